@@ -1,0 +1,18 @@
+/**
+ * Every `slipstream` command, loaded lazily so that `slipstream --help` stays fast
+ * and a command's dependencies load only when it runs.
+ *
+ * To add a command: export a `Command` from the part's own folder and add a line here.
+ */
+import { commandGroup, type Command } from './command.js';
+
+/** Top-level commands by name, in the order `--help` lists them. */
+export const commands: Readonly<Record<string, () => Promise<Command>>> = {
+  sim: async () =>
+    commandGroup('sim', 'Network simulator: see what a link model does to packets.', {
+    }),
+  bench: async () =>
+    commandGroup('bench', 'Benchmarks that print figures measured side by side with a baseline.', {
+    }),
+  demo: async () => (await import('./demo.js')).demoCommand,
+};

@@ -1,0 +1,125 @@
+/**
+ * The one catalog of Slipstream errors. Every error has a stable code
+ * (`SLIP_ERR_*`) that scripts and the SDK can match on, and a message that says what
+ * was wrong and what to do about it.
+ *
+ * Exceptions are for programmer and operator errors (bad flags, bad config). Bad
+ * input from the network is never thrown: parsers return a {@link ParseFailure}
+ * value instead, so a hostile packet costs a branch, not a stack unwind.
+ */
+
+/** Stable error codes. Never renumber or rename; add new ones at the end. */
+export const ErrorCode = {
+  /** A command-line flag is unknown, missing its value, or out of range. */
+  CliUsage: 'SLIP_ERR_CLI_USAGE',
+  /** A configuration file or key is invalid. */
+  ConfigInvalid: 'SLIP_ERR_CONFIG_INVALID',
+  /** A packet or message could not be parsed (see {@link ParseFailure}). */
+  Parse: 'SLIP_ERR_PARSE',
+  /** A session ticket has expired. */
+  TicketExpired: 'SLIP_ERR_TICKET_EXPIRED',
+  /** A session ticket's signature does not verify. */
+  TicketForged: 'SLIP_ERR_TICKET_FORGED',
+  /** A session ticket has been revoked. */
+  TicketRevoked: 'SLIP_ERR_TICKET_REVOKED',
+  /** A session ticket names another origin than the one asked for. */
+  TicketWrongOrigin: 'SLIP_ERR_TICKET_WRONG_ORIGIN',
+  /** A simulator scenario or link model is invalid. */
+  SimInvalid: 'SLIP_ERR_SIM_INVALID',
+  /** An operation was attempted on a closed object. */
+  Closed: 'SLIP_ERR_CLOSED',
+} as const;
+
+/** One of the {@link ErrorCode} values. */
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Base class of every error Slipstream throws on purpose. */
+export class SlipError extends Error {
+  /** Stable machine-readable code, e.g. `SLIP_ERR_CLI_USAGE`. */
+  readonly code: ErrorCodeValue;
+  constructor(code: ErrorCodeValue, message: string) {
+    super(message);
+    this.name = 'SlipError';
+    this.code = code;
+  }
+}
+
+/**
+ * A bad command-line flag. The CLI prints `message` on one line and exits 2.
+ * The message always names the flag and what it accepts.
+ */
+export class CliUsageError extends SlipError {
+  /** The flag or command that was wrong, e.g. `--loss`. */
+  readonly flag: string;
+  constructor(flag: string, message: string) {
+    super(ErrorCode.CliUsage, message);
+    this.name = 'CliUsageError';
+    this.flag = flag;
+  }
+}
+
+/** An invalid configuration value. The message names the file, the key and the accepted range. */
+export class ConfigError extends SlipError {
+  /** The file the value came from, or `<flags>`/`<inline>` when it did not come from a file. */
+  readonly file: string;
+  /** Dotted path of the offending key, e.g. `rules[2].idleTimeoutMs`. */
+  readonly key: string;
+  constructor(file: string, key: string, message: string) {
+    super(ErrorCode.ConfigInvalid, `${file}: ${key}: ${message}`);
+    this.name = 'ConfigError';
+    this.file = file;
+    this.key = key;
+  }
+}
+
+/** An invalid simulator model or scenario; the message names the parameter and its range. */
+export class SimConfigError extends SlipError {
+  /** The parameter that was wrong, e.g. `loss.p`. */
+  readonly parameter: string;
+  constructor(parameter: string, message: string) {
+    super(ErrorCode.SimInvalid, message);
+    this.name = 'SimConfigError';
+    this.parameter = parameter;
+  }
+}
+
+/**
+ * Why a packet or control message failed to parse. Returned (never thrown) by every
+ * wire parser. Values are stable; they appear in drop-reason metrics.
+ */
+export const ParseFailure = {
+  /** Fewer bytes than the fixed header needs. */
+  TooShort: 1,
+  /** The magic byte is wrong: not a Slipstream packet at all (stateless junk check). */
+  BadMagic: 2,
+  /** A protocol version this build does not speak. */
+  BadVersion: 3,
+  /** A packet type this build does not know. */
+  BadType: 4,
+  /** FEC group fields are inconsistent (index ≥ k + r, k = 0, k + r > 255, …). */
+  BadFecFields: 5,
+  /** Reserved bits are set. */
+  BadReserved: 6,
+  /** The control-message body is not valid msgpack. */
+  BadEncoding: 7,
+  /** The control-message body decoded but its shape is wrong (missing or mistyped field). */
+  BadShape: 8,
+  /** More bytes than the format allows. */
+  TooLong: 9,
+} as const;
+
+/** One of the {@link ParseFailure} values. */
+export type ParseFailureValue = (typeof ParseFailure)[keyof typeof ParseFailure];
+
+/** Human-readable names for {@link ParseFailure} values, for logs and metrics labels. */
+export const parseFailureName: Readonly<Record<ParseFailureValue, string>> = {
+  1: 'too_short',
+  2: 'bad_magic',
+  3: 'bad_version',
+  4: 'bad_type',
+  5: 'bad_fec_fields',
+  6: 'bad_reserved',
+  7: 'bad_encoding',
+  8: 'bad_shape',
+  9: 'too_long',
+};
