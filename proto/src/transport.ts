@@ -18,7 +18,11 @@ export type ReceiveHandler = (bytes: Uint8Array, from: Endpoint) => void;
 
 /** A bound datagram socket. */
 export interface Transport {
-  /** Sends one datagram. Never throws for network conditions; a dropped datagram is silent, as with UDP. */
+  /**
+   * Sends one datagram. Never throws for network conditions; a dropped datagram is
+   * silent, as with UDP. The transport is done with `bytes` when `send` returns, so
+   * callers may reuse the buffer at once.
+   */
   send(bytes: Uint8Array, to: Endpoint): void;
   /** Sets the handler for received datagrams (one handler; a later call replaces it). */
   onReceive(handler: ReceiveHandler): void;
