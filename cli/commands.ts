@@ -10,6 +10,7 @@ import { commandGroup, type Command } from './command.js';
 export const commands: Readonly<Record<string, () => Promise<Command>>> = {
   sim: async () =>
     commandGroup('sim', 'Network simulator: see what a link model does to packets.', {
+      link: async () => (await import('../sim/src/cli/link-command.js')).linkCommand,
     }),
   bench: async () =>
     commandGroup('bench', 'Benchmarks that print figures measured side by side with a baseline.', {

@@ -5,6 +5,7 @@
  */
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { ErrorCode, SlipError } from '../src/errors.js';
 import type { Endpoint, ReceiveHandler, Transport } from '../src/transport.js';
 
 /** Options for {@link UdpTransport.bind}. */
@@ -71,8 +72,9 @@ export class UdpTransport implements Transport {
     return new UdpTransport(socket, { address: bound.address, port: bound.port });
   }
 
+  /** Sends one datagram. Throws (code `SLIP_ERR_CLOSED`) only when the transport is closed; network conditions drop silently. */
   send(bytes: Uint8Array, to: Endpoint): void {
-    if (this.closed) return;
+    if (this.closed) throw new SlipError(ErrorCode.Closed, `socket ${this.local.address}:${this.local.port} is closed; bind a new one to send`);
     this.stats.sent++;
     // dgram may queue the datagram (on EAGAIN) and read the buffer later; copying
     // keeps the Transport promise that callers can reuse their buffer at once.

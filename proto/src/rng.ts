@@ -91,6 +91,13 @@ export class Rng {
    * own stream so that adding draws in one does not shift the others.
    */
   fork(): Rng {
-    return new Rng(this.nextUint32() * 4294967296 + this.nextUint32());
+    // Seed the child from 128 fresh bits: a float seed would keep only 53 of them.
+    const child = new Rng(0);
+    child.a = this.nextUint32() | 0;
+    child.b = this.nextUint32() | 0;
+    child.c = this.nextUint32() | 0;
+    child.d = 1;
+    for (let i = 0; i < 12; i++) child.nextUint32();
+    return child;
   }
 }

@@ -21,7 +21,8 @@ export interface Transport {
   /**
    * Sends one datagram. Never throws for network conditions; a dropped datagram is
    * silent, as with UDP. The transport is done with `bytes` when `send` returns, so
-   * callers may reuse the buffer at once.
+   * callers may reuse the buffer at once. Sending on a closed transport is a
+   * programmer error and throws a `SlipError` with code `SLIP_ERR_CLOSED`.
    */
   send(bytes: Uint8Array, to: Endpoint): void;
   /** Sets the handler for received datagrams (one handler; a later call replaces it). */
