@@ -64,11 +64,14 @@ export class ConfigError extends SlipError {
   readonly file: string;
   /** Dotted path of the offending key, e.g. `rules[2].idleTimeoutMs`. */
   readonly key: string;
-  constructor(file: string, key: string, message: string) {
-    super(ErrorCode.ConfigInvalid, `${file}: ${key}: ${message}`);
+  /** 1-based line of the offending value in the file, when known. */
+  readonly line: number | undefined;
+  constructor(file: string, key: string, message: string, line?: number) {
+    super(ErrorCode.ConfigInvalid, `${file}${line ? `:${line}` : ''}: ${key}: ${message}`);
     this.name = 'ConfigError';
     this.file = file;
     this.key = key;
+    this.line = line;
   }
 }
 

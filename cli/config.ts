@@ -1,0 +1,162 @@
+/**
+ * Reading configuration files (YAML) with errors people can act on: every problem
+ * names the file, the line, the key (as a path like `rules[2].idleTimeoutMs`) and
+ * what is accepted. Relay, coordinator and the simulator's scenarios all read their
+ * files through {@link ConfigReader}; each declares its keys with the typed getters,
+ * and {@link ConfigReader.rejectUnknownKeys} catches typos.
+ */
+import { readFileSync } from 'node:fs';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { ConfigError } from '../proto/src/errors.js';
+
+/** A key path inside a document: map keys and sequence indexes. */
+export type ConfigPath = readonly (string | number)[];
+
+/** Renders a path the way errors print it: `rules[2].listen`. */
+export function formatConfigPath(path: ConfigPath): string {
+  let out = '';
+  for (const part of path) out += typeof part === 'number' ? `[${part}]` : out === '' ? part : `.${part}`;
+  return out === '' ? '<root>' : out;
+}
+
+/** Options shared by the typed getters. */
+interface Common<T> {
+  /** Value when the key is absent; without it the key is required. */
+  readonly default?: T;
+}
+
+/** A parsed YAML document plus what is needed to point at a line in it. */
+export class ConfigReader {
+  private readonly doc: Document;
+  private readonly lines = new LineCounter();
+
+  /**
+   * Parses `text` (YAML; JSON is YAML too). A syntax error throws {@link ConfigError}
+   * with the line of the error.
+   * @param file the name errors show (usually the path given on the command line)
+   */
+  constructor(
+    readonly file: string,
+    text: string,
+  ) {
+    this.doc = parseDocument(text, { lineCounter: this.lines, uniqueKeys: true, prettyErrors: false });
+    const first = this.doc.errors[0];
+    if (first) {
+      const line = first.linePos?.[0]?.line;
+      throw new ConfigError(file, '<syntax>', `not valid YAML: ${first.message.split('\n')[0]}`, line);
+    }
+  }
+
+  /** Reads and parses a file; an unreadable file throws {@link ConfigError} naming it. */
+  static fromFile(path: string): ConfigReader {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (error) {
+      throw new ConfigError(path, '<file>', `cannot read the file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+    return new ConfigReader(path, text);
+  }
+
+  /** The plain JavaScript value at `path` (undefined when absent). */
+  get(path: ConfigPath): unknown {
+    if (path.length === 0) return this.doc.toJS();
+    const node = this.doc.getIn(path, true);
+    if (node === undefined || node === null) return undefined;
+    return isScalar(node) ? node.value : (node as { toJSON(): unknown }).toJSON();
+  }
+
+  /** Whether `path` is present. */
+  has(path: ConfigPath): boolean {
+    return path.length === 0 || this.doc.hasIn(path);
+  }
+
+  /** The 1-based line of the value at `path` (or of its nearest present parent). */
+  lineOf(path: ConfigPath): number | undefined {
+    for (let depth = path.length; depth >= 0; depth--) {
+      const node = depth === 0 ? this.doc.contents : this.doc.getIn(path.slice(0, depth), true);
+      const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
+      if (range) return this.lines.linePos(range[0]).line;
+    }
+    return undefined;
+  }
+
+  /** Throws a {@link ConfigError} for `path` with `message` (what is accepted). */
+  fail(path: ConfigPath, message: string): never {
+    throw new ConfigError(this.file, formatConfigPath(path), message, this.lineOf(path));
+  }
+
+  private required<T>(path: ConfigPath, options: Common<T>, what: string): T | undefined {
+    const value = this.get(path);
+    if (value === undefined || value === null) {
+      if (options.default !== undefined) return options.default;
+      this.fail(path, `missing; expected ${what}`);
+    }
+    return undefined;
+  }
+
+  /** A number in [min, max] (integer if asked). */
+  number(path: ConfigPath, options: Common<number> & { min: number; max: number; integer?: boolean; unit?: string }): number {
+    const unit = options.unit ? ` ${options.unit}` : '';
+    const what = `${options.integer ? 'an integer' : 'a number'} from ${options.min} to ${options.max}${unit}`;
+    const fallback = this.required(path, options, what);
+    if (fallback !== undefined) return fallback;
+    const value = this.get(path);
+    if (typeof value !== 'number' || !Number.isFinite(value) || (options.integer && !Number.isInteger(value))) this.fail(path, `${JSON.stringify(value)} is not ${options.integer ? 'an integer' : 'a number'}; expected ${what}`);
+    if (value < options.min || value > options.max) this.fail(path, `${value} is out of range; expected ${what}`);
+    return value;
+  }
+
+  /** A string, optionally one of `choices` or matching `pattern` (described by `patternText`). */
+  string(path: ConfigPath, options: Common<string> & { choices?: readonly string[]; pattern?: RegExp; patternText?: string } = {}): string {
+    const what = options.choices ? `one of ${options.choices.join(', ')}` : (options.patternText ?? 'a string');
+    const fallback = this.required(path, options, what);
+    if (fallback !== undefined) return fallback;
+    const value = this.get(path);
+    if (typeof value !== 'string') this.fail(path, `${JSON.stringify(value)} is not a string; expected ${what}`);
+    if (options.choices && !options.choices.includes(value)) this.fail(path, `'${value}' is not accepted; expected ${what}`);
+    if (options.pattern && !options.pattern.test(value)) this.fail(path, `'${value}' is not accepted; expected ${what}`);
+    return value;
+  }
+
+  /** A boolean. */
+  boolean(path: ConfigPath, options: Common<boolean> = {}): boolean {
+    const fallback = this.required(path, options, 'true or false');
+    if (fallback !== undefined) return fallback;
+    const value = this.get(path);
+    if (typeof value !== 'boolean') this.fail(path, `${JSON.stringify(value)} is not true or false`);
+    return value;
+  }
+
+  /** The length of the sequence at `path` (0 when absent and `optional`). */
+  sequenceLength(path: ConfigPath, options: { optional?: boolean; minItems?: number; maxItems?: number } = {}): number {
+    const node = path.length === 0 ? this.doc.contents : this.doc.getIn(path, true);
+    if (node === undefined || node === null) {
+      if (options.optional) return 0;
+      this.fail(path, 'missing; expected a list');
+    }
+    if (!isSeq(node)) this.fail(path, 'expected a list');
+    const length = node.items.length;
+    if (options.minItems !== undefined && length < options.minItems) this.fail(path, `has ${length} items; expected at least ${options.minItems}`);
+    if (options.maxItems !== undefined && length > options.maxItems) this.fail(path, `has ${length} items; expected at most ${options.maxItems}`);
+    return length;
+  }
+
+  /** The keys of the map at `path` ([] when absent and `optional`). */
+  mapKeys(path: ConfigPath, options: { optional?: boolean } = {}): string[] {
+    const node = path.length === 0 ? this.doc.contents : this.doc.getIn(path, true);
+    if (node === undefined || node === null) {
+      if (options.optional) return [];
+      this.fail(path, 'missing; expected a map of keys');
+    }
+    if (!isMap(node)) this.fail(path, 'expected a map of keys');
+    return node.items.map((pair) => String(isScalar(pair.key) ? pair.key.value : pair.key));
+  }
+
+  /** Fails on the first key of the map at `path` not in `allowed` (catches typos such as `idleTimoutMs`). */
+  rejectUnknownKeys(path: ConfigPath, allowed: readonly string[]): void {
+    for (const key of this.mapKeys(path, { optional: true })) {
+      if (!allowed.includes(key)) this.fail([...path, key], `unknown key; expected one of ${allowed.join(', ')}`);
+    }
+  }
+}
