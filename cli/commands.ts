@@ -14,6 +14,7 @@ export const commands: Readonly<Record<string, () => Promise<Command>>> = {
     }),
   bench: async () =>
     commandGroup('bench', 'Benchmarks that print figures measured side by side with a baseline.', {
+      fec: async () => (await import('../bench/fec.js')).fecBenchCommand,
     }),
   demo: async () => (await import('./demo.js')).demoCommand,
 };

@@ -1,0 +1,470 @@
+/**
+ * The receiving half of FEC for one flow: a sans-IO state machine.
+ *
+ * Input: {@link FecReceiver.handleShard} for every shard the tunnel receives (data,
+ * parity or copy), {@link FecReceiver.handleTimeout}. Outputs:
+ * {@link FecReceiver.pollDelivered} (application packets, each exactly once),
+ * {@link FecReceiver.pollEvent} (per-interval stats for the sender's controller) and
+ * {@link FecReceiver.pollTimeout}.
+ *
+ * Polling order: after every input, drain `pollDelivered(out)` until it returns -1,
+ * then `pollEvent()` until undefined, then read `pollTimeout()`.
+ *
+ * Data packets are delivered the moment they arrive, in arrival order (FEC never
+ * holds a packet back to restore order: game traffic prefers late-and-unordered to
+ * late). A missing data packet is rebuilt as soon as any k shards of its group are in.
+ * Every copy after the first is dropped and counted as a duplicate.
+ */
+import { BufferPool } from './pool.js';
+import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, FEC_MAX_SHARDS, RECONSTRUCT_INCONSISTENT, ReedSolomon } from './rs.js';
+import { FEC_MAX_PAYLOAD_BYTES_DEFAULT } from './scheme.js';
+import { SequenceTracker, SequenceVerdict } from './sequence.js';
+
+/**
+ * What the receiver saw in one stats interval. `lossRate` and `meanBurstPackets` are
+ * measured on the wire (every shard counts, by its sequence number), which is what
+ * the controller needs to size redundancy; the packet counts are application packets.
+ */
+export interface FecIntervalStats {
+  /** Start of the interval (receiver's clock, ms). */
+  readonly startMs: number;
+  /** End of the interval (ms). */
+  readonly endMs: number;
+  /** Application packets delivered as they arrived. */
+  readonly received: number;
+  /** Application packets rebuilt from parity. */
+  readonly recovered: number;
+  /**
+   * Application packets known lost for good: groups given up with data missing, plus
+   * one per group of which no shard ever arrived (a lower bound: a group's size is only
+   * known from its parity).
+   */
+  readonly unrecoverable: number;
+  /** Copies of already-delivered packets that arrived (duplication mode, or the network). */
+  readonly duplicates: number;
+  /** Parity shards that arrived. */
+  readonly parityReceived: number;
+  /** Wire shards judged in the interval (received or lost), by sequence number. */
+  readonly wirePackets: number;
+  /** Of those, lost. */
+  readonly wireLost: number;
+  /** Runs of consecutive lost shards that started in the interval. */
+  readonly lossBursts: number;
+  /** wireLost / wirePackets (0 when nothing was judged); a fraction. */
+  readonly lossRate: number;
+  /** wireLost / lossBursts: the mean burst length in packets (0 when nothing was lost). */
+  readonly meanBurstPackets: number;
+}
+
+/** An output of {@link FecReceiver.pollEvent}. */
+export type FecReceiverEvent = { readonly type: 'stats'; readonly stats: FecIntervalStats };
+
+/** Cumulative counters over the receiver's life. */
+export interface FecReceiverTotals {
+  received: number;
+  recovered: number;
+  unrecoverable: number;
+  duplicates: number;
+  parityReceived: number;
+  /** Shards dropped for bad FEC fields, lengths above the limit, or contradicting their group. */
+  malformed: number;
+  /** Shards of groups already given up. */
+  late: number;
+}
+
+/** Options for {@link FecReceiver}. */
+export interface FecReceiverInit {
+  /** Codec to use; share one per thread. Default: a new {@link ReedSolomon}. */
+  readonly codec?: ReedSolomon;
+  /** Largest application payload, in bytes; must match the sender's. Default {@link FEC_MAX_PAYLOAD_BYTES_DEFAULT}. */
+  readonly maxPayloadBytes?: number;
+  /**
+   * How long a group waits for shards after its first arrives before it is given up,
+   * in ms. Must exceed the sender's hold time plus the path's jitter. Default
+   * {@link FEC_GROUP_TIMEOUT_MS_DEFAULT}.
+   */
+  readonly groupTimeoutMs?: number;
+  /** Stats interval in ms. Default {@link FEC_STATS_INTERVAL_MS_DEFAULT}. */
+  readonly statsIntervalMs?: number;
+  /** How far out of order (in shards) a shard may arrive and still count as received in the loss stats. Default 32. */
+  readonly reorderPackets?: number;
+}
+
+/** Default {@link FecReceiverInit.groupTimeoutMs}: far above any useful hold, far below a session's life. */
+export const FEC_GROUP_TIMEOUT_MS_DEFAULT = 500;
+/** Default {@link FecReceiverInit.statsIntervalMs}: four reports a second lets the controller react within ~1 s. */
+export const FEC_STATS_INTERVAL_MS_DEFAULT = 250;
+const REORDER_PACKETS_DEFAULT = 32;
+/** Groups judged for "never seen" once this many newer group ids have appeared (covers interleaving). */
+const GROUP_REORDER_SLACK = 64;
+const NO_BUFFER = -1;
+
+/** Per-group state; pooled. */
+class GroupState {
+  id = 0;
+  createdMs = 0;
+  /** Actual data count, from a parity shard; -1 until one arrives. */
+  kFinal = -1;
+  rFinal = -1;
+  /** Highest data index seen + 1 (a lower bound on k while kFinal is unknown). */
+  dataExtent = 0;
+  delivered = 0;
+  /** Shards held (data and parity) for decoding. */
+  held = 0;
+  /** Decoded, fully received, or found inconsistent: accepts nothing more. */
+  done = false;
+  readonly buffers = new Int32Array(FEC_MAX_SHARDS).fill(NO_BUFFER);
+  readonly deliveredFlags = new Uint8Array(FEC_MAX_SHARDS);
+}
+
+/** The receiving half of FEC for one flow. See the module comment for the polling order. */
+export class FecReceiver {
+  /** Largest shard accepted (payload limit + the 2-byte length prefix parity carries), in bytes. */
+  readonly maxShardBytes: number;
+  /** Cumulative counters (live object). */
+  readonly totals: FecReceiverTotals = { received: 0, recovered: 0, unrecoverable: 0, duplicates: 0, parityReceived: 0, malformed: 0, late: 0 };
+
+  private readonly codec: ReedSolomon;
+  private readonly pool: BufferPool;
+  private readonly groupTimeoutMs: number;
+  private readonly statsIntervalMs: number;
+  private readonly groups = new Map<number, GroupState>();
+  private readonly spareGroups: GroupState[] = [];
+  /** Groups in creation order (= expiry order, since the timeout is constant). */
+  private expiry: GroupState[] = [];
+  private expiryHead = 0;
+  private readonly wire: SequenceTracker;
+  private readonly groupIds = new SequenceTracker(GROUP_REORDER_SLACK);
+  /** Newest group id given up or finished and forgotten; older unknown ids are late. */
+  private retiredThrough = 0;
+  private anyRetired = false;
+
+  private deliverQueue = new Int32Array(64);
+  private deliverHead = 0;
+  private deliverCount = 0;
+  private readonly events: FecReceiverEvent[] = [];
+
+  private statsStartMs = Number.NaN;
+  private nextStatsMs = Number.NaN;
+  private iReceived = 0;
+  private iRecovered = 0;
+  private iUnrecoverable = 0;
+  private iDuplicates = 0;
+  private iParity = 0;
+
+  // Decode scratch.
+  private readonly shardViews: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(FEC_MAX_SHARDS).fill(undefined);
+  private readonly shardLengths = new Int32Array(FEC_MAX_SHARDS);
+  private readonly recoveredViews: Uint8Array[] = [];
+  private readonly recoveredIds = new Int32Array(FEC_MAX_SHARDS);
+  private readonly recoveredLengths = new Int32Array(FEC_MAX_SHARDS);
+
+  /** @param init options; every field has a default */
+  constructor(init: FecReceiverInit = {}) {
+    const maxPayloadBytes = init.maxPayloadBytes ?? FEC_MAX_PAYLOAD_BYTES_DEFAULT;
+    if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1 || maxPayloadBytes > FEC_MAX_PAYLOAD_BYTES) {
+      throw new RangeError(`FecReceiver maxPayloadBytes: ${maxPayloadBytes} is out of range; expected an integer from 1 to ${FEC_MAX_PAYLOAD_BYTES}`);
+    }
+    this.maxShardBytes = maxPayloadBytes + FEC_LENGTH_PREFIX_BYTES;
+    this.codec = init.codec ?? new ReedSolomon();
+    this.pool = new BufferPool(this.maxShardBytes);
+    this.groupTimeoutMs = init.groupTimeoutMs ?? FEC_GROUP_TIMEOUT_MS_DEFAULT;
+    this.statsIntervalMs = init.statsIntervalMs ?? FEC_STATS_INTERVAL_MS_DEFAULT;
+    if (!(this.groupTimeoutMs > 0) || !(this.statsIntervalMs > 0)) throw new RangeError('FecReceiver groupTimeoutMs and statsIntervalMs must be > 0 ms');
+    this.wire = new SequenceTracker(init.reorderPackets ?? REORDER_PACKETS_DEFAULT);
+  }
+
+  /** Groups currently tracked (open or remembered for deduplication). */
+  get openGroups(): number {
+    return this.groups.size;
+  }
+
+  /** Pooled buffers in use: a leak check for tests. */
+  get buffersInUse(): number {
+    return this.pool.inUse;
+  }
+
+  /**
+   * Input: one shard as received. `seq`, `groupId`, `index`, `k`, `r` are the
+   * data-plane header's fields; `payload` is read during the call only (copied if
+   * kept). Bad fields are counted in `totals.malformed`, never thrown.
+   */
+  handleShard(now: number, seq: number, groupId: number, index: number, k: number, r: number, payload: Uint8Array): void {
+    this.advance(now);
+    const verdict = this.wire.record(seq);
+    if (verdict === SequenceVerdict.Duplicate) {
+      // The network duplicated this datagram: it is not news for the group either.
+      this.totals.duplicates++;
+      this.iDuplicates++;
+      return;
+    }
+    if (k < 1 || r < 0 || k + r > FEC_MAX_SHARDS || index >= k + r || payload.length > this.maxShardBytes) {
+      this.totals.malformed++;
+      return;
+    }
+    groupId >>>= 0;
+    let group = this.groups.get(groupId);
+    if (group === undefined) {
+      if (this.anyRetired && ((groupId - this.retiredThrough) | 0) <= 0) {
+        this.totals.late++;
+        return;
+      }
+      group = this.openGroup(now, groupId);
+    }
+    if (index < k) this.handleData(group, index, r, payload);
+    else this.handleParity(group, index, k, r, payload);
+  }
+
+  /** Input: a deadline from {@link pollTimeout} has passed. */
+  handleTimeout(now: number): void {
+    this.advance(now);
+  }
+
+  /**
+   * Output: copies the next delivered application packet into `out` (which must hold
+   * the payload limit) and returns its length, or -1 when none is waiting.
+   */
+  pollDelivered(out: Uint8Array): number {
+    if (this.deliverCount === 0) return -1;
+    const id = this.deliverQueue[this.deliverHead];
+    this.deliverHead = (this.deliverHead + 1) & (this.deliverQueue.length - 1);
+    this.deliverCount--;
+    const length = this.pool.lengths[id];
+    const src = this.pool.buffers[id];
+    if (out.length < length) throw new RangeError(`pollDelivered: out holds ${out.length} bytes; packets need up to ${this.maxShardBytes - FEC_LENGTH_PREFIX_BYTES}`);
+    if (length < 64) for (let b = 0; b < length; b++) out[b] = src[b];
+    else out.set(src.subarray(0, length));
+    this.pool.release(id);
+    return length;
+  }
+
+  /** Output: the next event (interval stats), or undefined. */
+  pollEvent(): FecReceiverEvent | undefined {
+    return this.events.shift();
+  }
+
+  /** Output: when {@link handleTimeout} should next be called (ms), or undefined before any input. */
+  pollTimeout(): number | undefined {
+    if (Number.isNaN(this.nextStatsMs)) return undefined;
+    let deadline = this.nextStatsMs;
+    if (this.expiryHead < this.expiry.length) {
+      const expires = this.expiry[this.expiryHead].createdMs + this.groupTimeoutMs;
+      if (expires < deadline) deadline = expires;
+    }
+    return deadline;
+  }
+
+  private handleData(group: GroupState, index: number, r: number, payload: Uint8Array): void {
+    if (group.deliveredFlags[index] === 1 || group.done) {
+      this.totals.duplicates++;
+      this.iDuplicates++;
+      return;
+    }
+    if (group.kFinal >= 0 && index >= group.kFinal) {
+      this.totals.malformed++;
+      return;
+    }
+    const id = this.pool.acquireCopy(payload, payload.length);
+    group.deliveredFlags[index] = 1;
+    group.delivered++;
+    if (index + 1 > group.dataExtent) group.dataExtent = index + 1;
+    this.totals.received++;
+    this.iReceived++;
+    this.deliver(id);
+    if (r === 0) {
+      // No parity will come (off or duplicate mode): a one-packet group, now complete.
+      group.kFinal = 1;
+      group.rFinal = 0;
+      this.finish(group);
+      return;
+    }
+    this.pool.retain(id);
+    group.buffers[index] = id;
+    group.held++;
+    this.tryComplete(group);
+  }
+
+  private handleParity(group: GroupState, index: number, k: number, r: number, payload: Uint8Array): void {
+    this.totals.parityReceived++;
+    this.iParity++;
+    if (group.done) return;
+    if (group.kFinal < 0) {
+      if (k < group.dataExtent) {
+        this.totals.malformed++;
+        return;
+      }
+      group.kFinal = k;
+      group.rFinal = r;
+    } else if (k !== group.kFinal || r !== group.rFinal) {
+      this.totals.malformed++;
+      return;
+    }
+    if (group.buffers[index] !== NO_BUFFER) return;
+    group.buffers[index] = this.pool.acquireCopy(payload, payload.length);
+    group.held++;
+    this.tryComplete(group);
+  }
+
+  /** Finishes the group when all data is in, or rebuilds the rest when k shards are. */
+  private tryComplete(group: GroupState): void {
+    const k = group.kFinal;
+    if (k < 0) return;
+    if (group.delivered >= k) {
+      this.finish(group);
+      return;
+    }
+    if (group.held < k) return;
+    const r = group.rFinal;
+    const pool = this.pool;
+    let missing = 0;
+    for (let i = 0; i < k + r; i++) {
+      const id = group.buffers[i];
+      if (id === NO_BUFFER) {
+        this.shardViews[i] = undefined;
+        if (i < k) {
+          const out = pool.acquire();
+          this.recoveredIds[missing++] = out;
+          this.recoveredViews[i] = pool.buffers[out];
+        }
+      } else {
+        this.shardViews[i] = pool.buffers[id];
+        this.shardLengths[i] = pool.lengths[id];
+      }
+    }
+    const result = this.codec.reconstruct(k, r, this.shardViews, this.recoveredViews, this.recoveredLengths, this.shardLengths);
+    this.shardViews.fill(undefined, 0, k + r);
+    let x = 0;
+    for (let i = 0; i < k; i++) {
+      if (group.buffers[i] !== NO_BUFFER) continue;
+      const out = this.recoveredIds[x++];
+      if (result > 0) {
+        pool.lengths[out] = this.recoveredLengths[i];
+        group.deliveredFlags[i] = 1;
+        group.delivered++;
+        this.totals.recovered++;
+        this.iRecovered++;
+        this.deliver(out);
+      } else {
+        pool.release(out);
+      }
+    }
+    this.recoveredViews.length = 0;
+    if (result === RECONSTRUCT_INCONSISTENT) {
+      // Shards that cannot belong together (a confused or hostile sender): deliver
+      // nothing more from this group; its losses are counted when it expires.
+      this.totals.malformed++;
+      this.releaseBuffers(group);
+      group.done = true;
+      return;
+    }
+    if (result > 0) this.finish(group);
+  }
+
+  /** The group needs nothing more: free its shards, remember it for deduplication until it expires. */
+  private finish(group: GroupState): void {
+    this.releaseBuffers(group);
+    group.done = true;
+  }
+
+  private releaseBuffers(group: GroupState): void {
+    if (group.held === 0) return;
+    for (let i = 0; i < FEC_MAX_SHARDS && group.held > 0; i++) {
+      const id = group.buffers[i];
+      if (id !== NO_BUFFER) {
+        this.pool.release(id);
+        group.buffers[i] = NO_BUFFER;
+        group.held--;
+      }
+    }
+  }
+
+  private openGroup(now: number, groupId: number): GroupState {
+    const group = this.spareGroups.pop() ?? new GroupState();
+    group.id = groupId;
+    group.createdMs = now;
+    group.kFinal = -1;
+    group.rFinal = -1;
+    group.dataExtent = 0;
+    group.delivered = 0;
+    group.held = 0;
+    group.done = false;
+    group.deliveredFlags.fill(0);
+    this.groups.set(groupId, group);
+    this.expiry.push(group);
+    this.groupIds.record(groupId);
+    return group;
+  }
+
+  private deliver(id: number): void {
+    if (this.deliverCount === this.deliverQueue.length) {
+      const n = this.deliverQueue.length;
+      const grown = new Int32Array(n * 2);
+      for (let i = 0; i < n; i++) grown[i] = this.deliverQueue[(this.deliverHead + i) & (n - 1)];
+      this.deliverQueue = grown;
+      this.deliverHead = 0;
+    }
+    this.deliverQueue[(this.deliverHead + this.deliverCount) & (this.deliverQueue.length - 1)] = id;
+    this.deliverCount++;
+  }
+
+  /** Expires old groups and closes stats intervals up to `now`. */
+  private advance(now: number): void {
+    if (Number.isNaN(this.nextStatsMs)) {
+      this.statsStartMs = now;
+      this.nextStatsMs = now + this.statsIntervalMs;
+    }
+    while (this.expiryHead < this.expiry.length) {
+      const group = this.expiry[this.expiryHead];
+      if (group.createdMs + this.groupTimeoutMs > now) break;
+      this.expiryHead++;
+      this.retire(group);
+    }
+    if (this.expiryHead > 1024 && this.expiryHead * 2 > this.expiry.length) {
+      this.expiry = this.expiry.slice(this.expiryHead);
+      this.expiryHead = 0;
+    }
+    if (now >= this.nextStatsMs) this.emitStats(now);
+  }
+
+  private retire(group: GroupState): void {
+    if (!group.done || group.delivered < (group.kFinal >= 0 ? group.kFinal : group.dataExtent)) {
+      const known = group.kFinal >= 0 ? group.kFinal : group.dataExtent;
+      const lost = Math.max(0, known - group.delivered);
+      this.totals.unrecoverable += lost;
+      this.iUnrecoverable += lost;
+    }
+    this.releaseBuffers(group);
+    this.groups.delete(group.id);
+    if (!this.anyRetired || ((group.id - this.retiredThrough) | 0) > 0) this.retiredThrough = group.id;
+    this.anyRetired = true;
+    this.spareGroups.push(group);
+  }
+
+  private emitStats(now: number): void {
+    const wire = this.wire;
+    // Groups of which nothing at all arrived hold at least one packet each.
+    const vanished = this.groupIds.lost;
+    this.totals.unrecoverable += vanished;
+    const stats: FecIntervalStats = {
+      startMs: this.statsStartMs,
+      endMs: now,
+      received: this.iReceived,
+      recovered: this.iRecovered,
+      unrecoverable: this.iUnrecoverable + vanished,
+      duplicates: this.iDuplicates,
+      parityReceived: this.iParity,
+      wirePackets: wire.judged,
+      wireLost: wire.lost,
+      lossBursts: wire.bursts,
+      lossRate: wire.judged > 0 ? wire.lost / wire.judged : 0,
+      meanBurstPackets: wire.bursts > 0 ? wire.lost / wire.bursts : 0,
+    };
+    this.events.push({ type: 'stats', stats });
+    wire.resetCounters();
+    this.groupIds.resetCounters();
+    this.iReceived = this.iRecovered = this.iUnrecoverable = this.iDuplicates = this.iParity = 0;
+    this.statsStartMs = now;
+    this.nextStatsMs += this.statsIntervalMs;
+    if (this.nextStatsMs <= now) this.nextStatsMs = now + this.statsIntervalMs;
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Adaptive controller decisions on synthetic receiver reports (virtual time), and the
+ * residual model behind them.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { FecController, type FecControllerInit } from '../src/fec/controller.js';
+import { bernoulliResidual, fitGilbert, residualDuplicate, residualReedSolomon, stationaryLoss } from '../src/fec/model.js';
+import type { FecIntervalStats } from '../src/fec/receiver.js';
+import { schemeOverhead, type FecScheme } from '../src/fec/scheme.js';
+import { FecSender } from '../src/fec/sender.js';
+import { Rng } from '../src/rng.js';
+
+const REPORT_MS = 250;
+
+/** Drives a controller with reports of a path losing `loss` in bursts of `burst`, for `durationMs`. */
+class Driver {
+  now = 0;
+  changes = 0;
+  readonly controller: FecController;
+  private readonly rng = new Rng(7);
+  constructor(
+    readonly ratePps: number,
+    init: FecControllerInit = {},
+  ) {
+    this.controller = new FecController(init);
+  }
+  run(durationMs: number, loss: number, burst: number): FecScheme[] {
+    const seen: FecScheme[] = [];
+    const end = this.now + durationMs;
+    while (this.now < end) {
+      const packets = (this.ratePps * REPORT_MS) / 1000;
+      for (let i = 0; i < packets; i++) this.controller.handlePacket(this.now + (i * REPORT_MS) / packets, 100 + ((i * 37) % 60));
+      this.now += REPORT_MS;
+      const wire = Math.round(packets * (1 + schemeOverhead(this.controller.scheme)));
+      let lost = 0;
+      for (let i = 0; i < wire; i++) if (this.rng.chance(loss)) lost++;
+      const bursts = lost === 0 ? 0 : Math.max(1, Math.round(lost / burst));
+      const stats: FecIntervalStats = {
+        startMs: this.now - REPORT_MS, endMs: this.now, received: packets, recovered: 0, unrecoverable: 0, duplicates: 0, parityReceived: 0,
+        wirePackets: wire, wireLost: lost, lossBursts: bursts, lossRate: wire ? lost / wire : 0, meanBurstPackets: bursts ? lost / bursts : 0,
+      };
+      const before = this.controller.scheme;
+      this.controller.handleStats(this.now, stats, 40);
+      if (this.controller.scheme !== before) this.changes++;
+      seen.push(this.controller.scheme);
+    }
+    return seen;
+  }
+}
+
+test('stays off on a clean path', () => {
+  const d = new Driver(60);
+  const seen = d.run(30_000, 0, 1);
+  assert.ok(seen.every((s) => s.mode === 'off'));
+});
+
+test('protects within about a second of loss appearing, and falls back to off once it is gone', () => {
+  for (const rate of [60, 500]) {
+    const d = new Driver(rate);
+    d.run(10_000, 0, 1);
+    const onset = d.run(1250, 0.1, 1);
+    assert.notEqual(onset[onset.length - 1].mode, 'off', `${rate} pps: protected after 1.25 s of 10 % loss`);
+    d.run(20_000, 0.1, 1);
+    const after = d.run(12_000, 0, 1);
+    const offAt = after.findIndex((s) => s.mode === 'off');
+    assert.ok(offAt >= 0 && offAt * REPORT_MS <= 9000, `${rate} pps: off within 9 s of a clean path (was ${offAt * REPORT_MS} ms)`);
+    assert.equal(after[after.length - 1].mode, 'off');
+  }
+});
+
+test('does not flap on a steady noisy path', () => {
+  for (const rate of [60, 500]) {
+    const d = new Driver(rate);
+    d.run(5000, 0.02, 1);
+    const changesBefore = d.changes;
+    d.run(120_000, 0.02, 1);
+    assert.ok(d.changes - changesBefore <= 6, `${rate} pps: ${d.changes - changesBefore} changes in 2 minutes of steady 2 % loss`);
+  }
+});
+
+test('game rates get duplication or tiny groups within the latency budget; media rates get groups', () => {
+  const game = new Driver(60);
+  const g = game.run(20_000, 0.05, 2).at(-1)!;
+  assert.ok(g.mode === 'duplicate' || (g.mode === 'rs' && g.k * g.interleave <= 2), JSON.stringify(g));
+  if (g.mode === 'duplicate') assert.ok(g.spacingMs * g.copies <= 20);
+  const media = new Driver(500);
+  const m = media.run(20_000, 0.05, 2).at(-1)!;
+  assert.equal(m.mode, 'rs', JSON.stringify(m));
+  const decision = media.controller.lastDecision!;
+  assert.ok(decision.modelResidual <= 0.002, `model residual ${decision.modelResidual}`);
+});
+
+test('never exceeds the bandwidth cap, and quarters it on a congested-looking path', () => {
+  const d = new Driver(500, { overheadMax: 0.5 });
+  for (const s of d.run(20_000, 0.1, 2)) assert.ok(schemeOverhead(s) <= 0.5 + 1e-9, JSON.stringify(s));
+  const c = new Driver(500);
+  const congested = c.run(20_000, 0.4, 1).at(-1)!;
+  assert.ok(schemeOverhead(congested) <= 0.25 + 1e-9, JSON.stringify(congested));
+});
+
+test('a sender with a controller follows its decisions', () => {
+  const controller = new FecController();
+  const sender = new FecSender({ controller });
+  assert.equal(sender.scheme.mode, 'off');
+  const out = new Uint8Array(sender.maxShardBytes);
+  for (let t = 0; t < 3000; t += 250) {
+    for (let i = 0; i < 15; i++) {
+      sender.push(t + i * 16, new Uint8Array(100));
+      while (sender.pollTransmit(out));
+    }
+    sender.handleFeedback(t + 250, { startMs: t, endMs: t + 250, received: 14, recovered: 0, unrecoverable: 1, duplicates: 0, parityReceived: 0, wirePackets: 15, wireLost: 2, lossBursts: 2, lossRate: 2 / 15, meanBurstPackets: 1 }, 40);
+  }
+  assert.notEqual(sender.scheme.mode, 'off');
+  assert.equal(sender.scheme, controller.scheme);
+});
+
+test('model: a Gilbert-Elliott fit with Bernoulli bursts reproduces the MDS bound; bursts hurt; spacing helps', () => {
+  for (const [k, r, p] of [[4, 2, 0.05], [10, 3, 0.1], [20, 10, 0.2]] as const) {
+    const fit = fitGilbert(p, 1 / (1 - p));
+    assert.ok(Math.abs(stationaryLoss(fit) - p) < 1e-12);
+    const model = residualReedSolomon(fit, k, r, 1);
+    assert.ok(Math.abs(model - bernoulliResidual(k, r, p)) < 1e-12, `(${k},${r}) at ${p}`);
+  }
+  // Anchors from DESIGN.md: (4,2) at 5 % → 0.113 %, (10,3) at 10 % → 1.11 %.
+  assert.ok(Math.abs(bernoulliResidual(4, 2, 0.05) - 0.00113) < 0.000005);
+  assert.ok(Math.abs(bernoulliResidual(10, 3, 0.1) - 0.0111) < 0.00005);
+  const bursty = fitGilbert(0.05, 2);
+  assert.ok(residualReedSolomon(bursty, 4, 2, 1) > 10 * bernoulliResidual(4, 2, 0.05));
+  assert.ok(residualReedSolomon(bursty, 4, 2, 4) < residualReedSolomon(bursty, 4, 2, 1) / 5);
+  assert.ok(residualDuplicate(bursty, 1, 11) < residualDuplicate(bursty, 1, 1) / 5);
+});
