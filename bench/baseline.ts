@@ -7,20 +7,7 @@
  *
  * Benchmark-only code: the product never uses it.
  */
-import { cauchyCoefficient, gfInv, gfMul } from '../proto/src/fec/gf256.js';
-
-const EXP = new Uint8Array(512);
-const LOG = new Uint8Array(256);
-{
-  let x = 1;
-  for (let i = 0; i < 255; i++) {
-    EXP[i] = x;
-    EXP[i + 255] = x;
-    LOG[x] = i;
-    x <<= 1;
-    if (x & 0x100) x ^= 0x11d;
-  }
-}
+import { cauchyCoefficient, EXP, gfInv, gfMul, LOG } from '../proto/src/fec/gf256.js';
 
 /** dst[0..len) ^= c · src[0..len), one log/exp lookup per byte. */
 function mulAddTextbook(dst: Uint8Array, src: Uint8Array, srcOffset: number, len: number, dstOffset: number, c: number): void {

@@ -12,9 +12,9 @@
 export const GF_POLYNOMIAL = 0x11d;
 
 /** exp[i] = g^i for the generator g = 2, doubled in length so that exp[log a + log b] needs no modulo. */
-const EXP = new Uint8Array(510);
+export const EXP = new Uint8Array(510);
 /** log[a] = i such that g^i = a, for a ≠ 0 (log[0] is unused). */
-const LOG = new Uint8Array(256);
+export const LOG = new Uint8Array(256);
 {
   let x = 1;
   for (let i = 0; i < 255; i++) {
