@@ -15,6 +15,8 @@ export const commands: Readonly<Record<string, () => Promise<Command>>> = {
   bench: async () =>
     commandGroup('bench', 'Benchmarks that print figures measured side by side with a baseline.', {
       fec: async () => (await import('../bench/fec.js')).fecBenchCommand,
+      coordinator: async () => (await import('../bench/coordinator.js')).coordinatorBenchCommand,
     }),
+  coordinator: async () => (await import('../coordinator/src/command.js')).coordinatorCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
 };

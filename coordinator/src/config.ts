@@ -1,0 +1,222 @@
+/**
+ * Coordinator settings: embedded defaults, overridden by the YAML config file
+ * (`--config`), overridden by flags. Every key, its default and its range are listed
+ * in coordinator/README.md; errors name file, line, key and the accepted range.
+ */
+import { randomBytes } from 'node:crypto';
+import { ConfigReader } from '../../cli/config.js';
+import { LOG_LEVELS, type LogLevel } from '../../cli/log.js';
+import { ConfigError } from '../../proto/src/errors.js';
+import { SEAL_KEY_BYTES } from '../../proto/src/ticket.js';
+import {
+  HISTORY_INTERVAL_MS_DEFAULT,
+  HOP_PENALTY_MS_DEFAULT,
+  JITTER_WEIGHT_DEFAULT,
+  LEASE_MS_DEFAULT,
+  LEASE_MS_MAX,
+  LEASE_MS_MIN,
+  LISTEN_DEFAULT,
+  LOAD_KNEE_FRACTION_DEFAULT,
+  LOAD_PENALTY_MS_AT_FULL_DEFAULT,
+  LOSS_PENALTY_MS_PER_PERCENT_DEFAULT,
+  MEASUREMENT_HALF_LIFE_MS_DEFAULT,
+  MEASUREMENT_SMOOTHING_SAMPLES_DEFAULT,
+  MEASUREMENT_STALE_MS_DEFAULT,
+  REDIS_KEY_PREFIX_DEFAULT,
+  RELAY_RETENTION_MS_DEFAULT,
+  SESSION_BYTES_PER_SECOND_DEFAULT,
+  SESSION_PACKETS_PER_SECOND_DEFAULT,
+  SESSION_TTL_S_DEFAULT,
+  SESSION_TTL_S_MAX,
+  TWO_HOP_GAIN_MS_MIN_DEFAULT,
+} from './constants.js';
+import type { OriginInfo } from './core/coordinator-core.js';
+import type { RankingWeights } from './core/ranking.js';
+
+/** Secrets and keys. Absent ones are generated at start (development only) and printed. */
+export interface CoordinatorKeys {
+  /** Ed25519 seed (32 bytes) that signs tickets. */
+  readonly ticketSigningSeed: Uint8Array;
+  /** AES-256 fleet seal key (32 bytes) that seals session keys inside tickets; relays hold the same. */
+  readonly sealKey: Uint8Array;
+  /** Bearer token relays present (base64 text as configured). */
+  readonly fleetSecret: string;
+  /** Bearer tokens game backends present to issue and revoke sessions. */
+  readonly apiKeys: readonly string[];
+  /** Which of the above were generated rather than configured. */
+  readonly generated: readonly ('ticketSigningSeed' | 'sealKey' | 'fleetSecret' | 'apiKeys')[];
+}
+
+/** Everything the coordinator runs with. */
+export interface CoordinatorSettings {
+  /** `host:port`; port 0 picks a free one. Default {@link LISTEN_DEFAULT}. */
+  readonly listen: { readonly host: string; readonly port: number };
+  /** `memory` or a `redis://` URL. Default `memory`. */
+  readonly store: string;
+  /** Prefix of Redis keys and channels. Default {@link REDIS_KEY_PREFIX_DEFAULT}. */
+  readonly redisKeyPrefix: string;
+  /** Default `info`. */
+  readonly logLevel: LogLevel;
+  /** Default {@link LEASE_MS_DEFAULT}. */
+  readonly leaseMs: number;
+  /** Default {@link RELAY_RETENTION_MS_DEFAULT}. */
+  readonly relayRetentionMs: number;
+  /** Default {@link MEASUREMENT_STALE_MS_DEFAULT}. */
+  readonly measurementStaleMs: number;
+  /** Default {@link MEASUREMENT_SMOOTHING_SAMPLES_DEFAULT}. */
+  readonly measurementSmoothingSamples: number;
+  /** Default {@link MEASUREMENT_HALF_LIFE_MS_DEFAULT}. */
+  readonly measurementHalfLifeMs: number;
+  /** Default {@link HISTORY_INTERVAL_MS_DEFAULT}. */
+  readonly historyIntervalMs: number;
+  /** Take the client address from the first `X-Forwarded-For` entry (behind a trusted proxy only). Default false. */
+  readonly trustForwardedFor: boolean;
+  /** When non-empty, only these relay ids may register. Default: any relay holding the fleet secret. */
+  readonly allowedRelayIds: readonly string[];
+  /** Ticket defaults and limits. */
+  readonly sessions: { readonly ttlSDefault: number; readonly ttlSMax: number; readonly packetsPerSecond: number; readonly bytesPerSecond: number };
+  readonly ranking: RankingWeights;
+  readonly origins: readonly Omit<OriginInfo, 'source'>[];
+  readonly keys: CoordinatorKeys;
+}
+
+/** Overrides from the command line. */
+export interface CoordinatorFlagOverrides {
+  listen?: string;
+  store?: string;
+  logLevel?: LogLevel;
+  leaseMs?: number;
+}
+
+const TOP_KEYS = ['listen', 'store', 'redisKeyPrefix', 'logLevel', 'leaseMs', 'relayRetentionMs', 'measurementStaleMs', 'measurementSmoothingSamples', 'measurementHalfLifeMs', 'historyIntervalMs', 'trustForwardedFor', 'allowedRelayIds', 'sessions', 'ranking', 'origins', 'keys'];
+const LISTEN_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+const STORE_PATTERN = /^(memory|rediss?:\/\/\S+)$/;
+const NAME_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+const RELAY_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+const BASE64_PATTERN = /^[A-Za-z0-9+/]+={0,2}$/;
+/** Shortest fleet secret or API key accepted, bytes (after base64 decoding). */
+export const SECRET_BYTES_MIN = 16;
+
+/** Parses `host:port` (IPv6 in brackets); undefined when malformed. */
+export function parseListen(text: string): { host: string; port: number } | undefined {
+  const m = LISTEN_PATTERN.exec(text);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (port > 65535) return undefined;
+  const host = m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!;
+  return { host, port };
+}
+
+function base64Bytes(reader: ConfigReader, path: (string | number)[], bytes: number | { min: number }): Uint8Array {
+  const text = reader.string(path, { pattern: BASE64_PATTERN, patternText: 'base64 text' });
+  const decoded = new Uint8Array(Buffer.from(text, 'base64'));
+  if (typeof bytes === 'number' && decoded.length !== bytes) reader.fail(path, `decodes to ${decoded.length} bytes; expected exactly ${bytes} bytes, base64-encoded (e.g. 'openssl rand -base64 ${bytes}')`);
+  if (typeof bytes === 'object' && decoded.length < bytes.min) reader.fail(path, `decodes to ${decoded.length} bytes; expected at least ${bytes.min} bytes, base64-encoded (e.g. 'openssl rand -base64 32')`);
+  return decoded;
+}
+
+/**
+ * Builds settings from an optional config file and flag overrides. Missing keys are
+ * generated (see {@link CoordinatorKeys.generated}). Throws {@link ConfigError}.
+ */
+export function loadSettings(reader: ConfigReader | undefined, flags: CoordinatorFlagOverrides = {}): CoordinatorSettings {
+  const r = reader ?? new ConfigReader('<defaults>', '{}');
+  if (r.get([]) !== undefined && (typeof r.get([]) !== 'object' || Array.isArray(r.get([])))) r.fail([], 'expected a map of keys');
+  r.rejectUnknownKeys([], TOP_KEYS);
+  const listenText = flags.listen ?? r.string(['listen'], { default: LISTEN_DEFAULT, pattern: LISTEN_PATTERN, patternText: 'host:port, e.g. 0.0.0.0:7400 or [::]:7400' });
+  const listen = parseListen(listenText);
+  if (!listen) throw new ConfigError(flags.listen !== undefined ? '<flags>' : r.file, 'listen', `'${listenText}' is not host:port with a port from 0 to 65535`);
+  const store = flags.store ?? r.string(['store'], { default: 'memory', pattern: STORE_PATTERN, patternText: 'memory or a redis:// URL' });
+  if (!STORE_PATTERN.test(store)) throw new ConfigError('<flags>', 'store', `'${store}' is not memory or a redis:// URL`);
+  const leaseMs = flags.leaseMs ?? r.number(['leaseMs'], { default: LEASE_MS_DEFAULT, min: LEASE_MS_MIN, max: LEASE_MS_MAX, integer: true, unit: 'ms' });
+
+  r.rejectUnknownKeys(['sessions'], ['ttlSDefault', 'ttlSMax', 'packetsPerSecond', 'bytesPerSecond']);
+  const ttlSMax = r.number(['sessions', 'ttlSMax'], { default: SESSION_TTL_S_MAX, min: 1, max: 7 * SESSION_TTL_S_MAX, integer: true, unit: 's' });
+  const sessions = {
+    ttlSMax,
+    ttlSDefault: r.number(['sessions', 'ttlSDefault'], { default: Math.min(SESSION_TTL_S_DEFAULT, ttlSMax), min: 1, max: ttlSMax, integer: true, unit: 's' }),
+    packetsPerSecond: r.number(['sessions', 'packetsPerSecond'], { default: SESSION_PACKETS_PER_SECOND_DEFAULT, min: 1, max: 1e7, integer: true, unit: 'packets/s' }),
+    bytesPerSecond: r.number(['sessions', 'bytesPerSecond'], { default: SESSION_BYTES_PER_SECOND_DEFAULT, min: 1000, max: 1e10, integer: true, unit: 'bytes/s' }),
+  };
+
+  r.rejectUnknownKeys(['ranking'], ['lossPenaltyMsPerPercent', 'jitterWeight', 'loadKneeFraction', 'loadPenaltyMsAtFull', 'hopPenaltyMs', 'twoHopGainMsMin']);
+  const ranking: RankingWeights = {
+    lossPenaltyMsPerPercent: r.number(['ranking', 'lossPenaltyMsPerPercent'], { default: LOSS_PENALTY_MS_PER_PERCENT_DEFAULT, min: 0, max: 1000, unit: 'ms per %' }),
+    jitterWeight: r.number(['ranking', 'jitterWeight'], { default: JITTER_WEIGHT_DEFAULT, min: 0, max: 100 }),
+    loadKneeFraction: r.number(['ranking', 'loadKneeFraction'], { default: LOAD_KNEE_FRACTION_DEFAULT, min: 0, max: 0.99 }),
+    loadPenaltyMsAtFull: r.number(['ranking', 'loadPenaltyMsAtFull'], { default: LOAD_PENALTY_MS_AT_FULL_DEFAULT, min: 0, max: 10_000, unit: 'ms' }),
+    hopPenaltyMs: r.number(['ranking', 'hopPenaltyMs'], { default: HOP_PENALTY_MS_DEFAULT, min: 0, max: 1000, unit: 'ms' }),
+    twoHopGainMsMin: r.number(['ranking', 'twoHopGainMsMin'], { default: TWO_HOP_GAIN_MS_MIN_DEFAULT, min: 0, max: 1000, unit: 'ms' }),
+  };
+
+  const origins: Omit<OriginInfo, 'source'>[] = [];
+  const originCount = r.sequenceLength(['origins'], { optional: true, maxItems: 10_000 });
+  const seen = new Set<string>();
+  for (let i = 0; i < originCount; i++) {
+    r.rejectUnknownKeys(['origins', i], ['name', 'address', 'region', 'latitude', 'longitude']);
+    const name = r.string(['origins', i, 'name'], { pattern: NAME_PATTERN, patternText: '1–128 of A-Z a-z 0-9 . _ : -' });
+    if (seen.has(name)) r.fail(['origins', i, 'name'], `'${name}' is declared twice`);
+    seen.add(name);
+    const origin: { name: string; address?: string; region?: string; latitude?: number; longitude?: number } = { name };
+    if (r.has(['origins', i, 'address'])) origin.address = r.string(['origins', i, 'address'], { pattern: LISTEN_PATTERN, patternText: 'host:port' });
+    if (r.has(['origins', i, 'region'])) origin.region = r.string(['origins', i, 'region'], { pattern: /^.{1,64}$/, patternText: 'a region name of 1–64 characters' });
+    const hasLat = r.has(['origins', i, 'latitude']);
+    if (hasLat !== r.has(['origins', i, 'longitude'])) r.fail(['origins', i, hasLat ? 'longitude' : 'latitude'], 'missing; latitude and longitude go together');
+    if (hasLat) {
+      origin.latitude = r.number(['origins', i, 'latitude'], { min: -90, max: 90, unit: 'degrees' });
+      origin.longitude = r.number(['origins', i, 'longitude'], { min: -180, max: 180, unit: 'degrees' });
+    }
+    origins.push(origin);
+  }
+
+  const allowedRelayIds: string[] = [];
+  const allowedCount = r.sequenceLength(['allowedRelayIds'], { optional: true, maxItems: 100_000 });
+  for (let i = 0; i < allowedCount; i++) allowedRelayIds.push(r.string(['allowedRelayIds', i], { pattern: RELAY_ID_PATTERN, patternText: 'a relay id: 1–64 of A-Z a-z 0-9 . _ -' }));
+
+  r.rejectUnknownKeys(['keys'], ['ticketSigningSeed', 'sealKey', 'fleetSecret', 'apiKeys']);
+  const generated: CoordinatorKeys['generated'][number][] = [];
+  const pick = (key: 'ticketSigningSeed' | 'sealKey'): Uint8Array => {
+    if (r.has(['keys', key])) return base64Bytes(r, ['keys', key], 32);
+    generated.push(key);
+    return new Uint8Array(randomBytes(key === 'sealKey' ? SEAL_KEY_BYTES : 32));
+  };
+  const ticketSigningSeed = pick('ticketSigningSeed');
+  const sealKey = pick('sealKey');
+  let fleetSecret: string;
+  if (r.has(['keys', 'fleetSecret'])) {
+    base64Bytes(r, ['keys', 'fleetSecret'], { min: SECRET_BYTES_MIN });
+    fleetSecret = r.string(['keys', 'fleetSecret']);
+  } else {
+    generated.push('fleetSecret');
+    fleetSecret = randomBytes(24).toString('base64');
+  }
+  const apiKeys: string[] = [];
+  const apiKeyCount = r.sequenceLength(['keys', 'apiKeys'], { optional: true, maxItems: 1000 });
+  for (let i = 0; i < apiKeyCount; i++) {
+    base64Bytes(r, ['keys', 'apiKeys', i], { min: SECRET_BYTES_MIN });
+    apiKeys.push(r.string(['keys', 'apiKeys', i]));
+  }
+  if (apiKeys.length === 0) {
+    generated.push('apiKeys');
+    apiKeys.push(randomBytes(24).toString('base64'));
+  }
+
+  return {
+    listen,
+    store,
+    redisKeyPrefix: r.string(['redisKeyPrefix'], { default: REDIS_KEY_PREFIX_DEFAULT, pattern: /^[A-Za-z0-9:._-]{0,64}$/, patternText: 'up to 64 of A-Z a-z 0-9 : . _ -' }),
+    logLevel: flags.logLevel ?? (r.string(['logLevel'], { default: 'info', choices: LOG_LEVELS }) as LogLevel),
+    leaseMs,
+    relayRetentionMs: r.number(['relayRetentionMs'], { default: Math.max(RELAY_RETENTION_MS_DEFAULT, leaseMs), min: leaseMs, max: 7 * 86_400_000, integer: true, unit: 'ms (at least leaseMs)' }),
+    measurementStaleMs: r.number(['measurementStaleMs'], { default: MEASUREMENT_STALE_MS_DEFAULT, min: 1000, max: 3_600_000, integer: true, unit: 'ms' }),
+    measurementSmoothingSamples: r.number(['measurementSmoothingSamples'], { default: MEASUREMENT_SMOOTHING_SAMPLES_DEFAULT, min: 0, max: 100_000, unit: 'samples' }),
+    measurementHalfLifeMs: r.number(['measurementHalfLifeMs'], { default: MEASUREMENT_HALF_LIFE_MS_DEFAULT, min: 100, max: 3_600_000, integer: true, unit: 'ms' }),
+    historyIntervalMs: r.number(['historyIntervalMs'], { default: HISTORY_INTERVAL_MS_DEFAULT, min: 100, max: 600_000, integer: true, unit: 'ms' }),
+    trustForwardedFor: r.boolean(['trustForwardedFor'], { default: false }),
+    allowedRelayIds,
+    sessions,
+    ranking,
+    origins,
+    keys: { ticketSigningSeed, sealKey, fleetSecret, apiKeys, generated },
+  };
+}

@@ -1,0 +1,313 @@
+/**
+ * The coordinator's sans-IO core: registry with leases, smoothed measurements,
+ * revocation log, per-relay history and ranking behind one object. The HTTP driver
+ * (coordinator/src/server.ts) and the simulator tests drive the same class.
+ *
+ * Inputs: `register`, `heartbeat`, `relayReport`, `clientReport`, `revoke`, the
+ * `apply*` family (records from other replicas via the store), and
+ * `handleTimeout(nowMs)`. Outputs: `pollEvent()` (relay health transitions) and
+ * `pollTimeout()`. Queries: `route`, `fleet`, `origin`. After each input the driver
+ * drains `pollEvent()` and re-arms its timer at `pollTimeout()`.
+ *
+ * Time: `nowMs` on one consistent timeline. The HTTP driver passes wall-clock epoch
+ * ms, because replicas on different machines compare heartbeat times through the
+ * store; the simulator passes virtual ms.
+ */
+import { HISTORY_INTERVAL_MS_DEFAULT, SESSION_MEMORY_MAX, STORE_PRUNE_INTERVAL_MS } from '../constants.js';
+import { RelayHistory, type RelaySeries } from './history.js';
+import { MeasurementTable, node, type MeasurementRecord, type MeasurementTableInit, type PathFigures, type PathSample } from './measurements.js';
+import { rankRoutes, DEFAULT_WEIGHTS, type RankingWeights, type RouteClient, type RouteOrigin, type RouteRanking } from './ranking.js';
+import { Registry, type RegistryEvent, type RegistryInit, type RelayHealth, type RelayInfo, type RelayLoad, type RelayRecord } from './registry.js';
+import { RevocationLog, type ReceivedRevocation, type Revocation } from './revocations.js';
+
+/** An origin the coordinator can route to. */
+export interface OriginInfo extends RouteOrigin {
+  /** `host:port` of the origin, when configured (informational; relays map names themselves). */
+  readonly address?: string;
+  /** `config`: declared in the config file; `learned`: some relay reported probing it. */
+  readonly source: 'config' | 'learned';
+}
+
+/** Options of a {@link CoordinatorCore}. */
+export interface CoordinatorCoreInit extends RegistryInit, MeasurementTableInit {
+  /** Origins declared in config. Default none (origins are then learned from relay reports). */
+  origins?: readonly Omit<OriginInfo, 'source'>[];
+  /** Ranking weights. Default {@link DEFAULT_WEIGHTS}. */
+  weights?: RankingWeights;
+  /** Interval of the dashboard's time-series samples, ms. Default {@link HISTORY_INTERVAL_MS_DEFAULT}. */
+  historyIntervalMs?: number;
+}
+
+/** A route question. */
+export interface RouteQuery {
+  /** Origin name (must be known: configured or learned). */
+  readonly origin: string;
+  readonly client: RouteClient;
+  /** Candidates at most. */
+  readonly limit?: number;
+  /** Consider two-hop routes. Default true. */
+  readonly twoHop?: boolean;
+}
+
+/** A relay as the dashboard shows it. */
+export interface FleetRelay {
+  readonly relayId: string;
+  readonly region: string;
+  readonly latitude: number;
+  readonly longitude: number;
+  readonly tunnelAddress: string;
+  readonly probeAddress: string;
+  readonly capacitySessions: number;
+  readonly health: RelayHealth;
+  readonly load: RelayLoad;
+  /** Time since the last heartbeat, ms. */
+  readonly lastHeartbeatAgeMs: number;
+  /** Figures to each origin the relay probes. */
+  readonly origins: { origin: string; rttMs: number; jitterMs: number; lossFraction: number; ageMs: number }[];
+  /** RTT, jitter and loss over the last minutes (mean over the relay's origin paths, else its mesh paths). */
+  readonly history: RelaySeries;
+}
+
+/** The dashboard's view of the fleet. */
+export interface FleetView {
+  /** When the view was taken, ms. */
+  readonly nowMs: number;
+  readonly leaseMs: number;
+  readonly relays: FleetRelay[];
+  readonly origins: OriginInfo[];
+  /** Relay-to-relay RTT matrix, ms (`null` = not measured), for at most {@link FLEET_MATRIX_RELAYS_MAX} relays by id. */
+  readonly mesh: { readonly relayIds: string[]; readonly rttMs: (number | null)[][]; readonly lossFraction: (number | null)[][] };
+  /** Active revocations. */
+  readonly revocations: number;
+}
+
+/** Relays in the dashboard's RTT matrix at most (the matrix grows with the square). */
+export const FLEET_MATRIX_RELAYS_MAX = 64;
+
+/** Result of a report: the new record, or why it was not taken. */
+export type ReportResult = { ok: true; record: MeasurementRecord } | { ok: false; reason: 'unknownRelay' | 'noSamples' };
+
+/** See the module comment. */
+export class CoordinatorCore {
+  /** Relays and leases. */
+  readonly registry: Registry;
+  /** Smoothed figures. */
+  readonly measurements: MeasurementTable;
+  /** Revoked sessions. */
+  readonly revocations = new RevocationLog();
+  /** Dashboard series. */
+  readonly history = new RelayHistory();
+  /** Ranking weights in force. */
+  readonly weights: RankingWeights;
+  private readonly origins = new Map<string, OriginInfo>();
+  private readonly sessionExpiry = new Map<string, number>();
+  private readonly historyIntervalMs: number;
+  private nextHistoryMs: number | undefined = undefined;
+  private nextPruneMs: number | undefined = undefined;
+  private readonly events: RegistryEvent[] = [];
+
+  constructor(init: CoordinatorCoreInit = {}) {
+    this.registry = new Registry(init);
+    this.measurements = new MeasurementTable(init);
+    this.weights = init.weights ?? DEFAULT_WEIGHTS;
+    this.historyIntervalMs = init.historyIntervalMs ?? HISTORY_INTERVAL_MS_DEFAULT;
+    for (const origin of init.origins ?? []) this.origins.set(origin.name, { ...origin, source: 'config' });
+  }
+
+  /** Registers a relay (see {@link Registry.register}). */
+  register(nowMs: number, info: RelayInfo): RelayRecord {
+    const record = this.registry.register(nowMs, info);
+    this.afterInput();
+    return record;
+  }
+
+  /** A heartbeat; undefined when the relay is not registered. */
+  heartbeat(nowMs: number, relayId: string, load: RelayLoad): RelayRecord | undefined {
+    const record = this.registry.heartbeat(nowMs, relayId, load);
+    this.afterInput();
+    return record;
+  }
+
+  /** A relay's probe result toward another relay (`{ relayId }`) or an origin (`{ origin }`); an origin reported this way becomes known. */
+  relayReport(nowMs: number, relayId: string, target: { relayId: string } | { origin: string }, sample: PathSample): ReportResult {
+    if (!this.registry.get(relayId)) return { ok: false, reason: 'unknownRelay' };
+    let to: string;
+    if ('relayId' in target) {
+      if (!this.registry.get(target.relayId)) return { ok: false, reason: 'unknownRelay' };
+      to = node.relay(target.relayId);
+    } else {
+      this.learnOrigin(target.origin);
+      to = node.origin(target.origin);
+    }
+    const record = this.measurements.report(nowMs, node.relay(relayId), to, sample);
+    return record ? { ok: true, record } : { ok: false, reason: 'noSamples' };
+  }
+
+  /** An SDK's probe result toward a relay, keyed by the client's coarse prefix. */
+  clientReport(nowMs: number, prefix: string, relayId: string, sample: PathSample): ReportResult {
+    if (!this.registry.get(relayId)) return { ok: false, reason: 'unknownRelay' };
+    const record = this.measurements.report(nowMs, node.client(prefix), node.relay(relayId), sample);
+    return record ? { ok: true, record } : { ok: false, reason: 'noSamples' };
+  }
+
+  /** Remembers a session's ticket expiry so that a revocation lives exactly as long as needed (bounded memory). */
+  noteSession(sessionId: string, expiresAtMs: number): void {
+    if (this.sessionExpiry.size >= SESSION_MEMORY_MAX) {
+      const oldest = this.sessionExpiry.keys().next();
+      if (!oldest.done) this.sessionExpiry.delete(oldest.value);
+    }
+    this.sessionExpiry.set(sessionId, expiresAtMs);
+  }
+
+  /** The remembered ticket expiry of a session issued by this replica, ms. */
+  sessionExpiresAtMs(sessionId: string): number | undefined {
+    return this.sessionExpiry.get(sessionId);
+  }
+
+  /** Revokes a session; returns the new entry, or undefined if it was already revoked (or already expired). */
+  revoke(nowMs: number, revocation: Revocation): ReceivedRevocation | undefined {
+    return this.revocations.add(nowMs, revocation);
+  }
+
+  /** Takes a relay record from the store or another replica. */
+  applyRelay(nowMs: number, record: RelayRecord): boolean {
+    const taken = this.registry.apply(nowMs, record);
+    this.afterInput();
+    return taken;
+  }
+
+  /** Takes a measurement from the store or another replica. */
+  applyMeasurement(record: MeasurementRecord): boolean {
+    if (record.to.startsWith('origin:') && record.from.startsWith('relay:')) this.learnOrigin(record.to.slice('origin:'.length));
+    return this.measurements.apply(record);
+  }
+
+  /** Takes a revocation from the store or another replica; returns the entry when it is new here. */
+  applyRevocation(nowMs: number, revocation: Revocation): ReceivedRevocation | undefined {
+    return this.revocations.add(nowMs, revocation);
+  }
+
+  /** A known origin by name (configured or learned), or undefined. */
+  origin(name: string): OriginInfo | undefined {
+    return this.origins.get(name);
+  }
+
+  /** Every known origin. */
+  originList(): OriginInfo[] {
+    return [...this.origins.values()];
+  }
+
+  /** Ranks relays for a client and a known origin; undefined when the origin is unknown. */
+  route(nowMs: number, query: RouteQuery): RouteRanking | undefined {
+    const origin = this.origins.get(query.origin);
+    if (!origin) return undefined;
+    return rankRoutes({ nowMs, registry: this.registry, measurements: this.measurements, origin, client: query.client, limit: query.limit, twoHop: query.twoHop, weights: this.weights });
+  }
+
+  /** Runs whatever is due: lease sweep, expiry of figures and revocations, history samples. */
+  handleTimeout(nowMs: number): void {
+    const sweep = this.registry.pollTimeout();
+    if (sweep !== undefined && sweep <= nowMs) this.registry.handleTimeout(nowMs);
+    if (this.nextPruneMs === undefined || this.nextPruneMs <= nowMs) {
+      this.measurements.expire(nowMs);
+      this.revocations.expire(nowMs);
+      for (const [id, expiresAtMs] of this.sessionExpiry) if (expiresAtMs <= nowMs) this.sessionExpiry.delete(id);
+      this.nextPruneMs = nowMs + STORE_PRUNE_INTERVAL_MS;
+    }
+    if (this.nextHistoryMs === undefined || this.nextHistoryMs <= nowMs) {
+      for (const record of this.registry.list()) this.history.sample(nowMs, record.relayId, this.relayFigures(nowMs, record.relayId));
+      this.nextHistoryMs = nowMs + this.historyIntervalMs;
+    }
+    this.afterInput();
+  }
+
+  /** When {@link handleTimeout} should run next, ms. */
+  pollTimeout(): number | undefined {
+    let next: number | undefined = this.registry.pollTimeout();
+    for (const t of [this.nextPruneMs, this.nextHistoryMs]) if (t !== undefined && (next === undefined || t < next)) next = t;
+    return next;
+  }
+
+  /** The next relay health transition, or undefined. */
+  pollEvent(): RegistryEvent | undefined {
+    return this.events.shift();
+  }
+
+  /** The dashboard's view. */
+  fleet(nowMs: number): FleetView {
+    const relays: FleetRelay[] = [];
+    const all = [...this.registry.list()].sort((a, b) => (a.relayId < b.relayId ? -1 : 1));
+    for (const r of all) {
+      const origins: FleetRelay['origins'] = [];
+      for (const [to, rec] of this.measurements.from(node.relay(r.relayId)) ?? []) {
+        if (!to.startsWith('origin:')) continue;
+        const view = this.measurements.view(nowMs, rec);
+        if (view) origins.push({ origin: to.slice('origin:'.length), rttMs: view.rttMs, jitterMs: view.jitterMs, lossFraction: view.lossFraction, ageMs: view.ageMs });
+      }
+      relays.push({
+        relayId: r.relayId,
+        region: r.region,
+        latitude: r.latitude,
+        longitude: r.longitude,
+        tunnelAddress: r.tunnelAddress,
+        probeAddress: r.probeAddress,
+        capacitySessions: r.capacitySessions,
+        health: this.registry.health(nowMs, r),
+        load: r.load,
+        lastHeartbeatAgeMs: Math.max(0, nowMs - r.lastHeartbeatAtMs),
+        origins,
+        history: this.history.series(r.relayId),
+      });
+    }
+    const ids = all.slice(0, FLEET_MATRIX_RELAYS_MAX).map((r) => r.relayId);
+    const rttMs: (number | null)[][] = [];
+    const lossFraction: (number | null)[][] = [];
+    for (const from of ids) {
+      const row: (number | null)[] = [];
+      const lossRow: (number | null)[] = [];
+      for (const to of ids) {
+        const view = from === to ? undefined : this.measurements.get(nowMs, node.relay(from), node.relay(to));
+        row.push(view ? Math.round(view.rttMs * 10) / 10 : null);
+        lossRow.push(view ? view.lossFraction : null);
+      }
+      rttMs.push(row);
+      lossFraction.push(lossRow);
+    }
+    return { nowMs, leaseMs: this.registry.leaseMs, relays, origins: this.originList(), mesh: { relayIds: ids, rttMs, lossFraction }, revocations: this.revocations.size };
+  }
+
+  /** Mean figures of a relay's paths to origins (else to other relays), for the graphs. */
+  private relayFigures(nowMs: number, relayId: string): PathFigures | undefined {
+    const paths = this.measurements.from(node.relay(relayId));
+    if (!paths) return undefined;
+    for (const prefix of ['origin:', 'relay:']) {
+      let n = 0;
+      let rtt = 0;
+      let jitter = 0;
+      let loss = 0;
+      for (const [to, rec] of paths) {
+        if (!to.startsWith(prefix) || !this.measurements.view(nowMs, rec)) continue;
+        n++;
+        rtt += rec.rttMs;
+        jitter += rec.jitterMs;
+        loss += rec.lossFraction;
+      }
+      if (n > 0) return { rttMs: rtt / n, jitterMs: jitter / n, lossFraction: loss / n };
+    }
+    return undefined;
+  }
+
+  private learnOrigin(name: string): void {
+    if (!this.origins.has(name)) this.origins.set(name, { name, source: 'learned' });
+  }
+
+  private afterInput(): void {
+    for (let e = this.registry.pollEvent(); e; e = this.registry.pollEvent()) {
+      if (e.type === 'relayForgotten') {
+        this.measurements.forget(node.relay(e.relayId));
+        this.history.forget(e.relayId);
+      }
+      this.events.push(e);
+    }
+  }
+}

@@ -1,0 +1,451 @@
+/**
+ * Route ranking: orders candidate relays for one client and one origin by the
+ * estimated whole path, client→relay + relay→origin (or client→entry→exit→origin),
+ * penalised by jitter, loss and load.
+ *
+ * Each leg comes from the best source available, in this order:
+ * - client→relay: SDK reports for the client's prefix (`measured`), else great-circle
+ *   distance from the client's coordinates (`geography`), else its region hint
+ *   (`region`), else a flat guess (`unknown`) that is the same for every relay;
+ * - relay→origin: the relay's own probes of the origin, else geography, else region;
+ * - relay→relay (two-hop only): the mesh probes; two-hop routes are offered only
+ *   from measured mesh figures, and only where they beat the entry's direct route by
+ *   at least `twoHopGainMsMin`.
+ *
+ * Cost (ms) = RTT + jitterWeight·jitter + lossPenaltyMsPerPercent·loss% + load
+ * penalty (+ a hop penalty per extra relay). Path jitter adds in quadrature, loss
+ * compounds (1 − Π(1 − pᵢ)). Every candidate carries its legs with source,
+ * confidence and age (for the SDK's hysteresis) and a reason string.
+ *
+ * Pure function of its inputs; sans-IO.
+ */
+import {
+  GEO_CONFIDENCE,
+  HOP_PENALTY_MS_DEFAULT,
+  JITTER_WEIGHT_DEFAULT,
+  LOAD_KNEE_FRACTION_DEFAULT,
+  LOAD_PENALTY_MS_AT_FULL_DEFAULT,
+  LOSS_PENALTY_MS_PER_PERCENT_DEFAULT,
+  REGION_CONFIDENCE,
+  REGION_OTHER_RTT_MS,
+  REGION_SAME_RTT_MS,
+  ROUTE_LIMIT_DEFAULT,
+  TWO_HOP_CANDIDATES,
+  TWO_HOP_GAIN_MS_MIN_DEFAULT,
+  UNKNOWN_RTT_MS,
+} from '../constants.js';
+import { geoRttMs, greatCircleKm, greatCircleKmRad } from './geo.js';
+import { node, type MeasurementRecord, type MeasurementTable } from './measurements.js';
+import type { Registry, RelayRecord } from './registry.js';
+
+/** Where a leg's figures came from, best first. */
+export type LegSource = 'measured' | 'geography' | 'region' | 'unknown';
+
+/** One leg of a route. */
+export interface LegEstimate {
+  /** RTT, ms. */
+  readonly rttMs: number;
+  /** Jitter, ms. */
+  readonly jitterMs: number;
+  /** Loss fraction, 0..1. */
+  readonly lossFraction: number;
+  /** Where the figures came from. */
+  readonly source: LegSource;
+  /** 0..1 (see `MeasurementView.confidence`; geography 0.3, region 0.1, unknown 0). */
+  readonly confidence: number;
+  /** Age of a measured figure, ms (absent for estimates). */
+  readonly ageMs?: number;
+  /** Probe samples behind a measured figure. */
+  readonly samples?: number;
+}
+
+/** A destination as ranking needs it. */
+export interface RouteOrigin {
+  /** The name tickets and relays use. */
+  readonly name: string;
+  /** Degrees, when known. */
+  readonly latitude?: number;
+  /** Degrees, when known. */
+  readonly longitude?: number;
+  /** Region, when known. */
+  readonly region?: string;
+}
+
+/** What is known about the client asking. */
+export interface RouteClient {
+  /** Coarse prefix (`/24`, `/48`) of the client's address. */
+  readonly prefix?: string;
+  /** Coordinates the client supplied, degrees. */
+  readonly latitude?: number;
+  /** Coordinates the client supplied, degrees. */
+  readonly longitude?: number;
+  /** Region hint the client supplied. */
+  readonly region?: string;
+}
+
+/** Ranking weights; defaults in constants.ts. */
+export interface RankingWeights {
+  /** Ms of cost per 1 % of path loss. Default {@link LOSS_PENALTY_MS_PER_PERCENT_DEFAULT}. */
+  readonly lossPenaltyMsPerPercent: number;
+  /** Cost per ms of path jitter. Default {@link JITTER_WEIGHT_DEFAULT}. */
+  readonly jitterWeight: number;
+  /** Load fraction where the load penalty starts. Default {@link LOAD_KNEE_FRACTION_DEFAULT}. */
+  readonly loadKneeFraction: number;
+  /** Load penalty at full load, ms. Default {@link LOAD_PENALTY_MS_AT_FULL_DEFAULT}. */
+  readonly loadPenaltyMsAtFull: number;
+  /** Cost of an extra relay hop, ms. Default {@link HOP_PENALTY_MS_DEFAULT}. */
+  readonly hopPenaltyMs: number;
+  /** Least gain for a two-hop route over its entry's direct route, ms. Default {@link TWO_HOP_GAIN_MS_MIN_DEFAULT}. */
+  readonly twoHopGainMsMin: number;
+}
+
+/** The default {@link RankingWeights}. */
+export const DEFAULT_WEIGHTS: RankingWeights = Object.freeze({
+  lossPenaltyMsPerPercent: LOSS_PENALTY_MS_PER_PERCENT_DEFAULT,
+  jitterWeight: JITTER_WEIGHT_DEFAULT,
+  loadKneeFraction: LOAD_KNEE_FRACTION_DEFAULT,
+  loadPenaltyMsAtFull: LOAD_PENALTY_MS_AT_FULL_DEFAULT,
+  hopPenaltyMs: HOP_PENALTY_MS_DEFAULT,
+  twoHopGainMsMin: TWO_HOP_GAIN_MS_MIN_DEFAULT,
+});
+
+/** A ranked route. */
+export interface RouteCandidate {
+  /** 1 = best. */
+  readonly rank: number;
+  /** `direct`: client→relay→origin; `twoHop`: client→relay→exitRelay→origin. */
+  readonly kind: 'direct' | 'twoHop';
+  /** The relay the client connects to. */
+  readonly relayId: string;
+  /** Two-hop only: the relay that forwards to the origin. */
+  readonly exitRelayId?: string;
+  /** Entry relay's region. */
+  readonly region: string;
+  /** `host:port` the client tunnels to. */
+  readonly tunnelAddress: string;
+  /** `host:port` the client probes. */
+  readonly probeAddress: string;
+  /** Estimated cost, ms (lower is better). */
+  readonly costMs: number;
+  /** Whole-path RTT, ms. */
+  readonly rttMs: number;
+  /** Whole-path jitter, ms. */
+  readonly jitterMs: number;
+  /** Whole-path loss fraction, 0..1. */
+  readonly lossFraction: number;
+  /** Per-leg figures. */
+  readonly legs: {
+    readonly clientToRelay: LegEstimate;
+    readonly relayToRelay?: LegEstimate;
+    readonly relayToOrigin: LegEstimate;
+  };
+  /** What each penalty added, ms. */
+  readonly penaltiesMs: { readonly jitter: number; readonly loss: number; readonly load: number; readonly hop: number };
+  /** Entry relay's load: sessions, capacity, CPU and the fraction used (max of sessions/capacity and CPU). */
+  readonly load: { readonly sessions: number; readonly capacitySessions: number; readonly cpuFraction: number; readonly loadFraction: number };
+  /** The least confidence of its legs, 0..1. */
+  readonly confidence: number;
+  /** Why it ranks where it does, for people. */
+  readonly reason: string;
+}
+
+/** A relay left out, and why. */
+export interface ExcludedRelay {
+  readonly relayId: string;
+  readonly reason: string;
+}
+
+/** What {@link rankRoutes} returns. */
+export interface RouteRanking {
+  readonly candidates: RouteCandidate[];
+  /** Relays left out (unhealthy, draining, full), at most `limit` of them. */
+  readonly excluded: ExcludedRelay[];
+  /** How many relays were left out in all. */
+  readonly excludedCount: number;
+}
+
+/** Inputs of {@link rankRoutes}. */
+export interface RankInput {
+  readonly nowMs: number;
+  readonly registry: Registry;
+  readonly measurements: MeasurementTable;
+  readonly origin: RouteOrigin;
+  readonly client: RouteClient;
+  /** Candidates returned at most. Default {@link ROUTE_LIMIT_DEFAULT}. */
+  readonly limit?: number;
+  /** Whether to consider two-hop routes. Default true. */
+  readonly twoHop?: boolean;
+  /** Default {@link DEFAULT_WEIGHTS}. */
+  readonly weights?: RankingWeights;
+}
+
+const UNKNOWN_LEG: LegEstimate = Object.freeze({ rttMs: UNKNOWN_RTT_MS, jitterMs: 0, lossFraction: 0, source: 'unknown', confidence: 0 });
+
+function measuredLeg(nowMs: number, measurements: MeasurementTable, r: MeasurementRecord): LegEstimate {
+  return { rttMs: r.rttMs, jitterMs: r.jitterMs, lossFraction: r.lossFraction, source: 'measured', confidence: measurements.confidence(nowMs, r), ageMs: Math.max(0, nowMs - r.updatedAtMs), samples: r.samples };
+}
+
+function hasCoordinates(x: { latitude?: number; longitude?: number }): x is { latitude: number; longitude: number } {
+  return typeof x.latitude === 'number' && typeof x.longitude === 'number' && Number.isFinite(x.latitude) && Number.isFinite(x.longitude);
+}
+
+function geoLeg(a: { latitude: number; longitude: number }, b: { latitude: number; longitude: number }): LegEstimate {
+  return geoLegOf(geoRttMs(greatCircleKm(a.latitude, a.longitude, b.latitude, b.longitude)));
+}
+
+function geoLegOf(rttMs: number): LegEstimate {
+  return { rttMs, jitterMs: 0, lossFraction: 0, source: 'geography', confidence: GEO_CONFIDENCE };
+}
+
+function regionLeg(same: boolean): LegEstimate {
+  return { rttMs: same ? REGION_SAME_RTT_MS : REGION_OTHER_RTT_MS, jitterMs: 0, lossFraction: 0, source: 'region', confidence: REGION_CONFIDENCE };
+}
+
+/** client→relay leg. */
+export function clientLeg(nowMs: number, measurements: MeasurementTable, client: RouteClient, relay: RelayRecord): LegEstimate {
+  if (client.prefix !== undefined) {
+    const record = measurements.fresh(nowMs, node.client(client.prefix), node.relay(relay.relayId));
+    if (record) return measuredLeg(nowMs, measurements, record);
+  }
+  if (hasCoordinates(client)) return geoLeg(client, relay);
+  if (client.region !== undefined && client.region !== '') return regionLeg(client.region === relay.region);
+  return UNKNOWN_LEG;
+}
+
+/** relay→origin leg. */
+export function originLeg(nowMs: number, measurements: MeasurementTable, relay: RelayRecord, origin: RouteOrigin): LegEstimate {
+  const record = measurements.fresh(nowMs, node.relay(relay.relayId), node.origin(origin.name));
+  if (record) return measuredLeg(nowMs, measurements, record);
+  if (hasCoordinates(origin)) return geoLeg(relay, origin);
+  if (origin.region !== undefined && origin.region !== '') return regionLeg(origin.region === relay.region);
+  return UNKNOWN_LEG;
+}
+
+/** relay→relay leg from the mesh (either direction; RTT is symmetric), or undefined when not measured. */
+export function meshLeg(nowMs: number, measurements: MeasurementTable, from: string, to: string): LegEstimate | undefined {
+  const record = measurements.fresh(nowMs, node.relay(from), node.relay(to)) ?? measurements.fresh(nowMs, node.relay(to), node.relay(from));
+  return record ? measuredLeg(nowMs, measurements, record) : undefined;
+}
+
+/** Load fraction of a relay: max of sessions/capacity and CPU, 0..∞ (capacity 0 counts as full). */
+export function loadFraction(record: RelayRecord): number {
+  const bySessions = record.capacitySessions > 0 ? record.load.sessions / record.capacitySessions : 1;
+  return Math.max(bySessions, record.load.cpuFraction);
+}
+
+function loadPenaltyMs(fraction: number, w: RankingWeights): number {
+  if (fraction <= w.loadKneeFraction) return 0;
+  const over = Math.min(1, (fraction - w.loadKneeFraction) / Math.max(1e-9, 1 - w.loadKneeFraction));
+  return over * w.loadPenaltyMsAtFull;
+}
+
+/** Working state per scored route, before the top ones are turned into candidates. */
+interface Scored {
+  entry: RelayRecord;
+  exit: RelayRecord | undefined;
+  client: LegEstimate;
+  mesh: LegEstimate | undefined;
+  origin: LegEstimate;
+  rttMs: number;
+  jitterMs: number;
+  lossFraction: number;
+  jitterPenalty: number;
+  lossPenalty: number;
+  loadPenalty: number;
+  hopPenalty: number;
+  costMs: number;
+  loadFraction: number;
+  /** Cost of the client leg alone (RTT + jitter and loss penalties), ms: picks two-hop entries. */
+  clientLegCost: number;
+  /** Cost of the origin leg alone, ms: picks two-hop exits. */
+  originLegCost: number;
+}
+
+/** The cost formula, on plain numbers: the one place it is written (the hot loop and {@link score} both use it, so they agree to the bit). */
+function pathCost(cRtt: number, cJit: number, cLoss: number, mRtt: number, mJit: number, mLoss: number, oRtt: number, oJit: number, oLoss: number, loadPenalty: number, hopPenalty: number, w: RankingWeights): number {
+  const rttMs = cRtt + mRtt + oRtt;
+  const jitterMs = Math.sqrt(cJit ** 2 + mJit ** 2 + oJit ** 2);
+  const lossFraction = 1 - (1 - cLoss) * (1 - mLoss) * (1 - oLoss);
+  return rttMs + w.jitterWeight * jitterMs + w.lossPenaltyMsPerPercent * lossFraction * 100 + loadPenalty + hopPenalty;
+}
+
+function score(entry: RelayRecord, exit: RelayRecord | undefined, client: LegEstimate, mesh: LegEstimate | undefined, origin: LegEstimate, w: RankingWeights): Scored {
+  const rttMs = client.rttMs + (mesh?.rttMs ?? 0) + origin.rttMs;
+  const jitterMs = Math.sqrt(client.jitterMs ** 2 + (mesh?.jitterMs ?? 0) ** 2 + origin.jitterMs ** 2);
+  const lossFraction = 1 - (1 - client.lossFraction) * (1 - (mesh?.lossFraction ?? 0)) * (1 - origin.lossFraction);
+  const entryLoad = loadFraction(entry);
+  const exitLoad = exit ? loadFraction(exit) : 0;
+  const jitterPenalty = w.jitterWeight * jitterMs;
+  const lossPenalty = w.lossPenaltyMsPerPercent * lossFraction * 100;
+  const loadPenalty = loadPenaltyMs(entryLoad, w) + (exit ? loadPenaltyMs(exitLoad, w) : 0);
+  const hopPenalty = exit ? w.hopPenaltyMs : 0;
+  return {
+    entry,
+    exit,
+    client,
+    mesh,
+    origin,
+    rttMs,
+    jitterMs,
+    lossFraction,
+    jitterPenalty,
+    lossPenalty,
+    loadPenalty,
+    hopPenalty,
+    costMs: pathCost(client.rttMs, client.jitterMs, client.lossFraction, mesh?.rttMs ?? 0, mesh?.jitterMs ?? 0, mesh?.lossFraction ?? 0, origin.rttMs, origin.jitterMs, origin.lossFraction, loadPenalty, hopPenalty, w),
+    loadFraction: Math.max(entryLoad, exitLoad),
+    clientLegCost: client.rttMs + w.jitterWeight * client.jitterMs + w.lossPenaltyMsPerPercent * client.lossFraction * 100,
+    originLegCost: origin.rttMs + w.jitterWeight * origin.jitterMs + w.lossPenaltyMsPerPercent * origin.lossFraction * 100,
+  };
+}
+
+const f1 = (x: number): string => x.toFixed(1);
+
+function legText(name: string, leg: LegEstimate): string {
+  const age = leg.ageMs !== undefined ? `, ${f1(leg.ageMs / 1000)} s old` : '';
+  return `${name} ${f1(leg.rttMs)} ms (${leg.source}${age})`;
+}
+
+function reasonFor(s: Scored, rank: number, best: Scored): string {
+  const legs = [legText('client→relay', s.client)];
+  if (s.mesh && s.exit) legs.push(legText(`relay→${s.exit.relayId}`, s.mesh));
+  legs.push(legText('relay→origin', s.origin));
+  const parts = [`est. ${f1(s.costMs)} ms = RTT ${f1(s.rttMs)} [${legs.join(', ')}]`];
+  if (s.jitterPenalty > 0.05) parts.push(`jitter +${f1(s.jitterPenalty)}`);
+  if (s.lossPenalty > 0.05) parts.push(`loss ${(s.lossFraction * 100).toFixed(2)} % +${f1(s.lossPenalty)}`);
+  if (s.loadPenalty > 0.05) parts.push(`load ${Math.round(s.loadFraction * 100)} % +${f1(s.loadPenalty)}`);
+  if (s.hopPenalty > 0) parts.push(`extra hop +${f1(s.hopPenalty)}`);
+  let text = `#${rank}: ${parts.join(' + ')}`;
+  if (rank === 1) return `${text}; lowest estimated whole-path cost`;
+  const deltas: [string, number][] = [
+    ['longer RTT', s.rttMs - best.rttMs],
+    ['more jitter', s.jitterPenalty - best.jitterPenalty],
+    ['more loss', s.lossPenalty - best.lossPenalty],
+    ['more load', s.loadPenalty - best.loadPenalty],
+    ['extra hop', s.hopPenalty - best.hopPenalty],
+  ];
+  deltas.sort((a, b) => b[1] - a[1]);
+  text += `; ${f1(s.costMs - best.costMs)} ms behind #1, mostly ${deltas[0]![0]} (+${f1(deltas[0]![1])} ms)`;
+  return text;
+}
+
+function toCandidate(s: Scored, rank: number, best: Scored): RouteCandidate {
+  const legs: RouteCandidate['legs'] = s.mesh ? { clientToRelay: s.client, relayToRelay: s.mesh, relayToOrigin: s.origin } : { clientToRelay: s.client, relayToOrigin: s.origin };
+  const confidence = Math.min(s.client.confidence, s.origin.confidence, s.mesh?.confidence ?? 1);
+  return {
+    rank,
+    kind: s.exit ? 'twoHop' : 'direct',
+    relayId: s.entry.relayId,
+    ...(s.exit ? { exitRelayId: s.exit.relayId } : {}),
+    region: s.entry.region,
+    tunnelAddress: s.entry.tunnelAddress,
+    probeAddress: s.entry.probeAddress,
+    costMs: s.costMs,
+    rttMs: s.rttMs,
+    jitterMs: s.jitterMs,
+    lossFraction: s.lossFraction,
+    legs,
+    penaltiesMs: { jitter: s.jitterPenalty, loss: s.lossPenalty, load: s.loadPenalty, hop: s.hopPenalty },
+    load: { sessions: s.entry.load.sessions, capacitySessions: s.entry.capacitySessions, cpuFraction: s.entry.load.cpuFraction, loadFraction: loadFraction(s.entry) },
+    confidence,
+    reason: reasonFor(s, rank, best),
+  };
+}
+
+function byCost(a: Scored, b: Scored): number {
+  return a.costMs - b.costMs || (a.entry.relayId < b.entry.relayId ? -1 : a.entry.relayId > b.entry.relayId ? 1 : 0) || (a.exit?.relayId ?? '').localeCompare(b.exit?.relayId ?? '');
+}
+
+/** Inserts `s` into `best` (sorted by `order`, at most `k` long) if it belongs there: top-k in O(N·k) without sorting everything. */
+function keepBest(best: Scored[], s: Scored, k: number, order: (a: Scored, b: Scored) => number): void {
+  if (best.length === k && order(s, best[k - 1]!) >= 0) return;
+  let i = best.length === k ? k - 1 : best.length;
+  if (best.length < k) best.push(s);
+  for (; i > 0 && order(s, best[i - 1]!) < 0; i--) best[i] = best[i - 1]!;
+  best[i] = s;
+}
+
+/**
+ * Ranks every eligible relay (healthy, not draining, not full) for `client` and
+ * `origin`. Deterministic: ties break by relay id.
+ */
+export function rankRoutes(input: RankInput): RouteRanking {
+  const w = input.weights ?? DEFAULT_WEIGHTS;
+  const limit = input.limit ?? ROUTE_LIMIT_DEFAULT;
+  const { nowMs, registry, measurements, origin, client } = input;
+  const excluded: ExcludedRelay[] = [];
+  let excludedCount = 0;
+  // Hoisted out of the per-relay loop: the client's reports and the origin's node name.
+  const clientReports = client.prefix !== undefined ? measurements.from(node.client(client.prefix)) : undefined;
+  const originNode = node.origin(origin.name);
+  const clientGeo = hasCoordinates(client) ? client : undefined;
+  const originGeo = hasCoordinates(origin) ? origin : undefined;
+  const rad = Math.PI / 180;
+  const cLatRad = clientGeo ? clientGeo.latitude * rad : 0;
+  const cLonRad = clientGeo ? clientGeo.longitude * rad : 0;
+  const cCos = Math.cos(cLatRad);
+  const oLatRad = originGeo ? originGeo.latitude * rad : 0;
+  const oLonRad = originGeo ? originGeo.longitude * rad : 0;
+  const oCos = Math.cos(oLatRad);
+  const clientRegion = client.region !== undefined && client.region !== '' ? client.region : undefined;
+  const originRegion = origin.region !== undefined && origin.region !== '' ? origin.region : undefined;
+  const twoHop = input.twoHop !== false;
+  const top: Scored[] = [];
+  const entries: Scored[] = [];
+  const exits: Scored[] = [];
+  const byClientLeg = (a: Scored, b: Scored): number => a.clientLegCost - b.clientLegCost || byCost(a, b);
+  const byOriginLeg = (a: Scored, b: Scored): number => a.originLegCost - b.originLegCost || byCost(a, b);
+  let eligible = 0;
+  for (const entry of registry.listEntries()) {
+    const record = entry.record;
+    const health = registry.health(nowMs, record);
+    let why: string | undefined;
+    if (health === 'unhealthy') why = `no heartbeat for ${f1((nowMs - record.lastHeartbeatAtMs) / 1000)} s (lease ${f1(registry.leaseMs / 1000)} s)`;
+    else if (health === 'draining') why = 'draining: takes no new clients';
+    else if (record.load.sessions >= record.capacitySessions) why = `full: ${record.load.sessions} of ${record.capacitySessions} sessions`;
+    if (why !== undefined) {
+      excludedCount++;
+      if (excluded.length < limit) excluded.push({ relayId: record.relayId, reason: why });
+      continue;
+    }
+    eligible++;
+    // Figures as plain numbers first; objects are built only for relays that make one of the short lists.
+    const relayNode = entry.nodeName;
+    let reported = clientReports?.get(relayNode);
+    if (reported !== undefined && nowMs - reported.updatedAtMs >= measurements.staleMs) reported = undefined;
+    const cRtt = reported ? reported.rttMs : clientGeo ? geoRttMs(greatCircleKmRad(cLatRad, cLonRad, cCos, entry.latitudeRad, entry.longitudeRad, entry.cosLatitude)) : clientRegion !== undefined ? (clientRegion === record.region ? REGION_SAME_RTT_MS : REGION_OTHER_RTT_MS) : UNKNOWN_RTT_MS;
+    const cJit = reported ? reported.jitterMs : 0;
+    const cLoss = reported ? reported.lossFraction : 0;
+    let probed = measurements.from(relayNode)?.get(originNode);
+    if (probed !== undefined && nowMs - probed.updatedAtMs >= measurements.staleMs) probed = undefined;
+    const oRtt = probed ? probed.rttMs : originGeo ? geoRttMs(greatCircleKmRad(entry.latitudeRad, entry.longitudeRad, entry.cosLatitude, oLatRad, oLonRad, oCos)) : originRegion !== undefined ? (originRegion === record.region ? REGION_SAME_RTT_MS : REGION_OTHER_RTT_MS) : UNKNOWN_RTT_MS;
+    const oJit = probed ? probed.jitterMs : 0;
+    const oLoss = probed ? probed.lossFraction : 0;
+    const costMs = pathCost(cRtt, cJit, cLoss, 0, 0, 0, oRtt, oJit, oLoss, loadPenaltyMs(loadFraction(record), w), 0, w);
+    const clientLegCost = cRtt + w.jitterWeight * cJit + w.lossPenaltyMsPerPercent * cLoss * 100;
+    const originLegCost = oRtt + w.jitterWeight * oJit + w.lossPenaltyMsPerPercent * oLoss * 100;
+    const forTop = top.length < limit || costMs <= top[top.length - 1]!.costMs;
+    const forEntries = twoHop && (entries.length < TWO_HOP_CANDIDATES || clientLegCost <= entries[entries.length - 1]!.clientLegCost);
+    const forExits = twoHop && (exits.length < TWO_HOP_CANDIDATES || originLegCost <= exits[exits.length - 1]!.originLegCost);
+    if (!forTop && !forEntries && !forExits) continue;
+    const cLeg = reported ? measuredLeg(nowMs, measurements, reported) : clientGeo ? geoLegOf(cRtt) : clientRegion !== undefined ? regionLeg(clientRegion === record.region) : UNKNOWN_LEG;
+    const oLeg = probed ? measuredLeg(nowMs, measurements, probed) : originGeo ? geoLegOf(oRtt) : originRegion !== undefined ? regionLeg(originRegion === record.region) : UNKNOWN_LEG;
+    const scored = score(record, undefined, cLeg, undefined, oLeg, w);
+    if (forTop) keepBest(top, scored, limit, byCost);
+    if (forEntries) keepBest(entries, scored, TWO_HOP_CANDIDATES, byClientLeg);
+    if (forExits) keepBest(exits, scored, TWO_HOP_CANDIDATES, byOriginLeg);
+  }
+  if (twoHop && eligible > 1) {
+    for (const e of entries) {
+      for (const x of exits) {
+        if (e.entry === x.entry) continue;
+        const mesh = meshLeg(nowMs, measurements, e.entry.relayId, x.entry.relayId);
+        if (!mesh) continue;
+        const s = score(e.entry, x.entry, e.client, mesh, x.origin, w);
+        if (s.costMs <= e.costMs - w.twoHopGainMsMin) keepBest(top, s, limit, byCost);
+      }
+    }
+  }
+  const best = top[0];
+  return { candidates: best ? top.map((s, i) => toCandidate(s, i + 1, best)) : [], excluded, excludedCount };
+}

@@ -1,0 +1,233 @@
+/**
+ * The relay registry with leases: relays register (who they are, where, what they
+ * offer), then heartbeat with their load. A relay whose last heartbeat is older than
+ * the lease is unhealthy and is never handed to clients; a draining relay stays
+ * listed but gets no new clients; an unhealthy relay is forgotten after `retentionMs`.
+ *
+ * Sans-IO, str0m style: inputs `register`/`heartbeat`/`apply` (records from other
+ * replicas) and `handleTimeout(nowMs)`; outputs `pollEvent()` (health transitions)
+ * and `pollTimeout()` (when to call `handleTimeout` next). After each input, drain
+ * `pollEvent()`. Health at a given instant never depends on sweeps having run:
+ * {@link Registry.health} computes it from the record and `nowMs`.
+ */
+import { LEASE_MS_DEFAULT, RELAY_RETENTION_MS_DEFAULT } from '../constants.js';
+
+/** What a relay says about itself when it registers. */
+export interface RelayInfo {
+  /** 1–64 of `A-Za-z0-9._-`. */
+  readonly relayId: string;
+  /** Operator's region name, e.g. `eu-west`. */
+  readonly region: string;
+  /** Degrees, −90..90. */
+  readonly latitude: number;
+  /** Degrees, −180..180. */
+  readonly longitude: number;
+  /** `host:port` clients tunnel to. */
+  readonly tunnelAddress: string;
+  /** `host:port` that answers probes. */
+  readonly probeAddress: string;
+  /** Sessions the relay accepts at most. */
+  readonly capacitySessions: number;
+}
+
+/** What a relay says in each heartbeat. */
+export interface RelayLoad {
+  /** Sessions open now. */
+  readonly sessions: number;
+  /** Packets per second forwarded (both ways). */
+  readonly packetsPerSecond: number;
+  /** CPU busy fraction, 0..1. */
+  readonly cpuFraction: number;
+  /** True while the relay drains: it keeps its sessions but takes no new ones. */
+  readonly draining: boolean;
+}
+
+/** A relay as the registry (and the store) holds it. */
+export interface RelayRecord extends RelayInfo {
+  /** Latest load. */
+  readonly load: RelayLoad;
+  /** When it (last) registered, ms. */
+  readonly registeredAtMs: number;
+  /** When its latest heartbeat (or registration) arrived, ms. */
+  readonly lastHeartbeatAtMs: number;
+}
+
+/** Health of a relay at an instant. */
+export type RelayHealth = 'healthy' | 'draining' | 'unhealthy';
+
+/** A record plus values derived once per update for the ranking hot loop. */
+export interface RelayEntry {
+  readonly record: RelayRecord;
+  /** Measurement node name (`relay:<id>`). */
+  readonly nodeName: string;
+  /** Latitude in radians. */
+  readonly latitudeRad: number;
+  /** Longitude in radians. */
+  readonly longitudeRad: number;
+  /** cos(latitude). */
+  readonly cosLatitude: number;
+}
+
+/** A health transition, for logs, metrics and the dashboard. */
+export interface RegistryEvent {
+  readonly type: 'relayUp' | 'relayDraining' | 'relayDown' | 'relayForgotten';
+  readonly relayId: string;
+  /** When the registry noticed, ms. */
+  readonly atMs: number;
+}
+
+/** Options of a {@link Registry}. */
+export interface RegistryInit {
+  /** Lease, ms. Default {@link LEASE_MS_DEFAULT}. */
+  leaseMs?: number;
+  /** An unhealthy relay is forgotten this long after its last heartbeat, ms. Default {@link RELAY_RETENTION_MS_DEFAULT}. */
+  retentionMs?: number;
+}
+
+/** Least time between two lease sweeps, ms. */
+export const REGISTRY_SWEEP_INTERVAL_MS = 250;
+
+const NO_LOAD: RelayLoad = Object.freeze({ sessions: 0, packetsPerSecond: 0, cpuFraction: 0, draining: false });
+
+/** Relays and their leases. */
+export class Registry {
+  /** Lease, ms. */
+  readonly leaseMs: number;
+  /** Retention of unhealthy relays, ms. */
+  readonly retentionMs: number;
+  private readonly relays = new Map<string, RelayRecord>();
+  private readonly entries = new Map<string, RelayEntry>();
+  /** Health last reported through events, per relay. */
+  private readonly reported = new Map<string, RelayHealth>();
+  private readonly events: RegistryEvent[] = [];
+  private nextSweepMs: number | undefined = undefined;
+  private lastSweepMs = Number.NEGATIVE_INFINITY;
+
+  constructor(init: RegistryInit = {}) {
+    this.leaseMs = init.leaseMs ?? LEASE_MS_DEFAULT;
+    this.retentionMs = Math.max(init.retentionMs ?? RELAY_RETENTION_MS_DEFAULT, this.leaseMs);
+  }
+
+  /** Relays held (any health). */
+  get size(): number {
+    return this.relays.size;
+  }
+
+  /** Registers (or re-registers) a relay; counts as a heartbeat. Keeps the last load when re-registering. */
+  register(nowMs: number, info: RelayInfo): RelayRecord {
+    const previous = this.relays.get(info.relayId);
+    const record: RelayRecord = {
+      relayId: info.relayId,
+      region: info.region,
+      latitude: info.latitude,
+      longitude: info.longitude,
+      tunnelAddress: info.tunnelAddress,
+      probeAddress: info.probeAddress,
+      capacitySessions: info.capacitySessions,
+      load: previous?.load ?? NO_LOAD,
+      registeredAtMs: nowMs,
+      lastHeartbeatAtMs: nowMs,
+    };
+    this.put(nowMs, record);
+    return record;
+  }
+
+  /** Records a heartbeat. Returns undefined for a relay that is not registered (it must register first). */
+  heartbeat(nowMs: number, relayId: string, load: RelayLoad): RelayRecord | undefined {
+    const previous = this.relays.get(relayId);
+    if (!previous) return undefined;
+    const record: RelayRecord = { ...previous, load: { ...load }, lastHeartbeatAtMs: Math.max(nowMs, previous.lastHeartbeatAtMs) };
+    this.put(nowMs, record);
+    return record;
+  }
+
+  /** Takes a record from elsewhere (another replica, the store) if it is newer. Returns whether it was taken. */
+  apply(nowMs: number, record: RelayRecord): boolean {
+    const previous = this.relays.get(record.relayId);
+    if (previous && previous.lastHeartbeatAtMs >= record.lastHeartbeatAtMs && previous.registeredAtMs >= record.registeredAtMs) return false;
+    if (nowMs - record.lastHeartbeatAtMs >= this.retentionMs) return false;
+    this.put(nowMs, record);
+    return true;
+  }
+
+  /** A relay's record (any health), or undefined. */
+  get(relayId: string): RelayRecord | undefined {
+    return this.relays.get(relayId);
+  }
+
+  /** Every relay held, any health. */
+  list(): IterableIterator<RelayRecord> {
+    return this.relays.values();
+  }
+
+  /** Every relay with its derived values (the ranking hot loop). */
+  listEntries(): IterableIterator<RelayEntry> {
+    return this.entries.values();
+  }
+
+  /** Health of `record` at `nowMs`: unhealthy once `nowMs − lastHeartbeatAtMs ≥ leaseMs`. */
+  health(nowMs: number, record: RelayRecord): RelayHealth {
+    if (nowMs - record.lastHeartbeatAtMs >= this.leaseMs) return 'unhealthy';
+    return record.load.draining ? 'draining' : 'healthy';
+  }
+
+  /** Sweeps leases: emits `relayDown` for lapsed leases, forgets relays past retention. */
+  handleTimeout(nowMs: number): void {
+    this.lastSweepMs = nowMs;
+    let next = Number.POSITIVE_INFINITY;
+    for (const [relayId, record] of this.relays) {
+      const silentMs = nowMs - record.lastHeartbeatAtMs;
+      if (silentMs >= this.retentionMs) {
+        this.relays.delete(relayId);
+        this.entries.delete(relayId);
+        this.reported.delete(relayId);
+        this.events.push({ type: 'relayForgotten', relayId, atMs: nowMs });
+        continue;
+      }
+      this.noteHealth(nowMs, record);
+      const due = silentMs < this.leaseMs ? record.lastHeartbeatAtMs + this.leaseMs : record.lastHeartbeatAtMs + this.retentionMs;
+      if (due < next) next = due;
+    }
+    this.nextSweepMs = Number.isFinite(next) ? next : undefined;
+  }
+
+  /**
+   * When {@link handleTimeout} should run next, ms; undefined with no relays. Sweeps
+   * are at least {@link REGISTRY_SWEEP_INTERVAL_MS} apart (with hundreds of relays some
+   * lease is always about to lapse), so events may trail a lapse by that much; answers
+   * never do, since {@link health} is computed at the instant asked.
+   */
+  pollTimeout(): number | undefined {
+    return this.nextSweepMs === undefined ? undefined : Math.max(this.nextSweepMs, this.lastSweepMs + REGISTRY_SWEEP_INTERVAL_MS);
+  }
+
+  /** The next health transition, or undefined. */
+  pollEvent(): RegistryEvent | undefined {
+    return this.events.shift();
+  }
+
+  private put(nowMs: number, record: RelayRecord): void {
+    this.relays.set(record.relayId, record);
+    const previous = this.entries.get(record.relayId);
+    const moved = !previous || previous.record.latitude !== record.latitude || previous.record.longitude !== record.longitude;
+    const latitudeRad = moved ? (record.latitude * Math.PI) / 180 : previous.latitudeRad;
+    this.entries.set(record.relayId, {
+      record,
+      nodeName: previous?.nodeName ?? `relay:${record.relayId}`,
+      latitudeRad,
+      longitudeRad: moved ? (record.longitude * Math.PI) / 180 : previous.longitudeRad,
+      cosLatitude: moved ? Math.cos(latitudeRad) : previous.cosLatitude,
+    });
+    this.noteHealth(nowMs, record);
+    const due = nowMs - record.lastHeartbeatAtMs < this.leaseMs ? record.lastHeartbeatAtMs + this.leaseMs : record.lastHeartbeatAtMs + this.retentionMs;
+    if (this.nextSweepMs === undefined || due < this.nextSweepMs) this.nextSweepMs = due;
+  }
+
+  private noteHealth(nowMs: number, record: RelayRecord): void {
+    const health = this.health(nowMs, record);
+    if (this.reported.get(record.relayId) === health) return;
+    this.reported.set(record.relayId, health);
+    const type = health === 'healthy' ? 'relayUp' : health === 'draining' ? 'relayDraining' : 'relayDown';
+    this.events.push({ type, relayId: record.relayId, atMs: nowMs });
+  }
+}

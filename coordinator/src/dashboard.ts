@@ -1,0 +1,211 @@
+/**
+ * The dashboard served at `GET /`: one self-contained page (inline CSS, script and
+ * SVG; no CDN, no fonts, no internet) that polls `GET /v1/fleet` every second and
+ * redraws without reloading:
+ * - a world map (equirectangular, coarse continent outlines) with each relay at its
+ *   coordinates, coloured by health (green healthy, amber draining, red unhealthy),
+ *   and origins with known coordinates as diamonds;
+ * - a table per relay: health, sessions/capacity, load, CPU, packets/s, heartbeat age,
+ *   and RTT / jitter / loss to each origin it probes;
+ * - small time-series graphs of RTT, jitter and loss per relay (last minutes);
+ * - the relay-to-relay RTT matrix.
+ * Elements carry `data-relay-id` and `data-health` so tests can find them.
+ */
+
+/** Coarse continent outlines as [longitude, latitude] rings, degrees. Enough to recognise the world, no more. */
+const CONTINENTS: readonly (readonly [number, number])[][] = [
+  // North America
+  [[-168, 66], [-162, 70], [-140, 70], [-125, 70], [-95, 72], [-80, 73], [-62, 66], [-56, 52], [-66, 45], [-70, 42], [-76, 35], [-81, 31], [-80, 25], [-82, 28], [-84, 30], [-90, 29], [-97, 27], [-97, 22], [-92, 18], [-88, 21], [-87, 16], [-83, 10], [-79, 9], [-81, 7], [-86, 12], [-92, 14], [-105, 20], [-110, 23], [-112, 29], [-115, 30], [-117, 33], [-121, 35], [-124, 40], [-124, 48], [-130, 55], [-140, 60], [-150, 60], [-158, 57], [-165, 60]],
+  // Greenland
+  [[-55, 60], [-44, 60], [-22, 70], [-18, 77], [-30, 83], [-60, 82], [-72, 78], [-58, 75], [-52, 68]],
+  // South America
+  [[-80, 9], [-75, 11], [-62, 11], [-52, 5], [-35, -5], [-39, -13], [-41, -22], [-48, -26], [-53, -34], [-58, -38], [-65, -41], [-66, -47], [-69, -52], [-72, -54], [-75, -50], [-73, -40], [-72, -30], [-70, -18], [-76, -14], [-81, -6], [-80, 0], [-77, 4]],
+  // Eurasia
+  [[-10, 36], [-9, 43], [-2, 43], [-5, 48], [2, 51], [8, 54], [8, 57], [11, 58], [5, 62], [12, 66], [18, 70], [28, 71], [40, 67], [44, 68], [60, 69], [70, 73], [80, 73], [100, 77], [112, 74], [130, 71], [150, 71], [160, 70], [170, 70], [180, 69], [180, 65], [172, 60], [163, 58], [156, 51], [156, 57], [143, 59], [137, 54], [141, 48], [135, 43], [129, 41], [129, 35], [126, 35], [126, 38], [121, 40], [122, 37], [119, 35], [122, 30], [118, 24], [110, 21], [108, 21], [106, 18], [109, 12], [105, 9], [100, 13], [100, 4], [104, 1], [100, 7], [98, 16], [94, 17], [92, 22], [88, 22], [80, 15], [77, 8], [73, 16], [72, 21], [67, 24], [58, 25], [56, 27], [50, 30], [48, 30], [50, 27], [56, 24], [59, 22], [52, 16], [43, 13], [39, 21], [35, 28], [34, 31], [36, 36], [28, 36], [26, 40], [23, 36], [20, 40], [13, 45], [18, 40], [16, 38], [12, 44], [8, 44], [3, 43], [0, 39], [-5, 36]],
+  // Africa
+  [[-17, 15], [-17, 21], [-13, 28], [-9, 32], [-6, 36], [10, 37], [11, 33], [20, 31], [30, 31], [33, 31], [35, 28], [39, 20], [43, 12], [51, 12], [48, 5], [40, -3], [40, -15], [35, -24], [32, -29], [27, -34], [20, -35], [18, -30], [12, -17], [14, -10], [12, -5], [9, 0], [9, 4], [5, 5], [-2, 5], [-8, 4], [-13, 8], [-17, 13]],
+  // Australia
+  [[114, -22], [114, -26], [115, -34], [118, -35], [124, -33], [132, -32], [138, -35], [141, -38], [146, -39], [150, -37], [153, -32], [153, -25], [146, -19], [142, -11], [141, -17], [136, -12], [131, -11], [126, -14], [122, -18]],
+  // Great Britain, Ireland, Japan, Sumatra/Java, Borneo, New Zealand, Madagascar
+  [[-5, 50], [1, 51], [2, 53], [-1, 55], [-2, 58], [-5, 58], [-6, 56], [-3, 54], [-5, 52]],
+  [[-10, 52], [-6, 52], [-6, 55], [-10, 54]],
+  [[130, 31], [135, 34], [140, 35], [142, 40], [141, 45], [145, 44], [140, 41], [139, 38], [136, 37], [132, 35]],
+  [[95, 5], [105, -6], [115, -8], [120, -9], [119, -5], [110, -2], [104, 1]],
+  [[109, 1], [118, 7], [119, 1], [116, -4], [110, -3]],
+  [[172, -34], [178, -38], [176, -41], [171, -46], [167, -46], [172, -41]],
+  [[44, -25], [49, -15], [50, -12], [47, -25]],
+];
+
+/** Map size in SVG user units (equirectangular: 2 units per degree). */
+const MAP_WIDTH = 720;
+const MAP_HEIGHT = 360;
+
+function outlinePaths(): string {
+  return CONTINENTS.map((ring) => `M${ring.map(([lon, lat]) => `${((lon + 180) * 2).toFixed(0)},${((90 - lat) * 2).toFixed(0)}`).join('L')}Z`).join('');
+}
+
+let cached: string | undefined;
+
+/** The dashboard page (built once, then cached). */
+export function dashboardHtml(): string {
+  cached ??= PAGE.replace('__OUTLINE__', outlinePaths()).replaceAll('__W__', String(MAP_WIDTH)).replaceAll('__H__', String(MAP_HEIGHT));
+  return cached;
+}
+
+const PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>Slipstream coordinator</title>
+<style>
+  :root { --bg:#0f1419; --panel:#172029; --line:#2a3642; --text:#d8e0e8; --dim:#8a99a8; --ok:#35c47a; --drain:#e9b44c; --bad:#e5534b; --accent:#5aa9e6; }
+  * { box-sizing: border-box; }
+  body { margin:0; background:var(--bg); color:var(--text); font:13px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; }
+  header { display:flex; gap:24px; align-items:baseline; padding:12px 20px; border-bottom:1px solid var(--line); }
+  header h1 { font-size:16px; margin:0; font-weight:600; }
+  header .stat b { font-size:15px; }
+  .ok { color:var(--ok); } .draining { color:var(--drain); } .unhealthy, .bad { color:var(--bad); }
+  main { display:grid; grid-template-columns: minmax(520px, 1.2fr) minmax(380px, 1fr); gap:16px; padding:16px 20px; }
+  section { background:var(--panel); border:1px solid var(--line); border-radius:6px; padding:12px; min-width:0; }
+  section h2 { font-size:13px; margin:0 0 8px; color:var(--dim); font-weight:600; text-transform:uppercase; letter-spacing:.04em; }
+  #map svg { width:100%; height:auto; display:block; }
+  .land { fill:#25313c; stroke:#3a4856; stroke-width:.6; }
+  .grid { stroke:#1f2a34; stroke-width:.5; fill:none; }
+  .relay circle { stroke:#0f1419; stroke-width:1.2; }
+  .relay.healthy circle { fill:var(--ok); } .relay.draining circle { fill:var(--drain); } .relay.unhealthy circle { fill:var(--bad); }
+  .relay text, .origin text { fill:var(--text); font-size:8px; paint-order:stroke; stroke:#0f1419; stroke-width:2px; }
+  .origin path { fill:var(--accent); stroke:#0f1419; stroke-width:1; }
+  table { border-collapse:collapse; width:100%; }
+  th, td { text-align:left; padding:4px 6px; border-bottom:1px solid var(--line); white-space:nowrap; font-variant-numeric: tabular-nums; }
+  th { color:var(--dim); font-weight:500; }
+  td.num, th.num { text-align:right; }
+  .pill { display:inline-block; padding:0 6px; border-radius:8px; font-size:11px; border:1px solid currentColor; }
+  .wide { grid-column: 1 / -1; }
+  .graphs { display:grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr)); gap:10px; }
+  .graph { border:1px solid var(--line); border-radius:4px; padding:6px 8px; }
+  .graph .title { display:flex; justify-content:space-between; font-weight:600; margin-bottom:2px; }
+  .spark { display:flex; align-items:center; gap:6px; color:var(--dim); font-size:11px; }
+  .spark svg { flex:1; height:26px; }
+  .spark polyline { fill:none; stroke-width:1.3; }
+  .spark .rtt { stroke:var(--accent); } .spark .jitter { stroke:var(--drain); } .spark .loss { stroke:var(--bad); }
+  .spark span.v { width:64px; text-align:right; color:var(--text); }
+  #matrix td { text-align:right; }
+  .scroll { overflow:auto; max-height:420px; }
+  #error { color:var(--bad); }
+  .dim { color:var(--dim); }
+</style>
+</head>
+<body>
+<header>
+  <h1>Slipstream coordinator</h1>
+  <span class="stat">relays <b id="count-healthy" class="ok">0</b> healthy · <b id="count-draining" class="draining">0</b> draining · <b id="count-unhealthy" class="unhealthy">0</b> unhealthy</span>
+  <span class="stat">store <b id="store">…</b></span>
+  <span class="stat">revocations <b id="revocations">0</b></span>
+  <span class="stat dim" id="updated">waiting for data…</span>
+  <span id="error"></span>
+</header>
+<main>
+  <section id="map"><h2>Relays by location</h2>
+    <svg viewBox="0 24 __W__ 280" role="img" aria-label="world map of relays">
+      <g id="graticule"></g>
+      <path class="land" d="__OUTLINE__"></path>
+      <g id="origins"></g>
+      <g id="relays"></g>
+    </svg>
+  </section>
+  <section><h2>Relay-to-relay RTT (ms)</h2><div class="scroll"><table id="matrix"></table></div></section>
+  <section class="wide"><h2>Relays</h2><div class="scroll"><table id="relay-table"></table></div></section>
+  <section class="wide"><h2>RTT, jitter and loss over the last minutes</h2><div class="graphs" id="graphs"></div></section>
+</main>
+<script>
+"use strict";
+(function () {
+  var W = __W__, H = __H__;
+  function esc(s) { return String(s).replace(/[&<>"']/g, function (c) { return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]; }); }
+  function x(lon) { return (lon + 180) / 360 * W; }
+  function y(lat) { return (90 - lat) / 180 * H; }
+  function f1(v) { return v == null ? "–" : v.toFixed(1); }
+  function pct(v) { return v == null ? "–" : (v * 100).toFixed(v < 0.01 ? 2 : 1) + " %"; }
+  function age(ms) { return ms < 1000 ? Math.round(ms) + " ms" : (ms / 1000).toFixed(1) + " s"; }
+  var grat = "";
+  for (var lon = -150; lon <= 150; lon += 30) grat += '<line class="grid" x1="' + x(lon) + '" y1="0" x2="' + x(lon) + '" y2="' + H + '"/>';
+  for (var lat = -60; lat <= 60; lat += 30) grat += '<line class="grid" x1="0" y1="' + y(lat) + '" x2="' + W + '" y2="' + y(lat) + '"/>';
+  document.getElementById("graticule").innerHTML = grat;
+
+  // floor: the least full scale, so that noise on a clean path does not fill the graph.
+  function spark(cls, values, label, fmt, floor) {
+    var pts = [], max = floor, last = null, n = values.length;
+    for (var i = 0; i < n; i++) if (values[i] != null && values[i] > max) max = values[i];
+    for (var j = 0; j < n; j++) {
+      if (values[j] == null) continue;
+      last = values[j];
+      pts.push((n <= 1 ? 100 : j / (n - 1) * 100).toFixed(1) + "," + (24 - values[j] / max * 22).toFixed(1));
+    }
+    return '<div class="spark">' + label + '<svg viewBox="0 0 100 26" preserveAspectRatio="none"><polyline class="' + cls + '" points="' + pts.join(" ") + '"/></svg><span class="v">' + fmt(last) + "</span></div>";
+  }
+
+  function render(fleet) {
+    var counts = { healthy: 0, draining: 0, unhealthy: 0 };
+    fleet.relays.forEach(function (r) { counts[r.health]++; });
+    ["healthy", "draining", "unhealthy"].forEach(function (h) { document.getElementById("count-" + h).textContent = counts[h]; });
+    var st = document.getElementById("store");
+    st.textContent = fleet.store.kind + (fleet.store.ok ? " ok" : " unreachable");
+    st.className = fleet.store.ok ? "ok" : "bad";
+    document.getElementById("revocations").textContent = fleet.revocations;
+    document.getElementById("updated").textContent = "updated " + new Date(fleet.nowMs).toLocaleTimeString();
+
+    document.getElementById("relays").innerHTML = fleet.relays.map(function (r) {
+      return '<g class="relay ' + r.health + '" data-relay-id="' + esc(r.relayId) + '" data-health="' + r.health + '"><title>' + esc(r.relayId + " (" + r.region + "): " + r.health) + '</title><circle cx="' + x(r.longitude).toFixed(1) + '" cy="' + y(r.latitude).toFixed(1) + '" r="5"/><text x="' + (x(r.longitude) + 7).toFixed(1) + '" y="' + (y(r.latitude) + 3).toFixed(1) + '">' + esc(r.relayId) + "</text></g>";
+    }).join("");
+    document.getElementById("origins").innerHTML = fleet.origins.filter(function (o) { return o.latitude != null; }).map(function (o) {
+      var cx = x(o.longitude), cy = y(o.latitude);
+      return '<g class="origin"><title>origin ' + esc(o.name) + '</title><path d="M' + cx + "," + (cy - 5) + "L" + (cx + 5) + "," + cy + "L" + cx + "," + (cy + 5) + "L" + (cx - 5) + "," + cy + 'Z"/><text x="' + (cx + 7) + '" y="' + (cy + 3) + '">' + esc(o.name) + "</text></g>";
+    }).join("");
+
+    var rows = fleet.relays.map(function (r) {
+      var load = r.capacitySessions > 0 ? r.load.sessions / r.capacitySessions : 1;
+      var origins = r.origins.length === 0 ? '<span class="dim">no origin probes</span>' : r.origins.map(function (o) {
+        return esc(o.origin) + ": " + f1(o.rttMs) + " ms / " + f1(o.jitterMs) + " ms / " + pct(o.lossFraction);
+      }).join("<br>");
+      return '<tr data-relay-id="' + esc(r.relayId) + '" data-health="' + r.health + '"><td>' + esc(r.relayId) + "</td><td>" + esc(r.region) + '</td><td><span class="pill ' + (r.health === "healthy" ? "ok" : r.health) + '">' + r.health + '</span></td><td class="num">' + r.load.sessions + " / " + r.capacitySessions + '</td><td class="num">' + pct(Math.max(load, r.load.cpuFraction)) + '</td><td class="num">' + pct(r.load.cpuFraction) + '</td><td class="num">' + Math.round(r.load.packetsPerSecond) + '</td><td class="num">' + age(r.lastHeartbeatAgeMs) + "</td><td>" + origins + "</td></tr>";
+    }).join("");
+    document.getElementById("relay-table").innerHTML = '<tr><th>relay</th><th>region</th><th>health</th><th class="num">sessions</th><th class="num">load</th><th class="num">CPU</th><th class="num">packets/s</th><th class="num">heartbeat</th><th>to origins: RTT / jitter / loss</th></tr>' + (rows || '<tr><td colspan="9" class="dim">no relays registered</td></tr>');
+
+    var m = fleet.mesh, head = "<tr><th></th>" + m.relayIds.map(function (id) { return "<th>" + esc(id) + "</th>"; }).join("") + "</tr>";
+    document.getElementById("matrix").innerHTML = head + m.relayIds.map(function (from, i) {
+      return "<tr><th>" + esc(from) + "</th>" + m.rttMs[i].map(function (v, j) {
+        var loss = m.lossFraction[i][j];
+        return '<td class="' + (loss != null && loss > 0.01 ? "bad" : "") + '">' + (i === j ? "·" : f1(v)) + "</td>";
+      }).join("") + "</tr>";
+    }).join("");
+
+    document.getElementById("graphs").innerHTML = fleet.relays.map(function (r) {
+      var h = r.history;
+      return '<div class="graph" data-relay-id="' + esc(r.relayId) + '"><div class="title"><span>' + esc(r.relayId) + '</span><span class="' + (r.health === "healthy" ? "ok" : r.health) + '">' + r.health + "</span></div>" +
+        spark("rtt", h.rttMs, "RTT", function (v) { return f1(v) + " ms"; }, 10) + spark("jitter", h.jitterMs, "jit", function (v) { return f1(v) + " ms"; }, 2) + spark("loss", h.lossFraction, "loss", pct, 0.01) + "</div>";
+    }).join("");
+  }
+
+  var busy = false;
+  function tick() {
+    if (busy) return;
+    busy = true;
+    fetch("/v1/fleet", { cache: "no-store" }).then(function (res) {
+      if (!res.ok) throw new Error("HTTP " + res.status);
+      return res.json();
+    }).then(function (fleet) {
+      document.getElementById("error").textContent = "";
+      render(fleet);
+    }).catch(function (e) {
+      document.getElementById("error").textContent = "coordinator unreachable: " + e.message;
+    }).then(function () { busy = false; });
+  }
+  tick();
+  setInterval(tick, 1000);
+})();
+</script>
+</body>
+</html>
+`;

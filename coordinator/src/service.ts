@@ -1,0 +1,683 @@
+/**
+ * The coordinator service: the sans-IO {@link CoordinatorCore} bound to the world —
+ * wall-clock time, a timer armed at `pollTimeout()`, the {@link Store} (write-through,
+ * changes from other replicas applied as they arrive), ticket signing, Prometheus
+ * metrics and pino logs — plus the HTTP API as a function from request to response
+ * ({@link CoordinatorService.handle}), which http.ts serves on `node:http` and the
+ * property tests call directly.
+ *
+ * Routes (JSON; errors are `{"error":{"code","field"?,"reason","message"}}` with a 4xx):
+ * - `GET /` dashboard; `GET /health`; `GET /metrics` (Prometheus text);
+ * - `GET /v1/keys` ticket public key; `GET /v1/origins`; `GET /v1/fleet` (dashboard data);
+ * - relays (fleet secret): `POST /v1/relays/register`, `POST /v1/relays/heartbeat`,
+ *   `POST /v1/relays/reports`, `GET /v1/revocations?sinceMs=&waitMs=` (long poll);
+ * - SDKs: `POST /v1/reports` (keyed by the caller's /24 or /48), `GET /v1/route?origin=…`;
+ * - game backends (API key): `POST /v1/session`, `DELETE /v1/session/:id`.
+ * coordinator/README.md documents every field.
+ */
+import { createHash, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import type { Logger } from 'pino';
+import * as prom from 'prom-client';
+import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed, TICKET_CLOCK_SKEW_MS, SESSION_KEY_BYTES, SEAL_NONCE_BYTES } from '../../proto/src/ticket.js';
+import {
+  BODY_BYTES_MAX,
+  HEARTBEAT_LEASE_FRACTION,
+  REPORTS_PER_REQUEST_MAX,
+  REVOCATION_WAIT_MS_DEFAULT,
+  REVOCATION_WAIT_MS_MAX,
+  ROUTE_LIMIT_DEFAULT,
+  ROUTE_LIMIT_MAX,
+  STORE_PRUNE_INTERVAL_MS,
+} from './constants.js';
+import type { CoordinatorSettings } from './config.js';
+import { CoordinatorCore } from './core/coordinator-core.js';
+import { clientPrefix } from './core/geo.js';
+import type { RelayInfo, RelayLoad, RelayRecord } from './core/registry.js';
+import type { MeasurementRecord } from './core/measurements.js';
+import type { Revocation } from './core/revocations.js';
+import { dashboardHtml } from './dashboard.js';
+import type { Store, StoreChange } from './store/store.js';
+import { check, checkControl, type FieldRule, type Invalid } from './validate.js';
+
+/** A request as the API sees it. */
+export interface ApiRequest {
+  /** Upper-case method. */
+  readonly method: string;
+  /** Path without the query string. */
+  readonly path: string;
+  readonly query: URLSearchParams;
+  /** `authorization` header, if any. */
+  readonly authorization?: string;
+  /** `x-forwarded-for` header, if any (used only with `trustForwardedFor`). */
+  readonly forwardedFor?: string;
+  /** Raw body bytes (empty when none). */
+  readonly body: Uint8Array;
+  /** The peer's address as the socket reports it. */
+  readonly remoteAddress: string;
+  /** Aborted when the client goes away (long polls stop waiting). */
+  readonly signal?: AbortSignal;
+}
+
+/** A response: JSON (`json`) or text (`text` with `contentType`). */
+export interface ApiResponse {
+  readonly status: number;
+  readonly json?: unknown;
+  readonly text?: string;
+  readonly contentType?: string;
+}
+
+/** Stable error codes of the HTTP API. */
+export type ApiErrorCode =
+  | 'bad_json'
+  | 'invalid_field'
+  | 'unknown_origin'
+  | 'unknown_relay'
+  | 'relay_not_allowed'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'body_too_large';
+
+function fail(status: number, code: ApiErrorCode, reason: string, field?: string): ApiResponse {
+  return { status, json: { error: { code, ...(field !== undefined ? { field } : {}), reason, message: field !== undefined ? `${field}: ${reason}` : reason } } };
+}
+
+function invalid(bad: Invalid): ApiResponse {
+  return fail(400, 'invalid_field', bad.reason, bad.field);
+}
+
+const SESSION_ID = /^[0-9a-f]{16}$/;
+const RELAY_ID_RULE: FieldRule = { type: 'string', maxChars: 64, pattern: /^[A-Za-z0-9._-]+$/, patternText: 'a relay id: 1–64 of A-Z a-z 0-9 . _ -' };
+const ORIGIN_RULE: FieldRule = { type: 'string', maxChars: 128, pattern: /^[A-Za-z0-9._:-]+$/, patternText: 'an origin name: 1–128 of A-Z a-z 0-9 . _ : -' };
+const FIGURES = {
+  rttMs: { type: 'number', min: 0, max: 60_000 },
+  jitterMs: { type: 'number', min: 0, max: 60_000 },
+  lossFraction: { type: 'number', min: 0, max: 1 },
+  samples: { type: 'number', min: 0, max: 1_000_000, integer: true },
+} as const satisfies Record<string, FieldRule>;
+const RELAY_REPORTS_RULE: FieldRule = {
+  type: 'object',
+  fields: {
+    relayId: RELAY_ID_RULE,
+    reports: {
+      type: 'array',
+      maxItems: REPORTS_PER_REQUEST_MAX,
+      items: { type: 'object', fields: { targetRelayId: { ...RELAY_ID_RULE, optional: true }, origin: { ...ORIGIN_RULE, optional: true }, ...FIGURES } },
+    },
+  },
+};
+const CLIENT_REPORTS_RULE: FieldRule = {
+  type: 'object',
+  fields: { reports: { type: 'array', maxItems: 64, items: { type: 'object', fields: { relayId: RELAY_ID_RULE, ...FIGURES } } } },
+};
+
+/** Everything a {@link CoordinatorService} is given. */
+export interface CoordinatorServiceInit {
+  readonly settings: CoordinatorSettings;
+  readonly store: Store;
+  readonly logger: Logger;
+  /** Wall clock, epoch ms. Default `Date.now`. */
+  readonly wallNowMs?: () => number;
+}
+
+interface Waiter {
+  wake(): void;
+}
+
+/** See the module comment. */
+export class CoordinatorService {
+  /** The sans-IO core. */
+  readonly core: CoordinatorCore;
+  /** Prometheus registry of this service (not the global one, so several services share a process). */
+  readonly metrics = new prom.Registry();
+  /** Raw Ed25519 public key that verifies this coordinator's tickets. */
+  readonly ticketPublicKey: Uint8Array;
+  private readonly settings: CoordinatorSettings;
+  private readonly store: Store;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly signingKey: KeyObject;
+  private readonly fleetDigest: Buffer;
+  private readonly apiDigests: Buffer[];
+  private readonly waiters = new Set<Waiter>();
+  private readonly unsubscribe: () => void;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAtMs = Number.POSITIVE_INFINITY;
+  private pruneTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly startedAtMs: number;
+  private readonly requests: prom.Counter<'route' | 'status'>;
+  private readonly durations: prom.Histogram<'route'>;
+  private readonly relayEvents: prom.Counter<'type'>;
+  private readonly sessionsIssued: prom.Counter;
+  private readonly revocationsMade: prom.Counter;
+  private readonly reportsTaken: prom.Counter<'kind'>;
+
+  constructor(init: CoordinatorServiceInit) {
+    this.settings = init.settings;
+    this.store = init.store;
+    this.logger = init.logger;
+    this.now = init.wallNowMs ?? Date.now;
+    this.startedAtMs = this.now();
+    const s = init.settings;
+    this.core = new CoordinatorCore({
+      leaseMs: s.leaseMs,
+      retentionMs: s.relayRetentionMs,
+      staleMs: s.measurementStaleMs,
+      smoothingSamples: s.measurementSmoothingSamples,
+      halfLifeMs: s.measurementHalfLifeMs,
+      historyIntervalMs: s.historyIntervalMs,
+      origins: s.origins,
+      weights: s.ranking,
+    });
+    this.signingKey = ticketSigningKeyFromSeed(s.keys.ticketSigningSeed);
+    this.ticketPublicKey = rawPublicKey(this.signingKey);
+    this.fleetDigest = digest(s.keys.fleetSecret);
+    this.apiDigests = s.keys.apiKeys.map(digest);
+
+    const registers = [this.metrics];
+    this.requests = new prom.Counter({ name: 'slipstream_coordinator_http_requests_total', help: 'HTTP requests by route template and status', labelNames: ['route', 'status'], registers });
+    this.durations = new prom.Histogram({ name: 'slipstream_coordinator_http_request_duration_seconds', help: 'Time to answer, by route template (long polls excluded)', labelNames: ['route'], buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1], registers });
+    this.relayEvents = new prom.Counter({ name: 'slipstream_coordinator_relay_events_total', help: 'Relay health transitions', labelNames: ['type'], registers });
+    this.sessionsIssued = new prom.Counter({ name: 'slipstream_coordinator_sessions_issued_total', help: 'Tickets issued', registers });
+    this.revocationsMade = new prom.Counter({ name: 'slipstream_coordinator_revocations_total', help: 'Sessions revoked through this replica', registers });
+    this.reportsTaken = new prom.Counter({ name: 'slipstream_coordinator_path_reports_total', help: 'Path reports taken, by reporter kind', labelNames: ['kind'], registers });
+    const core = this.core;
+    const wallNow = this.now;
+    const store = this.store;
+    new prom.Gauge({
+      name: 'slipstream_coordinator_relays',
+      help: 'Relays by health',
+      labelNames: ['health'],
+      registers,
+      collect() {
+        const counts = { healthy: 0, draining: 0, unhealthy: 0 };
+        const t = wallNow();
+        for (const r of core.registry.list()) counts[core.registry.health(t, r)]++;
+        for (const [health, n] of Object.entries(counts)) this.set({ health }, n);
+      },
+    });
+    new prom.Gauge({ name: 'slipstream_coordinator_measurements', help: 'Smoothed path figures held', registers, collect() { this.set(core.measurements.size); } });
+    new prom.Gauge({ name: 'slipstream_coordinator_active_revocations', help: 'Revocations held', registers, collect() { this.set(core.revocations.size); } });
+    new prom.Gauge({ name: 'slipstream_coordinator_store_up', help: '1 when the store backend is reachable', registers, collect() { this.set(store.status().ok ? 1 : 0); } });
+    new prom.Gauge({ name: 'slipstream_coordinator_store_pending_writes', help: 'Writes queued for an unreachable store', registers, collect() { this.set(store.status().pendingWrites); } });
+    prom.collectDefaultMetrics({ register: this.metrics, prefix: 'slipstream_coordinator_' });
+
+    this.unsubscribe = this.store.subscribe((change) => this.onStoreChange(change));
+    this.pruneTimer = setInterval(() => this.prune(), STORE_PRUNE_INTERVAL_MS);
+    this.pruneTimer.unref();
+    this.drive();
+  }
+
+  /** Loads what the store holds (call once after construction; a failure is logged and the service starts empty). */
+  async loadFromStore(): Promise<void> {
+    try {
+      const t = this.now();
+      const [relays, measurements, revocations] = await Promise.all([this.store.listRelays(t), this.store.listMeasurements(t), this.store.listRevocations(t)]);
+      this.applyAll(relays, measurements, revocations);
+      this.logger.info({ event: 'storeLoaded', relays: relays.length, measurements: measurements.length, revocations: revocations.length }, 'loaded shared state from the store');
+    } catch (error) {
+      this.logger.warn({ event: 'storeLoadFailed', reason: (error as Error).message }, 'store unreachable at start: serving from local state until it returns');
+    }
+  }
+
+  /** Heartbeat interval relays are asked for, ms. */
+  get heartbeatIntervalMs(): number {
+    return Math.max(100, Math.floor(this.settings.leaseMs * HEARTBEAT_LEASE_FRACTION));
+  }
+
+  /** Stops timers, wakes long polls, unsubscribes; idempotent. Does not close the store (its owner does). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    clearInterval(this.pruneTimer);
+    this.unsubscribe();
+    for (const waiter of this.waiters) waiter.wake();
+    this.waiters.clear();
+  }
+
+  /** Answers one request. Never throws: an unexpected error is a logged 500. */
+  async handle(req: ApiRequest): Promise<ApiResponse> {
+    const started = process.hrtime.bigint();
+    let route = 'unmatched';
+    let response: ApiResponse;
+    try {
+      const matched = this.match(req);
+      route = matched.route;
+      response = await matched.run();
+    } catch (error) {
+      this.logger.error({ event: 'handlerError', route, err: error }, 'unexpected error answering a request');
+      response = { status: 500, json: { error: { code: 'internal', reason: 'unexpected error; see the coordinator log', message: 'unexpected error; see the coordinator log' } } };
+    }
+    this.requests.inc({ route, status: String(response.status) });
+    if (route !== 'GET /v1/revocations') this.durations.observe({ route }, Number(process.hrtime.bigint() - started) / 1e9);
+    return response;
+  }
+
+  /** Route table: path → method → handler. Built once; `/v1/session/:id` is matched by prefix. */
+  private readonly routes: Readonly<Record<string, Readonly<Record<string, (req: ApiRequest) => Promise<ApiResponse> | ApiResponse>>>> = {
+    '/': { GET: () => ({ status: 200, text: dashboardHtml(), contentType: 'text/html; charset=utf-8' }) },
+    '/health': { GET: () => this.health() },
+    '/metrics': { GET: async () => ({ status: 200, text: await this.metrics.metrics(), contentType: this.metrics.contentType }) },
+    '/v1/keys': { GET: () => ({ status: 200, json: { ticketPublicKey: Buffer.from(this.ticketPublicKey).toString('base64'), algorithm: 'Ed25519' } }) },
+    '/v1/origins': { GET: () => ({ status: 200, json: { origins: this.core.originList() } }) },
+    '/v1/fleet': { GET: () => ({ status: 200, json: { ...this.core.fleet(this.now()), store: this.store.status() } }) },
+    '/v1/relays/register': { POST: (req) => this.register(req) },
+    '/v1/relays/heartbeat': { POST: (req) => this.heartbeat(req) },
+    '/v1/relays/reports': { POST: (req) => this.relayReports(req) },
+    '/v1/revocations': { GET: (req) => this.revocationFeed(req) },
+    '/v1/reports': { POST: (req) => this.clientReports(req) },
+    '/v1/route': { GET: (req) => this.route(req) },
+    '/v1/session': { POST: (req) => this.issueSession(req) },
+    '/v1/session/:id': { DELETE: (req) => this.revokeSession(req, decodeURIComponentSafe(req.path.slice('/v1/session/'.length))) },
+  };
+
+  private match(req: ApiRequest): { route: string; run: () => Promise<ApiResponse> | ApiResponse } {
+    const { method, path } = req;
+    const template = Object.prototype.hasOwnProperty.call(this.routes, path) && path !== '/v1/session/:id' ? path : path.startsWith('/v1/session/') ? '/v1/session/:id' : undefined;
+    const methods = template !== undefined ? this.routes[template] : undefined;
+    if (template === undefined || !methods) return { route: 'unmatched', run: () => fail(404, 'not_found', `no route ${path}; see coordinator/README.md for the API`) };
+    const handler = Object.prototype.hasOwnProperty.call(methods, method) ? methods[method] : undefined;
+    if (!handler) return { route: template, run: () => fail(405, 'method_not_allowed', `${method} is not accepted on ${template}; use ${Object.keys(methods).join(', ')}`) };
+    return { route: `${method} ${template}`, run: () => handler(req) };
+  }
+
+  // ---- auth and bodies --------------------------------------------------------------
+
+  private authorize(req: ApiRequest, kind: 'fleet' | 'api'): ApiResponse | undefined {
+    const what = kind === 'fleet' ? 'the fleet secret' : 'an API key';
+    const header = req.authorization;
+    if (header === undefined || header === '') return fail(401, 'unauthorized', `missing; send 'Authorization: Bearer <${what}>'`, 'authorization');
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!m) return fail(401, 'unauthorized', `not a bearer token; send 'Authorization: Bearer <${what}>'`, 'authorization');
+    const given = digest(m[1]!);
+    const ok = kind === 'fleet' ? timingSafeEqual(given, this.fleetDigest) : this.apiDigests.some((d) => timingSafeEqual(given, d));
+    return ok ? undefined : fail(403, 'forbidden', `does not match ${what} configured on this coordinator`, 'authorization');
+  }
+
+  private body(req: ApiRequest): { ok: true; value: Record<string, unknown> } | { ok: false; response: ApiResponse } {
+    if (req.body.length > BODY_BYTES_MAX) return { ok: false, response: fail(413, 'body_too_large', `${req.body.length} bytes; at most ${BODY_BYTES_MAX}`, '<body>') };
+    let value: unknown;
+    try {
+      value = JSON.parse(Buffer.from(req.body.buffer, req.body.byteOffset, req.body.byteLength).toString('utf8'));
+    } catch (error) {
+      return { ok: false, response: fail(400, 'bad_json', `not valid JSON: ${(error as Error).message}`, '<body>') };
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return { ok: false, response: fail(400, 'invalid_field', 'expected a JSON object', '<body>') };
+    return { ok: true, value: value as Record<string, unknown> };
+  }
+
+  // ---- relays -------------------------------------------------------------------------
+
+  private register(req: ApiRequest): ApiResponse {
+    const denied = this.authorize(req, 'fleet');
+    if (denied) return denied;
+    const body = this.body(req);
+    if (!body.ok) return body.response;
+    const bad = checkControl(body.value, 'relayRegister');
+    if (bad) return invalid(bad);
+    const info = body.value as unknown as RelayInfo;
+    if (this.settings.allowedRelayIds.length > 0 && !this.settings.allowedRelayIds.includes(info.relayId)) {
+      this.logger.warn({ event: 'relayRefused', relayId: info.relayId }, 'refused a relay that is not in allowedRelayIds');
+      return fail(403, 'relay_not_allowed', `relay '${info.relayId}' is not in this coordinator's allowedRelayIds`, 'relayId');
+    }
+    const isNew = this.core.registry.get(info.relayId) === undefined;
+    const record = this.core.register(this.now(), {
+      relayId: info.relayId,
+      region: info.region,
+      latitude: info.latitude,
+      longitude: info.longitude,
+      tunnelAddress: info.tunnelAddress,
+      probeAddress: info.probeAddress,
+      capacitySessions: info.capacitySessions,
+    });
+    if (isNew) this.logger.info({ event: 'relayRegistered', relayId: record.relayId, region: record.region, tunnelAddress: record.tunnelAddress }, 'relay registered');
+    this.writeRelay(record);
+    this.afterInput();
+    return {
+      status: 200,
+      json: {
+        relayId: record.relayId,
+        leaseMs: this.settings.leaseMs,
+        heartbeatIntervalMs: this.heartbeatIntervalMs,
+        ticketPublicKey: Buffer.from(this.ticketPublicKey).toString('base64'),
+        relays: [...this.core.registry.list()].filter((r) => r.relayId !== record.relayId && this.core.registry.health(this.now(), r) !== 'unhealthy').map((r) => ({ relayId: r.relayId, probeAddress: r.probeAddress, region: r.region })),
+      },
+    };
+  }
+
+  private heartbeat(req: ApiRequest): ApiResponse {
+    const denied = this.authorize(req, 'fleet');
+    if (denied) return denied;
+    const body = this.body(req);
+    if (!body.ok) return body.response;
+    const bad = checkControl(body.value, 'relayHeartbeat');
+    if (bad) return invalid(bad);
+    const hb = body.value as unknown as RelayLoad & { relayId: string };
+    const record = this.core.heartbeat(this.now(), hb.relayId, { sessions: hb.sessions, packetsPerSecond: hb.packetsPerSecond, cpuFraction: hb.cpuFraction, draining: hb.draining });
+    if (!record) return fail(404, 'unknown_relay', `relay '${hb.relayId}' is not registered here; POST /v1/relays/register first`, 'relayId');
+    this.writeRelay(record);
+    this.afterInput();
+    return { status: 200, json: { leaseMs: this.settings.leaseMs, heartbeatIntervalMs: this.heartbeatIntervalMs } };
+  }
+
+  private relayReports(req: ApiRequest): ApiResponse {
+    const denied = this.authorize(req, 'fleet');
+    if (denied) return denied;
+    const body = this.body(req);
+    if (!body.ok) return body.response;
+    const bad = check(body.value, RELAY_REPORTS_RULE, '');
+    if (bad) return invalid(bad);
+    const { relayId, reports } = body.value as { relayId: string; reports: { targetRelayId?: string; origin?: string; rttMs: number; jitterMs: number; lossFraction: number; samples: number }[] };
+    for (let i = 0; i < reports.length; i++) {
+      const r = reports[i]!;
+      if ((r.targetRelayId === undefined) === (r.origin === undefined)) return fail(400, 'invalid_field', 'give exactly one of targetRelayId and origin', `reports[${i}]`);
+    }
+    if (!this.core.registry.get(relayId)) return fail(404, 'unknown_relay', `relay '${relayId}' is not registered here; POST /v1/relays/register first`, 'relayId');
+    const t = this.now();
+    let taken = 0;
+    const skipped: { index: number; reason: string }[] = [];
+    for (let i = 0; i < reports.length; i++) {
+      const r = reports[i]!;
+      const result = this.core.relayReport(t, relayId, r.targetRelayId !== undefined ? { relayId: r.targetRelayId } : { origin: r.origin! }, r);
+      if (result.ok) {
+        taken++;
+        this.writeMeasurement(result.record);
+      } else {
+        skipped.push({ index: i, reason: result.reason === 'unknownRelay' ? `target relay '${r.targetRelayId}' is not registered` : 'samples is 0' });
+      }
+    }
+    this.reportsTaken.inc({ kind: 'relay' }, taken);
+    return { status: 200, json: { taken, skipped } };
+  }
+
+  private async revocationFeed(req: ApiRequest): Promise<ApiResponse> {
+    const denied = this.authorize(req, 'fleet');
+    if (denied) return denied;
+    const q = this.query<{ sinceMs?: number; waitMs?: number; limit?: number }>(req, { sinceMs: { type: 'number', min: 0, max: 1e15, optional: true }, waitMs: { type: 'number', min: 0, max: REVOCATION_WAIT_MS_MAX, integer: true, optional: true }, limit: { type: 'number', min: 1, max: 100_000, integer: true, optional: true } });
+    if (!q.ok) return q.response;
+    const sinceMs = q.values.sinceMs ?? 0;
+    const waitMs = q.values.waitMs ?? REVOCATION_WAIT_MS_DEFAULT;
+    const limit = q.values.limit ?? 10_000;
+    let entries = this.core.revocations.since(this.now(), sinceMs, limit);
+    if (entries.length === 0 && waitMs > 0 && !this.closed) {
+      await this.waitForRevocation(waitMs, req.signal);
+      entries = this.core.revocations.since(this.now(), sinceMs, limit);
+    }
+    const cursorMs = entries.length > 0 ? entries[entries.length - 1]!.receivedAtMs : Math.max(sinceMs, this.now() - 1);
+    return { status: 200, json: { cursorMs, revocations: entries.map((e) => ({ sessionId: e.sessionId, revokedAtMs: e.revokedAtMs, expiresAtMs: e.expiresAtMs })) } };
+  }
+
+  private waitForRevocation(waitMs: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        wake: () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', waiter.wake);
+          this.waiters.delete(waiter);
+          resolve();
+        },
+      };
+      const timer = setTimeout(waiter.wake, waitMs);
+      signal?.addEventListener('abort', waiter.wake);
+      this.waiters.add(waiter);
+    });
+  }
+
+  // ---- SDK ----------------------------------------------------------------------------
+
+  private clientAddress(req: ApiRequest): string {
+    if (this.settings.trustForwardedFor && req.forwardedFor) {
+      const first = req.forwardedFor.split(',')[0]!.trim();
+      if (first !== '') return first;
+    }
+    return req.remoteAddress;
+  }
+
+  private clientReports(req: ApiRequest): ApiResponse {
+    const body = this.body(req);
+    if (!body.ok) return body.response;
+    const bad = check(body.value, CLIENT_REPORTS_RULE, '');
+    if (bad) return invalid(bad);
+    const prefix = clientPrefix(this.clientAddress(req));
+    if (prefix === undefined) return fail(400, 'invalid_field', 'the client address is not IPv4 or IPv6', 'clientAddress');
+    const t = this.now();
+    let taken = 0;
+    const skipped: { index: number; reason: string }[] = [];
+    const reports = (body.value as { reports: { relayId: string; rttMs: number; jitterMs: number; lossFraction: number; samples: number }[] }).reports;
+    for (let i = 0; i < reports.length; i++) {
+      const r = reports[i]!;
+      const result = this.core.clientReport(t, prefix, r.relayId, r);
+      if (result.ok) {
+        taken++;
+        this.writeMeasurement(result.record);
+      } else skipped.push({ index: i, reason: result.reason === 'unknownRelay' ? `relay '${r.relayId}' is not registered` : 'samples is 0' });
+    }
+    this.reportsTaken.inc({ kind: 'client' }, taken);
+    return { status: 200, json: { clientPrefix: prefix, taken, skipped } };
+  }
+
+  private query<T>(req: ApiRequest, rules: Record<string, FieldRule>): { ok: true; values: T } | { ok: false; response: ApiResponse } {
+    const values: Record<string, unknown> = {};
+    for (const [key, raw] of req.query) {
+      if (!Object.prototype.hasOwnProperty.call(rules, key)) return { ok: false, response: fail(400, 'invalid_field', `unknown query parameter; expected only ${Object.keys(rules).join(', ')}`, key) };
+      if (Object.prototype.hasOwnProperty.call(values, key)) return { ok: false, response: fail(400, 'invalid_field', 'given more than once', key) };
+      const rule = rules[key]!;
+      let value: unknown = raw;
+      if (rule.type === 'number') value = raw.trim() === '' ? Number.NaN : Number(raw);
+      else if (rule.type === 'boolean') value = raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
+      const bad = check(value, rule, key);
+      if (bad) return { ok: false, response: invalid(bad) };
+      values[key] = value;
+    }
+    for (const [key, rule] of Object.entries(rules)) {
+      if (!rule.optional && values[key] === undefined) return { ok: false, response: invalid({ field: key, reason: 'missing; required query parameter' }) };
+    }
+    return { ok: true, values: values as T };
+  }
+
+  private route(req: ApiRequest): ApiResponse {
+    const q = this.query<{ origin: string; region?: string; lat?: number; lon?: number; limit?: number; twoHop?: boolean }>(req, {
+      origin: ORIGIN_RULE,
+      region: { type: 'string', maxChars: 64, optional: true },
+      lat: { type: 'number', min: -90, max: 90, optional: true },
+      lon: { type: 'number', min: -180, max: 180, optional: true },
+      limit: { type: 'number', min: 1, max: ROUTE_LIMIT_MAX, integer: true, optional: true },
+      twoHop: { type: 'boolean', optional: true },
+    });
+    if (!q.ok) return q.response;
+    const v = q.values;
+    if ((v.lat === undefined) !== (v.lon === undefined)) return fail(400, 'invalid_field', 'lat and lon go together', v.lat === undefined ? 'lat' : 'lon');
+    const origin = v.origin;
+    const prefix = clientPrefix(this.clientAddress(req));
+    const t = this.now();
+    const ranking = this.core.route(t, {
+      origin,
+      client: { ...(prefix ? { prefix } : {}), ...(v.lat !== undefined ? { latitude: v.lat, longitude: v.lon } : {}), ...(v.region !== undefined ? { region: v.region } : {}) },
+      limit: v.limit ?? ROUTE_LIMIT_DEFAULT,
+      twoHop: v.twoHop,
+    });
+    if (!ranking) return fail(404, 'unknown_origin', `origin '${origin}' is not configured here and no relay reports probing it; see GET /v1/origins`, 'origin');
+    return { status: 200, json: { origin, clientPrefix: prefix ?? null, generatedAtMs: t, leaseMs: this.settings.leaseMs, ...ranking } };
+  }
+
+  // ---- game backend -------------------------------------------------------------------
+
+  private issueSession(req: ApiRequest): ApiResponse {
+    const denied = this.authorize(req, 'api');
+    if (denied) return denied;
+    const body = this.body(req);
+    if (!body.ok) return body.response;
+    const s = this.settings.sessions;
+    const bad = check(body.value, {
+      type: 'object',
+      fields: {
+        origin: ORIGIN_RULE,
+        ttlS: { type: 'number', min: 1, max: s.ttlSMax, integer: true, optional: true },
+        limits: {
+          type: 'object',
+          optional: true,
+          fields: { packetsPerSecond: { type: 'number', min: 1, max: s.packetsPerSecond, integer: true, optional: true }, bytesPerSecond: { type: 'number', min: 1000, max: s.bytesPerSecond, integer: true, optional: true } },
+        },
+      },
+    }, '');
+    if (bad) return invalid(bad);
+    const { origin, ttlS, limits } = body.value as { origin: string; ttlS?: number; limits?: { packetsPerSecond?: number; bytesPerSecond?: number } };
+    if (!this.core.origin(origin)) return fail(404, 'unknown_origin', `origin '${origin}' is not configured here and no relay reports probing it; see GET /v1/origins`, 'origin');
+    const issuedAtMs = this.now();
+    const expiresAtMs = issuedAtMs + (ttlS ?? s.ttlSDefault) * 1000;
+    const sessionId = randomBytes(8).toString('hex');
+    const sessionKey = new Uint8Array(randomBytes(SESSION_KEY_BYTES));
+    const grantedLimits = { packetsPerSecond: limits?.packetsPerSecond ?? s.packetsPerSecond, bytesPerSecond: limits?.bytesPerSecond ?? s.bytesPerSecond };
+    const ticket = issueTicket({ sessionId, origin, issuedAtMs, expiresAtMs, limits: grantedLimits, sessionKey, sealNonce: new Uint8Array(randomBytes(SEAL_NONCE_BYTES)) }, this.signingKey, this.settings.keys.sealKey);
+    this.core.noteSession(sessionId, expiresAtMs);
+    this.sessionsIssued.inc();
+    return {
+      status: 201,
+      json: {
+        sessionId,
+        origin,
+        issuedAtMs,
+        expiresAtMs,
+        limits: grantedLimits,
+        ticket: Buffer.from(ticket).toString('base64'),
+        sessionKey: Buffer.from(sessionKey).toString('base64'),
+        ticketPublicKey: Buffer.from(this.ticketPublicKey).toString('base64'),
+      },
+    };
+  }
+
+  private revokeSession(req: ApiRequest, sessionId: string): ApiResponse {
+    const denied = this.authorize(req, 'api');
+    if (denied) return denied;
+    if (!SESSION_ID.test(sessionId)) return fail(400, 'invalid_field', `'${sessionId.slice(0, 40)}' is not a session id; expected 16 lowercase hex digits`, 'sessionId');
+    const t = this.now();
+    // Sessions issued by another replica (or before a restart) get the longest lifetime a ticket can have.
+    const ticketExpiresAtMs = this.core.sessionExpiresAtMs(sessionId) ?? t + this.settings.sessions.ttlSMax * 1000;
+    const revocation: Revocation = { sessionId, revokedAtMs: t, expiresAtMs: ticketExpiresAtMs + TICKET_CLOCK_SKEW_MS };
+    const entry = this.core.revoke(t, revocation);
+    if (entry) {
+      this.revocationsMade.inc();
+      this.logger.info({ event: 'sessionRevoked', sessionId }, 'session revoked');
+      this.wakeWaiters();
+      void this.store.putRevocation(revocation).catch((error: Error) => this.logger.warn({ event: 'storeWriteFailed', reason: error.message }, 'store write failed'));
+    }
+    return { status: 200, json: { sessionId, revoked: true, alreadyRevoked: entry === undefined, expiresAtMs: revocation.expiresAtMs } };
+  }
+
+  // ---- health, store, timers ----------------------------------------------------------
+
+  private health(): ApiResponse {
+    const t = this.now();
+    const counts = { healthy: 0, draining: 0, unhealthy: 0 };
+    for (const r of this.core.registry.list()) counts[this.core.registry.health(t, r)]++;
+    const store = this.store.status();
+    return {
+      status: 200,
+      json: {
+        status: store.ok ? 'ok' : 'degraded',
+        ...(store.ok ? {} : { reason: `store unreachable: serving from local state (${store.detail})` }),
+        store,
+        relays: counts,
+        measurements: this.core.measurements.size,
+        revocations: this.core.revocations.size,
+        uptimeS: Math.round((t - this.startedAtMs) / 1000),
+      },
+    };
+  }
+
+  private writeRelay(record: RelayRecord): void {
+    void this.store.putRelay(record, record.lastHeartbeatAtMs + this.settings.relayRetentionMs).catch((error: Error) => this.logger.warn({ event: 'storeWriteFailed', reason: error.message }, 'store write failed'));
+  }
+
+  private writeMeasurement(record: MeasurementRecord): void {
+    void this.store.putMeasurement(record, record.updatedAtMs + this.settings.measurementStaleMs).catch((error: Error) => this.logger.warn({ event: 'storeWriteFailed', reason: error.message }, 'store write failed'));
+  }
+
+  private onStoreChange(change: StoreChange): void {
+    if (this.closed) return;
+    const t = this.now();
+    switch (change.kind) {
+      case 'relay':
+        this.core.applyRelay(t, change.record);
+        break;
+      case 'measurement':
+        this.core.applyMeasurement(change.record);
+        break;
+      case 'revocation':
+        if (this.core.applyRevocation(t, change.revocation)) this.wakeWaiters();
+        break;
+      case 'resync':
+        void this.resync();
+        break;
+    }
+    this.afterInput();
+  }
+
+  /** After an outage: push what only this replica may hold (revocations), then reload everything. */
+  private async resync(): Promise<void> {
+    for (const r of this.core.revocations.active()) void this.store.putRevocation({ sessionId: r.sessionId, revokedAtMs: r.revokedAtMs, expiresAtMs: r.expiresAtMs }).catch(() => undefined);
+    try {
+      const t = this.now();
+      const [relays, measurements, revocations] = await Promise.all([this.store.listRelays(t), this.store.listMeasurements(t), this.store.listRevocations(t)]);
+      this.applyAll(relays, measurements, revocations);
+      this.logger.info({ event: 'storeResynced', relays: relays.length, measurements: measurements.length, revocations: revocations.length }, 'caught up with the store');
+    } catch (error) {
+      this.logger.warn({ event: 'storeResyncFailed', reason: (error as Error).message }, 'could not reload from the store; will retry when it reconnects');
+    }
+  }
+
+  private applyAll(relays: RelayRecord[], measurements: MeasurementRecord[], revocations: Revocation[]): void {
+    const t = this.now();
+    for (const r of relays) this.core.applyRelay(t, r);
+    for (const m of measurements) this.core.applyMeasurement(m);
+    let woke = false;
+    for (const v of revocations) if (this.core.applyRevocation(t, v)) woke = true;
+    if (woke) this.wakeWaiters();
+    this.afterInput();
+  }
+
+  private wakeWaiters(): void {
+    for (const waiter of [...this.waiters]) waiter.wake();
+  }
+
+  private prune(): void {
+    void this.store.prune(this.now()).catch(() => undefined);
+  }
+
+  /** Drains core events into logs and metrics, then re-arms the timer at the core's next deadline (str0m rule). */
+  private afterInput(): void {
+    for (let e = this.core.pollEvent(); e; e = this.core.pollEvent()) {
+      this.relayEvents.inc({ type: e.type });
+      const level = e.type === 'relayDown' ? 'warn' : 'info';
+      this.logger[level]({ event: e.type, relayId: e.relayId }, `relay ${e.relayId}: ${e.type}`);
+    }
+    const next = this.core.pollTimeout();
+    if (next === undefined || next >= this.timerAtMs || this.closed) return;
+    clearTimeout(this.timer);
+    this.timerAtMs = next;
+    this.timer = setTimeout(() => this.drive(), Math.max(0, next - this.now()));
+    this.timer.unref();
+  }
+
+  private drive(): void {
+    if (this.closed) return;
+    this.timerAtMs = Number.POSITIVE_INFINITY;
+    this.core.handleTimeout(this.now());
+    this.afterInput();
+  }
+}
+
+function digest(secret: string): Buffer {
+  return createHash('sha256').update(secret, 'utf8').digest();
+}
+
+function decodeURIComponentSafe(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * `slipstream bench coordinator` runs end to end and keeps its JSON contract. The scale
+ * figures themselves (500 relays heartbeating every second plus 2,000 route requests/s,
+ * p99 route latency) come from the full benchmark and are published in
+ * coordinator/README.md.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runCli } from '../../test/support/run-cli.js';
+
+interface Result {
+  store: string;
+  routeRpsAchieved: number;
+  heartbeatRpsAchieved: number;
+  errors: number;
+  routeLatencyMs: { p50: number; p99: number; max: number };
+  candidatesPerRoute: number;
+}
+
+test('slipstream bench coordinator --json: the contract, every request answered, routes carry candidates', async () => {
+  // Behaviour only: latency and achieved rates are the benchmark's to report (see
+  // coordinator/README.md), not a test's to assert on a shared, noisy machine.
+  const r = await runCli(['bench', 'coordinator', '--store', 'memory', '--relays', '100', '--heartbeat-ms', '1000', '--route-rps', '200', '--duration-s', '2', '--warmup-s', '1', '--json'], 90_000);
+  assert.equal(r.code, 0, r.stderr);
+  const memory = (JSON.parse(r.stdout) as { results: Result[] }).results[0]!;
+  assert.equal(memory.store, 'memory');
+  assert.equal(memory.errors, 0);
+  assert.ok(memory.routeRpsAchieved > 0 && memory.heartbeatRpsAchieved > 0);
+  assert.ok(memory.candidatesPerRoute > 0);
+  for (const value of [memory.routeLatencyMs.p50, memory.routeLatencyMs.p99, memory.routeLatencyMs.max]) assert.ok(Number.isFinite(value) && value >= 0);
+  assert.ok(memory.routeLatencyMs.p50 <= memory.routeLatencyMs.p99 && memory.routeLatencyMs.p99 <= memory.routeLatencyMs.max);
+});

@@ -1,0 +1,75 @@
+/**
+ * The dashboard in a real headless Chromium (Debian's `chromium` via playwright-core)
+ * against a real `slipstream coordinator` process: it loads with no console errors,
+ * shows every registered relay on the map and in the table, and marks a relay that
+ * stops heartbeating as unhealthy without a reload.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchChromium, type LaunchedBrowser } from '../scripts/browser.js';
+import { DEMO_ORIGIN, DEMO_RELAYS, DemoFleet } from '../scripts/demo-fleet.js';
+import { freePort, startCoordinatorProcess, testKeys, writeConfig, type CoordinatorProcess } from './support.js';
+
+describe('dashboard in headless Chromium', () => {
+  const keys = testKeys();
+  let config: { path: string; cleanup: () => void };
+  let coordinator: CoordinatorProcess;
+  let launched: LaunchedBrowser;
+  let feeding = true;
+  let feeder: Promise<void>;
+
+  before(async () => {
+    config = writeConfig(keys, `historyIntervalMs: 250\norigins:\n  - name: ${DEMO_ORIGIN.name}\n    latitude: ${DEMO_ORIGIN.latitude}\n    longitude: ${DEMO_ORIGIN.longitude}\n`);
+    coordinator = await startCoordinatorProcess(['--config', config.path, '--listen', `127.0.0.1:${await freePort()}`, '--lease-ms', '1500', '--log-level', 'warn']);
+    launched = await launchChromium();
+  });
+  after(async () => {
+    feeding = false;
+    await feeder;
+    await launched?.close();
+    await coordinator?.stop();
+    config?.cleanup();
+  });
+
+  test('loads without console errors, shows every relay, updates when one dies', async () => {
+    const fleet = new DemoFleet(coordinator.url, keys.fleetSecret);
+    await fleet.register();
+    await fleet.round();
+    // Heartbeats every 300 ms until the test ends (bounded: at most 200 rounds).
+    feeder = (async () => {
+      for (let i = 0; feeding && i < 200; i++) {
+        await fleet.round();
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    })();
+    const page = await launched.context.newPage();
+    const problems: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    const external: string[] = [];
+    page.on('request', (r) => {
+      if (!r.url().startsWith(coordinator.url) && !r.url().startsWith('data:')) external.push(r.url());
+    });
+    await page.goto(coordinator.url);
+    for (const r of DEMO_RELAYS) {
+      await page.waitForSelector(`#relay-table tr[data-relay-id="${r.relayId}"]`, { timeout: 10_000 });
+      assert.equal(await page.locator(`#relays g[data-relay-id="${r.relayId}"]`).count(), 1, `${r.relayId} on the map`);
+      assert.equal(await page.locator(`#graphs [data-relay-id="${r.relayId}"]`).count(), 1, `${r.relayId} has graphs`);
+    }
+    assert.equal(await page.locator('#relay-table tr[data-relay-id="gru-1"]').getAttribute('data-health'), 'draining');
+    assert.equal(await page.locator('#relay-table tr[data-relay-id="iad-1"]').getAttribute('data-health'), 'healthy');
+    assert.equal(await page.locator('#matrix tr').count(), DEMO_RELAYS.length + 1, 'RTT matrix has a row per relay');
+    assert.match((await page.locator('#relay-table tr[data-relay-id="fra-1"]').textContent()) ?? '', /eu-game: \d+\.\d ms/);
+    await page.evaluate(() => ((globalThis as unknown as { notReloaded: boolean }).notReloaded = true));
+
+    fleet.kill('syd-1');
+    await page.waitForSelector('#relay-table tr[data-relay-id="syd-1"][data-health="unhealthy"]', { timeout: 10_000 });
+    await page.waitForSelector('#relays g.unhealthy[data-relay-id="syd-1"]', { timeout: 5000 });
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { notReloaded?: boolean }).notReloaded), true, 'the page updated without reloading');
+    assert.equal(await page.locator('#count-unhealthy').textContent(), '1');
+    assert.deepEqual(problems, [], 'console errors or warnings');
+    assert.deepEqual(external, [], 'the page must not fetch anything from elsewhere');
+  });
+});
