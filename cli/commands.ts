@@ -11,6 +11,7 @@ export const commands: Readonly<Record<string, () => Promise<Command>>> = {
   sim: async () =>
     commandGroup('sim', 'Network simulator: see what a link model does to packets.', {
       link: async () => (await import('../sim/src/cli/link-command.js')).linkCommand,
+      proxy: async () => (await import('../sim/src/proxy/command.js')).proxyCommand,
     }),
   bench: async () =>
     commandGroup('bench', 'Benchmarks that print figures measured side by side with a baseline.', {

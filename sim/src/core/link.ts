@@ -11,6 +11,10 @@
  */
 import { SimConfigError } from '../../../proto/src/errors.js';
 import type { Rng } from '../../../proto/src/rng.js';
+import { DeliverySchedule } from '../trace/mahimahi.js';
+import { deliveryQueuePackets, IntervalTracePlayer, validateLinkTrace, type LinkTraceSpec } from '../trace/replay.js';
+
+export type { LinkTraceSpec } from '../trace/replay.js';
 
 /** Shape of the jitter added to the fixed delay. */
 export type JitterDistribution = 'uniform' | 'normal' | 'pareto';
@@ -67,6 +71,13 @@ export interface LinkModelSpec {
   mtuBytes?: number;
   /** Windows (absolute virtual ms) in which every offered packet is dropped. Default none. */
   blackouts?: BlackoutWindow[];
+  /**
+   * Follow a trace over time (see `sim/src/trace/replay.ts`). An `intervals` trace (a
+   * recorded path) drives delay, jitter and loss, on top of `delayMs`, and excludes
+   * `loss`, `jitterMs`, `jitterDist`; a `mahimahi` trace is the bottleneck and excludes
+   * `rateKbps`, `queuePackets`. Every other field still applies. Default: none.
+   */
+  trace?: LinkTraceSpec;
 }
 
 /** Why a packet was dropped. Values are stable: they appear in reports and fate logs. */
@@ -108,7 +119,7 @@ export const LINK_MTU_BYTES_MAX = 65_535;
 /** Shape α of the pareto (Lomax) jitter: heavy-tailed but with finite variance (α > 2). */
 export const PARETO_SHAPE = 3;
 
-const SPEC_KEYS = new Set(['delayMs', 'jitterMs', 'jitterDist', 'keepOrder', 'loss', 'dupProbability', 'reorderProbability', 'corruptProbability', 'rateKbps', 'queuePackets', 'mtuBytes', 'blackouts']);
+const SPEC_KEYS = new Set(['delayMs', 'jitterMs', 'jitterDist', 'keepOrder', 'loss', 'dupProbability', 'reorderProbability', 'corruptProbability', 'rateKbps', 'queuePackets', 'mtuBytes', 'blackouts', 'trace']);
 const LOSS_KEYS: Record<string, readonly string[]> = {
   bernoulli: ['p'],
   'gilbert-elliott': ['p', 'r', 'lossBad', 'lossGood'],
@@ -161,11 +172,13 @@ export function validateLinkModel(spec: LinkModelSpec, where = 'link'): void {
     });
   }
   if (spec.loss !== undefined) validateLoss(spec.loss, `${where}.loss`);
+  if (spec.trace !== undefined) validateLinkTrace(spec.trace, `${where}.trace`, Object.keys(spec));
 }
 
 function validateLoss(loss: LossSpec, at: string): void {
   if (typeof loss !== 'object' || loss === null) throw new SimConfigError(at, `${at}: expected a loss model object`);
-  const keys = LOSS_KEYS[loss.model];
+  // Own keys only: a model named 'toString' must be an error, not Object.prototype's method.
+  const keys = Object.prototype.hasOwnProperty.call(LOSS_KEYS, loss.model) ? LOSS_KEYS[loss.model] : undefined;
   if (keys === undefined) {
     throw new SimConfigError(`${at}.model`, `${at}.model: '${String(loss.model)}' is not one of ${Object.keys(LOSS_KEYS).join(', ')}`);
   }
@@ -182,7 +195,7 @@ function validateLoss(loss: LossSpec, at: string): void {
 }
 
 /** Numeric tags for the hot path (a string compare per packet would cost more). */
-const LossKind = { None: 0, Bernoulli: 1, GilbertElliott: 2, FourState: 3 } as const;
+const LossKind = { None: 0, Bernoulli: 1, GilbertElliott: 2, FourState: 3, Spread: 4 } as const;
 const Jitter = { Uniform: 0, Normal: 1, Pareto: 2 } as const;
 /** Gilbert-Elliott states. */
 const GOOD = 0;
@@ -243,6 +256,17 @@ export class LinkDirection {
   private queueMask = 0;
   private queueHead = 0;
   private queueCount = 0;
+  /** An `intervals` trace in force, or undefined. */
+  private intervalTrace: IntervalTracePlayer | undefined;
+  /** When the interval trace's figures next change (ms); -Infinity forces a look at the first offer. */
+  private traceNextMs = Number.NEGATIVE_INFINITY;
+  /** The spec's own `delayMs`, to which an interval trace adds its delay. */
+  private baseDelayMs = 0;
+  /** A `mahimahi` trace's bottleneck in force, or undefined. */
+  private deliveryTrace: DeliverySchedule | undefined;
+  /** Spread loss (trace replay): accumulated loss credit and the dithered threshold at which the next loss falls. */
+  private spreadCredit = 0;
+  private spreadThreshold = 1;
 
   /**
    * @param spec the model; validated (throws {@link SimConfigError})
@@ -261,7 +285,7 @@ export class LinkDirection {
   /** Packets waiting in (or being serialized by) the rate limiter at `nowMs`. */
   queuedPackets(nowMs: number): number {
     this.drainQueue(nowMs);
-    return this.queueCount;
+    return this.queueCount + (this.deliveryTrace === undefined ? 0 : this.deliveryTrace.queued(nowMs));
   }
 
   /**
@@ -288,6 +312,37 @@ export class LinkDirection {
     this.blackoutStartMs = Float64Array.from(windows, (w) => w.startMs);
     this.blackoutEndMs = Float64Array.from(windows, (w) => w.endMs);
     this.blackoutEndMaxMs = windows.reduce((max, w) => Math.max(max, w.endMs), Number.NEGATIVE_INFINITY);
+    this.setTrace(spec.trace);
+  }
+
+  private setTrace(trace: LinkTraceSpec | undefined): void {
+    this.baseDelayMs = this.delayMs;
+    this.intervalTrace = undefined;
+    this.deliveryTrace = undefined;
+    this.traceNextMs = Number.NEGATIVE_INFINITY;
+    if (trace === undefined) return;
+    if (trace.kind === 'mahimahi') {
+      this.deliveryTrace = new DeliverySchedule(Float64Array.from(trace.deliveryMs), deliveryQueuePackets(trace), trace.startMs);
+      return;
+    }
+    this.intervalTrace = new IntervalTracePlayer(trace);
+    this.jitterKind = Jitter.Normal;
+    const spread = (trace.lossPattern ?? 'spread') === 'spread';
+    if (this.lossKind !== (spread ? LossKind.Spread : LossKind.Bernoulli)) {
+      this.lossKind = spread ? LossKind.Spread : LossKind.Bernoulli;
+      this.spreadCredit = 0;
+      this.spreadThreshold = 0.5 + this.rng.nextFloat();
+    }
+  }
+
+  /** Applies the interval trace's figures for `nowMs` (called only when they change). */
+  private followTrace(nowMs: number): void {
+    const player = this.intervalTrace!;
+    player.advance(nowMs);
+    this.traceNextMs = player.nextChangeMs;
+    this.delayMs = this.baseDelayMs + player.delayMs;
+    this.jitterMs = player.jitterSdMs;
+    this.lossA = player.lossProbability;
   }
 
   /**
@@ -299,12 +354,16 @@ export class LinkDirection {
   offer(nowMs: number, sizeBytes: number): number {
     this.lastCorrupted = false;
     this.lastReordered = false;
+    if (nowMs >= this.traceNextMs && this.intervalTrace !== undefined) this.followTrace(nowMs);
     if (nowMs < this.blackoutEndMaxMs && this.inBlackout(nowMs)) return this.drop(DropReason.Blackout);
     if (sizeBytes > this.mtuBytes) return this.drop(DropReason.Mtu);
     if (this.lossKind !== LossKind.None && this.lose()) return this.drop(DropReason.Loss);
     let departMs = nowMs;
     if (this.rateKbps > 0) {
       departMs = this.serialize(nowMs, sizeBytes);
+      if (departMs < 0) return this.drop(DropReason.QueueFull);
+    } else if (this.deliveryTrace !== undefined) {
+      departMs = this.deliveryTrace.admit(nowMs, sizeBytes);
       if (departMs < 0) return this.drop(DropReason.QueueFull);
     }
     this.lastDropReason = DropReason.None;
@@ -323,6 +382,9 @@ export class LinkDirection {
       let dupDepartMs = departMs;
       if (this.rateKbps > 0) {
         dupDepartMs = this.serialize(nowMs, sizeBytes);
+        if (dupDepartMs < 0) return 1;
+      } else if (this.deliveryTrace !== undefined) {
+        dupDepartMs = this.deliveryTrace.admit(nowMs, sizeBytes);
         if (dupDepartMs < 0) return 1;
       }
       this.deliverAtMs[1] = this.delayed(dupDepartMs);
@@ -387,6 +449,17 @@ export class LinkDirection {
         }
         if (u < this.lossB) this.lossState = GOOD;
         return this.lossC > 0 && this.rng.nextFloat() < this.lossC;
+      }
+      case LossKind.Spread: {
+        // Error diffusion: the credit grows by p per packet and a loss spends 1 of it,
+        // so an interval loses its fraction to within a packet or two; the random
+        // threshold in [0.5, 1.5) keeps the spacing from being periodic (a periodic
+        // pattern would line up with FEC groups and hide or exaggerate bursts).
+        this.spreadCredit += this.lossA;
+        if (this.spreadCredit < this.spreadThreshold) return false;
+        this.spreadCredit -= 1;
+        this.spreadThreshold = 0.5 + u;
+        return true;
       }
       default:
         return this.loseFourState(u);
