@@ -16,8 +16,11 @@ export const commands: Readonly<Record<string, () => Promise<Command>>> = {
   bench: async () =>
     commandGroup('bench', 'Benchmarks that print figures measured side by side with a baseline.', {
       fec: async () => (await import('../bench/fec.js')).fecBenchCommand,
+      relay: async () => (await import('../bench/relay.js')).relayBenchCommand,
       coordinator: async () => (await import('../bench/coordinator.js')).coordinatorBenchCommand,
     }),
   coordinator: async () => (await import('../coordinator/src/command.js')).coordinatorCommand,
+  relay: async () => (await import('../relay/src/command.js')).relayCommand,
+  connect: async () => (await import('../sdk/src/command.js')).connectCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
 };

@@ -1,84 +1,83 @@
 /**
- * `slipstream demo`: what players would feel. Four players on different last miles
- * send game traffic (60 packets/s of 80–160 bytes) to a game server; each path runs
- * in the simulator's virtual time, once bare and once protected by Slipstream's
- * adaptive FEC, and the demo prints both side by side. It runs in a second or two and
- * needs nothing but `npm ci`. It grows with the relay, coordinator and SDK.
+ * `slipstream demo`: the whole system on embedded defaults, in the simulator's virtual
+ * time, in a second or two, with nothing to install beyond `npm ci`. A coordinator,
+ * three relays in differently distant regions, an echo game server and a player whose
+ * last mile loses packets all run the real code (coordinator, relay and SDK cores):
+ * the relays register and measure their way to the game server, the player's SDK
+ * probes them and picks the fastest whole path, FEC recovers the last mile's loss,
+ * then the chosen relay is killed and the player fails over to the warm backup. It
+ * ends with a summary (`--json` for machines).
  */
-import { ReedSolomon } from '../proto/src/fec/rs.js';
-import { runFlow } from '../bench/fec-flow.js';
-import type { LinkModelSpec } from '../sim/src/core/link.js';
+import { SdkScenario, type ScenarioRelay } from '../sdk/src/sim/scenario.js';
 import type { Command } from './command.js';
 import { bool, formatHelp, num, parseFlags, type FlagSpec } from './flags.js';
 
 const flags: Record<string, FlagSpec> = {
-  seed: { type: 'integer', min: 0, max: 0xffff_ffff, default: 1, description: 'Seed of every simulated link' },
-  seconds: { type: 'integer', min: 5, max: 3600, default: 60, description: 'Simulated seconds per player' },
-  json: { type: 'boolean', description: 'Print one JSON object instead of a table' },
+  seed: { type: 'integer', min: 0, max: 0xffff_ffff, default: 1, description: 'Seed of every simulated link and key' },
+  seconds: { type: 'integer', min: 10, max: 3600, default: 30, description: 'Simulated seconds of game traffic (the relay dies at 60 % of them)' },
+  loss: { type: 'number', min: 0, max: 0.5, default: 0.05, description: "Loss of the player's last mile, each way (fraction)" },
+  json: { type: 'boolean', description: 'Print one JSON object instead of the narrative' },
 };
 
-/** A player's last mile. */
-interface Player {
-  readonly name: string;
-  readonly description: string;
-  readonly link: LinkModelSpec;
-}
-
-/** Gilbert-Elliott parameters for a mean loss and mean burst length, losing every packet in the bad state. */
-function bursty(meanLoss: number, meanBurst: number): LinkModelSpec {
-  const r = 1 / meanBurst;
-  return { loss: { model: 'gilbert-elliott', p: (r * meanLoss) / (1 - meanLoss), r, lossBad: 1, lossGood: 0 } };
-}
-
-const players: readonly Player[] = [
-  { name: 'fibre', description: 'clean fibre', link: {} },
-  { name: 'dsl', description: 'DSL, 1 % random loss', link: { loss: { model: 'bernoulli', p: 0.01 } } },
-  { name: 'wifi', description: 'busy Wi-Fi, 5 % loss in bursts of 3', link: bursty(0.05, 3) },
-  { name: 'mobile', description: 'mobile edge, 10 % random loss', link: { loss: { model: 'bernoulli', p: 0.1 } } },
+/** The demo's relays: one-way delays in ms. The nearest relay is not the fastest whole path. */
+const RELAYS: readonly (ScenarioRelay & { readonly region: string })[] = [
+  { id: 'fra-1', region: 'Frankfurt', clientDelayMs: 8, originDelayMs: 45, clientLink: { jitterMs: 2 } },
+  { id: 'ams-1', region: 'Amsterdam', clientDelayMs: 14, originDelayMs: 6, clientLink: { jitterMs: 2 } },
+  { id: 'lon-1', region: 'London', clientDelayMs: 22, originDelayMs: 10, clientLink: { jitterMs: 2 } },
 ];
 
 const PACKET_RATE_PPS = 60;
-const PATH_DELAY_MS = 25;
 
-/** One player's row of the demo's report. */
-export interface DemoPlayerRow {
-  player: string;
-  lastMile: string;
-  /** Loss the game sees on the bare path (fraction). */
-  lossRaw: number;
-  /** Loss the game sees through Slipstream's FEC (fraction). */
-  lossAfterFec: number;
-  /** Extra bytes FEC sent (fraction of the game's bytes). */
-  fecOverhead: number;
-  /** 99th percentile of the latency FEC added, ms. */
-  addedLatencyMsP99: number;
-  /** The protection the adaptive controller used most. */
-  scheme: string;
+/** What `slipstream demo --json` prints. */
+export interface DemoReport {
+  seed: number;
+  seconds: number;
+  packetRatePps: number;
+  relays: { id: string; region: string; clientRttMs: number; wholePathRttMs: number }[];
+  /** The relay the SDK picked first. */
+  chosenRelay: string | undefined;
+  /** The relay with the lowest whole-path RTT, from the topology. */
+  expectedBestRelay: string;
+  /** Time from the client's start to its first pick, ms. */
+  pickMs: number | undefined;
+  failover: { fromRelay: string | undefined; toRelay: string | undefined; gapMs: number; killedAtMs: number };
+  /** Loss fractions: `raw` on the wire (before FEC), `afterFec` what the game saw (mean of both directions). */
+  loss: { raw: number; afterFec: number; upstream: number; downstream: number };
+  fec: { relayMode: string | undefined; upstreamScheme: string; recovered: number };
+  packets: { sent: number; echoed: number };
 }
 
-/** Runs the demo's simulations; deterministic for a seed. */
-export function runDemo(seed: number, seconds: number): { players: DemoPlayerRow[]; loss: { raw: number; afterFec: number } } {
-  const codec = new ReedSolomon();
-  const packets = seconds * PACKET_RATE_PPS;
-  const rows = players.map((player, index): DemoPlayerRow => {
-    const common = { seed: seed * 16 + index, packetRatePps: PACKET_RATE_PPS, codec, delayMs: PATH_DELAY_MS, phases: [{ label: player.name, link: player.link, packets }] };
-    const bare = runFlow({ ...common, scheme: { mode: 'off' } });
-    const protectedFlow = runFlow({ ...common, adaptive: {} });
-    const phase = protectedFlow.phases[0]!;
-    return {
-      player: player.name,
-      lastMile: player.description,
-      lossRaw: bare.phases[0]!.residual,
-      lossAfterFec: phase.residual,
-      fecOverhead: phase.overhead,
-      addedLatencyMsP99: phase.addedLatencyMsP99,
-      scheme: phase.mainScheme,
-    };
-  });
-  // Overall figures weigh every player's packets equally (they all send the same count).
-  const raw = rows.reduce((sum, r) => sum + r.lossRaw, 0) / rows.length;
-  const afterFec = rows.reduce((sum, r) => sum + r.lossAfterFec, 0) / rows.length;
-  return { players: rows, loss: { raw, afterFec } };
+/** Runs the demo; deterministic for a seed. */
+export function runDemo(seed: number, seconds: number, lastMileLoss: number): DemoReport {
+  const loss = lastMileLoss > 0 ? { loss: { model: 'bernoulli' as const, p: lastMileLoss } } : {};
+  const scenario = new SdkScenario({ seed, relays: RELAYS.map((r) => ({ ...r, clientLink: { ...r.clientLink, ...loss } })) });
+  const startMs = scenario.nowMs;
+  scenario.startTraffic(PACKET_RATE_PPS);
+  const killAtMs = startMs + Math.round(seconds * 600);
+  scenario.runUntil(killAtMs);
+  const firstPath = scenario.client.events.find((e) => e.type === 'path');
+  const chosenRelay = firstPath?.type === 'path' ? firstPath.info.relayId : undefined;
+  const fromRelay = scenario.client.core.current;
+  if (fromRelay !== undefined) scenario.killRelay(fromRelay);
+  const endMs = startMs + seconds * 1000;
+  scenario.runUntil(endMs + 1000);
+  scenario.stopTraffic();
+  const stats = scenario.client.core.stats();
+  const delivered = scenario.deliveredLoss(startMs + 1000, endMs);
+  const best = [...RELAYS].sort((a, b) => a.clientDelayMs + a.originDelayMs - (b.clientDelayMs + b.originDelayMs))[0]!;
+  return {
+    seed,
+    seconds,
+    packetRatePps: PACKET_RATE_PPS,
+    relays: RELAYS.map((r) => ({ id: r.id, region: r.region, clientRttMs: 2 * r.clientDelayMs, wholePathRttMs: 2 * (r.clientDelayMs + r.originDelayMs) })),
+    chosenRelay,
+    expectedBestRelay: best.id,
+    pickMs: firstPath ? firstPath.atMs - startMs : undefined,
+    failover: { fromRelay, toRelay: scenario.client.core.current, gapMs: scenario.longestGapMs(killAtMs - 1000, killAtMs + 5000), killedAtMs: killAtMs - startMs },
+    loss: { raw: stats.lossBeforeFec, afterFec: (delivered.upstream + delivered.downstream) / 2, upstream: delivered.upstream, downstream: delivered.downstream },
+    fec: { relayMode: stats.fecMode, upstreamScheme: stats.upstreamScheme, recovered: stats.recovered },
+    packets: { sent: scenario.traffic.sentAtMs.length, echoed: scenario.traffic.clientSeen.size },
+  };
 }
 
 const percent = (fraction: number): string => `${(fraction * 100).toFixed(2)} %`;
@@ -86,28 +85,31 @@ const percent = (fraction: number): string => `${(fraction * 100).toFixed(2)} %`
 /** The `demo` command. */
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'Run a small simulated network and print what players would feel, with and without Slipstream.',
+  summary: 'Run a coordinator, three relays, a game server and a player in the simulator: selection, FEC, a relay killed and the failover.',
   async run(argv, io) {
     const { values } = parseFlags('demo', argv, flags);
     if (bool(values, 'help')) {
       io.out(formatHelp('slipstream demo [flags]', demoCommand.summary, flags));
       return 0;
     }
-    const seed = num(values, 'seed')!;
-    const seconds = num(values, 'seconds')!;
-    const report = runDemo(seed, seconds);
+    const report = runDemo(num(values, 'seed')!, num(values, 'seconds')!, num(values, 'loss')!);
     if (bool(values, 'json')) {
-      io.out(`${JSON.stringify({ seed, seconds, packetRatePps: PACKET_RATE_PPS, ...report })}\n`);
+      io.out(`${JSON.stringify(report)}\n`);
       return 0;
     }
+    const lossText = percent(num(values, 'loss')!);
     const lines = [
-      `Slipstream demo: ${players.length} players, ${PACKET_RATE_PPS} packets/s each for ${seconds} simulated s, ${PATH_DELAY_MS} ms to the game server (seed ${seed})`,
+      `Slipstream demo (seed ${report.seed}): coordinator, 3 relays, an echo game server and a player sending ${report.packetRatePps} packets/s for ${report.seconds} simulated s over a last mile losing ${lossText} each way.`,
       '',
-      `${'player'.padEnd(8)}${'last mile'.padEnd(38)}${'loss direct'.padStart(12)}${'with FEC'.padStart(11)}${'overhead'.padStart(10)}${'+p99 ms'.padStart(9)}  scheme`,
-      ...report.players.map((r) => `${r.player.padEnd(8)}${r.lastMile.padEnd(38)}${percent(r.lossRaw).padStart(12)}${percent(r.lossAfterFec).padStart(11)}${percent(r.fecOverhead).padStart(10)}${r.addedLatencyMsP99.toFixed(1).padStart(9)}  ${r.scheme}`),
+      `${'relay'.padEnd(8)}${'region'.padEnd(12)}${'player RTT'.padStart(12)}${'whole path'.padStart(12)}`,
+      ...report.relays.map((r) => `${r.id.padEnd(8)}${r.region.padEnd(12)}${`${r.clientRttMs} ms`.padStart(12)}${`${r.wholePathRttMs} ms`.padStart(12)}`),
       '',
-      `Loss the game sees, all players: ${percent(report.loss.raw)} direct → ${percent(report.loss.afterFec)} with Slipstream's adaptive FEC.`,
-      `Try other conditions with 'slipstream sim link --help' and 'slipstream bench fec'.`,
+      `1. Selection: the SDK probed the coordinator's candidates and picked ${report.chosenRelay} after ${report.pickMs?.toFixed(0)} ms (best whole path: ${report.expectedBestRelay}; the nearest relay is not it).`,
+      `2. FEC: ${percent(report.loss.raw)} of packets were lost on the wire; the game saw ${percent(report.loss.afterFec)} (up ${percent(report.loss.upstream)}, down ${percent(report.loss.downstream)}). Relay mode ${report.fec.relayMode}, upstream ${report.fec.upstreamScheme}, ${report.fec.recovered} packets rebuilt.`,
+      `3. Failover: ${report.failover.fromRelay} was killed at ${(report.failover.killedAtMs / 1000).toFixed(1)} s; traffic moved to the warm backup ${report.failover.toRelay} with a ${report.failover.gapMs.toFixed(0)} ms gap, same session.`,
+      '',
+      `Summary: chosenRelay ${report.chosenRelay} (expected ${report.expectedBestRelay}), failover gap ${report.failover.gapMs.toFixed(0)} ms, loss ${percent(report.loss.raw)} raw → ${percent(report.loss.afterFec)} after FEC; ${report.packets.echoed}/${report.packets.sent} echoes.`,
+      `Try 'slipstream demo --json', '--loss 0.1', '--seed N'; real processes: 'slipstream coordinator', 'slipstream relay', 'slipstream connect' (sdk/README.md).`,
       '',
     ];
     io.out(lines.join('\n'));

@@ -28,6 +28,16 @@ export const ErrorCode = {
   SimInvalid: 'SLIP_ERR_SIM_INVALID',
   /** An operation was attempted on a closed object. */
   Closed: 'SLIP_ERR_CLOSED',
+  /** The relay is at its session cap (in total or for this source address); try another relay. */
+  RelayFull: 'SLIP_ERR_RELAY_FULL',
+  /** The relay is draining for a restart and takes no new sessions; try another relay. */
+  RelayDraining: 'SLIP_ERR_RELAY_DRAINING',
+  /** The session saw no traffic for its idle timeout and was closed; open a new one with a fresh ticket. */
+  SessionIdle: 'SLIP_ERR_SESSION_IDLE',
+  /** A session ticket names a session id other than the one in the packet header. */
+  TicketMismatch: 'SLIP_ERR_TICKET_MISMATCH',
+  /** None of the FEC modes the client offered is enabled on this relay; offer `off` too. */
+  FecUnsupported: 'SLIP_ERR_FEC_UNSUPPORTED',
 } as const;
 
 /** One of the {@link ErrorCode} values. */

@@ -4,8 +4,9 @@
  *
  * ## The rule
  * Each relay's path gets a score in milliseconds:
- * `score = RTT + jitterWeight × RTT variation + lossPenaltyMs × loss`, where RTT and its
+ * `score = RTT + rest + jitterWeight × RTT variation + lossPenaltyMs × loss`, where RTT and its
  * variation are slow averages of the client's probes (gain 1/64, see path-estimate.ts)
+ * and `rest` is the coordinator's figure for the relay→origin part of the whole path
  * (defaults: jitter counts once; each 1 % of probe loss counts as 10 ms).
  *
  * - **Start**: pick the best-scoring relay as soon as it is clear: every candidate has
@@ -61,6 +62,13 @@ export interface RelayCandidate {
   readonly id: string;
   /** The coordinator's estimate of the whole path, ms (used until the client has its own figures). */
   readonly estimateMs?: number;
+  /**
+   * The part of the whole path the client cannot probe itself — relay→origin (and
+   * relay→relay for two-hop routes) — from the coordinator, ms. Added to the client's
+   * own probe score so that relays compete on the whole path, not on the first hop.
+   * Default 0.
+   */
+  readonly restMs?: number;
 }
 
 /** Why the selection changed. */
@@ -82,6 +90,7 @@ export interface SelectionEvent {
 interface RelayState {
   readonly id: string;
   estimateMs: number | undefined;
+  restMs: number;
   readonly path: PathEstimate;
   unreachable: boolean;
 }
@@ -155,8 +164,10 @@ export class RelaySelector {
     for (const candidate of candidates) {
       listed.add(candidate.id);
       const known = this.relays.get(candidate.id);
-      if (known) known.estimateMs = candidate.estimateMs;
-      else this.relays.set(candidate.id, { id: candidate.id, estimateMs: candidate.estimateMs, path: new PathEstimate(), unreachable: false });
+      if (known) {
+        known.estimateMs = candidate.estimateMs;
+        known.restMs = candidate.restMs ?? 0;
+      } else this.relays.set(candidate.id, { id: candidate.id, estimateMs: candidate.estimateMs, restMs: candidate.restMs ?? 0, path: new PathEstimate(), unreachable: false });
     }
     for (const id of [...this.relays.keys()]) if (!listed.has(id) && id !== this.currentId) this.relays.delete(id);
     this.evaluate(nowMs, 'candidates-changed');
@@ -212,7 +223,7 @@ export class RelaySelector {
   private score(relay: RelayState): number | undefined {
     const f = relay.path.figures();
     if (relay.unreachable || f.stableRttMs === undefined || f.samples < this.minSamples) return undefined;
-    return f.stableRttMs + this.jitterWeight * f.stableJitterMs + this.lossPenaltyMs * f.loss;
+    return f.stableRttMs + relay.restMs + this.jitterWeight * f.stableJitterMs + this.lossPenaltyMs * f.loss;
   }
 
   private bestExcept(excludedId: string | undefined): string | undefined {
@@ -235,8 +246,11 @@ export class RelaySelector {
     const bestScore = this.score(this.relays.get(bestId)!)!;
     for (const relay of this.relays.values()) {
       if (relay.unreachable || this.score(relay) !== undefined) continue;
-      // An unmeasured relay could still win if the coordinator thinks it is close.
-      if (relay.estimateMs === undefined || relay.estimateMs < bestScore + this.switchMinGainMs) return false;
+      // An unmeasured relay could still win if the coordinator thinks it is close. When
+      // the rest of its path is known, that is a floor no client leg can go under, and
+      // safer than a whole-path estimate whose client leg may be a guess.
+      const floorMs = relay.restMs > 0 ? Math.min(relay.restMs, relay.estimateMs ?? Infinity) : relay.estimateMs;
+      if (floorMs === undefined || floorMs < bestScore + this.switchMinGainMs) return false;
     }
     return true;
   }

@@ -1,0 +1,438 @@
+/**
+ * `slipstream bench relay`: starts a real relay process (every feature on: rate limits,
+ * metrics endpoint, UDP health checks, tickets in tunnel mode; FEC off) and, in the
+ * same run, the minimal Node forwarder of `relay-baseline.ts`, and measures both on
+ * 127.0.0.1 with the same load generator (`relay-load.ts`, its own process) and the
+ * same origin (this process). Every figure is measured in this run.
+ *
+ * JSON contract (`--json`; later checks depend on it):
+ * `{udp: [{sizeBytes, flows, relayPps, baselinePps, ratio, relayCpuUsPerPacket, baselineCpuUsPerPacket}],
+ *   latency: [{sizeBytes, relayP50AddedUs, relayP99AddedUs, baselineP50AddedUs, baselineP99AddedUs}],
+ *   tcp: [{conns, relayGbps, baselineGbps, ratio}],
+ *   tunnel: {udp: [...same row shape...], latency: [...same row shape...]}, settings: {...}}`
+ * `udp`/`latency`/`tcp` are L4 port mapping; `tunnel` repeats the UDP rows through the
+ * tunnel port (24-byte Slipstream header inside `sizeBytes`) against the same baseline.
+ * pps = datagrams delivered to the origin per second at a saturating offered load;
+ * added latency = round trip through the forwarder minus the direct round trip, µs.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import type { Command, CommandIo } from '../cli/command.js';
+import { bool, formatHelp, num, parseFlags, type FlagSpec } from '../cli/flags.js';
+import { sessionIdToHex } from '../proto/src/header.js';
+import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
+import { BASELINE_SCRIPT } from './relay-baseline.js';
+import { LOAD_SCRIPT, type LoadJob, type LoadResult, type LoadTicket } from './relay-load.js';
+
+const FLAGS: Record<string, FlagSpec> = {
+  json: { type: 'boolean', description: 'Print one JSON object instead of tables' },
+  quick: { type: 'boolean', description: 'CI-sized run: 700 ms per measurement, one repeat, 3,000 latency packets' },
+  'duration-ms': { type: 'integer', valueName: 'MS', min: 200, max: 60_000, description: 'Offered-load time per throughput measurement, ms (--quick: 700)', default: 2000 },
+  repeat: { type: 'integer', valueName: 'N', min: 1, max: 10, description: 'Alternating relay/baseline repeats per row: the best pps and the median latency percentiles are kept (--quick: 1)', default: 3 },
+  'latency-packets': { type: 'integer', valueName: 'N', min: 500, max: 1_000_000, description: 'Packets per latency measurement at 10,000 packets/s (--quick: 3000)', default: 20_000 },
+  'skip-tunnel': { type: 'boolean', description: 'Measure L4 mode only' },
+  'skip-tcp': { type: 'boolean', description: 'Skip the TCP bulk rows' },
+};
+
+const CLI = fileURLToPath(new URL('../cli/slipstream.js', import.meta.url));
+const LOAD = LOAD_SCRIPT;
+const BASELINE = BASELINE_SCRIPT;
+const SIZES = [100, 1200];
+const FLOWS = [1, 64];
+const LATENCY_RATE_HZ = 10_000;
+const HEALTH_PAYLOAD = Buffer.from('HC');
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** One UDP throughput row. */
+interface UdpRow {
+  sizeBytes: number;
+  flows: number;
+  relayPps: number;
+  baselinePps: number;
+  ratio: number;
+  relayCpuUsPerPacket: number;
+  baselineCpuUsPerPacket: number;
+}
+/** One latency row. */
+interface LatencyRow {
+  sizeBytes: number;
+  relayP50AddedUs: number;
+  relayP99AddedUs: number;
+  baselineP50AddedUs: number;
+  baselineP99AddedUs: number;
+}
+/** One TCP row. */
+interface TcpRow {
+  conns: number;
+  relayGbps: number;
+  baselineGbps: number;
+  ratio: number;
+}
+
+/** The origin: counts datagrams, echoes when asked, answers health checks; a TCP sink beside it. */
+class Origin {
+  received = 0;
+  echo = false;
+  tcpBytes = 0;
+  private constructor(
+    readonly udp: dgram.Socket,
+    readonly tcp: net.Server,
+  ) {
+    udp.on('message', (message, from) => {
+      if (message.length === HEALTH_PAYLOAD.length && message.equals(HEALTH_PAYLOAD)) return void udp.send(message, from.port, from.address);
+      this.received++;
+      if (this.echo) udp.send(message, from.port, from.address);
+    });
+  }
+  static async start(): Promise<Origin> {
+    const udp = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 << 20 });
+    await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+    const tcp = net.createServer((socket) => {
+      socket.on('data', (chunk: Buffer) => (origin.tcpBytes += chunk.length));
+      socket.on('error', () => undefined);
+    });
+    const origin = new Origin(udp, tcp);
+    await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+    return origin;
+  }
+  get udpPort(): number {
+    return this.udp.address().port;
+  }
+  get tcpPort(): number {
+    return (this.tcp.address() as net.AddressInfo).port;
+  }
+  close(): void {
+    this.udp.close();
+    this.tcp.close();
+  }
+}
+
+/** A child process we started, with its stdout lines. */
+class Child {
+  readonly lines: string[] = [];
+  private waiters: { match: (line: string) => boolean; resolve: (line: string) => void }[] = [];
+  constructor(readonly process: ChildProcess) {
+    let buffered = '';
+    process.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk;
+      for (let nl = buffered.indexOf('\n'); nl !== -1; nl = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        this.lines.push(line);
+        this.waiters = this.waiters.filter((w) => (w.match(line) ? (w.resolve(line), false) : true));
+      }
+    });
+  }
+  waitFor(match: (line: string) => boolean, timeoutMs: number): Promise<string> {
+    const found = this.lines.find(match);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`child ${this.process.pid} printed nothing matching within ${timeoutMs} ms; stdout: ${this.lines.slice(-5).join(' | ')}`)), timeoutMs);
+      this.waiters.push({ match, resolve: (line) => (clearTimeout(timer), resolve(line)) });
+      this.process.once('exit', (code) => (clearTimeout(timer), reject(new Error(`child ${this.process.pid} exited with code ${code}; stdout: ${this.lines.slice(-5).join(' | ')}`))));
+    });
+  }
+  stop(): Promise<void> {
+    if (this.process.exitCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.process.kill('SIGKILL'), 5000);
+      this.process.once('exit', () => (clearTimeout(timer), resolve()));
+      this.process.kill('SIGTERM');
+    });
+  }
+}
+
+/** CPU time (user + system) of a process so far, µs, from /proc (Linux); NaN elsewhere. */
+function cpuUs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND) * 1e6;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+async function runLoad(job: LoadJob): Promise<LoadResult> {
+  const child = new Child(spawn(process.execPath, [LOAD, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const line = await child.waitFor((l) => l.startsWith('{'), job.durationMs + 30_000);
+  await child.stop();
+  const result = JSON.parse(line) as LoadResult;
+  if (result.error) throw new Error(`load generator: ${result.error}`);
+  return result;
+}
+
+interface Target {
+  readonly name: 'relay' | 'baseline';
+  readonly pid: number;
+  readonly udpPort: number;
+  readonly tcpPort: number;
+}
+
+async function measurePps(origin: Origin, target: Target, job: Omit<LoadJob, 'port'>): Promise<{ pps: number; cpuUsPerPacket: number }> {
+  origin.echo = false;
+  const before = origin.received;
+  const cpuBefore = cpuUs(target.pid);
+  await runLoad({ ...job, port: target.udpPort });
+  // Let what is in flight land, so both targets are judged the same way.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const delivered = origin.received - before;
+  const cpu = cpuUs(target.pid) - cpuBefore;
+  return { pps: delivered / (job.durationMs / 1000), cpuUsPerPacket: delivered > 0 ? cpu / delivered : Number.NaN };
+}
+
+async function measureRtt(origin: Origin, port: number, sizeBytes: number, count: number, tunnel: readonly LoadTicket[] | undefined): Promise<{ p50: number; p99: number }> {
+  origin.echo = true;
+  const result = await runLoad({ mode: 'latency', port, flows: 1, sizeBytes, durationMs: 0, rateHz: LATENCY_RATE_HZ, count, tunnel });
+  origin.echo = false;
+  if (!result.rttUs || result.received < count / 2) throw new Error(`latency run lost too many echoes (${result.received} of ${count})`);
+  return result.rttUs;
+}
+
+async function measureTcp(origin: Origin, port: number, conns: number, durationMs: number): Promise<number> {
+  const chunk = Buffer.alloc(64 * 1024, 0x42);
+  const sockets: net.Socket[] = [];
+  for (let i = 0; i < conns; i++) {
+    const socket = net.connect(port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    sockets.push(socket);
+  }
+  const startBytes = origin.tcpBytes;
+  const startMs = performance.now();
+  const endMs = startMs + durationMs;
+  await Promise.all(
+    sockets.map(
+      (socket) =>
+        new Promise<void>((resolve) => {
+          const pump = (): void => {
+            while (performance.now() < endMs) if (!socket.write(chunk)) return void socket.once('drain', pump);
+            resolve();
+          };
+          pump();
+        }),
+    ),
+  );
+  const bytes = origin.tcpBytes - startBytes;
+  const gbps = (bytes * 8) / ((performance.now() - startMs) / 1000) / 1e9;
+  for (const socket of sockets) socket.destroy();
+  return gbps;
+}
+
+interface Settings {
+  durationMs: number;
+  repeat: number;
+  latencyPackets: number;
+  tunnel: boolean;
+  tcp: boolean;
+}
+
+async function runBench(settings: Settings, io: CommandIo, json: boolean): Promise<Record<string, unknown>> {
+  const dir = mkdtempSync(join(tmpdir(), 'slipstream-bench-relay-'));
+  const origin = await Origin.start();
+  const children: Child[] = [];
+  try {
+    const seed = randomBytes(32);
+    const signingKey = ticketSigningKeyFromSeed(seed);
+    const sealKey = randomBytes(32);
+    const config = [
+      'logLevel: warn',
+      'upstreamBindAddress: 127.0.0.1',
+      'socketReceiveBufferBytes: 8388608',
+      'metrics:',
+      '  listen: 127.0.0.1:0',
+      'limits:',
+      // Every limit on, set above what the bench offers so that it measures their cost, not their effect.
+      '  sessionsMax: 100000',
+      '  sessionsPerSourceMax: 1000',
+      '  newSessionsPerSourcePerSecond: 1000',
+      '  sourcePacketsPerSecond: 10000000',
+      '  sourceBytesPerSecond: 10000000000',
+      '  sessionPacketsPerSecond: 10000000',
+      '  sessionBytesPerSecond: 10000000000',
+      '  unauthenticatedPacketsPerSecond: 1000',
+      'originGroups:',
+      '  bench:',
+      `    origins: [127.0.0.1:${origin.udpPort}]`,
+      '    healthCheck:',
+      '      mode: udp',
+      '      intervalMs: 1000',
+      '      timeoutMs: 500',
+      `      udpPayloadHex: '${HEALTH_PAYLOAD.toString('hex')}'`,
+      '  benchTcp:',
+      `    origins: [127.0.0.1:${origin.tcpPort}]`,
+      'rules:',
+      '  - name: bench-udp',
+      '    protocol: udp',
+      '    listen: 127.0.0.1:0',
+      '    group: bench',
+      '  - name: bench-tcp',
+      '    protocol: tcp',
+      '    listen: 127.0.0.1:0',
+      '    group: benchTcp',
+      'tunnel:',
+      '  listen: 127.0.0.1:0',
+      `  ticketPublicKey: ${Buffer.from(rawPublicKey(signingKey)).toString('base64')}`,
+      `  sealKey: ${sealKey.toString('base64')}`,
+      '  origins:',
+      `    bench: 127.0.0.1:${origin.udpPort}`,
+      '  fec:',
+      '    modes: [off]',
+    ].join('\n');
+    const configPath = join(dir, 'relay.yaml');
+    writeFileSync(configPath, config);
+    const relayChild = new Child(spawn(process.execPath, [CLI, 'relay', '--config', configPath, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    children.push(relayChild);
+    const started = JSON.parse(await relayChild.waitFor((l) => l.includes('"relay started"'), 15_000)) as { addresses: { rules: Record<string, { port: number }[]>; tunnel: { port: number } } };
+    const relay: Target = { name: 'relay', pid: relayChild.process.pid!, udpPort: started.addresses.rules['bench-udp']![0]!.port, tcpPort: started.addresses.rules['bench-tcp']![0]!.port };
+    const tunnelPort = started.addresses.tunnel.port;
+    const baselineChild = new Child(spawn(process.execPath, [BASELINE, '0', '0', String(origin.udpPort), String(origin.tcpPort)], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    children.push(baselineChild);
+    const ready = (await baselineChild.waitFor((l) => l.startsWith('ready'), 10_000)).split(' ');
+    const baseline: Target = { name: 'baseline', pid: baselineChild.process.pid!, udpPort: Number(ready[1]), tcpPort: Number(ready[2]) };
+
+    let ticketCounter = 0;
+    const tickets = (n: number): LoadTicket[] =>
+      Array.from({ length: n }, () => {
+        const idHigh = 0x5b000000 + (ticketCounter >>> 16);
+        const idLow = (Date.now() & 0xffff0000) + (ticketCounter++ & 0xffff);
+        const sessionId = sessionIdToHex(idHigh >>> 0, idLow >>> 0);
+        const ticket = issueTicket({ sessionId, origin: 'bench', issuedAtMs: Date.now(), expiresAtMs: Date.now() + 3_600_000, limits: { packetsPerSecond: 0, bytesPerSecond: 0 }, sessionKey: randomBytes(32), sealNonce: randomBytes(12) }, signingKey, sealKey);
+        return { ticketBase64: Buffer.from(ticket).toString('base64'), idHigh: idHigh >>> 0, idLow: idLow >>> 0 };
+      });
+
+    const progress = (text: string): void => {
+      if (!json) io.err(text);
+    };
+    const udpRows = async (mode: 'l4' | 'tunnel'): Promise<UdpRow[]> => {
+      const rows: UdpRow[] = [];
+      for (const sizeBytes of SIZES) {
+        for (const flows of FLOWS) {
+          let best = { relay: { pps: 0, cpuUsPerPacket: Number.NaN }, baseline: { pps: 0, cpuUsPerPacket: Number.NaN } };
+          for (let r = 0; r < settings.repeat; r++) {
+            const job = { mode: 'blast' as const, flows, sizeBytes, durationMs: settings.durationMs, rateHz: 0, count: 0 };
+            const viaRelay = await measurePps(origin, mode === 'l4' ? relay : { ...relay, udpPort: tunnelPort }, { ...job, tunnel: mode === 'tunnel' ? tickets(flows) : undefined });
+            const viaBaseline = await measurePps(origin, baseline, { ...job, tunnel: undefined });
+            if (viaRelay.pps > best.relay.pps) best = { ...best, relay: viaRelay };
+            if (viaBaseline.pps > best.baseline.pps) best = { ...best, baseline: viaBaseline };
+          }
+          const row = { sizeBytes, flows, relayPps: Math.round(best.relay.pps), baselinePps: Math.round(best.baseline.pps), ratio: round(best.relay.pps / best.baseline.pps, 3), relayCpuUsPerPacket: round(best.relay.cpuUsPerPacket, 2), baselineCpuUsPerPacket: round(best.baseline.cpuUsPerPacket, 2) };
+          progress(`${mode} udp ${sizeBytes} B × ${flows} flows: relay ${row.relayPps} pps, baseline ${row.baselinePps} pps, ratio ${row.ratio}\n`);
+          rows.push(row);
+        }
+      }
+      return rows;
+    };
+    const latencyRows = async (mode: 'l4' | 'tunnel'): Promise<LatencyRow[]> => {
+      const rows: LatencyRow[] = [];
+      for (const sizeBytes of SIZES) {
+        // Direct, relay and baseline alternate within each repeat, so that a busy
+        // moment on the machine hits all three; the median over repeats is kept.
+        const samples: { relay: { p50: number; p99: number }; baseline: { p50: number; p99: number } }[] = [];
+        for (let r = 0; r < settings.repeat; r++) {
+          const direct = await measureRtt(origin, origin.udpPort, mode === 'tunnel' ? sizeBytes - 24 : sizeBytes, settings.latencyPackets, undefined);
+          const runRelay = (): Promise<{ p50: number; p99: number }> => measureRtt(origin, mode === 'l4' ? relay.udpPort : tunnelPort, sizeBytes, settings.latencyPackets, mode === 'tunnel' ? tickets(1) : undefined);
+          const runBaseline = (): Promise<{ p50: number; p99: number }> => measureRtt(origin, baseline.udpPort, sizeBytes, settings.latencyPackets, undefined);
+          // Alternate which goes first, so that neither always follows the direct run.
+          const [viaRelay, viaBaseline] = r % 2 === 0 ? [await runRelay(), await runBaseline()] : [...[await runBaseline(), await runRelay()].reverse()] as [{ p50: number; p99: number }, { p50: number; p99: number }];
+          samples.push({ relay: { p50: viaRelay.p50 - direct.p50, p99: viaRelay.p99 - direct.p99 }, baseline: { p50: viaBaseline.p50 - direct.p50, p99: viaBaseline.p99 - direct.p99 } });
+        }
+        const median = (values: number[]): number => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+        const row = {
+          sizeBytes,
+          relayP50AddedUs: round(median(samples.map((x) => x.relay.p50)), 1),
+          relayP99AddedUs: round(median(samples.map((x) => x.relay.p99)), 1),
+          baselineP50AddedUs: round(median(samples.map((x) => x.baseline.p50)), 1),
+          baselineP99AddedUs: round(median(samples.map((x) => x.baseline.p99)), 1),
+        };
+        progress(`${mode} latency ${sizeBytes} B at 10k pps: relay +${row.relayP50AddedUs}/+${row.relayP99AddedUs} µs (p50/p99), baseline +${row.baselineP50AddedUs}/+${row.baselineP99AddedUs} µs\n`);
+        rows.push(row);
+      }
+      return rows;
+    };
+
+    const udp = await udpRows('l4');
+    const latency = await latencyRows('l4');
+    const tcp: TcpRow[] = [];
+    if (settings.tcp) {
+      for (const conns of [1, 4]) {
+        let relayGbps = 0;
+        let baselineGbps = 0;
+        for (let r = 0; r < settings.repeat; r++) {
+          relayGbps = Math.max(relayGbps, await measureTcp(origin, relay.tcpPort, conns, settings.durationMs));
+          baselineGbps = Math.max(baselineGbps, await measureTcp(origin, baseline.tcpPort, conns, settings.durationMs));
+        }
+        const row = { conns, relayGbps: round(relayGbps, 3), baselineGbps: round(baselineGbps, 3), ratio: round(relayGbps / baselineGbps, 3) };
+        progress(`tcp ${conns} conns: relay ${row.relayGbps} Gbit/s, baseline ${row.baselineGbps} Gbit/s, ratio ${row.ratio}\n`);
+        tcp.push(row);
+      }
+    }
+    const tunnel = settings.tunnel ? { udp: await udpRows('tunnel'), latency: await latencyRows('tunnel') } : undefined;
+    return { udp, latency, tcp, ...(tunnel ? { tunnel } : {}), settings };
+  } finally {
+    for (const child of children.reverse()) await child.stop();
+    origin.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function round(value: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+function printTables(result: Record<string, unknown>, io: CommandIo): void {
+  const udp = result.udp as UdpRow[];
+  const latency = result.latency as LatencyRow[];
+  const tcp = result.tcp as TcpRow[];
+  const tunnel = result.tunnel as { udp: UdpRow[]; latency: LatencyRow[] } | undefined;
+  const udpTable = (title: string, rows: UdpRow[]): void => {
+    io.out(`\n${title}\n  size B  flows   relay pps  baseline pps  ratio  relay µs/pkt  baseline µs/pkt\n`);
+    for (const r of rows) io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.flows).padStart(5)}  ${String(r.relayPps).padStart(10)}  ${String(r.baselinePps).padStart(12)}  ${r.ratio.toFixed(3).padStart(5)}  ${String(r.relayCpuUsPerPacket).padStart(12)}  ${String(r.baselineCpuUsPerPacket).padStart(15)}\n`);
+  };
+  const latencyTable = (title: string, rows: LatencyRow[]): void => {
+    io.out(`\n${title}\n  size B  relay +p50 µs  relay +p99 µs  baseline +p50 µs  baseline +p99 µs\n`);
+    for (const r of rows) io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.relayP50AddedUs).padStart(13)}  ${String(r.relayP99AddedUs).padStart(13)}  ${String(r.baselineP50AddedUs).padStart(16)}  ${String(r.baselineP99AddedUs).padStart(16)}\n`);
+  };
+  udpTable('L4 UDP forwarding (max delivered packets/s; relay CPU per packet)', udp);
+  latencyTable('L4 UDP round-trip latency added at 10,000 packets/s', latency);
+  if (tcp.length > 0) {
+    io.out('\nL4 TCP bulk throughput\n  conns  relay Gbit/s  baseline Gbit/s  ratio\n');
+    for (const r of tcp) io.out(`  ${String(r.conns).padStart(5)}  ${String(r.relayGbps).padStart(12)}  ${String(r.baselineGbps).padStart(15)}  ${r.ratio.toFixed(3).padStart(5)}\n`);
+  }
+  if (tunnel) {
+    udpTable('Tunnel mode UDP forwarding (tickets; FEC off)', tunnel.udp);
+    latencyTable('Tunnel mode round-trip latency added at 10,000 packets/s', tunnel.latency);
+  }
+}
+
+/** The `bench relay` command. */
+export const relayBenchCommand: Command = {
+  name: 'relay',
+  summary: 'Relay vs a minimal Node forwarder on loopback: UDP pps, added latency, TCP throughput, L4 and tunnel mode.',
+  async run(argv, io) {
+    const { values } = parseFlags('bench relay', argv, FLAGS);
+    if (values.help) {
+      io.out(formatHelp('slipstream bench relay [flags]', relayBenchCommand.summary, FLAGS));
+      return 0;
+    }
+    const quick = bool(values, 'quick');
+    const given = (name: string): boolean => argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+    const settings: Settings = {
+      durationMs: quick && !given('duration-ms') ? 700 : num(values, 'duration-ms')!,
+      repeat: quick && !given('repeat') ? 1 : num(values, 'repeat')!,
+      latencyPackets: quick && !given('latency-packets') ? 3000 : num(values, 'latency-packets')!,
+      tunnel: !bool(values, 'skip-tunnel'),
+      tcp: !bool(values, 'skip-tcp'),
+    };
+    const result = await runBench(settings, io, bool(values, 'json'));
+    if (bool(values, 'json')) io.out(`${JSON.stringify(result)}\n`);
+    else printTables(result, io);
+    return 0;
+  },
+};

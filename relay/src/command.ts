@@ -1,0 +1,83 @@
+/**
+ * `slipstream relay --config relay.yaml`: runs a relay until SIGTERM/SIGINT.
+ * SIGHUP re-reads the file and applies mappings and limits without dropping live
+ * sessions (a bad file is logged and the running config kept). SIGTERM drains: no new
+ * sessions, live ones served up to `drain.timeoutMs`, then exit 0.
+ */
+import type { Command } from '../../cli/command.js';
+import { bool, formatHelp, parseFlags, str, type FlagSpec } from '../../cli/flags.js';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../../cli/log.js';
+import { CliUsageError, ConfigError } from '../../proto/src/errors.js';
+import { loadRelayConfig } from './config.js';
+import { Relay } from './relay.js';
+
+const FLAGS: Record<string, FlagSpec> = {
+  config: { type: 'string', valueName: 'FILE', description: 'Relay configuration (YAML); see relay/README.md' },
+  'log-level': { type: 'string', choices: LOG_LEVELS, description: 'Overrides logLevel from the file' },
+  check: { type: 'boolean', description: 'Validate the configuration and exit (0 valid, 2 invalid)' },
+};
+
+/** The `relay` command. */
+export const relayCommand: Command = {
+  name: 'relay',
+  summary: 'Run a relay: L4 UDP/TCP port mapping and SDK tunnel mode.',
+  async run(argv, io) {
+    const { values } = parseFlags('relay', argv, FLAGS);
+    if (values.help) {
+      io.out(formatHelp('slipstream relay --config relay.yaml [flags]', relayCommand.summary + '\nSIGHUP reloads the file; SIGTERM drains and exits 0.', FLAGS));
+      return 0;
+    }
+    const path = str(values, 'config');
+    if (path === undefined) throw new CliUsageError('--config', '--config: missing; expected the path of a relay YAML file (see relay/README.md)');
+    const config = loadRelayConfig(path);
+    if (bool(values, 'check')) {
+      io.out(`${path}: valid (${config.core.rules.length} rules${config.core.tunnel ? ', tunnel' : ''})\n`);
+      return 0;
+    }
+    const level = (str(values, 'log-level') as LogLevel | undefined) ?? config.logLevel;
+    const logger = createLogger('relay', level);
+    let relay: Relay;
+    try {
+      relay = await Relay.start({ config, logger });
+    } catch (error) {
+      logger.fatal({ event: 'start_failed', err: (error as Error).message }, 'relay failed to start');
+      io.err(`slipstream relay: ${(error as Error).message}\n`);
+      return 1;
+    }
+    logger.info({ event: 'started', config: path, rules: config.core.rules.map((r) => r.name), tunnel: config.core.tunnel !== undefined, addresses: relay.addresses() }, 'relay started');
+    return new Promise<number>((resolve) => {
+      let stopping = false;
+      const onHup = (): void => {
+        try {
+          relay.reload(loadRelayConfig(path));
+          logger.info({ event: 'reloaded', config: path, sessions: relay.core.sessionCount }, 'configuration reloaded');
+        } catch (error) {
+          const message = error instanceof ConfigError ? error.message : String(error);
+          logger.error({ event: 'reload_failed', err: message }, 'reload failed; keeping the running configuration');
+        }
+      };
+      const onTerm = (signal: string): void => {
+        if (stopping) return;
+        stopping = true;
+        const latest = (() => {
+          try {
+            return loadRelayConfig(path).drainTimeoutMs;
+          } catch {
+            return config.drainTimeoutMs;
+          }
+        })();
+        logger.info({ event: 'draining', signal, sessions: relay.core.sessionCount, deadlineMs: latest }, 'draining');
+        void relay.drain(latest).then((left) => {
+          logger.info({ event: 'stopped', sessionsCut: left }, 'relay stopped');
+          process.off('SIGHUP', onHup);
+          process.off('SIGTERM', onTerm);
+          process.off('SIGINT', onTerm);
+          resolve(0);
+        });
+      };
+      process.on('SIGHUP', onHup);
+      process.on('SIGTERM', onTerm);
+      process.on('SIGINT', onTerm);
+    });
+  },
+};

@@ -1,0 +1,271 @@
+/**
+ * `relay.yaml` → the validated {@link RelayConfig}. Every key is declared here with its
+ * default and range (relay/README.md documents the same table); any problem throws a
+ * ConfigError naming the file, the line, the key and what is accepted, which the CLI
+ * turns into exit code 2.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { ConfigReader, type ConfigPath } from '../../cli/config.js';
+import { LOG_LEVELS, type LogLevel } from '../../cli/log.js';
+import { ticketVerifyKeyFromRaw, SEAL_KEY_BYTES, TICKET_CLOCK_SKEW_MS } from '../../proto/src/ticket.js';
+import { FEC_COPIES_MAX, FEC_HOLD_MS_DEFAULT, FEC_HOLD_MS_MAX, FEC_SPACING_MS_MAX } from '../../proto/src/fec/index.js';
+import { parseCidr, splitHostPort, type Cidr } from './core/addr.js';
+import type { HealthCheckSpec, LimitsSpec, OriginGroupSpec, RelayCoreConfig, RuleSpec, TunnelFecSpec, TunnelSpec } from './core/config-types.js';
+import * as C from './core/constants.js';
+
+/** Everything `slipstream relay` runs with. */
+export interface RelayConfig {
+  /** What the sans-IO core needs. */
+  readonly core: RelayCoreConfig;
+  /** pino level. Default `info`. */
+  readonly logLevel: LogLevel;
+  /** Where `/metrics` and `/health` listen, or undefined (key `metrics.listen: off`). */
+  readonly metricsListen: { readonly host: string; readonly port: number } | undefined;
+  /** SIGTERM drain deadline, ms. */
+  readonly drainTimeoutMs: number;
+  /** File of revoked session ids (one 16-hex id per line), or undefined. */
+  readonly revocationFile: string | undefined;
+  /** How often the revocation file is checked, ms. */
+  readonly revocationPollMs: number;
+  /** Coordinator base URL whose revocation feed to follow, or undefined. */
+  readonly coordinatorUrl: string | undefined;
+  /** The fleet secret the feed is read with. */
+  readonly coordinatorFleetSecret: string | undefined;
+  /** Kernel receive buffer for listen sockets, bytes (0 = OS default). */
+  readonly socketReceiveBufferBytes: number;
+}
+
+const TOP_KEYS = ['logLevel', 'upstreamBindAddress', 'metrics', 'drain', 'limits', 'originGroups', 'rules', 'tunnel', 'socketReceiveBufferBytes'];
+const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny'];
+const HEALTH_KEYS = ['mode', 'intervalMs', 'timeoutMs', 'failuresToDown', 'successesToUp', 'udpPayloadHex'];
+const LIMIT_KEYS = ['sessionsMax', 'sessionsPerSourceMax', 'newSessionsPerSourcePerSecond', 'sourcePacketsPerSecond', 'sourceBytesPerSecond', 'sessionPacketsPerSecond', 'sessionBytesPerSecond', 'unauthenticatedPacketsPerSecond', 'burstMs'];
+const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'sealKey', 'sealKeyFile', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'fec'];
+const FEC_KEYS = ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs'];
+const RATE_MAX = 1e10;
+
+/** Reads and validates a config file. Throws ConfigError. */
+export function loadRelayConfig(path: string): RelayConfig {
+  return parseRelayConfig(ConfigReader.fromFile(path));
+}
+
+function ipLiteral(reader: ConfigReader, path: ConfigPath, text: string): string {
+  if (isIP(text) === 0) reader.fail(path, `'${text}' is not an IP address; expected an IPv4 or IPv6 literal (hostnames are not resolved)`);
+  return text;
+}
+
+function hostPort(reader: ConfigReader, path: ConfigPath, allowRange: boolean, given?: string): { host: string; port: number; portEnd: number } {
+  const text = given ?? reader.string(path, { patternText: allowRange ? 'host:port or host:first-last, e.g. 0.0.0.0:27015 or 10.0.0.5:27015-27020' : 'host:port, e.g. 10.0.0.5:27015' });
+  const parsed = splitHostPort(text);
+  if (!parsed || (!allowRange && parsed.portEnd !== parsed.port)) reader.fail(path, `'${text}' is not accepted; expected ${allowRange ? 'IP:port or IP:first-last' : 'IP:port'} with ports 0–65535`);
+  ipLiteral(reader, path, parsed.host);
+  if (parsed.portEnd - parsed.port + 1 > C.PORT_RANGE_PORTS_MAX) reader.fail(path, `range of ${parsed.portEnd - parsed.port + 1} ports; expected at most ${C.PORT_RANGE_PORTS_MAX}`);
+  return parsed;
+}
+
+function cidrs(reader: ConfigReader, path: ConfigPath): Cidr[] {
+  const n = reader.sequenceLength(path, { optional: true, maxItems: 4096 });
+  const out: Cidr[] = [];
+  for (let i = 0; i < n; i++) {
+    const text = reader.string([...path, i], { patternText: 'a CIDR block such as 10.0.0.0/8 or 2001:db8::/32' });
+    const cidr = parseCidr(text);
+    if (!cidr) reader.fail([...path, i], `'${text}' is not a CIDR block; expected e.g. 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32`);
+    out.push(cidr);
+  }
+  return out;
+}
+
+function healthCheck(reader: ConfigReader, path: ConfigPath): HealthCheckSpec {
+  reader.rejectUnknownKeys(path, HEALTH_KEYS);
+  const mode = reader.string([...path, 'mode'], { choices: ['none', 'udp', 'tcp'], default: 'none' }) as HealthCheckSpec['mode'];
+  const intervalMs = reader.number([...path, 'intervalMs'], { min: 100, max: 600_000, integer: true, unit: 'ms', default: C.HEALTH_INTERVAL_MS_DEFAULT });
+  const timeoutMs = reader.number([...path, 'timeoutMs'], { min: 10, max: intervalMs, integer: true, unit: 'ms (at most intervalMs)', default: Math.min(C.HEALTH_TIMEOUT_MS_DEFAULT, intervalMs) });
+  const failuresToDown = reader.number([...path, 'failuresToDown'], { min: 1, max: 100, integer: true, default: C.HEALTH_FAILURES_TO_DOWN_DEFAULT });
+  const successesToUp = reader.number([...path, 'successesToUp'], { min: 1, max: 100, integer: true, default: C.HEALTH_SUCCESSES_TO_UP_DEFAULT });
+  const hex = reader.string([...path, 'udpPayloadHex'], { pattern: /^(?:[0-9a-fA-F]{2}){1,1024}$/, patternText: 'an even number of hex digits (1–1024 bytes)', default: '00' });
+  return { mode, intervalMs, timeoutMs, failuresToDown, successesToUp, udpPayload: new Uint8Array(Buffer.from(hex, 'hex')) };
+}
+
+function originList(reader: ConfigReader, path: ConfigPath): OriginGroupSpec['origins'] {
+  const n = reader.sequenceLength(path, { minItems: 1, maxItems: 256 });
+  const out: { address: string; port: number; portEnd: number }[] = [];
+  for (let i = 0; i < n; i++) {
+    const o = hostPort(reader, [...path, i], true);
+    if (o.port === 0) reader.fail([...path, i], 'port 0 is not an origin port; expected 1–65535');
+    out.push({ address: o.host, port: o.port, portEnd: o.portEnd });
+  }
+  return out;
+}
+
+function limits(reader: ConfigReader): LimitsSpec {
+  const p: ConfigPath = ['limits'];
+  reader.rejectUnknownKeys(p, LIMIT_KEYS);
+  const rate = (key: string, def: number): number => reader.number([...p, key], { min: 0, max: RATE_MAX, unit: '(0 = unlimited)', default: def });
+  return {
+    sessionsMax: reader.number([...p, 'sessionsMax'], { min: 1, max: 10_000_000, integer: true, default: C.SESSIONS_MAX_DEFAULT }),
+    sessionsPerSourceMax: reader.number([...p, 'sessionsPerSourceMax'], { min: 1, max: 10_000_000, integer: true, default: C.SESSIONS_PER_SOURCE_MAX_DEFAULT }),
+    newSessionsPerSourcePerSecond: rate('newSessionsPerSourcePerSecond', C.NEW_SESSIONS_PER_SOURCE_PER_SECOND_DEFAULT),
+    sourcePacketsPerSecond: rate('sourcePacketsPerSecond', C.SOURCE_PACKETS_PER_SECOND_DEFAULT),
+    sourceBytesPerSecond: rate('sourceBytesPerSecond', C.SOURCE_BYTES_PER_SECOND_DEFAULT),
+    sessionPacketsPerSecond: rate('sessionPacketsPerSecond', C.SESSION_PACKETS_PER_SECOND_DEFAULT),
+    sessionBytesPerSecond: rate('sessionBytesPerSecond', C.SESSION_BYTES_PER_SECOND_DEFAULT),
+    unauthenticatedPacketsPerSecond: rate('unauthenticatedPacketsPerSecond', C.UNAUTHENTICATED_PACKETS_PER_SECOND_DEFAULT),
+    burstMs: reader.number([...p, 'burstMs'], { min: 1, max: 60_000, integer: true, unit: 'ms', default: C.BURST_MS_DEFAULT }),
+  };
+}
+
+function base64Key(reader: ConfigReader, path: ConfigPath, bytes: number, text: string): Uint8Array {
+  const raw = Buffer.from(text.trim(), 'base64');
+  if (raw.length !== bytes || !/^[A-Za-z0-9+/=_-]+$/.test(text.trim())) reader.fail(path, `expected ${bytes} bytes in base64 (${Math.ceil(bytes / 3) * 4} characters), got ${raw.length} bytes`);
+  return new Uint8Array(raw);
+}
+
+function tunnel(reader: ConfigReader): TunnelSpec | undefined {
+  const p: ConfigPath = ['tunnel'];
+  if (!reader.has(p)) return undefined;
+  reader.rejectUnknownKeys(p, TUNNEL_KEYS);
+  const listen = hostPort(reader, [...p, 'listen'], false);
+  const publicKey = base64Key(reader, [...p, 'ticketPublicKey'], 32, reader.string([...p, 'ticketPublicKey'], { patternText: "the coordinator's Ed25519 public key, 32 bytes in base64" }));
+  let sealKey: Uint8Array;
+  if (reader.has([...p, 'sealKeyFile'])) {
+    const file = reader.string([...p, 'sealKeyFile']);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      reader.fail([...p, 'sealKeyFile'], `cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+    sealKey = base64Key(reader, [...p, 'sealKeyFile'], SEAL_KEY_BYTES, text);
+  } else {
+    sealKey = base64Key(reader, [...p, 'sealKey'], SEAL_KEY_BYTES, reader.string([...p, 'sealKey'], { patternText: 'the fleet seal key, 32 bytes in base64 (or give sealKeyFile)' }));
+  }
+  const origins = new Map<string, { address: string; port: number }>();
+  for (const name of reader.mapKeys([...p, 'origins'], { optional: true })) {
+    const o = hostPort(reader, [...p, 'origins', name], false);
+    origins.set(name, { address: o.host, port: o.port });
+  }
+  const fp: ConfigPath = [...p, 'fec'];
+  reader.rejectUnknownKeys(fp, FEC_KEYS);
+  const modeCount = reader.sequenceLength([...fp, 'modes'], { optional: true, maxItems: 3 });
+  const modes: TunnelFecSpec['modes'][number][] = [];
+  for (let i = 0; i < modeCount; i++) modes.push(reader.string([...fp, 'modes', i], { choices: ['rs', 'dup', 'off'] }) as 'rs' | 'dup' | 'off');
+  const k = reader.number([...fp, 'k'], { min: 1, max: 64, integer: true, default: 4 });
+  const fec: TunnelFecSpec = {
+    modes: modeCount === 0 ? ['rs', 'dup', 'off'] : modes,
+    k,
+    r: reader.number([...fp, 'r'], { min: 1, max: 255 - k, integer: true, default: 2 }),
+    holdMs: reader.number([...fp, 'holdMs'], { min: 0, max: FEC_HOLD_MS_MAX, unit: 'ms', default: FEC_HOLD_MS_DEFAULT }),
+    copies: reader.number([...fp, 'copies'], { min: 1, max: FEC_COPIES_MAX, integer: true, default: 1 }),
+    spacingMs: reader.number([...fp, 'spacingMs'], { min: 0, max: FEC_SPACING_MS_MAX, unit: 'ms', default: 2 }),
+  };
+  return {
+    listenAddress: listen.host,
+    listenPort: listen.port,
+    ticketPublicKey: ticketVerifyKeyFromRaw(publicKey),
+    sealKey,
+    origins,
+    allowOriginCidrs: cidrs(reader, [...p, 'allowOriginCidrs']),
+    idleTimeoutMs: reader.number([...p, 'idleTimeoutMs'], { min: C.IDLE_TIMEOUT_MS_MIN, max: C.IDLE_TIMEOUT_MS_MAX, integer: true, unit: 'ms', default: C.TUNNEL_IDLE_TIMEOUT_MS_DEFAULT }),
+    clockSkewMs: reader.number([...p, 'clockSkewMs'], { min: 0, max: 600_000, integer: true, unit: 'ms', default: TICKET_CLOCK_SKEW_MS }),
+    allow: cidrs(reader, [...p, 'allow']),
+    deny: cidrs(reader, [...p, 'deny']),
+    fec,
+  };
+}
+
+/** Validates a parsed document (exported for tests that build configs in memory). */
+export function parseRelayConfig(reader: ConfigReader): RelayConfig {
+  reader.rejectUnknownKeys([], TOP_KEYS);
+  const logLevel = reader.string(['logLevel'], { choices: LOG_LEVELS, default: 'info' }) as LogLevel;
+  const upstreamBindAddress = ipLiteral(reader, ['upstreamBindAddress'], reader.string(['upstreamBindAddress'], { default: '0.0.0.0' }));
+  reader.rejectUnknownKeys(['metrics'], ['listen']);
+  const metricsText = reader.string(['metrics', 'listen'], { default: '127.0.0.1:9464', patternText: "IP:port, or 'off'" });
+  const metricsListen = metricsText === 'off' ? undefined : (() => {
+    const m = hostPort(reader, ['metrics', 'listen'], false, metricsText);
+    return { host: m.host, port: m.port };
+  })();
+  reader.rejectUnknownKeys(['drain'], ['timeoutMs']);
+  const drainTimeoutMs = reader.number(['drain', 'timeoutMs'], { min: 0, max: 3_600_000, integer: true, unit: 'ms', default: C.DRAIN_TIMEOUT_MS_DEFAULT });
+
+  const limitSpec = limits(reader);
+  const groups: OriginGroupSpec[] = [];
+  for (const name of reader.mapKeys(['originGroups'], { optional: true })) {
+    const gp: ConfigPath = ['originGroups', name];
+    reader.rejectUnknownKeys(gp, ['origins', 'healthCheck']);
+    groups.push({ name, origins: originList(reader, [...gp, 'origins']), healthCheck: healthCheck(reader, [...gp, 'healthCheck']) });
+  }
+
+  const rules: RuleSpec[] = [];
+  const ruleCount = reader.sequenceLength(['rules'], { optional: true, maxItems: 1024 });
+  const listenKeys = new Set<string>();
+  for (let i = 0; i < ruleCount; i++) {
+    const rp: ConfigPath = ['rules', i];
+    reader.rejectUnknownKeys(rp, RULE_KEYS);
+    const name = reader.string([...rp, 'name'], { pattern: /^[A-Za-z0-9._-]{1,64}$/, patternText: '1–64 letters, digits, dots, dashes or underscores' });
+    if (name === 'tunnel' || rules.some((r) => r.name === name)) reader.fail([...rp, 'name'], `'${name}' is ${name === 'tunnel' ? 'reserved for tunnel mode' : 'used by another rule'}; expected a unique name`);
+    const protocol = reader.string([...rp, 'protocol'], { choices: ['udp', 'tcp'] }) as 'udp' | 'tcp';
+    const listen = hostPort(reader, [...rp, 'listen'], true);
+    if (listen.port === 0 && listen.portEnd !== 0) reader.fail([...rp, 'listen'], 'port 0 (any free port) cannot start a range');
+    // Port 0 asks the OS for a free port: never a clash.
+    for (let port = listen.port; port <= listen.portEnd && listen.port !== 0; port++) {
+      const key = `${protocol}/${listen.host}/${port}`;
+      if (listenKeys.has(key)) reader.fail([...rp, 'listen'], `${protocol} ${listen.host}:${port} is already used by another rule`);
+      listenKeys.add(key);
+    }
+    let group: string;
+    if (reader.has([...rp, 'group'])) {
+      group = reader.string([...rp, 'group']);
+      if (!groups.some((g) => g.name === group)) reader.fail([...rp, 'group'], `no origin group '${group}'; expected one of ${groups.map((g) => g.name).join(', ') || '(none defined under originGroups)'}`);
+      if (reader.has([...rp, 'origins'])) reader.fail([...rp, 'origins'], 'give either group or origins, not both');
+    } else {
+      if (!reader.has([...rp, 'origins'])) reader.fail([...rp, 'origins'], 'missing; expected a list of IP:port origins (or a group name under group)');
+      group = `rule:${name}`;
+      groups.push({ name: group, origins: originList(reader, [...rp, 'origins']), healthCheck: healthCheck(reader, [...rp, 'healthCheck']) });
+    }
+    const span = listen.portEnd - listen.port;
+    for (const origin of groups.find((g) => g.name === group)!.origins) {
+      if (origin.portEnd !== origin.port && origin.portEnd - origin.port !== span) reader.fail([...rp, 'listen'], `listen range spans ${span + 1} ports but origin ${origin.address}:${origin.port}-${origin.portEnd} spans ${origin.portEnd - origin.port + 1}; expected equal spans or a single origin port`);
+    }
+    const proxyProtocol = reader.string([...rp, 'proxyProtocol'], { choices: protocol === 'udp' ? ['none', 'v2', 'spp'] : ['none', 'v2'], default: 'none' }) as RuleSpec['proxyProtocol'];
+    rules.push({
+      name,
+      protocol,
+      listenAddress: listen.host,
+      listenPort: listen.port,
+      listenPortEnd: listen.portEnd,
+      group,
+      idleTimeoutMs: reader.number([...rp, 'idleTimeoutMs'], { min: C.IDLE_TIMEOUT_MS_MIN, max: C.IDLE_TIMEOUT_MS_MAX, integer: true, unit: 'ms', default: protocol === 'udp' ? C.UDP_IDLE_TIMEOUT_MS_DEFAULT : C.TCP_IDLE_TIMEOUT_MS_DEFAULT }),
+      proxyProtocol,
+      hashKey: reader.string([...rp, 'hashKey'], { choices: ['ip', 'ip-port'], default: 'ip' }) as RuleSpec['hashKey'],
+      allow: cidrs(reader, [...rp, 'allow']),
+      deny: cidrs(reader, [...rp, 'deny']),
+    });
+  }
+  const tunnelSpec = tunnel(reader);
+  if (rules.length === 0 && tunnelSpec === undefined) reader.fail(['rules'], 'nothing to do; expected at least one rule or a tunnel section');
+  const revocationFile = reader.has(['tunnel', 'revocationFile']) ? reader.string(['tunnel', 'revocationFile']) : undefined;
+  const coordinatorUrl = reader.has(['tunnel', 'coordinatorUrl']) ? reader.string(['tunnel', 'coordinatorUrl'], { pattern: /^https?:\/\/\S+$/, patternText: 'an http(s):// URL' }) : undefined;
+  let coordinatorFleetSecret: string | undefined;
+  if (reader.has(['tunnel', 'coordinatorFleetSecretFile'])) {
+    const file = reader.string(['tunnel', 'coordinatorFleetSecretFile']);
+    try {
+      coordinatorFleetSecret = readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      reader.fail(['tunnel', 'coordinatorFleetSecretFile'], `cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+  } else if (reader.has(['tunnel', 'coordinatorFleetSecret'])) {
+    coordinatorFleetSecret = reader.string(['tunnel', 'coordinatorFleetSecret'], { pattern: /^\S{16,}$/, patternText: 'the fleet secret (at least 16 characters)' });
+  }
+  if (coordinatorUrl !== undefined && coordinatorFleetSecret === undefined) reader.fail(['tunnel', 'coordinatorFleetSecret'], 'missing; coordinatorUrl needs the fleet secret (coordinatorFleetSecret or coordinatorFleetSecretFile)');
+  return {
+    coordinatorFleetSecret,
+    core: { rules, groups, limits: limitSpec, tunnel: tunnelSpec, upstreamBindAddress },
+    logLevel,
+    metricsListen,
+    drainTimeoutMs,
+    revocationFile,
+    revocationPollMs: reader.number(['tunnel', 'revocationPollMs'], { min: 50, max: 600_000, integer: true, unit: 'ms', default: C.REVOCATION_POLL_MS_DEFAULT }),
+    coordinatorUrl,
+    socketReceiveBufferBytes: reader.number(['socketReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: 0 }),
+  };
+}

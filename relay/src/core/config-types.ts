@@ -1,0 +1,120 @@
+/**
+ * The relay's validated configuration as the core sees it: plain data, already
+ * checked (relay/src/config.ts turns YAML into this and names the file/key/range of
+ * anything wrong). The core never parses text.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { Cidr } from './addr.js';
+
+/** How an origin group's health is checked. */
+export interface HealthCheckSpec {
+  /** `udp`: send `udpPayload`, any reply within `timeoutMs` is healthy; `tcp`: a TCP connect succeeds; `none`: always healthy. */
+  readonly mode: 'udp' | 'tcp' | 'none';
+  /** Period between checks, ms. */
+  readonly intervalMs: number;
+  /** Wait for an answer, ms (< intervalMs). */
+  readonly timeoutMs: number;
+  /** Consecutive failures that take an origin out. */
+  readonly failuresToDown: number;
+  /** Consecutive successes that bring it back. */
+  readonly successesToUp: number;
+  /** The UDP check datagram (mode `udp`). */
+  readonly udpPayload: Uint8Array;
+}
+
+/** One origin: an IP literal and a port, or a port range mapped from a listen range. */
+export interface OriginSpec {
+  readonly address: string;
+  readonly port: number;
+  /** Last port of a range (= `port` for one port). */
+  readonly portEnd: number;
+}
+
+/** A named set of interchangeable origins. */
+export interface OriginGroupSpec {
+  readonly name: string;
+  readonly origins: readonly OriginSpec[];
+  readonly healthCheck: HealthCheckSpec;
+}
+
+/** An L4 port-mapping rule: listen on a port (or range), forward to an origin group. */
+export interface RuleSpec {
+  /** Unique name, used in logs and metric labels. */
+  readonly name: string;
+  readonly protocol: 'udp' | 'tcp';
+  readonly listenAddress: string;
+  readonly listenPort: number;
+  /** Last port of the listen range (= `listenPort` for one port). */
+  readonly listenPortEnd: number;
+  /** Name of the origin group. */
+  readonly group: string;
+  /** A flow with no traffic either way for this long is closed, ms (30 000–3 600 000). */
+  readonly idleTimeoutMs: number;
+  /** Real-client-address header the origin gets: none, PROXY v2, or SPP (UDP only). */
+  readonly proxyProtocol: 'none' | 'v2' | 'spp';
+  /** What the consistent hash keys on: the client IP (a returning client lands on the same origin) or IP and port. */
+  readonly hashKey: 'ip' | 'ip-port';
+  /** When non-empty, only these sources may use the rule. */
+  readonly allow: readonly Cidr[];
+  /** These sources may never use the rule (checked before `allow`). */
+  readonly deny: readonly Cidr[];
+}
+
+/** Abuse limits; 0 on a rate means unlimited. */
+export interface LimitsSpec {
+  readonly sessionsMax: number;
+  readonly sessionsPerSourceMax: number;
+  readonly newSessionsPerSourcePerSecond: number;
+  readonly sourcePacketsPerSecond: number;
+  readonly sourceBytesPerSecond: number;
+  readonly sessionPacketsPerSecond: number;
+  readonly sessionBytesPerSecond: number;
+  readonly unauthenticatedPacketsPerSecond: number;
+  readonly burstMs: number;
+}
+
+/** FEC settings for tunnel sessions. */
+export interface TunnelFecSpec {
+  /** Modes the relay agrees to, best first: `rs`, `dup`, `off`. */
+  readonly modes: readonly ('rs' | 'dup' | 'off')[];
+  /** Reed-Solomon data shards per group (mode `rs`). */
+  readonly k: number;
+  /** Parity shards per group (mode `rs`). */
+  readonly r: number;
+  /** Longest hold of a group before its parity goes out, ms. */
+  readonly holdMs: number;
+  /** Extra copies per packet (mode `dup`). */
+  readonly copies: number;
+  /** Spacing between copies, ms (mode `dup`). */
+  readonly spacingMs: number;
+}
+
+/** Tunnel mode: one UDP port speaking the Slipstream wire protocol. */
+export interface TunnelSpec {
+  readonly listenAddress: string;
+  readonly listenPort: number;
+  /** The coordinator's Ed25519 public key tickets are verified with. */
+  readonly ticketPublicKey: KeyObject;
+  /** The fleet seal key (32 bytes) session keys are sealed under. */
+  readonly sealKey: Uint8Array;
+  /** Origins tickets may name by name → address. */
+  readonly origins: ReadonlyMap<string, { readonly address: string; readonly port: number }>;
+  /** `host:port` origins in tickets are accepted only inside these blocks (default none: names only). */
+  readonly allowOriginCidrs: readonly Cidr[];
+  readonly idleTimeoutMs: number;
+  /** Wall-clock tolerance between coordinator and relay when checking expiry, ms. */
+  readonly clockSkewMs: number;
+  readonly allow: readonly Cidr[];
+  readonly deny: readonly Cidr[];
+  readonly fec: TunnelFecSpec;
+}
+
+/** Everything the core needs. */
+export interface RelayCoreConfig {
+  readonly rules: readonly RuleSpec[];
+  readonly groups: readonly OriginGroupSpec[];
+  readonly limits: LimitsSpec;
+  readonly tunnel: TunnelSpec | undefined;
+  /** Local address origin-facing sockets bind to (e.g. `0.0.0.0`, or `127.0.0.1` in tests). */
+  readonly upstreamBindAddress: string;
+}

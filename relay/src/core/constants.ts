@@ -1,0 +1,70 @@
+/**
+ * Every default and bound of the relay in one place. Config keys, the README table
+ * and the validation messages all read from here. Units are in the names.
+ */
+
+/** Default idle timeout of an L4 UDP flow: 60 s, as the issue asks. */
+export const UDP_IDLE_TIMEOUT_MS_DEFAULT = 60_000;
+/** Default idle timeout of an L4 TCP connection (no bytes either way): 10 min. */
+export const TCP_IDLE_TIMEOUT_MS_DEFAULT = 600_000;
+/** Default idle timeout of a tunnel session. */
+export const TUNNEL_IDLE_TIMEOUT_MS_DEFAULT = 60_000;
+/** Shortest idle timeout accepted: 30 s (NATs keep UDP mappings about that long). */
+export const IDLE_TIMEOUT_MS_MIN = 30_000;
+/** Longest idle timeout accepted: 1 h. */
+export const IDLE_TIMEOUT_MS_MAX = 3_600_000;
+
+/** Most sessions (L4 flows, TCP connections and tunnel sessions together). */
+export const SESSIONS_MAX_DEFAULT = 100_000;
+/** Most sessions one source IP may hold (CGNAT puts many players behind one address). */
+export const SESSIONS_PER_SOURCE_MAX_DEFAULT = 256;
+/** New sessions (and ticket verifications) one source IP may start per second. */
+export const NEW_SESSIONS_PER_SOURCE_PER_SECOND_DEFAULT = 50;
+/** Packets per second one source IP may send through the relay. */
+export const SOURCE_PACKETS_PER_SECOND_DEFAULT = 100_000;
+/** Bytes per second one source IP may send through the relay (≈ 800 Mbit/s). */
+export const SOURCE_BYTES_PER_SECOND_DEFAULT = 100_000_000;
+/** Packets per second per session, each way (tickets may lower it). */
+export const SESSION_PACKETS_PER_SECOND_DEFAULT = 20_000;
+/** Bytes per second per session, each way (≈ 160 Mbit/s; tickets may lower it). */
+export const SESSION_BYTES_PER_SECOND_DEFAULT = 20_000_000;
+/** Unauthenticated packets (probes, session opens, path changes) one source may send per second. */
+export const UNAUTHENTICATED_PACKETS_PER_SECOND_DEFAULT = 200;
+/** Token bucket depth, as the time at full rate it holds: bursts up to this many ms worth pass. */
+export const BURST_MS_DEFAULT = 500;
+
+/** Default health-check period per origin. */
+export const HEALTH_INTERVAL_MS_DEFAULT = 2_000;
+/** Default wait for a health-check answer; must be below the interval. */
+export const HEALTH_TIMEOUT_MS_DEFAULT = 1_000;
+/** Consecutive failed checks that take an origin out. */
+export const HEALTH_FAILURES_TO_DOWN_DEFAULT = 1;
+/** Consecutive good checks that bring it back. */
+export const HEALTH_SUCCESSES_TO_UP_DEFAULT = 2;
+
+/** Default SIGTERM drain deadline. */
+export const DRAIN_TIMEOUT_MS_DEFAULT = 30_000;
+/** How often idle sessions and stale per-source state are swept. */
+export const SWEEP_INTERVAL_MS = 1_000;
+/** Per-source state with no sessions is forgotten after this long without packets. */
+export const SOURCE_IDLE_MS = 60_000;
+/** How often the revocation file is checked for changes. */
+export const REVOCATION_POLL_MS_DEFAULT = 1_000;
+
+/** Bytes of a path-challenge nonce. */
+export const PATH_NONCE_BYTES = 16;
+/** Bytes of the HMAC-SHA256 in a path response. */
+export const PATH_MAC_BYTES = 32;
+/** Pending path challenges kept per session (a spoofer cannot starve the real client's). */
+export const PATH_CHALLENGES_PENDING_MAX = 4;
+/** A path challenge is answered within this long or forgotten. */
+export const PATH_CHALLENGE_TIMEOUT_MS = 5_000;
+/** Probe bodies carry the client's 8-byte stamp, then room for the relay's two 8-byte stamps. */
+export const PROBE_BODY_BYTES_MIN = 24;
+/** Bytes of the MAC that authenticates a client's Close. */
+export const CLOSE_MAC_BYTES = 16;
+
+/** Most ports one rule's listen range may span. */
+export const PORT_RANGE_PORTS_MAX = 1024;
+/** Largest datagram forwarded, bytes (IPv4 UDP payload maximum). */
+export const DATAGRAM_BYTES_MAX = 65_507;

@@ -1,0 +1,105 @@
+/**
+ * Tunnel-mode packet bodies that are binary (probes, path challenges, client closes)
+ * and the helpers both ends use to build them. The relay core parses them; the SDK
+ * (and this repo's tests and bench) build them with the same functions, so the two
+ * sides cannot drift.
+ *
+ * - Probe: body ≥ {@link PROBE_BODY_BYTES_MIN}; bytes 0–7 are the client's stamp
+ *   (opaque to the relay). ProbeReply: same length and header fields, bytes 0–7 echoed,
+ *   8–15 the relay's receive time and 16–23 its send time (float64 BE, relay
+ *   monotonic ms: only their difference means anything to the client), rest zero.
+ * - PathChallenge: body = 16-byte nonce. PathResponse: body = nonce ‖
+ *   HMAC-SHA256(session key, "slipstream-path-v1" ‖ session id (8 B BE) ‖ nonce).
+ * - Close from a client: body = first 16 bytes of HMAC-SHA256(session key,
+ *   "slipstream-close-v1" ‖ session id), so nobody without the key can end a session.
+ *   Close from the relay: body = a msgpack `sessionReject` with the reason.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { encodeControl, type ControlMessage } from '../../../proto/src/control.js';
+import { HEADER_BYTES, PacketHeader, PacketType, writeHeader } from '../../../proto/src/header.js';
+import { CLOSE_MAC_BYTES, PATH_MAC_BYTES, PATH_NONCE_BYTES, PROBE_BODY_BYTES_MIN } from './constants.js';
+
+const PATH_LABEL = Buffer.from('slipstream-path-v1', 'ascii');
+const CLOSE_LABEL = Buffer.from('slipstream-close-v1', 'ascii');
+
+function sessionIdBytes(high: number, low: number): Buffer {
+  const id = Buffer.allocUnsafe(8);
+  id.writeUInt32BE(high >>> 0, 0);
+  id.writeUInt32BE(low >>> 0, 4);
+  return id;
+}
+
+/** The MAC a client puts in a PathResponse for `nonce` (32 bytes). */
+export function pathResponseMac(sessionKey: Uint8Array, sessionIdHigh: number, sessionIdLow: number, nonce: Uint8Array): Uint8Array {
+  return new Uint8Array(createHmac('sha256', sessionKey).update(PATH_LABEL).update(sessionIdBytes(sessionIdHigh, sessionIdLow)).update(nonce).digest());
+}
+
+/** Checks a PathResponse MAC in constant time. */
+export function verifyPathResponseMac(sessionKey: Uint8Array, sessionIdHigh: number, sessionIdLow: number, nonce: Uint8Array, mac: Uint8Array): boolean {
+  if (mac.length !== PATH_MAC_BYTES) return false;
+  return timingSafeEqual(pathResponseMac(sessionKey, sessionIdHigh, sessionIdLow, nonce), mac);
+}
+
+/** The 16-byte MAC a client's Close carries. */
+export function closeMac(sessionKey: Uint8Array, sessionIdHigh: number, sessionIdLow: number): Uint8Array {
+  return new Uint8Array(createHmac('sha256', sessionKey).update(CLOSE_LABEL).update(sessionIdBytes(sessionIdHigh, sessionIdLow)).digest().subarray(0, CLOSE_MAC_BYTES));
+}
+
+/** Checks a client Close MAC in constant time. */
+export function verifyCloseMac(sessionKey: Uint8Array, sessionIdHigh: number, sessionIdLow: number, mac: Uint8Array): boolean {
+  if (mac.length < CLOSE_MAC_BYTES) return false;
+  return timingSafeEqual(closeMac(sessionKey, sessionIdHigh, sessionIdLow), mac.subarray(0, CLOSE_MAC_BYTES));
+}
+
+/** Builds one tunnel packet: a header of `type` for the session and `body`. Allocates (not for per-packet use in the relay). */
+export function buildPacket(type: number, sessionIdHigh: number, sessionIdLow: number, sequence: number, body: Uint8Array): Uint8Array {
+  const header = new PacketHeader();
+  header.type = type;
+  header.sessionIdHigh = sessionIdHigh >>> 0;
+  header.sessionIdLow = sessionIdLow >>> 0;
+  header.sequence = sequence >>> 0;
+  const out = new Uint8Array(HEADER_BYTES + body.length);
+  writeHeader(header, out);
+  out.set(body, HEADER_BYTES);
+  return out;
+}
+
+/** A Control packet carrying `message`. */
+export function buildControlPacket(sessionIdHigh: number, sessionIdLow: number, message: ControlMessage): Uint8Array {
+  return buildPacket(PacketType.Control, sessionIdHigh, sessionIdLow, 0, encodeControl(message));
+}
+
+/** A PathResponse answering the challenge `challengeBody` (the nonce) with the session key. */
+export function buildPathResponse(sessionKey: Uint8Array, sessionIdHigh: number, sessionIdLow: number, challengeBody: Uint8Array): Uint8Array {
+  const nonce = challengeBody.subarray(0, PATH_NONCE_BYTES);
+  const body = new Uint8Array(PATH_NONCE_BYTES + PATH_MAC_BYTES);
+  body.set(nonce, 0);
+  body.set(pathResponseMac(sessionKey, sessionIdHigh, sessionIdLow, nonce), PATH_NONCE_BYTES);
+  return buildPacket(PacketType.PathResponse, sessionIdHigh, sessionIdLow, 0, body);
+}
+
+/** A Probe with the client's 8-byte stamp `stampMs` (float64) and `bodyBytes` of body (≥ 24). */
+export function buildProbe(sessionIdHigh: number, sessionIdLow: number, sequence: number, stampMs: number, bodyBytes = PROBE_BODY_BYTES_MIN): Uint8Array {
+  const body = new Uint8Array(Math.max(PROBE_BODY_BYTES_MIN, bodyBytes));
+  new DataView(body.buffer).setFloat64(0, stampMs);
+  return buildPacket(PacketType.Probe, sessionIdHigh, sessionIdLow, sequence, body);
+}
+
+/** What a ProbeReply says: the client's stamp echoed and the relay's receive/send times (relay ms). */
+export interface ProbeReplyFields {
+  readonly clientStampMs: number;
+  readonly relayReceiveMs: number;
+  readonly relaySendMs: number;
+}
+
+/** Reads a ProbeReply's body (the bytes after the header); undefined when too short. */
+export function parseProbeReplyBody(body: Uint8Array): ProbeReplyFields | undefined {
+  if (body.length < PROBE_BODY_BYTES_MIN) return undefined;
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  return { clientStampMs: view.getFloat64(0), relayReceiveMs: view.getFloat64(8), relaySendMs: view.getFloat64(16) };
+}
+
+/** A client's authenticated Close. */
+export function buildClientClose(sessionKey: Uint8Array, sessionIdHigh: number, sessionIdLow: number): Uint8Array {
+  return buildPacket(PacketType.Close, sessionIdHigh, sessionIdLow, 0, closeMac(sessionKey, sessionIdHigh, sessionIdLow));
+}

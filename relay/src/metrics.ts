@@ -1,0 +1,115 @@
+/**
+ * Prometheus metrics for a relay. Nothing here runs per packet: the core keeps plain
+ * counters, and each metric reads them at scrape time (prom-client `collect`).
+ */
+import { Counter, Gauge, Registry } from 'prom-client';
+import { dropReasonNames, type RelayCore } from './core/relay-core.js';
+
+/** Builds a registry whose metrics read `core()` (a getter: the core survives reloads, but tests may swap it). */
+export function createRelayMetrics(core: () => RelayCore): Registry {
+  const registry = new Registry();
+  new Counter({
+    name: 'slipstream_relay_packets_total',
+    help: 'Datagrams received per rule; direction upstream = from clients, downstream = from origins.',
+    labelNames: ['rule', 'protocol', 'direction'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of core().ruleStats.values()) {
+        this.inc({ rule: s.name, protocol: s.protocol, direction: 'upstream' }, s.packetsUp);
+        this.inc({ rule: s.name, protocol: s.protocol, direction: 'downstream' }, s.packetsDown);
+      }
+    },
+  });
+  new Counter({
+    name: 'slipstream_relay_bytes_total',
+    help: 'Bytes received per rule; direction upstream = from clients, downstream = from origins.',
+    labelNames: ['rule', 'protocol', 'direction'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of core().ruleStats.values()) {
+        this.inc({ rule: s.name, protocol: s.protocol, direction: 'upstream' }, s.bytesUp);
+        this.inc({ rule: s.name, protocol: s.protocol, direction: 'downstream' }, s.bytesDown);
+      }
+    },
+  });
+  new Gauge({
+    name: 'slipstream_relay_sessions',
+    help: 'Sessions open now per rule (L4 flows, TCP connections, tunnel sessions).',
+    labelNames: ['rule', 'protocol'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of core().ruleStats.values()) this.set({ rule: s.name, protocol: s.protocol }, s.sessionsActive);
+    },
+  });
+  new Counter({
+    name: 'slipstream_relay_sessions_opened_total',
+    help: 'Sessions opened since start per rule.',
+    labelNames: ['rule', 'protocol'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of core().ruleStats.values()) this.inc({ rule: s.name, protocol: s.protocol }, s.sessionsOpened);
+    },
+  });
+  new Counter({
+    name: 'slipstream_relay_drops_total',
+    help: 'Packets dropped, by reason (rate_limited_* are the rate-limit hits).',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const drops = core().drops;
+      for (let i = 0; i < drops.length; i++) this.inc({ reason: dropReasonNames[i]! }, drops[i]!);
+    },
+  });
+  new Counter({
+    name: 'slipstream_relay_rate_limit_hits_total',
+    help: 'Packets refused by a token bucket (per source, per session, new sessions per source).',
+    registers: [registry],
+    collect() {
+      this.reset();
+      const drops = core().drops;
+      this.inc(drops[1]! + drops[2]! + drops[13]!);
+    },
+  });
+  new Counter({
+    name: 'slipstream_relay_fec_recovered_total',
+    help: 'Tunnel packets rebuilt from FEC parity or copies.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(core().fecRecovered);
+    },
+  });
+  new Counter({
+    name: 'slipstream_relay_probes_answered_total',
+    help: 'Probe packets answered with timestamps.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(core().probesAnswered);
+    },
+  });
+  new Gauge({
+    name: 'slipstream_relay_origin_healthy',
+    help: '1 when the origin passes its health checks, else 0.',
+    labelNames: ['group', 'origin'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const o of core().originHealth()) this.set({ group: o.group, origin: o.origin }, o.healthy ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'slipstream_relay_draining',
+    help: '1 while the relay drains after SIGTERM.',
+    registers: [registry],
+    collect() {
+      this.set(core().isDraining ? 1 : 0);
+    },
+  });
+  return registry;
+}

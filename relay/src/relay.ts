@@ -1,0 +1,478 @@
+/**
+ * The production driver of {@link RelayCore}: real `dgram`/`net` sockets, one timer,
+ * the `/metrics` and `/health` HTTP endpoint, the revocation file watcher, and the
+ * lifecycle (reload, drain, close). Thin on purpose: every decision is the core's.
+ *
+ * Hot path: a datagram arrives → `core.handleDatagram` → drain events and transmits →
+ * re-arm the timer only if the core's deadline moved earlier. Received Buffers are
+ * fresh per message (Node allocates them), so the core hands views of them straight
+ * back to `socket.send` without copying; a prefix (PROXY/SPP/tunnel header) goes out
+ * with scatter/gather (`send([prefix, bytes])`).
+ */
+import { randomFillSync } from 'node:crypto';
+import dgram from 'node:dgram';
+import { readFile, stat } from 'node:fs/promises';
+import { createServer, type Server as HttpServer } from 'node:http';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Endpoint } from '../../proto/src/transport.js';
+import { CoordinatorClient, type RevocationFollower } from '../../coordinator/src/client.js';
+import type { RelayConfig } from './config.js';
+import { RelayCore, type RelayEvent, type TcpAdmission } from './core/relay-core.js';
+import { createRelayMetrics } from './metrics.js';
+
+/** Period of the TCP idle sweep, ms: idle timeouts are ≥ 30 s, so a second of slack is noise. */
+const TCP_IDLE_SWEEP_MS = 1000;
+
+/** Options of {@link Relay.start}. */
+export interface RelayInit {
+  readonly config: RelayConfig;
+  readonly logger: Logger;
+  /** Wall clock for ticket expiry, Unix ms. Default `Date.now`. */
+  readonly wallClockMs?: () => number;
+}
+
+/** Addresses the relay bound, for logs and tests (ports asked as 0 show the real one). */
+export interface RelayAddresses {
+  /** Per rule name: the bound listen addresses. */
+  readonly rules: Record<string, Endpoint[]>;
+  readonly tunnel: Endpoint | undefined;
+  readonly metrics: Endpoint | undefined;
+}
+
+/** A running relay. */
+export class Relay {
+  /** The state machine (exposed for metrics and tests). */
+  readonly core: RelayCore;
+  private readonly udp = new Map<number, dgram.Socket>();
+  private readonly tcpServers = new Map<number, net.Server>();
+  private readonly tcpSockets = new Set<net.Socket>();
+  private readonly tcpIdle = new Map<net.Socket, { upstream: net.Socket; idleTimeoutMs: number; bytes: number; sinceMs: number; finish: (reason: string) => void }>();
+  private tcpIdleTimer: NodeJS.Timeout | undefined;
+  private readonly bound: Record<string, Endpoint[]> = {};
+  private tunnelBound: Endpoint | undefined;
+  private metricsBound: Endpoint | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private timerDeadline = Number.POSITIVE_INFINITY;
+  private readonly onTimerBound = (): void => this.onTimer();
+  private http: HttpServer | undefined;
+  private readonly registry: Registry;
+  private revocationTimer: NodeJS.Timeout | undefined;
+  private revocationStamp = '';
+  private follower: RevocationFollower | undefined;
+  private followedUrl = '';
+  private config: RelayConfig;
+  private startupBinds: Promise<void>[] | undefined = [];
+  private closed = false;
+  /** Socket errors (send failures, ICMP reports), for logs. */
+  socketErrors = 0;
+
+  private constructor(
+    init: RelayInit,
+    private readonly logger: Logger,
+  ) {
+    this.config = init.config;
+    const wallClockMs = init.wallClockMs ?? (() => Date.now());
+    this.core = new RelayCore(init.config.core, { wallClockMs, randomFill: (out) => void randomFillSync(out) });
+    this.registry = createRelayMetrics(() => this.core);
+  }
+
+  /** Starts a relay: binds every listener, the tunnel port and the metrics endpoint. Rejects if a bind fails. */
+  static async start(init: RelayInit): Promise<Relay> {
+    const relay = new Relay(init, init.logger);
+    relay.core.start(performance.now());
+    relay.flush();
+    try {
+      await Promise.all(relay.startupBinds!);
+      relay.startupBinds = undefined;
+      await relay.startHttp();
+    } catch (error) {
+      relay.close();
+      throw error;
+    }
+    relay.watchRevocations();
+    relay.followCoordinator();
+    return relay;
+  }
+
+  /** Where everything listens. */
+  addresses(): RelayAddresses {
+    return { rules: this.bound, tunnel: this.tunnelBound, metrics: this.metricsBound };
+  }
+
+  /** The metrics registry (for tests). */
+  get metrics(): Registry {
+    return this.registry;
+  }
+
+  // ---------------------------------------------------------------- driver loop
+
+  private onMessage(socketId: number, message: Buffer, rinfo: dgram.RemoteInfo): void {
+    this.core.handleDatagram(performance.now(), socketId, rinfo, message);
+    this.flush();
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    this.timerDeadline = Number.POSITIVE_INFINITY;
+    this.core.handleTimeout(performance.now());
+    this.flush();
+  }
+
+  /** Drains the core: events first (they open sockets), then datagrams, then the timer. */
+  private flush(): void {
+    const core = this.core;
+    for (let event = core.pollEvent(); event !== undefined; event = core.pollEvent()) this.onEvent(event);
+    for (let tx = core.pollTransmit(); tx !== undefined; tx = core.pollTransmit()) {
+      const socket = this.udp.get(tx.socketId);
+      if (socket === undefined) continue;
+      if (tx.prefix === undefined) socket.send(tx.bytes, tx.port, tx.address);
+      else socket.send([tx.prefix, tx.bytes], tx.port, tx.address);
+    }
+    const deadline = core.pollTimeout();
+    if (deadline !== undefined && deadline < this.timerDeadline) {
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      this.timerDeadline = deadline;
+      this.timer = setTimeout(this.onTimerBound, Math.max(0, deadline - performance.now()));
+    }
+  }
+
+  private onEvent(event: RelayEvent): void {
+    switch (event.type) {
+      case 'openSocket':
+        if (event.protocol === 'tcp') this.openTcpListener(event.socketId, event.address, event.port, event.rule);
+        else this.openUdp(event.socketId, event.kind, event.address, event.port, event.rule);
+        return;
+      case 'closeSocket': {
+        const socket = this.udp.get(event.socketId);
+        if (socket) {
+          this.udp.delete(event.socketId);
+          socket.close();
+        }
+        const server = this.tcpServers.get(event.socketId);
+        if (server) {
+          this.tcpServers.delete(event.socketId);
+          server.close();
+        }
+        return;
+      }
+      case 'sessionStart':
+        this.logger.info({ event: 'session_start', kind: event.kind, session: event.id, rule: event.rule, client: event.client, origin: event.origin, fecMode: event.fecMode }, 'session start');
+        return;
+      case 'sessionEnd':
+        this.logger.info({ event: 'session_end', kind: event.kind, session: event.id, rule: event.rule, client: event.client, origin: event.origin, reason: event.reason, ...event.totals }, 'session end');
+        return;
+      case 'sessionMoved':
+        this.logger.info({ event: 'session_moved', kind: event.kind, session: event.id, rule: event.rule, what: event.what, from: event.from, to: event.to }, 'session moved');
+        return;
+      case 'sessionRefused':
+        this.logger.info({ event: 'session_refused', session: event.id, client: event.client, reason: event.reason, detail: event.detail }, 'session refused');
+        return;
+      case 'originHealth':
+        this.logger.warn({ event: 'origin_health', group: event.group, origin: event.origin, healthy: event.healthy }, event.healthy ? 'origin up' : 'origin down');
+        return;
+      case 'tcpCheck':
+        this.runTcpCheck(event.checkId, event.address, event.port, event.timeoutMs);
+        return;
+    }
+  }
+
+  private openUdp(socketId: number, kind: string, address: string, port: number, rule: string): void {
+    const type = net.isIPv6(address) ? 'udp6' : 'udp4';
+    const receive = this.config.socketReceiveBufferBytes;
+    const socket = dgram.createSocket(receive > 0 && kind !== 'upstream' ? { type, recvBufferSize: receive } : { type });
+    this.udp.set(socketId, socket);
+    socket.on('message', (message, rinfo) => this.onMessage(socketId, message, rinfo));
+    const listening = new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => reject(new Error(`cannot bind udp ${address}:${port}${rule ? ` (rule ${rule})` : ''}: ${(error as NodeJS.ErrnoException).code ?? error.message}`));
+      socket.once('error', onError);
+      socket.bind(port, address, () => {
+        socket.off('error', onError);
+        // ICMP errors and send failures are conditions of the network: count, never crash.
+        socket.on('error', () => this.socketErrors++);
+        const bound = socket.address();
+        if (kind === 'listener') (this.bound[rule] ??= []).push({ address: bound.address, port: bound.port });
+        if (kind === 'tunnel') this.tunnelBound = { address: bound.address, port: bound.port };
+        if (kind === 'listener' || kind === 'tunnel') this.logger.info({ event: 'listening', protocol: 'udp', rule, address: bound.address, port: bound.port }, 'listening');
+        resolve();
+      });
+    });
+    if (this.startupBinds && (kind === 'listener' || kind === 'tunnel')) this.startupBinds.push(listening);
+    else listening.catch((error: Error) => this.logger.error({ event: 'bind_failed', err: error.message }, 'bind failed'));
+  }
+
+  // ---------------------------------------------------------------- TCP
+
+  private openTcpListener(socketId: number, address: string, port: number, rule: string): void {
+    // pauseOnConnect: nothing is read from the client until its origin is connected.
+    const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.onTcpConnection(socketId, socket));
+    this.tcpServers.set(socketId, server);
+    const listening = new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => reject(new Error(`cannot bind tcp ${address}:${port} (rule ${rule}): ${(error as NodeJS.ErrnoException).code ?? error.message}`));
+      server.once('error', onError);
+      server.listen(port, address, () => {
+        server.off('error', onError);
+        server.on('error', () => this.socketErrors++);
+        const bound = server.address() as net.AddressInfo;
+        (this.bound[rule] ??= []).push({ address: bound.address, port: bound.port });
+        this.logger.info({ event: 'listening', protocol: 'tcp', rule, address: bound.address, port: bound.port }, 'listening');
+        resolve();
+      });
+    });
+    if (this.startupBinds) this.startupBinds.push(listening);
+    else listening.catch((error: Error) => this.logger.error({ event: 'bind_failed', err: error.message }, 'bind failed'));
+  }
+
+  private onTcpConnection(socketId: number, client: net.Socket): void {
+    const from = { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 };
+    const admission = this.core.admitTcp(performance.now(), socketId, from);
+    this.flush();
+    if (typeof admission === 'number') {
+      client.resetAndDestroy();
+      return;
+    }
+    this.tcpSockets.add(client);
+    client.on('error', () => undefined);
+    this.connectTcp(client, admission);
+  }
+
+  private connectTcp(client: net.Socket, admission: TcpAdmission): void {
+    const upstream = net.connect({ host: admission.address, port: admission.port, noDelay: true });
+    let connected = false;
+    let finished = false;
+    const finish = (reason: string): void => {
+      if (finished) return;
+      finished = true;
+      this.tcpSockets.delete(client);
+      this.tcpSockets.delete(upstream);
+      this.tcpIdle.delete(client);
+      admission.stats.bytesUp += client.bytesRead;
+      admission.stats.bytesDown += upstream.bytesRead;
+      this.core.tcpClosed(performance.now(), admission.connId, reason, client.bytesRead, upstream.bytesRead);
+      this.flush();
+      client.destroy();
+      upstream.destroy();
+    };
+    upstream.on('connect', () => {
+      connected = true;
+      this.tcpSockets.add(upstream);
+      this.core.tcpConnected(performance.now(), admission.connId);
+      if (admission.prefix) upstream.write(admission.prefix);
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.resume();
+      this.tcpIdle.set(client, { upstream, idleTimeoutMs: admission.idleTimeoutMs, bytes: -1, sinceMs: performance.now(), finish });
+      this.armTcpIdleSweep();
+      // A close on one side ends the other gracefully (bytes already piped still reach
+      // it); the connection is over when both have closed.
+      let firstClose = '';
+      const onClose = (side: string, other: net.Socket): void => {
+        other.end();
+        if (firstClose === '') firstClose = side;
+        else finish(`${firstClose} closed`);
+      };
+      client.on('close', () => onClose('client', upstream));
+      upstream.on('close', () => onClose('origin', client));
+    });
+    upstream.on('error', () => {
+      if (connected || finished) return;
+      // Failover at connect time: the next origin by the hash, not yet tried.
+      const next = this.core.tcpConnectFailed(performance.now(), admission.connId);
+      this.flush();
+      if (next === undefined) {
+        finished = true;
+        this.tcpSockets.delete(client);
+        this.core.tcpClosed(performance.now(), admission.connId, 'no origin reachable');
+        this.flush();
+        client.resetAndDestroy();
+        return;
+      }
+      this.connectTcp(client, next);
+    });
+  }
+
+  /**
+   * TCP idle timeouts from one coarse ticking timer (undici's approach): a per-socket
+   * `setTimeout` re-arms a timer on every chunk, which costs throughput on bulk streams.
+   */
+  private armTcpIdleSweep(): void {
+    if (this.tcpIdleTimer !== undefined) return;
+    this.tcpIdleTimer = setInterval(() => {
+      const now = performance.now();
+      for (const [client, entry] of this.tcpIdle) {
+        const bytes = client.bytesRead + entry.upstream.bytesRead;
+        if (bytes !== entry.bytes) {
+          entry.bytes = bytes;
+          entry.sinceMs = now;
+        } else if (now - entry.sinceMs >= entry.idleTimeoutMs) entry.finish('idle');
+      }
+      if (this.tcpIdle.size === 0) {
+        clearInterval(this.tcpIdleTimer);
+        this.tcpIdleTimer = undefined;
+      }
+    }, TCP_IDLE_SWEEP_MS);
+    this.tcpIdleTimer.unref();
+  }
+
+  private runTcpCheck(checkId: number, address: string, port: number, timeoutMs: number): void {
+    const socket = net.connect({ host: address, port });
+    let done = false;
+    const report = (ok: boolean): void => {
+      if (done) return;
+      done = true;
+      socket.destroy();
+      this.core.handleCheckResult(performance.now(), checkId, ok);
+      this.flush();
+    };
+    socket.setTimeout(timeoutMs, () => report(false));
+    socket.on('connect', () => report(true));
+    socket.on('error', () => report(false));
+  }
+
+  // ---------------------------------------------------------------- HTTP
+
+  private async startHttp(): Promise<void> {
+    const listen = this.config.metricsListen;
+    if (!listen) return;
+    const server = createServer((request, response) => {
+      if (request.url === '/metrics') {
+        this.registry.metrics().then(
+          (text) => response.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
+          () => response.writeHead(500).end(),
+        );
+        return;
+      }
+      if (request.url === '/health' || request.url === '/healthz') {
+        const draining = this.core.isDraining;
+        const body = { status: draining ? 'draining' : 'ok', sessions: this.core.sessionCount, udpFlows: this.core.udpFlowCount, tcpConnections: this.core.tcpConnectionCount, tunnelSessions: this.core.tunnelSessionCount, origins: this.core.originHealth() };
+        // 503 while draining, so load balancers and the coordinator stop sending players here.
+        response.writeHead(draining ? 503 : 200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+        return;
+      }
+      response.writeHead(404).end();
+    });
+    this.http = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error) => reject(new Error(`cannot bind metrics ${listen.host}:${listen.port}: ${(error as NodeJS.ErrnoException).code ?? error.message}`)));
+      server.listen(listen.port, listen.host, () => resolve());
+    });
+    const bound = server.address() as net.AddressInfo;
+    this.metricsBound = { address: bound.address, port: bound.port };
+    this.logger.info({ event: 'listening', protocol: 'http', rule: 'metrics', address: bound.address, port: bound.port }, 'listening');
+  }
+
+  // ---------------------------------------------------------------- revocations
+
+  private watchRevocations(): void {
+    const file = this.config.revocationFile;
+    if (this.revocationTimer) clearInterval(this.revocationTimer);
+    this.revocationTimer = undefined;
+    if (!file) return;
+    const check = (): void => {
+      stat(file).then(
+        async (info) => {
+          const stamp = `${info.mtimeMs}/${info.size}`;
+          if (stamp === this.revocationStamp) return;
+          this.revocationStamp = stamp;
+          const text = await readFile(file, 'utf8');
+          const ids = new Set<string>();
+          for (const raw of text.split('\n')) {
+            const line = raw.replace(/#.*/, '').trim().toLowerCase();
+            if (/^[0-9a-f]{16}$/.test(line)) ids.add(line);
+          }
+          if (this.closed) return;
+          const before = this.core.tunnelSessionCount;
+          this.core.setRevoked(performance.now(), ids);
+          this.flush();
+          this.logger.info({ event: 'revocations', file, revoked: ids.size, sessionsEnded: before - this.core.tunnelSessionCount }, 'revocation list loaded');
+        },
+        () => {
+          if (this.revocationStamp !== 'missing') this.logger.warn({ event: 'revocations', file }, 'revocation file not readable; keeping the previous list');
+          this.revocationStamp = 'missing';
+        },
+      );
+    };
+    check();
+    this.revocationTimer = setInterval(check, this.config.revocationPollMs);
+    this.revocationTimer.unref();
+  }
+
+  /** Follows the coordinator's revocation feed (long poll) when configured; revocations end live sessions at once. */
+  private followCoordinator(): void {
+    const url = this.config.coordinatorUrl ?? '';
+    if (url === this.followedUrl) return;
+    this.follower?.close();
+    this.follower = undefined;
+    this.followedUrl = url;
+    if (url === '') return;
+    const client = new CoordinatorClient({ baseUrl: url, fleetSecret: this.config.coordinatorFleetSecret });
+    this.follower = client.followRevocations(
+      (entries) => {
+        if (this.closed || entries.length === 0) return;
+        const before = this.core.tunnelSessionCount;
+        for (const entry of entries) this.core.revoke(performance.now(), [entry.sessionId], entry.expiresAtMs);
+        this.flush();
+        this.logger.info({ event: 'revocations', source: url, revoked: entries.length, sessionsEnded: before - this.core.tunnelSessionCount }, 'revocations received');
+      },
+      { onError: (error) => this.logger.warn({ event: 'revocation_feed_error', source: url, err: error instanceof Error ? error.message : String(error) }, 'revocation feed unreachable; retrying') },
+    );
+  }
+
+  /** Revokes session ids pushed by a feed (the coordinator's). */
+  revoke(sessionIds: readonly string[]): void {
+    this.core.revoke(performance.now(), sessionIds);
+    this.flush();
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** SIGHUP: adopt a new configuration without dropping live sessions. */
+  reload(config: RelayConfig): void {
+    const fileChanged = config.revocationFile !== this.config.revocationFile || config.revocationPollMs !== this.config.revocationPollMs;
+    this.config = config;
+    this.core.reconfigure(performance.now(), config.core);
+    this.flush();
+    if (fileChanged) {
+      this.revocationStamp = '';
+      this.watchRevocations();
+    }
+    this.followCoordinator();
+  }
+
+  /**
+   * SIGTERM: take no new sessions (TCP listeners stop accepting; UDP listeners stay
+   * open for live flows), serve live ones until they end or `deadlineMs` passes, then
+   * close. Resolves with the sessions still open at the deadline (0 = clean).
+   */
+  async drain(deadlineMs: number): Promise<number> {
+    this.core.drain();
+    for (const server of this.tcpServers.values()) server.close();
+    const until = performance.now() + deadlineMs;
+    while (this.core.sessionCount > 0 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(1, until - performance.now()))));
+    const left = this.core.sessionCount;
+    this.close();
+    return left;
+  }
+
+  /** Closes everything now; idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.core.close(performance.now());
+    this.flush();
+    if (this.timer) clearTimeout(this.timer);
+    if (this.revocationTimer) clearInterval(this.revocationTimer);
+    if (this.tcpIdleTimer) clearInterval(this.tcpIdleTimer);
+    this.follower?.close();
+    for (const socket of this.udp.values()) socket.close();
+    this.udp.clear();
+    for (const server of this.tcpServers.values()) server.close();
+    this.tcpServers.clear();
+    for (const socket of this.tcpSockets) socket.destroy();
+    this.tcpSockets.clear();
+    this.http?.close();
+    this.http?.closeAllConnections();
+  }
+}

@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ConfigReader } from '../../cli/config.js';
+import { ConfigError } from '../../proto/src/errors.js';
+import { parseRelayConfig } from '../src/config.js';
+
+const EXAMPLE = fileURLToPath(new URL('../../../deploy/examples/relay.yaml', import.meta.url));
+
+function parse(text: string) {
+  return parseRelayConfig(new ConfigReader('relay.yaml', text));
+}
+
+function failure(text: string): string {
+  try {
+    parse(text);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    return error.message;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+test('the example in deploy/examples/relay.yaml is valid and documents every section', () => {
+  const text = readFileSync(EXAMPLE, 'utf8').replace(/sealKeyFile: .*/, `sealKey: '${Buffer.alloc(32, 1).toString('base64')}'`);
+  const config = parse(text);
+  assert.deepEqual(config.core.rules.map((r) => [r.name, r.protocol, r.listenPort, r.listenPortEnd, r.proxyProtocol]), [
+    ['game-udp', 'udp', 27015, 27015, 'spp'],
+    ['voice', 'udp', 28000, 28009, 'none'],
+    ['lobby', 'tcp', 7000, 7000, 'v2'],
+  ]);
+  assert.equal(config.core.tunnel?.origins.get('eu-game')?.port, 27015);
+  assert.equal(config.revocationFile, '/etc/slipstream/revoked.txt');
+});
+
+test('errors name the file, the line, the key and what is accepted', () => {
+  const rule = (extra: string) => `rules:\n  - name: g\n    protocol: udp\n    listen: 0.0.0.0:27015\n    origins: [10.0.0.5:27015]\n${extra}`;
+  assert.equal(failure(rule('    idleTimeoutMs: 10')), 'relay.yaml:6: rules[0].idleTimeoutMs: 10 is out of range; expected an integer from 30000 to 3600000 ms');
+  assert.match(failure(rule('    proxyProtocol: v3')), /^relay\.yaml:6: rules\[0\]\.proxyProtocol: 'v3' is not accepted; expected one of none, v2, spp$/);
+  assert.match(failure(rule('    idleTimoutMs: 40000')), /rules\[0\]\.idleTimoutMs: unknown key; expected one of/);
+  assert.match(failure(rule('    allow: [10.0.0.0/33]')), /rules\[0\]\.allow\[0\]: '10\.0\.0\.0\/33' is not a CIDR block/);
+  assert.match(failure('rules:\n  - { name: g, protocol: udp, listen: 0.0.0.0:27015-27016, origins: [10.0.0.5:1-3] }'), /rules\[0\]\.listen: listen range spans 2 ports but origin 10\.0\.0\.5:1-3 spans 3/);
+  assert.match(failure('rules:\n  - { name: g, protocol: udp, listen: example.com:1, origins: [10.0.0.5:1] }'), /rules\[0\]\.listen: 'example\.com' is not an IP address/);
+  assert.match(failure('limits: { sessionsMax: 0 }\nrules: []'), /limits\.sessionsMax: 0 is out of range; expected an integer from 1 to 10000000/);
+  assert.match(failure('tunnel:\n  listen: 0.0.0.0:4433\n  ticketPublicKey: abc\n  sealKey: abc'), /tunnel\.ticketPublicKey: expected 32 bytes in base64/);
+  assert.match(failure('{}'), /rules: nothing to do/);
+});

@@ -1,0 +1,238 @@
+/**
+ * `slipstream connect`: a local proxy so unmodified games and tools use Slipstream.
+ *
+ * - `udp:HOST:PORT`: datagrams the game sends to this port go through the tunnel
+ *   (FEC, failover) to the origin; the origin's replies come back to the game's
+ *   address (the latest local sender).
+ * - `tcp:HOST:PORT`: each connection is piped to the current relay's L4 TCP rule for
+ *   the origin (`--relay-tcp-port`); new connections follow failovers, established
+ *   ones end with their relay (the tunnel carries datagrams; TCP needs its relay).
+ *
+ * Prints the path on every change and a status line every `--status-interval-ms`
+ * on stdout; one error line on stderr and exit 1 when it cannot connect.
+ */
+import { createHash } from 'node:crypto';
+import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from '../../cli/command.js';
+import { formatHelp, num, parseFlags, str, type FlagSpec } from '../../cli/flags.js';
+import { CoordinatorClient } from '../../coordinator/src/client.js';
+import { CliUsageError } from '../../proto/src/errors.js';
+import { connect, type Connection, type TicketGrant } from './connect.js';
+import { SlipstreamError } from './errors.js';
+import type { PathInfo } from './core/tunnel-client.js';
+
+/** Default status line period, ms. */
+export const STATUS_INTERVAL_MS_DEFAULT = 5000;
+
+const FLAGS: Record<string, FlagSpec> = {
+  coordinator: { type: 'string', valueName: 'URL', description: 'Coordinator base URL, e.g. http://127.0.0.1:7400 (required)' },
+  origin: { type: 'string', valueName: 'NAME', description: 'Origin (game server) name as the coordinator knows it (required)' },
+  listen: { type: 'string', valueName: 'LIST', description: 'Local ports, comma-separated: udp:HOST:PORT and/or tcp:HOST:PORT (required)' },
+  'ticket-file': { type: 'string', valueName: 'FILE', description: "JSON ticket grant {sessionId, ticket, sessionKey} (the coordinator's POST /v1/session answer)" },
+  'api-key': { type: 'string', valueName: 'KEY', description: 'Instead of --ticket-file: ask the coordinator for a ticket with this API key (development; also $SLIPSTREAM_API_KEY)' },
+  'relay-tcp-port': { type: 'integer', valueName: 'PORT', min: 1, max: 65535, description: "Port of the relays' L4 TCP rule for this origin (needed for tcp:)" },
+  cache: { type: 'string', valueName: 'FILE', description: 'Candidate cache used when the coordinator is unreachable [default ~/.cache/slipstream/candidates-<hash>.json]' },
+  'status-interval-ms': { type: 'integer', valueName: 'MS', min: 500, max: 600_000, default: STATUS_INTERVAL_MS_DEFAULT, description: 'Status line period, ms' },
+  'connect-timeout-ms': { type: 'integer', valueName: 'MS', min: 500, max: 120_000, default: 5000, description: 'Give up when no relay opens a session within this long, ms' },
+  bind: { type: 'string', valueName: 'ADDRESS', default: '0.0.0.0', description: 'Local address of the tunnel socket' },
+};
+
+const SUMMARY = 'Local proxy: tunnel a UDP (and TCP) port to an origin through the best relay.';
+
+interface ListenSpec {
+  readonly protocol: 'udp' | 'tcp';
+  readonly host: string;
+  readonly port: number;
+}
+
+function parseListen(text: string): ListenSpec[] {
+  const out: ListenSpec[] = [];
+  for (const item of text.split(',')) {
+    const m = /^(udp|tcp):(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(item.trim());
+    if (!m || Number(m[4]) > 65535) throw new CliUsageError('--listen', `--listen: '${item}' is not accepted; expected udp:HOST:PORT or tcp:HOST:PORT (port 0–65535), comma-separated`);
+    out.push({ protocol: m[1] as 'udp' | 'tcp', host: m[2] ?? m[3]!, port: Number(m[4]) });
+  }
+  return out;
+}
+
+function defaultCache(coordinator: string, origin: string): string {
+  const base = process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache');
+  const hash = createHash('sha256').update(`${coordinator}\n${origin}`).digest('hex').slice(0, 12);
+  return join(base, 'slipstream', `candidates-${hash}.json`);
+}
+
+function readGrant(path: string): TicketGrant {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new CliUsageError('--ticket-file', `--ticket-file: cannot read '${path}' as JSON: ${(error as Error).message}`);
+  }
+  const g = parsed as Partial<TicketGrant>;
+  if (typeof g.sessionId !== 'string' || typeof g.ticket !== 'string' || typeof g.sessionKey !== 'string') throw new CliUsageError('--ticket-file', `--ticket-file: '${path}' must hold {sessionId, ticket, sessionKey} as POST /v1/session answers`);
+  return g as TicketGrant;
+}
+
+const pct = (f: number): string => `${(f * 100).toFixed(2)} %`;
+const ms = (v: number | undefined): string => (v === undefined ? '?' : `${v.toFixed(1)} ms`);
+
+function pathLine(info: PathInfo): string {
+  return `path: ${info.relayId ?? 'none'} (${info.reason}${info.previousId ? `, was ${info.previousId}` : ''}) rtt ${ms(info.rttMs)} loss ${pct(info.lossFraction)} fec ${info.fecMode ?? 'pending'} backup ${info.backupId ?? 'none'}\n`;
+}
+
+/** The `connect` command. */
+export const connectCommand: Command = {
+  name: 'connect',
+  summary: SUMMARY,
+  async run(argv, io) {
+    const { values } = parseFlags('connect', argv, FLAGS);
+    if (values.help) {
+      io.out(formatHelp('slipstream connect --coordinator URL --origin NAME --listen udp:127.0.0.1:7777[,tcp:127.0.0.1:7778] [flags]', SUMMARY, FLAGS));
+      return 0;
+    }
+    const coordinator = str(values, 'coordinator');
+    const origin = str(values, 'origin');
+    const listenText = str(values, 'listen');
+    if (coordinator === undefined || !/^https?:\/\/\S+$/.test(coordinator)) throw new CliUsageError('--coordinator', '--coordinator: missing or not an http(s):// URL');
+    if (origin === undefined || origin.length === 0) throw new CliUsageError('--origin', '--origin: missing; expected the origin name, e.g. eu-game');
+    if (listenText === undefined) throw new CliUsageError('--listen', '--listen: missing; expected udp:HOST:PORT and/or tcp:HOST:PORT');
+    const listens = parseListen(listenText);
+    const relayTcpPort = num(values, 'relay-tcp-port');
+    if (listens.some((l) => l.protocol === 'tcp') && relayTcpPort === undefined) throw new CliUsageError('--relay-tcp-port', "--relay-tcp-port: needed with tcp: listeners; expected the port of the relays' TCP rule for the origin");
+    const ticketFile = str(values, 'ticket-file');
+    const apiKey = str(values, 'api-key') ?? process.env.SLIPSTREAM_API_KEY;
+    if (ticketFile === undefined && apiKey === undefined) throw new CliUsageError('--ticket-file', '--ticket-file: missing; give a ticket grant file, or --api-key to ask the coordinator for one');
+    const statusMs = num(values, 'status-interval-ms')!;
+
+    let conn: Connection;
+    try {
+      conn = await connect({
+        coordinator,
+        origin,
+        cacheFile: str(values, 'cache') ?? defaultCache(coordinator, origin),
+        bindAddress: str(values, 'bind'),
+        connectTimeoutMs: num(values, 'connect-timeout-ms'),
+        ...(ticketFile !== undefined
+          ? { ticket: readGrant(ticketFile) }
+          : {
+              ticketProvider: async () => {
+                try {
+                  return await new CoordinatorClient({ baseUrl: coordinator, apiKey, timeoutMs: 3000 }).issueSession({ origin });
+                } catch (error) {
+                  throw new Error(`POST ${coordinator}/v1/session: ${(error as Error).message}`);
+                }
+              },
+            }),
+      });
+    } catch (error) {
+      if (error instanceof SlipstreamError) {
+        io.err(`slipstream connect: ${error.code}: ${error.message}\n`);
+        return 1;
+      }
+      if (error instanceof CliUsageError) throw error;
+      io.err(`slipstream connect: ${(error as Error).message}\n`);
+      return 1;
+    }
+
+    io.out(`connected: session open through ${conn.stats().relayId} (candidates ${conn.candidateIds.join(', ')})\n`);
+    if (conn.path !== undefined) io.out(pathLine(conn.path));
+    conn.on('path', (info) => io.out(pathLine(info)));
+    conn.on('coordinatorError', (e) => io.err(`slipstream connect: coordinator unreachable, keeping ${conn.candidateIds.length} cached candidates (${e.message})\n`));
+
+    const closers: (() => void)[] = [];
+    try {
+      for (const l of listens) closers.push(l.protocol === 'udp' ? await udpProxy(conn, l) : await tcpProxy(conn, l, relayTcpPort!));
+    } catch (error) {
+      conn.close();
+      for (const c of closers) c();
+      io.err(`slipstream connect: cannot listen: ${(error as Error).message}\n`);
+      return 1;
+    }
+    io.out(`listening: ${listens.map((l) => `${l.protocol}:${l.host}:${l.port}`).join(', ')}\n`);
+
+    return new Promise<number>((resolve) => {
+      const status = setInterval(() => {
+        const s = conn.stats();
+        io.out(`status: relay ${s.relayId ?? 'none'} rtt ${ms(s.rttMs)} loss ${pct(s.lossBeforeFec)} before FEC → ${pct(s.lossAfterFec)} after; up ${s.upstreamScheme} down ${s.fecMode ?? 'off'}; sent ${s.packetsSent} received ${s.packetsReceived}; switches ${s.switches}\n`);
+      }, statusMs);
+      const stop = (code: number): void => {
+        clearInterval(status);
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        for (const c of closers) c();
+        conn.close();
+        resolve(code);
+      };
+      const onSignal = (): void => stop(0);
+      conn.on('error', (error) => {
+        io.err(`slipstream connect: ${error.code}: ${error.message}\n`);
+        stop(1);
+      });
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+    });
+  },
+};
+
+async function udpProxy(conn: Connection, l: ListenSpec): Promise<() => void> {
+  const socket = dgram.createSocket(net.isIPv6(l.host) ? 'udp6' : 'udp4');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(l.port, l.host, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  socket.on('error', () => {
+    // ICMP errors from earlier sends (the game went away) are not fatal.
+  });
+  let game: { address: string; port: number } | undefined;
+  socket.on('message', (message, from) => {
+    game = { address: from.address, port: from.port };
+    conn.send(message);
+  });
+  conn.on('message', (bytes) => {
+    if (game !== undefined) socket.send(bytes, game.port, game.address);
+  });
+  return () => socket.close();
+}
+
+async function tcpProxy(conn: Connection, l: ListenSpec, relayTcpPort: number): Promise<() => void> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((local) => {
+    sockets.add(local);
+    const relay = conn.relayEndpoint();
+    if (relay === undefined) {
+      local.destroy();
+      return;
+    }
+    const upstream = net.connect({ host: relay.address, port: relayTcpPort });
+    sockets.add(upstream);
+    local.pipe(upstream);
+    upstream.pipe(local);
+    const end = (): void => {
+      local.destroy();
+      upstream.destroy();
+      sockets.delete(local);
+      sockets.delete(upstream);
+    };
+    local.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(l.port, l.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return () => {
+    server.close();
+    for (const s of sockets) s.destroy();
+  };
+}
+

@@ -1,0 +1,388 @@
+/**
+ * `connect()`: the SDK's Node driver. It asks the coordinator for candidates (falling
+ * back to a cached list when the coordinator is unreachable), gets a ticket, binds one
+ * UDP socket ({@link UdpTransport}) and drives the sans-IO {@link TunnelClient} with
+ * real time and one timer.
+ *
+ * ```ts
+ * import { connect } from 'slipstream/sdk';
+ * const conn = await connect({
+ *   coordinator: 'http://127.0.0.1:7400',
+ *   origin: 'eu-game',
+ *   ticketProvider: () => myBackend.slipstreamTicket(), // { sessionId, ticket, sessionKey } (base64 or bytes)
+ * });
+ * conn.on('message', (bytes) => game.onPacket(bytes));
+ * conn.on('path', (p) => console.log(`via ${p.relayId}, ${p.rttMs} ms, FEC ${p.fecMode}`));
+ * conn.send(new TextEncoder().encode('hello'));
+ * console.log(conn.stats());
+ * conn.close();
+ * ```
+ *
+ * Rejections are {@link SlipstreamError}s with a stable `code`: `SLIP_ERR_UNKNOWN_ORIGIN`,
+ * `SLIP_ERR_COORDINATOR_UNREACHABLE` (and no cache), `SLIP_ERR_TICKET_*` (the relay
+ * refused the ticket), `SLIP_ERR_NO_RELAY`, `SLIP_ERR_TICKET_PROVIDER`.
+ */
+import { EventEmitter } from 'node:events';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { CoordinatorApiError, CoordinatorClient, type RouteAnswer } from '../../coordinator/src/client.js';
+import { UdpTransport } from '../../proto/drivers/udp-transport.js';
+import type { Endpoint } from '../../proto/src/transport.js';
+import { CANDIDATES_REFRESH_MS_DEFAULT } from './core/constants.js';
+import type { RelaySelectorInit } from './core/relay-selector.js';
+import { TunnelClient, type PathInfo, type PathReport, type TunnelCandidate, type TunnelStats } from './core/tunnel-client.js';
+import { SdkErrorCode, SlipstreamError } from './errors.js';
+
+/** What the game backend hands the client: the coordinator's `POST /v1/session` answer fits as it is. */
+export interface TicketGrant {
+  /** 16 lowercase hex digits. */
+  readonly sessionId: string;
+  /** Ticket bytes, or base64. */
+  readonly ticket: Uint8Array | string;
+  /** 32-byte session key, or base64. */
+  readonly sessionKey: Uint8Array | string;
+}
+
+/** Options of {@link connect}. */
+export interface ConnectOptions {
+  /** Coordinator base URL, e.g. `http://127.0.0.1:7400`. */
+  readonly coordinator: string;
+  /** Origin name, as the coordinator and relays know it. */
+  readonly origin: string;
+  /** A ticket obtained already. Give this or `ticketProvider`. */
+  readonly ticket?: TicketGrant;
+  /** Called once to obtain a ticket (normally from the game's backend). */
+  readonly ticketProvider?: () => Promise<TicketGrant>;
+  /** Region hint for the coordinator's first ranking. */
+  readonly region?: string;
+  /** Client coordinates for the first ranking, degrees (both or neither). */
+  readonly latitude?: number;
+  readonly longitude?: number;
+  /** JSON file caching the last candidate list, used when the coordinator is unreachable. Default: none. */
+  readonly cacheFile?: string;
+  /** Local address of the tunnel socket. Default `0.0.0.0`. */
+  readonly bindAddress?: string;
+  /** Give up when no session opens within this long, ms. Default 5000. */
+  readonly connectTimeoutMs?: number;
+  /** Coordinator request timeout, ms. Default 3000. */
+  readonly coordinatorTimeoutMs?: number;
+  /** FEC modes offered, best first. Default `['dup', 'rs', 'off']`. */
+  readonly fecModes?: readonly string[];
+  /** Selection rule tuning (see sdk/README.md). */
+  readonly selector?: RelaySelectorInit;
+  /** Probe period of the current relay, ms (bounds failover detection). Default 100. */
+  readonly probeCurrentIntervalMs?: number;
+  /** Re-ask the coordinator for candidates this often, ms. Default 60 000. */
+  readonly refreshMs?: number;
+}
+
+/** Events of a {@link Connection}. */
+export interface ConnectionEvents {
+  /** A datagram from the origin. */
+  message: [bytes: Uint8Array];
+  /** The relay carrying traffic changed (first pick, better path, failover). */
+  path: [info: PathInfo];
+  /** The connection ended for good (ticket revoked, every relay gone). */
+  error: [error: SlipstreamError];
+  /** A candidate refresh failed; the connection keeps its list and goes on. */
+  coordinatorError: [error: Error];
+  /** The connection is closed. */
+  close: [];
+}
+
+/** A relay's tunnel candidate as cached on disk. */
+interface CacheFile {
+  readonly coordinator: string;
+  readonly origin: string;
+  readonly savedAtMs: number;
+  readonly candidates: TunnelCandidate[];
+}
+
+function toBytes(value: Uint8Array | string, what: string, bytes?: number): Uint8Array {
+  const out = typeof value === 'string' ? new Uint8Array(Buffer.from(value, 'base64')) : value;
+  if (out.length === 0 || (bytes !== undefined && out.length !== bytes)) throw new SlipstreamError(SdkErrorCode.TicketProvider, `the ticket grant's ${what} is ${out.length} bytes; expected ${bytes ?? 'some'} (base64 or bytes)`);
+  return out;
+}
+
+function splitEndpoint(text: string): Endpoint {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);
+  if (!m) throw new SlipstreamError(SdkErrorCode.CoordinatorUnreachable, `the coordinator listed a relay at '${text}', which is not host:port`);
+  return { address: m[1] ?? m[2]!, port: Number(m[3]) };
+}
+
+/** Turns a route answer into tunnel candidates (direct routes only: relays do not forward between each other yet). */
+export function candidatesFromRoute(answer: RouteAnswer): TunnelCandidate[] {
+  return answer.candidates
+    .filter((c) => c.kind === 'direct')
+    .map((c) => ({ id: c.relayId, tunnel: splitEndpoint(c.tunnelAddress), probe: splitEndpoint(c.probeAddress), estimateMs: c.costMs, restMs: c.legs.relayToOrigin.rttMs }));
+}
+
+function readCache(path: string | undefined, coordinator: string, origin: string): TunnelCandidate[] | undefined {
+  if (path === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(readFileSync(path, 'utf8')) as CacheFile;
+    if (parsed.coordinator !== coordinator || parsed.origin !== origin || !Array.isArray(parsed.candidates) || parsed.candidates.length === 0) return undefined;
+    return parsed.candidates;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeCache(path: string | undefined, coordinator: string, origin: string, candidates: TunnelCandidate[]): void {
+  if (path === undefined || candidates.length === 0) return;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    const body: CacheFile = { coordinator, origin, savedAtMs: Date.now(), candidates };
+    // Write then rename: a crash mid-write never leaves a torn cache behind.
+    writeFileSync(`${path}.tmp`, JSON.stringify(body));
+    renameSync(`${path}.tmp`, path);
+  } catch {
+    // A cache that cannot be written only costs resilience later, never the session.
+  }
+}
+
+/** Asks the coordinator for candidates; typed errors for what the caller can act on. */
+async function lookup(client: CoordinatorClient, options: ConnectOptions): Promise<TunnelCandidate[]> {
+  try {
+    const answer = await client.route({ origin: options.origin, region: options.region, latitude: options.latitude, longitude: options.longitude, twoHop: false });
+    return candidatesFromRoute(answer);
+  } catch (error) {
+    if (error instanceof CoordinatorApiError) {
+      if (error.code === 'unknown_origin') throw new SlipstreamError(SdkErrorCode.UnknownOrigin, `the coordinator at ${options.coordinator} does not know origin '${options.origin}'; check the name against GET /v1/origins`);
+      throw new SlipstreamError(SdkErrorCode.CoordinatorUnreachable, `the coordinator at ${options.coordinator} answered ${error.message}`);
+    }
+    throw error;
+  }
+}
+
+/** A live tunnel; see {@link connect}. */
+export class Connection extends EventEmitter<ConnectionEvents> {
+  private timer: NodeJS.Timeout | undefined;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private isClosed = false;
+  private readonly startedAt = performance.now();
+
+  /** @internal use {@link connect}. */
+  constructor(
+    private readonly core: TunnelClient,
+    private transport: UdpTransport,
+    private readonly coordinator: CoordinatorClient,
+    private readonly options: ConnectOptions,
+    private candidates: TunnelCandidate[],
+    private readonly onOpen: (result: { ok: true } | { ok: false; error: SlipstreamError }) => void,
+  ) {
+    super();
+    for (const c of candidates) this.known.set(c.id, c);
+    this.listen();
+    this.core.setCandidates(this.now(), candidates);
+    this.flush();
+    this.scheduleRefresh();
+  }
+
+  /** Sends one datagram to the origin (false when dropped: closed, or queue full before the first session). */
+  send(bytes: Uint8Array): boolean {
+    if (this.isClosed) return false;
+    const ok = this.core.send(this.now(), bytes);
+    this.flush();
+    return ok;
+  }
+
+  /** Counters and the current path. */
+  stats(): TunnelStats {
+    return this.core.stats();
+  }
+
+  /** The local UDP endpoint of the tunnel socket. */
+  localAddress(): Endpoint {
+    return this.transport.localAddress();
+  }
+
+  /**
+   * Moves the tunnel to a new local socket (what a NAT rebinding or a network change
+   * does); the relays' path challenges keep the session. Mostly for tests and for
+   * apps that know their network changed.
+   */
+  async rebind(): Promise<void> {
+    if (this.isClosed) return;
+    const next = await UdpTransport.bind({ address: this.options.bindAddress ?? '0.0.0.0' });
+    const old = this.transport;
+    this.transport = next;
+    this.listen();
+    old.close();
+    this.core.rebound(this.now());
+    this.flush();
+  }
+
+  /** Ends the sessions (authenticated Close to each relay) and unbinds; idempotent. */
+  close(): void {
+    if (this.isClosed) return;
+    this.core.close(this.now());
+    this.flush();
+    this.shutdown();
+    this.emit('close');
+  }
+
+  private shutdown(): void {
+    this.isClosed = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.refreshTimer);
+    this.transport.close();
+  }
+
+  private now(): number {
+    return performance.now() - this.startedAt;
+  }
+
+  private listen(): void {
+    const transport = this.transport;
+    transport.onReceive((bytes, from) => {
+      if (this.transport !== transport || this.isClosed) return;
+      this.core.handleDatagram(this.now(), from, bytes);
+      this.flush();
+    });
+  }
+
+  private scheduleRefresh(): void {
+    this.refreshTimer = setTimeout(() => {
+      void lookup(this.coordinator, this.options).then(
+        (candidates) => {
+          if (this.isClosed) return;
+          this.candidates = candidates;
+          for (const c of candidates) this.known.set(c.id, c);
+          writeCache(this.options.cacheFile, this.options.coordinator, this.options.origin, candidates);
+          this.core.setCandidates(this.now(), candidates);
+          this.flush();
+          this.scheduleRefresh();
+        },
+        (error: unknown) => {
+          if (this.isClosed) return;
+          // The session does not need the coordinator: keep the list we have.
+          this.emit('coordinatorError', error instanceof Error ? error : new Error(String(error)));
+          this.scheduleRefresh();
+        },
+      );
+    }, this.options.refreshMs ?? CANDIDATES_REFRESH_MS_DEFAULT);
+    this.refreshTimer.unref();
+  }
+
+  private report(reports: readonly PathReport[]): void {
+    this.coordinator.reportClientPaths(reports.map((r) => ({ relayId: r.relayId, rttMs: r.rttMs, jitterMs: r.jitterMs, lossFraction: r.lossFraction, samples: r.samples }))).catch(() => {
+      // Reports are best effort: the coordinator may be down, and selection does not need it.
+    });
+  }
+
+  private flush(): void {
+    for (let e = this.core.pollEvent(); e !== undefined; e = this.core.pollEvent()) {
+      switch (e.type) {
+        case 'message':
+          this.emit('message', e.bytes);
+          break;
+        case 'path':
+          this.lastPath = e.info;
+          this.emit('path', e.info);
+          break;
+        case 'open':
+          this.onOpen({ ok: true });
+          break;
+        case 'report':
+          this.report(e.reports);
+          break;
+        case 'failed': {
+          const error = new SlipstreamError(e.code, e.message);
+          this.onOpen({ ok: false, error });
+          this.shutdownAfterFlush = true;
+          if (this.listenerCount('error') > 0) this.emit('error', error);
+          break;
+        }
+        default:
+          break;
+      }
+    }
+    if (this.isClosed) return;
+    for (let tx = this.core.pollTransmit(); tx !== undefined; tx = this.core.pollTransmit()) this.transport.send(tx.bytes, tx.to);
+    if (this.shutdownAfterFlush) {
+      this.shutdown();
+      this.emit('close');
+      return;
+    }
+    const at = this.core.pollTimeout();
+    clearTimeout(this.timer);
+    if (at !== undefined) this.timer = setTimeout(() => this.onTimer(), Math.max(0, at - this.now()));
+  }
+
+  private shutdownAfterFlush = false;
+  private lastPath: PathInfo | undefined = undefined;
+
+  /** The latest path change (the first pick happens before `connect()` resolves). */
+  get path(): PathInfo | undefined {
+    return this.lastPath;
+  }
+  /** Every candidate seen, by id: the relay in use may have left the latest list. */
+  private readonly known = new Map<string, TunnelCandidate>();
+
+  private onTimer(): void {
+    if (this.isClosed) return;
+    this.core.handleTimeout(this.now());
+    this.flush();
+  }
+
+  /** The candidates in use (for status lines). */
+  get candidateIds(): string[] {
+    return this.candidates.map((c) => c.id);
+  }
+
+  /** The tunnel endpoint of a relay by id (the current one by default), from the candidate list. */
+  relayEndpoint(relayId = this.core.current): Endpoint | undefined {
+    return this.known.get(relayId ?? '')?.tunnel;
+  }
+}
+
+/**
+ * Opens a tunnel to `origin` through the best relay. Resolves when the first session
+ * is open; rejects with a {@link SlipstreamError} (see the module comment). Never
+ * hangs: every step is bounded (coordinator timeout, connect timeout).
+ */
+export async function connect(options: ConnectOptions): Promise<Connection> {
+  if (options.ticket === undefined && options.ticketProvider === undefined) throw new TypeError('connect: give ticket or ticketProvider');
+  const coordinator = new CoordinatorClient({ baseUrl: options.coordinator, timeoutMs: options.coordinatorTimeoutMs ?? 3000 });
+  let candidates: TunnelCandidate[];
+  try {
+    candidates = await lookup(coordinator, options);
+    writeCache(options.cacheFile, options.coordinator, options.origin, candidates);
+  } catch (error) {
+    if (error instanceof SlipstreamError && error.code === SdkErrorCode.UnknownOrigin) throw error;
+    const cached = readCache(options.cacheFile, options.coordinator, options.origin);
+    if (cached === undefined) {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new SlipstreamError(SdkErrorCode.CoordinatorUnreachable, `cannot reach the coordinator at ${options.coordinator} (${why}) and no cached candidate list${options.cacheFile ? ` in ${options.cacheFile}` : ''}; check the URL, or connect once while it is up`);
+    }
+    candidates = cached;
+  }
+  if (candidates.length === 0) throw new SlipstreamError(SdkErrorCode.NoRelay, `the coordinator at ${options.coordinator} has no healthy relay for origin '${options.origin}'`);
+  let grant: TicketGrant;
+  try {
+    grant = options.ticket ?? (await options.ticketProvider!());
+  } catch (error) {
+    throw new SlipstreamError(SdkErrorCode.TicketProvider, `the ticket provider failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (typeof grant?.sessionId !== 'string' || !/^[0-9a-f]{16}$/.test(grant.sessionId)) throw new SlipstreamError(SdkErrorCode.TicketProvider, `the ticket grant's sessionId must be 16 lowercase hex digits`);
+  const core = new TunnelClient({
+    sessionId: grant.sessionId,
+    ticket: toBytes(grant.ticket, 'ticket'),
+    sessionKey: toBytes(grant.sessionKey, 'sessionKey', 32),
+    fecModes: options.fecModes,
+    selector: options.selector,
+    connectTimeoutMs: options.connectTimeoutMs,
+    probeCurrentIntervalMs: options.probeCurrentIntervalMs,
+  });
+  const transport = await UdpTransport.bind({ address: options.bindAddress ?? '0.0.0.0' });
+  return new Promise<Connection>((resolve, reject) => {
+    let settled = false;
+    const connection: Connection = new Connection(core, transport, coordinator, options, candidates, (result) => {
+      if (settled) return;
+      settled = true;
+      if (result.ok) resolve(connection);
+      else reject(result.error);
+    });
+  });
+}

@@ -1,0 +1,51 @@
+/**
+ * Every default and bound of the SDK in one place; the README's tables read from here.
+ * Units are in the names.
+ */
+
+/** Candidates the SDK probes at most (the coordinator's best first): a handful, not the fleet. */
+export const PROBED_CANDIDATES_MAX = 5;
+/** Probes sent to each candidate at start, spread {@link PROBE_INITIAL_SPACING_MS} apart (staggered per relay). */
+export const PROBE_INITIAL_COUNT = 5;
+/** Spacing of the first probes to one relay, ms. */
+export const PROBE_INITIAL_SPACING_MS = 40;
+/** Probe period of the current relay, ms. The replies double as its liveness signal, so this bounds failure detection. */
+export const PROBE_CURRENT_INTERVAL_MS_DEFAULT = 100;
+/** Probe period of the warm backup, ms. */
+export const PROBE_BACKUP_INTERVAL_MS_DEFAULT = 250;
+/** Probe period of the other candidates, ms: occasionally, so a better relay can still be noticed. */
+export const PROBE_OTHER_INTERVAL_MS_DEFAULT = 5_000;
+/** A probe not answered within this long counts as lost, ms. */
+export const PROBE_TIMEOUT_MS = 1_000;
+/** Probes outstanding at most (older ones are judged lost early). */
+export const PROBES_OUTSTANDING_MAX = 256;
+
+/** Silence from the current relay after which traffic is duplicated to the backup, at least, ms. */
+export const SUSPECT_AFTER_MS_MIN = 150;
+/** Silence after which the current relay is judged dead and the backup takes over, at least, ms. */
+export const DEAD_AFTER_MS_MIN = 450;
+/** Interval wire loss of the current relay's downstream at or above which traffic is also duplicated to the backup (fraction). */
+export const DUPLICATE_LOSS_RATE = 0.25;
+/** How long duplication lasts after its last trigger, ms. */
+export const DUPLICATE_HOLD_MS = 2_000;
+
+/** A session open is retransmitted this often until answered, ms. */
+export const OPEN_RETRY_MS = 250;
+/** Unanswered opens after which the relay counts as unreachable. */
+export const OPEN_ATTEMPTS_MAX = 8;
+/** `connect()` gives up when no session is open after this long, ms. */
+export const CONNECT_TIMEOUT_MS_DEFAULT = 5_000;
+/** A session that sent nothing for this long gets a keepalive (a repeated open, which the relay answers), ms: below the relay's 30 s minimum idle timeout. */
+export const KEEPALIVE_MS = 10_000;
+/** Sessions on relays that are neither current nor backup are closed after this long, so late downstream packets still arrive, ms. */
+export const LINGER_MS = 2_000;
+/** Path reports go to the coordinator this often, ms. */
+export const REPORT_INTERVAL_MS_DEFAULT = 30_000;
+/** Application datagrams queued at most while no session is open yet. */
+export const QUEUE_BEFORE_OPEN_MAX = 64;
+/** Largest application datagram the tunnel carries with FEC, bytes (the relay's shard limit minus the length prefix). */
+export const TUNNEL_PAYLOAD_BYTES_MAX = 1400;
+/** Largest FEC extra bandwidth upstream, as a fraction of the data: game traffic is small (60 × 100 B/s), so two extra copies cost little and reach 0.1 % residual at 10 % loss. */
+export const UPSTREAM_FEC_OVERHEAD_MAX = 2;
+/** Candidate list refresh period while connected, ms. */
+export const CANDIDATES_REFRESH_MS_DEFAULT = 60_000;

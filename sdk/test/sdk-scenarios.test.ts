@@ -1,0 +1,155 @@
+/**
+ * Issue 6 acceptance in the simulator: the real SDK, relay and coordinator cores on
+ * virtual links with fixed seeds. Each failure names the seed that replays it
+ * (`new SdkScenario({ seed, … })`). Figures are printed as test diagnostics.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Rng } from '../../proto/src/rng.js';
+import { SdkScenario, type ScenarioRelay } from '../src/sim/scenario.js';
+
+const THREE: ScenarioRelay[] = [
+  // Nearest to the player, but far from the game server.
+  { id: 'near', clientDelayMs: 5, originDelayMs: 60 },
+  // The fastest whole path: 2 × (20 + 10) = 60 ms.
+  { id: 'best', clientDelayMs: 20, originDelayMs: 10 },
+  { id: 'far', clientDelayMs: 40, originDelayMs: 5 },
+];
+
+test('selection: the client picks the fastest whole path, not the nearest relay (5 seeds)', (t) => {
+  for (let seed = 1; seed <= 5; seed++) {
+    const s = new SdkScenario({ seed, relays: THREE });
+    s.startTraffic(60);
+    s.runUntil(s.nowMs + 15_000);
+    const paths = s.client.events.filter((e) => e.type === 'path');
+    const first = paths[0];
+    assert.ok(first && first.type === 'path', `seed ${seed}: no path event`);
+    assert.equal(first.info.relayId, 'best', `seed ${seed}: first pick ${first.info.relayId}`);
+    assert.equal(s.client.core.current, 'best', `seed ${seed}`);
+    assert.equal(s.client.core.stats().switches, 0, `seed ${seed}: switched after the first pick`);
+    t.diagnostic(`seed ${seed}: picked ${first.info.relayId} ${(first.atMs - 3000).toFixed(0)} ms after start (rtt ${first.info.rttMs?.toFixed(1)} ms), backup ${first.info.backupId}`);
+  }
+});
+
+test('hysteresis: two equal relays with 20 ms of probe jitter switch at most once in 10 simulated minutes (3 seeds)', (t) => {
+  for (const seed of [11, 12, 13]) {
+    const jittery = { jitterMs: 20, jitterDist: 'normal' as const };
+    const s = new SdkScenario({
+      seed,
+      relays: [
+        { id: 'a', clientDelayMs: 25, originDelayMs: 10, clientLink: jittery },
+        { id: 'b', clientDelayMs: 25, originDelayMs: 10, clientLink: jittery },
+      ],
+    });
+    s.startTraffic(10);
+    s.runUntil(s.nowMs + 600_000);
+    const stats = s.client.core.stats();
+    t.diagnostic(`seed ${seed}: ${stats.switches} switches (${stats.failovers} failovers) in 600 s`);
+    assert.ok(stats.switches <= 1, `seed ${seed}: ${stats.switches} switches`);
+    assert.ok(s.client.core.isOpen, `seed ${seed}: session ended`);
+  }
+});
+
+test('failover: a relay killed mid-session is replaced with p99 gap < 1 s over 100 seeds, session intact', (t) => {
+  const gaps: number[] = [];
+  for (let seed = 100; seed < 200; seed++) {
+    const rng = new Rng(seed);
+    const relays: ScenarioRelay[] = ['r1', 'r2', 'r3'].map((id) => ({ id, clientDelayMs: 5 + rng.nextInt(40), originDelayMs: 5 + rng.nextInt(40), clientLink: { jitterMs: rng.nextInt(5) } }));
+    const s = new SdkScenario({ seed, relays });
+    s.startTraffic(60);
+    s.runUntil(s.nowMs + 3000 + rng.nextInt(2000));
+    const victim = s.client.core.current;
+    const backup = s.client.core.backup;
+    assert.ok(victim !== undefined && backup !== undefined, `seed ${seed}: no current/backup`);
+    const killMs = s.nowMs;
+    s.killRelay(victim);
+    s.runUntil(killMs + 4000);
+    const gap = s.longestGapMs(killMs - 1000, killMs + 4000);
+    gaps.push(gap);
+    assert.equal(s.client.core.current, backup, `seed ${seed}: moved to ${s.client.core.current}, backup was ${backup}`);
+    assert.ok(s.client.core.isOpen, `seed ${seed}: session ended`);
+    // Traffic flows after the move: the last second's echoes all came back.
+    const late = s.deliveredLoss(killMs + 2000, killMs + 3500);
+    assert.ok(late.upstream === 0 && late.downstream === 0, `seed ${seed}: loss after failover ${JSON.stringify(late)}`);
+    assert.ok(!s.client.events.some((e) => e.type === 'failed'), `seed ${seed}: connection failed`);
+  }
+  gaps.sort((a, b) => a - b);
+  const p = (q: number): number => gaps[Math.min(gaps.length - 1, Math.ceil(q * gaps.length) - 1)]!;
+  t.diagnostic(`failover gap over ${gaps.length} seeds: p50 ${p(0.5).toFixed(0)} ms, p90 ${p(0.9).toFixed(0)} ms, p99 ${p(0.99).toFixed(0)} ms, max ${gaps[gaps.length - 1]!.toFixed(0)} ms`);
+  assert.ok(p(0.99) < 1000, `p99 gap ${p(0.99)} ms`);
+});
+
+test('coordinator outage: a running session continues, and still fails over from cached candidates', (t) => {
+  const s = new SdkScenario({ seed: 21, relays: THREE });
+  s.startTraffic(60);
+  s.runUntil(s.nowMs + 5000);
+  s.setCoordinatorDown(true);
+  const downMs = s.nowMs;
+  s.runUntil(downMs + 90_000); // past a candidate refresh (60 s), which fails
+  assert.ok(s.client.lookupFailures >= 1, 'the refresh should have failed');
+  const during = s.deliveredLoss(downMs, downMs + 89_000);
+  assert.ok(during.upstream === 0 && during.downstream === 0, `loss during outage ${JSON.stringify(during)}`);
+  const victim = s.client.core.current!;
+  const killMs = s.nowMs;
+  s.killRelay(victim);
+  s.runUntil(killMs + 3000);
+  const gap = s.longestGapMs(killMs - 1000, killMs + 3000);
+  t.diagnostic(`outage: ${during.sent} datagrams over 89 s without loss; failover during the outage ${victim} → ${s.client.core.current}, gap ${gap.toFixed(0)} ms`);
+  assert.notEqual(s.client.core.current, victim);
+  assert.ok(gap < 1000, `gap ${gap}`);
+  assert.ok(s.client.core.isOpen);
+});
+
+test('FEC: 10 % last-mile loss both ways is cut below 0.5 % delivered loss at 60 packets/s (3 seeds)', (t) => {
+  for (const seed of [31, 32, 33]) {
+    const lossy = { loss: { model: 'bernoulli' as const, p: 0.1 } };
+    const s = new SdkScenario({ seed, relays: THREE.map((r) => ({ ...r, clientLink: lossy })) });
+    s.startTraffic(60);
+    const startMs = s.nowMs;
+    s.runUntil(startMs + 62_000);
+    // The first seconds go to picking a relay and the controller's first estimate.
+    const loss = s.deliveredLoss(startMs + 2000, startMs + 61_000);
+    const stats = s.client.core.stats();
+    t.diagnostic(`seed ${seed}: ${loss.sent} datagrams; wire loss downstream ${(stats.lossBeforeFec * 100).toFixed(2)} %; delivered loss upstream ${(loss.upstream * 100).toFixed(3)} %, downstream ${(loss.downstream * 100).toFixed(3)} %; upstream scheme ${stats.upstreamScheme}, relay mode ${stats.fecMode}`);
+    assert.ok(stats.lossBeforeFec > 0.07, `seed ${seed}: the link should lose ~10 % (${stats.lossBeforeFec})`);
+    assert.ok(loss.upstream < 0.005, `seed ${seed}: upstream ${loss.upstream}`);
+    assert.ok(loss.downstream < 0.005, `seed ${seed}: downstream ${loss.downstream}`);
+  }
+});
+
+test('NAT rebinding: the client moves to a new port and the relays’ path challenges carry the session over', (t) => {
+  const s = new SdkScenario({ seed: 41, relays: THREE });
+  s.startTraffic(60);
+  s.runUntil(s.nowMs + 4000);
+  const current = s.client.core.current!;
+  const relay = s.relays.get(current)!.relay.core;
+  const before = relay.tunnelSessionClient(s.sessionId);
+  s.client.rebind();
+  const movedMs = s.nowMs;
+  s.runUntil(movedMs + 3000);
+  const after = relay.tunnelSessionClient(s.sessionId);
+  const gap = s.longestGapMs(movedMs - 500, movedMs + 3000);
+  t.diagnostic(`rebind: relay ${current} session client ${before} → ${after}; challenges answered ${s.client.core.stats().pathChallenges}; gap ${gap.toFixed(0)} ms`);
+  assert.notEqual(after, before);
+  assert.equal(after, `10.0.0.2:${s.client.localPort}`);
+  assert.equal(s.client.core.current, current, 'no failover needed');
+  const late = s.deliveredLoss(movedMs + 1000, movedMs + 2500);
+  assert.ok(late.upstream === 0 && late.downstream === 0, JSON.stringify(late));
+});
+
+test('bad input: a forged ticket is a typed failure; unreachable relays fail with SLIP_ERR_NO_RELAY within the connect timeout', () => {
+  const forged = new SdkScenario({ seed: 51, relays: THREE, client: { ticket: new Uint8Array(200).fill(7) } });
+  forged.runUntil(forged.nowMs + 3000);
+  const failed = forged.client.events.find((e) => e.type === 'failed');
+  assert.ok(failed && failed.type === 'failed', 'no failure');
+  assert.equal(failed.code, 'SLIP_ERR_TICKET_FORGED');
+  assert.ok(!forged.client.core.isOpen);
+
+  const dark = new SdkScenario({ seed: 52, relays: THREE.map((r) => ({ ...r, clientLink: { loss: { model: 'bernoulli' as const, p: 1 } } })), client: { connectTimeoutMs: 2000 } });
+  const startMs = dark.nowMs;
+  dark.runUntil(startMs + 5000);
+  const noRelay = dark.client.events.find((e) => e.type === 'failed');
+  assert.ok(noRelay && noRelay.type === 'failed', 'no failure');
+  assert.equal(noRelay.code, 'SLIP_ERR_NO_RELAY');
+  assert.ok(noRelay.atMs - startMs <= 2100, `failed after ${noRelay.atMs - startMs} ms`);
+});

@@ -1,0 +1,282 @@
+/**
+ * End to end on loopback with real processes: `slipstream coordinator`, two
+ * `slipstream relay`s (on 127.0.0.2 and 127.0.0.3, so that their TCP rules share a
+ * port number), `slipstream connect`, and UDP/TCP echo origins in this process. The
+ * relays do not register with the coordinator themselves yet, so this test does it
+ * for them with the fleet secret (register, heartbeats, relay→origin reports), as a
+ * relay's agent would. Only processes started here are stopped, by PID.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CoordinatorClient } from '../coordinator/src/client.js';
+import { rawPublicKey, ticketSigningKeyFromSeed, issueTicket, ticketSigningKeyFromSeed as forgeKey } from '../proto/src/ticket.js';
+import { connect } from '../sdk/src/connect.js';
+import { SlipstreamError } from '../sdk/src/errors.js';
+import { CLI_PATH, runCli } from './support/run-cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'slipstream-e2e-connect-'));
+const children = new Set<ChildProcess>();
+after(() => {
+  for (const child of children) {
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) continue;
+    try {
+      process.kill(child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const seed = randomBytes(32);
+const sealKey = randomBytes(32);
+const fleetSecret = randomBytes(24).toString('base64');
+const apiKey = randomBytes(24).toString('base64');
+const publicKey = Buffer.from(rawPublicKey(ticketSigningKeyFromSeed(seed))).toString('base64');
+
+/** A child process with its output collected line by line. */
+class Child {
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<number | null>;
+  constructor(readonly child: ChildProcess) {
+    children.add(child);
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => (this.stdout += c));
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (this.stderr += c));
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+  static spawn(args: string[]): Child {
+    return new Child(spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  }
+  async waitFor(pattern: RegExp, stream: 'stdout' | 'stderr', timeoutMs: number): Promise<RegExpExecArray> {
+    for (let waited = 0; waited < timeoutMs; waited += 20) {
+      const m = pattern.exec(this[stream]);
+      if (m) return m;
+      if (this.child.exitCode !== null) break;
+      await sleep(20);
+    }
+    throw new Error(`no ${pattern} on ${stream} within ${timeoutMs} ms; stdout: ${this.stdout.slice(-500)} stderr: ${this.stderr.slice(-500)}`);
+  }
+  kill(signal: NodeJS.Signals): void {
+    if (this.child.exitCode !== null || this.child.signalCode !== null || this.child.pid === undefined) return;
+    try {
+      process.kill(this.child.pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+async function freePort(protocol: 'udp' | 'tcp'): Promise<number> {
+  if (protocol === 'tcp') {
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => server.close(() => r()));
+    return port;
+  }
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  const port = s.address().port;
+  s.close();
+  return port;
+}
+
+async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  for (let waited = 0; waited < timeoutMs; waited += 10) {
+    if (predicate()) return;
+    await sleep(10);
+  }
+  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+describe('slipstream connect end to end', () => {
+  let coordinatorUrl = '';
+  let udpOrigin: dgram.Socket;
+  let tcpOrigin: net.Server;
+  let tcpRulePort = 0;
+  const relays = new Map<string, { proc: Child; tunnelPort: number; beat: NodeJS.Timeout | undefined }>();
+  const fleet = (): CoordinatorClient => new CoordinatorClient({ baseUrl: coordinatorUrl, fleetSecret });
+
+  before(async () => {
+    udpOrigin = dgram.createSocket('udp4');
+    udpOrigin.on('message', (m, from) => udpOrigin.send(m, from.port, from.address));
+    await new Promise<void>((r) => udpOrigin.bind(0, '127.0.0.1', r));
+    tcpOrigin = net.createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => tcpOrigin.listen(0, '127.0.0.1', r));
+    const originPort = udpOrigin.address().port;
+
+    const coordinatorConfig = join(dir, 'coordinator.yaml');
+    writeFileSync(
+      coordinatorConfig,
+      [
+        'listen: 127.0.0.1:0',
+        'leaseMs: 1500',
+        'logLevel: warn',
+        'origins:',
+        `  - { name: game, address: 127.0.0.1:${originPort} }`,
+        'keys:',
+        `  ticketSigningSeed: ${seed.toString('base64')}`,
+        `  sealKey: ${sealKey.toString('base64')}`,
+        `  fleetSecret: ${fleetSecret}`,
+        `  apiKeys: [${apiKey}]`,
+      ].join('\n'),
+    );
+    const coordinator = Child.spawn(['coordinator', '--config', coordinatorConfig]);
+    coordinatorUrl = (await coordinator.waitFor(/listening on (http:\/\/[0-9.:]+)/, 'stderr', 15_000))[1]!;
+
+    tcpRulePort = await freePort('tcp');
+    for (const [id, address, originRttMs] of [
+      ['relay-a', '127.0.0.2', 1],
+      ['relay-b', '127.0.0.3', 60],
+    ] as const) {
+      const config = join(dir, `${id}.yaml`);
+      writeFileSync(
+        config,
+        [
+          `upstreamBindAddress: ${address}`,
+          'metrics: { listen: "off" }',
+          'logLevel: warn',
+          'rules:',
+          `  - { name: game-tcp, protocol: tcp, listen: "${address}:${tcpRulePort}", origins: ["127.0.0.1:${(tcpOrigin.address() as net.AddressInfo).port}"] }`,
+          'tunnel:',
+          `  listen: ${address}:0`,
+          `  ticketPublicKey: ${publicKey}`,
+          `  sealKey: ${sealKey.toString('base64')}`,
+          `  origins: { game: 127.0.0.1:${originPort} }`,
+          '  fec: { modes: [dup, rs, off], copies: 2, spacingMs: 10 }',
+        ].join('\n'),
+      );
+      const proc = Child.spawn(['relay', '--config', config, '--log-level', 'info']);
+      const started = await proc.waitFor(/"tunnel":\{"address":"[0-9.]+","port":(\d+)\}/, 'stdout', 15_000);
+      const tunnelPort = Number(started[1]);
+      const info = { relayId: id, region: 'local', latitude: 50, longitude: 8, tunnelAddress: `${address}:${tunnelPort}`, probeAddress: `${address}:${tunnelPort}`, capacitySessions: 100 };
+      await fleet().register(info);
+      await fleet().reportRelayPaths(id, [{ origin: 'game', rttMs: originRttMs, jitterMs: 0, lossFraction: 0, samples: 50 }]);
+      const beat = setInterval(() => void fleet().heartbeat(id, { sessions: 0, packetsPerSecond: 0, cpuFraction: 0.1, draining: false }).catch(() => undefined), 400);
+      relays.set(id, { proc, tunnelPort, beat });
+    }
+  });
+
+  after(() => {
+    for (const r of relays.values()) clearInterval(r.beat);
+    udpOrigin?.close();
+    tcpOrigin?.close();
+  });
+
+  test('connect carries a UDP echo and a TCP stream through the best relay; killing that relay moves traffic to the backup, same session', async (t) => {
+    const udpPort = await freePort('udp');
+    const tcpPort = await freePort('tcp');
+    const proxy = Child.spawn(['connect', '--coordinator', coordinatorUrl, '--origin', 'game', '--listen', `udp:127.0.0.1:${udpPort},tcp:127.0.0.1:${tcpPort}`, '--relay-tcp-port', String(tcpRulePort), '--api-key', apiKey, '--bind', '127.0.0.1', '--cache', join(dir, 'cache.json'), '--status-interval-ms', '1000']);
+    await proxy.waitFor(/listening: /, 'stdout', 15_000);
+    assert.match(proxy.stdout, /path: relay-a \(initial\)/, 'relay-a has the faster whole path');
+
+    // UDP: a game sending 50 datagrams/s with a sequence number.
+    const game = dgram.createSocket('udp4');
+    const arrivals: { atMs: number; seq: number }[] = [];
+    game.on('message', (m) => arrivals.push({ atMs: performance.now(), seq: m.readUInt32BE(0) }));
+    await new Promise<void>((r) => game.bind(0, '127.0.0.1', r));
+    let seq = 0;
+    const sender = setInterval(() => {
+      const b = Buffer.alloc(64);
+      b.writeUInt32BE(seq++, 0);
+      game.send(b, udpPort, '127.0.0.1');
+    }, 20);
+    try {
+      await until(() => arrivals.length >= 25, 5000, 'UDP echoes through relay-a');
+
+      // TCP: a stream through the current relay's TCP rule.
+      const tcp = net.connect({ host: '127.0.0.1', port: tcpPort });
+      const text = 'hello over tcp '.repeat(200);
+      let echoed = '';
+      tcp.setEncoding('utf8').on('data', (d: string) => (echoed += d));
+      tcp.write(text);
+      await until(() => echoed.length >= text.length, 5000, 'TCP echo');
+      assert.equal(echoed, text);
+      tcp.destroy();
+
+      // Kill relay-a's process (by PID) as a crash would; its heartbeats stop too.
+      const a = relays.get('relay-a')!;
+      clearInterval(a.beat);
+      const killMs = performance.now();
+      a.proc.kill('SIGKILL');
+      await a.proc.exited;
+      const before = arrivals.length;
+      await until(() => arrivals.length >= before + 50, 8000, 'UDP echoes after the kill');
+      let gapMs = 0;
+      let previous = arrivals.filter((x) => x.atMs <= killMs).at(-1)?.atMs ?? killMs;
+      for (const x of arrivals) {
+        if (x.atMs <= killMs) continue;
+        gapMs = Math.max(gapMs, x.atMs - previous);
+        previous = x.atMs;
+      }
+      await proxy.waitFor(/path: relay-b \(failover, was relay-a\)/, 'stdout', 3000);
+      // The same session id opened on relay-b (warm backup) before the kill.
+      const sessionIds = (log: string): string[] => [...log.matchAll(/"session":"([0-9a-f]{16})"/g)].map((m) => m[1]!);
+      const onA = new Set(sessionIds(a.proc.stdout));
+      const onB = sessionIds(relays.get('relay-b')!.proc.stdout);
+      assert.ok(onB.some((id) => onA.has(id)), `the same session id on both relays (a: ${[...onA].join(',')}; b: ${onB.join(',')})`);
+      t.diagnostic(`UDP failover gap on loopback with real processes: ${gapMs.toFixed(0)} ms; session ${onB.find((id) => onA.has(id))} on relay-a then relay-b`);
+      assert.ok(gapMs < 1000, `gap ${gapMs} ms`);
+      assert.equal(proxy.child.exitCode, null, 'the proxy is still running');
+
+      // New TCP connections follow the failover.
+      const tcp2 = net.connect({ host: '127.0.0.1', port: tcpPort });
+      let echoed2 = '';
+      tcp2.setEncoding('utf8').on('data', (d: string) => (echoed2 += d));
+      tcp2.write('after failover');
+      await until(() => echoed2 === 'after failover', 5000, 'TCP echo through relay-b');
+      tcp2.destroy();
+      await proxy.waitFor(/status: relay relay-b/, 'stdout', 3000);
+    } finally {
+      clearInterval(sender);
+      game.close();
+      proxy.kill('SIGTERM');
+      await proxy.exited;
+    }
+  });
+
+  test('bad input: unknown origin, unreachable coordinator without cache, refused ticket → one error line and exit 1; the API rejects with typed errors', async () => {
+    const port = await freePort('udp');
+    const unknown = await runCli(['connect', '--coordinator', coordinatorUrl, '--origin', 'nope', '--listen', `udp:127.0.0.1:${port}`, '--api-key', apiKey, '--cache', join(dir, 'c1.json')], 20_000);
+    assert.equal(unknown.code, 1, unknown.stderr);
+    assert.match(unknown.stderr, /^slipstream connect: SLIP_ERR_UNKNOWN_ORIGIN: .*'nope'.*\n$/);
+
+    const deadUrl = `http://127.0.0.1:${await freePort('tcp')}`;
+    const unreachable = await runCli(['connect', '--coordinator', deadUrl, '--origin', 'game', '--listen', `udp:127.0.0.1:${port}`, '--api-key', apiKey, '--cache', join(dir, 'c2.json')], 20_000);
+    assert.equal(unreachable.code, 1, unreachable.stderr);
+    assert.match(unreachable.stderr, /^slipstream connect: SLIP_ERR_COORDINATOR_UNREACHABLE: .*no cached candidate list.*\n$/);
+
+    // A well-formed ticket signed by someone else's key.
+    const forged = issueTicket({ sessionId: 'abcdef0123456789', origin: 'game', issuedAtMs: Date.now(), expiresAtMs: Date.now() + 60_000, limits: { packetsPerSecond: 0, bytesPerSecond: 0 }, sessionKey: randomBytes(32), sealNonce: randomBytes(12) }, forgeKey(randomBytes(32)), sealKey);
+    const grant = { sessionId: 'abcdef0123456789', ticket: Buffer.from(forged).toString('base64'), sessionKey: randomBytes(32).toString('base64') };
+    const grantFile = join(dir, 'forged.json');
+    writeFileSync(grantFile, JSON.stringify(grant));
+    const refused = await runCli(['connect', '--coordinator', coordinatorUrl, '--origin', 'game', '--listen', `udp:127.0.0.1:${port}`, '--ticket-file', grantFile, '--bind', '127.0.0.1', '--cache', join(dir, 'c3.json')], 20_000);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /^slipstream connect: SLIP_ERR_TICKET_FORGED: .*\n$/);
+
+    const bad = await runCli(['connect', '--coordinator', coordinatorUrl, '--origin', 'game', '--listen', 'udp:127.0.0.1'], 10_000);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--listen/);
+
+    await assert.rejects(connect({ coordinator: coordinatorUrl, origin: 'nope', ticket: grant }), (e: unknown) => e instanceof SlipstreamError && e.code === 'SLIP_ERR_UNKNOWN_ORIGIN');
+    await assert.rejects(connect({ coordinator: deadUrl, origin: 'game', ticket: grant }), (e: unknown) => e instanceof SlipstreamError && e.code === 'SLIP_ERR_COORDINATOR_UNREACHABLE');
+    await assert.rejects(connect({ coordinator: coordinatorUrl, origin: 'game', ticket: grant, bindAddress: '127.0.0.1' }), (e: unknown) => e instanceof SlipstreamError && e.code === 'SLIP_ERR_TICKET_FORGED');
+    // With a cache from an earlier good lookup, an unreachable coordinator is not fatal.
+    const cacheFile = join(dir, 'api-cache.json');
+    const session = await new CoordinatorClient({ baseUrl: coordinatorUrl, apiKey }).issueSession({ origin: 'game' });
+    const first = await connect({ coordinator: coordinatorUrl, origin: 'game', ticket: session, bindAddress: '127.0.0.1', cacheFile });
+    first.close();
+    const cachedCandidates = JSON.parse((await import('node:fs')).readFileSync(cacheFile, 'utf8')) as { candidates: unknown[] };
+    assert.ok(cachedCandidates.candidates.length >= 1);
+  });
+});
