@@ -14,13 +14,15 @@ import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { HEADER_BYTES, PacketType } from '../proto/src/header.js';
-import { buildControlPacket, buildPacket } from '../relay/src/core/wire.js';
+import { buildClientClose, buildControlPacket, buildPacket } from '../relay/src/core/wire.js';
 
 /** A tunnel session the generator uses for one flow. */
 export interface LoadTicket {
   readonly ticketBase64: string;
   readonly idHigh: number;
   readonly idLow: number;
+  /** The session key (base64), for the authenticated Close a finished flow sends, as the SDK does. */
+  readonly sessionKeyBase64?: string;
 }
 
 /** What the parent asks for. */
@@ -33,6 +35,12 @@ export interface LoadJob {
   readonly rateHz: number;
   readonly count: number;
   readonly tunnel: readonly LoadTicket[] | undefined;
+  /**
+   * Latency mode, several paths measured together: each gets `rateHz` packets per
+   * second, interleaved packet by packet, so that a busy moment of the machine hits
+   * every path alike (`port`, `sizeBytes`, `tunnel` of the job are then unused).
+   */
+  readonly paths?: readonly { readonly port: number; readonly sizeBytes: number; readonly tunnel?: LoadTicket; /** Send on every n-th tick only (default 1: at `rateHz`). */ readonly every?: number }[];
 }
 
 /** What the generator reports. */
@@ -40,6 +48,8 @@ export interface LoadResult {
   readonly sent: number;
   readonly received: number;
   readonly rttUs: { readonly p50: number; readonly p99: number } | undefined;
+  /** With `paths`: per path, in order. */
+  readonly rttUsByPath?: { readonly p50: number; readonly p99: number; readonly received: number }[];
   readonly error?: string;
 }
 
@@ -48,7 +58,8 @@ const INFLIGHT_MAX = 512;
 async function openFlows(job: LoadJob): Promise<dgram.Socket[]> {
   const sockets: dgram.Socket[] = [];
   for (let i = 0; i < job.flows; i++) {
-    const socket = dgram.createSocket('udp4');
+    // A large receive buffer: the measuring tool itself must not drop echoes when the shared machine stalls it.
+    const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
     await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
     sockets.push(socket);
   }
@@ -75,6 +86,21 @@ async function openFlows(job: LoadJob): Promise<dgram.Socket[]> {
     );
   }
   return sockets;
+}
+
+/** Ends each flow as a client would: tunnel sessions get the SDK's authenticated Close (L4 flows just stop and idle out). */
+async function closeFlows(job: LoadJob, sockets: dgram.Socket[]): Promise<void> {
+  if (job.tunnel) {
+    await Promise.all(
+      sockets.map((socket, i) => {
+        const t = job.tunnel![i]!;
+        if (t.sessionKeyBase64 === undefined) return Promise.resolve();
+        const close = buildClientClose(new Uint8Array(Buffer.from(t.sessionKeyBase64, 'base64')), t.idHigh, t.idLow);
+        return new Promise<void>((resolve) => socket.send(close, job.port, '127.0.0.1', () => resolve()));
+      }),
+    );
+  }
+  for (const socket of sockets) socket.close();
 }
 
 function payloadFor(job: LoadJob, flow: number): Buffer {
@@ -105,7 +131,7 @@ async function blast(job: LoadJob): Promise<LoadResult> {
     };
     loop();
   });
-  for (const socket of sockets) socket.close();
+  await closeFlows(job, sockets);
   return { sent, received: 0, rttUs: undefined };
 }
 
@@ -139,11 +165,59 @@ async function latency(job: LoadJob): Promise<LoadResult> {
       }
     }, 1);
   });
-  socket!.close();
+  await closeFlows(job, [socket!]);
   // The first packets of a flow pay for socket creation at the relay: skip a warm-up tenth.
   const steady = rtts.slice(Math.floor(rtts.length / 10)).sort((a, b) => a - b);
   const pick = (q: number): number => steady[Math.min(steady.length - 1, Math.floor(q * steady.length))] ?? Number.NaN;
   return { sent, received: rtts.length, rttUs: { p50: pick(0.5), p99: pick(0.99) } };
+}
+
+/** Latency over several paths at once (see {@link LoadJob.paths}). */
+async function latencyPaths(job: LoadJob): Promise<LoadResult> {
+  const paths = job.paths!;
+  const flows: { socket: dgram.Socket; port: number; template: Buffer; offset: number; rtts: number[]; job: LoadJob; every: number }[] = [];
+  for (const path of paths) {
+    // Each path's own count: it sends on every `every`-th tick.
+    const pathJob: LoadJob = { ...job, paths: undefined, port: path.port, sizeBytes: path.sizeBytes, flows: 1, tunnel: path.tunnel ? [path.tunnel] : undefined };
+    const [socket] = await openFlows(pathJob);
+    const offset = path.tunnel ? HEADER_BYTES : 0;
+    const flow = { socket: socket!, port: path.port, template: payloadFor(pathJob, 0), offset, rtts: [] as number[], job: pathJob, every: Math.max(1, path.every ?? 1) };
+    socket!.on('message', (message) => {
+      if (message.length < offset + 8) return;
+      flow.rtts.push((performance.now() - message.readDoubleBE(offset)) * 1000);
+    });
+    flows.push(flow);
+  }
+  const intervalMs = 1000 / job.rateHz;
+  let sent = 0;
+  const startMs = performance.now();
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const now = performance.now();
+      while (sent < job.count && startMs + sent * intervalMs <= now) {
+        // Rotate which path goes first, so none always waits behind the others.
+        for (let i = 0; i < flows.length; i++) {
+          const flow = flows[(i + sent) % flows.length]!;
+          if (sent % flow.every !== 0) continue;
+          const packet = Buffer.from(flow.template);
+          packet.writeDoubleBE(performance.now(), flow.offset);
+          flow.socket.send(packet, flow.port, '127.0.0.1');
+        }
+        sent++;
+      }
+      if (sent >= job.count) {
+        clearInterval(timer);
+        setTimeout(resolve, 200);
+      }
+    }, 1);
+  });
+  for (const flow of flows) await closeFlows(flow.job, [flow.socket]);
+  const rttUsByPath = flows.map((flow) => {
+    const steady = flow.rtts.slice(Math.floor(flow.rtts.length / 10)).sort((a, b) => a - b);
+    const pick = (q: number): number => steady[Math.min(steady.length - 1, Math.floor(q * steady.length))] ?? Number.NaN;
+    return { p50: pick(0.5), p99: pick(0.99), received: flow.rtts.length };
+  });
+  return { sent, received: Math.min(...rttUsByPath.map((r) => r.received)), rttUs: undefined, rttUsByPath };
 }
 
 /** This file, for spawning it (bench/ is compiled only through imports). */
@@ -151,7 +225,7 @@ export const LOAD_SCRIPT = fileURLToPath(import.meta.url);
 
 if (process.argv[1] === LOAD_SCRIPT) {
   const job = JSON.parse(process.argv[2] ?? '{}') as LoadJob;
-  (job.mode === 'blast' ? blast(job) : latency(job)).then(
+  (job.mode === 'blast' ? blast(job) : job.paths ? latencyPaths(job) : latency(job)).then(
     (result) => process.stdout.write(`${JSON.stringify(result)}\n`),
     (error: Error) => {
       process.stdout.write(`${JSON.stringify({ sent: 0, received: 0, rttUs: undefined, error: error.message })}\n`);

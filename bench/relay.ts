@@ -35,7 +35,7 @@ const FLAGS: Record<string, FlagSpec> = {
   json: { type: 'boolean', description: 'Print one JSON object instead of tables' },
   quick: { type: 'boolean', description: 'CI-sized run: 700 ms per measurement, one repeat, 3,000 latency packets' },
   'duration-ms': { type: 'integer', valueName: 'MS', min: 200, max: 60_000, description: 'Offered-load time per throughput measurement, ms (--quick: 700)', default: 2000 },
-  repeat: { type: 'integer', valueName: 'N', min: 1, max: 10, description: 'Alternating relay/baseline repeats per row: the best pps and the median latency percentiles are kept (--quick: 1)', default: 3 },
+  repeat: { type: 'integer', valueName: 'N', min: 1, max: 10, description: 'Rounds per row; each round measures relay and baseline back to back, alternating which goes first; rows report medians over rounds (--quick: 1)', default: 3 },
   'latency-packets': { type: 'integer', valueName: 'N', min: 500, max: 1_000_000, description: 'Packets per latency measurement at 10,000 packets/s (--quick: 3000)', default: 20_000 },
   'skip-tunnel': { type: 'boolean', description: 'Measure L4 mode only' },
   'skip-tcp': { type: 'boolean', description: 'Skip the TCP bulk rows' },
@@ -47,6 +47,8 @@ const BASELINE = BASELINE_SCRIPT;
 const SIZES = [100, 1200];
 const FLOWS = [1, 64];
 const LATENCY_RATE_HZ = 10_000;
+/** The direct reference path sends on every 10th tick (1,000 packets/s): enough samples, little extra load on the origin. */
+const DIRECT_EVERY = 10;
 const HEALTH_PAYLOAD = Buffer.from('HC');
 const CLOCK_TICKS_PER_SECOND = 100;
 
@@ -187,12 +189,17 @@ async function measurePps(origin: Origin, target: Target, job: Omit<LoadJob, 'po
   return { pps: delivered / (job.durationMs / 1000), cpuUsPerPacket: delivered > 0 ? cpu / delivered : Number.NaN };
 }
 
-async function measureRtt(origin: Origin, port: number, sizeBytes: number, count: number, tunnel: readonly LoadTicket[] | undefined): Promise<{ p50: number; p99: number }> {
+/** Round trips over several paths at once (see LoadJob.paths); per path, in order. */
+async function measureRttTogether(origin: Origin, paths: LoadJob['paths'], count: number): Promise<{ p50: number; p99: number; lossFraction: number }[]> {
   origin.echo = true;
-  const result = await runLoad({ mode: 'latency', port, flows: 1, sizeBytes, durationMs: 0, rateHz: LATENCY_RATE_HZ, count, tunnel });
+  const result = await runLoad({ mode: 'latency', port: 0, flows: 1, sizeBytes: 0, durationMs: 0, rateHz: LATENCY_RATE_HZ, count, tunnel: undefined, paths });
   origin.echo = false;
-  if (!result.rttUs || result.received < count / 2) throw new Error(`latency run lost too many echoes (${result.received} of ${count})`);
-  return result.rttUs;
+  // Lost echoes are reported (as lossFraction), not fatal, unless nearly everything was lost.
+  return result.rttUsByPath!.map((path, i) => {
+    const expected = Math.ceil(count / (paths![i]!.every ?? 1));
+    if (path.received < expected / 10) throw new Error(`latency run lost too many echoes (${path.received} of ${expected})`);
+    return { p50: path.p50, p99: path.p99, lossFraction: 1 - path.received / expected };
+  });
 }
 
 async function measureTcp(origin: Origin, port: number, conns: number, durationMs: number): Promise<number> {
@@ -288,7 +295,7 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
     writeFileSync(configPath, config);
     const relayChild = new Child(spawn(process.execPath, [CLI, 'relay', '--config', configPath, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'inherit'] }));
     children.push(relayChild);
-    const started = JSON.parse(await relayChild.waitFor((l) => l.includes('"relay started"'), 15_000)) as { addresses: { rules: Record<string, { port: number }[]>; tunnel: { port: number } } };
+    const started = JSON.parse(await relayChild.waitFor((l) => l.includes('"relay started"'), 15_000)) as { addresses: { rules: Record<string, { port: number }[]>; tunnel: { port: number }; metrics?: { port: number } } };
     const relay: Target = { name: 'relay', pid: relayChild.process.pid!, udpPort: started.addresses.rules['bench-udp']![0]!.port, tcpPort: started.addresses.rules['bench-tcp']![0]!.port };
     const tunnelPort = started.addresses.tunnel.port;
     const baselineChild = new Child(spawn(process.execPath, [BASELINE, '0', '0', String(origin.udpPort), String(origin.tcpPort)], { stdio: ['ignore', 'pipe', 'inherit'] }));
@@ -302,27 +309,60 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
         const idHigh = 0x5b000000 + (ticketCounter >>> 16);
         const idLow = (Date.now() & 0xffff0000) + (ticketCounter++ & 0xffff);
         const sessionId = sessionIdToHex(idHigh >>> 0, idLow >>> 0);
-        const ticket = issueTicket({ sessionId, origin: 'bench', issuedAtMs: Date.now(), expiresAtMs: Date.now() + 3_600_000, limits: { packetsPerSecond: 0, bytesPerSecond: 0 }, sessionKey: randomBytes(32), sealNonce: randomBytes(12) }, signingKey, sealKey);
-        return { ticketBase64: Buffer.from(ticket).toString('base64'), idHigh: idHigh >>> 0, idLow: idLow >>> 0 };
+        const sessionKey = randomBytes(32);
+        const ticket = issueTicket({ sessionId, origin: 'bench', issuedAtMs: Date.now(), expiresAtMs: Date.now() + 3_600_000, limits: { packetsPerSecond: 0, bytesPerSecond: 0 }, sessionKey, sealNonce: randomBytes(12) }, signingKey, sealKey);
+        return { ticketBase64: Buffer.from(ticket).toString('base64'), idHigh: idHigh >>> 0, idLow: idLow >>> 0, sessionKeyBase64: sessionKey.toString('base64') };
       });
 
     const progress = (text: string): void => {
       if (!json) io.err(text);
     };
+    const median = (values: number[]): number => {
+      const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+      if (sorted.length === 0) return Number.NaN;
+      const mid = sorted.length >> 1;
+      return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+    };
+    const relayMetricsPort = started.addresses.metrics?.port;
+    /** The relay's event-loop delay since the previous call, µs (its /metrics resets the window at each scrape). */
+    const relayLoopDelay = async (): Promise<{ p99: number; max: number }> => {
+      if (relayMetricsPort === undefined) return { p99: Number.NaN, max: Number.NaN };
+      const text = await (await fetch(`http://127.0.0.1:${relayMetricsPort}/metrics`)).text();
+      const pick = (q: string): number => Number(new RegExp(`slipstream_relay_event_loop_delay_seconds\\{quantile="${q}"\\} ([0-9.e+-]+)`).exec(text)?.[1] ?? Number.NaN) * 1e6;
+      return { p99: pick('0.99'), max: pick('1') };
+    };
+    // Rounds: every row measures the relay and the baseline back to back, the order
+    // alternating between rounds, so that a busy moment of the shared machine hits both
+    // alike; rows report the median over rounds (ratios: the median of the per-round
+    // ratios, each from one adjacent relay/baseline pair).
     const udpRows = async (mode: 'l4' | 'tunnel'): Promise<UdpRow[]> => {
       const rows: UdpRow[] = [];
       for (const sizeBytes of SIZES) {
         for (const flows of FLOWS) {
-          let best = { relay: { pps: 0, cpuUsPerPacket: Number.NaN }, baseline: { pps: 0, cpuUsPerPacket: Number.NaN } };
+          const rounds: { relay: { pps: number; cpuUsPerPacket: number }; baseline: { pps: number; cpuUsPerPacket: number } }[] = [];
           for (let r = 0; r < settings.repeat; r++) {
             const job = { mode: 'blast' as const, flows, sizeBytes, durationMs: settings.durationMs, rateHz: 0, count: 0 };
-            const viaRelay = await measurePps(origin, mode === 'l4' ? relay : { ...relay, udpPort: tunnelPort }, { ...job, tunnel: mode === 'tunnel' ? tickets(flows) : undefined });
-            const viaBaseline = await measurePps(origin, baseline, { ...job, tunnel: undefined });
-            if (viaRelay.pps > best.relay.pps) best = { ...best, relay: viaRelay };
-            if (viaBaseline.pps > best.baseline.pps) best = { ...best, baseline: viaBaseline };
+            const runRelay = (): Promise<{ pps: number; cpuUsPerPacket: number }> => measurePps(origin, mode === 'l4' ? relay : { ...relay, udpPort: tunnelPort }, { ...job, tunnel: mode === 'tunnel' ? tickets(flows) : undefined });
+            const runBaseline = (): Promise<{ pps: number; cpuUsPerPacket: number }> => measurePps(origin, baseline, { ...job, tunnel: undefined });
+            if (r % 2 === 0) {
+              const viaRelay = await runRelay();
+              rounds.push({ relay: viaRelay, baseline: await runBaseline() });
+            } else {
+              const viaBaseline = await runBaseline();
+              rounds.push({ relay: await runRelay(), baseline: viaBaseline });
+            }
           }
-          const row = { sizeBytes, flows, relayPps: Math.round(best.relay.pps), baselinePps: Math.round(best.baseline.pps), ratio: round(best.relay.pps / best.baseline.pps, 3), relayCpuUsPerPacket: round(best.relay.cpuUsPerPacket, 2), baselineCpuUsPerPacket: round(best.baseline.cpuUsPerPacket, 2) };
-          progress(`${mode} udp ${sizeBytes} B × ${flows} flows: relay ${row.relayPps} pps, baseline ${row.baselinePps} pps, ratio ${row.ratio}\n`);
+          const row = {
+            sizeBytes,
+            flows,
+            relayPps: Math.round(median(rounds.map((x) => x.relay.pps))),
+            baselinePps: Math.round(median(rounds.map((x) => x.baseline.pps))),
+            ratio: round(median(rounds.map((x) => x.relay.pps / x.baseline.pps)), 3),
+            relayCpuUsPerPacket: round(median(rounds.map((x) => x.relay.cpuUsPerPacket)), 2),
+            baselineCpuUsPerPacket: round(median(rounds.map((x) => x.baseline.cpuUsPerPacket)), 2),
+            roundRatios: rounds.map((x) => round(x.relay.pps / x.baseline.pps, 3)),
+          };
+          progress(`${mode} udp ${sizeBytes} B × ${flows} flows: relay ${row.relayPps} pps, baseline ${row.baselinePps} pps, ratio ${row.ratio} (rounds ${row.roundRatios.join(' ')})\n`);
           rows.push(row);
         }
       }
@@ -331,29 +371,57 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
     const latencyRows = async (mode: 'l4' | 'tunnel'): Promise<LatencyRow[]> => {
       const rows: LatencyRow[] = [];
       for (const sizeBytes of SIZES) {
-        // Direct, relay and baseline alternate within each repeat, so that a busy
-        // moment on the machine hits all three; the median over repeats is kept.
-        const samples: { relay: { p50: number; p99: number }; baseline: { p50: number; p99: number } }[] = [];
+        // Direct, relay and baseline in each round, in a rotating order, so that a busy
+        // moment on the machine hits all three alike; added latency is taken against the
+        // same round's direct run, and the median over rounds is kept.
+        // Relay, baseline and direct are measured together: one generator interleaves
+        // their packets (relay and baseline at 10,000 packets/s each, the direct
+        // reference at 1,000), so whatever else the shared machine does hits all three
+        // in the same instants; added latency is each path's percentile minus the direct
+        // path's from the same window. The median over rounds is kept.
+        type Rtt = { p50: number; p99: number; lossFraction?: number };
+        const samples: { relay: Rtt; baseline: Rtt; relayLoopP99Us: number; relayLoopMaxUs: number; relaySessions: number }[] = [];
         for (let r = 0; r < settings.repeat; r++) {
-          const direct = await measureRtt(origin, origin.udpPort, mode === 'tunnel' ? sizeBytes - 24 : sizeBytes, settings.latencyPackets, undefined);
-          const runRelay = (): Promise<{ p50: number; p99: number }> => measureRtt(origin, mode === 'l4' ? relay.udpPort : tunnelPort, sizeBytes, settings.latencyPackets, mode === 'tunnel' ? tickets(1) : undefined);
-          const runBaseline = (): Promise<{ p50: number; p99: number }> => measureRtt(origin, baseline.udpPort, sizeBytes, settings.latencyPackets, undefined);
-          // Alternate which goes first, so that neither always follows the direct run.
-          const [viaRelay, viaBaseline] = r % 2 === 0 ? [await runRelay(), await runBaseline()] : [...[await runBaseline(), await runRelay()].reverse()] as [{ p50: number; p99: number }, { p50: number; p99: number }];
-          samples.push({ relay: { p50: viaRelay.p50 - direct.p50, p99: viaRelay.p99 - direct.p99 }, baseline: { p50: viaBaseline.p50 - direct.p50, p99: viaBaseline.p99 - direct.p99 } });
+          await relayLoopDelay();
+          const paths = [
+            { port: origin.udpPort, sizeBytes: mode === 'tunnel' ? sizeBytes - 24 : sizeBytes, every: DIRECT_EVERY },
+            { port: mode === 'l4' ? relay.udpPort : tunnelPort, sizeBytes, tunnel: mode === 'tunnel' ? tickets(1)[0] : undefined },
+            { port: baseline.udpPort, sizeBytes },
+          ];
+          // Rotate the order the paths are opened and listed in, round by round.
+          const order = [0, 1, 2].map((i) => (i + r) % 3);
+          const [direct, viaRelay, viaBaseline] = await measureRttTogether(origin, order.map((i) => paths[i]!), settings.latencyPackets).then((rtts) => [0, 1, 2].map((i) => rtts[order.indexOf(i)]!));
+          const relayLoop = await relayLoopDelay();
+          samples.push({
+            relay: { p50: viaRelay!.p50 - direct!.p50, p99: viaRelay!.p99 - direct!.p99, lossFraction: viaRelay!.lossFraction },
+            baseline: { p50: viaBaseline!.p50 - direct!.p50, p99: viaBaseline!.p99 - direct!.p99, lossFraction: viaBaseline!.lossFraction },
+            relayLoopP99Us: relayLoop.p99,
+            relayLoopMaxUs: relayLoop.max,
+            relaySessions: await relaySessionCount(),
+          });
         }
-        const median = (values: number[]): number => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
         const row = {
           sizeBytes,
           relayP50AddedUs: round(median(samples.map((x) => x.relay.p50)), 1),
           relayP99AddedUs: round(median(samples.map((x) => x.relay.p99)), 1),
           baselineP50AddedUs: round(median(samples.map((x) => x.baseline.p50)), 1),
           baselineP99AddedUs: round(median(samples.map((x) => x.baseline.p99)), 1),
+          roundP99AddedUs: samples.map((x) => ({ relay: round(x.relay.p99, 0), baseline: round(x.baseline.p99, 0) })),
+          relayEventLoopDelayP99Us: round(median(samples.map((x) => x.relayLoopP99Us)), 0),
+          relayEventLoopDelayMaxUs: round(median(samples.map((x) => x.relayLoopMaxUs)), 0),
+          relaySessionsAfter: samples.map((x) => x.relaySessions),
+          relayEchoLossFraction: round(median(samples.map((x) => x.relay.lossFraction ?? 0)), 4),
+          baselineEchoLossFraction: round(median(samples.map((x) => x.baseline.lossFraction ?? 0)), 4),
         };
-        progress(`${mode} latency ${sizeBytes} B at 10k pps: relay +${row.relayP50AddedUs}/+${row.relayP99AddedUs} µs (p50/p99), baseline +${row.baselineP50AddedUs}/+${row.baselineP99AddedUs} µs\n`);
+        progress(`${mode} latency ${sizeBytes} B at 10k pps: relay +${row.relayP50AddedUs}/+${row.relayP99AddedUs} µs (p50/p99), baseline +${row.baselineP50AddedUs}/+${row.baselineP99AddedUs} µs; relay loop delay p99 ${row.relayEventLoopDelayP99Us} µs, max ${row.relayEventLoopDelayMaxUs} µs; rounds ${row.roundP99AddedUs.map((x) => `${x.relay}/${x.baseline}`).join(' ')}; relay sessions ${row.relaySessionsAfter.join(' ')}\n`);
         rows.push(row);
       }
       return rows;
+    };
+    const relaySessionCount = async (): Promise<number> => {
+      if (relayMetricsPort === undefined) return Number.NaN;
+      const body = (await (await fetch(`http://127.0.0.1:${relayMetricsPort}/health`)).json()) as { sessions: number };
+      return body.sessions;
     };
 
     const udp = await udpRows('l4');
@@ -361,14 +429,21 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
     const tcp: TcpRow[] = [];
     if (settings.tcp) {
       for (const conns of [1, 4]) {
-        let relayGbps = 0;
-        let baselineGbps = 0;
+        const rounds: { relay: number; baseline: number }[] = [];
         for (let r = 0; r < settings.repeat; r++) {
-          relayGbps = Math.max(relayGbps, await measureTcp(origin, relay.tcpPort, conns, settings.durationMs));
-          baselineGbps = Math.max(baselineGbps, await measureTcp(origin, baseline.tcpPort, conns, settings.durationMs));
+          if (r % 2 === 0) {
+            const viaRelay = await measureTcp(origin, relay.tcpPort, conns, settings.durationMs);
+            rounds.push({ relay: viaRelay, baseline: await measureTcp(origin, baseline.tcpPort, conns, settings.durationMs) });
+          } else {
+            const viaBaseline = await measureTcp(origin, baseline.tcpPort, conns, settings.durationMs);
+            rounds.push({ relay: await measureTcp(origin, relay.tcpPort, conns, settings.durationMs), baseline: viaBaseline });
+          }
         }
-        const row = { conns, relayGbps: round(relayGbps, 3), baselineGbps: round(baselineGbps, 3), ratio: round(relayGbps / baselineGbps, 3) };
-        progress(`tcp ${conns} conns: relay ${row.relayGbps} Gbit/s, baseline ${row.baselineGbps} Gbit/s, ratio ${row.ratio}\n`);
+        const relayGbps = median(rounds.map((x) => x.relay));
+        const baselineGbps = median(rounds.map((x) => x.baseline));
+        const ratio = median(rounds.map((x) => x.relay / x.baseline));
+        const row = { conns, relayGbps: round(relayGbps, 3), baselineGbps: round(baselineGbps, 3), ratio: round(ratio, 3), roundRatios: rounds.map((x) => round(x.relay / x.baseline, 3)) };
+        progress(`tcp ${conns} conns: relay ${row.relayGbps} Gbit/s, baseline ${row.baselineGbps} Gbit/s, ratio ${row.ratio} (rounds ${row.roundRatios.join(' ')})\n`);
         tcp.push(row);
       }
     }

@@ -9,15 +9,18 @@ import { commandGroup, type Command } from './command.js';
 /** Top-level commands by name, in the order `--help` lists them. */
 export const commands: Readonly<Record<string, () => Promise<Command>>> = {
   sim: async () =>
-    commandGroup('sim', 'Network simulator: see what a link model does to packets.', {
+    commandGroup('sim', 'Network simulator: link models, the impairment proxy, scenario runs (what players feel) and swarm testing.', {
       link: async () => (await import('../sim/src/cli/link-command.js')).linkCommand,
       proxy: async () => (await import('../sim/src/proxy/command.js')).proxyCommand,
+      run: async () => (await import('../sim/src/cli/run-command.js')).runCommand,
+      swarm: async () => (await import('../sim/src/cli/swarm-command.js')).swarmCommand,
     }),
   bench: async () =>
     commandGroup('bench', 'Benchmarks that print figures measured side by side with a baseline.', {
       fec: async () => (await import('../bench/fec.js')).fecBenchCommand,
       relay: async () => (await import('../bench/relay.js')).relayBenchCommand,
       coordinator: async () => (await import('../bench/coordinator.js')).coordinatorBenchCommand,
+      proxy: async () => (await import('../bench/proxy.js')).proxyBenchCommand,
     }),
   coordinator: async () => (await import('../coordinator/src/command.js')).coordinatorCommand,
   relay: async () => (await import('../relay/src/command.js')).relayCommand,

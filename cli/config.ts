@@ -42,7 +42,8 @@ export class ConfigReader {
     this.doc = parseDocument(text, { lineCounter: this.lines, uniqueKeys: true, prettyErrors: false });
     const first = this.doc.errors[0];
     if (first) {
-      const line = first.linePos?.[0]?.line;
+      // linePos is only filled with prettyErrors; the offset always is.
+      const line = first.linePos?.[0]?.line ?? (first.pos?.[0] === undefined ? undefined : this.lines.linePos(first.pos[0]).line);
       throw new ConfigError(file, '<syntax>', `not valid YAML: ${first.message.split('\n')[0]}`, line);
     }
   }

@@ -69,8 +69,14 @@ export interface CoordinatorSettings {
   readonly measurementHalfLifeMs: number;
   /** Default {@link HISTORY_INTERVAL_MS_DEFAULT}. */
   readonly historyIntervalMs: number;
-  /** Take the client address from the first `X-Forwarded-For` entry (behind a trusted proxy only). Default false. */
+  /**
+   * Take the client address from `X-Forwarded-For` (behind a trusted proxy only): the
+   * right-most entry that is not in {@link trustedProxies} (entries further left are
+   * written by the client and can be anything). Default false.
+   */
   readonly trustForwardedFor: boolean;
+  /** Addresses of your own proxies (IP literals), skipped from the right of `X-Forwarded-For`. Default none: the right-most entry is the client. */
+  readonly trustedProxies: readonly string[];
   /** When non-empty, only these relay ids may register. Default: any relay holding the fleet secret. */
   readonly allowedRelayIds: readonly string[];
   /** Ticket defaults and limits. */
@@ -88,10 +94,11 @@ export interface CoordinatorFlagOverrides {
   leaseMs?: number;
 }
 
-const TOP_KEYS = ['listen', 'store', 'redisKeyPrefix', 'logLevel', 'leaseMs', 'relayRetentionMs', 'measurementStaleMs', 'measurementSmoothingSamples', 'measurementHalfLifeMs', 'historyIntervalMs', 'trustForwardedFor', 'allowedRelayIds', 'sessions', 'ranking', 'origins', 'keys'];
+const TOP_KEYS = ['listen', 'store', 'redisKeyPrefix', 'logLevel', 'leaseMs', 'relayRetentionMs', 'measurementStaleMs', 'measurementSmoothingSamples', 'measurementHalfLifeMs', 'historyIntervalMs', 'trustForwardedFor', 'trustedProxies', 'allowedRelayIds', 'sessions', 'ranking', 'origins', 'keys'];
 const LISTEN_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 const STORE_PATTERN = /^(memory|rediss?:\/\/\S+)$/;
 const NAME_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+const IP_LITERAL_PATTERN = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/;
 const RELAY_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 const BASE64_PATTERN = /^[A-Za-z0-9+/]+={0,2}$/;
 /** Shortest fleet secret or API key accepted, bytes (after base64 decoding). */
@@ -169,6 +176,10 @@ export function loadSettings(reader: ConfigReader | undefined, flags: Coordinato
     origins.push(origin);
   }
 
+  const trustedProxies: string[] = [];
+  const proxyCount = r.sequenceLength(['trustedProxies'], { optional: true, maxItems: 1000 });
+  for (let i = 0; i < proxyCount; i++) trustedProxies.push(r.string(['trustedProxies', i], { pattern: IP_LITERAL_PATTERN, patternText: 'an IP address such as 10.0.0.2 or 2001:db8::2' }).toLowerCase());
+
   const allowedRelayIds: string[] = [];
   const allowedCount = r.sequenceLength(['allowedRelayIds'], { optional: true, maxItems: 100_000 });
   for (let i = 0; i < allowedCount; i++) allowedRelayIds.push(r.string(['allowedRelayIds', i], { pattern: RELAY_ID_PATTERN, patternText: 'a relay id: 1–64 of A-Z a-z 0-9 . _ -' }));
@@ -213,6 +224,7 @@ export function loadSettings(reader: ConfigReader | undefined, flags: Coordinato
     measurementHalfLifeMs: r.number(['measurementHalfLifeMs'], { default: MEASUREMENT_HALF_LIFE_MS_DEFAULT, min: 100, max: 3_600_000, integer: true, unit: 'ms' }),
     historyIntervalMs: r.number(['historyIntervalMs'], { default: HISTORY_INTERVAL_MS_DEFAULT, min: 100, max: 600_000, integer: true, unit: 'ms' }),
     trustForwardedFor: r.boolean(['trustForwardedFor'], { default: false }),
+    trustedProxies,
     allowedRelayIds,
     sessions,
     ranking,

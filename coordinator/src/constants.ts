@@ -30,6 +30,21 @@ export const MEASUREMENT_HALF_LIFE_MS_DEFAULT = 15_000;
 export const MEASUREMENT_CONFIDENT_SAMPLES = 50;
 /** Longest sample count accumulated per figure (caps the confidence arithmetic). */
 export const MEASUREMENT_SAMPLES_MAX = 1_000_000;
+/**
+ * Samples one SDK report (`POST /v1/reports`, unauthenticated) counts for at most, per
+ * path: larger counts are clamped, so one client report moves a prefix's figure by at
+ * most 100 / (100 + smoothing) (5/6 with the default smoothing) and never outweighs a
+ * history for long. Relay reports (fleet secret) are not clamped.
+ */
+export const CLIENT_REPORT_SAMPLES_MAX = 100;
+/** Client prefixes (/24, /48) with figures held; beyond it the prefix reported least recently is dropped whole. */
+export const CLIENT_PREFIXES_MAX = 100_000;
+/** `POST /v1/reports` rate limit per source address (the address the report is filed under): sustained requests per second… */
+export const CLIENT_REPORTS_PER_SECOND = 1;
+/** …and the burst a source may spend at once before it is answered 429. */
+export const CLIENT_REPORTS_BURST = 20;
+/** Source addresses the report rate limiter remembers; beyond it the least recently seen is forgotten. */
+export const CLIENT_REPORT_SOURCES_MAX = 50_000;
 
 /** Ranking: each 1 % of whole-path loss costs this many ms of estimated delay. */
 export const LOSS_PENALTY_MS_PER_PERCENT_DEFAULT = 20;

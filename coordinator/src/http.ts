@@ -44,24 +44,68 @@ function send(res: ServerResponse, response: ApiResponse): void {
   res.end(JSON.stringify(response.json ?? null));
 }
 
+/**
+ * Reads the body; resolves undefined as soon as it passes {@link BODY_BYTES_MAX} (the
+ * caller answers 413 and closes the connection, so nothing more of it is read).
+ */
 function readBody(req: IncomingMessage): Promise<Uint8Array | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       total += chunk.length;
       if (total > BODY_BYTES_MAX) {
+        req.off('data', onData);
+        req.pause();
+        chunks.length = 0;
         resolve(undefined);
-        req.removeAllListeners('data');
-        req.resume();
         return;
       }
       chunks.push(chunk);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
+
+/** After a 413, at most this much more of the body is read and discarded (so the client can still read the answer) before the connection is cut, bytes. */
+const LINGER_BYTES_MAX = 1024 * 1024;
+/** …and for at most this long, ms. */
+const LINGER_MS = 1_000;
+
+/**
+ * Answers 413 and closes the connection: the rest of an oversized body is not waited
+ * for. A short, bounded linger ({@link LINGER_BYTES_MAX}, {@link LINGER_MS}) discards
+ * what is already in flight so that the client's TCP stack is not reset before it
+ * reads the answer; then the socket is destroyed.
+ */
+function refuseTooLarge(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket;
+  const cut = (): void => {
+    socket.destroy();
+  };
+  const timer = setTimeout(cut, LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  let discarded = 0;
+  req.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > LINGER_BYTES_MAX) cut();
+  });
+  req.resume();
+  if (res.destroyed) {
+    cut();
+    return;
+  }
+  const json = JSON.stringify({ error: { code: 'body_too_large', field: '<body>', reason: `more than ${BODY_BYTES_MAX} bytes`, message: `<body>: more than ${BODY_BYTES_MAX} bytes` } });
+  res.shouldKeepAlive = false;
+  res.writeHead(413, { ...JSON_HEADERS, connection: 'close' });
+  res.end(json);
+}
+
+/** Answers 400 for a request target that is not a valid URL. */
+const BAD_URL: ApiResponse = { status: 400, json: { error: { code: 'invalid_field', field: '<url>', reason: 'the request target is not a valid URL', message: '<url>: the request target is not a valid URL' } } };
 
 /** Opens the store, loads it, and listens. Resolves once listening. */
 export async function startCoordinator(init: StartCoordinatorInit): Promise<RunningCoordinator> {
@@ -69,37 +113,54 @@ export async function startCoordinator(init: StartCoordinatorInit): Promise<Runn
   const store = init.store ?? (await openStore(settings.store, { keyPrefix: settings.redisKeyPrefix, logger }));
   const service = new CoordinatorService({ settings, store, logger });
   await service.loadFromStore();
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const controller = new AbortController();
+    // Only a client that leaves before its answer needs the abort (it ends a long poll); aborting creates a DOMException, so not for every request.
+    res.on('close', () => {
+      if (!res.writableFinished) controller.abort();
+    });
+    const declared = Number(req.headers['content-length']);
+    let body: Uint8Array | undefined;
+    try {
+      body = declared > BODY_BYTES_MAX ? undefined : await readBody(req);
+    } catch {
+      res.destroy();
+      return;
+    }
+    if (body === undefined) {
+      refuseTooLarge(req, res);
+      return;
+    }
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://coordinator');
+    } catch {
+      send(res, BAD_URL);
+      return;
+    }
+    const response = await service.handle({
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query: url.searchParams,
+      authorization: req.headers.authorization,
+      forwardedFor: typeof req.headers['x-forwarded-for'] === 'string' ? req.headers['x-forwarded-for'] : undefined,
+      body,
+      remoteAddress: req.socket.remoteAddress ?? '',
+      signal: controller.signal,
+    });
+    send(res, response);
+  };
   const server: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000 }, (req, res) => {
-    void (async () => {
-      const controller = new AbortController();
-      // Only a client that leaves before its answer needs the abort (it ends a long poll); aborting creates a DOMException, so not for every request.
-      res.on('close', () => {
-        if (!res.writableFinished) controller.abort();
-      });
-      let body: Uint8Array | undefined;
+    // Nothing a request carries may take the process down: anything thrown ends that request only.
+    handle(req, res).catch((error: unknown) => {
+      logger.error({ event: 'requestFailed', err: error, url: req.url }, 'request handler failed');
       try {
-        body = await readBody(req);
+        if (!res.headersSent) send(res, { status: 500, json: { error: { code: 'internal', reason: 'internal error', message: 'internal error' } } });
+        else res.destroy();
       } catch {
         res.destroy();
-        return;
       }
-      if (body === undefined) {
-        send(res, { status: 413, json: { error: { code: 'body_too_large', field: '<body>', reason: `more than ${BODY_BYTES_MAX} bytes`, message: `<body>: more than ${BODY_BYTES_MAX} bytes` } } });
-        return;
-      }
-      const url = new URL(req.url ?? '/', 'http://coordinator');
-      const response = await service.handle({
-        method: req.method ?? 'GET',
-        path: url.pathname,
-        query: url.searchParams,
-        authorization: req.headers.authorization,
-        forwardedFor: typeof req.headers['x-forwarded-for'] === 'string' ? req.headers['x-forwarded-for'] : undefined,
-        body,
-        remoteAddress: req.socket.remoteAddress ?? '',
-        signal: controller.signal,
-      });
-      send(res, response);
-    })();
+    });
   });
   server.on('clientError', (_error, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');

@@ -21,6 +21,10 @@ import * as prom from 'prom-client';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed, TICKET_CLOCK_SKEW_MS, SESSION_KEY_BYTES, SEAL_NONCE_BYTES } from '../../proto/src/ticket.js';
 import {
   BODY_BYTES_MAX,
+  CLIENT_REPORT_SAMPLES_MAX,
+  CLIENT_REPORT_SOURCES_MAX,
+  CLIENT_REPORTS_BURST,
+  CLIENT_REPORTS_PER_SECOND,
   HEARTBEAT_LEASE_FRACTION,
   REPORTS_PER_REQUEST_MAX,
   REVOCATION_WAIT_MS_DEFAULT,
@@ -37,7 +41,7 @@ import type { MeasurementRecord } from './core/measurements.js';
 import type { Revocation } from './core/revocations.js';
 import { dashboardHtml } from './dashboard.js';
 import type { Store, StoreChange } from './store/store.js';
-import { check, checkControl, type FieldRule, type Invalid } from './validate.js';
+import { check, checkControl, checkEndpoint, type FieldRule, type Invalid } from './validate.js';
 
 /** A request as the API sees it. */
 export interface ApiRequest {
@@ -77,7 +81,8 @@ export type ApiErrorCode =
   | 'forbidden'
   | 'not_found'
   | 'method_not_allowed'
-  | 'body_too_large';
+  | 'body_too_large'
+  | 'rate_limited';
 
 function fail(status: number, code: ApiErrorCode, reason: string, field?: string): ApiResponse {
   return { status, json: { error: { code, ...(field !== undefined ? { field } : {}), reason, message: field !== undefined ? `${field}: ${reason}` : reason } } };
@@ -141,6 +146,8 @@ export class CoordinatorService {
   private readonly fleetDigest: Buffer;
   private readonly apiDigests: Buffer[];
   private readonly waiters = new Set<Waiter>();
+  /** `POST /v1/reports` token buckets by source address, least recently used first (bounded by {@link CLIENT_REPORT_SOURCES_MAX}). */
+  private readonly reportBuckets = new Map<string, { tokens: number; atMs: number }>();
   private readonly unsubscribe: () => void;
   private timer: NodeJS.Timeout | undefined;
   private timerAtMs = Number.POSITIVE_INFINITY;
@@ -316,7 +323,7 @@ export class CoordinatorService {
     if (denied) return denied;
     const body = this.body(req);
     if (!body.ok) return body.response;
-    const bad = checkControl(body.value, 'relayRegister');
+    const bad = checkControl(body.value, 'relayRegister') ?? checkEndpoint(body.value.tunnelAddress, 'tunnelAddress') ?? checkEndpoint(body.value.probeAddress, 'probeAddress');
     if (bad) return invalid(bad);
     const info = body.value as unknown as RelayInfo;
     if (this.settings.allowedRelayIds.length > 0 && !this.settings.allowedRelayIds.includes(info.relayId)) {
@@ -428,12 +435,37 @@ export class CoordinatorService {
 
   // ---- SDK ----------------------------------------------------------------------------
 
+  /**
+   * The address a client's reports and routes are filed under. With `trustForwardedFor`
+   * it is the right-most `X-Forwarded-For` entry that is not one of `trustedProxies`:
+   * each proxy appends the address it saw, so everything left of our own proxies' entries
+   * is whatever the client chose to send (when every entry is ours, the left-most one).
+   */
   private clientAddress(req: ApiRequest): string {
     if (this.settings.trustForwardedFor && req.forwardedFor) {
-      const first = req.forwardedFor.split(',')[0]!.trim();
-      if (first !== '') return first;
+      const entries = req.forwardedFor.split(',').map((e) => e.trim()).filter((e) => e !== '');
+      const trusted = this.settings.trustedProxies;
+      for (let i = entries.length - 1; i >= 0; i--) {
+        if (i === 0 || !trusted.includes(entries[i]!.toLowerCase())) return entries[i]!;
+      }
     }
     return req.remoteAddress;
+  }
+
+  /** Token bucket per source address for `POST /v1/reports`; false when this one is over its rate. */
+  private takeReportToken(source: string): boolean {
+    const t = this.now();
+    const bucket = this.reportBuckets.get(source);
+    let tokens = CLIENT_REPORTS_BURST;
+    if (bucket) {
+      tokens = Math.min(CLIENT_REPORTS_BURST, bucket.tokens + (Math.max(0, t - bucket.atMs) / 1000) * CLIENT_REPORTS_PER_SECOND);
+      this.reportBuckets.delete(source);
+    } else {
+      while (this.reportBuckets.size >= CLIENT_REPORT_SOURCES_MAX) this.reportBuckets.delete(this.reportBuckets.keys().next().value as string);
+    }
+    const ok = tokens >= 1;
+    this.reportBuckets.set(source, { tokens: ok ? tokens - 1 : tokens, atMs: t });
+    return ok;
   }
 
   private clientReports(req: ApiRequest): ApiResponse {
@@ -441,15 +473,17 @@ export class CoordinatorService {
     if (!body.ok) return body.response;
     const bad = check(body.value, CLIENT_REPORTS_RULE, '');
     if (bad) return invalid(bad);
-    const prefix = clientPrefix(this.clientAddress(req));
+    const address = this.clientAddress(req);
+    const prefix = clientPrefix(address);
     if (prefix === undefined) return fail(400, 'invalid_field', 'the client address is not IPv4 or IPv6', 'clientAddress');
+    if (!this.takeReportToken(address)) return fail(429, 'rate_limited', `more than ${CLIENT_REPORTS_BURST} reports at once or ${CLIENT_REPORTS_PER_SECOND}/s sustained from this address; report less often`);
     const t = this.now();
     let taken = 0;
     const skipped: { index: number; reason: string }[] = [];
     const reports = (body.value as { reports: { relayId: string; rttMs: number; jitterMs: number; lossFraction: number; samples: number }[] }).reports;
     for (let i = 0; i < reports.length; i++) {
       const r = reports[i]!;
-      const result = this.core.clientReport(t, prefix, r.relayId, r);
+      const result = this.core.clientReport(t, prefix, r.relayId, { rttMs: r.rttMs, jitterMs: r.jitterMs, lossFraction: r.lossFraction, samples: Math.min(r.samples, CLIENT_REPORT_SAMPLES_MAX) });
       if (result.ok) {
         taken++;
         this.writeMeasurement(result.record);

@@ -4,6 +4,7 @@
  * Where proto already declares a control message's fields (relay registration and
  * heartbeat), those schemas are the single source of truth; see {@link checkControl}.
  */
+import { isIP } from 'node:net';
 import { controlSchemas, invalidControlField, type ControlMessageType } from '../../proto/src/control.js';
 
 /** A rule for one field. */
@@ -114,4 +115,22 @@ export function checkControl(body: Record<string, unknown>, type: ControlMessage
     default:
       return { field: bad, reason: `${show(value)} is not accepted (expected ${spec.kind})` };
   }
+}
+
+/** What {@link checkEndpoint} accepts, for messages. */
+export const ENDPOINT_TEXT = 'an IP literal and a port from 1 to 65535: "203.0.113.7:4433" or "[2001:db8::7]:4433"';
+
+/**
+ * Checks a relay's advertised endpoint (`tunnelAddress`, `probeAddress`): an IPv4
+ * literal or a bracketed IPv6 literal, a colon, and a decimal port from 1 to 65535.
+ * Clients dial it as given, so host names, zone ids and port 0 are refused here rather
+ * than failing later in every SDK that receives the route. (proto's schema only bounds
+ * the length: an IP-literal pattern is not something its property tests can generate.)
+ */
+export function checkEndpoint(value: unknown, field: string): Invalid | undefined {
+  if (typeof value !== 'string') return { field, reason: `${show(value)} is not a string; expected ${ENDPOINT_TEXT}` };
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : 0;
+  const ok = m !== null && (m[1] !== undefined ? isIP(m[1]) === 6 : isIP(m[2]!) === 4) && port >= 1 && port <= 65_535 && !/^0\d/.test(m[3]!);
+  return ok ? undefined : { field, reason: `${show(value)} is not accepted; expected ${ENDPOINT_TEXT}` };
 }

@@ -162,7 +162,7 @@ describe('slipstream coordinator process', () => {
         await new Promise((r) => setTimeout(r, 100)); // let the long poll start
         const revoked = await backend.revokeSession(issued.sessionId);
         assert.equal(revoked.alreadyRevoked, false);
-        assert.ok(await waitFor(() => got.length === 1, 3000), 'the follower did not hear the revocation within 3 s');
+        assert.ok(await waitFor(() => got.length === 1, 10_000), 'the follower did not hear the revocation within 10 s');
         assert.equal(got[0]!.sessionId, issued.sessionId);
         assert.equal((await backend.revokeSession(issued.sessionId)).alreadyRevoked, true);
       } finally {

@@ -4,7 +4,7 @@
  * a Transport runs unchanged on both.
  */
 import dgram from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { isIP, isIPv6 } from 'node:net';
 import { ErrorCode, SlipError } from '../src/errors.js';
 import type { Endpoint, ReceiveHandler, Transport } from '../src/transport.js';
 
@@ -26,7 +26,7 @@ export interface UdpTransportStats {
   sent: number;
   /** Datagrams received. */
   received: number;
-  /** Sends the kernel refused (EMSGSIZE, ENETUNREACH, …). */
+  /** Sends that failed: refused by the kernel (EMSGSIZE, ENETUNREACH, …) or to a destination no datagram can reach (port outside 1–65535, not an IP literal). */
   sendErrors: number;
 }
 
@@ -72,13 +72,28 @@ export class UdpTransport implements Transport {
     return new UdpTransport(socket, { address: bound.address, port: bound.port });
   }
 
-  /** Sends one datagram. Throws (code `SLIP_ERR_CLOSED`) only when the transport is closed; network conditions drop silently. */
+  /**
+   * Sends one datagram. Throws (code `SLIP_ERR_CLOSED`) only when the transport is
+   * closed; network conditions drop silently, and so does a destination no datagram
+   * can reach (port outside 1–65535, an address that is not an IP literal), counted
+   * in `sendErrors`: it comes from a peer or a server, not from this program's logic.
+   */
   send(bytes: Uint8Array, to: Endpoint): void {
     if (this.closed) throw new SlipError(ErrorCode.Closed, `socket ${this.local.address}:${this.local.port} is closed; bind a new one to send`);
+    const port = to.port;
+    if (!Number.isInteger(port) || port < 1 || port > 65_535 || typeof to.address !== 'string' || isIP(to.address) === 0) {
+      this.stats.sendErrors++;
+      return;
+    }
     this.stats.sent++;
     // dgram may queue the datagram (on EAGAIN) and read the buffer later; copying
     // keeps the Transport promise that callers can reuse their buffer at once.
-    this.socket.send(Buffer.from(bytes), to.port, to.address, this.onSendDone);
+    try {
+      this.socket.send(Buffer.from(bytes), port, to.address, this.onSendDone);
+    } catch {
+      // e.g. an IPv6 destination on an IPv4 socket: dgram throws synchronously.
+      this.stats.sendErrors++;
+    }
   }
 
   onReceive(handler: ReceiveHandler): void {

@@ -94,6 +94,24 @@ export interface ControlMessageFields {
   revoke: {
     sessionIds: string[];
   };
+  /**
+   * Relay ↔ SDK, inside a tunnel session: what the FEC receiver of one direction
+   * measured over its last interval, so that the far side's sender (and its adaptive
+   * controller) follows the loss of the direction it actually sends on. Counters are
+   * the receiver's `FecIntervalStats` (proto/src/fec/receiver.ts).
+   */
+  fecStats: {
+    /** Length of the interval, ms. */
+    intervalMs: number;
+    received: number;
+    recovered: number;
+    unrecoverable: number;
+    duplicates: number;
+    parityReceived: number;
+    wirePackets: number;
+    wireLost: number;
+    lossBursts: number;
+  };
 }
 
 /** The name of a control message type. */
@@ -142,6 +160,17 @@ export const controlSchemas: { readonly [T in ControlMessageType]: Readonly<Reco
   },
   revoke: {
     sessionIds: { kind: 'strings', maxItems: ARRAY_ITEMS_MAX, pattern: sessionIdHex },
+  },
+  fecStats: {
+    intervalMs: { kind: 'number', min: 0, max: 3_600_000 },
+    received: { kind: 'number', min: 0, max: U32_MAX, integer: true },
+    recovered: { kind: 'number', min: 0, max: U32_MAX, integer: true },
+    unrecoverable: { kind: 'number', min: 0, max: U32_MAX, integer: true },
+    duplicates: { kind: 'number', min: 0, max: U32_MAX, integer: true },
+    parityReceived: { kind: 'number', min: 0, max: U32_MAX, integer: true },
+    wirePackets: { kind: 'number', min: 0, max: U32_MAX, integer: true },
+    wireLost: { kind: 'number', min: 0, max: U32_MAX, integer: true },
+    lossBursts: { kind: 'number', min: 0, max: U32_MAX, integer: true },
   },
 };
 

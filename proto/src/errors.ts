@@ -38,6 +38,8 @@ export const ErrorCode = {
   TicketMismatch: 'SLIP_ERR_TICKET_MISMATCH',
   /** None of the FEC modes the client offered is enabled on this relay; offer `off` too. */
   FecUnsupported: 'SLIP_ERR_FEC_UNSUPPORTED',
+  /** The relay has no session with this id (it restarted, or the session ended); open the session again. */
+  UnknownSession: 'SLIP_ERR_UNKNOWN_SESSION',
 } as const;
 
 /** One of the {@link ErrorCode} values. */

@@ -182,6 +182,9 @@ export function verifyTicket(bytes: Uint8Array, verifyKey: KeyObject, wallNowMs:
   if (!(c.nonce instanceof Uint8Array) || c.nonce.length !== SEAL_NONCE_BYTES) return malformed(ParseFailure.BadShape, 'nonce');
   if (!(c.key instanceof Uint8Array) || c.key.length !== SESSION_KEY_BYTES + SEAL_TAG_BYTES) return malformed(ParseFailure.BadShape, 'key');
   if (wallNowMs > c.exp + clockSkewMs) return { ok: false, code: ErrorCode.TicketExpired, detail: `expired ${Math.round((wallNowMs - c.exp) / 1000)} s ago` };
+  // Issued in the future beyond the skew: the issuer's clock is wrong or the ticket was
+  // minted ahead to outlive a revocation window; either way not to be trusted.
+  if (c.iat > wallNowMs + clockSkewMs) return { ok: false, code: ErrorCode.TicketForged, detail: `issued ${Math.round((c.iat - wallNowMs) / 1000)} s in the future (more than the ${clockSkewMs} ms clock skew allowed)` };
   return {
     ok: true,
     claims: {

@@ -6,20 +6,31 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const cli = fileURLToPath(new URL('../../cli/slipstream.js', import.meta.url));
 const run = promisify(execFile);
-const options = { maxBuffer: 16 * 1024 * 1024, timeout: 120_000 };
+// The runs are CPU-bound (the 200k rows take about 40 s on an ordinary machine); the
+// kill timeout is only a backstop against a hang, far above what a slow or busy
+// machine needs, since the figures asserted are virtual-time and do not depend on it.
+const options = { maxBuffer: 16 * 1024 * 1024, timeout: 900_000 };
 
-// Both runs start at once so that they overlap on a multi-core machine.
-const quick = run(process.execPath, [cli, 'bench', 'fec', '--json', '--quick'], options);
-const full = run(process.execPath, [cli, 'bench', 'fec', '--json', '--sections', 'bernoulli,bursty,adaptive'], options);
-// Keep an unobserved rejection from failing the process before its test awaits it.
-quick.catch(() => undefined);
-full.catch(() => undefined);
+type RunResult = { stdout: string; stderr: string };
+let quick: Promise<RunResult>;
+let full: Promise<RunResult>;
+
+// Both runs start together (in the hook, not at import) so that they overlap on a
+// multi-core machine. Only the sections the acceptance test asserts run at 200k: the
+// codec section measures wall-clock speed and is reported by the quick run only.
+before(() => {
+  quick = run(process.execPath, [cli, 'bench', 'fec', '--json', '--quick'], options);
+  full = run(process.execPath, [cli, 'bench', 'fec', '--json', '--sections', 'bernoulli,bursty,adaptive'], options);
+  // Keep an unobserved rejection from failing the process before its test awaits it.
+  quick.catch(() => undefined);
+  full.catch(() => undefined);
+});
 
 type Row = Record<string, unknown>;
 interface Report {

@@ -71,3 +71,13 @@ test('arbitrary bytes never throw and never verify', () => {
     { numRuns: 3000 },
   );
 });
+
+test('defect 11: a ticket issued further in the future than the clock skew is refused (TicketForged, with detail)', () => {
+  const ticket = issueTicket(input({ issuedAtMs: NOW + 120_000, expiresAtMs: NOW + 600_000 }), signingKey, sealKey);
+  const refused = verifyTicket(ticket, verifyKey, NOW, 30_000);
+  assert.equal(refused.ok, false);
+  assert.equal((refused as { code: string }).code, ErrorCode.TicketForged);
+  assert.match((refused as { detail: string }).detail, /120 s in the future/);
+  // Within the skew (an issuer clock a little ahead) it verifies.
+  assert.equal(verifyTicket(issueTicket(input({ issuedAtMs: NOW + 20_000, expiresAtMs: NOW + 600_000 }), signingKey, sealKey), verifyKey, NOW, 30_000).ok, true);
+});

@@ -4,7 +4,7 @@
  * ConfigError naming the file, the line, the key and what is accepted, which the CLI
  * turns into exit code 2.
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigReader, type ConfigPath } from '../../cli/config.js';
 import { LOG_LEVELS, type LogLevel } from '../../cli/log.js';
@@ -34,14 +34,44 @@ export interface RelayConfig {
   readonly coordinatorFleetSecret: string | undefined;
   /** Kernel receive buffer for listen sockets, bytes (0 = OS default). */
   readonly socketReceiveBufferBytes: number;
+  /** Fleet membership (register, heartbeat, probe the mesh and origins), or undefined. */
+  readonly fleet: FleetSpec | undefined;
 }
 
-const TOP_KEYS = ['logLevel', 'upstreamBindAddress', 'metrics', 'drain', 'limits', 'originGroups', 'rules', 'tunnel', 'socketReceiveBufferBytes'];
-const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny'];
+/** The `fleet` section: how the relay joins the coordinator's registry and measures paths. */
+export interface FleetSpec {
+  readonly relayId: string;
+  readonly region: string;
+  /** Degrees. */
+  readonly latitude: number;
+  readonly longitude: number;
+  /** Public `host:port` clients tunnel to; undefined = the tunnel's bound address (refused at start when that is unspecified, e.g. 0.0.0.0). */
+  readonly tunnelAddress: string | undefined;
+  /** Public `host:port` that answers probes; undefined = `tunnelAddress`. */
+  readonly probeAddress: string | undefined;
+  /** Sessions the coordinator may send here. */
+  readonly capacitySessions: number;
+  /** Heartbeat period, ms (the coordinator's own interval caps it). */
+  readonly heartbeatIntervalMs: number;
+  /** Probe period per target, ms. */
+  readonly probeIntervalMs: number;
+  /** A probe unanswered this long is lost, ms. */
+  readonly probeTimeoutMs: number;
+  /** Period of path reports to the coordinator, ms. */
+  readonly reportIntervalMs: number;
+  /** How often the fleet list (the mesh to probe) is re-read, ms. */
+  readonly meshRefreshMs: number;
+  /** How origins (`tunnel.origins`) are probed: TCP connect time, or not at all. */
+  readonly originProbe: 'tcp' | 'none';
+}
+
+const TOP_KEYS = ['logLevel', 'upstreamBindAddress', 'metrics', 'drain', 'limits', 'originGroups', 'rules', 'tunnel', 'socketReceiveBufferBytes', 'fleet'];
+const FLEET_KEYS = ['relayId', 'region', 'latitude', 'longitude', 'tunnelAddress', 'probeAddress', 'capacitySessions', 'heartbeatIntervalMs', 'probeIntervalMs', 'probeTimeoutMs', 'reportIntervalMs', 'meshRefreshMs', 'originProbe'];
+const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'connectTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny'];
 const HEALTH_KEYS = ['mode', 'intervalMs', 'timeoutMs', 'failuresToDown', 'successesToUp', 'udpPayloadHex'];
 const LIMIT_KEYS = ['sessionsMax', 'sessionsPerSourceMax', 'newSessionsPerSourcePerSecond', 'sourcePacketsPerSecond', 'sourceBytesPerSecond', 'sessionPacketsPerSecond', 'sessionBytesPerSecond', 'unauthenticatedPacketsPerSecond', 'burstMs'];
 const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'sealKey', 'sealKeyFile', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'fec'];
-const FEC_KEYS = ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs'];
+const FEC_KEYS = ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs', 'adaptive', 'overheadMax'];
 const RATE_MAX = 1e10;
 
 /** Reads and validates a config file. Throws ConfigError. */
@@ -142,6 +172,7 @@ function tunnel(reader: ConfigReader): TunnelSpec | undefined {
   const origins = new Map<string, { address: string; port: number }>();
   for (const name of reader.mapKeys([...p, 'origins'], { optional: true })) {
     const o = hostPort(reader, [...p, 'origins', name], false);
+    if (o.port === 0) reader.fail([...p, 'origins', name], 'port 0 is not an origin port; expected 1–65535');
     origins.set(name, { address: o.host, port: o.port });
   }
   const fp: ConfigPath = [...p, 'fec'];
@@ -157,6 +188,8 @@ function tunnel(reader: ConfigReader): TunnelSpec | undefined {
     holdMs: reader.number([...fp, 'holdMs'], { min: 0, max: FEC_HOLD_MS_MAX, unit: 'ms', default: FEC_HOLD_MS_DEFAULT }),
     copies: reader.number([...fp, 'copies'], { min: 1, max: FEC_COPIES_MAX, integer: true, default: 1 }),
     spacingMs: reader.number([...fp, 'spacingMs'], { min: 0, max: FEC_SPACING_MS_MAX, unit: 'ms', default: 2 }),
+    adaptive: reader.boolean([...fp, 'adaptive'], { default: true }),
+    overheadMax: reader.number([...fp, 'overheadMax'], { min: 0, max: 4, unit: '(fraction of the data: 1 = 100 % extra)', default: C.FEC_OVERHEAD_MAX_DEFAULT }),
   };
   return {
     listenAddress: listen.host,
@@ -170,6 +203,61 @@ function tunnel(reader: ConfigReader): TunnelSpec | undefined {
     allow: cidrs(reader, [...p, 'allow']),
     deny: cidrs(reader, [...p, 'deny']),
     fec,
+  };
+}
+
+/**
+ * The revocation file must be a readable regular file when it exists (a directory or
+ * an unreadable file is a mistake to report at --check and reload, not at 3 a.m.). A
+ * missing file is accepted: it may be written later, and until then the list is empty.
+ */
+function checkRevocationFile(reader: ConfigReader, file: string): void {
+  const key: ConfigPath = ['tunnel', 'revocationFile'];
+  let info;
+  try {
+    info = statSync(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    reader.fail(key, `cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? String(error)}; expected a readable file of revoked session ids`);
+  }
+  if (!info.isFile()) reader.fail(key, `'${file}' is not a regular file; expected a readable file of revoked session ids (one 16-hex id per line)`);
+  try {
+    accessSync(file, fsConstants.R_OK);
+  } catch (error) {
+    reader.fail(key, `cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? String(error)}; expected a readable file of revoked session ids`);
+  }
+}
+
+function fleet(reader: ConfigReader, hasCoordinator: boolean, sessionsMax: number, tunnelListen: string | undefined): FleetSpec | undefined {
+  const p: ConfigPath = ['fleet'];
+  if (!reader.has(p)) return undefined;
+  reader.rejectUnknownKeys(p, FLEET_KEYS);
+  if (!hasCoordinator) reader.fail(p, 'fleet membership needs the coordinator: set tunnel.coordinatorUrl and its fleet secret');
+  const address = (key: string): string | undefined => {
+    if (!reader.has([...p, key])) return undefined;
+    const text = reader.string([...p, key], { patternText: 'public host:port, e.g. 203.0.113.7:4433' });
+    const parsed = splitHostPort(text);
+    if (!parsed || parsed.port === 0 || parsed.portEnd !== parsed.port || isIP(parsed.host) === 0) reader.fail([...p, key], `'${text}' is not accepted; expected the public IP:port (an IP literal, port 1–65535)`);
+    return text;
+  };
+  if (!reader.has([...p, 'tunnelAddress']) && (tunnelListen === undefined || tunnelListen === '0.0.0.0' || tunnelListen === '::')) {
+    reader.fail([...p, 'tunnelAddress'], tunnelListen === undefined ? 'missing; without a tunnel section give the public IP:port clients should use' : `missing; the tunnel listens on ${tunnelListen}, so give the public IP:port clients reach it at`);
+  }
+  const probeIntervalMs = reader.number([...p, 'probeIntervalMs'], { min: C.FLEET_PROBE_INTERVAL_MS_MIN, max: 60_000, integer: true, unit: 'ms', default: C.FLEET_PROBE_INTERVAL_MS_DEFAULT });
+  return {
+    relayId: reader.string([...p, 'relayId'], { pattern: /^[A-Za-z0-9._-]{1,64}$/, patternText: '1–64 letters, digits, dots, dashes or underscores (unique in the fleet)' }),
+    region: reader.string([...p, 'region'], { pattern: /^.{1,64}$/, patternText: 'a region name of 1–64 characters, e.g. eu-central' }),
+    latitude: reader.number([...p, 'latitude'], { min: -90, max: 90, unit: 'degrees' }),
+    longitude: reader.number([...p, 'longitude'], { min: -180, max: 180, unit: 'degrees' }),
+    tunnelAddress: address('tunnelAddress'),
+    probeAddress: address('probeAddress'),
+    capacitySessions: reader.number([...p, 'capacitySessions'], { min: 1, max: 10_000_000, integer: true, default: sessionsMax }),
+    heartbeatIntervalMs: reader.number([...p, 'heartbeatIntervalMs'], { min: 100, max: 60_000, integer: true, unit: 'ms', default: C.FLEET_HEARTBEAT_INTERVAL_MS_DEFAULT }),
+    probeIntervalMs,
+    probeTimeoutMs: reader.number([...p, 'probeTimeoutMs'], { min: 10, max: 10_000, integer: true, unit: 'ms', default: C.FLEET_PROBE_TIMEOUT_MS_DEFAULT }),
+    reportIntervalMs: reader.number([...p, 'reportIntervalMs'], { min: Math.max(500, probeIntervalMs), max: 600_000, integer: true, unit: 'ms (at least probeIntervalMs)', default: Math.max(C.FLEET_REPORT_INTERVAL_MS_DEFAULT, probeIntervalMs) }),
+    meshRefreshMs: reader.number([...p, 'meshRefreshMs'], { min: 500, max: 600_000, integer: true, unit: 'ms', default: C.FLEET_MESH_REFRESH_MS_DEFAULT }),
+    originProbe: reader.string([...p, 'originProbe'], { choices: ['tcp', 'none'], default: 'tcp' }) as 'tcp' | 'none',
   };
 }
 
@@ -235,6 +323,7 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
       listenPortEnd: listen.portEnd,
       group,
       idleTimeoutMs: reader.number([...rp, 'idleTimeoutMs'], { min: C.IDLE_TIMEOUT_MS_MIN, max: C.IDLE_TIMEOUT_MS_MAX, integer: true, unit: 'ms', default: protocol === 'udp' ? C.UDP_IDLE_TIMEOUT_MS_DEFAULT : C.TCP_IDLE_TIMEOUT_MS_DEFAULT }),
+      connectTimeoutMs: reader.number([...rp, 'connectTimeoutMs'], { min: C.TCP_CONNECT_TIMEOUT_MS_MIN, max: C.TCP_CONNECT_TIMEOUT_MS_MAX, integer: true, unit: 'ms', default: C.TCP_CONNECT_TIMEOUT_MS_DEFAULT }),
       proxyProtocol,
       hashKey: reader.string([...rp, 'hashKey'], { choices: ['ip', 'ip-port'], default: 'ip' }) as RuleSpec['hashKey'],
       allow: cidrs(reader, [...rp, 'allow']),
@@ -244,6 +333,7 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
   const tunnelSpec = tunnel(reader);
   if (rules.length === 0 && tunnelSpec === undefined) reader.fail(['rules'], 'nothing to do; expected at least one rule or a tunnel section');
   const revocationFile = reader.has(['tunnel', 'revocationFile']) ? reader.string(['tunnel', 'revocationFile']) : undefined;
+  if (revocationFile !== undefined) checkRevocationFile(reader, revocationFile);
   const coordinatorUrl = reader.has(['tunnel', 'coordinatorUrl']) ? reader.string(['tunnel', 'coordinatorUrl'], { pattern: /^https?:\/\/\S+$/, patternText: 'an http(s):// URL' }) : undefined;
   let coordinatorFleetSecret: string | undefined;
   if (reader.has(['tunnel', 'coordinatorFleetSecretFile'])) {
@@ -267,5 +357,6 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
     revocationPollMs: reader.number(['tunnel', 'revocationPollMs'], { min: 50, max: 600_000, integer: true, unit: 'ms', default: C.REVOCATION_POLL_MS_DEFAULT }),
     coordinatorUrl,
     socketReceiveBufferBytes: reader.number(['socketReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: 0 }),
+    fleet: fleet(reader, coordinatorUrl !== undefined, limitSpec.sessionsMax, tunnelSpec?.listenAddress),
   };
 }

@@ -21,10 +21,25 @@ import type { Endpoint } from '../../proto/src/transport.js';
 import { CoordinatorClient, type RevocationFollower } from '../../coordinator/src/client.js';
 import type { RelayConfig } from './config.js';
 import { RelayCore, type RelayEvent, type TcpAdmission } from './core/relay-core.js';
+import { FleetAgent } from './fleet.js';
 import { createRelayMetrics } from './metrics.js';
 
 /** Period of the TCP idle sweep, ms: idle timeouts are ≥ 30 s, so a second of slack is noise. */
 const TCP_IDLE_SWEEP_MS = 1000;
+/** Client bytes held while the origin connects; beyond it the client is paused (and read on connect). */
+const TCP_EARLY_BYTES_MAX = 65_536;
+
+/** One client's way to its origin across connect attempts (failover keeps the same one). */
+interface TcpAttempt {
+  /** Ends the connection, set while an attempt is in progress (undefined once connected: the pipes own it then). */
+  finish: ((reason: string) => void) | undefined;
+  /** The client closed before its origin connected. */
+  clientGone: boolean;
+  /** Bytes the client sent before the origin connected (read so that its close is seen). */
+  readonly early: Buffer[];
+  earlyBytes: number;
+  readonly onEarly: (chunk: Buffer) => void;
+}
 
 /** Options of {@link Relay.start}. */
 export interface RelayInit {
@@ -64,6 +79,7 @@ export class Relay {
   private follower: RevocationFollower | undefined;
   private followedUrl = '';
   private config: RelayConfig;
+  private fleetAgent: FleetAgent | undefined;
   private startupBinds: Promise<void>[] | undefined = [];
   private closed = false;
   /** Socket errors (send failures, ICMP reports), for logs. */
@@ -94,6 +110,12 @@ export class Relay {
     }
     relay.watchRevocations();
     relay.followCoordinator();
+    try {
+      await relay.joinFleet();
+    } catch (error) {
+      relay.close();
+      throw error;
+    }
     return relay;
   }
 
@@ -128,8 +150,14 @@ export class Relay {
     for (let tx = core.pollTransmit(); tx !== undefined; tx = core.pollTransmit()) {
       const socket = this.udp.get(tx.socketId);
       if (socket === undefined) continue;
-      if (tx.prefix === undefined) socket.send(tx.bytes, tx.port, tx.address);
-      else socket.send([tx.prefix, tx.bytes], tx.port, tx.address);
+      // dgram throws synchronously for a bad destination (ERR_SOCKET_BAD_PORT, a
+      // malformed address): a condition of one peer, never a reason to crash.
+      try {
+        if (tx.prefix === undefined) socket.send(tx.bytes, tx.port, tx.address);
+        else socket.send([tx.prefix, tx.bytes], tx.port, tx.address);
+      } catch {
+        this.socketErrors++;
+      }
     }
     const deadline = core.pollTimeout();
     if (deadline !== undefined && deadline < this.timerDeadline) {
@@ -206,7 +234,7 @@ export class Relay {
   // ---------------------------------------------------------------- TCP
 
   private openTcpListener(socketId: number, address: string, port: number, rule: string): void {
-    // pauseOnConnect: nothing is read from the client until its origin is connected.
+    // pauseOnConnect: the client is read only once admitted (early bytes are held until its origin connects).
     const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.onTcpConnection(socketId, socket));
     this.tcpServers.set(socketId, server);
     const listening = new Promise<void>((resolve, reject) => {
@@ -235,16 +263,37 @@ export class Relay {
     }
     this.tcpSockets.add(client);
     client.on('error', () => undefined);
-    this.connectTcp(client, admission);
+    // Listened for from the start: a client that leaves while its origin is still
+    // connecting must free its slot now, not at the idle sweep.
+    // A paused socket never sees its peer's FIN, so the client is read (into a bounded buffer) while the origin connects.
+    const attempt: TcpAttempt = {
+      finish: undefined,
+      clientGone: false,
+      early: [],
+      earlyBytes: 0,
+      onEarly: (chunk: Buffer) => {
+        attempt.early.push(chunk);
+        attempt.earlyBytes += chunk.length;
+        if (attempt.earlyBytes >= TCP_EARLY_BYTES_MAX) client.pause();
+      },
+    };
+    client.once('close', () => {
+      attempt.clientGone = true;
+      attempt.finish?.('client closed');
+    });
+    client.on('data', attempt.onEarly);
+    client.resume();
+    this.connectTcp(client, admission, attempt);
   }
 
-  private connectTcp(client: net.Socket, admission: TcpAdmission): void {
+  private connectTcp(client: net.Socket, admission: TcpAdmission, attempt: TcpAttempt): void {
     const upstream = net.connect({ host: admission.address, port: admission.port, noDelay: true });
     let connected = false;
     let finished = false;
     const finish = (reason: string): void => {
       if (finished) return;
       finished = true;
+      attempt.finish = undefined;
       this.tcpSockets.delete(client);
       this.tcpSockets.delete(upstream);
       this.tcpIdle.delete(client);
@@ -255,11 +304,26 @@ export class Relay {
       client.destroy();
       upstream.destroy();
     };
+    attempt.finish = finish;
+    if (attempt.clientGone) {
+      finish('client closed');
+      return;
+    }
+    this.tcpSockets.add(upstream);
+    // A connect not done in time (a blackholed origin) is a failed connect: fail over.
+    upstream.setTimeout(admission.connectTimeoutMs, () => {
+      if (!connected) upstream.destroy(new Error('connect timeout'));
+    });
     upstream.on('connect', () => {
       connected = true;
+      upstream.setTimeout(0);
       this.tcpSockets.add(upstream);
       this.core.tcpConnected(performance.now(), admission.connId);
+      client.pause();
+      client.off('data', attempt.onEarly);
       if (admission.prefix) upstream.write(admission.prefix);
+      for (const chunk of attempt.early) upstream.write(chunk);
+      attempt.early.length = 0;
       client.pipe(upstream);
       upstream.pipe(client);
       client.resume();
@@ -273,23 +337,33 @@ export class Relay {
         if (firstClose === '') firstClose = side;
         else finish(`${firstClose} closed`);
       };
-      client.on('close', () => onClose('client', upstream));
+      if (attempt.clientGone) onClose('client', upstream);
+      else client.on('close', () => onClose('client', upstream));
       upstream.on('close', () => onClose('origin', client));
+      attempt.finish = undefined;
     });
     upstream.on('error', () => {
       if (connected || finished) return;
+      this.tcpSockets.delete(upstream);
+      upstream.destroy();
+      if (attempt.clientGone) {
+        finish('client closed');
+        return;
+      }
       // Failover at connect time: the next origin by the hash, not yet tried.
       const next = this.core.tcpConnectFailed(performance.now(), admission.connId);
       this.flush();
       if (next === undefined) {
         finished = true;
+        attempt.finish = undefined;
         this.tcpSockets.delete(client);
         this.core.tcpClosed(performance.now(), admission.connId, 'no origin reachable');
         this.flush();
         client.resetAndDestroy();
         return;
       }
-      this.connectTcp(client, next);
+      finished = true;
+      this.connectTcp(client, next, attempt);
     });
   }
 
@@ -370,13 +444,22 @@ export class Relay {
     if (this.revocationTimer) clearInterval(this.revocationTimer);
     this.revocationTimer = undefined;
     if (!file) return;
+    // Every failure (missing, a directory, unreadable, a read error) keeps the previous
+    // list with one warning per distinct problem: never an unhandled rejection.
+    const unreadable = (error: unknown): void => {
+      const code = (error as NodeJS.ErrnoException | undefined)?.code ?? (error instanceof Error ? error.message : String(error));
+      const stamp = `unreadable/${code}`;
+      if (this.revocationStamp !== stamp) this.logger.warn({ event: 'revocations', file, err: code }, 'revocation file not readable; keeping the previous list');
+      this.revocationStamp = stamp;
+    };
     const check = (): void => {
-      stat(file).then(
-        async (info) => {
+      stat(file)
+        .then(async (info) => {
+          if (!info.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTFILE' });
           const stamp = `${info.mtimeMs}/${info.size}`;
           if (stamp === this.revocationStamp) return;
-          this.revocationStamp = stamp;
           const text = await readFile(file, 'utf8');
+          this.revocationStamp = stamp;
           const ids = new Set<string>();
           for (const raw of text.split('\n')) {
             const line = raw.replace(/#.*/, '').trim().toLowerCase();
@@ -387,12 +470,8 @@ export class Relay {
           this.core.setRevoked(performance.now(), ids);
           this.flush();
           this.logger.info({ event: 'revocations', file, revoked: ids.size, sessionsEnded: before - this.core.tunnelSessionCount }, 'revocation list loaded');
-        },
-        () => {
-          if (this.revocationStamp !== 'missing') this.logger.warn({ event: 'revocations', file }, 'revocation file not readable; keeping the previous list');
-          this.revocationStamp = 'missing';
-        },
-      );
+        })
+        .catch(unreadable);
     };
     check();
     this.revocationTimer = setInterval(check, this.config.revocationPollMs);
@@ -418,6 +497,36 @@ export class Relay {
       },
       { onError: (error) => this.logger.warn({ event: 'revocation_feed_error', source: url, err: error instanceof Error ? error.message : String(error) }, 'revocation feed unreachable; retrying') },
     );
+  }
+
+  /** Registers with the coordinator and starts heartbeats and path probes when `fleet` is configured. Fleet keys are read at start (a reload keeps them). */
+  private async joinFleet(): Promise<void> {
+    const spec = this.config.fleet;
+    if (spec === undefined || this.config.coordinatorUrl === undefined || this.config.coordinatorFleetSecret === undefined) return;
+    const agent = new FleetAgent({
+      spec,
+      coordinatorUrl: this.config.coordinatorUrl,
+      fleetSecret: this.config.coordinatorFleetSecret,
+      bindAddress: this.config.core.upstreamBindAddress,
+      logger: this.logger,
+      relay: {
+        sessions: () => this.core.sessionCount,
+        packetsTotal: () => {
+          let n = 0;
+          for (const s of this.core.ruleStats.values()) n += s.packetsUp + s.packetsDown;
+          return n;
+        },
+        tunnelBound: () => this.tunnelBound,
+        origins: () => this.config.core.tunnel?.origins ?? new Map(),
+      },
+    });
+    this.fleetAgent = agent;
+    await agent.start();
+  }
+
+  /** The fleet agent, when `fleet` is configured (for tests). */
+  get fleet(): FleetAgent | undefined {
+    return this.fleetAgent;
   }
 
   /** Revokes session ids pushed by a feed (the coordinator's). */
@@ -448,6 +557,8 @@ export class Relay {
    */
   async drain(deadlineMs: number): Promise<number> {
     this.core.drain();
+    // The coordinator hears it first, so no new players are sent here while we drain.
+    await this.fleetAgent?.setDraining();
     for (const server of this.tcpServers.values()) server.close();
     const until = performance.now() + deadlineMs;
     while (this.core.sessionCount > 0 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(1, until - performance.now()))));
@@ -466,6 +577,7 @@ export class Relay {
     if (this.revocationTimer) clearInterval(this.revocationTimer);
     if (this.tcpIdleTimer) clearInterval(this.tcpIdleTimer);
     this.follower?.close();
+    this.fleetAgent?.close();
     for (const socket of this.udp.values()) socket.close();
     this.udp.clear();
     for (const server of this.tcpServers.values()) server.close();

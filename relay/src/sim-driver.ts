@@ -59,6 +59,11 @@ export class SimRelay {
     this.flush();
   }
 
+  /** Drains (SIGTERM): no new sessions, live ones continue. */
+  drain(): void {
+    this.core.drain();
+  }
+
   /** Revokes sessions. */
   setRevoked(ids: ReadonlySet<string>): void {
     this.core.setRevoked(this.network.now(), ids);

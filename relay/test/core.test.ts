@@ -1,5 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { decodeControl } from '../../proto/src/control.js';
 import { ErrorCode } from '../../proto/src/errors.js';
 import { FecSender, FecReceiver } from '../../proto/src/fec/index.js';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader, writeHeader } from '../../proto/src/header.js';
@@ -7,7 +8,7 @@ import { parseProxyHeader } from '../../proto/src/proxy-protocol.js';
 import { Rng } from '../../proto/src/rng.js';
 import { parseCidr } from '../src/core/addr.js';
 import { DropReason } from '../src/core/relay-core.js';
-import { buildClientClose, buildControlPacket, buildPacket, buildPathResponse, buildProbe, parseProbeReplyBody } from '../src/core/wire.js';
+import { buildClientClose, buildControlPacket, buildPacket, buildPathResponse, buildProbe, openRelayClose, parseProbeReplyBody } from '../src/core/wire.js';
 import { baseConfig, controlOf, forgerKey, Harness, mintTicket, noHealth, openLimits, tunnelSpec, typeOf, udpRule, type ClientSession } from './support.js';
 
 const ORIGIN_A = '10.0.0.8';
@@ -286,7 +287,11 @@ describe('tunnel mode', () => {
     assert.equal(h.core.tunnelSessionCount, 0);
     const close = sent.find((x) => typeOf(x.bytes) === PacketType.Close)!;
     assert.deepEqual(close.to, client);
-    assert.equal((controlOf(close.bytes) as { reason: string }).reason, ErrorCode.TicketRevoked);
+    // The relay's Close for a held session carries the reason MACed with the session key.
+    const reason = openRelayClose(s.key, s.high, s.low, close.bytes.subarray(HEADER_BYTES));
+    assert.ok(reason, 'the Close is authenticated');
+    const decoded = decodeControl(reason);
+    assert.ok(decoded.ok && decoded.message.type === 'sessionReject' && decoded.message.reason === ErrorCode.TicketRevoked);
     assert.equal(h.eventsOf('sessionEnd')[0]!.reason, 'revoked');
     // The revoked ticket cannot reopen it.
     assert.equal((controlOf(open(h, s, client).answer[0]!.bytes) as { reason: string }).reason, ErrorCode.TicketRevoked);

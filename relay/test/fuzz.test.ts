@@ -14,7 +14,8 @@ import { baseConfig, forgerKey, Harness, mintTicket, openLimits, tunnelSpec, typ
 const config = baseConfig({ limits: { ...openLimits, sessionsPerSourceMax: 4, sessionsMax: 64, unauthenticatedPacketsPerSecond: 50, newSessionsPerSourcePerSecond: 20, sessionPacketsPerSecond: 500 }, tunnel: tunnelSpec({ idleTimeoutMs: 30_000 }) });
 const IDLE_ALL_MS = 200_000;
 const senders = ['198.51.100.1', '198.51.100.2', '203.0.113.9', '2001:db8::5'];
-const senderArb = fc.record({ address: fc.constantFrom(...senders), port: fc.constantFrom(1000, 2000, 3000) });
+// Port 0 included (defect 1): such datagrams must be dropped, never answered.
+const senderArb = fc.record({ address: fc.constantFrom(...senders), port: fc.constantFrom(0, 1000, 2000, 3000) });
 
 /** Bytes that look like ours often enough to get past the junk check. */
 const datagramArb = fc.oneof(
@@ -68,7 +69,8 @@ test('arbitrary datagrams on every socket never throw, never amplify, and leave 
       assert.equal(h.core.sessionCount, 0);
       assert.equal(h.core.sourceCount, 0);
     }),
-    { numRuns: 150, interruptAfterTimeLimit: 8000 },
+    // A fixed number of runs, not a time limit: what is checked must not depend on how busy the machine is.
+    { numRuns: 150 },
   );
 });
 
@@ -186,7 +188,9 @@ test('arbitrary sequences of valid and invalid packets never crash, never amplif
       const closes = h.eventsOf('closeSocket').filter((e) => e.kind === 'upstream').length;
       assert.equal(closes, opens, 'every upstream socket opened was closed');
     }),
-    { numRuns: 120, interruptAfterTimeLimit: 15_000 },
+    // No time limit: runs cut short on a slow machine would fail the coverage check below
+    // without a bug. 120 runs is bounded (seconds on an ordinary machine).
+    { numRuns: 120 },
   );
   // The generator must reach the interesting states, or the property says little.
   assert.ok(seen.opened > 50 && seen.moved > 0 && seen.forwarded > 100, JSON.stringify(seen));

@@ -11,7 +11,7 @@ import type { Endpoint } from '../../proto/src/transport.js';
 import { SimNetwork } from '../../sim/src/core/network.js';
 import { SimRelay } from '../src/sim-driver.js';
 import { buildControlPacket, buildPacket, buildPathResponse } from '../src/core/wire.js';
-import { baseConfig, mintTicket, tunnelSpec, udpRule } from './support.js';
+import { baseConfig, mintTicket, tunnelSpec, udpRule, WALL_EPOCH_MS } from './support.js';
 
 const RELAY = '10.0.0.1';
 const ORIGINS = ['10.0.0.8', '10.0.0.9'];
@@ -100,7 +100,7 @@ test('tunnel: a client that changes port keeps its session (path challenge), und
       originReceived++;
       origin.send(bytes, from);
     });
-    const relay = new SimRelay({ network: net, host: net.addHost(RELAY), config: baseConfig({ rules: [], tunnel: tunnelSpec({ listenAddress: RELAY }), upstreamBindAddress: RELAY }), seed: 21 });
+    const relay = new SimRelay({ network: net, host: net.addHost(RELAY), config: baseConfig({ rules: [], tunnel: tunnelSpec({ listenAddress: RELAY }), upstreamBindAddress: RELAY }), seed: 21, wallEpochMs: WALL_EPOCH_MS });
     const s = mintTicket(new Rng(21));
     const clientHost = net.addHost('10.2.0.1');
     let socket = clientHost.bind();

@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +39,8 @@ const FLAGS: Record<string, FlagSpec> = {
   'status-interval-ms': { type: 'integer', valueName: 'MS', min: 500, max: 600_000, default: STATUS_INTERVAL_MS_DEFAULT, description: 'Status line period, ms' },
   'connect-timeout-ms': { type: 'integer', valueName: 'MS', min: 500, max: 120_000, default: 5000, description: 'Give up when no relay opens a session within this long, ms' },
   bind: { type: 'string', valueName: 'ADDRESS', default: '0.0.0.0', description: 'Local address of the tunnel socket' },
+  record: { type: 'string', valueName: 'FILE', description: 'Write what the connection measures on the path in use (RTT, loss, jitter per second) to FILE as a Slipstream trace (.csv: CSV, else JSON lines), for sim run and sim proxy to replay' },
+  'record-interval-ms': { type: 'integer', valueName: 'MS', min: 100, max: 3_600_000, default: 1000, description: 'Interval of --record, ms' },
 };
 
 const SUMMARY = 'Local proxy: tunnel a UDP (and TCP) port to an origin through the best relay.';
@@ -107,6 +109,19 @@ export const connectCommand: Command = {
     const apiKey = str(values, 'api-key') ?? process.env.SLIPSTREAM_API_KEY;
     if (ticketFile === undefined && apiKey === undefined) throw new CliUsageError('--ticket-file', '--ticket-file: missing; give a ticket grant file, or --api-key to ask the coordinator for one');
     const statusMs = num(values, 'status-interval-ms')!;
+    const recordFile = str(values, 'record');
+    let recordFd: number | undefined;
+    if (recordFile !== undefined) {
+      try {
+        recordFd = openSync(recordFile, 'w');
+      } catch (error) {
+        throw new CliUsageError('--record', `--record: cannot write '${recordFile}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      }
+    }
+    const closeRecord = (): void => {
+      if (recordFd !== undefined) closeSync(recordFd);
+      recordFd = undefined;
+    };
 
     let conn: Connection;
     try {
@@ -116,6 +131,17 @@ export const connectCommand: Command = {
         cacheFile: str(values, 'cache') ?? defaultCache(coordinator, origin),
         bindAddress: str(values, 'bind'),
         connectTimeoutMs: num(values, 'connect-timeout-ms'),
+        ...(recordFd === undefined
+          ? {}
+          : {
+              record: {
+                intervalMs: num(values, 'record-interval-ms'),
+                encoding: recordFile!.endsWith('.csv') ? ('csv' as const) : ('jsonl' as const),
+                onLine: (line: string) => {
+                  if (recordFd !== undefined) writeSync(recordFd, `${line}\n`);
+                },
+              },
+            }),
         ...(ticketFile !== undefined
           ? { ticket: readGrant(ticketFile) }
           : {
@@ -129,6 +155,7 @@ export const connectCommand: Command = {
             }),
       });
     } catch (error) {
+      closeRecord();
       if (error instanceof SlipstreamError) {
         io.err(`slipstream connect: ${error.code}: ${error.message}\n`);
         return 1;
@@ -148,6 +175,7 @@ export const connectCommand: Command = {
       for (const l of listens) closers.push(l.protocol === 'udp' ? await udpProxy(conn, l) : await tcpProxy(conn, l, relayTcpPort!));
     } catch (error) {
       conn.close();
+      closeRecord();
       for (const c of closers) c();
       io.err(`slipstream connect: cannot listen: ${(error as Error).message}\n`);
       return 1;
@@ -165,6 +193,7 @@ export const connectCommand: Command = {
         process.off('SIGTERM', onSignal);
         for (const c of closers) c();
         conn.close();
+        closeRecord();
         resolve(code);
       };
       const onSignal = (): void => stop(0);
@@ -192,6 +221,8 @@ async function udpProxy(conn: Connection, l: ListenSpec): Promise<() => void> {
   });
   let game: { address: string; port: number } | undefined;
   socket.on('message', (message, from) => {
+    // Source port 0 cannot be answered (dgram throws sending to it): never the game.
+    if (from.port === 0) return;
     game = { address: from.address, port: from.port };
     conn.send(message);
   });

@@ -24,14 +24,16 @@
  */
 import { EventEmitter } from 'node:events';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname } from 'node:path';
 import { CoordinatorApiError, CoordinatorClient, type RouteAnswer } from '../../coordinator/src/client.js';
 import { UdpTransport } from '../../proto/drivers/udp-transport.js';
 import type { Endpoint } from '../../proto/src/transport.js';
-import { CANDIDATES_REFRESH_MS_DEFAULT } from './core/constants.js';
+import { CANDIDATES_REFRESH_MS_DEFAULT, TICKET_PROVIDER_TIMEOUT_MS_DEFAULT } from './core/constants.js';
 import type { RelaySelectorInit } from './core/relay-selector.js';
 import { TunnelClient, type PathInfo, type PathReport, type TunnelCandidate, type TunnelStats } from './core/tunnel-client.js';
 import { SdkErrorCode, SlipstreamError } from './errors.js';
+import { ProbeTraceTap, type RecordOptions } from './trace-record.js';
 
 /** What the game backend hands the client: the coordinator's `POST /v1/session` answer fits as it is. */
 export interface TicketGrant {
@@ -53,6 +55,8 @@ export interface ConnectOptions {
   readonly ticket?: TicketGrant;
   /** Called once to obtain a ticket (normally from the game's backend). */
   readonly ticketProvider?: () => Promise<TicketGrant>;
+  /** Reject with `SLIP_ERR_TICKET_PROVIDER` when the provider has not answered after this long, ms. Default 10 000. */
+  readonly ticketProviderTimeoutMs?: number;
   /** Region hint for the coordinator's first ranking. */
   readonly region?: string;
   /** Client coordinates for the first ranking, degrees (both or neither). */
@@ -74,6 +78,12 @@ export interface ConnectOptions {
   readonly probeCurrentIntervalMs?: number;
   /** Re-ask the coordinator for candidates this often, ms. Default 60 000. */
   readonly refreshMs?: number;
+  /**
+   * Record what the connection measures on the path in use (RTT, loss, jitter per
+   * interval) as a Slipstream trace, line by line, for the simulator and the impairment
+   * proxy to replay (see `trace-record.ts`). Default: no recording.
+   */
+  readonly record?: RecordOptions;
 }
 
 /** Events of a {@link Connection}. */
@@ -86,9 +96,14 @@ export interface ConnectionEvents {
   error: [error: SlipstreamError];
   /** A candidate refresh failed; the connection keeps its list and goes on. */
   coordinatorError: [error: Error];
+  /** A refreshed candidate was left out: its address cannot be a relay's (code `SLIP_ERR_INVALID_RELAY_ADDRESS`). */
+  candidateSkipped: [error: SlipstreamError];
   /** The connection is closed. */
   close: [];
 }
+
+/** How often a recording judges overdue probes lost and writes finished intervals, ms. */
+const RECORD_TICK_MS = 250;
 
 /** A relay's tunnel candidate as cached on disk. */
 interface CacheFile {
@@ -104,28 +119,69 @@ function toBytes(value: Uint8Array | string, what: string, bytes?: number): Uint
   return out;
 }
 
-function splitEndpoint(text: string): Endpoint {
+/** Why `endpoint` cannot be a relay's (not an IP literal, port outside 1–65535), or undefined when it can. */
+export function relayEndpointProblem(endpoint: unknown): string | undefined {
+  if (typeof endpoint !== 'object' || endpoint === null) return 'is not an address';
+  const { address, port } = endpoint as { address?: unknown; port?: unknown };
+  if (typeof address !== 'string' || isIP(address) === 0) return `address '${String(address).slice(0, 64)}' is not an IP literal`;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65_535) return `port ${String(port).slice(0, 16)} is outside 1–65535`;
+  return undefined;
+}
+
+function splitEndpoint(text: string): Endpoint | string {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);
-  if (!m) throw new SlipstreamError(SdkErrorCode.CoordinatorUnreachable, `the coordinator listed a relay at '${text}', which is not host:port`);
-  return { address: m[1] ?? m[2]!, port: Number(m[3]) };
+  if (!m) return `'${text.slice(0, 64)}' is not IP:port`;
+  const endpoint = { address: m[1] ?? m[2]!, port: Number(m[3]) };
+  return relayEndpointProblem(endpoint) ?? endpoint;
 }
 
-/** Turns a route answer into tunnel candidates (direct routes only: relays do not forward between each other yet). */
-export function candidatesFromRoute(answer: RouteAnswer): TunnelCandidate[] {
-  return answer.candidates
-    .filter((c) => c.kind === 'direct')
-    .map((c) => ({ id: c.relayId, tunnel: splitEndpoint(c.tunnelAddress), probe: splitEndpoint(c.probeAddress), estimateMs: c.costMs, restMs: c.legs.relayToOrigin.rttMs }));
+function skip(skipped: SlipstreamError[] | undefined, relayId: string, source: string, problem: string): void {
+  skipped?.push(new SlipstreamError(SdkErrorCode.InvalidRelayAddress, `relay ${String(relayId).slice(0, 64)} from ${source} skipped: ${problem}`));
 }
 
-function readCache(path: string | undefined, coordinator: string, origin: string): TunnelCandidate[] | undefined {
+/**
+ * Turns a route answer into tunnel candidates (direct routes only: relays do not
+ * forward between each other yet). Candidates whose addresses no datagram can reach
+ * are left out, each with a `SLIP_ERR_INVALID_RELAY_ADDRESS` pushed to `skipped`.
+ */
+export function candidatesFromRoute(answer: RouteAnswer, skipped?: SlipstreamError[]): TunnelCandidate[] {
+  const out: TunnelCandidate[] = [];
+  for (const c of answer.candidates) {
+    if (c.kind !== 'direct') continue;
+    const tunnel = splitEndpoint(String(c.tunnelAddress));
+    const probe = splitEndpoint(String(c.probeAddress));
+    if (typeof tunnel === 'string' || typeof probe === 'string') {
+      skip(skipped, c.relayId, 'the coordinator', `tunnel/probe address ${typeof tunnel === 'string' ? tunnel : probe as string}`);
+      continue;
+    }
+    out.push({ id: c.relayId, tunnel, probe, estimateMs: c.costMs, restMs: c.legs.relayToOrigin.rttMs });
+  }
+  return out;
+}
+
+function readCache(path: string | undefined, coordinator: string, origin: string, skipped?: SlipstreamError[]): TunnelCandidate[] | undefined {
   if (path === undefined) return undefined;
+  let parsed: CacheFile;
   try {
-    const parsed = JSON.parse(readFileSync(path, 'utf8')) as CacheFile;
-    if (parsed.coordinator !== coordinator || parsed.origin !== origin || !Array.isArray(parsed.candidates) || parsed.candidates.length === 0) return undefined;
-    return parsed.candidates;
+    parsed = JSON.parse(readFileSync(path, 'utf8')) as CacheFile;
   } catch {
     return undefined;
   }
+  if (typeof parsed !== 'object' || parsed === null || parsed.coordinator !== coordinator || parsed.origin !== origin || !Array.isArray(parsed.candidates)) return undefined;
+  // The file is input like any other: every entry is checked before it can reach a socket.
+  const out: TunnelCandidate[] = [];
+  for (const c of parsed.candidates as unknown[]) {
+    const entry = c as Partial<TunnelCandidate> | null;
+    const id = typeof entry?.id === 'string' ? entry.id : '?';
+    const problem = typeof entry?.id !== 'string' ? 'has no id' : (relayEndpointProblem(entry.tunnel) ?? relayEndpointProblem(entry.probe));
+    if (problem !== undefined) {
+      skip(skipped, id, `the cache file ${path}`, problem);
+      continue;
+    }
+    const number = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+    out.push({ id, tunnel: { address: entry!.tunnel!.address, port: entry!.tunnel!.port }, probe: { address: entry!.probe!.address, port: entry!.probe!.port }, estimateMs: number(entry!.estimateMs), restMs: number(entry!.restMs) });
+  }
+  return out.length === 0 ? undefined : out;
 }
 
 function writeCache(path: string | undefined, coordinator: string, origin: string, candidates: TunnelCandidate[]): void {
@@ -142,10 +198,10 @@ function writeCache(path: string | undefined, coordinator: string, origin: strin
 }
 
 /** Asks the coordinator for candidates; typed errors for what the caller can act on. */
-async function lookup(client: CoordinatorClient, options: ConnectOptions): Promise<TunnelCandidate[]> {
+async function lookup(client: CoordinatorClient, options: ConnectOptions, skipped?: SlipstreamError[]): Promise<TunnelCandidate[]> {
   try {
     const answer = await client.route({ origin: options.origin, region: options.region, latitude: options.latitude, longitude: options.longitude, twoHop: false });
-    return candidatesFromRoute(answer);
+    return candidatesFromRoute(answer, skipped);
   } catch (error) {
     if (error instanceof CoordinatorApiError) {
       if (error.code === 'unknown_origin') throw new SlipstreamError(SdkErrorCode.UnknownOrigin, `the coordinator at ${options.coordinator} does not know origin '${options.origin}'; check the name against GET /v1/origins`);
@@ -161,6 +217,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private refreshTimer: NodeJS.Timeout | undefined;
   private isClosed = false;
   private readonly startedAt = performance.now();
+  private readonly tap: ProbeTraceTap | undefined;
+  private recordTimer: NodeJS.Timeout | undefined;
+  /** Candidates left out when connecting (invalid addresses from the coordinator or the cache file), each a `SLIP_ERR_INVALID_RELAY_ADDRESS`. */
+  readonly skippedCandidates: SlipstreamError[] = [];
 
   /** @internal use {@link connect}. */
   constructor(
@@ -173,6 +233,14 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   ) {
     super();
     for (const c of candidates) this.known.set(c.id, c);
+    if (options.record !== undefined) {
+      this.tap = new ProbeTraceTap(options.record, this.now(), (to) => {
+        const probe = this.known.get(this.core.current ?? '')?.probe;
+        return probe !== undefined && probe.address === to.address && probe.port === to.port;
+      });
+      this.recordTimer = setInterval(() => this.tap!.tick(this.now()), RECORD_TICK_MS);
+      this.recordTimer.unref();
+    }
     this.listen();
     this.core.setCandidates(this.now(), candidates);
     this.flush();
@@ -226,6 +294,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.isClosed = true;
     clearTimeout(this.timer);
     clearTimeout(this.refreshTimer);
+    clearInterval(this.recordTimer);
+    this.tap?.finish();
     this.transport.close();
   }
 
@@ -237,6 +307,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const transport = this.transport;
     transport.onReceive((bytes, from) => {
       if (this.transport !== transport || this.isClosed) return;
+      this.tap?.received(this.now(), bytes);
       this.core.handleDatagram(this.now(), from, bytes);
       this.flush();
     });
@@ -244,23 +315,38 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   private scheduleRefresh(): void {
     this.refreshTimer = setTimeout(() => {
-      void lookup(this.coordinator, this.options).then(
-        (candidates) => {
+      const skipped: SlipstreamError[] = [];
+      void lookup(this.coordinator, this.options, skipped)
+        .then(
+          (candidates) => {
+            if (this.isClosed) return;
+            for (const error of skipped) this.emit('candidateSkipped', error);
+            if (candidates.length === 0) throw new SlipstreamError(SdkErrorCode.NoRelay, 'the coordinator listed no usable relay; keeping the current list');
+            this.candidates = candidates;
+            for (const c of candidates) this.known.set(c.id, c);
+            writeCache(this.options.cacheFile, this.options.coordinator, this.options.origin, candidates);
+            this.core.setCandidates(this.now(), candidates);
+            this.flush();
+            this.scheduleRefresh();
+          },
+          (error: unknown) => {
+            if (this.isClosed) return;
+            // The session does not need the coordinator: keep the list we have.
+            this.emit('coordinatorError', error instanceof Error ? error : new Error(String(error)));
+            this.scheduleRefresh();
+          },
+        )
+        // Nothing that happens on a refresh (a listener throwing, a bad list) may become an unhandled rejection.
+        .catch((error: unknown) => {
           if (this.isClosed) return;
-          this.candidates = candidates;
-          for (const c of candidates) this.known.set(c.id, c);
-          writeCache(this.options.cacheFile, this.options.coordinator, this.options.origin, candidates);
-          this.core.setCandidates(this.now(), candidates);
-          this.flush();
+          try {
+            this.emit('coordinatorError', error instanceof Error ? error : new Error(String(error)));
+          } catch {
+            // a throwing listener must not kill the game either
+          }
+          clearTimeout(this.refreshTimer);
           this.scheduleRefresh();
-        },
-        (error: unknown) => {
-          if (this.isClosed) return;
-          // The session does not need the coordinator: keep the list we have.
-          this.emit('coordinatorError', error instanceof Error ? error : new Error(String(error)));
-          this.scheduleRefresh();
-        },
-      );
+        });
     }, this.options.refreshMs ?? CANDIDATES_REFRESH_MS_DEFAULT);
     this.refreshTimer.unref();
   }
@@ -299,7 +385,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       }
     }
     if (this.isClosed) return;
-    for (let tx = this.core.pollTransmit(); tx !== undefined; tx = this.core.pollTransmit()) this.transport.send(tx.bytes, tx.to);
+    for (let tx = this.core.pollTransmit(); tx !== undefined; tx = this.core.pollTransmit()) {
+      this.tap?.sent(this.now(), tx.to, tx.bytes);
+      this.transport.send(tx.bytes, tx.to);
+    }
     if (this.shutdownAfterFlush) {
       this.shutdown();
       this.emit('close');
@@ -346,23 +435,25 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
   if (options.ticket === undefined && options.ticketProvider === undefined) throw new TypeError('connect: give ticket or ticketProvider');
   const coordinator = new CoordinatorClient({ baseUrl: options.coordinator, timeoutMs: options.coordinatorTimeoutMs ?? 3000 });
   let candidates: TunnelCandidate[];
+  const skipped: SlipstreamError[] = [];
   try {
-    candidates = await lookup(coordinator, options);
+    candidates = await lookup(coordinator, options, skipped);
     writeCache(options.cacheFile, options.coordinator, options.origin, candidates);
   } catch (error) {
     if (error instanceof SlipstreamError && error.code === SdkErrorCode.UnknownOrigin) throw error;
-    const cached = readCache(options.cacheFile, options.coordinator, options.origin);
+    const cached = readCache(options.cacheFile, options.coordinator, options.origin, skipped);
     if (cached === undefined) {
       const why = error instanceof Error ? error.message : String(error);
       throw new SlipstreamError(SdkErrorCode.CoordinatorUnreachable, `cannot reach the coordinator at ${options.coordinator} (${why}) and no cached candidate list${options.cacheFile ? ` in ${options.cacheFile}` : ''}; check the URL, or connect once while it is up`);
     }
     candidates = cached;
   }
-  if (candidates.length === 0) throw new SlipstreamError(SdkErrorCode.NoRelay, `the coordinator at ${options.coordinator} has no healthy relay for origin '${options.origin}'`);
+  if (candidates.length === 0) throw new SlipstreamError(SdkErrorCode.NoRelay, `the coordinator at ${options.coordinator} has no healthy relay for origin '${options.origin}'${skipped.length > 0 ? `; skipped: ${skipped.map((e) => e.message).join('; ')}` : ''}`);
   let grant: TicketGrant;
   try {
-    grant = options.ticket ?? (await options.ticketProvider!());
+    grant = options.ticket ?? (await withTimeout(options.ticketProvider!(), options.ticketProviderTimeoutMs ?? TICKET_PROVIDER_TIMEOUT_MS_DEFAULT));
   } catch (error) {
+    if (error instanceof SlipstreamError) throw error;
     throw new SlipstreamError(SdkErrorCode.TicketProvider, `the ticket provider failed: ${error instanceof Error ? error.message : String(error)}`);
   }
   if (typeof grant?.sessionId !== 'string' || !/^[0-9a-f]{16}$/.test(grant.sessionId)) throw new SlipstreamError(SdkErrorCode.TicketProvider, `the ticket grant's sessionId must be 16 lowercase hex digits`);
@@ -375,7 +466,12 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     connectTimeoutMs: options.connectTimeoutMs,
     probeCurrentIntervalMs: options.probeCurrentIntervalMs,
   });
-  const transport = await UdpTransport.bind({ address: options.bindAddress ?? '0.0.0.0' });
+  let transport: UdpTransport;
+  try {
+    transport = await UdpTransport.bind({ address: options.bindAddress ?? '0.0.0.0' });
+  } catch (error) {
+    throw new SlipstreamError(SdkErrorCode.BindFailed, `cannot bind the tunnel's UDP socket on ${options.bindAddress ?? '0.0.0.0'}: ${(error as NodeJS.ErrnoException).code ?? String(error)}; check bindAddress`);
+  }
   return new Promise<Connection>((resolve, reject) => {
     let settled = false;
     const connection: Connection = new Connection(core, transport, coordinator, options, candidates, (result) => {
@@ -384,5 +480,15 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
       if (result.ok) resolve(connection);
       else reject(result.error);
     });
+    connection.skippedCandidates.push(...skipped);
   });
+}
+
+/** `promise`, or a `SLIP_ERR_TICKET_PROVIDER` rejection after `timeoutMs`: `connect()` never hangs on a provider. */
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new SlipstreamError(SdkErrorCode.TicketProvider, `the ticket provider did not answer within ${timeoutMs} ms; check the game backend (or raise ticketProviderTimeoutMs)`)), timeoutMs);
+  });
+  return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
 }

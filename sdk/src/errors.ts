@@ -13,8 +13,12 @@ export const SdkErrorCode = {
   CoordinatorUnreachable: 'SLIP_ERR_COORDINATOR_UNREACHABLE',
   /** No candidate relay answered probes or opened a session in time; check the relays' tunnel ports and firewalls. */
   NoRelay: 'SLIP_ERR_NO_RELAY',
-  /** The ticket provider failed (threw or returned malformed data). */
+  /** The ticket provider failed (threw, returned malformed data, or did not answer within `ticketProviderTimeoutMs`). */
   TicketProvider: 'SLIP_ERR_TICKET_PROVIDER',
+  /** A relay candidate (from the coordinator or the cache file) has an address no datagram can reach (not an IP literal, port outside 1–65535); it is skipped. */
+  InvalidRelayAddress: 'SLIP_ERR_INVALID_RELAY_ADDRESS',
+  /** The tunnel's local UDP socket could not be bound; check `bindAddress`. */
+  BindFailed: 'SLIP_ERR_BIND_FAILED',
 } as const;
 
 /**

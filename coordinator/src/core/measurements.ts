@@ -9,6 +9,7 @@
  * HTTP driver uses wall-clock ms because replicas share records through the store).
  */
 import {
+  CLIENT_PREFIXES_MAX,
   MEASUREMENT_CONFIDENT_SAMPLES,
   MEASUREMENT_HALF_LIFE_MS_DEFAULT,
   MEASUREMENT_SAMPLES_MAX,
@@ -94,6 +95,8 @@ export interface MeasurementTableInit {
   smoothingSamples?: number;
   /** The old figure's weight halves every this many ms. Default {@link MEASUREMENT_HALF_LIFE_MS_DEFAULT}. */
   halfLifeMs?: number;
+  /** Most client prefixes (`client:*` measuring ends) held; the least recently reported one is dropped beyond it. Default {@link CLIENT_PREFIXES_MAX}. */
+  clientPrefixesMax?: number;
 }
 
 /** Smoothed measurements keyed by (from, to). */
@@ -104,11 +107,20 @@ export class MeasurementTable {
   private readonly halfLifeMs: number;
   private readonly byFrom = new Map<string, Map<string, MeasurementRecord>>();
   private count = 0;
+  private readonly clientPrefixesMax: number;
+  /** `client:*` measuring ends held, least recently written first (bounded by `clientPrefixesMax`). */
+  private readonly clientFroms = new Set<string>();
 
   constructor(init: MeasurementTableInit = {}) {
     this.staleMs = init.staleMs ?? MEASUREMENT_STALE_MS_DEFAULT;
     this.smoothingSamples = init.smoothingSamples ?? MEASUREMENT_SMOOTHING_SAMPLES_DEFAULT;
     this.halfLifeMs = init.halfLifeMs ?? MEASUREMENT_HALF_LIFE_MS_DEFAULT;
+    this.clientPrefixesMax = Math.max(1, init.clientPrefixesMax ?? CLIENT_PREFIXES_MAX);
+  }
+
+  /** Client prefixes with figures held (at most `clientPrefixesMax`). */
+  get clientPrefixes(): number {
+    return this.clientFroms.size;
   }
 
   /** Number of (from, to) figures held. */
@@ -216,7 +228,7 @@ export class MeasurementTable {
           dropped++;
         }
       }
-      if (inner.size === 0) this.byFrom.delete(from);
+      if (inner.size === 0) this.dropFrom(from);
     }
     this.count -= dropped;
     return dropped;
@@ -227,11 +239,11 @@ export class MeasurementTable {
     const inner = this.byFrom.get(name);
     if (inner) {
       this.count -= inner.size;
-      this.byFrom.delete(name);
+      this.dropFrom(name);
     }
     for (const [from, map] of this.byFrom) {
       if (map.delete(name)) this.count--;
-      if (map.size === 0) this.byFrom.delete(from);
+      if (map.size === 0) this.dropFrom(from);
     }
   }
 
@@ -239,7 +251,24 @@ export class MeasurementTable {
     return this.byFrom.get(from)?.get(to);
   }
 
+  private dropFrom(from: string): void {
+    this.byFrom.delete(from);
+    this.clientFroms.delete(from);
+  }
+
   private put(record: MeasurementRecord): void {
+    if (record.from.startsWith('client:')) {
+      // Client prefixes come from unauthenticated reports: keep them bounded, least recently reported out first.
+      if (this.clientFroms.has(record.from)) this.clientFroms.delete(record.from);
+      else {
+        while (this.clientFroms.size >= this.clientPrefixesMax) {
+          const oldest = this.clientFroms.values().next().value as string;
+          this.count -= this.byFrom.get(oldest)?.size ?? 0;
+          this.dropFrom(oldest);
+        }
+      }
+      this.clientFroms.add(record.from);
+    }
     let inner = this.byFrom.get(record.from);
     if (!inner) {
       inner = new Map();

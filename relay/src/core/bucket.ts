@@ -69,3 +69,77 @@ export class RateBucket {
     return (this.packetsPerSecond === 0 || this.packetTokens >= this.packetCapacity) && (this.bytesPerSecond === 0 || this.byteTokens >= this.byteCapacity);
   }
 }
+
+/**
+ * Rate limits for senders that have proved nothing (probes, session opens, path
+ * changes, answers to unknown sessions) without any per-address state: a fixed array
+ * of packet buckets indexed by a keyed hash of the address. Spoofed addresses then
+ * cost no memory, and the key (secret, drawn at construction) stops an attacker from
+ * aiming many addresses at the bucket a real player hashes to.
+ */
+export class StatelessLimiter {
+  private readonly tokens: Float64Array;
+  private readonly lastMs: Float64Array;
+  private readonly mask: number;
+  private readonly key0: number;
+  private readonly key1: number;
+  private capacity = 1;
+
+  /**
+   * @param bucketCount buckets (a power of two)
+   * @param packetsPerSecond rate per bucket; 0 = unlimited
+   * @param key 8 unpredictable bytes (the hash key)
+   * @param nowMs creation time; buckets start full
+   */
+  constructor(
+    bucketCount: number,
+    private packetsPerSecond: number,
+    key: Uint8Array,
+    nowMs: number,
+  ) {
+    if (bucketCount <= 0 || (bucketCount & (bucketCount - 1)) !== 0) throw new RangeError(`StatelessLimiter: bucketCount ${bucketCount} is not a power of two`);
+    this.tokens = new Float64Array(bucketCount);
+    this.lastMs = new Float64Array(bucketCount).fill(nowMs);
+    this.mask = bucketCount - 1;
+    this.key0 = ((key[0]! << 24) | (key[1]! << 16) | (key[2]! << 8) | key[3]!) >>> 0;
+    this.key1 = ((key[4]! << 24) | (key[5]! << 16) | (key[6]! << 8) | key[7]!) >>> 0;
+    this.setRate(packetsPerSecond);
+    this.tokens.fill(this.capacity);
+  }
+
+  /** Changes the rate per bucket (a reload); tokens are clipped to the new depth (one second at full rate). */
+  setRate(packetsPerSecond: number): void {
+    this.packetsPerSecond = packetsPerSecond;
+    this.capacity = Math.max(1, packetsPerSecond);
+    for (let i = 0; i < this.tokens.length; i++) if (this.tokens[i]! > this.capacity) this.tokens[i] = this.capacity;
+  }
+
+  /** Takes one packet from `address`'s bucket; false (nothing taken) when it is empty. */
+  take(nowMs: number, address: string): boolean {
+    if (this.packetsPerSecond === 0) return true;
+    const i = this.indexOf(address);
+    const elapsedMs = nowMs - this.lastMs[i]!;
+    let tokens = this.tokens[i]!;
+    if (elapsedMs > 0) {
+      tokens = Math.min(this.capacity, tokens + (this.packetsPerSecond * elapsedMs) / 1000);
+      this.lastMs[i] = nowMs;
+    }
+    if (tokens < 1) {
+      this.tokens[i] = tokens;
+      return false;
+    }
+    this.tokens[i] = tokens - 1;
+    return true;
+  }
+
+  /** The bucket of `address`: a keyed FNV-1a/murmur-finalizer hash (not cryptographic, but secret-keyed). */
+  indexOf(address: string): number {
+    let h = this.key0 ^ 0x811c9dc5;
+    for (let i = 0; i < address.length; i++) h = Math.imul(h ^ address.charCodeAt(i), 0x01000193);
+    h ^= this.key1;
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    h ^= h >>> 16;
+    return (h >>> 0) & this.mask;
+  }
+}

@@ -50,6 +50,12 @@ export interface RuleSpec {
   readonly group: string;
   /** A flow with no traffic either way for this long is closed, ms (30 000–3 600 000). */
   readonly idleTimeoutMs: number;
+  /**
+   * TCP only: an origin connect that has not completed after this long counts as a
+   * failed connect (the next origin is tried), ms. Default
+   * {@link TCP_CONNECT_TIMEOUT_MS_DEFAULT} (3000), accepted 100–60 000.
+   */
+  readonly connectTimeoutMs?: number;
   /** Real-client-address header the origin gets: none, PROXY v2, or SPP (UDP only). */
   readonly proxyProtocol: 'none' | 'v2' | 'spp';
   /** What the consistent hash keys on: the client IP (a returning client lands on the same origin) or IP and port. */
@@ -87,6 +93,14 @@ export interface TunnelFecSpec {
   readonly copies: number;
   /** Spacing between copies, ms (mode `dup`). */
   readonly spacingMs: number;
+  /**
+   * Let the client's `fecStats` reports (its downstream receiver's loss) drive an
+   * adaptive controller that replaces the scheme above once it has evidence. Optional
+   * for configs built in code; default true.
+   */
+  readonly adaptive?: boolean;
+  /** Cap on the adaptive controller's extra bandwidth, fraction of the data. Optional; default 2. */
+  readonly overheadMax?: number;
 }
 
 /** Tunnel mode: one UDP port speaking the Slipstream wire protocol. */

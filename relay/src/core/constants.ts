@@ -9,6 +9,12 @@ export const UDP_IDLE_TIMEOUT_MS_DEFAULT = 60_000;
 export const TCP_IDLE_TIMEOUT_MS_DEFAULT = 600_000;
 /** Default idle timeout of a tunnel session. */
 export const TUNNEL_IDLE_TIMEOUT_MS_DEFAULT = 60_000;
+/** Default TCP origin connect timeout (rules[i].connectTimeoutMs): a blackholed origin must not hold a client's slot. */
+export const TCP_CONNECT_TIMEOUT_MS_DEFAULT = 3_000;
+/** Shortest TCP connect timeout accepted, ms. */
+export const TCP_CONNECT_TIMEOUT_MS_MIN = 100;
+/** Longest TCP connect timeout accepted, ms. */
+export const TCP_CONNECT_TIMEOUT_MS_MAX = 60_000;
 /** Shortest idle timeout accepted: 30 s (NATs keep UDP mappings about that long). */
 export const IDLE_TIMEOUT_MS_MIN = 30_000;
 /** Longest idle timeout accepted: 1 h. */
@@ -68,3 +74,24 @@ export const CLOSE_MAC_BYTES = 16;
 export const PORT_RANGE_PORTS_MAX = 1024;
 /** Largest datagram forwarded, bytes (IPv4 UDP payload maximum). */
 export const DATAGRAM_BYTES_MAX = 65_507;
+/** Buckets of the stateless rate limiter for unauthenticated packets (a power of two; 32 KiB of state per 2048). */
+export const UNAUTHENTICATED_BUCKETS = 4096;
+
+/** Default heartbeat period to the coordinator (the issue asks for about one a second; the coordinator's interval caps it). */
+export const FLEET_HEARTBEAT_INTERVAL_MS_DEFAULT = 1_000;
+/** Default probe period per mesh/origin target: 4 probes/s, "a few times per second". */
+export const FLEET_PROBE_INTERVAL_MS_DEFAULT = 250;
+/** Shortest probe period accepted (a 100-relay mesh at 50 ms is 2,000 probes/s of 48 bytes). */
+export const FLEET_PROBE_INTERVAL_MS_MIN = 50;
+/** Default wait for a probe answer before counting it lost. */
+export const FLEET_PROBE_TIMEOUT_MS_DEFAULT = 1_000;
+/** Default period of path reports to the coordinator. */
+export const FLEET_REPORT_INTERVAL_MS_DEFAULT = 2_000;
+/** Default period of re-reading the fleet list (which relays to probe). */
+export const FLEET_MESH_REFRESH_MS_DEFAULT = 5_000;
+/**
+ * Default cap on the adaptive controller's downstream FEC bandwidth, as a fraction of
+ * the data (2 = two extra copies' worth): the same cap the SDK uses upstream, since
+ * game traffic is small and 10 % last-mile loss needs about that to reach 0.1 %.
+ */
+export const FEC_OVERHEAD_MAX_DEFAULT = 2;

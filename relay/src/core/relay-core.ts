@@ -29,16 +29,16 @@
 import type { KeyObject } from 'node:crypto';
 import { decodeControl, encodeControl, type ControlMessageFields } from '../../../proto/src/control.js';
 import { ErrorCode, type ErrorCodeValue } from '../../../proto/src/errors.js';
-import { FecReceiver, FecSender, FEC_OFF, type FecScheme } from '../../../proto/src/fec/index.js';
+import { FecController, FecReceiver, FecSender, FEC_OFF, type FecScheme } from '../../../proto/src/fec/index.js';
 import { HEADER_BYTES, HEADER_MAGIC, PacketHeader, PROTOCOL_VERSION, PacketType, parseHeader, quickCheck, sessionIdToHex } from '../../../proto/src/header.js';
 import { encodeProxyV2, encodeSpp } from '../../../proto/src/proxy-protocol.js';
 import { openSessionKey, verifyTicket } from '../../../proto/src/ticket.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import { cidrListMatches, type Cidr, hashString, rendezvousScore, splitHostPort } from './addr.js';
-import { RateBucket } from './bucket.js';
+import { RateBucket, StatelessLimiter } from './bucket.js';
 import type { HealthCheckSpec, LimitsSpec, OriginGroupSpec, RelayCoreConfig, RuleSpec, TunnelSpec } from './config-types.js';
-import { DATAGRAM_BYTES_MAX, PATH_CHALLENGE_TIMEOUT_MS, PATH_CHALLENGES_PENDING_MAX, PATH_MAC_BYTES, PATH_NONCE_BYTES, PROBE_BODY_BYTES_MIN, SOURCE_IDLE_MS, SWEEP_INTERVAL_MS } from './constants.js';
-import { verifyCloseMac, verifyPathResponseMac } from './wire.js';
+import { CLOSE_MAC_BYTES, DATAGRAM_BYTES_MAX, PATH_CHALLENGE_TIMEOUT_MS, PATH_CHALLENGES_PENDING_MAX, PATH_MAC_BYTES, PATH_NONCE_BYTES, PROBE_BODY_BYTES_MIN, SOURCE_IDLE_MS, SWEEP_INTERVAL_MS, TCP_CONNECT_TIMEOUT_MS_DEFAULT, UNAUTHENTICATED_BUCKETS, FEC_OVERHEAD_MAX_DEFAULT } from './constants.js';
+import { fecStatsFromMessage, fecStatsMessage, relayCloseMac, verifyCloseMac, verifyPathResponseMac } from './wire.js';
 
 /** Why a packet was dropped; indexes {@link RelayCore.drops}. Stable: they are metric labels. */
 export const DropReason = {
@@ -74,6 +74,8 @@ export const DropReason = {
   ProbeTooShort: 14,
   /** Parity or FEC-coded data on a session without FEC. */
   FecNotNegotiated: 15,
+  /** A datagram from source port 0: no reply can reach it (sending to port 0 fails), so it is never legitimate. */
+  SourcePortZero: 16,
 } as const;
 
 /** One of {@link DropReason}. */
@@ -97,6 +99,7 @@ export const dropReasonNames: readonly string[] = [
   'rate_limited_new_sessions',
   'probe_too_short',
   'fec_not_negotiated',
+  'source_port_zero',
 ];
 
 /** What a socket is for. */
@@ -235,7 +238,6 @@ class SourceState {
   sessions = 0;
   lastSeenMs: number;
   readonly bucket: RateBucket;
-  readonly unauthenticated: RateBucket;
   readonly newSessions: RateBucket;
   constructor(
     readonly address: string,
@@ -244,7 +246,6 @@ class SourceState {
   ) {
     this.lastSeenMs = nowMs;
     this.bucket = new RateBucket(limits.sourcePacketsPerSecond, limits.sourceBytesPerSecond, limits.burstMs, nowMs);
-    this.unauthenticated = new RateBucket(limits.unauthenticatedPacketsPerSecond, 0, 1000, nowMs);
     this.newSessions = new RateBucket(limits.newSessionsPerSourcePerSecond, 0, 1000, nowMs);
   }
 }
@@ -305,6 +306,8 @@ class TunnelSession extends SessionBase {
   challenges: PendingChallenge[] | undefined = undefined;
   fecSender: FecSender | undefined = undefined;
   fecReceiver: FecReceiver | undefined = undefined;
+  /** Adaptive downstream protection, driven by the client's `fecStats` (its receiver's loss); undefined = the configured scheme stays. */
+  fecController: FecController | undefined = undefined;
   /** The ticket's own limits, kept so a reload can lower the config caps without raising a session above its ticket. */
   ticketPacketsPerSecond = Number.POSITIVE_INFINITY;
   ticketBytesPerSecond = Number.POSITIVE_INFINITY;
@@ -353,6 +356,8 @@ export interface TcpAdmission {
   readonly prefix: Uint8Array | undefined;
   /** Close after this long without bytes either way, ms. */
   readonly idleTimeoutMs: number;
+  /** A connect to the origin not done after this long counts as failed ({@link RelayCore.tcpConnectFailed}), ms. */
+  readonly connectTimeoutMs: number;
   /** The rule's counters (the driver adds bytes as they flow). */
   readonly stats: RuleStats;
 }
@@ -371,6 +376,10 @@ const HEALTH_SOCKET_ID = 1;
 const TUNNEL_SOCKET_ID = 2;
 const FIRST_DYNAMIC_ID = 16;
 const FEC_SHARD_BYTES_MAX = 1402;
+/** Bytes of one output slab (see RelayCore.slabView): room for about 45 full FEC shards or 2 700 tunnel headers. */
+const SLAB_BYTES = 65_536;
+/** Body of the relay's Close for data on a session it does not hold (the same for every session). */
+const UNKNOWN_SESSION_BODY = encodeControl({ type: 'sessionReject', reason: ErrorCode.UnknownSession, message: '' });
 
 function endpointText(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
@@ -427,6 +436,16 @@ export class RelayCore {
   private readonly header = new PacketHeader();
   private readonly outHeader = new PacketHeader();
   private readonly fecScratch = new Uint8Array(FEC_SHARD_BYTES_MAX + 64);
+  /**
+   * Output bytes the core writes per packet (tunnel headers, FEC shards) are views
+   * carved from one slab; a full slab is replaced, never rewritten, because the kernel
+   * may still hold views of it (a send queued on EAGAIN). One allocation per
+   * {@link SLAB_BYTES} instead of one per packet.
+   */
+  private slab = new Uint8Array(SLAB_BYTES);
+  private slabOffset = 0;
+  /** Rate limit of packets from senders that have proved nothing: no per-address state (spoofed floods cost no memory). */
+  private readonly unauthenticatedLimiter: StatelessLimiter;
 
   /**
    * @param config validated configuration (see relay/src/config.ts)
@@ -438,6 +457,9 @@ export class RelayCore {
   ) {
     this.config = config;
     for (let i = 0; i < 64; i++) this.txRing.push(new Transmit());
+    const key = new Uint8Array(8);
+    components.randomFill(key);
+    this.unauthenticatedLimiter = new StatelessLimiter(UNAUTHENTICATED_BUCKETS, config.limits.unauthenticatedPacketsPerSecond, key, 0);
   }
 
   // ------------------------------------------------------------------ getters
@@ -585,9 +607,9 @@ export class RelayCore {
 
     // Limits apply to every live bucket now, not only to new sessions.
     const limits = config.limits;
+    this.unauthenticatedLimiter.setRate(limits.unauthenticatedPacketsPerSecond);
     for (const source of this.sources.values()) {
       source.bucket.setRates(limits.sourcePacketsPerSecond, limits.sourceBytesPerSecond, limits.burstMs);
-      source.unauthenticated.setRates(limits.unauthenticatedPacketsPerSecond, 0, 1000);
       source.newSessions.setRates(limits.newSessionsPerSourcePerSecond, 0, 1000);
     }
     for (const flow of this.flows.values()) {
@@ -655,6 +677,11 @@ export class RelayCore {
   handleDatagram(nowMs: number, socketId: number, from: Endpoint, bytes: Uint8Array): void {
     const entry = this.sockets.get(socketId);
     if (entry === undefined || this.isClosed) return;
+    if (from.port === 0) {
+      // Before anything else: nothing may be sent back to port 0 (the send would fail), and no state is made for it.
+      this.drops[DropReason.SourcePortZero]++;
+      return;
+    }
     switch (entry.kind) {
       case 'listener':
         this.onListenerDatagram(nowMs, entry.listener, from, bytes);
@@ -770,6 +797,19 @@ export class RelayCore {
     tx.bytes = bytes;
   }
 
+  /** A fresh `bytes`-long view for an outgoing packet (see {@link slab}). */
+  private slabView(bytes: number): Uint8Array {
+    if (bytes > SLAB_BYTES) return new Uint8Array(bytes);
+    if (this.slabOffset + bytes > SLAB_BYTES) {
+      this.slab = new Uint8Array(SLAB_BYTES);
+      this.slabOffset = 0;
+    }
+    const view = this.slab.subarray(this.slabOffset, this.slabOffset + bytes);
+    // 8-byte aligned starts keep views off each other's cache words.
+    this.slabOffset += (bytes + 7) & ~7;
+    return view;
+  }
+
   private growRing(): void {
     const old = this.txRing;
     const next: Transmit[] = [];
@@ -795,16 +835,31 @@ export class RelayCore {
 
   // ------------------------------------------------------------------ sources and admission
 
+  /**
+   * The per-source entry of `address`, made if needed. Only senders that hold (or are
+   * about to hold) a session get one: an L4 flow, a verified ticket, an answered path
+   * challenge. The table is bounded; when full, the least recently seen entry without
+   * sessions is evicted (the Map keeps recency order: a touch moves an entry to the end).
+   */
   private sourceFor(nowMs: number, address: string): SourceState | undefined {
     let source = this.sources.get(address);
     if (source === undefined) {
-      // Bounded: spoofed floods must not grow the table without limit.
-      if (this.sources.size >= this.config.limits.sessionsMax * 2 + 1024) return undefined;
+      if (this.sources.size >= this.config.limits.sessionsMax * 2 + 1024 && !this.evictIdleSource()) return undefined;
       source = new SourceState(address, this.config.limits, nowMs);
-      this.sources.set(address, source);
-    }
+    } else this.sources.delete(address);
+    this.sources.set(address, source);
     source.lastSeenMs = nowMs;
     return source;
+  }
+
+  /** Evicts the least recently seen entry that holds no session; false when every entry holds one. */
+  private evictIdleSource(): boolean {
+    for (const [address, source] of this.sources) {
+      if (source.sessions > 0) continue;
+      this.sources.delete(address);
+      return true;
+    }
+    return false;
   }
 
   /** Common checks for a new session; returns the source, or records the drop and returns undefined. */
@@ -1029,7 +1084,7 @@ export class RelayCore {
     const spec = conn.rule.spec;
     const port = conn.origin.portFor(conn.listener.portOffset);
     const prefix = spec.proxyProtocol === 'v2' ? encodeProxyV2('tcp', { address: conn.clientAddress, port: conn.clientPort }, { address: spec.listenAddress, port: conn.listener.port }) : undefined;
-    return { connId: conn.id, address: conn.origin.address, port, prefix, idleTimeoutMs: spec.idleTimeoutMs, stats: conn.rule.stats };
+    return { connId: conn.id, address: conn.origin.address, port, prefix, idleTimeoutMs: spec.idleTimeoutMs, connectTimeoutMs: spec.connectTimeoutMs ?? TCP_CONNECT_TIMEOUT_MS_DEFAULT, stats: conn.rule.stats };
   }
 
   /** Input: the origin connection of `connId` is up (counts as a passing health signal). */
@@ -1164,6 +1219,9 @@ export class RelayCore {
       this.unauthenticatedBytesIn += bytes.length;
       if (type === PacketType.Control) return this.onControl(nowMs, from, bytes);
       this.drops[DropReason.UnknownSession]++;
+      // Data for a session we do not hold (we restarted, or it ended): say so, or the
+      // client, whose probes we still answer, would send into the void.
+      if (type === PacketType.Data || type === PacketType.Parity) this.answerUnknownSession(nowMs, from, bytes.length, h.sessionIdHigh, h.sessionIdLow);
       return;
     }
     if (from.port !== session.clientPort || from.address !== session.clientAddress) {
@@ -1198,7 +1256,7 @@ export class RelayCore {
       this.push(session.id, session.originAddress, session.originPort, undefined, bytes.subarray(HEADER_BYTES));
       return;
     }
-    if (type === PacketType.Control) return this.onControl(nowMs, from, bytes);
+    if (type === PacketType.Control) return this.onSessionControl(nowMs, session, from, bytes);
     if (type === PacketType.Close) {
       if (verifyCloseMac(session.key, session.idHigh, session.idLow, bytes.subarray(HEADER_BYTES))) this.closeSession(nowMs, session, 'client closed', undefined);
       else this.drops[DropReason.BadControl]++;
@@ -1214,8 +1272,7 @@ export class RelayCore {
       this.drops[DropReason.ProbeTooShort]++;
       return;
     }
-    const source = this.sourceFor(nowMs, from.address);
-    if (source === undefined || !source.unauthenticated.take(nowMs, bytes.length)) {
+    if (!this.unauthenticatedLimiter.take(nowMs, from.address)) {
       this.drops[DropReason.RateLimitedSource]++;
       return;
     }
@@ -1230,8 +1287,7 @@ export class RelayCore {
   }
 
   private onControl(nowMs: number, from: Endpoint, bytes: Uint8Array): void {
-    const source = this.sourceFor(nowMs, from.address);
-    if (source === undefined || !source.unauthenticated.take(nowMs, bytes.length)) {
+    if (!this.unauthenticatedLimiter.take(nowMs, from.address)) {
       this.drops[DropReason.RateLimitedSource]++;
       return;
     }
@@ -1241,6 +1297,38 @@ export class RelayCore {
       return;
     }
     this.onSessionOpen(nowMs, from, bytes.length, decoded.message);
+  }
+
+  /**
+   * A control message of a known session from its current address. Not charged to the
+   * per-source unauthenticated bucket (a CGNAT address carries many players' keepalives)
+   * but to the session's own bucket.
+   */
+  private onSessionControl(nowMs: number, session: TunnelSession, from: Endpoint, bytes: Uint8Array): void {
+    if (!session.upBucket.take(nowMs, bytes.length)) {
+      this.drops[DropReason.RateLimitedSession]++;
+      return;
+    }
+    const decoded = decodeControl(bytes.subarray(HEADER_BYTES));
+    if (!decoded.ok) {
+      this.drops[DropReason.BadControl]++;
+      return;
+    }
+    const m = decoded.message;
+    if (m.type === 'sessionOpen') return this.onSessionOpen(nowMs, from, bytes.length, m);
+    if (m.type === 'fecStats') {
+      const controller = session.fecController;
+      const sender = session.fecSender;
+      if (controller === undefined || sender === undefined) return;
+      controller.handleStats(nowMs, fecStatsFromMessage(nowMs, m));
+      if (controller.lastDecision !== undefined && controller.scheme !== sender.scheme) {
+        sender.setScheme(nowMs, controller.scheme);
+        this.drainFecSender(session);
+        this.noteFecDeadline(session);
+      }
+      return;
+    }
+    this.drops[DropReason.BadControl]++;
   }
 
   private onSessionOpen(nowMs: number, from: Endpoint, receivedBytes: number, open: ControlMessageFields['sessionOpen']): void {
@@ -1255,10 +1343,29 @@ export class RelayCore {
       return;
     }
     const idHex = sessionIdToHex(high, low);
-    const source = this.admit(nowMs, from.address, tunnel.allow, tunnel.deny);
-    if (source === undefined) {
-      if (this.draining) this.reject(from, receivedBytes, high, low, ErrorCode.RelayDraining, 'this relay is draining; connect to another relay');
-      else if (this.sessionCount >= this.config.limits.sessionsMax) this.reject(from, receivedBytes, high, low, ErrorCode.RelayFull, 'this relay is at its session cap; connect to another relay');
+    // Admission without making per-source state: a sender gets an entry only once its
+    // ticket verifies (spoofed opens must not fill the table). Known sources keep
+    // their caps; unknown ones are held by the stateless limiter that let this through.
+    const limits = this.config.limits;
+    if (this.draining) {
+      this.drops[DropReason.Draining]++;
+      return this.reject(from, receivedBytes, high, low, ErrorCode.RelayDraining, 'this relay is draining; connect to another relay');
+    }
+    if (cidrListMatches(tunnel.deny, from.address) || (tunnel.allow.length > 0 && !cidrListMatches(tunnel.allow, from.address))) {
+      this.drops[DropReason.Denied]++;
+      return;
+    }
+    if (this.sessionCount >= limits.sessionsMax) {
+      this.drops[DropReason.SessionCap]++;
+      return this.reject(from, receivedBytes, high, low, ErrorCode.RelayFull, 'this relay is at its session cap; connect to another relay');
+    }
+    const known = this.sources.get(from.address);
+    if ((known?.sessions ?? 0) >= limits.sessionsPerSourceMax) {
+      this.drops[DropReason.SessionCap]++;
+      return;
+    }
+    if (known !== undefined && !known.newSessions.take(nowMs, 0)) {
+      this.drops[DropReason.RateLimitedNewSessions]++;
       return;
     }
     const verified = verifyTicket(open.ticket, tunnel.ticketPublicKey as KeyObject, this.components.wallClockMs(), tunnel.clockSkewMs);
@@ -1272,7 +1379,12 @@ export class RelayCore {
     if (fecMode === undefined) return this.reject(from, receivedBytes, high, low, ErrorCode.FecUnsupported, `relay FEC modes: ${tunnel.fec.modes.join(',')}`);
     const key = openSessionKey(claims, tunnel.sealKey);
     if (key === undefined) return this.reject(from, receivedBytes, high, low, ErrorCode.TicketForged, 'the session key does not open with this fleet seal key');
-    const limits = this.config.limits;
+    const source = this.sourceFor(nowMs, from.address);
+    if (source === undefined) {
+      this.drops[DropReason.SessionCap]++;
+      return;
+    }
+    if (known === undefined) source.newSessions.take(nowMs, 0);
     const pps = sessionRate(limits.sessionPacketsPerSecond, claims.limits.packetsPerSecond || Number.POSITIVE_INFINITY);
     const bps = sessionRate(limits.sessionBytesPerSecond, claims.limits.bytesPerSecond || Number.POSITIVE_INFINITY);
     const id = this.nextId++;
@@ -1313,6 +1425,7 @@ export class RelayCore {
     const scheme: FecScheme = session.fecMode === 'rs' ? { mode: 'rs', k: fec.k, r: fec.r, interleave: 1, holdMs: fec.holdMs } : session.fecMode === 'dup' ? { mode: 'duplicate', copies: fec.copies, spacingMs: fec.spacingMs } : FEC_OFF;
     session.fecSender = new FecSender({ scheme, maxPayloadBytes: FEC_SHARD_BYTES_MAX - 2 });
     session.fecReceiver = new FecReceiver({ maxPayloadBytes: FEC_SHARD_BYTES_MAX - 2 });
+    if (fec.adaptive !== false) session.fecController = new FecController({ overheadMax: fec.overheadMax ?? FEC_OVERHEAD_MAX_DEFAULT });
     this.fecSessions.add(session);
   }
 
@@ -1345,6 +1458,23 @@ export class RelayCore {
     return out;
   }
 
+  /**
+   * Answers data for an unknown session with an (unauthenticated: there is no key)
+   * Close `SLIP_ERR_UNKNOWN_SESSION`, through the stateless limiter and never larger
+   * than the packet that caused it.
+   */
+  private answerUnknownSession(nowMs: number, from: Endpoint, receivedBytes: number, high: number, low: number): void {
+    if (HEADER_BYTES + UNKNOWN_SESSION_BODY.length > receivedBytes) {
+      this.drops[DropReason.Amplification]++;
+      return;
+    }
+    if (!this.unauthenticatedLimiter.take(nowMs, from.address)) {
+      this.drops[DropReason.RateLimitedSource]++;
+      return;
+    }
+    this.sendUnauthenticated(TUNNEL_SOCKET_ID, from, receivedBytes, this.controlPacket(PacketType.Close, high, low, UNKNOWN_SESSION_BODY));
+  }
+
   /** Refuses a session open with a typed reason, trimmed so the reply is never larger than the request. */
   private reject(from: Endpoint, receivedBytes: number, high: number, low: number, reason: ErrorCodeValue, detail: string): void {
     this.drops[DropReason.TicketRefused]++;
@@ -1362,8 +1492,7 @@ export class RelayCore {
 
   private onPathChange(nowMs: number, session: TunnelSession, from: Endpoint, bytes: Uint8Array): void {
     this.drops[DropReason.PathUnverified]++;
-    const source = this.sourceFor(nowMs, from.address);
-    if (source === undefined || !source.unauthenticated.take(nowMs, bytes.length)) return;
+    if (!this.unauthenticatedLimiter.take(nowMs, from.address)) return;
     let pending = session.challenges?.find((c) => c.address === from.address && c.port === from.port);
     if (pending === undefined) {
       pending = { address: from.address, port: from.port, nonce: new Uint8Array(PATH_NONCE_BYTES), sentMs: nowMs };
@@ -1420,6 +1549,7 @@ export class RelayCore {
     session.bytesDown += bytes.length;
     const sender = session.fecSender;
     if (sender !== undefined && bytes.length <= sender.maxPayloadBytes) {
+      session.fecController?.handlePacket(nowMs, bytes.length);
       sender.push(nowMs, bytes);
       this.drainFecSender(session);
       this.noteFecDeadline(session);
@@ -1436,7 +1566,7 @@ export class RelayCore {
     h.sessionIdLow = session.idLow;
     h.sequence = session.sequenceOut = (session.sequenceOut + 1) >>> 0;
     h.fecGroup = h.fecIndex = h.fecDataCount = h.fecParityCount = 0;
-    const prefix = new Uint8Array(HEADER_BYTES);
+    const prefix = this.slabView(HEADER_BYTES);
     writeTunnelHeader(h, prefix);
     this.push(TUNNEL_SOCKET_ID, session.clientAddress, session.clientPort, prefix, bytes);
   }
@@ -1454,7 +1584,7 @@ export class RelayCore {
       h.fecIndex = tx.index;
       h.fecDataCount = tx.k;
       h.fecParityCount = tx.r;
-      const out = new Uint8Array(HEADER_BYTES + tx.length);
+      const out = this.slabView(HEADER_BYTES + tx.length);
       writeTunnelHeader(h, out);
       out.set(this.fecScratch.subarray(0, tx.length), HEADER_BYTES);
       this.push(TUNNEL_SOCKET_ID, session.clientAddress, session.clientPort, undefined, out);
@@ -1464,10 +1594,16 @@ export class RelayCore {
   private drainFecReceiver(session: TunnelSession): void {
     const receiver = session.fecReceiver!;
     for (let n = receiver.pollDelivered(this.fecScratch); n >= 0; n = receiver.pollDelivered(this.fecScratch)) {
-      this.push(session.id, session.originAddress, session.originPort, undefined, this.fecScratch.slice(0, n));
+      const delivered = this.slabView(n);
+      delivered.set(this.fecScratch.subarray(0, n));
+      this.push(session.id, session.originAddress, session.originPort, undefined, delivered);
     }
-    // Interval stats would feed the client's adaptive controller; the client measures its own loss for now.
-    while (receiver.pollEvent() !== undefined);
+    // The upstream receiver's interval stats go back to the client: its FEC sender's
+    // controller follows the loss of the direction it sends on (the last mile up).
+    for (let e = receiver.pollEvent(); e !== undefined; e = receiver.pollEvent()) {
+      if (e.stats.wirePackets === 0 && e.stats.received === 0) continue;
+      this.push(TUNNEL_SOCKET_ID, session.clientAddress, session.clientPort, undefined, this.controlPacket(PacketType.Control, session.idHigh, session.idLow, encodeControl(fecStatsMessage(e.stats))));
+    }
   }
 
   private noteFecDeadline(session: TunnelSession): void {
@@ -1494,8 +1630,12 @@ export class RelayCore {
     session.source.sessions--;
     this.tunnelStats.sessionsActive--;
     if (code !== undefined && this.tunnelOpen) {
-      // Tell the client why, so the SDK can show it (and stop sending).
-      const body = encodeControl({ type: 'sessionReject', reason: code, message: reason });
+      // Tell the client why, so the SDK can show it (and stop sending); MACed with the
+      // session key, so that a spoofed Close cannot end a client's session.
+      const reasonBytes = encodeControl({ type: 'sessionReject', reason: code, message: reason });
+      const body = new Uint8Array(reasonBytes.length + CLOSE_MAC_BYTES);
+      body.set(reasonBytes);
+      body.set(relayCloseMac(session.key, session.idHigh, session.idLow, reasonBytes), reasonBytes.length);
       this.push(TUNNEL_SOCKET_ID, session.clientAddress, session.clientPort, undefined, this.controlPacket(PacketType.Close, session.idHigh, session.idLow, body));
     }
     this.emitClose(session.id, 'upstream', 'udp');

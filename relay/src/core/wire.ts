@@ -12,15 +12,22 @@
  *   HMAC-SHA256(session key, "slipstream-path-v1" ‖ session id (8 B BE) ‖ nonce).
  * - Close from a client: body = first 16 bytes of HMAC-SHA256(session key,
  *   "slipstream-close-v1" ‖ session id), so nobody without the key can end a session.
- *   Close from the relay: body = a msgpack `sessionReject` with the reason.
+ *   Close from the relay for a session it holds: body = a msgpack `sessionReject`
+ *   with the reason ‖ first 16 bytes of HMAC-SHA256(session key,
+ *   "slipstream-relay-close-v1" ‖ session id ‖ the msgpack bytes), so nobody who only
+ *   knows a session id can end it. The one unauthenticated relay Close is
+ *   `SLIP_ERR_UNKNOWN_SESSION` (the relay has no key for that id); clients answer it
+ *   only by opening the session again, which a spoofer gains nothing from.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { encodeControl, type ControlMessage } from '../../../proto/src/control.js';
+import { encodeControl, type ControlMessage, type ControlMessageFields } from '../../../proto/src/control.js';
+import type { FecIntervalStats } from '../../../proto/src/fec/index.js';
 import { HEADER_BYTES, PacketHeader, PacketType, writeHeader } from '../../../proto/src/header.js';
 import { CLOSE_MAC_BYTES, PATH_MAC_BYTES, PATH_NONCE_BYTES, PROBE_BODY_BYTES_MIN } from './constants.js';
 
 const PATH_LABEL = Buffer.from('slipstream-path-v1', 'ascii');
 const CLOSE_LABEL = Buffer.from('slipstream-close-v1', 'ascii');
+const RELAY_CLOSE_LABEL = Buffer.from('slipstream-relay-close-v1', 'ascii');
 
 function sessionIdBytes(high: number, low: number): Buffer {
   const id = Buffer.allocUnsafe(8);
@@ -49,6 +56,21 @@ export function closeMac(sessionKey: Uint8Array, sessionIdHigh: number, sessionI
 export function verifyCloseMac(sessionKey: Uint8Array, sessionIdHigh: number, sessionIdLow: number, mac: Uint8Array): boolean {
   if (mac.length < CLOSE_MAC_BYTES) return false;
   return timingSafeEqual(closeMac(sessionKey, sessionIdHigh, sessionIdLow), mac.subarray(0, CLOSE_MAC_BYTES));
+}
+
+/** The 16-byte MAC a relay appends to the body (`reason`, msgpack) of its Close for a session it holds. */
+export function relayCloseMac(sessionKey: Uint8Array, sessionIdHigh: number, sessionIdLow: number, reason: Uint8Array): Uint8Array {
+  return new Uint8Array(createHmac('sha256', sessionKey).update(RELAY_CLOSE_LABEL).update(sessionIdBytes(sessionIdHigh, sessionIdLow)).update(reason).digest().subarray(0, CLOSE_MAC_BYTES));
+}
+
+/**
+ * Checks a relay Close body (reason ‖ MAC) in constant time; returns the reason bytes
+ * when the MAC verifies, undefined otherwise (unauthenticated or forged).
+ */
+export function openRelayClose(sessionKey: Uint8Array, sessionIdHigh: number, sessionIdLow: number, body: Uint8Array): Uint8Array | undefined {
+  if (body.length <= CLOSE_MAC_BYTES) return undefined;
+  const reason = body.subarray(0, body.length - CLOSE_MAC_BYTES);
+  return timingSafeEqual(relayCloseMac(sessionKey, sessionIdHigh, sessionIdLow, reason), body.subarray(body.length - CLOSE_MAC_BYTES)) ? reason : undefined;
 }
 
 /** Builds one tunnel packet: a header of `type` for the session and `body`. Allocates (not for per-packet use in the relay). */
@@ -102,4 +124,45 @@ export function parseProbeReplyBody(body: Uint8Array): ProbeReplyFields | undefi
 /** A client's authenticated Close. */
 export function buildClientClose(sessionKey: Uint8Array, sessionIdHigh: number, sessionIdLow: number): Uint8Array {
   return buildPacket(PacketType.Close, sessionIdHigh, sessionIdLow, 0, closeMac(sessionKey, sessionIdHigh, sessionIdLow));
+}
+
+const U32_MAX = 0xffff_ffff;
+const clampCount = (n: number): number => Math.min(U32_MAX, Math.max(0, Math.round(n)));
+
+/** The `fecStats` control message that carries a receiver's interval stats to the far sender. */
+export function fecStatsMessage(stats: FecIntervalStats): { type: 'fecStats' } & ControlMessageFields['fecStats'] {
+  return {
+    type: 'fecStats',
+    intervalMs: Math.min(3_600_000, Math.max(0, stats.endMs - stats.startMs)),
+    received: clampCount(stats.received),
+    recovered: clampCount(stats.recovered),
+    unrecoverable: clampCount(stats.unrecoverable),
+    duplicates: clampCount(stats.duplicates),
+    parityReceived: clampCount(stats.parityReceived),
+    wirePackets: clampCount(stats.wirePackets),
+    wireLost: clampCount(Math.min(stats.wireLost, stats.wirePackets)),
+    lossBursts: clampCount(stats.lossBursts),
+  };
+}
+
+/**
+ * The far receiver's stats as this side's {@link FecIntervalStats}, placed on this
+ * side's clock as the interval that ended now (the controller only uses its length).
+ */
+export function fecStatsFromMessage(nowMs: number, m: ControlMessageFields['fecStats']): FecIntervalStats {
+  const wireLost = Math.min(m.wireLost, m.wirePackets);
+  return {
+    startMs: nowMs - m.intervalMs,
+    endMs: nowMs,
+    received: m.received,
+    recovered: m.recovered,
+    unrecoverable: m.unrecoverable,
+    duplicates: m.duplicates,
+    parityReceived: m.parityReceived,
+    wirePackets: m.wirePackets,
+    wireLost,
+    lossBursts: m.lossBursts,
+    lossRate: m.wirePackets === 0 ? 0 : wireLost / m.wirePackets,
+    meanBurstPackets: m.lossBursts === 0 ? 0 : wireLost / m.lossBursts,
+  };
 }

@@ -31,6 +31,10 @@ export const DUPLICATE_HOLD_MS = 2_000;
 
 /** A session open is retransmitted this often until answered, ms. */
 export const OPEN_RETRY_MS = 250;
+/** First wait before a relay that refused the session (draining, full) is asked again, ms; doubles per refusal. */
+export const REFUSED_RETRY_MS_MIN = 1_000;
+/** Longest wait between such retries, ms. */
+export const REFUSED_RETRY_MS_MAX = 30_000;
 /** Unanswered opens after which the relay counts as unreachable. */
 export const OPEN_ATTEMPTS_MAX = 8;
 /** `connect()` gives up when no session is open after this long, ms. */
@@ -47,5 +51,7 @@ export const QUEUE_BEFORE_OPEN_MAX = 64;
 export const TUNNEL_PAYLOAD_BYTES_MAX = 1400;
 /** Largest FEC extra bandwidth upstream, as a fraction of the data: game traffic is small (60 × 100 B/s), so two extra copies cost little and reach 0.1 % residual at 10 % loss. */
 export const UPSTREAM_FEC_OVERHEAD_MAX = 2;
+/** `connect()` gives up on a ticket provider that has not answered after this long, ms. */
+export const TICKET_PROVIDER_TIMEOUT_MS_DEFAULT = 10_000;
 /** Candidate list refresh period while connected, ms. */
 export const CANDIDATES_REFRESH_MS_DEFAULT = 60_000;

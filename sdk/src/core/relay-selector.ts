@@ -93,6 +93,8 @@ interface RelayState {
   restMs: number;
   readonly path: PathEstimate;
   unreachable: boolean;
+  /** Excluded by the session layer (the relay refused the session); probe answers do not clear it. */
+  excluded: boolean;
 }
 
 /** The selector. See the module comment for the rule. */
@@ -167,7 +169,7 @@ export class RelaySelector {
       if (known) {
         known.estimateMs = candidate.estimateMs;
         known.restMs = candidate.restMs ?? 0;
-      } else this.relays.set(candidate.id, { id: candidate.id, estimateMs: candidate.estimateMs, restMs: candidate.restMs ?? 0, path: new PathEstimate(), unreachable: false });
+      } else this.relays.set(candidate.id, { id: candidate.id, estimateMs: candidate.estimateMs, restMs: candidate.restMs ?? 0, path: new PathEstimate(), unreachable: false, excluded: false });
     }
     for (const id of [...this.relays.keys()]) if (!listed.has(id) && id !== this.currentId) this.relays.delete(id);
     this.evaluate(nowMs, 'candidates-changed');
@@ -190,6 +192,25 @@ export class RelaySelector {
     const relay = this.relays.get(id);
     if (!relay || relay.unreachable) return;
     relay.unreachable = true;
+    this.leave(nowMs, id);
+  }
+
+  /**
+   * Input: the session layer excludes `id` from selection (it refused the session:
+   * draining, full) or lets it back (a retried open was accepted). Unlike
+   * {@link markUnreachable}, answered probes do not clear it: a draining relay still
+   * answers probes. Fails over at once if it was current.
+   */
+  setExcluded(nowMs: number, id: string, excluded: boolean): void {
+    const relay = this.relays.get(id);
+    if (!relay || relay.excluded === excluded) return;
+    relay.excluded = excluded;
+    if (excluded) this.leave(nowMs, id);
+    else this.evaluate(nowMs, 'better-path');
+  }
+
+  /** `id` can no longer be chosen: fail over if it is current, else pick another backup. */
+  private leave(nowMs: number, id: string): void {
     if (id === this.currentId) {
       const previous = this.currentId;
       this.currentId = this.backupId ?? this.bestExcept(undefined);
@@ -222,7 +243,7 @@ export class RelaySelector {
 
   private score(relay: RelayState): number | undefined {
     const f = relay.path.figures();
-    if (relay.unreachable || f.stableRttMs === undefined || f.samples < this.minSamples) return undefined;
+    if (relay.unreachable || relay.excluded || f.stableRttMs === undefined || f.samples < this.minSamples) return undefined;
     return f.stableRttMs + relay.restMs + this.jitterWeight * f.stableJitterMs + this.lossPenaltyMs * f.loss;
   }
 
@@ -245,7 +266,7 @@ export class RelaySelector {
     if (this.startedAtMs !== undefined && nowMs >= this.startedAtMs + this.initialWaitMsMax) return true;
     const bestScore = this.score(this.relays.get(bestId)!)!;
     for (const relay of this.relays.values()) {
-      if (relay.unreachable || this.score(relay) !== undefined) continue;
+      if (relay.unreachable || relay.excluded || this.score(relay) !== undefined) continue;
       // An unmeasured relay could still win if the coordinator thinks it is close. When
       // the rest of its path is known, that is a floor no client leg can go under, and
       // safer than a whole-path estimate whose client leg may be a guess.
@@ -257,7 +278,8 @@ export class RelaySelector {
 
   private evaluate(nowMs: number, reason: SelectionReason): void {
     const best = this.bestExcept(undefined);
-    if (this.currentId === undefined || this.relays.get(this.currentId)?.unreachable) {
+    const currentRelay = this.currentId === undefined ? undefined : this.relays.get(this.currentId);
+    if (this.currentId === undefined || currentRelay === undefined || currentRelay.unreachable || currentRelay.excluded) {
       if (best !== undefined && this.initialChoiceIsClear(nowMs, best)) {
         const previous = this.currentId;
         this.currentId = best;

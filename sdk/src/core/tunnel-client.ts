@@ -31,18 +31,29 @@
  * interval losing ≥ 25 %) also duplicates, for 2 s.
  *
  * ## FEC
- * The relay chooses the downstream protection (its `tunnel.fec` config) from the modes
- * the client offers. Upstream, the client runs an adaptive {@link FecController}. The
- * relay does not yet report upstream loss, so the controller is fed the client's own
- * downstream measurements: the last mile usually dominates both directions alike.
- * Until the first estimate it protects with one spaced copy.
+ * The relay chooses the downstream mode (its `tunnel.fec` config) from the modes the
+ * client offers. Each side's receiver sends its interval stats to the other side in a
+ * `fecStats` control message, and each side's sender runs an adaptive
+ * {@link FecController} fed by the far side's report, so protection follows the loss
+ * of the direction it protects (upload and download last miles often differ). Until
+ * the relay's first report the client protects with one spaced copy.
+ *
+ * ## Keepalive
+ * A session idle for {@link C.KEEPALIVE_MS} gets its `sessionOpen` again rather than a
+ * bare keepalive: any packet from the session's address refreshes the relay's idle timer
+ * and the NAT mapping, and a repeated open also re-creates the session when the relay
+ * restarted or swept it (a bare keepalive would only learn that from a Close, one round
+ * trip later), and it is large enough (≥ 40 bytes) to earn a path challenge after a NAT
+ * rebinding. The relay charges it to the session, not to the per-source unauthenticated
+ * bucket, so many players behind one CGNAT address do not starve each other. Cost: one
+ * ~250-byte datagram per 10 s of silence; `fecStats` reports also count as traffic.
  */
 import { decodeControl } from '../../../proto/src/control.js';
 import { ErrorCode } from '../../../proto/src/errors.js';
 import { FecController, FecReceiver, FecSender, FecShardKind, type FecIntervalStats, type FecScheme } from '../../../proto/src/fec/index.js';
 import { HEADER_BYTES, HeaderFlag, PacketHeader, PacketType, parseHeader, sessionIdFromHex, writeHeader } from '../../../proto/src/header.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
-import { buildClientClose, buildControlPacket, buildPathResponse, buildProbe, parseProbeReplyBody } from '../../../relay/src/core/wire.js';
+import { buildClientClose, buildControlPacket, buildPathResponse, buildProbe, fecStatsFromMessage, fecStatsMessage, openRelayClose, parseProbeReplyBody } from '../../../relay/src/core/wire.js';
 import { SdkErrorCode, isTicketRefusal } from '../errors.js';
 import * as C from './constants.js';
 import { RelaySelector, type RelaySelectorInit, type SelectionEvent } from './relay-selector.js';
@@ -174,6 +185,8 @@ type SessionState = 'none' | 'opening' | 'open' | 'refused' | 'closed';
 class RelayLink {
   sessionState: SessionState = 'none';
   openAttempts = 0;
+  /** Refusals (draining, full) in a row; while > 0 the relay is excluded from selection and reopened with backoff. */
+  refusals = 0;
   nextOpenMs = Number.POSITIVE_INFINITY;
   fecMode = 'off';
   receiver: FecReceiver | undefined = undefined;
@@ -345,10 +358,13 @@ export class TunnelClient {
         link.estimateMs = c.estimateMs;
         link.restMs = c.restMs ?? 0;
         if (link.sessionState === 'none' || link.sessionState === 'closed') {
-          this.byEndpoint.delete(endpointKey(link.tunnel));
+          this.forgetEndpoint(link.tunnel, link);
           link.tunnel = c.tunnel;
         }
-        link.probe = c.probe;
+        if (link.probe.address !== c.probe.address || link.probe.port !== c.probe.port) {
+          if (endpointKey(link.probe) !== endpointKey(link.tunnel)) this.forgetEndpoint(link.probe, link);
+          link.probe = c.probe;
+        }
       }
       this.byEndpoint.set(endpointKey(link.tunnel), link);
       this.byEndpoint.set(endpointKey(link.probe), link);
@@ -358,6 +374,7 @@ export class TunnelClient {
       if (listed.has(id) || id === this.currentId || id === this.backupId) continue;
       if (link.sessionState === 'open' || link.sessionState === 'opening') this.closeSession(link);
       this.relays.delete(id);
+      this.forgetEndpoints(link);
     }
     this.selector.setCandidates(
       nowMs,
@@ -365,6 +382,17 @@ export class TunnelClient {
     );
     if (this.nextReportMs === Number.POSITIVE_INFINITY) this.nextReportMs = nowMs + this.reportIntervalMs;
     this.afterInput(nowMs);
+  }
+
+  /** Drops `endpoint`'s entry if it still points at `link` (another relay may have taken the address since). */
+  private forgetEndpoint(endpoint: Endpoint, link: RelayLink): void {
+    const key = endpointKey(endpoint);
+    if (this.byEndpoint.get(key) === link) this.byEndpoint.delete(key);
+  }
+
+  private forgetEndpoints(link: RelayLink): void {
+    this.forgetEndpoint(link.tunnel, link);
+    this.forgetEndpoint(link.probe, link);
   }
 
   /** Input: one datagram received on the client's socket. `bytes` is read during the call only. */
@@ -451,9 +479,11 @@ export class TunnelClient {
     if (this.closed || this.failed) return false;
     const link = this.currentLink();
     if (link === undefined) {
-      if (this.queue.length >= C.QUEUE_BEFORE_OPEN_MAX) this.queue.shift();
+      // Full: the oldest is dropped for this one, and the caller hears of the loss.
+      const dropping = this.queue.length >= C.QUEUE_BEFORE_OPEN_MAX;
+      if (dropping) this.queue.shift();
       this.queue.push(payload.slice());
-      return true;
+      return !dropping;
     }
     this.packetsSent++;
     this.sendData(nowMs, payload);
@@ -506,7 +536,7 @@ export class TunnelClient {
     take(this.nextReportMs);
     for (const link of this.relays.values()) {
       take(link.nextProbeMs);
-      if (link.sessionState === 'opening') take(link.nextOpenMs);
+      if (link.sessionState === 'opening' || link.sessionState === 'refused') take(link.nextOpenMs);
       if (link.sessionState === 'open') take(link.lastTxMs + C.KEEPALIVE_MS);
       take(link.lingerUntilMs);
       take(link.receiver?.pollTimeout());
@@ -596,8 +626,19 @@ export class TunnelClient {
 
   private runOpens(nowMs: number): void {
     for (const link of this.relays.values()) {
+      if (link.sessionState === 'refused' && nowMs >= link.nextOpenMs) {
+        // A refusal (draining, full) is temporary: ask again, still excluded from selection until it accepts.
+        link.sessionState = 'opening';
+        link.openAttempts = 0;
+      }
       if (link.sessionState !== 'opening' || nowMs < link.nextOpenMs) continue;
       if (link.openAttempts >= C.OPEN_ATTEMPTS_MAX) {
+        if (link.refusals > 0) {
+          // A retry nobody answered: keep backing off (a restart may take a while).
+          link.sessionState = 'refused';
+          link.nextOpenMs = nowMs + refusedRetryMs(link.refusals);
+          continue;
+        }
         link.sessionState = 'none';
         link.nextOpenMs = Number.POSITIVE_INFINITY;
         this.selector.markUnreachable(nowMs, link.id);
@@ -620,11 +661,21 @@ export class TunnelClient {
     const decoded = decodeControl(body);
     if (!decoded.ok) return;
     const m = decoded.message;
+    if (m.type === 'fecStats') {
+      if (link.sessionState === 'open') this.onFecStats(nowMs, link, fecStatsFromMessage(nowMs, m));
+      return;
+    }
     if (m.type === 'sessionAccept') {
       if (link.sessionState !== 'opening' && link.sessionState !== 'open') return;
       const first = link.sessionState === 'opening';
       link.sessionState = 'open';
       link.nextOpenMs = Number.POSITIVE_INFINITY;
+      if (link.refusals > 0) {
+        // A retried open succeeded: the relay may be chosen again. Unless it is, its session lingers and closes.
+        link.refusals = 0;
+        if (link.id !== this.currentId && link.id !== this.backupId && link.lingerUntilMs === Number.POSITIVE_INFINITY) link.lingerUntilMs = nowMs + C.LINGER_MS;
+        this.selector.setExcluded(nowMs, link.id, false);
+      }
       if (first) {
         link.fecMode = m.fecMode;
         link.receiver = m.fecMode === 'off' ? undefined : new FecReceiver({ maxPayloadBytes: C.TUNNEL_PAYLOAD_BYTES_MAX });
@@ -640,9 +691,22 @@ export class TunnelClient {
   }
 
   private onRelayClose(nowMs: number, link: RelayLink, body: Uint8Array): void {
-    const decoded = decodeControl(body);
+    // A relay MACs its Close for a session it holds; anything else is unauthenticated.
+    const authentic = openRelayClose(this.init.sessionKey, this.high, this.low, body);
+    const decoded = decodeControl(authentic ?? body);
     if (!decoded.ok || decoded.message.type !== 'sessionReject') return;
     const { reason, message } = decoded.message;
+    if (authentic === undefined) {
+      // Only "unknown session" comes without a MAC (the relay has no key for it: it
+      // restarted). Reopening is all it triggers, and a spoofer gains nothing from that;
+      // any other unauthenticated Close could end a session for anyone knowing its id.
+      if (reason !== ErrorCode.UnknownSession || link.sessionState !== 'open') return;
+      link.sessionState = 'opening';
+      link.openAttempts = 0;
+      link.nextOpenMs = nowMs;
+      link.receiver = undefined;
+      return;
+    }
     link.sessionState = 'closed';
     link.receiver = undefined;
     if (reason === ErrorCode.TicketRevoked) {
@@ -659,13 +723,18 @@ export class TunnelClient {
 
   private onRefused(nowMs: number, link: RelayLink, code: string, message: string): void {
     if (link.sessionState !== 'opening') return;
-    if (isTicketRefusal(code)) {
+    // A reject is unauthenticated: once the connection is open, a ticket refusal only
+    // takes this relay out (a spoofed one must not end a working connection; a real
+    // revocation ends the open sessions with an authenticated Close).
+    if (isTicketRefusal(code) && !this.opened) {
       this.fail(code, `relay ${link.id} refused the ticket: ${code}: ${message}`);
       return;
     }
     link.sessionState = 'refused';
-    link.nextOpenMs = Number.POSITIVE_INFINITY;
-    this.selector.markUnreachable(nowMs, link.id);
+    link.refusals++;
+    link.nextOpenMs = nowMs + refusedRetryMs(link.refusals);
+    link.receiver = undefined;
+    this.selector.setExcluded(nowMs, link.id, true);
     const usable = [...this.relays.values()].some((l) => l.sessionState !== 'refused');
     if (!usable) this.fail(code, `every candidate relay refused the session; last: relay ${link.id}: ${code}: ${message}`);
   }
@@ -718,7 +787,8 @@ export class TunnelClient {
     }
     for (const link of this.relays.values()) {
       if (link.id === this.currentId || link.id === this.backupId) continue;
-      if ((link.sessionState === 'open' || link.sessionState === 'opening') && link.lingerUntilMs === Number.POSITIVE_INFINITY) link.lingerUntilMs = nowMs + C.LINGER_MS;
+      // A relay retrying after a refusal keeps retrying: its accept is what lets it be chosen again.
+      if ((link.sessionState === 'open' || link.sessionState === 'opening') && link.refusals === 0 && link.lingerUntilMs === Number.POSITIVE_INFINITY) link.lingerUntilMs = nowMs + C.LINGER_MS;
     }
   }
 
@@ -847,12 +917,21 @@ export class TunnelClient {
     this.delivered += s.received + s.recovered;
     this.recovered += s.recovered;
     this.unrecoverable += s.unrecoverable;
+    // The relay's sender adapts its downstream protection to what we measured: tell it.
+    // (This also keeps the session and the NAT mapping alive, like any packet of ours.)
+    if (link.sessionState === 'open' && (s.wirePackets > 0 || s.received > 0)) {
+      link.lastTxMs = nowMs;
+      this.transmits.push({ to: link.tunnel, bytes: buildControlPacket(this.high, this.low, fecStatsMessage(s)) });
+    }
     if (link.id !== this.currentId) return;
     if (s.wirePackets >= 4 && s.lossRate >= C.DUPLICATE_LOSS_RATE) this.duplicateUntilMs = nowMs + C.DUPLICATE_HOLD_MS;
-    if (this.sender !== undefined) {
-      this.controller.handleStats(nowMs, s, this.selector.figures(link.id)?.rttMs);
-      if (this.controller.lastDecision !== undefined && this.controller.scheme !== this.sender.scheme) this.sender.setScheme(nowMs, this.controller.scheme);
-    }
+  }
+
+  /** The current relay's report of what its receiver measured upstream drives our sender's controller. */
+  private onFecStats(nowMs: number, link: RelayLink, stats: FecIntervalStats): void {
+    if (link.id !== this.currentId || this.sender === undefined) return;
+    this.controller.handleStats(nowMs, stats, this.selector.figures(link.id)?.rttMs);
+    if (this.controller.lastDecision !== undefined && this.controller.scheme !== this.sender.scheme) this.sender.setScheme(nowMs, this.controller.scheme);
   }
 
   private deliver(payload: Uint8Array): void {
@@ -888,6 +967,11 @@ export class TunnelClient {
     this.runOpens(nowMs);
     this.sendProbes(nowMs);
   }
+}
+
+/** Backoff before reopening a relay that refused `refusals` times in a row, ms. */
+function refusedRetryMs(refusals: number): number {
+  return Math.min(C.REFUSED_RETRY_MS_MAX, C.REFUSED_RETRY_MS_MIN * 2 ** Math.min(16, refusals - 1));
 }
 
 function describeScheme(scheme: FecScheme | undefined): string {

@@ -121,6 +121,8 @@ export interface SimDeploymentInit {
   readonly routeProcessingMs?: number;
   /** Overrides of every client core's options. */
   readonly clientOptions?: Partial<TunnelClientInit>;
+  /** Also send every packet straight to the origin (the comparison). Default true; the swarm turns it off to save time. */
+  readonly directPath?: boolean;
 }
 
 /** Everything one side saw of one player's traffic on one path. Indexes are sequence numbers. */
@@ -379,7 +381,7 @@ export class SimDeployment {
     const payload = new Uint8Array(Math.max(GAME_HEADER_BYTES, sizeBytes));
     const view = new DataView(payload.buffer);
     view.setUint32(0, c.index);
-    for (const path of [PATH_DIRECT, PATH_TUNNEL]) {
+    for (let path = this.init.directPath === false ? PATH_TUNNEL : PATH_DIRECT; path <= PATH_TUNNEL; path++) {
       const log = c.logs[path]!;
       const seq = log.sentAtMs.length;
       log.sentAtMs.push(now);

@@ -20,7 +20,7 @@ import { Rng } from '../../../proto/src/rng.js';
 import { CoordinatorCore } from '../../../coordinator/src/core/coordinator-core.js';
 import { clientPrefix } from '../../../coordinator/src/core/geo.js';
 import { CoordinatorSimDriver } from '../../../coordinator/src/sim-driver.js';
-import type { TunnelFecSpec } from '../../../relay/src/core/config-types.js';
+import type { RelayCoreConfig, TunnelFecSpec } from '../../../relay/src/core/config-types.js';
 import { SimRelay } from '../../../relay/src/sim-driver.js';
 import type { LinkModelSpec } from '../../../sim/src/core/link.js';
 import { SimNetwork, type SimHost, type SimPartition } from '../../../sim/src/core/network.js';
@@ -89,7 +89,7 @@ export class TrafficLog {
 export class SdkScenario {
   readonly network: SimNetwork;
   readonly coordinator: CoordinatorCore;
-  readonly relays = new Map<string, { spec: ScenarioRelay; host: SimHost; relay: SimRelay; agent: RelayAgent; alive: boolean }>();
+  readonly relays = new Map<string, { spec: ScenarioRelay; host: SimHost; relay: SimRelay; agent: RelayAgent; alive: boolean; config: RelayCoreConfig; restarts: number }>();
   readonly traffic = new TrafficLog();
   readonly client: SimTunnelClient;
   /** Whether route lookups fail (a coordinator outage). */
@@ -141,7 +141,7 @@ export class SdkScenario {
       const relay = new SimRelay({ network: net, host, config, seed: init.seed * 31 + i });
       const register = relayRegisterMessage(spec.id, spec.region ?? `region-${spec.id}`, address);
       const agent = new RelayAgent(net, host, spec.id, register, { address: COORDINATOR_ADDRESS, port: COORDINATOR_PORT }, [{ name: ORIGIN_NAME, probe: { address: ORIGIN_ADDRESS, port: ORIGIN_PROBE_PORT } }]);
-      this.relays.set(spec.id, { spec, host, relay, agent, alive: true });
+      this.relays.set(spec.id, { spec, host, relay, agent, alive: true, config, restarts: 0 });
     });
 
     // The game backend's part: a ticket and its session key.
@@ -212,6 +212,27 @@ export class SdkScenario {
     r.alive = false;
     r.agent.stop();
     r.relay.close();
+  }
+
+  /** Drains a relay (SIGTERM): it refuses new sessions with SLIP_ERR_RELAY_DRAINING and keeps live ones. */
+  drainRelay(id: string): void {
+    this.relays.get(id)?.relay.drain();
+  }
+
+  /**
+   * Restarts a relay process on the same address: a fresh core that holds no session
+   * (its registration with the coordinator carries on). `clientDelayMs` changes the
+   * client link's one-way delay at the same time.
+   */
+  restartRelay(id: string, clientDelayMs?: number): void {
+    const r = this.relays.get(id);
+    if (r === undefined) return;
+    r.relay.close();
+    r.restarts++;
+    const index = [...this.relays.keys()].indexOf(id);
+    r.relay = new SimRelay({ network: this.network, host: r.host, config: r.config, seed: this.init.seed * 31 + index + 1000 * r.restarts });
+    r.alive = true;
+    if (clientDelayMs !== undefined) this.network.setLinkBoth(CLIENT_ADDRESS, r.host.address, { delayMs: clientDelayMs, ...r.spec.clientLink });
   }
 
   /** Cuts the coordinator off from everyone (and makes route lookups fail), or heals it. */

@@ -213,7 +213,7 @@ export class ProxyManager {
         idleTimeoutMs: proxy.idleTimeoutMs,
         uplink: withoutTraceText(entry.uplink),
         downlink: withoutTraceText(entry.downlink),
-        stats: { flowsOpen: proxy.flowsOpen, flowsOpened: proxy.flowsOpened, flowsRefused: proxy.flowsRefused, uplink: proxy.uplinkStats.toJSON(), downlink: proxy.downlinkStats.toJSON() },
+        stats: { flowsOpen: proxy.flowsOpen, flowsOpened: proxy.flowsOpened, flowsRefused: proxy.flowsRefused, badSourceDropped: proxy.badSourceDropped, sendErrors: proxy.sendErrors, uplink: proxy.uplinkStats.toJSON(), downlink: proxy.downlinkStats.toJSON() },
       };
     }
     return {

@@ -105,6 +105,10 @@ export class UdpProxy {
   flowsRefused = 0;
   /** Flows opened since start. */
   flowsOpened = 0;
+  /** Datagrams dropped because their source cannot be answered (port 0). */
+  badSourceDropped = 0;
+  /** Sends that failed synchronously (bad address, socket gone); the datagram is lost, the proxy goes on. */
+  sendErrors = 0;
 
   private readonly socket: Socket;
   private readonly uplink: LinkDirection;
@@ -186,6 +190,11 @@ export class UdpProxy {
   }
 
   private fromClient(bytes: Buffer, from: RemoteInfo): void {
+    // Port 0 cannot be replied to (and `send` throws on it): such a sender gets no flow.
+    if (from.port === 0) {
+      this.badSourceDropped++;
+      return;
+    }
     const nowMs = this.clock();
     const byPort = this.flows.get(from.address);
     let flow = byPort?.get(from.port);
@@ -237,12 +246,19 @@ export class UdpProxy {
 
   /** Sends a datagram on its way (called by flows). */
   transmit(flow: UdpFlow, kind: number, bytes: Buffer): void {
-    if (kind === UPLINK) {
-      this.uplinkStats.delivered++;
-      flow.socket.send(bytes, this.upstream.port, this.upstream.host);
-    } else {
-      this.downlinkStats.delivered++;
-      this.socket.send(bytes, flow.clientPort, flow.clientAddress);
+    // `send` throws synchronously on a bad port or a closed socket; here that would be
+    // inside a socket or timer callback and take the whole process down.
+    try {
+      if (kind === UPLINK) {
+        flow.socket.send(bytes, this.upstream.port, this.upstream.host);
+        this.uplinkStats.delivered++;
+      } else {
+        this.socket.send(bytes, flow.clientPort, flow.clientAddress);
+        this.downlinkStats.delivered++;
+      }
+    } catch (error) {
+      this.sendErrors++;
+      if (this.sendErrors <= 10 || this.sendErrors % 1000 === 0) this.logger.warn({ event: 'send_error', proxy: this.name, client: formatHostPort({ host: flow.clientAddress, port: flow.clientPort }), errors: this.sendErrors, err: (error as Error).message }, 'send failed; datagram dropped');
     }
   }
 
