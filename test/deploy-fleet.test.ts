@@ -29,6 +29,7 @@ import { HEADER_BYTES, PacketHeader, PacketType, parseHeader } from '../proto/sr
 import { decodeControl } from '../proto/src/control.js';
 import { CoordinatorClient } from '../coordinator/src/client.js';
 import { buildControlPacket, buildPacket } from '../relay/src/core/wire.js';
+import { collectJsonLines } from './support/json-lines.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DEPLOY = join(ROOT, 'deploy');
@@ -62,19 +63,7 @@ class Proc {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   constructor(readonly child: ChildProcess) {
     children.add(child);
-    let buffered = '';
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      buffered += chunk;
-      for (let nl = buffered.indexOf('\n'); nl !== -1; nl = buffered.indexOf('\n')) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        try {
-          this.lines.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          // not a log line
-        }
-      }
-    });
+    collectJsonLines(child.stdout!, this.lines);
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk));
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   }

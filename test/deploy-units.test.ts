@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DRAIN_TIMEOUT_MS_DEFAULT } from '../relay/src/core/constants.js';
+import { collectJsonLines } from './support/json-lines.js';
 
 /** The checkout (dist/test/… → ../..): what /opt/slipstream/current is on a host. */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -117,19 +118,7 @@ class Proc {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   constructor(readonly child: ChildProcess) {
     children.add(child);
-    let buffered = '';
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      buffered += chunk;
-      for (let nl = buffered.indexOf('\n'); nl !== -1; nl = buffered.indexOf('\n')) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        try {
-          this.lines.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          // not a log line
-        }
-      }
-    });
+    collectJsonLines(child.stdout!, this.lines);
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk));
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   }

@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PacketType } from '../proto/src/header.js';
 import { buildProbe } from '../relay/src/core/wire.js';
 import { CLI_PATH, runCli } from './support/run-cli.js';
+import { collectJsonLines } from './support/json-lines.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-e2e-relay-review-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,19 +38,7 @@ class RelayProcess {
   readonly lines: Record<string, unknown>[] = [];
   addresses: { rules: Record<string, { port: number }[]>; tunnel?: { port: number } } = { rules: {} };
   constructor(readonly child: ChildProcess) {
-    let buffered = '';
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      buffered += chunk;
-      for (let nl = buffered.indexOf('\n'); nl !== -1; nl = buffered.indexOf('\n')) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        try {
-          this.lines.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          // not a log line
-        }
-      }
-    });
+    collectJsonLines(child.stdout!, this.lines);
   }
   static async start(yaml: string, name: string): Promise<RelayProcess> {
     const path = join(dir, `${name}.yaml`);

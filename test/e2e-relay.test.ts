@@ -21,6 +21,7 @@ import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/sr
 import { CoordinatorClient } from '../coordinator/src/client.js';
 import { buildControlPacket, buildPacket, buildPathResponse, openRelayClose } from '../relay/src/core/wire.js';
 import { CLI_PATH, runCli } from './support/run-cli.js';
+import { collectJsonLines } from './support/json-lines.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-e2e-relay-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -38,19 +39,7 @@ class RelayProcess {
   readonly lines: Record<string, unknown>[] = [];
   readonly exited: Promise<number | null>;
   private constructor(readonly child: ChildProcess) {
-    let buffered = '';
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      buffered += chunk;
-      for (let nl = buffered.indexOf('\n'); nl !== -1; nl = buffered.indexOf('\n')) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        try {
-          this.lines.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          // not a log line
-        }
-      }
-    });
+    collectJsonLines(child.stdout!, this.lines);
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
   static async start(yaml: string, name: string): Promise<RelayProcess & Started> {
