@@ -306,6 +306,8 @@ class TunnelSession extends SessionBase {
   challenges: PendingChallenge[] | undefined = undefined;
   fecSender: FecSender | undefined = undefined;
   fecReceiver: FecReceiver | undefined = undefined;
+  /** Earliest of this session's FEC sender and receiver deadlines, ms (+∞ when neither has one). */
+  fecDeadlineMs = Number.POSITIVE_INFINITY;
   /** Adaptive downstream protection, driven by the client's `fecStats` (its receiver's loss); undefined = the configured scheme stays. */
   fecController: FecController | undefined = undefined;
   /** The ticket's own limits, kept so a reload can lower the config caps without raising a session above its ticket. */
@@ -710,6 +712,12 @@ export class RelayCore {
     if (nowMs >= this.fecDeadlineMs) {
       this.fecDeadlineMs = Number.POSITIVE_INFINITY;
       for (const session of this.fecSessions) {
+        // Only sessions whose own deadline has passed do work; the rest cost a
+        // comparison, so one busy session's hold timer does not run every other's.
+        if (nowMs < session.fecDeadlineMs) {
+          if (session.fecDeadlineMs < this.fecDeadlineMs) this.fecDeadlineMs = session.fecDeadlineMs;
+          continue;
+        }
         session.fecReceiver!.handleTimeout(nowMs);
         this.drainFecReceiver(session);
         session.fecSender!.handleTimeout(nowMs);
@@ -1607,10 +1615,10 @@ export class RelayCore {
   }
 
   private noteFecDeadline(session: TunnelSession): void {
-    const a = session.fecSender!.pollTimeout();
-    const b = session.fecReceiver!.pollTimeout();
-    if (a !== undefined && a < this.fecDeadlineMs) this.fecDeadlineMs = a;
-    if (b !== undefined && b < this.fecDeadlineMs) this.fecDeadlineMs = b;
+    const a = session.fecSender!.pollTimeout() ?? Number.POSITIVE_INFINITY;
+    const b = session.fecReceiver!.pollTimeout() ?? Number.POSITIVE_INFINITY;
+    session.fecDeadlineMs = a < b ? a : b;
+    if (session.fecDeadlineMs < this.fecDeadlineMs) this.fecDeadlineMs = session.fecDeadlineMs;
   }
 
   private closeSession(nowMs: number, session: TunnelSession, reason: string, code: ErrorCodeValue | undefined): void {
