@@ -28,7 +28,7 @@ export default tseslint.config(
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
   {
-    files: ['proto/src/**/*.ts', '*/src/core/**/*.ts'],
+    files: ['proto/**/*.ts', '*/src/core/**/*.ts'],
     rules: {
       'no-restricted-globals': ['error', ...forbiddenGlobals],
       'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Sans-IO core: use the injected seeded Rng.' }],

@@ -6,7 +6,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { UdpTransport } from '../proto/drivers/udp-transport.js';
+import { UdpTransport } from '../sdk/src/udp-transport.js';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader, writeHeader } from '../proto/src/header.js';
 import { ErrorCode, ParseFailure, SlipError } from '../proto/src/errors.js';
 import type { Endpoint, Transport } from '../proto/src/transport.js';

@@ -1,6 +1,6 @@
 /**
  * The datagram transport every driver implements: real `node:dgram` sockets in
- * production (`proto`'s consumers use `UdpTransport`), virtual sockets in the simulator
+ * production (`sdk/src/udp-transport.ts`'s `UdpTransport`), virtual sockets in the simulator
  * (`sim`'s `SimUdpSocket`). Both pass the same compliance tests.
  */
 

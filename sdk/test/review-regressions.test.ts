@@ -15,7 +15,7 @@ import type { RouteAnswer } from '../../coordinator/src/client.js';
 import { decodeControl, encodeControl } from '../../proto/src/control.js';
 import { ErrorCode } from '../../proto/src/errors.js';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader } from '../../proto/src/header.js';
-import { UdpTransport } from '../../proto/drivers/udp-transport.js';
+import { UdpTransport } from '../src/udp-transport.js';
 import { buildControlPacket, buildPacket, relayCloseMac } from '../../relay/src/core/wire.js';
 import { candidatesFromRoute, connect } from '../src/connect.js';
 import { TunnelClient, type TunnelClientEvent } from '../src/core/tunnel-client.js';

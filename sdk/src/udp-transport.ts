@@ -5,8 +5,8 @@
  */
 import dgram from 'node:dgram';
 import { isIP, isIPv6 } from 'node:net';
-import { ErrorCode, SlipError } from '../src/errors.js';
-import type { Endpoint, ReceiveHandler, Transport } from '../src/transport.js';
+import { ErrorCode, SlipError } from '../../proto/src/errors.js';
+import type { Endpoint, ReceiveHandler, Transport } from '../../proto/src/transport.js';
 
 /** Options for {@link UdpTransport.bind}. */
 export interface UdpTransportInit {
