@@ -3,7 +3,7 @@
 // Usage: node scripts/run-tests.mjs [substring…]  (only files whose path contains one of them)
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 
 function findTests(dir) {
   const found = [];
@@ -25,5 +25,37 @@ if (files.length === 0) {
   process.exit(1);
 }
 console.log(`run-tests: ${files.length} test files: ${files.map((f) => relative('dist', f)).join(' ')}`);
-const result = spawnSync(process.execPath, ['--test', '--test-reporter=spec', ...files], { stdio: 'inherit' });
-process.exit(result.status ?? 1);
+// --test-force-exit: a test file whose failing test left a socket or server open would
+// otherwise keep its process (and CI) waiting forever. --test-timeout bounds any one test;
+// the slowest (an ansible --check run, the 240-seed swarm) take about 30 s here.
+// The watchdog bounds the whole run, well inside CI's limit, and says so when it fires.
+const TEST_TIMEOUT_MS = 300_000;
+const WHOLE_RUN_TIMEOUT_MS = 40 * 60_000;
+// The runner gets its own process group so the watchdog can stop it with every test
+// file and every relay, coordinator or proxy those files started.
+const runner = spawn(
+  process.execPath,
+  ['--test', '--test-force-exit', `--test-timeout=${TEST_TIMEOUT_MS}`, '--test-reporter=spec', ...files],
+  { stdio: 'inherit', detached: true },
+);
+const watchdog = setTimeout(() => {
+  console.error(`run-tests: the test run did not finish within ${WHOLE_RUN_TIMEOUT_MS / 60_000} min; stopping it and every process it started`);
+  try {
+    process.kill(-runner.pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}, WHOLE_RUN_TIMEOUT_MS);
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    try {
+      process.kill(-runner.pid, signal);
+    } catch {
+      // already gone
+    }
+  });
+}
+runner.on('exit', (code, signal) => {
+  clearTimeout(watchdog);
+  process.exit(code ?? (signal ? 1 : 0));
+});
