@@ -84,6 +84,13 @@ export interface ControlMessageFields {
     /** 16 lowercase hex digits. */
     sessionId: string;
     fecMode: string;
+    /**
+     * The relay that terminates the session (holds its origin-facing socket and its
+     * FEC), when that is an exit relay behind the one the client talks to. Absent: the
+     * relay that sent the accept terminates it. Every entry of one exit carries the
+     * exit's downstream numbering, so the SDK shares one FEC receiver among them.
+     */
+    exit?: string;
   };
   /** Relay → SDK: the session was refused; `reason` is a stable `SLIP_ERR_*` code. */
   sessionReject: {
@@ -153,6 +160,7 @@ export const controlSchemas: { readonly [T in ControlMessageType]: Readonly<Reco
   sessionAccept: {
     sessionId: { kind: 'string', pattern: sessionIdHex },
     fecMode: { kind: 'string', maxChars: 16 },
+    exit: { kind: 'string', maxChars: 64, pattern: /^[A-Za-z0-9._-]+$/, optional: true },
   },
   sessionReject: {
     reason: { kind: 'string', maxChars: 64, pattern: /^SLIP_ERR_[A-Z_]+$/ },

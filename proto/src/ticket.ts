@@ -63,7 +63,27 @@ export interface TicketClaims {
   readonly sealNonce: Uint8Array;
   /** The session key sealed under the fleet seal key (32 B ciphertext + 16 B tag). */
   readonly sealedKey: Uint8Array;
+  /**
+   * The exit relay, when the session has one: the relay that holds the session's one
+   * origin-facing socket. Entry relays forward the session to it over the relay mesh,
+   * so a client moving between entries keeps its source address at the origin.
+   * Absent: whichever relay the client enters through talks to the origin itself.
+   */
+  readonly exit?: TicketExit;
 }
+
+/** The exit relay a ticket names (see {@link TicketClaims.exit}). */
+export interface TicketExit {
+  /** The exit's relay id (`fleet.relayId` / `tunnel.relayId` in its config): the relay that finds its own id here terminates the session. */
+  readonly relayId: string;
+  /** The exit's tunnel address, `IP:port` (`[IPv6]:port`): where entries forward to. */
+  readonly address: string;
+}
+
+/** Longest relay id in a ticket's exit, characters (the registry's limit). */
+const EXIT_ID_CHARS_MAX = 64;
+/** Longest exit address in a ticket, characters. */
+const EXIT_ADDRESS_CHARS_MAX = 64;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -98,6 +118,8 @@ export interface TicketInput {
   sessionKey: Uint8Array;
   /** 12 fresh random bytes; never reuse one with the same seal key. */
   sealNonce: Uint8Array;
+  /** The exit relay, if the session has one (see {@link TicketClaims.exit}). */
+  exit?: TicketExit;
 }
 
 /**
@@ -110,6 +132,7 @@ export function issueTicket(input: TicketInput, signingKey: KeyObject, sealKey: 
   if (input.sealNonce.length !== SEAL_NONCE_BYTES) throw new RangeError(`issueTicket: sealNonce must be ${SEAL_NONCE_BYTES} bytes`);
   if (sealKey.length !== SEAL_KEY_BYTES) throw new RangeError(`issueTicket: seal key must be ${SEAL_KEY_BYTES} bytes`);
   if (input.origin.length === 0 || input.origin.length > 255) throw new RangeError('issueTicket: origin must be 1–255 characters');
+  if (input.exit !== undefined && !validExit(input.exit.relayId, input.exit.address)) throw new RangeError('issueTicket: exit needs a relay id (1–64 of A-Z a-z 0-9 . _ -) and an address of at most 64 characters');
   const cipher = createCipheriv('aes-256-gcm', sealKey, input.sealNonce);
   cipher.setAAD(Buffer.from(input.sessionId, 'ascii'));
   const sealedKey = Buffer.concat([cipher.update(input.sessionKey), cipher.final(), cipher.getAuthTag()]);
@@ -123,6 +146,8 @@ export function issueTicket(input: TicketInput, signingKey: KeyObject, sealKey: 
     bps: input.limits.bytesPerSecond,
     nonce: input.sealNonce,
     key: sealedKey,
+    // Absent (not null) without an exit: tickets without one stay byte-identical to before.
+    ...(input.exit !== undefined ? { xid: input.exit.relayId, xaddr: input.exit.address } : {}),
   });
   const signed = Buffer.alloc(2 + claims.length);
   signed.writeUInt16BE(claims.length, 0);
@@ -181,6 +206,7 @@ export function verifyTicket(bytes: Uint8Array, verifyKey: KeyObject, wallNowMs:
   if (!isNumber(c.iat) || !isNumber(c.exp) || !isNumber(c.pps) || !isNumber(c.bps) || c.pps < 0 || c.bps < 0) return malformed(ParseFailure.BadShape, 'times or limits');
   if (!(c.nonce instanceof Uint8Array) || c.nonce.length !== SEAL_NONCE_BYTES) return malformed(ParseFailure.BadShape, 'nonce');
   if (!(c.key instanceof Uint8Array) || c.key.length !== SESSION_KEY_BYTES + SEAL_TAG_BYTES) return malformed(ParseFailure.BadShape, 'key');
+  if ((c.xid !== undefined || c.xaddr !== undefined) && !validExit(c.xid, c.xaddr)) return malformed(ParseFailure.BadShape, 'exit');
   if (wallNowMs > c.exp + clockSkewMs) return { ok: false, code: ErrorCode.TicketExpired, detail: `expired ${Math.round((wallNowMs - c.exp) / 1000)} s ago` };
   // Issued in the future beyond the skew: the issuer's clock is wrong or the ticket was
   // minted ahead to outlive a revocation window; either way not to be trusted.
@@ -195,8 +221,13 @@ export function verifyTicket(bytes: Uint8Array, verifyKey: KeyObject, wallNowMs:
       limits: { packetsPerSecond: c.pps, bytesPerSecond: c.bps },
       sealNonce: c.nonce,
       sealedKey: c.key,
+      ...(typeof c.xid === 'string' && typeof c.xaddr === 'string' ? { exit: { relayId: c.xid, address: c.xaddr } } : {}),
     },
   };
+}
+
+function validExit(relayId: unknown, address: unknown): boolean {
+  return typeof relayId === 'string' && typeof address === 'string' && relayId.length <= EXIT_ID_CHARS_MAX && /^[A-Za-z0-9._-]+$/.test(relayId) && address.length > 0 && address.length <= EXIT_ADDRESS_CHARS_MAX;
 }
 
 /**

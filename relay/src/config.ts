@@ -70,7 +70,7 @@ const FLEET_KEYS = ['relayId', 'region', 'latitude', 'longitude', 'tunnelAddress
 const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'connectTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny'];
 const HEALTH_KEYS = ['mode', 'intervalMs', 'timeoutMs', 'failuresToDown', 'successesToUp', 'udpPayloadHex'];
 const LIMIT_KEYS = ['sessionsMax', 'sessionsPerSourceMax', 'newSessionsPerSourcePerSecond', 'sourcePacketsPerSecond', 'sourceBytesPerSecond', 'sessionPacketsPerSecond', 'sessionBytesPerSecond', 'unauthenticatedPacketsPerSecond', 'burstMs'];
-const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'sealKey', 'sealKeyFile', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'fec'];
+const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'sealKey', 'sealKeyFile', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs'];
 const FEC_KEYS = ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs', 'adaptive', 'overheadMax'];
 const RATE_MAX = 1e10;
 
@@ -203,6 +203,10 @@ function tunnel(reader: ConfigReader): TunnelSpec | undefined {
     allow: cidrs(reader, [...p, 'allow']),
     deny: cidrs(reader, [...p, 'deny']),
     fec,
+    // Exit relays (see relay/README.md): the id tickets name this relay by (else fleet.relayId).
+    ...(reader.has([...p, 'relayId']) ? { relayId: reader.string([...p, 'relayId'], { pattern: /^[A-Za-z0-9._-]{1,64}$/, patternText: '1–64 letters, digits, dots, dashes or underscores (the id tickets name this relay by as an exit)' }) } : {}),
+    peerCidrs: cidrs(reader, [...p, 'peerCidrs']),
+    exitDeadAfterMs: reader.number([...p, 'exitDeadAfterMs'], { min: 200, max: 60_000, integer: true, unit: 'ms', default: C.EXIT_DEAD_AFTER_MS_DEFAULT }),
   };
 }
 
@@ -347,9 +351,12 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
     coordinatorFleetSecret = reader.string(['tunnel', 'coordinatorFleetSecret'], { pattern: /^\S{16,}$/, patternText: 'the fleet secret (at least 16 characters)' });
   }
   if (coordinatorUrl !== undefined && coordinatorFleetSecret === undefined) reader.fail(['tunnel', 'coordinatorFleetSecret'], 'missing; coordinatorUrl needs the fleet secret (coordinatorFleetSecret or coordinatorFleetSecretFile)');
+  const fleetSpec = fleet(reader, coordinatorUrl !== undefined, limitSpec.sessionsMax, tunnelSpec?.listenAddress);
+  // A relay is named as an exit by its fleet id unless tunnel.relayId says otherwise.
+  const tunnelWithId = tunnelSpec !== undefined && tunnelSpec.relayId === undefined && fleetSpec !== undefined ? { ...tunnelSpec, relayId: fleetSpec.relayId } : tunnelSpec;
   return {
     coordinatorFleetSecret,
-    core: { rules, groups, limits: limitSpec, tunnel: tunnelSpec, upstreamBindAddress },
+    core: { rules, groups, limits: limitSpec, tunnel: tunnelWithId, upstreamBindAddress },
     logLevel,
     metricsListen,
     drainTimeoutMs,
@@ -357,6 +364,6 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
     revocationPollMs: reader.number(['tunnel', 'revocationPollMs'], { min: 50, max: 600_000, integer: true, unit: 'ms', default: C.REVOCATION_POLL_MS_DEFAULT }),
     coordinatorUrl,
     socketReceiveBufferBytes: reader.number(['socketReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: 0 }),
-    fleet: fleet(reader, coordinatorUrl !== undefined, limitSpec.sessionsMax, tunnelSpec?.listenAddress),
+    fleet: fleetSpec,
   };
 }

@@ -121,6 +121,25 @@ export interface TunnelSpec {
   readonly allow: readonly Cidr[];
   readonly deny: readonly Cidr[];
   readonly fec: TunnelFecSpec;
+  /**
+   * This relay's id in the fleet (`tunnel.relayId`, else `fleet.relayId`). A ticket
+   * whose exit names this id is terminated here; a ticket naming another exit is
+   * forwarded to it. Optional; without it this relay is never an exit.
+   */
+  readonly relayId?: string;
+  /**
+   * Sources that are fleet relays (entries forwarding sessions to this relay as their
+   * exit): one entry address carries many players' sessions, so per-source session
+   * caps, new-session rates and the unauthenticated-packet limiter do not apply to
+   * them (per-session limits and ticket checks still do). Optional; default none.
+   */
+  readonly peerCidrs?: readonly Cidr[];
+  /**
+   * An entry forwarding to an exit judges the exit dead after this long without a
+   * packet from it while it has traffic to carry, and falls back to its own
+   * origin-facing socket, ms. Optional; default `EXIT_DEAD_AFTER_MS_DEFAULT` (1000, constants.ts).
+   */
+  readonly exitDeadAfterMs?: number;
 }
 
 /** Everything the core needs. */

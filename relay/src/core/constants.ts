@@ -95,3 +95,23 @@ export const FLEET_MESH_REFRESH_MS_DEFAULT = 5_000;
  * game traffic is small and 10 % last-mile loss needs about that to reach 0.1 %.
  */
 export const FEC_OVERHEAD_MAX_DEFAULT = 2;
+
+/**
+ * Exit relays. An entry forwarding a session to its exit re-sends the session's open
+ * (answered by a small accept) when it has carried upstream traffic but heard nothing
+ * from the exit for this long, so a one-way flow still proves the exit alive, ms.
+ */
+export const EXIT_KEEPALIVE_MS = 250;
+/**
+ * Default silence (while there is traffic to carry) after which an entry judges its
+ * exit dead and opens its own origin-facing socket, ms: long enough that one lost
+ * keepalive and its answer do not trigger it (4 keepalive periods), short enough that
+ * the player's blip stays around a second.
+ */
+export const EXIT_DEAD_AFTER_MS_DEFAULT = 1_000;
+/** An exit that has not accepted a forwarded open within this long is judged dead and the entry serves the session itself, ms. */
+export const EXIT_OPEN_TIMEOUT_MS = 600;
+/** Entry paths an exit keeps validated per session (current and warm backup entries, a direct client, a spare). */
+export const EXIT_PATHS_MAX = 4;
+/** How often the entry checks its exits' liveness while it forwards sessions, ms. */
+export const EXIT_CHECK_INTERVAL_MS = 50;

@@ -37,8 +37,8 @@ import type { Endpoint } from '../../../proto/src/transport.js';
 import { cidrListMatches, type Cidr, hashString, rendezvousScore, splitHostPort } from './addr.js';
 import { RateBucket, StatelessLimiter } from './bucket.js';
 import type { HealthCheckSpec, LimitsSpec, OriginGroupSpec, RelayCoreConfig, RuleSpec, TunnelSpec } from './config-types.js';
-import { CLOSE_MAC_BYTES, DATAGRAM_BYTES_MAX, PATH_CHALLENGE_TIMEOUT_MS, PATH_CHALLENGES_PENDING_MAX, PATH_MAC_BYTES, PATH_NONCE_BYTES, PROBE_BODY_BYTES_MIN, SOURCE_IDLE_MS, SWEEP_INTERVAL_MS, TCP_CONNECT_TIMEOUT_MS_DEFAULT, UNAUTHENTICATED_BUCKETS, FEC_OVERHEAD_MAX_DEFAULT } from './constants.js';
-import { fecStatsFromMessage, fecStatsMessage, relayCloseMac, verifyCloseMac, verifyPathResponseMac } from './wire.js';
+import { EXIT_CHECK_INTERVAL_MS, EXIT_DEAD_AFTER_MS_DEFAULT, EXIT_KEEPALIVE_MS, EXIT_OPEN_TIMEOUT_MS, EXIT_PATHS_MAX, CLOSE_MAC_BYTES, DATAGRAM_BYTES_MAX, PATH_CHALLENGE_TIMEOUT_MS, PATH_CHALLENGES_PENDING_MAX, PATH_MAC_BYTES, PATH_NONCE_BYTES, PROBE_BODY_BYTES_MIN, SOURCE_IDLE_MS, SWEEP_INTERVAL_MS, TCP_CONNECT_TIMEOUT_MS_DEFAULT, UNAUTHENTICATED_BUCKETS, FEC_OVERHEAD_MAX_DEFAULT } from './constants.js';
+import { buildPathResponse, fecStatsFromMessage, fecStatsMessage, openRelayClose, relayCloseMac, verifyCloseMac, verifyPathResponseMac } from './wire.js';
 
 /** Why a packet was dropped; indexes {@link RelayCore.drops}. Stable: they are metric labels. */
 export const DropReason = {
@@ -139,7 +139,8 @@ export type RelayEvent =
   | { readonly type: 'openSocket'; readonly socketId: number; readonly kind: SocketKind; readonly protocol: 'udp' | 'tcp'; readonly address: string; readonly port: number; readonly rule: string }
   /** Close it; nothing more will be sent on it. */
   | { readonly type: 'closeSocket'; readonly socketId: number; readonly kind: SocketKind; readonly protocol: 'udp' | 'tcp' }
-  | { readonly type: 'sessionStart'; readonly kind: 'udp' | 'tcp' | 'tunnel'; readonly id: string; readonly rule: string; readonly client: string; readonly origin: string; readonly fecMode?: string }
+  /** `exit`: a tunnel session this relay forwards to that exit relay (its id) instead of talking to the origin itself. */
+  | { readonly type: 'sessionStart'; readonly kind: 'udp' | 'tcp' | 'tunnel'; readonly id: string; readonly rule: string; readonly client: string; readonly origin: string; readonly fecMode?: string; readonly exit?: string }
   | { readonly type: 'sessionEnd'; readonly kind: 'udp' | 'tcp' | 'tunnel'; readonly id: string; readonly rule: string; readonly client: string; readonly origin: string; readonly reason: string; readonly totals: SessionTotals }
   /** A flow moved to another origin (failover), or a tunnel session to a new client address (validated migration). */
   | { readonly type: 'sessionMoved'; readonly kind: 'udp' | 'tunnel'; readonly id: string; readonly rule: string; readonly what: 'origin' | 'client'; readonly from: string; readonly to: string }
@@ -236,6 +237,8 @@ class RuleRuntime {
 
 class SourceState {
   sessions = 0;
+  /** A fleet relay (`tunnel.peerCidrs`): exempt from per-source caps, which count players, not entries. */
+  peer = false;
   lastSeenMs: number;
   readonly bucket: RateBucket;
   readonly newSessions: RateBucket;
@@ -300,7 +303,59 @@ interface PendingChallenge {
   sentMs: number;
 }
 
+/**
+ * Entry side of a session forwarded to its exit relay (see the module comment's
+ * "Exit relays"). Everything from the client goes to the exit verbatim and everything
+ * from the exit to the client, so FEC and sequence numbering run end to end between
+ * the SDK and the exit.
+ */
+class ExitLink {
+  /** `opening`: the client's open was forwarded, no accept yet; `open`: the exit accepted. */
+  state: 'opening' | 'open' = 'opening';
+  /** Last packet from the exit, ms. */
+  lastRxMs: number;
+  /**
+   * When the oldest packet forwarded since the exit last spoke went out, ms; +∞ when
+   * the exit has spoken since. Silence counts from here, not from the last answer: a
+   * warm backup entry carries nothing for minutes, and its first packet after that must
+   * not find the exit "silent for minutes".
+   */
+  waitingSinceMs = Number.POSITIVE_INFINITY;
+  /** Last open (first, keepalive or re-open) sent to the exit, ms. */
+  lastOpenMs: number;
+  constructor(
+    readonly relayId: string,
+    readonly address: string,
+    readonly port: number,
+    /** The client's `sessionOpen` datagram (header and ticket), re-sent as keepalive and to re-open. */
+    readonly open: Uint8Array,
+    readonly openedMs: number,
+  ) {
+    this.lastRxMs = openedMs;
+    this.lastOpenMs = openedMs;
+  }
+
+  /** A packet went to the exit at `nowMs`. */
+  sent(nowMs: number): void {
+    if (this.waitingSinceMs === Number.POSITIVE_INFINITY) this.waitingSinceMs = nowMs;
+  }
+}
+
+/** Exit side: one validated path of a session (an entry relay, or the client itself). */
+interface SessionPath {
+  address: string;
+  port: number;
+  /** Last packet from it, ms (the least recent is evicted when the set is full). */
+  lastRxMs: number;
+}
+
 class TunnelSession extends SessionBase {
+  /** Entry role: the exit this session is forwarded to; undefined when this relay talks to the origin. */
+  exit: ExitLink | undefined = undefined;
+  /** Exit role: every validated path (entries) the session may arrive on; undefined for a session with one client address (no exit). */
+  paths: SessionPath[] | undefined = undefined;
+  /** Whether the origin-facing socket was opened (forwarded sessions open it only on falling back). */
+  upstreamOpen = false;
   nextSameLow: TunnelSession | undefined = undefined;
   sequenceOut = 0;
   challenges: PendingChallenge[] | undefined = undefined;
@@ -412,6 +467,9 @@ export class RelayCore {
   private readonly sessionsByLow = new Map<number, TunnelSession>();
   private readonly sessions = new Map<number, TunnelSession>();
   private readonly fecSessions = new Set<TunnelSession>();
+  /** Sessions this relay forwards to an exit relay: their exits' liveness is checked every {@link EXIT_CHECK_INTERVAL_MS}. */
+  private readonly exitSessions = new Set<TunnelSession>();
+  private nextExitCheckMs = Number.POSITIVE_INFINITY;
   private readonly tcpConns = new Map<number, TcpConn>();
   private readonly tcpChecks = new Map<number, OriginState>();
   /** Revocations from the file (replaced as a whole on each read). */
@@ -709,6 +767,7 @@ export class RelayCore {
       this.nextSweepMs = nowMs + (this.sweep(nowMs) ? SWEEP_INTERVAL_MS : SWEEP_CONTINUE_MS);
     }
     for (const group of this.groups.values()) this.runHealth(nowMs, group);
+    if (nowMs >= this.nextExitCheckMs) this.checkExits(nowMs);
     if (nowMs >= this.fecDeadlineMs) {
       this.fecDeadlineMs = Number.POSITIVE_INFINITY;
       for (const session of this.fecSessions) {
@@ -791,6 +850,7 @@ export class RelayCore {
       if (group.checkDeadlineMs < deadline) deadline = group.checkDeadlineMs;
     }
     if (this.fecDeadlineMs < deadline) deadline = this.fecDeadlineMs;
+    if (this.nextExitCheckMs < deadline) deadline = this.nextExitCheckMs;
     return deadline;
   }
 
@@ -854,10 +914,17 @@ export class RelayCore {
     if (source === undefined) {
       if (this.sources.size >= this.config.limits.sessionsMax * 2 + 1024 && !this.evictIdleSource()) return undefined;
       source = new SourceState(address, this.config.limits, nowMs);
+      source.peer = this.isPeer(address);
     } else this.sources.delete(address);
     this.sources.set(address, source);
     source.lastSeenMs = nowMs;
     return source;
+  }
+
+  /** Whether `address` is a fleet relay's (`tunnel.peerCidrs`). */
+  private isPeer(address: string): boolean {
+    const peers = this.config.tunnel?.peerCidrs;
+    return peers !== undefined && peers.length > 0 && cidrListMatches(peers, address);
   }
 
   /** Evicts the least recently seen entry that holds no session; false when every entry holds one. */
@@ -1233,18 +1300,41 @@ export class RelayCore {
       return;
     }
     if (from.port !== session.clientPort || from.address !== session.clientAddress) {
-      this.unauthenticatedBytesIn += bytes.length;
-      if (type === PacketType.PathResponse) return this.onPathResponse(nowMs, session, from, bytes);
-      return this.onPathChange(nowMs, session, from, bytes);
+      const exit = session.exit;
+      if (exit !== undefined && from.port === exit.port && from.address === exit.address) return this.onFromExit(nowMs, session, exit, bytes);
+      const path = session.paths === undefined ? undefined : findPath(session.paths, from);
+      if (path === undefined) {
+        this.unauthenticatedBytesIn += bytes.length;
+        if (type === PacketType.PathResponse) return this.onPathResponse(nowMs, session, from, bytes);
+        return this.onPathChange(nowMs, session, from, bytes);
+      }
+      // Exit role: another validated entry. Downstream follows the entry that carried
+      // the latest upstream data: while the SDK duplicates to its backup both are live,
+      // and when its current entry dies only the backup's copies still arrive.
+      path.lastRxMs = nowMs;
+      if (type === PacketType.Data || type === PacketType.Parity) {
+        session.clientAddress = path.address;
+        session.clientPort = path.port;
+      }
+    } else if (session.paths !== undefined) {
+      const path = findPath(session.paths, from);
+      if (path !== undefined) path.lastRxMs = nowMs;
     }
     session.lastActiveMs = nowMs;
     if (type === PacketType.Data || type === PacketType.Parity) {
-      if (!session.upBucket.take(nowMs, bytes.length) || !session.source.bucket.take(nowMs, bytes.length)) {
+      if (!session.upBucket.take(nowMs, bytes.length) || (!session.source.peer && !session.source.bucket.take(nowMs, bytes.length))) {
         this.drops[DropReason.RateLimitedSession]++;
         return;
       }
       session.packetsUp++;
       session.bytesUp += bytes.length;
+      const exit = session.exit;
+      if (exit !== undefined) {
+        // Entry role: the exit terminates the session (FEC included); the datagram goes as it came.
+        exit.sent(nowMs);
+        this.push(TUNNEL_SOCKET_ID, exit.address, exit.port, undefined, bytes);
+        return;
+      }
       const receiver = session.fecReceiver;
       if (receiver !== undefined) {
         // Uncoded data (k = 0) on an FEC session is fine; coded shards go through the receiver.
@@ -1266,8 +1356,16 @@ export class RelayCore {
     }
     if (type === PacketType.Control) return this.onSessionControl(nowMs, session, from, bytes);
     if (type === PacketType.Close) {
-      if (verifyCloseMac(session.key, session.idHigh, session.idLow, bytes.subarray(HEADER_BYTES))) this.closeSession(nowMs, session, 'client closed', undefined);
-      else this.drops[DropReason.BadControl]++;
+      if (!verifyCloseMac(session.key, session.idHigh, session.idLow, bytes.subarray(HEADER_BYTES))) {
+        this.drops[DropReason.BadControl]++;
+        return;
+      }
+      // Entry role: the exit drops this entry's path (and ends the session when it was
+      // the last one). The SDK closes a lingering entry while keeping the session
+      // through another, so one entry's close must not end the exit's session.
+      if (session.exit !== undefined) this.push(TUNNEL_SOCKET_ID, session.exit.address, session.exit.port, undefined, bytes);
+      if (session.paths !== undefined && session.paths.length > 1) return this.dropPath(session, from);
+      this.closeSession(nowMs, session, 'client closed', undefined);
       return;
     }
     if (type === PacketType.PathResponse) return; // a late answer on the current path: nothing to do
@@ -1295,7 +1393,8 @@ export class RelayCore {
   }
 
   private onControl(nowMs: number, from: Endpoint, bytes: Uint8Array): void {
-    if (!this.unauthenticatedLimiter.take(nowMs, from.address)) {
+    // Fleet relays forward many players' opens from one address; their tickets are still verified.
+    if (!this.unauthenticatedLimiter.take(nowMs, from.address) && !this.isPeer(from.address)) {
       this.drops[DropReason.RateLimitedSource]++;
       return;
     }
@@ -1304,7 +1403,7 @@ export class RelayCore {
       this.drops[DropReason.BadControl]++;
       return;
     }
-    this.onSessionOpen(nowMs, from, bytes.length, decoded.message);
+    this.onSessionOpen(nowMs, from, bytes, decoded.message);
   }
 
   /**
@@ -1317,13 +1416,21 @@ export class RelayCore {
       this.drops[DropReason.RateLimitedSession]++;
       return;
     }
+    const exit = session.exit;
+    if (exit !== undefined) {
+      // Entry role: opens (keepalives, retries) and fecStats are the exit's business; it answers through us.
+      exit.sent(nowMs);
+      if (exit.state === 'opening') exit.lastOpenMs = nowMs;
+      this.push(TUNNEL_SOCKET_ID, exit.address, exit.port, undefined, bytes);
+      return;
+    }
     const decoded = decodeControl(bytes.subarray(HEADER_BYTES));
     if (!decoded.ok) {
       this.drops[DropReason.BadControl]++;
       return;
     }
     const m = decoded.message;
-    if (m.type === 'sessionOpen') return this.onSessionOpen(nowMs, from, bytes.length, m);
+    if (m.type === 'sessionOpen') return this.onSessionOpen(nowMs, from, bytes, m);
     if (m.type === 'fecStats') {
       const controller = session.fecController;
       const sender = session.fecSender;
@@ -1339,9 +1446,10 @@ export class RelayCore {
     this.drops[DropReason.BadControl]++;
   }
 
-  private onSessionOpen(nowMs: number, from: Endpoint, receivedBytes: number, open: ControlMessageFields['sessionOpen']): void {
+  private onSessionOpen(nowMs: number, from: Endpoint, packet: Uint8Array, open: ControlMessageFields['sessionOpen']): void {
     const tunnel = this.config.tunnel;
     if (!tunnel) return;
+    const receivedBytes = packet.length;
     const high = this.header.sessionIdHigh;
     const low = this.header.sessionIdLow;
     const existing = this.findSession(high, low);
@@ -1368,11 +1476,11 @@ export class RelayCore {
       return this.reject(from, receivedBytes, high, low, ErrorCode.RelayFull, 'this relay is at its session cap; connect to another relay');
     }
     const known = this.sources.get(from.address);
-    if ((known?.sessions ?? 0) >= limits.sessionsPerSourceMax) {
+    if ((known?.sessions ?? 0) >= limits.sessionsPerSourceMax && known?.peer !== true) {
       this.drops[DropReason.SessionCap]++;
       return;
     }
-    if (known !== undefined && !known.newSessions.take(nowMs, 0)) {
+    if (known !== undefined && !known.newSessions.take(nowMs, 0) && !known.peer) {
       this.drops[DropReason.RateLimitedNewSessions]++;
       return;
     }
@@ -1415,17 +1523,183 @@ export class RelayCore {
     );
     session.ticketPacketsPerSecond = claims.limits.packetsPerSecond || Number.POSITIVE_INFINITY;
     session.ticketBytesPerSecond = claims.limits.bytesPerSecond || Number.POSITIVE_INFINITY;
-    if (fecMode !== 'off') this.startFec(session, tunnel);
     session.nextSameLow = this.sessionsByLow.get(low);
     this.sessionsByLow.set(low, session);
     this.sessions.set(id, session);
     source.sessions++;
     this.tunnelStats.sessionsActive++;
     this.tunnelStats.sessionsOpened++;
-    this.sockets.set(id, { kind: 'upstream', flow: undefined, session });
-    this.events.push({ type: 'openSocket', socketId: id, kind: 'upstream', protocol: 'udp', address: this.config.upstreamBindAddress, port: 0, rule: 'tunnel' });
+    const exit = claims.exit === undefined ? undefined : this.exitEndpoint(tunnel, claims.exit.relayId, claims.exit.address);
+    if (exit !== undefined) {
+      // Entry role: the exit (named by the coordinator's signature, so never an open
+      // relay) holds the origin-facing socket. The client's open goes to it as it came;
+      // the exit's accept comes back through us. No socket or FEC here unless the exit
+      // fails (see checkExits).
+      session.exit = new ExitLink(claims.exit!.relayId, exit.address, exit.port, packet.slice(), nowMs);
+      this.exitSessions.add(session);
+      if (this.nextExitCheckMs === Number.POSITIVE_INFINITY) this.nextExitCheckMs = nowMs + EXIT_CHECK_INTERVAL_MS;
+      this.events.push({ type: 'sessionStart', kind: 'tunnel', id: idHex, rule: 'tunnel', client: endpointText(from.address, from.port), origin: endpointText(origin.address, origin.port), fecMode, exit: claims.exit!.relayId });
+      this.push(TUNNEL_SOCKET_ID, exit.address, exit.port, undefined, session.exit.open);
+      return;
+    }
+    // Exit role (the ticket names this relay): entries are validated paths, several at once.
+    if (claims.exit !== undefined) session.paths = [{ address: from.address, port: from.port, lastRxMs: nowMs }];
+    this.openUpstream(session, tunnel);
     this.events.push({ type: 'sessionStart', kind: 'tunnel', id: idHex, rule: 'tunnel', client: endpointText(from.address, from.port), origin: endpointText(origin.address, origin.port), fecMode });
     this.sendUnauthenticated(TUNNEL_SOCKET_ID, from, receivedBytes, this.acceptPacket(session));
+  }
+
+  /** Opens the session's origin-facing socket and its FEC: the session is terminated here. */
+  private openUpstream(session: TunnelSession, tunnel: TunnelSpec): void {
+    if (session.upstreamOpen) return;
+    session.upstreamOpen = true;
+    if (session.fecMode !== 'off') this.startFec(session, tunnel);
+    this.sockets.set(session.id, { kind: 'upstream', flow: undefined, session });
+    this.events.push({ type: 'openSocket', socketId: session.id, kind: 'upstream', protocol: 'udp', address: this.config.upstreamBindAddress, port: 0, rule: 'tunnel' });
+  }
+
+  /**
+   * Where to forward a session whose ticket names exit `relayId` at `address`, or
+   * undefined to terminate it here: this relay is the exit, or the address is not an
+   * `IP:port` a datagram can reach (then serving the session beats refusing it), or
+   * it is this relay's own tunnel address (a relay without a configured id).
+   */
+  private exitEndpoint(tunnel: TunnelSpec, relayId: string, address: string): { address: string; port: number } | undefined {
+    if (tunnel.relayId !== undefined && relayId === tunnel.relayId) return undefined;
+    const parsed = splitHostPort(address);
+    if (!parsed || parsed.port !== parsed.portEnd || parsed.port === 0 || !isIpLiteral(parsed.host)) return undefined;
+    if (parsed.host === tunnel.listenAddress && parsed.port === tunnel.listenPort) return undefined;
+    return { address: parsed.host, port: parsed.port };
+  }
+
+  /**
+   * Entry role: a datagram from the session's exit. Data, parity and control go to the
+   * client as they are (the exit's numbering and FEC, end to end); the exit's path
+   * challenge (it validates us like a client address change) is answered here with
+   * the session key, which every fleet relay can unseal from the ticket.
+   */
+  private onFromExit(nowMs: number, session: TunnelSession, exit: ExitLink, bytes: Uint8Array): void {
+    exit.lastRxMs = nowMs;
+    exit.waitingSinceMs = Number.POSITIVE_INFINITY;
+    const type = this.header.type;
+    const stats = this.tunnelStats;
+    stats.packetsDown++;
+    stats.bytesDown += bytes.length;
+    if (type === PacketType.Data || type === PacketType.Parity) {
+      if (!session.downBucket.take(nowMs, bytes.length)) {
+        this.drops[DropReason.RateLimitedSession]++;
+        return;
+      }
+      session.lastActiveMs = nowMs;
+      session.packetsDown++;
+      session.bytesDown += bytes.length;
+      this.push(TUNNEL_SOCKET_ID, session.clientAddress, session.clientPort, undefined, bytes);
+      return;
+    }
+    if (type === PacketType.PathChallenge) {
+      if (bytes.length < HEADER_BYTES + PATH_NONCE_BYTES) {
+        this.drops[DropReason.BadControl]++;
+        return;
+      }
+      this.push(TUNNEL_SOCKET_ID, exit.address, exit.port, undefined, buildPathResponse(session.key, session.idHigh, session.idLow, bytes.subarray(HEADER_BYTES)));
+      return;
+    }
+    if (type === PacketType.Control) {
+      const decoded = decodeControl(bytes.subarray(HEADER_BYTES));
+      if (!decoded.ok) {
+        this.drops[DropReason.BadControl]++;
+        return;
+      }
+      const m = decoded.message;
+      if (m.type === 'sessionReject') {
+        // The exit will not take the session (draining, full, does not serve the origin): serve it here.
+        if (exit.state === 'opening') this.fallBackFromExit(nowMs, session, `exit ${exit.relayId} refused: ${m.reason}`);
+        return;
+      }
+      if (m.type === 'sessionAccept') exit.state = 'open';
+      else if (m.type !== 'fecStats') {
+        this.drops[DropReason.BadControl]++;
+        return;
+      }
+      session.lastActiveMs = nowMs;
+      this.push(TUNNEL_SOCKET_ID, session.clientAddress, session.clientPort, undefined, bytes);
+      return;
+    }
+    if (type === PacketType.Close) {
+      if (openRelayClose(session.key, session.idHigh, session.idLow, bytes.subarray(HEADER_BYTES)) !== undefined) {
+        // The exit ended the session (revoked, idle): the client hears it as from any relay.
+        this.push(TUNNEL_SOCKET_ID, session.clientAddress, session.clientPort, undefined, bytes);
+        return;
+      }
+      // Unauthenticated: the exit has no such session (it restarted). Open it again there,
+      // at most once per keepalive period however much data meets the refusal.
+      if (nowMs - exit.lastOpenMs >= EXIT_KEEPALIVE_MS) {
+        exit.lastOpenMs = nowMs;
+        exit.sent(nowMs);
+        this.push(TUNNEL_SOCKET_ID, exit.address, exit.port, undefined, exit.open);
+      }
+      return;
+    }
+    this.drops[DropReason.BadControl]++;
+  }
+
+  /**
+   * Entry role, every {@link EXIT_CHECK_INTERVAL_MS} while any session is forwarded:
+   * an exit that has not accepted within {@link EXIT_OPEN_TIMEOUT_MS}, or has not said
+   * anything for `exitDeadAfterMs` since a packet went to it, is judged dead and the
+   * session falls back to this relay's own origin-facing socket. A quiet exit with
+   * traffic pending gets the session's open again every {@link EXIT_KEEPALIVE_MS}
+   * (answered by an accept), so a flow the origin never answers still proves it alive.
+   */
+  private checkExits(nowMs: number): void {
+    const deadAfterMs = this.config.tunnel?.exitDeadAfterMs ?? EXIT_DEAD_AFTER_MS_DEFAULT;
+    for (const session of [...this.exitSessions]) {
+      const exit = session.exit!;
+      if (exit.state === 'opening') {
+        if (nowMs - exit.openedMs >= EXIT_OPEN_TIMEOUT_MS) this.fallBackFromExit(nowMs, session, `exit ${exit.relayId} did not accept within ${EXIT_OPEN_TIMEOUT_MS} ms`);
+        continue;
+      }
+      if (exit.waitingSinceMs === Number.POSITIVE_INFINITY) continue; // nothing sent since the exit last spoke: no evidence either way
+      const silentMs = nowMs - exit.waitingSinceMs;
+      if (silentMs >= deadAfterMs) this.fallBackFromExit(nowMs, session, `exit ${exit.relayId} silent for ${Math.round(silentMs)} ms`);
+      else if (silentMs >= EXIT_KEEPALIVE_MS && nowMs - exit.lastOpenMs >= EXIT_KEEPALIVE_MS) {
+        exit.lastOpenMs = nowMs;
+        this.push(TUNNEL_SOCKET_ID, exit.address, exit.port, undefined, exit.open);
+      }
+    }
+    this.nextExitCheckMs = this.exitSessions.size === 0 ? Number.POSITIVE_INFINITY : nowMs + EXIT_CHECK_INTERVAL_MS;
+  }
+
+  /**
+   * The one case in which the origin sees a new source address: the exit is gone, so
+   * this entry opens its own origin-facing socket and terminates the session (FEC
+   * included). Its accept, without `exit`, tells the SDK that downstream numbering
+   * starts afresh on this relay.
+   */
+  private fallBackFromExit(nowMs: number, session: TunnelSession, why: string): void {
+    const exit = session.exit;
+    const tunnel = this.config.tunnel;
+    if (exit === undefined || tunnel === undefined) return;
+    session.exit = undefined;
+    this.exitSessions.delete(session);
+    this.openUpstream(session, tunnel);
+    session.lastActiveMs = nowMs;
+    this.events.push({ type: 'sessionMoved', kind: 'tunnel', id: session.idHex, rule: 'tunnel', what: 'origin', from: `exit ${exit.relayId} ${endpointText(exit.address, exit.port)} (${why})`, to: endpointText(session.originAddress, session.originPort) });
+    this.push(TUNNEL_SOCKET_ID, session.clientAddress, session.clientPort, undefined, this.acceptPacket(session));
+  }
+
+  /** Exit role: a validated path closed its part of the session (the session goes on through the others). */
+  private dropPath(session: TunnelSession, from: Endpoint): void {
+    const paths = session.paths!;
+    const index = paths.findIndex((p) => p.address === from.address && p.port === from.port);
+    if (index < 0) return;
+    paths.splice(index, 1);
+    if (session.clientAddress === from.address && session.clientPort === from.port) {
+      let latest = paths[0]!;
+      for (const p of paths) if (p.lastRxMs > latest.lastRxMs) latest = p;
+      session.clientAddress = latest.address;
+      session.clientPort = latest.port;
+    }
   }
 
   private startFec(session: TunnelSession, tunnel: TunnelSpec): void {
@@ -1449,7 +1723,8 @@ export class RelayCore {
   }
 
   private acceptPacket(session: TunnelSession): Uint8Array {
-    return this.controlPacket(PacketType.Control, session.idHigh, session.idLow, encodeControl({ type: 'sessionAccept', sessionId: session.idHex, fecMode: session.fecMode }));
+    const exit = session.paths !== undefined ? this.config.tunnel?.relayId : undefined;
+    return this.controlPacket(PacketType.Control, session.idHigh, session.idLow, encodeControl({ type: 'sessionAccept', sessionId: session.idHex, fecMode: session.fecMode, ...(exit !== undefined ? { exit } : {}) }));
   }
 
   private controlPacket(type: number, high: number, low: number, body: Uint8Array): Uint8Array {
@@ -1500,7 +1775,7 @@ export class RelayCore {
 
   private onPathChange(nowMs: number, session: TunnelSession, from: Endpoint, bytes: Uint8Array): void {
     this.drops[DropReason.PathUnverified]++;
-    if (!this.unauthenticatedLimiter.take(nowMs, from.address)) return;
+    if (!this.unauthenticatedLimiter.take(nowMs, from.address) && !this.isPeer(from.address)) return;
     let pending = session.challenges?.find((c) => c.address === from.address && c.port === from.port);
     if (pending === undefined) {
       pending = { address: from.address, port: from.port, nonce: new Uint8Array(PATH_NONCE_BYTES), sentMs: nowMs };
@@ -1527,6 +1802,7 @@ export class RelayCore {
       this.drops[DropReason.PathUnverified]++;
       return;
     }
+    if (session.paths !== undefined) return this.addPath(nowMs, session, from, index);
     const newSource = this.sourceFor(nowMs, from.address);
     if (newSource === undefined) return;
     const fromText = endpointText(session.clientAddress, session.clientPort);
@@ -1538,6 +1814,33 @@ export class RelayCore {
     session.challenges = undefined;
     session.lastActiveMs = nowMs;
     this.events.push({ type: 'sessionMoved', kind: 'tunnel', id: session.idHex, rule: 'tunnel', what: 'client', from: fromText, to: endpointText(from.address, from.port) });
+  }
+
+  /**
+   * Exit role: a new entry proved it holds the session key. It joins the session's
+   * paths (the least recently heard is dropped past {@link EXIT_PATHS_MAX}); downstream
+   * moves to it when upstream data arrives through it. It is sent an accept at once:
+   * the client behind it may be waiting for one (its open arrived as the challenge's cause).
+   */
+  private addPath(nowMs: number, session: TunnelSession, from: Endpoint, challengeIndex: number): void {
+    const paths = session.paths!;
+    session.challenges!.splice(challengeIndex, 1);
+    if (session.challenges!.length === 0) session.challenges = undefined;
+    if (findPath(paths, from) === undefined) {
+      if (paths.length >= EXIT_PATHS_MAX) {
+        let oldest = -1;
+        for (let i = 0; i < paths.length; i++) {
+          const p = paths[i]!;
+          if (p.address === session.clientAddress && p.port === session.clientPort) continue;
+          if (oldest < 0 || p.lastRxMs < paths[oldest]!.lastRxMs) oldest = i;
+        }
+        paths.splice(oldest, 1);
+      }
+      paths.push({ address: from.address, port: from.port, lastRxMs: nowMs });
+    }
+    session.lastActiveMs = nowMs;
+    this.events.push({ type: 'sessionMoved', kind: 'tunnel', id: session.idHex, rule: 'tunnel', what: 'client', from: endpointText(session.clientAddress, session.clientPort), to: `${endpointText(from.address, from.port)} (added path ${paths.length})` });
+    this.push(TUNNEL_SOCKET_ID, from.address, from.port, undefined, this.acceptPacket(session));
   }
 
   private onSessionReply(nowMs: number, session: TunnelSession, from: Endpoint, bytes: Uint8Array): void {
@@ -1635,6 +1938,7 @@ export class RelayCore {
     this.sessions.delete(session.id);
     if (session.fecReceiver) this.fecRecoveredClosed += session.fecReceiver.totals.recovered;
     this.fecSessions.delete(session);
+    this.exitSessions.delete(session);
     session.source.sessions--;
     this.tunnelStats.sessionsActive--;
     if (code !== undefined && this.tunnelOpen) {
@@ -1646,7 +1950,7 @@ export class RelayCore {
       body.set(relayCloseMac(session.key, session.idHigh, session.idLow, reasonBytes), reasonBytes.length);
       this.push(TUNNEL_SOCKET_ID, session.clientAddress, session.clientPort, undefined, this.controlPacket(PacketType.Close, session.idHigh, session.idLow, body));
     }
-    this.emitClose(session.id, 'upstream', 'udp');
+    if (session.upstreamOpen) this.emitClose(session.id, 'upstream', 'udp');
     this.events.push({
       type: 'sessionEnd',
       kind: 'tunnel',
@@ -1699,6 +2003,15 @@ export class RelayCore {
 function sessionRate(configRate: number, ticketRate: number): number {
   const limit = Math.min(configRate === 0 ? Number.POSITIVE_INFINITY : configRate, ticketRate);
   return Number.isFinite(limit) ? limit : 0;
+}
+
+function findPath(paths: SessionPath[], from: Endpoint): SessionPath | undefined {
+  for (const p of paths) if (p.port === from.port && p.address === from.address) return p;
+  return undefined;
+}
+
+function isIpLiteral(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || (host.includes(':') && /^[0-9A-Fa-f:.]+$/.test(host));
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

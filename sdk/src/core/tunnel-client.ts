@@ -189,6 +189,11 @@ class RelayLink {
   refusals = 0;
   nextOpenMs = Number.POSITIVE_INFINITY;
   fecMode = 'off';
+  /**
+   * The exit relay terminating this link's session (the accept's `exit`), or undefined
+   * when the relay itself does. Links with the same exit share one FEC receiver.
+   */
+  exit: string | undefined = undefined;
   receiver: FecReceiver | undefined = undefined;
   /** Last packet of any kind from this relay, ms. */
   lastRxMs = Number.NEGATIVE_INFINITY;
@@ -237,6 +242,12 @@ export class TunnelClient {
   private readonly fecModes: readonly string[];
   private readonly selector: RelaySelector;
   private readonly relays = new Map<string, RelayLink>();
+  /**
+   * Downstream FEC receivers of exit-terminated sessions, by exit id: every entry of
+   * one exit carries the exit's numbering, so one receiver dedups copies that arrive
+   * through different entries and keeps its state across a failover.
+   */
+  private readonly exitReceivers = new Map<string, FecReceiver>();
   private readonly byEndpoint = new Map<string, RelayLink>();
   private readonly outstanding = new Map<number, OutstandingProbe>();
   private readonly transmits: ClientTransmit[] = [];
@@ -441,6 +452,7 @@ export class TunnelClient {
     this.checkLiveness(nowMs);
     for (const link of this.relays.values()) {
       if (link.receiver !== undefined) {
+        // A receiver shared through an exit is advanced once per link: harmless (the second finds nothing due).
         link.receiver.handleTimeout(nowMs);
         this.drainReceiver(nowMs, link);
       }
@@ -676,9 +688,17 @@ export class TunnelClient {
         if (link.id !== this.currentId && link.id !== this.backupId && link.lingerUntilMs === Number.POSITIVE_INFINITY) link.lingerUntilMs = nowMs + C.LINGER_MS;
         this.selector.setExcluded(nowMs, link.id, false);
       }
+      if (!first && m.exit !== link.exit) {
+        // The relay now terminates the session itself (its exit died) or another exit
+        // does: downstream numbering starts afresh, so does this link's receiver.
+        link.fecMode = m.fecMode;
+        link.exit = m.exit;
+        link.receiver = this.receiverFor(m.fecMode, m.exit);
+      }
       if (first) {
         link.fecMode = m.fecMode;
-        link.receiver = m.fecMode === 'off' ? undefined : new FecReceiver({ maxPayloadBytes: C.TUNNEL_PAYLOAD_BYTES_MAX });
+        link.exit = m.exit;
+        link.receiver = this.receiverFor(m.fecMode, m.exit);
         if (m.fecMode !== 'off' && this.sender === undefined) {
           // Until the controller has an estimate, one copy spaced a packet gap or so apart.
           this.sender = new FecSender({ maxPayloadBytes: C.TUNNEL_PAYLOAD_BYTES_MAX, scheme: { mode: 'duplicate', copies: 1, spacingMs: 10 } });
@@ -688,6 +708,15 @@ export class TunnelClient {
       return;
     }
     if (m.type === 'sessionReject') this.onRefused(nowMs, link, m.reason, m.message);
+  }
+
+  /** A downstream receiver for a session in `fecMode` terminated by `exit` (shared per exit) or by the relay itself (undefined). */
+  private receiverFor(fecMode: string, exit: string | undefined): FecReceiver | undefined {
+    if (fecMode === 'off') return undefined;
+    if (exit === undefined) return new FecReceiver({ maxPayloadBytes: C.TUNNEL_PAYLOAD_BYTES_MAX });
+    let receiver = this.exitReceivers.get(exit);
+    if (receiver === undefined) this.exitReceivers.set(exit, (receiver = new FecReceiver({ maxPayloadBytes: C.TUNNEL_PAYLOAD_BYTES_MAX })));
+    return receiver;
   }
 
   private onRelayClose(nowMs: number, link: RelayLink, body: Uint8Array): void {
@@ -908,7 +937,10 @@ export class TunnelClient {
   private drainReceiver(nowMs: number, link: RelayLink): void {
     const receiver = link.receiver!;
     for (let n = receiver.pollDelivered(this.scratch); n >= 0; n = receiver.pollDelivered(this.scratch)) this.deliver(this.scratch.subarray(0, n));
-    for (let e = receiver.pollEvent(); e !== undefined; e = receiver.pollEvent()) this.onReceiverStats(nowMs, link, e.stats);
+    // A receiver shared through an exit reports through the current relay when that is one of its entries.
+    const current = this.currentLink();
+    const carrier = link.exit !== undefined && current !== undefined && current.receiver === receiver ? current : link;
+    for (let e = receiver.pollEvent(); e !== undefined; e = receiver.pollEvent()) this.onReceiverStats(nowMs, carrier, e.stats);
   }
 
   private onReceiverStats(nowMs: number, link: RelayLink, s: FecIntervalStats): void {

@@ -9,7 +9,7 @@
 import type { KeyObject } from 'node:crypto';
 import { encodeControl } from '../../../proto/src/control.js';
 import type { Rng } from '../../../proto/src/rng.js';
-import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed, ticketVerifyKeyFromRaw } from '../../../proto/src/ticket.js';
+import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed, ticketVerifyKeyFromRaw, type TicketExit } from '../../../proto/src/ticket.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import * as RC from '../../../relay/src/core/constants.js';
 import type { LimitsSpec, RelayCoreConfig, TunnelFecSpec } from '../../../relay/src/core/config-types.js';
@@ -72,11 +72,12 @@ export interface SimGrant {
  * The game backend's part: a session key, a session id and a signed ticket for
  * `origin`, valid for an hour from the wall epoch. Draws 32 + 8 + 12 bytes from `rng`.
  * @param limits the ticket's per-session limits (packets/s, bytes/s; 0 = relay default)
+ * @param exit the exit relay the ticket names (default none)
  */
-export function issueSimGrant(rng: Rng, keys: FleetKeys, origin: string, limits = { packetsPerSecond: 2000, bytesPerSecond: 2_000_000 }): SimGrant {
+export function issueSimGrant(rng: Rng, keys: FleetKeys, origin: string, limits = { packetsPerSecond: 2000, bytesPerSecond: 2_000_000 }, exit?: TicketExit): SimGrant {
   const sessionKey = rng.fillBytes(new Uint8Array(32));
   const sessionId = Array.from(rng.fillBytes(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
-  const ticket = issueTicket({ sessionId, origin, issuedAtMs: SIM_WALL_EPOCH_MS, expiresAtMs: SIM_WALL_EPOCH_MS + 3_600_000, limits, sessionKey, sealNonce: rng.fillBytes(new Uint8Array(12)) }, keys.signingKey, keys.sealKey);
+  const ticket = issueTicket({ sessionId, origin, issuedAtMs: SIM_WALL_EPOCH_MS, expiresAtMs: SIM_WALL_EPOCH_MS + 3_600_000, limits, sessionKey, sealNonce: rng.fillBytes(new Uint8Array(12)), ...(exit !== undefined ? { exit } : {}) }, keys.signingKey, keys.sealKey);
   return { sessionId, ticket, sessionKey };
 }
 

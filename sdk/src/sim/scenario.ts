@@ -26,7 +26,7 @@ import type { LinkModelSpec } from '../../../sim/src/core/link.js';
 import { SimNetwork, type SimHost, type SimPartition } from '../../../sim/src/core/network.js';
 import type { TunnelCandidate, TunnelClientInit } from '../core/tunnel-client.js';
 import { SimTunnelClient } from '../sim-driver.js';
-import { candidatesFromRanking, fleetKeys, issueSimGrant, RelayAgent, relayRegisterMessage, SIM_LEASE_MS, simRelayConfig } from './fleet.js';
+import { candidatesFromRanking, fleetKeys, issueSimGrant, RelayAgent, relayRegisterMessage, SIM_LEASE_MS, SIM_TUNNEL_PORT, simRelayConfig } from './fleet.js';
 
 /** One simulated relay. */
 export interface ScenarioRelay {
@@ -56,6 +56,14 @@ export interface SdkScenarioInit {
   readonly routeDelayMs?: number;
   /** App datagram size, bytes (≥ 8). Default 100. */
   readonly payloadBytes?: number;
+  /**
+   * Id of the relay the ticket names as the session's exit (it holds the one
+   * origin-facing socket; the others forward to it). Default none: every relay talks
+   * to the origin itself.
+   */
+  readonly exitRelay?: string;
+  /** One-way delay between relays (the mesh), ms. Default 2. */
+  readonly meshDelayMs?: number;
 }
 
 /** Relay FEC used by scenarios and the demo unless told otherwise. */
@@ -83,6 +91,8 @@ export class TrafficLog {
   duplicatesAtClient = 0;
   /** Datagrams the origin received, copies included. */
   originDatagrams = 0;
+  /** Datagrams the origin received by source `address:port`: what the game server sees of the player. */
+  readonly originSources = new Map<string, number>();
 }
 
 /** See the module comment. */
@@ -125,6 +135,8 @@ export class SdkScenario {
     const origin = originHost.bind(ORIGIN_PORT);
     origin.onReceive((bytes, from) => {
       this.traffic.originDatagrams++;
+      const source = `${from.address}:${from.port}`;
+      this.traffic.originSources.set(source, (this.traffic.originSources.get(source) ?? 0) + 1);
       if (bytes.length >= 4) this.traffic.originSeen.add(new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0));
       origin.send(bytes, from);
     });
@@ -137,15 +149,20 @@ export class SdkScenario {
       net.setLinkBoth(CLIENT_ADDRESS, address, { delayMs: spec.clientDelayMs, ...spec.clientLink });
       net.setLinkBoth(address, ORIGIN_ADDRESS, { delayMs: spec.originDelayMs });
       net.setLinkBoth(address, COORDINATOR_ADDRESS, near);
-      const config = simRelayConfig(address, keys, new Map([[ORIGIN_NAME, { address: ORIGIN_ADDRESS, port: ORIGIN_PORT }]]), init.relayFec ?? SCENARIO_RELAY_FEC);
+      for (let j = 0; j < i; j++) net.setLinkBoth(address, `10.1.0.${j + 1}`, { delayMs: init.meshDelayMs ?? 2 });
+      const base = simRelayConfig(address, keys, new Map([[ORIGIN_NAME, { address: ORIGIN_ADDRESS, port: ORIGIN_PORT }]]), init.relayFec ?? SCENARIO_RELAY_FEC);
+      const config: RelayCoreConfig = { ...base, tunnel: { ...base.tunnel!, relayId: spec.id } };
       const relay = new SimRelay({ network: net, host, config, seed: init.seed * 31 + i });
       const register = relayRegisterMessage(spec.id, spec.region ?? `region-${spec.id}`, address);
       const agent = new RelayAgent(net, host, spec.id, register, { address: COORDINATOR_ADDRESS, port: COORDINATOR_PORT }, [{ name: ORIGIN_NAME, probe: { address: ORIGIN_ADDRESS, port: ORIGIN_PROBE_PORT } }]);
       this.relays.set(spec.id, { spec, host, relay, agent, alive: true, config, restarts: 0 });
     });
 
-    // The game backend's part: a ticket and its session key.
-    const { sessionId, ticket, sessionKey } = issueSimGrant(rng, keys, ORIGIN_NAME);
+    // The game backend's part: a ticket and its session key (naming the exit, if any).
+    const exitIndex = init.exitRelay === undefined ? -1 : init.relays.findIndex((r) => r.id === init.exitRelay);
+    if (init.exitRelay !== undefined && exitIndex < 0) throw new RangeError(`SdkScenario: exitRelay '${init.exitRelay}' is not one of the relays`);
+    const exit = exitIndex < 0 ? undefined : { relayId: init.exitRelay!, address: `10.1.0.${exitIndex + 1}:${SIM_TUNNEL_PORT}` };
+    const { sessionId, ticket, sessionKey } = issueSimGrant(rng, keys, ORIGIN_NAME, undefined, exit);
     this.sessionId = sessionId;
 
     net.runUntil(init.clientStartMs ?? 3000);
