@@ -323,6 +323,8 @@ class ExitLink {
   waitingSinceMs = Number.POSITIVE_INFINITY;
   /** Last open (first, keepalive or re-open) sent to the exit, ms. */
   lastOpenMs: number;
+  /** Last path response sent to the exit, ms (rate limit: see onFromExit). */
+  lastResponseMs = Number.NEGATIVE_INFINITY;
   constructor(
     readonly relayId: string,
     readonly address: string,
@@ -1597,10 +1599,14 @@ export class RelayCore {
       return;
     }
     if (type === PacketType.PathChallenge) {
-      if (bytes.length < HEADER_BYTES + PATH_NONCE_BYTES) {
+      // The answer (72 bytes) is larger than the challenge (40): only the exit the ticket
+      // names is answered, and at most once per keepalive period, so a sender spoofing
+      // the exit's address can make us send the real exit a few small packets, no more.
+      if (bytes.length < HEADER_BYTES + PATH_NONCE_BYTES || nowMs - exit.lastResponseMs < EXIT_KEEPALIVE_MS) {
         this.drops[DropReason.BadControl]++;
         return;
       }
+      exit.lastResponseMs = nowMs;
       this.push(TUNNEL_SOCKET_ID, exit.address, exit.port, undefined, buildPathResponse(session.key, session.idHigh, session.idLow, bytes.subarray(HEADER_BYTES)));
       return;
     }
