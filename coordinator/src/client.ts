@@ -134,6 +134,12 @@ export interface SessionRequest {
   readonly ttlS?: number;
   /** Lower limits than the configured defaults. */
   readonly limits?: { packetsPerSecond?: number; bytesPerSecond?: number };
+  /**
+   * The session's exit relay: a relay id, or `auto` (the healthy relay with the best
+   * path to the origin). It holds the session's one origin-facing socket, so the origin
+   * sees one source address whichever entry relay the player uses. Default none.
+   */
+  readonly exitRelay?: string;
 }
 
 /** A ticket issued by {@link CoordinatorClient.issueSession}. */
@@ -146,6 +152,8 @@ export interface IssuedSession {
   /** Epoch ms. */
   readonly expiresAtMs: number;
   readonly limits: { packetsPerSecond: number; bytesPerSecond: number };
+  /** The exit relay the ticket names, when one was asked for. */
+  readonly exitRelay?: string;
   /** The ticket bytes (proto/src/ticket.ts format), base64. */
   readonly ticket: string;
   /** The 32-byte session key, base64: give it to the player with the ticket, over the game's own secure channel. */

@@ -82,7 +82,8 @@ export type ApiErrorCode =
   | 'not_found'
   | 'method_not_allowed'
   | 'body_too_large'
-  | 'rate_limited';
+  | 'rate_limited'
+  | 'no_exit_relay';
 
 function fail(status: number, code: ApiErrorCode, reason: string, field?: string): ApiResponse {
   return { status, json: { error: { code, ...(field !== undefined ? { field } : {}), reason, message: field !== undefined ? `${field}: ${reason}` : reason } } };
@@ -550,6 +551,7 @@ export class CoordinatorService {
       fields: {
         origin: ORIGIN_RULE,
         ttlS: { type: 'number', min: 1, max: s.ttlSMax, integer: true, optional: true },
+        exitRelay: { type: 'string', maxChars: 64, optional: true, pattern: /^[A-Za-z0-9._-]{1,64}$/, patternText: "a relay id (letters, digits, . _ -) or 'auto'" },
         limits: {
           type: 'object',
           optional: true,
@@ -558,14 +560,22 @@ export class CoordinatorService {
       },
     }, '');
     if (bad) return invalid(bad);
-    const { origin, ttlS, limits } = body.value as { origin: string; ttlS?: number; limits?: { packetsPerSecond?: number; bytesPerSecond?: number } };
+    const { origin, ttlS, limits, exitRelay } = body.value as { origin: string; ttlS?: number; limits?: { packetsPerSecond?: number; bytesPerSecond?: number }; exitRelay?: string };
     if (!this.core.origin(origin)) return fail(404, 'unknown_origin', `origin '${origin}' is not configured here and no relay reports probing it; see GET /v1/origins`, 'origin');
+    // An exit relay (optional): the session's one origin-facing socket, so that the origin
+    // keeps seeing one source address:port when the player moves between entry relays.
+    let exit: { relayId: string; address: string } | undefined;
+    if (exitRelay !== undefined) {
+      const picked = this.core.pickExit(this.now(), origin, exitRelay);
+      if (!picked.ok) return fail(409, 'no_exit_relay', exitRelay === 'auto' ? `no healthy relay can be the exit for origin '${origin}'` : `relay '${exitRelay}' is not registered and healthy; give a healthy relay id or 'auto'`, 'exitRelay');
+      exit = { relayId: picked.relayId, address: picked.address };
+    }
     const issuedAtMs = this.now();
     const expiresAtMs = issuedAtMs + (ttlS ?? s.ttlSDefault) * 1000;
     const sessionId = randomBytes(8).toString('hex');
     const sessionKey = new Uint8Array(randomBytes(SESSION_KEY_BYTES));
     const grantedLimits = { packetsPerSecond: limits?.packetsPerSecond ?? s.packetsPerSecond, bytesPerSecond: limits?.bytesPerSecond ?? s.bytesPerSecond };
-    const ticket = issueTicket({ sessionId, origin, issuedAtMs, expiresAtMs, limits: grantedLimits, sessionKey, sealNonce: new Uint8Array(randomBytes(SEAL_NONCE_BYTES)) }, this.signingKey, this.settings.keys.sealKey);
+    const ticket = issueTicket({ sessionId, origin, issuedAtMs, expiresAtMs, limits: grantedLimits, sessionKey, sealNonce: new Uint8Array(randomBytes(SEAL_NONCE_BYTES)), ...(exit !== undefined ? { exit } : {}) }, this.signingKey, this.settings.keys.sealKey);
     this.core.noteSession(sessionId, expiresAtMs);
     this.sessionsIssued.inc();
     return {
@@ -576,6 +586,7 @@ export class CoordinatorService {
         issuedAtMs,
         expiresAtMs,
         limits: grantedLimits,
+        ...(exit !== undefined ? { exitRelay: exit.relayId } : {}),
         ticket: Buffer.from(ticket).toString('base64'),
         sessionKey: Buffer.from(sessionKey).toString('base64'),
         ticketPublicKey: Buffer.from(this.ticketPublicKey).toString('base64'),

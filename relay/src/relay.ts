@@ -187,7 +187,7 @@ export class Relay {
         return;
       }
       case 'sessionStart':
-        this.logger.info({ event: 'session_start', kind: event.kind, session: event.id, rule: event.rule, client: event.client, origin: event.origin, fecMode: event.fecMode }, 'session start');
+        this.logger.info({ event: 'session_start', kind: event.kind, session: event.id, rule: event.rule, client: event.client, origin: event.origin, fecMode: event.fecMode, ...(event.exit !== undefined ? { exit: event.exit } : {}) }, 'session start');
         return;
       case 'sessionEnd':
         this.logger.info({ event: 'session_end', kind: event.kind, session: event.id, rule: event.rule, client: event.client, origin: event.origin, reason: event.reason, ...event.totals }, 'session end');

@@ -34,6 +34,7 @@ const FLAGS: Record<string, FlagSpec> = {
   listen: { type: 'string', valueName: 'LIST', description: 'Local ports, comma-separated: udp:HOST:PORT and/or tcp:HOST:PORT (required)' },
   'ticket-file': { type: 'string', valueName: 'FILE', description: "JSON ticket grant {sessionId, ticket, sessionKey} (the coordinator's POST /v1/session answer)" },
   'api-key': { type: 'string', valueName: 'KEY', description: 'Instead of --ticket-file: ask the coordinator for a ticket with this API key (development; also $SLIPSTREAM_API_KEY)' },
+  'exit-relay': { type: 'string', valueName: 'ID|auto', description: "With --api-key: ask for a ticket whose session leaves through this exit relay (or 'auto'), so the origin sees one source address across relay switches" },
   'relay-tcp-port': { type: 'integer', valueName: 'PORT', min: 1, max: 65535, description: "Port of the relays' L4 TCP rule for this origin (needed for tcp:)" },
   cache: { type: 'string', valueName: 'FILE', description: 'Candidate cache used when the coordinator is unreachable [default ~/.cache/slipstream/candidates-<hash>.json]' },
   'status-interval-ms': { type: 'integer', valueName: 'MS', min: 500, max: 600_000, default: STATUS_INTERVAL_MS_DEFAULT, description: 'Status line period, ms' },
@@ -108,6 +109,9 @@ export const connectCommand: Command = {
     const ticketFile = str(values, 'ticket-file');
     const apiKey = str(values, 'api-key') ?? process.env.SLIPSTREAM_API_KEY;
     if (ticketFile === undefined && apiKey === undefined) throw new CliUsageError('--ticket-file', '--ticket-file: missing; give a ticket grant file, or --api-key to ask the coordinator for one');
+    const exitRelay = str(values, 'exit-relay');
+    if (exitRelay !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(exitRelay)) throw new CliUsageError('--exit-relay', "--exit-relay: expected a relay id (letters, digits, . _ -) or 'auto'");
+    if (exitRelay !== undefined && apiKey === undefined) throw new CliUsageError('--exit-relay', '--exit-relay: needs --api-key (a ticket file already names its exit, if any)');
     const statusMs = num(values, 'status-interval-ms')!;
     const recordFile = str(values, 'record');
     let recordFd: number | undefined;
@@ -147,7 +151,7 @@ export const connectCommand: Command = {
           : {
               ticketProvider: async () => {
                 try {
-                  return await new CoordinatorClient({ baseUrl: coordinator, apiKey, timeoutMs: 3000 }).issueSession({ origin });
+                  return await new CoordinatorClient({ baseUrl: coordinator, apiKey, timeoutMs: 3000 }).issueSession({ origin, ...(exitRelay !== undefined ? { exitRelay } : {}) });
                 } catch (error) {
                   throw new Error(`POST ${coordinator}/v1/session: ${(error as Error).message}`);
                 }

@@ -38,6 +38,13 @@ export interface CoordinatorCoreInit extends RegistryInit, MeasurementTableInit 
   historyIntervalMs?: number;
 }
 
+/**
+ * Relays considered when picking an exit automatically. With no client the client leg
+ * is the same flat guess for every relay, so the ranking's top is by relay→origin
+ * (plus load); a few hundred covers any fleet we rank.
+ */
+const EXIT_CANDIDATES_MAX = 500;
+
 /** A route question. */
 export interface RouteQuery {
   /** Origin name (must be known: configured or learned). */
@@ -195,6 +202,32 @@ export class CoordinatorCore {
   /** Every known origin. */
   originList(): OriginInfo[] {
     return [...this.origins.values()];
+  }
+
+  /**
+   * The exit relay for a session to `originName` (it holds the session's one
+   * origin-facing socket; entries forward to it, so the origin keeps seeing one source
+   * address when the player changes entry). `relayId` names one (it must be healthy);
+   * `auto` takes the healthy relay with the cheapest relay→origin leg, the same leg
+   * figures (measured, else geography, else region) and penalties the two-hop ranking
+   * picks exits by. Undefined origin → `unknownOrigin`; no such healthy relay → `noRelay`.
+   */
+  pickExit(nowMs: number, originName: string, relayId: string): { ok: true; relayId: string; address: string } | { ok: false; reason: 'unknownOrigin' | 'noRelay' } {
+    const origin = this.origins.get(originName);
+    if (!origin) return { ok: false, reason: 'unknownOrigin' };
+    if (relayId !== 'auto') {
+      const record = this.registry.get(relayId);
+      if (!record || this.registry.health(nowMs, record) !== 'healthy') return { ok: false, reason: 'noRelay' };
+      return { ok: true, relayId: record.relayId, address: record.tunnelAddress };
+    }
+    const ranking = rankRoutes({ nowMs, registry: this.registry, measurements: this.measurements, origin, client: {}, limit: EXIT_CANDIDATES_MAX, twoHop: false, weights: this.weights });
+    let best: { relayId: string; address: string; costMs: number } | undefined;
+    for (const c of ranking.candidates) {
+      const leg = c.legs.relayToOrigin;
+      const costMs = leg.rttMs + this.weights.jitterWeight * leg.jitterMs + this.weights.lossPenaltyMsPerPercent * leg.lossFraction * 100;
+      if (best === undefined || costMs < best.costMs) best = { relayId: c.relayId, address: c.tunnelAddress, costMs };
+    }
+    return best === undefined ? { ok: false, reason: 'noRelay' } : { ok: true, relayId: best.relayId, address: best.address };
   }
 
   /** Ranks relays for a client and a known origin; undefined when the origin is unknown. */
