@@ -86,3 +86,24 @@ test('exit relay: without an exit in the ticket each relay has its own origin so
   assert.ok(s.client.core.isOpen);
   assert.equal(s.traffic.originSources.size, 2, `origin sources ${[...s.traffic.originSources.keys()].join(', ')}`);
 });
+
+test('exit relay: NAT rebinding at the entry keeps the session (path challenge at the entry), origin source unchanged', (t) => {
+  const rng = new Rng(61);
+  const s = new SdkScenario({ seed: 61, relays: topology(rng), exitRelay: 'exit' });
+  s.startTraffic(60);
+  s.runUntil(s.nowMs + 4000);
+  const current = s.client.core.current!;
+  const entry = s.relays.get(current)!.relay.core;
+  const before = entry.tunnelSessionClient(s.sessionId);
+  s.client.rebind();
+  const movedMs = s.nowMs;
+  s.runUntil(movedMs + 3000);
+  const after = entry.tunnelSessionClient(s.sessionId);
+  const gap = s.longestGapMs(movedMs - 500, movedMs + 3000);
+  t.diagnostic(`rebind through ${current}: ${before} → ${after}; gap ${gap.toFixed(0)} ms; origin sources ${[...s.traffic.originSources.keys()].join(', ')}`);
+  assert.equal(after, `10.0.0.2:${s.client.localPort}`);
+  assert.equal(s.client.core.current, current, 'no failover needed');
+  assert.equal(s.traffic.originSources.size, 1);
+  const late = s.deliveredLoss(movedMs + 1000, movedMs + 2500);
+  assert.ok(late.upstream === 0 && late.downstream === 0, JSON.stringify(late));
+});
