@@ -33,6 +33,11 @@ export interface FleetRelayView {
   tunnelBound(): Endpoint | undefined;
   /** Origins the relay serves: name → address (`tunnel.origins`). */
   origins(): ReadonlyMap<string, { address: string; port: number }>;
+  /**
+   * The other fleet relays' addresses, on every fleet list (optional): entries that
+   * forward sessions to this relay as their exit are exempt from per-source caps.
+   */
+  setPeers?(addresses: readonly string[]): void;
 }
 
 /** Options of a {@link FleetAgent}. */
@@ -214,6 +219,7 @@ export class FleetAgent {
       if (!hp || hp.port === 0) continue;
       targets.push({ kind: 'relay', id: r.relayId, address: hp.host, port: hp.port });
     }
+    this.init.relay.setPeers?.(targets.map((t) => t.address));
     if (this.spec.originProbe === 'tcp') for (const [name, o] of this.init.relay.origins()) targets.push({ kind: 'origin', id: name, address: o.address, port: o.port });
     this.prober.setTargets(performance.now(), targets);
     this.flush();

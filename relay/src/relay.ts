@@ -518,6 +518,7 @@ export class Relay {
         },
         tunnelBound: () => this.tunnelBound,
         origins: () => this.config.core.tunnel?.origins ?? new Map(),
+        setPeers: (addresses) => this.core.setPeers(addresses),
       },
     });
     this.fleetAgent = agent;

@@ -138,6 +138,24 @@ describe('exit relays', () => {
     assert.equal(h.core.tunnelSessionCount, 0, 'the last path’s close ends the session');
   });
 
+  test('exit: per-source caps count players, not entries: fleet relays (setPeers or tunnel.peerCidrs) are exempt', () => {
+    const limits = { ...openLimits, sessionsPerSourceMax: 1 };
+    const config = baseConfig({ rules: [], groups: [], limits, upstreamBindAddress: EXIT.address, tunnel: tunnelSpec({ listenAddress: EXIT.address, relayId: 'exit-1' }) });
+    const rng = new Rng(8);
+    const tickets = [mintExitTicket(rng), mintExitTicket(rng), mintExitTicket(rng)];
+    const h = new Harness(config);
+    h.deliver(h.tunnelId, ENTRY, open(tickets[0]!));
+    h.deliver(h.tunnelId, ENTRY, open(tickets[1]!));
+    assert.equal(h.core.tunnelSessionCount, 1, 'one entry address is one source without peers');
+    h.core.setPeers([ENTRY.address]);
+    h.deliver(h.tunnelId, ENTRY, open(tickets[1]!));
+    h.deliver(h.tunnelId, ENTRY, open(tickets[2]!));
+    assert.equal(h.core.tunnelSessionCount, 3);
+    const byCidr = new Harness(exitConfig(limits));
+    for (const t of tickets) byCidr.deliver(byCidr.tunnelId, ENTRY, open(t));
+    assert.equal(byCidr.core.tunnelSessionCount, 3);
+  });
+
   test('no exit in the ticket: accept without exit, origin socket at once (unchanged)', () => {
     const h = new Harness(entryConfig());
     const rng = new Rng(6);

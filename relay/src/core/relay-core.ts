@@ -471,6 +471,8 @@ export class RelayCore {
   private readonly fecSessions = new Set<TunnelSession>();
   /** Sessions this relay forwards to an exit relay: their exits' liveness is checked every {@link EXIT_CHECK_INTERVAL_MS}. */
   private readonly exitSessions = new Set<TunnelSession>();
+  /** Fleet relays' addresses from {@link setPeers}. */
+  private peers: ReadonlySet<string> = new Set();
   private nextExitCheckMs = Number.POSITIVE_INFINITY;
   private readonly tcpConns = new Map<number, TcpConn>();
   private readonly tcpChecks = new Map<number, OriginState>();
@@ -923,8 +925,20 @@ export class RelayCore {
     return source;
   }
 
-  /** Whether `address` is a fleet relay's (`tunnel.peerCidrs`). */
+  /**
+   * App command: the other fleet relays' addresses (IP literals), from the fleet list.
+   * Like `tunnel.peerCidrs`, they are exempt from per-source caps: an entry forwarding
+   * sessions to this relay as their exit is one address carrying many players. The set
+   * replaces the previous one.
+   */
+  setPeers(addresses: Iterable<string>): void {
+    this.peers = new Set(addresses);
+    for (const source of this.sources.values()) source.peer = this.isPeer(source.address);
+  }
+
+  /** Whether `address` is a fleet relay's (`tunnel.peerCidrs` or {@link setPeers}). */
   private isPeer(address: string): boolean {
+    if (this.peers.has(address)) return true;
     const peers = this.config.tunnel?.peerCidrs;
     return peers !== undefined && peers.length > 0 && cidrListMatches(peers, address);
   }
