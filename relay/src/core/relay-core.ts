@@ -25,6 +25,34 @@
  * packets never exceed the packet's size (checked in one place, {@link sendUnauthenticated});
  * session caps in total and per source; CIDR allow/deny; origins only from config or
  * from a ticket that names one the config allows.
+ *
+ * ## Exit relays
+ * A ticket may name an exit relay (id and tunnel address, under the coordinator's
+ * signature). The relay that finds its own id there is the session's **exit**: it holds
+ * the one origin-facing socket, the FEC and the downstream numbering. Any other relay
+ * is an **entry**: it verifies the ticket as always (so it never forwards for anyone
+ * the coordinator did not admit, and only to the address the coordinator signed), opens
+ * no origin socket, and passes the session's datagrams to the exit and back unchanged,
+ * so FEC and sequence numbers run end to end between the SDK and the exit. The origin
+ * sees one source address:port whichever entry the player uses.
+ *
+ * Authentication between relays: the exit treats an entry exactly as it treats a
+ * client's new address — a packet from an unknown address is answered with a path
+ * challenge, and the address joins the session only after a response MACed with the
+ * session key, which every fleet relay unseals from the ticket with the fleet seal key.
+ * We chose this over a fleet-MACed forward header because it adds no secret and no
+ * per-packet MAC to the data path, reuses the challenge machinery and its
+ * anti-amplification rule (a 40-byte challenge only for a ≥ 40-byte trigger; nothing
+ * else for unvalidated senders), and gives an entry no more power than the player
+ * itself has: it can reach only this session's origin. The cost is that validated
+ * paths are then trusted by source address, as client addresses already are. An exit
+ * session keeps up to {@link EXIT_PATHS_MAX} validated paths (current and backup entry,
+ * the client if it talks to the exit directly); downstream goes to the path that carried
+ * the latest upstream data.
+ *
+ * If the exit stops answering (see {@link RelayCore.checkExits}), the entry opens its
+ * own origin socket and serves the session: the one case in which the origin sees a
+ * new source address. Without an exit in the ticket nothing here changes.
  */
 import type { KeyObject } from 'node:crypto';
 import { decodeControl, encodeControl, type ControlMessageFields } from '../../../proto/src/control.js';
@@ -304,7 +332,7 @@ interface PendingChallenge {
 }
 
 /**
- * Entry side of a session forwarded to its exit relay (see the module comment's
+ * Entry side of a session forwarded to its exit relay (see the module comment,
  * "Exit relays"). Everything from the client goes to the exit verbatim and everything
  * from the exit to the client, so FEC and sequence numbering run end to end between
  * the SDK and the exit.
