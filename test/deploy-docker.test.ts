@@ -139,14 +139,21 @@ describe('deploy/Dockerfile (checked without a container engine)', () => {
     assert.equal(check.status, 0, String(check.stderr));
     // Each long-running command starts (its imports resolve from production dependencies
     // only) and stops on SIGTERM with exit 0.
-    for (const args of [['relay', '--config', config], ['coordinator', '--listen', '127.0.0.1:0', '--log-level', 'warn'], ['sim', 'proxy', '--listen', '127.0.0.1:0']]) {
+    // Each waits for the line its command logs once its signal handlers are in place (a
+    // relay logs 'listening' per rule earlier, while a SIGTERM would still kill it outright).
+    const commands: [string[], RegExp][] = [
+      [['relay', '--config', config], /relay started/],
+      [['coordinator', '--listen', '127.0.0.1:0', '--log-level', 'warn'], /coordinator listening/],
+      [['sim', 'proxy', '--listen', '127.0.0.1:0'], /sim proxy started/],
+    ];
+    for (const [args, ready] of commands) {
       const child = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       let output = '';
       child.stdout.setEncoding('utf8').on('data', (c: string) => (output += c));
       child.stderr.setEncoding('utf8').on('data', (c: string) => (output += c));
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      for (let waited = 0; waited < 15_000 && !/listening|started/.test(output) && child.exitCode === null; waited += 20) await new Promise((r) => setTimeout(r, 20));
-      assert.match(output, /listening|started/, `${args.join(' ')} started: ${output}`);
+      for (let waited = 0; waited < 15_000 && !ready.test(output) && child.exitCode === null; waited += 20) await new Promise((r) => setTimeout(r, 20));
+      assert.match(output, ready, `${args.join(' ')} started: ${output}`);
       child.kill('SIGTERM');
       assert.equal(await exited, 0, `${args.join(' ')} exits 0 on SIGTERM: ${output}`);
     }

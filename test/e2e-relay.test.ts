@@ -19,6 +19,7 @@ import { HEADER_BYTES, PacketHeader, PacketType, parseHeader, sessionIdToHex } f
 import { parseProxyHeader, parseProxyV2 } from '../proto/src/proxy-protocol.js';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
 import { CoordinatorClient } from '../coordinator/src/client.js';
+import { hashString, rendezvousScore } from '../relay/src/core/addr.js';
 import { buildControlPacket, buildPacket, buildPathResponse, openRelayClose } from '../relay/src/core/wire.js';
 import { CLI_PATH, runCli } from './support/run-cli.js';
 import { collectJsonLines } from './support/json-lines.js';
@@ -94,6 +95,26 @@ async function udpClient(address: string): Promise<{ socket: dgram.Socket; repli
   return { socket, replies };
 }
 
+/**
+ * Client source addresses (127.0.0.2 upward), `perOrigin` of them for each origin, chosen
+ * with the relay's own rendezvous hash (client IP × origin `host:port`). The origins listen
+ * on ephemeral ports, so a fixed list of clients would all land on one origin in some runs.
+ */
+function clientsSpreadOver(originLabels: string[], perOrigin: number): { address: string; origin: number }[] {
+  const chosen: { address: string; origin: number }[] = [];
+  const taken = originLabels.map(() => 0);
+  for (let i = 2; i < 255 && chosen.length < perOrigin * originLabels.length; i++) {
+    const address = `127.0.0.${i}`;
+    const scores = originLabels.map((label) => rendezvousScore(hashString(address), hashString(label)));
+    const origin = scores.indexOf(Math.max(...scores));
+    if (taken[origin]! < perOrigin) {
+      taken[origin]!++;
+      chosen.push({ address, origin });
+    }
+  }
+  return chosen;
+}
+
 async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
   for (let waited = 0; waited < timeoutMs; waited += 10) {
     if (predicate()) return;
@@ -121,7 +142,8 @@ describe('slipstream relay end to end', () => {
       'udp',
     );
     const port = relay.addresses.rules.game![0]!.port;
-    const clients = await Promise.all(Array.from({ length: 8 }, (_, i) => udpClient(`127.0.0.${i + 2}`)));
+    const spread = clientsSpreadOver([`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`], 4);
+    const clients = await Promise.all(spread.map(({ address }) => udpClient(address)));
     // 1,000 datagrams per flow, in steps of 10 per flow so that no socket buffer overflows.
     for (let i = 0; i < 1000; i += 10) {
       for (const c of clients) for (let j = i; j < i + 10; j++) c.socket.send(Buffer.from(`p${j}`), port, '127.0.0.1');
@@ -133,7 +155,7 @@ describe('slipstream relay end to end', () => {
       assert.equal(c.replies.length, 1000);
       return [...names][0]!;
     });
-    assert.ok(originOf.includes('A') && originOf.includes('B'), `hash spread flows over both origins: ${originOf.join(',')}`);
+    assert.deepEqual(originOf, spread.map(({ origin }) => ['A', 'B'][origin]), 'each flow lands on the origin its address hashes to');
     // Each flow reached its origin from one relay socket.
     assert.equal(a.sources.size + b.sources.size - 2, 8, 'eight upstream sockets (plus one health-check socket per origin)');
     // Kill A; keep every flow sending every 20 ms; flows that were on A must be answered by B within interval + timeout.
@@ -268,17 +290,15 @@ describe('slipstream relay end to end', () => {
       socket.destroy();
       return [...new Set([...text.matchAll(/([AB]):/g)].map((m) => m[1]!))];
     };
-    // The origins listen on ephemeral ports, so which client hashes where changes from run
-    // to run: take at least 8 clients, and more until both origins have some (with an even
-    // hash, 8 land on one origin in about 1 run of 128; 40 in about 1 of 5·10^11).
+    const spread = clientsSpreadOver(servers.map((server) => `127.0.0.1:${server.port}`), 4);
     const origins = new Map<string, string>();
-    for (let i = 2; i < 42 && (i < 10 || new Set(origins.values()).size < 2); i++) {
-      const first = await ask(`127.0.0.${i}`, i < 10 ? 1000 : 10);
-      assert.equal(first.length, 1);
-      assert.deepEqual(await ask(`127.0.0.${i}`, 10), first, 'a returning client lands on the same origin');
-      origins.set(`127.0.0.${i}`, first[0]!);
+    for (const [i, { address, origin }] of spread.entries()) {
+      const first = await ask(address, i < 8 ? 1000 : 10);
+      assert.deepEqual(first, [servers[origin]!.name], `${address} lands on the origin its address hashes to`);
+      assert.deepEqual(await ask(address, 10), first, 'a returning client lands on the same origin');
+      origins.set(address, first[0]!);
     }
-    assert.equal(new Set(origins.values()).size, 2, `the hash spreads clients over both origins (${origins.size} clients)`);
+    assert.equal(new Set(origins.values()).size, 2, 'the clients spread over both origins');
     const victim = servers[0]!;
     victim.server.close();
     for (const s of victim.sockets) s.destroy();

@@ -43,6 +43,20 @@ export const coordinatorCommand: Command = {
     const logger = createLogger('coordinator', settings.logLevel);
     const running = await startCoordinator({ settings, logger });
     const publicKey = Buffer.from(running.service.ticketPublicKey).toString('base64');
+    // Signal handlers go in before the 'listening' lines: whoever waits for them (systemd,
+    // tests, scripts) may signal at once, and a signal before the handlers kills outright.
+    const stopped = new Promise<void>((resolve) => {
+      const stop = (signal: string): void => {
+        logger.info({ event: 'stopping', signal }, 'stopping');
+        process.off('SIGINT', onInt);
+        process.off('SIGTERM', onTerm);
+        void running.close().then(resolve);
+      };
+      const onInt = (): void => stop('SIGINT');
+      const onTerm = (): void => stop('SIGTERM');
+      process.on('SIGINT', onInt);
+      process.on('SIGTERM', onTerm);
+    });
     const g = settings.keys.generated;
     if (g.length > 0) {
       const lines = [
@@ -58,18 +72,7 @@ export const coordinatorCommand: Command = {
     }
     io.err(`slipstream coordinator listening on ${running.url} (dashboard ${running.url}/, store ${running.store.kind}, lease ${settings.leaseMs} ms, ticket public key ${publicKey})\n`);
     logger.info({ event: 'listening', url: running.url, store: running.store.kind, leaseMs: settings.leaseMs, ticketPublicKey: publicKey, generatedKeys: g }, 'coordinator listening');
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string): void => {
-        logger.info({ event: 'stopping', signal }, 'stopping');
-        process.off('SIGINT', onInt);
-        process.off('SIGTERM', onTerm);
-        void running.close().then(resolve);
-      };
-      const onInt = (): void => stop('SIGINT');
-      const onTerm = (): void => stop('SIGTERM');
-      process.on('SIGINT', onInt);
-      process.on('SIGTERM', onTerm);
-    });
+    await stopped;
     return 0;
   },
 };

@@ -44,7 +44,6 @@ export const relayCommand: Command = {
       io.err(`slipstream relay: ${(error as Error).message}\n`);
       return 1;
     }
-    logger.info({ event: 'started', config: path, rules: config.core.rules.map((r) => r.name), tunnel: config.core.tunnel !== undefined, addresses: relay.addresses() }, 'relay started');
     return new Promise<number>((resolve) => {
       let stopping = false;
       const onHup = (): void => {
@@ -78,6 +77,9 @@ export const relayCommand: Command = {
       process.on('SIGHUP', onHup);
       process.on('SIGTERM', onTerm);
       process.on('SIGINT', onTerm);
+      // Announced only now: whoever waits for this line (systemd, tests, scripts) may signal
+      // at once, and a signal before the handlers would kill the relay outright.
+      logger.info({ event: 'started', config: path, rules: config.core.rules.map((r) => r.name), tunnel: config.core.tunnel !== undefined, addresses: relay.addresses() }, 'relay started');
     });
   },
 };

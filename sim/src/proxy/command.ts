@@ -64,7 +64,6 @@ async function run(argv: readonly string[], io: Parameters<Command['run']>[1]): 
     return fatal(`--listen ${formatHostPort(listen.value)}: cannot listen: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
   const running = server;
-  logger.info({ event: 'started', api: running.url, seed, config: configPath, proxies: manager.list().map((p) => ({ name: p.name, protocol: p.protocol, listen: p.listen, upstream: p.upstream })) }, 'sim proxy started');
   return new Promise<number>((resolveRun) => {
     let stopping = false;
     const onSignal = (signal: string): void => {
@@ -79,6 +78,8 @@ async function run(argv: readonly string[], io: Parameters<Command['run']>[1]): 
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // Announced once the handlers are in place, so a signal right after it stops us cleanly.
+    logger.info({ event: 'started', api: running.url, seed, config: configPath, proxies: manager.list().map((p) => ({ name: p.name, protocol: p.protocol, listen: p.listen, upstream: p.upstream })) }, 'sim proxy started');
   });
 }
 
