@@ -107,3 +107,30 @@ test('exit relay: NAT rebinding at the entry keeps the session (path challenge a
   const late = s.deliveredLoss(movedMs + 1000, movedMs + 2500);
   assert.ok(late.upstream === 0 && late.downstream === 0, JSON.stringify(late));
 });
+
+test('exit relay: the client talks to the exit directly and the exit dies; the backup entry serves the session itself', (t) => {
+  const s = new SdkScenario({
+    seed: 71,
+    relays: [
+      { id: 'exit', clientDelayMs: 5, originDelayMs: 2 },
+      { id: 'entry-a', clientDelayMs: 10, originDelayMs: 40 },
+      { id: 'entry-b', clientDelayMs: 12, originDelayMs: 45 },
+    ],
+    exitRelay: 'exit',
+  });
+  s.startTraffic(60);
+  s.runUntil(s.nowMs + 5000);
+  assert.equal(s.client.core.current, 'exit');
+  const backup = s.client.core.backup!;
+  const killMs = s.nowMs;
+  s.killRelay('exit');
+  s.runUntil(killMs + 6000);
+  const gap = s.longestGapMs(killMs - 500, killMs + 6000);
+  const late = s.deliveredLoss(killMs + 3000, killMs + 5500);
+  t.diagnostic(`exit (current) killed: ${backup} took over after a ${gap.toFixed(0)} ms gap; origin sources ${[...s.traffic.originSources.keys()].join(', ')}`);
+  assert.equal(s.client.core.current, backup);
+  assert.ok(s.client.core.isOpen);
+  assert.ok(late.upstream === 0 && late.downstream === 0, JSON.stringify(late));
+  assert.equal(s.traffic.duplicatesAtClient, 0);
+  assert.ok(gap < 2500, `gap ${gap} ms`);
+});
