@@ -116,6 +116,8 @@ export interface RouteQuestion {
   readonly limit?: number;
   /** Consider entry→exit relay routes. Default true. */
   readonly twoHop?: boolean;
+  /** The session's exit relay (its ticket's `exitRelay`): entries are ranked by the path through it. */
+  readonly exit?: string;
 }
 
 /** Answer of {@link CoordinatorClient.route}: candidates best first, each with legs, confidence, age and reason. */
@@ -260,6 +262,7 @@ export class CoordinatorClient {
     if (question.longitude !== undefined) q.set('lon', String(question.longitude));
     if (question.limit !== undefined) q.set('limit', String(question.limit));
     if (question.twoHop !== undefined) q.set('twoHop', String(question.twoHop));
+    if (question.exit !== undefined) q.set('exit', question.exit);
     return this.call('GET', `/v1/route?${q.toString()}`, 'none');
   }
 

@@ -514,13 +514,14 @@ export class CoordinatorService {
   }
 
   private route(req: ApiRequest): ApiResponse {
-    const q = this.query<{ origin: string; region?: string; lat?: number; lon?: number; limit?: number; twoHop?: boolean }>(req, {
+    const q = this.query<{ origin: string; region?: string; lat?: number; lon?: number; limit?: number; twoHop?: boolean; exit?: string }>(req, {
       origin: ORIGIN_RULE,
       region: { type: 'string', maxChars: 64, optional: true },
       lat: { type: 'number', min: -90, max: 90, optional: true },
       lon: { type: 'number', min: -180, max: 180, optional: true },
       limit: { type: 'number', min: 1, max: ROUTE_LIMIT_MAX, integer: true, optional: true },
       twoHop: { type: 'boolean', optional: true },
+      exit: { type: 'string', maxChars: 64, optional: true, pattern: /^[A-Za-z0-9._-]{1,64}$/, patternText: 'the relay id of the session’s exit (the ticket’s exitRelay)' },
     });
     if (!q.ok) return q.response;
     const v = q.values;
@@ -533,6 +534,7 @@ export class CoordinatorService {
       client: { ...(prefix ? { prefix } : {}), ...(v.lat !== undefined ? { latitude: v.lat, longitude: v.lon } : {}), ...(v.region !== undefined ? { region: v.region } : {}) },
       limit: v.limit ?? ROUTE_LIMIT_DEFAULT,
       twoHop: v.twoHop,
+      ...(v.exit !== undefined ? { exitRelayId: v.exit } : {}),
     });
     if (!ranking) return fail(404, 'unknown_origin', `origin '${origin}' is not configured here and no relay reports probing it; see GET /v1/origins`, 'origin');
     return { status: 200, json: { origin, clientPrefix: prefix ?? null, generatedAtMs: t, leaseMs: this.settings.leaseMs, ...ranking } };

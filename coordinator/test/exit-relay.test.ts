@@ -25,3 +25,30 @@ test('pickExit: a named healthy relay, or with auto the one with the cheapest re
   assert.deepEqual(core.pickExit(60_000, 'game', 'near'), { ok: false, reason: 'noRelay' });
   assert.deepEqual(core.pickExit(60_000, 'game', 'auto'), { ok: false, reason: 'noRelay' });
 });
+
+test('route with an exit: entries are ranked by client→entry→exit→origin, the exit itself by its direct route', () => {
+  const core = new CoordinatorCore({ leaseMs: 5000, origins: [{ name: 'game', latitude: 50, longitude: 8 }] });
+  for (const id of ['a', 'bb', 'exit']) {
+    core.register(0, relay(id));
+    core.heartbeat(0, id, idle);
+  }
+  // The client: a is near, bb a little farther, the exit far. Direct, a's route to the origin is poor.
+  core.clientReport(0, '203.0.113.0/24', 'a', sample(10));
+  core.clientReport(0, '203.0.113.0/24', 'bb', sample(14));
+  core.clientReport(0, '203.0.113.0/24', 'exit', sample(80));
+  core.relayReport(0, 'a', { origin: 'game' }, sample(60));
+  core.relayReport(0, 'bb', { origin: 'game' }, sample(30));
+  core.relayReport(0, 'exit', { origin: 'game' }, sample(2));
+  core.relayReport(0, 'a', { relayId: 'exit' }, sample(20));
+  core.relayReport(0, 'bb', { relayId: 'exit' }, sample(30));
+  const client = { prefix: '203.0.113.0/24' };
+  const direct = core.route(100, { origin: 'game', client, twoHop: false })!;
+  assert.deepEqual(direct.candidates.map((c) => c.relayId), ['bb', 'a', 'exit']);
+  const viaExit = core.route(100, { origin: 'game', client, exitRelayId: 'exit' })!;
+  assert.deepEqual(viaExit.candidates.map((c) => [c.relayId, c.kind, c.exitRelayId]), [['a', 'twoHop', 'exit'], ['bb', 'twoHop', 'exit'], ['exit', 'direct', undefined]]);
+  const a = viaExit.candidates[0]!;
+  assert.equal(a.rttMs, 10 + 20 + 2);
+  assert.equal(a.legs.relayToRelay?.source, 'measured');
+  // An exit that is not healthy leaves the direct ranking (entries serve such sessions themselves).
+  assert.deepEqual(core.route(60_000, { origin: 'game', client, exitRelayId: 'nobody' })!.candidates.map((c) => c.relayId), core.route(60_000, { origin: 'game', client, twoHop: false })!.candidates.map((c) => c.relayId));
+});

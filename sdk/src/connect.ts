@@ -43,6 +43,12 @@ export interface TicketGrant {
   readonly ticket: Uint8Array | string;
   /** 32-byte session key, or base64. */
   readonly sessionKey: Uint8Array | string;
+  /**
+   * The exit relay the ticket names, if any (the coordinator's answer carries it as
+   * `exitRelay`). Only ranking uses it: candidates are then ranked by the path through
+   * the exit. The relays read the exit from the ticket itself.
+   */
+  readonly exitRelay?: string;
 }
 
 /** Options of {@link connect}. */
@@ -140,21 +146,24 @@ function skip(skipped: SlipstreamError[] | undefined, relayId: string, source: s
 }
 
 /**
- * Turns a route answer into tunnel candidates (direct routes only: relays do not
- * forward between each other yet). Candidates whose addresses no datagram can reach
- * are left out, each with a `SLIP_ERR_INVALID_RELAY_ADDRESS` pushed to `skipped`.
+ * Turns a route answer into tunnel candidates: direct routes, and with `exitRelay`
+ * also the routes through that exit (the path a session whose ticket names it takes;
+ * its relay→origin estimate is then entry→exit + exit→origin). Other two-hop routes
+ * are left out: the exit is the ticket's, not the client's, choice. Candidates whose
+ * addresses no datagram can reach are left out, each with a
+ * `SLIP_ERR_INVALID_RELAY_ADDRESS` pushed to `skipped`.
  */
-export function candidatesFromRoute(answer: RouteAnswer, skipped?: SlipstreamError[]): TunnelCandidate[] {
+export function candidatesFromRoute(answer: RouteAnswer, skipped?: SlipstreamError[], exitRelay?: string): TunnelCandidate[] {
   const out: TunnelCandidate[] = [];
   for (const c of answer.candidates) {
-    if (c.kind !== 'direct') continue;
+    if (c.kind !== 'direct' && (exitRelay === undefined || c.exitRelayId !== exitRelay)) continue;
     const tunnel = splitEndpoint(String(c.tunnelAddress));
     const probe = splitEndpoint(String(c.probeAddress));
     if (typeof tunnel === 'string' || typeof probe === 'string') {
       skip(skipped, c.relayId, 'the coordinator', `tunnel/probe address ${typeof tunnel === 'string' ? tunnel : probe as string}`);
       continue;
     }
-    out.push({ id: c.relayId, tunnel, probe, estimateMs: c.costMs, restMs: c.legs.relayToOrigin.rttMs });
+    out.push({ id: c.relayId, tunnel, probe, estimateMs: c.costMs, restMs: (c.legs.relayToRelay?.rttMs ?? 0) + c.legs.relayToOrigin.rttMs });
   }
   return out;
 }
@@ -198,10 +207,10 @@ function writeCache(path: string | undefined, coordinator: string, origin: strin
 }
 
 /** Asks the coordinator for candidates; typed errors for what the caller can act on. */
-async function lookup(client: CoordinatorClient, options: ConnectOptions, skipped?: SlipstreamError[]): Promise<TunnelCandidate[]> {
+async function lookup(client: CoordinatorClient, options: ConnectOptions, skipped?: SlipstreamError[], exitRelay?: string): Promise<TunnelCandidate[]> {
   try {
-    const answer = await client.route({ origin: options.origin, region: options.region, latitude: options.latitude, longitude: options.longitude, twoHop: false });
-    return candidatesFromRoute(answer, skipped);
+    const answer = await client.route({ origin: options.origin, region: options.region, latitude: options.latitude, longitude: options.longitude, twoHop: false, ...(exitRelay !== undefined ? { exit: exitRelay } : {}) });
+    return candidatesFromRoute(answer, skipped, exitRelay);
   } catch (error) {
     if (error instanceof CoordinatorApiError) {
       if (error.code === 'unknown_origin') throw new SlipstreamError(SdkErrorCode.UnknownOrigin, `the coordinator at ${options.coordinator} does not know origin '${options.origin}'; check the name against GET /v1/origins`);
@@ -221,6 +230,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private recordTimer: NodeJS.Timeout | undefined;
   /** Candidates left out when connecting (invalid addresses from the coordinator or the cache file), each a `SLIP_ERR_INVALID_RELAY_ADDRESS`. */
   readonly skippedCandidates: SlipstreamError[] = [];
+  /** The ticket's exit relay (from the grant), for ranking refreshes; undefined without one. */
+  exitRelay: string | undefined = undefined;
 
   /** @internal use {@link connect}. */
   constructor(
@@ -316,7 +327,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private scheduleRefresh(): void {
     this.refreshTimer = setTimeout(() => {
       const skipped: SlipstreamError[] = [];
-      void lookup(this.coordinator, this.options, skipped)
+      void lookup(this.coordinator, this.options, skipped, this.exitRelay)
         .then(
           (candidates) => {
             if (this.isClosed) return;
@@ -457,6 +468,17 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     throw new SlipstreamError(SdkErrorCode.TicketProvider, `the ticket provider failed: ${error instanceof Error ? error.message : String(error)}`);
   }
   if (typeof grant?.sessionId !== 'string' || !/^[0-9a-f]{16}$/.test(grant.sessionId)) throw new SlipstreamError(SdkErrorCode.TicketProvider, `the ticket grant's sessionId must be 16 lowercase hex digits`);
+  // A ticket with an exit relay: rank the entries by the path through it (one more
+  // question to the coordinator; on any failure the direct ranking stands).
+  const exitRelay = typeof grant.exitRelay === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(grant.exitRelay) ? grant.exitRelay : undefined;
+  if (exitRelay !== undefined) {
+    try {
+      const viaExit = await lookup(coordinator, options, skipped, exitRelay);
+      if (viaExit.length > 0) candidates = viaExit;
+    } catch {
+      // keep the direct candidates
+    }
+  }
   const core = new TunnelClient({
     sessionId: grant.sessionId,
     ticket: toBytes(grant.ticket, 'ticket'),
@@ -481,6 +503,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
       else reject(result.error);
     });
     connection.skippedCandidates.push(...skipped);
+    connection.exitRelay = exitRelay;
   });
 }
 

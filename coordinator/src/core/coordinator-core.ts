@@ -54,6 +54,8 @@ export interface RouteQuery {
   readonly limit?: number;
   /** Consider two-hop routes. Default true. */
   readonly twoHop?: boolean;
+  /** The session's exit relay: rank entries by the path through it (see {@link RankInput.exitRelayId}). */
+  readonly exitRelayId?: string;
 }
 
 /** A relay as the dashboard shows it. */
@@ -234,7 +236,7 @@ export class CoordinatorCore {
   route(nowMs: number, query: RouteQuery): RouteRanking | undefined {
     const origin = this.origins.get(query.origin);
     if (!origin) return undefined;
-    return rankRoutes({ nowMs, registry: this.registry, measurements: this.measurements, origin, client: query.client, limit: query.limit, twoHop: query.twoHop, weights: this.weights });
+    return rankRoutes({ nowMs, registry: this.registry, measurements: this.measurements, origin, client: query.client, limit: query.limit, twoHop: query.twoHop, ...(query.exitRelayId !== undefined ? { exitRelayId: query.exitRelayId } : {}), weights: this.weights });
   }
 
   /** Runs whatever is due: lease sweep, expiry of figures and revocations, history samples. */

@@ -175,6 +175,13 @@ export interface RankInput {
   readonly limit?: number;
   /** Whether to consider two-hop routes. Default true. */
   readonly twoHop?: boolean;
+  /**
+   * The session's exit relay, when its ticket names one: every entry is then ranked by
+   * client→entry→exit→origin (the exit itself by its direct route), since that is the
+   * path the session takes whichever entry the client picks. `twoHop` is ignored.
+   * Default none.
+   */
+  readonly exitRelayId?: string;
   /** Default {@link DEFAULT_WEIGHTS}. */
   readonly weights?: RankingWeights;
 }
@@ -357,6 +364,35 @@ function byCost(a: Scored, b: Scored): number {
 }
 
 /** Inserts `s` into `best` (sorted by `order`, at most `k` long) if it belongs there: top-k in O(N·k) without sorting everything. */
+/** Entries considered when ranking through a fixed exit (every eligible relay of any fleet we rank). */
+const EXIT_ROUTE_POOL = 10_000;
+
+/**
+ * Ranking for a session with a fixed exit: each eligible entry's client leg (as the
+ * direct ranking finds it), plus entry→exit (mesh probes, else the relays' geography),
+ * plus the exit's origin leg. An exit that is not healthy leaves the direct ranking as
+ * it is: the entries will serve such sessions themselves.
+ */
+function rankViaExit(input: RankInput, exitRelayId: string): RouteRanking {
+  const w = input.weights ?? DEFAULT_WEIGHTS;
+  const limit = input.limit ?? ROUTE_LIMIT_DEFAULT;
+  const { nowMs, registry, measurements } = input;
+  const direct = rankRoutes({ ...input, exitRelayId: undefined, twoHop: false, limit: EXIT_ROUTE_POOL });
+  const exit = registry.get(exitRelayId);
+  if (exit === undefined || registry.health(nowMs, exit) !== 'healthy') return { ...direct, candidates: direct.candidates.slice(0, limit) };
+  const exitOrigin = originLeg(nowMs, measurements, exit, input.origin);
+  const scored: Scored[] = [];
+  for (const c of direct.candidates) {
+    const entry = registry.get(c.relayId)!;
+    if (c.relayId === exitRelayId) scored.push(score(entry, undefined, c.legs.clientToRelay, undefined, c.legs.relayToOrigin, w));
+    else scored.push(score(entry, exit, c.legs.clientToRelay, meshLeg(nowMs, measurements, c.relayId, exitRelayId) ?? geoLeg(entry, exit), exitOrigin, w));
+  }
+  scored.sort(byCost);
+  const top = scored.slice(0, limit);
+  const best = top[0];
+  return { candidates: best ? top.map((s, i) => toCandidate(s, i + 1, best)) : [], excluded: direct.excluded.slice(0, limit), excludedCount: direct.excludedCount };
+}
+
 function keepBest(best: Scored[], s: Scored, k: number, order: (a: Scored, b: Scored) => number): void {
   if (best.length === k && order(s, best[k - 1]!) >= 0) return;
   let i = best.length === k ? k - 1 : best.length;
@@ -370,6 +406,7 @@ function keepBest(best: Scored[], s: Scored, k: number, order: (a: Scored, b: Sc
  * `origin`. Deterministic: ties break by relay id.
  */
 export function rankRoutes(input: RankInput): RouteRanking {
+  if (input.exitRelayId !== undefined) return rankViaExit(input, input.exitRelayId);
   const w = input.weights ?? DEFAULT_WEIGHTS;
   const limit = input.limit ?? ROUTE_LIMIT_DEFAULT;
   const { nowMs, registry, measurements, origin, client } = input;

@@ -220,10 +220,11 @@ export function splitEndpoint(text: string): [string, number] {
 }
 
 /** A coordinator route ranking as the SDK's tunnel candidates. */
-export function candidatesFromRanking(candidates: readonly { relayId: string; tunnelAddress: string; probeAddress: string; costMs: number; legs: { relayToOrigin: { rttMs: number } } }[]): TunnelCandidate[] {
+export function candidatesFromRanking(candidates: readonly { relayId: string; tunnelAddress: string; probeAddress: string; costMs: number; legs: { relayToRelay?: { rttMs: number }; relayToOrigin: { rttMs: number } } }[]): TunnelCandidate[] {
   return candidates.map((c) => {
     const [address, port] = splitEndpoint(c.tunnelAddress);
     const [paddress, pport] = splitEndpoint(c.probeAddress);
-    return { id: c.relayId, tunnel: { address, port }, probe: { address: paddress, port: pport }, estimateMs: c.costMs, restMs: c.legs.relayToOrigin.rttMs };
+    // Through an exit, the rest of the path is entry→exit plus exit→origin.
+    return { id: c.relayId, tunnel: { address, port }, probe: { address: paddress, port: pport }, estimateMs: c.costMs, restMs: (c.legs.relayToRelay?.rttMs ?? 0) + c.legs.relayToOrigin.rttMs };
   });
 }

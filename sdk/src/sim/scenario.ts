@@ -196,7 +196,8 @@ export class SdkScenario {
   /** What `GET /v1/route` would answer now, as the SDK's candidates; an Error during an outage. */
   route(): readonly TunnelCandidate[] | Error {
     if (this.coordinatorDown) return new Error('coordinator unreachable (simulated outage)');
-    const ranking = this.coordinator.route(this.network.now(), { origin: ORIGIN_NAME, client: { prefix: clientPrefix(CLIENT_ADDRESS) }, twoHop: false });
+    // With an exit, entries are ranked by the path through it, as `connect()` asks for a ticket naming one.
+    const ranking = this.coordinator.route(this.network.now(), { origin: ORIGIN_NAME, client: { prefix: clientPrefix(CLIENT_ADDRESS) }, twoHop: false, ...(this.init.exitRelay !== undefined ? { exitRelayId: this.init.exitRelay } : {}) });
     if (ranking === undefined) return new Error(`unknown origin ${ORIGIN_NAME}`);
     return candidatesFromRanking(ranking.candidates);
   }
