@@ -150,6 +150,15 @@ function base64Key(reader: ConfigReader, path: ConfigPath, bytes: number, text: 
   return new Uint8Array(raw);
 }
 
+const RELAY_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** `tunnel.relayId`, else `fleet.relayId` (checked again with the rest of `fleet`), as the spread for {@link TunnelSpec.relayId}. */
+function exitRelayId(reader: ConfigReader): { relayId?: string } {
+  if (reader.has(['tunnel', 'relayId'])) return { relayId: reader.string(['tunnel', 'relayId'], { pattern: RELAY_ID, patternText: '1–64 letters, digits, dots, dashes or underscores (the id tickets name this relay by as an exit)' }) };
+  if (reader.has(['fleet', 'relayId'])) return { relayId: reader.string(['fleet', 'relayId'], { pattern: RELAY_ID, patternText: '1–64 letters, digits, dots, dashes or underscores (unique in the fleet)' }) };
+  return {};
+}
+
 function tunnel(reader: ConfigReader): TunnelSpec | undefined {
   const p: ConfigPath = ['tunnel'];
   if (!reader.has(p)) return undefined;
@@ -203,8 +212,8 @@ function tunnel(reader: ConfigReader): TunnelSpec | undefined {
     allow: cidrs(reader, [...p, 'allow']),
     deny: cidrs(reader, [...p, 'deny']),
     fec,
-    // Exit relays (see relay/README.md): the id tickets name this relay by (else fleet.relayId).
-    ...(reader.has([...p, 'relayId']) ? { relayId: reader.string([...p, 'relayId'], { pattern: /^[A-Za-z0-9._-]{1,64}$/, patternText: '1–64 letters, digits, dots, dashes or underscores (the id tickets name this relay by as an exit)' }) } : {}),
+    // Exit relays (see relay/README.md): the id tickets name this relay by, else its fleet id.
+    ...exitRelayId(reader),
     peerCidrs: cidrs(reader, [...p, 'peerCidrs']),
     exitDeadAfterMs: reader.number([...p, 'exitDeadAfterMs'], { min: 200, max: 60_000, integer: true, unit: 'ms', default: C.EXIT_DEAD_AFTER_MS_DEFAULT }),
   };
@@ -351,12 +360,9 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
     coordinatorFleetSecret = reader.string(['tunnel', 'coordinatorFleetSecret'], { pattern: /^\S{16,}$/, patternText: 'the fleet secret (at least 16 characters)' });
   }
   if (coordinatorUrl !== undefined && coordinatorFleetSecret === undefined) reader.fail(['tunnel', 'coordinatorFleetSecret'], 'missing; coordinatorUrl needs the fleet secret (coordinatorFleetSecret or coordinatorFleetSecretFile)');
-  const fleetSpec = fleet(reader, coordinatorUrl !== undefined, limitSpec.sessionsMax, tunnelSpec?.listenAddress);
-  // A relay is named as an exit by its fleet id unless tunnel.relayId says otherwise.
-  const tunnelWithId = tunnelSpec !== undefined && tunnelSpec.relayId === undefined && fleetSpec !== undefined ? { ...tunnelSpec, relayId: fleetSpec.relayId } : tunnelSpec;
   return {
     coordinatorFleetSecret,
-    core: { rules, groups, limits: limitSpec, tunnel: tunnelWithId, upstreamBindAddress },
+    core: { rules, groups, limits: limitSpec, tunnel: tunnelSpec, upstreamBindAddress },
     logLevel,
     metricsListen,
     drainTimeoutMs,
@@ -364,6 +370,6 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
     revocationPollMs: reader.number(['tunnel', 'revocationPollMs'], { min: 50, max: 600_000, integer: true, unit: 'ms', default: C.REVOCATION_POLL_MS_DEFAULT }),
     coordinatorUrl,
     socketReceiveBufferBytes: reader.number(['socketReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: 0 }),
-    fleet: fleetSpec,
+    fleet: fleet(reader, coordinatorUrl !== undefined, limitSpec.sessionsMax, tunnelSpec?.listenAddress),
   };
 }
