@@ -10,7 +10,12 @@
  * - the median UDP RTT increase with 30 ms of delay each way (direct path as baseline);
  * - how long an impairment change over the API takes to show in the traffic (delay
  *   and loss, several trials);
- * - TCP bulk throughput under a bandwidth limit, against the configured rate.
+ * - TCP bulk throughput under a bandwidth limit, against the configured rate;
+ * - trace record and replay: a path whose delay and loss change every second is
+ *   probed and recorded with the `TraceRecorder` (as `connect --record` does), the
+ *   trace is replayed by a fresh proxy and probed the same way, and each interval's
+ *   RTT and loss (the recorder's own figures, means) are judged by the issue's rule:
+ *   within 10 % of the recording (`sim/src/trace/compare.ts`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -19,6 +24,9 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { bool, formatHelp, num, parseFlags, type FlagSpec } from '../cli/flags.js';
 import type { Command } from '../cli/command.js';
+import { compareTraceIntervals, formatTraceComparison, TRACE_SPREAD_LOSS_SLACK_PACKETS, type IntervalComparison } from '../sim/src/trace/compare.js';
+import { formatTraceParseError, parseSlipTraceJsonl, type TraceInterval } from '../sim/src/trace/format.js';
+import { TraceRecorder } from '../sim/src/trace/recorder.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   pings: { type: 'integer', valueName: 'N', min: 300, max: 100_000, description: 'Probes per side of the RTT comparison (≥ 300)', default: 500 },
@@ -26,11 +34,12 @@ const FLAGS: Record<string, FlagSpec> = {
   'rate-kbps': { type: 'integer', valueName: 'KBPS', min: 100, max: 1_000_000, description: 'Bandwidth limit of the TCP bulk run, kbit/s', default: 16_000 },
   'bulk-bytes': { type: 'integer', valueName: 'BYTES', min: 10_000, max: 1_000_000_000, description: 'Bytes sent in the TCP bulk run', default: 4_000_000 },
   'iperf-seconds': { type: 'integer', valueName: 'S', min: 1, max: 120, description: 'Length of the iperf3 -u run, s', default: 6 },
+  'trace-probes': { type: 'integer', valueName: 'N', min: 100, max: 10_000, description: 'Probes per 1-second interval of the trace record/replay run', default: 1000 },
   seed: { type: 'integer', valueName: 'N', min: 0, max: 4294967295, description: "The proxy's seed (its loss and jitter draws)", default: 7 },
   json: { type: 'boolean', description: 'Print one JSON object instead of text' },
 };
 
-const SUMMARY = 'Impairment proxy: iperf3 loss, added RTT, API change latency and TCP throughput vs what is configured.';
+const SUMMARY = 'Impairment proxy: iperf3 loss, added RTT, API change latency, TCP throughput and trace replay vs what is configured or recorded.';
 const CLI_PATH = fileURLToPath(new URL('../cli/slipstream.js', import.meta.url));
 
 /** Everything the benchmark measured. */
@@ -41,6 +50,8 @@ export interface ProxyBenchResult {
   /** Time from sending the API request to the first probe sent that shows the change, ms. */
   readonly apiChange: { readonly trials: number; readonly delayMs: readonly number[]; readonly lossMs: readonly number[]; readonly delayMaxMs: number; readonly lossMaxMs: number; readonly delayMedianMs: number; readonly lossMedianMs: number };
   readonly tcpThroughput: { readonly configuredKbps: number; readonly bytes: number; readonly seconds: number; readonly achievedKbps: number; readonly fraction: number };
+  /** A recorded trace replayed in the proxy: per interval, recorded vs replayed and the verdict of the 10 % rule. */
+  readonly traceReplay: { readonly probesPerInterval: number; readonly intervals: readonly IntervalComparison[]; readonly pass: boolean };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -300,8 +311,64 @@ async function benchTcp(base: string, rateKbps: number, bytes: number): Promise<
   }
 }
 
+/** What the trace run records: delay (each way), jitter (σ, each way) and loss (each way) per second. */
+const TRACE_SCHEDULE = [
+  { delayMs: 30, jitterMs: 1, p: 0.08 },
+  { delayMs: 45, jitterMs: 3, p: 0.12 },
+  { delayMs: 60, jitterMs: 4, p: 0.15 },
+  { delayMs: 35, jitterMs: 2, p: 0.1 },
+  { delayMs: 50, jitterMs: 1, p: 0.09 },
+] as const;
+
+/** Probe outcomes → trace intervals through the TraceRecorder (probes sent after `intervals` seconds are left out). */
+function recordTrace(run: PingRun, startMs: number, intervals: number): { text: string; intervals: TraceInterval[] } {
+  const recorder = new TraceRecorder({ startMs, intervalMs: 1000, settleMs: 0 });
+  for (let seq = 0; seq < run.sentAtMs.length; seq++) {
+    const sentAt = run.sentAtMs[seq]!;
+    if (Number.isNaN(sentAt) || sentAt >= startMs + intervals * 1000) continue;
+    if (Number.isNaN(run.rttMs[seq]!)) recorder.recordLoss(sentAt);
+    else recorder.recordReply(sentAt, run.rttMs[seq]!);
+  }
+  recorder.finish();
+  const lines: string[] = [];
+  for (let line = recorder.pollLine(); line !== undefined; line = recorder.pollLine()) lines.push(line);
+  const text = `${lines.join('\n')}\n`;
+  const parsed = parseSlipTraceJsonl(text);
+  if (!parsed.ok) throw new Error(`the recorder wrote an unreadable trace: ${formatTraceParseError(parsed.error)}`);
+  return { text, intervals: [...parsed.trace.intervals] };
+}
+
+/** Records a changing path with the TraceRecorder, replays the trace in a fresh proxy, and compares per interval. */
+async function benchTraceReplay(base: string, echoPort: number, probesPerInterval: number): Promise<ProxyBenchResult['traceReplay']> {
+  const model = (step: (typeof TRACE_SCHEDULE)[number]): Record<string, unknown> => ({ delayMs: step.delayMs, jitterMs: step.jitterMs, jitterDist: 'normal', loss: { model: 'bernoulli', p: step.p } });
+  const n = TRACE_SCHEDULE.length;
+  const recordPort = await createProxy(base, { name: 'bench-record', protocol: 'udp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${echoPort}`, both: model(TRACE_SCHEDULE[0]) });
+  let recording: { text: string; intervals: TraceInterval[] };
+  try {
+    let startMs = Number.NaN;
+    const changes: Promise<unknown>[] = [];
+    const run = await ping(recordPort, n * probesPerInterval, probesPerInterval, 2000, (seq, atMs) => {
+      if (seq === 0) startMs = atMs;
+      if (seq > 0 && seq % probesPerInterval === 0) changes.push(api(base, 'PUT', '/v1/proxies/bench-record/impairments', { both: model(TRACE_SCHEDULE[seq / probesPerInterval]!) }));
+    });
+    await Promise.all(changes);
+    recording = recordTrace(run, startMs, n);
+  } finally {
+    await api(base, 'DELETE', '/v1/proxies/bench-record');
+  }
+  const replayPort = await createProxy(base, { name: 'bench-replay', protocol: 'udp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${echoPort}`, both: { trace: { text: recording.text } } });
+  try {
+    const run = await ping(replayPort, n * probesPerInterval, probesPerInterval, 2000);
+    const replayed = recordTrace(run, run.sentAtMs[0]!, n);
+    const intervals = compareTraceIntervals(recording.intervals, replayed.intervals, { lossFloorPackets: TRACE_SPREAD_LOSS_SLACK_PACKETS });
+    return { probesPerInterval, intervals, pass: intervals.length === n && intervals.every((x) => x.ok) };
+  } finally {
+    await api(base, 'DELETE', '/v1/proxies/bench-replay');
+  }
+}
+
 /** Runs every measurement against a fresh proxy process. */
-export async function runProxyBench(options: { pings: number; changeTrials: number; rateKbps: number; bulkBytes: number; iperfSeconds: number; seed: number }): Promise<ProxyBenchResult> {
+export async function runProxyBench(options: { pings: number; changeTrials: number; rateKbps: number; bulkBytes: number; iperfSeconds: number; traceProbes: number; seed: number }): Promise<ProxyBenchResult> {
   const proxy = await startProxy(options.seed);
   const echo = await udpEcho();
   try {
@@ -316,7 +383,8 @@ export async function runProxyBench(options: { pings: number; changeTrials: numb
     }
     const apiChange = { trials: options.changeTrials, delayMs, lossMs, delayMaxMs: Math.max(...delayMs), lossMaxMs: Math.max(...lossMs), delayMedianMs: median(delayMs), lossMedianMs: median(lossMs) };
     const tcpThroughput = await benchTcp(proxy.api, options.rateKbps, options.bulkBytes);
-    return { ...(iperfLoss ? { iperfLoss } : {}), rtt, apiChange, tcpThroughput };
+    const traceReplay = await benchTraceReplay(proxy.api, echo.port, options.traceProbes);
+    return { ...(iperfLoss ? { iperfLoss } : {}), rtt, apiChange, tcpThroughput, traceReplay };
   } finally {
     await echo.close();
     await proxy.stop();
@@ -335,6 +403,8 @@ export function formatProxyBench(r: ProxyBenchResult): string {
     `RTT added by 30 ms each way:        ${f(r.rtt.addedMedianMs, 3)} ms median (direct ${f(r.rtt.directMedianMs, 3)} ms, proxied ${f(r.rtt.proxiedMedianMs, 3)} ms; ${r.rtt.answeredDirect}/${r.rtt.answeredProxied} of ${r.rtt.probes} probes; target 60 ± 2 ms)`,
     `API change → traffic shows it:      delay median ${f(r.apiChange.delayMedianMs, 1)} ms, max ${f(r.apiChange.delayMaxMs, 1)} ms; loss median ${f(r.apiChange.lossMedianMs, 1)} ms, max ${f(r.apiChange.lossMaxMs, 1)} ms (${r.apiChange.trials} trials; target ≤ 100 ms)`,
     `TCP bulk under ${r.tcpThroughput.configuredKbps} kbit/s:         ${f(r.tcpThroughput.achievedKbps, 0)} kbit/s = ${f(r.tcpThroughput.fraction * 100, 1)} % of configured (${r.tcpThroughput.bytes} bytes in ${f(r.tcpThroughput.seconds, 2)} s)`,
+    `trace recorded and replayed:        ${r.traceReplay.pass ? 'PASS' : 'FAIL'}: every interval's mean RTT and loss within 10 % of the recording (${r.traceReplay.probesPerInterval} probes per interval; loss floor ${TRACE_SPREAD_LOSS_SLACK_PACKETS} packets)`,
+    ...formatTraceComparison(r.traceReplay.intervals).map((line) => `  ${line}`),
     '',
   ].join('\n');
 }
@@ -349,7 +419,7 @@ export const proxyBenchCommand: Command = {
       io.out(formatHelp('slipstream bench proxy [flags]', SUMMARY, FLAGS));
       return 0;
     }
-    const result = await runProxyBench({ pings: num(values, 'pings')!, changeTrials: num(values, 'change-trials')!, rateKbps: num(values, 'rate-kbps')!, bulkBytes: num(values, 'bulk-bytes')!, iperfSeconds: num(values, 'iperf-seconds')!, seed: num(values, 'seed')! });
+    const result = await runProxyBench({ pings: num(values, 'pings')!, changeTrials: num(values, 'change-trials')!, rateKbps: num(values, 'rate-kbps')!, bulkBytes: num(values, 'bulk-bytes')!, iperfSeconds: num(values, 'iperf-seconds')!, traceProbes: num(values, 'trace-probes')!, seed: num(values, 'seed')! });
     io.out(bool(values, 'json') ? `${JSON.stringify(result)}\n` : formatProxyBench(result));
     return 0;
   },

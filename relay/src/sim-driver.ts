@@ -33,6 +33,8 @@ export class SimRelay {
   private readonly timer: SimTimer;
   private readonly network: SimNetwork;
   private readonly host: SimHost;
+  /** Where a transmit's prefix and bytes are joined for sending (the socket copies). */
+  private joinScratch = new Uint8Array(2048);
 
   constructor(init: SimRelayInit) {
     this.network = init.network;
@@ -84,8 +86,11 @@ export class SimRelay {
         const socketId = event.socketId;
         const socket = this.host.bind(event.port);
         socket.onReceive((bytes, from) => {
-          // The simulator reuses its delivery buffer; the core may keep views, so copy.
-          this.core.handleDatagram(this.network.now(), socketId, from, bytes.slice());
+          // The core reads `bytes` during the call or hands it on as a view in a
+          // transmit; flush() drains every transmit before this returns and the
+          // simulated socket copies on send, so the delivery buffer (which the network
+          // reuses afterwards) is never seen again: no copy needed.
+          this.core.handleDatagram(this.network.now(), socketId, from, bytes);
           this.flush();
         });
         this.sockets.set(socketId, socket);
@@ -101,7 +106,11 @@ export class SimRelay {
       if (socket === undefined || socket.closed) continue;
       if (tx.prefix === undefined) socket.send(tx.bytes, tx);
       else {
-        const joined = new Uint8Array(tx.prefix.length + tx.bytes.length);
+        // The socket copies on send, so one scratch buffer serves every join (a fresh
+        // array per packet would cost an off-heap allocation each).
+        const length = tx.prefix.length + tx.bytes.length;
+        if (this.joinScratch.length < length) this.joinScratch = new Uint8Array(Math.max(length, 2 * this.joinScratch.length));
+        const joined = this.joinScratch.subarray(0, length);
         joined.set(tx.prefix);
         joined.set(tx.bytes, tx.prefix.length);
         socket.send(joined, tx);

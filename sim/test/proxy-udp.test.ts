@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { TraceRecorder } from '../src/trace/recorder.js';
+import { compareTraceIntervals, formatTraceComparison, probeIntervals, TRACE_SPREAD_LOSS_SLACK_PACKETS } from '../src/trace/compare.js';
 import { parseSlipTraceJsonl, type TraceInterval } from '../src/trace/format.js';
 import { MAHIMAHI_PACKET_BYTES } from '../src/trace/mahimahi.js';
 import { callApi, createProxy, median, ping, sleep, startProxyProcess, udpEcho, type PingRun, type ProxyProcess } from './proxy-harness.js';
@@ -74,7 +75,7 @@ function runProgram(command: string, args: readonly string[], timeoutMs: number)
 }
 
 describe('sim proxy: UDP', () => {
-  it('iperf3 -u through a proxy set to 5 % loss reports 5 % ± 1 % loss', async (t: TestContext) => {
+  it('iperf3 -u through a proxy set to 5 % loss reports 5 % ± 0.5 % loss', async (t: TestContext) => {
     // iperf3 -u also opens a TCP control connection to the same port, so the proxy runs
     // a TCP proxy (no impairment) and a UDP proxy (5 % loss on the data direction) on one port.
     const serverPort = await freePort();
@@ -85,15 +86,20 @@ describe('sim proxy: UDP', () => {
       if (spawnError) throw spawnError;
       const udpPort = await createProxy(proxy.api, { name: 'iperf-udp', protocol: 'udp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${serverPort}`, uplink: { loss: { model: 'bernoulli', p: 0.05 } } });
       await createProxy(proxy.api, { name: 'iperf-tcp', protocol: 'tcp', listen: `127.0.0.1:${udpPort}`, upstream: `127.0.0.1:${serverPort}` });
-      // 100-byte datagrams at 2 Mbit/s for 6 s: 15,000 packets, so the binomial standard
-      // deviation of the loss (0.18 %) is far inside ±1 % (and the draws are seeded).
+      // 100-byte datagrams at 2 Mbit/s for 6 s: about 15,000 packets. Were the draws
+      // random, the binomial standard deviation of the loss would be 0.18 % and ±0.5 %
+      // 2.8 of them (a failure every ~200 runs). They are seeded (SEED and the proxy's
+      // name fix the uplink's stream), so which datagrams are lost is fixed, and what
+      // iperf3 reports depends only on how many it sent: with seed 7 the running loss
+      // of the first N datagrams stays between 4.86 % and 5.22 % for every N from 10,000
+      // to 30,000 (5.04 % at 15,000), so a slow machine sending fewer cannot fail this.
       const client = await runProgram('iperf3', ['-c', '127.0.0.1', '-p', String(udpPort), '-u', '-b', '2M', '-l', '100', '-t', '6', '-J', '--connect-timeout', '3000'], 30_000);
       assert.equal(client.code, 0, `iperf3 client failed:\n${client.stdout}\n${client.stderr}`);
       const report = JSON.parse(client.stdout) as { end: { sum: { lost_percent: number; packets: number; lost_packets: number } } };
       const { lost_percent: lostPercent, packets, lost_packets: lost } = report.end.sum;
-      assert.ok(packets >= 10_000, `iperf3 sent ${packets} packets; the check needs ≥ 10,000`);
+      assert.ok(packets >= 10_000 && packets <= 30_000, `iperf3 sent ${packets} packets; the check is made for 10,000 to 30,000`);
       t.diagnostic(`iperf3 -u through 5 % loss: ${lostPercent.toFixed(3)} % (${lost}/${packets})`);
-      assert.ok(Math.abs(lostPercent - 5) <= 1, `iperf3 reports ${lostPercent} % loss (${lost}/${packets}); expected 5 % ± 1 %`);
+      assert.ok(Math.abs(lostPercent - 5) <= 0.5, `iperf3 reports ${lostPercent} % loss (${lost}/${packets}); expected 5 % ± 0.5 %`);
       const stats = (await callApi(proxy.api, 'GET', '/v1/proxies/iperf-udp')).body.stats;
       assert.ok(stats.uplink.dropped.loss > 0 && stats.downlink.dropped.loss === 0, 'loss only on the uplink, as configured');
     } finally {
@@ -235,19 +241,36 @@ describe('sim proxy: UDP', () => {
     }
   });
 
-  it('a trace recorded with TraceRecorder and replayed in the proxy follows the recorded RTT and loss', async (t: TestContext) => {
+  it('a trace recorded with TraceRecorder and replayed in the proxy reproduces the recorded RTT and loss per interval within 10 %', async (t: TestContext) => {
     // Record: probe a path whose figures change every second (changed over the API), and
-    // feed the outcomes to a TraceRecorder, as the SDK and `connect --record` will.
-    // Every interval is lossy (round-trip loss 8–25 %) and has ≥ 30 ms RTT, so 10 % of
-    // each figure is several packets and several ms: 1000 probes per interval put the
-    // replay's counting error (a packet or two per direction) and the path's own
-    // overhead (well under a millisecond) far inside it.
+    // feed the outcomes to a TraceRecorder, as the SDK and `connect --record` do. Then
+    // replay the file in a fresh proxy and probe it the same way.
+    //
+    // Why this cannot fail by chance, per interval of 1000 probes:
+    // - loss: the replay draws no loss at random. With the `spread` pattern each
+    //   direction loses its share of an interval's packets to within 2 (its loss credit
+    //   stays in [−0.5, 1.5)), so the round trip is within 4 packets of the recorded
+    //   count (TRACE_SPREAD_LOSS_SLACK_PACKETS); the downlink starting a few ms after
+    //   the uplink and pacing moving probes across interval edges add a packet or two.
+    //   Every interval here loses ≥ 15 % of its round trips (8–15 % each way), so 10 %
+    //   of the recorded loss is ≥ 15 packets: four times the error.
+    // - RTT: the replay's delay is the recorded mean RTT, split over the two directions,
+    //   with normal (symmetric) jitter, so the per-interval median of 1000 replayed
+    //   probes lies within a fraction of a millisecond of it plus what the machine adds
+    //   (loopback, and timers firing late: on a loaded machine that is milliseconds, and
+    //   it varies from second to second). That part is measured in the same run: a
+    //   control stream probes a second proxy with a fixed 100 ms round trip through the
+    //   same processes at the same time, and its per-interval median excess is taken
+    //   off. The recorded RTTs are ≥ 60 ms, so 10 % is ≥ 6 ms. Medians, because a stall
+    //   inflates a mean without bound but moves a median only if it covers half the
+    //   interval. The uncorrected means (the recorder's own figures) are printed, and
+    //   judged by `slipstream bench proxy`, where a slow machine shows as a number.
     const schedule = [
-      { delayMs: 15, jitterMs: 1, p: 0.05 },
-      { delayMs: 30, jitterMs: 3, p: 0.1 },
-      { delayMs: 45, jitterMs: 4, p: 0.13 },
-      { delayMs: 20, jitterMs: 2, p: 0.07 },
-      { delayMs: 35, jitterMs: 1, p: 0.04 },
+      { delayMs: 30, jitterMs: 1, p: 0.08 },
+      { delayMs: 45, jitterMs: 3, p: 0.12 },
+      { delayMs: 60, jitterMs: 4, p: 0.15 },
+      { delayMs: 35, jitterMs: 2, p: 0.1 },
+      { delayMs: 50, jitterMs: 1, p: 0.09 },
     ];
     const model = (step: (typeof schedule)[number]): Record<string, unknown> => ({ delayMs: step.delayMs, jitterMs: step.jitterMs, jitterDist: 'normal', loss: { model: 'bernoulli', p: step.p } });
     const recordPort = await createProxy(proxy.api, { name: 'evening', protocol: 'udp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${echo.port}`, both: model(schedule[0]!) });
@@ -285,47 +308,33 @@ describe('sim proxy: UDP', () => {
     };
     const original = record(recorded.run, recorded.startMs);
     assert.equal(original.intervals.length, schedule.length, 'one line per interval');
+    for (const interval of original.intervals) assert.ok(interval.probes! >= 900 && interval.lossFraction >= 0.12 && interval.rttMs! >= 55, `the recording is as designed (≥ 900 probes, ≥ 12 % loss, ≥ 55 ms per interval): ${JSON.stringify(interval)}`);
     const file = join(scratch, 'evening.jsonl');
     writeFileSync(file, original.text);
 
-    // Replay: a fresh proxy whose both directions follow the file; probe it the same way.
     const replayPort = await createProxy(proxy.api, { name: 'replay', protocol: 'udp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${echo.port}`, both: { trace: { file } } });
+    const controlRttMs = 100;
+    const controlPort = await createProxy(proxy.api, { name: 'replay-control', protocol: 'udp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${echo.port}`, both: { delayMs: controlRttMs / 2 } });
     try {
-      const run = await ping(replayPort, probes, 1000, { graceMs: 2000 });
-      const replayed = record(run, run.sentAtMs[0]!);
-      assert.equal(replayed.intervals.length, schedule.length);
-      const rows: string[] = [];
-      for (let i = 0; i < schedule.length; i++) {
-        const a = original.intervals[i]!;
-        const b = replayed.intervals[i]!;
-        rows.push(`t ${a.tMs}: RTT ${a.rttMs!.toFixed(2)} → ${b.rttMs!.toFixed(2)} ms, loss ${(a.lossFraction * 100).toFixed(2)} → ${(b.lossFraction * 100).toFixed(2)} %, jitter ${a.jitterMs!.toFixed(2)} → ${b.jitterMs!.toFixed(2)} ms (${a.probes}/${b.probes} probes)`);
-      }
-      t.diagnostic(`trace record → replay per interval:\n${rows.map((r) => `  ${r}`).join('\n')}`);
-      // Behaviour, not wall-clock precision (the ±10 % per interval is `slipstream bench proxy`'s job):
-      // where the recorded RTT moves by a clear step (≥ 10 ms and ≥ 20 %), the replay moves the same way…
-      let steps = 0;
-      for (let i = 1; i < schedule.length; i++) {
-        const before = original.intervals[i - 1]!.rttMs!;
-        const after = original.intervals[i]!.rttMs!;
-        if (Math.abs(after - before) < Math.max(10, 0.2 * Math.min(before, after))) continue;
-        steps++;
-        const replayedStep = replayed.intervals[i]!.rttMs! - replayed.intervals[i - 1]!.rttMs!;
-        assert.ok(Math.sign(replayedStep) === Math.sign(after - before), `interval ${i - 1} → ${i}: recorded RTT ${before.toFixed(1)} → ${after.toFixed(1)} ms but replayed ${replayed.intervals[i - 1]!.rttMs!.toFixed(1)} → ${replayed.intervals[i]!.rttMs!.toFixed(1)} ms\n${rows.join('\n')}`);
-      }
-      assert.ok(steps >= 2, `the recording has clear RTT steps to follow (${steps})\n${rows.join('\n')}`);
-      // …every replayed interval is within the recording's range (delay is a floor; ±30 % around it)…
-      const recordedRtts = original.intervals.map((x) => x.rttMs!);
-      for (let i = 0; i < schedule.length; i++) {
-        const b = replayed.intervals[i]!.rttMs!;
-        assert.ok(b >= 0.7 * Math.min(...recordedRtts) && b <= 1.3 * Math.max(...recordedRtts), `interval ${i}: replayed RTT ${b} outside the recorded range\n${rows.join('\n')}`);
-      }
-      // …and the replay loses about as much as the recording did overall (seeded draws; ±50 %).
-      const lossOf = (xs: TraceInterval[]): number => xs.reduce((sum, x) => sum + x.lossFraction * (x.probes ?? 1), 0) / xs.reduce((sum, x) => sum + (x.probes ?? 1), 0);
-      const recordedLoss = lossOf(original.intervals);
-      const replayedLoss = lossOf(replayed.intervals);
-      assert.ok(recordedLoss > 0.05 && Math.abs(replayedLoss - recordedLoss) <= 0.5 * recordedLoss, `overall loss recorded ${recordedLoss} vs replayed ${replayedLoss} (±50 %)\n${rows.join('\n')}`);
+      const [run, control] = await Promise.all([ping(replayPort, probes, 1000, { graceMs: 2000 }), ping(controlPort, schedule.length * 200, 200, { graceMs: 2000 })]);
+      const startMs = run.sentAtMs[0]!;
+      const machine = probeIntervals(control.sentAtMs, control.rttMs, startMs, 1000, schedule.length).map((x) => (x.rttMs === null ? 0 : Math.max(0, x.rttMs - controlRttMs)));
+      const medians = probeIntervals(run.sentAtMs, run.rttMs, startMs, 1000, schedule.length);
+      const corrected = medians.map((x, i) => ({ ...x, rttMs: x.rttMs === null ? null : x.rttMs - machine[i]! }));
+      const options = { lossFloorPackets: TRACE_SPREAD_LOSS_SLACK_PACKETS };
+      const byMedian = compareTraceIntervals(original.intervals, corrected, options);
+      const lines = (rows: ReturnType<typeof compareTraceIntervals>): string => formatTraceComparison(rows).map((r) => `  ${r}`).join('\n');
+      const table = [
+        `machine's own added RTT per interval (control stream's median − ${controlRttMs} ms): ${machine.map((x) => x.toFixed(2)).join(', ')} ms`,
+        `replayed median RTT less that (asserted):\n${lines(byMedian)}`,
+        `replayed median RTT as measured:\n${lines(compareTraceIntervals(original.intervals, medians, options))}`,
+        `replayed mean RTT (the recorder's figure; judged by bench proxy):\n${lines(compareTraceIntervals(original.intervals, record(run, startMs).intervals, options))}`,
+      ].join('\n');
+      t.diagnostic(`trace record → replay per interval:\n${table}`);
+      for (const row of byMedian) assert.ok(row.ok, `interval at ${row.tMs} ms is not within 10 % of the recording\n${table}`);
     } finally {
       await callApi(proxy.api, 'DELETE', '/v1/proxies/replay');
+      await callApi(proxy.api, 'DELETE', '/v1/proxies/replay-control');
     }
   });
 });

@@ -10,6 +10,7 @@ import { Rng } from '../../proto/src/rng.js';
 import { LinkDirection, validateLinkModel, type LinkModelSpec } from '../src/core/link.js';
 import { SimNetwork } from '../src/core/network.js';
 import { formatTraceHeader, formatTraceInterval, formatTraceParseError, parseSlipTrace, parseSlipTraceCsv, parseSlipTraceJsonl, type SlipTraceEncoding, type TraceInterval } from '../src/trace/format.js';
+import { compareTraceIntervals, probeIntervals, TRACE_SPREAD_LOSS_SLACK_PACKETS } from '../src/trace/compare.js';
 import { detectTraceFormat, traceSpecFromText } from '../src/trace/load.js';
 import { DeliverySchedule, MAHIMAHI_PACKET_BYTES, parseMahimahiTrace } from '../src/trace/mahimahi.js';
 import { TraceRecorder } from '../src/trace/recorder.js';
@@ -195,6 +196,36 @@ describe('trace replay in the link core', () => {
     assert.throws(() => validateLinkModel({ trace: { kind: 'mahimahi', deliveryMs: [3, 2] } }), (e: SimConfigError) => e.parameter === 'link.trace.deliveryMs[1]');
     assert.throws(() => validateLinkModel({ trace: { kind: 'intervals', intervals: [{ tMs: 0, rttMs: -1, lossFraction: 0, jitterMs: 0 }] } }), (e: SimConfigError) => e.parameter === 'link.trace.intervals[0].rttMs');
     assert.throws(() => validateLinkModel({ loss: { model: 'toString' } as never }), (e: SimConfigError) => e.parameter === 'link.loss.model', 'a prototype name is not a loss model');
+  });
+});
+
+describe('replay vs recording (the 10 % rule)', () => {
+  const at = (tMs: number, rttMs: number | null, lossFraction: number, probes: number): TraceInterval => ({ tMs, rttMs, lossFraction, jitterMs: null, probes });
+
+  it('judges RTT and loss per interval, relative, with a loss floor in packets', () => {
+    const recorded = [at(0, 100, 0.2, 10), at(1000, 50, 0, 10), at(2000, null, 1, 10), at(3000, 80, 0.1, 10)];
+    const replayed = [at(0, 109, 0.181, 1000), at(1000, 56, 0.003, 1000), at(2000, null, 1, 1000), at(3000, 80, 0.111, 1000)];
+    const rows = compareTraceIntervals(recorded, replayed, { lossFloorPackets: TRACE_SPREAD_LOSS_SLACK_PACKETS });
+    assert.deepEqual(
+      rows.map((r) => [r.rttOk, r.lossOk]),
+      [
+        [true, true], // 9 % and 0.019 of 0.02 allowed
+        [false, true], // 12 % off; 3 packets of 1000 within the 4-packet floor
+        [true, true], // no RTT recorded (all lost): judged by loss alone
+        [true, false], // 0.011 > 10 % of 0.1
+      ],
+    );
+    assert.equal(compareTraceIntervals(recorded, replayed.slice(0, 1))[1]!.ok, false, 'a missing replayed interval fails');
+  });
+
+  it('probeIntervals: loss and median RTT per interval by send time', () => {
+    const sent = [0, 100, 200, 300, 1000, 1500, 1999, 2500];
+    const rtt = [10, Number.NaN, 30, 20, 5, Number.NaN, Number.NaN, 7];
+    const rows = probeIntervals(sent, rtt, 0, 1000, 2);
+    assert.deepEqual(rows, [
+      { tMs: 0, rttMs: 20, lossFraction: 0.25, jitterMs: null, probes: 4 },
+      { tMs: 1000, rttMs: 5, lossFraction: 2 / 3, jitterMs: null, probes: 3 },
+    ]);
   });
 });
 

@@ -142,8 +142,12 @@ export class FecController {
   private current: FecScheme = FEC_OFF;
   private lastChangeMs = Number.NEGATIVE_INFINITY;
   private rttMs = 0;
-  /** Recent reports: [endMs, judged, lost, bursts] per report, oldest first. */
+  /** Recent reports: [endMs, judged, lost, bursts] per report, oldest first, from {@link historyHead}. */
   private history: number[] = [];
+  private historyHead = 0;
+  private readonly fastCounts: WindowCounts = { judged: 0, lost: 0, bursts: 0 };
+  private readonly slowCounts: WindowCounts = { judged: 0, lost: 0, bursts: 0 };
+  private readonly longCounts: WindowCounts = { judged: 0, lost: 0, bursts: 0 };
   private packetsSinceReport = 0;
   private lastRateSampleMs = Number.NaN;
   private ratePps = 0;
@@ -153,6 +157,10 @@ export class FecController {
   private sizeNext = 0;
   /** Parity bytes per data byte of a (k, k) group, by k (see {@link parityInflation}). */
   private readonly inflation = new Float64Array(K_CANDIDATES[K_CANDIDATES.length - 1] + 1);
+  /** Whether {@link sizes} changed since {@link inflation} was computed. */
+  private inflationStale = true;
+  /** Scratch of the sliding-window maximum: indexes into {@link sizes}. */
+  private readonly maxDeque = new Int32Array(SIZE_SAMPLES);
   private cacheKey = '';
   private cacheChoice: Candidate | undefined;
 
@@ -186,8 +194,12 @@ export class FecController {
   /** Input: the sender sent an application packet (for the packet rate and the parity-size estimate). */
   handlePacket(_now: number, payloadBytes: number): void {
     this.packetsSinceReport++;
-    this.sizes[this.sizeNext] = payloadBytes;
-    this.sizeNext = (this.sizeNext + 1) % SIZE_SAMPLES;
+    const at = this.sizeNext;
+    const before = this.sizes[at];
+    this.sizes[at] = payloadBytes;
+    // Steady packet sizes (game traffic) leave the estimate as it was.
+    if (this.sizes[at] !== before || this.sizeCount < SIZE_SAMPLES) this.inflationStale = true;
+    this.sizeNext = (at + 1) % SIZE_SAMPLES;
     if (this.sizeCount < SIZE_SAMPLES) this.sizeCount++;
   }
 
@@ -204,11 +216,16 @@ export class FecController {
     this.lastRateSampleMs = now;
     this.packetsSinceReport = 0;
 
-    this.history.push(now, stats.wirePackets, stats.wireLost, stats.lossBursts);
-    while (this.history.length > 4 && this.history[0] <= now - this.longWindowMs) this.history.splice(0, 4);
-    const fast = this.window(now - this.fastWindowMs);
-    const slow = this.window(now - this.slowWindowMs);
-    const long = this.window(now - this.longWindowMs);
+    const history = this.history;
+    history.push(now, stats.wirePackets, stats.wireLost, stats.lossBursts);
+    while (history.length - this.historyHead > 4 && history[this.historyHead] <= now - this.longWindowMs) this.historyHead += 4;
+    if (this.historyHead >= 256 && this.historyHead * 2 >= history.length) {
+      this.history = history.slice(this.historyHead);
+      this.historyHead = 0;
+    }
+    const fast = this.window(now - this.fastWindowMs, this.fastCounts);
+    const slow = this.window(now - this.slowWindowMs, this.slowCounts);
+    const long = this.window(now - this.longWindowMs, this.longCounts);
     if (long.judged < EVIDENCE_PACKETS_MIN) return;
     // The long window's estimate stands unless a shorter window differs from it by
     // more than chance allows: a real change, not noise. Falls show up in the slow
@@ -276,17 +293,26 @@ export class FecController {
     return `fec ${formatScheme(this.current)} loss=${(d.lossRate * 100).toFixed(2)}% burst=${d.meanBurstPackets.toFixed(2)} rate=${d.packetRatePps.toFixed(0)}pps model=${(d.modelResidual * 100).toFixed(3)}%`;
   }
 
-  private window(sinceMs: number): WindowCounts {
+  /**
+   * Sums the reports that ended after `sinceMs` into `out`. Reports come in time order
+   * (the clock is monotonic), so the scan runs from the newest and stops at the first
+   * older one.
+   */
+  private window(sinceMs: number, out: WindowCounts): WindowCounts {
+    const history = this.history;
     let judged = 0;
     let lost = 0;
     let bursts = 0;
-    for (let i = 0; i < this.history.length; i += 4) {
-      if (this.history[i] <= sinceMs) continue;
-      judged += this.history[i + 1];
-      lost += this.history[i + 2];
-      bursts += this.history[i + 3];
+    for (let i = history.length - 4; i >= this.historyHead; i -= 4) {
+      if (history[i] <= sinceMs) break;
+      judged += history[i + 1];
+      lost += history[i + 2];
+      bursts += history[i + 3];
     }
-    return { judged, lost, bursts };
+    out.judged = judged;
+    out.lost = lost;
+    out.bursts = bursts;
+    return out;
   }
 
   /**
@@ -359,22 +385,33 @@ export class FecController {
    * data. Estimated from recent sizes as E[max of k consecutive + 2] / E[size].
    */
   private parityInflation(): void {
+    if (!this.inflationStale) return;
+    this.inflationStale = false;
     const n = this.sizeCount;
     if (n === 0) {
       this.inflation.fill(1);
       return;
     }
+    const sizes = this.sizes;
     let sum = 0;
-    for (let i = 0; i < n; i++) sum += this.sizes[i];
+    for (let i = 0; i < n; i++) sum += sizes[i];
     const mean = Math.max(1, sum / n);
+    const deque = this.maxDeque;
     for (const k of K_CANDIDATES) {
+      // Sum of the maxima of sizes[w .. w+k) for every window start w (one window of
+      // all n when n < k), by a monotonic deque: O(n) per k. Integer sums, so the
+      // result does not depend on the order of additions.
       const windows = Math.max(1, n - k + 1);
+      let head = 0;
+      let tail = 0;
       let maxSum = 0;
-      for (let w = 0; w < windows; w++) {
-        let max = 0;
-        for (let j = w; j < Math.min(n, w + k); j++) if (this.sizes[j] > max) max = this.sizes[j];
-        maxSum += max;
+      for (let j = 0; j < n; j++) {
+        while (tail > head && sizes[deque[tail - 1]] <= sizes[j]) tail--;
+        deque[tail++] = j;
+        if (deque[head] <= j - k) head++;
+        if (j >= k - 1) maxSum += sizes[deque[head]];
       }
+      if (n < k) maxSum = sizes[deque[head]];
       this.inflation[k] = (maxSum / windows + FEC_LENGTH_PREFIX_BYTES) / mean;
     }
   }

@@ -4,7 +4,7 @@
  * receiver with time-bounded groups, duplication and interleaving, and an adaptive
  * controller. See each module's comment; `slipstream bench fec` measures all of it.
  */
-export { ReedSolomon, FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, FEC_MAX_SHARDS, RECONSTRUCT_INCONSISTENT, RECONSTRUCT_INSUFFICIENT, type ReedSolomonInit } from './rs.js';
+export { ReedSolomon, sharedReedSolomon, FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, FEC_MAX_SHARDS, RECONSTRUCT_INCONSISTENT, RECONSTRUCT_INSUFFICIENT, type ReedSolomonInit } from './rs.js';
 export { createKernel, JsKernel, WasmSimdKernel, type GfKernel, type KernelBackend } from './kernel.js';
 export { gfInv, gfMul, GF_POLYNOMIAL } from './gf256.js';
 export {

@@ -16,7 +16,7 @@
  * Every copy after the first is dropped and counted as a duplicate.
  */
 import { BufferPool } from './pool.js';
-import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, FEC_MAX_SHARDS, RECONSTRUCT_INCONSISTENT, ReedSolomon } from './rs.js';
+import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, FEC_MAX_SHARDS, RECONSTRUCT_INCONSISTENT, ReedSolomon, sharedReedSolomon } from './rs.js';
 import { FEC_MAX_PAYLOAD_BYTES_DEFAULT } from './scheme.js';
 import { SequenceTracker, SequenceVerdict } from './sequence.js';
 
@@ -74,7 +74,7 @@ export interface FecReceiverTotals {
 
 /** Options for {@link FecReceiver}. */
 export interface FecReceiverInit {
-  /** Codec to use; share one per thread. Default: a new {@link ReedSolomon}. */
+  /** Codec to use; share one per thread. Default: the thread's shared one ({@link sharedReedSolomon}). */
   readonly codec?: ReedSolomon;
   /** Largest application payload, in bytes; must match the sender's. Default {@link FEC_MAX_PAYLOAD_BYTES_DEFAULT}. */
   readonly maxPayloadBytes?: number;
@@ -98,11 +98,12 @@ const REORDER_PACKETS_DEFAULT = 32;
 /** Groups judged for "never seen" once this many newer group ids have appeared (covers interleaving). */
 const GROUP_REORDER_SLACK = 64;
 const NO_BUFFER = -1;
+/** Shard slots a group starts with (enough for small RS groups; more are added on demand). */
+const GROUP_SLOTS_INITIAL = 8;
 
 /** Per-group state; pooled. */
 class GroupState {
   id = 0;
-  createdMs = 0;
   /** Actual data count, from a parity shard; -1 until one arrives. */
   kFinal = -1;
   rFinal = -1;
@@ -113,8 +114,26 @@ class GroupState {
   held = 0;
   /** Decoded, fully received, or found inconsistent: accepts nothing more. */
   done = false;
-  readonly buffers = new Int32Array(FEC_MAX_SHARDS).fill(NO_BUFFER);
-  readonly deliveredFlags = new Uint8Array(FEC_MAX_SHARDS);
+  /**
+   * Per shard index: the held buffer, and whether the data packet was delivered. Sized
+   * to the indexes seen (grown by {@link reserve} up to {@link FEC_MAX_SHARDS}): at game
+   * rates a group is one packet, and a receiver keeps hundreds of groups, whose state
+   * should stay small enough to stay in cache.
+   */
+  buffers = new Int32Array(GROUP_SLOTS_INITIAL).fill(NO_BUFFER);
+  deliveredFlags = new Uint8Array(GROUP_SLOTS_INITIAL);
+
+  /** Makes room for shard indexes below `slots`. */
+  reserve(slots: number): void {
+    if (slots <= this.buffers.length) return;
+    const size = Math.min(FEC_MAX_SHARDS, Math.max(slots, 2 * this.buffers.length));
+    const buffers = new Int32Array(size).fill(NO_BUFFER);
+    buffers.set(this.buffers);
+    this.buffers = buffers;
+    const flags = new Uint8Array(size);
+    flags.set(this.deliveredFlags);
+    this.deliveredFlags = flags;
+  }
 }
 
 /** The receiving half of FEC for one flow. See the module comment for the polling order. */
@@ -132,6 +151,11 @@ export class FecReceiver {
   private readonly spareGroups: GroupState[] = [];
   /** Groups in creation order (= expiry order, since the timeout is constant). */
   private expiry: GroupState[] = [];
+  /**
+   * When each group of {@link expiry} expires (creation + timeout), ms: checked after
+   * every input, so it is kept next to its neighbours rather than in the group objects.
+   */
+  private expiresAtMs: number[] = [];
   private expiryHead = 0;
   private readonly wire: SequenceTracker;
   private readonly groupIds = new SequenceTracker(GROUP_REORDER_SLACK);
@@ -166,7 +190,7 @@ export class FecReceiver {
       throw new RangeError(`FecReceiver maxPayloadBytes: ${maxPayloadBytes} is out of range; expected an integer from 1 to ${FEC_MAX_PAYLOAD_BYTES}`);
     }
     this.maxShardBytes = maxPayloadBytes + FEC_LENGTH_PREFIX_BYTES;
-    this.codec = init.codec ?? new ReedSolomon();
+    this.codec = init.codec ?? sharedReedSolomon();
     this.pool = new BufferPool(this.maxShardBytes);
     this.groupTimeoutMs = init.groupTimeoutMs ?? FEC_GROUP_TIMEOUT_MS_DEFAULT;
     this.statsIntervalMs = init.statsIntervalMs ?? FEC_STATS_INTERVAL_MS_DEFAULT;
@@ -211,6 +235,7 @@ export class FecReceiver {
       }
       group = this.openGroup(now, groupId);
     }
+    group.reserve(index + 1);
     if (index < k) this.handleData(group, index, r, payload);
     else this.handleParity(group, index, k, r, payload);
   }
@@ -248,7 +273,7 @@ export class FecReceiver {
     if (Number.isNaN(this.nextStatsMs)) return undefined;
     let deadline = this.nextStatsMs;
     if (this.expiryHead < this.expiry.length) {
-      const expires = this.expiry[this.expiryHead].createdMs + this.groupTimeoutMs;
+      const expires = this.expiresAtMs[this.expiryHead];
       if (expires < deadline) deadline = expires;
     }
     return deadline;
@@ -295,6 +320,7 @@ export class FecReceiver {
       }
       group.kFinal = k;
       group.rFinal = r;
+      group.reserve(k + r);
     } else if (k !== group.kFinal || r !== group.rFinal) {
       this.totals.malformed++;
       return;
@@ -368,7 +394,7 @@ export class FecReceiver {
 
   private releaseBuffers(group: GroupState): void {
     if (group.held === 0) return;
-    for (let i = 0; i < FEC_MAX_SHARDS && group.held > 0; i++) {
+    for (let i = 0; i < group.buffers.length && group.held > 0; i++) {
       const id = group.buffers[i];
       if (id !== NO_BUFFER) {
         this.pool.release(id);
@@ -380,17 +406,19 @@ export class FecReceiver {
 
   private openGroup(now: number, groupId: number): GroupState {
     const group = this.spareGroups.pop() ?? new GroupState();
+    // Flags are only ever set below the data extent or k (a fresh group has none).
+    const flags = group.deliveredFlags;
+    for (let i = Math.min(flags.length, Math.max(group.dataExtent, group.kFinal)) - 1; i >= 0; i--) flags[i] = 0;
     group.id = groupId;
-    group.createdMs = now;
     group.kFinal = -1;
     group.rFinal = -1;
     group.dataExtent = 0;
     group.delivered = 0;
     group.held = 0;
     group.done = false;
-    group.deliveredFlags.fill(0);
     this.groups.set(groupId, group);
     this.expiry.push(group);
+    this.expiresAtMs.push(now + this.groupTimeoutMs);
     this.groupIds.record(groupId);
     return group;
   }
@@ -414,13 +442,12 @@ export class FecReceiver {
       this.nextStatsMs = now + this.statsIntervalMs;
     }
     while (this.expiryHead < this.expiry.length) {
-      const group = this.expiry[this.expiryHead];
-      if (group.createdMs + this.groupTimeoutMs > now) break;
-      this.expiryHead++;
-      this.retire(group);
+      if (this.expiresAtMs[this.expiryHead] > now) break;
+      this.retire(this.expiry[this.expiryHead++]);
     }
     if (this.expiryHead > 1024 && this.expiryHead * 2 > this.expiry.length) {
       this.expiry = this.expiry.slice(this.expiryHead);
+      this.expiresAtMs = this.expiresAtMs.slice(this.expiryHead);
       this.expiryHead = 0;
     }
     if (now >= this.nextStatsMs) this.emitStats(now);

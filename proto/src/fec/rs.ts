@@ -271,3 +271,17 @@ export class ReedSolomon {
     return matrix;
   }
 }
+
+let sharedCodec: ReedSolomon | undefined;
+
+/**
+ * The thread's shared codec (fastest backend), created on first use: what a
+ * {@link FecSender} or {@link FecReceiver} uses when given none. A codec keeps no
+ * per-group state, so one serves every flow; sharing it saves each flow the
+ * WebAssembly compile and arena (~1 ms and 64 KiB), which a relay opening sessions
+ * or a simulation of many players would otherwise pay per session.
+ */
+export function sharedReedSolomon(): ReedSolomon {
+  sharedCodec ??= new ReedSolomon();
+  return sharedCodec;
+}

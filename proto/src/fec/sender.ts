@@ -19,7 +19,7 @@
 import type { FecController } from './controller.js';
 import { BufferPool } from './pool.js';
 import type { FecIntervalStats } from './receiver.js';
-import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, ReedSolomon } from './rs.js';
+import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, ReedSolomon, sharedReedSolomon } from './rs.js';
 import { FEC_INTERLEAVE_MAX, FEC_MAX_PAYLOAD_BYTES_DEFAULT, FEC_OFF, sameScheme, validateScheme, type FecScheme } from './scheme.js';
 
 /** What a shard is, in {@link FecTransmit.kind}. */
@@ -78,7 +78,7 @@ export interface FecSenderCounters {
 
 /** Options for {@link FecSender}. */
 export interface FecSenderInit {
-  /** Codec to use; share one per thread. Default: a new {@link ReedSolomon} (WebAssembly SIMD when available). */
+  /** Codec to use; share one per thread. Default: the thread's shared one ({@link sharedReedSolomon}). */
   readonly codec?: ReedSolomon;
   /** Largest payload accepted by {@link FecSender.push}, in bytes. Default {@link FEC_MAX_PAYLOAD_BYTES_DEFAULT}. */
   readonly maxPayloadBytes?: number;
@@ -159,7 +159,7 @@ export class FecSender {
       throw new RangeError(`FecSender maxPayloadBytes: ${this.maxPayloadBytes} is out of range; expected an integer from 1 to ${FEC_MAX_PAYLOAD_BYTES}`);
     }
     this.maxShardBytes = this.maxPayloadBytes + FEC_LENGTH_PREFIX_BYTES;
-    this.codec = init.codec ?? new ReedSolomon();
+    this.codec = init.codec ?? sharedReedSolomon();
     this.controller = init.controller;
     this.pool = new BufferPool(this.maxShardBytes);
     this.nextGroupId = (init.firstGroupId ?? 0) >>> 0;

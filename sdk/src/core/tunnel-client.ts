@@ -230,6 +230,13 @@ export interface ClientTransmit {
 }
 
 const SHARD_SCRATCH_BYTES = 1500;
+/** Bytes of one output slab (see TunnelClient.slabView): room for about 40 full shards with their headers. */
+const SLAB_BYTES = 65_536;
+
+/** `at`, or `t` when `t` is a deadline after `after` and earlier than `at` (pollTimeout's minimum, without a closure per call). */
+function earlier(at: number, t: number | undefined, after: number): number {
+  return t !== undefined && t > after && t < at ? t : at;
+}
 
 function endpointKey(e: Endpoint): string {
   return `${e.address}|${e.port}`;
@@ -256,6 +263,14 @@ export class TunnelClient {
   private readonly header = new PacketHeader();
   private readonly outHeader = new PacketHeader();
   private readonly scratch = new Uint8Array(SHARD_SCRATCH_BYTES);
+  /**
+   * Upstream shards and delivered messages are views carved from one slab; a full slab
+   * is replaced, never rewritten (the driver may still hold views of it in a send queue,
+   * the app a message), so there is one allocation per {@link SLAB_BYTES} instead of one
+   * per packet, as in the relay core.
+   */
+  private slab = new Uint8Array(SLAB_BYTES);
+  private slabOffset = 0;
   private readonly probeCurrentMs: number;
   private readonly probeBackupMs: number;
   private readonly probeOtherMs: number;
@@ -541,33 +556,29 @@ export class TunnelClient {
     // Only future deadlines: a state that is already due (a suspect relay) was acted on
     // by the input that brought it, and must not spin the driver's timer.
     const after = this.lastNowMs;
-    let at = Number.POSITIVE_INFINITY;
-    const take = (t: number | undefined): void => {
-      if (t !== undefined && t > after && t < at) at = t;
-    };
-    take(this.nextReportMs);
+    let at = earlier(Number.POSITIVE_INFINITY, this.nextReportMs, after);
     for (const link of this.relays.values()) {
-      take(link.nextProbeMs);
-      if (link.sessionState === 'opening' || link.sessionState === 'refused') take(link.nextOpenMs);
-      if (link.sessionState === 'open') take(link.lastTxMs + C.KEEPALIVE_MS);
-      take(link.lingerUntilMs);
-      take(link.receiver?.pollTimeout());
+      at = earlier(at, link.nextProbeMs, after);
+      if (link.sessionState === 'opening' || link.sessionState === 'refused') at = earlier(at, link.nextOpenMs, after);
+      if (link.sessionState === 'open') at = earlier(at, link.lastTxMs + C.KEEPALIVE_MS, after);
+      at = earlier(at, link.lingerUntilMs, after);
+      if (link.receiver !== undefined) at = earlier(at, link.receiver.pollTimeout(), after);
     }
     for (const p of this.outstanding.values()) {
-      take(p.sentMs + C.PROBE_TIMEOUT_MS);
+      at = earlier(at, p.sentMs + C.PROBE_TIMEOUT_MS, after);
       break; // insertion order: the oldest is first
     }
-    take(this.sender?.pollTimeout());
-    take(this.selectorDeadlineMs);
+    if (this.sender !== undefined) at = earlier(at, this.sender.pollTimeout(), after);
+    at = earlier(at, this.selectorDeadlineMs, after);
     const current = this.currentLink();
     if (current !== undefined) {
-      take(current.lastRxMs + this.suspectAfterMs(current.id));
-      take(current.lastRxMs + this.deadAfterMs(current.id));
+      at = earlier(at, current.lastRxMs + this.suspectAfterMs(current.id), after);
+      at = earlier(at, current.lastRxMs + this.deadAfterMs(current.id), after);
     }
-    take(this.duplicateUntilMs);
+    at = earlier(at, this.duplicateUntilMs, after);
     const backup = this.backupId === undefined ? undefined : this.relays.get(this.backupId);
-    if (backup?.sessionState === 'open') take(backup.lastRxMs + this.deadAfterMs(backup.id, this.probeBackupMs));
-    if (!this.opened && this.startedMs !== undefined) take(this.startedMs + this.connectTimeoutMs);
+    if (backup?.sessionState === 'open') at = earlier(at, backup.lastRxMs + this.deadAfterMs(backup.id, this.probeBackupMs), after);
+    if (!this.opened && this.startedMs !== undefined) at = earlier(at, this.startedMs + this.connectTimeoutMs, after);
     return Number.isFinite(at) ? at : undefined;
   }
 
@@ -912,13 +923,25 @@ export class TunnelClient {
       for (const link of targets) {
         if (link.fecMode === 'off') continue; // such a relay gets plain copies only (rare: the client offers rs first)
         h.flags = (tx.kind === FecShardKind.Duplicate ? HeaderFlag.Duplicate : 0) | (link === targets[0] ? 0 : HeaderFlag.ViaBackup);
-        const out = new Uint8Array(HEADER_BYTES + tx.length);
+        const out = this.slabView(HEADER_BYTES + tx.length);
         writeHeader(h, out);
         out.set(this.scratch.subarray(0, tx.length), HEADER_BYTES);
         link.lastTxMs = nowMs;
         this.transmits.push({ to: link.tunnel, bytes: out });
       }
     }
+  }
+
+  /** `bytes` bytes of the current slab (see {@link slab}). */
+  private slabView(bytes: number): Uint8Array {
+    if (bytes > SLAB_BYTES) return new Uint8Array(bytes);
+    if (this.slabOffset + bytes > SLAB_BYTES) {
+      this.slab = new Uint8Array(SLAB_BYTES);
+      this.slabOffset = 0;
+    }
+    const view = this.slab.subarray(this.slabOffset, this.slabOffset + bytes);
+    this.slabOffset += (bytes + 7) & ~7;
+    return view;
   }
 
   private onData(nowMs: number, link: RelayLink, bytes: Uint8Array): void {
@@ -968,7 +991,10 @@ export class TunnelClient {
 
   private deliver(payload: Uint8Array): void {
     this.packetsReceived++;
-    this.events.push({ type: 'message', bytes: payload.slice() });
+    // A copy that outlives the receiver's scratch, carved from the slab (never rewritten).
+    const bytes = this.slabView(payload.length);
+    bytes.set(payload);
+    this.events.push({ type: 'message', bytes });
   }
 
   // ------------------------------------------------------------------ misc

@@ -131,16 +131,19 @@ export class PathLog {
   readonly sentAtMs: number[] = [];
   /** Payload bytes of each upstream packet. */
   readonly sizeBytes: number[] = [];
-  /** First arrival at the origin of each upstream packet, ms (undefined: never). */
-  readonly originAtMs: (number | undefined)[] = [];
+  /**
+   * First arrival at the origin of each upstream packet, ms (NaN: never). NaN rather
+   * than undefined keeps the array of unboxed doubles (a million packets per run).
+   */
+  readonly originAtMs: number[] = [];
   /** Relays (bit i = relay i) that delivered each upstream packet to the origin. */
   readonly originVia: number[] = [];
   /** Origin send time of each downstream packet, ms. */
   readonly echoSentAtMs: number[] = [];
   /** The upstream sequence number each downstream packet answers. */
   readonly echoOf: number[] = [];
-  /** First arrival at the player of each downstream packet, ms (undefined: never). */
-  readonly clientAtMs: (number | undefined)[] = [];
+  /** First arrival at the player of each downstream packet, ms (NaN: never). */
+  readonly clientAtMs: number[] = [];
   /** Upstream copies the origin got again through a relay that had delivered it already (a relay bug). */
   sameRelayDuplicates = 0;
   /** Upstream copies the origin got again through another relay (duplication to the backup while the current relay looks bad). */
@@ -235,6 +238,8 @@ export class SimDeployment {
   private readonly coordinatorEndpoint: Endpoint;
   private readonly rng: Rng;
   private readonly agentOrigins;
+  /** The payload of the packet being sent (see {@link sendGame}). */
+  private readonly sendScratch = new Uint8Array(65_536);
 
   constructor(private readonly init: SimDeploymentInit) {
     if (init.relays.length > DEPLOYMENT_RELAYS_MAX) throw new RangeError(`SimDeployment: ${init.relays.length} relays; at most ${DEPLOYMENT_RELAYS_MAX}`);
@@ -378,19 +383,22 @@ export class SimDeployment {
 
   private sendGame(c: DeploymentClient, to: Endpoint, sizeBytes: number): void {
     const now = this.network.now();
-    const payload = new Uint8Array(Math.max(GAME_HEADER_BYTES, sizeBytes));
-    const view = new DataView(payload.buffer);
-    view.setUint32(0, c.index);
+    // Both paths copy what they are given (the SDK into its FEC buffers or queue, the
+    // socket on send), so one scratch buffer serves every packet.
+    const length = Math.max(GAME_HEADER_BYTES, sizeBytes);
+    const payload = this.sendScratch.subarray(0, length);
+    payload.fill(0);
+    writeU32(payload, 0, c.index);
     for (let path = this.init.directPath === false ? PATH_TUNNEL : PATH_DIRECT; path <= PATH_TUNNEL; path++) {
       const log = c.logs[path]!;
       const seq = log.sentAtMs.length;
       log.sentAtMs.push(now);
       log.sizeBytes.push(payload.length);
-      log.originAtMs.push(undefined);
+      log.originAtMs.push(Number.NaN);
       log.originVia.push(0);
       log.bytesUp += payload.length;
       payload[4] = path;
-      view.setUint32(6, seq);
+      writeU32(payload, 6, seq);
       if (path === PATH_DIRECT) c.direct!.send(payload, to);
       else c.tunnel!.send(payload);
     }
@@ -402,8 +410,7 @@ export class SimDeployment {
     const reply = new Uint8Array(65_536);
     socket.onReceive((bytes, from) => {
       if (bytes.length < GAME_HEADER_BYTES) return;
-      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-      const client = this.clients[view.getUint32(0)];
+      const client = this.clients[readU32(bytes, 0)];
       const path = bytes[4]!;
       if (client === undefined || (path !== PATH_DIRECT && path !== PATH_TUNNEL)) return;
       const now = this.network.now();
@@ -412,11 +419,11 @@ export class SimDeployment {
         return;
       }
       const log = client.logs[path]!;
-      const seq = view.getUint32(6);
+      const seq = readU32(bytes, 6);
       if (seq >= log.sentAtMs.length) return;
       const relay = path === PATH_TUNNEL ? this.relayByAddress.get(from.address) : undefined;
       const bit = relay === undefined ? 0 : 1 << relay.index;
-      if (log.originAtMs[seq] !== undefined) {
+      if (!Number.isNaN(log.originAtMs[seq]!)) {
         if (path === PATH_DIRECT) log.directDuplicates++;
         else if ((log.originVia[seq]! & bit) !== 0) log.sameRelayDuplicates++;
         else log.crossRelayDuplicates++;
@@ -429,11 +436,11 @@ export class SimDeployment {
       const down = log.echoSentAtMs.length;
       log.echoSentAtMs.push(now);
       log.echoOf.push(seq);
-      log.clientAtMs.push(undefined);
+      log.clientAtMs.push(Number.NaN);
       log.bytesDown += bytes.length;
       const out = reply.subarray(0, bytes.length);
       out.set(bytes);
-      new DataView(out.buffer, out.byteOffset, out.length).setUint32(10, down);
+      writeU32(out, 10, down);
       socket.send(out, from);
     });
     const probe = host.bind(SIM_ORIGIN_PROBE_PORT);
@@ -442,12 +449,11 @@ export class SimDeployment {
 
   private onClientReceive(c: DeploymentClient, expectedPath: number, bytes: Uint8Array, atMs: number): void {
     if (bytes.length < GAME_HEADER_BYTES || bytes[4] !== expectedPath) return;
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-    if (view.getUint32(0) !== c.index) return;
+    if (readU32(bytes, 0) !== c.index) return;
     const log = c.logs[expectedPath]!;
-    const down = view.getUint32(10);
+    const down = readU32(bytes, 10);
     if (down >= log.clientAtMs.length) return;
-    if (log.clientAtMs[down] !== undefined) {
+    if (!Number.isNaN(log.clientAtMs[down]!)) {
       log.clientDuplicates++;
       return;
     }
@@ -474,6 +480,19 @@ export class SimDeployment {
       send(bytes, to);
     };
   }
+}
+
+/** Big-endian u32 at `at` (the game header's fields; no DataView per packet). */
+function readU32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
+}
+
+/** Writes `value` as a big-endian u32 at `at`. */
+function writeU32(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value >>> 24;
+  bytes[at + 1] = (value >>> 16) & 0xff;
+  bytes[at + 2] = (value >>> 8) & 0xff;
+  bytes[at + 3] = value & 0xff;
 }
 
 /** Packet sizes of media frame `frame` (keyframes every `keyframeIntervalFrames`, average = bitrate / fps). */

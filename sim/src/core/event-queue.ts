@@ -6,10 +6,11 @@
  * scheduled and a run is a pure function of its inputs (FoundationDB and TigerBeetle's
  * VOPR order their simulations the same way).
  *
- * The queue is a binary min-heap of slot numbers over struct-of-arrays storage. An
- * event is `(handler, kind, payload)`: the handler is a long-lived object (the network,
- * a timer) and `kind` says what to do, so scheduling a packet delivery allocates no
- * closure and no event object — the hot path of a million-packet run.
+ * The queue is a 4-ary min-heap of `(time, sequence, slot)` entries over
+ * struct-of-arrays storage. An event is `(handler, kind, payload)`: the handler is a
+ * long-lived object (the network, a timer) and `kind` says what to do, so scheduling a
+ * packet delivery allocates no closure and no event object — the hot path of a
+ * million-packet run.
  */
 import type { Clock } from '../../../proto/src/clock.js';
 
@@ -34,11 +35,15 @@ export class EventQueue implements Clock {
   private nextSequence = 0;
   private count = 0;
   private capacity = INITIAL_CAPACITY;
-  /** Heap of slot numbers; `heap[0]` is the earliest event. */
-  private heap = new Int32Array(INITIAL_CAPACITY);
-  /** Per slot: due time (ms), scheduling sequence, kind. */
-  private timeMs = new Float64Array(INITIAL_CAPACITY);
-  private sequence = new Float64Array(INITIAL_CAPACITY);
+  /**
+   * The heap, as three parallel arrays: each entry's due time (ms), scheduling
+   * sequence and slot number; entry 0 is the earliest event. The keys live in the
+   * heap itself, so sifting compares adjacent memory instead of chasing slots.
+   */
+  private heapTimeMs = new Float64Array(INITIAL_CAPACITY);
+  private heapSequence = new Float64Array(INITIAL_CAPACITY);
+  private heapSlot = new Int32Array(INITIAL_CAPACITY);
+  /** Per slot: what to run. */
   private kind = new Int32Array(INITIAL_CAPACITY);
   private handler: (SimEventHandler | undefined)[] = new Array<SimEventHandler | undefined>(INITIAL_CAPACITY).fill(undefined);
   private payload: unknown[] = new Array<unknown>(INITIAL_CAPACITY).fill(undefined);
@@ -74,7 +79,7 @@ export class EventQueue implements Clock {
 
   /** Due time (ms) of the earliest waiting event, or `Infinity` when none waits. */
   peekTimeMs(): number {
-    return this.count === 0 ? Number.POSITIVE_INFINITY : this.timeMs[this.heap[0]!]!;
+    return this.count === 0 ? Number.POSITIVE_INFINITY : this.heapTimeMs[0]!;
   }
 
   /**
@@ -89,12 +94,10 @@ export class EventQueue implements Clock {
     }
     if (this.freeCount === 0) this.grow();
     const slot = this.free[--this.freeCount]!;
-    this.timeMs[slot] = atMs;
-    this.sequence[slot] = this.nextSequence++;
     this.kind[slot] = kind;
     this.handler[slot] = handler;
     this.payload[slot] = payload;
-    this.siftUp(this.count++, slot);
+    this.siftUp(this.count++, atMs, this.nextSequence++, slot);
   }
 
   /**
@@ -103,14 +106,13 @@ export class EventQueue implements Clock {
    */
   dispatchNext(): boolean {
     if (this.count === 0) return false;
-    const heap = this.heap;
-    const slot = heap[0]!;
-    const last = heap[--this.count]!;
-    if (this.count > 0) this.siftDown(0, last);
+    const slot = this.heapSlot[0]!;
+    this.nowMsValue = this.heapTimeMs[0]!;
+    const last = --this.count;
+    if (last > 0) this.siftDown(0, this.heapTimeMs[last]!, this.heapSequence[last]!, this.heapSlot[last]!);
     const handler = this.handler[slot]!;
     const payload = this.payload[slot];
     const kind = this.kind[slot]!;
-    this.nowMsValue = this.timeMs[slot]!;
     // Release the slot before running the handler so that it can be reused at once,
     // and drop references so delivered packets can be collected or pooled.
     this.handler[slot] = undefined;
@@ -128,7 +130,7 @@ export class EventQueue implements Clock {
    */
   runUntil(untilMs: number): number {
     let ran = 0;
-    while (this.count > 0 && this.timeMs[this.heap[0]!]! <= untilMs) {
+    while (this.count > 0 && this.heapTimeMs[0]! <= untilMs) {
       this.dispatchNext();
       ran++;
     }
@@ -147,61 +149,74 @@ export class EventQueue implements Clock {
     return ran;
   }
 
-  /** True when slot `a` is due before slot `b`. */
-  private before(a: number, b: number): boolean {
-    const ta = this.timeMs[a]!;
-    const tb = this.timeMs[b]!;
-    return ta < tb || (ta === tb && this.sequence[a]! < this.sequence[b]!);
-  }
-
-  /** Places `slot` at heap position `index` or above (the hole is at `index`). */
-  private siftUp(index: number, slot: number): void {
-    const heap = this.heap;
+  /** Places the entry `(t, seq, slot)` at heap position `index` or above (the hole is at `index`). */
+  private siftUp(index: number, t: number, seq: number, slot: number): void {
+    const timeMs = this.heapTimeMs;
+    const sequence = this.heapSequence;
+    const slots = this.heapSlot;
     while (index > 0) {
-      const parentIndex = (index - 1) >> 1;
-      const parent = heap[parentIndex]!;
-      if (!this.before(slot, parent)) break;
-      heap[index] = parent;
-      index = parentIndex;
+      const parent = (index - 1) >> 2;
+      const tp = timeMs[parent]!;
+      if (tp < t || (tp === t && sequence[parent]! < seq)) break;
+      timeMs[index] = tp;
+      sequence[index] = sequence[parent]!;
+      slots[index] = slots[parent]!;
+      index = parent;
     }
-    heap[index] = slot;
+    timeMs[index] = t;
+    sequence[index] = seq;
+    slots[index] = slot;
   }
 
-  /** Places `slot` at heap position `index` or below (the hole is at `index`). */
-  private siftDown(index: number, slot: number): void {
-    const heap = this.heap;
+  /**
+   * Places the entry `(t, seq, slot)` at heap position `index` or below (the hole is at
+   * `index`). The heap is 4-ary: half the depth of a binary one, so a pop takes half
+   * the moves, and a node's four children sit next to each other.
+   */
+  private siftDown(index: number, t: number, seq: number, slot: number): void {
+    const timeMs = this.heapTimeMs;
+    const sequence = this.heapSequence;
+    const slots = this.heapSlot;
     const count = this.count;
-    const half = count >> 1;
-    while (index < half) {
-      let childIndex = 2 * index + 1;
-      let child = heap[childIndex]!;
-      const rightIndex = childIndex + 1;
-      if (rightIndex < count) {
-        const right = heap[rightIndex]!;
-        if (this.before(right, child)) {
-          childIndex = rightIndex;
-          child = right;
+    for (;;) {
+      const first = 4 * index + 1;
+      if (first >= count) break;
+      // The earliest of up to four children.
+      let best = first;
+      let bestT = timeMs[first]!;
+      let bestSeq = sequence[first]!;
+      const end = first + 4 < count ? first + 4 : count;
+      for (let c = first + 1; c < end; c++) {
+        const tc = timeMs[c]!;
+        if (tc < bestT || (tc === bestT && sequence[c]! < bestSeq)) {
+          best = c;
+          bestT = tc;
+          bestSeq = sequence[c]!;
         }
       }
-      if (!this.before(child, slot)) break;
-      heap[index] = child;
-      index = childIndex;
+      if (t < bestT || (t === bestT && seq < bestSeq)) break;
+      timeMs[index] = bestT;
+      sequence[index] = bestSeq;
+      slots[index] = slots[best]!;
+      index = best;
     }
-    heap[index] = slot;
+    timeMs[index] = t;
+    sequence[index] = seq;
+    slots[index] = slot;
   }
 
   private grow(): void {
     const old = this.capacity;
     const capacity = old * 2;
-    const heap = new Int32Array(capacity);
-    heap.set(this.heap);
-    this.heap = heap;
     const timeMs = new Float64Array(capacity);
-    timeMs.set(this.timeMs);
-    this.timeMs = timeMs;
+    timeMs.set(this.heapTimeMs);
+    this.heapTimeMs = timeMs;
     const sequence = new Float64Array(capacity);
-    sequence.set(this.sequence);
-    this.sequence = sequence;
+    sequence.set(this.heapSequence);
+    this.heapSequence = sequence;
+    const slots = new Int32Array(capacity);
+    slots.set(this.heapSlot);
+    this.heapSlot = slots;
     const kind = new Int32Array(capacity);
     kind.set(this.kind);
     this.kind = kind;

@@ -51,8 +51,8 @@ class SimPacket {
 export class SimHost {
   /** @internal sockets by port. */
   readonly sockets = new Map<number, SimUdpSocket>();
-  /** @internal outgoing links by destination host id. */
-  readonly links = new Map<number, LinkDirection>();
+  /** @internal outgoing links by destination host id (ids are dense: an array, looked up per packet). */
+  readonly links: (LinkDirection | undefined)[] = [];
   /** @internal destination host ids whose links follow the default model. */
   readonly defaultLinkTo = new Set<number>();
   /** @internal how many partitions separate this host from each other host (by id). */
@@ -176,7 +176,12 @@ export class SimNetwork implements SimEventHandler {
   private readonly userRng: Rng;
   private sink: FateSink | undefined;
   private readonly fate = new PacketFate();
-  private readonly pool: SimPacket[] = [];
+  /**
+   * Packets not in flight, by buffer length: a packet reused for a datagram of its own
+   * length hands the receiver its buffer itself, never a view (a view is an object per
+   * delivery, and a run delivers millions). A run sends a handful of distinct sizes.
+   */
+  private readonly pools = new Map<number, SimPacket[]>();
   private readonly partitions = new Set<SimPartition>();
   private nextPacketId = 0;
 
@@ -250,13 +255,13 @@ export class SimNetwork implements SimEventHandler {
     const dst = this.requireHost(to, 'to');
     validateLinkModel(spec, `link ${from}→${to}`);
     src.defaultLinkTo.delete(dst.id);
-    const existing = src.links.get(dst.id);
+    const existing = src.links[dst.id];
     if (existing) {
       existing.setModel(spec);
       return existing;
     }
     const link = new LinkDirection(spec, this.linkRng(src, dst));
-    src.links.set(dst.id, link);
+    src.links[dst.id] = link;
     return link;
   }
 
@@ -276,7 +281,7 @@ export class SimNetwork implements SimEventHandler {
     validateLinkModel(spec, 'defaultLink');
     this.defaultLink = spec;
     for (const host of this.hostList) {
-      for (const id of host.defaultLinkTo) if (id !== host.id) host.links.get(id)?.setModel(spec);
+      for (const id of host.defaultLinkTo) if (id !== host.id) host.links[id]?.setModel(spec);
     }
   }
 
@@ -359,14 +364,21 @@ export class SimNetwork implements SimEventHandler {
       if (this.sink) this.reportDrop(socket, packetId, 0, toAddress, toPort, bytes.length, nowMs, nowMs, DropReason.Partition);
       return;
     }
-    const link = src.links.get(dst.id) ?? this.resolveLink(src, dst);
+    const link = src.links[dst.id] ?? this.resolveLink(src, dst);
     const copies = link.offer(nowMs, bytes.length);
     if (copies === 0) {
       if (this.sink) this.reportDrop(socket, packetId, 0, toAddress, toPort, bytes.length, nowMs, nowMs, link.lastDropReason);
       return;
     }
     for (let copy = 0; copy < copies; copy++) {
-      const packet = this.pool.pop() ?? new SimPacket();
+      const length = bytes.length;
+      let pool = this.pools.get(length);
+      if (pool === undefined) this.pools.set(length, (pool = []));
+      let packet = pool.pop();
+      if (packet === undefined) {
+        packet = new SimPacket();
+        packet.buffer = new Uint8Array(length);
+      }
       packet.packetId = packetId;
       packet.copy = copy;
       packet.from = socket.localAddress();
@@ -374,9 +386,6 @@ export class SimNetwork implements SimEventHandler {
       packet.toHost = dst;
       packet.toPort = toPort;
       packet.sentAtMs = nowMs;
-      const length = bytes.length;
-      // Exact-size buffers let delivery hand over the buffer itself instead of a view.
-      if (packet.buffer.length < length) packet.buffer = new Uint8Array(length);
       packet.buffer.set(bytes);
       packet.length = length;
       packet.corrupted = copy === 0 && link.lastCorrupted && length > 0;
@@ -424,7 +433,7 @@ export class SimNetwork implements SimEventHandler {
     packet.from = undefined;
     packet.fromHost = undefined;
     packet.toHost = undefined;
-    this.pool.push(packet);
+    this.pools.get(packet.buffer.length)!.push(packet);
   }
 
   private reportDrop(socket: SimUdpSocket, packetId: number, copy: number, toAddress: string, toPort: number, sizeBytes: number, sentAtMs: number, atMs: number, reason: DropReasonValue): void {
@@ -445,11 +454,11 @@ export class SimNetwork implements SimEventHandler {
   }
 
   private resolveLink(src: SimHost, dst: SimHost): LinkDirection {
-    let link = src.links.get(dst.id);
+    let link = src.links[dst.id];
     if (link === undefined) {
       // A host talking to itself goes over loopback: perfect unless set explicitly.
       link = new LinkDirection(src === dst ? {} : this.defaultLink, this.linkRng(src, dst));
-      src.links.set(dst.id, link);
+      src.links[dst.id] = link;
       src.defaultLinkTo.add(dst.id);
     }
     return link;
