@@ -5,8 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Rng } from '../../proto/src/rng.js';
 import { SimNetwork } from '../../sim/src/core/network.js';
 import type { LinkModelSpec } from '../../sim/src/core/link.js';
+import * as C from '../src/core/constants.js';
+import { LOSS_WINDOW_PROBES, PathEstimate, lossDifferenceInterval, lossInterval } from '../src/core/path-estimate.js';
 import { RelaySelector, type RelaySelectorInit, type SelectionEvent } from '../src/core/relay-selector.js';
 
 interface SimRelay {
@@ -139,11 +142,14 @@ test('switches when a challenger becomes clearly and durably better, after the h
 });
 
 test('a lossy relay ranks below a slightly slower clean one', () => {
+  // ~10 % probe loss (5 % each way) against none, 8 ms of RTT apart. Loss moves the
+  // client only once the probes prove the difference (Newcombe at z = 3): with probes
+  // every 200 ms, about a minute here, then the 10 s hold.
   const seed = 4;
   const { selector, events } = runProbing(seed, [
     { id: 'lossy', link: { delayMs: 20, loss: { model: 'bernoulli', p: 0.05 } } },
     { id: 'clean', link: { delayMs: 24 } },
-  ], 60_000);
+  ], 120_000);
   assert.equal(selector.current, 'clean', `seed ${seed}: ${JSON.stringify(events.map((e) => [e.atMs, e.reason, e.currentId]))} ${JSON.stringify([selector.figures('lossy'), selector.figures('clean')])}`);
 });
 
@@ -159,4 +165,196 @@ test('markUnreachable fails over to the backup at once, without hysteresis', () 
   assert.equal(event.currentId, 'b');
   assert.equal(event.previousId, 'a');
   assert.equal(selector.current, 'b');
+});
+
+// ---------------------------------------------------------------- loss with confidence
+
+/** What PathFigures.lossEffectiveSamples should be for this history of outcomes (1 = lost), recomputed from scratch. */
+function effectiveSamples(outcomes: readonly number[]): number {
+  const first = Math.max(0, outcomes.length - LOSS_WINDOW_PROBES);
+  const window = outcomes.slice(first);
+  const n = window.length;
+  const lost = window.filter((x) => x === 1).length;
+  const runs = window.filter((x, k) => x === 1 && (k === 0 || window[k - 1] === 0)).length;
+  if (runs === 0) return n;
+  let effective = n / Math.max(1, (2 * lost) / runs - 1);
+  // Blocks of 32 ring slots: outcome i sits in slot i mod 256.
+  const counts = new Map<number, [number, number]>();
+  window.forEach((x, k) => {
+    const block = ((first + k) % LOSS_WINDOW_PROBES) >> 5;
+    const c = counts.get(block) ?? [0, 0];
+    counts.set(block, [c[0] + 1, c[1] + x]);
+  });
+  const p = lost / n;
+  let sum = 0;
+  for (const [nb, lb] of counts.values()) sum += ((nb / n) * (lb / nb - p)) ** 2;
+  const blocks = counts.size;
+  if (blocks >= 2 && sum > 0) effective = Math.min(effective, (p * (1 - p)) / ((blocks / (blocks - 1)) * sum));
+  return Math.max(1, Math.min(n, effective));
+}
+
+test('loss estimate: bursts are counted incrementally over the sliding window and shrink the effective sample size', () => {
+  for (const seed of [1, 2, 3]) {
+    const rng = new Rng(seed);
+    const path = new PathEstimate();
+    const outcomes: number[] = [];
+    let bad = false;
+    for (let i = 0; i < 2000; i++) {
+      // A bursty source (mean burst 4) so that runs cross the window's edge.
+      bad = bad ? rng.nextFloat() >= 0.25 : rng.nextFloat() < 0.03;
+      outcomes.push(bad ? 1 : 0);
+      if (bad) path.addLost();
+      else path.addAnswered(i * 100, 20);
+      const window = outcomes.slice(-LOSS_WINDOW_PROBES);
+      const runs = window.filter((x, k) => x === 1 && (k === 0 || window[k - 1] === 0)).length;
+      const lost = window.filter((x) => x === 1).length;
+      const f = path.figures();
+      assert.equal(f.lossBursts, runs, `seed ${seed}, outcome ${i}`);
+      assert.equal(f.lost, lost, `seed ${seed}, outcome ${i}`);
+      assert.ok(Math.abs(f.lossEffectiveSamples - effectiveSamples(outcomes)) < 1e-9, `seed ${seed}, outcome ${i}: ${f.lossEffectiveSamples} vs ${effectiveSamples(outcomes)}`);
+    }
+  }
+  // Isolated, evenly spread losses: every probe counts. One burst of 16: the 256 outcomes weigh like 256 / 31 at most.
+  const isolated = new PathEstimate();
+  for (let i = 0; i < 256; i++) {
+    if (i % 16 === 0) isolated.addLost();
+    else isolated.addAnswered(i, 20);
+  }
+  assert.equal(isolated.figures().lossEffectiveSamples, 256);
+  const burst = new PathEstimate();
+  for (let i = 0; i < 256; i++) {
+    if (i >= 100 && i < 116) burst.addLost();
+    else burst.addAnswered(i, 20);
+  }
+  assert.equal(burst.figures().lossBursts, 1);
+  assert.ok(burst.figures().lossEffectiveSamples <= 256 / 31 + 1e-9, `${burst.figures().lossEffectiveSamples}`);
+  // Eight isolated losses all within one block of 32 (a lossy spell): fewer than 256 effective samples.
+  const spell = new PathEstimate();
+  for (let i = 0; i < 256; i++) {
+    if (i >= 64 && i < 80 && i % 2 === 0) spell.addLost();
+    else spell.addAnswered(i, 20);
+  }
+  assert.equal(spell.figures().lossBursts, 8);
+  assert.ok(spell.figures().lossEffectiveSamples < 64, `${spell.figures().lossEffectiveSamples}`);
+});
+
+test('loss intervals: Wilson bounds and Newcombe differences', () => {
+  const zero = lossInterval(0, 16, 2);
+  assert.equal(zero.low, 0);
+  assert.ok(Math.abs(zero.high - 0.2) < 1e-12, `0 of 16 at z = 2: ${zero.high}`);
+  assert.deepEqual(lossInterval(0.1, 0, 3), { low: 0, high: 1 });
+  const mid = lossInterval(0.05, 256, 3);
+  assert.ok(mid.low > 0.02 && mid.low < 0.05 && mid.high > 0.05 && mid.high < 0.12, JSON.stringify(mid));
+  // The same loss on two paths: the difference is not proven either way.
+  const same = lossDifferenceInterval([0.03, 256], [0.03, 64], 3);
+  assert.ok(same.low < 0 && same.high > 0, JSON.stringify(same));
+  // 15 % against 0 % over full windows: proven.
+  const clear = lossDifferenceInterval([0.15, 256], [0, 256], 3);
+  assert.ok(clear.low > 0.05, JSON.stringify(clear));
+});
+
+test('bursty loss shared by every path (~3 %, bursts of 4) causes at most one switch per 10 simulated minutes (10 seeds)', () => {
+  const bursty: LinkModelSpec['loss'] = { model: 'gilbert-elliott', p: 0.0077, r: 0.25, lossBad: 1, lossGood: 0 };
+  for (let seed = 200; seed < 210; seed++) {
+    const { selector } = runProbing(seed, [
+      { id: 'a', link: { delayMs: 25, jitterMs: 3, jitterDist: 'normal', loss: bursty } },
+      { id: 'b', link: { delayMs: 27, jitterMs: 3, jitterDist: 'normal', loss: bursty } },
+      { id: 'c', link: { delayMs: 29, jitterMs: 3, jitterDist: 'normal', loss: bursty } },
+    ], 600_000);
+    assert.ok(selector.switches <= 1, `seed ${seed}: ${selector.switches} switches in 10 min`);
+  }
+});
+
+test('sustained loss on the current relay alone moves the client to a clean one about as fast, after the hold', (t) => {
+  const seed = 6;
+  const { selector, events } = runProbing(seed, [
+    { id: 'a', link: { delayMs: 20, jitterMs: 2 } },
+    { id: 'b', link: { delayMs: 22, jitterMs: 2 } },
+  ], 90_000, { changes: [[20_000, (n) => n.setLinkBoth('10.0.0.1', '10.1.0.1', { delayMs: 20, jitterMs: 2, loss: { model: 'bernoulli', p: 0.08 } })]] });
+  assert.equal(events[0]!.currentId, 'a', `seed ${seed}`);
+  const sw = events.find((e) => e.reason === 'better-path');
+  assert.ok(sw !== undefined && sw.currentId === 'b', `seed ${seed}: ${JSON.stringify(events)}`);
+  t.diagnostic(`seed ${seed}: 8 % loss each way on a from 20 s; moved to b at ${(sw.atMs / 1000).toFixed(1)} s`);
+  assert.ok(sw.atMs >= 30_000 && sw.atMs < 75_000, `seed ${seed}: switched at ${sw.atMs} ms`);
+  assert.equal(selector.current, 'b');
+  assert.equal(selector.switches, 1, `seed ${seed}`);
+});
+
+// ---------------------------------------------------------------- silence and recovery
+
+/** A selector on `a` (10 ms) with backup `b` (20 ms), both answered every 100 ms until `untilMs`. */
+function twoRelays(untilMs: number): RelaySelector {
+  const selector = new RelaySelector();
+  selector.setCandidates(0, [{ id: 'a' }, { id: 'b' }]);
+  for (let t = 100; t <= untilMs; t += 100) {
+    selector.handleProbeResult(t, 'a', 10);
+    selector.handleProbeResult(t, 'b', 20);
+  }
+  while (selector.pollEvent()) {
+    // drained
+  }
+  assert.equal(selector.current, 'a');
+  assert.equal(selector.backup, 'b');
+  return selector;
+}
+
+test('markSilent with no other relay heard since: the current relay stays (a blackout of every path), re-probed with backoff', () => {
+  const selector = twoRelays(2000);
+  // b's last answer was to a probe sent at 1980, before a's last answer (2000): nothing is known alive.
+  selector.markSilent(2500, 'a');
+  const e = selector.pollEvent()!;
+  assert.equal(e.reason, 'relay-down');
+  assert.equal(e.currentId, 'a');
+  assert.equal(selector.current, 'a');
+  assert.equal(selector.switches, 0);
+  // Every relay is re-probed soon, backing off with the time since the silence, capped at 1 s while nothing answers.
+  assert.equal(selector.recoveryProbeIntervalMs(2500, 'b'), C.RECOVERY_PROBE_INTERVAL_MS_MIN);
+  assert.equal(selector.recoveryProbeIntervalMs(3500, 'b'), 500);
+  assert.equal(selector.recoveryProbeIntervalMs(60_000, 'b'), C.RECOVERY_PROBE_INTERVAL_MS_ALL_DARK_MAX);
+  // The current relay answers again: it stays (the driver is told, to check its session), and no relay needs recovery probes any more.
+  selector.handleProbeResult(3000, 'a', 10);
+  const back = selector.pollEvent()!;
+  assert.equal(back.reason, 'relay-back');
+  assert.equal(back.currentId, 'a');
+  assert.equal(selector.pollEvent(), undefined);
+  assert.equal(selector.current, 'a');
+  assert.equal(selector.recoveryProbeIntervalMs(3000, 'b'), undefined);
+  assert.equal(selector.pollTimeout(), undefined);
+});
+
+test('markSilent after a blackout of every path: another relay answering first gets the current one a grace period, then takes over', () => {
+  const selector = twoRelays(2000);
+  selector.markSilent(2500, 'a');
+  selector.pollEvent();
+  // b answers a probe sent after the silence; a does not: the move waits RECOVERY_GRACE_MS.
+  selector.handleProbeResult(3000, 'b', 20);
+  assert.equal(selector.pollEvent(), undefined);
+  assert.equal(selector.pollTimeout(), 3000 + C.RECOVERY_GRACE_MS);
+  selector.handleTimeout(3000 + C.RECOVERY_GRACE_MS);
+  const e = selector.pollEvent()!;
+  assert.equal(e.reason, 'failover');
+  assert.equal(e.currentId, 'b');
+  assert.equal(e.previousId, 'a');
+  assert.equal(selector.switches, 1);
+  // a is unreachable until it answers, and re-probed with backoff (5 s cap: b carries traffic).
+  assert.equal(selector.recoveryProbeIntervalMs(3300, 'a'), 400);
+  assert.equal(selector.recoveryProbeIntervalMs(100_000, 'a'), C.RECOVERY_PROBE_INTERVAL_MS_MAX);
+});
+
+test('markSilent when the backup answered since: fail over at once (a dead relay, not a dead link)', () => {
+  const selector = twoRelays(2000);
+  selector.handleProbeResult(2300, 'b', 20); // sent at 2280, after a's last answer
+  selector.markSilent(2500, 'a');
+  const e = selector.pollEvent()!;
+  assert.equal(e.reason, 'failover');
+  assert.equal(e.currentId, 'b');
+  assert.equal(selector.switches, 1);
+});
+
+test('markUnreachable (a failed session) fails over at once even when nothing else answered since', () => {
+  const selector = twoRelays(2000);
+  selector.markUnreachable(2500, 'a');
+  const e = selector.pollEvent()!;
+  assert.equal(e.reason, 'failover');
+  assert.equal(e.currentId, 'b');
 });

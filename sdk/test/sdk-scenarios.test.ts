@@ -79,6 +79,55 @@ test('failover: a relay killed mid-session is replaced with p99 gap < 1 s over 1
   assert.ok(p(0.99) < 1000, `p99 gap ${p(0.99)} ms`);
 });
 
+test('blackout of every path (the client’s own link, 1.5 s): the session stays on its relay and traffic resumes with the link (5 seeds)', (t) => {
+  for (let seed = 61; seed <= 65; seed++) {
+    const s = new SdkScenario({ seed, relays: THREE });
+    s.startTraffic(60);
+    s.runUntil(s.nowMs + 5000);
+    const relay = s.client.core.current!;
+    const client = '10.0.0.2'; // the scenario's client host
+    const cutMs = s.nowMs;
+    const cut = s.network.partition([client], [...s.relays.values()].map((r) => r.host.address));
+    s.runUntil(cutMs + 1500);
+    s.network.heal(cut);
+    s.runUntil(cutMs + 5000);
+    const gap = s.longestGapMs(cutMs - 1000, cutMs + 5000);
+    const stats = s.client.core.stats();
+    t.diagnostic(`seed ${seed}: gap ${gap.toFixed(0)} ms for a 1500 ms blackout; relay ${relay} → ${s.client.core.current}; ${stats.switches} switches`);
+    // The blackout, plus one round trip (2 × 30 ms) and a packet interval (17 ms) at most, plus slack.
+    assert.ok(gap < 1500 + 150, `seed ${seed}: gap ${gap} ms`);
+    assert.equal(s.client.core.current, relay, `seed ${seed}: moved`);
+    assert.equal(stats.switches, 0, `seed ${seed}: switches`);
+    assert.ok(s.client.core.isOpen, `seed ${seed}: session ended`);
+    const late = s.deliveredLoss(cutMs + 2000, cutMs + 4000);
+    assert.ok(late.upstream === 0 && late.downstream === 0, `seed ${seed}: loss after the blackout ${JSON.stringify(late)}`);
+  }
+});
+
+test('the current relay crashes and restarts during a blackout of every path (small datagrams): the session is reopened and traffic resumes (5 seeds)', (t) => {
+  for (let seed = 71; seed <= 75; seed++) {
+    // 8-byte datagrams: a restarted relay cannot answer them with "unknown session" (its answer would be larger).
+    const s = new SdkScenario({ seed, relays: THREE, payloadBytes: 8 });
+    s.startTraffic(60);
+    s.runUntil(s.nowMs + 5000);
+    const relay = s.client.core.current!;
+    const cutMs = s.nowMs;
+    const cut = s.network.partition(['10.0.0.2'], [...s.relays.values()].map((r) => r.host.address));
+    s.runUntil(cutMs + 200);
+    s.killRelay(relay);
+    s.runUntil(cutMs + 1500);
+    s.restartRelay(relay);
+    s.network.heal(cut);
+    s.runUntil(cutMs + 6000);
+    const gap = s.longestGapMs(cutMs - 1000, cutMs + 6000);
+    t.diagnostic(`seed ${seed}: gap ${gap.toFixed(0)} ms for a 1500 ms blackout with a restart of ${relay}; now on ${s.client.core.current}`);
+    assert.ok(gap < 1500 + 1500, `seed ${seed}: gap ${gap} ms`);
+    assert.ok(s.client.core.isOpen, `seed ${seed}: session ended`);
+    const late = s.deliveredLoss(cutMs + 4000, cutMs + 5500);
+    assert.ok(late.upstream === 0 && late.downstream === 0, `seed ${seed}: loss after recovery ${JSON.stringify(late)}`);
+  }
+});
+
 test('coordinator outage: a running session continues, and still fails over from cached candidates', (t) => {
   const s = new SdkScenario({ seed: 21, relays: THREE });
   s.startTraffic(60);

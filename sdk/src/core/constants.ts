@@ -55,3 +55,31 @@ export const UPSTREAM_FEC_OVERHEAD_MAX = 2;
 export const TICKET_PROVIDER_TIMEOUT_MS_DEFAULT = 10_000;
 /** Candidate list refresh period while connected, ms. */
 export const CANDIDATES_REFRESH_MS_DEFAULT = 60_000;
+
+/** Shortest probe period of a relay judged dead (silent, or its session failed), ms: the first re-probes come this soon. */
+export const RECOVERY_PROBE_INTERVAL_MS_MIN = 250;
+/**
+ * Longest probe period of a dead relay while no relay answers at all (the client's own
+ * link is probably down, and whichever relay answers first ends the outage), ms.
+ * Between {@link RECOVERY_PROBE_INTERVAL_MS_MIN} and this, the period is half the time
+ * since the relay went silent: 250, 250, 375, 560, 840, 1000, 1000… ms.
+ */
+export const RECOVERY_PROBE_INTERVAL_MS_ALL_DARK_MAX = 1_000;
+/** Longest probe period of a dead relay while another relay carries traffic, ms (the other candidates' period). */
+export const RECOVERY_PROBE_INTERVAL_MS_MAX = PROBE_OTHER_INTERVAL_MS_DEFAULT;
+/**
+ * After a blackout of every relay, how long the silent current relay gets to answer
+ * once another relay has, before the selector moves to that one, ms. The current
+ * relay still holds the session and is probed every 100 ms, so it usually answers
+ * first or within this; moving costs a switch and, when the other relay's session was
+ * dropped during the outage, a handshake.
+ */
+export const RECOVERY_GRACE_MS = 300;
+/**
+ * After the silent current relay answers again, if its session has delivered nothing
+ * within `max(this, 3 × SRTT)`, the relay probably restarted during the outage and lost
+ * the session (and with small datagrams it cannot say so), so the session is opened
+ * afresh, ms. Harmless when wrong: nothing has come since the outage, so a fresh FEC
+ * receiver cannot deliver anything twice; it costs one round trip of queued sends.
+ */
+export const RECOVERY_SESSION_CHECK_MS = 300;

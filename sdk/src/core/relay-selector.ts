@@ -3,38 +3,65 @@
  * results, with hysteresis so that noisy paths do not make it flap.
  *
  * ## The rule
- * Each relay's path gets a score in milliseconds:
- * `score = RTT + rest + jitterWeight × RTT variation + lossPenaltyMs × loss`, where RTT and its
- * variation are slow averages of the client's probes (gain 1/64, see path-estimate.ts)
- * and `rest` is the coordinator's figure for the relay→origin part of the whole path
- * (defaults: jitter counts once; each 1 % of probe loss counts as 10 ms).
+ * Each relay's path gets a latency in milliseconds,
+ * `latency = RTT + rest + jitterWeight × RTT variation`, where RTT and its variation
+ * are slow averages of the client's probes (gain 1/64, see path-estimate.ts) and
+ * `rest` is the coordinator's figure for the relay→origin part of the whole path; and
+ * a loss estimate with a confidence interval: the lost fraction of the last 256
+ * probes, with a Wilson score interval (z = `lossConfidenceZ`, 3) over the *effective*
+ * number of probes — lost probes that come in bursts count as one event each burst
+ * (`samples / (2 × mean burst − 1)`), so a blackout or a burst that FEC and the
+ * duplication to the backup ride out weighs like one loss, and only loss spread over
+ * time builds confidence.
  *
+ * - **Ranking** (the first pick, the backup, the failover target):
+ *   `score = latency + lossPenaltyMs × (lower bound of the loss interval)`, i.e. only
+ *   loss the probes prove counts (defaults: jitter counts once; 1 % costs 10 ms).
+ *   One lost probe out of five costs 1.9 % × 1000 = 19 ms, not 200 ms.
  * - **Start**: pick the best-scoring relay as soon as it is clear: every candidate has
  *   {@link RelaySelectorInit.minSamples} probe outcomes, or the best measured relay's
  *   score already beats every unmeasured candidate's coordinator estimate, or
  *   `initialWaitMsMax` has passed. A client does not wait for its slowest probe.
- * - **Switch**: a challenger replaces the current relay only when it is better by at
- *   least `max(switchMinGainMs, switchMinGainFraction × current score, switchNoiseZ ×
- *   standard error of the difference)` — 10 ms, 15 % and 4 standard errors by default
- *   — and stays so *continuously* for `switchHoldMs` (10 s). This sits between
- *   Tailscale (≥ 10 ms and ≥ 33 % better), Valve SDR (current × 1.1 + 5 ms, sustained
- *   15 s) and Network Next (≥ 10 ms): the absolute floor ignores noise on short paths,
- *   the fraction ignores it on long ones, the noise term demands more of jittery
- *   paths whose averages wander further by chance, and the hold rides out spikes, so
- *   equal paths with 20 ms of jitter do not flap while a real 10 ms gain on a steady
- *   path is taken in about 15 s.
- * - **Loss**: loss enters the score, so a lossy relay loses to a slightly slower clean
- *   one through the same rule.
- * - **Failover**: {@link RelaySelector.markUnreachable} (from the session's liveness
- *   detector) moves to the backup at once, without hysteresis: a dead path is not noise.
- * - **Backup**: the best-scoring reachable relay other than the current one; kept warm
- *   by the session layer.
+ * - **Switch**: the best-ranked challenger replaces the current relay only when its
+ *   gain, `latency(current) − latency(challenger) + lossPenaltyMs × (confident loss
+ *   difference)`, is at least `max(switchMinGainMs, switchMinGainFraction × current
+ *   score, switchNoiseZ × standard error of the latency difference)` — 10 ms, 15 % and
+ *   4 standard errors by default — *continuously* for `switchHoldMs` (10 s). The
+ *   confident loss difference is Newcombe's interval (hybrid Wilson score) on
+ *   `loss(current) − loss(challenger)` at `lossConfidenceZ`: its lower bound when that
+ *   is positive, its upper bound when that is negative (a challenger proven lossier
+ *   pays for it), else 0: loss the two relays share (the client's own last mile), or
+ *   that too few probes have seen, does not move the client.
+ * - **Failover**: {@link RelaySelector.markUnreachable} (the session failed or was
+ *   closed) moves to the backup at once, without hysteresis: a dead path is not noise.
+ *   {@link RelaySelector.markSilent} (the current relay stopped answering) moves at once
+ *   to a relay that answered a probe *sent after the current relay's last answer* (the
+ *   backup first). When none has, every path went dark together — the client's own
+ *   link, a Wi-Fi→cellular handover — and moving would only cost a handshake: the
+ *   current relay stays, still holding the session, while every relay is re-probed
+ *   quickly ({@link RelaySelector.recoveryProbeIntervalMs}); the first answer ends the
+ *   outage. If another relay answers before the current one, the current one gets
+ *   {@link C.RECOVERY_GRACE_MS} to answer too before the selector moves.
+ * - **Backup**: the best-scoring reachable relay other than the current one; it changes
+ *   only for one better by `max(switchMinGainMs, switchMinGainFraction × its score)`.
  *
- * Sans-IO: inputs `setCandidates`, `handleProbeResult`, `markUnreachable`,
- * `handleTimeout`; outputs `pollEvent`, `pollTimeout`. After every input, drain
- * `pollEvent` until it returns undefined, then re-arm the timer from `pollTimeout`.
+ * Where this sits among the anchors: Tailscale keeps its home DERP unless another is
+ * ≥ 10 ms *and* ≥ 33 % better; Valve's SDR needs `current × 1.1 + 5 ms` sustained 15 s;
+ * Network Next switches for ≥ 10 ms or when loss exceeds 0.1 %. Our absolute floor
+ * (10 ms) matches Tailscale's and Network Next's, our fraction (15 %) is between SDR's
+ * 10 % and Tailscale's 33 %, and our hold (10 s) is close to SDR's. Unlike all three we
+ * scale the margin with the measured noise (a jittery path's averages wander further by
+ * chance) and we do not switch on a loss *threshold*: with 100–250 ms probes a 0.1 %
+ * threshold is one lost probe in a thousand, which noise crosses all the time, so loss
+ * moves the client only when the difference is proven.
+ *
+ * Sans-IO: inputs `setCandidates`, `handleProbeResult`, `markUnreachable`, `markSilent`,
+ * `setExcluded`, `handleTimeout`; outputs `pollEvent`, `pollTimeout`,
+ * `recoveryProbeIntervalMs`. After every input, drain `pollEvent` until it returns
+ * undefined, then re-arm the timer from `pollTimeout`.
  */
-import { PathEstimate, type PathFigures } from './path-estimate.js';
+import * as C from './constants.js';
+import { PathEstimate, lossDifferenceInterval, lossInterval, type PathFigures } from './path-estimate.js';
 
 /** Options of a {@link RelaySelector}. Every field has a default. */
 export interface RelaySelectorInit {
@@ -46,6 +73,8 @@ export interface RelaySelectorInit {
   switchNoiseZ?: number;
   /** …continuously for this long, ms. Default 10000. */
   switchHoldMs?: number;
+  /** Standard normal deviates of the loss confidence intervals (Wilson, Newcombe). Default 3 (≈ 99.7 % two-sided; probe losses are burstier than binomial, see path-estimate.ts). */
+  lossConfidenceZ?: number;
   /** Weight of RTT variation in the score. Default 1. */
   jitterWeight?: number;
   /** Score penalty for 100 % loss, ms (so 1 % loss costs a hundredth). Default 1000. */
@@ -72,9 +101,15 @@ export interface RelayCandidate {
 }
 
 /** Why the selection changed. */
-export type SelectionReason = 'initial' | 'better-path' | 'failover' | 'backup-changed' | 'candidates-changed';
+export type SelectionReason = 'initial' | 'better-path' | 'failover' | 'backup-changed' | 'candidates-changed' | 'relay-down' | 'relay-back';
 
-/** What the selector tells its driver. */
+/**
+ * What the selector tells its driver. `relay-down`: a relay was judged dead or silent
+ * and the current relay stayed (it may be the silent one, waiting for any relay to
+ * answer): the driver should re-read {@link RelaySelector.recoveryProbeIntervalMs}.
+ * `relay-back`: the silent current relay answered again and stays current (the relay
+ * may have restarted meanwhile and lost the session: the driver should check).
+ */
 export interface SelectionEvent {
   readonly type: 'selection';
   /** The relay to use, or undefined when none is usable. */
@@ -93,6 +128,12 @@ interface RelayState {
   restMs: number;
   readonly path: PathEstimate;
   unreachable: boolean;
+  /** The current relay stopped answering and no other relay is known alive: it stays current (see {@link RelaySelector.markSilent}). */
+  silent: boolean;
+  /** When it was last judged unreachable or silent, ms. */
+  downSinceMs: number;
+  /** Send time of the latest answered probe, ms (its answer time minus its RTT). */
+  lastAnswerSentMs: number | undefined;
   /** Excluded by the session layer (the relay refused the session); probe answers do not clear it. */
   excluded: boolean;
 }
@@ -103,6 +144,7 @@ export class RelaySelector {
   private readonly switchMinGainFraction: number;
   private readonly switchHoldMs: number;
   private readonly switchNoiseZ: number;
+  private readonly lossZ: number;
   private readonly jitterWeight: number;
   private readonly lossPenaltyMs: number;
   private readonly minSamples: number;
@@ -118,12 +160,17 @@ export class RelaySelector {
   private switchCount = 0;
   /** Set once the initial wait has run out, so that the deadline is not polled again. */
   private initialWaitOver = false;
+  /** While the current relay is silent: whether no other relay was known alive when it fell silent (a blackout of every path). */
+  private darkAtSilence = false;
+  /** While the current relay is silent after a blackout of every path and another relay answered: when to move to that one, ms. */
+  private recoveryDeadlineMs: number | undefined = undefined;
 
   constructor(init: RelaySelectorInit = {}) {
     this.switchMinGainMs = init.switchMinGainMs ?? 10;
     this.switchMinGainFraction = init.switchMinGainFraction ?? 0.15;
     this.switchHoldMs = init.switchHoldMs ?? 10_000;
     this.switchNoiseZ = init.switchNoiseZ ?? 4;
+    this.lossZ = init.lossConfidenceZ ?? 3;
     this.jitterWeight = init.jitterWeight ?? 1;
     this.lossPenaltyMs = init.lossPenaltyMs ?? 1000;
     this.minSamples = init.minSamples ?? 3;
@@ -150,6 +197,11 @@ export class RelaySelector {
     return this.relays.get(id)?.path.figures();
   }
 
+  /** Whether `id` is judged dead (unreachable: silent and moved from, or its session failed) until a probe answers. False for unknown relays and for a silent current relay, which keeps its place. */
+  isUnreachable(id: string): boolean {
+    return this.relays.get(id)?.unreachable === true;
+  }
+
   /** The relay's score in ms, or undefined when it has too few samples or no answered probe. */
   scoreMs(id: string): number | undefined {
     const relay = this.relays.get(id);
@@ -169,7 +221,9 @@ export class RelaySelector {
       if (known) {
         known.estimateMs = candidate.estimateMs;
         known.restMs = candidate.restMs ?? 0;
-      } else this.relays.set(candidate.id, { id: candidate.id, estimateMs: candidate.estimateMs, restMs: candidate.restMs ?? 0, path: new PathEstimate(), unreachable: false, excluded: false });
+      } else {
+        this.relays.set(candidate.id, { id: candidate.id, estimateMs: candidate.estimateMs, restMs: candidate.restMs ?? 0, path: new PathEstimate(), unreachable: false, silent: false, downSinceMs: nowMs, lastAnswerSentMs: undefined, excluded: false });
+      }
     }
     for (const id of [...this.relays.keys()]) if (!listed.has(id) && id !== this.currentId) this.relays.delete(id);
     this.evaluate(nowMs, 'candidates-changed');
@@ -182,17 +236,83 @@ export class RelaySelector {
     if (rttMs === undefined) relay.path.addLost();
     else {
       relay.path.addAnswered(nowMs, rttMs);
+      relay.lastAnswerSentMs = nowMs - rttMs;
       relay.unreachable = false;
+      if (relay.silent) {
+        // The current relay is back: the outage is over.
+        relay.silent = false;
+        this.recoveryDeadlineMs = undefined;
+        this.evaluate(nowMs, 'better-path');
+        this.emit('relay-back', this.currentId);
+        return;
+      }
     }
     this.evaluate(nowMs, 'better-path');
   }
 
-  /** Input: the session layer judged `id` dead. Fails over at once if it was current. */
+  /**
+   * Input: the session layer judged `id` dead (its session failed or was closed).
+   * Fails over at once if it was current. An answered probe makes it eligible again.
+   */
   markUnreachable(nowMs: number, id: string): void {
     const relay = this.relays.get(id);
     if (!relay || relay.unreachable) return;
     relay.unreachable = true;
+    relay.silent = false;
+    relay.downSinceMs = nowMs;
+    const before = this.events.length;
     this.leave(nowMs, id);
+    if (this.events.length === before) this.emit('relay-down', this.currentId);
+  }
+
+  /**
+   * Input: the session layer heard nothing from `id` for too long (its liveness
+   * timeout). For a relay other than the current one this is {@link markUnreachable}.
+   * For the current one: fail over at once to a relay that answered a probe sent after
+   * the current one's last answer (the backup first); if there is none, every path went
+   * dark together, so keep the current relay (and its session) and wait: the first
+   * relay to answer ends the outage (see the module comment).
+   */
+  markSilent(nowMs: number, id: string): void {
+    const relay = this.relays.get(id);
+    if (!relay || relay.unreachable || relay.silent) return;
+    if (id !== this.currentId) {
+      this.markUnreachable(nowMs, id);
+      return;
+    }
+    relay.silent = true;
+    relay.downSinceMs = nowMs;
+    this.recoveryDeadlineMs = undefined;
+    const target = this.bestAliveAfter(relay);
+    this.darkAtSilence = target === undefined;
+    if (target !== undefined) {
+      this.failOverTo(target);
+      return;
+    }
+    const before = this.events.length;
+    this.evaluate(nowMs, 'backup-changed');
+    if (this.events.length === before) this.emit('relay-down', this.currentId);
+  }
+
+  /**
+   * Output: how often the driver should probe `id` to notice it (or any path) coming
+   * back, ms, or undefined for its normal period. A relay judged dead or silent is
+   * probed at half the time since then, from {@link C.RECOVERY_PROBE_INTERVAL_MS_MIN}
+   * (250 ms) up to {@link C.RECOVERY_PROBE_INTERVAL_MS_MAX} (5 s); while the current
+   * relay is silent (no relay answers), every relay is probed so, capped at
+   * {@link C.RECOVERY_PROBE_INTERVAL_MS_ALL_DARK_MAX} (1 s), counting from the silence.
+   * The driver takes the smaller of this and its own period.
+   */
+  recoveryProbeIntervalMs(nowMs: number, id: string): number | undefined {
+    const relay = this.relays.get(id);
+    if (relay === undefined) return undefined;
+    const current = this.currentId === undefined ? undefined : this.relays.get(this.currentId);
+    const dark = current !== undefined && current.silent;
+    let sinceMs: number | undefined = relay.unreachable || relay.silent ? relay.downSinceMs : undefined;
+    if (dark) sinceMs = sinceMs === undefined ? current.downSinceMs : Math.max(sinceMs, current.downSinceMs);
+    if (sinceMs === undefined) return undefined;
+    const capMs = dark ? C.RECOVERY_PROBE_INTERVAL_MS_ALL_DARK_MAX : C.RECOVERY_PROBE_INTERVAL_MS_MAX;
+    return Math.min(capMs, Math.max(C.RECOVERY_PROBE_INTERVAL_MS_MIN, (nowMs - sinceMs) / 2));
   }
 
   /**
@@ -213,14 +333,53 @@ export class RelaySelector {
   private leave(nowMs: number, id: string): void {
     if (id === this.currentId) {
       const previous = this.currentId;
-      this.currentId = this.backupId ?? this.bestExcept(undefined);
+      const backup = this.backupId === undefined ? undefined : this.relays.get(this.backupId);
+      this.currentId = backup !== undefined && this.score(backup) !== undefined ? backup.id : this.bestExcept(undefined);
       this.backupId = this.bestExcept(this.currentId);
       this.challengerId = undefined;
+      this.recoveryDeadlineMs = undefined;
       if (this.currentId !== undefined) this.switchCount++;
       this.emit('failover', previous);
     } else {
       this.evaluate(nowMs, 'backup-changed');
     }
+  }
+
+  /** Moves from the silent current relay to `targetId` (a failover). The old relay counts as unreachable until it answers. */
+  private failOverTo(targetId: string): void {
+    const previous = this.currentId!;
+    const old = this.relays.get(previous)!;
+    old.silent = false;
+    old.unreachable = true;
+    this.currentId = targetId;
+    this.backupId = this.bestExcept(targetId);
+    this.challengerId = undefined;
+    this.recoveryDeadlineMs = undefined;
+    this.switchCount++;
+    this.emit('failover', previous);
+  }
+
+  /**
+   * The relay to move to from the silent `current`: the backup, else the best-scoring
+   * relay, among those that answered a probe sent after `current`'s last answer (so
+   * they are alive now, not just before an outage that may have hit every path).
+   */
+  private bestAliveAfter(current: RelayState): string | undefined {
+    const sinceMs = current.path.figures().lastAnsweredMs ?? Number.NEGATIVE_INFINITY;
+    const alive = (r: RelayState): boolean => r.id !== current.id && r.lastAnswerSentMs !== undefined && r.lastAnswerSentMs > sinceMs && this.score(r) !== undefined;
+    const backup = this.backupId === undefined ? undefined : this.relays.get(this.backupId);
+    if (backup !== undefined && alive(backup)) return backup.id;
+    let bestId: string | undefined;
+    let bestScore = Infinity;
+    for (const r of this.relays.values()) {
+      if (!alive(r)) continue;
+      const s = this.score(r)!;
+      if (s < bestScore || (s === bestScore && bestId !== undefined && r.id < bestId)) {
+        bestScore = s;
+        bestId = r.id;
+      }
+    }
+    return bestId;
   }
 
   /** Input: the timer from {@link pollTimeout} fired. */
@@ -237,14 +396,36 @@ export class RelaySelector {
   /** Output: when to call {@link handleTimeout} next (ms), or undefined for never. */
   pollTimeout(): number | undefined {
     if (this.currentId === undefined && this.startedAtMs !== undefined && !this.initialWaitOver) return this.startedAtMs + this.initialWaitMsMax;
+    if (this.recoveryDeadlineMs !== undefined && this.currentId !== undefined && this.relays.get(this.currentId)?.silent === true) return this.recoveryDeadlineMs;
     if (this.challengerId !== undefined) return this.challengerSinceMs + this.switchHoldMs;
     return undefined;
   }
 
+  /** Ranking score, ms: latency plus the loss penalty of the lower bound of the loss interval; undefined when not eligible. */
   private score(relay: RelayState): number | undefined {
     const f = relay.path.figures();
-    if (relay.unreachable || relay.excluded || f.stableRttMs === undefined || f.samples < this.minSamples) return undefined;
-    return f.stableRttMs + relay.restMs + this.jitterWeight * f.stableJitterMs + this.lossPenaltyMs * f.loss;
+    if (relay.unreachable || relay.excluded || relay.silent || f.stableRttMs === undefined || f.samples < this.minSamples) return undefined;
+    return this.latencyMs(relay.restMs, f) + this.lossPenaltyMs * lossInterval(f.loss, f.lossEffectiveSamples, this.lossZ).low;
+  }
+
+  /** RTT (slow average) + rest of the path + weighted jitter, ms. */
+  private latencyMs(restMs: number, f: PathFigures): number {
+    return (f.stableRttMs ?? 0) + restMs + this.jitterWeight * f.stableJitterMs;
+  }
+
+  /**
+   * What moving from `currentId` to `challengerId` gains, ms: the latency difference
+   * plus the loss penalty of the confident part of the loss difference (Newcombe's
+   * interval: its lower bound if positive, its upper bound if negative, else 0).
+   */
+  private gainMs(challengerId: string, currentId: string): number {
+    const ch = this.relays.get(challengerId)!;
+    const cur = this.relays.get(currentId)!;
+    const fc = cur.path.figures();
+    const fch = ch.path.figures();
+    const d = lossDifferenceInterval([fc.loss, fc.lossEffectiveSamples], [fch.loss, fch.lossEffectiveSamples], this.lossZ);
+    const confident = d.low > 0 ? d.low : d.high < 0 ? d.high : 0;
+    return this.latencyMs(cur.restMs, fc) - this.latencyMs(ch.restMs, fch) + this.lossPenaltyMs * confident;
   }
 
   private bestExcept(excludedId: string | undefined): string | undefined {
@@ -288,11 +469,24 @@ export class RelaySelector {
       }
       return;
     }
-    const currentScore = this.score(this.relays.get(this.currentId)!);
+    if (currentRelay.silent) {
+      this.challengerId = undefined;
+      const target = this.bestAliveAfter(currentRelay);
+      if (target === undefined) this.recoveryDeadlineMs = undefined;
+      else {
+        // After a blackout of every path, the current relay (which holds the session and
+        // is probed fastest) gets a moment to answer too before the client moves.
+        if (this.darkAtSilence && this.recoveryDeadlineMs === undefined) this.recoveryDeadlineMs = nowMs + C.RECOVERY_GRACE_MS;
+        if (!this.darkAtSilence || nowMs >= this.recoveryDeadlineMs!) {
+          this.failOverTo(target);
+          return;
+        }
+      }
+    }
+    const currentScore = this.score(currentRelay);
     if (best !== undefined && best !== this.currentId && currentScore !== undefined) {
-      const bestScore = this.score(this.relays.get(best)!)!;
       const needed = Math.max(this.switchMinGainMs, this.switchMinGainFraction * currentScore, this.switchNoiseZ * this.differenceErrorMs(best, this.currentId));
-      if (bestScore + needed <= currentScore) {
+      if (this.gainMs(best, this.currentId) >= needed) {
         if (this.challengerId !== best) {
           this.challengerId = best;
           this.challengerSinceMs = nowMs;
@@ -318,7 +512,7 @@ export class RelaySelector {
     }
   }
 
-  /** Standard error of the difference between two relays' scores (RTT and jitter terms), ms. */
+  /** Standard error of the difference between two relays' latencies (RTT and jitter terms), ms. (Loss has its own interval.) */
   private differenceErrorMs(a: string, b: string): number {
     let variance = 0;
     for (const id of [a, b]) {

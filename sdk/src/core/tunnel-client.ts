@@ -26,9 +26,11 @@
  * `max(150 ms, 1.5 probe periods + SRTT + 4 RTTVAR)` makes it suspect: every upstream
  * shard is then also sent to the backup (whose session is already open), so traffic
  * flows again within about one backup RTT. Silence for `max(450 ms, 2 × suspect)`
- * judges it dead: {@link RelaySelector.markUnreachable} promotes the backup, which
- * needs no handshake, and a new backup is opened. A burst of downstream loss (a 250 ms
- * interval losing ≥ 25 %) also duplicates, for 2 s.
+ * judges it dead: {@link RelaySelector.markSilent} promotes the backup, which needs no
+ * handshake, if it has answered since, and a new backup is opened; if nothing has (the
+ * client's own link went dark), the relay stays current with its session, every relay
+ * is re-probed from 250 ms on, and traffic resumes with the link. A burst of downstream
+ * loss (a 250 ms interval losing ≥ 25 %) also duplicates, for 2 s.
  *
  * ## FEC
  * The relay chooses the downstream mode (its `tunnel.fec` config) from the modes the
@@ -204,6 +206,8 @@ class RelayLink {
   lingerUntilMs = Number.POSITIVE_INFINITY;
   /** Plain (k = 0) downstream/upstream numbering when FEC is off. */
   plainSequence = 0;
+  /** Application packets delivered from this relay's session. */
+  delivered = 0;
   estimateMs: number | undefined;
   restMs: number;
   constructor(
@@ -299,6 +303,8 @@ export class TunnelClient {
   private recovered = 0;
   private pathChallenges = 0;
   private selectorDeadlineMs: number | undefined = undefined;
+  /** After the silent current relay came back: when to check that its session still delivers, and the counts then. */
+  private sessionCheck: { readonly atMs: number; readonly relayId: string; readonly delivered: number } | undefined = undefined;
   /** Time of the latest input, ms. */
   private lastNowMs = Number.NEGATIVE_INFINITY;
 
@@ -465,6 +471,7 @@ export class TunnelClient {
     this.sendProbes(nowMs);
     this.runOpens(nowMs);
     this.checkLiveness(nowMs);
+    this.checkSessionAfterOutage(nowMs);
     for (const link of this.relays.values()) {
       if (link.receiver !== undefined) {
         // A receiver shared through an exit is advanced once per link: harmless (the second finds nothing due).
@@ -576,6 +583,7 @@ export class TunnelClient {
       at = earlier(at, current.lastRxMs + this.deadAfterMs(current.id), after);
     }
     at = earlier(at, this.duplicateUntilMs, after);
+    at = earlier(at, this.sessionCheck?.atMs, after);
     const backup = this.backupId === undefined ? undefined : this.relays.get(this.backupId);
     if (backup?.sessionState === 'open') at = earlier(at, backup.lastRxMs + this.deadAfterMs(backup.id, this.probeBackupMs), after);
     if (!this.opened && this.startedMs !== undefined) at = earlier(at, this.startedMs + this.connectTimeoutMs, after);
@@ -584,11 +592,12 @@ export class TunnelClient {
 
   // ------------------------------------------------------------------ probing
 
-  private probeIntervalMs(link: RelayLink): number {
+  private probeIntervalMs(link: RelayLink, nowMs: number): number {
     if (link.initialProbesLeft > 0) return C.PROBE_INITIAL_SPACING_MS;
     if (link.id === this.currentId) return this.probeCurrentMs;
-    if (link.id === this.backupId) return this.probeBackupMs;
-    return this.probeOtherMs;
+    // A dead relay, and every relay while none answers, is re-probed sooner (backoff from 250 ms).
+    const recoveryMs = this.selector.recoveryProbeIntervalMs(nowMs, link.id) ?? Number.POSITIVE_INFINITY;
+    return Math.min(recoveryMs, link.id === this.backupId ? this.probeBackupMs : this.probeOtherMs);
   }
 
   private sendProbes(nowMs: number): void {
@@ -605,7 +614,7 @@ export class TunnelClient {
       this.outstanding.set(seq, { relayId: link.id, sentMs: nowMs });
       this.transmits.push({ to: link.probe, bytes: buildProbe(this.high, this.low, seq, nowMs) });
       if (link.initialProbesLeft > 0) link.initialProbesLeft--;
-      link.nextProbeMs = nowMs + this.probeIntervalMs(link);
+      link.nextProbeMs = nowMs + this.probeIntervalMs(link, nowMs);
     }
   }
 
@@ -795,6 +804,11 @@ export class TunnelClient {
 
   private applySelection(nowMs: number, e: SelectionEvent): void {
     const previous = this.currentId;
+    if (e.reason === 'relay-back' && e.currentId !== undefined) {
+      const srtt = this.selector.figures(e.currentId)?.rttMs ?? 0;
+      const link = this.relays.get(e.currentId);
+      this.sessionCheck = { atMs: nowMs + Math.max(C.RECOVERY_SESSION_CHECK_MS, 3 * srtt), relayId: e.currentId, delivered: link?.delivered ?? 0 };
+    }
     this.backupId = this.warmBackup ? e.backupId : undefined;
     if (e.currentId !== previous) {
       this.currentId = e.currentId;
@@ -826,6 +840,14 @@ export class TunnelClient {
       }
     }
     for (const link of this.relays.values()) {
+      // A relay judged dead (or every relay, while none answers) is re-probed sooner from now on.
+      link.nextProbeMs = Math.min(link.nextProbeMs, nowMs + this.probeIntervalMs(link, nowMs));
+      // It may also have lost our session (a crash and restart, where a keepalive would
+      // re-create it under a fresh downstream numbering our receiver would reject): drop
+      // ours now, so that choosing it again opens a fresh one.
+      if (link.id !== this.currentId && (link.sessionState === 'open' || link.sessionState === 'opening') && this.selector.isUnreachable(link.id)) this.closeSession(link);
+    }
+    for (const link of this.relays.values()) {
       if (link.id === this.currentId || link.id === this.backupId) continue;
       // A relay retrying after a refusal keeps retrying: its accept is what lets it be chosen again.
       if ((link.sessionState === 'open' || link.sessionState === 'opening') && link.refusals === 0 && link.lingerUntilMs === Number.POSITIVE_INFINITY) link.lingerUntilMs = nowMs + C.LINGER_MS;
@@ -853,12 +875,32 @@ export class TunnelClient {
   private checkLiveness(nowMs: number): void {
     const current = this.currentId === undefined ? undefined : this.relays.get(this.currentId);
     if (current !== undefined && current.sessionState === 'open' && nowMs - current.lastRxMs >= this.deadAfterMs(current.id)) {
-      this.selector.markUnreachable(nowMs, current.id);
+      this.selector.markSilent(nowMs, current.id);
     }
     const backup = this.backupId === undefined ? undefined : this.relays.get(this.backupId);
     if (backup !== undefined && backup.sessionState === 'open' && nowMs - backup.lastRxMs >= this.deadAfterMs(backup.id, this.probeBackupMs)) {
       this.selector.markUnreachable(nowMs, backup.id);
     }
+  }
+
+  /**
+   * The current relay answers probes again after an outage, but if its session has
+   * delivered nothing since, the relay probably restarted meanwhile and lost it (with
+   * small datagrams it cannot say so: its "unknown session" answer would be larger than
+   * what it got, and a keepalive would re-create it under a numbering our receiver
+   * rejects): open the session afresh, with a fresh FEC receiver. See
+   * {@link C.RECOVERY_SESSION_CHECK_MS}.
+   */
+  private checkSessionAfterOutage(nowMs: number): void {
+    const check = this.sessionCheck;
+    if (check === undefined || nowMs < check.atMs) return;
+    this.sessionCheck = undefined;
+    const link = this.currentLink();
+    if (link === undefined || link.id !== check.relayId || link.delivered !== check.delivered) return;
+    link.sessionState = 'opening';
+    link.openAttempts = 0;
+    link.nextOpenMs = nowMs;
+    link.receiver = undefined;
   }
 
   private currentLink(): RelayLink | undefined {
@@ -950,6 +992,7 @@ export class TunnelClient {
     const payload = bytes.subarray(HEADER_BYTES);
     if (h.fecDataCount === 0 || link.receiver === undefined) {
       if (h.type !== PacketType.Data) return;
+      link.delivered++;
       this.deliver(payload);
       return;
     }
@@ -959,7 +1002,10 @@ export class TunnelClient {
 
   private drainReceiver(nowMs: number, link: RelayLink): void {
     const receiver = link.receiver!;
-    for (let n = receiver.pollDelivered(this.scratch); n >= 0; n = receiver.pollDelivered(this.scratch)) this.deliver(this.scratch.subarray(0, n));
+    for (let n = receiver.pollDelivered(this.scratch); n >= 0; n = receiver.pollDelivered(this.scratch)) {
+      link.delivered++;
+      this.deliver(this.scratch.subarray(0, n));
+    }
     // A receiver shared through an exit reports through the current relay when that is one of its entries.
     const current = this.currentLink();
     const carrier = link.exit !== undefined && current !== undefined && current.receiver === receiver ? current : link;
