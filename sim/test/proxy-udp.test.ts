@@ -93,7 +93,9 @@ describe('sim proxy: UDP', () => {
       // iperf3 reports depends only on how many it sent: with seed 7 the running loss
       // of the first N datagrams stays between 4.86 % and 5.22 % for every N from 10,000
       // to 30,000 (5.04 % at 15,000), so a slow machine sending fewer cannot fail this.
-      const client = await runProgram('iperf3', ['-c', '127.0.0.1', '-p', String(udpPort), '-u', '-b', '2M', '-l', '100', '-t', '6', '-J', '--connect-timeout', '3000'], 30_000);
+      // -w 2M: socket buffers that ride out a busy machine's scheduling stalls (the default
+      // holds about 100 ms of this stream), so only the proxy's configured loss is counted.
+      const client = await runProgram('iperf3', ['-c', '127.0.0.1', '-p', String(udpPort), '-u', '-b', '2M', '-l', '100', '-t', '6', '-w', '2M', '-J', '--connect-timeout', '3000'], 30_000);
       assert.equal(client.code, 0, `iperf3 client failed:\n${client.stdout}\n${client.stderr}`);
       const report = JSON.parse(client.stdout) as { end: { sum: { lost_percent: number; packets: number; lost_packets: number } } };
       const { lost_percent: lostPercent, packets, lost_packets: lost } = report.end.sum;
