@@ -141,6 +141,9 @@ describe('deploy/ansible', () => {
       const settings = loadSettings(ConfigReader.fromFile(path));
       assert.deepEqual(settings.keys.generated, [], `${host}: every key configured`);
       assert.deepEqual([...fleetSecrets], [settings.keys.fleetSecret], `${host}: the coordinator accepts the relays' fleet secret`);
+      assert.deepEqual(settings.keys.fleetSecretsPrevious, [], `${host}: no rotation in progress`);
+      // allowedRelayIds: by default exactly the relays of the inventory's relays group.
+      assert.deepEqual([...settings.allowedRelayIds].sort(), [...relayIds].sort(), `${host}: allowedRelayIds from the relays group`);
       assert.equal(settings.store, 'redis://:REPLACE-with-openssl-rand-base64-32@192.0.2.10:6379/0', `${host}: the store comes from the redis group`);
       assert.equal(settings.origins.length, 3);
     }
@@ -180,8 +183,33 @@ describe('deploy/ansible', () => {
     assert.notEqual(r.status, 0, r.out);
     const keysTask = r.out.slice(r.out.indexOf('TASK [Every key is a real one'), r.out.indexOf('TASK [Relays hold'));
     assert.equal(keysTask.match(/^ok: \[/gm)?.length, 9, `the generated keys are real ones on all nine hosts\n${keysTask}`);
-    assert.match(r.out, /The relays' relay_fleet_secret and the coordinators' coordinator_fleet_secret are not one\s+and the same value/);
+    assert.match(r.out, /A relay's relay_fleet_secret is neither the coordinator's coordinator_fleet_secret nor\s+one of its coordinator_fleet_secrets_previous \(coord-1 refuses fra-1, coord-1 refuses fra-2, [^)]*coord-2 refuses sin-2\)/);
     assert.ok(!r.out.includes('Gathering Facts'), r.out);
+  });
+
+  test('during a fleet-secret rotation the check takes coordinator_fleet_secrets_previous into account', () => {
+    const keys = generatedKeys();
+    const oldSecret = keys.vault_fleet_secret;
+    const newSecret = randomBytes(32).toString('base64');
+    const vault = join(dir, 'vault-rotation.yml');
+    // deploy/README.md step 1: the new secret is vault_fleet_secret, the old one is kept.
+    writeFileSync(vault, YAML.stringify({ ...keys, vault_fleet_secret: newSecret, vault_fleet_secrets_previous: [oldSecret] }));
+    const checkTask = (out: string): string => out.slice(out.indexOf('TASK [Relays hold a fleet secret'), out.indexOf('PLAY [Redis') >= 0 ? out.indexOf('PLAY [Redis') : undefined);
+    // Hosts are "reached" on 127.0.0.1:1 (refused at once): only the first play matters here.
+    const unreachable = ['-e', 'ansible_host=127.0.0.1', '-e', 'ansible_port=1'];
+    for (const relaySecret of [newSecret, oldSecret]) {
+      // Relays rolled (new secret) or not yet (old secret): both accepted.
+      const r = ansible('ansible-playbook', ['-i', 'inventory/example', 'site.yml', '--check', '-e', `@${vault}`, '-e', `relay_fleet_secret=${relaySecret}`, ...unreachable]);
+      const task = checkTask(r.out);
+      assert.match(task, /^ok: \[/m, task);
+      assert.doesNotMatch(r.out, /refuses/, r.out.slice(-3000));
+      assert.match(r.out, /PLAY \[Redis for coordinator replicas\]/, 'the run went past the checks');
+    }
+    // The old secret removed while a relay still holds it: refused before any host is touched.
+    const removed = ansible('ansible-playbook', ['-i', 'inventory/example', 'site.yml', '--check', '-e', `@${vault}`, '-e', `relay_fleet_secret=${oldSecret}`, '-e', '{"vault_fleet_secrets_previous": []}', ...unreachable]);
+    assert.notEqual(removed.status, 0);
+    assert.match(removed.out, /coord-1 refuses fra-1/);
+    assert.ok(!removed.out.includes('PLAY [Redis'), removed.out);
   });
 
   test('deploy/scripts/generate-keys.mjs prints a vault file of fresh keys with the seed\'s ticket public key', () => {
@@ -203,7 +231,9 @@ describe('deploy/ansible', () => {
     const archive = build.stdout.trim().split('\n').at(-1)!;
     // Real keys, as an operator makes them: the generator's vault file, passed with -e @file.
     const vault = join(dir, 'vault.yml');
-    writeFileSync(vault, YAML.stringify(generatedKeys()));
+    // Mid-rotation (deploy/README.md "Key rotation"): an old fleet secret still accepted.
+    const previousSecret = randomBytes(32).toString('base64');
+    writeFileSync(vault, YAML.stringify({ ...generatedKeys(), vault_fleet_secrets_previous: [previousSecret] }));
     const inventory = join(dir, 'localhost.yml');
     writeFileSync(
       inventory,
@@ -219,7 +249,7 @@ describe('deploy/ansible', () => {
             redis: { hosts: { localhost: { ansible_host: '127.0.0.1', redis_password: '{{ vault_redis_password }}' } } },
             coordinators: {
               hosts: { localhost: null },
-              vars: { coordinator_ticket_signing_seed: '{{ vault_ticket_signing_seed }}', coordinator_seal_key: '{{ vault_seal_key }}', coordinator_fleet_secret: '{{ vault_fleet_secret }}', coordinator_api_keys: '{{ vault_api_keys }}' },
+              vars: { coordinator_ticket_signing_seed: '{{ vault_ticket_signing_seed }}', coordinator_seal_key: '{{ vault_seal_key }}', coordinator_fleet_secret: '{{ vault_fleet_secret }}', coordinator_fleet_secrets_previous: '{{ vault_fleet_secrets_previous }}', coordinator_api_keys: '{{ vault_api_keys }}' },
             },
             relays: {
               hosts: { localhost: null },
@@ -244,6 +274,9 @@ describe('deploy/ansible', () => {
     assert.match(r.out, /TASK \[Every key is a real one[^\n]*\nok: \[localhost\]/);
     // The relay's fleet section, previewed: it registers as localhost at 127.0.0.1:4433.
     assert.match(r.out, /\+fleet:\n\+ {2}relayId: 'localhost'\n\+ {2}region: 'eu-central'\n\+ {2}latitude: 50\.11\n\+ {2}longitude: 8\.68\n\+ {2}tunnelAddress: '127\.0\.0\.1:4433'/);
+    // The coordinator's config, previewed: the previous secret kept, the inventory's relay admitted.
+    assert.ok(r.out.includes(`+  fleetSecretsPrevious: ["${previousSecret}"]`), r.out.slice(-6000));
+    assert.ok(r.out.includes('+allowedRelayIds: ["localhost"]'), r.out.slice(-6000));
     for (const task of ['relay : Check the fleet settings', 'relay : Relay configuration file relay.yaml', 'coordinator : Coordinator configuration file coordinator.yaml', 'redis : Redis configuration', 'slipstream : Kernel and network tuning', 'slipstream : Host firewall base', 'relay : Relay firewall rules', 'relay : Unit slipstream-relay.service']) {
       assert.ok(r.out.includes(`TASK [${task}`), `--check ran ${task}`);
     }

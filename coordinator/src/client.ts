@@ -26,6 +26,7 @@ import { REVOCATION_CURSOR_OVERLAP_MS, REVOCATION_WAIT_MS_DEFAULT } from './cons
 import type { FleetView, OriginInfo } from './core/coordinator-core.js';
 import type { RouteRanking } from './core/ranking.js';
 import type { RelayInfo, RelayLoad } from './core/registry.js';
+import type { FleetSecretRole, FleetSecretsReport } from './service.js';
 import type { StoreStatus } from './store/store.js';
 
 export type { RelayInfo, RelayLoad } from './core/registry.js';
@@ -35,7 +36,7 @@ export type { RouteCandidate, LegEstimate, ExcludedRelay } from './core/ranking.
 export interface CoordinatorClientInit {
   /** `http://host:port` of any coordinator replica. */
   readonly baseUrl: string;
-  /** Relays: the fleet secret (`keys.fleetSecret`). */
+  /** Relays: the fleet secret (`keys.fleetSecret`, or during a rotation one of `keys.fleetSecretsPrevious`). */
   readonly fleetSecret?: string;
   /** Game backends: an API key (`keys.apiKeys`). */
   readonly apiKey?: string;
@@ -196,6 +197,8 @@ export interface HealthAnswer {
   readonly reason?: string;
   readonly store: StoreStatus;
   readonly relays: { healthy: number; draining: number; unhealthy: number };
+  /** Which fleet secret relays authenticate with (during a rotation: who still holds a previous one). */
+  readonly fleetSecrets: FleetSecretsReport;
   readonly measurements: number;
   readonly revocations: number;
   readonly uptimeS: number;
@@ -328,7 +331,7 @@ export class CoordinatorClient {
   }
 
   /** `GET /v1/fleet`: what the dashboard shows. */
-  fleet(): Promise<FleetView & { store: StoreStatus }> {
+  fleet(): Promise<Omit<FleetView, 'relays'> & { relays: (FleetView['relays'][number] & { fleetSecret: FleetSecretRole })[]; store: StoreStatus }> {
     return this.call('GET', '/v1/fleet', 'none');
   }
 

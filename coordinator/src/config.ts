@@ -39,8 +39,15 @@ export interface CoordinatorKeys {
   readonly ticketSigningSeed: Uint8Array;
   /** AES-256 fleet seal key (32 bytes) that seals session keys inside tickets; relays hold the same. */
   readonly sealKey: Uint8Array;
-  /** Bearer token relays present (base64 text as configured). */
+  /** Bearer token relays present (base64 text as configured): the current one, which relays should hold. */
   readonly fleetSecret: string;
+  /**
+   * Earlier fleet secrets still accepted during a rotation (`keys.fleetSecretsPrevious`,
+   * default none). Relays authenticating with one are reported in `/health`
+   * (`fleetSecrets.relaysOnPrevious`), a metric and the log, so the operator knows when
+   * the old secret can go.
+   */
+  readonly fleetSecretsPrevious: readonly string[];
   /** Bearer tokens game backends present to issue and revoke sessions. */
   readonly apiKeys: readonly string[];
   /** Which of the above were generated rather than configured. */
@@ -103,6 +110,8 @@ const RELAY_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 const BASE64_PATTERN = /^[A-Za-z0-9+/]+={0,2}$/;
 /** Shortest fleet secret or API key accepted, bytes (after base64 decoding). */
 export const SECRET_BYTES_MIN = 16;
+/** Most previous fleet secrets (`keys.fleetSecretsPrevious`) accepted at once. */
+export const FLEET_SECRETS_PREVIOUS_MAX = 8;
 
 /** Parses `host:port` (IPv6 in brackets); undefined when malformed. */
 export function parseListen(text: string): { host: string; port: number } | undefined {
@@ -184,7 +193,7 @@ export function loadSettings(reader: ConfigReader | undefined, flags: Coordinato
   const allowedCount = r.sequenceLength(['allowedRelayIds'], { optional: true, maxItems: 100_000 });
   for (let i = 0; i < allowedCount; i++) allowedRelayIds.push(r.string(['allowedRelayIds', i], { pattern: RELAY_ID_PATTERN, patternText: 'a relay id: 1–64 of A-Z a-z 0-9 . _ -' }));
 
-  r.rejectUnknownKeys(['keys'], ['ticketSigningSeed', 'sealKey', 'fleetSecret', 'apiKeys']);
+  r.rejectUnknownKeys(['keys'], ['ticketSigningSeed', 'sealKey', 'fleetSecret', 'fleetSecretsPrevious', 'apiKeys']);
   const generated: CoordinatorKeys['generated'][number][] = [];
   const pick = (key: 'ticketSigningSeed' | 'sealKey'): Uint8Array => {
     if (r.has(['keys', key])) return base64Bytes(r, ['keys', key], 32);
@@ -200,6 +209,17 @@ export function loadSettings(reader: ConfigReader | undefined, flags: Coordinato
   } else {
     generated.push('fleetSecret');
     fleetSecret = randomBytes(24).toString('base64');
+  }
+  // Earlier secrets still accepted while relays move to keys.fleetSecret (deploy/README.md, "Key rotation").
+  const fleetSecretsPrevious: string[] = [];
+  const previousCount = r.sequenceLength(['keys', 'fleetSecretsPrevious'], { optional: true, maxItems: FLEET_SECRETS_PREVIOUS_MAX });
+  if (previousCount > 0 && generated.includes('fleetSecret')) r.fail(['keys', 'fleetSecretsPrevious'], 'given without keys.fleetSecret; set keys.fleetSecret to the new secret relays move to, and list the old one(s) here');
+  for (let i = 0; i < previousCount; i++) {
+    base64Bytes(r, ['keys', 'fleetSecretsPrevious', i], { min: SECRET_BYTES_MIN });
+    const previous = r.string(['keys', 'fleetSecretsPrevious', i]);
+    if (previous === fleetSecret) r.fail(['keys', 'fleetSecretsPrevious', i], 'is keys.fleetSecret itself; list only earlier secrets here');
+    if (fleetSecretsPrevious.includes(previous)) r.fail(['keys', 'fleetSecretsPrevious', i], 'is listed twice');
+    fleetSecretsPrevious.push(previous);
   }
   const apiKeys: string[] = [];
   const apiKeyCount = r.sequenceLength(['keys', 'apiKeys'], { optional: true, maxItems: 1000 });
@@ -229,6 +249,6 @@ export function loadSettings(reader: ConfigReader | undefined, flags: Coordinato
     sessions,
     ranking,
     origins,
-    keys: { ticketSigningSeed, sealKey, fleetSecret, apiKeys, generated },
+    keys: { ticketSigningSeed, sealKey, fleetSecret, fleetSecretsPrevious, apiKeys, generated },
   };
 }

@@ -131,6 +131,44 @@ interface Waiter {
   wake(): void;
 }
 
+/** How a relay authenticated: the current fleet secret or one kept from before a rotation. */
+export type FleetSecretRole = 'current' | 'previous' | 'unknown';
+
+/** One fleet secret this replica accepts. */
+interface FleetSecretEntry {
+  readonly digest: Buffer;
+  /** {@link fleetSecretId} of the secret. */
+  readonly id: string;
+  readonly role: 'current' | 'previous';
+  /** 0 for keys.fleetSecret; i + 1 for keys.fleetSecretsPrevious[i]. */
+  readonly index: number;
+}
+
+/** Relays and how they authenticated, as `/health` reports them. */
+export interface FleetSecretsReport {
+  /** Secrets this replica accepts: 1 + `keys.fleetSecretsPrevious`. */
+  readonly accepted: number;
+  /** Relays held (any health) by the secret they last authenticated with. */
+  readonly relays: Readonly<Record<FleetSecretRole, number>>;
+  /** Relays whose last registration or heartbeat used a previous secret: move them before removing it. */
+  readonly relaysOnPrevious: readonly { relayId: string; health: string; previousIndex: number }[];
+  /** Relays that authenticated with a secret this replica does not hold (at another replica), or before it recorded one. */
+  readonly relaysOnUnknown: readonly { relayId: string; health: string }[];
+}
+
+/** Refusals of the fleet secret logged at most once per this long per source address and claimed relay id, ms. */
+const FLEET_REFUSAL_LOG_INTERVAL_MS = 60_000;
+/** (address, relay id) pairs the refusal log throttle remembers. */
+const FLEET_REFUSAL_SOURCES_MAX = 10_000;
+
+/**
+ * A short, stable fingerprint of a fleet secret (never the secret): what relay records
+ * carry (and the store shares) so every replica can tell which secret a relay holds.
+ */
+export function fleetSecretId(secret: string): string {
+  return createHash('sha256').update('slipstream fleet secret id\0', 'utf8').update(secret, 'utf8').digest('hex').slice(0, 16);
+}
+
 /** See the module comment. */
 export class CoordinatorService {
   /** The sans-IO core. */
@@ -144,8 +182,10 @@ export class CoordinatorService {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly signingKey: KeyObject;
-  private readonly fleetDigest: Buffer;
+  private readonly fleetSecrets: readonly FleetSecretEntry[];
   private readonly apiDigests: Buffer[];
+  /** Fleet-secret refusals last logged, by source address and claimed relay id (bounded by {@link FLEET_REFUSAL_SOURCES_MAX}). */
+  private readonly refusalsLogged = new Map<string, number>();
   private readonly waiters = new Set<Waiter>();
   /** `POST /v1/reports` token buckets by source address, least recently used first (bounded by {@link CLIENT_REPORT_SOURCES_MAX}). */
   private readonly reportBuckets = new Map<string, { tokens: number; atMs: number }>();
@@ -181,8 +221,11 @@ export class CoordinatorService {
     });
     this.signingKey = ticketSigningKeyFromSeed(s.keys.ticketSigningSeed);
     this.ticketPublicKey = rawPublicKey(this.signingKey);
-    this.fleetDigest = digest(s.keys.fleetSecret);
+    this.fleetSecrets = [s.keys.fleetSecret, ...s.keys.fleetSecretsPrevious].map((secret, index) => ({ digest: digest(secret), id: fleetSecretId(secret), role: index === 0 ? 'current' : 'previous', index }));
     this.apiDigests = s.keys.apiKeys.map(digest);
+    if (s.keys.fleetSecretsPrevious.length > 0) {
+      this.logger.info({ event: 'fleetSecretsPrevious', previous: s.keys.fleetSecretsPrevious.length }, `accepting ${s.keys.fleetSecretsPrevious.length} previous fleet secret(s) (keys.fleetSecretsPrevious) besides keys.fleetSecret; /health fleetSecrets.relaysOnPrevious lists the relays still using one`);
+    }
 
     const registers = [this.metrics];
     this.requests = new prom.Counter({ name: 'slipstream_coordinator_http_requests_total', help: 'HTTP requests by route template and status', labelNames: ['route', 'status'], registers });
@@ -204,6 +247,16 @@ export class CoordinatorService {
         const t = wallNow();
         for (const r of core.registry.list()) counts[core.registry.health(t, r)]++;
         for (const [health, n] of Object.entries(counts)) this.set({ health }, n);
+      },
+    });
+    const fleetSecretsReport = (): FleetSecretsReport => this.fleetSecretsReport();
+    new prom.Gauge({
+      name: 'slipstream_coordinator_relays_by_fleet_secret',
+      help: 'Relays held (any health) by the fleet secret they last authenticated with: current (keys.fleetSecret), previous (keys.fleetSecretsPrevious), unknown',
+      labelNames: ['secret'],
+      registers,
+      collect() {
+        for (const [secret, n] of Object.entries(fleetSecretsReport().relays)) this.set({ secret }, n);
       },
     });
     new prom.Gauge({ name: 'slipstream_coordinator_measurements', help: 'Smoothed path figures held', registers, collect() { this.set(core.measurements.size); } });
@@ -271,7 +324,7 @@ export class CoordinatorService {
     '/metrics': { GET: async () => ({ status: 200, text: await this.metrics.metrics(), contentType: this.metrics.contentType }) },
     '/v1/keys': { GET: () => ({ status: 200, json: { ticketPublicKey: Buffer.from(this.ticketPublicKey).toString('base64'), algorithm: 'Ed25519' } }) },
     '/v1/origins': { GET: () => ({ status: 200, json: { origins: this.core.originList() } }) },
-    '/v1/fleet': { GET: () => ({ status: 200, json: { ...this.core.fleet(this.now()), store: this.store.status() } }) },
+    '/v1/fleet': { GET: () => this.fleetView() },
     '/v1/relays/register': { POST: (req) => this.register(req) },
     '/v1/relays/heartbeat': { POST: (req) => this.heartbeat(req) },
     '/v1/relays/reports': { POST: (req) => this.relayReports(req) },
@@ -294,15 +347,108 @@ export class CoordinatorService {
 
   // ---- auth and bodies --------------------------------------------------------------
 
-  private authorize(req: ApiRequest, kind: 'fleet' | 'api'): ApiResponse | undefined {
-    const what = kind === 'fleet' ? 'the fleet secret' : 'an API key';
+  /** The bearer token's digest, or the 401 answer. */
+  private bearer(req: ApiRequest, what: string): { ok: true; digest: Buffer } | { ok: false; response: ApiResponse } {
     const header = req.authorization;
-    if (header === undefined || header === '') return fail(401, 'unauthorized', `missing; send 'Authorization: Bearer <${what}>'`, 'authorization');
+    if (header === undefined || header === '') return { ok: false, response: fail(401, 'unauthorized', `missing; send 'Authorization: Bearer <${what}>'`, 'authorization') };
     const m = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!m) return fail(401, 'unauthorized', `not a bearer token; send 'Authorization: Bearer <${what}>'`, 'authorization');
-    const given = digest(m[1]!);
-    const ok = kind === 'fleet' ? timingSafeEqual(given, this.fleetDigest) : this.apiDigests.some((d) => timingSafeEqual(given, d));
+    if (!m) return { ok: false, response: fail(401, 'unauthorized', `not a bearer token; send 'Authorization: Bearer <${what}>'`, 'authorization') };
+    return { ok: true, digest: digest(m[1]!) };
+  }
+
+  /** API-key routes: undefined when allowed, else the 401/403 answer. */
+  private authorizeApi(req: ApiRequest): ApiResponse | undefined {
+    const what = 'an API key';
+    const token = this.bearer(req, what);
+    if (!token.ok) return token.response;
+    // Every key is compared (no early exit), so the time taken does not say which matched.
+    let ok = false;
+    for (const d of this.apiDigests) ok = timingSafeEqual(token.digest, d) || ok;
     return ok ? undefined : fail(403, 'forbidden', `does not match ${what} configured on this coordinator`, 'authorization');
+  }
+
+  /**
+   * Relay routes: the fleet secret the request carries — keys.fleetSecret or one of
+   * keys.fleetSecretsPrevious — or the 401/403 answer (a 403 is logged, at most once a
+   * minute per source address and claimed relay id).
+   */
+  private authorizeFleet(req: ApiRequest): { ok: true; secret: FleetSecretEntry } | { ok: false; response: ApiResponse } {
+    const token = this.bearer(req, 'the fleet secret');
+    if (!token.ok) return token;
+    let matched: FleetSecretEntry | undefined;
+    for (const entry of this.fleetSecrets) if (timingSafeEqual(token.digest, entry.digest) && matched === undefined) matched = entry;
+    if (matched) return { ok: true, secret: matched };
+    const previous = this.settings.keys.fleetSecretsPrevious.length;
+    const accepted = previous === 0 ? 'the fleet secret (keys.fleetSecret)' : `the fleet secret (keys.fleetSecret) or the ${previous} previous one(s) (keys.fleetSecretsPrevious)`;
+    this.logFleetRefusal(req);
+    return {
+      ok: false,
+      response: fail(403, 'forbidden', `does not match ${accepted} configured on this coordinator; a relay holding a retired or wrong secret must be given the current one (relay tunnel.coordinatorFleetSecretFile) and restarted`, 'authorization'),
+    };
+  }
+
+  private logFleetRefusal(req: ApiRequest): void {
+    // The relay id the request claims (unauthenticated: for the operator's eyes only).
+    let claimed: string | undefined;
+    if (req.body.length > 0 && req.body.length <= BODY_BYTES_MAX) {
+      try {
+        const value = JSON.parse(Buffer.from(req.body.buffer, req.body.byteOffset, req.body.byteLength).toString('utf8')) as { relayId?: unknown } | null;
+        if (typeof value?.relayId === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(value.relayId)) claimed = value.relayId;
+      } catch {
+        // not JSON: no id to show
+      }
+    }
+    const key = `${req.remoteAddress}|${claimed ?? ''}`;
+    const t = this.now();
+    const last = this.refusalsLogged.get(key);
+    if (last !== undefined && t - last < FLEET_REFUSAL_LOG_INTERVAL_MS) return;
+    this.refusalsLogged.delete(key);
+    while (this.refusalsLogged.size >= FLEET_REFUSAL_SOURCES_MAX) this.refusalsLogged.delete(this.refusalsLogged.keys().next().value as string);
+    this.refusalsLogged.set(key, t);
+    this.logger.warn(
+      { event: 'fleetSecretRefused', remoteAddress: req.remoteAddress, path: req.path, ...(claimed !== undefined ? { claimedRelayId: claimed } : {}) },
+      `refused a request with a fleet secret this coordinator does not accept${claimed !== undefined ? ` (relay '${claimed}')` : ''}; logged once a minute per address and relay id`,
+    );
+  }
+
+  /** How a relay's recorded fleet secret fingerprint relates to the secrets this replica accepts. */
+  private fleetSecretRole(id: string | undefined): { role: FleetSecretRole; index: number } {
+    const entry = id === undefined ? undefined : this.fleetSecrets.find((e) => e.id === id);
+    return entry ? { role: entry.role, index: entry.index } : { role: 'unknown', index: -1 };
+  }
+
+  /** Logs a relay moving onto a previous secret, or off one onto the current secret. */
+  private noteFleetSecret(relayId: string, before: string | undefined, secret: FleetSecretEntry): void {
+    if (before === secret.id) return;
+    if (secret.role === 'previous') {
+      this.logger.warn({ event: 'relayOnPreviousFleetSecret', relayId, previousIndex: secret.index }, `relay ${relayId} authenticates with a previous fleet secret (keys.fleetSecretsPrevious[${secret.index - 1}]); give it keys.fleetSecret before removing that one`);
+    } else if (before !== undefined) {
+      this.logger.info({ event: 'relayOnCurrentFleetSecret', relayId }, `relay ${relayId} now authenticates with the current fleet secret`);
+    }
+  }
+
+  /** `/health`'s `fleetSecrets` and the `…_relays_by_fleet_secret` gauge. */
+  private fleetSecretsReport(): FleetSecretsReport {
+    const t = this.now();
+    const relays: Record<FleetSecretRole, number> = { current: 0, previous: 0, unknown: 0 };
+    const relaysOnPrevious: { relayId: string; health: string; previousIndex: number }[] = [];
+    const relaysOnUnknown: { relayId: string; health: string }[] = [];
+    for (const r of this.core.registry.list()) {
+      const { role, index } = this.fleetSecretRole(r.fleetSecretId);
+      relays[role]++;
+      const health = this.core.registry.health(t, r);
+      if (role === 'previous') relaysOnPrevious.push({ relayId: r.relayId, health, previousIndex: index });
+      else if (role === 'unknown') relaysOnUnknown.push({ relayId: r.relayId, health });
+    }
+    const byId = (a: { relayId: string }, b: { relayId: string }): number => (a.relayId < b.relayId ? -1 : a.relayId > b.relayId ? 1 : 0);
+    return { accepted: this.fleetSecrets.length, relays, relaysOnPrevious: relaysOnPrevious.sort(byId), relaysOnUnknown: relaysOnUnknown.sort(byId) };
+  }
+
+  /** `GET /v1/fleet`: the core's view, each relay with the secret it authenticates with, and the store status. */
+  private fleetView(): ApiResponse {
+    const view = this.core.fleet(this.now());
+    const relays = view.relays.map((r) => ({ ...r, fleetSecret: this.fleetSecretRole(this.core.registry.get(r.relayId)?.fleetSecretId).role }));
+    return { status: 200, json: { ...view, relays, store: this.store.status() } };
   }
 
   private body(req: ApiRequest): { ok: true; value: Record<string, unknown> } | { ok: false; response: ApiResponse } {
@@ -320,8 +466,8 @@ export class CoordinatorService {
   // ---- relays -------------------------------------------------------------------------
 
   private register(req: ApiRequest): ApiResponse {
-    const denied = this.authorize(req, 'fleet');
-    if (denied) return denied;
+    const auth = this.authorizeFleet(req);
+    if (!auth.ok) return auth.response;
     const body = this.body(req);
     if (!body.ok) return body.response;
     const bad = checkControl(body.value, 'relayRegister') ?? checkEndpoint(body.value.tunnelAddress, 'tunnelAddress') ?? checkEndpoint(body.value.probeAddress, 'probeAddress');
@@ -331,7 +477,8 @@ export class CoordinatorService {
       this.logger.warn({ event: 'relayRefused', relayId: info.relayId }, 'refused a relay that is not in allowedRelayIds');
       return fail(403, 'relay_not_allowed', `relay '${info.relayId}' is not in this coordinator's allowedRelayIds`, 'relayId');
     }
-    const isNew = this.core.registry.get(info.relayId) === undefined;
+    const before = this.core.registry.get(info.relayId);
+    const isNew = before === undefined;
     const record = this.core.register(this.now(), {
       relayId: info.relayId,
       region: info.region,
@@ -340,7 +487,8 @@ export class CoordinatorService {
       tunnelAddress: info.tunnelAddress,
       probeAddress: info.probeAddress,
       capacitySessions: info.capacitySessions,
-    });
+    }, auth.secret.id);
+    this.noteFleetSecret(record.relayId, before?.fleetSecretId, auth.secret);
     if (isNew) this.logger.info({ event: 'relayRegistered', relayId: record.relayId, region: record.region, tunnelAddress: record.tunnelAddress }, 'relay registered');
     this.writeRelay(record);
     this.afterInput();
@@ -357,14 +505,16 @@ export class CoordinatorService {
   }
 
   private heartbeat(req: ApiRequest): ApiResponse {
-    const denied = this.authorize(req, 'fleet');
-    if (denied) return denied;
+    const auth = this.authorizeFleet(req);
+    if (!auth.ok) return auth.response;
     const body = this.body(req);
     if (!body.ok) return body.response;
     const bad = checkControl(body.value, 'relayHeartbeat');
     if (bad) return invalid(bad);
     const hb = body.value as unknown as RelayLoad & { relayId: string };
-    const record = this.core.heartbeat(this.now(), hb.relayId, { sessions: hb.sessions, packetsPerSecond: hb.packetsPerSecond, cpuFraction: hb.cpuFraction, draining: hb.draining });
+    const before = this.core.registry.get(hb.relayId)?.fleetSecretId;
+    const record = this.core.heartbeat(this.now(), hb.relayId, { sessions: hb.sessions, packetsPerSecond: hb.packetsPerSecond, cpuFraction: hb.cpuFraction, draining: hb.draining }, auth.secret.id);
+    if (record) this.noteFleetSecret(record.relayId, before, auth.secret);
     if (!record) return fail(404, 'unknown_relay', `relay '${hb.relayId}' is not registered here; POST /v1/relays/register first`, 'relayId');
     this.writeRelay(record);
     this.afterInput();
@@ -372,8 +522,8 @@ export class CoordinatorService {
   }
 
   private relayReports(req: ApiRequest): ApiResponse {
-    const denied = this.authorize(req, 'fleet');
-    if (denied) return denied;
+    const auth = this.authorizeFleet(req);
+    if (!auth.ok) return auth.response;
     const body = this.body(req);
     if (!body.ok) return body.response;
     const bad = check(body.value, RELAY_REPORTS_RULE, '');
@@ -402,8 +552,8 @@ export class CoordinatorService {
   }
 
   private async revocationFeed(req: ApiRequest): Promise<ApiResponse> {
-    const denied = this.authorize(req, 'fleet');
-    if (denied) return denied;
+    const auth = this.authorizeFleet(req);
+    if (!auth.ok) return auth.response;
     const q = this.query<{ sinceMs?: number; waitMs?: number; limit?: number }>(req, { sinceMs: { type: 'number', min: 0, max: 1e15, optional: true }, waitMs: { type: 'number', min: 0, max: REVOCATION_WAIT_MS_MAX, integer: true, optional: true }, limit: { type: 'number', min: 1, max: 100_000, integer: true, optional: true } });
     if (!q.ok) return q.response;
     const sinceMs = q.values.sinceMs ?? 0;
@@ -543,7 +693,7 @@ export class CoordinatorService {
   // ---- game backend -------------------------------------------------------------------
 
   private issueSession(req: ApiRequest): ApiResponse {
-    const denied = this.authorize(req, 'api');
+    const denied = this.authorizeApi(req);
     if (denied) return denied;
     const body = this.body(req);
     if (!body.ok) return body.response;
@@ -597,7 +747,7 @@ export class CoordinatorService {
   }
 
   private revokeSession(req: ApiRequest, sessionId: string): ApiResponse {
-    const denied = this.authorize(req, 'api');
+    const denied = this.authorizeApi(req);
     if (denied) return denied;
     if (!SESSION_ID.test(sessionId)) return fail(400, 'invalid_field', `'${sessionId.slice(0, 40)}' is not a session id; expected 16 lowercase hex digits`, 'sessionId');
     const t = this.now();
@@ -628,6 +778,7 @@ export class CoordinatorService {
         ...(store.ok ? {} : { reason: `store unreachable: serving from local state (${store.detail})` }),
         store,
         relays: counts,
+        fleetSecrets: this.fleetSecretsReport(),
         measurements: this.core.measurements.size,
         revocations: this.core.revocations.size,
         uptimeS: Math.round((t - this.startedAtMs) / 1000),

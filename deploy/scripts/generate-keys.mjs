@@ -33,6 +33,8 @@ process.stdout.write(
     `vault_ticket_public_key: "${ticketPublicKey(seed)}"`,
     `vault_seal_key: "${b64()}"`,
     `vault_fleet_secret: "${b64()}"`,
+    '# Only during a fleet-secret rotation: the old secret(s) coordinators still accept.',
+    'vault_fleet_secrets_previous: []',
     `vault_api_keys: ["${b64()}"]`,
     `vault_redis_password: "${randomBytes(32).toString('hex')}"`,
     '',

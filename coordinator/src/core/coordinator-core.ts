@@ -123,16 +123,16 @@ export class CoordinatorCore {
     for (const origin of init.origins ?? []) this.origins.set(origin.name, { ...origin, source: 'config' });
   }
 
-  /** Registers a relay (see {@link Registry.register}). */
-  register(nowMs: number, info: RelayInfo): RelayRecord {
-    const record = this.registry.register(nowMs, info);
+  /** Registers a relay (see {@link Registry.register}); `fleetSecretId` is {@link RelayRecord.fleetSecretId}. */
+  register(nowMs: number, info: RelayInfo, fleetSecretId?: string): RelayRecord {
+    const record = this.registry.register(nowMs, info, fleetSecretId);
     this.afterInput();
     return record;
   }
 
-  /** A heartbeat; undefined when the relay is not registered. */
-  heartbeat(nowMs: number, relayId: string, load: RelayLoad): RelayRecord | undefined {
-    const record = this.registry.heartbeat(nowMs, relayId, load);
+  /** A heartbeat; undefined when the relay is not registered. `fleetSecretId` as in {@link register}. */
+  heartbeat(nowMs: number, relayId: string, load: RelayLoad, fleetSecretId?: string): RelayRecord | undefined {
+    const record = this.registry.heartbeat(nowMs, relayId, load, fleetSecretId);
     this.afterInput();
     return record;
   }

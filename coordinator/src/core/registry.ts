@@ -50,6 +50,12 @@ export interface RelayRecord extends RelayInfo {
   readonly registeredAtMs: number;
   /** When its latest heartbeat (or registration) arrived, ms. */
   readonly lastHeartbeatAtMs: number;
+  /**
+   * Which fleet secret the relay last authenticated with: a short fingerprint the
+   * service computes (never the secret), shared through the store so every replica can
+   * tell relays still on an old secret during a rotation. Absent when not known.
+   */
+  readonly fleetSecretId?: string;
 }
 
 /** Health of a relay at an instant. */
@@ -113,8 +119,11 @@ export class Registry {
     return this.relays.size;
   }
 
-  /** Registers (or re-registers) a relay; counts as a heartbeat. Keeps the last load when re-registering. */
-  register(nowMs: number, info: RelayInfo): RelayRecord {
+  /**
+   * Registers (or re-registers) a relay; counts as a heartbeat. Keeps the last load when
+   * re-registering. `fleetSecretId`: see {@link RelayRecord.fleetSecretId}.
+   */
+  register(nowMs: number, info: RelayInfo, fleetSecretId?: string): RelayRecord {
     const previous = this.relays.get(info.relayId);
     const record: RelayRecord = {
       relayId: info.relayId,
@@ -127,16 +136,20 @@ export class Registry {
       load: previous?.load ?? NO_LOAD,
       registeredAtMs: nowMs,
       lastHeartbeatAtMs: nowMs,
+      ...(fleetSecretId !== undefined ? { fleetSecretId } : {}),
     };
     this.put(nowMs, record);
     return record;
   }
 
-  /** Records a heartbeat. Returns undefined for a relay that is not registered (it must register first). */
-  heartbeat(nowMs: number, relayId: string, load: RelayLoad): RelayRecord | undefined {
+  /**
+   * Records a heartbeat. Returns undefined for a relay that is not registered (it must
+   * register first). `fleetSecretId` (when given) replaces the recorded one.
+   */
+  heartbeat(nowMs: number, relayId: string, load: RelayLoad, fleetSecretId?: string): RelayRecord | undefined {
     const previous = this.relays.get(relayId);
     if (!previous) return undefined;
-    const record: RelayRecord = { ...previous, load: { ...load }, lastHeartbeatAtMs: Math.max(nowMs, previous.lastHeartbeatAtMs) };
+    const record: RelayRecord = { ...previous, load: { ...load }, lastHeartbeatAtMs: Math.max(nowMs, previous.lastHeartbeatAtMs), ...(fleetSecretId !== undefined ? { fleetSecretId } : {}) };
     this.put(nowMs, record);
     return record;
   }

@@ -1,0 +1,208 @@
+/**
+ * deploy/README.md "Key rotation", fleet secret, followed step by step with real
+ * processes on 127.0.0.1 (a `slipstream coordinator` and `slipstream relay`s whose
+ * `fleet` section registers them, the secret in `coordinatorFleetSecretFile` as the relay
+ * role writes it):
+ *   0. a fleet on the old secret;
+ *   1. the coordinator restarted with the new secret as `keys.fleetSecret` and the old
+ *      one in `keys.fleetSecretsPrevious`: relays on the old secret stay in `/v1/route`,
+ *      `/health` lists them under `fleetSecrets.relaysOnPrevious`;
+ *   2. relays rolled one at a time onto the new secret: the one not yet rolled is never
+ *      dropped from `/v1/route` while the other restarts; the list empties;
+ *   3. the old secret removed: every rolled relay stays; a relay still holding the old
+ *      secret is refused (403, with the reason in its own log and the coordinator's).
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CoordinatorClient } from '../coordinator/src/client.js';
+import { rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
+import { CLI_PATH } from './support/run-cli.js';
+
+const LEASE_MS = 1500;
+const dir = mkdtempSync(join(tmpdir(), 'slipstream-key-rotation-'));
+const children = new Set<ChildProcess>();
+after(() => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Proc {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function spawnCli(args: string[]): Proc {
+  const child = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let text = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (text += c));
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (text += c));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => text, exited };
+}
+
+async function stop(proc: Proc): Promise<void> {
+  if (proc.child.exitCode === null) proc.child.kill('SIGTERM');
+  await proc.exited;
+}
+
+async function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
+  const start = performance.now();
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe('fleet-secret rotation without an outage window (deploy/README.md "Key rotation")', () => {
+  test('add the new secret to the coordinator, roll the relays, remove the old secret', async () => {
+    const seed = randomBytes(32);
+    const sealKey = randomBytes(32).toString('base64');
+    const apiKey = randomBytes(32).toString('base64');
+    const oldSecret = randomBytes(32).toString('base64');
+    const newSecret = randomBytes(32).toString('base64');
+    const origin = net.createServer((s) => s.destroy());
+    await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+    after(() => origin.close());
+    const originPort = (origin.address() as net.AddressInfo).port;
+    // A fixed port: relays keep their coordinatorUrl across the coordinator's restarts.
+    const port = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const url = `http://127.0.0.1:${port}`;
+
+    const coordinatorPath = join(dir, 'coordinator.yaml');
+    const writeCoordinator = (current: string, previous: string[]): void =>
+      writeFileSync(
+        coordinatorPath,
+        [
+          `listen: 127.0.0.1:${port}`,
+          'store: memory',
+          `leaseMs: ${LEASE_MS}`,
+          'allowedRelayIds: [fra-1, ams-1, straggler-1]',
+          'origins:',
+          `  - { name: game, address: 127.0.0.1:${originPort} }`,
+          'keys:',
+          `  ticketSigningSeed: ${seed.toString('base64')}`,
+          `  sealKey: ${sealKey}`,
+          `  fleetSecret: ${current}`,
+          ...(previous.length > 0 ? [`  fleetSecretsPrevious: [${previous.join(', ')}]`] : []),
+          `  apiKeys: [${apiKey}]`,
+        ].join('\n'),
+      );
+    const startCoordinator = async (): Promise<Proc> => {
+      const proc = spawnCli(['coordinator', '--config', coordinatorPath]);
+      await until(() => (/listening on http/.test(proc.output()) ? true : proc.child.exitCode !== null ? assert.fail(proc.output()) : undefined), 15_000, 'the coordinator to listen');
+      return proc;
+    };
+    const sdk = new CoordinatorClient({ baseUrl: url });
+
+    // A relay as the relay role lays it out: the secret in its own file, read at start.
+    const startRelay = (id: string, secret: string): Proc => {
+      const secretFile = join(dir, `${id}.fleet.secret`);
+      writeFileSync(secretFile, `${secret}\n`);
+      const path = join(dir, `${id}.yaml`);
+      writeFileSync(
+        path,
+        [
+          'upstreamBindAddress: 127.0.0.1',
+          'metrics: { listen: "off" }',
+          'drain: { timeoutMs: 200 }',
+          'tunnel:',
+          '  listen: 127.0.0.1:0',
+          `  ticketPublicKey: ${Buffer.from(rawPublicKey(ticketSigningKeyFromSeed(seed))).toString('base64')}`,
+          `  sealKey: ${sealKey}`,
+          `  origins: { game: 127.0.0.1:${originPort} }`,
+          `  coordinatorUrl: ${url}`,
+          `  coordinatorFleetSecretFile: ${secretFile}`,
+          'fleet:',
+          `  relayId: ${id}`,
+          '  region: eu-central',
+          '  latitude: 50.1',
+          '  longitude: 8.7',
+          '  heartbeatIntervalMs: 300',
+        ].join('\n'),
+      );
+      return spawnCli(['relay', '--config', path]);
+    };
+    const routed = async (): Promise<string[]> => (await sdk.route({ origin: 'game', twoHop: false })).candidates.map((c) => c.relayId).sort();
+    const bothRouted = (): Promise<true | undefined> => routed().then((ids) => (ids.join() === 'ams-1,fra-1' ? true : undefined), () => undefined);
+
+    // 0. The fleet on the old secret.
+    writeCoordinator(oldSecret, []);
+    let coordinator = await startCoordinator();
+    const relays = new Map<string, Proc>([
+      ['fra-1', startRelay('fra-1', oldSecret)],
+      ['ams-1', startRelay('ams-1', oldSecret)],
+    ]);
+    await until(bothRouted, 15_000, 'both relays in /v1/route on the old secret');
+
+    // 1. The coordinator takes the new secret and keeps the old one.
+    await stop(coordinator);
+    writeCoordinator(newSecret, [oldSecret]);
+    coordinator = await startCoordinator();
+    await until(bothRouted, 15_000, 'both relays (old secret) back in /v1/route');
+    const during = await sdk.health();
+    assert.deepEqual(during.fleetSecrets.relaysOnPrevious.map((r) => r.relayId), ['ams-1', 'fra-1']);
+    assert.deepEqual(during.fleetSecrets.relays, { current: 0, previous: 2, unknown: 0 });
+
+    // 2. Roll the relays one at a time. While one restarts, the other (still on the old
+    //    secret) never leaves /v1/route: its heartbeats are accepted.
+    let rolled = 0;
+    for (const [id, other] of [['fra-1', 'ams-1'], ['ams-1', 'fra-1']] as const) {
+      let watching = true;
+      const misses: string[] = [];
+      const watcher = (async () => {
+        while (watching) {
+          const ids = await routed();
+          if (!ids.includes(other)) misses.push(`${other} missing from /v1/route: ${ids.join(',')}`);
+          await sleep(100);
+        }
+      })();
+      await stop(relays.get(id)!);
+      relays.set(id, startRelay(id, newSecret));
+      rolled++;
+      await until(async () => ((await sdk.health()).fleetSecrets.relays.current === rolled ? true : undefined), 15_000, `${id} registered on the new secret`);
+      await until(bothRouted, 15_000, `${id} back in /v1/route`);
+      // Longer than a lease, so a refused heartbeat would have shown.
+      await sleep(LEASE_MS + 300);
+      watching = false;
+      await watcher;
+      assert.deepEqual(misses, [], `rolling ${id}`);
+      const previous = (await sdk.health()).fleetSecrets.relaysOnPrevious.map((r) => r.relayId);
+      assert.deepEqual(previous, rolled === 1 ? [other] : [], `after rolling ${id}`);
+    }
+    assert.equal((await sdk.health()).fleetSecrets.relays.previous, 0, 'no relay on the old secret: it can go');
+
+    // 3. Remove the old secret. The rolled relays stay; a relay still holding it is refused.
+    await stop(coordinator);
+    writeCoordinator(newSecret, []);
+    coordinator = await startCoordinator();
+    await until(bothRouted, 15_000, 'both rolled relays in /v1/route without the old secret');
+    const straggler = startRelay('straggler-1', oldSecret);
+    const refusal = await until(() => /"event":"fleet_error".*"what":"register".*/.exec(straggler.output())?.[0], 15_000, "the straggler's refused registration");
+    assert.match(refusal, /coordinator answered 403 forbidden: authorization: does not match the fleet secret \(keys\.fleetSecret\) configured on this coordinator; a relay holding a retired or wrong secret must be given the current one/);
+    await until(() => (coordinator.output().includes('"event":"fleetSecretRefused"') ? true : undefined), 5000, "the coordinator's refusal log line");
+    assert.match(coordinator.output(), /"event":"fleetSecretRefused"[^\n]*"claimedRelayId":"straggler-1"/);
+    await sleep(LEASE_MS);
+    assert.deepEqual((await sdk.fleet()).relays.map((r) => r.relayId), ['ams-1', 'fra-1'], 'the straggler never registered');
+    assert.deepEqual(await routed(), ['ams-1', 'fra-1']);
+    assert.deepEqual((await sdk.health()).fleetSecrets, { accepted: 1, relays: { current: 2, previous: 0, unknown: 0 }, relaysOnPrevious: [], relaysOnUnknown: [] });
+
+    for (const proc of [straggler, ...relays.values()]) await stop(proc);
+    await stop(coordinator);
+  });
+});
