@@ -12,6 +12,9 @@
  *   tunnel: {udp: [...same row shape...], latency: [...same row shape...]}, settings: {...}}`
  * `udp`/`latency`/`tcp` are L4 port mapping; `tunnel` repeats the UDP rows through the
  * tunnel port (24-byte Slipstream header inside `sizeBytes`) against the same baseline.
+ * Latency rows also carry diagnostics: echo loss fractions, each forwarder's CPU per
+ * echo (`relayCpuUsPerEcho`, `baselineCpuUsPerEcho`, µs) and the time it waited for a
+ * CPU during the round (`relayRunQueueWaitMs`, `baselineRunQueueWaitMs`; Linux schedstat).
  * pps = datagrams delivered to the origin per second at a saturating offered load;
  * added latency = round trip through the forwarder minus the direct round trip, µs.
  */
@@ -158,6 +161,15 @@ function cpuUs(pid: number): number {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND) * 1e6;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Time a process has spent runnable but waiting for a CPU so far, µs, from /proc/PID/schedstat (Linux); NaN elsewhere. */
+function runQueueWaitUs(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1000;
   } catch {
     return Number.NaN;
   }
@@ -388,10 +400,11 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
         // in the same instants; added latency is each path's percentile minus the direct
         // path's from the same window. The median over rounds is kept.
         type Rtt = { p50: number; p99: number; lossFraction?: number };
-        const samples: { relay: Rtt; baseline: Rtt; relayLoopP99Us: number; relayLoopMaxUs: number; relaySessions: number; relayCpuUs: number; baselineCpuUs: number }[] = [];
+        const samples: { relay: Rtt; baseline: Rtt; relayLoopP99Us: number; relayLoopMaxUs: number; relaySessions: number; relayCpuUs: number; baselineCpuUs: number; relayWaitUs: number; baselineWaitUs: number }[] = [];
         for (let r = 0; r < settings.repeat; r++) {
           await relayLoopDelay();
           const cpuBefore = [cpuUs(relay.pid), cpuUs(baseline.pid)];
+          const waitBefore = [runQueueWaitUs(relay.pid), runQueueWaitUs(baseline.pid)];
           const paths = [
             { port: origin.udpPort, sizeBytes: mode === 'tunnel' ? sizeBytes - 24 : sizeBytes, every: DIRECT_EVERY },
             { port: mode === 'l4' ? relay.udpPort : tunnelPort, sizeBytes, tunnel: mode === 'tunnel' ? tickets(1)[0] : undefined },
@@ -401,6 +414,7 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
           const order = [0, 1, 2].map((i) => (i + r) % 3);
           const [direct, viaRelay, viaBaseline] = await measureRttTogether(origin, order.map((i) => paths[i]!), settings.latencyPackets).then((rtts) => [0, 1, 2].map((i) => rtts[order.indexOf(i)]!));
           const cpuAfter = [cpuUs(relay.pid), cpuUs(baseline.pid)];
+          const waitAfter = [runQueueWaitUs(relay.pid), runQueueWaitUs(baseline.pid)];
           const relayLoop = await relayLoopDelay();
           samples.push({
             relay: { p50: viaRelay!.p50 - direct!.p50, p99: viaRelay!.p99 - direct!.p99, lossFraction: viaRelay!.lossFraction },
@@ -410,6 +424,8 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
             relaySessions: await relaySessionCount(),
             relayCpuUs: cpuAfter[0]! - cpuBefore[0]!,
             baselineCpuUs: cpuAfter[1]! - cpuBefore[1]!,
+            relayWaitUs: waitAfter[0]! - waitBefore[0]!,
+            baselineWaitUs: waitAfter[1]! - waitBefore[1]!,
           });
         }
         const row = {
@@ -427,8 +443,11 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
           // CPU (user + system) each forwarder spent per echo sent through it, both directions, µs.
           relayCpuUsPerEcho: round(median(samples.map((x) => x.relayCpuUs / settings.latencyPackets)), 2),
           baselineCpuUsPerEcho: round(median(samples.map((x) => x.baselineCpuUs / settings.latencyPackets)), 2),
+          // Time each forwarder was runnable but waiting for a CPU during the round (the shared machine's contention), ms.
+          relayRunQueueWaitMs: round(median(samples.map((x) => x.relayWaitUs / 1000)), 1),
+          baselineRunQueueWaitMs: round(median(samples.map((x) => x.baselineWaitUs / 1000)), 1),
         };
-        progress(`${mode} latency ${sizeBytes} B at 10k pps: relay +${row.relayP50AddedUs}/+${row.relayP99AddedUs} µs (p50/p99), baseline +${row.baselineP50AddedUs}/+${row.baselineP99AddedUs} µs; relay loop delay p99 ${row.relayEventLoopDelayP99Us} µs, max ${row.relayEventLoopDelayMaxUs} µs; echo loss relay ${row.relayEchoLossFraction} baseline ${row.baselineEchoLossFraction}; CPU/echo relay ${row.relayCpuUsPerEcho} µs baseline ${row.baselineCpuUsPerEcho} µs; rounds ${row.roundP99AddedUs.map((x) => `${x.relay}/${x.baseline}`).join(' ')}; relay sessions ${row.relaySessionsAfter.join(' ')}\n`);
+        progress(`${mode} latency ${sizeBytes} B at 10k pps: relay +${row.relayP50AddedUs}/+${row.relayP99AddedUs} µs (p50/p99), baseline +${row.baselineP50AddedUs}/+${row.baselineP99AddedUs} µs; relay loop delay p99 ${row.relayEventLoopDelayP99Us} µs, max ${row.relayEventLoopDelayMaxUs} µs; echo loss relay ${row.relayEchoLossFraction} baseline ${row.baselineEchoLossFraction}; CPU/echo relay ${row.relayCpuUsPerEcho} µs baseline ${row.baselineCpuUsPerEcho} µs; run-queue wait relay ${row.relayRunQueueWaitMs} ms baseline ${row.baselineRunQueueWaitMs} ms; rounds ${row.roundP99AddedUs.map((x) => `${x.relay}/${x.baseline}`).join(' ')}; relay sessions ${row.relaySessionsAfter.join(' ')}\n`);
         rows.push(row);
       }
       return rows;
