@@ -17,14 +17,16 @@ export const BASELINE_SCRIPT = fileURLToPath(import.meta.url);
 function main(): void {
 
 const [udpPort, tcpPort, originPort, tcpOriginPort] = process.argv.slice(2).map(Number) as [number, number, number, number];
-// The same kernel receive buffer the bench gives the relay, so the comparison is of code, not of buffers.
-const listen = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 << 20 });
+// The same kernel receive buffers the bench gives the relay (socketReceiveBufferBytes
+// and upstreamReceiveBufferBytes), so the comparison is of code, not of buffers.
+const RECEIVE_BUFFER_BYTES = 8 << 20;
+const listen = dgram.createSocket({ type: 'udp4', recvBufferSize: RECEIVE_BUFFER_BYTES });
 const upstreams = new Map<string, dgram.Socket>();
 listen.on('message', (msg, from) => {
   const key = `${from.address}:${from.port}`;
   let up = upstreams.get(key);
   if (!up) {
-    up = dgram.createSocket('udp4');
+    up = dgram.createSocket({ type: 'udp4', recvBufferSize: RECEIVE_BUFFER_BYTES });
     up.on('message', (reply) => listen.send(reply, from.port, from.address));
     upstreams.set(key, up);
   }

@@ -12,6 +12,9 @@
  *   tunnel: {udp: [...same row shape...], latency: [...same row shape...]}, settings: {...}}`
  * `udp`/`latency`/`tcp` are L4 port mapping; `tunnel` repeats the UDP rows through the
  * tunnel port (24-byte Slipstream header inside `sizeBytes`) against the same baseline.
+ * Latency rows also carry diagnostics: echo loss fractions, each forwarder's CPU per
+ * echo (`relayCpuUsPerEcho`, `baselineCpuUsPerEcho`, µs) and the time it waited for a
+ * CPU during the round (`relayRunQueueWaitMs`, `baselineRunQueueWaitMs`; Linux schedstat).
  * pps = datagrams delivered to the origin per second at a saturating offered load;
  * added latency = round trip through the forwarder minus the direct round trip, µs.
  */
@@ -39,6 +42,8 @@ const FLAGS: Record<string, FlagSpec> = {
   'latency-packets': { type: 'integer', valueName: 'N', min: 500, max: 1_000_000, description: 'Packets per latency measurement at 10,000 packets/s (--quick: 3000)', default: 20_000 },
   'skip-tunnel': { type: 'boolean', description: 'Measure L4 mode only' },
   'skip-tcp': { type: 'boolean', description: 'Skip the TCP bulk rows' },
+  'skip-l4': { type: 'boolean', description: 'Skip the L4 UDP rows (and TCP): tunnel mode only' },
+  'skip-throughput': { type: 'boolean', description: 'Skip the UDP packets/s rows: latency rows only' },
 };
 
 const CLI = fileURLToPath(new URL('../cli/slipstream.js', import.meta.url));
@@ -161,6 +166,15 @@ function cpuUs(pid: number): number {
   }
 }
 
+/** Time a process has spent runnable but waiting for a CPU so far, µs, from /proc/PID/schedstat (Linux); NaN elsewhere. */
+function runQueueWaitUs(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1000;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 async function runLoad(job: LoadJob): Promise<LoadResult> {
   const child = new Child(spawn(process.execPath, [LOAD, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] }));
   const line = await child.waitFor((l) => l.startsWith('{'), job.durationMs + 30_000);
@@ -237,6 +251,8 @@ interface Settings {
   latencyPackets: number;
   tunnel: boolean;
   tcp: boolean;
+  l4: boolean;
+  throughput: boolean;
 }
 
 async function runBench(settings: Settings, io: CommandIo, json: boolean): Promise<Record<string, unknown>> {
@@ -251,6 +267,10 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
       'logLevel: warn',
       'upstreamBindAddress: 127.0.0.1',
       'socketReceiveBufferBytes: 8388608',
+      // Origin-facing sockets too (the baseline's upstream sockets get the same): with
+      // the OS default (~208 KiB) a stall of a few ms at 10,000 packets/s of 1200 B
+      // overflows them, and echoes are lost in both forwarders.
+      'upstreamReceiveBufferBytes: 8388608',
       'metrics:',
       '  listen: 127.0.0.1:0',
       'limits:',
@@ -380,9 +400,11 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
         // in the same instants; added latency is each path's percentile minus the direct
         // path's from the same window. The median over rounds is kept.
         type Rtt = { p50: number; p99: number; lossFraction?: number };
-        const samples: { relay: Rtt; baseline: Rtt; relayLoopP99Us: number; relayLoopMaxUs: number; relaySessions: number }[] = [];
+        const samples: { relay: Rtt; baseline: Rtt; relayLoopP99Us: number; relayLoopMaxUs: number; relaySessions: number; relayCpuUs: number; baselineCpuUs: number; relayWaitUs: number; baselineWaitUs: number }[] = [];
         for (let r = 0; r < settings.repeat; r++) {
           await relayLoopDelay();
+          const cpuBefore = [cpuUs(relay.pid), cpuUs(baseline.pid)];
+          const waitBefore = [runQueueWaitUs(relay.pid), runQueueWaitUs(baseline.pid)];
           const paths = [
             { port: origin.udpPort, sizeBytes: mode === 'tunnel' ? sizeBytes - 24 : sizeBytes, every: DIRECT_EVERY },
             { port: mode === 'l4' ? relay.udpPort : tunnelPort, sizeBytes, tunnel: mode === 'tunnel' ? tickets(1)[0] : undefined },
@@ -391,6 +413,8 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
           // Rotate the order the paths are opened and listed in, round by round.
           const order = [0, 1, 2].map((i) => (i + r) % 3);
           const [direct, viaRelay, viaBaseline] = await measureRttTogether(origin, order.map((i) => paths[i]!), settings.latencyPackets).then((rtts) => [0, 1, 2].map((i) => rtts[order.indexOf(i)]!));
+          const cpuAfter = [cpuUs(relay.pid), cpuUs(baseline.pid)];
+          const waitAfter = [runQueueWaitUs(relay.pid), runQueueWaitUs(baseline.pid)];
           const relayLoop = await relayLoopDelay();
           samples.push({
             relay: { p50: viaRelay!.p50 - direct!.p50, p99: viaRelay!.p99 - direct!.p99, lossFraction: viaRelay!.lossFraction },
@@ -398,6 +422,10 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
             relayLoopP99Us: relayLoop.p99,
             relayLoopMaxUs: relayLoop.max,
             relaySessions: await relaySessionCount(),
+            relayCpuUs: cpuAfter[0]! - cpuBefore[0]!,
+            baselineCpuUs: cpuAfter[1]! - cpuBefore[1]!,
+            relayWaitUs: waitAfter[0]! - waitBefore[0]!,
+            baselineWaitUs: waitAfter[1]! - waitBefore[1]!,
           });
         }
         const row = {
@@ -412,8 +440,14 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
           relaySessionsAfter: samples.map((x) => x.relaySessions),
           relayEchoLossFraction: round(median(samples.map((x) => x.relay.lossFraction ?? 0)), 4),
           baselineEchoLossFraction: round(median(samples.map((x) => x.baseline.lossFraction ?? 0)), 4),
+          // CPU (user + system) each forwarder spent per echo sent through it, both directions, µs.
+          relayCpuUsPerEcho: round(median(samples.map((x) => x.relayCpuUs / settings.latencyPackets)), 2),
+          baselineCpuUsPerEcho: round(median(samples.map((x) => x.baselineCpuUs / settings.latencyPackets)), 2),
+          // Time each forwarder was runnable but waiting for a CPU during the round (the shared machine's contention), ms.
+          relayRunQueueWaitMs: round(median(samples.map((x) => x.relayWaitUs / 1000)), 1),
+          baselineRunQueueWaitMs: round(median(samples.map((x) => x.baselineWaitUs / 1000)), 1),
         };
-        progress(`${mode} latency ${sizeBytes} B at 10k pps: relay +${row.relayP50AddedUs}/+${row.relayP99AddedUs} µs (p50/p99), baseline +${row.baselineP50AddedUs}/+${row.baselineP99AddedUs} µs; relay loop delay p99 ${row.relayEventLoopDelayP99Us} µs, max ${row.relayEventLoopDelayMaxUs} µs; rounds ${row.roundP99AddedUs.map((x) => `${x.relay}/${x.baseline}`).join(' ')}; relay sessions ${row.relaySessionsAfter.join(' ')}\n`);
+        progress(`${mode} latency ${sizeBytes} B at 10k pps: relay +${row.relayP50AddedUs}/+${row.relayP99AddedUs} µs (p50/p99), baseline +${row.baselineP50AddedUs}/+${row.baselineP99AddedUs} µs; relay loop delay p99 ${row.relayEventLoopDelayP99Us} µs, max ${row.relayEventLoopDelayMaxUs} µs; echo loss relay ${row.relayEchoLossFraction} baseline ${row.baselineEchoLossFraction}; CPU/echo relay ${row.relayCpuUsPerEcho} µs baseline ${row.baselineCpuUsPerEcho} µs; run-queue wait relay ${row.relayRunQueueWaitMs} ms baseline ${row.baselineRunQueueWaitMs} ms; rounds ${row.roundP99AddedUs.map((x) => `${x.relay}/${x.baseline}`).join(' ')}; relay sessions ${row.relaySessionsAfter.join(' ')}\n`);
         rows.push(row);
       }
       return rows;
@@ -424,10 +458,10 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
       return body.sessions;
     };
 
-    const udp = await udpRows('l4');
-    const latency = await latencyRows('l4');
+    const udp = settings.l4 && settings.throughput ? await udpRows('l4') : [];
+    const latency = settings.l4 ? await latencyRows('l4') : [];
     const tcp: TcpRow[] = [];
-    if (settings.tcp) {
+    if (settings.tcp && settings.l4) {
       for (const conns of [1, 4]) {
         const rounds: { relay: number; baseline: number }[] = [];
         for (let r = 0; r < settings.repeat; r++) {
@@ -447,7 +481,7 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
         tcp.push(row);
       }
     }
-    const tunnel = settings.tunnel ? { udp: await udpRows('tunnel'), latency: await latencyRows('tunnel') } : undefined;
+    const tunnel = settings.tunnel ? { udp: settings.throughput ? await udpRows('tunnel') : [], latency: await latencyRows('tunnel') } : undefined;
     return { udp, latency, tcp, ...(tunnel ? { tunnel } : {}), settings };
   } finally {
     for (const child of children.reverse()) await child.stop();
@@ -504,6 +538,8 @@ export const relayBenchCommand: Command = {
       latencyPackets: quick && !given('latency-packets') ? 3000 : num(values, 'latency-packets')!,
       tunnel: !bool(values, 'skip-tunnel'),
       tcp: !bool(values, 'skip-tcp'),
+      l4: !bool(values, 'skip-l4'),
+      throughput: !bool(values, 'skip-throughput'),
     };
     const result = await runBench(settings, io, bool(values, 'json'));
     if (bool(values, 'json')) io.out(`${JSON.stringify(result)}\n`);

@@ -48,8 +48,8 @@ export const relayCommand: Command = {
       let stopping = false;
       const onHup = (): void => {
         try {
-          relay.reload(loadRelayConfig(path));
-          logger.info({ event: 'reloaded', config: path, sessions: relay.core.sessionCount }, 'configuration reloaded');
+          const needsRestart = relay.reload(loadRelayConfig(path));
+          logger.info({ event: 'reloaded', config: path, sessions: relay.core.sessionCount, needsRestart }, 'configuration reloaded');
         } catch (error) {
           const message = error instanceof ConfigError ? error.message : String(error);
           logger.error({ event: 'reload_failed', err: message }, 'reload failed; keeping the running configuration');

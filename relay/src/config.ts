@@ -32,8 +32,14 @@ export interface RelayConfig {
   readonly coordinatorUrl: string | undefined;
   /** The fleet secret the feed is read with. */
   readonly coordinatorFleetSecret: string | undefined;
-  /** Kernel receive buffer for listen sockets, bytes (0 = OS default). */
+  /** Kernel receive buffer (SO_RCVBUF) for listen and tunnel sockets, bytes (0 = OS default). Read at start only. */
   readonly socketReceiveBufferBytes: number;
+  /**
+   * Kernel receive buffer (SO_RCVBUF) for each origin-facing socket (one per UDP flow
+   * and tunnel session), bytes (0 = OS default, `net.core.rmem_default`). Default 0,
+   * accepted 0–2^30. A reload applies it to sockets opened afterwards.
+   */
+  readonly upstreamReceiveBufferBytes: number;
   /** Fleet membership (register, heartbeat, probe the mesh and origins), or undefined. */
   readonly fleet: FleetSpec | undefined;
 }
@@ -65,9 +71,9 @@ export interface FleetSpec {
   readonly originProbe: 'tcp' | 'none';
 }
 
-const TOP_KEYS = ['logLevel', 'upstreamBindAddress', 'metrics', 'drain', 'limits', 'originGroups', 'rules', 'tunnel', 'socketReceiveBufferBytes', 'fleet'];
+const TOP_KEYS = ['logLevel', 'upstreamBindAddress', 'metrics', 'drain', 'limits', 'originGroups', 'rules', 'tunnel', 'socketReceiveBufferBytes', 'upstreamReceiveBufferBytes', 'fleet'];
 const FLEET_KEYS = ['relayId', 'region', 'latitude', 'longitude', 'tunnelAddress', 'probeAddress', 'capacitySessions', 'heartbeatIntervalMs', 'probeIntervalMs', 'probeTimeoutMs', 'reportIntervalMs', 'meshRefreshMs', 'originProbe'];
-const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'connectTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny'];
+const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'connectTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny', 'connectionBytesPerSecond', 'bytesPerSecond'];
 const HEALTH_KEYS = ['mode', 'intervalMs', 'timeoutMs', 'failuresToDown', 'successesToUp', 'udpPayloadHex'];
 const LIMIT_KEYS = ['sessionsMax', 'sessionsPerSourceMax', 'newSessionsPerSourcePerSecond', 'sourcePacketsPerSecond', 'sourceBytesPerSecond', 'sessionPacketsPerSecond', 'sessionBytesPerSecond', 'unauthenticatedPacketsPerSecond', 'burstMs'];
 const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'sealKey', 'sealKeyFile', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs'];
@@ -327,6 +333,16 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
     for (const origin of groups.find((g) => g.name === group)!.origins) {
       if (origin.portEnd !== origin.port && origin.portEnd - origin.port !== span) reader.fail([...rp, 'listen'], `listen range spans ${span + 1} ports but origin ${origin.address}:${origin.port}-${origin.portEnd} spans ${origin.portEnd - origin.port + 1}; expected equal spans or a single origin port`);
     }
+    // TCP byte limits: UDP flows have the per-session and per-source buckets of `limits`.
+    const tcpRate = (key: string): number => {
+      if (protocol !== 'tcp') {
+        if (reader.has([...rp, key])) reader.fail([...rp, key], 'applies to tcp rules only; UDP flows are limited by limits.sessionBytesPerSecond and limits.sourceBytesPerSecond');
+        return 0;
+      }
+      return reader.number([...rp, key], { min: 0, max: RATE_MAX, unit: 'bytes per second (0 = unlimited)', default: 0 });
+    };
+    const connectionBytesPerSecond = tcpRate('connectionBytesPerSecond');
+    const bytesPerSecond = tcpRate('bytesPerSecond');
     const proxyProtocol = reader.string([...rp, 'proxyProtocol'], { choices: protocol === 'udp' ? ['none', 'v2', 'spp'] : ['none', 'v2'], default: 'none' }) as RuleSpec['proxyProtocol'];
     rules.push({
       name,
@@ -341,6 +357,8 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
       hashKey: reader.string([...rp, 'hashKey'], { choices: ['ip', 'ip-port'], default: 'ip' }) as RuleSpec['hashKey'],
       allow: cidrs(reader, [...rp, 'allow']),
       deny: cidrs(reader, [...rp, 'deny']),
+      connectionBytesPerSecond,
+      bytesPerSecond,
     });
   }
   const tunnelSpec = tunnel(reader);
@@ -370,6 +388,7 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
     revocationPollMs: reader.number(['tunnel', 'revocationPollMs'], { min: 50, max: 600_000, integer: true, unit: 'ms', default: C.REVOCATION_POLL_MS_DEFAULT }),
     coordinatorUrl,
     socketReceiveBufferBytes: reader.number(['socketReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: 0 }),
+    upstreamReceiveBufferBytes: reader.number(['upstreamReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: 0 }),
     fleet: fleet(reader, coordinatorUrl !== undefined, limitSpec.sessionsMax, tunnelSpec?.listenAddress),
   };
 }

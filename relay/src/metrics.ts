@@ -77,6 +77,15 @@ export function createRelayMetrics(core: () => RelayCore): Registry {
     },
   });
   new Counter({
+    name: 'slipstream_relay_tcp_throttled_total',
+    help: 'TCP reads paused by a byte-rate limit (rules[].connectionBytesPerSecond or bytesPerSecond).',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(core().tcpThrottles);
+    },
+  });
+  new Counter({
     name: 'slipstream_relay_fec_recovered_total',
     help: 'Tunnel packets rebuilt from FEC parity or copies.',
     registers: [registry],

@@ -29,6 +29,21 @@ const TCP_IDLE_SWEEP_MS = 1000;
 /** Client bytes held while the origin connects; beyond it the client is paused (and read on connect). */
 const TCP_EARLY_BYTES_MAX = 65_536;
 
+/** Datagrams an origin-facing socket holds while its UDP connect completes (about one tick). */
+const UPSTREAM_PENDING_MAX = 256;
+
+/** An origin-facing UDP socket and the peer it is connected to. */
+interface UpstreamPeer {
+  /** The core's socket id. */
+  readonly id: number;
+  readonly socket: dgram.Socket;
+  address: string;
+  port: number;
+  state: 'none' | 'connecting' | 'connected';
+  /** Datagrams waiting for the connect (state `connecting`). */
+  pending: (Uint8Array | Uint8Array[])[] | undefined;
+}
+
 /** One client's way to its origin across connect attempts (failover keeps the same one). */
 interface TcpAttempt {
   /** Ends the connection, set while an attempt is in progress (undefined once connected: the pipes own it then). */
@@ -39,6 +54,31 @@ interface TcpAttempt {
   readonly early: Buffer[];
   earlyBytes: number;
   readonly onEarly: (chunk: Buffer) => void;
+}
+
+/**
+ * The keys a SIGHUP reload cannot change, as text: the sockets and services they
+ * configure are bound at start. (`socketReceiveBufferBytes` does reach listen sockets
+ * a reload adds, but not the tunnel socket nor listeners kept from before.)
+ */
+export interface RestartOnlyValues {
+  'tunnel.listen': string;
+  'metrics.listen': string;
+  socketReceiveBufferBytes: string;
+  logLevel: string;
+  fleet: string;
+}
+
+/** The restart-only values of a configuration (see {@link RestartOnlyValues}). */
+export function restartOnlyValues(config: RelayConfig): RestartOnlyValues {
+  const tunnel = config.core.tunnel;
+  return {
+    'tunnel.listen': tunnel === undefined ? 'none' : tunnel.listenAddress.includes(':') ? `[${tunnel.listenAddress}]:${tunnel.listenPort}` : `${tunnel.listenAddress}:${tunnel.listenPort}`,
+    'metrics.listen': config.metricsListen === undefined ? 'off' : `${config.metricsListen.host}:${config.metricsListen.port}`,
+    socketReceiveBufferBytes: String(config.socketReceiveBufferBytes),
+    logLevel: config.logLevel,
+    fleet: config.fleet === undefined ? 'none' : JSON.stringify(config.fleet),
+  };
 }
 
 /** Options of {@link Relay.start}. */
@@ -62,10 +102,16 @@ export class Relay {
   /** The state machine (exposed for metrics and tests). */
   readonly core: RelayCore;
   private readonly udp = new Map<number, dgram.Socket>();
+  /** Origin-facing sockets, connected to the one peer they send to (see {@link sendUpstream}). */
+  private readonly upstreams = new Map<number, UpstreamPeer>();
   private readonly tcpServers = new Map<number, net.Server>();
   private readonly tcpSockets = new Set<net.Socket>();
   private readonly tcpIdle = new Map<net.Socket, { upstream: net.Socket; idleTimeoutMs: number; bytes: number; sinceMs: number; finish: (reason: string) => void }>();
   private tcpIdleTimer: NodeJS.Timeout | undefined;
+  /** Pending resumes of TCP reads paused by a byte-rate limit. */
+  private readonly tcpThrottleTimers = new Set<NodeJS.Timeout>();
+  /** The values of the keys a reload cannot change (sockets bound at start), as running. */
+  private restartOnly: RestartOnlyValues;
   private readonly bound: Record<string, Endpoint[]> = {};
   private tunnelBound: Endpoint | undefined;
   private metricsBound: Endpoint | undefined;
@@ -90,6 +136,7 @@ export class Relay {
     private readonly logger: Logger,
   ) {
     this.config = init.config;
+    this.restartOnly = restartOnlyValues(init.config);
     const wallClockMs = init.wallClockMs ?? (() => Date.now());
     this.core = new RelayCore(init.config.core, { wallClockMs, randomFill: (out) => void randomFillSync(out) });
     this.registry = createRelayMetrics(() => this.core);
@@ -153,7 +200,9 @@ export class Relay {
       // dgram throws synchronously for a bad destination (ERR_SOCKET_BAD_PORT, a
       // malformed address): a condition of one peer, never a reason to crash.
       try {
-        if (tx.prefix === undefined) socket.send(tx.bytes, tx.port, tx.address);
+        const upstream = this.upstreams.get(tx.socketId);
+        if (upstream !== undefined) this.sendUpstream(upstream, tx.address, tx.port, tx.prefix === undefined ? tx.bytes : [tx.prefix, tx.bytes]);
+        else if (tx.prefix === undefined) socket.send(tx.bytes, tx.port, tx.address);
         else socket.send([tx.prefix, tx.bytes], tx.port, tx.address);
       } catch {
         this.socketErrors++;
@@ -177,6 +226,7 @@ export class Relay {
         const socket = this.udp.get(event.socketId);
         if (socket) {
           this.udp.delete(event.socketId);
+          this.upstreams.delete(event.socketId);
           socket.close();
         }
         const server = this.tcpServers.get(event.socketId);
@@ -209,9 +259,13 @@ export class Relay {
 
   private openUdp(socketId: number, kind: string, address: string, port: number, rule: string): void {
     const type = net.isIPv6(address) ? 'udp6' : 'udp4';
-    const receive = this.config.socketReceiveBufferBytes;
-    const socket = dgram.createSocket(receive > 0 && kind !== 'upstream' ? { type, recvBufferSize: receive } : { type });
+    // Origin-facing sockets have their own size: one per flow, and the kernel drops
+    // replies arriving while the process is stalled once the default (~208 KiB, under
+    // 100 datagrams of 1200 B) is full.
+    const receive = kind === 'upstream' ? this.config.upstreamReceiveBufferBytes : this.config.socketReceiveBufferBytes;
+    const socket = dgram.createSocket(receive > 0 ? { type, recvBufferSize: receive } : { type });
     this.udp.set(socketId, socket);
+    if (kind === 'upstream') this.upstreams.set(socketId, { id: socketId, socket, address: '', port: 0, state: 'none', pending: undefined });
     socket.on('message', (message, rinfo) => this.onMessage(socketId, message, rinfo));
     const listening = new Promise<void>((resolve, reject) => {
       const onError = (error: Error): void => reject(new Error(`cannot bind udp ${address}:${port}${rule ? ` (rule ${rule})` : ''}: ${(error as NodeJS.ErrnoException).code ?? error.message}`));
@@ -229,6 +283,48 @@ export class Relay {
     });
     if (this.startupBinds && (kind === 'listener' || kind === 'tunnel')) this.startupBinds.push(listening);
     else listening.catch((error: Error) => this.logger.error({ event: 'bind_failed', err: error.message }, 'bind failed'));
+  }
+
+  /**
+   * Sends on an origin-facing socket, connecting it (UDP `connect`) to the peer it
+   * sends to: each such socket talks to one origin, and a connected socket's sends skip
+   * Node's per-send address lookup (a `dns.lookup` and a tick) and the kernel's
+   * per-datagram route lookup, and the kernel then delivers only that origin's replies
+   * (the core checks the source anyway). Datagrams sent while the connect completes (a
+   * tick) wait in a short queue; a new peer (an L4 flow failing over) disconnects first.
+   */
+  private sendUpstream(peer: UpstreamPeer, address: string, port: number, data: Uint8Array | Uint8Array[]): void {
+    if (peer.state === 'connected') {
+      if (peer.port === port && peer.address === address) {
+        peer.socket.send(data);
+        return;
+      }
+      peer.socket.disconnect();
+      peer.state = 'none';
+    }
+    if (peer.state === 'connecting') {
+      if (peer.port === port && peer.address === address && peer.pending!.length < UPSTREAM_PENDING_MAX) peer.pending!.push(data);
+      else this.socketErrors++;
+      return;
+    }
+    peer.state = 'connecting';
+    peer.address = address;
+    peer.port = port;
+    peer.pending = [data];
+    peer.socket.connect(port, address, (error?: Error) => {
+      if (this.upstreams.get(peer.id) !== peer) return;
+      const pending = peer.pending ?? [];
+      peer.pending = undefined;
+      if (error !== undefined) {
+        // Not connectable (e.g. a family mismatch): send unconnected, as before.
+        peer.state = 'none';
+        this.socketErrors++;
+        for (const d of pending) peer.socket.send(d, port, address);
+        return;
+      }
+      peer.state = 'connected';
+      for (const d of pending) peer.socket.send(d);
+    });
   }
 
   // ---------------------------------------------------------------- TCP
@@ -324,9 +420,9 @@ export class Relay {
       if (admission.prefix) upstream.write(admission.prefix);
       for (const chunk of attempt.early) upstream.write(chunk);
       attempt.early.length = 0;
-      client.pipe(upstream);
-      upstream.pipe(client);
-      client.resume();
+      const earlyWaitMs = attempt.earlyBytes > 0 ? this.core.tcpData(performance.now(), admission.connId, 'up', attempt.earlyBytes) : 0;
+      this.pumpTcp(client, upstream, admission.connId, 'up', earlyWaitMs);
+      this.pumpTcp(upstream, client, admission.connId, 'down', 0);
       this.tcpIdle.set(client, { upstream, idleTimeoutMs: admission.idleTimeoutMs, bytes: -1, sinceMs: performance.now(), finish });
       this.armTcpIdleSweep();
       // A close on one side ends the other gracefully (bytes already piped still reach
@@ -365,6 +461,48 @@ export class Relay {
       finished = true;
       this.connectTcp(client, next, attempt);
     });
+  }
+
+  /**
+   * Copies `from` → `to` as `pipe()` does (pause while `to` is full, end it when `from`
+   * ends), and charges every chunk to the core's byte buckets: when the core asks for a
+   * pause (a `connectionBytesPerSecond`/`bytesPerSecond` limit), `from` is not read for
+   * that long, so TCP flow control slows the sender; nothing is dropped.
+   * @param initialWaitMs pause before the first read, ms (bytes already charged)
+   */
+  private pumpTcp(from: net.Socket, to: net.Socket, connId: number, direction: 'up' | 'down', initialWaitMs: number): void {
+    let full = false;
+    let throttled = false;
+    const resume = (): void => {
+      if (!full && !throttled && !from.destroyed) from.resume();
+    };
+    const throttle = (waitMs: number): void => {
+      if (throttled) return;
+      throttled = true;
+      from.pause();
+      const timer = setTimeout(() => {
+        this.tcpThrottleTimers.delete(timer);
+        throttled = false;
+        resume();
+      }, Math.ceil(waitMs));
+      timer.unref();
+      this.tcpThrottleTimers.add(timer);
+    };
+    from.on('data', (chunk: Buffer) => {
+      if (!to.write(chunk)) {
+        full = true;
+        from.pause();
+      }
+      const waitMs = this.core.tcpData(performance.now(), connId, direction, chunk.length);
+      if (waitMs > 0) throttle(waitMs);
+    });
+    to.on('drain', () => {
+      full = false;
+      resume();
+    });
+    from.once('end', () => to.end());
+    if (initialWaitMs > 0) throttle(initialWaitMs);
+    else from.resume();
   }
 
   /**
@@ -538,8 +676,28 @@ export class Relay {
 
   // ---------------------------------------------------------------- lifecycle
 
-  /** SIGHUP: adopt a new configuration without dropping live sessions. */
-  reload(config: RelayConfig): void {
+  /**
+   * SIGHUP: adopt a new configuration without dropping live sessions. Keys bound at
+   * start (see {@link restartOnlyValues}) keep their running values; each one the file
+   * now changes is named in one `reload_needs_restart` warning, at every reload until
+   * the relay restarts. Tunnel sessions whose origin the new `tunnel.origins` /
+   * `allowOriginCidrs` no longer allow end (the core tells their clients why).
+   * @returns the restart-only keys whose change was not applied (also logged)
+   */
+  reload(config: RelayConfig): string[] {
+    const wanted = restartOnlyValues(config);
+    const pending: { key: string; running: string; configured: string }[] = [];
+    // A tunnel section added or removed is applied (the core opens or closes the port); only a moved one is not.
+    if (wanted['tunnel.listen'] === 'none' || this.restartOnly['tunnel.listen'] === 'none') this.restartOnly = { ...this.restartOnly, 'tunnel.listen': wanted['tunnel.listen'] };
+    for (const key of Object.keys(wanted) as (keyof RestartOnlyValues)[]) {
+      if (wanted[key] !== this.restartOnly[key]) pending.push({ key, running: this.restartOnly[key], configured: wanted[key] });
+    }
+    if (pending.length > 0) {
+      this.logger.warn(
+        { event: 'reload_needs_restart', keys: pending.map((p) => p.key), changes: pending },
+        `reload cannot apply ${pending.map((p) => (p.key === 'fleet' ? 'fleet (read at start)' : `${p.key} (running ${p.running}, file ${p.configured})`)).join(', ')}: restart the relay for ${pending.length === 1 ? 'this change' : 'these changes'}`,
+      );
+    }
     const fileChanged = config.revocationFile !== this.config.revocationFile || config.revocationPollMs !== this.config.revocationPollMs;
     this.config = config;
     this.core.reconfigure(performance.now(), config.core);
@@ -549,6 +707,7 @@ export class Relay {
       this.watchRevocations();
     }
     this.followCoordinator();
+    return pending.map((p) => p.key);
   }
 
   /**
@@ -577,10 +736,13 @@ export class Relay {
     if (this.timer) clearTimeout(this.timer);
     if (this.revocationTimer) clearInterval(this.revocationTimer);
     if (this.tcpIdleTimer) clearInterval(this.tcpIdleTimer);
+    for (const timer of this.tcpThrottleTimers) clearTimeout(timer);
+    this.tcpThrottleTimers.clear();
     this.follower?.close();
     this.fleetAgent?.close();
     for (const socket of this.udp.values()) socket.close();
     this.udp.clear();
+    this.upstreams.clear();
     for (const server of this.tcpServers.values()) server.close();
     this.tcpServers.clear();
     for (const socket of this.tcpSockets) socket.destroy();

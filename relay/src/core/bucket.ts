@@ -63,6 +63,19 @@ export class RateBucket {
     return true;
   }
 
+  /**
+   * Stream accounting (TCP): takes `bytes` whatever the bucket holds — the bytes were
+   * already read — letting the byte tokens go into debt, and returns how long the
+   * reader should pause so that the debt is paid back at the byte rate, ms (0 when no
+   * debt, or when the byte rate is unlimited). Packet tokens are not touched.
+   */
+  spend(nowMs: number, bytes: number): number {
+    if (this.bytesPerSecond === 0) return 0;
+    this.refill(nowMs);
+    this.byteTokens -= bytes;
+    return this.byteTokens >= 0 ? 0 : (-this.byteTokens * 1000) / this.bytesPerSecond;
+  }
+
   /** Whether the bucket is full (nothing spent recently): per-source state can then be forgotten. */
   isFull(nowMs: number): boolean {
     this.refill(nowMs);

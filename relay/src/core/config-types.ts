@@ -60,6 +60,17 @@ export interface RuleSpec {
   readonly proxyProtocol: 'none' | 'v2' | 'spp';
   /** What the consistent hash keys on: the client IP (a returning client lands on the same origin) or IP and port. */
   readonly hashKey: 'ip' | 'ip-port';
+  /**
+   * TCP only: byte rate of each connection, each way (client → origin and origin →
+   * client counted apart), bytes/s; 0 or absent = unlimited. Bucket depth
+   * `limits.burstMs` (at least 64 KiB). Accepted 0–10^10.
+   */
+  readonly connectionBytesPerSecond?: number;
+  /**
+   * TCP only: byte rate of all the rule's connections together, each way, bytes/s;
+   * 0 or absent = unlimited. Bucket depth `limits.burstMs` (at least 64 KiB). Accepted 0–10^10.
+   */
+  readonly bytesPerSecond?: number;
   /** When non-empty, only these sources may use the rule. */
   readonly allow: readonly Cidr[];
   /** These sources may never use the rule (checked before `allow`). */

@@ -421,6 +421,9 @@ class TunnelSession extends SessionBase {
 
 class TcpConn {
   readonly tried: OriginState[] = [];
+  /** Byte buckets of this connection (rule key `connectionBytesPerSecond`), client → origin and back. */
+  readonly upBucket: RateBucket;
+  readonly downBucket: RateBucket;
   constructor(
     readonly id: number,
     readonly rule: RuleRuntime,
@@ -430,7 +433,22 @@ class TcpConn {
     readonly clientPort: number,
     public origin: OriginState,
     readonly openedMs: number,
-  ) {}
+    burstMs: number,
+  ) {
+    const rate = rule.spec.connectionBytesPerSecond ?? 0;
+    this.upBucket = new RateBucket(0, rate, burstMs, openedMs);
+    this.downBucket = new RateBucket(0, rate, burstMs, openedMs);
+  }
+}
+
+/** A TCP rule's shared byte buckets (`bytesPerSecond`), kept by rule name across reloads. */
+class TcpRuleBuckets {
+  readonly up: RateBucket;
+  readonly down: RateBucket;
+  constructor(rate: number, burstMs: number, nowMs: number) {
+    this.up = new RateBucket(0, rate, burstMs, nowMs);
+    this.down = new RateBucket(0, rate, burstMs, nowMs);
+  }
 }
 
 /** Where a TCP connection should go, from {@link RelayCore.admitTcp}. */
@@ -504,6 +522,9 @@ export class RelayCore {
   private nextExitCheckMs = Number.POSITIVE_INFINITY;
   private readonly tcpConns = new Map<number, TcpConn>();
   private readonly tcpChecks = new Map<number, OriginState>();
+  private readonly tcpRuleBuckets = new Map<string, TcpRuleBuckets>();
+  /** TCP reads paused by a byte-rate limit (each {@link tcpData} call that asked for a pause). */
+  tcpThrottles = 0;
   /** Revocations from the file (replaced as a whole on each read). */
   private revoked = new Set<string>();
   /** Revocations pushed by a feed, with the wall time (Unix ms) after which they can be forgotten. */
@@ -708,6 +729,25 @@ export class RelayCore {
       flow.upBucket.setRates(limits.sessionPacketsPerSecond, limits.sessionBytesPerSecond, limits.burstMs);
       flow.downBucket.setRates(limits.sessionPacketsPerSecond, limits.sessionBytesPerSecond, limits.burstMs);
     }
+    // TCP byte limits: a rule's shared buckets keep their tokens across reloads; live connections take their rule's new rate.
+    for (const spec of config.rules) {
+      const rate = spec.protocol === 'tcp' ? (spec.bytesPerSecond ?? 0) : 0;
+      const shared = this.tcpRuleBuckets.get(spec.name);
+      if (rate === 0) this.tcpRuleBuckets.delete(spec.name);
+      else if (shared === undefined) this.tcpRuleBuckets.set(spec.name, new TcpRuleBuckets(rate, limits.burstMs, nowMs));
+      else {
+        shared.up.setRates(0, rate, limits.burstMs);
+        shared.down.setRates(0, rate, limits.burstMs);
+      }
+    }
+    for (const name of this.tcpRuleBuckets.keys()) if (!this.rules.has(name)) this.tcpRuleBuckets.delete(name);
+    for (const conn of this.tcpConns.values()) {
+      // A connection keeps the rule it was admitted by; a removed rule's connections keep their last rate.
+      const spec = this.rules.get(conn.rule.spec.name)?.spec ?? conn.rule.spec;
+      const rate = spec.protocol === 'tcp' ? (spec.connectionBytesPerSecond ?? 0) : 0;
+      conn.upBucket.setRates(0, rate, limits.burstMs);
+      conn.downBucket.setRates(0, rate, limits.burstMs);
+    }
 
     // Health socket: one for every UDP check.
     const needHealth = config.groups.some((g) => g.healthCheck.mode === 'udp');
@@ -733,6 +773,16 @@ export class RelayCore {
       this.emitClose(TUNNEL_SOCKET_ID, 'tunnel', 'udp');
     }
     if (tunnel) {
+      // A narrowed tunnel.origins (or allowOriginCidrs) ends the sessions whose ticket's
+      // origin is no longer served here, or now names another address: the client is
+      // told with an authenticated Close (SLIP_ERR_TICKET_WRONG_ORIGIN; the SDK then
+      // takes this relay out), the same as a ticket naming it would now be refused.
+      for (const session of [...this.sessions.values()]) {
+        const allowed = this.resolveTicketOrigin(tunnel, session.originName);
+        if (allowed === undefined || allowed.address !== session.originAddress || allowed.port !== session.originPort) {
+          this.closeSession(nowMs, session, `origin '${session.originName.slice(0, 64)}' is no longer served by this relay`, ErrorCode.TicketWrongOrigin);
+        }
+      }
       for (const session of this.sessions.values()) {
         const pps = sessionRate(limits.sessionPacketsPerSecond, session.ticketPacketsPerSecond);
         const bps = sessionRate(limits.sessionBytesPerSecond, session.ticketBytesPerSecond);
@@ -1184,7 +1234,7 @@ export class RelayCore {
     if (source === undefined) return this.lastAdmitDrop();
     const origin = this.pickOrigin(rule.group, this.clientHashFor(rule.spec, from.address, from.port), undefined);
     if (origin === undefined) return DropReason.SessionCap;
-    const conn = new TcpConn(this.nextId++, rule, listener, source, from.address, from.port, origin, nowMs);
+    const conn = new TcpConn(this.nextId++, rule, listener, source, from.address, from.port, origin, nowMs, this.config.limits.burstMs);
     conn.tried.push(origin);
     this.tcpConns.set(conn.id, conn);
     source.sessions++;
@@ -1204,6 +1254,26 @@ export class RelayCore {
     const port = conn.origin.portFor(conn.listener.portOffset);
     const prefix = spec.proxyProtocol === 'v2' ? encodeProxyV2('tcp', { address: conn.clientAddress, port: conn.clientPort }, { address: spec.listenAddress, port: conn.listener.port }) : undefined;
     return { connId: conn.id, address: conn.origin.address, port, prefix, idleTimeoutMs: spec.idleTimeoutMs, connectTimeoutMs: spec.connectTimeoutMs ?? TCP_CONNECT_TIMEOUT_MS_DEFAULT, stats: conn.rule.stats };
+  }
+
+  /**
+   * Input: `bytes` were read on TCP connection `connId`, from the client (`up`) or from
+   * the origin (`down`), and handed on. Charges the connection's and the rule's byte
+   * buckets and returns how long the driver should stop reading that side, ms (0: read
+   * on). The bytes are never dropped: a stream is slowed, not cut.
+   */
+  tcpData(nowMs: number, connId: number, direction: 'up' | 'down', bytes: number): number {
+    const conn = this.tcpConns.get(connId);
+    if (conn === undefined) return 0;
+    const up = direction === 'up';
+    let waitMs = (up ? conn.upBucket : conn.downBucket).spend(nowMs, bytes);
+    const shared = this.tcpRuleBuckets.get(conn.rule.spec.name);
+    if (shared !== undefined) {
+      const ruleWaitMs = (up ? shared.up : shared.down).spend(nowMs, bytes);
+      if (ruleWaitMs > waitMs) waitMs = ruleWaitMs;
+    }
+    if (waitMs > 0) this.tcpThrottles++;
+    return waitMs;
   }
 
   /** Input: the origin connection of `connId` is up (counts as a passing health signal). */
