@@ -72,6 +72,8 @@ describe('deploy/ansible', () => {
     symlinkSync(ROOT, join(dir, 'prefix', 'releases', 'checkout'));
     // A playbook outside the checkout that runs the roles' own config task files; their
     // templates are found beside it (Ansible looks in <playbook dir>/templates).
+    const rotationTicketKey = Buffer.from(rawPublicKey(ticketSigningKeyFromSeed(randomBytes(32)))).toString('base64');
+    const rotationSealKey = randomBytes(32).toString('base64');
     const playbook = join(dir, 'play', 'render.yml');
     mkdirSync(join(dir, 'play', 'templates'), { recursive: true });
     for (const [role, template] of [['relay', 'relay.yaml.j2'], ['coordinator', 'coordinator.yaml.j2']] as const) symlinkSync(join(ANSIBLE, 'roles', role, 'templates', template), join(dir, 'play', 'templates', template));
@@ -101,6 +103,8 @@ describe('deploy/ansible', () => {
         '-e', 'slipstream_release=checkout',
         '-e', 'slipstream_group=root',
         '-e', 'ansible_python_interpreter=/usr/bin/python3',
+        // A key rotation in progress: each relay accepts one more ticket key and seal key.
+        '-e', JSON.stringify({ relay_additional_ticket_public_keys: [rotationTicketKey], relay_additional_seal_keys: [rotationSealKey] }),
       ]);
       assert.equal(r.status, 0, r.out);
       assert.match(r.out, /failed=0/);
@@ -118,6 +122,8 @@ describe('deploy/ansible', () => {
         assert.deepEqual(config.core.rules.map((r) => r.name), ['game-udp', 'lobby'], host);
         assert.ok(config.core.tunnel, `${host}: tunnel`);
         assert.equal(config.drainTimeoutMs, 900_000);
+        assert.equal(config.core.tunnel.additionalTicketPublicKeys?.length, 1, `${host}: the rotation's extra ticket key`);
+        assert.deepEqual(config.core.tunnel.additionalSealKeys, [new Uint8Array(Buffer.from(rotationSealKey, 'base64'))], `${host}: the rotation's extra seal key`);
         assert.equal(config.coordinatorFleetSecret, 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=');
         fleetSecrets.add(config.coordinatorFleetSecret);
         assert.match(readFileSync(join(dir, 'etc', host, 'relay.yaml'), 'utf8'), new RegExp(`region ${region}`));

@@ -176,19 +176,24 @@ function malformed(failure: ParseFailureValue, detail: string): TicketRefusal {
  * Verifies a ticket from untrusted bytes: format, signature, then expiry against
  * `wallNowMs` (Unix epoch ms) with `clockSkewMs` of tolerance. Never throws.
  * Unparseable and badly signed tickets are both `SLIP_ERR_TICKET_FORGED`.
+ * `verifyKey` may be a list (during a signing-key rotation): the signature must verify
+ * with one of them; the first is tried first, so put the key in use there.
  */
-export function verifyTicket(bytes: Uint8Array, verifyKey: KeyObject, wallNowMs: number, clockSkewMs = TICKET_CLOCK_SKEW_MS): TicketVerifyResult {
+export function verifyTicket(bytes: Uint8Array, verifyKey: KeyObject | readonly KeyObject[], wallNowMs: number, clockSkewMs = TICKET_CLOCK_SKEW_MS): TicketVerifyResult {
   if (bytes.length > TICKET_BYTES_MAX) return malformed(ParseFailure.TooLong, `${bytes.length} bytes`);
   if (bytes.length < 2 + SIGNATURE_BYTES + 1) return malformed(ParseFailure.TooShort, `${bytes.length} bytes`);
   const claimsLength = (bytes[0]! << 8) | bytes[1]!;
   if (2 + claimsLength + SIGNATURE_BYTES !== bytes.length) return malformed(ParseFailure.BadShape, 'length fields disagree');
   const signed = bytes.subarray(0, 2 + claimsLength);
   const signature = bytes.subarray(2 + claimsLength);
-  let valid: boolean;
-  try {
-    valid = verify(null, signed, verifyKey, signature);
-  } catch {
-    valid = false;
+  let valid = false;
+  for (const key of Array.isArray(verifyKey) ? (verifyKey as readonly KeyObject[]) : [verifyKey as KeyObject]) {
+    try {
+      valid = verify(null, signed, key, signature);
+    } catch {
+      valid = false;
+    }
+    if (valid) break;
   }
   if (!valid) return { ok: false, code: ErrorCode.TicketForged, detail: 'signature does not verify with the configured ticket public key' };
   let raw: unknown;
@@ -231,10 +236,20 @@ function validExit(relayId: unknown, address: unknown): boolean {
 }
 
 /**
- * Unseals the session key of a verified ticket with the fleet seal key. Returns
+ * Unseals the session key of a verified ticket with the fleet seal key (32 bytes), or
+ * with any of a list of them during a seal-key rotation (tried in order). Returns
  * undefined when the seal does not open (wrong fleet key, or a tampered ticket).
  */
-export function openSessionKey(claims: TicketClaims, sealKey: Uint8Array): Uint8Array | undefined {
+export function openSessionKey(claims: TicketClaims, sealKey: Uint8Array | readonly Uint8Array[]): Uint8Array | undefined {
+  if (sealKey instanceof Uint8Array) return openWithSealKey(claims, sealKey);
+  for (const key of sealKey) {
+    const opened = openWithSealKey(claims, key);
+    if (opened !== undefined) return opened;
+  }
+  return undefined;
+}
+
+function openWithSealKey(claims: TicketClaims, sealKey: Uint8Array): Uint8Array | undefined {
   if (sealKey.length !== SEAL_KEY_BYTES) return undefined;
   try {
     const decipher = createDecipheriv('aes-256-gcm', sealKey, claims.sealNonce);

@@ -76,7 +76,7 @@ const FLEET_KEYS = ['relayId', 'region', 'latitude', 'longitude', 'tunnelAddress
 const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'connectTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny', 'connectionBytesPerSecond', 'bytesPerSecond'];
 const HEALTH_KEYS = ['mode', 'intervalMs', 'timeoutMs', 'failuresToDown', 'successesToUp', 'udpPayloadHex'];
 const LIMIT_KEYS = ['sessionsMax', 'sessionsPerSourceMax', 'newSessionsPerSourcePerSecond', 'sourcePacketsPerSecond', 'sourceBytesPerSecond', 'sessionPacketsPerSecond', 'sessionBytesPerSecond', 'unauthenticatedPacketsPerSecond', 'burstMs'];
-const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'sealKey', 'sealKeyFile', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs'];
+const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'additionalTicketPublicKeys', 'sealKey', 'sealKeyFile', 'additionalSealKeys', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs'];
 const FEC_KEYS = ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs', 'adaptive', 'overheadMax'];
 const RATE_MAX = 1e10;
 
@@ -156,6 +156,21 @@ function base64Key(reader: ConfigReader, path: ConfigPath, bytes: number, text: 
   return new Uint8Array(raw);
 }
 
+/** At most this many extra ticket public keys or seal keys: a rotation needs one or two. */
+const ADDITIONAL_KEYS_MAX = 4;
+
+/** A list of base64 keys (default empty), each `bytes` long, none repeating `inUse` or another. */
+function base64KeyList(reader: ConfigReader, path: ConfigPath, bytes: number, inUse: Uint8Array[]): Uint8Array[] {
+  const count = reader.sequenceLength(path, { optional: true, maxItems: ADDITIONAL_KEYS_MAX });
+  const keys: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const key = base64Key(reader, [...path, i], bytes, reader.string([...path, i]));
+    if ([...inUse, ...keys].some((k) => Buffer.compare(k, key) === 0)) reader.fail([...path, i], 'repeats a key already configured; list only the other key of the rotation');
+    keys.push(key);
+  }
+  return keys;
+}
+
 const RELAY_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** `tunnel.relayId`, else `fleet.relayId` (checked again with the rest of `fleet`), as the spread for {@link TunnelSpec.relayId}. */
@@ -184,6 +199,9 @@ function tunnel(reader: ConfigReader): TunnelSpec | undefined {
   } else {
     sealKey = base64Key(reader, [...p, 'sealKey'], SEAL_KEY_BYTES, reader.string([...p, 'sealKey'], { patternText: 'the fleet seal key, 32 bytes in base64 (or give sealKeyFile)' }));
   }
+  // Key rotation: further keys accepted besides the one in use, at most a few.
+  const additionalTicketPublicKeys = base64KeyList(reader, [...p, 'additionalTicketPublicKeys'], 32, [publicKey]);
+  const additionalSealKeys = base64KeyList(reader, [...p, 'additionalSealKeys'], SEAL_KEY_BYTES, [sealKey]);
   const origins = new Map<string, { address: string; port: number }>();
   for (const name of reader.mapKeys([...p, 'origins'], { optional: true })) {
     const o = hostPort(reader, [...p, 'origins', name], false);
@@ -211,6 +229,8 @@ function tunnel(reader: ConfigReader): TunnelSpec | undefined {
     listenPort: listen.port,
     ticketPublicKey: ticketVerifyKeyFromRaw(publicKey),
     sealKey,
+    ...(additionalTicketPublicKeys.length > 0 ? { additionalTicketPublicKeys: additionalTicketPublicKeys.map((raw) => ticketVerifyKeyFromRaw(raw)) } : {}),
+    ...(additionalSealKeys.length > 0 ? { additionalSealKeys } : {}),
     origins,
     allowOriginCidrs: cidrs(reader, [...p, 'allowOriginCidrs']),
     idleTimeoutMs: reader.number([...p, 'idleTimeoutMs'], { min: C.IDLE_TIMEOUT_MS_MIN, max: C.IDLE_TIMEOUT_MS_MAX, integer: true, unit: 'ms', default: C.TUNNEL_IDLE_TIMEOUT_MS_DEFAULT }),

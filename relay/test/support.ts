@@ -83,7 +83,7 @@ export interface ClientSession {
 }
 
 /** Mints a ticket (valid by default) with a fresh session id and key from `rng`. */
-export function mintTicket(rng: Rng, options: { origin?: string; expiresInMs?: number; key?: typeof signingKey; sessionIdHex?: string; pps?: number; bps?: number } = {}): ClientSession {
+export function mintTicket(rng: Rng, options: { origin?: string; expiresInMs?: number; key?: typeof signingKey; sealWith?: Uint8Array; sessionIdHex?: string; pps?: number; bps?: number } = {}): ClientSession {
   const high = rng.nextUint32();
   const low = rng.nextUint32();
   const hex = sessionIdToHex(high, low);
@@ -99,7 +99,7 @@ export function mintTicket(rng: Rng, options: { origin?: string; expiresInMs?: n
       sealNonce: rng.fillBytes(new Uint8Array(12)),
     },
     options.key ?? signingKey,
-    sealKey,
+    options.sealWith ?? sealKey,
   );
   return { high, low, hex, key, ticket };
 }

@@ -122,6 +122,13 @@ export interface TunnelSpec {
   readonly ticketPublicKey: KeyObject;
   /** The fleet seal key (32 bytes) session keys are sealed under. */
   readonly sealKey: Uint8Array;
+  /**
+   * Further ticket public keys accepted besides {@link ticketPublicKey} (default none):
+   * during a signing-key rotation, the coordinators' next or previous key.
+   */
+  readonly additionalTicketPublicKeys?: readonly KeyObject[];
+  /** Further seal keys (32 bytes each) tried after {@link sealKey} (default none): a seal-key rotation. */
+  readonly additionalSealKeys?: readonly Uint8Array[];
   /** Origins tickets may name by name → address. */
   readonly origins: ReadonlyMap<string, { readonly address: string; readonly port: number }>;
   /** `host:port` origins in tickets are accepted only inside these blocks (default none: names only). */

@@ -1598,7 +1598,8 @@ export class RelayCore {
       this.drops[DropReason.RateLimitedNewSessions]++;
       return;
     }
-    const verified = verifyTicket(open.ticket, tunnel.ticketPublicKey as KeyObject, this.components.wallClockMs(), tunnel.clockSkewMs);
+    const verifyKeys = tunnel.additionalTicketPublicKeys?.length ? [tunnel.ticketPublicKey, ...tunnel.additionalTicketPublicKeys] : tunnel.ticketPublicKey;
+    const verified = verifyTicket(open.ticket, verifyKeys as KeyObject | KeyObject[], this.components.wallClockMs(), tunnel.clockSkewMs);
     if (!verified.ok) return this.reject(from, receivedBytes, high, low, verified.code, verified.detail);
     const claims = verified.claims;
     if (claims.sessionId !== idHex) return this.reject(from, receivedBytes, high, low, ErrorCode.TicketMismatch, 'the ticket is for another session id than the packet header');
@@ -1607,7 +1608,7 @@ export class RelayCore {
     if (origin === undefined) return this.reject(from, receivedBytes, high, low, ErrorCode.TicketWrongOrigin, `this relay does not serve origin '${claims.origin.slice(0, 64)}'`);
     const fecMode = open.fecModes.find((mode) => (tunnel.fec.modes as readonly string[]).includes(mode)) ?? (open.fecModes.length === 0 ? 'off' : undefined);
     if (fecMode === undefined) return this.reject(from, receivedBytes, high, low, ErrorCode.FecUnsupported, `relay FEC modes: ${tunnel.fec.modes.join(',')}`);
-    const key = openSessionKey(claims, tunnel.sealKey);
+    const key = openSessionKey(claims, tunnel.additionalSealKeys?.length ? [tunnel.sealKey, ...tunnel.additionalSealKeys] : tunnel.sealKey);
     if (key === undefined) return this.reject(from, receivedBytes, high, low, ErrorCode.TicketForged, 'the session key does not open with this fleet seal key');
     const source = this.sourceFor(nowMs, from.address);
     if (source === undefined) {
