@@ -931,7 +931,12 @@ export class TunnelClient {
     if (check === undefined || nowMs < check.atMs) return;
     this.sessionCheck = undefined;
     const link = this.currentLink();
-    if (link === undefined || link.id !== check.relayId) return;
+    if (link === undefined || link.id !== check.relayId) {
+      // No longer the current relay (or no longer open): the check lapses.
+      const checked = this.relays.get(check.relayId);
+      if (checked !== undefined) checked.rechecking = false;
+      return;
+    }
     if (link.delivered !== check.delivered || (check.reopens > 0 && !link.rechecking)) {
       // Delivering, or the relay accepted the re-sent open: the session is there.
       link.rechecking = false;
