@@ -40,6 +40,8 @@ export const ErrorCode = {
   FecUnsupported: 'SLIP_ERR_FEC_UNSUPPORTED',
   /** The relay has no session with this id (it restarted, or the session ended); open the session again. */
   UnknownSession: 'SLIP_ERR_UNKNOWN_SESSION',
+  /** A simulation stopped making progress in virtual time (an event storm or a timer re-armed at the same instant forever); the message names the event that repeats. */
+  SimLivelock: 'SLIP_ERR_SIM_LIVELOCK',
 } as const;
 
 /** One of the {@link ErrorCode} values. */

@@ -45,7 +45,7 @@ export class SimRelay {
     this.timer = init.network.createTimer((now) => {
       this.core.handleTimeout(now);
       this.flush();
-    });
+    }, { what: 'relay core timer', host: init.host.address });
     this.core.start(init.network.now());
     this.flush();
   }

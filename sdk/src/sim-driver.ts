@@ -46,8 +46,8 @@ export class SimTunnelClient {
     this.timer = init.network.createTimer((now) => {
       this.core.handleTimeout(now);
       this.flush();
-    });
-    this.refreshTimer = init.network.createTimer(() => this.lookup());
+    }, { what: 'SDK core timer', host: init.host.address });
+    this.refreshTimer = init.network.createTimer(() => this.lookup(), { what: 'SDK candidate refresh', host: init.host.address });
     this.lookup();
   }
 

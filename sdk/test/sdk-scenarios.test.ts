@@ -128,6 +128,28 @@ test('the current relay crashes and restarts during a blackout of every path (sm
   }
 });
 
+test('the current relay crashes and restarts before it is judged dead (small datagrams): a session check re-opens the session and traffic resumes (5 seeds; swarm seed 432)', (t) => {
+  for (let seed = 81; seed <= 85; seed++) {
+    // 8-byte datagrams: the restarted relay cannot answer them with "unknown session"
+    // (anti-amplification), and 300 ms down is under the 450 ms that judge it dead.
+    const s = new SdkScenario({ seed, relays: THREE, payloadBytes: 8 });
+    s.startTraffic(60);
+    s.runUntil(s.nowMs + 5000);
+    const relay = s.client.core.current!;
+    const killMs = s.nowMs;
+    s.killRelay(relay);
+    s.runUntil(killMs + 300);
+    s.restartRelay(relay);
+    s.runUntil(killMs + 5000);
+    const gap = s.longestGapMs(killMs - 1000, killMs + 5000);
+    t.diagnostic(`seed ${seed}: gap ${gap.toFixed(0)} ms for a 300 ms crash and restart of ${relay}; now on ${s.client.core.current}, ${s.client.core.stats().failovers} failovers`);
+    assert.ok(gap < 1000, `seed ${seed}: gap ${gap} ms`);
+    assert.ok(s.client.core.isOpen, `seed ${seed}: session ended`);
+    const late = s.deliveredLoss(killMs + 2000, killMs + 4500);
+    assert.ok(late.upstream === 0 && late.downstream === 0, `seed ${seed}: loss after recovery ${JSON.stringify(late)}`);
+  }
+});
+
 test('coordinator outage: a running session continues, and still fails over from cached candidates', (t) => {
   const s = new SdkScenario({ seed: 21, relays: THREE });
   s.startTraffic(60);

@@ -76,10 +76,13 @@ export const RECOVERY_PROBE_INTERVAL_MS_MAX = PROBE_OTHER_INTERVAL_MS_DEFAULT;
  */
 export const RECOVERY_GRACE_MS = 300;
 /**
- * After the silent current relay answers again, if its session has delivered nothing
- * within `max(this, 3 × SRTT)`, the relay probably restarted during the outage and lost
- * the session (and with small datagrams it cannot say so), so the session is opened
- * afresh, ms. Harmless when wrong: nothing has come since the outage, so a fresh FEC
- * receiver cannot deliver anything twice; it costs one round trip of queued sends.
+ * After the current relay answers again following a silence that made it suspect (or
+ * judged it dead), if its session has delivered nothing within `max(this, 3 × SRTT)`,
+ * the relay probably restarted during the outage and lost the session (and with small
+ * datagrams it cannot say so), so the session's open is re-sent and its accept gets a
+ * fresh FEC receiver, ms. Harmless when wrong: nothing has come since the outage, so a
+ * fresh receiver cannot deliver anything twice, and the session stays usable meanwhile.
  */
 export const RECOVERY_SESSION_CHECK_MS = 300;
+/** Opens a session check re-sends (one per check period) before reopening the session outright. */
+export const SESSION_RECHECK_OPENS_MAX = 3;

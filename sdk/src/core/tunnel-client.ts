@@ -208,6 +208,11 @@ class RelayLink {
   plainSequence = 0;
   /** Application packets delivered from this relay's session. */
   delivered = 0;
+  /**
+   * A session check found the open session silent and re-sent its open (see
+   * {@link TunnelClient.checkSessionAfterOutage}); cleared by the accept (or a refusal).
+   */
+  rechecking = false;
   estimateMs: number | undefined;
   restMs: number;
   constructor(
@@ -303,8 +308,12 @@ export class TunnelClient {
   private recovered = 0;
   private pathChallenges = 0;
   private selectorDeadlineMs: number | undefined = undefined;
-  /** After the silent current relay came back: when to check that its session still delivers, and the counts then. */
-  private sessionCheck: { readonly atMs: number; readonly relayId: string; readonly delivered: number } | undefined = undefined;
+  /**
+   * After the current relay was silent long enough to be suspect (or judged dead) and
+   * answers again: when to check that its session still delivers, the count then, and
+   * the opens the check has re-sent so far.
+   */
+  private sessionCheck: { readonly atMs: number; readonly relayId: string; readonly delivered: number; readonly reopens: number } | undefined = undefined;
   /** Time of the latest input, ms. */
   private lastNowMs = Number.NEGATIVE_INFINITY;
 
@@ -440,7 +449,7 @@ export class TunnelClient {
     }
     const link = this.byEndpoint.get(endpointKey(from));
     if (link === undefined) return;
-    link.lastRxMs = nowMs;
+    this.heardFrom(nowMs, link);
     switch (h.type) {
       case PacketType.Data:
       case PacketType.Parity:
@@ -635,7 +644,7 @@ export class TunnelClient {
     this.outstanding.delete(seq);
     const link = this.relays.get(p.relayId);
     if (link === undefined) return;
-    link.lastRxMs = nowMs;
+    this.heardFrom(nowMs, link);
     // Time the relay held the probe is not path delay.
     const rttMs = Math.max(0, nowMs - p.sentMs - Math.max(0, fields.relaySendMs - fields.relayReceiveMs));
     this.selector.handleProbeResult(nowMs, link.id, rttMs);
@@ -715,6 +724,7 @@ export class TunnelClient {
         link.exit = m.exit;
         link.receiver = this.receiverFor(m.fecMode, m.exit);
       }
+      link.rechecking = false;
       if (first) {
         link.fecMode = m.fecMode;
         link.exit = m.exit;
@@ -771,7 +781,9 @@ export class TunnelClient {
   }
 
   private onRefused(nowMs: number, link: RelayLink, code: string, message: string): void {
-    if (link.sessionState !== 'opening') return;
+    // A session check's open is answered like any open: a restarted relay may be full now.
+    if (link.sessionState !== 'opening' && !(link.sessionState === 'open' && link.rechecking)) return;
+    link.rechecking = false;
     // A reject is unauthenticated: once the connection is open, a ticket refusal only
     // takes this relay out (a spoofed one must not end a working connection; a real
     // revocation ends the open sessions with an authenticated Close).
@@ -804,10 +816,10 @@ export class TunnelClient {
 
   private applySelection(nowMs: number, e: SelectionEvent): void {
     const previous = this.currentId;
-    if (e.reason === 'relay-back' && e.currentId !== undefined) {
-      const srtt = this.selector.figures(e.currentId)?.rttMs ?? 0;
+    if (e.reason === 'relay-back' && e.currentId !== undefined && this.sessionCheck?.relayId !== e.currentId) {
+      // Usually armed already by the answer that ended the silence (see heardFrom).
       const link = this.relays.get(e.currentId);
-      this.sessionCheck = { atMs: nowMs + Math.max(C.RECOVERY_SESSION_CHECK_MS, 3 * srtt), relayId: e.currentId, delivered: link?.delivered ?? 0 };
+      if (link !== undefined) this.armSessionCheck(nowMs, link, 0);
     }
     this.backupId = this.warmBackup ? e.backupId : undefined;
     if (e.currentId !== previous) {
@@ -884,19 +896,60 @@ export class TunnelClient {
   }
 
   /**
-   * The current relay answers probes again after an outage, but if its session has
-   * delivered nothing since, the relay probably restarted meanwhile and lost it (with
-   * small datagrams it cannot say so: its "unknown session" answer would be larger than
-   * what it got, and a keepalive would re-create it under a numbering our receiver
-   * rejects): open the session afresh, with a fresh FEC receiver. See
-   * {@link C.RECOVERY_SESSION_CHECK_MS}.
+   * A packet from `link`. When it ends a silence of the current relay long enough to
+   * make it suspect, the relay may have crashed and restarted meanwhile, too quickly to
+   * be judged dead, and lost our session: arm a session check.
+   */
+  private heardFrom(nowMs: number, link: RelayLink): void {
+    if (this.sessionCheck === undefined && link.id === this.currentId && link.sessionState === 'open' && nowMs - link.lastRxMs >= this.suspectAfterMs(link.id)) this.armSessionCheck(nowMs, link, 0);
+    link.lastRxMs = nowMs;
+  }
+
+  private armSessionCheck(nowMs: number, link: RelayLink, reopens: number): void {
+    const srtt = this.selector.figures(link.id)?.rttMs ?? 0;
+    this.sessionCheck = { atMs: nowMs + Math.max(C.RECOVERY_SESSION_CHECK_MS, 3 * srtt), relayId: link.id, delivered: link.delivered, reopens };
+  }
+
+  /**
+   * The current relay answers again after a silence (suspect or dead), but if its
+   * session has delivered nothing since, the relay probably restarted meanwhile and lost
+   * it (with small datagrams it cannot say so: its "unknown session" answer would be
+   * larger than what it got). Re-send the session's open: a relay that still holds the
+   * session just accepts again, one that lost it re-creates it with a downstream
+   * numbering that starts afresh, so the link gets a fresh FEC receiver now (not at the
+   * accept: the re-created session's data may overtake a lost accept, and a receiver
+   * replaced after delivering some of it would deliver their copies again). Nothing was
+   * delivered since the outage, so the fresh receiver cannot deliver anything twice.
+   * The session stays usable meanwhile, so a check that was wrong (loss, or a game whose
+   * server is quiet) costs one datagram each way and no stall. Re-sent up to
+   * {@link C.SESSION_RECHECK_OPENS_MAX} times while unanswered; then the session is
+   * reopened outright (sends queue until it opens; a relay that never accepts is
+   * marked unreachable). See {@link C.RECOVERY_SESSION_CHECK_MS}.
    */
   private checkSessionAfterOutage(nowMs: number): void {
     const check = this.sessionCheck;
     if (check === undefined || nowMs < check.atMs) return;
     this.sessionCheck = undefined;
     const link = this.currentLink();
-    if (link === undefined || link.id !== check.relayId || link.delivered !== check.delivered) return;
+    if (link === undefined || link.id !== check.relayId) {
+      // No longer the current relay (or no longer open): the check lapses.
+      const checked = this.relays.get(check.relayId);
+      if (checked !== undefined) checked.rechecking = false;
+      return;
+    }
+    if (link.delivered !== check.delivered || (check.reopens > 0 && !link.rechecking)) {
+      // Delivering, or the relay accepted the re-sent open: the session is there.
+      link.rechecking = false;
+      return;
+    }
+    if (check.reopens < C.SESSION_RECHECK_OPENS_MAX) {
+      if (check.reopens === 0) link.receiver = this.receiverFor(link.fecMode, link.exit);
+      link.rechecking = true;
+      this.sendOpen(nowMs, link);
+      this.armSessionCheck(nowMs, link, check.reopens + 1);
+      return;
+    }
+    link.rechecking = false;
     link.sessionState = 'opening';
     link.openAttempts = 0;
     link.nextOpenMs = nowMs;

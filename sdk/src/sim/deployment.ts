@@ -252,7 +252,7 @@ export class SimDeployment {
     const coordinatorHost = net.addHost(init.coordinatorAddress);
     this.coordinator = new CoordinatorCore({ leaseMs: SIM_LEASE_MS, origins: init.origins.map((o) => ({ name: o.name, address: `${o.address}:${SIM_ORIGIN_PORT}` })) });
     new CoordinatorSimDriver(this.coordinator, coordinatorHost.bind(SIM_COORDINATOR_PORT), net, (callback) => {
-      const timer = net.createTimer(callback);
+      const timer = net.createTimer(callback, { what: 'coordinator core timer', host: init.coordinatorAddress });
       return { set: (at: number) => timer.set(Math.max(at, net.now())) };
     });
 
@@ -348,7 +348,7 @@ export class SimDeployment {
       }
       for (const size of mediaFrame(traffic, c.frame++)) this.sendGame(c, to, size);
       c.timer!.set(now + 1000 / traffic.framesPerSecond);
-    });
+    }, { what: 'game traffic', host: c.spec.address });
     c.timer.set(net.now());
   }
 
@@ -371,14 +371,14 @@ export class SimDeployment {
     const coordinator = this.init.coordinatorAddress;
     // An HTTP request is a round trip: it needs the partition-free path both ways.
     if (net.isPartitioned(c.spec.address, coordinator)) {
-      net.schedule(net.now() + 1000, () => done(new Error('coordinator unreachable (partition)')));
+      net.schedule(net.now() + 1000, () => done(new Error('coordinator unreachable (partition)')), { what: 'route lookup', host: c.spec.address });
       return;
     }
     const rttMs = (net.link(c.spec.address, coordinator).model.delayMs ?? 0) + (net.link(coordinator, c.spec.address).model.delayMs ?? 0);
     net.schedule(net.now() + rttMs + (this.init.routeProcessingMs ?? 5), () => {
       if (net.isPartitioned(c.spec.address, coordinator)) done(new Error('coordinator unreachable (partition)'));
       else done(this.route(c));
-    });
+    }, { what: 'route lookup', host: c.spec.address });
   }
 
   private sendGame(c: DeploymentClient, to: Endpoint, sizeBytes: number): void {

@@ -165,7 +165,7 @@ export class RelayAgent {
         s.srttMs += (rtt - s.srttMs) / 8;
       }
     });
-    this.timer = network.createTimer((now) => this.tick(now));
+    this.timer = network.createTimer((now) => this.tick(now), { what: 'relay agent timer', host: host.address });
     this.socket.send(this.register, coordinator);
     this.tick(network.now());
   }
@@ -187,17 +187,25 @@ export class RelayAgent {
         this.socket.send(stamp, this.origins[i]!.probe);
       }
     }
-    if (now >= this.nextReportMs && this.state.some((s) => s.srttMs !== undefined)) {
-      this.nextReportMs = now + AGENT_REPORT_MS;
-      this.origins.forEach((origin, i) => {
-        const s = this.state[i]!;
-        if (s.srttMs === undefined) return;
-        // The latest probe may still be in flight: judge the ones before it.
-        const loss = s.probes <= 1 ? 0 : Math.max(0, 1 - s.answered / (s.probes - 1));
-        this.socket.send(encodeControl({ type: 'pathReport', reporterId: this.relayId, targetId: origin.name, rttMs: s.srttMs, jitterMs: s.jitterMs, lossFraction: Math.min(1, loss), samples: s.answered }), this.coordinator);
-      });
+    if (now >= this.nextReportMs) {
+      // Nothing answered yet (a relay restarted while its origin path is dark): try at
+      // the next probe round. The deadline must move on either way: left in the past it
+      // re-armed the timer at `now` forever, a livelock in virtual time (swarm seeds 251, 470).
+      const answered = this.state.some((s) => s.srttMs !== undefined);
+      this.nextReportMs = answered ? now + AGENT_REPORT_MS : this.nextProbeMs;
+      if (answered) this.report();
     }
     this.timer.set(Math.min(this.nextHeartbeatMs, this.nextProbeMs, this.nextReportMs));
+  }
+
+  private report(): void {
+    this.origins.forEach((origin, i) => {
+      const s = this.state[i]!;
+      if (s.srttMs === undefined) return;
+      // The latest probe may still be in flight: judge the ones before it.
+      const loss = s.probes <= 1 ? 0 : Math.max(0, 1 - s.answered / (s.probes - 1));
+      this.socket.send(encodeControl({ type: 'pathReport', reporterId: this.relayId, targetId: origin.name, rttMs: s.srttMs, jitterMs: s.jitterMs, lossFraction: Math.min(1, loss), samples: s.answered }), this.coordinator);
+    });
   }
 
   /** Stops the agent (a crashed relay's agent dies with it) and closes its socket. */

@@ -21,6 +21,18 @@ export interface SimEventHandler {
    * the handler may schedule more events, including at `nowMs`.
    */
   handleEvent(kind: number, payload: unknown, nowMs: number): void;
+  /**
+   * What an event of this handler is, for diagnostics (the livelock guard names the
+   * event that repeats). Optional; called only off the hot path.
+   */
+  describeEvent?(kind: number, payload: unknown): SimEventDescription;
+}
+
+/** What an event is, for diagnostics: e.g. `{what: 'relay core timer', host: '10.1.0.2'}`. */
+export interface SimEventDescription {
+  readonly what: string;
+  /** Address of the host it runs on, when known. */
+  readonly host?: string;
 }
 
 /** Initial slot capacity; the queue doubles it when full. */
@@ -75,6 +87,14 @@ export class EventQueue implements Clock {
   /** Number of events run since construction. */
   get dispatchedCount(): number {
     return this.dispatched;
+  }
+
+  /** What the earliest waiting event is (diagnostics; see {@link SimEventHandler.describeEvent}), or undefined when none waits. */
+  describeNext(): SimEventDescription | undefined {
+    if (this.count === 0) return undefined;
+    const slot = this.heapSlot[0]!;
+    const handler = this.handler[slot]!;
+    return handler.describeEvent?.(this.kind[slot]!, this.payload[slot]) ?? { what: `${handler.constructor.name} event ${this.kind[slot]!}` };
   }
 
   /** Due time (ms) of the earliest waiting event, or `Infinity` when none waits. */
@@ -248,10 +268,12 @@ export class SimTimer implements SimEventHandler {
   /**
    * @param queue the queue (clock) the timer runs on
    * @param callback called with the virtual time when the deadline passes
+   * @param label what the timer is for and where it runs (diagnostics)
    */
   constructor(
     private readonly queue: EventQueue,
     private readonly callback: (nowMs: number) => void,
+    readonly label?: SimEventDescription,
   ) {}
 
   /** Arms (or re-arms) the timer to fire once at virtual time `atMs` (ms; past = now). */
@@ -276,6 +298,11 @@ export class SimTimer implements SimEventHandler {
   /** The pending deadline in ms, or `undefined` when not armed. */
   get deadlineMs(): number | undefined {
     return this.armedGeneration === -1 ? undefined : this.deadline;
+  }
+
+  /** @internal Diagnostics: the timer's label. */
+  describeEvent(): SimEventDescription {
+    return this.label ?? { what: 'timer' };
   }
 
   /** @internal Called by the queue. */

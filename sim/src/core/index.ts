@@ -3,7 +3,7 @@
  * with its UDP sockets, packet fates, and the single-link experiment behind
  * `slipstream sim link`. Sans-IO: nothing here reads a clock, a timer or a socket.
  */
-export { EventQueue, SimTimer, type SimEventHandler } from './event-queue.js';
+export { EventQueue, SimTimer, type SimEventDescription, type SimEventHandler } from './event-queue.js';
 export {
   DropReason,
   dropReasonName,
@@ -32,3 +32,4 @@ export {
   type LinkExperimentInit,
   type LinkReport,
 } from './link-experiment.js';
+export { runUntilBounded, SimLivelockError, SIM_EVENTS_PER_SECOND_MAX_DEFAULT, SIM_LIVELOCK_SAMPLE_EVENTS, type SimLivelockDetails } from './event-budget.js';

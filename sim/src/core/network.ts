@@ -10,7 +10,7 @@
 import { ErrorCode, SimConfigError, SlipError } from '../../../proto/src/errors.js';
 import { Rng } from '../../../proto/src/rng.js';
 import type { Endpoint, ReceiveHandler, Transport } from '../../../proto/src/transport.js';
-import { EventQueue, SimTimer, type SimEventHandler } from './event-queue.js';
+import { EventQueue, SimTimer, type SimEventDescription, type SimEventHandler } from './event-queue.js';
 import { PacketFate, type FateSink } from './fate.js';
 import { DropReason, LinkDirection, validateLinkModel, type DropReasonValue, type LinkModelSpec } from './link.js';
 
@@ -325,15 +325,24 @@ export class SimNetwork implements SimEventHandler {
    * Calls `callback(nowMs)` once at virtual time `atMs` (past times run now).
    * @returns the timer; `clear()` cancels it, `set()` re-arms it
    */
-  schedule(atMs: number, callback: (nowMs: number) => void): SimTimer {
-    const timer = new SimTimer(this.queue, callback);
+  schedule(atMs: number, callback: (nowMs: number) => void, label?: SimEventDescription): SimTimer {
+    const timer = new SimTimer(this.queue, callback, label);
     timer.set(atMs);
     return timer;
   }
 
-  /** A reusable, initially disarmed timer: what a driver uses for a core's `pollTimeout()`. */
-  createTimer(callback: (nowMs: number) => void): SimTimer {
-    return new SimTimer(this.queue, callback);
+  /**
+   * A reusable, initially disarmed timer: what a driver uses for a core's `pollTimeout()`.
+   * `label` (what it is for, on which host) names it in diagnostics such as the livelock guard's.
+   */
+  createTimer(callback: (nowMs: number) => void, label?: SimEventDescription): SimTimer {
+    return new SimTimer(this.queue, callback, label);
+  }
+
+  /** @internal Diagnostics: a delivery, by its endpoints. */
+  describeEvent(_kind: number, payload: unknown): SimEventDescription {
+    const packet = payload as SimPacket;
+    return { what: `datagram ${packet.from!.address}:${packet.from!.port} → ${packet.toHost!.address}:${packet.toPort}`, host: packet.toHost!.address };
   }
 
   /** Runs every event due at or before `untilMs` and leaves the clock at `untilMs`. Returns the events run. */

@@ -12,6 +12,7 @@
  */
 import type { LinkModelSpec } from '../core/link.js';
 import { SimNetwork } from '../core/network.js';
+import { runUntilBounded, SIM_EVENTS_PER_SECOND_MAX_DEFAULT } from '../core/event-budget.js';
 import { PATH_DIRECT, PATH_TUNNEL, SimDeployment, type DeploymentClientSpec } from '../../../sdk/src/sim/deployment.js';
 import { mergeLinkModel } from './load.js';
 import { mergeSamples, pathQoe, pathSeries, roundFraction, samplePath, type PathQoe, type PathSamples } from './qoe.js';
@@ -66,6 +67,16 @@ export interface RelayPeak {
   peakSources: number;
 }
 
+/** Options of a {@link ScenarioRun}. */
+export interface ScenarioRunOptions {
+  /** `false` skips the direct comparison traffic (the swarm checks Slipstream only). Default true. */
+  readonly directPath?: boolean;
+  /** Livelock guard: events one simulated second may take. Default {@link SIM_EVENTS_PER_SECOND_MAX_DEFAULT}. */
+  readonly maxEventsPerSecond?: number;
+  /** The command that replays this run, for failure messages. Default `slipstream sim run FILE --seed S`. */
+  readonly replay?: string;
+}
+
 /** Host name → address, in the layout of the module comment. */
 export function scenarioAddresses(s: Scenario): Map<string, string> {
   const out = new Map<string, string>();
@@ -95,17 +106,19 @@ export class ScenarioRun {
   private readonly relaySeries: (string | null)[][];
   /** Each player's measurement window start, ms. */
   private readonly windowStartMs: number[] = [];
+  private readonly options: ScenarioRunOptions;
 
   /**
    * Builds the network and deployment and schedules everything; {@link run} runs it.
    * @param seed the run's seed (the network's links and the fleet's keys and tickets)
-   * @param options `directPath: false` skips the direct comparison traffic (the swarm checks Slipstream only)
+   * @param options see {@link ScenarioRunOptions}
    */
   constructor(
     readonly scenario: Scenario,
     readonly seed: number,
-    options: { readonly directPath?: boolean } = {},
+    options: ScenarioRunOptions = {},
   ) {
+    this.options = options;
     const s = scenario;
     const addresses = (this.addresses = scenarioAddresses(s));
     const at = (name: string): string => addresses.get(name)!;
@@ -135,24 +148,32 @@ export class ScenarioRun {
     for (const g of s.clients) {
       for (let k = 0; k < g.members.length; k++) {
         const i = index++;
-        net.schedule(g.startMs, () => this.deployment.startClient(i));
+        net.schedule(g.startMs, () => this.deployment.startClient(i), { what: 'player start', host: at(g.members[k]!) });
       }
     }
-    for (const e of s.events) net.schedule(e.atMs, () => this.apply(e));
-    net.schedule(s.durationMs, () => this.deployment.clients.forEach((_, i) => this.deployment.stopTraffic(i)));
+    for (const e of s.events) net.schedule(e.atMs, () => this.apply(e), { what: `scenario event '${e.kind}'` });
+    net.schedule(s.durationMs, () => this.deployment.clients.forEach((_, i) => this.deployment.stopTraffic(i)), { what: 'end of traffic' });
     const sampler = net.createTimer((now) => {
       this.sampleRelays();
       if (now > 0 && now % SERIES_INTERVAL_MS === 0 && now <= s.durationMs) {
         this.deployment.clients.forEach((c, i) => this.relaySeries[i]!.push(c.tunnel?.core.current ?? null));
       }
       if (now < s.durationMs + SCENARIO_DRAIN_MS) sampler.set(now + RELAY_SAMPLE_MS);
-    });
+    }, { what: 'relay load sampler' });
     sampler.set(0);
   }
 
-  /** Runs to the end (the duration plus {@link SCENARIO_DRAIN_MS}); returns the events the queue ran. */
+  /**
+   * Runs to the end (the duration plus {@link SCENARIO_DRAIN_MS}); returns the events the
+   * queue ran. Throws {@link SimLivelockError} (naming the event that repeats, its host,
+   * the scenario, the seed and the replay command) when one simulated second takes more
+   * than {@link ScenarioRunOptions.maxEventsPerSecond} events, instead of hanging.
+   */
   run(): number {
-    return this.network.runUntil(this.scenario.durationMs + SCENARIO_DRAIN_MS);
+    const names = new Map([...this.addresses].map(([name, address]) => [address, name]));
+    const hostName = (address: string): string => (names.has(address) ? `${names.get(address)!} (${address})` : address);
+    const replay = this.options.replay ?? `slipstream sim run ${this.scenario.file} --seed ${this.seed}`;
+    return runUntilBounded(this.network.queue, this.scenario.durationMs + SCENARIO_DRAIN_MS, this.options.maxEventsPerSecond ?? SIM_EVENTS_PER_SECOND_MAX_DEFAULT, hostName, { run: `scenario ${this.scenario.name}, seed ${this.seed}`, replay });
   }
 
   /** Merges `model` into one direction's model in force. */

@@ -16,7 +16,11 @@
  * - every player recovers: from {@link SWARM_RECOVERY_BOUND_MS} after healing to the
  *   end, its longest silence through Slipstream stays under {@link SWARM_GAP_MS_MAX};
  * - no relay exceeds its limits: tunnel sessions ≤ `sessionsMax` and its per-source
- *   table ≤ 2 × `sessionsMax` + 1024, sampled every 100 ms.
+ *   table ≤ 2 × `sessionsMax` + 1024, sampled every 100 ms;
+ * - the run makes progress: no simulated second takes more than
+ *   {@link SWARM_EVENTS_PER_SECOND_MAX} events (a livelock — a timer re-armed at the same
+ *   instant forever, an event storm — is reported with the event that repeats and its
+ *   host, instead of hanging).
  *
  * Copies of a packet that reach the origin through two different relays are not a
  * violation: the SDK duplicates to its warm backup on purpose while the current relay
@@ -29,6 +33,7 @@ import { PATH_TUNNEL, type TrafficSpec } from '../../../sdk/src/sim/deployment.j
 import type { LinkModelSpec } from '../core/link.js';
 import { samplePath } from '../scenario/qoe.js';
 import { ScenarioRun } from '../scenario/run.js';
+import { SimLivelockError } from '../core/event-budget.js';
 import { SCENARIO_DEFAULT_LINK, type DirectedPair, type Scenario, type ScenarioClientGroup, type ScenarioEvent, type ScenarioHost, type ScenarioLinkEntry, type ScenarioRelaySpec } from '../scenario/schema.js';
 
 /** When players start, ms. */
@@ -47,6 +52,12 @@ export const SWARM_LIVENESS_MS = 12_000;
 export const SWARM_RECOVERY_BOUND_MS = 7000;
 /** Longest silence a recovered player may see, ms. */
 export const SWARM_GAP_MS_MAX = 1000;
+/**
+ * Livelock guard of a seed, events per simulated second: a seed's busiest second takes
+ * about 2,000 (seeds 1–40), so 250 × that is no normal run, and a livelock is caught
+ * after well under a second of CPU.
+ */
+export const SWARM_EVENTS_PER_SECOND_MAX = 500_000;
 
 /** A generated run: the scenario and when its faults heal. */
 export interface SwarmPlan {
@@ -58,7 +69,7 @@ export interface SwarmPlan {
 
 /** One broken invariant. */
 export interface SwarmViolation {
-  readonly invariant: 'wrong-origin' | 'duplicate-delivery' | 'recovery' | 'relay-limits';
+  readonly invariant: 'wrong-origin' | 'duplicate-delivery' | 'recovery' | 'relay-limits' | 'livelock';
   readonly detail: string;
 }
 
@@ -182,11 +193,20 @@ export function planSwarm(seed: number): SwarmPlan {
   return { seed, scenario, healMs };
 }
 
-/** Runs one seed and checks the invariants. */
-export function runSwarmSeed(seed: number): SwarmResult {
+/**
+ * Runs one seed and checks the invariants.
+ * @param options `maxEventsPerSecond`: the livelock guard's budget (default {@link SWARM_EVENTS_PER_SECOND_MAX}; tests lower it)
+ */
+export function runSwarmSeed(seed: number, options: { readonly maxEventsPerSecond?: number } = {}): SwarmResult {
   const plan = planSwarm(seed);
-  const run = new ScenarioRun(plan.scenario, seed, { directPath: false });
-  run.run();
+  const run = new ScenarioRun(plan.scenario, seed, { directPath: false, maxEventsPerSecond: options.maxEventsPerSecond ?? SWARM_EVENTS_PER_SECOND_MAX, replay: replayCommand(seed) });
+  try {
+    run.run();
+  } catch (error) {
+    if (!(error instanceof SimLivelockError)) throw error;
+    const s = plan.scenario;
+    return { seed, players: s.clients.length, relays: s.relays.length, faults: s.events.length, violations: [{ invariant: 'livelock', detail: error.diagnosis }], crossRelayDuplicates: 0, simulatedMs: error.details.atMs };
+  }
   return { ...checkInvariants(plan, run), seed };
 }
 
