@@ -14,7 +14,6 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -23,46 +22,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoordinatorClient } from '../coordinator/src/client.js';
 import { rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
-import { CLI_PATH } from './support/run-cli.js';
+import { CliProcess } from './support/cli-process.js';
+import { freePort } from './support/sockets.js';
+import { eventually } from './support/wait.js';
 
 const LEASE_MS = 1500;
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-key-rotation-'));
-const children = new Set<ChildProcess>();
-after(() => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
-});
-
-interface Proc {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function spawnCli(args: string[]): Proc {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let text = '';
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => (text += c));
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (text += c));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => text, exited };
-}
-
-async function stop(proc: Proc): Promise<void> {
-  if (proc.child.exitCode === null) proc.child.kill('SIGTERM');
-  await proc.exited;
-}
-
-async function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
-  const start = performance.now();
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('fleet-secret rotation without an outage window (deploy/README.md "Key rotation")', () => {
   test('add the new secret to the coordinator, roll the relays, remove the old secret', async () => {
@@ -76,12 +42,7 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
     after(() => origin.close());
     const originPort = (origin.address() as net.AddressInfo).port;
     // A fixed port: relays keep their coordinatorUrl across the coordinator's restarts.
-    const port = await new Promise<number>((resolve) => {
-      const s = net.createServer().listen(0, '127.0.0.1', () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
+    const port = await freePort('tcp');
     const url = `http://127.0.0.1:${port}`;
 
     const coordinatorPath = join(dir, 'coordinator.yaml');
@@ -103,15 +64,15 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
           `  apiKeys: [${apiKey}]`,
         ].join('\n'),
       );
-    const startCoordinator = async (): Promise<Proc> => {
-      const proc = spawnCli(['coordinator', '--config', coordinatorPath]);
-      await until(() => (/listening on http/.test(proc.output()) ? true : proc.child.exitCode !== null ? assert.fail(proc.output()) : undefined), 15_000, 'the coordinator to listen');
+    const startCoordinator = async (): Promise<CliProcess> => {
+      const proc = CliProcess.start(['coordinator', '--config', coordinatorPath]);
+      await eventually(() => (/listening on http/.test(proc.output) ? true : proc.child.exitCode !== null ? assert.fail(proc.output) : undefined), 15_000, 'the coordinator to listen');
       return proc;
     };
     const sdk = new CoordinatorClient({ baseUrl: url });
 
     // A relay as the relay role lays it out: the secret in its own file, read at start.
-    const startRelay = (id: string, secret: string): Proc => {
+    const startRelay = (id: string, secret: string): CliProcess => {
       const secretFile = join(dir, `${id}.fleet.secret`);
       writeFileSync(secretFile, `${secret}\n`);
       const path = join(dir, `${id}.yaml`);
@@ -136,7 +97,7 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
           '  heartbeatIntervalMs: 300',
         ].join('\n'),
       );
-      return spawnCli(['relay', '--config', path]);
+      return CliProcess.start(['relay', '--config', path]);
     };
     const routed = async (): Promise<string[]> => (await sdk.route({ origin: 'game', twoHop: false })).candidates.map((c) => c.relayId).sort();
     const bothRouted = (): Promise<true | undefined> => routed().then((ids) => (ids.join() === 'ams-1,fra-1' ? true : undefined), () => undefined);
@@ -144,17 +105,17 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
     // 0. The fleet on the old secret.
     writeCoordinator(oldSecret, []);
     let coordinator = await startCoordinator();
-    const relays = new Map<string, Proc>([
+    const relays = new Map<string, CliProcess>([
       ['fra-1', startRelay('fra-1', oldSecret)],
       ['ams-1', startRelay('ams-1', oldSecret)],
     ]);
-    await until(bothRouted, 15_000, 'both relays in /v1/route on the old secret');
+    await eventually(bothRouted, 15_000, 'both relays in /v1/route on the old secret');
 
     // 1. The coordinator takes the new secret and keeps the old one.
-    await stop(coordinator);
+    await coordinator.stop();
     writeCoordinator(newSecret, [oldSecret]);
     coordinator = await startCoordinator();
-    await until(bothRouted, 15_000, 'both relays (old secret) back in /v1/route');
+    await eventually(bothRouted, 15_000, 'both relays (old secret) back in /v1/route');
     const during = await sdk.health();
     assert.deepEqual(during.fleetSecrets.relaysOnPrevious.map((r) => r.relayId), ['ams-1', 'fra-1']);
     assert.deepEqual(during.fleetSecrets.relays, { current: 0, previous: 2, unknown: 0 });
@@ -172,11 +133,11 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
           await sleep(100);
         }
       })();
-      await stop(relays.get(id)!);
+      await relays.get(id)!.stop();
       relays.set(id, startRelay(id, newSecret));
       rolled++;
-      await until(async () => ((await sdk.health()).fleetSecrets.relays.current === rolled ? true : undefined), 15_000, `${id} registered on the new secret`);
-      await until(bothRouted, 15_000, `${id} back in /v1/route`);
+      await eventually(async () => ((await sdk.health()).fleetSecrets.relays.current === rolled ? true : undefined), 15_000, `${id} registered on the new secret`);
+      await eventually(bothRouted, 15_000, `${id} back in /v1/route`);
       // Longer than a lease, so a refused heartbeat would have shown.
       await sleep(LEASE_MS + 300);
       watching = false;
@@ -188,21 +149,21 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
     assert.equal((await sdk.health()).fleetSecrets.relays.previous, 0, 'no relay on the old secret: it can go');
 
     // 3. Remove the old secret. The rolled relays stay; a relay still holding it is refused.
-    await stop(coordinator);
+    await coordinator.stop();
     writeCoordinator(newSecret, []);
     coordinator = await startCoordinator();
-    await until(bothRouted, 15_000, 'both rolled relays in /v1/route without the old secret');
+    await eventually(bothRouted, 15_000, 'both rolled relays in /v1/route without the old secret');
     const straggler = startRelay('straggler-1', oldSecret);
-    const refusal = await until(() => /"event":"fleet_error".*"what":"register".*/.exec(straggler.output())?.[0], 15_000, "the straggler's refused registration");
+    const refusal = await eventually(() => /"event":"fleet_error".*"what":"register".*/.exec(straggler.output)?.[0], 15_000, "the straggler's refused registration");
     assert.match(refusal, /coordinator answered 403 forbidden: authorization: does not match the fleet secret \(keys\.fleetSecret\) configured on this coordinator; a relay holding a retired or wrong secret must be given the current one/);
-    await until(() => (coordinator.output().includes('"event":"fleetSecretRefused"') ? true : undefined), 5000, "the coordinator's refusal log line");
-    assert.match(coordinator.output(), /"event":"fleetSecretRefused"[^\n]*"claimedRelayId":"straggler-1"/);
+    await eventually(() => (coordinator.output.includes('"event":"fleetSecretRefused"') ? true : undefined), 5000, "the coordinator's refusal log line");
+    assert.match(coordinator.output, /"event":"fleetSecretRefused"[^\n]*"claimedRelayId":"straggler-1"/);
     await sleep(LEASE_MS);
     assert.deepEqual((await sdk.fleet()).relays.map((r) => r.relayId), ['ams-1', 'fra-1'], 'the straggler never registered');
     assert.deepEqual(await routed(), ['ams-1', 'fra-1']);
     assert.deepEqual((await sdk.health()).fleetSecrets, { accepted: 1, relays: { current: 2, previous: 0, unknown: 0 }, relaysOnPrevious: [], relaysOnUnknown: [] });
 
-    for (const proc of [straggler, ...relays.values()]) await stop(proc);
-    await stop(coordinator);
+    for (const proc of [straggler, ...relays.values()]) await proc.stop();
+    await coordinator.stop();
   });
 });

@@ -12,7 +12,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DRAIN_TIMEOUT_MS_DEFAULT } from '../relay/src/core/constants.js';
 import { collectJsonLines } from './support/json-lines.js';
+import { freePort, udpSocket } from './support/sockets.js';
+import { until } from './support/wait.js';
 
 /** The checkout (dist/test/… → ../..): what /opt/slipstream/current is on a host. */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -28,23 +29,8 @@ const SYSTEMD_ANALYZE = '/usr/bin/systemd-analyze';
 
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-deploy-units-'));
 const children = new Set<ChildProcess>();
-/** Every UDP socket a test opens, closed at the end even when an assertion fails (an open socket would keep the test process alive). */
-const sockets = new Set<dgram.Socket>();
-function udpSocket(): dgram.Socket {
-  const socket = dgram.createSocket('udp4');
-  sockets.add(socket);
-  socket.once('close', () => sockets.delete(socket));
-  return socket;
-}
 after(() => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  for (const socket of sockets) {
-    try {
-      socket.close();
-    } catch {
-      // already closed
-    }
-  }
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -133,22 +119,6 @@ class Proc {
   }
 }
 
-async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
-  const port = s.address().port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
-async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  for (let waited = 0; waited < timeoutMs; waited += 10) {
-    if (predicate()) return;
-    await sleep(10);
-  }
-  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
-
 /** Runs one unit command line to completion (as systemd runs ExecStartPre/ExecReload). */
 function runToEnd(argv: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000 });
@@ -216,7 +186,7 @@ describe('deploy/systemd units', () => {
     });
     await new Promise<void>((resolve) => origin.bind(0, '127.0.0.1', resolve));
     const originPort = origin.address().port;
-    const [gamePort, voicePort, metricsPort] = [await freeUdpPort(), await freeUdpPort(), await freeUdpPort()];
+    const [gamePort, voicePort, metricsPort] = [await freePort('udp'), await freePort('udp'), await freePort('udp')];
     const config = join(dir, 'relay.yaml');
     const base = [
       'upstreamBindAddress: 127.0.0.1',

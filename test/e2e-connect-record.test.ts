@@ -9,86 +9,30 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoordinatorClient } from '../coordinator/src/client.js';
-import { rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
 import { SimNetwork } from '../sim/src/core/network.js';
 import { compareTraceIntervals, formatTraceComparison, TRACE_SPREAD_LOSS_SLACK_PACKETS } from '../sim/src/trace/compare.js';
 import { parseSlipTrace } from '../sim/src/trace/format.js';
 import { loadTraceFile } from '../sim/src/trace/load.js';
 import { TraceRecorder } from '../sim/src/trace/recorder.js';
-import { CLI_PATH } from './support/run-cli.js';
+import { CliProcess } from './support/cli-process.js';
+import { announceRelay, fleetKeys, startCoordinator, startTunnelRelay } from './support/local-fleet.js';
+import { freePort, udpEchoOrigin } from './support/sockets.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-e2e-record-'));
-const children = new Set<ChildProcess>();
-after(() => {
-  for (const child of children) {
-    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) continue;
-    try {
-      process.kill(child.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-});
-
-class Child {
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<number | null>;
-  constructor(readonly child: ChildProcess) {
-    children.add(child);
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => (this.stdout += c));
-    child.stderr!.setEncoding('utf8').on('data', (c: string) => (this.stderr += c));
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-  }
-  static spawn(args: string[]): Child {
-    return new Child(spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
-  }
-  async waitFor(pattern: RegExp, stream: 'stdout' | 'stderr', timeoutMs: number): Promise<RegExpExecArray> {
-    for (let waited = 0; waited < timeoutMs; waited += 20) {
-      const m = pattern.exec(this[stream]);
-      if (m) return m;
-      if (this.child.exitCode !== null) break;
-      await sleep(20);
-    }
-    throw new Error(`no ${pattern} on ${stream} within ${timeoutMs} ms; stdout: ${this.stdout.slice(-500)} stderr: ${this.stderr.slice(-500)}`);
-  }
-  kill(signal: NodeJS.Signals): void {
-    if (this.child.exitCode !== null || this.child.signalCode !== null || this.child.pid === undefined) return;
-    try {
-      process.kill(this.child.pid, signal);
-    } catch {
-      // already gone
-    }
-  }
-}
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('connect --record writes a trace of the impaired path that parses and replays (RTT and loss per interval within 10 %)', async (t) => {
-  const seed = randomBytes(32);
-  const sealKey = randomBytes(32);
-  const fleetSecret = randomBytes(24).toString('base64');
-  const apiKey = randomBytes(24).toString('base64');
-  const origin = dgram.createSocket('udp4');
-  origin.on('message', (m, from) => origin.send(m, from.port, from.address));
-  await new Promise<void>((r) => origin.bind(0, '127.0.0.1', r));
+  const keys = fleetKeys();
+  const origin = await udpEchoOrigin();
   let beat: NodeJS.Timeout | undefined;
   try {
-    const originPort = origin.address().port;
-    const coordinatorConfig = join(dir, 'coordinator.yaml');
-    writeFileSync(
-      coordinatorConfig,
-      ['listen: 127.0.0.1:0', 'leaseMs: 1500', 'logLevel: warn', 'origins:', `  - { name: game, address: 127.0.0.1:${originPort} }`, 'keys:', `  ticketSigningSeed: ${seed.toString('base64')}`, `  sealKey: ${sealKey.toString('base64')}`, `  fleetSecret: ${fleetSecret}`, `  apiKeys: [${apiKey}]`].join('\n'),
-    );
-    const coordinator = Child.spawn(['coordinator', '--config', coordinatorConfig]);
-    const coordinatorUrl = (await coordinator.waitFor(/listening on (http:\/\/[0-9.:]+)/, 'stderr', 15_000))[1]!;
+    const originPort = origin.port;
+    const { proc: coordinator, url: coordinatorUrl } = await startCoordinator(dir, keys, originPort);
 
     const relayConfig = join(dir, 'relay.yaml');
     writeFileSync(
@@ -99,34 +43,25 @@ test('connect --record writes a trace of the impaired path that parses and repla
         'logLevel: warn',
         'tunnel:',
         '  listen: 127.0.0.1:0',
-        `  ticketPublicKey: ${Buffer.from(rawPublicKey(ticketSigningKeyFromSeed(seed))).toString('base64')}`,
-        `  sealKey: ${sealKey.toString('base64')}`,
+        `  ticketPublicKey: ${keys.publicKey}`,
+        `  sealKey: ${keys.sealKey.toString('base64')}`,
         `  origins: { game: 127.0.0.1:${originPort} }`,
       ].join('\n'),
     );
-    const relay = Child.spawn(['relay', '--config', relayConfig, '--log-level', 'info']);
-    const tunnelPort = Number((await relay.waitFor(/"tunnel":\{"address":"[0-9.]+","port":(\d+)\}/, 'stdout', 15_000))[1]);
+    const { proc: relay, tunnelPort } = await startTunnelRelay(relayConfig);
 
     // The impaired path: 15 ms and 5 % loss each way between the player and the relay.
     const proxyConfig = join(dir, 'proxy.yaml');
     writeFileSync(proxyConfig, ['proxies:', '  - name: last-mile', '    protocol: udp', '    listen: 127.0.0.1:0', `    upstream: 127.0.0.1:${tunnelPort}`, '    both: { delayMs: 15, loss: { model: bernoulli, p: 0.05 } }'].join('\n'));
-    const proxy = Child.spawn(['sim', 'proxy', '--config', proxyConfig, '--listen', '127.0.0.1:0', '--seed', '7', '--log-level', 'info']);
+    const proxy = CliProcess.start(['sim', 'proxy', '--config', proxyConfig, '--listen', '127.0.0.1:0', '--seed', '7', '--log-level', 'info']);
     const proxyPort = Number((await proxy.waitFor(/"listen":"127\.0\.0\.1:(\d+)"/, 'stdout', 15_000))[1]);
 
-    const fleet = new CoordinatorClient({ baseUrl: coordinatorUrl, fleetSecret });
-    await fleet.register({ relayId: 'relay-a', region: 'local', latitude: 50, longitude: 8, tunnelAddress: `127.0.0.1:${proxyPort}`, probeAddress: `127.0.0.1:${proxyPort}`, capacitySessions: 100 });
-    await fleet.reportRelayPaths('relay-a', [{ origin: 'game', rttMs: 1, jitterMs: 0, lossFraction: 0, samples: 50 }]);
-    beat = setInterval(() => void fleet.heartbeat('relay-a', { sessions: 0, packetsPerSecond: 0, cpuFraction: 0.1, draining: false }).catch(() => undefined), 400);
+    const fleet = new CoordinatorClient({ baseUrl: coordinatorUrl, fleetSecret: keys.fleetSecret });
+    beat = await announceRelay(fleet, { relayId: 'relay-a', tunnelAddress: `127.0.0.1:${proxyPort}`, originRttMs: 1 });
 
     const file = join(dir, 'evening.jsonl');
-    const gamePort = await new Promise<number>((resolve) => {
-      const s = dgram.createSocket('udp4');
-      s.bind(0, '127.0.0.1', () => {
-        const port = s.address().port;
-        s.close(() => resolve(port));
-      });
-    });
-    const connect = Child.spawn(['connect', '--coordinator', coordinatorUrl, '--origin', 'game', '--listen', `udp:127.0.0.1:${gamePort}`, '--api-key', apiKey, '--bind', '127.0.0.1', '--cache', join(dir, 'cache.json'), '--record', file, '--record-interval-ms', '1000']);
+    const gamePort = await freePort('udp');
+    const connect = CliProcess.start(['connect', '--coordinator', coordinatorUrl, '--origin', 'game', '--listen', `udp:127.0.0.1:${gamePort}`, '--api-key', keys.apiKey, '--bind', '127.0.0.1', '--cache', join(dir, 'cache.json'), '--record', file, '--record-interval-ms', '1000']);
     await connect.waitFor(/listening: /, 'stdout', 15_000);
     // 8 s of the core's 100 ms probes to the relay in use: about 80 probes.
     await sleep(8000);
@@ -208,12 +143,12 @@ test('connect --record writes a trace of the impaired path that parses and repla
     coordinator.kill('SIGTERM');
   } finally {
     clearInterval(beat);
-    origin.close();
+    origin.socket.close();
   }
 });
 
 test('connect --record to an unwritable path is a usage error (exit 2)', async () => {
-  const child = Child.spawn(['connect', '--coordinator', 'http://127.0.0.1:1', '--origin', 'game', '--listen', 'udp:127.0.0.1:0', '--api-key', 'k', '--record', join(dir, 'no-such-dir', 'x.jsonl')]);
+  const child = CliProcess.start(['connect', '--coordinator', 'http://127.0.0.1:1', '--origin', 'game', '--listen', 'udp:127.0.0.1:0', '--api-key', 'k', '--record', join(dir, 'no-such-dir', 'x.jsonl')]);
   assert.equal(await child.exited, 2);
   assert.match(child.stderr, /--record: cannot write/);
 });

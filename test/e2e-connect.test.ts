@@ -8,130 +8,42 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CoordinatorClient } from '../coordinator/src/client.js';
-import { rawPublicKey, ticketSigningKeyFromSeed, issueTicket, ticketSigningKeyFromSeed as forgeKey } from '../proto/src/ticket.js';
+import { issueTicket, ticketSigningKeyFromSeed as forgeKey } from '../proto/src/ticket.js';
 import { connect } from '../sdk/src/connect.js';
 import { SlipstreamError } from '../sdk/src/errors.js';
-import { CLI_PATH, runCli } from './support/run-cli.js';
+import { CliProcess } from './support/cli-process.js';
+import { announceRelay, fleetKeys, startCoordinator, startTunnelRelay } from './support/local-fleet.js';
+import { runCli } from './support/run-cli.js';
+import { freePort, udpEchoOrigin, type UdpEchoOrigin } from './support/sockets.js';
+import { longestGapAfter, startUdpGame } from './support/udp-game.js';
+import { until } from './support/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-e2e-connect-'));
-const children = new Set<ChildProcess>();
-after(() => {
-  for (const child of children) {
-    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) continue;
-    try {
-      process.kill(child.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => rmSync(dir, { recursive: true, force: true }));
 
-const seed = randomBytes(32);
-const sealKey = randomBytes(32);
-const fleetSecret = randomBytes(24).toString('base64');
-const apiKey = randomBytes(24).toString('base64');
-const publicKey = Buffer.from(rawPublicKey(ticketSigningKeyFromSeed(seed))).toString('base64');
-
-/** A child process with its output collected line by line. */
-class Child {
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<number | null>;
-  constructor(readonly child: ChildProcess) {
-    children.add(child);
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => (this.stdout += c));
-    child.stderr!.setEncoding('utf8').on('data', (c: string) => (this.stderr += c));
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-  }
-  static spawn(args: string[]): Child {
-    return new Child(spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
-  }
-  async waitFor(pattern: RegExp, stream: 'stdout' | 'stderr', timeoutMs: number): Promise<RegExpExecArray> {
-    for (let waited = 0; waited < timeoutMs; waited += 20) {
-      const m = pattern.exec(this[stream]);
-      if (m) return m;
-      if (this.child.exitCode !== null) break;
-      await sleep(20);
-    }
-    throw new Error(`no ${pattern} on ${stream} within ${timeoutMs} ms; stdout: ${this.stdout.slice(-500)} stderr: ${this.stderr.slice(-500)}`);
-  }
-  kill(signal: NodeJS.Signals): void {
-    if (this.child.exitCode !== null || this.child.signalCode !== null || this.child.pid === undefined) return;
-    try {
-      process.kill(this.child.pid, signal);
-    } catch {
-      // already gone
-    }
-  }
-}
-
-async function freePort(protocol: 'udp' | 'tcp'): Promise<number> {
-  if (protocol === 'tcp') {
-    const server = net.createServer();
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as net.AddressInfo).port;
-    await new Promise<void>((r) => server.close(() => r()));
-    return port;
-  }
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const port = s.address().port;
-  s.close();
-  return port;
-}
-
-async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  for (let waited = 0; waited < timeoutMs; waited += 10) {
-    if (predicate()) return;
-    await sleep(10);
-  }
-  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
+const keys = fleetKeys();
+const { sealKey, fleetSecret, apiKey, publicKey } = keys;
 
 describe('slipstream connect end to end', () => {
   let coordinatorUrl = '';
-  let udpOrigin: dgram.Socket;
+  let udpOrigin: UdpEchoOrigin;
   let tcpOrigin: net.Server;
   let tcpRulePort = 0;
-  const relays = new Map<string, { proc: Child; tunnelPort: number; beat: NodeJS.Timeout | undefined }>();
+  const relays = new Map<string, { proc: CliProcess; tunnelPort: number; beat: NodeJS.Timeout | undefined }>();
   const fleet = (): CoordinatorClient => new CoordinatorClient({ baseUrl: coordinatorUrl, fleetSecret });
 
   before(async () => {
-    udpOrigin = dgram.createSocket('udp4');
-    udpOrigin.on('message', (m, from) => udpOrigin.send(m, from.port, from.address));
-    await new Promise<void>((r) => udpOrigin.bind(0, '127.0.0.1', r));
+    udpOrigin = await udpEchoOrigin();
     tcpOrigin = net.createServer((s) => s.pipe(s));
     await new Promise<void>((r) => tcpOrigin.listen(0, '127.0.0.1', r));
-    const originPort = udpOrigin.address().port;
-
-    const coordinatorConfig = join(dir, 'coordinator.yaml');
-    writeFileSync(
-      coordinatorConfig,
-      [
-        'listen: 127.0.0.1:0',
-        'leaseMs: 1500',
-        'logLevel: warn',
-        'origins:',
-        `  - { name: game, address: 127.0.0.1:${originPort} }`,
-        'keys:',
-        `  ticketSigningSeed: ${seed.toString('base64')}`,
-        `  sealKey: ${sealKey.toString('base64')}`,
-        `  fleetSecret: ${fleetSecret}`,
-        `  apiKeys: [${apiKey}]`,
-      ].join('\n'),
-    );
-    const coordinator = Child.spawn(['coordinator', '--config', coordinatorConfig]);
-    coordinatorUrl = (await coordinator.waitFor(/listening on (http:\/\/[0-9.:]+)/, 'stderr', 15_000))[1]!;
+    const originPort = udpOrigin.port;
+    coordinatorUrl = (await startCoordinator(dir, keys, originPort)).url;
 
     tcpRulePort = await freePort('tcp');
     for (const [id, address, originRttMs] of [
@@ -155,43 +67,29 @@ describe('slipstream connect end to end', () => {
           '  fec: { modes: [dup, rs, off], copies: 2, spacingMs: 10 }',
         ].join('\n'),
       );
-      const proc = Child.spawn(['relay', '--config', config, '--log-level', 'info']);
-      const started = await proc.waitFor(/"tunnel":\{"address":"[0-9.]+","port":(\d+)\}/, 'stdout', 15_000);
-      const tunnelPort = Number(started[1]);
-      const info = { relayId: id, region: 'local', latitude: 50, longitude: 8, tunnelAddress: `${address}:${tunnelPort}`, probeAddress: `${address}:${tunnelPort}`, capacitySessions: 100 };
-      await fleet().register(info);
-      await fleet().reportRelayPaths(id, [{ origin: 'game', rttMs: originRttMs, jitterMs: 0, lossFraction: 0, samples: 50 }]);
-      const beat = setInterval(() => void fleet().heartbeat(id, { sessions: 0, packetsPerSecond: 0, cpuFraction: 0.1, draining: false }).catch(() => undefined), 400);
+      const { proc, tunnelPort } = await startTunnelRelay(config);
+      const beat = await announceRelay(fleet(), { relayId: id, tunnelAddress: `${address}:${tunnelPort}`, originRttMs });
       relays.set(id, { proc, tunnelPort, beat });
     }
   });
 
   after(() => {
     for (const r of relays.values()) clearInterval(r.beat);
-    udpOrigin?.close();
+    udpOrigin?.socket.close();
     tcpOrigin?.close();
   });
 
   test('connect carries a UDP echo and a TCP stream through the best relay; killing that relay moves traffic to the backup, same session', async (t) => {
     const udpPort = await freePort('udp');
     const tcpPort = await freePort('tcp');
-    const proxy = Child.spawn(['connect', '--coordinator', coordinatorUrl, '--origin', 'game', '--listen', `udp:127.0.0.1:${udpPort},tcp:127.0.0.1:${tcpPort}`, '--relay-tcp-port', String(tcpRulePort), '--api-key', apiKey, '--bind', '127.0.0.1', '--cache', join(dir, 'cache.json'), '--status-interval-ms', '1000']);
+    const proxy = CliProcess.start(['connect', '--coordinator', coordinatorUrl, '--origin', 'game', '--listen', `udp:127.0.0.1:${udpPort},tcp:127.0.0.1:${tcpPort}`, '--relay-tcp-port', String(tcpRulePort), '--api-key', apiKey, '--bind', '127.0.0.1', '--cache', join(dir, 'cache.json'), '--status-interval-ms', '1000']);
     await proxy.waitFor(/listening: /, 'stdout', 15_000);
     assert.match(proxy.stdout, /path: relay-a \(initial\)/, 'relay-a has the faster whole path');
 
     // UDP: a game sending 50 datagrams/s with a sequence number.
-    const game = dgram.createSocket('udp4');
-    const arrivals: { atMs: number; seq: number }[] = [];
-    game.on('message', (m) => arrivals.push({ atMs: performance.now(), seq: m.readUInt32BE(0) }));
-    await new Promise<void>((r) => game.bind(0, '127.0.0.1', r));
-    let seq = 0;
-    const sender = setInterval(() => {
-      const b = Buffer.alloc(64);
-      b.writeUInt32BE(seq++, 0);
-      game.send(b, udpPort, '127.0.0.1');
-    }, 20);
+    const game = await startUdpGame(udpPort);
     try {
-      await until(() => arrivals.length >= 25, 5000, 'UDP echoes through relay-a');
+      await until(() => game.arrivals.length >= 25, 5000, 'UDP echoes through relay-a');
 
       // TCP: a stream through the current relay's TCP rule.
       const tcp = net.connect({ host: '127.0.0.1', port: tcpPort });
@@ -209,15 +107,9 @@ describe('slipstream connect end to end', () => {
       const killMs = performance.now();
       a.proc.kill('SIGKILL');
       await a.proc.exited;
-      const before = arrivals.length;
-      await until(() => arrivals.length >= before + 50, 15_000, 'UDP echoes after the kill');
-      let gapMs = 0;
-      let previous = arrivals.filter((x) => x.atMs <= killMs).at(-1)?.atMs ?? killMs;
-      for (const x of arrivals) {
-        if (x.atMs <= killMs) continue;
-        gapMs = Math.max(gapMs, x.atMs - previous);
-        previous = x.atMs;
-      }
+      const before = game.arrivals.length;
+      await until(() => game.arrivals.length >= before + 50, 15_000, 'UDP echoes after the kill');
+      const gapMs = longestGapAfter(game.arrivals, killMs);
       await proxy.waitFor(/path: relay-b \(failover, was relay-a\)/, 'stdout', 3000);
       // The same session id opened on relay-b (warm backup) before the kill.
       const sessionIds = (log: string): string[] => [...log.matchAll(/"session":"([0-9a-f]{16})"/g)].map((m) => m[1]!);
@@ -240,8 +132,7 @@ describe('slipstream connect end to end', () => {
       tcp2.destroy();
       await proxy.waitFor(/status: relay relay-b/, 'stdout', 3000);
     } finally {
-      clearInterval(sender);
-      game.close();
+      game.stop();
       proxy.kill('SIGTERM');
       await proxy.exited;
     }

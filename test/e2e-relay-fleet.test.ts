@@ -6,44 +6,19 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CoordinatorClient } from '../coordinator/src/client.js';
 import { rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
-import { CLI_PATH } from './support/run-cli.js';
+import { CliProcess } from './support/cli-process.js';
+import { eventually } from './support/wait.js';
 
 const LEASE_MS = 1500;
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-e2e-fleet-'));
-const children = new Set<ChildProcess>();
-after(() => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
-});
-
-function spawnCli(args: string[]): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let text = '';
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => (text += c));
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (text += c));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => text, exited };
-}
-
-async function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
-  const start = performance.now();
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('relays join the fleet on their own', () => {
   test('two relays register and heartbeat, the relay-to-relay matrix and origin figures fill, a killed relay goes unhealthy within the lease, SIGTERM shows as draining', async () => {
@@ -61,11 +36,11 @@ describe('relays join the fleet on their own', () => {
       coordinatorPath,
       ['listen: 127.0.0.1:0', 'store: memory', 'logLevel: warn', `leaseMs: ${LEASE_MS}`, 'origins:', `  - { name: game, address: 127.0.0.1:${originPort} }`, 'keys:', `  ticketSigningSeed: ${seed.toString('base64')}`, `  sealKey: ${sealKey.toString('base64')}`, `  fleetSecret: ${fleetSecret}`].join('\n'),
     );
-    const coordinator = spawnCli(['coordinator', '--config', coordinatorPath]);
-    const url = await until(() => /listening on (http:\/\/\S+)/.exec(coordinator.output())?.[1], 15_000, 'the coordinator to listen');
+    const coordinator = CliProcess.start(['coordinator', '--config', coordinatorPath]);
+    const url = await eventually(() => /listening on (http:\/\/\S+)/.exec(coordinator.output)?.[1], 15_000, 'the coordinator to listen');
     const fleet = new CoordinatorClient({ baseUrl: url });
 
-    const relays = new Map<string, ReturnType<typeof spawnCli>>();
+    const relays = new Map<string, CliProcess>();
     for (const [id, lat, lon] of [
       ['fra-1', 50.1, 8.7],
       ['ams-1', 52.4, 4.9],
@@ -96,11 +71,11 @@ describe('relays join the fleet on their own', () => {
           '  meshRefreshMs: 500',
         ].join('\n'),
       );
-      relays.set(id, spawnCli(['relay', '--config', path]));
+      relays.set(id, CliProcess.start(['relay', '--config', path]));
     }
 
     // Both appear, healthy, with the addresses they bound and the capacity configured.
-    const view = await until(
+    const view = await eventually(
       async () => {
         const f = await fleet.fleet();
         return f.relays.length === 2 && f.relays.every((r) => r.health === 'healthy') ? f : undefined;
@@ -116,7 +91,7 @@ describe('relays join the fleet on their own', () => {
     }
 
     // The relay-to-relay matrix fills both ways, and each relay reports its origin.
-    const filled = await until(
+    const filled = await eventually(
       async () => {
         const f = await fleet.fleet();
         const m = f.mesh;
@@ -142,7 +117,7 @@ describe('relays join the fleet on their own', () => {
     const killedAt = performance.now();
     killed.child.kill('SIGKILL');
     await killed.exited;
-    await until(
+    await eventually(
       async () => ((await fleet.fleet()).relays.find((r) => r.relayId === 'ams-1')?.health === 'unhealthy' ? true : undefined),
       LEASE_MS + 1500,
       'the killed relay to go unhealthy',
@@ -154,7 +129,7 @@ describe('relays join the fleet on their own', () => {
     // SIGTERM: the coordinator hears "draining" before the relay exits 0.
     const survivor = relays.get('fra-1')!;
     survivor.child.kill('SIGTERM');
-    assert.equal(await survivor.exited, 0, survivor.output());
+    assert.equal(await survivor.exited, 0, survivor.output);
     const after1 = (await fleet.fleet()).relays.find((r) => r.relayId === 'fra-1');
     assert.equal(after1?.health, 'draining');
     assert.equal(after1?.load.draining, true);

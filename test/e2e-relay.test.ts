@@ -23,6 +23,7 @@ import { hashString, rendezvousScore } from '../relay/src/core/addr.js';
 import { buildControlPacket, buildPacket, buildPathResponse, openRelayClose } from '../relay/src/core/wire.js';
 import { CLI_PATH, runCli } from './support/run-cli.js';
 import { collectJsonLines } from './support/json-lines.js';
+import { until } from './support/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-e2e-relay-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -113,14 +114,6 @@ function clientsSpreadOver(originLabels: string[], perOrigin: number): { address
     }
   }
   return chosen;
-}
-
-async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  for (let waited = 0; waited < timeoutMs; waited += 10) {
-    if (predicate()) return;
-    await sleep(10);
-  }
-  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
 describe('slipstream relay end to end', () => {

@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../proto/src/rng.js';
 import { SdkScenario, type ScenarioRelay } from '../src/sim/scenario.js';
+import { rebindMidSession } from './support/scenario-steps.js';
 
 /** Two entries near the player, far from the game server; the exit beside the game server, far from the player. */
 function topology(rng: Rng): ScenarioRelay[] {
@@ -90,16 +91,7 @@ test('exit relay: without an exit in the ticket each relay has its own origin so
 test('exit relay: NAT rebinding at the entry keeps the session (path challenge at the entry), origin source unchanged', (t) => {
   const rng = new Rng(61);
   const s = new SdkScenario({ seed: 61, relays: topology(rng), exitRelay: 'exit' });
-  s.startTraffic(60);
-  s.runUntil(s.nowMs + 4000);
-  const current = s.client.core.current!;
-  const entry = s.relays.get(current)!.relay.core;
-  const before = entry.tunnelSessionClient(s.sessionId);
-  s.client.rebind();
-  const movedMs = s.nowMs;
-  s.runUntil(movedMs + 3000);
-  const after = entry.tunnelSessionClient(s.sessionId);
-  const gap = s.longestGapMs(movedMs - 500, movedMs + 3000);
+  const { current, before, after, movedMs, gap } = rebindMidSession(s);
   t.diagnostic(`rebind through ${current}: ${before} → ${after}; gap ${gap.toFixed(0)} ms; origin sources ${[...s.traffic.originSources.keys()].join(', ')}`);
   assert.equal(after, `10.0.0.2:${s.client.localPort}`);
   assert.equal(s.client.core.current, current, 'no failover needed');

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../proto/src/rng.js';
 import { SdkScenario, type ScenarioRelay } from '../src/sim/scenario.js';
+import { rebindMidSession } from './support/scenario-steps.js';
 
 const THREE: ScenarioRelay[] = [
   // Nearest to the player, but far from the game server.
@@ -190,16 +191,7 @@ test('FEC: 10 % last-mile loss both ways is cut below 0.5 % delivered loss at 60
 
 test('NAT rebinding: the client moves to a new port and the relays’ path challenges carry the session over', (t) => {
   const s = new SdkScenario({ seed: 41, relays: THREE });
-  s.startTraffic(60);
-  s.runUntil(s.nowMs + 4000);
-  const current = s.client.core.current!;
-  const relay = s.relays.get(current)!.relay.core;
-  const before = relay.tunnelSessionClient(s.sessionId);
-  s.client.rebind();
-  const movedMs = s.nowMs;
-  s.runUntil(movedMs + 3000);
-  const after = relay.tunnelSessionClient(s.sessionId);
-  const gap = s.longestGapMs(movedMs - 500, movedMs + 3000);
+  const { current, before, after, movedMs, gap } = rebindMidSession(s);
   t.diagnostic(`rebind: relay ${current} session client ${before} → ${after}; challenges answered ${s.client.core.stats().pathChallenges}; gap ${gap.toFixed(0)} ms`);
   assert.notEqual(after, before);
   assert.equal(after, `10.0.0.2:${s.client.localPort}`);

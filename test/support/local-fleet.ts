@@ -1,0 +1,108 @@
+/**
+ * A coordinator and tunnel relays as real processes on loopback, for end-to-end tests
+ * of `slipstream connect`. The relays here have no `fleet` section: the test announces
+ * them to the coordinator itself with the fleet secret (register, relay→origin report,
+ * heartbeats), as a relay's agent would, so it controls what the coordinator believes.
+ * Processes are started with `CliProcess` (SIGKILLed after the test file at the latest);
+ * heartbeat timers started here are cleared then too.
+ */
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CoordinatorClient } from '../../coordinator/src/client.js';
+import { rawPublicKey, ticketSigningKeyFromSeed } from '../../proto/src/ticket.js';
+import { CliProcess } from './cli-process.js';
+import { fileScopedInterval } from './timers.js';
+
+/** Fresh keys for one test fleet. */
+export interface FleetKeys {
+  /** The coordinator's ticket-signing seed (32 bytes). */
+  readonly seed: Buffer;
+  /** The ticket seal key shared by coordinator and relays (32 bytes). */
+  readonly sealKey: Buffer;
+  /** The fleet secret (base64). */
+  readonly fleetSecret: string;
+  /** The one client API key (base64). */
+  readonly apiKey: string;
+  /** The ticket-verification public key for the relays (base64). */
+  readonly publicKey: string;
+}
+
+/** Random keys: a signing seed and its public key, a seal key, a fleet secret and an API key. */
+export function fleetKeys(): FleetKeys {
+  const seed = randomBytes(32);
+  return {
+    seed,
+    sealKey: randomBytes(32),
+    fleetSecret: randomBytes(24).toString('base64'),
+    apiKey: randomBytes(24).toString('base64'),
+    publicKey: Buffer.from(rawPublicKey(ticketSigningKeyFromSeed(seed))).toString('base64'),
+  };
+}
+
+/**
+ * Writes `dir/coordinator.yaml` (ephemeral port on 127.0.0.1, 1.5 s lease, log level
+ * warn, one origin `game` at 127.0.0.1:`originPort`, `keys`) and starts
+ * `slipstream coordinator` on it; resolves with the process and its URL once it listens.
+ */
+export async function startCoordinator(dir: string, keys: FleetKeys, originPort: number): Promise<{ proc: CliProcess; url: string }> {
+  const config = join(dir, 'coordinator.yaml');
+  writeFileSync(
+    config,
+    [
+      'listen: 127.0.0.1:0',
+      'leaseMs: 1500',
+      'logLevel: warn',
+      'origins:',
+      `  - { name: game, address: 127.0.0.1:${originPort} }`,
+      'keys:',
+      `  ticketSigningSeed: ${keys.seed.toString('base64')}`,
+      `  sealKey: ${keys.sealKey.toString('base64')}`,
+      `  fleetSecret: ${keys.fleetSecret}`,
+      `  apiKeys: [${keys.apiKey}]`,
+    ].join('\n'),
+  );
+  const proc = CliProcess.start(['coordinator', '--config', config]);
+  const url = (await proc.waitFor(/listening on (http:\/\/[0-9.:]+)/, 'stderr', 15_000))[1]!;
+  return { proc, url };
+}
+
+/**
+ * Starts `slipstream relay --config <config> --log-level info` and resolves with the
+ * process and the tunnel port it bound, from its start-up log line.
+ */
+export async function startTunnelRelay(config: string): Promise<{ proc: CliProcess; tunnelPort: number }> {
+  const proc = CliProcess.start(['relay', '--config', config, '--log-level', 'info']);
+  const started = await proc.waitFor(/"tunnel":\{"address":"[0-9.]+","port":(\d+)\}/, 'stdout', 15_000);
+  return { proc, tunnelPort: Number(started[1]) };
+}
+
+/** What the coordinator is told about a relay in `announceRelay`. */
+export interface RelayAnnouncement {
+  readonly relayId: string;
+  /** `address:port` players reach the relay on (also its probe address). */
+  readonly tunnelAddress: string;
+  /** The relay→origin `game` RTT it reports (jitter 0, no loss, 50 samples). */
+  readonly originRttMs: number;
+  /** Default 100. */
+  readonly capacitySessions?: number;
+  /** The session count in its heartbeats; default 0. */
+  readonly sessions?: number;
+  /** Send one heartbeat (awaited) before the periodic ones start; default false. */
+  readonly heartbeatNow?: boolean;
+}
+
+/**
+ * Announces a relay as its agent would: registers it (region `local`, 50° N 8° E),
+ * reports its path to the origin `game`, and heartbeats every 400 ms (load: the given
+ * sessions, CPU 0.1, not draining; failures ignored). Returns the heartbeat timer: clear
+ * it to make the relay fall silent, as a crash would.
+ */
+export async function announceRelay(fleet: CoordinatorClient, relay: RelayAnnouncement): Promise<NodeJS.Timeout> {
+  const { relayId, tunnelAddress } = relay;
+  await fleet.register({ relayId, region: 'local', latitude: 50, longitude: 8, tunnelAddress, probeAddress: tunnelAddress, capacitySessions: relay.capacitySessions ?? 100 });
+  await fleet.reportRelayPaths(relayId, [{ origin: 'game', rttMs: relay.originRttMs, jitterMs: 0, lossFraction: 0, samples: 50 }]);
+  const load = { sessions: relay.sessions ?? 0, packetsPerSecond: 0, cpuFraction: 0.1, draining: false };
+  if (relay.heartbeatNow) await fleet.heartbeat(relayId, load);
+  return fileScopedInterval(() => void fleet.heartbeat(relayId, load).catch(() => undefined), 400);
+}

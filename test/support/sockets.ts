@@ -1,0 +1,68 @@
+/**
+ * Loopback sockets for end-to-end tests: free ports for a process under test to bind,
+ * and UDP sockets (an echo origin among them) that are closed in a root-level `after`
+ * hook of the test file that imports this module, even when an assertion fails (an
+ * open socket would keep the test process alive). Closing one earlier is fine.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { after } from 'node:test';
+
+const sockets = new Set<dgram.Socket>();
+after(() => {
+  for (const socket of sockets) {
+    try {
+      socket.close();
+    } catch {
+      // already closed
+    }
+  }
+});
+
+/** A new IPv4 UDP socket, closed after the test file if the test has not closed it. */
+export function udpSocket(): dgram.Socket {
+  const socket = dgram.createSocket('udp4');
+  sockets.add(socket);
+  socket.once('close', () => sockets.delete(socket));
+  return socket;
+}
+
+/**
+ * A port on 127.0.0.1 that was free a moment ago: bound to port 0, read and closed
+ * again (awaited), for a process under test to listen on.
+ */
+export async function freePort(protocol: 'udp' | 'tcp'): Promise<number> {
+  if (protocol === 'tcp') {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return port;
+  }
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  const port = s.address().port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+/** A UDP echo origin on 127.0.0.1 (see `udpEchoOrigin`). */
+export interface UdpEchoOrigin {
+  readonly socket: dgram.Socket;
+  readonly port: number;
+  /** Datagrams received, by source `address:port`. */
+  readonly sources: Map<string, number>;
+}
+
+/** Binds a UDP socket on 127.0.0.1 that sends every datagram back to where it came from. */
+export async function udpEchoOrigin(): Promise<UdpEchoOrigin> {
+  const socket = udpSocket();
+  const sources = new Map<string, number>();
+  socket.on('message', (m, from) => {
+    const key = `${from.address}:${from.port}`;
+    sources.set(key, (sources.get(key) ?? 0) + 1);
+    socket.send(m, from.port, from.address);
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  return { socket, port: socket.address().port, sources };
+}
