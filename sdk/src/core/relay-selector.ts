@@ -136,6 +136,10 @@ interface RelayState {
   lastAnswerSentMs: number | undefined;
   /** Excluded by the session layer (the relay refused the session); probe answers do not clear it. */
   excluded: boolean;
+  /** {@link RelaySelector.score}'s latency and loss penalty, for the figures and rest below (selection asks for it many times per probe outcome). */
+  scoreMs: number;
+  scoreFigures: PathFigures | undefined;
+  scoreRestMs: number;
 }
 
 /** The selector. See the module comment for the rule. */
@@ -164,6 +168,13 @@ export class RelaySelector {
   private darkAtSilence = false;
   /** While the current relay is silent after a blackout of every path and another relay answered: when to move to that one, ms. */
   private recoveryDeadlineMs: number | undefined = undefined;
+  /**
+   * The last {@link gainMs} and {@link differenceErrorMs}, with the figures (and rests)
+   * they were computed from: evaluation runs on every timeout of the client, the figures
+   * change only with probe outcomes.
+   */
+  private readonly gainMemo = { challenger: undefined as PathFigures | undefined, current: undefined as PathFigures | undefined, challengerRestMs: 0, currentRestMs: 0, valueMs: 0 };
+  private readonly errorMemo = { a: undefined as PathFigures | undefined, b: undefined as PathFigures | undefined, valueMs: 0 };
 
   constructor(init: RelaySelectorInit = {}) {
     this.switchMinGainMs = init.switchMinGainMs ?? 10;
@@ -197,6 +208,11 @@ export class RelaySelector {
     return this.relays.get(id)?.path.figures();
   }
 
+  /** One relay's smoothed RTT and RTT variation (what liveness timeouts need; see {@link PathFigures}), read without a figures snapshot; undefined for an unknown relay. */
+  rttEstimate(id: string): PathEstimate | undefined {
+    return this.relays.get(id)?.path;
+  }
+
   /** Whether `id` is judged dead (unreachable: silent and moved from, or its session failed) until a probe answers. False for unknown relays and for a silent current relay, which keeps its place. */
   isUnreachable(id: string): boolean {
     return this.relays.get(id)?.unreachable === true;
@@ -222,7 +238,7 @@ export class RelaySelector {
         known.estimateMs = candidate.estimateMs;
         known.restMs = candidate.restMs ?? 0;
       } else {
-        this.relays.set(candidate.id, { id: candidate.id, estimateMs: candidate.estimateMs, restMs: candidate.restMs ?? 0, path: new PathEstimate(), unreachable: false, silent: false, downSinceMs: nowMs, lastAnswerSentMs: undefined, excluded: false });
+        this.relays.set(candidate.id, { id: candidate.id, estimateMs: candidate.estimateMs, restMs: candidate.restMs ?? 0, path: new PathEstimate(), unreachable: false, silent: false, downSinceMs: nowMs, lastAnswerSentMs: undefined, excluded: false, scoreMs: 0, scoreFigures: undefined, scoreRestMs: 0 });
       }
     }
     for (const id of [...this.relays.keys()]) if (!listed.has(id) && id !== this.currentId) this.relays.delete(id);
@@ -405,7 +421,12 @@ export class RelaySelector {
   private score(relay: RelayState): number | undefined {
     const f = relay.path.figures();
     if (relay.unreachable || relay.excluded || relay.silent || f.stableRttMs === undefined || f.samples < this.minSamples) return undefined;
-    return this.latencyMs(relay.restMs, f) + this.lossPenaltyMs * lossInterval(f.loss, f.lossEffectiveSamples, this.lossZ).low;
+    if (relay.scoreFigures !== f || relay.scoreRestMs !== relay.restMs) {
+      relay.scoreMs = this.latencyMs(relay.restMs, f) + this.lossPenaltyMs * lossInterval(f.loss, f.lossEffectiveSamples, this.lossZ).low;
+      relay.scoreFigures = f;
+      relay.scoreRestMs = relay.restMs;
+    }
+    return relay.scoreMs;
   }
 
   /** RTT (slow average) + rest of the path + weighted jitter, ms. */
@@ -423,6 +444,19 @@ export class RelaySelector {
     const cur = this.relays.get(currentId)!;
     const fc = cur.path.figures();
     const fch = ch.path.figures();
+    // Figures snapshots are per relay and per probe outcome, so they (and the rests) identify the inputs.
+    const memo = this.gainMemo;
+    if (memo.challenger !== fch || memo.current !== fc || memo.challengerRestMs !== ch.restMs || memo.currentRestMs !== cur.restMs) {
+      memo.challenger = fch;
+      memo.current = fc;
+      memo.challengerRestMs = ch.restMs;
+      memo.currentRestMs = cur.restMs;
+      memo.valueMs = this.computeGainMs(ch, cur, fch, fc);
+    }
+    return memo.valueMs;
+  }
+
+  private computeGainMs(ch: RelayState, cur: RelayState, fch: PathFigures, fc: PathFigures): number {
     const d = lossDifferenceInterval([fc.loss, fc.lossEffectiveSamples], [fch.loss, fch.lossEffectiveSamples], this.lossZ);
     const confident = d.low > 0 ? d.low : d.high < 0 ? d.high : 0;
     return this.latencyMs(cur.restMs, fc) - this.latencyMs(ch.restMs, fch) + this.lossPenaltyMs * confident;
@@ -514,12 +548,18 @@ export class RelaySelector {
 
   /** Standard error of the difference between two relays' latencies (RTT and jitter terms), ms. (Loss has its own interval.) */
   private differenceErrorMs(a: string, b: string): number {
-    let variance = 0;
-    for (const id of [a, b]) {
-      const f = this.relays.get(id)!.path.figures();
-      variance += f.stableRttErrorMs * f.stableRttErrorMs + this.jitterWeight * this.jitterWeight * f.stableJitterErrorMs * f.stableJitterErrorMs;
+    const fa = this.relays.get(a)!.path.figures();
+    const fb = this.relays.get(b)!.path.figures();
+    const memo = this.errorMemo;
+    if (memo.a !== fa || memo.b !== fb) {
+      memo.a = fa;
+      memo.b = fb;
+      let variance = 0;
+      variance += fa.stableRttErrorMs * fa.stableRttErrorMs + this.jitterWeight * this.jitterWeight * fa.stableJitterErrorMs * fa.stableJitterErrorMs;
+      variance += fb.stableRttErrorMs * fb.stableRttErrorMs + this.jitterWeight * this.jitterWeight * fb.stableJitterErrorMs * fb.stableJitterErrorMs;
+      memo.valueMs = Math.sqrt(variance);
     }
-    return Math.sqrt(variance);
+    return memo.valueMs;
   }
 
   /** Backups get hysteresis too: warming a new one costs a session open, so noise must not move it. */

@@ -275,6 +275,8 @@ export class TunnelClient {
    */
   private slab = new Uint8Array(SLAB_BYTES);
   private slabOffset = 0;
+  /** What {@link targets} returns (reused: one per upstream packet would be garbage). */
+  private readonly targetList: RelayLink[] = [];
   private readonly probeCurrentMs: number;
   private readonly probeBackupMs: number;
   private readonly probeOtherMs: number;
@@ -854,14 +856,16 @@ export class TunnelClient {
     }
   }
 
+  // Called after every input (pollTimeout, checkLiveness): the estimate's RTT and
+  // variation are read directly, without a figures snapshot.
   private suspectAfterMs(id: string): number {
-    const f = this.selector.figures(id);
+    const f = this.selector.rttEstimate(id);
     const srtt = f?.rttMs ?? 0;
     return Math.max(C.SUSPECT_AFTER_MS_MIN, 1.5 * this.probeCurrentMs + srtt + 4 * (f?.jitterMs ?? 0));
   }
 
   private deadAfterMs(id: string, probeMs = this.probeCurrentMs): number {
-    const f = this.selector.figures(id);
+    const f = this.selector.rttEstimate(id);
     const suspect = Math.max(C.SUSPECT_AFTER_MS_MIN, 1.5 * probeMs + (f?.rttMs ?? 0) + 4 * (f?.jitterMs ?? 0));
     return Math.max(C.DEAD_AFTER_MS_MIN, 2 * suspect);
   }
@@ -937,11 +941,13 @@ export class TunnelClient {
     }
   }
 
-  /** The relays an upstream packet goes to now: the current one, and the backup while duplicating. */
+  /** The relays an upstream packet goes to now: the current one, and the backup while duplicating. (One reused array: read it before the next call.) */
   private targets(nowMs: number): RelayLink[] {
+    const out = this.targetList;
+    out.length = 0;
     const current = this.currentLink();
-    if (current === undefined) return [];
-    const out = [current];
+    if (current === undefined) return out;
+    out.push(current);
     if (this.backupId !== undefined && this.duplicating(nowMs)) {
       const b = this.relays.get(this.backupId);
       if (b !== undefined && b.sessionState === 'open') out.push(b);
