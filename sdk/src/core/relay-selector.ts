@@ -174,6 +174,8 @@ export class RelaySelector {
    * change only with probe outcomes.
    */
   private readonly gainMemo = { challenger: undefined as PathFigures | undefined, current: undefined as PathFigures | undefined, challengerRestMs: 0, currentRestMs: 0, valueMs: 0 };
+  /** The second result of {@link bestTwo}. */
+  private bestOtherId: string | undefined = undefined;
   private readonly errorMemo = { a: undefined as PathFigures | undefined, b: undefined as PathFigures | undefined, valueMs: 0 };
 
   constructor(init: RelaySelectorInit = {}) {
@@ -477,6 +479,31 @@ export class RelaySelector {
     return bestId;
   }
 
+  /**
+   * `bestExcept(undefined)`, and `bestExcept(excludedId)` into {@link bestOtherId}, in
+   * one pass (same order, same ties): evaluation needs both on every timeout.
+   */
+  private bestTwo(excludedId: string | undefined): string | undefined {
+    let bestId: string | undefined;
+    let bestScore = Infinity;
+    let otherId: string | undefined;
+    let otherScore = Infinity;
+    for (const relay of this.relays.values()) {
+      const s = this.score(relay);
+      if (s === undefined) continue;
+      if (s < bestScore || (s === bestScore && bestId !== undefined && relay.id < bestId)) {
+        bestScore = s;
+        bestId = relay.id;
+      }
+      if (relay.id !== excludedId && (s < otherScore || (s === otherScore && otherId !== undefined && relay.id < otherId))) {
+        otherScore = s;
+        otherId = relay.id;
+      }
+    }
+    this.bestOtherId = otherId;
+    return bestId;
+  }
+
   private initialChoiceIsClear(nowMs: number, bestId: string): boolean {
     if (this.startedAtMs !== undefined && nowMs >= this.startedAtMs + this.initialWaitMsMax) return true;
     const bestScore = this.score(this.relays.get(bestId)!)!;
@@ -492,7 +519,10 @@ export class RelaySelector {
   }
 
   private evaluate(nowMs: number, reason: SelectionReason): void {
-    const best = this.bestExcept(undefined);
+    const best = this.bestTwo(this.currentId);
+    // What bestExcept(this.currentId) gives: the backup candidate below (nothing that
+    // reaches that point changes a score or the current relay).
+    const bestOther = this.bestOtherId;
     const currentRelay = this.currentId === undefined ? undefined : this.relays.get(this.currentId);
     if (this.currentId === undefined || currentRelay === undefined || currentRelay.unreachable || currentRelay.excluded) {
       if (best !== undefined && this.initialChoiceIsClear(nowMs, best)) {
@@ -539,7 +569,7 @@ export class RelaySelector {
     } else {
       this.challengerId = undefined;
     }
-    const backup = this.bestExcept(this.currentId);
+    const backup = bestOther;
     if (backup !== this.backupId && this.backupShouldChange(backup)) {
       this.backupId = backup;
       this.emit(reason === 'candidates-changed' ? reason : 'backup-changed', this.currentId);

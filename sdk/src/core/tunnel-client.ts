@@ -580,14 +580,17 @@ export class TunnelClient {
     if (this.sender !== undefined) at = earlier(at, this.sender.pollTimeout(), after);
     at = earlier(at, this.selectorDeadlineMs, after);
     const current = this.currentLink();
-    if (current !== undefined) {
+    // The liveness deadlines are never earlier than their floors (SUSPECT_AFTER_MS_MIN ≤
+    // DEAD_AFTER_MS_MIN): while traffic flows, something else is due sooner, and they
+    // need not be computed.
+    if (current !== undefined && current.lastRxMs + C.SUSPECT_AFTER_MS_MIN < at) {
       at = earlier(at, current.lastRxMs + this.suspectAfterMs(current.id), after);
       at = earlier(at, current.lastRxMs + this.deadAfterMs(current.id), after);
     }
     at = earlier(at, this.duplicateUntilMs, after);
     at = earlier(at, this.sessionCheck?.atMs, after);
     const backup = this.backupId === undefined ? undefined : this.relays.get(this.backupId);
-    if (backup?.sessionState === 'open') at = earlier(at, backup.lastRxMs + this.deadAfterMs(backup.id, this.probeBackupMs), after);
+    if (backup?.sessionState === 'open' && backup.lastRxMs + C.DEAD_AFTER_MS_MIN < at) at = earlier(at, backup.lastRxMs + this.deadAfterMs(backup.id, this.probeBackupMs), after);
     if (!this.opened && this.startedMs !== undefined) at = earlier(at, this.startedMs + this.connectTimeoutMs, after);
     return Number.isFinite(at) ? at : undefined;
   }
@@ -858,6 +861,7 @@ export class TunnelClient {
 
   // Called after every input (pollTimeout, checkLiveness): the estimate's RTT and
   // variation are read directly, without a figures snapshot.
+  // Never below SUSPECT_AFTER_MS_MIN (deadAfterMs: DEAD_AFTER_MS_MIN): pollTimeout relies on it.
   private suspectAfterMs(id: string): number {
     const f = this.selector.rttEstimate(id);
     const srtt = f?.rttMs ?? 0;
