@@ -242,8 +242,30 @@ function earlier(at: number, t: number | undefined, after: number): number {
   return t !== undefined && t > after && t < at ? t : at;
 }
 
+/**
+ * The last few endpoints keyed, and their keys: a datagram's source is looked up by its
+ * key, and drivers that reuse endpoint objects (the simulator's sockets) would otherwise
+ * build and hash a fresh string per datagram. Checked by identity and by content.
+ */
+const KEY_CACHE_SIZE = 4;
+const keyCacheEndpoints: (Endpoint | undefined)[] = new Array<Endpoint | undefined>(KEY_CACHE_SIZE).fill(undefined);
+const keyCacheAddresses: string[] = new Array<string>(KEY_CACHE_SIZE).fill('');
+const keyCachePorts: number[] = new Array<number>(KEY_CACHE_SIZE).fill(-1);
+const keyCacheKeys: string[] = new Array<string>(KEY_CACHE_SIZE).fill('');
+let keyCacheNext = 0;
+
 function endpointKey(e: Endpoint): string {
-  return `${e.address}|${e.port}`;
+  for (let i = 0; i < KEY_CACHE_SIZE; i++) {
+    if (keyCacheEndpoints[i] === e && keyCacheAddresses[i] === e.address && keyCachePorts[i] === e.port) return keyCacheKeys[i]!;
+  }
+  const key = `${e.address}|${e.port}`;
+  const i = keyCacheNext;
+  keyCacheNext = (i + 1) % KEY_CACHE_SIZE;
+  keyCacheEndpoints[i] = e;
+  keyCacheAddresses[i] = e.address;
+  keyCachePorts[i] = e.port;
+  keyCacheKeys[i] = key;
+  return key;
 }
 
 /** The client state machine; see the module comment. */
