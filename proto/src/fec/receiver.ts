@@ -293,6 +293,17 @@ export class FecReceiver {
     return deadline;
   }
 
+  /**
+   * Output: when {@link handleTimeout} next has an output to give (the interval stats),
+   * or undefined before any input. Unlike {@link pollTimeout} it leaves out group
+   * expiry, which gives none: every input and every stats interval retires the groups
+   * due first, so a driver that never wakes the receiver for anything else (the relay
+   * core, whose other timers do not depend on its receivers) may wait for this.
+   */
+  nextOutputMs(): number | undefined {
+    return Number.isNaN(this.nextStatsMs) ? undefined : this.nextStatsMs;
+  }
+
   private handleData(group: GroupState, index: number, r: number, payload: Uint8Array): void {
     if (group.deliveredFlags[index] === 1 || group.done) {
       this.totals.duplicates++;
