@@ -252,3 +252,43 @@ test('steady state allocates no new buffers', () => {
   run(2000, 6000);
   assert.deepEqual([(sender as unknown as { pool: { buffers: unknown[] } }).pool.buffers.length, (receiver as unknown as { pool: { buffers: unknown[] } }).pool.buffers.length], poolSizes);
 });
+
+test('receiver group table: ids that share a slot (and more groups alive than slots) each deliver once, and copies are duplicates', () => {
+  const rx = new FecReceiver({ groupTimeoutMs: 10_000 });
+  const out = new Uint8Array(2000);
+  // 600 live one-packet groups whose ids collide in the 256-slot table (stride 256) and overflow it.
+  const ids: number[] = [];
+  for (let i = 0; i < 300; i++) ids.push((i * 256) >>> 0, (0xffffff00 + i * 256 + 7) >>> 0);
+  let seq = 0;
+  let delivered = 0;
+  for (const id of ids) {
+    rx.handleShard(1, seq++, id, 0, 1, 0, Uint8Array.of(id & 0xff, 1, 2));
+    while (rx.pollDelivered(out) >= 0) delivered++;
+  }
+  assert.equal(delivered, ids.length);
+  assert.equal(rx.openGroups, ids.length);
+  for (const id of ids) {
+    rx.handleShard(2, seq++, id, 0, 1, 0, Uint8Array.of(id & 0xff, 1, 2));
+    assert.equal(rx.pollDelivered(out), -1, `group ${id}: a copy must not be delivered again`);
+  }
+  assert.equal(rx.totals.duplicates, ids.length);
+  // Expiry forgets them all, whichever table they sat in.
+  rx.handleTimeout(20_000);
+  assert.equal(rx.openGroups, 0);
+  assert.equal(rx.buffersInUse, 0);
+});
+
+test('receiver nextOutputMs: the stats deadline, without group expiry; pollTimeout has both', () => {
+  const rx = new FecReceiver({ groupTimeoutMs: 100, statsIntervalMs: 250 });
+  assert.equal(rx.nextOutputMs(), undefined);
+  rx.handleShard(10, 0, 5, 0, 1, 0, Uint8Array.of(1));
+  assert.equal(rx.pollTimeout(), 110);
+  assert.equal(rx.nextOutputMs(), 260);
+  // Waking only at the stats deadline retires the expired group first and counts nothing lost.
+  rx.handleTimeout(260);
+  assert.equal(rx.openGroups, 0);
+  const e = rx.pollEvent();
+  assert.equal(e?.stats.received, 1);
+  assert.equal(e?.stats.unrecoverable, 0);
+  assert.equal(rx.nextOutputMs(), 510);
+});

@@ -100,6 +100,13 @@ const GROUP_REORDER_SLACK = 64;
 const NO_BUFFER = -1;
 /** Shard slots a group starts with (enough for small RS groups; more are added on demand). */
 const GROUP_SLOTS_INITIAL = 8;
+/**
+ * Slots of the receiver's direct-mapped group table (a power of two). A flow's group
+ * ids are consecutive, so the groups alive at once (those of the last
+ * {@link FecReceiverInit.groupTimeoutMs}) sit in distinct slots unless more than this
+ * many are alive; the rest go to an overflow map.
+ */
+const GROUP_TABLE_SLOTS = 256;
 
 /** Per-group state; pooled. */
 class GroupState {
@@ -147,7 +154,14 @@ export class FecReceiver {
   private readonly pool: BufferPool;
   private readonly groupTimeoutMs: number;
   private readonly statsIntervalMs: number;
-  private readonly groups = new Map<number, GroupState>();
+  /**
+   * Open and remembered groups by id: slot `id & (GROUP_TABLE_SLOTS - 1)` of the table,
+   * or the overflow map when that slot was taken. A lookup per shard and an insertion
+   * and a removal per group stay off the Map in the common case.
+   */
+  private readonly groupTable: (GroupState | undefined)[] = new Array<GroupState | undefined>(GROUP_TABLE_SLOTS).fill(undefined);
+  private readonly groupOverflow = new Map<number, GroupState>();
+  private groupCount = 0;
   private readonly spareGroups: GroupState[] = [];
   /** Groups in creation order (= expiry order, since the timeout is constant). */
   private expiry: GroupState[] = [];
@@ -200,7 +214,7 @@ export class FecReceiver {
 
   /** Groups currently tracked (open or remembered for deduplication). */
   get openGroups(): number {
-    return this.groups.size;
+    return this.groupCount;
   }
 
   /** Pooled buffers in use: a leak check for tests. */
@@ -227,7 +241,7 @@ export class FecReceiver {
       return;
     }
     groupId >>>= 0;
-    let group = this.groups.get(groupId);
+    let group = this.findGroup(groupId);
     if (group === undefined) {
       if (this.anyRetired && ((groupId - this.retiredThrough) | 0) <= 0) {
         this.totals.late++;
@@ -277,6 +291,17 @@ export class FecReceiver {
       if (expires < deadline) deadline = expires;
     }
     return deadline;
+  }
+
+  /**
+   * Output: when {@link handleTimeout} next has an output to give (the interval stats),
+   * or undefined before any input. Unlike {@link pollTimeout} it leaves out group
+   * expiry, which gives none: every input and every stats interval retires the groups
+   * due first, so a driver that never wakes the receiver for anything else (the relay
+   * core, whose other timers do not depend on its receivers) may wait for this.
+   */
+  nextOutputMs(): number | undefined {
+    return Number.isNaN(this.nextStatsMs) ? undefined : this.nextStatsMs;
   }
 
   private handleData(group: GroupState, index: number, r: number, payload: Uint8Array): void {
@@ -404,6 +429,26 @@ export class FecReceiver {
     }
   }
 
+  private findGroup(groupId: number): GroupState | undefined {
+    const group = this.groupTable[groupId & (GROUP_TABLE_SLOTS - 1)];
+    if (group !== undefined && group.id === groupId) return group;
+    return this.groupOverflow.size === 0 ? undefined : this.groupOverflow.get(groupId);
+  }
+
+  private addGroup(group: GroupState): void {
+    const slot = group.id & (GROUP_TABLE_SLOTS - 1);
+    if (this.groupTable[slot] === undefined) this.groupTable[slot] = group;
+    else this.groupOverflow.set(group.id, group);
+    this.groupCount++;
+  }
+
+  private removeGroup(group: GroupState): void {
+    const slot = group.id & (GROUP_TABLE_SLOTS - 1);
+    if (this.groupTable[slot] === group) this.groupTable[slot] = undefined;
+    else this.groupOverflow.delete(group.id);
+    this.groupCount--;
+  }
+
   private openGroup(now: number, groupId: number): GroupState {
     const group = this.spareGroups.pop() ?? new GroupState();
     // Flags are only ever set below the data extent or k (a fresh group has none).
@@ -416,7 +461,7 @@ export class FecReceiver {
     group.delivered = 0;
     group.held = 0;
     group.done = false;
-    this.groups.set(groupId, group);
+    this.addGroup(group);
     this.expiry.push(group);
     this.expiresAtMs.push(now + this.groupTimeoutMs);
     this.groupIds.record(groupId);
@@ -461,7 +506,7 @@ export class FecReceiver {
       this.iUnrecoverable += lost;
     }
     this.releaseBuffers(group);
-    this.groups.delete(group.id);
+    this.removeGroup(group);
     if (!this.anyRetired || ((group.id - this.retiredThrough) | 0) > 0) this.retiredThrough = group.id;
     this.anyRetired = true;
     this.spareGroups.push(group);

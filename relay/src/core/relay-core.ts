@@ -2038,7 +2038,9 @@ export class RelayCore {
 
   private noteFecDeadline(session: TunnelSession): void {
     const a = session.fecSender!.pollTimeout() ?? Number.POSITIVE_INFINITY;
-    const b = session.fecReceiver!.pollTimeout() ?? Number.POSITIVE_INFINITY;
+    // The receiver's group expiry needs no wakeup of its own (see FecReceiver.nextOutputMs):
+    // about half the relay's timeouts at game rates, each one a scan of the sessions.
+    const b = session.fecReceiver!.nextOutputMs() ?? Number.POSITIVE_INFINITY;
     session.fecDeadlineMs = a < b ? a : b;
     if (session.fecDeadlineMs < this.fecDeadlineMs) this.fecDeadlineMs = session.fecDeadlineMs;
   }

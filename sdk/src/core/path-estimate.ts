@@ -97,6 +97,22 @@ export class PathEstimate {
   private readonly blockCount = new Uint16Array(LOSS_BLOCKS);
   private readonly blockLost = new Uint16Array(LOSS_BLOCKS);
   private lastAnswered: number | undefined = undefined;
+  /**
+   * The figures since the last outcome, or undefined: they change only when a probe
+   * outcome comes in, while the SDK reads them after every input (liveness deadlines,
+   * selection), so one snapshot serves every read in between.
+   */
+  private snapshot: PathFigures | undefined = undefined;
+
+  /** Smoothed round-trip time, ms (undefined before the first answered probe): {@link PathFigures.rttMs} without a snapshot. */
+  get rttMs(): number | undefined {
+    return this.srttMs;
+  }
+
+  /** Smoothed RTT variation, ms: {@link PathFigures.jitterMs} without a snapshot. */
+  get jitterMs(): number {
+    return this.srttMs === undefined ? 0 : this.rttvarMs;
+  }
 
   /** Records an answered probe with its round-trip time (ms) at `nowMs`. */
   addAnswered(nowMs: number, rttMs: number): void {
@@ -131,6 +147,7 @@ export class PathEstimate {
   }
 
   private addOutcome(lost: 0 | 1): void {
+    this.snapshot = undefined;
     const newest = this.outcomeCount === 0 ? 0 : this.outcomes[(this.outcomeNext + LOSS_WINDOW_PROBES - 1) % LOSS_WINDOW_PROBES]!;
     if (this.outcomeCount === LOSS_WINDOW_PROBES) {
       // The oldest outcome leaves. A lost one ends its run unless the next is lost too
@@ -176,8 +193,12 @@ export class PathEstimate {
     return Math.max(1, Math.min(n, effective));
   }
 
-  /** The current figures. */
+  /** The current figures (the same object until the next outcome; treat it as read-only). */
   figures(): PathFigures {
+    return (this.snapshot ??= this.computeFigures());
+  }
+
+  private computeFigures(): PathFigures {
     // Before the first RTT sample, RTTVAR is meaningless; after it, the RFC 6298
     // initialisation (R/2) decays towards the real variation.
     return {

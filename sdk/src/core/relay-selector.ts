@@ -136,6 +136,10 @@ interface RelayState {
   lastAnswerSentMs: number | undefined;
   /** Excluded by the session layer (the relay refused the session); probe answers do not clear it. */
   excluded: boolean;
+  /** {@link RelaySelector.score}'s latency and loss penalty, for the figures and rest below (selection asks for it many times per probe outcome). */
+  scoreMs: number;
+  scoreFigures: PathFigures | undefined;
+  scoreRestMs: number;
 }
 
 /** The selector. See the module comment for the rule. */
@@ -164,6 +168,15 @@ export class RelaySelector {
   private darkAtSilence = false;
   /** While the current relay is silent after a blackout of every path and another relay answered: when to move to that one, ms. */
   private recoveryDeadlineMs: number | undefined = undefined;
+  /**
+   * The last {@link gainMs} and {@link differenceErrorMs}, with the figures (and rests)
+   * they were computed from: evaluation runs on every timeout of the client, the figures
+   * change only with probe outcomes.
+   */
+  private readonly gainMemo = { challenger: undefined as PathFigures | undefined, current: undefined as PathFigures | undefined, challengerRestMs: 0, currentRestMs: 0, valueMs: 0 };
+  /** The second result of {@link bestTwo}. */
+  private bestOtherId: string | undefined = undefined;
+  private readonly errorMemo = { a: undefined as PathFigures | undefined, b: undefined as PathFigures | undefined, valueMs: 0 };
 
   constructor(init: RelaySelectorInit = {}) {
     this.switchMinGainMs = init.switchMinGainMs ?? 10;
@@ -197,6 +210,11 @@ export class RelaySelector {
     return this.relays.get(id)?.path.figures();
   }
 
+  /** One relay's smoothed RTT and RTT variation (what liveness timeouts need; see {@link PathFigures}), read without a figures snapshot; undefined for an unknown relay. */
+  rttEstimate(id: string): PathEstimate | undefined {
+    return this.relays.get(id)?.path;
+  }
+
   /** Whether `id` is judged dead (unreachable: silent and moved from, or its session failed) until a probe answers. False for unknown relays and for a silent current relay, which keeps its place. */
   isUnreachable(id: string): boolean {
     return this.relays.get(id)?.unreachable === true;
@@ -222,7 +240,7 @@ export class RelaySelector {
         known.estimateMs = candidate.estimateMs;
         known.restMs = candidate.restMs ?? 0;
       } else {
-        this.relays.set(candidate.id, { id: candidate.id, estimateMs: candidate.estimateMs, restMs: candidate.restMs ?? 0, path: new PathEstimate(), unreachable: false, silent: false, downSinceMs: nowMs, lastAnswerSentMs: undefined, excluded: false });
+        this.relays.set(candidate.id, { id: candidate.id, estimateMs: candidate.estimateMs, restMs: candidate.restMs ?? 0, path: new PathEstimate(), unreachable: false, silent: false, downSinceMs: nowMs, lastAnswerSentMs: undefined, excluded: false, scoreMs: 0, scoreFigures: undefined, scoreRestMs: 0 });
       }
     }
     for (const id of [...this.relays.keys()]) if (!listed.has(id) && id !== this.currentId) this.relays.delete(id);
@@ -405,7 +423,12 @@ export class RelaySelector {
   private score(relay: RelayState): number | undefined {
     const f = relay.path.figures();
     if (relay.unreachable || relay.excluded || relay.silent || f.stableRttMs === undefined || f.samples < this.minSamples) return undefined;
-    return this.latencyMs(relay.restMs, f) + this.lossPenaltyMs * lossInterval(f.loss, f.lossEffectiveSamples, this.lossZ).low;
+    if (relay.scoreFigures !== f || relay.scoreRestMs !== relay.restMs) {
+      relay.scoreMs = this.latencyMs(relay.restMs, f) + this.lossPenaltyMs * lossInterval(f.loss, f.lossEffectiveSamples, this.lossZ).low;
+      relay.scoreFigures = f;
+      relay.scoreRestMs = relay.restMs;
+    }
+    return relay.scoreMs;
   }
 
   /** RTT (slow average) + rest of the path + weighted jitter, ms. */
@@ -423,6 +446,19 @@ export class RelaySelector {
     const cur = this.relays.get(currentId)!;
     const fc = cur.path.figures();
     const fch = ch.path.figures();
+    // Figures snapshots are per relay and per probe outcome, so they (and the rests) identify the inputs.
+    const memo = this.gainMemo;
+    if (memo.challenger !== fch || memo.current !== fc || memo.challengerRestMs !== ch.restMs || memo.currentRestMs !== cur.restMs) {
+      memo.challenger = fch;
+      memo.current = fc;
+      memo.challengerRestMs = ch.restMs;
+      memo.currentRestMs = cur.restMs;
+      memo.valueMs = this.computeGainMs(ch, cur, fch, fc);
+    }
+    return memo.valueMs;
+  }
+
+  private computeGainMs(ch: RelayState, cur: RelayState, fch: PathFigures, fc: PathFigures): number {
     const d = lossDifferenceInterval([fc.loss, fc.lossEffectiveSamples], [fch.loss, fch.lossEffectiveSamples], this.lossZ);
     const confident = d.low > 0 ? d.low : d.high < 0 ? d.high : 0;
     return this.latencyMs(cur.restMs, fc) - this.latencyMs(ch.restMs, fch) + this.lossPenaltyMs * confident;
@@ -443,6 +479,31 @@ export class RelaySelector {
     return bestId;
   }
 
+  /**
+   * `bestExcept(undefined)`, and `bestExcept(excludedId)` into {@link bestOtherId}, in
+   * one pass (same order, same ties): evaluation needs both on every timeout.
+   */
+  private bestTwo(excludedId: string | undefined): string | undefined {
+    let bestId: string | undefined;
+    let bestScore = Infinity;
+    let otherId: string | undefined;
+    let otherScore = Infinity;
+    for (const relay of this.relays.values()) {
+      const s = this.score(relay);
+      if (s === undefined) continue;
+      if (s < bestScore || (s === bestScore && bestId !== undefined && relay.id < bestId)) {
+        bestScore = s;
+        bestId = relay.id;
+      }
+      if (relay.id !== excludedId && (s < otherScore || (s === otherScore && otherId !== undefined && relay.id < otherId))) {
+        otherScore = s;
+        otherId = relay.id;
+      }
+    }
+    this.bestOtherId = otherId;
+    return bestId;
+  }
+
   private initialChoiceIsClear(nowMs: number, bestId: string): boolean {
     if (this.startedAtMs !== undefined && nowMs >= this.startedAtMs + this.initialWaitMsMax) return true;
     const bestScore = this.score(this.relays.get(bestId)!)!;
@@ -458,7 +519,10 @@ export class RelaySelector {
   }
 
   private evaluate(nowMs: number, reason: SelectionReason): void {
-    const best = this.bestExcept(undefined);
+    const best = this.bestTwo(this.currentId);
+    // What bestExcept(this.currentId) gives: the backup candidate below (nothing that
+    // reaches that point changes a score or the current relay).
+    const bestOther = this.bestOtherId;
     const currentRelay = this.currentId === undefined ? undefined : this.relays.get(this.currentId);
     if (this.currentId === undefined || currentRelay === undefined || currentRelay.unreachable || currentRelay.excluded) {
       if (best !== undefined && this.initialChoiceIsClear(nowMs, best)) {
@@ -505,7 +569,7 @@ export class RelaySelector {
     } else {
       this.challengerId = undefined;
     }
-    const backup = this.bestExcept(this.currentId);
+    const backup = bestOther;
     if (backup !== this.backupId && this.backupShouldChange(backup)) {
       this.backupId = backup;
       this.emit(reason === 'candidates-changed' ? reason : 'backup-changed', this.currentId);
@@ -514,12 +578,18 @@ export class RelaySelector {
 
   /** Standard error of the difference between two relays' latencies (RTT and jitter terms), ms. (Loss has its own interval.) */
   private differenceErrorMs(a: string, b: string): number {
-    let variance = 0;
-    for (const id of [a, b]) {
-      const f = this.relays.get(id)!.path.figures();
-      variance += f.stableRttErrorMs * f.stableRttErrorMs + this.jitterWeight * this.jitterWeight * f.stableJitterErrorMs * f.stableJitterErrorMs;
+    const fa = this.relays.get(a)!.path.figures();
+    const fb = this.relays.get(b)!.path.figures();
+    const memo = this.errorMemo;
+    if (memo.a !== fa || memo.b !== fb) {
+      memo.a = fa;
+      memo.b = fb;
+      let variance = 0;
+      variance += fa.stableRttErrorMs * fa.stableRttErrorMs + this.jitterWeight * this.jitterWeight * fa.stableJitterErrorMs * fa.stableJitterErrorMs;
+      variance += fb.stableRttErrorMs * fb.stableRttErrorMs + this.jitterWeight * this.jitterWeight * fb.stableJitterErrorMs * fb.stableJitterErrorMs;
+      memo.valueMs = Math.sqrt(variance);
     }
-    return Math.sqrt(variance);
+    return memo.valueMs;
   }
 
   /** Backups get hysteresis too: warming a new one costs a session open, so noise must not move it. */

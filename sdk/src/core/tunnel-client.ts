@@ -247,8 +247,30 @@ function earlier(at: number, t: number | undefined, after: number): number {
   return t !== undefined && t > after && t < at ? t : at;
 }
 
+/**
+ * The last few endpoints keyed, and their keys: a datagram's source is looked up by its
+ * key, and drivers that reuse endpoint objects (the simulator's sockets) would otherwise
+ * build and hash a fresh string per datagram. Checked by identity and by content.
+ */
+const KEY_CACHE_SIZE = 4;
+const keyCacheEndpoints: (Endpoint | undefined)[] = new Array<Endpoint | undefined>(KEY_CACHE_SIZE).fill(undefined);
+const keyCacheAddresses: string[] = new Array<string>(KEY_CACHE_SIZE).fill('');
+const keyCachePorts: number[] = new Array<number>(KEY_CACHE_SIZE).fill(-1);
+const keyCacheKeys: string[] = new Array<string>(KEY_CACHE_SIZE).fill('');
+let keyCacheNext = 0;
+
 function endpointKey(e: Endpoint): string {
-  return `${e.address}|${e.port}`;
+  for (let i = 0; i < KEY_CACHE_SIZE; i++) {
+    if (keyCacheEndpoints[i] === e && keyCacheAddresses[i] === e.address && keyCachePorts[i] === e.port) return keyCacheKeys[i]!;
+  }
+  const key = `${e.address}|${e.port}`;
+  const i = keyCacheNext;
+  keyCacheNext = (i + 1) % KEY_CACHE_SIZE;
+  keyCacheEndpoints[i] = e;
+  keyCacheAddresses[i] = e.address;
+  keyCachePorts[i] = e.port;
+  keyCacheKeys[i] = key;
+  return key;
 }
 
 /** The client state machine; see the module comment. */
@@ -280,6 +302,8 @@ export class TunnelClient {
    */
   private slab = new Uint8Array(SLAB_BYTES);
   private slabOffset = 0;
+  /** What {@link targets} returns (reused: one per upstream packet would be garbage). */
+  private readonly targetList: RelayLink[] = [];
   private readonly probeCurrentMs: number;
   private readonly probeBackupMs: number;
   private readonly probeOtherMs: number;
@@ -587,14 +611,17 @@ export class TunnelClient {
     if (this.sender !== undefined) at = earlier(at, this.sender.pollTimeout(), after);
     at = earlier(at, this.selectorDeadlineMs, after);
     const current = this.currentLink();
-    if (current !== undefined) {
+    // The liveness deadlines are never earlier than their floors (SUSPECT_AFTER_MS_MIN ≤
+    // DEAD_AFTER_MS_MIN): while traffic flows, something else is due sooner, and they
+    // need not be computed.
+    if (current !== undefined && current.lastRxMs + C.SUSPECT_AFTER_MS_MIN < at) {
       at = earlier(at, current.lastRxMs + this.suspectAfterMs(current.id), after);
       at = earlier(at, current.lastRxMs + this.deadAfterMs(current.id), after);
     }
     at = earlier(at, this.duplicateUntilMs, after);
     at = earlier(at, this.sessionCheck?.atMs, after);
     const backup = this.backupId === undefined ? undefined : this.relays.get(this.backupId);
-    if (backup?.sessionState === 'open') at = earlier(at, backup.lastRxMs + this.deadAfterMs(backup.id, this.probeBackupMs), after);
+    if (backup?.sessionState === 'open' && backup.lastRxMs + C.DEAD_AFTER_MS_MIN < at) at = earlier(at, backup.lastRxMs + this.deadAfterMs(backup.id, this.probeBackupMs), after);
     if (!this.opened && this.startedMs !== undefined) at = earlier(at, this.startedMs + this.connectTimeoutMs, after);
     return Number.isFinite(at) ? at : undefined;
   }
@@ -866,14 +893,17 @@ export class TunnelClient {
     }
   }
 
+  // Called after every input (pollTimeout, checkLiveness): the estimate's RTT and
+  // variation are read directly, without a figures snapshot.
+  // Never below SUSPECT_AFTER_MS_MIN (deadAfterMs: DEAD_AFTER_MS_MIN): pollTimeout relies on it.
   private suspectAfterMs(id: string): number {
-    const f = this.selector.figures(id);
+    const f = this.selector.rttEstimate(id);
     const srtt = f?.rttMs ?? 0;
     return Math.max(C.SUSPECT_AFTER_MS_MIN, 1.5 * this.probeCurrentMs + srtt + 4 * (f?.jitterMs ?? 0));
   }
 
   private deadAfterMs(id: string, probeMs = this.probeCurrentMs): number {
-    const f = this.selector.figures(id);
+    const f = this.selector.rttEstimate(id);
     const suspect = Math.max(C.SUSPECT_AFTER_MS_MIN, 1.5 * probeMs + (f?.rttMs ?? 0) + 4 * (f?.jitterMs ?? 0));
     return Math.max(C.DEAD_AFTER_MS_MIN, 2 * suspect);
   }
@@ -990,11 +1020,13 @@ export class TunnelClient {
     }
   }
 
-  /** The relays an upstream packet goes to now: the current one, and the backup while duplicating. */
+  /** The relays an upstream packet goes to now: the current one, and the backup while duplicating. (One reused array: read it before the next call.) */
   private targets(nowMs: number): RelayLink[] {
+    const out = this.targetList;
+    out.length = 0;
     const current = this.currentLink();
-    if (current === undefined) return [];
-    const out = [current];
+    if (current === undefined) return out;
+    out.push(current);
     if (this.backupId !== undefined && this.duplicating(nowMs)) {
       const b = this.relays.get(this.backupId);
       if (b !== undefined && b.sessionState === 'open') out.push(b);
