@@ -54,6 +54,7 @@ import { decodeControl } from '../../../proto/src/control.js';
 import { ErrorCode } from '../../../proto/src/errors.js';
 import { FecController, FecReceiver, FecSender, FecShardKind, type FecIntervalStats, type FecScheme } from '../../../proto/src/fec/index.js';
 import { HEADER_BYTES, HeaderFlag, PacketHeader, PacketType, parseHeader, sessionIdFromHex, writeHeader } from '../../../proto/src/header.js';
+import { SlabAllocator } from '../../../proto/src/slab.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import { buildClientClose, buildControlPacket, buildPathResponse, buildProbe, fecStatsFromMessage, fecStatsMessage, openRelayClose, parseProbeReplyBody } from '../../../relay/src/core/wire.js';
 import { SdkErrorCode, isTicketRefusal } from '../errors.js';
@@ -239,8 +240,6 @@ export interface ClientTransmit {
 }
 
 const SHARD_SCRATCH_BYTES = 1500;
-/** Bytes of one output slab (see TunnelClient.slabView): room for about 40 full shards with their headers. */
-const SLAB_BYTES = 65_536;
 
 /** `at`, or `t` when `t` is a deadline after `after` and earlier than `at` (pollTimeout's minimum, without a closure per call). */
 function earlier(at: number, t: number | undefined, after: number): number {
@@ -294,14 +293,8 @@ export class TunnelClient {
   private readonly header = new PacketHeader();
   private readonly outHeader = new PacketHeader();
   private readonly scratch = new Uint8Array(SHARD_SCRATCH_BYTES);
-  /**
-   * Upstream shards and delivered messages are views carved from one slab; a full slab
-   * is replaced, never rewritten (the driver may still hold views of it in a send queue,
-   * the app a message), so there is one allocation per {@link SLAB_BYTES} instead of one
-   * per packet, as in the relay core.
-   */
-  private slab = new Uint8Array(SLAB_BYTES);
-  private slabOffset = 0;
+  /** Upstream shards and delivered messages: views carved from slabs (proto/src/slab.ts), as in the relay core. */
+  private readonly slabs = new SlabAllocator();
   /** What {@link targets} returns (reused: one per upstream packet would be garbage). */
   private readonly targetList: RelayLink[] = [];
   private readonly probeCurrentMs: number;
@@ -1050,25 +1043,13 @@ export class TunnelClient {
       for (const link of targets) {
         if (link.fecMode === 'off') continue; // such a relay gets plain copies only (rare: the client offers rs first)
         h.flags = (tx.kind === FecShardKind.Duplicate ? HeaderFlag.Duplicate : 0) | (link === targets[0] ? 0 : HeaderFlag.ViaBackup);
-        const out = this.slabView(HEADER_BYTES + tx.length);
+        const out = this.slabs.view(HEADER_BYTES + tx.length);
         writeHeader(h, out);
         out.set(this.scratch.subarray(0, tx.length), HEADER_BYTES);
         link.lastTxMs = nowMs;
         this.transmits.push({ to: link.tunnel, bytes: out });
       }
     }
-  }
-
-  /** `bytes` bytes of the current slab (see {@link slab}). */
-  private slabView(bytes: number): Uint8Array {
-    if (bytes > SLAB_BYTES) return new Uint8Array(bytes);
-    if (this.slabOffset + bytes > SLAB_BYTES) {
-      this.slab = new Uint8Array(SLAB_BYTES);
-      this.slabOffset = 0;
-    }
-    const view = this.slab.subarray(this.slabOffset, this.slabOffset + bytes);
-    this.slabOffset += (bytes + 7) & ~7;
-    return view;
   }
 
   private onData(nowMs: number, link: RelayLink, bytes: Uint8Array): void {
@@ -1123,7 +1104,7 @@ export class TunnelClient {
   private deliver(payload: Uint8Array): void {
     this.packetsReceived++;
     // A copy that outlives the receiver's scratch, carved from the slab (never rewritten).
-    const bytes = this.slabView(payload.length);
+    const bytes = this.slabs.view(payload.length);
     bytes.set(payload);
     this.events.push({ type: 'message', bytes });
   }
