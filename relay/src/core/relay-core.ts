@@ -60,6 +60,7 @@ import { ErrorCode, type ErrorCodeValue } from '../../../proto/src/errors.js';
 import { FecController, FecReceiver, FecSender, FEC_OFF, type FecScheme } from '../../../proto/src/fec/index.js';
 import { HEADER_BYTES, HEADER_MAGIC, PacketHeader, PROTOCOL_VERSION, PacketType, parseHeader, quickCheck, sessionIdToHex } from '../../../proto/src/header.js';
 import { encodeProxyV2, encodeSpp } from '../../../proto/src/proxy-protocol.js';
+import { SlabAllocator } from '../../../proto/src/slab.js';
 import { openSessionKey, verifyTicket } from '../../../proto/src/ticket.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import { cidrListMatches, type Cidr, hashString, rendezvousScore, splitHostPort } from './addr.js';
@@ -481,8 +482,6 @@ const HEALTH_SOCKET_ID = 1;
 const TUNNEL_SOCKET_ID = 2;
 const FIRST_DYNAMIC_ID = 16;
 const FEC_SHARD_BYTES_MAX = 1402;
-/** Bytes of one output slab (see RelayCore.slabView): room for about 45 full FEC shards or 2 700 tunnel headers. */
-const SLAB_BYTES = 65_536;
 /** Body of the relay's Close for data on a session it does not hold (the same for every session). */
 const UNKNOWN_SESSION_BODY = encodeControl({ type: 'sessionReject', reason: ErrorCode.UnknownSession, message: '' });
 
@@ -549,14 +548,8 @@ export class RelayCore {
   private readonly header = new PacketHeader();
   private readonly outHeader = new PacketHeader();
   private readonly fecScratch = new Uint8Array(FEC_SHARD_BYTES_MAX + 64);
-  /**
-   * Output bytes the core writes per packet (tunnel headers, FEC shards) are views
-   * carved from one slab; a full slab is replaced, never rewritten, because the kernel
-   * may still hold views of it (a send queued on EAGAIN). One allocation per
-   * {@link SLAB_BYTES} instead of one per packet.
-   */
-  private slab = new Uint8Array(SLAB_BYTES);
-  private slabOffset = 0;
+  /** Output bytes the core writes per packet (tunnel headers, FEC shards): views carved from slabs (proto/src/slab.ts). */
+  private readonly slabs = new SlabAllocator();
   /** Rate limit of packets from senders that have proved nothing: no per-address state (spoofed floods cost no memory). */
   private readonly unauthenticatedLimiter: StatelessLimiter;
 
@@ -945,19 +938,6 @@ export class RelayCore {
     tx.port = port;
     tx.prefix = prefix;
     tx.bytes = bytes;
-  }
-
-  /** A fresh `bytes`-long view for an outgoing packet (see {@link slab}). */
-  private slabView(bytes: number): Uint8Array {
-    if (bytes > SLAB_BYTES) return new Uint8Array(bytes);
-    if (this.slabOffset + bytes > SLAB_BYTES) {
-      this.slab = new Uint8Array(SLAB_BYTES);
-      this.slabOffset = 0;
-    }
-    const view = this.slab.subarray(this.slabOffset, this.slabOffset + bytes);
-    // 8-byte aligned starts keep views off each other's cache words.
-    this.slabOffset += (bytes + 7) & ~7;
-    return view;
   }
 
   private growRing(): void {
@@ -1996,7 +1976,7 @@ export class RelayCore {
     h.sessionIdLow = session.idLow;
     h.sequence = session.sequenceOut = (session.sequenceOut + 1) >>> 0;
     h.fecGroup = h.fecIndex = h.fecDataCount = h.fecParityCount = 0;
-    const prefix = this.slabView(HEADER_BYTES);
+    const prefix = this.slabs.view(HEADER_BYTES);
     writeTunnelHeader(h, prefix);
     this.push(TUNNEL_SOCKET_ID, session.clientAddress, session.clientPort, prefix, bytes);
   }
@@ -2014,7 +1994,7 @@ export class RelayCore {
       h.fecIndex = tx.index;
       h.fecDataCount = tx.k;
       h.fecParityCount = tx.r;
-      const out = this.slabView(HEADER_BYTES + tx.length);
+      const out = this.slabs.view(HEADER_BYTES + tx.length);
       writeTunnelHeader(h, out);
       out.set(this.fecScratch.subarray(0, tx.length), HEADER_BYTES);
       this.push(TUNNEL_SOCKET_ID, session.clientAddress, session.clientPort, undefined, out);
@@ -2024,7 +2004,7 @@ export class RelayCore {
   private drainFecReceiver(session: TunnelSession): void {
     const receiver = session.fecReceiver!;
     for (let n = receiver.pollDelivered(this.fecScratch); n >= 0; n = receiver.pollDelivered(this.fecScratch)) {
-      const delivered = this.slabView(n);
+      const delivered = this.slabs.view(n);
       delivered.set(this.fecScratch.subarray(0, n));
       this.push(session.id, session.originAddress, session.originPort, undefined, delivered);
     }
