@@ -115,11 +115,13 @@ export class PacketHeader {
   }
 }
 
-function readU32(bytes: Uint8Array, offset: number): number {
+/** Big-endian u32 at `offset` (no DataView per packet). */
+export function readU32(bytes: Uint8Array, offset: number): number {
   return ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0;
 }
 
-function writeU32(bytes: Uint8Array, offset: number, value: number): void {
+/** Writes `value` as a big-endian u32 at `offset`. */
+export function writeU32(bytes: Uint8Array, offset: number, value: number): void {
   bytes[offset] = value >>> 24;
   bytes[offset + 1] = (value >>> 16) & 0xff;
   bytes[offset + 2] = (value >>> 8) & 0xff;

@@ -929,6 +929,23 @@ export class RelayCore {
     return deadline;
   }
 
+  /**
+   * A datagram towards the client: counted on `stats`, then charged to the flow's or
+   * session's downstream bucket. False (counted as a rate-limit drop) when over its rate.
+   */
+  private admitDown(nowMs: number, stats: RuleStats, carrier: SessionBase, bytes: Uint8Array): boolean {
+    stats.packetsDown++;
+    stats.bytesDown += bytes.length;
+    if (!carrier.downBucket.take(nowMs, bytes.length)) {
+      this.drops[DropReason.RateLimitedSession]++;
+      return false;
+    }
+    carrier.lastActiveMs = nowMs;
+    carrier.packetsDown++;
+    carrier.bytesDown += bytes.length;
+    return true;
+  }
+
   private push(socketId: number, address: string, port: number, prefix: Uint8Array | undefined, bytes: Uint8Array): void {
     if (this.txCount === this.txRing.length) this.growRing();
     const tx = this.txRing[(this.txHead + this.txCount) & (this.txRing.length - 1)]!;
@@ -1153,17 +1170,8 @@ export class RelayCore {
       this.drops[DropReason.UnknownSource]++;
       return;
     }
-    const stats = flow.listener.rule.stats;
-    stats.packetsDown++;
-    stats.bytesDown += bytes.length;
     flow.origin.lastReplyMs = nowMs;
-    if (!flow.downBucket.take(nowMs, bytes.length)) {
-      this.drops[DropReason.RateLimitedSession]++;
-      return;
-    }
-    flow.lastActiveMs = nowMs;
-    flow.packetsDown++;
-    flow.bytesDown += bytes.length;
+    if (!this.admitDown(nowMs, flow.listener.rule.stats, flow, bytes)) return;
     this.push(flow.listener.socketId, flow.clientAddress, flow.clientPort, undefined, bytes);
   }
 
@@ -1677,20 +1685,13 @@ export class RelayCore {
     exit.lastRxMs = nowMs;
     exit.waitingSinceMs = Number.POSITIVE_INFINITY;
     const type = this.header.type;
-    const stats = this.tunnelStats;
-    stats.packetsDown++;
-    stats.bytesDown += bytes.length;
     if (type === PacketType.Data || type === PacketType.Parity) {
-      if (!session.downBucket.take(nowMs, bytes.length)) {
-        this.drops[DropReason.RateLimitedSession]++;
-        return;
-      }
-      session.lastActiveMs = nowMs;
-      session.packetsDown++;
-      session.bytesDown += bytes.length;
-      this.push(TUNNEL_SOCKET_ID, session.clientAddress, session.clientPort, undefined, bytes);
+      if (this.admitDown(nowMs, this.tunnelStats, session, bytes)) this.push(TUNNEL_SOCKET_ID, session.clientAddress, session.clientPort, undefined, bytes);
       return;
     }
+    // Control and path challenges from the exit count as tunnel traffic too (not charged to the session).
+    this.tunnelStats.packetsDown++;
+    this.tunnelStats.bytesDown += bytes.length;
     if (type === PacketType.PathChallenge) {
       // The answer (72 bytes) is larger than the challenge (40): only the exit the ticket
       // names is answered, and at most once per keepalive period, so a sender spoofing
@@ -1947,16 +1948,7 @@ export class RelayCore {
       this.drops[DropReason.UnknownSource]++;
       return;
     }
-    const stats = this.tunnelStats;
-    stats.packetsDown++;
-    stats.bytesDown += bytes.length;
-    if (!session.downBucket.take(nowMs, bytes.length)) {
-      this.drops[DropReason.RateLimitedSession]++;
-      return;
-    }
-    session.lastActiveMs = nowMs;
-    session.packetsDown++;
-    session.bytesDown += bytes.length;
+    if (!this.admitDown(nowMs, this.tunnelStats, session, bytes)) return;
     const sender = session.fecSender;
     if (sender !== undefined && bytes.length <= sender.maxPayloadBytes) {
       session.fecController?.handlePacket(nowMs, bytes.length);

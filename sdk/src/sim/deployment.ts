@@ -21,7 +21,7 @@
  * answered. Everything each side saw is kept in a {@link PathLog} per player and path.
  */
 import { Rng } from '../../../proto/src/rng.js';
-import { HEADER_BYTES, PacketType } from '../../../proto/src/header.js';
+import { HEADER_BYTES, PacketType, readU32, writeU32 } from '../../../proto/src/header.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import { CoordinatorCore } from '../../../coordinator/src/core/coordinator-core.js';
 import { clientPrefix } from '../../../coordinator/src/core/geo.js';
@@ -480,19 +480,6 @@ export class SimDeployment {
       send(bytes, to);
     };
   }
-}
-
-/** Big-endian u32 at `at` (the game header's fields; no DataView per packet). */
-function readU32(bytes: Uint8Array, at: number): number {
-  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
-}
-
-/** Writes `value` as a big-endian u32 at `at`. */
-function writeU32(bytes: Uint8Array, at: number, value: number): void {
-  bytes[at] = value >>> 24;
-  bytes[at + 1] = (value >>> 16) & 0xff;
-  bytes[at + 2] = (value >>> 8) & 0xff;
-  bytes[at + 3] = value & 0xff;
 }
 
 /** Packet sizes of media frame `frame` (keyframes every `keyframeIntervalFrames`, average = bitrate / fps). */
