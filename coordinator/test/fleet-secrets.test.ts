@@ -113,7 +113,9 @@ describe('fleet-secret rotation on a real coordinator process', () => {
       const metrics = await (await fetch(`${coordinator.url}/metrics`)).text();
       assert.match(metrics, /slipstream_coordinator_relays_by_fleet_secret\{secret="current"\} 1/);
       assert.match(metrics, /slipstream_coordinator_relays_by_fleet_secret\{secret="previous"\} 1/);
-      // The log says it once, when the relay was first seen on the old secret.
+      // The log says it once, when the relay was first seen on the old secret. The line
+      // reaches our pipe after the HTTP reply does, so wait (bounded) for it.
+      assert.ok(await waitFor(() => coordinator.stdout().includes('"event":"relayOnPreviousFleetSecret"'), 2000), coordinator.stdout());
       const warned = coordinator.stdout().split('\n').filter((l) => l.includes('"event":"relayOnPreviousFleetSecret"'));
       assert.equal(warned.length, 1, coordinator.stdout());
       assert.match(warned[0]!, /"relayId":"old-1"/);
@@ -122,7 +124,7 @@ describe('fleet-secret rotation on a real coordinator process', () => {
       const moved = new CoordinatorClient({ baseUrl: coordinator.url, fleetSecret: newSecret });
       await moved.register(relayInfo('old-1'));
       assert.deepEqual((await sdk.health()).fleetSecrets.relaysOnPrevious, []);
-      assert.ok(coordinator.stdout().includes('"event":"relayOnCurrentFleetSecret"'));
+      assert.ok(await waitFor(() => coordinator.stdout().includes('"event":"relayOnCurrentFleetSecret"'), 2000), coordinator.stdout());
       // …and a straggler still on the old secret is listed again until it moves too.
       await onOld.register(relayInfo('straggler-1'));
       assert.deepEqual((await sdk.health()).fleetSecrets.relaysOnPrevious.map((r) => r.relayId), ['straggler-1']);

@@ -73,7 +73,7 @@ describe('two coordinator replicas on one Redis', () => {
     assert.ok(await waitFor(async () => (await sdkA.health()).status === 'degraded', 5000), 'a never reported the outage');
     assert.ok(await waitFor(async () => (await sdkB.health()).status === 'degraded', 5000), 'b never reported the outage');
     assert.match((await sdkA.health()).reason!, /store unreachable/);
-    assert.ok(a.stdout().includes('"event":"storeDown"'), 'no storeDown log line');
+    assert.ok(await waitFor(() => a.stdout().includes('"event":"storeDown"'), 2000), 'no storeDown log line');
     // Still serving from local state: routes, registrations, heartbeats, tickets, revocations.
     assert.ok((await sdkB.route({ origin: 'game' })).candidates.some((c) => c.relayId === 'steady'));
     await relayA.register(relayInfo('during-outage'));
@@ -88,7 +88,7 @@ describe('two coordinator replicas on one Redis', () => {
       await relayA.heartbeat('steady', load);
     };
     assert.ok(await waitFor(async () => (await sdkA.health()).status === 'ok' && (await sdkB.health()).status === 'ok', 10_000, 100), 'replicas never reconnected');
-    assert.ok(a.stdout().includes('"event":"storeUp"'), 'no storeUp log line');
+    assert.ok(await waitFor(() => a.stdout().includes('"event":"storeUp"'), 2000), 'no storeUp log line');
     assert.ok(
       await waitFor(async () => {
         await heartbeats();
