@@ -7,7 +7,7 @@
  *
  * JSON contract (`--json`; later checks depend on it):
  * `{udp: [{sizeBytes, flows, relayPps, baselinePps, ratio, relayCpuUsPerPacket, baselineCpuUsPerPacket}],
- *   latency: [{sizeBytes, relayP50AddedUs, relayP99AddedUs, baselineP50AddedUs, baselineP99AddedUs}],
+ *   latency: [{sizeBytes, relayP50AddedUs, relayP99AddedUs, baselineP50AddedUs, baselineP99AddedUs, p99Ratio}],
  *   tcp: [{conns, relayGbps, baselineGbps, ratio}],
  *   tunnel: {udp: [...same row shape...], latency: [...same row shape...]}, settings: {...}}`
  * `udp`/`latency`/`tcp` are L4 port mapping; `tunnel` repeats the UDP rows through the
@@ -16,7 +16,10 @@
  * echo (`relayCpuUsPerEcho`, `baselineCpuUsPerEcho`, µs) and the time it waited for a
  * CPU during the round (`relayRunQueueWaitMs`, `baselineRunQueueWaitMs`; Linux schedstat).
  * pps = datagrams delivered to the origin per second at a saturating offered load;
- * added latency = round trip through the forwarder minus the direct round trip, µs.
+ * added latency = round trip through the forwarder minus the direct round trip, µs;
+ * `p99Ratio` is the median over rounds of the two forwarders' added p99s divided, each
+ * pair measured together in one round (as `ratio` is for packets/s). The tables end with
+ * the issue's targets checked row by row: packets/s ratio ≥ 0.9, p99 ratio ≤ 1.5.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -38,7 +41,7 @@ const FLAGS: Record<string, FlagSpec> = {
   json: { type: 'boolean', description: 'Print one JSON object instead of tables' },
   quick: { type: 'boolean', description: 'CI-sized run: 700 ms per measurement, one repeat, 3,000 latency packets' },
   'duration-ms': { type: 'integer', valueName: 'MS', min: 200, max: 60_000, description: 'Offered-load time per throughput measurement, ms (--quick: 700)', default: 2000 },
-  repeat: { type: 'integer', valueName: 'N', min: 1, max: 10, description: 'Rounds per row; each round measures relay and baseline back to back, alternating which goes first; rows report medians over rounds (--quick: 1)', default: 3 },
+  repeat: { type: 'integer', valueName: 'N', min: 1, max: 10, description: 'Rounds per row; each round measures relay and baseline back to back, alternating which goes first; rows report medians over rounds (--quick: 1)', default: 5 },
   'latency-packets': { type: 'integer', valueName: 'N', min: 500, max: 1_000_000, description: 'Packets per latency measurement at 10,000 packets/s (--quick: 3000)', default: 20_000 },
   'skip-tunnel': { type: 'boolean', description: 'Measure L4 mode only' },
   'skip-tcp': { type: 'boolean', description: 'Skip the TCP bulk rows' },
@@ -74,7 +77,13 @@ interface LatencyRow {
   relayP99AddedUs: number;
   baselineP50AddedUs: number;
   baselineP99AddedUs: number;
+  /** Median over rounds of relay +p99 / baseline +p99, each pair from one round. */
+  p99Ratio: number;
 }
+/** The targets the tables are checked against: relay packets/s at least this × the baseline's… */
+const PPS_RATIO_MIN = 0.9;
+/** …and relay added p99 latency at most this × the baseline's. */
+const P99_RATIO_MAX = 1.5;
 /** One TCP row. */
 interface TcpRow {
   conns: number;
@@ -434,6 +443,8 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
           relayP99AddedUs: round(median(samples.map((x) => x.relay.p99)), 1),
           baselineP50AddedUs: round(median(samples.map((x) => x.baseline.p50)), 1),
           baselineP99AddedUs: round(median(samples.map((x) => x.baseline.p99)), 1),
+          // A round whose baseline added nothing measurable (≤ 0 µs) gives no ratio.
+          p99Ratio: round(median(samples.map((x) => (x.baseline.p99 > 0 ? x.relay.p99 / x.baseline.p99 : Number.NaN))), 3),
           roundP99AddedUs: samples.map((x) => ({ relay: round(x.relay.p99, 0), baseline: round(x.baseline.p99, 0) })),
           relayEventLoopDelayP99Us: round(median(samples.map((x) => x.relayLoopP99Us)), 0),
           relayEventLoopDelayMaxUs: round(median(samples.map((x) => x.relayLoopMaxUs)), 0),
@@ -505,8 +516,8 @@ function printTables(result: Record<string, unknown>, io: CommandIo): void {
     for (const r of rows) io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.flows).padStart(5)}  ${String(r.relayPps).padStart(10)}  ${String(r.baselinePps).padStart(12)}  ${r.ratio.toFixed(3).padStart(5)}  ${String(r.relayCpuUsPerPacket).padStart(12)}  ${String(r.baselineCpuUsPerPacket).padStart(15)}\n`);
   };
   const latencyTable = (title: string, rows: LatencyRow[]): void => {
-    io.out(`\n${title}\n  size B  relay +p50 µs  relay +p99 µs  baseline +p50 µs  baseline +p99 µs\n`);
-    for (const r of rows) io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.relayP50AddedUs).padStart(13)}  ${String(r.relayP99AddedUs).padStart(13)}  ${String(r.baselineP50AddedUs).padStart(16)}  ${String(r.baselineP99AddedUs).padStart(16)}\n`);
+    io.out(`\n${title}\n  size B  relay +p50 µs  relay +p99 µs  baseline +p50 µs  baseline +p99 µs  p99 ratio\n`);
+    for (const r of rows) io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.relayP50AddedUs).padStart(13)}  ${String(r.relayP99AddedUs).padStart(13)}  ${String(r.baselineP50AddedUs).padStart(16)}  ${String(r.baselineP99AddedUs).padStart(16)}  ${r.p99Ratio.toFixed(3).padStart(9)}\n`);
   };
   udpTable('L4 UDP forwarding (max delivered packets/s; relay CPU per packet)', udp);
   latencyTable('L4 UDP round-trip latency added at 10,000 packets/s', latency);
@@ -518,6 +529,21 @@ function printTables(result: Record<string, unknown>, io: CommandIo): void {
     udpTable('Tunnel mode UDP forwarding (tickets; FEC off)', tunnel.udp);
     latencyTable('Tunnel mode round-trip latency added at 10,000 packets/s', tunnel.latency);
   }
+  // The issue's targets, row by row, so a reader need not compare columns by eye.
+  const checks: string[] = [];
+  const pps = (mode: string, rows: UdpRow[]): void => {
+    for (const r of rows) checks.push(`${r.ratio >= PPS_RATIO_MIN ? 'ok   ' : 'BELOW'} ${mode} ${r.sizeBytes} B × ${r.flows} flows: packets/s ratio ${r.ratio.toFixed(3)} (target ≥ ${PPS_RATIO_MIN})`);
+  };
+  const p99 = (mode: string, rows: LatencyRow[]): void => {
+    for (const r of rows) checks.push(`${r.p99Ratio <= P99_RATIO_MAX ? 'ok   ' : 'ABOVE'} ${mode} ${r.sizeBytes} B: p99 added latency ratio ${r.p99Ratio.toFixed(3)} (target ≤ ${P99_RATIO_MAX})`);
+  };
+  pps('L4', udp);
+  p99('L4', latency);
+  if (tunnel) {
+    pps('tunnel', tunnel.udp);
+    p99('tunnel', tunnel.latency);
+  }
+  if (checks.length > 0) io.out(`\nTargets (relay vs the minimal forwarder, this run)\n${checks.map((c) => `  ${c}\n`).join('')}`);
 }
 
 /** The `bench relay` command. */

@@ -9,6 +9,7 @@ import { bool, formatHelp, parseFlags, str, type FlagSpec } from '../../cli/flag
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../cli/log.js';
 import { CliUsageError, ConfigError } from '../../proto/src/errors.js';
 import { loadRelayConfig } from './config.js';
+import { tuneGarbageCollector } from './gc-tuning.js';
 import { Relay } from './relay.js';
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -36,6 +37,8 @@ export const relayCommand: Command = {
     }
     const level = (str(values, 'log-level') as LogLevel | undefined) ?? config.logLevel;
     const logger = createLogger('relay', level);
+    // Before the sockets open: see gc-tuning.ts for the pauses these settings remove.
+    const gc = tuneGarbageCollector();
     let relay: Relay;
     try {
       relay = await Relay.start({ config, logger });
@@ -79,7 +82,7 @@ export const relayCommand: Command = {
       process.on('SIGINT', onTerm);
       // Announced only now: whoever waits for this line (systemd, tests, scripts) may signal
       // at once, and a signal before the handlers would kill the relay outright.
-      logger.info({ event: 'started', config: path, rules: config.core.rules.map((r) => r.name), tunnel: config.core.tunnel !== undefined, addresses: relay.addresses() }, 'relay started');
+      logger.info({ event: 'started', config: path, rules: config.core.rules.map((r) => r.name), tunnel: config.core.tunnel !== undefined, addresses: relay.addresses(), gc }, 'relay started');
     });
   },
 };

@@ -5,6 +5,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { dropReasonNames, type RelayCore } from './core/relay-core.js';
+import { semiSpaceBytes } from './gc-tuning.js';
 
 /** Builds a registry whose metrics read `core()` (a getter: the core survives reloads, but tests may swap it). */
 export function createRelayMetrics(core: () => RelayCore): Registry {
@@ -138,6 +139,14 @@ export function createRelayMetrics(core: () => RelayCore): Registry {
       this.set({ quantile: '0.99' }, delay(loopDelay.percentile(99)));
       this.set({ quantile: '1' }, delay(loopDelay.max));
       loopDelay.reset();
+    },
+  });
+  new Gauge({
+    name: 'slipstream_relay_young_generation_bytes',
+    help: "V8's young-generation semi-space capacity, bytes; the relay keeps it at its start-up size (relay/src/gc-tuning.ts), so growth means an operator's V8 flags allowed it.",
+    registers: [registry],
+    collect() {
+      this.set(semiSpaceBytes());
     },
   });
   return registry;

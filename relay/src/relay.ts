@@ -21,6 +21,7 @@ import type { Endpoint } from '../../proto/src/transport.js';
 import { CoordinatorClient, type RevocationFollower } from '../../coordinator/src/client.js';
 import type { RelayConfig } from './config.js';
 import { RelayCore, type RelayEvent, type TcpAdmission } from './core/relay-core.js';
+import { ipLiteralLookup } from '../../sdk/src/udp-lookup.js';
 import { FleetAgent } from './fleet.js';
 import { createRelayMetrics } from './metrics.js';
 
@@ -263,7 +264,7 @@ export class Relay {
     // replies arriving while the process is stalled once the default (~208 KiB, under
     // 100 datagrams of 1200 B) is full.
     const receive = kind === 'upstream' ? this.config.upstreamReceiveBufferBytes : this.config.socketReceiveBufferBytes;
-    const socket = dgram.createSocket(receive > 0 ? { type, recvBufferSize: receive } : { type });
+    const socket = dgram.createSocket(receive > 0 ? { type, recvBufferSize: receive, lookup: ipLiteralLookup } : { type, lookup: ipLiteralLookup });
     this.udp.set(socketId, socket);
     if (kind === 'upstream') this.upstreams.set(socketId, { id: socketId, socket, address: '', port: 0, state: 'none', pending: undefined });
     socket.on('message', (message, rinfo) => this.onMessage(socketId, message, rinfo));

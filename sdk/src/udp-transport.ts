@@ -7,6 +7,7 @@ import dgram from 'node:dgram';
 import { isIP, isIPv6 } from 'node:net';
 import { ErrorCode, SlipError } from '../../proto/src/errors.js';
 import type { Endpoint, ReceiveHandler, Transport } from '../../proto/src/transport.js';
+import { ipLiteralLookup } from './udp-lookup.js';
 
 /** Options for {@link UdpTransport.bind}. */
 export interface UdpTransportInit {
@@ -59,7 +60,7 @@ export class UdpTransport implements Transport {
   /** Binds a socket and resolves once it is listening. Rejects if the address is unavailable. */
   static async bind(init: UdpTransportInit = {}): Promise<UdpTransport> {
     const address = init.address ?? '127.0.0.1';
-    const socket = dgram.createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4', ...(init.receiveBufferBytes ? { recvBufferSize: init.receiveBufferBytes } : {}), ...(init.sendBufferBytes ? { sendBufferSize: init.sendBufferBytes } : {}) });
+    const socket = dgram.createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4', lookup: ipLiteralLookup, ...(init.receiveBufferBytes ? { recvBufferSize: init.receiveBufferBytes } : {}), ...(init.sendBufferBytes ? { sendBufferSize: init.sendBufferBytes } : {}) });
     await new Promise<void>((resolve, reject) => {
       const onError = (error: Error): void => reject(error);
       socket.once('error', onError);

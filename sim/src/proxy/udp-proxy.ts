@@ -18,6 +18,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
+import { ipLiteralLookup } from '../../../sdk/src/udp-lookup.js';
 import type { Rng } from '../../../proto/src/rng.js';
 import { EventQueue, type SimEventHandler } from '../core/event-queue.js';
 import { DropReason, dropReasonName, LinkDirection, type LinkModelSpec } from '../core/link.js';
@@ -147,7 +148,7 @@ export class UdpProxy {
 
   /** Binds the listening socket and starts forwarding. Rejects when the address cannot be bound. */
   static async start(init: UdpProxyInit): Promise<UdpProxy> {
-    const socket = createSocket({ type: isIP(init.listen.host) === 6 ? 'udp6' : 'udp4' });
+    const socket = createSocket({ type: isIP(init.listen.host) === 6 ? 'udp6' : 'udp4', lookup: ipLiteralLookup });
     await new Promise<void>((resolveBind, rejectBind) => {
       socket.once('error', rejectBind);
       socket.bind(init.listen.port, init.listen.host, () => {
@@ -284,7 +285,7 @@ export class UdpProxy {
       this.flowsRefused++;
       return undefined;
     }
-    const socket = createSocket({ type: this.upstreamFamily });
+    const socket = createSocket({ type: this.upstreamFamily, lookup: ipLiteralLookup });
     const flow = new UdpFlow(this, from.address, from.port, socket, nowMs);
     socket.on('message', (bytes: Buffer) => this.fromUpstream(flow, bytes));
     socket.on('error', (error) => this.logger.debug({ event: 'flow_socket_error', proxy: this.name, client: `${from.address}:${from.port}`, err: error.message }, 'upstream socket error'));
