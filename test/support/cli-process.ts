@@ -50,9 +50,9 @@ export class CliProcess {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
 
-  /** Spawns the CLI with `args` (stdin ignored, stdout and stderr piped). */
-  static start(args: readonly string[]): CliProcess {
-    return new CliProcess(spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  /** Spawns the CLI with `args` (stdin ignored, stdout and stderr piped); `env` replaces the environment when given. */
+  static start(args: readonly string[], env?: NodeJS.ProcessEnv): CliProcess {
+    return new CliProcess(spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) }));
   }
 
   /**
