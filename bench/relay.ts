@@ -18,7 +18,8 @@
  * pps = datagrams delivered to the origin per second at a saturating offered load;
  * added latency = round trip through the forwarder minus the direct round trip, µs;
  * `p99Ratio` is the median over rounds of the two forwarders' added p99s divided, each
- * pair measured together in one round (as `ratio` is for packets/s). The tables end with
+ * pair measured together in one round (as `ratio` is for packets/s); null when no
+ * round's baseline added p99 was above 0 µs. The tables end with
  * the issue's targets checked row by row: packets/s ratio ≥ 0.9, p99 ratio ≤ 1.5.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -512,12 +513,14 @@ function printTables(result: Record<string, unknown>, io: CommandIo): void {
   const tcp = result.tcp as TcpRow[];
   const tunnel = result.tunnel as { udp: UdpRow[]; latency: LatencyRow[] } | undefined;
   const udpTable = (title: string, rows: UdpRow[]): void => {
+    if (rows.length === 0) return; // skipped (--skip-throughput, --skip-l4)
     io.out(`\n${title}\n  size B  flows   relay pps  baseline pps  ratio  relay µs/pkt  baseline µs/pkt\n`);
     for (const r of rows) io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.flows).padStart(5)}  ${String(r.relayPps).padStart(10)}  ${String(r.baselinePps).padStart(12)}  ${r.ratio.toFixed(3).padStart(5)}  ${String(r.relayCpuUsPerPacket).padStart(12)}  ${String(r.baselineCpuUsPerPacket).padStart(15)}\n`);
   };
   const latencyTable = (title: string, rows: LatencyRow[]): void => {
+    if (rows.length === 0) return;
     io.out(`\n${title}\n  size B  relay +p50 µs  relay +p99 µs  baseline +p50 µs  baseline +p99 µs  p99 ratio\n`);
-    for (const r of rows) io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.relayP50AddedUs).padStart(13)}  ${String(r.relayP99AddedUs).padStart(13)}  ${String(r.baselineP50AddedUs).padStart(16)}  ${String(r.baselineP99AddedUs).padStart(16)}  ${r.p99Ratio.toFixed(3).padStart(9)}\n`);
+    for (const r of rows) io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.relayP50AddedUs).padStart(13)}  ${String(r.relayP99AddedUs).padStart(13)}  ${String(r.baselineP50AddedUs).padStart(16)}  ${String(r.baselineP99AddedUs).padStart(16)}  ${(Number.isNaN(r.p99Ratio) ? 'n/a' : r.p99Ratio.toFixed(3)).padStart(9)}\n`);
   };
   udpTable('L4 UDP forwarding (max delivered packets/s; relay CPU per packet)', udp);
   latencyTable('L4 UDP round-trip latency added at 10,000 packets/s', latency);
@@ -535,7 +538,10 @@ function printTables(result: Record<string, unknown>, io: CommandIo): void {
     for (const r of rows) checks.push(`${r.ratio >= PPS_RATIO_MIN ? 'ok   ' : 'BELOW'} ${mode} ${r.sizeBytes} B × ${r.flows} flows: packets/s ratio ${r.ratio.toFixed(3)} (target ≥ ${PPS_RATIO_MIN})`);
   };
   const p99 = (mode: string, rows: LatencyRow[]): void => {
-    for (const r of rows) checks.push(`${r.p99Ratio <= P99_RATIO_MAX ? 'ok   ' : 'ABOVE'} ${mode} ${r.sizeBytes} B: p99 added latency ratio ${r.p99Ratio.toFixed(3)} (target ≤ ${P99_RATIO_MAX})`);
+    for (const r of rows) {
+      if (Number.isNaN(r.p99Ratio)) checks.push(`n/a   ${mode} ${r.sizeBytes} B: no p99 ratio (the baseline added no measurable p99 in any round)`);
+      else checks.push(`${r.p99Ratio <= P99_RATIO_MAX ? 'ok   ' : 'ABOVE'} ${mode} ${r.sizeBytes} B: p99 added latency ratio ${r.p99Ratio.toFixed(3)} (target ≤ ${P99_RATIO_MAX})`);
+    }
   };
   pps('L4', udp);
   p99('L4', latency);
