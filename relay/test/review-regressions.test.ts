@@ -78,7 +78,7 @@ test('defect 4: unauthenticated packets are rate-limited statelessly, per keyed-
   assert.equal(h.deliver(h.tunnelId, client, buildProbe(1, 2, 99, 0)).length, 1, 'the bucket refills');
 });
 
-test('defect 5: data for an unknown session is answered with Close SLIP_ERR_UNKNOWN_SESSION, never larger than the data', () => {
+test('defect 5: data for an unknown session is answered with Close SLIP_ERR_UNKNOWN_SESSION (header-only when the data is smaller), never larger than the data', () => {
   const h = new Harness();
   const s = mintTicket(new Rng(7));
   const big = h.deliver(h.tunnelId, client, buildPacket(PacketType.Data, s.high, s.low, 1, new Uint8Array(200)));
@@ -87,8 +87,14 @@ test('defect 5: data for an unknown session is answered with Close SLIP_ERR_UNKN
   assert.ok(big[0]!.bytes.length <= HEADER_BYTES + 200);
   const decoded = decodeControl(big[0]!.bytes.subarray(HEADER_BYTES));
   assert.ok(decoded.ok && decoded.message.type === 'sessionReject' && decoded.message.reason === ErrorCode.UnknownSession);
-  // A tiny packet gets no answer (it would amplify).
-  assert.deepEqual(h.deliver(h.tunnelId, client, buildPacket(PacketType.Data, s.high, s.low, 2, new Uint8Array(0))), []);
+  // Packets too small for that Close (a bare header; 8 bytes of game input) get a
+  // header-only Close: the same meaning in 24 bytes, never more than they were.
+  for (const payloadBytes of [0, 8]) {
+    const small = h.deliver(h.tunnelId, client, buildPacket(PacketType.Data, s.high, s.low, 2, new Uint8Array(payloadBytes)));
+    assert.equal(small.length, 1, `${payloadBytes}-byte payload`);
+    assert.equal(typeOf(small[0]!.bytes), PacketType.Close);
+    assert.equal(small[0]!.bytes.length, HEADER_BYTES);
+  }
   assert.ok(h.core.unauthenticatedBytesOut <= h.core.unauthenticatedBytesIn);
   assert.equal(h.core.sourceCount, 0);
 });

@@ -107,7 +107,7 @@ test('blackout of every path (the client’s own link, 1.5 s): the session stays
 
 test('the current relay crashes and restarts during a blackout of every path (small datagrams): the session is reopened and traffic resumes (5 seeds)', (t) => {
   for (let seed = 71; seed <= 75; seed++) {
-    // 8-byte datagrams: a restarted relay cannot answer them with "unknown session" (its answer would be larger).
+    // 8-byte datagrams: a restarted relay answers them with a header-only "unknown session" Close.
     const s = new SdkScenario({ seed, relays: THREE, payloadBytes: 8 });
     s.startTraffic(60);
     s.runUntil(s.nowMs + 5000);
@@ -131,8 +131,9 @@ test('the current relay crashes and restarts during a blackout of every path (sm
 
 test('the current relay crashes and restarts before it is judged dead (small datagrams): a session check re-opens the session and traffic resumes (5 seeds; swarm seed 432)', (t) => {
   for (let seed = 81; seed <= 85; seed++) {
-    // 8-byte datagrams: the restarted relay cannot answer them with "unknown session"
-    // (anti-amplification), and 300 ms down is under the 450 ms that judge it dead.
+    // 8-byte datagrams (answered by a header-only "unknown session" Close since; the
+    // session check covers that answer being lost), and 300 ms down is under the 450 ms
+    // that judge it dead.
     const s = new SdkScenario({ seed, relays: THREE, payloadBytes: 8 });
     s.startTraffic(60);
     s.runUntil(s.nowMs + 5000);
@@ -145,6 +146,29 @@ test('the current relay crashes and restarts before it is judged dead (small dat
     const gap = s.longestGapMs(killMs - 1000, killMs + 5000);
     t.diagnostic(`seed ${seed}: gap ${gap.toFixed(0)} ms for a 300 ms crash and restart of ${relay}; now on ${s.client.core.current}, ${s.client.core.stats().failovers} failovers`);
     assert.ok(gap < 1000, `seed ${seed}: gap ${gap} ms`);
+    assert.ok(s.client.core.isOpen, `seed ${seed}: session ended`);
+    const late = s.deliveredLoss(killMs + 2000, killMs + 4500);
+    assert.ok(late.upstream === 0 && late.downstream === 0, `seed ${seed}: loss after recovery ${JSON.stringify(late)}`);
+  }
+});
+
+test('the current relay restarts faster than it can be suspected (small datagrams): its header-only "unknown session" answer re-opens the session (5 seeds)', (t) => {
+  for (let seed = 91; seed <= 95; seed++) {
+    // 60 ms down, under the 150 ms that make a relay suspect, so no session check runs;
+    // 8-byte datagrams, too small for the full "unknown session" Close. Only the
+    // header-only Close (24 bytes, never more than the 32-byte datagram) tells the SDK.
+    const s = new SdkScenario({ seed, relays: THREE, payloadBytes: 8 });
+    s.startTraffic(60);
+    s.runUntil(s.nowMs + 5000);
+    const relay = s.client.core.current!;
+    const killMs = s.nowMs;
+    s.killRelay(relay);
+    s.runUntil(killMs + 60);
+    s.restartRelay(relay);
+    s.runUntil(killMs + 5000);
+    const gap = s.longestGapMs(killMs - 1000, killMs + 5000);
+    t.diagnostic(`seed ${seed}: gap ${gap.toFixed(0)} ms for a 60 ms crash and restart of ${relay}; now on ${s.client.core.current}`);
+    assert.ok(gap < 500, `seed ${seed}: gap ${gap} ms`);
     assert.ok(s.client.core.isOpen, `seed ${seed}: session ended`);
     const late = s.deliveredLoss(killMs + 2000, killMs + 4500);
     assert.ok(late.upstream === 0 && late.downstream === 0, `seed ${seed}: loss after recovery ${JSON.stringify(late)}`);

@@ -5,8 +5,9 @@
  * - 251, 470: hung forever (a relay's agent restarted while its origin path was dark
  *   re-armed its timer at the same instant: a livelock in virtual time).
  * - 432, 541: a relay restarted faster than the SDK judges it dead; with small
- *   datagrams it cannot answer "unknown session" (anti-amplification), so the player
- *   stayed silent on it (the SDK's session check now also follows a suspect silence).
+ *   datagrams it could not answer "unknown session" (anti-amplification), so the player
+ *   stayed silent on it (the SDK's session check now also follows a suspect silence, and
+ *   the relay answers small datagrams with a header-only Close).
  * - 592: the re-created session's data overtook its lost accept; a receiver replaced
  *   at the accept delivered copies twice (the session check replaces it before).
  */

@@ -484,6 +484,8 @@ const FIRST_DYNAMIC_ID = 16;
 const FEC_SHARD_BYTES_MAX = 1402;
 /** Body of the relay's Close for data on a session it does not hold (the same for every session). */
 const UNKNOWN_SESSION_BODY = encodeControl({ type: 'sessionReject', reason: ErrorCode.UnknownSession, message: '' });
+/** The body of a header-only Close: "unknown session" said in 24 bytes (see answerUnknownSession). */
+const EMPTY_BODY = new Uint8Array(0);
 
 function endpointText(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
@@ -1844,18 +1846,18 @@ export class RelayCore {
   /**
    * Answers data for an unknown session with an (unauthenticated: there is no key)
    * Close `SLIP_ERR_UNKNOWN_SESSION`, through the stateless limiter and never larger
-   * than the packet that caused it.
+   * than the packet that caused it: to a datagram too small for the encoded reason, a
+   * header-only Close (24 bytes, which any data packet has), which means the same.
+   * Without it a game sending small datagrams through a relay that restarted faster
+   * than the SDK could suspect it would send into the void for good.
    */
   private answerUnknownSession(nowMs: number, from: Endpoint, receivedBytes: number, high: number, low: number): void {
-    if (HEADER_BYTES + UNKNOWN_SESSION_BODY.length > receivedBytes) {
-      this.drops[DropReason.Amplification]++;
-      return;
-    }
     if (!this.unauthenticatedLimiter.take(nowMs, from.address)) {
       this.drops[DropReason.RateLimitedSource]++;
       return;
     }
-    this.sendUnauthenticated(TUNNEL_SOCKET_ID, from, receivedBytes, this.controlPacket(PacketType.Close, high, low, UNKNOWN_SESSION_BODY));
+    const body = HEADER_BYTES + UNKNOWN_SESSION_BODY.length <= receivedBytes ? UNKNOWN_SESSION_BODY : EMPTY_BODY;
+    this.sendUnauthenticated(TUNNEL_SOCKET_ID, from, receivedBytes, this.controlPacket(PacketType.Close, high, low, body));
   }
 
   /** Refuses a session open with a typed reason, trimmed so the reply is never larger than the request. */

@@ -771,8 +771,10 @@ export class TunnelClient {
 
   private onRelayClose(nowMs: number, link: RelayLink, body: Uint8Array): void {
     // A relay MACs its Close for a session it holds; anything else is unauthenticated.
-    const authentic = openRelayClose(this.init.sessionKey, this.high, this.low, body);
-    const decoded = decodeControl(authentic ?? body);
+    // A header-only Close is "unknown session" from a relay whose full answer would have
+    // been larger than the (small) datagram that caused it.
+    const authentic = body.length === 0 ? undefined : openRelayClose(this.init.sessionKey, this.high, this.low, body);
+    const decoded = body.length === 0 ? { ok: true as const, message: { type: 'sessionReject' as const, reason: ErrorCode.UnknownSession as string, message: '' } } : decodeControl(authentic ?? body);
     if (!decoded.ok || decoded.message.type !== 'sessionReject') return;
     const { reason, message } = decoded.message;
     if (authentic === undefined) {

@@ -276,7 +276,8 @@ export class SdkScenario {
 
   /**
    * Longest wait between consecutive echoes arriving at the client, over arrivals in
-   * `[fromMs, toMs]`, ms: the blip a player feels.
+   * `[fromMs, toMs]`, ms: the blip a player feels. Traffic that stopped counts until
+   * `toMs` (or now, if earlier): a window whose echoes end early is one long gap.
    */
   longestGapMs(fromMs: number, toMs: number): number {
     let gap = 0;
@@ -286,11 +287,11 @@ export class SdkScenario {
         previous = t;
         continue;
       }
-      if (t > toMs) break;
+      if (t > toMs) return gap;
       if (previous !== undefined) gap = Math.max(gap, t - previous);
       previous = t;
     }
-    return gap;
+    return previous === undefined ? gap : Math.max(gap, Math.min(toMs, this.nowMs) - previous);
   }
 
   /**
