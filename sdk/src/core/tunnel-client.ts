@@ -769,23 +769,32 @@ export class TunnelClient {
     return receiver;
   }
 
+  /**
+   * The relay said it holds no such session (it restarted): open it there again.
+   * Reopening is all an unauthenticated Close can trigger, so a spoofer gains nothing.
+   */
+  private reopenUnknownSession(nowMs: number, link: RelayLink): void {
+    if (link.sessionState !== 'open') return;
+    link.sessionState = 'opening';
+    link.openAttempts = 0;
+    link.nextOpenMs = nowMs;
+    link.receiver = undefined;
+  }
+
   private onRelayClose(nowMs: number, link: RelayLink, body: Uint8Array): void {
-    // A relay MACs its Close for a session it holds; anything else is unauthenticated.
     // A header-only Close is "unknown session" from a relay whose full answer would have
     // been larger than the (small) datagram that caused it.
-    const authentic = body.length === 0 ? undefined : openRelayClose(this.init.sessionKey, this.high, this.low, body);
-    const decoded = body.length === 0 ? { ok: true as const, message: { type: 'sessionReject' as const, reason: ErrorCode.UnknownSession as string, message: '' } } : decodeControl(authentic ?? body);
+    if (body.length === 0) return this.reopenUnknownSession(nowMs, link);
+    // A relay MACs its Close for a session it holds; anything else is unauthenticated.
+    const authentic = openRelayClose(this.init.sessionKey, this.high, this.low, body);
+    const decoded = decodeControl(authentic ?? body);
     if (!decoded.ok || decoded.message.type !== 'sessionReject') return;
     const { reason, message } = decoded.message;
     if (authentic === undefined) {
       // Only "unknown session" comes without a MAC (the relay has no key for it: it
-      // restarted). Reopening is all it triggers, and a spoofer gains nothing from that;
-      // any other unauthenticated Close could end a session for anyone knowing its id.
-      if (reason !== ErrorCode.UnknownSession || link.sessionState !== 'open') return;
-      link.sessionState = 'opening';
-      link.openAttempts = 0;
-      link.nextOpenMs = nowMs;
-      link.receiver = undefined;
+      // restarted); any other unauthenticated Close could end a session for anyone
+      // knowing its id.
+      if (reason === ErrorCode.UnknownSession) this.reopenUnknownSession(nowMs, link);
       return;
     }
     link.sessionState = 'closed';
