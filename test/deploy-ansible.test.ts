@@ -105,6 +105,8 @@ describe('deploy/ansible', () => {
         '-e', 'ansible_python_interpreter=/usr/bin/python3',
         // A key rotation in progress: each relay accepts one more ticket key and seal key.
         '-e', JSON.stringify({ relay_additional_ticket_public_keys: [rotationTicketKey], relay_additional_seal_keys: [rotationSealKey] }),
+        // Relays outside the inventory that use these as their exit.
+        '-e', JSON.stringify({ relay_tunnel_peer_cidrs: ['198.51.100.0/24', '2001:db8:77::/48'] }),
       ]);
       assert.equal(r.status, 0, r.out);
       assert.match(r.out, /failed=0/);
@@ -124,6 +126,8 @@ describe('deploy/ansible', () => {
         assert.equal(config.drainTimeoutMs, 900_000);
         assert.equal(config.core.tunnel.additionalTicketPublicKeys?.length, 1, `${host}: the rotation's extra ticket key`);
         assert.deepEqual(config.core.tunnel.additionalSealKeys, [new Uint8Array(Buffer.from(rotationSealKey, 'base64'))], `${host}: the rotation's extra seal key`);
+        assert.equal(readFileSync(join(dir, 'etc', host, 'relay.yaml'), 'utf8').match(/^ {2}peerCidrs: (.*)$/m)?.[1], '["198.51.100.0/24", "2001:db8:77::/48"]', `${host}: tunnel.peerCidrs from relay_tunnel_peer_cidrs`);
+        assert.equal(config.core.tunnel.peerCidrs?.length, 2, `${host}: the relay reads both peer ranges`);
         assert.equal(config.coordinatorFleetSecret, 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=');
         fleetSecrets.add(config.coordinatorFleetSecret);
         assert.match(readFileSync(join(dir, 'etc', host, 'relay.yaml'), 'utf8'), new RegExp(`region ${region}`));
