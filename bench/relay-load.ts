@@ -14,7 +14,7 @@ import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { HEADER_BYTES, PacketType } from '../proto/src/header.js';
-import { buildClientClose, buildControlPacket, buildPacket } from '../relay/src/core/wire.js';
+import { buildClientClose, buildControlPacket, buildPacket } from '../proto/src/wire.js';
 
 /** A tunnel session the generator uses for one flow. */
 export interface LoadTicket {

@@ -32,7 +32,7 @@ import { HEADER_BYTES, PacketHeader, PacketType, parseHeader } from '../proto/sr
 import { decodeControl } from '../proto/src/control.js';
 import { CoordinatorClient } from '../coordinator/src/client.js';
 import type { FleetRelay } from '../coordinator/src/core/coordinator-core.js';
-import { buildControlPacket, buildPacket } from '../relay/src/core/wire.js';
+import { buildControlPacket, buildPacket } from '../proto/src/wire.js';
 import { collectJsonLines } from './support/json-lines.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

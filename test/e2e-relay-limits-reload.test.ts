@@ -21,7 +21,7 @@ import { decodeControl } from '../proto/src/control.js';
 import { ErrorCode } from '../proto/src/errors.js';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader, sessionIdToHex } from '../proto/src/header.js';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
-import { buildControlPacket, buildPacket, openRelayClose } from '../relay/src/core/wire.js';
+import { buildControlPacket, buildPacket, openRelayClose } from '../proto/src/wire.js';
 import { CLI_PATH } from './support/run-cli.js';
 import { collectJsonLines } from './support/json-lines.js';
 

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PacketType } from '../proto/src/header.js';
-import { buildProbe } from '../relay/src/core/wire.js';
+import { buildProbe } from '../proto/src/wire.js';
 import { CLI_PATH, runCli } from './support/run-cli.js';
 import { collectJsonLines } from './support/json-lines.js';
 

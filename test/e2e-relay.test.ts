@@ -20,7 +20,7 @@ import { parseProxyHeader, parseProxyV2 } from '../proto/src/proxy-protocol.js';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
 import { CoordinatorClient } from '../coordinator/src/client.js';
 import { hashString, rendezvousScore } from '../relay/src/core/addr.js';
-import { buildControlPacket, buildPacket, buildPathResponse, openRelayClose } from '../relay/src/core/wire.js';
+import { buildControlPacket, buildPacket, buildPathResponse, openRelayClose } from '../proto/src/wire.js';
 import { CLI_PATH, runCli } from './support/run-cli.js';
 import { collectJsonLines } from './support/json-lines.js';
 import { until } from './support/wait.js';

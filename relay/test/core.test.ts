@@ -8,7 +8,7 @@ import { parseProxyHeader } from '../../proto/src/proxy-protocol.js';
 import { Rng } from '../../proto/src/rng.js';
 import { parseCidr } from '../src/core/addr.js';
 import { DropReason } from '../src/core/relay-core.js';
-import { buildClientClose, buildControlPacket, buildPacket, buildPathResponse, buildProbe, openRelayClose, parseProbeReplyBody } from '../src/core/wire.js';
+import { buildClientClose, buildControlPacket, buildPacket, buildPathResponse, buildProbe, openRelayClose, parseProbeReplyBody } from '../../proto/src/wire.js';
 import { baseConfig, controlOf, forgerKey, Harness, mintTicket, noHealth, openLimits, tunnelSpec, typeOf, udpRule, type ClientSession } from './support.js';
 
 const ORIGIN_A = '10.0.0.8';

@@ -12,7 +12,7 @@ import { Rng } from '../../proto/src/rng.js';
 import { issueTicket } from '../../proto/src/ticket.js';
 import type { Endpoint } from '../../proto/src/transport.js';
 import { parseCidr } from '../src/core/addr.js';
-import { buildClientClose, buildControlPacket, buildPacket, buildPathResponse } from '../src/core/wire.js';
+import { buildClientClose, buildControlPacket, buildPacket, buildPathResponse } from '../../proto/src/wire.js';
 import { baseConfig, controlOf, Harness, openLimits, sealKey, signingKey, tunnelSpec, typeOf, WALL_EPOCH_MS, type ClientSession } from './support.js';
 
 const ENTRY = { address: '10.0.0.1', port: 4433 };

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { FecSender } from '../../proto/src/fec/index.js';
 import { HEADER_BYTES, HeaderFlag, PacketHeader, PacketType, parseHeader, writeHeader } from '../../proto/src/header.js';
 import { Rng } from '../../proto/src/rng.js';
-import { buildControlPacket } from '../src/core/wire.js';
+import { buildControlPacket } from '../../proto/src/wire.js';
 import { controlOf, Harness, mintTicket, typeOf, type ClientSession } from './support.js';
 
 const client = { address: '198.51.100.20', port: 50000 };

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { HEADER_BYTES, HEADER_MAGIC, PacketType, PROTOCOL_VERSION } from '../../proto/src/header.js';
 import { Rng } from '../../proto/src/rng.js';
-import { buildClientClose, buildControlPacket, buildPacket, buildPathResponse, buildProbe } from '../src/core/wire.js';
+import { buildClientClose, buildControlPacket, buildPacket, buildPathResponse, buildProbe } from '../../proto/src/wire.js';
 import { baseConfig, forgerKey, Harness, mintTicket, openLimits, tunnelSpec, type ClientSession } from './support.js';
 
 const config = baseConfig({ limits: { ...openLimits, sessionsPerSourceMax: 4, sessionsMax: 64, unauthenticatedPacketsPerSecond: 50, newSessionsPerSourcePerSecond: 20, sessionPacketsPerSecond: 500 }, tunnel: tunnelSpec({ idleTimeoutMs: 30_000 }) });

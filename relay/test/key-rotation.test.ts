@@ -13,7 +13,7 @@ import { ConfigError, ErrorCode } from '../../proto/src/errors.js';
 import { Rng } from '../../proto/src/rng.js';
 import { rawPublicKey, ticketSigningKeyFromSeed, ticketVerifyKeyFromRaw } from '../../proto/src/ticket.js';
 import { loadRelayConfig } from '../src/config.js';
-import { buildControlPacket } from '../src/core/wire.js';
+import { buildControlPacket } from '../../proto/src/wire.js';
 import { baseConfig, controlOf, forgerKey, Harness, mintTicket, sealKey, signingKey, tunnelSpec, type ClientSession } from './support.js';
 
 const client = { address: '198.51.100.20', port: 50000 };

@@ -10,7 +10,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Rng } from '../../proto/src/rng.js';
 import { RelayCore } from '../src/core/relay-core.js';
-import { buildControlPacket } from '../src/core/wire.js';
+import { buildControlPacket } from '../../proto/src/wire.js';
 import { baseConfig, mintTicket, openLimits, WALL_EPOCH_MS } from './support.js';
 
 const SESSIONS = 100_000;

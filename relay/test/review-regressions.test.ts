@@ -9,7 +9,7 @@ import { ErrorCode } from '../../proto/src/errors.js';
 import { HEADER_BYTES, PacketType } from '../../proto/src/header.js';
 import { Rng } from '../../proto/src/rng.js';
 import { DropReason } from '../src/core/relay-core.js';
-import { buildControlPacket, buildPacket, buildProbe, openRelayClose } from '../src/core/wire.js';
+import { buildControlPacket, buildPacket, buildProbe, openRelayClose } from '../../proto/src/wire.js';
 import { baseConfig, controlOf, Harness, mintTicket, openLimits, typeOf } from './support.js';
 
 const client = { address: '198.51.100.77', port: 4000 };

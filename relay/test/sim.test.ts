@@ -10,7 +10,7 @@ import { Rng } from '../../proto/src/rng.js';
 import type { Endpoint } from '../../proto/src/transport.js';
 import { SimNetwork } from '../../sim/src/core/network.js';
 import { SimRelay } from '../src/sim-driver.js';
-import { buildControlPacket, buildPacket, buildPathResponse } from '../src/core/wire.js';
+import { buildControlPacket, buildPacket, buildPathResponse } from '../../proto/src/wire.js';
 import { baseConfig, mintTicket, tunnelSpec, udpRule, WALL_EPOCH_MS } from './support.js';
 
 const RELAY = '10.0.0.1';

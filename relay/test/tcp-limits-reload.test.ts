@@ -10,7 +10,7 @@ import { ErrorCode } from '../../proto/src/errors.js';
 import { HEADER_BYTES, PacketType } from '../../proto/src/header.js';
 import { Rng } from '../../proto/src/rng.js';
 import { RelayCore } from '../src/core/relay-core.js';
-import { buildControlPacket, openRelayClose } from '../src/core/wire.js';
+import { buildControlPacket, openRelayClose } from '../../proto/src/wire.js';
 import { baseConfig, Harness, mintTicket, openLimits, tunnelSpec, typeOf, udpRule } from './support.js';
 
 const tcpConfig = (connectionBytesPerSecond: number, bytesPerSecond: number) =>

@@ -13,7 +13,7 @@
  */
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader } from '../../proto/src/header.js';
 import type { Endpoint } from '../../proto/src/transport.js';
-import { parseProbeReplyBody } from '../../relay/src/core/wire.js';
+import { parseProbeReplyBody } from '../../proto/src/wire.js';
 import type { SlipTraceEncoding } from '../../sim/src/trace/format.js';
 import { TraceRecorder } from '../../sim/src/trace/recorder.js';
 import { PROBE_TIMEOUT_MS } from './core/constants.js';

@@ -16,7 +16,7 @@ import { decodeControl, encodeControl } from '../../proto/src/control.js';
 import { ErrorCode } from '../../proto/src/errors.js';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader } from '../../proto/src/header.js';
 import { UdpTransport } from '../src/udp-transport.js';
-import { buildControlPacket, buildPacket, relayCloseMac } from '../../relay/src/core/wire.js';
+import { buildControlPacket, buildPacket, relayCloseMac } from '../../proto/src/wire.js';
 import { candidatesFromRoute, connect } from '../src/connect.js';
 import { TunnelClient, type TunnelClientEvent } from '../src/core/tunnel-client.js';
 import { SdkErrorCode, SlipstreamError } from '../src/errors.js';

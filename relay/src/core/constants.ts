@@ -57,18 +57,10 @@ export const SOURCE_IDLE_MS = 60_000;
 /** How often the revocation file is checked for changes. */
 export const REVOCATION_POLL_MS_DEFAULT = 1_000;
 
-/** Bytes of a path-challenge nonce. */
-export const PATH_NONCE_BYTES = 16;
-/** Bytes of the HMAC-SHA256 in a path response. */
-export const PATH_MAC_BYTES = 32;
 /** Pending path challenges kept per session (a spoofer cannot starve the real client's). */
 export const PATH_CHALLENGES_PENDING_MAX = 4;
 /** A path challenge is answered within this long or forgotten. */
 export const PATH_CHALLENGE_TIMEOUT_MS = 5_000;
-/** Probe bodies carry the client's 8-byte stamp, then room for the relay's two 8-byte stamps. */
-export const PROBE_BODY_BYTES_MIN = 24;
-/** Bytes of the MAC that authenticates a client's Close. */
-export const CLOSE_MAC_BYTES = 16;
 
 /** Most ports one rule's listen range may span. */
 export const PORT_RANGE_PORTS_MAX = 1024;

@@ -35,7 +35,7 @@
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader, quickCheck } from '../../../proto/src/header.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import { hashString } from './addr.js';
-import { buildProbe, parseProbeReplyBody } from './wire.js';
+import { buildProbe, parseProbeReplyBody } from '../../../proto/src/wire.js';
 
 /** Session id high word of fleet probes ("SLPR"); only the prober reads it back. */
 const PROBE_ID_HIGH = 0x534c5052;

@@ -66,8 +66,8 @@ import type { Endpoint } from '../../../proto/src/transport.js';
 import { cidrListMatches, type Cidr, hashString, rendezvousScore, splitHostPort } from './addr.js';
 import { RateBucket, StatelessLimiter } from './bucket.js';
 import type { HealthCheckSpec, LimitsSpec, OriginGroupSpec, RelayCoreConfig, RuleSpec, TunnelSpec } from './config-types.js';
-import { EXIT_CHECK_INTERVAL_MS, EXIT_DEAD_AFTER_MS_DEFAULT, EXIT_KEEPALIVE_MS, EXIT_OPEN_TIMEOUT_MS, EXIT_PATHS_MAX, CLOSE_MAC_BYTES, DATAGRAM_BYTES_MAX, PATH_CHALLENGE_TIMEOUT_MS, PATH_CHALLENGES_PENDING_MAX, PATH_MAC_BYTES, PATH_NONCE_BYTES, PROBE_BODY_BYTES_MIN, SOURCE_IDLE_MS, SWEEP_INTERVAL_MS, TCP_CONNECT_TIMEOUT_MS_DEFAULT, UNAUTHENTICATED_BUCKETS, FEC_OVERHEAD_MAX_DEFAULT } from './constants.js';
-import { buildPathResponse, fecStatsFromMessage, fecStatsMessage, openRelayClose, relayCloseMac, verifyCloseMac, verifyPathResponseMac } from './wire.js';
+import { EXIT_CHECK_INTERVAL_MS, EXIT_DEAD_AFTER_MS_DEFAULT, EXIT_KEEPALIVE_MS, EXIT_OPEN_TIMEOUT_MS, EXIT_PATHS_MAX, DATAGRAM_BYTES_MAX, PATH_CHALLENGE_TIMEOUT_MS, PATH_CHALLENGES_PENDING_MAX, SOURCE_IDLE_MS, SWEEP_INTERVAL_MS, TCP_CONNECT_TIMEOUT_MS_DEFAULT, UNAUTHENTICATED_BUCKETS, FEC_OVERHEAD_MAX_DEFAULT } from './constants.js';
+import { buildPathResponse, CLOSE_MAC_BYTES, fecStatsFromMessage, fecStatsMessage, openRelayClose, PATH_MAC_BYTES, PATH_NONCE_BYTES, PROBE_BODY_BYTES_MIN, relayCloseMac, verifyCloseMac, verifyPathResponseMac } from '../../../proto/src/wire.js';
 
 /** Why a packet was dropped; indexes {@link RelayCore.drops}. Stable: they are metric labels. */
 export const DropReason = {

@@ -56,7 +56,7 @@ import { FecController, FecReceiver, FecSender, FecShardKind, type FecIntervalSt
 import { HEADER_BYTES, HeaderFlag, PacketHeader, PacketType, parseHeader, sessionIdFromHex, writeHeader } from '../../../proto/src/header.js';
 import { SlabAllocator } from '../../../proto/src/slab.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
-import { buildClientClose, buildControlPacket, buildPathResponse, buildProbe, fecStatsFromMessage, fecStatsMessage, openRelayClose, parseProbeReplyBody } from '../../../relay/src/core/wire.js';
+import { buildClientClose, buildControlPacket, buildPathResponse, buildProbe, fecStatsFromMessage, fecStatsMessage, openRelayClose, parseProbeReplyBody } from '../../../proto/src/wire.js';
 import { SdkErrorCode, isTicketRefusal } from '../errors.js';
 import * as C from './constants.js';
 import { RelaySelector, type RelaySelectorInit, type SelectionEvent } from './relay-selector.js';

@@ -16,14 +16,24 @@
  *   with the reason ‖ first 16 bytes of HMAC-SHA256(session key,
  *   "slipstream-relay-close-v1" ‖ session id ‖ the msgpack bytes), so nobody who only
  *   knows a session id can end it. The one unauthenticated relay Close is
- *   `SLIP_ERR_UNKNOWN_SESSION` (the relay has no key for that id); clients answer it
- *   only by opening the session again, which a spoofer gains nothing from.
+ *   `SLIP_ERR_UNKNOWN_SESSION` (the relay has no key for that id) — as a msgpack
+ *   `sessionReject`, or as a header-only Close (empty body) answering a datagram too
+ *   small for that; clients answer it only by opening the session again, which a
+ *   spoofer gains nothing from.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { encodeControl, type ControlMessage, type ControlMessageFields } from '../../../proto/src/control.js';
-import type { FecIntervalStats } from '../../../proto/src/fec/index.js';
-import { HEADER_BYTES, PacketHeader, PacketType, writeHeader } from '../../../proto/src/header.js';
-import { CLOSE_MAC_BYTES, PATH_MAC_BYTES, PATH_NONCE_BYTES, PROBE_BODY_BYTES_MIN } from './constants.js';
+import { encodeControl, type ControlMessage, type ControlMessageFields } from './control.js';
+import type { FecIntervalStats } from './fec/index.js';
+import { HEADER_BYTES, PacketHeader, PacketType, writeHeader } from './header.js';
+
+/** Bytes of a path-challenge nonce. */
+export const PATH_NONCE_BYTES = 16;
+/** Bytes of the HMAC-SHA256 in a path response. */
+export const PATH_MAC_BYTES = 32;
+/** Probe bodies carry the client's 8-byte stamp, then room for the relay's two 8-byte stamps. */
+export const PROBE_BODY_BYTES_MIN = 24;
+/** Bytes of the MAC that authenticates a Close (a client's, or a relay's for a session it holds). */
+export const CLOSE_MAC_BYTES = 16;
 
 const PATH_LABEL = Buffer.from('slipstream-path-v1', 'ascii');
 const CLOSE_LABEL = Buffer.from('slipstream-close-v1', 'ascii');
