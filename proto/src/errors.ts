@@ -42,6 +42,18 @@ export const ErrorCode = {
   UnknownSession: 'SLIP_ERR_UNKNOWN_SESSION',
   /** A simulation stopped making progress in virtual time (an event storm or a timer re-armed at the same instant forever); the message names the event that repeats. */
   SimLivelock: 'SLIP_ERR_SIM_LIVELOCK',
+  /** SDK: the coordinator does not know the origin asked for; check `--origin` against `GET /v1/origins`. */
+  UnknownOrigin: 'SLIP_ERR_UNKNOWN_ORIGIN',
+  /** SDK: the coordinator could not be reached and no cached candidate list exists; check the URL or connect once while it is up. */
+  CoordinatorUnreachable: 'SLIP_ERR_COORDINATOR_UNREACHABLE',
+  /** SDK: no candidate relay answered probes or opened a session in time; check the relays' tunnel ports and firewalls. */
+  NoRelay: 'SLIP_ERR_NO_RELAY',
+  /** SDK: the ticket provider failed (threw, returned malformed data, or did not answer within `ticketProviderTimeoutMs`). */
+  TicketProvider: 'SLIP_ERR_TICKET_PROVIDER',
+  /** SDK: a relay candidate (from the coordinator or the cache file) has an address no datagram can reach (not an IP literal, port outside 1–65535); it is skipped. */
+  InvalidRelayAddress: 'SLIP_ERR_INVALID_RELAY_ADDRESS',
+  /** SDK: the tunnel's local UDP socket could not be bound; check `bindAddress`. */
+  BindFailed: 'SLIP_ERR_BIND_FAILED',
 } as const;
 
 /** One of the {@link ErrorCode} values. */

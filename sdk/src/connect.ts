@@ -32,7 +32,8 @@ import type { Endpoint } from '../../proto/src/transport.js';
 import { CANDIDATES_REFRESH_MS_DEFAULT, TICKET_PROVIDER_TIMEOUT_MS_DEFAULT } from './core/constants.js';
 import type { RelaySelectorInit } from './core/relay-selector.js';
 import { TunnelClient, type PathInfo, type PathReport, type TunnelCandidate, type TunnelStats } from './core/tunnel-client.js';
-import { SdkErrorCode, SlipstreamError } from './errors.js';
+import { ErrorCode } from '../../proto/src/errors.js';
+import { SlipstreamError } from './errors.js';
 import { ProbeTraceTap, type RecordOptions } from './trace-record.js';
 
 /** What the game backend hands the client: the coordinator's `POST /v1/session` answer fits as it is. */
@@ -121,7 +122,7 @@ interface CacheFile {
 
 function toBytes(value: Uint8Array | string, what: string, bytes?: number): Uint8Array {
   const out = typeof value === 'string' ? new Uint8Array(Buffer.from(value, 'base64')) : value;
-  if (out.length === 0 || (bytes !== undefined && out.length !== bytes)) throw new SlipstreamError(SdkErrorCode.TicketProvider, `the ticket grant's ${what} is ${out.length} bytes; expected ${bytes ?? 'some'} (base64 or bytes)`);
+  if (out.length === 0 || (bytes !== undefined && out.length !== bytes)) throw new SlipstreamError(ErrorCode.TicketProvider, `the ticket grant's ${what} is ${out.length} bytes; expected ${bytes ?? 'some'} (base64 or bytes)`);
   return out;
 }
 
@@ -142,7 +143,7 @@ function splitEndpoint(text: string): Endpoint | string {
 }
 
 function skip(skipped: SlipstreamError[] | undefined, relayId: string, source: string, problem: string): void {
-  skipped?.push(new SlipstreamError(SdkErrorCode.InvalidRelayAddress, `relay ${String(relayId).slice(0, 64)} from ${source} skipped: ${problem}`));
+  skipped?.push(new SlipstreamError(ErrorCode.InvalidRelayAddress, `relay ${String(relayId).slice(0, 64)} from ${source} skipped: ${problem}`));
 }
 
 /**
@@ -213,8 +214,8 @@ async function lookup(client: CoordinatorClient, options: ConnectOptions, skippe
     return candidatesFromRoute(answer, skipped, exitRelay);
   } catch (error) {
     if (error instanceof CoordinatorApiError) {
-      if (error.code === 'unknown_origin') throw new SlipstreamError(SdkErrorCode.UnknownOrigin, `the coordinator at ${options.coordinator} does not know origin '${options.origin}'; check the name against GET /v1/origins`);
-      throw new SlipstreamError(SdkErrorCode.CoordinatorUnreachable, `the coordinator at ${options.coordinator} answered ${error.message}`);
+      if (error.code === 'unknown_origin') throw new SlipstreamError(ErrorCode.UnknownOrigin, `the coordinator at ${options.coordinator} does not know origin '${options.origin}'; check the name against GET /v1/origins`);
+      throw new SlipstreamError(ErrorCode.CoordinatorUnreachable, `the coordinator at ${options.coordinator} answered ${error.message}`);
     }
     throw error;
   }
@@ -332,7 +333,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
           (candidates) => {
             if (this.isClosed) return;
             for (const error of skipped) this.emit('candidateSkipped', error);
-            if (candidates.length === 0) throw new SlipstreamError(SdkErrorCode.NoRelay, 'the coordinator listed no usable relay; keeping the current list');
+            if (candidates.length === 0) throw new SlipstreamError(ErrorCode.NoRelay, 'the coordinator listed no usable relay; keeping the current list');
             this.candidates = candidates;
             for (const c of candidates) this.known.set(c.id, c);
             writeCache(this.options.cacheFile, this.options.coordinator, this.options.origin, candidates);
@@ -451,23 +452,23 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     candidates = await lookup(coordinator, options, skipped);
     writeCache(options.cacheFile, options.coordinator, options.origin, candidates);
   } catch (error) {
-    if (error instanceof SlipstreamError && error.code === SdkErrorCode.UnknownOrigin) throw error;
+    if (error instanceof SlipstreamError && error.code === ErrorCode.UnknownOrigin) throw error;
     const cached = readCache(options.cacheFile, options.coordinator, options.origin, skipped);
     if (cached === undefined) {
       const why = error instanceof Error ? error.message : String(error);
-      throw new SlipstreamError(SdkErrorCode.CoordinatorUnreachable, `cannot reach the coordinator at ${options.coordinator} (${why}) and no cached candidate list${options.cacheFile ? ` in ${options.cacheFile}` : ''}; check the URL, or connect once while it is up`);
+      throw new SlipstreamError(ErrorCode.CoordinatorUnreachable, `cannot reach the coordinator at ${options.coordinator} (${why}) and no cached candidate list${options.cacheFile ? ` in ${options.cacheFile}` : ''}; check the URL, or connect once while it is up`);
     }
     candidates = cached;
   }
-  if (candidates.length === 0) throw new SlipstreamError(SdkErrorCode.NoRelay, `the coordinator at ${options.coordinator} has no healthy relay for origin '${options.origin}'${skipped.length > 0 ? `; skipped: ${skipped.map((e) => e.message).join('; ')}` : ''}`);
+  if (candidates.length === 0) throw new SlipstreamError(ErrorCode.NoRelay, `the coordinator at ${options.coordinator} has no healthy relay for origin '${options.origin}'${skipped.length > 0 ? `; skipped: ${skipped.map((e) => e.message).join('; ')}` : ''}`);
   let grant: TicketGrant;
   try {
     grant = options.ticket ?? (await withTimeout(options.ticketProvider!(), options.ticketProviderTimeoutMs ?? TICKET_PROVIDER_TIMEOUT_MS_DEFAULT));
   } catch (error) {
     if (error instanceof SlipstreamError) throw error;
-    throw new SlipstreamError(SdkErrorCode.TicketProvider, `the ticket provider failed: ${error instanceof Error ? error.message : String(error)}`);
+    throw new SlipstreamError(ErrorCode.TicketProvider, `the ticket provider failed: ${error instanceof Error ? error.message : String(error)}`);
   }
-  if (typeof grant?.sessionId !== 'string' || !/^[0-9a-f]{16}$/.test(grant.sessionId)) throw new SlipstreamError(SdkErrorCode.TicketProvider, `the ticket grant's sessionId must be 16 lowercase hex digits`);
+  if (typeof grant?.sessionId !== 'string' || !/^[0-9a-f]{16}$/.test(grant.sessionId)) throw new SlipstreamError(ErrorCode.TicketProvider, `the ticket grant's sessionId must be 16 lowercase hex digits`);
   // A ticket with an exit relay: rank the entries by the path through it (one more
   // question to the coordinator; on any failure the direct ranking stands).
   const exitRelay = typeof grant.exitRelay === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(grant.exitRelay) ? grant.exitRelay : undefined;
@@ -492,7 +493,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
   try {
     transport = await UdpTransport.bind({ address: options.bindAddress ?? '0.0.0.0' });
   } catch (error) {
-    throw new SlipstreamError(SdkErrorCode.BindFailed, `cannot bind the tunnel's UDP socket on ${options.bindAddress ?? '0.0.0.0'}: ${(error as NodeJS.ErrnoException).code ?? String(error)}; check bindAddress`);
+    throw new SlipstreamError(ErrorCode.BindFailed, `cannot bind the tunnel's UDP socket on ${options.bindAddress ?? '0.0.0.0'}: ${(error as NodeJS.ErrnoException).code ?? String(error)}; check bindAddress`);
   }
   return new Promise<Connection>((resolve, reject) => {
     let settled = false;
@@ -511,7 +512,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
 function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new SlipstreamError(SdkErrorCode.TicketProvider, `the ticket provider did not answer within ${timeoutMs} ms; check the game backend (or raise ticketProviderTimeoutMs)`)), timeoutMs);
+    timer = setTimeout(() => reject(new SlipstreamError(ErrorCode.TicketProvider, `the ticket provider did not answer within ${timeoutMs} ms; check the game backend (or raise ticketProviderTimeoutMs)`)), timeoutMs);
   });
   return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
 }

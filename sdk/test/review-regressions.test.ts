@@ -19,7 +19,7 @@ import { UdpTransport } from '../src/udp-transport.js';
 import { buildControlPacket, buildPacket, relayCloseMac } from '../../proto/src/wire.js';
 import { candidatesFromRoute, connect } from '../src/connect.js';
 import { TunnelClient, type TunnelClientEvent } from '../src/core/tunnel-client.js';
-import { SdkErrorCode, SlipstreamError } from '../src/errors.js';
+import { SlipstreamError } from '../src/errors.js';
 import { SdkScenario } from '../src/sim/scenario.js';
 
 test('defect 3: a relay that refused (draining) and comes back faster is retried, chosen, and carries traffic (3 seeds)', () => {
@@ -201,13 +201,13 @@ test('defect 9: relay candidates with hostnames or bad ports (coordinator answer
   ] } as unknown as RouteAnswer;
   const out = candidatesFromRoute(answer, skipped);
   assert.deepEqual(out.map((c) => c.id), ['ok']);
-  assert.deepEqual(skipped.map((e) => e.code), [SdkErrorCode.InvalidRelayAddress, SdkErrorCode.InvalidRelayAddress, SdkErrorCode.InvalidRelayAddress]);
+  assert.deepEqual(skipped.map((e) => e.code), [ErrorCode.InvalidRelayAddress, ErrorCode.InvalidRelayAddress, ErrorCode.InvalidRelayAddress]);
 
   await noUnhandled(async () => {
     // Only invalid entries in the cache, coordinator down: a typed rejection, no crash.
     const bad = await withCache([{ id: 'h', tunnel: { address: 'relay.example', port: 4433 }, probe: { address: 'relay.example', port: 4433 } }, { id: 'p', tunnel: { address: '127.0.0.1', port: 99_999 }, probe: { address: '127.0.0.1', port: 99_999 } }]);
     try {
-      await assert.rejects(connect({ coordinator: bad.coordinator, origin: 'game', cacheFile: bad.cacheFile, ticket: grant, connectTimeoutMs: 300, coordinatorTimeoutMs: 500 }), (e: unknown) => e instanceof SlipstreamError && e.code === SdkErrorCode.CoordinatorUnreachable);
+      await assert.rejects(connect({ coordinator: bad.coordinator, origin: 'game', cacheFile: bad.cacheFile, ticket: grant, connectTimeoutMs: 300, coordinatorTimeoutMs: 500 }), (e: unknown) => e instanceof SlipstreamError && e.code === ErrorCode.CoordinatorUnreachable);
     } finally {
       bad.cleanup();
     }
@@ -217,7 +217,7 @@ test('defect 9: relay candidates with hostnames or bad ports (coordinator answer
     const port = silent.address().port;
     const mixed = await withCache([{ id: 'h', tunnel: { address: 'relay.example', port: 4433 }, probe: { address: 'relay.example', port: 4433 } }, { id: 'ok', tunnel: { address: '127.0.0.1', port }, probe: { address: '127.0.0.1', port } }]);
     try {
-      await assert.rejects(connect({ coordinator: mixed.coordinator, origin: 'game', cacheFile: mixed.cacheFile, ticket: grant, connectTimeoutMs: 300, coordinatorTimeoutMs: 500, bindAddress: '127.0.0.1' }), (e: unknown) => e instanceof SlipstreamError && e.code === SdkErrorCode.NoRelay);
+      await assert.rejects(connect({ coordinator: mixed.coordinator, origin: 'game', cacheFile: mixed.cacheFile, ticket: grant, connectTimeoutMs: 300, coordinatorTimeoutMs: 500, bindAddress: '127.0.0.1' }), (e: unknown) => e instanceof SlipstreamError && e.code === ErrorCode.NoRelay);
     } finally {
       mixed.cleanup();
       silent.close();
@@ -233,10 +233,10 @@ test('defect 10: a ticket provider that never answers rejects with SLIP_ERR_TICK
   try {
     await assert.rejects(
       connect({ coordinator: cache.coordinator, origin: 'game', cacheFile: cache.cacheFile, ticketProvider: () => new Promise(() => undefined), ticketProviderTimeoutMs: 100, coordinatorTimeoutMs: 500 }),
-      (e: unknown) => e instanceof SlipstreamError && e.code === SdkErrorCode.TicketProvider && /did not answer within 100 ms/.test(e.message),
+      (e: unknown) => e instanceof SlipstreamError && e.code === ErrorCode.TicketProvider && /did not answer within 100 ms/.test(e.message),
     );
     // 192.0.2.1 (TEST-NET-1) is not an address of this machine: the bind fails.
-    await assert.rejects(connect({ coordinator: cache.coordinator, origin: 'game', cacheFile: cache.cacheFile, ticket: grant, bindAddress: '192.0.2.1', coordinatorTimeoutMs: 500 }), (e: unknown) => e instanceof SlipstreamError && e.code === SdkErrorCode.BindFailed);
+    await assert.rejects(connect({ coordinator: cache.coordinator, origin: 'game', cacheFile: cache.cacheFile, ticket: grant, bindAddress: '192.0.2.1', coordinatorTimeoutMs: 500 }), (e: unknown) => e instanceof SlipstreamError && e.code === ErrorCode.BindFailed);
   } finally {
     cache.cleanup();
     silent.close();

@@ -57,7 +57,7 @@ import { HEADER_BYTES, HeaderFlag, PacketHeader, PacketType, parseHeader, sessio
 import { SlabAllocator } from '../../../proto/src/slab.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import { buildClientClose, buildControlPacket, buildPathResponse, buildProbe, fecStatsFromMessage, fecStatsMessage, openRelayClose, parseProbeReplyBody } from '../../../proto/src/wire.js';
-import { SdkErrorCode, isTicketRefusal } from '../errors.js';
+import { isTicketRefusal } from '../errors.js';
 import * as C from './constants.js';
 import { RelaySelector, type RelaySelectorInit, type SelectionEvent } from './relay-selector.js';
 
@@ -520,7 +520,7 @@ export class TunnelClient {
     }
     if (!this.opened && this.startedMs !== undefined && nowMs - this.startedMs >= this.connectTimeoutMs) {
       const tried = [...this.relays.keys()].join(', ') || 'none';
-      this.fail(SdkErrorCode.NoRelay, `no relay opened a session within ${this.connectTimeoutMs} ms (candidates probed: ${tried}); check that the relays' tunnel ports are reachable over UDP`);
+      this.fail(ErrorCode.NoRelay, `no relay opened a session within ${this.connectTimeoutMs} ms (candidates probed: ${tried}); check that the relays' tunnel ports are reachable over UDP`);
       return;
     }
     this.selector.handleTimeout(nowMs);
