@@ -21,7 +21,6 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
-import net from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,29 +33,16 @@ import { CoordinatorClient } from '../coordinator/src/client.js';
 import type { FleetRelay } from '../coordinator/src/core/coordinator-core.js';
 import { buildControlPacket, buildPacket } from '../proto/src/wire.js';
 import { collectJsonLines } from './support/json-lines.js';
+import { freePort, udpSocket } from './support/sockets.js';
+import { eventually, until } from './support/wait.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DEPLOY = join(ROOT, 'deploy');
 const USER_DATA = join(DEPLOY, 'cloud-init', 'relay-user-data.yaml');
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-deploy-fleet-'));
 const children = new Set<ChildProcess>();
-/** Every UDP socket a test opens, closed at the end even when an assertion fails (an open socket would keep the test process alive). */
-const sockets = new Set<dgram.Socket>();
-function udpSocket(): dgram.Socket {
-  const socket = dgram.createSocket('udp4');
-  sockets.add(socket);
-  socket.once('close', () => sockets.delete(socket));
-  return socket;
-}
 after(() => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  for (const socket of sockets) {
-    try {
-      socket.close();
-    } catch {
-      // already closed
-    }
-  }
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -80,38 +66,6 @@ class Proc {
     }
     throw new Error(`no log line for ${what} within ${timeoutMs} ms; last: ${JSON.stringify(this.lines.slice(-3))}`);
   }
-}
-
-async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  for (let waited = 0; waited < timeoutMs; waited += 10) {
-    if (predicate()) return;
-    await sleep(10);
-  }
-  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
-
-async function untilAsync(predicate: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  for (let waited = 0; waited < timeoutMs; waited += 50) {
-    if (await predicate()) return;
-    await sleep(50);
-  }
-  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
-
-async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
-  const port = s.address().port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
-async function freeTcpPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 function node(args: string[]): { status: number | null; stdout: string; stderr: string } {
@@ -191,7 +145,7 @@ describe('deploy: a relay bootstrapped from three values, the health check and t
     // A second origin, in region 'lab' with coordinates, for the bootstrap's coordinate fallback.
     const config = {
       ...example,
-      listen: `127.0.0.1:${await freeTcpPort()}`,
+      listen: `127.0.0.1:${await freePort('tcp')}`,
       logLevel: 'warn',
       origins: [
         { name: 'game', address: `127.0.0.1:${origin.address().port}`, region: 'local' },
@@ -220,7 +174,7 @@ describe('deploy: a relay bootstrapped from three values, the health check and t
     assert.equal(credential.status, 0, credential.stderr);
     const cred = credential.stdout.trim();
     assert.match(cred, /^v1\.[A-Za-z0-9+/=]+\.[A-Za-z0-9+/=]+$/);
-    const [tunnelPort, metricsPort] = [await freeUdpPort(), await freeUdpPort()];
+    const [tunnelPort, metricsPort] = [await freePort('udp'), await freePort('udp')];
     const out = join(dir, 'etc-slipstream');
     // The three values; the rest as the guide says for one machine: loopback ports, and a
     // drain deadline far beyond the test (the drain below ends when its last session does).
@@ -253,14 +207,7 @@ describe('deploy: a relay bootstrapped from three values, the health check and t
     // It registers: the coordinator's fleet list names it, healthy, with what the bootstrap
     // worked out (region, the region's coordinates, the tunnel address clients are told).
     const fleetApi = new CoordinatorClient({ baseUrl: url });
-    const listed = async (want: (r: FleetRelay) => boolean, what: string): Promise<FleetRelay> => {
-      let found: FleetRelay | undefined;
-      await untilAsync(async () => {
-        found = (await fleetApi.fleet()).relays.find((r) => r.relayId === relayId && want(r));
-        return found !== undefined;
-      }, 15_000, what);
-      return found!;
-    };
+    const listed = (want: (r: FleetRelay) => boolean, what: string): Promise<FleetRelay> => eventually(async () => (await fleetApi.fleet()).relays.find((r) => r.relayId === relayId && want(r)), 15_000, what);
     const registered = await listed((r) => r.health === 'healthy', `relay ${relayId} registered and healthy in /v1/fleet`);
     assert.equal(registered.region, 'eu-central');
     assert.deepEqual([registered.latitude, registered.longitude], [50.11, 8.68], 'eu-central from the region table');

@@ -24,6 +24,7 @@ import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/sr
 import { buildControlPacket, buildPacket, openRelayClose } from '../proto/src/wire.js';
 import { CLI_PATH } from './support/run-cli.js';
 import { collectJsonLines } from './support/json-lines.js';
+import { until } from './support/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-e2e-relay-limits-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -90,14 +91,6 @@ class RelayProcess {
     this.child.kill('SIGTERM');
     assert.equal(await this.exited, 0);
   }
-}
-
-async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  for (let waited = 0; waited < timeoutMs; waited += 10) {
-    if (predicate()) return;
-    await sleep(10);
-  }
-  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
 /**
