@@ -7,6 +7,7 @@
  */
 import type { SimTimer } from '../../sim/src/core/event-queue.js';
 import type { SimHost, SimNetwork, SimUdpSocket } from '../../sim/src/core/network.js';
+import type { Endpoint } from '../../proto/src/transport.js';
 import { TunnelClient, type PathReport, type TunnelCandidate, type TunnelClientEvent, type TunnelClientInit } from './core/tunnel-client.js';
 
 /** Asks for candidates; calls back with them, or with an Error when the coordinator cannot be reached. */
@@ -24,6 +25,12 @@ export interface SimTunnelClientInit {
   readonly refreshMs?: number;
   /** Where path reports go (the coordinator). Default: dropped. */
   readonly report?: (reports: readonly PathReport[]) => void;
+  /**
+   * Fault injection: datagrams arriving at the client for which this returns false are
+   * dropped before the core sees them (e.g. one kind of packet, to test the path that
+   * recovers without it). Default: every datagram is delivered.
+   */
+  readonly receiveFilter?: (bytes: Uint8Array, from: Endpoint) => boolean;
 }
 
 /** A TunnelClient running on the simulator. */
@@ -87,7 +94,9 @@ export class SimTunnelClient {
 
   private bindSocket(): SimUdpSocket {
     const socket = this.init.host.bind(0);
+    const filter = this.init.receiveFilter;
     socket.onReceive((bytes, from) => {
+      if (filter !== undefined && !filter(bytes, from)) return;
       this.core.handleDatagram(this.init.network.now(), from, bytes);
       this.flush();
     });

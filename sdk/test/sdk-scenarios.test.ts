@@ -5,6 +5,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { HEADER_BYTES, PacketHeader, PacketType, parseHeader } from '../../proto/src/header.js';
 import { Rng } from '../../proto/src/rng.js';
 import { SdkScenario, type ScenarioRelay } from '../src/sim/scenario.js';
 import { rebindMidSession } from './support/scenario-steps.js';
@@ -134,9 +135,9 @@ test('the current relay crashes and restarts during a blackout of every path (sm
  * "unknown session" Close), restarts it `downMs` later as a fresh process, and checks
  * for each seed that traffic resumes within `gapMaxMs` and nothing is lost afterwards.
  */
-function crashAndRestart(t: TestContext, seeds: readonly number[], downMs: number, gapMaxMs: number, relays: readonly ScenarioRelay[] = THREE): void {
+function crashAndRestart(t: TestContext, seeds: readonly number[], downMs: number, gapMaxMs: number, relays: readonly ScenarioRelay[] = THREE, clientReceiveFilter?: (bytes: Uint8Array) => boolean): void {
   for (const seed of seeds) {
-    const s = new SdkScenario({ seed, relays: [...relays], payloadBytes: 8 });
+    const s = new SdkScenario({ seed, relays: [...relays], payloadBytes: 8, ...(clientReceiveFilter !== undefined ? { clientReceiveFilter } : {}) });
     s.startTraffic(60);
     s.runUntil(s.nowMs + 5000);
     const relay = s.client.core.current!;
@@ -158,6 +159,14 @@ test('the current relay crashes and restarts before it is judged dead (small dat
   // 300 ms down is under the 450 ms that judge it dead. The header-only "unknown
   // session" Close re-opens it; the session check would, were that Close lost.
   crashAndRestart(t, [81, 82, 83, 84, 85], 300, 1000);
+});
+
+test('the same crash, with every header-only "unknown session" Close lost: the SDK re-opens the session after the suspect silence on its own (5 seeds)', (t) => {
+  // The path for Closes lost on the way (or rate-limited at the relay): 300 ms of
+  // silence make the relay suspect, and the SDK's session check re-sends the open.
+  const header = new PacketHeader();
+  const headerOnlyClose = (bytes: Uint8Array): boolean => bytes.length === HEADER_BYTES && parseHeader(bytes, header) === 0 && header.type === PacketType.Close;
+  crashAndRestart(t, [86, 87, 88, 89, 90], 300, 1000, THREE, (bytes) => !headerOnlyClose(bytes));
 });
 
 test('the current relay restarts faster than it can be suspected (small datagrams): its header-only "unknown session" answer re-opens the session (7 seeds; one with a single relay)', (t) => {

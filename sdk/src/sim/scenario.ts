@@ -64,6 +64,8 @@ export interface SdkScenarioInit {
   readonly exitRelay?: string;
   /** One-way delay between relays (the mesh), ms. Default 2. */
   readonly meshDelayMs?: number;
+  /** Fault injection at the client: datagrams for which this returns false are dropped on arrival (`SimTunnelClientInit.receiveFilter`). */
+  readonly clientReceiveFilter?: (bytes: Uint8Array) => boolean;
 }
 
 /** Relay FEC used by scenarios and the demo unless told otherwise. */
@@ -175,6 +177,7 @@ export class SdkScenario {
       candidates: (done) => {
         net.schedule(net.now() + routeDelayMs, () => done(this.route()));
       },
+      ...(init.clientReceiveFilter !== undefined ? { receiveFilter: init.clientReceiveFilter } : {}),
       report: (reports) => {
         for (const r of reports) {
           coordinatorSocket.send(encodeControl({ type: 'pathReport', reporterId: 'sdk-client', targetId: r.relayId, rttMs: r.rttMs, jitterMs: r.jitterMs, lossFraction: r.lossFraction, samples: r.samples }), { address: COORDINATOR_ADDRESS, port: COORDINATOR_PORT });
