@@ -21,8 +21,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoordinatorClient } from '../coordinator/src/client.js';
-import { rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
 import { CliProcess } from './support/cli-process.js';
+import { fleetRelayYaml } from './support/local-fleet.js';
 import { freePort } from './support/sockets.js';
 import { eventually } from './support/wait.js';
 
@@ -76,27 +76,7 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
       const secretFile = join(dir, `${id}.fleet.secret`);
       writeFileSync(secretFile, `${secret}\n`);
       const path = join(dir, `${id}.yaml`);
-      writeFileSync(
-        path,
-        [
-          'upstreamBindAddress: 127.0.0.1',
-          'metrics: { listen: "off" }',
-          'drain: { timeoutMs: 200 }',
-          'tunnel:',
-          '  listen: 127.0.0.1:0',
-          `  ticketPublicKey: ${Buffer.from(rawPublicKey(ticketSigningKeyFromSeed(seed))).toString('base64')}`,
-          `  sealKey: ${sealKey}`,
-          `  origins: { game: 127.0.0.1:${originPort} }`,
-          `  coordinatorUrl: ${url}`,
-          `  coordinatorFleetSecretFile: ${secretFile}`,
-          'fleet:',
-          `  relayId: ${id}`,
-          '  region: eu-central',
-          '  latitude: 50.1',
-          '  longitude: 8.7',
-          '  heartbeatIntervalMs: 300',
-        ].join('\n'),
-      );
+      writeFileSync(path, fleetRelayYaml({ relayId: id, latitude: 50.1, longitude: 8.7, seed, sealKeyBase64: sealKey, originPort, coordinatorUrl: url, fleetSecret: { file: secretFile }, fleetKeys: ['heartbeatIntervalMs: 300'] }));
       return CliProcess.start(['relay', '--config', path]);
     };
     const routed = async (): Promise<string[]> => (await sdk.route({ origin: 'game', twoHop: false })).candidates.map((c) => c.relayId).sort();

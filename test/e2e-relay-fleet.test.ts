@@ -12,8 +12,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoordinatorClient } from '../coordinator/src/client.js';
-import { rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
 import { CliProcess } from './support/cli-process.js';
+import { fleetRelayYaml } from './support/local-fleet.js';
 import { eventually } from './support/wait.js';
 
 const LEASE_MS = 1500;
@@ -46,31 +46,8 @@ describe('relays join the fleet on their own', () => {
       ['ams-1', 52.4, 4.9],
     ] as const) {
       const path = join(dir, `${id}.yaml`);
-      writeFileSync(
-        path,
-        [
-          'upstreamBindAddress: 127.0.0.1',
-          'metrics: { listen: "off" }',
-          'drain: { timeoutMs: 200 }',
-          'tunnel:',
-          '  listen: 127.0.0.1:0',
-          `  ticketPublicKey: ${Buffer.from(rawPublicKey(ticketSigningKeyFromSeed(seed))).toString('base64')}`,
-          `  sealKey: ${sealKey.toString('base64')}`,
-          `  origins: { game: 127.0.0.1:${originPort} }`,
-          `  coordinatorUrl: ${url}`,
-          `  coordinatorFleetSecret: ${fleetSecret}`,
-          'fleet:',
-          `  relayId: ${id}`,
-          '  region: eu-central',
-          `  latitude: ${lat}`,
-          `  longitude: ${lon}`,
-          '  capacitySessions: 500',
-          '  heartbeatIntervalMs: 300',
-          '  probeIntervalMs: 100',
-          '  reportIntervalMs: 500',
-          '  meshRefreshMs: 500',
-        ].join('\n'),
-      );
+      const fleetKeys = ['capacitySessions: 500', 'heartbeatIntervalMs: 300', 'probeIntervalMs: 100', 'reportIntervalMs: 500', 'meshRefreshMs: 500'];
+      writeFileSync(path, fleetRelayYaml({ relayId: id, latitude: lat, longitude: lon, seed, sealKeyBase64: sealKey.toString('base64'), originPort, coordinatorUrl: url, fleetSecret: { inline: fleetSecret }, fleetKeys }));
       relays.set(id, CliProcess.start(['relay', '--config', path]));
     }
 

@@ -67,6 +67,51 @@ export async function startCoordinator(dir: string, keys: FleetKeys, originPort:
   return { proc, url };
 }
 
+/** What {@link fleetRelayYaml} writes for one relay that joins the fleet itself. */
+export interface FleetRelaySpec {
+  readonly relayId: string;
+  /** Degrees; the region is eu-central. */
+  readonly latitude: number;
+  readonly longitude: number;
+  /** The coordinator's ticket-signing seed (the relay gets its public key). */
+  readonly seed: Buffer;
+  /** The ticket seal key, base64. */
+  readonly sealKeyBase64: string;
+  /** The origin `game` on 127.0.0.1. */
+  readonly originPort: number;
+  readonly coordinatorUrl: string;
+  /** The fleet secret inline (`coordinatorFleetSecret`) or as a file (`coordinatorFleetSecretFile`). */
+  readonly fleetSecret: { readonly inline: string } | { readonly file: string };
+  /** Further `fleet:` keys, e.g. `heartbeatIntervalMs: 300`. */
+  readonly fleetKeys: readonly string[];
+}
+
+/**
+ * relay.yaml for a tunnel relay on 127.0.0.1 with a `fleet` section (it registers,
+ * heartbeats and probes on its own): metrics off, a 200 ms drain, origin `game`.
+ */
+export function fleetRelayYaml(spec: FleetRelaySpec): string {
+  const secret = 'inline' in spec.fleetSecret ? `  coordinatorFleetSecret: ${spec.fleetSecret.inline}` : `  coordinatorFleetSecretFile: ${spec.fleetSecret.file}`;
+  return [
+    'upstreamBindAddress: 127.0.0.1',
+    'metrics: { listen: "off" }',
+    'drain: { timeoutMs: 200 }',
+    'tunnel:',
+    '  listen: 127.0.0.1:0',
+    `  ticketPublicKey: ${Buffer.from(rawPublicKey(ticketSigningKeyFromSeed(spec.seed))).toString('base64')}`,
+    `  sealKey: ${spec.sealKeyBase64}`,
+    `  origins: { game: 127.0.0.1:${spec.originPort} }`,
+    `  coordinatorUrl: ${spec.coordinatorUrl}`,
+    secret,
+    'fleet:',
+    `  relayId: ${spec.relayId}`,
+    '  region: eu-central',
+    `  latitude: ${spec.latitude}`,
+    `  longitude: ${spec.longitude}`,
+    ...spec.fleetKeys.map((line) => `  ${line}`),
+  ].join('\n');
+}
+
 /**
  * Starts `slipstream relay --config <config> --log-level info` and resolves with the
  * process and the tunnel port it bound, from its start-up log line.
