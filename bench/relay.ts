@@ -18,8 +18,8 @@
  * pps = datagrams delivered to the origin per second at a saturating offered load;
  * added latency = round trip through the forwarder minus the direct round trip, µs;
  * `p99Ratio` is the median over rounds of the two forwarders' added p99s divided, each
- * pair measured together in one round (as `ratio` is for packets/s); null when no
- * round's baseline added p99 was above 0 µs. The tables end with
+ * pair measured together in one round (as `ratio` is for packets/s; see
+ * {@link addedP99Ratio}); null when no round's baseline added p99 was above 0 µs. The tables end with
  * the issue's targets checked row by row: packets/s ratio ≥ 0.9, p99 ratio ≤ 1.5.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -444,8 +444,7 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
           relayP99AddedUs: round(median(samples.map((x) => x.relay.p99)), 1),
           baselineP50AddedUs: round(median(samples.map((x) => x.baseline.p50)), 1),
           baselineP99AddedUs: round(median(samples.map((x) => x.baseline.p99)), 1),
-          // A round whose baseline added nothing measurable (≤ 0 µs) gives no ratio.
-          p99Ratio: round(median(samples.map((x) => (x.baseline.p99 > 0 ? x.relay.p99 / x.baseline.p99 : Number.NaN))), 3),
+          p99Ratio: round(median(samples.map((x) => addedP99Ratio(x.relay.p99, x.baseline.p99))), 3),
           roundP99AddedUs: samples.map((x) => ({ relay: round(x.relay.p99, 0), baseline: round(x.baseline.p99, 0) })),
           relayEventLoopDelayP99Us: round(median(samples.map((x) => x.relayLoopP99Us)), 0),
           relayEventLoopDelayMaxUs: round(median(samples.map((x) => x.relayLoopMaxUs)), 0),
@@ -553,6 +552,18 @@ function printTables(result: Record<string, unknown>, io: CommandIo): void {
 }
 
 /** The `bench relay` command. */
+/**
+ * One round's p99 ratio: the relay's added p99 over the baseline's, both µs against the
+ * same window's direct path. On a noisy machine a forwarded path's p99 can come out below
+ * the direct one's; the relay cannot take latency away, so an added p99 below 0 counts as
+ * 0 (ratio 0, never negative). NaN (no ratio) when the baseline added nothing measurable
+ * (≤ 0 µs), since dividing by it says nothing.
+ */
+export function addedP99Ratio(relayAddedP99Us: number, baselineAddedP99Us: number): number {
+  if (!(baselineAddedP99Us > 0)) return Number.NaN;
+  return Math.max(0, relayAddedP99Us) / baselineAddedP99Us;
+}
+
 export const relayBenchCommand: Command = {
   name: 'relay',
   summary: 'Relay vs a minimal Node forwarder on loopback: UDP pps, added latency, TCP throughput, L4 and tunnel mode.',

@@ -8,11 +8,18 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCli } from './support/run-cli.js';
+import { addedP99Ratio } from '../bench/relay.js';
 
 /** About 8 s on a quiet machine; generous, for a CI machine running other test files beside it. */
 const BENCH_TIMEOUT_MS = 180_000;
 
 describe('slipstream bench relay', () => {
+  test('a round\'s p99 ratio: relay over baseline added p99; a relay path faster than direct (noise) counts as 0; no ratio without a baseline figure', () => {
+    assert.equal(addedP99Ratio(300, 200), 1.5);
+    assert.equal(addedP99Ratio(-37, 100), 0, 'a CI run once printed p99Ratio -0.37');
+    for (const baseline of [0, -5, Number.NaN]) assert.ok(Number.isNaN(addedP99Ratio(50, baseline)), `baseline ${baseline}`);
+  });
+
   test('--json: latency rows for L4 and tunnel, each with both forwarders and a p99 ratio', async () => {
     const r = await runCli(['bench', 'relay', '--quick', '--json', '--skip-tcp', '--skip-throughput'], BENCH_TIMEOUT_MS);
     assert.equal(r.code, 0, r.stderr);
@@ -22,7 +29,7 @@ describe('slipstream bench relay', () => {
       assert.deepEqual(rows.map((row) => row.sizeBytes), [100, 1200]);
       for (const row of rows) {
         for (const key of ['relayP50AddedUs', 'relayP99AddedUs', 'baselineP50AddedUs', 'baselineP99AddedUs']) assert.equal(typeof row[key], 'number', key);
-        assert.ok(row.p99Ratio === null || (typeof row.p99Ratio === 'number' && row.p99Ratio > 0), `p99Ratio ${row.p99Ratio}`);
+        assert.ok(row.p99Ratio === null || (typeof row.p99Ratio === 'number' && row.p99Ratio >= 0), `p99Ratio ${row.p99Ratio}`);
         for (const key of ['relayEchoLossFraction', 'baselineEchoLossFraction']) assert.ok(row[key]! >= 0 && row[key]! <= 1, `${key} ${row[key]}`);
       }
     }
