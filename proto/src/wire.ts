@@ -7,7 +7,8 @@
  * - Probe: body ≥ {@link PROBE_BODY_BYTES_MIN}; bytes 0–7 are the client's stamp
  *   (opaque to the relay). ProbeReply: same length and header fields, bytes 0–7 echoed,
  *   8–15 the relay's receive time and 16–23 its send time (float64 BE, relay
- *   monotonic ms: only their difference means anything to the client), rest zero.
+ *   monotonic ms: only their difference means anything to the client), rest zero; the
+ *   flag `UnknownSession` set when the relay holds no session with the probe's id.
  * - PathChallenge: body = 16-byte nonce. PathResponse: body = nonce ‖
  *   HMAC-SHA256(session key, "slipstream-path-v1" ‖ session id (8 B BE) ‖ nonce).
  * - Close from a client: body = first 16 bytes of HMAC-SHA256(session key,

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { decodeControl } from '../../proto/src/control.js';
 import { ErrorCode } from '../../proto/src/errors.js';
 import { FecSender, FecReceiver } from '../../proto/src/fec/index.js';
-import { HEADER_BYTES, PacketHeader, PacketType, parseHeader, writeHeader } from '../../proto/src/header.js';
+import { HEADER_BYTES, HeaderFlag, PacketHeader, PacketType, parseHeader, writeHeader } from '../../proto/src/header.js';
 import { parseProxyHeader } from '../../proto/src/proxy-protocol.js';
 import { Rng } from '../../proto/src/rng.js';
 import { parseCidr } from '../src/core/addr.js';
@@ -318,6 +318,23 @@ describe('tunnel mode', () => {
     const short = buildPacket(PacketType.Probe, 0, 0, 1, new Uint8Array(8));
     assert.deepEqual(h.deliver(h.tunnelId, client, short), []);
     assert.equal(h.core.drops[DropReason.ProbeTooShort], 1);
+  });
+
+  test('a probe reply carries UnknownSession exactly when the relay holds no session with the probe\'s id', () => {
+    const h = new Harness();
+    const s = mintTicket(new Rng(17));
+    const flagsOfReply = (): number => {
+      const [reply] = h.deliver(h.tunnelId, client, buildProbe(s.high, s.low, 1, 0));
+      assert.equal(typeOf(reply!.bytes), PacketType.ProbeReply);
+      const header = new PacketHeader();
+      assert.equal(parseHeader(reply!.bytes, header), 0, 'the reply parses with the flag');
+      return header.flags;
+    };
+    assert.equal(flagsOfReply(), HeaderFlag.UnknownSession, 'before the open');
+    open(h, s, client);
+    assert.equal(flagsOfReply(), 0, 'while the session is held');
+    h.deliver(h.tunnelId, client, buildClientClose(s.key, s.high, s.low));
+    assert.equal(flagsOfReply(), HeaderFlag.UnknownSession, 'after it closed');
   });
 
   test('FEC rs both ways: parity follows downstream data; a lost upstream shard is rebuilt from parity', () => {

@@ -171,11 +171,21 @@ test('the same crash, with every header-only "unknown session" Close lost: the S
 
 test('the current relay restarts faster than it can be suspected (small datagrams): its header-only "unknown session" answer re-opens the session (7 seeds; one with a single relay)', (t) => {
   // 60 ms down, under the 150 ms that make a relay suspect, so no session check runs;
-  // only the header-only Close (24 bytes, never more than the 32-byte datagram) tells
-  // the SDK. Before it, these sessions sent into the void for good.
+  // the header-only Close (24 bytes, never more than the 32-byte datagram) tells the SDK
+  // first (the probe reply's flag, next test, would a little later).
   crashAndRestart(t, [91, 92, 93, 94, 95], 60, 500);
-  // With no other relay to probe, nothing ends the silence but that Close, even at 120 ms.
+  // With no other relay to fail over to, at 120 ms.
   crashAndRestart(t, [96, 97], 120, 500, [THREE[1]!]);
+});
+
+test('a restart faster than suspicion with every header-only Close lost: the next probe\'s reply says the session is unknown and the SDK re-opens it (7 seeds; two with a single relay)', (t) => {
+  // Before the probe reply carried UnknownSession, these sessions sent into the void for
+  // good: the relay answered probes (never suspect, so no session check) and each Close
+  // that would have told the SDK was lost.
+  const header = new PacketHeader();
+  const headerOnlyClose = (bytes: Uint8Array): boolean => bytes.length === HEADER_BYTES && parseHeader(bytes, header) === 0 && header.type === PacketType.Close;
+  crashAndRestart(t, [98, 99, 100, 101, 102], 60, 1000, THREE, (bytes) => !headerOnlyClose(bytes));
+  crashAndRestart(t, [103, 104], 120, 1000, [THREE[1]!], (bytes) => !headerOnlyClose(bytes));
 });
 
 test('coordinator outage: a running session continues, and still fails over from cached candidates', (t) => {

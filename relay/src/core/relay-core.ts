@@ -58,7 +58,7 @@ import type { KeyObject } from 'node:crypto';
 import { decodeControl, encodeControl, type ControlMessageFields } from '../../../proto/src/control.js';
 import { ErrorCode, type ErrorCodeValue } from '../../../proto/src/errors.js';
 import { FecController, FecReceiver, FecSender, FEC_OFF, type FecScheme } from '../../../proto/src/fec/index.js';
-import { HEADER_BYTES, HEADER_MAGIC, PacketHeader, PROTOCOL_VERSION, PacketType, parseHeader, quickCheck, sessionIdToHex } from '../../../proto/src/header.js';
+import { HEADER_BYTES, HEADER_MAGIC, HeaderFlag, PacketHeader, PROTOCOL_VERSION, PacketType, parseHeader, quickCheck, sessionIdToHex } from '../../../proto/src/header.js';
 import { encodeProxyV2, encodeSpp } from '../../../proto/src/proxy-protocol.js';
 import { SlabAllocator } from '../../../proto/src/slab.js';
 import { openSessionKey, verifyTicket } from '../../../proto/src/ticket.js';
@@ -1490,6 +1490,10 @@ export class RelayCore {
     const reply = new Uint8Array(bytes.length);
     reply.set(bytes.subarray(0, HEADER_BYTES + 8));
     reply[2] = PacketType.ProbeReply;
+    // Say when we hold no such session: the client probing its current relay learns of a
+    // restart from the next reply even if every Close answering its data was lost.
+    const h = this.header;
+    if (this.findSession(h.sessionIdHigh, h.sessionIdLow) === undefined) reply[3] = h.flags | HeaderFlag.UnknownSession;
     const view = new DataView(reply.buffer, reply.byteOffset + HEADER_BYTES, PROBE_BODY_BYTES_MIN);
     view.setFloat64(8, nowMs);
     view.setFloat64(16, nowMs);

@@ -209,6 +209,8 @@ class RelayLink {
   plainSequence = 0;
   /** Application packets delivered from this relay's session. */
   delivered = 0;
+  /** When the latest sessionAccept arrived, ms: the relay held the session then. */
+  acceptedAtMs = Number.POSITIVE_INFINITY;
   /**
    * A session check found the open session silent and re-sent its open (see
    * {@link TunnelClient.checkSessionAfterOutage}); cleared by the accept (or a refusal).
@@ -665,6 +667,10 @@ export class TunnelClient {
     const link = this.relays.get(p.relayId);
     if (link === undefined) return;
     this.heardFrom(nowMs, link);
+    // The relay holds no such session though it accepted ours before this probe left:
+    // it restarted (or swept it) since. Only a probe sent after the accept counts; an
+    // earlier one may have crossed the open on its way.
+    if ((this.header.flags & HeaderFlag.UnknownSession) !== 0 && p.sentMs >= link.acceptedAtMs) this.reopenUnknownSession(nowMs, link);
     // Time the relay held the probe is not path delay.
     const rttMs = Math.max(0, nowMs - p.sentMs - Math.max(0, fields.relaySendMs - fields.relayReceiveMs));
     this.selector.handleProbeResult(nowMs, link.id, rttMs);
@@ -730,6 +736,7 @@ export class TunnelClient {
       if (link.sessionState !== 'opening' && link.sessionState !== 'open') return;
       const first = link.sessionState === 'opening';
       link.sessionState = 'open';
+      link.acceptedAtMs = nowMs;
       link.nextOpenMs = Number.POSITIVE_INFINITY;
       if (link.refusals > 0) {
         // A retried open succeeded: the relay may be chosen again. Unless it is, its session lingers and closes.
@@ -771,7 +778,8 @@ export class TunnelClient {
 
   /**
    * The relay said it holds no such session (it restarted): open it there again.
-   * Reopening is all an unauthenticated Close can trigger, so a spoofer gains nothing.
+   * Reopening is all an unauthenticated Close (or a probe reply's `UnknownSession` flag)
+   * can trigger, so a spoofer gains nothing.
    */
   private reopenUnknownSession(nowMs: number, link: RelayLink): void {
     if (link.sessionState !== 'open') return;
