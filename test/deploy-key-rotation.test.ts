@@ -7,8 +7,10 @@
  *   1. the coordinator restarted with the new secret as `keys.fleetSecret` and the old
  *      one in `keys.fleetSecretsPrevious`: relays on the old secret stay in `/v1/route`,
  *      `/health` lists them under `fleetSecrets.relaysOnPrevious`;
- *   2. relays rolled one at a time onto the new secret: the one not yet rolled is never
- *      dropped from `/v1/route` while the other restarts; the list empties;
+ *   2. relays rolled one at a time onto the new secret, one by a reload (the secret file
+ *      rewritten, SIGHUP: the same process re-registers, and is never dropped from
+ *      `/v1/route`), the other by a restart (the one not yet rolled is never dropped
+ *      while it restarts); the list empties;
  *   3. the old secret removed: every rolled relay stays; a relay still holding the old
  *      secret is refused (403, with the reason in its own log and the coordinator's).
  */
@@ -71,10 +73,14 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
     };
     const sdk = new CoordinatorClient({ baseUrl: url });
 
-    // A relay as the relay role lays it out: the secret in its own file, read at start.
-    const startRelay = (id: string, secret: string): CliProcess => {
+    // A relay as the relay role lays it out: the secret in its own file, read at start and at each reload.
+    const writeSecret = (id: string, secret: string): string => {
       const secretFile = join(dir, `${id}.fleet.secret`);
       writeFileSync(secretFile, `${secret}\n`);
+      return secretFile;
+    };
+    const startRelay = (id: string, secret: string): CliProcess => {
+      const secretFile = writeSecret(id, secret);
       const path = join(dir, `${id}.yaml`);
       writeFileSync(path, fleetRelayYaml({ relayId: id, latitude: 50.1, longitude: 8.7, seed, sealKeyBase64: sealKey, originPort, coordinatorUrl: url, fleetSecret: { file: secretFile }, fleetKeys: ['heartbeatIntervalMs: 300'] }));
       return CliProcess.start(['relay', '--config', path]);
@@ -100,21 +106,34 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
     assert.deepEqual(during.fleetSecrets.relaysOnPrevious.map((r) => r.relayId), ['ams-1', 'fra-1']);
     assert.deepEqual(during.fleetSecrets.relays, { current: 0, previous: 2, unknown: 0 });
 
-    // 2. Roll the relays one at a time. While one restarts, the other (still on the old
-    //    secret) never leaves /v1/route: its heartbeats are accepted.
+    // 2. Roll the relays one at a time: fra-1 by a reload (what the relay role does now),
+    //    ams-1 by a restart (a relay outside Ansible, or a new release). The relay not
+    //    being rolled (still on the old secret) never leaves /v1/route: its heartbeats are
+    //    accepted; nor does a relay being reloaded, which re-registers from the same process.
     let rolled = 0;
-    for (const [id, other] of [['fra-1', 'ams-1'], ['ams-1', 'fra-1']] as const) {
+    for (const [id, other, how] of [['fra-1', 'ams-1', 'reload'], ['ams-1', 'fra-1', 'restart']] as const) {
       let watching = true;
       const misses: string[] = [];
+      const mustStay = how === 'reload' ? [id, other] : [other];
       const watcher = (async () => {
         while (watching) {
           const ids = await routed();
-          if (!ids.includes(other)) misses.push(`${other} missing from /v1/route: ${ids.join(',')}`);
+          for (const stay of mustStay) if (!ids.includes(stay)) misses.push(`${stay} missing from /v1/route: ${ids.join(',')}`);
           await sleep(100);
         }
       })();
-      await relays.get(id)!.stop();
-      relays.set(id, startRelay(id, newSecret));
+      if (how === 'reload') {
+        const relay = relays.get(id)!;
+        writeSecret(id, newSecret);
+        relay.child.kill('SIGHUP');
+        const changed = await eventually(() => /"event":"fleet_changed"[^\n]*/.exec(relay.output)?.[0], 10_000, `${id}'s fleet_changed log line`);
+        assert.match(changed, /"secretChanged":true/);
+        assert.ok(!relay.output.includes(newSecret) && !relay.output.includes(oldSecret), 'no secret in the log');
+        assert.equal(relay.child.exitCode, null, 'the reloaded relay keeps running');
+      } else {
+        await relays.get(id)!.stop();
+        relays.set(id, startRelay(id, newSecret));
+      }
       rolled++;
       await eventually(async () => ((await sdk.health()).fleetSecrets.relays.current === rolled ? true : undefined), 15_000, `${id} registered on the new secret`);
       await eventually(bothRouted, 15_000, `${id} back in /v1/route`);

@@ -236,8 +236,8 @@ file(
   'relay.yaml',
   [
     `# Written by deploy/scripts/relay-bootstrap.mjs for region ${region} from ${url}.`,
-    '# Keys, defaults and ranges: relay/README.md. Edit, then `systemctl reload slipstream-relay`',
-    '# (the fleet section is read at start: `systemctl restart slipstream-relay` for it).',
+    '# Keys, defaults and ranges: relay/README.md. Edit (the fleet section and the secret file',
+    '# too), then `systemctl reload slipstream-relay`.',
     'logLevel: info',
     'socketReceiveBufferBytes: 8388608',
     'metrics:',

@@ -67,7 +67,6 @@ export interface RestartOnlyValues {
   'metrics.listen': string;
   socketReceiveBufferBytes: string;
   logLevel: string;
-  fleet: string;
 }
 
 /** The restart-only values of a configuration (see {@link RestartOnlyValues}). */
@@ -78,8 +77,17 @@ export function restartOnlyValues(config: RelayConfig): RestartOnlyValues {
     'metrics.listen': config.metricsListen === undefined ? 'off' : `${config.metricsListen.host}:${config.metricsListen.port}`,
     socketReceiveBufferBytes: String(config.socketReceiveBufferBytes),
     logLevel: config.logLevel,
-    fleet: config.fleet === undefined ? 'none' : JSON.stringify(config.fleet),
   };
+}
+
+/**
+ * What fleet membership is made of: the `fleet` section, the coordinator URL and the
+ * fleet secret. A reload that changes any of them re-joins (see {@link Relay.reload});
+ * '' when the relay is not a fleet member. Internal: it holds the secret, never log it.
+ */
+function fleetMembershipKey(config: RelayConfig): string {
+  if (config.fleet === undefined || config.coordinatorUrl === undefined || config.coordinatorFleetSecret === undefined) return '';
+  return JSON.stringify([config.fleet, config.coordinatorUrl, config.coordinatorFleetSecret]);
 }
 
 /** Options of {@link Relay.start}. */
@@ -124,9 +132,18 @@ export class Relay {
   private revocationTimer: NodeJS.Timeout | undefined;
   private revocationStamp = '';
   private follower: RevocationFollower | undefined;
-  private followedUrl = '';
+  /** The coordinator URL and fleet secret the revocation feed follows with ('' when none). */
+  private followedKey = '';
   private config: RelayConfig;
   private fleetAgent: FleetAgent | undefined;
+  /** {@link fleetMembershipKey} of the running fleet agent ('' when none). */
+  private fleetKey = '';
+  /** The fleet secret the running agent presents (to log whether a change rotated it; never logged itself). */
+  private fleetSecret: string | undefined;
+  /** Fleet changes applied one after another (a reload while one is under way waits for it). */
+  private fleetChanges: Promise<void> = Promise.resolve();
+  /** SIGTERM received: a fleet agent started by a later reload must say so too. */
+  private draining = false;
   private startupBinds: Promise<void>[] | undefined = [];
   private closed = false;
   /** Socket errors (send failures, ICMP reports), for logs. */
@@ -159,7 +176,9 @@ export class Relay {
     relay.watchRevocations();
     relay.followCoordinator();
     try {
-      await relay.joinFleet();
+      relay.fleetAgent = await relay.joinFleet(relay.config);
+      relay.fleetKey = fleetMembershipKey(relay.config);
+      relay.fleetSecret = relay.config.coordinatorFleetSecret;
     } catch (error) {
       relay.close();
       throw error;
@@ -620,10 +639,12 @@ export class Relay {
   /** Follows the coordinator's revocation feed (long poll) when configured; revocations end live sessions at once. */
   private followCoordinator(): void {
     const url = this.config.coordinatorUrl ?? '';
-    if (url === this.followedUrl) return;
+    // A new secret restarts the feed too (a rotation: the coordinator may soon refuse the old one).
+    const key = url === '' ? '' : JSON.stringify([url, this.config.coordinatorFleetSecret ?? '']);
+    if (key === this.followedKey) return;
     this.follower?.close();
     this.follower = undefined;
-    this.followedUrl = url;
+    this.followedKey = key;
     if (url === '') return;
     const client = new CoordinatorClient({ baseUrl: url, fleetSecret: this.config.coordinatorFleetSecret });
     this.follower = client.followRevocations(
@@ -638,14 +659,18 @@ export class Relay {
     );
   }
 
-  /** Registers with the coordinator and starts heartbeats and path probes when `fleet` is configured. Fleet keys are read at start (a reload keeps them). */
-  private async joinFleet(): Promise<void> {
-    const spec = this.config.fleet;
-    if (spec === undefined || this.config.coordinatorUrl === undefined || this.config.coordinatorFleetSecret === undefined) return;
+  /**
+   * Registers with the coordinator and starts heartbeats and path probes when `config`
+   * has a `fleet` section. Resolves with the started agent (undefined when not a fleet
+   * member); rejects when it cannot start (no public address, probe socket bind).
+   */
+  private async joinFleet(config: RelayConfig): Promise<FleetAgent | undefined> {
+    const spec = config.fleet;
+    if (spec === undefined || config.coordinatorUrl === undefined || config.coordinatorFleetSecret === undefined) return undefined;
     const agent = new FleetAgent({
       spec,
-      coordinatorUrl: this.config.coordinatorUrl,
-      fleetSecret: this.config.coordinatorFleetSecret,
+      coordinatorUrl: config.coordinatorUrl,
+      fleetSecret: config.coordinatorFleetSecret,
       bindAddress: this.config.core.upstreamBindAddress,
       logger: this.logger,
       relay: {
@@ -660,8 +685,41 @@ export class Relay {
         setPeers: (addresses) => this.core.setPeers(addresses),
       },
     });
-    this.fleetAgent = agent;
     await agent.start();
+    return agent;
+  }
+
+  /**
+   * Reload: when the fleet section, the coordinator URL or the fleet secret changed,
+   * starts an agent with the new ones and then stops the old one, so the relay never
+   * leaves the coordinator's lists (a fleet-secret rotation is a reload, no drain). If
+   * the new agent cannot start, the running one stays and the error is logged.
+   */
+  private applyFleetChange(): void {
+    this.fleetChanges = this.fleetChanges.then(async () => {
+      const config = this.config;
+      const key = fleetMembershipKey(config);
+      if (this.closed || key === this.fleetKey) return;
+      let agent: FleetAgent | undefined;
+      try {
+        agent = await this.joinFleet(config);
+      } catch (error) {
+        this.logger.error({ event: 'fleet_change_failed', err: error instanceof Error ? error.message : String(error) }, 'the new fleet settings cannot be applied; keeping the running membership');
+        return;
+      }
+      if (this.closed) return agent?.close();
+      const previous = this.fleetAgent;
+      const secretChanged = previous !== undefined && agent !== undefined && this.fleetSecret !== config.coordinatorFleetSecret;
+      this.fleetAgent = agent;
+      this.fleetSecret = config.coordinatorFleetSecret;
+      this.fleetKey = key;
+      previous?.close();
+      if (this.draining) await agent?.setDraining();
+      this.logger.info(
+        { event: 'fleet_changed', relayId: config.fleet?.relayId ?? null, coordinator: config.coordinatorUrl ?? null, secretChanged, left: previous !== undefined && agent === undefined },
+        agent === undefined ? 'left the fleet (no fleet section now)' : 'fleet membership re-joined with the reloaded settings',
+      );
+    });
   }
 
   /** The fleet agent, when `fleet` is configured (for tests). */
@@ -682,7 +740,9 @@ export class Relay {
    * start (see {@link restartOnlyValues}) keep their running values; each one the file
    * now changes is named in one `reload_needs_restart` warning, at every reload until
    * the relay restarts. Tunnel sessions whose origin the new `tunnel.origins` /
-   * `allowOriginCidrs` no longer allow end (the core tells their clients why).
+   * `allowOriginCidrs` no longer allow end (the core tells their clients why). A new
+   * `fleet` section, coordinator URL or fleet secret re-joins the fleet in the background
+   * (`fleet_changed` in the log; see applyFleetChange).
    * @returns the restart-only keys whose change was not applied (also logged)
    */
   reload(config: RelayConfig): string[] {
@@ -696,7 +756,7 @@ export class Relay {
     if (pending.length > 0) {
       this.logger.warn(
         { event: 'reload_needs_restart', keys: pending.map((p) => p.key), changes: pending },
-        `reload cannot apply ${pending.map((p) => (p.key === 'fleet' ? 'fleet (read at start)' : `${p.key} (running ${p.running}, file ${p.configured})`)).join(', ')}: restart the relay for ${pending.length === 1 ? 'this change' : 'these changes'}`,
+        `reload cannot apply ${pending.map((p) => `${p.key} (running ${p.running}, file ${p.configured})`).join(', ')}: restart the relay for ${pending.length === 1 ? 'this change' : 'these changes'}`,
       );
     }
     const fileChanged = config.revocationFile !== this.config.revocationFile || config.revocationPollMs !== this.config.revocationPollMs;
@@ -708,6 +768,7 @@ export class Relay {
       this.watchRevocations();
     }
     this.followCoordinator();
+    this.applyFleetChange();
     return pending.map((p) => p.key);
   }
 
@@ -718,6 +779,7 @@ export class Relay {
    */
   async drain(deadlineMs: number): Promise<number> {
     this.core.drain();
+    this.draining = true;
     // The coordinator hears it first, so no new players are sent here while we drain.
     await this.fleetAgent?.setDraining();
     for (const server of this.tcpServers.values()) server.close();
