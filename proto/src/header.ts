@@ -69,17 +69,9 @@ export const HeaderFlag = {
   Duplicate: 0x01,
   /** The payload is a retransmission through a backup relay during failover. */
   ViaBackup: 0x02,
-  /**
-   * Relay → client, on a ProbeReply: the relay holds no session with the probe's session
-   * id (it restarted or swept it). A client whose session there is open reopens it, so a
-   * restart shorter than the client's silence timers is noticed by the next probe even
-   * when the header-only Closes answering its data are lost. Unauthenticated, like that
-   * Close: all it can trigger is a reopen.
-   */
-  UnknownSession: 0x04,
 } as const;
 
-const KNOWN_FLAGS = HeaderFlag.Duplicate | HeaderFlag.ViaBackup | HeaderFlag.UnknownSession;
+const KNOWN_FLAGS = HeaderFlag.Duplicate | HeaderFlag.ViaBackup;
 
 /**
  * A parsed header. Mutable on purpose: a driver keeps one and parses every packet

@@ -7,8 +7,12 @@
  * - Probe: body ≥ {@link PROBE_BODY_BYTES_MIN}; bytes 0–7 are the client's stamp
  *   (opaque to the relay). ProbeReply: same length and header fields, bytes 0–7 echoed,
  *   8–15 the relay's receive time and 16–23 its send time (float64 BE, relay
- *   monotonic ms: only their difference means anything to the client), rest zero; the
- *   flag `UnknownSession` set when the relay holds no session with the probe's id.
+ *   monotonic ms: only their difference means anything to the client), rest zero except,
+ *   for a probe body of ≥ {@link PROBE_BODY_BYTES_WITH_STATUS} bytes, the relay's status
+ *   byte at {@link PROBE_STATUS_OFFSET} ({@link ProbeStatus}). A body byte rather than a
+ *   header flag so that versions mix during a rolling upgrade: an older relay leaves the
+ *   byte zero ("nothing to say") and older clients never read it, whereas an unknown
+ *   header flag fails the header parse.
  * - PathChallenge: body = 16-byte nonce. PathResponse: body = nonce ‖
  *   HMAC-SHA256(session key, "slipstream-path-v1" ‖ session id (8 B BE) ‖ nonce).
  * - Close from a client: body = first 16 bytes of HMAC-SHA256(session key,
@@ -111,6 +115,21 @@ export function buildPathResponse(sessionKey: Uint8Array, sessionIdHigh: number,
   return buildPacket(PacketType.PathResponse, sessionIdHigh, sessionIdLow, 0, body);
 }
 
+/** Probe bodies at least this long (bytes) get the relay's status byte in the reply; the SDK's are this long, relay mesh probes are not. */
+export const PROBE_BODY_BYTES_WITH_STATUS = 32;
+/** Where the relay's status byte sits in a ProbeReply body (bytes from the body's start). */
+export const PROBE_STATUS_OFFSET = 24;
+/** Bits of a ProbeReply's status byte. */
+export const ProbeStatus = {
+  /**
+   * The relay holds no session with the probe's session id (it restarted, or swept it).
+   * A client whose session there is open reopens it, so a restart shorter than its
+   * silence timers is noticed by the next probe even when every Close answering its
+   * data is lost. Unauthenticated, like that Close: all it can trigger is a reopen.
+   */
+  UnknownSession: 0x01,
+} as const;
+
 /** A Probe with the client's 8-byte stamp `stampMs` (float64) and `bodyBytes` of body (≥ 24). */
 export function buildProbe(sessionIdHigh: number, sessionIdLow: number, sequence: number, stampMs: number, bodyBytes = PROBE_BODY_BYTES_MIN): Uint8Array {
   const body = new Uint8Array(Math.max(PROBE_BODY_BYTES_MIN, bodyBytes));
@@ -123,13 +142,16 @@ export interface ProbeReplyFields {
   readonly clientStampMs: number;
   readonly relayReceiveMs: number;
   readonly relaySendMs: number;
+  /** The status byte said {@link ProbeStatus.UnknownSession} (false when the reply has no status byte). */
+  readonly sessionUnknown: boolean;
 }
 
 /** Reads a ProbeReply's body (the bytes after the header); undefined when too short. */
 export function parseProbeReplyBody(body: Uint8Array): ProbeReplyFields | undefined {
   if (body.length < PROBE_BODY_BYTES_MIN) return undefined;
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-  return { clientStampMs: view.getFloat64(0), relayReceiveMs: view.getFloat64(8), relaySendMs: view.getFloat64(16) };
+  const status = body.length >= PROBE_BODY_BYTES_WITH_STATUS ? body[PROBE_STATUS_OFFSET]! : 0;
+  return { clientStampMs: view.getFloat64(0), relayReceiveMs: view.getFloat64(8), relaySendMs: view.getFloat64(16), sessionUnknown: (status & ProbeStatus.UnknownSession) !== 0 };
 }
 
 /** A client's authenticated Close. */

@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { decodeControl } from '../../proto/src/control.js';
 import { ErrorCode } from '../../proto/src/errors.js';
 import { FecSender, FecReceiver } from '../../proto/src/fec/index.js';
-import { HEADER_BYTES, HeaderFlag, PacketHeader, PacketType, parseHeader, writeHeader } from '../../proto/src/header.js';
+import { HEADER_BYTES, PacketHeader, PacketType, parseHeader, writeHeader } from '../../proto/src/header.js';
 import { parseProxyHeader } from '../../proto/src/proxy-protocol.js';
 import { Rng } from '../../proto/src/rng.js';
 import { parseCidr } from '../src/core/addr.js';
 import { DropReason } from '../src/core/relay-core.js';
-import { buildClientClose, buildControlPacket, buildPacket, buildPathResponse, buildProbe, openRelayClose, parseProbeReplyBody } from '../../proto/src/wire.js';
+import { buildClientClose, buildControlPacket, buildPacket, buildPathResponse, buildProbe, openRelayClose, parseProbeReplyBody, PROBE_BODY_BYTES_MIN, PROBE_BODY_BYTES_WITH_STATUS } from '../../proto/src/wire.js';
 import { baseConfig, controlOf, forgerKey, Harness, mintTicket, noHealth, openLimits, tunnelSpec, typeOf, udpRule, type ClientSession } from './support.js';
 
 const ORIGIN_A = '10.0.0.8';
@@ -314,27 +314,30 @@ describe('tunnel mode', () => {
     const [reply] = h.deliver(h.tunnelId, client, probe);
     assert.equal(reply!.bytes.length, probe.length);
     assert.equal(typeOf(reply!.bytes), PacketType.ProbeReply);
-    assert.deepEqual(parseProbeReplyBody(reply!.bytes.subarray(HEADER_BYTES)), { clientStampMs: 42.25, relayReceiveMs: 1234.5, relaySendMs: 1234.5 });
+    assert.deepEqual(parseProbeReplyBody(reply!.bytes.subarray(HEADER_BYTES)), { clientStampMs: 42.25, relayReceiveMs: 1234.5, relaySendMs: 1234.5, sessionUnknown: true });
     const short = buildPacket(PacketType.Probe, 0, 0, 1, new Uint8Array(8));
     assert.deepEqual(h.deliver(h.tunnelId, client, short), []);
     assert.equal(h.core.drops[DropReason.ProbeTooShort], 1);
   });
 
-  test('a probe reply carries UnknownSession exactly when the relay holds no session with the probe\'s id', () => {
+  test('a probe reply\'s status byte says UnknownSession exactly when the relay holds no session with the probe\'s id (probes long enough for it only)', () => {
     const h = new Harness();
     const s = mintTicket(new Rng(17));
-    const flagsOfReply = (): number => {
-      const [reply] = h.deliver(h.tunnelId, client, buildProbe(s.high, s.low, 1, 0));
+    const replyOf = (bodyBytes: number): { bytes: Uint8Array; sessionUnknown: boolean } => {
+      const [reply] = h.deliver(h.tunnelId, client, buildProbe(s.high, s.low, 1, 0, bodyBytes));
       assert.equal(typeOf(reply!.bytes), PacketType.ProbeReply);
-      const header = new PacketHeader();
-      assert.equal(parseHeader(reply!.bytes, header), 0, 'the reply parses with the flag');
-      return header.flags;
+      assert.equal(parseHeader(reply!.bytes, new PacketHeader()), 0, 'the header is unchanged (older clients parse it)');
+      return { bytes: reply!.bytes, sessionUnknown: parseProbeReplyBody(reply!.bytes.subarray(HEADER_BYTES))!.sessionUnknown };
     };
-    assert.equal(flagsOfReply(), HeaderFlag.UnknownSession, 'before the open');
+    assert.equal(replyOf(PROBE_BODY_BYTES_WITH_STATUS).sessionUnknown, true, 'before the open');
+    // A 24-byte body (relay mesh probes, older clients) has no status byte: the reply is the old one.
+    const short = replyOf(PROBE_BODY_BYTES_MIN);
+    assert.equal(short.bytes.length, HEADER_BYTES + PROBE_BODY_BYTES_MIN);
+    assert.equal(short.sessionUnknown, false);
     open(h, s, client);
-    assert.equal(flagsOfReply(), 0, 'while the session is held');
+    assert.equal(replyOf(PROBE_BODY_BYTES_WITH_STATUS).sessionUnknown, false, 'while the session is held');
     h.deliver(h.tunnelId, client, buildClientClose(s.key, s.high, s.low));
-    assert.equal(flagsOfReply(), HeaderFlag.UnknownSession, 'after it closed');
+    assert.equal(replyOf(PROBE_BODY_BYTES_WITH_STATUS).sessionUnknown, true, 'after it closed');
   });
 
   test('FEC rs both ways: parity follows downstream data; a lost upstream shard is rebuilt from parity', () => {

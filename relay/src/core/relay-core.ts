@@ -58,7 +58,7 @@ import type { KeyObject } from 'node:crypto';
 import { decodeControl, encodeControl, type ControlMessageFields } from '../../../proto/src/control.js';
 import { ErrorCode, type ErrorCodeValue } from '../../../proto/src/errors.js';
 import { FecController, FecReceiver, FecSender, FEC_OFF, type FecScheme } from '../../../proto/src/fec/index.js';
-import { HEADER_BYTES, HEADER_MAGIC, HeaderFlag, PacketHeader, PROTOCOL_VERSION, PacketType, parseHeader, quickCheck, sessionIdToHex } from '../../../proto/src/header.js';
+import { HEADER_BYTES, HEADER_MAGIC, PacketHeader, PROTOCOL_VERSION, PacketType, parseHeader, quickCheck, sessionIdToHex } from '../../../proto/src/header.js';
 import { encodeProxyV2, encodeSpp } from '../../../proto/src/proxy-protocol.js';
 import { SlabAllocator } from '../../../proto/src/slab.js';
 import { openSessionKey, verifyTicket } from '../../../proto/src/ticket.js';
@@ -67,7 +67,7 @@ import { cidrListMatches, type Cidr, hashString, rendezvousScore, splitHostPort 
 import { RateBucket, StatelessLimiter } from './bucket.js';
 import type { HealthCheckSpec, LimitsSpec, OriginGroupSpec, RelayCoreConfig, RuleSpec, TunnelSpec } from './config-types.js';
 import { EXIT_CHECK_INTERVAL_MS, EXIT_DEAD_AFTER_MS_DEFAULT, EXIT_KEEPALIVE_MS, EXIT_OPEN_TIMEOUT_MS, EXIT_PATHS_MAX, DATAGRAM_BYTES_MAX, PATH_CHALLENGE_TIMEOUT_MS, PATH_CHALLENGES_PENDING_MAX, SOURCE_IDLE_MS, SWEEP_INTERVAL_MS, TCP_CONNECT_TIMEOUT_MS_DEFAULT, UNAUTHENTICATED_BUCKETS, FEC_OVERHEAD_MAX_DEFAULT } from './constants.js';
-import { buildPathResponse, CLOSE_MAC_BYTES, fecStatsFromMessage, fecStatsMessage, openRelayClose, PATH_MAC_BYTES, PATH_NONCE_BYTES, PROBE_BODY_BYTES_MIN, relayCloseMac, verifyCloseMac, verifyPathResponseMac } from '../../../proto/src/wire.js';
+import { buildPathResponse, CLOSE_MAC_BYTES, fecStatsFromMessage, fecStatsMessage, openRelayClose, PATH_MAC_BYTES, PATH_NONCE_BYTES, PROBE_BODY_BYTES_MIN, PROBE_BODY_BYTES_WITH_STATUS, PROBE_STATUS_OFFSET, ProbeStatus, relayCloseMac, verifyCloseMac, verifyPathResponseMac } from '../../../proto/src/wire.js';
 
 /** Why a packet was dropped; indexes {@link RelayCore.drops}. Stable: they are metric labels. */
 export const DropReason = {
@@ -1493,7 +1493,7 @@ export class RelayCore {
     // Say when we hold no such session: the client probing its current relay learns of a
     // restart from the next reply even if every Close answering its data was lost.
     const h = this.header;
-    if (this.findSession(h.sessionIdHigh, h.sessionIdLow) === undefined) reply[3] = h.flags | HeaderFlag.UnknownSession;
+    if (bytes.length >= HEADER_BYTES + PROBE_BODY_BYTES_WITH_STATUS && this.findSession(h.sessionIdHigh, h.sessionIdLow) === undefined) reply[HEADER_BYTES + PROBE_STATUS_OFFSET] = ProbeStatus.UnknownSession;
     const view = new DataView(reply.buffer, reply.byteOffset + HEADER_BYTES, PROBE_BODY_BYTES_MIN);
     view.setFloat64(8, nowMs);
     view.setFloat64(16, nowMs);

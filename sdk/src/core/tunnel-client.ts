@@ -56,7 +56,7 @@ import { FecController, FecReceiver, FecSender, FecShardKind, type FecIntervalSt
 import { HEADER_BYTES, HeaderFlag, PacketHeader, PacketType, parseHeader, sessionIdFromHex, writeHeader } from '../../../proto/src/header.js';
 import { SlabAllocator } from '../../../proto/src/slab.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
-import { buildClientClose, buildControlPacket, buildPathResponse, buildProbe, fecStatsFromMessage, fecStatsMessage, openRelayClose, parseProbeReplyBody } from '../../../proto/src/wire.js';
+import { buildClientClose, buildControlPacket, buildPathResponse, buildProbe, fecStatsFromMessage, fecStatsMessage, openRelayClose, parseProbeReplyBody, PROBE_BODY_BYTES_WITH_STATUS } from '../../../proto/src/wire.js';
 import { isTicketRefusal } from '../errors.js';
 import * as C from './constants.js';
 import { RelaySelector, type RelaySelectorInit, type SelectionEvent } from './relay-selector.js';
@@ -643,7 +643,7 @@ export class TunnelClient {
         this.selector.handleProbeResult(nowMs, p.relayId, undefined);
       }
       this.outstanding.set(seq, { relayId: link.id, sentMs: nowMs });
-      this.transmits.push({ to: link.probe, bytes: buildProbe(this.high, this.low, seq, nowMs) });
+      this.transmits.push({ to: link.probe, bytes: buildProbe(this.high, this.low, seq, nowMs, PROBE_BODY_BYTES_WITH_STATUS) });
       if (link.initialProbesLeft > 0) link.initialProbesLeft--;
       link.nextProbeMs = nowMs + this.probeIntervalMs(link, nowMs);
     }
@@ -670,7 +670,7 @@ export class TunnelClient {
     // The relay holds no such session though it accepted ours before this probe left:
     // it restarted (or swept it) since. Only a probe sent after the accept counts; an
     // earlier one may have crossed the open on its way.
-    if ((this.header.flags & HeaderFlag.UnknownSession) !== 0 && p.sentMs >= link.acceptedAtMs) this.reopenUnknownSession(nowMs, link);
+    if (fields.sessionUnknown && p.sentMs >= link.acceptedAtMs) this.reopenUnknownSession(nowMs, link);
     // Time the relay held the probe is not path delay.
     const rttMs = Math.max(0, nowMs - p.sentMs - Math.max(0, fields.relaySendMs - fields.relayReceiveMs));
     this.selector.handleProbeResult(nowMs, link.id, rttMs);
@@ -778,7 +778,7 @@ export class TunnelClient {
 
   /**
    * The relay said it holds no such session (it restarted): open it there again.
-   * Reopening is all an unauthenticated Close (or a probe reply's `UnknownSession` flag)
+   * Reopening is all an unauthenticated Close (or a probe reply's `UnknownSession` status)
    * can trigger, so a spoofer gains nothing.
    */
   private reopenUnknownSession(nowMs: number, link: RelayLink): void {
