@@ -551,7 +551,6 @@ function printTables(result: Record<string, unknown>, io: CommandIo): void {
   if (checks.length > 0) io.out(`\nTargets (relay vs the minimal forwarder, this run)\n${checks.map((c) => `  ${c}\n`).join('')}`);
 }
 
-/** The `bench relay` command. */
 /**
  * One round's p99 ratio: the relay's added p99 over the baseline's, both µs against the
  * same window's direct path. On a noisy machine a forwarded path's p99 can come out below
@@ -564,6 +563,7 @@ export function addedP99Ratio(relayAddedP99Us: number, baselineAddedP99Us: numbe
   return Math.max(0, relayAddedP99Us) / baselineAddedP99Us;
 }
 
+/** The `bench relay` command. */
 export const relayBenchCommand: Command = {
   name: 'relay',
   summary: 'Relay vs a minimal Node forwarder on loopback: UDP pps, added latency, TCP throughput, L4 and tunnel mode.',

@@ -9,7 +9,7 @@
  *      `/health` lists them under `fleetSecrets.relaysOnPrevious`;
  *   2. relays rolled one at a time onto the new secret, one by a reload (the secret file
  *      rewritten, SIGHUP: the same process re-registers, and is never dropped from
- *      `/v1/route`), the other by a restart (the one not yet rolled is never dropped
+ *      `/v1/route`; a mistyped secret first is refused and changes nothing), the other by a restart (the one not yet rolled is never dropped
  *      while it restarts); the list empties;
  *   3. the old secret removed: every rolled relay stays; a relay still holding the old
  *      secret is refused (403, with the reason in its own log and the coordinator's).
@@ -124,6 +124,14 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
       })();
       if (how === 'reload') {
         const relay = relays.get(id)!;
+        // A mistyped secret first: the coordinator refuses the new registration, so the
+        // relay keeps its running membership (on the old secret) and says why.
+        writeSecret(id, randomBytes(32).toString('base64'));
+        relay.child.kill('SIGHUP');
+        const failed = await eventually(() => /"event":"fleet_change_failed"[^\n]*/.exec(relay.output)?.[0], 15_000, `${id}'s fleet_change_failed log line`);
+        assert.match(failed, /coordinator answered 403 forbidden/);
+        assert.deepEqual((await sdk.health()).fleetSecrets.relays, { current: 0, previous: 2, unknown: 0 }, 'still on the old secret after the refused reload');
+        // Then the right one.
         writeSecret(id, newSecret);
         relay.child.kill('SIGHUP');
         const changed = await eventually(() => /"event":"fleet_changed"[^\n]*/.exec(relay.output)?.[0], 10_000, `${id}'s fleet_changed log line`);

@@ -237,14 +237,14 @@ export class CoordinatorClient {
     this.timeoutMs = init.timeoutMs ?? 5000;
   }
 
-  /** Relay: joins the registry (`POST /v1/relays/register`, fleet secret). Re-registering is fine. */
-  register(info: RelayInfo): Promise<RegisterAnswer> {
-    return this.call('POST', '/v1/relays/register', 'fleet', info);
+  /** Relay: joins the registry (`POST /v1/relays/register`, fleet secret). Re-registering is fine. `signal` aborts the request. */
+  register(info: RelayInfo, signal?: AbortSignal): Promise<RegisterAnswer> {
+    return this.call('POST', '/v1/relays/register', 'fleet', info, 0, signal);
   }
 
-  /** Relay: still alive, with load (`POST /v1/relays/heartbeat`). Throws `unknown_relay` (404) if the coordinator does not know it: register again. */
-  heartbeat(relayId: string, load: RelayLoad): Promise<{ leaseMs: number; heartbeatIntervalMs: number }> {
-    return this.call('POST', '/v1/relays/heartbeat', 'fleet', { relayId, ...load });
+  /** Relay: still alive, with load (`POST /v1/relays/heartbeat`). Throws `unknown_relay` (404) if the coordinator does not know it: register again. `signal` aborts the request. */
+  heartbeat(relayId: string, load: RelayLoad, signal?: AbortSignal): Promise<{ leaseMs: number; heartbeatIntervalMs: number }> {
+    return this.call('POST', '/v1/relays/heartbeat', 'fleet', { relayId, ...load }, 0, signal);
   }
 
   /** Relay: probe results toward other relays and origins (`POST /v1/relays/reports`, ≤ 1024 per call). */

@@ -383,7 +383,7 @@ export class CoordinatorService {
     this.logFleetRefusal(req);
     return {
       ok: false,
-      response: fail(403, 'forbidden', `does not match ${accepted} configured on this coordinator; a relay holding a retired or wrong secret must be given the current one (relay tunnel.coordinatorFleetSecretFile) and restarted`, 'authorization'),
+      response: fail(403, 'forbidden', `does not match ${accepted} configured on this coordinator; a relay holding a retired or wrong secret must be given the current one (relay tunnel.coordinatorFleetSecretFile) and reloaded (SIGHUP)`, 'authorization'),
     };
   }
 

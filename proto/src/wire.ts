@@ -125,7 +125,8 @@ export const ProbeStatus = {
    * The relay holds no session with the probe's session id (it restarted, or swept it).
    * A client whose session there is open reopens it, so a restart shorter than its
    * silence timers is noticed by the next probe even when every Close answering its
-   * data is lost. Unauthenticated, like that Close: all it can trigger is a reopen.
+   * data is lost. Unauthenticated, like that Close: all it can trigger is a reopen, and
+   * (as for the Close) the client heeds it only from the address it probed.
    */
   UnknownSession: 0x01,
 } as const;

@@ -23,6 +23,9 @@ import type { FleetSpec } from './config.js';
 const REGISTER_BACKOFF_MS_MIN = 250;
 const REGISTER_BACKOFF_MS_MAX = 5_000;
 
+/** How an agent's first registration went (see {@link FleetAgent.firstRegistration}). */
+export type RegistrationOutcome = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
 /** What the agent reads from the relay it serves. */
 export interface FleetRelayView {
   /** Sessions open now. */
@@ -70,6 +73,10 @@ export class FleetAgent {
   private lastLoad = { atMs: performance.now(), packets: 0, cpu: process.cpuUsage() };
   private failing = new Set<string>();
   private readonly tcpProbes = new Set<net.Socket>();
+  /** Aborts the coordinator requests in flight at close: a late one must not undo a newer agent's registration. */
+  private readonly requests = new AbortController();
+  /** Waiting for the first registration's outcome (see {@link firstRegistration}). */
+  private registrationWaiters: ((outcome: RegistrationOutcome) => void)[] = [];
   /** Heartbeats and reports the coordinator accepted (for tests). */
   heartbeats = 0;
   reportsSent = 0;
@@ -126,6 +133,8 @@ export class FleetAgent {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.requests.abort();
+    this.settleRegistration({ ok: false, reason: 'the agent was closed' });
     if (this.probeTimer) clearTimeout(this.probeTimer);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.meshTimer) clearInterval(this.meshTimer);
@@ -141,9 +150,10 @@ export class FleetAgent {
       while (!this.closed) {
         try {
           const { tunnelAddress, probeAddress } = this.addresses();
-          const answer = await this.client.register({ relayId: this.spec.relayId, region: this.spec.region, latitude: this.spec.latitude, longitude: this.spec.longitude, tunnelAddress, probeAddress, capacitySessions: this.spec.capacitySessions });
+          const answer = await this.client.register({ relayId: this.spec.relayId, region: this.spec.region, latitude: this.spec.latitude, longitude: this.spec.longitude, tunnelAddress, probeAddress, capacitySessions: this.spec.capacitySessions }, this.requests.signal);
           if (this.closed) return;
           this.registered = true;
+          this.settleRegistration({ ok: true });
           this.recovered('register');
           this.heartbeatIntervalMs = Math.min(this.spec.heartbeatIntervalMs, answer.heartbeatIntervalMs);
           this.init.logger.info({ event: 'fleet_registered', relayId: this.spec.relayId, coordinator: this.init.coordinatorUrl, leaseMs: answer.leaseMs, heartbeatIntervalMs: this.heartbeatIntervalMs, mesh: answer.relays.length }, 'registered with the coordinator');
@@ -156,6 +166,9 @@ export class FleetAgent {
           return;
         } catch (error) {
           this.failed('register', error);
+          // A 4xx is the coordinator's answer to these settings (wrong secret, id not allowed,
+          // bad address), not a passing outage: whoever waits for the outcome hears it now.
+          if (error instanceof CoordinatorApiError && error.status >= 400 && error.status < 500) this.settleRegistration({ ok: false, reason: error.message });
           await new Promise((resolve) => setTimeout(resolve, backoffMs).unref());
           backoffMs = Math.min(REGISTER_BACKOFF_MS_MAX, backoffMs * 2);
         }
@@ -164,6 +177,30 @@ export class FleetAgent {
       this.registering = undefined;
     });
     return this.registering;
+  }
+
+  /**
+   * The first registration's outcome: accepted; refused by the coordinator (an HTTP 4xx
+   * answer, with its reason); or, when neither came within `timeoutMs` (the coordinator
+   * unreachable), not ok. The agent keeps retrying in the background either way.
+   */
+  firstRegistration(timeoutMs: number): Promise<RegistrationOutcome> {
+    if (this.registered) return Promise.resolve({ ok: true });
+    if (this.closed) return Promise.resolve({ ok: false, reason: 'the agent was closed' });
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.settleRegistration({ ok: false, reason: `no answer from the coordinator within ${timeoutMs} ms` }), timeoutMs);
+      timer.unref();
+      this.registrationWaiters.push((outcome) => {
+        clearTimeout(timer);
+        resolve(outcome);
+      });
+    });
+  }
+
+  private settleRegistration(outcome: RegistrationOutcome): void {
+    const waiters = this.registrationWaiters;
+    this.registrationWaiters = [];
+    for (const resolve of waiters) resolve(outcome);
   }
 
   private load(): { sessions: number; packetsPerSecond: number; cpuFraction: number; draining: boolean } {
@@ -186,7 +223,7 @@ export class FleetAgent {
   private async heartbeat(): Promise<void> {
     if (this.closed || !this.registered) return;
     try {
-      await this.client.heartbeat(this.spec.relayId, this.load());
+      await this.client.heartbeat(this.spec.relayId, this.load(), this.requests.signal);
       this.heartbeats++;
       this.recovered('heartbeat');
     } catch (error) {

@@ -85,6 +85,9 @@ export function restartOnlyValues(config: RelayConfig): RestartOnlyValues {
  * fleet secret. A reload that changes any of them re-joins (see {@link Relay.reload});
  * '' when the relay is not a fleet member. Internal: it holds the secret, never log it.
  */
+/** How long a reload's new fleet agent may take to be accepted before the running one is kept, ms. */
+export const FLEET_CHANGE_REGISTER_WAIT_MS = 10_000;
+
 function fleetMembershipKey(config: RelayConfig): string {
   if (config.fleet === undefined || config.coordinatorUrl === undefined || config.coordinatorFleetSecret === undefined) return '';
   return JSON.stringify([config.fleet, config.coordinatorUrl, config.coordinatorFleetSecret]);
@@ -691,35 +694,55 @@ export class Relay {
 
   /**
    * Reload: when the fleet section, the coordinator URL or the fleet secret changed,
-   * starts an agent with the new ones and then stops the old one, so the relay never
-   * leaves the coordinator's lists (a fleet-secret rotation is a reload, no drain). If
-   * the new agent cannot start, the running one stays and the error is logged.
+   * starts an agent with the new ones and waits for the coordinator to accept its
+   * registration before stopping the old one, so the relay never leaves the
+   * coordinator's lists (a fleet-secret rotation is a reload, no drain). If the new
+   * agent cannot start, is refused (a wrong secret, an id not allowed) or hears nothing
+   * within {@link FLEET_CHANGE_REGISTER_WAIT_MS}, it is stopped, the running membership
+   * and revocation feed stay, and `fleet_change_failed` says why. Changes run one after
+   * another; each applies the configuration current when it starts.
    */
   private applyFleetChange(): void {
-    this.fleetChanges = this.fleetChanges.then(async () => {
-      const config = this.config;
-      const key = fleetMembershipKey(config);
-      if (this.closed || key === this.fleetKey) return;
-      let agent: FleetAgent | undefined;
-      try {
-        agent = await this.joinFleet(config);
-      } catch (error) {
-        this.logger.error({ event: 'fleet_change_failed', err: error instanceof Error ? error.message : String(error) }, 'the new fleet settings cannot be applied; keeping the running membership');
-        return;
-      }
-      if (this.closed) return agent?.close();
-      const previous = this.fleetAgent;
-      const secretChanged = previous !== undefined && agent !== undefined && this.fleetSecret !== config.coordinatorFleetSecret;
-      this.fleetAgent = agent;
-      this.fleetSecret = config.coordinatorFleetSecret;
-      this.fleetKey = key;
-      previous?.close();
-      if (this.draining) await agent?.setDraining();
-      this.logger.info(
-        { event: 'fleet_changed', relayId: config.fleet?.relayId ?? null, coordinator: config.coordinatorUrl ?? null, secretChanged, left: previous !== undefined && agent === undefined },
-        agent === undefined ? 'left the fleet (no fleet section now)' : 'fleet membership re-joined with the reloaded settings',
-      );
-    });
+    this.fleetChanges = this.fleetChanges
+      .then(async () => {
+        const config = this.config;
+        const key = fleetMembershipKey(config);
+        if (this.closed || key === this.fleetKey) return;
+        const keep = (reason: string): void => {
+          this.logger.error({ event: 'fleet_change_failed', relayId: config.fleet?.relayId ?? null, coordinator: config.coordinatorUrl ?? null, err: reason }, 'the new fleet settings cannot be applied; keeping the running membership');
+        };
+        let agent: FleetAgent | undefined;
+        try {
+          agent = await this.joinFleet(config);
+        } catch (error) {
+          return keep(error instanceof Error ? error.message : String(error));
+        }
+        if (agent !== undefined) {
+          // Before the first heartbeat, so a draining relay is never offered as open.
+          if (this.draining) void agent.setDraining();
+          const outcome = await agent.firstRegistration(FLEET_CHANGE_REGISTER_WAIT_MS);
+          if (!outcome.ok) {
+            agent.close();
+            return keep(outcome.reason);
+          }
+        }
+        if (this.closed) return agent?.close();
+        const previous = this.fleetAgent;
+        const secretChanged = previous !== undefined && agent !== undefined && this.fleetSecret !== config.coordinatorFleetSecret;
+        this.fleetAgent = agent;
+        this.fleetSecret = config.coordinatorFleetSecret;
+        this.fleetKey = key;
+        previous?.close();
+        this.followCoordinator();
+        this.logger.info(
+          { event: 'fleet_changed', relayId: config.fleet?.relayId ?? null, coordinator: config.coordinatorUrl ?? null, secretChanged, left: previous !== undefined && agent === undefined },
+          agent === undefined ? 'left the fleet (no fleet section now)' : 'fleet membership re-joined with the reloaded settings',
+        );
+      })
+      .catch((error: unknown) => {
+        // Nothing above should throw; if it does, later reloads must still be applied.
+        this.logger.error({ event: 'fleet_change_failed', err: error instanceof Error ? error.message : String(error) }, 'applying the fleet settings failed');
+      });
   }
 
   /** The fleet agent, when `fleet` is configured (for tests). */
@@ -767,7 +790,9 @@ export class Relay {
       this.revocationStamp = '';
       this.watchRevocations();
     }
-    this.followCoordinator();
+    // A fleet member's revocation feed moves with its membership (once the coordinator
+    // accepted the new settings); otherwise it follows the file at once.
+    if (fleetMembershipKey(config) === '' || fleetMembershipKey(config) === this.fleetKey) this.followCoordinator();
     this.applyFleetChange();
     return pending.map((p) => p.key);
   }

@@ -16,7 +16,7 @@ import { decodeControl, encodeControl } from '../../proto/src/control.js';
 import { ErrorCode } from '../../proto/src/errors.js';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader } from '../../proto/src/header.js';
 import { UdpTransport } from '../src/udp-transport.js';
-import { buildControlPacket, buildPacket, relayCloseMac } from '../../proto/src/wire.js';
+import { buildControlPacket, buildPacket, PROBE_BODY_BYTES_WITH_STATUS, PROBE_STATUS_OFFSET, ProbeStatus, relayCloseMac } from '../../proto/src/wire.js';
 import { candidatesFromRoute, connect } from '../src/connect.js';
 import { TunnelClient, type TunnelClientEvent } from '../src/core/tunnel-client.js';
 import { SlipstreamError } from '../src/errors.js';
@@ -127,6 +127,39 @@ test('defect 5: an unauthenticated SLIP_ERR_UNKNOWN_SESSION Close makes the clie
   c.handleDatagram(3100, A, relayClose(ErrorCode.UnknownSession, undefined));
   const sent = pump(3100);
   assert.ok(sent.some((p) => p.type === PacketType.Control), 'a session open went out at once');
+  assert.ok(c.isOpen, 'the scripted relay accepted it again');
+});
+
+test('review: a probe reply whose status says UnknownSession reopens the session only when it comes from the probed address', () => {
+  const { c, pump } = openClient();
+  const h = new PacketHeader();
+  /** Runs the client's timers from `fromMs` until it sends a probe (left unanswered); the transmits before it are dropped. */
+  const nextProbe = (fromMs: number): { nowMs: number; bytes: Uint8Array } => {
+    for (let nowMs = fromMs; nowMs < fromMs + 2000; nowMs += 5) {
+      c.handleTimeout(nowMs);
+      for (let t = c.pollTransmit(); t !== undefined; t = c.pollTransmit()) {
+        parseHeader(t.bytes, h);
+        if (h.type === PacketType.Probe) return { nowMs, bytes: t.bytes };
+      }
+    }
+    return assert.fail('no probe within 2 s');
+  };
+  const unknownSessionReply = (probe: Uint8Array): Uint8Array => {
+    const reply = new Uint8Array(probe);
+    reply[2] = PacketType.ProbeReply;
+    reply[HEADER_BYTES + PROBE_STATUS_OFFSET] = ProbeStatus.UnknownSession;
+    return reply;
+  };
+  const opensSent = (nowMs: number): number => pump(nowMs).filter((p) => p.type === PacketType.Control && decodeControl(p.bytes.subarray(HEADER_BYTES)).ok).length;
+  // A forger who guessed the probe's sequence, from its own address: ignored.
+  const forged = nextProbe(3100);
+  assert.equal(forged.bytes.length, HEADER_BYTES + PROBE_BODY_BYTES_WITH_STATUS, 'the SDK probes with room for the status byte');
+  c.handleDatagram(forged.nowMs + 1, { address: '10.9.9.9', port: A.port }, unknownSessionReply(forged.bytes));
+  assert.equal(opensSent(forged.nowMs + 1), 0, 'a reply from another address does not reopen');
+  // The relay itself (it restarted): the session is opened again at once.
+  const real = nextProbe(forged.nowMs + 5);
+  c.handleDatagram(real.nowMs + 1, A, unknownSessionReply(real.bytes));
+  assert.equal(opensSent(real.nowMs + 1), 1, 'the relay\'s reply re-sends the open');
   assert.ok(c.isOpen, 'the scripted relay accepted it again');
 });
 

@@ -172,7 +172,7 @@ test('the same crash, with every header-only "unknown session" Close lost: the S
 test('the current relay restarts faster than it can be suspected (small datagrams): its header-only "unknown session" answer re-opens the session (7 seeds; one with a single relay)', (t) => {
   // 60 ms down, under the 150 ms that make a relay suspect, so no session check runs;
   // the header-only Close (24 bytes, never more than the 32-byte datagram) tells the SDK
-  // first (the probe reply's flag, next test, would a little later).
+  // first (the probe reply's status byte, next test, would a little later).
   crashAndRestart(t, [91, 92, 93, 94, 95], 60, 500);
   // With no other relay to fail over to, at 120 ms.
   crashAndRestart(t, [96, 97], 120, 500, [THREE[1]!]);

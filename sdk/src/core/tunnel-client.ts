@@ -462,7 +462,7 @@ export class TunnelClient {
     if (parseHeader(bytes, h) !== 0) return;
     if (h.sessionIdHigh !== this.high || h.sessionIdLow !== this.low) return;
     if (h.type === PacketType.ProbeReply) {
-      this.onProbeReply(nowMs, bytes);
+      this.onProbeReply(nowMs, from, bytes);
       this.afterInput(nowMs);
       return;
     }
@@ -657,7 +657,7 @@ export class TunnelClient {
     }
   }
 
-  private onProbeReply(nowMs: number, bytes: Uint8Array): void {
+  private onProbeReply(nowMs: number, from: Endpoint, bytes: Uint8Array): void {
     const seq = this.header.sequence;
     const p = this.outstanding.get(seq);
     if (p === undefined) return;
@@ -668,9 +668,11 @@ export class TunnelClient {
     if (link === undefined) return;
     this.heardFrom(nowMs, link);
     // The relay holds no such session though it accepted ours before this probe left:
-    // it restarted (or swept it) since. Only a probe sent after the accept counts; an
-    // earlier one may have crossed the open on its way.
-    if (fields.sessionUnknown && p.sentMs >= link.acceptedAtMs) this.reopenUnknownSession(nowMs, link);
+    // it restarted (or swept it) since. Only a probe sent after the accept counts (an
+    // earlier one may have crossed the open on its way), and only a reply from the
+    // address probed (as a Close must come from the relay's): probe sequence numbers are
+    // easy to guess, and a forged reply must not make a healthy session reopen.
+    if (fields.sessionUnknown && p.sentMs >= link.acceptedAtMs && from.port === link.probe.port && from.address === link.probe.address) this.reopenUnknownSession(nowMs, link);
     // Time the relay held the probe is not path delay.
     const rttMs = Math.max(0, nowMs - p.sentMs - Math.max(0, fields.relaySendMs - fields.relayReceiveMs));
     this.selector.handleProbeResult(nowMs, link.id, rttMs);
