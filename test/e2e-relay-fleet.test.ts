@@ -2,7 +2,8 @@
  * End-to-end, real processes on 127.0.0.1: a coordinator and two relays with a `fleet`
  * section. The relays register and heartbeat on their own, probe each other (the mesh)
  * and their origin, and report; a killed relay goes unhealthy within the lease; a
- * SIGTERM is seen as draining before the relay exits.
+ * SIGTERM is seen as draining before the relay exits. A reload moves the membership: a new
+ * relay id registers from the same process, a removed `fleet` section leaves the fleet.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoordinatorClient } from '../coordinator/src/client.js';
 import { CliProcess } from './support/cli-process.js';
-import { fleetRelayYaml } from './support/local-fleet.js';
+import { fleetKeys, fleetRelayYaml, startCoordinator } from './support/local-fleet.js';
 import { eventually } from './support/wait.js';
 
 const LEASE_MS = 1500;
@@ -112,5 +113,39 @@ describe('relays join the fleet on their own', () => {
     assert.equal(after1?.load.draining, true);
     coordinator.child.kill('SIGTERM');
     await coordinator.exited;
+  });
+
+  test('a reload moves the membership: a new relay id registers from the same process (the old one leaves with its lease), a removed fleet section leaves', async () => {
+    const keys = fleetKeys();
+    const origin = net.createServer((s) => s.destroy());
+    await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+    after(() => origin.close());
+    const originPort = (origin.address() as net.AddressInfo).port;
+    const coordinator = await startCoordinator(dir, keys, originPort);
+    const fleet = new CoordinatorClient({ baseUrl: coordinator.url });
+    const healthOf = async (): Promise<Record<string, string>> => Object.fromEntries((await fleet.fleet()).relays.map((r) => [r.relayId, r.health]));
+    const path = join(dir, 'moving.yaml');
+    const yaml = (relayId: string): string => fleetRelayYaml({ relayId, latitude: 50.1, longitude: 8.7, seed: keys.seed, sealKeyBase64: keys.sealKey.toString('base64'), originPort, coordinatorUrl: coordinator.url, fleetSecret: { inline: keys.fleetSecret }, fleetKeys: ['heartbeatIntervalMs: 300'] });
+    writeFileSync(path, yaml('mover-1'));
+    const relay = CliProcess.start(['relay', '--config', path]);
+    await eventually(async () => ((await healthOf())['mover-1'] === 'healthy' ? true : undefined), 15_000, 'mover-1 healthy');
+
+    writeFileSync(path, yaml('mover-2'));
+    relay.child.kill('SIGHUP');
+    assert.match(await eventually(() => /"event":"fleet_changed"[^\n]*/.exec(relay.output)?.[0], 10_000, 'fleet_changed'), /"relayId":"mover-2"[^\n]*"secretChanged":false/);
+    await eventually(async () => {
+      const health = await healthOf();
+      return health['mover-2'] === 'healthy' && health['mover-1'] === 'unhealthy' ? true : undefined;
+    }, 15_000, 'mover-2 healthy and mover-1 gone unhealthy (its heartbeats stopped)');
+
+    // Without the fleet section: the relay goes on forwarding, outside the fleet.
+    writeFileSync(path, yaml('mover-2').slice(0, yaml('mover-2').indexOf('fleet:')));
+    relay.child.kill('SIGHUP');
+    assert.match(await eventually(() => /"event":"fleet_changed"[^\n]*"left":true[^\n]*/.exec(relay.output)?.[0], 10_000, 'fleet_changed, left'), /left the fleet/);
+    await eventually(async () => ((await healthOf())['mover-2'] === 'unhealthy' ? true : undefined), 15_000, 'mover-2 unhealthy once it left');
+    assert.equal(relay.child.exitCode, null, 'the same relay process throughout');
+    assert.doesNotMatch(relay.output, /reload_needs_restart/);
+    await relay.stop();
+    await coordinator.proc.stop();
   });
 });
