@@ -263,7 +263,8 @@ describe('deploy: a relay bootstrapped from three values, the health check and t
     const referenced = new Set(exprs.flatMap((e) => [...e.matchAll(/\bslipstream_[a-z_]+\b/g)].map((m) => m[0])));
     const missing = [...referenced].filter((name) => !exported.has(name));
     assert.deepEqual(missing, [], 'metrics the dashboard or alerts use but no process exports');
-    for (const m of ['slipstream_relay_packets_total', 'slipstream_coordinator_store_up', 'slipstream_relay_draining']) assert.ok(referenced.has(m), m);
+    for (const m of ['slipstream_relay_packets_total', 'slipstream_coordinator_store_up', 'slipstream_relay_draining', 'slipstream_relay_fleet_accepted']) assert.ok(referenced.has(m), m);
+    assert.match(scrape, /^slipstream_relay_fleet_accepted 1$/m, 'the registered relay is accepted');
     // Label values the expressions filter on.
     assert.match(scrape, /slipstream_coordinator_http_request_duration_seconds_bucket\{[^}]*route="GET \/v1\/route"/);
     assert.match(scrape, /slipstream_relay_packets_total\{rule="tunnel",protocol="tunnel",direction="upstream"\} [1-9]/);

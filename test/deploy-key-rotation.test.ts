@@ -79,10 +79,10 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
       writeFileSync(secretFile, `${secret}\n`);
       return secretFile;
     };
-    const startRelay = (id: string, secret: string): CliProcess => {
+    const startRelay = (id: string, secret: string, metricsPort?: number): CliProcess => {
       const secretFile = writeSecret(id, secret);
       const path = join(dir, `${id}.yaml`);
-      writeFileSync(path, fleetRelayYaml({ relayId: id, latitude: 50.1, longitude: 8.7, seed, sealKeyBase64: sealKey, originPort, coordinatorUrl: url, fleetSecret: { file: secretFile }, fleetKeys: ['heartbeatIntervalMs: 300'] }));
+      writeFileSync(path, fleetRelayYaml({ relayId: id, latitude: 50.1, longitude: 8.7, seed, sealKeyBase64: sealKey, originPort, coordinatorUrl: url, fleetSecret: { file: secretFile }, fleetKeys: ['heartbeatIntervalMs: 300'], ...(metricsPort !== undefined ? { metricsPort } : {}) }));
       return CliProcess.start(['relay', '--config', path]);
     };
     const routed = async (): Promise<string[]> => (await sdk.route({ origin: 'game', twoHop: false })).candidates.map((c) => c.relayId).sort();
@@ -160,11 +160,15 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
     writeCoordinator(newSecret, []);
     coordinator = await startCoordinator();
     await eventually(bothRouted, 15_000, 'both rolled relays in /v1/route without the old secret');
-    const straggler = startRelay('straggler-1', oldSecret);
+    const stragglerMetricsPort = await freePort('tcp');
+    const straggler = startRelay('straggler-1', oldSecret, stragglerMetricsPort);
     const refusal = await eventually(() => /"event":"fleet_error".*"what":"register".*/.exec(straggler.output)?.[0], 15_000, "the straggler's refused registration");
     assert.match(refusal, /coordinator answered 403 forbidden: authorization: does not match the fleet secret \(keys\.fleetSecret\) configured on this coordinator; a relay holding a retired or wrong secret must be given the current one/);
     await eventually(() => (coordinator.output.includes('"event":"fleetSecretRefused"') ? true : undefined), 5000, "the coordinator's refusal log line");
     assert.match(coordinator.output, /"event":"fleetSecretRefused"[^\n]*"claimedRelayId":"straggler-1"/);
+    // What the SlipstreamRelayNotInFleet alert reads.
+    const stragglerMetrics = await (await fetch(`http://127.0.0.1:${stragglerMetricsPort}/metrics`)).text();
+    assert.match(stragglerMetrics, /^slipstream_relay_fleet_accepted 0$/m);
     await sleep(LEASE_MS);
     assert.deepEqual((await sdk.fleet()).relays.map((r) => r.relayId), ['ams-1', 'fra-1'], 'the straggler never registered');
     assert.deepEqual(await routed(), ['ams-1', 'fra-1']);

@@ -66,6 +66,7 @@ export class FleetAgent {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private meshTimer: NodeJS.Timeout | undefined;
   private registered = false;
+  private lastExchangeAccepted = false;
   private registering: Promise<void> | undefined;
   private draining = false;
   private closed = false;
@@ -98,6 +99,14 @@ export class FleetAgent {
       tunnelAddress = bound.address.includes(':') ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
     }
     return { tunnelAddress, probeAddress: this.spec.probeAddress ?? tunnelAddress };
+  }
+
+  /**
+   * Whether the coordinator accepted this agent's latest registration or heartbeat: false
+   * before the first, and while they are refused (a retired fleet secret) or unanswered.
+   */
+  get accepted(): boolean {
+    return this.lastExchangeAccepted && !this.closed;
   }
 
   /** Binds the probe socket and starts registering; resolves once the socket is bound (registration continues in the background). */
@@ -153,6 +162,7 @@ export class FleetAgent {
           const answer = await this.client.register({ relayId: this.spec.relayId, region: this.spec.region, latitude: this.spec.latitude, longitude: this.spec.longitude, tunnelAddress, probeAddress, capacitySessions: this.spec.capacitySessions }, this.requests.signal);
           if (this.closed) return;
           this.registered = true;
+          this.lastExchangeAccepted = true;
           this.settleRegistration({ ok: true });
           this.recovered('register');
           this.heartbeatIntervalMs = Math.min(this.spec.heartbeatIntervalMs, answer.heartbeatIntervalMs);
@@ -165,6 +175,7 @@ export class FleetAgent {
           void this.refreshMesh();
           return;
         } catch (error) {
+          this.lastExchangeAccepted = false;
           this.failed('register', error);
           // A 4xx is the coordinator's answer to these settings (wrong secret, id not allowed,
           // bad address), not a passing outage: whoever waits for the outcome hears it now.
@@ -225,8 +236,10 @@ export class FleetAgent {
     try {
       await this.client.heartbeat(this.spec.relayId, this.load(), this.requests.signal);
       this.heartbeats++;
+      this.lastExchangeAccepted = true;
       this.recovered('heartbeat');
     } catch (error) {
+      this.lastExchangeAccepted = false;
       if (error instanceof CoordinatorApiError && error.code === 'unknown_relay') {
         this.registered = false;
         void this.register();

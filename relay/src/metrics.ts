@@ -7,8 +7,12 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { dropReasonNames, type RelayCore } from './core/relay-core.js';
 import { semiSpaceBytes } from './gc-tuning.js';
 
-/** Builds a registry whose metrics read `core()` (a getter: the core survives reloads, but tests may swap it). */
-export function createRelayMetrics(core: () => RelayCore): Registry {
+/**
+ * Builds a registry whose metrics read `core()` (a getter: the core survives reloads, but
+ * tests may swap it) and `fleetAccepted()` (the fleet agent's standing; undefined, the
+ * default, when the relay is not a fleet member).
+ */
+export function createRelayMetrics(core: () => RelayCore, fleetAccepted: () => boolean | undefined = () => undefined): Registry {
   const registry = new Registry();
   new Counter({
     name: 'slipstream_relay_packets_total',
@@ -120,6 +124,16 @@ export function createRelayMetrics(core: () => RelayCore): Registry {
     registers: [registry],
     collect() {
       this.set(core().isDraining ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'slipstream_relay_fleet_accepted',
+    help: "1 while the coordinator accepts this relay's registration and heartbeats, 0 while it refuses them (a retired fleet secret, an id not allowed) or does not answer; absent without a fleet section.",
+    registers: [registry],
+    collect() {
+      this.reset();
+      const accepted = fleetAccepted();
+      if (accepted !== undefined) this.set(accepted ? 1 : 0);
     },
   });
   // Event-loop delay since the previous scrape: a stalled loop delays every packet, so

@@ -160,7 +160,10 @@ export class Relay {
     this.restartOnly = restartOnlyValues(init.config);
     const wallClockMs = init.wallClockMs ?? (() => Date.now());
     this.core = new RelayCore(init.config.core, { wallClockMs, randomFill: (out) => void randomFillSync(out) });
-    this.registry = createRelayMetrics(() => this.core);
+    this.registry = createRelayMetrics(
+      () => this.core,
+      () => this.fleetAgent?.accepted,
+    );
   }
 
   /** Starts a relay: binds every listener, the tunnel port and the metrics endpoint. Rejects if a bind fails. */

@@ -84,17 +84,19 @@ export interface FleetRelaySpec {
   readonly fleetSecret: { readonly inline: string } | { readonly file: string };
   /** Further `fleet:` keys, e.g. `heartbeatIntervalMs: 300`. */
   readonly fleetKeys: readonly string[];
+  /** `/metrics` on 127.0.0.1 at this port; off when absent. */
+  readonly metricsPort?: number;
 }
 
 /**
  * relay.yaml for a tunnel relay on 127.0.0.1 with a `fleet` section (it registers,
- * heartbeats and probes on its own): metrics off, a 200 ms drain, origin `game`.
+ * heartbeats and probes on its own): metrics off unless given, a 200 ms drain, origin `game`.
  */
 export function fleetRelayYaml(spec: FleetRelaySpec): string {
   const secret = 'inline' in spec.fleetSecret ? `  coordinatorFleetSecret: ${spec.fleetSecret.inline}` : `  coordinatorFleetSecretFile: ${spec.fleetSecret.file}`;
   return [
     'upstreamBindAddress: 127.0.0.1',
-    'metrics: { listen: "off" }',
+    `metrics: { listen: "${spec.metricsPort === undefined ? 'off' : `127.0.0.1:${spec.metricsPort}`}" }`,
     'drain: { timeoutMs: 200 }',
     'tunnel:',
     '  listen: 127.0.0.1:0',
