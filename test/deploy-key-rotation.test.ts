@@ -91,8 +91,12 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
     // 0. The fleet on the old secret.
     writeCoordinator(oldSecret, []);
     let coordinator = await startCoordinator();
+    // fra-1's /metrics: what the relay role's post-reload wait and the alerts read.
+    const fraMetricsPort = await freePort('tcp');
+    const fleetGauges = async (port: number): Promise<string> =>
+      [...(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).matchAll(/^slipstream_relay_fleet_(accepted|settings_applied) (\d)$/gm)].map((m) => `${m[1]}=${m[2]}`).join(' ');
     const relays = new Map<string, CliProcess>([
-      ['fra-1', startRelay('fra-1', oldSecret)],
+      ['fra-1', startRelay('fra-1', oldSecret, fraMetricsPort)],
       ['ams-1', startRelay('ams-1', oldSecret)],
     ]);
     await eventually(bothRouted, 15_000, 'both relays in /v1/route on the old secret');
@@ -131,6 +135,7 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
         const failed = await eventually(() => /"event":"fleet_change_failed"[^\n]*/.exec(relay.output)?.[0], 15_000, `${id}'s fleet_change_failed log line`);
         assert.match(failed, /coordinator answered 403 forbidden/);
         assert.deepEqual((await sdk.health()).fleetSecrets.relays, { current: 0, previous: 2, unknown: 0 }, 'still on the old secret after the refused reload');
+        assert.equal(await fleetGauges(fraMetricsPort), 'accepted=1 settings_applied=0', 'accepted on the old secret; the file\'s not applied');
         // Then the right one.
         writeSecret(id, newSecret);
         relay.child.kill('SIGHUP');
@@ -138,6 +143,7 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
         assert.match(changed, /"secretChanged":true/);
         assert.ok(!relay.output.includes(newSecret) && !relay.output.includes(oldSecret), 'no secret in the log');
         assert.equal(relay.child.exitCode, null, 'the reloaded relay keeps running');
+        assert.equal(await fleetGauges(fraMetricsPort), 'accepted=1 settings_applied=1');
       } else {
         await relays.get(id)!.stop();
         relays.set(id, startRelay(id, newSecret));
@@ -167,8 +173,7 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
     await eventually(() => (coordinator.output.includes('"event":"fleetSecretRefused"') ? true : undefined), 5000, "the coordinator's refusal log line");
     assert.match(coordinator.output, /"event":"fleetSecretRefused"[^\n]*"claimedRelayId":"straggler-1"/);
     // What the SlipstreamRelayNotInFleet alert reads.
-    const stragglerMetrics = await (await fetch(`http://127.0.0.1:${stragglerMetricsPort}/metrics`)).text();
-    assert.match(stragglerMetrics, /^slipstream_relay_fleet_accepted 0$/m);
+    assert.equal(await fleetGauges(stragglerMetricsPort), 'accepted=0 settings_applied=1');
     await sleep(LEASE_MS);
     assert.deepEqual((await sdk.fleet()).relays.map((r) => r.relayId), ['ams-1', 'fra-1'], 'the straggler never registered');
     assert.deepEqual(await routed(), ['ams-1', 'fra-1']);

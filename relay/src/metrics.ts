@@ -7,12 +7,20 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { dropReasonNames, type RelayCore } from './core/relay-core.js';
 import { semiSpaceBytes } from './gc-tuning.js';
 
+/** A fleet member's standing, for the metrics (see {@link createRelayMetrics}). */
+export interface FleetStatus {
+  /** The coordinator accepted the running agent's latest registration or heartbeat. */
+  readonly accepted: boolean;
+  /** The running membership is the configuration file's (no reload's change pending or refused). */
+  readonly settingsApplied: boolean;
+}
+
 /**
  * Builds a registry whose metrics read `core()` (a getter: the core survives reloads, but
- * tests may swap it) and `fleetAccepted()` (the fleet agent's standing; undefined, the
- * default, when the relay is not a fleet member).
+ * tests may swap it) and `fleet()` (undefined, the default, when the relay is not a
+ * fleet member and its file names no fleet).
  */
-export function createRelayMetrics(core: () => RelayCore, fleetAccepted: () => boolean | undefined = () => undefined): Registry {
+export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStatus | undefined = () => undefined): Registry {
   const registry = new Registry();
   new Counter({
     name: 'slipstream_relay_packets_total',
@@ -132,8 +140,18 @@ export function createRelayMetrics(core: () => RelayCore, fleetAccepted: () => b
     registers: [registry],
     collect() {
       this.reset();
-      const accepted = fleetAccepted();
-      if (accepted !== undefined) this.set(accepted ? 1 : 0);
+      const status = fleet();
+      if (status !== undefined) this.set(status.accepted ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'slipstream_relay_fleet_settings_applied',
+    help: "1 when the running fleet membership uses the configuration file's fleet section, coordinator URL and secret; 0 while a reload's change is pending or was refused (fleet_change_failed in the log); absent without a fleet section.",
+    registers: [registry],
+    collect() {
+      this.reset();
+      const status = fleet();
+      if (status !== undefined) this.set(status.settingsApplied ? 1 : 0);
     },
   });
   // Event-loop delay since the previous scrape: a stalled loop delays every packet, so

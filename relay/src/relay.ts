@@ -23,7 +23,7 @@ import type { RelayConfig } from './config.js';
 import { RelayCore, type RelayEvent, type TcpAdmission } from './core/relay-core.js';
 import { ipLiteralLookup } from '../../sdk/src/udp-lookup.js';
 import { FleetAgent } from './fleet.js';
-import { createRelayMetrics } from './metrics.js';
+import { createRelayMetrics, type FleetStatus } from './metrics.js';
 
 /** Period of the TCP idle sweep, ms: idle timeouts are ≥ 30 s, so a second of slack is noise. */
 const TCP_IDLE_SWEEP_MS = 1000;
@@ -162,7 +162,7 @@ export class Relay {
     this.core = new RelayCore(init.config.core, { wallClockMs, randomFill: (out) => void randomFillSync(out) });
     this.registry = createRelayMetrics(
       () => this.core,
-      () => this.fleetAgent?.accepted,
+      () => this.fleetStatus(),
     );
   }
 
@@ -746,6 +746,13 @@ export class Relay {
         // Nothing above should throw; if it does, later reloads must still be applied.
         this.logger.error({ event: 'fleet_change_failed', err: error instanceof Error ? error.message : String(error) }, 'applying the fleet settings failed');
       });
+  }
+
+  /** For the metrics: undefined when the relay neither runs a fleet agent nor is configured to. */
+  private fleetStatus(): FleetStatus | undefined {
+    const configured = fleetMembershipKey(this.config);
+    if (this.fleetAgent === undefined && configured === '') return undefined;
+    return { accepted: this.fleetAgent?.accepted ?? false, settingsApplied: configured === this.fleetKey };
   }
 
   /** The fleet agent, when `fleet` is configured (for tests). */
