@@ -134,26 +134,23 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
       this.set(core().isDraining ? 1 : 0);
     },
   });
-  new Gauge({
-    name: 'slipstream_relay_fleet_accepted',
-    help: "1 while the coordinator accepts this relay's registration and heartbeats, 0 while it refuses them (a retired fleet secret, an id not allowed) or does not answer; absent without a fleet section.",
-    registers: [registry],
-    collect() {
-      this.reset();
-      const status = fleet();
-      if (status !== undefined) this.set(status.accepted ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'slipstream_relay_fleet_settings_applied',
-    help: "1 when the running fleet membership uses the configuration file's fleet section, coordinator URL and secret; 0 while a reload's change is pending or was refused (fleet_change_failed in the log); absent without a fleet section.",
-    registers: [registry],
-    collect() {
-      this.reset();
-      const status = fleet();
-      if (status !== undefined) this.set(status.settingsApplied ? 1 : 0);
-    },
-  });
+  // Fleet standing, both absent without a fleet section.
+  const fleetGauges: [name: string, help: string, pick: (status: FleetStatus) => boolean][] = [
+    ['slipstream_relay_fleet_accepted', "1 while the coordinator accepts this relay's registration and heartbeats, 0 while it refuses them (a retired fleet secret, an id not allowed) or does not answer.", (status) => status.accepted],
+    ['slipstream_relay_fleet_settings_applied', "1 when the running fleet membership uses the configuration file's fleet section, coordinator URL and secret; 0 while a reload's change is pending or was refused (fleet_change_failed in the log).", (status) => status.settingsApplied],
+  ];
+  for (const [name, help, pick] of fleetGauges) {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const status = fleet();
+        if (status !== undefined) this.set(pick(status) ? 1 : 0);
+      },
+    });
+  }
   // Event-loop delay since the previous scrape: a stalled loop delays every packet, so
   // this is the first thing to look at when added latency rises (`slipstream bench relay`
   // reports it per latency run). Sampled by libuv every 10 ms: negligible cost.
