@@ -80,16 +80,17 @@ export function restartOnlyValues(config: RelayConfig): RestartOnlyValues {
   };
 }
 
-/**
- * What fleet membership is made of: the `fleet` section, the coordinator URL and the
- * fleet secret. A reload that changes any of them re-joins (see {@link Relay.reload});
- * '' when the relay is not a fleet member. Internal: it holds the secret, never log it.
- */
 /** How long a reload's new fleet agent may take to be accepted before the running one is kept, ms. */
 export const FLEET_CHANGE_REGISTER_WAIT_MS = 10_000;
 
-function fleetMembershipKey(config: RelayConfig): string {
-  if (config.fleet === undefined || config.coordinatorUrl === undefined || config.coordinatorFleetSecret === undefined) return '';
+/**
+ * What fleet membership is made of: the `fleet` section, the coordinator URL and the
+ * fleet secret. A reload that changes any of them re-joins (see {@link Relay.reload});
+ * '' when the relay is not a fleet member (or `config` is undefined). Internal: it holds
+ * the secret, never log it.
+ */
+function fleetMembershipKey(config: RelayConfig | undefined): string {
+  if (config?.fleet === undefined || config.coordinatorUrl === undefined || config.coordinatorFleetSecret === undefined) return '';
   return JSON.stringify([config.fleet, config.coordinatorUrl, config.coordinatorFleetSecret]);
 }
 
@@ -139,10 +140,8 @@ export class Relay {
   private followedKey = '';
   private config: RelayConfig;
   private fleetAgent: FleetAgent | undefined;
-  /** {@link fleetMembershipKey} of the running fleet agent ('' when none). */
-  private fleetKey = '';
-  /** The fleet secret the running agent presents (to log whether a change rotated it; never logged itself). */
-  private fleetSecret: string | undefined;
+  /** The configuration the running fleet membership was built from (its fleet section, URL and secret). */
+  private fleetConfig: RelayConfig | undefined;
   /** Fleet changes applied one after another (a reload while one is under way waits for it). */
   private fleetChanges: Promise<void> = Promise.resolve();
   /** SIGTERM received: a fleet agent started by a later reload must say so too. */
@@ -183,8 +182,7 @@ export class Relay {
     relay.followCoordinator();
     try {
       relay.fleetAgent = await relay.joinFleet(relay.config);
-      relay.fleetKey = fleetMembershipKey(relay.config);
-      relay.fleetSecret = relay.config.coordinatorFleetSecret;
+      relay.fleetConfig = relay.config;
     } catch (error) {
       relay.close();
       throw error;
@@ -710,7 +708,7 @@ export class Relay {
       .then(async () => {
         const config = this.config;
         const key = fleetMembershipKey(config);
-        if (this.closed || key === this.fleetKey) return;
+        if (this.closed || key === fleetMembershipKey(this.fleetConfig)) return;
         const keep = (reason: string): void => {
           this.logger.error({ event: 'fleet_change_failed', relayId: config.fleet?.relayId ?? null, coordinator: config.coordinatorUrl ?? null, err: reason }, 'the new fleet settings cannot be applied; keeping the running membership');
         };
@@ -731,10 +729,9 @@ export class Relay {
         }
         if (this.closed) return agent?.close();
         const previous = this.fleetAgent;
-        const secretChanged = previous !== undefined && agent !== undefined && this.fleetSecret !== config.coordinatorFleetSecret;
+        const secretChanged = previous !== undefined && agent !== undefined && this.fleetConfig?.coordinatorFleetSecret !== config.coordinatorFleetSecret;
         this.fleetAgent = agent;
-        this.fleetSecret = config.coordinatorFleetSecret;
-        this.fleetKey = key;
+        this.fleetConfig = config;
         previous?.close();
         this.followCoordinator();
         this.logger.info(
@@ -752,7 +749,7 @@ export class Relay {
   private fleetStatus(): FleetStatus | undefined {
     const configured = fleetMembershipKey(this.config);
     if (this.fleetAgent === undefined && configured === '') return undefined;
-    return { accepted: this.fleetAgent?.accepted ?? false, settingsApplied: configured === this.fleetKey };
+    return { accepted: this.fleetAgent?.accepted ?? false, settingsApplied: configured === fleetMembershipKey(this.fleetConfig) };
   }
 
   /** The fleet agent, when `fleet` is configured (for tests). */
@@ -802,7 +799,8 @@ export class Relay {
     }
     // A fleet member's revocation feed moves with its membership (once the coordinator
     // accepted the new settings); otherwise it follows the file at once.
-    if (fleetMembershipKey(config) === '' || fleetMembershipKey(config) === this.fleetKey) this.followCoordinator();
+    const membership = fleetMembershipKey(config);
+    if (membership === '' || membership === fleetMembershipKey(this.fleetConfig)) this.followCoordinator();
     this.applyFleetChange();
     return pending.map((p) => p.key);
   }
