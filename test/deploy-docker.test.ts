@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { ConfigReader } from '../cli/config.js';
+import { ConfigReader } from '../kit/config.js';
 import { LISTEN_DEFAULT as COORDINATOR_LISTEN_DEFAULT } from '../coordinator/src/constants.js';
 import { parseRelayConfig } from '../relay/src/config.js';
 import { PROXY_API_LISTEN_DEFAULT } from '../sim/src/proxy/constants.js';

@@ -18,7 +18,7 @@ import { ErrorCode } from '../proto/src/errors.js';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader, sessionIdToHex } from '../proto/src/header.js';
 import { parseProxyHeader, parseProxyV2 } from '../proto/src/proxy-protocol.js';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
-import { CoordinatorClient } from '../coordinator/src/client.js';
+import { CoordinatorClient } from '../kit/coordinator-client.js';
 import { hashString, rendezvousScore } from '../relay/src/core/addr.js';
 import { buildControlPacket, buildPacket, buildPathResponse, openRelayClose } from '../proto/src/wire.js';
 import { CLI_PATH, runCli } from './support/run-cli.js';

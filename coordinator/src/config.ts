@@ -4,8 +4,8 @@
  * in coordinator/README.md; errors name file, line, key and the accepted range.
  */
 import { randomBytes } from 'node:crypto';
-import { ConfigReader } from '../../cli/config.js';
-import { LOG_LEVELS, type LogLevel } from '../../cli/log.js';
+import { ConfigReader } from '../../kit/config.js';
+import { LOG_LEVELS, type LogLevel } from '../../kit/log.js';
 import { ConfigError } from '../../proto/src/errors.js';
 import { SEAL_KEY_BYTES } from '../../proto/src/ticket.js';
 import {

@@ -93,12 +93,6 @@ export const SESSION_BYTES_PER_SECOND_DEFAULT = 2_000_000;
 /** Sessions whose expiry this replica remembers (for precise revocation lifetimes); beyond it the longest TTL is assumed. */
 export const SESSION_MEMORY_MAX = 200_000;
 
-/** Longest a relay's long-poll on `GET /v1/revocations` waits, ms. */
-export const REVOCATION_WAIT_MS_MAX = 30_000;
-/** Long-poll wait when the relay does not say, ms. */
-export const REVOCATION_WAIT_MS_DEFAULT = 20_000;
-/** Followers rewind their cursor by this much, so replicas with slightly different clocks or late replication miss nothing, ms. */
-export const REVOCATION_CURSOR_OVERLAP_MS = 10_000;
 
 /** Points kept per relay for the dashboard's time-series graphs. */
 export const HISTORY_POINTS = 150;
@@ -107,11 +101,12 @@ export const HISTORY_INTERVAL_MS_DEFAULT = 2_000;
 
 /** Largest request body accepted, bytes. */
 export const BODY_BYTES_MAX = 256 * 1024;
-/** Most path reports in one request. */
-export const REPORTS_PER_REQUEST_MAX = 1024;
 /** Writes a store keeps while its backend is unreachable (coalesced per key); older ones beyond this are dropped. */
 export const STORE_OUTBOX_MAX = 100_000;
 /** Interval of the store's sweep of expired entries, ms. */
 export const STORE_PRUNE_INTERVAL_MS = 10_000;
 /** Key prefix of every Redis key and channel. */
 export const REDIS_KEY_PREFIX_DEFAULT = 'slip:';
+
+// The API contract's limits are proto's (declared once with the contract); re-exported for the coordinator's modules.
+export { REPORTS_PER_REQUEST_MAX, REVOCATION_CURSOR_OVERLAP_MS, REVOCATION_WAIT_MS_DEFAULT, REVOCATION_WAIT_MS_MAX } from '../../proto/src/api/contract.js';

@@ -26,7 +26,6 @@ import {
   CLIENT_REPORTS_BURST,
   CLIENT_REPORTS_PER_SECOND,
   HEARTBEAT_LEASE_FRACTION,
-  REPORTS_PER_REQUEST_MAX,
   REVOCATION_WAIT_MS_DEFAULT,
   REVOCATION_WAIT_MS_MAX,
   ROUTE_LIMIT_DEFAULT,
@@ -42,6 +41,9 @@ import type { Revocation } from './core/revocations.js';
 import { dashboardHtml } from './dashboard.js';
 import type { Store, StoreChange } from './store/store.js';
 import { check, checkControl, checkEndpoint, type FieldRule, type Invalid } from './validate.js';
+import { CLIENT_REPORTS_RULE, ORIGIN_RULE, RELAY_REPORTS_RULE } from '../../proto/src/api/validate.js';
+import type { FleetSecretRole, FleetSecretsReport } from '../../proto/src/api/contract.js';
+export type { FleetSecretRole, FleetSecretsReport };
 
 /** A request as the API sees it. */
 export interface ApiRequest {
@@ -94,30 +96,6 @@ function invalid(bad: Invalid): ApiResponse {
 }
 
 const SESSION_ID = /^[0-9a-f]{16}$/;
-const RELAY_ID_RULE: FieldRule = { type: 'string', maxChars: 64, pattern: /^[A-Za-z0-9._-]+$/, patternText: 'a relay id: 1–64 of A-Z a-z 0-9 . _ -' };
-const ORIGIN_RULE: FieldRule = { type: 'string', maxChars: 128, pattern: /^[A-Za-z0-9._:-]+$/, patternText: 'an origin name: 1–128 of A-Z a-z 0-9 . _ : -' };
-const FIGURES = {
-  rttMs: { type: 'number', min: 0, max: 60_000 },
-  jitterMs: { type: 'number', min: 0, max: 60_000 },
-  lossFraction: { type: 'number', min: 0, max: 1 },
-  samples: { type: 'number', min: 0, max: 1_000_000, integer: true },
-} as const satisfies Record<string, FieldRule>;
-const RELAY_REPORTS_RULE: FieldRule = {
-  type: 'object',
-  fields: {
-    relayId: RELAY_ID_RULE,
-    reports: {
-      type: 'array',
-      maxItems: REPORTS_PER_REQUEST_MAX,
-      items: { type: 'object', fields: { targetRelayId: { ...RELAY_ID_RULE, optional: true }, origin: { ...ORIGIN_RULE, optional: true }, ...FIGURES } },
-    },
-  },
-};
-const CLIENT_REPORTS_RULE: FieldRule = {
-  type: 'object',
-  fields: { reports: { type: 'array', maxItems: 64, items: { type: 'object', fields: { relayId: RELAY_ID_RULE, ...FIGURES } } } },
-};
-
 /** Everything a {@link CoordinatorService} is given. */
 export interface CoordinatorServiceInit {
   readonly settings: CoordinatorSettings;
@@ -131,9 +109,6 @@ interface Waiter {
   wake(): void;
 }
 
-/** How a relay authenticated: the current fleet secret or one kept from before a rotation. */
-export type FleetSecretRole = 'current' | 'previous' | 'unknown';
-
 /** One fleet secret this replica accepts. */
 interface FleetSecretEntry {
   readonly digest: Buffer;
@@ -142,18 +117,6 @@ interface FleetSecretEntry {
   readonly role: 'current' | 'previous';
   /** 0 for keys.fleetSecret; i + 1 for keys.fleetSecretsPrevious[i]. */
   readonly index: number;
-}
-
-/** Relays and how they authenticated, as `/health` reports them. */
-export interface FleetSecretsReport {
-  /** Secrets this replica accepts: 1 + `keys.fleetSecretsPrevious`. */
-  readonly accepted: number;
-  /** Relays held (any health) by the secret they last authenticated with. */
-  readonly relays: Readonly<Record<FleetSecretRole, number>>;
-  /** Relays whose last registration or heartbeat used a previous secret: move them before removing it. */
-  readonly relaysOnPrevious: readonly { relayId: string; health: string; previousIndex: number }[];
-  /** Relays that authenticated with a secret this replica does not hold (at another replica), or before it recorded one. */
-  readonly relaysOnUnknown: readonly { relayId: string; health: string }[];
 }
 
 /** Refusals of the fleet secret logged at most once per this long per source address and claimed relay id, ms. */

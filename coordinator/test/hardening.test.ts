@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { pino } from 'pino';
-import { ConfigReader } from '../../cli/config.js';
+import { ConfigReader } from '../../kit/config.js';
 import { loadSettings } from '../src/config.js';
 import { BODY_BYTES_MAX, CLIENT_REPORT_SAMPLES_MAX, CLIENT_REPORTS_BURST } from '../src/constants.js';
 import { MeasurementTable, node } from '../src/core/measurements.js';

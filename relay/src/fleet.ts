@@ -13,7 +13,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { CoordinatorApiError, CoordinatorClient } from '../../coordinator/src/client.js';
+import { CoordinatorApiError, CoordinatorClient } from '../../kit/coordinator-client.js';
 import type { Endpoint } from '../../proto/src/transport.js';
 import { splitHostPort } from './core/addr.js';
 import { PathProber, type ProbeTarget } from './core/path-prober.js';

@@ -18,10 +18,10 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Endpoint } from '../../proto/src/transport.js';
-import { CoordinatorClient, type RevocationFollower } from '../../coordinator/src/client.js';
+import { CoordinatorClient, type RevocationFollower } from '../../kit/coordinator-client.js';
 import type { RelayConfig } from './config.js';
 import { RelayCore, type RelayEvent, type TcpAdmission } from './core/relay-core.js';
-import { ipLiteralLookup } from '../../sdk/src/udp-lookup.js';
+import { ipLiteralLookup } from '../../kit/udp-lookup.js';
 import { FleetAgent } from './fleet.js';
 import { createRelayMetrics, type FleetStatus } from './metrics.js';
 

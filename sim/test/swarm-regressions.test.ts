@@ -14,7 +14,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ErrorCode } from '../../proto/src/errors.js';
-import { AGENT_REPORT_MS, RelayAgent } from '../../sdk/src/sim/fleet.js';
+import { AGENT_REPORT_MS, RelayAgent } from '../src/deployment/fleet.js';
 import { runUntilBounded, SimLivelockError } from '../src/core/event-budget.js';
 import { SimNetwork } from '../src/core/network.js';
 import { ScenarioRun } from '../src/scenario/run.js';

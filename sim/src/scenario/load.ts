@@ -9,12 +9,12 @@
  * (entries merged in order, then events applied in time order) is valid — so a run
  * never fails on input halfway through.
  */
-import { ConfigReader, type ConfigPath } from '../../../cli/config.js';
+import { ConfigReader, type ConfigPath } from '../../../kit/config.js';
 import { SimConfigError } from '../../../proto/src/errors.js';
 import { FEC_COPIES_MAX, FEC_HOLD_MS_MAX, FEC_SPACING_MS_MAX } from '../../../proto/src/fec/index.js';
 import type { TunnelFecSpec } from '../../../relay/src/core/config-types.js';
-import { defaultRelayLimits } from '../../../sdk/src/sim/fleet.js';
-import { GAME_HEADER_BYTES, type TrafficSpec } from '../../../sdk/src/sim/deployment.js';
+import { defaultRelayLimits } from '../deployment/fleet.js';
+import { GAME_HEADER_BYTES, type TrafficSpec } from '../deployment/deployment.js';
 import { validateLinkModel, type LinkModelSpec } from '../core/link.js';
 import { checkUdpImpairment, configBaseDir, resolveUdpImpairment, type FieldPath } from '../proxy/definition.js';
 import {

@@ -5,7 +5,7 @@
  * mahimahi trace.
  */
 import { readFileSync } from 'node:fs';
-import { parseSlipTrace, type TraceParseError, type TraceParseResult } from './format.js';
+import { parseSlipTrace, type TraceParseError, type TraceParseResult } from '../../../proto/src/trace/format.js';
 import { parseMahimahiTrace } from './mahimahi.js';
 import type { LinkTraceSpec, TraceLossPattern, TraceShare } from './replay.js';
 

@@ -10,7 +10,7 @@
  * of its opportunity to the packets behind it; a larger one spans opportunities), an
  * unused opportunity is lost, and a bounded queue tail-drops.
  */
-import type { TraceParseResult } from './format.js';
+import type { TraceParseResult } from '../../../proto/src/trace/format.js';
 
 /** Bytes one delivery opportunity carries (mahimahi's MTU). */
 export const MAHIMAHI_PACKET_BYTES = 1500;

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { ipLiteralLookup } from '../src/udp-lookup.js';
+import { ipLiteralLookup } from '../udp-lookup.js';
 
 describe('ipLiteralLookup', () => {
   test('answers IPv4 and IPv6 literals synchronously, with their family', () => {

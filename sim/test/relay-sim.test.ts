@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader } from '../../proto/src/header.js';
 import { Rng } from '../../proto/src/rng.js';
 import type { Endpoint } from '../../proto/src/transport.js';
-import { SimNetwork } from '../../sim/src/core/network.js';
-import { SimRelay } from '../src/sim-driver.js';
+import { SimNetwork } from '../src/core/network.js';
+import { SimRelay } from '../src/drivers/relay-driver.js';
 import { buildControlPacket, buildPacket, buildPathResponse } from '../../proto/src/wire.js';
-import { baseConfig, mintTicket, tunnelSpec, udpRule, WALL_EPOCH_MS } from './support.js';
+import { baseConfig, mintTicket, tunnelSpec, udpRule, WALL_EPOCH_MS } from '../../relay/test/support.js';
 
 const RELAY = '10.0.0.1';
 const ORIGINS = ['10.0.0.8', '10.0.0.9'];

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../proto/src/rng.js';
-import { SdkScenario, type ScenarioRelay } from '../src/sim/scenario.js';
+import { SdkScenario, type ScenarioRelay } from '../src/deployment/scenario.js';
 import { rebindMidSession } from './support/scenario-steps.js';
 
 /** Two entries near the player, far from the game server; the exit beside the game server, far from the player. */

@@ -13,8 +13,8 @@ import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed, ticketVerifyKeyFro
 import type { Endpoint } from '../../../proto/src/transport.js';
 import * as RC from '../../../relay/src/core/constants.js';
 import type { LimitsSpec, RelayCoreConfig, TunnelFecSpec } from '../../../relay/src/core/config-types.js';
-import type { SimHost, SimNetwork, SimUdpSocket } from '../../../sim/src/core/network.js';
-import type { TunnelCandidate } from '../core/tunnel-client.js';
+import type { SimHost, SimNetwork, SimUdpSocket } from '../core/network.js';
+import type { TunnelCandidate } from '../../../sdk/src/core/tunnel-client.js';
 
 /** Lease the simulated coordinator gives relays, ms: heartbeats go every third of it. */
 export const SIM_LEASE_MS = 3000;

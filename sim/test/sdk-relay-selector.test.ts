@@ -6,11 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../proto/src/rng.js';
-import { SimNetwork } from '../../sim/src/core/network.js';
-import type { LinkModelSpec } from '../../sim/src/core/link.js';
-import * as C from '../src/core/constants.js';
-import { LOSS_WINDOW_PROBES, PathEstimate, lossDifferenceInterval, lossInterval } from '../src/core/path-estimate.js';
-import { RelaySelector, type RelaySelectorInit, type SelectionEvent } from '../src/core/relay-selector.js';
+import { SimNetwork } from '../src/core/network.js';
+import type { LinkModelSpec } from '../src/core/link.js';
+import * as C from '../../sdk/src/core/constants.js';
+import { LOSS_WINDOW_PROBES, PathEstimate, lossDifferenceInterval, lossInterval } from '../../sdk/src/core/path-estimate.js';
+import { RelaySelector, type RelaySelectorInit, type SelectionEvent } from '../../sdk/src/core/relay-selector.js';
 
 interface SimRelay {
   id: string;

@@ -19,13 +19,13 @@ import { encodeControl } from '../../../proto/src/control.js';
 import { Rng } from '../../../proto/src/rng.js';
 import { CoordinatorCore } from '../../../coordinator/src/core/coordinator-core.js';
 import { clientPrefix } from '../../../coordinator/src/core/geo.js';
-import { CoordinatorSimDriver } from '../../../coordinator/src/sim-driver.js';
+import { CoordinatorSimDriver } from '../drivers/coordinator-driver.js';
 import type { RelayCoreConfig, TunnelFecSpec } from '../../../relay/src/core/config-types.js';
-import { SimRelay } from '../../../relay/src/sim-driver.js';
-import type { LinkModelSpec } from '../../../sim/src/core/link.js';
-import { SimNetwork, type SimHost, type SimPartition } from '../../../sim/src/core/network.js';
-import type { TunnelCandidate, TunnelClientInit } from '../core/tunnel-client.js';
-import { SimTunnelClient } from '../sim-driver.js';
+import { SimRelay } from '../drivers/relay-driver.js';
+import type { LinkModelSpec } from '../core/link.js';
+import { SimNetwork, type SimHost, type SimPartition } from '../core/network.js';
+import type { TunnelCandidate, TunnelClientInit } from '../../../sdk/src/core/tunnel-client.js';
+import { SimTunnelClient } from '../drivers/sdk-driver.js';
 import { candidatesFromRanking, fleetKeys, issueSimGrant, RelayAgent, relayRegisterMessage, SIM_LEASE_MS, SIM_TUNNEL_PORT, simRelayConfig } from './fleet.js';
 
 /** One simulated relay. */

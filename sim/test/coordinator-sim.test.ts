@@ -10,10 +10,10 @@ import assert from 'node:assert/strict';
 import { encodeControl, type ControlMessage } from '../../proto/src/control.js';
 import { Rng } from '../../proto/src/rng.js';
 import type { Endpoint } from '../../proto/src/transport.js';
-import { SimNetwork, type SimTimer, type SimUdpSocket } from '../../sim/src/core/index.js';
-import type { LinkModelSpec } from '../../sim/src/core/link.js';
-import { CoordinatorCore } from '../src/core/coordinator-core.js';
-import { CoordinatorSimDriver } from '../src/sim-driver.js';
+import { SimNetwork, type SimTimer, type SimUdpSocket } from '../src/core/index.js';
+import type { LinkModelSpec } from '../src/core/link.js';
+import { CoordinatorCore } from '../../coordinator/src/core/coordinator-core.js';
+import { CoordinatorSimDriver } from '../src/drivers/coordinator-driver.js';
 
 const COORDINATOR = '10.0.0.1';
 const ORIGIN = '10.1.0.1';

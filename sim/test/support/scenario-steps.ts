@@ -3,7 +3,7 @@
  * drives an `SdkScenario` through one fixed sequence and reports what it saw; the
  * assertions stay in the tests.
  */
-import type { SdkScenario } from '../../src/sim/scenario.js';
+import type { SdkScenario } from '../../src/deployment/scenario.js';
 
 /** What `rebindMidSession` saw. */
 export interface Rebind {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { main } from '../../cli/main.js';
+import { main } from '../cli/main.js';
 
 const CLI = fileURLToPath(new URL('../../cli/slipstream.js', import.meta.url));
 

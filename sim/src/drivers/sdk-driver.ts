@@ -5,10 +5,10 @@
  * (in the scenarios, the real coordinator core's ranking after a simulated delay);
  * nothing here awaits a promise, because the simulator runs synchronously.
  */
-import type { SimTimer } from '../../sim/src/core/event-queue.js';
-import type { SimHost, SimNetwork, SimUdpSocket } from '../../sim/src/core/network.js';
-import type { Endpoint } from '../../proto/src/transport.js';
-import { TunnelClient, type PathReport, type TunnelCandidate, type TunnelClientEvent, type TunnelClientInit } from './core/tunnel-client.js';
+import type { SimTimer } from '../core/event-queue.js';
+import type { SimHost, SimNetwork, SimUdpSocket } from '../core/network.js';
+import type { Endpoint } from '../../../proto/src/transport.js';
+import { TunnelClient, type PathReport, type TunnelCandidate, type TunnelClientEvent, type TunnelClientInit } from '../../../sdk/src/core/tunnel-client.js';
 
 /** Asks for candidates; calls back with them, or with an Error when the coordinator cannot be reached. */
 export type SimCandidateSource = (done: (result: readonly TunnelCandidate[] | Error) => void) => void;

@@ -9,11 +9,11 @@
  * registered relay and relay→origin otherwise; from anyone else (`reporterId` not a
  * relay) it is an SDK report filed under the sender's address prefix.
  */
-import { decodeControl } from '../../proto/src/control.js';
-import type { Clock } from '../../proto/src/clock.js';
-import type { Endpoint, Transport } from '../../proto/src/transport.js';
-import { CoordinatorCore } from './core/coordinator-core.js';
-import { clientPrefix } from './core/geo.js';
+import { decodeControl } from '../../../proto/src/control.js';
+import type { Clock } from '../../../proto/src/clock.js';
+import type { Endpoint, Transport } from '../../../proto/src/transport.js';
+import { CoordinatorCore } from '../../../coordinator/src/core/coordinator-core.js';
+import { clientPrefix } from '../../../coordinator/src/core/geo.js';
 
 /** A re-armable one-shot timer (the simulator's `SimTimer` fits). */
 export interface DriverTimer {

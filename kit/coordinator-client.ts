@@ -22,15 +22,33 @@
  * Failures: a 4xx/5xx answer throws {@link CoordinatorApiError} (with the API's
  * `code`, `field` and `reason`); a network failure or timeout throws the fetch error.
  */
-import { REVOCATION_CURSOR_OVERLAP_MS, REVOCATION_WAIT_MS_DEFAULT } from './constants.js';
-import type { FleetView, OriginInfo } from './core/coordinator-core.js';
-import type { RouteRanking } from './core/ranking.js';
-import type { RelayInfo, RelayLoad } from './core/registry.js';
-import type { FleetSecretRole, FleetSecretsReport } from './service.js';
-import type { StoreStatus } from './store/store.js';
+import {
+  API_PATHS,
+  REVOCATION_CURSOR_OVERLAP_MS,
+  REVOCATION_WAIT_MS_DEFAULT,
+  type ApiErrorBody,
+  type ClientPathReport,
+  type FleetSecretRole,
+  type FleetView,
+  type HealthAnswer,
+  type IssuedSession,
+  type OriginInfo,
+  type RegisterAnswer,
+  type RelayInfo,
+  type RelayLoad,
+  type RelayPathReport,
+  type ReportAnswer,
+  type RevocationEntry,
+  type RevocationPage,
+  type RevokeAnswer,
+  type RouteAnswer,
+  type RouteQuestion,
+  type SessionRequest,
+  type StoreStatus,
+} from '../proto/src/api/contract.js';
 
-export type { RelayInfo, RelayLoad } from './core/registry.js';
-export type { RouteCandidate, LegEstimate, ExcludedRelay } from './core/ranking.js';
+// Callers take the contract's types from here too, beside the client that speaks it.
+export type * from '../proto/src/api/contract.js';
 
 /** Options of a {@link CoordinatorClient}. */
 export interface CoordinatorClientInit {
@@ -59,149 +77,6 @@ export class CoordinatorApiError extends Error {
     super(`coordinator answered ${status} ${code}: ${field !== undefined ? `${field}: ` : ''}${reason}`);
     this.name = 'CoordinatorApiError';
   }
-}
-
-/** Answer of {@link CoordinatorClient.register}. */
-export interface RegisterAnswer {
-  readonly relayId: string;
-  /** The relay is unhealthy after this long without a heartbeat, ms. */
-  readonly leaseMs: number;
-  /** Send heartbeats this often, ms (a third of the lease). */
-  readonly heartbeatIntervalMs: number;
-  /** Raw Ed25519 public key (base64) that verifies tickets. */
-  readonly ticketPublicKey: string;
-  /** Other live relays, to probe (the mesh). */
-  readonly relays: { relayId: string; probeAddress: string; region: string }[];
-}
-
-/** One relay probe result: toward another relay (`targetRelayId`) or an origin (`origin`), exactly one. */
-export interface RelayPathReport {
-  readonly targetRelayId?: string;
-  readonly origin?: string;
-  /** ms, 0..60000. */
-  readonly rttMs: number;
-  /** ms, 0..60000. */
-  readonly jitterMs: number;
-  /** 0..1. */
-  readonly lossFraction: number;
-  /** Probes in the window, 0..1e6 (0 is ignored). */
-  readonly samples: number;
-}
-
-/** One SDK probe result toward a relay; the coordinator keys it by the caller's /24 or /48. */
-export interface ClientPathReport {
-  readonly relayId: string;
-  readonly rttMs: number;
-  readonly jitterMs: number;
-  readonly lossFraction: number;
-  readonly samples: number;
-}
-
-/** Answer of the report methods. */
-export interface ReportAnswer {
-  readonly taken: number;
-  readonly skipped: { index: number; reason: string }[];
-  /** Client reports only: the prefix they were filed under. */
-  readonly clientPrefix?: string;
-}
-
-/** Question of {@link CoordinatorClient.route}. */
-export interface RouteQuestion {
-  readonly origin: string;
-  /** Region hint, used when nothing better is known. */
-  readonly region?: string;
-  /** Client coordinates, degrees (both or neither). */
-  readonly latitude?: number;
-  readonly longitude?: number;
-  /** 1..64, default 8. */
-  readonly limit?: number;
-  /** Consider entry→exit relay routes. Default true. */
-  readonly twoHop?: boolean;
-  /** The session's exit relay (its ticket's `exitRelay`): entries are ranked by the path through it. */
-  readonly exit?: string;
-}
-
-/** Answer of {@link CoordinatorClient.route}: candidates best first, each with legs, confidence, age and reason. */
-export interface RouteAnswer extends RouteRanking {
-  readonly origin: string;
-  readonly clientPrefix: string | null;
-  /** Coordinator wall time of the answer, epoch ms. */
-  readonly generatedAtMs: number;
-  readonly leaseMs: number;
-}
-
-/** Question of {@link CoordinatorClient.issueSession}. */
-export interface SessionRequest {
-  readonly origin: string;
-  /** Ticket lifetime, s (default `sessions.ttlSDefault`). */
-  readonly ttlS?: number;
-  /** Lower limits than the configured defaults. */
-  readonly limits?: { packetsPerSecond?: number; bytesPerSecond?: number };
-  /**
-   * The session's exit relay: a relay id, or `auto` (the healthy relay with the best
-   * path to the origin). It holds the session's one origin-facing socket, so the origin
-   * sees one source address whichever entry relay the player uses. Default none.
-   */
-  readonly exitRelay?: string;
-}
-
-/** A ticket issued by {@link CoordinatorClient.issueSession}. */
-export interface IssuedSession {
-  /** 16 lowercase hex digits. */
-  readonly sessionId: string;
-  readonly origin: string;
-  /** Epoch ms. */
-  readonly issuedAtMs: number;
-  /** Epoch ms. */
-  readonly expiresAtMs: number;
-  readonly limits: { packetsPerSecond: number; bytesPerSecond: number };
-  /** The exit relay the ticket names, when one was asked for. */
-  readonly exitRelay?: string;
-  /** The ticket bytes (proto/src/ticket.ts format), base64. */
-  readonly ticket: string;
-  /** The 32-byte session key, base64: give it to the player with the ticket, over the game's own secure channel. */
-  readonly sessionKey: string;
-  /** Raw Ed25519 public key, base64. */
-  readonly ticketPublicKey: string;
-}
-
-/** Answer of {@link CoordinatorClient.revokeSession}. */
-export interface RevokeAnswer {
-  readonly sessionId: string;
-  readonly revoked: true;
-  readonly alreadyRevoked: boolean;
-  /** The revocation is kept until then, epoch ms. */
-  readonly expiresAtMs: number;
-}
-
-/** One revoked session, as the feed carries it. */
-export interface RevocationEntry {
-  readonly sessionId: string;
-  /** Epoch ms. */
-  readonly revokedAtMs: number;
-  /** Epoch ms. */
-  readonly expiresAtMs: number;
-}
-
-/** A page of the revocation feed. */
-export interface RevocationPage {
-  /** Pass as `sinceMs` next time. */
-  readonly cursorMs: number;
-  readonly revocations: RevocationEntry[];
-}
-
-/** Answer of {@link CoordinatorClient.health}. */
-export interface HealthAnswer {
-  /** `degraded` while the store is unreachable (the coordinator still serves). */
-  readonly status: 'ok' | 'degraded';
-  readonly reason?: string;
-  readonly store: StoreStatus;
-  readonly relays: { healthy: number; draining: number; unhealthy: number };
-  /** Which fleet secret relays authenticate with (during a rotation: who still holds a previous one). */
-  readonly fleetSecrets: FleetSecretsReport;
-  readonly measurements: number;
-  readonly revocations: number;
-  readonly uptimeS: number;
 }
 
 /** Options of {@link CoordinatorClient.followRevocations}. */
@@ -239,22 +114,22 @@ export class CoordinatorClient {
 
   /** Relay: joins the registry (`POST /v1/relays/register`, fleet secret). Re-registering is fine. `signal` aborts the request. */
   register(info: RelayInfo, signal?: AbortSignal): Promise<RegisterAnswer> {
-    return this.call('POST', '/v1/relays/register', 'fleet', info, 0, signal);
+    return this.call('POST', API_PATHS.relayRegister, 'fleet', info, 0, signal);
   }
 
   /** Relay: still alive, with load (`POST /v1/relays/heartbeat`). Throws `unknown_relay` (404) if the coordinator does not know it: register again. `signal` aborts the request. */
   heartbeat(relayId: string, load: RelayLoad, signal?: AbortSignal): Promise<{ leaseMs: number; heartbeatIntervalMs: number }> {
-    return this.call('POST', '/v1/relays/heartbeat', 'fleet', { relayId, ...load }, 0, signal);
+    return this.call('POST', API_PATHS.relayHeartbeat, 'fleet', { relayId, ...load }, 0, signal);
   }
 
   /** Relay: probe results toward other relays and origins (`POST /v1/relays/reports`, ≤ 1024 per call). */
   reportRelayPaths(relayId: string, reports: readonly RelayPathReport[]): Promise<ReportAnswer> {
-    return this.call('POST', '/v1/relays/reports', 'fleet', { relayId, reports });
+    return this.call('POST', API_PATHS.relayReports, 'fleet', { relayId, reports });
   }
 
   /** SDK: probe results toward relays (`POST /v1/reports`, ≤ 64 per call), filed under the caller's /24 or /48. */
   reportClientPaths(reports: readonly ClientPathReport[]): Promise<ReportAnswer> {
-    return this.call('POST', '/v1/reports', 'none', { reports });
+    return this.call('POST', API_PATHS.clientReports, 'none', { reports });
   }
 
   /** SDK: relays to try for `origin`, best first (`GET /v1/route`). */
@@ -266,22 +141,22 @@ export class CoordinatorClient {
     if (question.limit !== undefined) q.set('limit', String(question.limit));
     if (question.twoHop !== undefined) q.set('twoHop', String(question.twoHop));
     if (question.exit !== undefined) q.set('exit', question.exit);
-    return this.call('GET', `/v1/route?${q.toString()}`, 'none');
+    return this.call('GET', `${API_PATHS.route}?${q.toString()}`, 'none');
   }
 
   /** Game backend: a signed ticket for one session (`POST /v1/session`, API key). */
   issueSession(request: SessionRequest): Promise<IssuedSession> {
-    return this.call('POST', '/v1/session', 'api', request);
+    return this.call('POST', API_PATHS.session, 'api', request);
   }
 
   /** Game backend: revokes a session (`DELETE /v1/session/:id`, API key); relays following the feed end it within seconds. */
   revokeSession(sessionId: string): Promise<RevokeAnswer> {
-    return this.call('DELETE', `/v1/session/${encodeURIComponent(sessionId)}`, 'api');
+    return this.call('DELETE', `${API_PATHS.session}/${encodeURIComponent(sessionId)}`, 'api');
   }
 
   /** Relay: one long poll of the revocation feed (`GET /v1/revocations`); waits up to `waitMs` for something new. */
   revocations(sinceMs: number, waitMs = REVOCATION_WAIT_MS_DEFAULT, signal?: AbortSignal): Promise<RevocationPage> {
-    return this.call('GET', `/v1/revocations?sinceMs=${sinceMs}&waitMs=${waitMs}`, 'fleet', undefined, waitMs, signal);
+    return this.call('GET', `${API_PATHS.revocations}?sinceMs=${sinceMs}&waitMs=${waitMs}`, 'fleet', undefined, waitMs, signal);
   }
 
   /**
@@ -321,23 +196,23 @@ export class CoordinatorClient {
 
   /** The raw Ed25519 public key that verifies this coordinator's tickets (`GET /v1/keys`). */
   async ticketPublicKey(): Promise<Uint8Array> {
-    const answer = await this.call<{ ticketPublicKey: string }>('GET', '/v1/keys', 'none');
+    const answer = await this.call<{ ticketPublicKey: string }>('GET', API_PATHS.keys, 'none');
     return new Uint8Array(Buffer.from(answer.ticketPublicKey, 'base64'));
   }
 
   /** `GET /health`. */
   health(): Promise<HealthAnswer> {
-    return this.call('GET', '/health', 'none');
+    return this.call('GET', API_PATHS.health, 'none');
   }
 
   /** `GET /v1/fleet`: what the dashboard shows. */
   fleet(): Promise<Omit<FleetView, 'relays'> & { relays: (FleetView['relays'][number] & { fleetSecret: FleetSecretRole })[]; store: StoreStatus }> {
-    return this.call('GET', '/v1/fleet', 'none');
+    return this.call('GET', API_PATHS.fleet, 'none');
   }
 
   /** `GET /v1/origins`. */
   async origins(): Promise<OriginInfo[]> {
-    return (await this.call<{ origins: OriginInfo[] }>('GET', '/v1/origins', 'none')).origins;
+    return (await this.call<{ origins: OriginInfo[] }>('GET', API_PATHS.origins, 'none')).origins;
   }
 
   private async call<T>(method: string, path: string, auth: 'fleet' | 'api' | 'none', body?: unknown, extraWaitMs = 0, signal?: AbortSignal): Promise<T> {
@@ -356,7 +231,7 @@ export class CoordinatorClient {
       throw new CoordinatorApiError(res.status, 'bad_response', `not JSON: ${text.slice(0, 80)}`);
     }
     if (!res.ok) {
-      const e = (parsed as { error?: { code?: string; reason?: string; field?: string } } | undefined)?.error;
+      const e = (parsed as { error?: Partial<ApiErrorBody> } | undefined)?.error;
       throw new CoordinatorApiError(res.status, e?.code ?? 'http_error', e?.reason ?? `HTTP ${res.status}`, e?.field);
     }
     return parsed as T;

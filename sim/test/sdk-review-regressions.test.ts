@@ -11,16 +11,16 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { RouteAnswer } from '../../coordinator/src/client.js';
+import type { RouteAnswer } from '../../kit/coordinator-client.js';
 import { decodeControl, encodeControl } from '../../proto/src/control.js';
 import { ErrorCode } from '../../proto/src/errors.js';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader } from '../../proto/src/header.js';
-import { UdpTransport } from '../src/udp-transport.js';
+import { UdpTransport } from '../../sdk/src/udp-transport.js';
 import { buildControlPacket, buildPacket, PROBE_BODY_BYTES_WITH_STATUS, PROBE_STATUS_OFFSET, ProbeStatus, relayCloseMac } from '../../proto/src/wire.js';
-import { candidatesFromRoute, connect } from '../src/connect.js';
-import { TunnelClient, type TunnelClientEvent } from '../src/core/tunnel-client.js';
-import { SlipstreamError } from '../src/errors.js';
-import { SdkScenario } from '../src/sim/scenario.js';
+import { candidatesFromRoute, connect } from '../../sdk/src/connect.js';
+import { TunnelClient, type TunnelClientEvent } from '../../sdk/src/core/tunnel-client.js';
+import { SlipstreamError } from '../../sdk/src/errors.js';
+import { SdkScenario } from '../src/deployment/scenario.js';
 
 test('defect 3: a relay that refused (draining) and comes back faster is retried, chosen, and carries traffic (3 seeds)', () => {
   for (const seed of [31, 32, 33]) {

@@ -7,7 +7,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader } from '../../proto/src/header.js';
 import { Rng } from '../../proto/src/rng.js';
-import { SdkScenario, type ScenarioRelay } from '../src/sim/scenario.js';
+import { SdkScenario, type ScenarioRelay } from '../src/deployment/scenario.js';
 import { rebindMidSession } from './support/scenario-steps.js';
 
 const THREE: ScenarioRelay[] = [

@@ -5,9 +5,9 @@
  * most tutorials and many small libraries do it. Producing identical parity is part of
  * the check: the benchmark compares the two codecs' bytes before timing them.
  *
- * Benchmark-only code: the product never uses it.
+ * Reference code for the codec tests and the benchmark (`bench fec`): the product never uses it.
  */
-import { cauchyCoefficient, EXP, gfInv, gfMul, LOG } from '../proto/src/fec/gf256.js';
+import { cauchyCoefficient, EXP, gfInv, gfMul, LOG } from './gf256.js';
 
 /** dst[0..len) ^= c · src[0..len), one log/exp lookup per byte. */
 function mulAddTextbook(dst: Uint8Array, src: Uint8Array, srcOffset: number, len: number, dstOffset: number, c: number): void {

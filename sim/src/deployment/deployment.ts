@@ -25,14 +25,14 @@ import { HEADER_BYTES, PacketType, readU32, writeU32 } from '../../../proto/src/
 import type { Endpoint } from '../../../proto/src/transport.js';
 import { CoordinatorCore } from '../../../coordinator/src/core/coordinator-core.js';
 import { clientPrefix } from '../../../coordinator/src/core/geo.js';
-import { CoordinatorSimDriver } from '../../../coordinator/src/sim-driver.js';
+import { CoordinatorSimDriver } from '../drivers/coordinator-driver.js';
 import { encodeControl } from '../../../proto/src/control.js';
 import type { LimitsSpec, RelayCoreConfig, TunnelFecSpec } from '../../../relay/src/core/config-types.js';
-import { SimRelay } from '../../../relay/src/sim-driver.js';
-import type { SimTimer } from '../../../sim/src/core/event-queue.js';
-import type { SimHost, SimNetwork, SimUdpSocket } from '../../../sim/src/core/network.js';
-import type { TunnelCandidate, TunnelClientInit } from '../core/tunnel-client.js';
-import { SimTunnelClient } from '../sim-driver.js';
+import { SimRelay } from '../drivers/relay-driver.js';
+import type { SimTimer } from '../core/event-queue.js';
+import type { SimHost, SimNetwork, SimUdpSocket } from '../core/network.js';
+import type { TunnelCandidate, TunnelClientInit } from '../../../sdk/src/core/tunnel-client.js';
+import { SimTunnelClient } from '../drivers/sdk-driver.js';
 import { candidatesFromRanking, defaultRelayLimits, fleetKeys, issueSimGrant, RelayAgent, relayRegisterMessage, SIM_COORDINATOR_PORT, SIM_LEASE_MS, SIM_ORIGIN_PORT, SIM_ORIGIN_PROBE_PORT, SIM_TUNNEL_PORT, simRelayConfig, type FleetKeys } from './fleet.js';
 import { SCENARIO_RELAY_FEC } from './scenario.js';
 

@@ -5,11 +5,11 @@
  * from a seed. TCP rules are not simulated (the simulator has no streams); TCP health
  * checks report failure.
  */
-import { Rng } from '../../proto/src/rng.js';
-import type { SimTimer } from '../../sim/src/core/event-queue.js';
-import type { SimHost, SimNetwork, SimUdpSocket } from '../../sim/src/core/network.js';
-import type { RelayCoreConfig } from './core/config-types.js';
-import { RelayCore, type RelayEvent } from './core/relay-core.js';
+import { Rng } from '../../../proto/src/rng.js';
+import type { SimTimer } from '../core/event-queue.js';
+import type { SimHost, SimNetwork, SimUdpSocket } from '../core/network.js';
+import type { RelayCoreConfig } from '../../../relay/src/core/config-types.js';
+import { RelayCore, type RelayEvent } from '../../../relay/src/core/relay-core.js';
 
 /** Options of {@link SimRelay}. */
 export interface SimRelayInit {
