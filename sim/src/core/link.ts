@@ -11,10 +11,10 @@
  */
 import { SimConfigError } from '../../../proto/src/errors.js';
 import type { Rng } from '../../../proto/src/rng.js';
-import { DeliverySchedule } from '../trace/mahimahi.js';
-import { deliveryQueuePackets, IntervalTracePlayer, validateLinkTrace, type LinkTraceSpec } from '../trace/replay.js';
+import { DeliverySchedule } from './trace-mahimahi.js';
+import { deliveryQueuePackets, IntervalTracePlayer, validateLinkTrace, type LinkTraceSpec } from './trace-replay.js';
 
-export type { LinkTraceSpec } from '../trace/replay.js';
+export type { LinkTraceSpec } from './trace-replay.js';
 
 /** Shape of the jitter added to the fixed delay. */
 export type JitterDistribution = 'uniform' | 'normal' | 'pareto';

@@ -6,7 +6,7 @@
  */
 import { SimConfigError } from '../../../proto/src/errors.js';
 import { TRACE_INTERVAL_MS_MAX, TRACE_INTERVAL_MS_MIN, TRACE_RTT_MS_MAX, TRACE_TIME_MS_MAX, type TraceInterval } from '../../../proto/src/trace/format.js';
-import { MAHIMAHI_LINES_MAX, MAHIMAHI_QUEUE_PACKETS_DEFAULT, MAHIMAHI_TIME_MS_MAX } from './mahimahi.js';
+import { MAHIMAHI_LINES_MAX, MAHIMAHI_QUEUE_PACKETS_DEFAULT, MAHIMAHI_TIME_MS_MAX } from './trace-mahimahi.js';
 
 /**
  * How a round-trip trace maps onto one direction.
