@@ -1,5 +1,5 @@
 /**
- * `ipLiteralLookup` (sdk/src/udp-lookup.ts), the `lookup` the relay, the SDK transport
+ * `ipLiteralLookup` (kit/udp-lookup.ts), the `lookup` the relay, the SDK transport
  * and the simulator proxy give their UDP sockets: an IP literal is answered in the same
  * call (no `dns.lookup`, no deferred tick per datagram); anything else still resolves.
  */

@@ -1,6 +1,6 @@
 /**
  * Recording what the SDK measured on a real path, as a Slipstream trace
- * (`sim/src/trace/format.ts`) that the simulator and `slipstream sim proxy` replay:
+ * (`proto/src/trace/format.ts`) that the simulator and `slipstream sim proxy` replay:
  * `connect({ record })` and `slipstream connect --record FILE`.
  *
  * The tunnel core probes the relay in use every 100 ms (its liveness signal); this tap

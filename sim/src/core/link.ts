@@ -72,7 +72,7 @@ export interface LinkModelSpec {
   /** Windows (absolute virtual ms) in which every offered packet is dropped. Default none. */
   blackouts?: BlackoutWindow[];
   /**
-   * Follow a trace over time (see `sim/src/trace/replay.ts`). An `intervals` trace (a
+   * Follow a trace over time (see `sim/src/core/trace-replay.ts`). An `intervals` trace (a
    * recorded path) drives delay, jitter and loss, on top of `delayMs`, and excludes
    * `loss`, `jitterMs`, `jitterDist`; a `mahimahi` trace is the bottleneck and excludes
    * `rateKbps`, `queuePackets`. Every other field still applies. Default: none.

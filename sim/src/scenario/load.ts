@@ -2,7 +2,7 @@
  * Scenario files (YAML, version 1) → a checked {@link Scenario}. Every problem throws a
  * `ConfigError` naming the file, the line and the key (`relay-crash.yaml:31:
  * events[2].crash: 'relay-x' is not a relay; expected one of relay-fra, relay-ams`),
- * through `cli/config.ts`'s {@link ConfigReader}; the CLI prints it and exits 2.
+ * through `kit/config.ts`'s {@link ConfigReader}; the CLI prints it and exits 2.
  * Besides shapes and ranges it checks what only the whole file can tell: names are
  * unique, every name an event or link uses exists, a relay is crashed only while up
  * and restarted only while down, and every link model that the timeline produces
