@@ -10,7 +10,7 @@
  * `pollEvent()`. Health at a given instant never depends on sweeps having run:
  * {@link Registry.health} computes it from the record and `nowMs`.
  */
-import { LEASE_MS_DEFAULT, RELAY_RETENTION_MS_DEFAULT } from '../constants.js';
+import { LEASE_MS_DEFAULT, RELAY_RETENTION_MS_DEFAULT } from './constants.js';
 
 /** What a relay says about itself when it registers. */
 export interface RelayInfo {
