@@ -22,13 +22,13 @@ import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed, SESSION_KEY_BYTES,
 import {
   BODY_BYTES_MAX,
   HEARTBEAT_LEASE_FRACTION,
-  REPORTS_PER_REQUEST_MAX,
   REVOCATION_WAIT_MS_DEFAULT,
   REVOCATION_WAIT_MS_MAX,
   ROUTE_LIMIT_DEFAULT,
   ROUTE_LIMIT_MAX,
   STORE_PRUNE_INTERVAL_MS,
 } from './constants.js';
+import { CLIENT_REPORTS_RULE, decodeURIComponentSafe, fail, invalid, ORIGIN_RULE, parseBody, parseQuery, RELAY_REPORTS_RULE, SESSION_ID, sessionRequestRule, type ApiRequest, type ApiResponse } from './api.js';
 import type { CoordinatorSettings } from './config.js';
 import { CoordinatorCore } from './core/coordinator-core.js';
 import { FleetSecretRotation, type AcceptedFleetSecret, type FleetSecretsReport } from './core/fleet-secrets.js';
@@ -40,82 +40,9 @@ import type { MeasurementRecord } from './core/measurements.js';
 import type { Revocation } from './core/revocations.js';
 import { dashboardHtml } from './dashboard.js';
 import type { Store, StoreChange } from './store/store.js';
-import { check, checkControl, checkEndpoint, type FieldRule, type Invalid } from './validate.js';
+import { check, checkControl, checkEndpoint, type FieldRule } from './validate.js';
 
-/** A request as the API sees it. */
-export interface ApiRequest {
-  /** Upper-case method. */
-  readonly method: string;
-  /** Path without the query string. */
-  readonly path: string;
-  readonly query: URLSearchParams;
-  /** `authorization` header, if any. */
-  readonly authorization?: string;
-  /** `x-forwarded-for` header, if any (used only with `trustForwardedFor`). */
-  readonly forwardedFor?: string;
-  /** Raw body bytes (empty when none). */
-  readonly body: Uint8Array;
-  /** The peer's address as the socket reports it. */
-  readonly remoteAddress: string;
-  /** Aborted when the client goes away (long polls stop waiting). */
-  readonly signal?: AbortSignal;
-}
-
-/** A response: JSON (`json`) or text (`text` with `contentType`). */
-export interface ApiResponse {
-  readonly status: number;
-  readonly json?: unknown;
-  readonly text?: string;
-  readonly contentType?: string;
-}
-
-/** Stable error codes of the HTTP API. */
-export type ApiErrorCode =
-  | 'bad_json'
-  | 'invalid_field'
-  | 'unknown_origin'
-  | 'unknown_relay'
-  | 'relay_not_allowed'
-  | 'unauthorized'
-  | 'forbidden'
-  | 'not_found'
-  | 'method_not_allowed'
-  | 'body_too_large'
-  | 'rate_limited'
-  | 'no_exit_relay';
-
-function fail(status: number, code: ApiErrorCode, reason: string, field?: string): ApiResponse {
-  return { status, json: { error: { code, ...(field !== undefined ? { field } : {}), reason, message: field !== undefined ? `${field}: ${reason}` : reason } } };
-}
-
-function invalid(bad: Invalid): ApiResponse {
-  return fail(400, 'invalid_field', bad.reason, bad.field);
-}
-
-const SESSION_ID = /^[0-9a-f]{16}$/;
-const RELAY_ID_RULE: FieldRule = { type: 'string', maxChars: 64, pattern: /^[A-Za-z0-9._-]+$/, patternText: 'a relay id: 1–64 of A-Z a-z 0-9 . _ -' };
-const ORIGIN_RULE: FieldRule = { type: 'string', maxChars: 128, pattern: /^[A-Za-z0-9._:-]+$/, patternText: 'an origin name: 1–128 of A-Z a-z 0-9 . _ : -' };
-const FIGURES = {
-  rttMs: { type: 'number', min: 0, max: 60_000 },
-  jitterMs: { type: 'number', min: 0, max: 60_000 },
-  lossFraction: { type: 'number', min: 0, max: 1 },
-  samples: { type: 'number', min: 0, max: 1_000_000, integer: true },
-} as const satisfies Record<string, FieldRule>;
-const RELAY_REPORTS_RULE: FieldRule = {
-  type: 'object',
-  fields: {
-    relayId: RELAY_ID_RULE,
-    reports: {
-      type: 'array',
-      maxItems: REPORTS_PER_REQUEST_MAX,
-      items: { type: 'object', fields: { targetRelayId: { ...RELAY_ID_RULE, optional: true }, origin: { ...ORIGIN_RULE, optional: true }, ...FIGURES } },
-    },
-  },
-};
-const CLIENT_REPORTS_RULE: FieldRule = {
-  type: 'object',
-  fields: { reports: { type: 'array', maxItems: 64, items: { type: 'object', fields: { relayId: RELAY_ID_RULE, ...FIGURES } } } },
-};
+export type { ApiErrorCode, ApiRequest, ApiResponse } from './api.js';
 
 /** Everything a {@link CoordinatorService} is given. */
 export interface CoordinatorServiceInit {
@@ -408,24 +335,13 @@ export class CoordinatorService {
     return { status: 200, json: { ...view, relays, store: this.store.status() } };
   }
 
-  private body(req: ApiRequest): { ok: true; value: Record<string, unknown> } | { ok: false; response: ApiResponse } {
-    if (req.body.length > BODY_BYTES_MAX) return { ok: false, response: fail(413, 'body_too_large', `${req.body.length} bytes; at most ${BODY_BYTES_MAX}`, '<body>') };
-    let value: unknown;
-    try {
-      value = JSON.parse(Buffer.from(req.body.buffer, req.body.byteOffset, req.body.byteLength).toString('utf8'));
-    } catch (error) {
-      return { ok: false, response: fail(400, 'bad_json', `not valid JSON: ${(error as Error).message}`, '<body>') };
-    }
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) return { ok: false, response: fail(400, 'invalid_field', 'expected a JSON object', '<body>') };
-    return { ok: true, value: value as Record<string, unknown> };
-  }
 
   // ---- relays -------------------------------------------------------------------------
 
   private register(req: ApiRequest): ApiResponse {
     const auth = this.authorizeFleet(req);
     if (!auth.ok) return auth.response;
-    const body = this.body(req);
+    const body = parseBody(req);
     if (!body.ok) return body.response;
     const bad = checkControl(body.value, 'relayRegister') ?? checkEndpoint(body.value.tunnelAddress, 'tunnelAddress') ?? checkEndpoint(body.value.probeAddress, 'probeAddress');
     if (bad) return invalid(bad);
@@ -464,7 +380,7 @@ export class CoordinatorService {
   private heartbeat(req: ApiRequest): ApiResponse {
     const auth = this.authorizeFleet(req);
     if (!auth.ok) return auth.response;
-    const body = this.body(req);
+    const body = parseBody(req);
     if (!body.ok) return body.response;
     const bad = checkControl(body.value, 'relayHeartbeat');
     if (bad) return invalid(bad);
@@ -481,7 +397,7 @@ export class CoordinatorService {
   private relayReports(req: ApiRequest): ApiResponse {
     const auth = this.authorizeFleet(req);
     if (!auth.ok) return auth.response;
-    const body = this.body(req);
+    const body = parseBody(req);
     if (!body.ok) return body.response;
     const bad = check(body.value, RELAY_REPORTS_RULE, '');
     if (bad) return invalid(bad);
@@ -511,7 +427,7 @@ export class CoordinatorService {
   private async revocationFeed(req: ApiRequest): Promise<ApiResponse> {
     const auth = this.authorizeFleet(req);
     if (!auth.ok) return auth.response;
-    const q = this.query<{ sinceMs?: number; waitMs?: number; limit?: number }>(req, { sinceMs: { type: 'number', min: 0, max: 1e15, optional: true }, waitMs: { type: 'number', min: 0, max: REVOCATION_WAIT_MS_MAX, integer: true, optional: true }, limit: { type: 'number', min: 1, max: 100_000, integer: true, optional: true } });
+    const q = parseQuery<{ sinceMs?: number; waitMs?: number; limit?: number }>(req, { sinceMs: { type: 'number', min: 0, max: 1e15, optional: true }, waitMs: { type: 'number', min: 0, max: REVOCATION_WAIT_MS_MAX, integer: true, optional: true }, limit: { type: 'number', min: 1, max: 100_000, integer: true, optional: true } });
     if (!q.ok) return q.response;
     const sinceMs = q.values.sinceMs ?? 0;
     const waitMs = q.values.waitMs ?? REVOCATION_WAIT_MS_DEFAULT;
@@ -561,7 +477,7 @@ export class CoordinatorService {
   }
 
   private clientReports(req: ApiRequest): ApiResponse {
-    const body = this.body(req);
+    const body = parseBody(req);
     if (!body.ok) return body.response;
     const bad = check(body.value, CLIENT_REPORTS_RULE, '');
     if (bad) return invalid(bad);
@@ -585,27 +501,9 @@ export class CoordinatorService {
     return { status: 200, json: { clientPrefix: prefix, taken, skipped } };
   }
 
-  private query<T>(req: ApiRequest, rules: Record<string, FieldRule>): { ok: true; values: T } | { ok: false; response: ApiResponse } {
-    const values: Record<string, unknown> = {};
-    for (const [key, raw] of req.query) {
-      if (!Object.prototype.hasOwnProperty.call(rules, key)) return { ok: false, response: fail(400, 'invalid_field', `unknown query parameter; expected only ${Object.keys(rules).join(', ')}`, key) };
-      if (Object.prototype.hasOwnProperty.call(values, key)) return { ok: false, response: fail(400, 'invalid_field', 'given more than once', key) };
-      const rule = rules[key]!;
-      let value: unknown = raw;
-      if (rule.type === 'number') value = raw.trim() === '' ? Number.NaN : Number(raw);
-      else if (rule.type === 'boolean') value = raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
-      const bad = check(value, rule, key);
-      if (bad) return { ok: false, response: invalid(bad) };
-      values[key] = value;
-    }
-    for (const [key, rule] of Object.entries(rules)) {
-      if (!rule.optional && values[key] === undefined) return { ok: false, response: invalid({ field: key, reason: 'missing; required query parameter' }) };
-    }
-    return { ok: true, values: values as T };
-  }
 
   private route(req: ApiRequest): ApiResponse {
-    const q = this.query<{ origin: string; region?: string; lat?: number; lon?: number; limit?: number; twoHop?: boolean; exit?: string }>(req, {
+    const q = parseQuery<{ origin: string; region?: string; lat?: number; lon?: number; limit?: number; twoHop?: boolean; exit?: string }>(req, {
       origin: ORIGIN_RULE,
       region: { type: 'string', maxChars: 64, optional: true },
       lat: { type: 'number', min: -90, max: 90, optional: true },
@@ -636,7 +534,7 @@ export class CoordinatorService {
   private issueSession(req: ApiRequest): ApiResponse {
     const denied = this.authorizeApi(req);
     if (denied) return denied;
-    const body = this.body(req);
+    const body = parseBody(req);
     if (!body.ok) return body.response;
     const bad = check(body.value, this.sessionRequestRule, '');
     if (bad) return invalid(bad);
@@ -789,32 +687,4 @@ export class CoordinatorService {
 
 function digest(secret: string): Buffer {
   return createHash('sha256').update(secret, 'utf8').digest();
-}
-
-function decodeURIComponentSafe(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
-}
-
-/** The field rules of a `POST /v1/session` body: ranges from the ticket policy. */
-function sessionRequestRule(policy: TicketPolicy): FieldRule {
-  return {
-    type: 'object',
-    fields: {
-      origin: ORIGIN_RULE,
-      ttlS: { type: 'number', min: 1, max: policy.ttlSMax, integer: true, optional: true },
-      exitRelay: { type: 'string', maxChars: 64, optional: true, pattern: /^[A-Za-z0-9._-]{1,64}$/, patternText: "a relay id (letters, digits, . _ -) or 'auto'" },
-      limits: {
-        type: 'object',
-        optional: true,
-        fields: {
-          packetsPerSecond: { type: 'number', min: 1, max: policy.packetsPerSecondMax, integer: true, optional: true },
-          bytesPerSecond: { type: 'number', min: policy.bytesPerSecondMin, max: policy.bytesPerSecondMax, integer: true, optional: true },
-        },
-      },
-    },
-  };
 }
