@@ -335,7 +335,6 @@ export class CoordinatorService {
     return { status: 200, json: { ...view, relays, store: this.store.status() } };
   }
 
-
   // ---- relays -------------------------------------------------------------------------
 
   private register(req: ApiRequest): ApiResponse {
@@ -500,7 +499,6 @@ export class CoordinatorService {
     this.reportsTaken.inc({ kind: 'client' }, taken);
     return { status: 200, json: { clientPrefix: prefix, taken, skipped } };
   }
-
 
   private route(req: ApiRequest): ApiResponse {
     const q = parseQuery<{ origin: string; region?: string; lat?: number; lon?: number; limit?: number; twoHop?: boolean; exit?: string }>(req, {
