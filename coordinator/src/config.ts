@@ -25,6 +25,7 @@ import {
   REDIS_KEY_PREFIX_DEFAULT,
   RELAY_RETENTION_MS_DEFAULT,
   SESSION_BYTES_PER_SECOND_DEFAULT,
+  SESSION_BYTES_PER_SECOND_MIN,
   SESSION_PACKETS_PER_SECOND_DEFAULT,
   SESSION_TTL_S_DEFAULT,
   SESSION_TTL_S_MAX,
@@ -152,7 +153,7 @@ export function loadSettings(reader: ConfigReader | undefined, flags: Coordinato
     ttlSMax,
     ttlSDefault: r.number(['sessions', 'ttlSDefault'], { default: Math.min(SESSION_TTL_S_DEFAULT, ttlSMax), min: 1, max: ttlSMax, integer: true, unit: 's' }),
     packetsPerSecond: r.number(['sessions', 'packetsPerSecond'], { default: SESSION_PACKETS_PER_SECOND_DEFAULT, min: 1, max: 1e7, integer: true, unit: 'packets/s' }),
-    bytesPerSecond: r.number(['sessions', 'bytesPerSecond'], { default: SESSION_BYTES_PER_SECOND_DEFAULT, min: 1000, max: 1e10, integer: true, unit: 'bytes/s' }),
+    bytesPerSecond: r.number(['sessions', 'bytesPerSecond'], { default: SESSION_BYTES_PER_SECOND_DEFAULT, min: SESSION_BYTES_PER_SECOND_MIN, max: 1e10, integer: true, unit: 'bytes/s' }),
   };
 
   r.rejectUnknownKeys(['ranking'], ['lossPenaltyMsPerPercent', 'jitterWeight', 'loadKneeFraction', 'loadPenaltyMsAtFull', 'hopPenaltyMs', 'twoHopGainMsMin']);

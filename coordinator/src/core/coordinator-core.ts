@@ -13,7 +13,7 @@
  * ms, because replicas on different machines compare heartbeat times through the
  * store; the simulator passes virtual ms.
  */
-import { HISTORY_INTERVAL_MS_DEFAULT, SESSION_MEMORY_MAX, STORE_PRUNE_INTERVAL_MS } from '../constants.js';
+import { HISTORY_INTERVAL_MS_DEFAULT, SESSION_MEMORY_MAX, STORE_PRUNE_INTERVAL_MS } from './constants.js';
 import { RelayHistory } from './history.js';
 import { MeasurementTable, node, type MeasurementRecord, type MeasurementTableInit, type PathFigures, type PathSample } from './measurements.js';
 import { rankRoutes, DEFAULT_WEIGHTS, type RankingWeights, type RouteClient, type RouteRanking } from './ranking.js';

@@ -3,7 +3,7 @@
  * a fixed interval into fixed-size rings (no allocation per sample once a relay's
  * ring exists). Sans-IO.
  */
-import { HISTORY_POINTS } from '../constants.js';
+import { HISTORY_POINTS } from './constants.js';
 import type { PathFigures } from './measurements.js';
 import type { RelaySeries } from '../../../proto/src/api/contract.js';
 export type { RelaySeries };

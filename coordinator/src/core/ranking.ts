@@ -33,7 +33,7 @@ import {
   TWO_HOP_CANDIDATES,
   TWO_HOP_GAIN_MS_MIN_DEFAULT,
   UNKNOWN_RTT_MS,
-} from '../constants.js';
+} from './constants.js';
 import { geoRttMs, greatCircleKm, greatCircleKmRad } from './geo.js';
 import { node, type MeasurementRecord, type MeasurementTable } from './measurements.js';
 import type { Registry, RelayRecord } from './registry.js';

@@ -10,7 +10,7 @@
  * `pollEvent()`. Health at a given instant never depends on sweeps having run:
  * {@link Registry.health} computes it from the record and `nowMs`.
  */
-import { LEASE_MS_DEFAULT, RELAY_RETENTION_MS_DEFAULT } from '../constants.js';
+import { LEASE_MS_DEFAULT, RELAY_RETENTION_MS_DEFAULT } from './constants.js';
 import type { RelayHealth, RelayInfo, RelayLoad } from '../../../proto/src/api/contract.js';
 export type { RelayHealth, RelayInfo, RelayLoad };
 
