@@ -1,5 +1,5 @@
 /**
- * Regression tests from the security review of the coordinator's HTTP surface:
+ * The coordinator's HTTP surface under hostile input:
  * a request target that is not a URL must not take the process down, an oversized
  * body is cut off after the 413 instead of being read to the end, path reports from
  * clients cannot be filed under an address of the client's choosing nor outweigh a

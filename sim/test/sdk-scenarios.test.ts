@@ -1,7 +1,10 @@
 /**
- * Issue 6 acceptance in the simulator: the real SDK, relay and coordinator cores on
- * virtual links with fixed seeds. Each failure names the seed that replays it
- * (`new SdkScenario({ seed, … })`). Figures are printed as test diagnostics.
+ * The SDK's connection in the simulator: the real SDK, relay and coordinator cores on
+ * virtual links with fixed seeds. Selection, hysteresis, failover, blackouts, a relay
+ * that restarts (the session reopened) or refuses and comes back (retried and chosen),
+ * coordinator outages, FEC, NAT rebinding and bad input. Each failure names the seed
+ * that replays it (`new SdkScenario({ seed, … })`). Figures are printed as test
+ * diagnostics.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -186,6 +189,41 @@ test('a restart faster than suspicion with every header-only Close lost: the nex
   const headerOnlyClose = (bytes: Uint8Array): boolean => bytes.length === HEADER_BYTES && parseHeader(bytes, header) === 0 && header.type === PacketType.Close;
   crashAndRestart(t, [98, 99, 100, 101, 102], 60, 1000, THREE, (bytes) => !headerOnlyClose(bytes));
   crashAndRestart(t, [103, 104], 120, 1000, [THREE[1]!], (bytes) => !headerOnlyClose(bytes));
+});
+
+test('after a quick relay restart the client reopens its session on SLIP_ERR_UNKNOWN_SESSION and traffic flows again (3 seeds)', () => {
+  for (const seed of [41, 42, 43]) {
+    const s = new SdkScenario({ seed, relays: [{ id: 'only', clientDelayMs: 15, originDelayMs: 10 }] });
+    s.startTraffic(50);
+    s.runUntil(s.nowMs + 5000);
+    assert.ok(s.client.core.isOpen, `seed ${seed}`);
+    s.restartRelay('only');
+    const restartMs = s.nowMs;
+    s.runUntil(restartMs + 5000);
+    assert.ok(!s.client.events.some((e) => e.type === 'failed'), `seed ${seed}: connection failed`);
+    assert.equal(s.relays.get('only')!.relay.core.tunnelSessionCount, 1, `seed ${seed}: the restarted relay holds no session`);
+    const late = s.deliveredLoss(restartMs + 2000, restartMs + 4000);
+    assert.ok(late.sent > 0 && late.upstream === 0 && late.downstream === 0, `seed ${seed}: ${JSON.stringify(late)}`);
+  }
+});
+
+test('a relay that refused (draining) and comes back faster is retried, chosen, and carries traffic (3 seeds)', () => {
+  for (const seed of [31, 32, 33]) {
+    const s = new SdkScenario({ seed, relays: [{ id: 'a', clientDelayMs: 20, originDelayMs: 10 }, { id: 'b', clientDelayMs: 40, originDelayMs: 10 }] });
+    // b drains before the client asks it for a session: its open is refused.
+    s.drainRelay('b');
+    s.startTraffic(50);
+    s.runUntil(s.nowMs + 5000);
+    assert.equal(s.client.core.current, 'a', `seed ${seed}`);
+    // b restarts (a fresh process that takes sessions) on a much faster path.
+    s.restartRelay('b', 3);
+    s.runUntil(s.nowMs + 90_000);
+    assert.ok(!s.client.events.some((e) => e.type === 'failed'), `seed ${seed}: connection failed`);
+    assert.equal(s.client.core.current, 'b', `seed ${seed}: still on ${s.client.core.current}`);
+    assert.ok(s.client.core.isOpen, `seed ${seed}: no open session`);
+    const late = s.deliveredLoss(s.nowMs - 5000, s.nowMs - 1000);
+    assert.ok(late.sent > 0 && late.upstream === 0 && late.downstream === 0, `seed ${seed}: traffic does not flow on b: ${JSON.stringify(late)}`);
+  }
 });
 
 test('coordinator outage: a running session continues, and still fails over from cached candidates', (t) => {
