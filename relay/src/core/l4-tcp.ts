@@ -31,7 +31,7 @@ export interface TcpAdmission {
   readonly connectTimeoutMs: number;
   /** Client bytes to hold while the origin connects; beyond them stop reading the client until the connect, bytes. */
   readonly earlyBytesMax: number;
-  /** The rule's counters (the driver adds bytes as they flow). */
+  /** The rule's counters (a connection's bytes are added when it closes: see `RelayCore.tcpClosed`). */
   readonly stats: RuleStats;
 }
 
@@ -190,13 +190,16 @@ export class L4Tcp {
     return `${conn.firstClosed} closed`;
   }
 
-  /** The connection ended (either side, idle, or refused); `bytesUp`/`bytesDown` are its totals. */
+  /** The connection ended (either side, idle, or refused); `bytesUp`/`bytesDown` are its totals, added to its rule's counters. */
   closed(nowMs: number, connId: number, reason: string, bytesUp = 0, bytesDown = 0): void {
     const conn = this.conns.get(connId);
     if (!conn) return;
     this.conns.delete(connId);
     conn.source.sessions--;
-    conn.rule.stats.sessionsActive--;
+    const stats = conn.rule.stats;
+    stats.sessionsActive--;
+    stats.bytesUp += bytesUp;
+    stats.bytesDown += bytesDown;
     this.ctx.out.event({
       type: 'sessionEnd',
       kind: 'tcp',

@@ -381,7 +381,7 @@ export class RelayCore {
     return this.tcp.sideClosed(connId, side);
   }
 
-  /** Input: the TCP connection ended (either side, idle, or refused); `bytesUp`/`bytesDown` are its totals. */
+  /** Input: the TCP connection ended (either side, idle, or refused); `bytesUp`/`bytesDown` are its totals (added to its rule's counters). */
   tcpClosed(nowMs: number, connId: number, reason: string, bytesUp = 0, bytesDown = 0): void {
     this.tcp.closed(nowMs, connId, reason, bytesUp, bytesDown);
   }
