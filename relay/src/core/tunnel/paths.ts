@@ -156,6 +156,14 @@ export class TunnelPaths {
     this.ctx.out.push(TUNNEL_SOCKET_ID, from.address, from.port, undefined, this.packets.acceptPacket(session));
   }
 
+  /** Forgets `session`'s challenges older than {@link PATH_CHALLENGE_TIMEOUT_MS} (their responses would be refused anyway). */
+  expireChallenges(nowMs: number, session: TunnelSession): void {
+    const challenges = session.challenges;
+    if (challenges === undefined) return;
+    session.challenges = challenges.filter((c) => nowMs - c.sentMs <= PATH_CHALLENGE_TIMEOUT_MS);
+    if (session.challenges.length === 0) session.challenges = undefined;
+  }
+
   /** Exit role: a validated path closed its part of the session (the session goes on through the others). */
   dropPath(session: TunnelSession, from: Endpoint): void {
     const paths = session.paths!;

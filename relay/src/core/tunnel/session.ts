@@ -14,7 +14,7 @@ import type { Endpoint } from '../../../../proto/src/transport.js';
 import { CLOSE_MAC_BYTES, fecStatsFromMessage, fecStatsMessage, relayCloseMac, verifyCloseMac } from '../../../../proto/src/wire.js';
 import type { RateBucket } from '../bucket.js';
 import type { LimitsSpec, TunnelSpec } from '../config-types.js';
-import { DATAGRAM_BYTES_MAX, FEC_OVERHEAD_MAX_DEFAULT, PATH_CHALLENGE_TIMEOUT_MS } from '../constants.js';
+import { DATAGRAM_BYTES_MAX, FEC_OVERHEAD_MAX_DEFAULT } from '../constants.js';
 import { RuleStats, TUNNEL_SOCKET_ID, type RelayContext } from '../context.js';
 import { DropReason } from '../output.js';
 import { admitDown, endpointText, SessionBase, sessionRate, sessionTotals, unlinkChained } from '../session-base.js';
@@ -388,10 +388,7 @@ export class TunnelSessions {
       if (nowMs - session.lastActiveMs >= tunnelIdleMs) {
         if (budget-- === 0) return -1;
         this.close(nowMs, session, 'idle', ErrorCode.SessionIdle);
-      } else if (session.challenges !== undefined) {
-        session.challenges = session.challenges.filter((c) => nowMs - c.sentMs <= PATH_CHALLENGE_TIMEOUT_MS);
-        if (session.challenges.length === 0) session.challenges = undefined;
-      }
+      } else if (session.challenges !== undefined) this.paths.expireChallenges(nowMs, session);
     }
     return budget;
   }
