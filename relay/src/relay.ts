@@ -7,7 +7,8 @@
  * re-arm the timer only if the core's deadline moved earlier. Received Buffers are
  * fresh per message (Node allocates them), so the core hands views of them straight
  * back to `socket.send` without copying; a prefix (PROXY/SPP/tunnel header) goes out
- * with scatter/gather (`send([prefix, bytes])`).
+ * with scatter/gather (`send([prefix, bytes])`). L4 TCP connections are piped by
+ * {@link TcpProxy} (tcp-proxy.ts); when they end is the core's decision too.
  */
 import { randomFillSync } from 'node:crypto';
 import dgram from 'node:dgram';
