@@ -85,6 +85,12 @@ export class TunnelClient {
   private readonly liveness: Liveness;
   private readonly data: DataPath;
   private readonly probing: Probing;
+  /**
+   * Relays by tunnel and probe address: the index a datagram is demultiplexed by. Kept
+   * up by the relay link room, which is lent it; held here under the name the spec
+   * "relays that leave the candidate list leave no endpoint entries behind" reads.
+   */
+  private readonly byEndpoint = new Map<string, RelayLink>();
   private closed = false;
   /** When the first candidates came, ms (the connect timeout counts from then). */
   private startedMs: number | undefined = undefined;
@@ -98,7 +104,7 @@ export class TunnelClient {
     if (id === undefined) throw new RangeError(`TunnelClient: sessionId '${init.sessionId}' is not 16 hex digits`);
     if (init.sessionKey.length !== 32) throw new RangeError(`TunnelClient: sessionKey must be 32 bytes, got ${init.sessionKey.length}`);
     this.ctx = new TunnelContext(init, id[0], id[1], new RelaySelector(init.selector));
-    this.links = new RelayLinks(this.ctx);
+    this.links = new RelayLinks(this.ctx, this.byEndpoint);
     this.liveness = new Liveness(this.ctx, this.links);
     this.data = new DataPath(this.ctx, this.liveness);
     this.probing = new Probing(this.ctx, this.links, this.liveness);
@@ -121,16 +127,6 @@ export class TunnelClient {
   /** The selector (for its figures). */
   get relaySelector(): RelaySelector {
     return this.ctx.selector;
-  }
-
-  /**
-   * The relay link room's index of relays by address. Unused here: the spec that pins
-   * "relays that leave the candidate list leave no endpoint entries behind" reads it
-   * under this name, which it had before the rooms.
-   */
-  // @ts-expect-error TS6133: read by tests only, through a cast.
-  private get byEndpoint(): ReadonlyMap<string, RelayLink> {
-    return this.links.endpointIndex;
   }
 
   /** A snapshot of the counters. */

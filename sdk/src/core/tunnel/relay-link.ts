@@ -74,7 +74,6 @@ interface SessionAcceptFields {
 
 /** The relay link room; see the module comment. */
 export class RelayLinks {
-  private readonly byEndpoint = new Map<string, RelayLink>();
   private readonly endpointKeys = new EndpointKeys();
   /**
    * Downstream FEC receivers of exit-terminated sessions, by exit id: every entry of
@@ -83,12 +82,11 @@ export class RelayLinks {
    */
   private readonly exitReceivers = new Map<string, FecReceiver>();
 
-  constructor(private readonly ctx: TunnelContext) {}
-
-  /** Relays by tunnel and probe address key (read-only view, for inspection). */
-  get endpointIndex(): ReadonlyMap<string, RelayLink> {
-    return this.byEndpoint;
-  }
+  constructor(
+    private readonly ctx: TunnelContext,
+    /** Relays by tunnel and probe address key (the composer's index, kept up here). */
+    private readonly byEndpoint: Map<string, RelayLink>,
+  ) {}
 
   /** The relay whose tunnel or probe address is `from`, if any. */
   linkAt(from: Endpoint): RelayLink | undefined {
