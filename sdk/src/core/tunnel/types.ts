@@ -4,6 +4,7 @@
  * them, so importers keep taking them from there. `C.*` names are the defaults in
  * `sdk/src/core/constants.ts`.
  */
+import type { ClientPathReport } from '../../../../proto/src/api/contract.js';
 import type { Endpoint } from '../../../../proto/src/transport.js';
 import type { RelaySelectorInit } from '../relay-selector.js';
 
@@ -72,16 +73,8 @@ export interface PathInfo {
   readonly atMs: number;
 }
 
-// TODO(floors): the coordinator report shape is declared here and again in the relay and the
-// coordinator; it moves into proto's coordinator API contract (issue #12, floors).
-/** One per-relay path figure for the coordinator (`POST /v1/reports`). */
-export interface PathReport {
-  readonly relayId: string;
-  readonly rttMs: number;
-  readonly jitterMs: number;
-  readonly lossFraction: number;
-  readonly samples: number;
-}
+/** One per-relay path figure for the coordinator: the API contract's client report (`POST /v1/reports`). */
+export type PathReport = ClientPathReport;
 
 /** What the core tells its driver. */
 export type TunnelClientEvent =
