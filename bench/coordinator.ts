@@ -15,7 +15,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +23,7 @@ import { bool, num, str, type FlagSpec } from '../kit/flags.js';
 import { flagCommand, type Command } from '../kit/command.js';
 import { CliUsageError } from '../proto/src/errors.js';
 import { Rng } from '../proto/src/rng.js';
+import { freePort } from '../kit/free-port.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   relays: { type: 'integer', valueName: 'N', min: 1, max: 10_000, description: 'Relays registered and heartbeating', default: 500 },
@@ -76,17 +76,6 @@ function summarize(values: number[]): LatencySummary {
   const sorted = Float64Array.from(values).sort();
   const r = (x: number): number => Math.round(x * 1000) / 1000;
   return { p50: r(percentile(sorted, 0.5)), p90: r(percentile(sorted, 0.9)), p99: r(percentile(sorted, 0.99)), max: r(sorted[sorted.length - 1] ?? Number.NaN) };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function stop(child: ChildProcess): Promise<void> {

@@ -27,6 +27,8 @@ import { flagCommand, type Command } from '../kit/command.js';
 import { compareTraceIntervals, formatTraceComparison, TRACE_SPREAD_LOSS_SLACK_PACKETS, type IntervalComparison } from '../sim/src/trace/compare.js';
 import { formatTraceParseError, parseSlipTraceJsonl, type TraceInterval } from '../proto/src/trace/format.js';
 import { TraceRecorder } from '../proto/src/trace/recorder.js';
+import { freePort } from '../kit/free-port.js';
+import { answeredRtts, ping, type PingRun } from '../sim/src/proxy/udp-ping.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   pings: { type: 'integer', valueName: 'N', min: 300, max: 100_000, description: 'Probes per side of the RTT comparison (≥ 300)', default: 500 },
@@ -118,13 +120,6 @@ async function createProxy(base: string, definition: Record<string, unknown>): P
   return Number(/:(\d+)$/.exec(r.body.listen!)![1]);
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function udpEcho(): Promise<{ port: number; close(): Promise<void> }> {
   const socket = createSocket('udp4');
@@ -133,52 +128,7 @@ async function udpEcho(): Promise<{ port: number; close(): Promise<void> }> {
   return { port: socket.address().port, close: () => new Promise((resolve) => socket.close(() => resolve())) };
 }
 
-interface PingRun {
-  readonly sentAtMs: Float64Array;
-  readonly rttMs: Float64Array;
-}
 
-/** `count` paced UDP probes to 127.0.0.1:`port`; RTT per probe (NaN: no reply within `graceMs` after the last). */
-async function ping(port: number, count: number, ratePerSecond: number, graceMs: number, onSent?: (seq: number, atMs: number) => void): Promise<PingRun> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const sentAtMs = new Float64Array(count).fill(Number.NaN);
-  const rttMs = new Float64Array(count).fill(Number.NaN);
-  socket.on('message', (bytes) => {
-    const now = performance.now();
-    if (bytes.length < 4) return;
-    const seq = bytes.readUInt32BE(0);
-    if (seq < count && Number.isNaN(rttMs[seq]!)) rttMs[seq] = now - sentAtMs[seq]!;
-  });
-  const startMs = performance.now();
-  let next = 0;
-  await new Promise<void>((resolve) => {
-    const tick = (): void => {
-      const due = Math.min(count, Math.floor(((performance.now() - startMs) * ratePerSecond) / 1000) + 1);
-      for (; next < due; next++) {
-        const payload = Buffer.alloc(64);
-        payload.writeUInt32BE(next, 0);
-        const at = performance.now();
-        sentAtMs[next] = at;
-        socket.send(payload, port, '127.0.0.1');
-        onSent?.(next, at);
-      }
-      if (next >= count) {
-        clearInterval(timer);
-        resolve();
-      }
-    };
-    const timer = setInterval(tick, 1);
-    tick();
-  });
-  await sleep(graceMs);
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return { sentAtMs, rttMs };
-}
-
-function answered(run: PingRun): number[] {
-  return [...run.rttMs].filter((r) => !Number.isNaN(r));
-}
 
 function runProgram(command: string, args: readonly string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; missing: boolean }> {
   return new Promise((resolve) => {
@@ -222,8 +172,8 @@ async function benchIperf(base: string, seconds: number): Promise<ProxyBenchResu
 async function benchRtt(base: string, echoPort: number, probes: number): Promise<ProxyBenchResult['rtt']> {
   const port = await createProxy(base, { name: 'bench-delay', protocol: 'udp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${echoPort}`, both: { delayMs: 30 } });
   try {
-    const direct = answered(await ping(echoPort, probes, 100, 1000));
-    const proxied = answered(await ping(port, probes, 100, 1000));
+    const direct = answeredRtts(await ping(echoPort, probes, 100, { graceMs: 1000, pacingTickMs: 1 }));
+    const proxied = answeredRtts(await ping(port, probes, 100, { graceMs: 1000, pacingTickMs: 1 }));
     const directMedianMs = median(direct);
     const proxiedMedianMs = median(proxied);
     return { configuredAddedMs: 60, probes, directMedianMs, proxiedMedianMs, addedMedianMs: proxiedMedianMs - directMedianMs, answeredDirect: direct.length, answeredProxied: proxied.length };
@@ -239,7 +189,7 @@ async function changeTrial(base: string, echoPort: number, name: string): Promis
     let delayAt = Number.NaN;
     let lossAt = Number.NaN;
     const pending: Promise<unknown>[] = [];
-    const run = await ping(port, 1200, 1000, 500, (seq, at) => {
+    const run = await ping(port, 1200, 1000, { graceMs: 500, pacingTickMs: 1, onSent: (seq, at) => {
       if (seq === 200) {
         delayAt = at;
         pending.push(api(base, 'PUT', `/v1/proxies/${name}/impairments`, { both: { delayMs: 50 } }));
@@ -248,7 +198,7 @@ async function changeTrial(base: string, echoPort: number, name: string): Promis
         lossAt = at;
         pending.push(api(base, 'PUT', `/v1/proxies/${name}/impairments`, { uplink: { delayMs: 50, loss: { model: 'bernoulli', p: 1 } } }));
       }
-    });
+    } });
     await Promise.all(pending);
     let delayMs = Number.NaN;
     for (let seq = 200; seq < 700; seq++) {
@@ -347,10 +297,10 @@ async function benchTraceReplay(base: string, echoPort: number, probesPerInterva
   try {
     let startMs = Number.NaN;
     const changes: Promise<unknown>[] = [];
-    const run = await ping(recordPort, n * probesPerInterval, probesPerInterval, 2000, (seq, atMs) => {
+    const run = await ping(recordPort, n * probesPerInterval, probesPerInterval, { graceMs: 2000, pacingTickMs: 1, onSent: (seq, atMs) => {
       if (seq === 0) startMs = atMs;
       if (seq > 0 && seq % probesPerInterval === 0) changes.push(api(base, 'PUT', '/v1/proxies/bench-record/impairments', { both: model(TRACE_SCHEDULE[seq / probesPerInterval]!) }));
-    });
+    } });
     await Promise.all(changes);
     recording = recordTrace(run, startMs, n);
   } finally {
@@ -358,7 +308,7 @@ async function benchTraceReplay(base: string, echoPort: number, probesPerInterva
   }
   const replayPort = await createProxy(base, { name: 'bench-replay', protocol: 'udp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${echoPort}`, both: { trace: { text: recording.text } } });
   try {
-    const run = await ping(replayPort, n * probesPerInterval, probesPerInterval, 2000);
+    const run = await ping(replayPort, n * probesPerInterval, probesPerInterval, { graceMs: 2000, pacingTickMs: 1 });
     const replayed = recordTrace(run, run.sentAtMs[0]!, n);
     const intervals = compareTraceIntervals(recording.intervals, replayed.intervals, { lossFloorPackets: TRACE_SPREAD_LOSS_SLACK_PACKETS });
     return { probesPerInterval, intervals, pass: intervals.length === n && intervals.every((x) => x.ok) };

@@ -6,26 +6,16 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CLI_PATH } from '../../test/support/run-cli.js';
+import { freePort } from '../../kit/free-port.js';
+export { freePort };
 
 /** Where Debian's redis-server lives; `.ci/run` installs the `redis-server` package. */
 export const REDIS_SERVER = '/usr/bin/redis-server';
-
-/** A free TCP port on 127.0.0.1 (bound and released). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Polls `condition` every `intervalMs` until it holds or `timeoutMs` passes; returns whether it held. */
 export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 25): Promise<boolean> {

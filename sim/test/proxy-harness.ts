@@ -4,7 +4,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { performance } from 'node:perf_hooks';
 import { CLI_PATH } from '../../test/support/run-cli.js';
 
 /** A running proxy process. */
@@ -94,54 +93,4 @@ export function median(values: readonly number[]): number {
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** What a ping run saw: per probe, when it was sent and its RTT (NaN when no reply came). */
-export interface PingRun {
-  readonly sentAtMs: Float64Array;
-  readonly rttMs: Float64Array;
-}
-
-/**
- * Sends `count` UDP probes of `sizeBytes` to 127.0.0.1:`port`, `ratePerSecond` of them
- * per second (paced from a 2 ms timer, catching up when late), and collects replies
- * until `graceMs` after the last. A probe carries its sequence number; RTT is measured
- * with the monotonic clock of this process.
- */
-export async function ping(port: number, count: number, ratePerSecond: number, options: { sizeBytes?: number; graceMs?: number; onSent?: (seq: number, atMs: number) => void } = {}): Promise<PingRun> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const sentAtMs = new Float64Array(count).fill(Number.NaN);
-  const rttMs = new Float64Array(count).fill(Number.NaN);
-  socket.on('message', (bytes) => {
-    const now = performance.now();
-    if (bytes.length < 4) return;
-    const seq = bytes.readUInt32BE(0);
-    if (seq < count && Number.isNaN(rttMs[seq]!)) rttMs[seq] = now - sentAtMs[seq]!;
-  });
-  const sizeBytes = Math.max(4, options.sizeBytes ?? 64);
-  const startMs = performance.now();
-  let next = 0;
-  await new Promise<void>((resolve) => {
-    const tick = (): void => {
-      const due = Math.min(count, Math.floor(((performance.now() - startMs) * ratePerSecond) / 1000) + 1);
-      while (next < due) {
-        // A fresh buffer per probe: dgram may still hold the previous one.
-        const payload = Buffer.alloc(sizeBytes);
-        payload.writeUInt32BE(next, 0);
-        const at = performance.now();
-        sentAtMs[next] = at;
-        socket.send(payload, port, '127.0.0.1');
-        options.onSent?.(next, at);
-        next++;
-      }
-      if (next >= count) {
-        clearInterval(timer);
-        resolve();
-      }
-    };
-    const timer = setInterval(tick, 2);
-    tick();
-  });
-  await sleep(options.graceMs ?? 500);
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return { sentAtMs, rttMs };
-}
+export { ping, type PingRun } from '../src/proxy/udp-ping.js';

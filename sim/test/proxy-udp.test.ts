@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -20,6 +19,7 @@ import { compareTraceIntervals, formatTraceComparison, probeIntervals, TRACE_SPR
 import { parseSlipTraceJsonl, type TraceInterval } from '../../proto/src/trace/format.js';
 import { MAHIMAHI_PACKET_BYTES } from '../src/core/trace-mahimahi.js';
 import { callApi, createProxy, median, ping, sleep, startProxyProcess, udpEcho, type PingRun, type ProxyProcess } from './proxy-harness.js';
+import { freePort } from '../../kit/free-port.js';
 
 /** The proxy's seed in this file: every random draw of the proxy (loss, jitter) follows from it. */
 const SEED = 7;
@@ -44,14 +44,6 @@ after(async () => {
 /** RTTs of the probes that came back. */
 function answered(run: PingRun): number[] {
   return [...run.rttMs].filter((rtt) => !Number.isNaN(rtt));
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** Runs a program to completion (killed after `timeoutMs`); spawn failures reject, so a missing program fails the test. */

@@ -5,8 +5,8 @@
  * open socket would keep the test process alive). Closing one earlier is fine.
  */
 import dgram from 'node:dgram';
-import net from 'node:net';
 import { after } from 'node:test';
+export { freePort } from '../../kit/free-port.js';
 
 const sockets = new Set<dgram.Socket>();
 after(() => {
@@ -25,25 +25,6 @@ export function udpSocket(): dgram.Socket {
   sockets.add(socket);
   socket.once('close', () => sockets.delete(socket));
   return socket;
-}
-
-/**
- * A port on 127.0.0.1 that was free a moment ago: bound to port 0, read and closed
- * again (awaited), for a process under test to listen on.
- */
-export async function freePort(protocol: 'udp' | 'tcp'): Promise<number> {
-  if (protocol === 'tcp') {
-    const server = net.createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as net.AddressInfo).port;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    return port;
-  }
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
-  const port = s.address().port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 /** A UDP echo origin on 127.0.0.1 (see `udpEchoOrigin`). */
