@@ -67,6 +67,11 @@
  * - `tunnel/endpoint.ts` (junk, probes, opens, tickets, revocation), `tunnel/session.ts`
  *   (forwarding, FEC, Close), `tunnel/paths.ts` (migration and an exit's validated
  *   entries), `tunnel/exit-link.ts` (the entry role).
+ *
+ * The records they share (rule counters, per-source entries and what flows and sessions
+ * have in common in `session-base.ts`; origins, listeners and flows in `l4-state.ts`;
+ * sessions, their paths and exit links in `tunnel/state.ts`) are leaves below the
+ * context: the context imports no sub-machine, so the import graph has no circle.
  */
 import type { Endpoint } from '../../../proto/src/transport.js';
 import type { RelayCoreConfig } from './config-types.js';
