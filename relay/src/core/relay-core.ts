@@ -93,7 +93,7 @@ import { TunnelPaths } from './tunnel/paths.js';
 import { TunnelSessions } from './tunnel/session.js';
 
 export { DropReason, dropReasonNames, Transmit, type DropReasonValue, type RelayEvent, type SessionTotals, type SocketKind } from './output.js';
-export { type RelayCoreComponents } from './context.js';
+export type { RelayCoreComponents } from './context.js';
 export { RuleStats } from './session-base.js';
 export type { TcpAdmission, TcpSide } from './l4-tcp.js';
 
