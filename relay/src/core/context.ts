@@ -3,33 +3,16 @@
  * they may read (the configuration, the components, the lifecycle flags) and what they
  * write (the {@link RelayOutput}, the socket table, the {@link TimerTable}). Passing it
  * costs nothing per packet: sub-machines keep the reference from construction.
+ *
+ * The context sits below every sub-machine: it imports only leaves (the records its
+ * socket table names live in l4-state.ts and tunnel/state.ts), never a sub-machine, so
+ * the import graph has no circle.
  */
 import type { RelayCoreConfig } from './config-types.js';
-import type { Listener } from './l4-rules.js';
-import type { Flow } from './l4-udp.js';
+import type { Flow, Listener } from './l4-state.js';
 import { RelayOutput, type SocketKind } from './output.js';
 import { TimerTable } from './timers.js';
-import type { TunnelSession } from './tunnel/session.js';
-
-/** Packet and byte counters of one rule (the tunnel counts as rule `tunnel`). */
-export class RuleStats {
-  /** Datagrams (or TCP chunks) received from clients. */
-  packetsUp = 0;
-  bytesUp = 0;
-  /** Datagrams received from origins. */
-  packetsDown = 0;
-  bytesDown = 0;
-  /** Sessions open now. */
-  sessionsActive = 0;
-  /** Sessions opened since start. */
-  sessionsOpened = 0;
-  constructor(
-    /** The rule's name. */
-    readonly name: string,
-    /** `udp`, `tcp` or `tunnel`. */
-    readonly protocol: string,
-  ) {}
-}
+import type { TunnelSession } from './tunnel/state.js';
 
 /** Components the core is given. */
 export interface RelayCoreComponents {

@@ -2,40 +2,14 @@
  * The L4 port-mapping rules and their listen sockets, shared by UDP and TCP: which
  * listeners a configuration wants (a port range is one listener per port), which a
  * reload keeps (same protocol, address and port: sockets and flows stay), opens and
- * closes, and each rule's origin group and counters.
+ * closes, and each rule's origin group and counters. The records ({@link Listener},
+ * {@link RuleRuntime}) are in l4-state.ts.
  */
 import type { RelayCoreConfig, RuleSpec } from './config-types.js';
-import { RuleStats, type RelayContext } from './context.js';
-import type { Flow } from './l4-udp.js';
-import type { OriginGroup, OriginGroups } from './origins.js';
-
-/** One listen socket of a rule. */
-export class Listener {
-  /** Flows by client port; same port, other address → chained through {@link Flow.nextInChain}. */
-  readonly flowsByPort = new Map<number, Flow>();
-  constructor(
-    readonly socketId: number,
-    readonly key: string,
-    public rule: RuleRuntime,
-    public port: number,
-    public portOffset: number,
-  ) {}
-
-  /** `udp` or `tcp`, from its rule. */
-  get protocol(): 'udp' | 'tcp' {
-    return this.rule.spec.protocol;
-  }
-}
-
-/** A configured rule as running: its spec, counters (kept by name across reloads), group and listeners. */
-export class RuleRuntime {
-  readonly listeners: Listener[] = [];
-  constructor(
-    public spec: RuleSpec,
-    readonly stats: RuleStats,
-    public group: OriginGroup,
-  ) {}
-}
+import type { RelayContext } from './context.js';
+import { Listener, RuleRuntime } from './l4-state.js';
+import type { OriginGroups } from './origins.js';
+import { RuleStats } from './session-base.js';
 
 /** See the module comment. */
 export class L4Rules {

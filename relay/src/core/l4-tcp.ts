@@ -10,12 +10,13 @@ import type { Endpoint } from '../../../proto/src/transport.js';
 import { RateBucket } from './bucket.js';
 import type { RelayCoreConfig } from './config-types.js';
 import { TCP_CONNECT_TIMEOUT_MS_DEFAULT, TCP_EARLY_BYTES_MAX } from './constants.js';
-import type { RelayContext, RuleStats } from './context.js';
-import type { L4Rules, Listener, RuleRuntime } from './l4-rules.js';
-import type { OriginGroups, OriginState } from './origins.js';
+import type { RelayContext } from './context.js';
+import type { L4Rules } from './l4-rules.js';
+import type { Listener, OriginState, RuleRuntime } from './l4-state.js';
+import type { OriginGroups } from './origins.js';
 import { DropReason, type DropReasonValue } from './output.js';
-import { endpointText } from './session-base.js';
-import type { SourceState, SourceTable } from './sources.js';
+import { endpointText, type RuleStats, type SourceState } from './session-base.js';
+import type { SourceTable } from './sources.js';
 
 /** Where a TCP connection should go, from `RelayCore.admitTcp`. */
 export interface TcpAdmission {

@@ -3,6 +3,7 @@
  * origin-facing socket, and so its source port at the origin, and its origin for its
  * whole life; a flow whose origin went down or was removed moves at its next packet.
  * The origin-facing socket answers only its origin. Optional PROXY v2 / SPP prefix.
+ * The flow record ({@link Flow}) is in l4-state.ts.
  */
 import { encodeProxyV2, encodeSpp } from '../../../proto/src/proxy-protocol.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
@@ -10,33 +11,11 @@ import { RateBucket } from './bucket.js';
 import type { LimitsSpec } from './config-types.js';
 import { DATAGRAM_BYTES_MAX } from './constants.js';
 import type { RelayContext } from './context.js';
-import type { Listener } from './l4-rules.js';
-import type { OriginGroups, OriginState } from './origins.js';
+import { Flow, type Listener, type OriginState } from './l4-state.js';
+import type { OriginGroups } from './origins.js';
 import { DropReason } from './output.js';
-import { admitDown, endpointText, SessionBase, sessionTotals, unlinkChained } from './session-base.js';
-import type { SourceState, SourceTable } from './sources.js';
-
-/** One client flow of a UDP listener. */
-export class Flow extends SessionBase {
-  /** The next flow with the same client port on this listener (another address). */
-  nextInChain: Flow | undefined = undefined;
-  originPort = 0;
-  constructor(
-    id: number,
-    source: SourceState,
-    clientAddress: string,
-    clientPort: number,
-    upBucket: RateBucket,
-    downBucket: RateBucket,
-    nowMs: number,
-    public listener: Listener,
-    public origin: OriginState,
-    readonly prefix: Uint8Array | undefined,
-    readonly clientHash: number,
-  ) {
-    super(id, source, clientAddress, clientPort, upBucket, downBucket, nowMs);
-  }
-}
+import { admitDown, endpointText, sessionTotals, unlinkChained } from './session-base.js';
+import type { SourceTable } from './sources.js';
 
 /** See the module comment. */
 export class L4Udp {

@@ -3,51 +3,16 @@
  * across reloads), rendezvous hashing of a client onto a healthy origin, and the health
  * checks (UDP probes on the one health socket, TCP connects run by the driver) that
  * move an origin down after `failuresToDown` misses and up after `successesToUp` answers.
- * Traffic an origin answers counts as an answer to a pending check.
+ * Traffic an origin answers counts as an answer to a pending check. The records
+ * ({@link OriginState}, {@link OriginGroup}) are in l4-state.ts.
  */
 import type { Endpoint } from '../../../proto/src/transport.js';
 import { hashString, rendezvousScore } from './addr.js';
-import type { HealthCheckSpec, OriginGroupSpec, RelayCoreConfig, RuleSpec } from './config-types.js';
+import type { OriginGroupSpec, RelayCoreConfig, RuleSpec } from './config-types.js';
 import { HEALTH_SOCKET_ID, type RelayContext } from './context.js';
+import { OriginGroup, OriginState } from './l4-state.js';
 import { endpointText } from './session-base.js';
 import { Timer } from './timers.js';
-
-/** One origin of a group, with its health. */
-export class OriginState {
-  healthy = true;
-  failures = 0;
-  successes = 0;
-  lastReplyMs = Number.NEGATIVE_INFINITY;
-  checkPending = false;
-  checkSentMs = 0;
-  checkId = 0;
-  retired = false;
-  readonly hash: number;
-  readonly label: string;
-  constructor(
-    readonly address: string,
-    readonly port: number,
-    readonly portEnd: number,
-  ) {
-    this.label = endpointText(address, port);
-    this.hash = hashString(this.label);
-  }
-  /** The port to use for a listener `offset` ports into its range. */
-  portFor(offset: number): number {
-    return this.portEnd > this.port ? this.port + offset : this.port;
-  }
-}
-
-/** A named origin group and its check schedule. */
-export class OriginGroup {
-  nextCheckMs = 0;
-  checkDeadlineMs = Number.POSITIVE_INFINITY;
-  constructor(
-    readonly name: string,
-    public origins: OriginState[],
-    public health: HealthCheckSpec,
-  ) {}
-}
 
 /** See the module comment. */
 export class OriginGroups {

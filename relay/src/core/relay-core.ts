@@ -67,18 +67,23 @@
  * - `tunnel/endpoint.ts` (junk, probes, opens, tickets, revocation), `tunnel/session.ts`
  *   (forwarding, FEC, Close), `tunnel/paths.ts` (migration and an exit's validated
  *   entries), `tunnel/exit-link.ts` (the entry role).
+ *
+ * The records they share (rule counters, per-source entries and what flows and sessions
+ * have in common in `session-base.ts`; origins, listeners and flows in `l4-state.ts`;
+ * sessions, their paths and exit links in `tunnel/state.ts`) are leaves below the
+ * context: the context imports no sub-machine, so the import graph has no circle.
  */
 import type { Endpoint } from '../../../proto/src/transport.js';
 import type { RelayCoreConfig } from './config-types.js';
 import { SWEEP_INTERVAL_MS } from './constants.js';
-import { RelayContext, RuleStats, type RelayCoreComponents } from './context.js';
+import { RelayContext, type RelayCoreComponents } from './context.js';
 import { L4Rules } from './l4-rules.js';
 import { L4Tcp, type TcpAdmission, type TcpSide } from './l4-tcp.js';
 import { L4Udp } from './l4-udp.js';
 import { OriginGroups } from './origins.js';
 import type { DropReasonValue, RelayEvent, Transmit } from './output.js';
 import { DropReason } from './output.js';
-import { endpointText } from './session-base.js';
+import { endpointText, RuleStats } from './session-base.js';
 import { SourceTable } from './sources.js';
 import { Timer } from './timers.js';
 import { TunnelEndpoint } from './tunnel/endpoint.js';
@@ -88,7 +93,8 @@ import { TunnelPaths } from './tunnel/paths.js';
 import { TunnelSessions } from './tunnel/session.js';
 
 export { DropReason, dropReasonNames, Transmit, type DropReasonValue, type RelayEvent, type SessionTotals, type SocketKind } from './output.js';
-export { RuleStats, type RelayCoreComponents } from './context.js';
+export type { RelayCoreComponents } from './context.js';
+export { RuleStats } from './session-base.js';
 export type { TcpAdmission, TcpSide } from './l4-tcp.js';
 
 /** Most idle closes per sweep call. */

@@ -1,14 +1,54 @@
 /**
- * What L4 flows and tunnel sessions share: counters, buckets and timing
- * ({@link SessionBase}), the downstream admission both charge ({@link admitDown}), the
- * totals of an ended one, and the one way to unlink an entry from a hash chain
- * ({@link unlinkChained}: flows chained by client port, sessions by the low half of
- * their id).
+ * What L4 flows and tunnel sessions share: the counters of the rule they belong to
+ * ({@link RuleStats}; the tunnel counts as rule `tunnel`), the entry of the sender they
+ * are charged to ({@link SourceState}; the table of them is sources.ts), their own
+ * counters, buckets and timing ({@link SessionBase}), the downstream admission both
+ * charge ({@link admitDown}), the totals of an ended one, and the one way to unlink an
+ * entry from a hash chain ({@link unlinkChained}: flows chained by client port, sessions
+ * by the low half of their id). A leaf: it imports no sub-machine and not the context.
  */
-import type { RateBucket } from './bucket.js';
-import type { RuleStats } from './context.js';
+import { RateBucket } from './bucket.js';
+import type { LimitsSpec } from './config-types.js';
 import { DropReason, type RelayOutput, type SessionTotals } from './output.js';
-import type { SourceState } from './sources.js';
+
+/** Packet and byte counters of one rule (the tunnel counts as rule `tunnel`). */
+export class RuleStats {
+  /** Datagrams (or TCP chunks) received from clients. */
+  packetsUp = 0;
+  bytesUp = 0;
+  /** Datagrams received from origins. */
+  packetsDown = 0;
+  bytesDown = 0;
+  /** Sessions open now. */
+  sessionsActive = 0;
+  /** Sessions opened since start. */
+  sessionsOpened = 0;
+  constructor(
+    /** The rule's name. */
+    readonly name: string,
+    /** `udp`, `tcp` or `tunnel`. */
+    readonly protocol: string,
+  ) {}
+}
+
+/** One sender address that holds (or held) a session. */
+export class SourceState {
+  sessions = 0;
+  /** A fleet relay (`tunnel.peerCidrs`): exempt from per-source caps, which count players, not entries. */
+  peer = false;
+  lastSeenMs: number;
+  readonly bucket: RateBucket;
+  readonly newSessions: RateBucket;
+  constructor(
+    readonly address: string,
+    limits: LimitsSpec,
+    nowMs: number,
+  ) {
+    this.lastSeenMs = nowMs;
+    this.bucket = new RateBucket(limits.sourcePacketsPerSecond, limits.sourceBytesPerSecond, limits.burstMs, nowMs);
+    this.newSessions = new RateBucket(limits.newSessionsPerSourcePerSecond, 0, 1000, nowMs);
+  }
+}
 
 /** Shared by L4 flows and tunnel sessions: counters, buckets, timing. */
 export class SessionBase {

@@ -2,33 +2,16 @@
  * The front door every mode shares: per-source state (packet/byte and new-session
  * buckets, session counts), fleet peers exempt from per-source caps, the stateless
  * limiter for senders that have proved nothing, and the common admission checks of a
- * new session (draining, CIDR allow/deny, caps, new sessions per second).
+ * new session (draining, CIDR allow/deny, caps, new sessions per second). The per-source
+ * record, {@link SourceState}, is in session-base.ts (flows and sessions point at it).
  */
 import { cidrListMatches, type Cidr } from './addr.js';
-import { RateBucket, StatelessLimiter } from './bucket.js';
+import { StatelessLimiter } from './bucket.js';
 import type { LimitsSpec } from './config-types.js';
 import { SOURCE_IDLE_MS, UNAUTHENTICATED_BUCKETS } from './constants.js';
 import type { RelayContext } from './context.js';
 import { DropReason } from './output.js';
-
-/** One sender address that holds (or held) a session. */
-export class SourceState {
-  sessions = 0;
-  /** A fleet relay (`tunnel.peerCidrs`): exempt from per-source caps, which count players, not entries. */
-  peer = false;
-  lastSeenMs: number;
-  readonly bucket: RateBucket;
-  readonly newSessions: RateBucket;
-  constructor(
-    readonly address: string,
-    limits: LimitsSpec,
-    nowMs: number,
-  ) {
-    this.lastSeenMs = nowMs;
-    this.bucket = new RateBucket(limits.sourcePacketsPerSecond, limits.sourceBytesPerSecond, limits.burstMs, nowMs);
-    this.newSessions = new RateBucket(limits.newSessionsPerSourcePerSecond, 0, 1000, nowMs);
-  }
-}
+import { SourceState } from './session-base.js';
 
 /** See the module comment. */
 export class SourceTable {

@@ -60,7 +60,9 @@
  * session check after an outage, duplication holds, path challenges), `data-path.ts`
  * (upstream and downstream datagrams, FEC sender and receivers), `probing.ts` (probe
  * schedule, RTT and loss samples for the selector, reports) and `timer-table.ts` (the
- * one-of-a-kind deadlines, keyed by purpose).
+ * one-of-a-kind deadlines, keyed by purpose). The per-relay record the context's relay
+ * table holds is the leaf `relay-link-state.ts`: the context imports no room, so the
+ * import graph has no circle.
  */
 import { decodeControl } from '../../../proto/src/control.js';
 import { ErrorCode } from '../../../proto/src/errors.js';
@@ -72,7 +74,8 @@ import { TunnelContext } from './tunnel/context.js';
 import { DataPath } from './tunnel/data-path.js';
 import { Liveness } from './tunnel/liveness.js';
 import { Probing } from './tunnel/probing.js';
-import { RelayLinks, type RelayLink } from './tunnel/relay-link.js';
+import { RelayLinks } from './tunnel/relay-link.js';
+import type { RelayLink } from './tunnel/relay-link-state.js';
 import { ClientTimer } from './tunnel/timer-table.js';
 import type { ClientTransmit, TunnelCandidate, TunnelClientEvent, TunnelClientInit, TunnelStats } from './tunnel/types.js';
 

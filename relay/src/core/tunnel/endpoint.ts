@@ -16,14 +16,15 @@ import { PROBE_BODY_BYTES_MIN, PROBE_BODY_BYTES_WITH_STATUS, PROBE_STATUS_OFFSET
 import { cidrListMatches, splitHostPort } from '../addr.js';
 import { RateBucket } from '../bucket.js';
 import type { RelayCoreConfig, TunnelSpec } from '../config-types.js';
-import { TUNNEL_SOCKET_ID, type RelayContext, type RuleStats } from '../context.js';
+import { TUNNEL_SOCKET_ID, type RelayContext } from '../context.js';
 import { DropReason } from '../output.js';
-import { endpointText, sessionRate } from '../session-base.js';
+import { endpointText, sessionRate, type RuleStats } from '../session-base.js';
 import type { SourceTable } from '../sources.js';
 import type { ExitLinks } from './exit-link.js';
 import type { TunnelPackets } from './packets.js';
 import type { TunnelPaths } from './paths.js';
-import { TunnelSession, type TunnelSessions } from './session.js';
+import type { TunnelSessions } from './session.js';
+import { TunnelSession } from './state.js';
 
 /** Body of the relay's Close for data on a session it does not hold (the same for every session). */
 const UNKNOWN_SESSION_BODY = encodeControl({ type: 'sessionReject', reason: ErrorCode.UnknownSession, message: '' });

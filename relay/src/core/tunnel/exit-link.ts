@@ -4,7 +4,8 @@
  * exit verbatim and everything from the exit to the client, so FEC and sequence
  * numbering run end to end between the SDK and the exit. The exit's path challenge is
  * answered with the session key; an exit that refuses, never accepts, or falls silent
- * is left, and this relay serves the session itself.
+ * is left, and this relay serves the session itself. The link record ({@link ExitLink})
+ * is in state.ts.
  */
 import { decodeControl } from '../../../../proto/src/control.js';
 import { HEADER_BYTES, PacketType } from '../../../../proto/src/header.js';
@@ -15,47 +16,8 @@ import { DropReason } from '../output.js';
 import { admitDown, endpointText } from '../session-base.js';
 import { Timer } from '../timers.js';
 import type { TunnelPackets } from './packets.js';
-import type { TunnelSession, TunnelSessions } from './session.js';
-
-/**
- * Entry side of a session forwarded to its exit relay (see the module comment,
- * "Exit relays"). Everything from the client goes to the exit verbatim and everything
- * from the exit to the client, so FEC and sequence numbering run end to end between
- * the SDK and the exit.
- */
-export class ExitLink {
-  /** `opening`: the client's open was forwarded, no accept yet; `open`: the exit accepted. */
-  state: 'opening' | 'open' = 'opening';
-  /** Last packet from the exit, ms. */
-  lastRxMs: number;
-  /**
-   * When the oldest packet forwarded since the exit last spoke went out, ms; +∞ when
-   * the exit has spoken since. Silence counts from here, not from the last answer: a
-   * warm backup entry carries nothing for minutes, and its first packet after that must
-   * not find the exit "silent for minutes".
-   */
-  waitingSinceMs = Number.POSITIVE_INFINITY;
-  /** Last open (first, keepalive or re-open) sent to the exit, ms. */
-  lastOpenMs: number;
-  /** Last path response sent to the exit, ms (rate limit: see onFromExit). */
-  lastResponseMs = Number.NEGATIVE_INFINITY;
-  constructor(
-    readonly relayId: string,
-    readonly address: string,
-    readonly port: number,
-    /** The client's `sessionOpen` datagram (header and ticket), re-sent as keepalive and to re-open. */
-    readonly open: Uint8Array,
-    readonly openedMs: number,
-  ) {
-    this.lastRxMs = openedMs;
-    this.lastOpenMs = openedMs;
-  }
-
-  /** A packet went to the exit at `nowMs`. */
-  sent(nowMs: number): void {
-    if (this.waitingSinceMs === Number.POSITIVE_INFINITY) this.waitingSinceMs = nowMs;
-  }
-}
+import type { TunnelSessions } from './session.js';
+import { ExitLink, type TunnelSession } from './state.js';
 
 /** See the module comment. */
 export class ExitLinks {

@@ -6,7 +6,7 @@
 import { encodeControl } from '../../../../proto/src/control.js';
 import { HEADER_BYTES, HEADER_MAGIC, PacketHeader, PROTOCOL_VERSION, PacketType } from '../../../../proto/src/header.js';
 import type { RelayContext } from '../context.js';
-import type { TunnelSession } from './session.js';
+import type { TunnelSession } from './state.js';
 
 /** Builds the relay's own tunnel packets; one per core (it reuses one header object). */
 export class TunnelPackets {

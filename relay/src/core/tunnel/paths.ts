@@ -8,6 +8,8 @@
  * - an exit's session keeps up to {@link EXIT_PATHS_MAX} validated paths (entry relays,
  *   or the client itself); downstream goes to the path that carried the latest
  *   upstream data, and a path's Close drops only that path.
+ *
+ * The records (`SessionPath`, `PendingChallenge`) are in state.ts.
  */
 import { HEADER_BYTES, PacketType } from '../../../../proto/src/header.js';
 import type { Endpoint } from '../../../../proto/src/transport.js';
@@ -18,23 +20,7 @@ import { DropReason } from '../output.js';
 import { endpointText } from '../session-base.js';
 import type { SourceTable } from '../sources.js';
 import type { TunnelPackets } from './packets.js';
-import type { TunnelSession } from './session.js';
-
-/** A path challenge sent to a new address of a session, waiting for its response. */
-export interface PendingChallenge {
-  address: string;
-  port: number;
-  nonce: Uint8Array;
-  sentMs: number;
-}
-
-/** Exit side: one validated path of a session (an entry relay, or the client itself). */
-export interface SessionPath {
-  address: string;
-  port: number;
-  /** Last packet from it, ms (the least recent is evicted when the set is full). */
-  lastRxMs: number;
-}
+import type { SessionPath, TunnelSession } from './state.js';
 
 /** The validated path of `paths` at `from`, or undefined. */
 export function findPath(paths: SessionPath[], from: Endpoint): SessionPath | undefined {

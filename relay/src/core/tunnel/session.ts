@@ -3,7 +3,7 @@
  * of the session id for the packet path), forwarding both ways for sessions terminated
  * here (the origin-facing socket, FEC sender and receiver, the adaptive controller), a
  * session's control messages and Close, and its end (an authenticated Close to the
- * client when it is told why).
+ * client when it is told why). The session record ({@link TunnelSession}) is in state.ts.
  */
 import { decodeControl, encodeControl } from '../../../../proto/src/control.js';
 import { ErrorCode, type ErrorCodeValue } from '../../../../proto/src/errors.js';
@@ -12,62 +12,18 @@ import { HEADER_BYTES, type PacketHeader, PacketType } from '../../../../proto/s
 import { SlabAllocator } from '../../../../proto/src/slab.js';
 import type { Endpoint } from '../../../../proto/src/transport.js';
 import { CLOSE_MAC_BYTES, fecStatsFromMessage, fecStatsMessage, relayCloseMac, verifyCloseMac } from '../../../../proto/src/wire.js';
-import type { RateBucket } from '../bucket.js';
 import type { LimitsSpec, TunnelSpec } from '../config-types.js';
 import { DATAGRAM_BYTES_MAX, FEC_OVERHEAD_MAX_DEFAULT } from '../constants.js';
-import { RuleStats, TUNNEL_SOCKET_ID, type RelayContext } from '../context.js';
+import { TUNNEL_SOCKET_ID, type RelayContext } from '../context.js';
 import { DropReason } from '../output.js';
-import { admitDown, endpointText, SessionBase, sessionRate, sessionTotals, unlinkChained } from '../session-base.js';
-import type { SourceState } from '../sources.js';
+import { admitDown, endpointText, RuleStats, sessionRate, sessionTotals, unlinkChained } from '../session-base.js';
 import { Timer } from '../timers.js';
-import type { ExitLink } from './exit-link.js';
 import { writeTunnelHeader, type TunnelPackets } from './packets.js';
-import type { PendingChallenge, SessionPath, TunnelPaths } from './paths.js';
+import type { TunnelPaths } from './paths.js';
+import type { TunnelSession } from './state.js';
 
 /** Largest FEC shard, bytes (a payload of up to this minus 2 is protected; larger goes uncoded). */
 const FEC_SHARD_BYTES_MAX = 1402;
-
-/** One tunnel session. */
-export class TunnelSession extends SessionBase {
-  /** Entry role: the exit this session is forwarded to; undefined when this relay talks to the origin. */
-  exit: ExitLink | undefined = undefined;
-  /** Exit role: every validated path (entries) the session may arrive on; undefined for a session with one client address (no exit). */
-  paths: SessionPath[] | undefined = undefined;
-  /** Whether the origin-facing socket was opened (forwarded sessions open it only on falling back). */
-  upstreamOpen = false;
-  /** The next session whose id has the same low half. */
-  nextInChain: TunnelSession | undefined = undefined;
-  sequenceOut = 0;
-  challenges: PendingChallenge[] | undefined = undefined;
-  fecSender: FecSender | undefined = undefined;
-  fecReceiver: FecReceiver | undefined = undefined;
-  /** Earliest of this session's FEC sender and receiver deadlines, ms (+∞ when neither has one). */
-  fecDeadlineMs = Number.POSITIVE_INFINITY;
-  /** Adaptive downstream protection, driven by the client's `fecStats` (its receiver's loss); undefined = the configured scheme stays. */
-  fecController: FecController | undefined = undefined;
-  /** The ticket's own limits, kept so a reload can lower the config caps without raising a session above its ticket. */
-  ticketPacketsPerSecond = Number.POSITIVE_INFINITY;
-  ticketBytesPerSecond = Number.POSITIVE_INFINITY;
-  constructor(
-    id: number,
-    source: SourceState,
-    clientAddress: string,
-    clientPort: number,
-    upBucket: RateBucket,
-    downBucket: RateBucket,
-    nowMs: number,
-    readonly idHigh: number,
-    readonly idLow: number,
-    readonly idHex: string,
-    readonly key: Uint8Array,
-    readonly originAddress: string,
-    readonly originPort: number,
-    readonly originName: string,
-    readonly fecMode: string,
-  ) {
-    super(id, source, clientAddress, clientPort, upBucket, downBucket, nowMs);
-  }
-}
 
 /** See the module comment. */
 export class TunnelSessions {

@@ -7,7 +7,7 @@
 import { PacketHeader } from '../../../../proto/src/header.js';
 import * as C from '../constants.js';
 import type { RelaySelector } from '../relay-selector.js';
-import type { RelayLink } from './relay-link.js';
+import type { RelayLink } from './relay-link-state.js';
 import { TimerTable } from './timer-table.js';
 import type { ClientTransmit, TunnelClientEvent, TunnelClientInit } from './types.js';
 

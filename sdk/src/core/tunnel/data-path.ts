@@ -17,7 +17,7 @@ import { buildControlPacket, fecStatsMessage } from '../../../../proto/src/wire.
 import * as C from '../constants.js';
 import type { TunnelContext } from './context.js';
 import type { Liveness } from './liveness.js';
-import type { RelayLink } from './relay-link.js';
+import type { RelayLink } from './relay-link-state.js';
 import { earlier } from './timer-table.js';
 
 const SHARD_SCRATCH_BYTES = 1500;

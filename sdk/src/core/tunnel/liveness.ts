@@ -9,7 +9,8 @@
 import { buildPathResponse } from '../../../../proto/src/wire.js';
 import * as C from '../constants.js';
 import type { TunnelContext } from './context.js';
-import type { RelayLink, RelayLinks } from './relay-link.js';
+import type { RelayLinks } from './relay-link.js';
+import type { RelayLink } from './relay-link-state.js';
 import { ClientTimer, earlier } from './timer-table.js';
 
 /** An armed session check (its deadline is {@link ClientTimer.SessionCheck}). */

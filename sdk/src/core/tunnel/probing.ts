@@ -11,7 +11,8 @@ import { buildProbe, parseProbeReplyBody, PROBE_BODY_BYTES_WITH_STATUS } from '.
 import * as C from '../constants.js';
 import type { TunnelContext } from './context.js';
 import type { Liveness } from './liveness.js';
-import type { RelayLink, RelayLinks } from './relay-link.js';
+import type { RelayLinks } from './relay-link.js';
+import type { RelayLink } from './relay-link-state.js';
 import { earlier } from './timer-table.js';
 import type { PathReport } from './types.js';
 

@@ -1,10 +1,11 @@
 /**
- * The relay link room of a `TunnelClient`: per-relay session state, and what
- * happens to a session — open with the ticket (retried, backed off after refusals),
- * accept, refusal, a relay's Close (authenticated or not), reopen after the relay lost
- * it, keepalive, linger and close. Also the index that finds a relay by a datagram's
- * source address, and the failure that ends every session. Why a keepalive is a
- * repeated `sessionOpen`: see "Keepalive" in the module comment of `tunnel-client.ts`.
+ * The relay link room of a `TunnelClient`: per-relay session state (the record,
+ * {@link RelayLink}, is in relay-link-state.ts), and what happens to a session — open
+ * with the ticket (retried, backed off after refusals), accept, refusal, a relay's
+ * Close (authenticated or not), reopen after the relay lost it, keepalive, linger and
+ * close. Also the index that finds a relay by a datagram's source address, and the
+ * failure that ends every session. Why a keepalive is a repeated `sessionOpen`: see
+ * "Keepalive" in the module comment of `tunnel-client.ts`.
  */
 import { ErrorCode, isTicketRefusal } from '../../../../proto/src/errors.js';
 import { FecReceiver } from '../../../../proto/src/fec/index.js';
@@ -14,57 +15,9 @@ import { decodeControl } from '../../../../proto/src/control.js';
 import * as C from '../constants.js';
 import type { TunnelContext } from './context.js';
 import { EndpointKeys } from './endpoint-keys.js';
+import { RelayLink } from './relay-link-state.js';
 import { earlier } from './timer-table.js';
 import type { TunnelCandidate } from './types.js';
-
-/** Where a relay's session is: never opened, open sent, accepted, refused (retried with backoff), or ended. */
-export type SessionState = 'none' | 'opening' | 'open' | 'refused' | 'closed';
-
-/** One relay as the client sees it: its addresses, its session's state, and its timers. */
-export class RelayLink {
-  sessionState: SessionState = 'none';
-  openAttempts = 0;
-  /** Refusals (draining, full) in a row; while > 0 the relay is excluded from selection and reopened with backoff. */
-  refusals = 0;
-  nextOpenMs = Number.POSITIVE_INFINITY;
-  fecMode = 'off';
-  /**
-   * The exit relay terminating this link's session (the accept's `exit`), or undefined
-   * when the relay itself does. Links with the same exit share one FEC receiver.
-   */
-  exit: string | undefined = undefined;
-  receiver: FecReceiver | undefined = undefined;
-  /** Last packet of any kind from this relay, ms. */
-  lastRxMs = Number.NEGATIVE_INFINITY;
-  /** Last packet to its session (data or keepalive), ms. */
-  lastTxMs = Number.NEGATIVE_INFINITY;
-  nextProbeMs = 0;
-  initialProbesLeft = C.PROBE_INITIAL_COUNT;
-  lingerUntilMs = Number.POSITIVE_INFINITY;
-  /** Plain (k = 0) downstream/upstream numbering when FEC is off. */
-  plainSequence = 0;
-  /** Application packets delivered from this relay's session. */
-  delivered = 0;
-  /** When the latest sessionAccept arrived, ms: the relay held the session then. */
-  acceptedAtMs = Number.POSITIVE_INFINITY;
-  /**
-   * A session check found the open session silent and re-sent its open (see
-   * `Liveness.checkSessionAfterOutage`); cleared by the accept (or a refusal).
-   */
-  rechecking = false;
-  estimateMs: number | undefined;
-  restMs: number;
-  constructor(
-    readonly id: string,
-    public tunnel: Endpoint,
-    public probe: Endpoint,
-    estimateMs: number | undefined,
-    restMs: number | undefined,
-  ) {
-    this.estimateMs = estimateMs;
-    this.restMs = restMs ?? 0;
-  }
-}
 
 /** The `sessionAccept` fields a link takes. */
 interface SessionAcceptFields {
