@@ -11,7 +11,8 @@
 import type { RelayCoreConfig } from './config-types.js';
 import type { Flow, Listener } from './l4-state.js';
 import { RelayOutput, type SocketKind } from './output.js';
-import { TimerTable } from './timers.js';
+import type { TimerTable } from '../../../proto/src/timer-table.js';
+import { relayTimerTable, type TimerKey } from './timers.js';
 import type { TunnelSession } from './tunnel/state.js';
 
 /** Components the core is given. */
@@ -41,7 +42,7 @@ export class RelayContext {
   /** The running configuration (replaced as a whole by a reload). */
   config: RelayCoreConfig;
   readonly out = new RelayOutput();
-  readonly timers = new TimerTable();
+  readonly timers: TimerTable<TimerKey> = relayTimerTable();
   /** Open sockets by id. */
   readonly sockets = new Map<number, SocketEntry>();
   /** {@link RelayCore.drain} was called: no new sessions. */

@@ -2,7 +2,9 @@
  * The relay core's timers: one deadline per purpose in a small table (quinn-proto's
  * `TimerTable`), not callbacks. `RelayCore.pollTimeout` returns {@link TimerTable.earliest};
  * `handleTimeout` asks {@link TimerTable.isExpired} for each purpose and re-arms what ran.
+ * The table itself is proto's (`proto/src/timer-table.ts`), shared with the SDK core.
  */
+import { TimerTable } from '../../../proto/src/timer-table.js';
 
 /** What a timer is for; indexes the {@link TimerTable}. */
 export const Timer = {
@@ -19,41 +21,10 @@ export const Timer = {
 /** One of {@link Timer}. */
 export type TimerKey = (typeof Timer)[keyof typeof Timer];
 
-const TIMER_COUNT = 4;
+/** How many purposes {@link Timer} names. */
+export const TIMER_COUNT = 4;
 
-/** Deadlines by {@link Timer} key, monotonic ms; +∞ when stopped (the initial state). */
-export class TimerTable {
-  private readonly deadlinesMs = new Float64Array(TIMER_COUNT).fill(Number.POSITIVE_INFINITY);
-
-  /** Arms `key` for `deadlineMs` (+∞ stops it). */
-  set(key: TimerKey, deadlineMs: number): void {
-    this.deadlinesMs[key] = deadlineMs;
-  }
-
-  /** Arms `key` for `deadlineMs` only if that is sooner than its current deadline. */
-  lower(key: TimerKey, deadlineMs: number): void {
-    if (deadlineMs < this.deadlinesMs[key]!) this.deadlinesMs[key] = deadlineMs;
-  }
-
-  /** The deadline of `key`, ms (+∞ when stopped). */
-  get(key: TimerKey): number {
-    return this.deadlinesMs[key]!;
-  }
-
-  /** Stops `key`. */
-  stop(key: TimerKey): void {
-    this.deadlinesMs[key] = Number.POSITIVE_INFINITY;
-  }
-
-  /** Whether `key`'s deadline has passed at `nowMs`. */
-  isExpired(key: TimerKey, nowMs: number): boolean {
-    return nowMs >= this.deadlinesMs[key]!;
-  }
-
-  /** The soonest deadline over every purpose, ms (+∞ when none is armed). */
-  earliest(): number {
-    let soonest = Number.POSITIVE_INFINITY;
-    for (let i = 0; i < TIMER_COUNT; i++) if (this.deadlinesMs[i]! < soonest) soonest = this.deadlinesMs[i]!;
-    return soonest;
-  }
+/** The relay core's timer table (proto's {@link TimerTable}, keyed by {@link Timer}). */
+export function relayTimerTable(): TimerTable<TimerKey> {
+  return new TimerTable<TimerKey>(TIMER_COUNT);
 }

@@ -231,11 +231,11 @@ export class TunnelClient {
       this.links.keepAlive(nowMs, link);
     }
     this.data.advanceSender(nowMs);
-    if (ctx.timers.isDue(ClientTimer.Report, nowMs)) {
+    if (ctx.timers.isExpired(ClientTimer.Report, nowMs)) {
       ctx.timers.set(ClientTimer.Report, nowMs + ctx.reportIntervalMs);
       this.probing.emitReport();
     }
-    if (ctx.timers.isDue(ClientTimer.ConnectGiveUp, nowMs)) {
+    if (ctx.timers.isExpired(ClientTimer.ConnectGiveUp, nowMs)) {
       const tried = [...ctx.relays.keys()].join(', ') || 'none';
       this.links.fail(ErrorCode.NoRelay, `no relay opened a session within ${ctx.connectTimeoutMs} ms (candidates probed: ${tried}); check that the relays' tunnel ports are reachable over UDP`);
       return;
@@ -301,7 +301,7 @@ export class TunnelClient {
     // Only future deadlines: a state that is already due (a suspect relay) was acted on
     // by the input that brought it, and must not spin the driver's timer.
     const after = this.lastNowMs;
-    let at = ctx.timers.earliest(Number.POSITIVE_INFINITY, after);
+    let at = ctx.timers.earliest(after);
     for (const link of ctx.relays.values()) {
       at = this.probing.earliestDeadline(at, link, after);
       at = this.links.earliestDeadline(at, link, after);
@@ -337,7 +337,7 @@ export class TunnelClient {
     const ctx = this.ctx;
     if (!ctx.opened) {
       ctx.opened = true;
-      ctx.timers.clear(ClientTimer.ConnectGiveUp);
+      ctx.timers.stop(ClientTimer.ConnectGiveUp);
       ctx.events.push({ type: 'open', relayId: link.id, fecMode: link.fecMode });
     }
     link.lastRxMs = Math.max(link.lastRxMs, nowMs);

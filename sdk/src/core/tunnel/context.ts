@@ -8,7 +8,8 @@ import { PacketHeader } from '../../../../proto/src/header.js';
 import * as C from '../constants.js';
 import type { RelaySelector } from '../relay-selector.js';
 import type { RelayLink } from './relay-link-state.js';
-import { TimerTable } from './timer-table.js';
+import type { TimerTable } from '../../../../proto/src/timer-table.js';
+import { clientTimerTable, type ClientTimerValue } from './timer-table.js';
 import type { ClientTransmit, TunnelClientEvent, TunnelClientInit } from './types.js';
 
 /** The shared state of one client; see the module comment. */
@@ -39,7 +40,7 @@ export class TunnelContext {
   /** Output queues, drained by the driver through the composer. */
   readonly transmits: ClientTransmit[] = [];
   readonly events: TunnelClientEvent[] = [];
-  readonly timers = new TimerTable();
+  readonly timers: TimerTable<ClientTimerValue> = clientTimerTable();
   /** The relay carrying traffic and the warm backup, as the selector last chose them. */
   currentId: string | undefined = undefined;
   backupId: string | undefined = undefined;

@@ -129,9 +129,9 @@ export class Liveness {
    */
   checkSessionAfterOutage(nowMs: number): void {
     const check = this.sessionCheck;
-    if (check === undefined || !this.ctx.timers.isDue(ClientTimer.SessionCheck, nowMs)) return;
+    if (check === undefined || !this.ctx.timers.isExpired(ClientTimer.SessionCheck, nowMs)) return;
     this.sessionCheck = undefined;
-    this.ctx.timers.clear(ClientTimer.SessionCheck);
+    this.ctx.timers.stop(ClientTimer.SessionCheck);
     const link = this.ctx.currentLink();
     if (link === undefined || link.id !== check.relayId) {
       // No longer the current relay (or no longer open): the check lapses.

@@ -4,9 +4,10 @@
  * receivers) stay with the relay's state and are scanned by their rooms; the table
  * holds the rest, and {@link TimerTable.earliest} is their share of `pollTimeout`.
  *
- * An unarmed timer holds NaN: every comparison with it is false, so it is never due,
- * never pending, and never the earliest.
+ * The table itself is proto's (`proto/src/timer-table.ts`), shared with the relay core:
+ * an unarmed timer is never due, never pending, and never the earliest.
  */
+import { TimerTable } from '../../../../proto/src/timer-table.js';
 
 /** What a deadline is for. */
 export const ClientTimer = {
@@ -25,42 +26,12 @@ export const ClientTimer = {
 /** One of the {@link ClientTimer} values. */
 export type ClientTimerValue = (typeof ClientTimer)[keyof typeof ClientTimer];
 
-const TIMER_COUNT = 5;
+/** How many purposes {@link ClientTimer} names. */
+export const CLIENT_TIMER_COUNT = 5;
 
-/** Deadlines in ms (the driver's clock), one per {@link ClientTimer}. */
-export class TimerTable {
-  private readonly deadlinesMs = new Float64Array(TIMER_COUNT).fill(Number.NaN);
-
-  /** Arms `timer` at `atMs`; undefined disarms it. */
-  set(timer: ClientTimerValue, atMs: number | undefined): void {
-    this.deadlinesMs[timer] = atMs ?? Number.NaN;
-  }
-
-  /** Disarms `timer`. */
-  clear(timer: ClientTimerValue): void {
-    this.deadlinesMs[timer] = Number.NaN;
-  }
-
-  /** Whether `timer` is armed. */
-  isArmed(timer: ClientTimerValue): boolean {
-    return !Number.isNaN(this.deadlinesMs[timer]!);
-  }
-
-  /** Whether `timer` is armed and its deadline has come (`nowMs` at or after it). */
-  isDue(timer: ClientTimerValue, nowMs: number): boolean {
-    return nowMs >= this.deadlinesMs[timer]!;
-  }
-
-  /** Whether `timer` is armed and its deadline is still ahead of `nowMs`. */
-  isPending(timer: ClientTimerValue, nowMs: number): boolean {
-    return nowMs < this.deadlinesMs[timer]!;
-  }
-
-  /** `at`, or the earliest armed deadline later than `after` when that is earlier than `at`. */
-  earliest(at: number, after: number): number {
-    for (let i = 0; i < TIMER_COUNT; i++) at = earlier(at, this.deadlinesMs[i]!, after);
-    return at;
-  }
+/** The client's timer table (proto's {@link TimerTable}, keyed by {@link ClientTimer}). */
+export function clientTimerTable(): TimerTable<ClientTimerValue> {
+  return new TimerTable<ClientTimerValue>(CLIENT_TIMER_COUNT);
 }
 
 /** `at`, or `t` when `t` is a deadline after `after` and earlier than `at` (pollTimeout's minimum, without a closure per call). */
