@@ -3,13 +3,13 @@ import assert from 'node:assert/strict';
 import { decodeControl } from '../../proto/src/control.js';
 import { ErrorCode } from '../../proto/src/errors.js';
 import { FecSender, FecReceiver } from '../../proto/src/fec/index.js';
-import { HEADER_BYTES, PacketHeader, PacketType, parseHeader, writeHeader } from '../../proto/src/header.js';
+import { HEADER_BYTES, PacketHeader, PacketType, parseHeader } from '../../proto/src/header.js';
 import { parseProxyHeader } from '../../proto/src/proxy-protocol.js';
 import { Rng } from '../../proto/src/rng.js';
 import { parseCidr } from '../src/core/addr.js';
 import { DropReason } from '../src/core/relay-core.js';
 import { buildClientClose, buildControlPacket, buildPacket, buildPathResponse, buildProbe, openRelayClose, parseProbeReplyBody, PROBE_BODY_BYTES_MIN, PROBE_BODY_BYTES_WITH_STATUS } from '../../proto/src/wire.js';
-import { baseConfig, controlOf, forgerKey, Harness, mintTicket, noHealth, openLimits, tunnelSpec, typeOf, udpRule, type ClientSession } from './support.js';
+import { baseConfig, controlOf, forgerKey, Harness, mintTicket, noHealth, openLimits, tunnelSpec, typeOf, udpRule, upstreamShards, type ClientSession } from './support.js';
 
 const ORIGIN_A = '10.0.0.8';
 const ORIGIN_B = '10.0.0.9';
@@ -367,25 +367,7 @@ describe('tunnel mode', () => {
     // Upstream: the client's FEC sender; shard 2 is lost; the relay rebuilds it.
     const sender = new FecSender({ scheme: { mode: 'rs', k: 4, r: 2, interleave: 1, holdMs: 8 }, maxPayloadBytes: 1400 });
     const shards: Uint8Array[] = [];
-    const buffer = new Uint8Array(1402);
-    for (let i = 0; i < 4; i++) {
-      sender.push(h.nowMs, new Uint8Array(20).fill(10 + i));
-      for (let tx = sender.pollTransmit(buffer); tx; tx = sender.pollTransmit(buffer)) {
-        const hh = new PacketHeader();
-        hh.type = tx.index < tx.k ? PacketType.Data : PacketType.Parity;
-        hh.sessionIdHigh = s.high;
-        hh.sessionIdLow = s.low;
-        hh.sequence = tx.seq;
-        hh.fecGroup = tx.groupId;
-        hh.fecIndex = tx.index;
-        hh.fecDataCount = tx.k;
-        hh.fecParityCount = tx.r;
-        const packet = new Uint8Array(HEADER_BYTES + tx.length);
-        writeHeader(hh, packet);
-        packet.set(buffer.subarray(0, tx.length), HEADER_BYTES);
-        shards.push(packet);
-      }
-    }
+    for (let i = 0; i < 4; i++) shards.push(...upstreamShards(s, sender, h.nowMs, new Uint8Array(20).fill(10 + i)));
     assert.equal(shards.length, 6);
     const toOrigin: number[] = [];
     for (const [i, shard] of shards.entries()) if (i !== 2) for (const x of h.deliver(h.tunnelId, client, shard)) toOrigin.push(x.bytes[0]!);

@@ -6,10 +6,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FecSender } from '../../proto/src/fec/index.js';
-import { HEADER_BYTES, HeaderFlag, PacketHeader, PacketType, parseHeader, writeHeader } from '../../proto/src/header.js';
+import { HeaderFlag, PacketHeader, PacketType, parseHeader } from '../../proto/src/header.js';
 import { Rng } from '../../proto/src/rng.js';
 import { buildControlPacket } from '../../proto/src/wire.js';
-import { controlOf, Harness, mintTicket, typeOf, type ClientSession } from './support.js';
+import { controlOf, Harness, mintTicket, typeOf, upstreamShards, type ClientSession } from './support.js';
 
 const client = { address: '198.51.100.20', port: 50000 };
 const origin = { address: '10.0.0.9', port: 7777 };
@@ -17,29 +17,6 @@ const origin = { address: '10.0.0.9', port: 7777 };
 function openRs(h: Harness, s: ClientSession): void {
   const answer = h.deliver(h.tunnelId, client, buildControlPacket(s.high, s.low, { type: 'sessionOpen', ticket: s.ticket, fecModes: ['rs', 'off'] }));
   assert.equal(controlOf(answer[0]!.bytes)?.type, 'sessionAccept');
-}
-
-/** Upstream shards from a client FEC sender (rs 4+2), as packets. */
-function upstreamShards(s: ClientSession, sender: FecSender, nowMs: number, payload: Uint8Array): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  const buffer = new Uint8Array(1402);
-  sender.push(nowMs, payload);
-  for (let tx = sender.pollTransmit(buffer); tx; tx = sender.pollTransmit(buffer)) {
-    const hh = new PacketHeader();
-    hh.type = tx.index < tx.k ? PacketType.Data : PacketType.Parity;
-    hh.sessionIdHigh = s.high;
-    hh.sessionIdLow = s.low;
-    hh.sequence = tx.seq;
-    hh.fecGroup = tx.groupId;
-    hh.fecIndex = tx.index;
-    hh.fecDataCount = tx.k;
-    hh.fecParityCount = tx.r;
-    const packet = new Uint8Array(HEADER_BYTES + tx.length);
-    writeHeader(hh, packet);
-    packet.set(buffer.subarray(0, tx.length), HEADER_BYTES);
-    out.push(packet);
-  }
-  return out;
 }
 
 describe('FEC feedback', () => {

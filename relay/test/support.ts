@@ -4,7 +4,8 @@
  * sends. Deterministic: time is whatever the test passes, randomness is seeded.
  */
 import { decodeControl, type ControlMessage } from '../../proto/src/control.js';
-import { HEADER_BYTES, PacketHeader, parseHeader, sessionIdToHex } from '../../proto/src/header.js';
+import { HEADER_BYTES, PacketHeader, parseHeader, sessionIdToHex, writeHeader } from '../../proto/src/header.js';
+import { setShardHeader, type FecSender } from '../../proto/src/fec/index.js';
 import { Rng } from '../../proto/src/rng.js';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed, ticketVerifyKeyFromRaw } from '../../proto/src/ticket.js';
 import type { Endpoint } from '../../proto/src/transport.js';
@@ -189,4 +190,20 @@ export function controlOf(bytes: Uint8Array): ControlMessage | undefined {
 export function typeOf(bytes: Uint8Array): number {
   const header = new PacketHeader();
   return parseHeader(bytes, header) === 0 ? header.type : -1;
+}
+
+/** Everything `sender` sends for `payload` pushed at `nowMs` (data and parity shards), as tunnel packets of session `s`. */
+export function upstreamShards(s: ClientSession, sender: FecSender, nowMs: number, payload: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const buffer = new Uint8Array(1402);
+  sender.push(nowMs, payload);
+  for (let tx = sender.pollTransmit(buffer); tx; tx = sender.pollTransmit(buffer)) {
+    const hh = new PacketHeader();
+    setShardHeader(hh, tx, s.high, s.low);
+    const packet = new Uint8Array(HEADER_BYTES + tx.length);
+    writeHeader(hh, packet);
+    packet.set(buffer.subarray(0, tx.length), HEADER_BYTES);
+    out.push(packet);
+  }
+  return out;
 }

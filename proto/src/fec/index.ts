@@ -24,7 +24,7 @@ export {
   type FecSchemeOff,
   type FecSchemeRs,
 } from './scheme.js';
-export { FecSender, FecShardKind, type FecSenderCounters, type FecSenderInit, type FecShardKindValue, type FecTransmit } from './sender.js';
+export { FecSender, FecShardKind, setShardHeader, type FecSenderCounters, type FecSenderInit, type FecShardKindValue, type FecTransmit } from './sender.js';
 export {
   FecReceiver,
   FEC_GROUP_TIMEOUT_MS_DEFAULT,

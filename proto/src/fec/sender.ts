@@ -16,6 +16,7 @@
  * `holdMs` after its first packet, whichever is first, so low-rate traffic never waits
  * for a group to fill. In `duplicate` mode copies follow `spacingMs` apart.
  */
+import { PacketType, type PacketHeader } from '../header.js';
 import type { FecController } from './controller.js';
 import { BufferPool } from './pool.js';
 import type { FecIntervalStats } from './receiver.js';
@@ -54,6 +55,22 @@ export interface FecTransmit {
   kind: FecShardKindValue;
   /** Payload bytes written into the caller's buffer. */
   length: number;
+}
+
+/**
+ * Fills the data-plane header fields of one shard to send: its type (data below `k`,
+ * parity otherwise), the session id, the wire sequence and the group fields. Flags are
+ * left to the caller (they depend on where the copy goes). Allocates nothing.
+ */
+export function setShardHeader(h: PacketHeader, tx: FecTransmit, sessionIdHigh: number, sessionIdLow: number): void {
+  h.type = tx.index < tx.k ? PacketType.Data : PacketType.Parity;
+  h.sessionIdHigh = sessionIdHigh;
+  h.sessionIdLow = sessionIdLow;
+  h.sequence = tx.seq;
+  h.fecGroup = tx.groupId;
+  h.fecIndex = tx.index;
+  h.fecDataCount = tx.k;
+  h.fecParityCount = tx.r;
 }
 
 /** Cumulative counts of what the sender put on the wire. Payload bytes, headers excluded. */

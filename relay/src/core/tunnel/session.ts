@@ -7,7 +7,7 @@
  */
 import { decodeControl, encodeControl } from '../../../../proto/src/control.js';
 import { ErrorCode, type ErrorCodeValue } from '../../../../proto/src/errors.js';
-import { FecController, FecReceiver, FecSender, FEC_OFF, type FecScheme } from '../../../../proto/src/fec/index.js';
+import { FecController, FecReceiver, FecSender, FEC_OFF, setShardHeader, type FecScheme } from '../../../../proto/src/fec/index.js';
 import { HEADER_BYTES, type PacketHeader, PacketType } from '../../../../proto/src/header.js';
 import { SlabAllocator } from '../../../../proto/src/slab.js';
 import type { Endpoint } from '../../../../proto/src/transport.js';
@@ -248,15 +248,8 @@ export class TunnelSessions {
     const sender = session.fecSender!;
     const h = this.packets.outHeader;
     for (let tx = sender.pollTransmit(this.fecScratch); tx !== undefined; tx = sender.pollTransmit(this.fecScratch)) {
-      h.type = tx.index < tx.k ? PacketType.Data : PacketType.Parity;
+      setShardHeader(h, tx, session.idHigh, session.idLow);
       h.flags = tx.kind === 2 ? 0x01 : 0;
-      h.sessionIdHigh = session.idHigh;
-      h.sessionIdLow = session.idLow;
-      h.sequence = tx.seq;
-      h.fecGroup = tx.groupId;
-      h.fecIndex = tx.index;
-      h.fecDataCount = tx.k;
-      h.fecParityCount = tx.r;
       const out = this.slabs.view(HEADER_BYTES + tx.length);
       writeTunnelHeader(h, out);
       out.set(this.fecScratch.subarray(0, tx.length), HEADER_BYTES);

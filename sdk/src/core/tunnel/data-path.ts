@@ -10,7 +10,7 @@
  * Per packet it allocates only the datagram it emits (a slab view): the header, the
  * scratch shard and the target list are reused.
  */
-import { FecController, FecSender, FecShardKind, type FecIntervalStats, type FecScheme } from '../../../../proto/src/fec/index.js';
+import { FecController, FecSender, FecShardKind, setShardHeader, type FecIntervalStats, type FecScheme } from '../../../../proto/src/fec/index.js';
 import { HEADER_BYTES, HeaderFlag, PacketHeader, PacketType, writeHeader } from '../../../../proto/src/header.js';
 import { SlabAllocator } from '../../../../proto/src/slab.js';
 import { buildControlPacket, fecStatsMessage } from '../../../../proto/src/wire.js';
@@ -130,14 +130,7 @@ export class DataPath {
     const targets = this.targets(nowMs);
     const h = this.outHeader;
     for (let tx = sender.pollTransmit(this.scratch); tx !== undefined; tx = sender.pollTransmit(this.scratch)) {
-      h.type = tx.index < tx.k ? PacketType.Data : PacketType.Parity;
-      h.sessionIdHigh = ctx.sessionIdHigh;
-      h.sessionIdLow = ctx.sessionIdLow;
-      h.sequence = tx.seq;
-      h.fecGroup = tx.groupId;
-      h.fecIndex = tx.index;
-      h.fecDataCount = tx.k;
-      h.fecParityCount = tx.r;
+      setShardHeader(h, tx, ctx.sessionIdHigh, ctx.sessionIdLow);
       for (const link of targets) {
         if (link.fecMode === 'off') continue; // such a relay gets plain copies only (rare: the client offers rs first)
         h.flags = (tx.kind === FecShardKind.Duplicate ? HeaderFlag.Duplicate : 0) | (link === targets[0] ? 0 : HeaderFlag.ViaBackup);
