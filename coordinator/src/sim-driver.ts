@@ -1,6 +1,8 @@
 /**
- * Drives a {@link CoordinatorCore} over any {@link Transport} with proto's msgpack
- * control messages (`relayRegister`, `relayHeartbeat`, `pathReport`), on a caller's
+ * Drives a {@link CoordinatorCore} over any {@link Transport} with the relay API's calls
+ * (register, heartbeat, fleet list, path reports: proto/src/sim-api.ts, answered by
+ * {@link answerSimApiCall}) and proto's msgpack control messages (`relayRegister`,
+ * `relayHeartbeat`, `pathReport`), on a caller's
  * clock and timer. In the simulator this puts the coordinator's real ranking, lease
  * and measurement logic on a virtual network next to simulated relays and clients
  * (coordinator/test/sim.test.ts); nothing here reads a clock or opens a socket.
@@ -10,10 +12,12 @@
  * relay) it is an SDK report filed under the sender's address prefix.
  */
 import { decodeControl } from '../../proto/src/control.js';
+import { decodeSimApiCall, encodeSimApiAnswer } from '../../proto/src/sim-api.js';
 import type { Clock } from '../../proto/src/clock.js';
 import type { Endpoint, Transport } from '../../proto/src/transport.js';
 import { CoordinatorCore } from './core/coordinator-core.js';
 import { clientPrefix } from './core/geo.js';
+import { answerSimApiCall } from './sim-relay-api.js';
 
 /** A re-armable one-shot timer (the simulator's `SimTimer` fits). */
 export interface DriverTimer {
@@ -65,6 +69,15 @@ export class CoordinatorSimDriver {
   }
 
   private handleDatagram(bytes: Uint8Array, from: Endpoint): void {
+    const call = decodeSimApiCall(bytes);
+    if (call !== undefined) {
+      const answer = answerSimApiCall(this.core, this.clock.now(), call);
+      if (answer.ok) this.stats.messages++;
+      else this.stats.refused++;
+      this.transport.send(encodeSimApiAnswer(answer), from);
+      this.drain();
+      return;
+    }
     const decoded = decodeControl(bytes);
     if (!decoded.ok) {
       this.stats.refused++;

@@ -1,0 +1,163 @@
+/**
+ * The simulator driver of the relay's fleet core ({@link FleetAgentCore}): the same
+ * registration, heartbeats, re-join, fleet-list refresh and path probes as production
+ * (`relay/src/fleet.ts`), bound to the simulator's virtual UDP sockets and clock. The
+ * core's requests travel as msgpack datagrams (proto/src/sim-api.ts) to the simulated
+ * coordinator (`coordinator/src/sim-driver.ts`), which answers with the real coordinator
+ * core; a request unanswered within `requestTimeoutMs` fails as a timed-out HTTP request
+ * would. One socket carries the API calls and the probes.
+ *
+ * The simulator has no TCP, so an origin probe (a TCP connect: one round trip to the
+ * origin's host, answered by a SYN-ACK or a reset whatever listens) is one small datagram
+ * to the origin host's echo port, {@link SimFleetAgentInit.connectEchoPort}.
+ */
+import { decodeSimApiAnswer, encodeSimApiCall } from '../../proto/src/sim-api.js';
+import type { Endpoint } from '../../proto/src/transport.js';
+import type { SimTimer } from '../../sim/src/core/event-queue.js';
+import type { SimHost, SimNetwork, SimUdpSocket } from '../../sim/src/core/network.js';
+import { FleetAgentCore, type FleetAgentContext, type FleetAgentEvent, type FleetAgentSpec, type FleetRequest } from './core/fleet-agent.js';
+
+/** First four bytes of an emulated TCP connect ("SLTC"); the probe id follows. */
+const CONNECT_MAGIC = 0x534c5443;
+/** Bytes of an emulated TCP connect. */
+const CONNECT_BYTES = 8;
+
+/** Options of a {@link SimFleetAgent}. */
+export interface SimFleetAgentInit {
+  readonly network: SimNetwork;
+  /** The relay's host (the agent binds an ephemeral port there). */
+  readonly host: SimHost;
+  /** The coordinator's API socket. */
+  readonly coordinator: Endpoint;
+  readonly spec: FleetAgentSpec;
+  /** What the core reads of the relay (its load and origins). */
+  readonly context: FleetAgentContext;
+  /** Where an origin host echoes datagrams: an emulated TCP connect goes there. */
+  readonly connectEchoPort: number;
+  /** A request unanswered this long fails, ms. Default: as the production client, max(1000, 2 × heartbeat interval). */
+  readonly requestTimeoutMs?: number;
+  /** Called with the other relays' addresses on every fleet list (optional). */
+  readonly setPeers?: (addresses: readonly string[]) => void;
+}
+
+/** One event the core emitted, with when (for assertions and invariants). */
+export type SimFleetEvent = FleetAgentEvent & { readonly atMs: number };
+
+/** See the module comment. */
+export class SimFleetAgent {
+  /** The core (for assertions). */
+  readonly core: FleetAgentCore;
+  /** The core's events except probes and peers, in order. */
+  readonly events: SimFleetEvent[] = [];
+  private readonly socket: SimUdpSocket;
+  private readonly timer: SimTimer;
+  private timerDeadline = Number.POSITIVE_INFINITY;
+  private readonly network: SimNetwork;
+  private readonly requestTimeoutMs: number;
+  /** Requests in flight → when they time out, ms. */
+  private readonly pending = new Map<number, number>();
+  /** Emulated TCP connects in flight → when they time out, ms. */
+  private readonly connects = new Map<number, number>();
+  private stopped = false;
+
+  constructor(private readonly init: SimFleetAgentInit) {
+    this.network = init.network;
+    this.requestTimeoutMs = init.requestTimeoutMs ?? Math.max(1000, init.spec.heartbeatIntervalMs * 2);
+    this.core = new FleetAgentCore(init.spec, init.context);
+    this.socket = init.host.bind(0);
+    this.socket.onReceive((bytes, from) => this.onDatagram(bytes, from));
+    this.timer = init.network.createTimer((now) => this.onTimer(now), { what: 'relay fleet agent timer', host: init.host.address });
+    this.core.start(init.network.now());
+    this.flush();
+  }
+
+  /** SIGTERM: the next heartbeat (sent now) says the relay is draining. */
+  setDraining(): void {
+    this.core.setDraining(this.network.now());
+    this.flush();
+  }
+
+  /** Stops the agent (a crashed relay's agent dies with it) and closes its socket. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.core.stop();
+    this.timer.clear();
+    this.socket.close();
+  }
+
+  /** Whether {@link stop} was called. */
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  private onDatagram(bytes: Uint8Array, from: Endpoint): void {
+    if (this.stopped) return;
+    const now = this.network.now();
+    if (from.address === this.init.coordinator.address && from.port === this.init.coordinator.port) {
+      const answer = decodeSimApiAnswer(bytes);
+      if (answer === undefined || !this.pending.delete(answer.id)) return;
+      this.core.handleResponse(now, answer.id, answer.ok ? { ok: true, body: answer.body } : { ok: false, failure: { status: answer.status, code: answer.code, message: answer.message } });
+    } else if (from.port === this.init.connectEchoPort && bytes.length === CONNECT_BYTES) {
+      const view = new DataView(bytes.buffer, bytes.byteOffset, CONNECT_BYTES);
+      const probeId = view.getUint32(4);
+      if (view.getUint32(0) !== CONNECT_MAGIC || !this.connects.delete(probeId)) return;
+      this.core.handleConnectResult(now, probeId, true);
+    } else this.core.handleDatagram(now, from, bytes);
+    this.flush();
+  }
+
+  private onTimer(now: number): void {
+    this.timerDeadline = Number.POSITIVE_INFINITY;
+    if (this.stopped) return;
+    for (const [id, deadline] of this.pending) {
+      if (deadline > now) continue;
+      this.pending.delete(id);
+      this.core.handleResponse(now, id, { ok: false, failure: { status: undefined, code: undefined, message: `no answer within ${this.requestTimeoutMs} ms` } });
+    }
+    for (const [probeId, deadline] of this.connects) {
+      if (deadline > now) continue;
+      this.connects.delete(probeId);
+      this.core.handleConnectResult(now, probeId, false);
+    }
+    this.core.handleTimeout(now);
+    this.flush();
+  }
+
+  /** Drains the core: events, requests, probes, then the one timer. */
+  private flush(): void {
+    if (this.stopped) return;
+    const core = this.core;
+    const now = this.network.now();
+    for (let e = core.pollEvent(); e !== undefined; e = core.pollEvent()) {
+      if (e.type === 'connect') this.connect(now, e.probeId, e.address, e.timeoutMs);
+      else if (e.type === 'peers') this.init.setPeers?.(e.addresses);
+      else this.events.push({ ...e, atMs: now });
+    }
+    for (let r = core.pollRequest(); r !== undefined; r = core.pollRequest()) this.send(now, r);
+    for (let tx = core.pollTransmit(); tx !== undefined; tx = core.pollTransmit()) this.socket.send(tx.bytes, tx);
+    let deadline = core.pollTimeout() ?? Number.POSITIVE_INFINITY;
+    for (const at of this.pending.values()) if (at < deadline) deadline = at;
+    for (const at of this.connects.values()) if (at < deadline) deadline = at;
+    if (deadline !== this.timerDeadline) {
+      this.timerDeadline = deadline;
+      if (deadline === Number.POSITIVE_INFINITY) this.timer.clear();
+      else this.timer.set(deadline);
+    }
+  }
+
+  private send(now: number, r: FleetRequest): void {
+    this.pending.set(r.id, now + this.requestTimeoutMs);
+    const body = r.kind === 'register' ? { ...r.info } : r.kind === 'heartbeat' ? { relayId: r.relayId, load: r.load } : r.kind === 'reports' ? { relayId: r.relayId, reports: r.reports } : {};
+    this.socket.send(encodeSimApiCall({ id: r.id, kind: r.kind, body }), this.init.coordinator);
+  }
+
+  private connect(now: number, probeId: number, address: string, timeoutMs: number): void {
+    this.connects.set(probeId, now + timeoutMs);
+    const bytes = new Uint8Array(CONNECT_BYTES);
+    const view = new DataView(bytes.buffer);
+    view.setUint32(0, CONNECT_MAGIC);
+    view.setUint32(4, probeId);
+    this.socket.send(bytes, { address, port: this.init.connectEchoPort });
+  }
+}
