@@ -205,9 +205,8 @@ export class DeploymentRelay {
   agent: SimFleetAgent | undefined = undefined;
   /** Every fleet agent this relay ran, one per start, oldest first (for the fleet invariants). */
   readonly agents: SimFleetAgent[] = [];
-  /** Virtual time of each start and crash, ms. */
+  /** Virtual time of each start, ms (index as {@link agents}). */
   readonly startedAtMs: number[] = [];
-  readonly crashedAtMs: number[] = [];
   /** Starts so far (1 + restarts). */
   starts = 0;
   constructor(
@@ -305,7 +304,6 @@ export class SimDeployment {
     const r = this.relays.get(id);
     if (r === undefined) throw new RangeError(`SimDeployment: no relay ${id}`);
     if (!r.alive) return;
-    r.crashedAtMs.push(this.network.now());
     r.agent!.stop();
     r.relay!.close();
     r.agent = undefined;
