@@ -18,12 +18,13 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Endpoint } from '../../proto/src/transport.js';
-import { CoordinatorClient, type RevocationFollower } from '../../coordinator/src/client.js';
+import { CoordinatorClient } from '../../coordinator/src/client.js';
 import type { RelayConfig } from './config.js';
 import { RelayCore, type RelayEvent, type TcpAdmission } from './core/relay-core.js';
 import { ipLiteralLookup } from '../../sdk/src/udp-lookup.js';
 import type { FleetAgent } from './fleet.js';
 import { FleetMembership, fleetMembershipKey } from './fleet-membership.js';
+import { followRevocationFeed, type RevocationFeedFollower } from './revocation-feed.js';
 import { createRelayMetrics, type FleetStatus } from './metrics.js';
 
 /** Period of the TCP idle sweep, ms: idle timeouts are ≥ 30 s, so a second of slack is noise. */
@@ -124,7 +125,7 @@ export class Relay {
   private readonly registry: Registry;
   private revocationTimer: NodeJS.Timeout | undefined;
   private revocationStamp = '';
-  private follower: RevocationFollower | undefined;
+  private follower: RevocationFeedFollower | undefined;
   /** The coordinator URL and fleet secret the revocation feed follows with ('' when none). */
   private followedKey = '';
   private config: RelayConfig;
@@ -634,7 +635,8 @@ export class Relay {
     this.followedKey = key;
     if (url === '') return;
     const client = new CoordinatorClient({ baseUrl: url, fleetSecret: this.config.coordinatorFleetSecret });
-    this.follower = client.followRevocations(
+    this.follower = followRevocationFeed(
+      client,
       (entries) => {
         if (this.closed || entries.length === 0) return;
         const before = this.core.tunnelSessionCount;
@@ -642,7 +644,7 @@ export class Relay {
         this.flush();
         this.logger.info({ event: 'revocations', source: url, revoked: entries.length, sessionsEnded: before - this.core.tunnelSessionCount }, 'revocations received');
       },
-      { onError: (error) => this.logger.warn({ event: 'revocation_feed_error', source: url, err: error instanceof Error ? error.message : String(error) }, 'revocation feed unreachable; retrying') },
+      (reason) => this.logger.warn({ event: 'revocation_feed_error', source: url, err: reason }, 'revocation feed unreachable; retrying'),
     );
   }
 
