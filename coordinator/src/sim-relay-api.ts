@@ -2,8 +2,9 @@
  * The coordinator's relay API answered by the real {@link CoordinatorCore} for the
  * simulator: what `coordinator/src/service.ts` answers over HTTP to
  * `POST /v1/relays/register`, `POST /v1/relays/heartbeat` (404 `unknown_relay` when the
- * core does not know the relay: it must register again), `GET /v1/fleet` and
- * `POST /v1/relays/reports`, without the HTTP, the fleet secret and the store. Calls
+ * core does not know the relay: it must register again), `GET /v1/fleet`,
+ * `POST /v1/relays/reports` and `GET /v1/revocations` (the long poll's wait is the
+ * driver's: {@link CoordinatorSimDriver} holds a call until something is new), without the HTTP, the fleet secret and the store. Calls
  * arrive as {@link SimApiCall}s (proto/src/sim-api.ts) through
  * {@link CoordinatorSimDriver}.
  */
@@ -34,6 +35,10 @@ export function answerSimApiCall(core: CoordinatorCore, nowMs: number, call: Sim
     case 'fleet':
       // The fields of `GET /v1/fleet` a relay reads (the full view's matrix and series cost the simulation for nothing).
       return { id, ok: true, body: { relays: [...core.registry.list()].map((r) => ({ relayId: r.relayId, probeAddress: r.probeAddress, region: r.region, health: core.registry.health(nowMs, r) })) } };
+    case 'revocations': {
+      const { sinceMs } = call.body as { sinceMs: number };
+      return { id, ok: true, body: revocationPage(core, nowMs, sinceMs) };
+    }
     case 'reports': {
       const { relayId, reports } = call.body as { relayId: string; reports: RelayPathReport[] };
       if (core.registry.get(relayId) === undefined) return unknownRelay(relayId);
@@ -48,4 +53,14 @@ export function answerSimApiCall(core: CoordinatorCore, nowMs: number, call: Sim
       return { id, ok: true, body: { taken, skipped } };
     }
   }
+}
+
+/**
+ * A page of the revocation feed after `sinceMs`, as `GET /v1/revocations` answers it: the
+ * cursor is the last entry's receive time, or (nothing new) just before now.
+ */
+export function revocationPage(core: CoordinatorCore, nowMs: number, sinceMs: number): { cursorMs: number; revocations: { sessionId: string; revokedAtMs: number; expiresAtMs: number }[] } {
+  const entries = core.revocations.since(nowMs, sinceMs);
+  const cursorMs = entries.length > 0 ? entries[entries.length - 1]!.receivedAtMs : Math.max(sinceMs, nowMs - 1);
+  return { cursorMs, revocations: entries.map((e) => ({ sessionId: e.sessionId, revokedAtMs: e.revokedAtMs, expiresAtMs: e.expiresAtMs })) };
 }

@@ -1,5 +1,6 @@
 /**
- * The coordinator's relay API (register, heartbeat, fleet list, path reports) carried
+ * The coordinator's relay API (register, heartbeat, fleet list, path reports, the
+ * revocation feed's long poll) carried
  * over the simulator's datagrams: one msgpack map per call and per answer, tied by the
  * call's `id`. Production speaks the same calls as JSON over HTTP
  * (`coordinator/src/client.ts`); in the simulator the relay's fleet core
@@ -16,20 +17,20 @@ const SIM_API_VERSION = 1;
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, bundleStrings: false });
 
 /** The API calls the simulator carries, named as the relay's fleet core names its requests. */
-export type SimApiKind = 'register' | 'heartbeat' | 'fleet' | 'reports';
+export type SimApiKind = 'register' | 'heartbeat' | 'fleet' | 'reports' | 'revocations';
 
 /** A call: `id` (chosen by the caller) comes back on its answer. */
 export interface SimApiCall {
   readonly id: number;
   readonly kind: SimApiKind;
-  /** The HTTP API's request body (`{}` for the fleet list). */
+  /** The HTTP API's request body (`{}` for the fleet list; `{ sinceMs, waitMs }` for the revocation feed). */
   readonly body: Record<string, unknown>;
 }
 
 /** An answer: the HTTP API's answer body, or its error (`status`, `code`, `message`). */
 export type SimApiAnswer = { readonly id: number; readonly ok: true; readonly body: unknown } | { readonly id: number; readonly ok: false; readonly status: number; readonly code: string; readonly message: string };
 
-const KINDS: readonly string[] = ['register', 'heartbeat', 'fleet', 'reports'];
+const KINDS: readonly string[] = ['register', 'heartbeat', 'fleet', 'reports', 'revocations'];
 
 /** Encodes a call. */
 export function encodeSimApiCall(call: SimApiCall): Uint8Array {

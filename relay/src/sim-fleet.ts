@@ -5,7 +5,9 @@
  * core's requests travel as msgpack datagrams (proto/src/sim-api.ts) to the simulated
  * coordinator (`coordinator/src/sim-driver.ts`), which answers with the real coordinator
  * core; a request unanswered within `requestTimeoutMs` fails as a timed-out HTTP request
- * would. One socket carries the API calls and the probes.
+ * would. One socket carries the API calls and the probes. With `onRevoked`, the agent
+ * also follows the coordinator's revocation feed ({@link RevocationFeedCore}), as a
+ * production relay with a coordinator URL does.
  *
  * The simulator has no TCP, so an origin probe (a TCP connect: one round trip to the
  * origin's host, answered by a SYN-ACK or a reset whatever listens) is one small datagram
@@ -15,7 +17,8 @@ import { decodeSimApiAnswer, encodeSimApiCall } from '../../proto/src/sim-api.js
 import type { Endpoint } from '../../proto/src/transport.js';
 import type { SimTimer } from '../../sim/src/core/event-queue.js';
 import type { SimHost, SimNetwork, SimUdpSocket } from '../../sim/src/core/network.js';
-import { FleetAgentCore, type FleetAgentContext, type FleetAgentEvent, type FleetAgentSpec, type FleetRequest } from './core/fleet-agent.js';
+import { FleetAgentCore, type FleetAgentContext, type FleetAgentEvent, type FleetAgentSpec, type FleetFailure, type FleetRequest } from './core/fleet-agent.js';
+import { RevocationFeedCore, type RevocationFeedEvent } from './core/revocation-feed.js';
 
 /** First four bytes of an emulated TCP connect ("SLTC"); the probe id follows. */
 const CONNECT_MAGIC = 0x534c5443;
@@ -38,6 +41,13 @@ export interface SimFleetAgentInit {
   readonly requestTimeoutMs?: number;
   /** Called with the other relays' addresses on every fleet list (optional). */
   readonly setPeers?: (addresses: readonly string[]) => void;
+  /**
+   * Follow the coordinator's revocation feed (as a production relay with a coordinator
+   * URL does, with {@link RevocationFeedCore}); revoked sessions go here. Default: not followed.
+   */
+  readonly onRevoked?: (revocations: Extract<RevocationFeedEvent, { type: 'revoked' }>['revocations']) => void;
+  /** Wall clock at virtual time 0, Unix ms (revocations expire in wall time). Default 1.7e12. */
+  readonly wallEpochMs?: number;
 }
 
 /** One event the core emitted, with when (for assertions and invariants). */
@@ -47,6 +57,8 @@ export type SimFleetEvent = FleetAgentEvent & { readonly atMs: number };
 export class SimFleetAgent {
   /** The core (for assertions). */
   readonly core: FleetAgentCore;
+  /** The revocation feed's core, when followed (for assertions). */
+  readonly feed: RevocationFeedCore | undefined;
   /** The core's events except probes and peers, in order. */
   readonly events: SimFleetEvent[] = [];
   private readonly socket: SimUdpSocket;
@@ -56,6 +68,8 @@ export class SimFleetAgent {
   private readonly requestTimeoutMs: number;
   /** Requests in flight → when they time out, ms. */
   private readonly pending = new Map<number, number>();
+  /** Revocation-feed polls in flight → when they time out, ms (on the wire their ids are negated). */
+  private readonly feedPending = new Map<number, number>();
   /** Emulated TCP connects in flight → when they time out, ms. */
   private readonly connects = new Map<number, number>();
   private stopped = false;
@@ -68,6 +82,8 @@ export class SimFleetAgent {
     this.socket.onReceive((bytes, from) => this.onDatagram(bytes, from));
     this.timer = init.network.createTimer((now) => this.onTimer(now), { what: 'relay fleet agent timer', host: init.host.address });
     this.core.start(init.network.now());
+    this.feed = init.onRevoked === undefined ? undefined : new RevocationFeedCore();
+    this.feed?.start();
     this.flush();
   }
 
@@ -82,6 +98,7 @@ export class SimFleetAgent {
     if (this.stopped) return;
     this.stopped = true;
     this.core.stop();
+    this.feed?.stop();
     this.timer.clear();
     this.socket.close();
   }
@@ -96,8 +113,11 @@ export class SimFleetAgent {
     const now = this.network.now();
     if (from.address === this.init.coordinator.address && from.port === this.init.coordinator.port) {
       const answer = decodeSimApiAnswer(bytes);
-      if (answer === undefined || !this.pending.delete(answer.id)) return;
-      this.core.handleResponse(now, answer.id, answer.ok ? { ok: true, body: answer.body } : { ok: false, failure: { status: answer.status, code: answer.code, message: answer.message } });
+      if (answer === undefined) return;
+      const response = answer.ok ? { ok: true as const, body: answer.body } : { ok: false as const, failure: { status: answer.status, code: answer.code, message: answer.message } };
+      if (answer.id < 0) {
+        if (this.feedPending.delete(-answer.id)) this.feed?.handleResponse(now, this.wallMs(now), -answer.id, response);
+      } else if (this.pending.delete(answer.id)) this.core.handleResponse(now, answer.id, response);
     } else if (from.port === this.init.connectEchoPort && bytes.length === CONNECT_BYTES) {
       const view = new DataView(bytes.buffer, bytes.byteOffset, CONNECT_BYTES);
       const probeId = view.getUint32(4);
@@ -113,8 +133,14 @@ export class SimFleetAgent {
     for (const [id, deadline] of this.pending) {
       if (deadline > now) continue;
       this.pending.delete(id);
-      this.core.handleResponse(now, id, { ok: false, failure: { status: undefined, code: undefined, message: `no answer within ${this.requestTimeoutMs} ms` } });
+      this.core.handleResponse(now, id, { ok: false, failure: this.timedOut() });
     }
+    for (const [id, deadline] of this.feedPending) {
+      if (deadline > now) continue;
+      this.feedPending.delete(id);
+      this.feed?.handleResponse(now, this.wallMs(now), id, { ok: false, failure: this.timedOut() });
+    }
+    this.feed?.handleTimeout(now);
     for (const [probeId, deadline] of this.connects) {
       if (deadline > now) continue;
       this.connects.delete(probeId);
@@ -136,14 +162,34 @@ export class SimFleetAgent {
     }
     for (let r = core.pollRequest(); r !== undefined; r = core.pollRequest()) this.send(now, r);
     for (let tx = core.pollTransmit(); tx !== undefined; tx = core.pollTransmit()) this.socket.send(tx.bytes, tx);
+    const feed = this.feed;
+    if (feed !== undefined) {
+      for (let e = feed.pollEvent(); e !== undefined; e = feed.pollEvent()) if (e.type === 'revoked') this.init.onRevoked!(e.revocations);
+      for (let r = feed.pollRequest(); r !== undefined; r = feed.pollRequest()) {
+        // A long poll: the wait comes on top of the request timeout, as in the production client.
+        this.feedPending.set(r.id, now + this.requestTimeoutMs + r.waitMs);
+        this.socket.send(encodeSimApiCall({ id: -r.id, kind: 'revocations', body: { sinceMs: r.sinceMs, waitMs: r.waitMs } }), this.init.coordinator);
+      }
+    }
     let deadline = core.pollTimeout() ?? Number.POSITIVE_INFINITY;
+    const feedAt = feed?.pollTimeout();
+    if (feedAt !== undefined && feedAt < deadline) deadline = feedAt;
     for (const at of this.pending.values()) if (at < deadline) deadline = at;
+    for (const at of this.feedPending.values()) if (at < deadline) deadline = at;
     for (const at of this.connects.values()) if (at < deadline) deadline = at;
     if (deadline !== this.timerDeadline) {
       this.timerDeadline = deadline;
       if (deadline === Number.POSITIVE_INFINITY) this.timer.clear();
       else this.timer.set(deadline);
     }
+  }
+
+  private wallMs(now: number): number {
+    return (this.init.wallEpochMs ?? 1.7e12) + now;
+  }
+
+  private timedOut(): FleetFailure {
+    return { status: undefined, code: undefined, message: `no answer within ${this.requestTimeoutMs} ms` };
   }
 
   private send(now: number, r: FleetRequest): void {

@@ -3,16 +3,18 @@
  * they restart, through the production fleet core (relay/src/core/fleet-agent.ts) against
  * the real coordinator core, over a small seed range (the full range runs in
  * swarm.test.ts, whose invariants include these). Any failure prints the command that
- * replays it. And the re-join the swarm cannot reach: a coordinator that forgot the
- * relay answers its heartbeat `unknown_relay`, and the relay registers again.
+ * replays it. And what the swarm does not reach: a coordinator that forgot the relay
+ * answers its heartbeat `unknown_relay`, and the relay registers again; a session
+ * revoked at the coordinator ends at the relay through the revocation feed.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CoordinatorCore } from '../../coordinator/src/core/coordinator-core.js';
 import { CoordinatorSimDriver } from '../../coordinator/src/sim-driver.js';
 import { Rng } from '../../proto/src/rng.js';
-import { fleetKeys, SIM_COORDINATOR_PORT, SIM_LEASE_MS, SIM_ORIGIN_PORT, simFleetSpec, simRelayConfig, startSimFleetAgent } from '../../sdk/src/sim/fleet.js';
-import { SCENARIO_RELAY_FEC } from '../../sdk/src/sim/scenario.js';
+import { fleetKeys, SIM_COORDINATOR_PORT, SIM_LEASE_MS, SIM_ORIGIN_PORT, SIM_WALL_EPOCH_MS, simFleetSpec, simRelayConfig, startSimFleetAgent } from '../../sdk/src/sim/fleet.js';
+import { SCENARIO_RELAY_FEC, SdkScenario } from '../../sdk/src/sim/scenario.js';
+import { ErrorCode } from '../../proto/src/errors.js';
 import { SimNetwork } from '../src/core/network.js';
 import { ScenarioRun } from '../src/scenario/run.js';
 import { checkFleetInvariants, SWARM_FLEET_JOIN_LEASES, watchFleet } from '../src/swarm/fleet-invariants.js';
@@ -54,7 +56,7 @@ test('a relay the coordinator forgot (cut off beyond its retention) is answered 
     return { set: (at: number) => timer.set(at) };
   });
   const config = simRelayConfig(relayAddress, fleetKeys(new Rng(1)), new Map([['origin-1', { address: '10.8.0.1', port: SIM_ORIGIN_PORT }]]), SCENARIO_RELAY_FEC);
-  const agent = startSimFleetAgent(net, relayHost, simFleetSpec('relay-1', 'r1', relayAddress), { address: coordinatorAddress, port: SIM_COORDINATOR_PORT }, config, () => 0);
+  const agent = startSimFleetAgent(net, relayHost, simFleetSpec('relay-1', 'r1', relayAddress), { address: coordinatorAddress, port: SIM_COORDINATOR_PORT }, config, () => undefined);
 
   net.runUntil(2000);
   assert.equal(agent.events.filter((e) => e.type === 'registered').length, 1);
@@ -94,4 +96,18 @@ test('the fleet invariants bite: a relay that never registered, and a crashed re
   const { violations } = checkFleetInvariants(plan, run, watch);
   assert.ok(violations.some((v) => v.invariant === 'lease-expiry' && v.detail.startsWith(`${crash.relay} crashed at ${crash.atMs} ms and is still healthy`)), JSON.stringify(violations));
   assert.ok(violations.some((v) => v.invariant === 'fleet-join' && v.detail.startsWith(`${silent.spec.id} (start 1 at 0 ms) never registered`)), JSON.stringify(violations));
+});
+
+test('a session revoked at the coordinator ends at the relay within a second, through the relay\'s revocation feed (a long poll)', () => {
+  const s = new SdkScenario({ seed: 9, relays: [{ id: 'a', clientDelayMs: 10, originDelayMs: 10 }, { id: 'b', clientDelayMs: 30, originDelayMs: 10 }] });
+  s.startTraffic(30);
+  s.runUntil(s.nowMs + 3000);
+  assert.ok(s.client.core.isOpen);
+  const revokedAtMs = s.nowMs;
+  s.coordinatorDriver.revoke(s.sessionId, SIM_WALL_EPOCH_MS + revokedAtMs, SIM_WALL_EPOCH_MS + 3_600_000);
+  s.runUntil(revokedAtMs + 1000);
+  const failed = s.client.events.find((e) => e.type === 'failed');
+  assert.ok(failed !== undefined && failed.type === 'failed' && failed.code === ErrorCode.TicketRevoked, JSON.stringify(failed));
+  assert.ok(failed.atMs - revokedAtMs < 1000, `ended ${failed.atMs - revokedAtMs} ms after the revocation`);
+  for (const [id, r] of s.relays) assert.equal(r.agent.feed?.cursor !== undefined && r.agent.feed.cursor > 0, true, `relay ${id} follows the feed`);
 });

@@ -103,7 +103,7 @@ test('relay agent: an origin that never answers does not spin its timer (swarm s
   net.addHost('10.9.0.1');
   net.addHost('10.8.0.1'); // the origin: no probe port bound, so probes are never answered
   const config = simRelayConfig('10.1.0.1', fleetKeys(new Rng(1)), new Map([['origin-1', { address: '10.8.0.1', port: SIM_ORIGIN_PORT }]]), SCENARIO_RELAY_FEC);
-  const agent = startSimFleetAgent(net, relay, simFleetSpec('relay-1', 'r1', '10.1.0.1'), { address: '10.9.0.1', port: 7400 }, config, () => 0);
+  const agent = startSimFleetAgent(net, relay, simFleetSpec('relay-1', 'r1', '10.1.0.1'), { address: '10.9.0.1', port: 7400 }, config, () => undefined);
   const ran = runUntilBounded(net.queue, 10 * AGENT_REPORT_MS, 1000);
   assert.ok(ran < 200, `${ran} events in ${10 * AGENT_REPORT_MS} ms`);
   agent.stop();

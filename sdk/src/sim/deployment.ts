@@ -233,6 +233,8 @@ export interface WrongOriginDelivery {
 export class SimDeployment {
   readonly network: SimNetwork;
   readonly coordinator: CoordinatorCore;
+  /** The coordinator's driver (its API socket; `revoke` as a game backend would). */
+  readonly coordinatorDriver: CoordinatorSimDriver;
   readonly keys: FleetKeys;
   readonly clients: DeploymentClient[] = [];
   readonly relays = new Map<string, DeploymentRelay>();
@@ -256,7 +258,7 @@ export class SimDeployment {
 
     const coordinatorHost = net.addHost(init.coordinatorAddress);
     this.coordinator = new CoordinatorCore({ leaseMs: SIM_LEASE_MS, origins: init.origins.map((o) => ({ name: o.name, address: `${o.address}:${SIM_ORIGIN_PORT}` })) });
-    new CoordinatorSimDriver(this.coordinator, coordinatorHost.bind(SIM_COORDINATOR_PORT), net, (callback) => {
+    this.coordinatorDriver = new CoordinatorSimDriver(this.coordinator, coordinatorHost.bind(SIM_COORDINATOR_PORT), net, (callback) => {
       const timer = net.createTimer(callback, { what: 'coordinator core timer', host: init.coordinatorAddress });
       return { set: (at: number) => timer.set(Math.max(at, net.now())) };
     });
@@ -295,7 +297,7 @@ export class SimDeployment {
     const socket = r.host.sockets.get(SIM_TUNNEL_PORT);
     if (socket !== undefined) this.countWire(socket, undefined);
     r.startedAtMs.push(this.network.now());
-    r.agent = startSimFleetAgent(this.network, r.host, simFleetSpec(r.spec.id, r.spec.region, r.spec.address, r.spec.capacitySessions ?? 1000), this.coordinatorEndpoint, r.config, () => relay.core.tunnelSessionCount);
+    r.agent = startSimFleetAgent(this.network, r.host, simFleetSpec(r.spec.id, r.spec.region, r.spec.address, r.spec.capacitySessions ?? 1000), this.coordinatorEndpoint, r.config, () => r.relay);
     r.agents.push(r.agent);
   }
 

@@ -15,6 +15,7 @@ import type { Endpoint } from '../../../proto/src/transport.js';
 import * as RC from '../../../relay/src/core/constants.js';
 import type { LimitsSpec, RelayCoreConfig, TunnelFecSpec } from '../../../relay/src/core/config-types.js';
 import type { FleetAgentSpec } from '../../../relay/src/core/fleet-agent.js';
+import type { SimRelay } from '../../../relay/src/sim-driver.js';
 import { SimFleetAgent } from '../../../relay/src/sim-fleet.js';
 import type { SimHost, SimNetwork } from '../../../sim/src/core/network.js';
 import type { TunnelCandidate } from '../core/tunnel-client.js';
@@ -139,11 +140,11 @@ export function simFleetSpec(relayId: string, region: string, address: string, c
 /**
  * Starts the fleet agent of a simulated relay: the production fleet core on `host`,
  * talking to the coordinator at `coordinator`; its heartbeats carry the live tunnel
- * session count `sessions()` reads (the relay process of the moment), and it probes the
- * origins of `config`'s tunnel section through their echo port
- * ({@link SIM_ORIGIN_PROBE_PORT}).
+ * session count of the relay process `relay()` returns (the one of the moment, if any),
+ * revocations from the coordinator's feed go to that relay, and it probes the origins of
+ * `config`'s tunnel section through their echo port ({@link SIM_ORIGIN_PROBE_PORT}).
  */
-export function startSimFleetAgent(network: SimNetwork, host: SimHost, spec: FleetAgentSpec, coordinator: Endpoint, config: RelayCoreConfig, sessions: () => number): SimFleetAgent {
+export function startSimFleetAgent(network: SimNetwork, host: SimHost, spec: FleetAgentSpec, coordinator: Endpoint, config: RelayCoreConfig, relay: () => SimRelay | undefined): SimFleetAgent {
   const origins = config.tunnel?.origins ?? new Map<string, Endpoint>();
   return new SimFleetAgent({
     network,
@@ -151,7 +152,11 @@ export function startSimFleetAgent(network: SimNetwork, host: SimHost, spec: Fle
     coordinator,
     spec,
     connectEchoPort: SIM_ORIGIN_PROBE_PORT,
-    context: { load: () => ({ sessions: sessions(), packetsPerSecond: 0, cpuFraction: 0.1 }), origins: () => origins },
+    context: { load: () => ({ sessions: relay()?.core.tunnelSessionCount ?? 0, packetsPerSecond: 0, cpuFraction: 0.1 }), origins: () => origins },
+    onRevoked: (revocations) => {
+      for (const r of revocations) relay()?.revoke([r.sessionId], r.expiresAtMs);
+    },
+    wallEpochMs: SIM_WALL_EPOCH_MS,
   });
 }
 

@@ -102,6 +102,8 @@ export class TrafficLog {
 export class SdkScenario {
   readonly network: SimNetwork;
   readonly coordinator: CoordinatorCore;
+  /** The coordinator's driver (its API socket; `revoke` as a game backend would). */
+  readonly coordinatorDriver: CoordinatorSimDriver;
   readonly relays = new Map<string, { spec: ScenarioRelay; host: SimHost; relay: SimRelay; agent: SimFleetAgent; alive: boolean; config: RelayCoreConfig; restarts: number }>();
   readonly traffic = new TrafficLog();
   readonly client: SimTunnelClient;
@@ -129,7 +131,7 @@ export class SdkScenario {
     const keys = fleetKeys(rng);
 
     this.coordinator = new CoordinatorCore({ leaseMs: SIM_LEASE_MS, origins: [{ name: ORIGIN_NAME, address: `${ORIGIN_ADDRESS}:${ORIGIN_PORT}` }] });
-    new CoordinatorSimDriver(this.coordinator, coordinatorHost.bind(COORDINATOR_PORT), net, (callback) => {
+    this.coordinatorDriver = new CoordinatorSimDriver(this.coordinator, coordinatorHost.bind(COORDINATOR_PORT), net, (callback) => {
       const timer = net.createTimer(callback);
       return { set: (at: number) => timer.set(Math.max(at, net.now())) };
     });
@@ -157,7 +159,7 @@ export class SdkScenario {
       const config: RelayCoreConfig = { ...base, tunnel: { ...base.tunnel!, relayId: spec.id } };
       const relay = new SimRelay({ network: net, host, config, seed: init.seed * 31 + i });
       // The agent outlives restartRelay (as the scenario's restarts keep the registration), so it reads the relay of the moment.
-      const agent = startSimFleetAgent(net, host, simFleetSpec(spec.id, spec.region ?? `region-${spec.id}`, address), { address: COORDINATOR_ADDRESS, port: COORDINATOR_PORT }, config, () => this.relays.get(spec.id)?.relay.core.tunnelSessionCount ?? 0);
+      const agent = startSimFleetAgent(net, host, simFleetSpec(spec.id, spec.region ?? `region-${spec.id}`, address), { address: COORDINATOR_ADDRESS, port: COORDINATOR_PORT }, config, () => { const r = this.relays.get(spec.id); return r?.alive === true ? r.relay : undefined; });
       this.relays.set(spec.id, { spec, host, relay, agent, alive: true, config, restarts: 0 });
     });
 
