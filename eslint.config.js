@@ -1,8 +1,10 @@
-// Lint rules. The important part is the sans-IO fence: protocol cores in proto/ and
+// Lint rules. Two fences matter most. The floors: each part imports only the floors
+// below it (scripts/lint/floors.mjs). The sans-IO fence: protocol cores in proto/ and
 // every */src/core/ must not reach the clock, timers, randomness or sockets, so that
 // the same code runs on real sockets and in the simulator's virtual time.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { floorsPlugin } from './scripts/lint/floors.mjs';
 
 const forbiddenGlobals = [
   { name: 'Date', message: 'Sans-IO core: take `now` (monotonic ms) from the caller.' },
@@ -22,6 +24,12 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-constant-condition': ['error', { checkLoops: false }],
     },
+  },
+  {
+    // The floors between the parts (scripts/lint/floors.mjs says which floor may import which).
+    files: ['**/*.ts'],
+    plugins: { floors: floorsPlugin },
+    rules: { 'floors/imports': 'error' },
   },
   {
     files: ['**/*.js', '**/*.mjs'],

@@ -20,8 +20,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bool, formatHelp, num, parseFlags, str, type FlagSpec } from '../cli/flags.js';
-import type { Command } from '../cli/command.js';
+import { bool, formatHelp, num, parseFlags, str, type FlagSpec } from '../kit/flags.js';
+import type { Command } from '../kit/command.js';
 import { CliUsageError } from '../proto/src/errors.js';
 import { Rng } from '../proto/src/rng.js';
 

@@ -17,15 +17,15 @@
  *   0 % → 2 % → 10 % → bursty 5 % → 0 %.
  * Rates are fractions (0.05 = 5 %); `overhead` is redundant bytes / data bytes.
  */
-import { bool, formatHelp, num, parseFlags, str, type FlagSpec } from '../cli/flags.js';
-import type { Command, CommandIo } from '../cli/command.js';
+import { bool, formatHelp, num, parseFlags, str, type FlagSpec } from '../kit/flags.js';
+import type { Command, CommandIo } from '../kit/command.js';
 import { FEC_LATENCY_BUDGET_MS_DEFAULT, FEC_OVERHEAD_MAX_DEFAULT } from '../proto/src/fec/controller.js';
 import { bernoulliResidual } from '../proto/src/fec/model.js';
 import { ReedSolomon } from '../proto/src/fec/rs.js';
 import type { FecScheme } from '../proto/src/fec/scheme.js';
 import { Rng } from '../proto/src/rng.js';
 import type { LinkModelSpec } from '../sim/src/core/link.js';
-import { TextbookReedSolomon } from './baseline.js';
+import { TextbookReedSolomon } from '../proto/src/fec/textbook-rs.js';
 import { runFlow, type FlowPhase } from './fec-flow.js';
 
 const FLAGS: Record<string, FlagSpec> = {

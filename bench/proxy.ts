@@ -22,11 +22,11 @@ import { createSocket } from 'node:dgram';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { bool, formatHelp, num, parseFlags, type FlagSpec } from '../cli/flags.js';
-import type { Command } from '../cli/command.js';
+import { bool, formatHelp, num, parseFlags, type FlagSpec } from '../kit/flags.js';
+import type { Command } from '../kit/command.js';
 import { compareTraceIntervals, formatTraceComparison, TRACE_SPREAD_LOSS_SLACK_PACKETS, type IntervalComparison } from '../sim/src/trace/compare.js';
-import { formatTraceParseError, parseSlipTraceJsonl, type TraceInterval } from '../sim/src/trace/format.js';
-import { TraceRecorder } from '../sim/src/trace/recorder.js';
+import { formatTraceParseError, parseSlipTraceJsonl, type TraceInterval } from '../proto/src/trace/format.js';
+import { TraceRecorder } from '../proto/src/trace/recorder.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   pings: { type: 'integer', valueName: 'N', min: 300, max: 100_000, description: 'Probes per side of the RTT comparison (≥ 300)', default: 500 },

@@ -4,7 +4,7 @@
  *
  * To add a command: export a `Command` from the part's own folder and add a line here.
  */
-import { commandGroup, type Command } from './command.js';
+import { commandGroup, type Command } from '../kit/command.js';
 
 /** Top-level commands by name, in the order `--help` lists them. */
 export const commands: Readonly<Record<string, () => Promise<Command>>> = {

@@ -8,9 +8,9 @@
  * then the chosen relay is killed and the player fails over to the warm backup. It
  * ends with a summary (`--json` for machines).
  */
-import { SdkScenario, type ScenarioRelay } from '../sdk/src/sim/scenario.js';
-import type { Command } from './command.js';
-import { bool, formatHelp, num, parseFlags, type FlagSpec } from './flags.js';
+import { SdkScenario, type ScenarioRelay } from '../sim/src/deployment/scenario.js';
+import type { Command } from '../kit/command.js';
+import { bool, formatHelp, num, parseFlags, type FlagSpec } from '../kit/flags.js';
 
 const flags: Record<string, FlagSpec> = {
   seed: { type: 'integer', min: 0, max: 0xffff_ffff, default: 1, description: 'Seed of every simulated link and key' },

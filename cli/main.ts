@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { SlipError } from '../proto/src/errors.js';
 import { commands } from './commands.js';
-import type { CommandIo } from './command.js';
+import type { CommandIo } from '../kit/command.js';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `slipstream` executable: runs {@link main} on the process's arguments and streams. */
-import type { CommandIo } from './command.js';
+import type { CommandIo } from '../kit/command.js';
 import { main } from './main.js';
 
 const io: CommandIo = {

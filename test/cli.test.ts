@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { runCli } from './support/run-cli.js';
-import { formatHelp, parseFlags, type FlagSpec } from '../cli/flags.js';
+import { formatHelp, parseFlags, type FlagSpec } from '../kit/flags.js';
 import { CliUsageError } from '../proto/src/errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

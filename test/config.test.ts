@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigReader } from '../cli/config.js';
+import { ConfigReader } from '../kit/config.js';
 import { ConfigError } from '../proto/src/errors.js';
 
 const text = ['listen: 0.0.0.0:4000', 'rules:', '  - protocol: udp', '    idleTimeoutMs: 5', '  - protocol: tcp', '    idleTimoutMs: 60000', ''].join('\n');

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { ConfigReader } from '../cli/config.js';
+import { ConfigReader } from '../kit/config.js';
 import { loadSettings } from '../coordinator/src/config.js';
 import { loadRelayConfig } from '../relay/src/config.js';
 import { rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';

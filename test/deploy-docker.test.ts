@@ -15,12 +15,12 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { ConfigReader } from '../cli/config.js';
+import { ConfigReader } from '../kit/config.js';
 import { LISTEN_DEFAULT as COORDINATOR_LISTEN_DEFAULT } from '../coordinator/src/constants.js';
 import { parseRelayConfig } from '../relay/src/config.js';
 import { PROXY_API_LISTEN_DEFAULT } from '../sim/src/proxy/constants.js';
@@ -107,11 +107,19 @@ describe('deploy/Dockerfile (checked without a container engine)', () => {
         assert.ok(ignore.includes(`!${source}`) || ignore.includes(`!${source}/**`), `COPY ${source}: let through by Dockerfile.dockerignore`);
       }
     }
-    // tsc in the build stage compiles what the CLI imports: every folder it reaches is copied.
+    // tsc in the build stage compiles what the CLI imports: every top-level folder it
+    // reaches, directly or through another folder (cli → sim → kit), is copied.
     const copied = new Set(copies.flatMap((c) => c.args.split(/\s+/).slice(0, -1)));
-    const commands = readFileSync(join(ROOT, 'cli', 'commands.ts'), 'utf8');
-    const reached = new Set([...commands.matchAll(/import\('\.\.\/([a-z]+)\//g)].map((m) => m[1]!));
-    for (const folder of reached) assert.ok(copied.has(folder), `cli/commands.ts imports ../${folder}: COPY ${folder}`);
+    const reached = new Set(['cli']);
+    for (const folder of reached) {
+      for (const file of sourceFiles(join(ROOT, folder))) {
+        for (const m of readFileSync(file, 'utf8').matchAll(/^(?:import|export)\s[^;]*?from '((?:\.\.\/)+)([a-z]+)\/|\bimport\('((?:\.\.\/)+)([a-z]+)\//gm)) {
+          const top = relative(ROOT, resolve(dirname(file), (m[1] ?? m[3])!, (m[2] ?? m[4])!)).split(sep)[0]!;
+          reached.add(top);
+        }
+      }
+    }
+    for (const folder of reached) assert.ok(copied.has(folder), `the CLI reaches ${folder}/: COPY ${folder}`);
     assert.match(instructions.filter((i) => i.stage === 'build' && i.op === 'RUN').map((i) => i.args).join('\n'), /deploy\/scripts\/build-release\.sh --no-build/);
     assert.match(instructions.filter((i) => i.stage === 'deps' && i.op === 'RUN')[0]!.args, /npm ci --omit=dev --ignore-scripts/);
   });
@@ -159,3 +167,15 @@ describe('deploy/Dockerfile (checked without a container engine)', () => {
     }
   });
 });
+
+/** The TypeScript sources under `dir`, tests left out (the image compiles none). */
+function sourceFiles(dir: string): string[] {
+  const found: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (entry.name !== 'test' && entry.name !== 'node_modules') found.push(...sourceFiles(path));
+    } else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts')) found.push(path);
+  }
+  return found;
+}

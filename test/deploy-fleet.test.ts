@@ -29,7 +29,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import YAML from 'yaml';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader } from '../proto/src/header.js';
 import { decodeControl } from '../proto/src/control.js';
-import { CoordinatorClient } from '../coordinator/src/client.js';
+import { CoordinatorClient } from '../kit/coordinator-client.js';
 import type { FleetRelay } from '../coordinator/src/core/coordinator-core.js';
 import { buildControlPacket, buildPacket } from '../proto/src/wire.js';
 import { collectJsonLines } from './support/json-lines.js';

@@ -22,7 +22,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoordinatorClient } from '../coordinator/src/client.js';
+import { CoordinatorClient } from '../kit/coordinator-client.js';
 import { CliProcess } from './support/cli-process.js';
 import { fleetRelayYaml } from './support/local-fleet.js';
 import { freePort } from './support/sockets.js';

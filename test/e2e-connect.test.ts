@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoordinatorClient } from '../coordinator/src/client.js';
+import { CoordinatorClient } from '../kit/coordinator-client.js';
 import { issueTicket, ticketSigningKeyFromSeed as forgeKey } from '../proto/src/ticket.js';
 import { connect } from '../sdk/src/connect.js';
 import { SlipstreamError } from '../sdk/src/errors.js';

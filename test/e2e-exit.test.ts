@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoordinatorClient } from '../coordinator/src/client.js';
+import { CoordinatorClient } from '../kit/coordinator-client.js';
 import { CliProcess } from './support/cli-process.js';
 import { announceRelay, fleetKeys, startCoordinator, startTunnelRelay } from './support/local-fleet.js';
 import { freePort, udpEchoOrigin, type UdpEchoOrigin } from './support/sockets.js';

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoordinatorClient } from '../coordinator/src/client.js';
+import { CoordinatorClient } from '../kit/coordinator-client.js';
 import { CliProcess } from './support/cli-process.js';
 import { fleetKeys, fleetRelayYaml, startCoordinator } from './support/local-fleet.js';
 import { eventually } from './support/wait.js';

@@ -3,7 +3,7 @@
  * several cities, a full mesh of RTTs from great-circle distances with some jitter
  * and loss, origin probes, and load. For the screenshot script and the dashboard test.
  */
-import { CoordinatorClient, type RelayPathReport } from '../src/client.js';
+import { CoordinatorClient, type RelayPathReport } from '../../kit/coordinator-client.js';
 import { geoRttMs, greatCircleKm } from '../src/core/geo.js';
 import { Rng } from '../../proto/src/rng.js';
 

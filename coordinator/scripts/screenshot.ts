@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
-import { ConfigReader } from '../../cli/config.js';
+import { ConfigReader } from '../../kit/config.js';
 import { loadSettings } from '../src/config.js';
 import { startCoordinator } from '../src/http.js';
 import { launchChromium } from './browser.js';

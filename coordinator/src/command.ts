@@ -4,10 +4,10 @@
  * With no flags it starts on embedded defaults and prints where it listens; keys that
  * are not configured are generated and printed loudly (development only).
  */
-import { formatHelp, num, parseFlags, str, type FlagSpec } from '../../cli/flags.js';
-import type { Command } from '../../cli/command.js';
-import { ConfigReader } from '../../cli/config.js';
-import { createLogger, LOG_LEVELS, type LogLevel } from '../../cli/log.js';
+import { formatHelp, num, parseFlags, str, type FlagSpec } from '../../kit/flags.js';
+import type { Command } from '../../kit/command.js';
+import { ConfigReader } from '../../kit/config.js';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../../kit/log.js';
 import { LEASE_MS_DEFAULT, LEASE_MS_MAX, LEASE_MS_MIN, LISTEN_DEFAULT } from './constants.js';
 import { loadSettings } from './config.js';
 import { startCoordinator } from './http.js';

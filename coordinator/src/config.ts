@@ -4,8 +4,8 @@
  * in coordinator/README.md; errors name file, line, key and the accepted range.
  */
 import { randomBytes } from 'node:crypto';
-import { ConfigReader } from '../../cli/config.js';
-import { LOG_LEVELS, type LogLevel } from '../../cli/log.js';
+import { ConfigReader } from '../../kit/config.js';
+import { LOG_LEVELS, type LogLevel } from '../../kit/log.js';
 import { ConfigError } from '../../proto/src/errors.js';
 import { SEAL_KEY_BYTES } from '../../proto/src/ticket.js';
 import {
@@ -25,6 +25,7 @@ import {
   REDIS_KEY_PREFIX_DEFAULT,
   RELAY_RETENTION_MS_DEFAULT,
   SESSION_BYTES_PER_SECOND_DEFAULT,
+  SESSION_BYTES_PER_SECOND_MIN,
   SESSION_PACKETS_PER_SECOND_DEFAULT,
   SESSION_TTL_S_DEFAULT,
   SESSION_TTL_S_MAX,
@@ -152,7 +153,7 @@ export function loadSettings(reader: ConfigReader | undefined, flags: Coordinato
     ttlSMax,
     ttlSDefault: r.number(['sessions', 'ttlSDefault'], { default: Math.min(SESSION_TTL_S_DEFAULT, ttlSMax), min: 1, max: ttlSMax, integer: true, unit: 's' }),
     packetsPerSecond: r.number(['sessions', 'packetsPerSecond'], { default: SESSION_PACKETS_PER_SECOND_DEFAULT, min: 1, max: 1e7, integer: true, unit: 'packets/s' }),
-    bytesPerSecond: r.number(['sessions', 'bytesPerSecond'], { default: SESSION_BYTES_PER_SECOND_DEFAULT, min: 1000, max: 1e10, integer: true, unit: 'bytes/s' }),
+    bytesPerSecond: r.number(['sessions', 'bytesPerSecond'], { default: SESSION_BYTES_PER_SECOND_DEFAULT, min: SESSION_BYTES_PER_SECOND_MIN, max: 1e10, integer: true, unit: 'bytes/s' }),
   };
 
   r.rejectUnknownKeys(['ranking'], ['lossPenaltyMsPerPercent', 'jitterWeight', 'loadKneeFraction', 'loadPenaltyMsAtFull', 'hopPenaltyMs', 'twoHopGainMsMin']);

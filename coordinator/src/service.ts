@@ -18,105 +18,31 @@
 import { createHash, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import * as prom from 'prom-client';
-import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed, TICKET_CLOCK_SKEW_MS, SESSION_KEY_BYTES, SEAL_NONCE_BYTES } from '../../proto/src/ticket.js';
+import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed, SESSION_KEY_BYTES, SEAL_NONCE_BYTES } from '../../proto/src/ticket.js';
 import {
   BODY_BYTES_MAX,
-  CLIENT_REPORT_SAMPLES_MAX,
-  CLIENT_REPORT_SOURCES_MAX,
-  CLIENT_REPORTS_BURST,
-  CLIENT_REPORTS_PER_SECOND,
   HEARTBEAT_LEASE_FRACTION,
-  REPORTS_PER_REQUEST_MAX,
   REVOCATION_WAIT_MS_DEFAULT,
   REVOCATION_WAIT_MS_MAX,
   ROUTE_LIMIT_DEFAULT,
   ROUTE_LIMIT_MAX,
   STORE_PRUNE_INTERVAL_MS,
 } from './constants.js';
+import { CLIENT_REPORTS_RULE, decodeURIComponentSafe, fail, invalid, ORIGIN_RULE, parseBody, parseQuery, RELAY_REPORTS_RULE, SESSION_ID, sessionRequestRule, type ApiRequest, type ApiResponse } from './api.js';
 import type { CoordinatorSettings } from './config.js';
 import { CoordinatorCore } from './core/coordinator-core.js';
+import { FleetSecretRotation, type AcceptedFleetSecret, type FleetSecretsReport } from './core/fleet-secrets.js';
 import { clientPrefix } from './core/geo.js';
+import { clientReportSamples, ReportBudget } from './core/report-budget.js';
+import { TicketPolicy, type SessionRequest } from './core/ticket-policy.js';
 import type { RelayInfo, RelayLoad, RelayRecord } from './core/registry.js';
 import type { MeasurementRecord } from './core/measurements.js';
 import type { Revocation } from './core/revocations.js';
 import { dashboardHtml } from './dashboard.js';
 import type { Store, StoreChange } from './store/store.js';
-import { check, checkControl, checkEndpoint, type FieldRule, type Invalid } from './validate.js';
+import { check, checkControl, checkEndpoint, type FieldRule } from './validate.js';
 
-/** A request as the API sees it. */
-export interface ApiRequest {
-  /** Upper-case method. */
-  readonly method: string;
-  /** Path without the query string. */
-  readonly path: string;
-  readonly query: URLSearchParams;
-  /** `authorization` header, if any. */
-  readonly authorization?: string;
-  /** `x-forwarded-for` header, if any (used only with `trustForwardedFor`). */
-  readonly forwardedFor?: string;
-  /** Raw body bytes (empty when none). */
-  readonly body: Uint8Array;
-  /** The peer's address as the socket reports it. */
-  readonly remoteAddress: string;
-  /** Aborted when the client goes away (long polls stop waiting). */
-  readonly signal?: AbortSignal;
-}
-
-/** A response: JSON (`json`) or text (`text` with `contentType`). */
-export interface ApiResponse {
-  readonly status: number;
-  readonly json?: unknown;
-  readonly text?: string;
-  readonly contentType?: string;
-}
-
-/** Stable error codes of the HTTP API. */
-export type ApiErrorCode =
-  | 'bad_json'
-  | 'invalid_field'
-  | 'unknown_origin'
-  | 'unknown_relay'
-  | 'relay_not_allowed'
-  | 'unauthorized'
-  | 'forbidden'
-  | 'not_found'
-  | 'method_not_allowed'
-  | 'body_too_large'
-  | 'rate_limited'
-  | 'no_exit_relay';
-
-function fail(status: number, code: ApiErrorCode, reason: string, field?: string): ApiResponse {
-  return { status, json: { error: { code, ...(field !== undefined ? { field } : {}), reason, message: field !== undefined ? `${field}: ${reason}` : reason } } };
-}
-
-function invalid(bad: Invalid): ApiResponse {
-  return fail(400, 'invalid_field', bad.reason, bad.field);
-}
-
-const SESSION_ID = /^[0-9a-f]{16}$/;
-const RELAY_ID_RULE: FieldRule = { type: 'string', maxChars: 64, pattern: /^[A-Za-z0-9._-]+$/, patternText: 'a relay id: 1–64 of A-Z a-z 0-9 . _ -' };
-const ORIGIN_RULE: FieldRule = { type: 'string', maxChars: 128, pattern: /^[A-Za-z0-9._:-]+$/, patternText: 'an origin name: 1–128 of A-Z a-z 0-9 . _ : -' };
-const FIGURES = {
-  rttMs: { type: 'number', min: 0, max: 60_000 },
-  jitterMs: { type: 'number', min: 0, max: 60_000 },
-  lossFraction: { type: 'number', min: 0, max: 1 },
-  samples: { type: 'number', min: 0, max: 1_000_000, integer: true },
-} as const satisfies Record<string, FieldRule>;
-const RELAY_REPORTS_RULE: FieldRule = {
-  type: 'object',
-  fields: {
-    relayId: RELAY_ID_RULE,
-    reports: {
-      type: 'array',
-      maxItems: REPORTS_PER_REQUEST_MAX,
-      items: { type: 'object', fields: { targetRelayId: { ...RELAY_ID_RULE, optional: true }, origin: { ...ORIGIN_RULE, optional: true }, ...FIGURES } },
-    },
-  },
-};
-const CLIENT_REPORTS_RULE: FieldRule = {
-  type: 'object',
-  fields: { reports: { type: 'array', maxItems: 64, items: { type: 'object', fields: { relayId: RELAY_ID_RULE, ...FIGURES } } } },
-};
+export type { ApiErrorCode, ApiRequest, ApiResponse } from './api.js';
 
 /** Everything a {@link CoordinatorService} is given. */
 export interface CoordinatorServiceInit {
@@ -131,35 +57,7 @@ interface Waiter {
   wake(): void;
 }
 
-/** How a relay authenticated: the current fleet secret or one kept from before a rotation. */
-export type FleetSecretRole = 'current' | 'previous' | 'unknown';
-
-/** One fleet secret this replica accepts. */
-interface FleetSecretEntry {
-  readonly digest: Buffer;
-  /** {@link fleetSecretId} of the secret. */
-  readonly id: string;
-  readonly role: 'current' | 'previous';
-  /** 0 for keys.fleetSecret; i + 1 for keys.fleetSecretsPrevious[i]. */
-  readonly index: number;
-}
-
-/** Relays and how they authenticated, as `/health` reports them. */
-export interface FleetSecretsReport {
-  /** Secrets this replica accepts: 1 + `keys.fleetSecretsPrevious`. */
-  readonly accepted: number;
-  /** Relays held (any health) by the secret they last authenticated with. */
-  readonly relays: Readonly<Record<FleetSecretRole, number>>;
-  /** Relays whose last registration or heartbeat used a previous secret: move them before removing it. */
-  readonly relaysOnPrevious: readonly { relayId: string; health: string; previousIndex: number }[];
-  /** Relays that authenticated with a secret this replica does not hold (at another replica), or before it recorded one. */
-  readonly relaysOnUnknown: readonly { relayId: string; health: string }[];
-}
-
-/** Refusals of the fleet secret logged at most once per this long per source address and claimed relay id, ms. */
-const FLEET_REFUSAL_LOG_INTERVAL_MS = 60_000;
-/** (address, relay id) pairs the refusal log throttle remembers. */
-const FLEET_REFUSAL_SOURCES_MAX = 10_000;
+export type { FleetSecretRole, FleetSecretsReport } from './core/fleet-secrets.js';
 
 /**
  * A short, stable fingerprint of a fleet secret (never the secret): what relay records
@@ -182,13 +80,18 @@ export class CoordinatorService {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly signingKey: KeyObject;
-  private readonly fleetSecrets: readonly FleetSecretEntry[];
+  /** Which fleet secrets are accepted and which relays are on which (core/fleet-secrets.ts). */
+  private readonly fleetSecrets: FleetSecretRotation;
+  /** Digests of the accepted fleet secrets, in the order of {@link FleetSecretRotation.accepted}. */
+  private readonly fleetSecretDigests: readonly Buffer[];
   private readonly apiDigests: Buffer[];
-  /** Fleet-secret refusals last logged, by source address and claimed relay id (bounded by {@link FLEET_REFUSAL_SOURCES_MAX}). */
-  private readonly refusalsLogged = new Map<string, number>();
   private readonly waiters = new Set<Waiter>();
-  /** `POST /v1/reports` token buckets by source address, least recently used first (bounded by {@link CLIENT_REPORT_SOURCES_MAX}). */
-  private readonly reportBuckets = new Map<string, { tokens: number; atMs: number }>();
+  /** `POST /v1/reports` token buckets by source address (core/report-budget.ts). */
+  private readonly reportBudget = new ReportBudget();
+  /** Lifetime, limits and exit of the tickets `POST /v1/session` issues (core/ticket-policy.ts). */
+  private readonly ticketPolicy: TicketPolicy;
+  /** Field rules of a `POST /v1/session` body, with the bounds of {@link ticketPolicy}. */
+  private readonly sessionRequestRule: FieldRule;
   private readonly unsubscribe: () => void;
   private timer: NodeJS.Timeout | undefined;
   private timerAtMs = Number.POSITIVE_INFINITY;
@@ -221,7 +124,11 @@ export class CoordinatorService {
     });
     this.signingKey = ticketSigningKeyFromSeed(s.keys.ticketSigningSeed);
     this.ticketPublicKey = rawPublicKey(this.signingKey);
-    this.fleetSecrets = [s.keys.fleetSecret, ...s.keys.fleetSecretsPrevious].map((secret, index) => ({ digest: digest(secret), id: fleetSecretId(secret), role: index === 0 ? 'current' : 'previous', index }));
+    const fleetSecrets = [s.keys.fleetSecret, ...s.keys.fleetSecretsPrevious];
+    this.fleetSecrets = new FleetSecretRotation(fleetSecrets.map(fleetSecretId));
+    this.fleetSecretDigests = fleetSecrets.map(digest);
+    this.ticketPolicy = new TicketPolicy(s.sessions);
+    this.sessionRequestRule = sessionRequestRule(this.ticketPolicy);
     this.apiDigests = s.keys.apiKeys.map(digest);
     if (s.keys.fleetSecretsPrevious.length > 0) {
       this.logger.info({ event: 'fleetSecretsPrevious', previous: s.keys.fleetSecretsPrevious.length }, `accepting ${s.keys.fleetSecretsPrevious.length} previous fleet secret(s) (keys.fleetSecretsPrevious) besides keys.fleetSecret; /health fleetSecrets.relaysOnPrevious lists the relays still using one`);
@@ -372,13 +279,14 @@ export class CoordinatorService {
    * keys.fleetSecretsPrevious — or the 401/403 answer (a 403 is logged, at most once a
    * minute per source address and claimed relay id).
    */
-  private authorizeFleet(req: ApiRequest): { ok: true; secret: FleetSecretEntry } | { ok: false; response: ApiResponse } {
+  private authorizeFleet(req: ApiRequest): { ok: true; secret: AcceptedFleetSecret } | { ok: false; response: ApiResponse } {
     const token = this.bearer(req, 'the fleet secret');
     if (!token.ok) return token;
-    let matched: FleetSecretEntry | undefined;
-    for (const entry of this.fleetSecrets) if (timingSafeEqual(token.digest, entry.digest) && matched === undefined) matched = entry;
+    // Every secret is compared (no early exit), so the time taken does not say which matched.
+    let matched: AcceptedFleetSecret | undefined;
+    for (let i = 0; i < this.fleetSecretDigests.length; i++) if (timingSafeEqual(token.digest, this.fleetSecretDigests[i]!) && matched === undefined) matched = this.fleetSecrets.accepted[i];
     if (matched) return { ok: true, secret: matched };
-    const previous = this.settings.keys.fleetSecretsPrevious.length;
+    const previous = this.fleetSecrets.previousCount;
     const accepted = previous === 0 ? 'the fleet secret (keys.fleetSecret)' : `the fleet secret (keys.fleetSecret) or the ${previous} previous one(s) (keys.fleetSecretsPrevious)`;
     this.logFleetRefusal(req);
     return {
@@ -398,69 +306,33 @@ export class CoordinatorService {
         // not JSON: no id to show
       }
     }
-    const key = `${req.remoteAddress}|${claimed ?? ''}`;
-    const t = this.now();
-    const last = this.refusalsLogged.get(key);
-    if (last !== undefined && t - last < FLEET_REFUSAL_LOG_INTERVAL_MS) return;
-    this.refusalsLogged.delete(key);
-    while (this.refusalsLogged.size >= FLEET_REFUSAL_SOURCES_MAX) this.refusalsLogged.delete(this.refusalsLogged.keys().next().value as string);
-    this.refusalsLogged.set(key, t);
+    if (!this.fleetSecrets.shouldLogRefusal(this.now(), `${req.remoteAddress}|${claimed ?? ''}`)) return;
     this.logger.warn(
       { event: 'fleetSecretRefused', remoteAddress: req.remoteAddress, path: req.path, ...(claimed !== undefined ? { claimedRelayId: claimed } : {}) },
       `refused a request with a fleet secret this coordinator does not accept${claimed !== undefined ? ` (relay '${claimed}')` : ''}; logged once a minute per address and relay id`,
     );
   }
 
-  /** How a relay's recorded fleet secret fingerprint relates to the secrets this replica accepts. */
-  private fleetSecretRole(id: string | undefined): { role: FleetSecretRole; index: number } {
-    const entry = id === undefined ? undefined : this.fleetSecrets.find((e) => e.id === id);
-    return entry ? { role: entry.role, index: entry.index } : { role: 'unknown', index: -1 };
-  }
-
   /** Logs a relay moving onto a previous secret, or off one onto the current secret. */
-  private noteFleetSecret(relayId: string, before: string | undefined, secret: FleetSecretEntry): void {
-    if (before === secret.id) return;
-    if (secret.role === 'previous') {
-      this.logger.warn({ event: 'relayOnPreviousFleetSecret', relayId, previousIndex: secret.index }, `relay ${relayId} authenticates with a previous fleet secret (keys.fleetSecretsPrevious[${secret.index - 1}]); give it keys.fleetSecret before removing that one`);
-    } else if (before !== undefined) {
+  private noteFleetSecret(relayId: string, before: string | undefined, secret: AcceptedFleetSecret): void {
+    const move = this.fleetSecrets.move(before, secret);
+    if (move?.kind === 'onPrevious') {
+      this.logger.warn({ event: 'relayOnPreviousFleetSecret', relayId, previousIndex: move.previousIndex }, `relay ${relayId} authenticates with a previous fleet secret (keys.fleetSecretsPrevious[${move.previousIndex - 1}]); give it keys.fleetSecret before removing that one`);
+    } else if (move?.kind === 'onCurrent') {
       this.logger.info({ event: 'relayOnCurrentFleetSecret', relayId }, `relay ${relayId} now authenticates with the current fleet secret`);
     }
   }
 
   /** `/health`'s `fleetSecrets` and the `…_relays_by_fleet_secret` gauge. */
   private fleetSecretsReport(): FleetSecretsReport {
-    const t = this.now();
-    const relays: Record<FleetSecretRole, number> = { current: 0, previous: 0, unknown: 0 };
-    const relaysOnPrevious: { relayId: string; health: string; previousIndex: number }[] = [];
-    const relaysOnUnknown: { relayId: string; health: string }[] = [];
-    for (const r of this.core.registry.list()) {
-      const { role, index } = this.fleetSecretRole(r.fleetSecretId);
-      relays[role]++;
-      const health = this.core.registry.health(t, r);
-      if (role === 'previous') relaysOnPrevious.push({ relayId: r.relayId, health, previousIndex: index });
-      else if (role === 'unknown') relaysOnUnknown.push({ relayId: r.relayId, health });
-    }
-    const byId = (a: { relayId: string }, b: { relayId: string }): number => (a.relayId < b.relayId ? -1 : a.relayId > b.relayId ? 1 : 0);
-    return { accepted: this.fleetSecrets.length, relays, relaysOnPrevious: relaysOnPrevious.sort(byId), relaysOnUnknown: relaysOnUnknown.sort(byId) };
+    return this.fleetSecrets.report(this.now(), this.core.registry);
   }
 
   /** `GET /v1/fleet`: the core's view, each relay with the secret it authenticates with, and the store status. */
   private fleetView(): ApiResponse {
     const view = this.core.fleet(this.now());
-    const relays = view.relays.map((r) => ({ ...r, fleetSecret: this.fleetSecretRole(this.core.registry.get(r.relayId)?.fleetSecretId).role }));
+    const relays = view.relays.map((r) => ({ ...r, fleetSecret: this.fleetSecrets.role(this.core.registry.get(r.relayId)?.fleetSecretId).role }));
     return { status: 200, json: { ...view, relays, store: this.store.status() } };
-  }
-
-  private body(req: ApiRequest): { ok: true; value: Record<string, unknown> } | { ok: false; response: ApiResponse } {
-    if (req.body.length > BODY_BYTES_MAX) return { ok: false, response: fail(413, 'body_too_large', `${req.body.length} bytes; at most ${BODY_BYTES_MAX}`, '<body>') };
-    let value: unknown;
-    try {
-      value = JSON.parse(Buffer.from(req.body.buffer, req.body.byteOffset, req.body.byteLength).toString('utf8'));
-    } catch (error) {
-      return { ok: false, response: fail(400, 'bad_json', `not valid JSON: ${(error as Error).message}`, '<body>') };
-    }
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) return { ok: false, response: fail(400, 'invalid_field', 'expected a JSON object', '<body>') };
-    return { ok: true, value: value as Record<string, unknown> };
   }
 
   // ---- relays -------------------------------------------------------------------------
@@ -468,7 +340,7 @@ export class CoordinatorService {
   private register(req: ApiRequest): ApiResponse {
     const auth = this.authorizeFleet(req);
     if (!auth.ok) return auth.response;
-    const body = this.body(req);
+    const body = parseBody(req);
     if (!body.ok) return body.response;
     const bad = checkControl(body.value, 'relayRegister') ?? checkEndpoint(body.value.tunnelAddress, 'tunnelAddress') ?? checkEndpoint(body.value.probeAddress, 'probeAddress');
     if (bad) return invalid(bad);
@@ -507,7 +379,7 @@ export class CoordinatorService {
   private heartbeat(req: ApiRequest): ApiResponse {
     const auth = this.authorizeFleet(req);
     if (!auth.ok) return auth.response;
-    const body = this.body(req);
+    const body = parseBody(req);
     if (!body.ok) return body.response;
     const bad = checkControl(body.value, 'relayHeartbeat');
     if (bad) return invalid(bad);
@@ -524,7 +396,7 @@ export class CoordinatorService {
   private relayReports(req: ApiRequest): ApiResponse {
     const auth = this.authorizeFleet(req);
     if (!auth.ok) return auth.response;
-    const body = this.body(req);
+    const body = parseBody(req);
     if (!body.ok) return body.response;
     const bad = check(body.value, RELAY_REPORTS_RULE, '');
     if (bad) return invalid(bad);
@@ -554,7 +426,7 @@ export class CoordinatorService {
   private async revocationFeed(req: ApiRequest): Promise<ApiResponse> {
     const auth = this.authorizeFleet(req);
     if (!auth.ok) return auth.response;
-    const q = this.query<{ sinceMs?: number; waitMs?: number; limit?: number }>(req, { sinceMs: { type: 'number', min: 0, max: 1e15, optional: true }, waitMs: { type: 'number', min: 0, max: REVOCATION_WAIT_MS_MAX, integer: true, optional: true }, limit: { type: 'number', min: 1, max: 100_000, integer: true, optional: true } });
+    const q = parseQuery<{ sinceMs?: number; waitMs?: number; limit?: number }>(req, { sinceMs: { type: 'number', min: 0, max: 1e15, optional: true }, waitMs: { type: 'number', min: 0, max: REVOCATION_WAIT_MS_MAX, integer: true, optional: true }, limit: { type: 'number', min: 1, max: 100_000, integer: true, optional: true } });
     if (!q.ok) return q.response;
     const sinceMs = q.values.sinceMs ?? 0;
     const waitMs = q.values.waitMs ?? REVOCATION_WAIT_MS_DEFAULT;
@@ -603,38 +475,22 @@ export class CoordinatorService {
     return req.remoteAddress;
   }
 
-  /** Token bucket per source address for `POST /v1/reports`; false when this one is over its rate. */
-  private takeReportToken(source: string): boolean {
-    const t = this.now();
-    const bucket = this.reportBuckets.get(source);
-    let tokens = CLIENT_REPORTS_BURST;
-    if (bucket) {
-      tokens = Math.min(CLIENT_REPORTS_BURST, bucket.tokens + (Math.max(0, t - bucket.atMs) / 1000) * CLIENT_REPORTS_PER_SECOND);
-      this.reportBuckets.delete(source);
-    } else {
-      while (this.reportBuckets.size >= CLIENT_REPORT_SOURCES_MAX) this.reportBuckets.delete(this.reportBuckets.keys().next().value as string);
-    }
-    const ok = tokens >= 1;
-    this.reportBuckets.set(source, { tokens: ok ? tokens - 1 : tokens, atMs: t });
-    return ok;
-  }
-
   private clientReports(req: ApiRequest): ApiResponse {
-    const body = this.body(req);
+    const body = parseBody(req);
     if (!body.ok) return body.response;
     const bad = check(body.value, CLIENT_REPORTS_RULE, '');
     if (bad) return invalid(bad);
     const address = this.clientAddress(req);
     const prefix = clientPrefix(address);
     if (prefix === undefined) return fail(400, 'invalid_field', 'the client address is not IPv4 or IPv6', 'clientAddress');
-    if (!this.takeReportToken(address)) return fail(429, 'rate_limited', `more than ${CLIENT_REPORTS_BURST} reports at once or ${CLIENT_REPORTS_PER_SECOND}/s sustained from this address; report less often`);
+    if (!this.reportBudget.take(this.now(), address)) return fail(429, 'rate_limited', `more than ${this.reportBudget.burst} reports at once or ${this.reportBudget.perSecond}/s sustained from this address; report less often`);
     const t = this.now();
     let taken = 0;
     const skipped: { index: number; reason: string }[] = [];
     const reports = (body.value as { reports: { relayId: string; rttMs: number; jitterMs: number; lossFraction: number; samples: number }[] }).reports;
     for (let i = 0; i < reports.length; i++) {
       const r = reports[i]!;
-      const result = this.core.clientReport(t, prefix, r.relayId, { rttMs: r.rttMs, jitterMs: r.jitterMs, lossFraction: r.lossFraction, samples: Math.min(r.samples, CLIENT_REPORT_SAMPLES_MAX) });
+      const result = this.core.clientReport(t, prefix, r.relayId, { rttMs: r.rttMs, jitterMs: r.jitterMs, lossFraction: r.lossFraction, samples: clientReportSamples(r.samples) });
       if (result.ok) {
         taken++;
         this.writeMeasurement(result.record);
@@ -644,27 +500,8 @@ export class CoordinatorService {
     return { status: 200, json: { clientPrefix: prefix, taken, skipped } };
   }
 
-  private query<T>(req: ApiRequest, rules: Record<string, FieldRule>): { ok: true; values: T } | { ok: false; response: ApiResponse } {
-    const values: Record<string, unknown> = {};
-    for (const [key, raw] of req.query) {
-      if (!Object.prototype.hasOwnProperty.call(rules, key)) return { ok: false, response: fail(400, 'invalid_field', `unknown query parameter; expected only ${Object.keys(rules).join(', ')}`, key) };
-      if (Object.prototype.hasOwnProperty.call(values, key)) return { ok: false, response: fail(400, 'invalid_field', 'given more than once', key) };
-      const rule = rules[key]!;
-      let value: unknown = raw;
-      if (rule.type === 'number') value = raw.trim() === '' ? Number.NaN : Number(raw);
-      else if (rule.type === 'boolean') value = raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
-      const bad = check(value, rule, key);
-      if (bad) return { ok: false, response: invalid(bad) };
-      values[key] = value;
-    }
-    for (const [key, rule] of Object.entries(rules)) {
-      if (!rule.optional && values[key] === undefined) return { ok: false, response: invalid({ field: key, reason: 'missing; required query parameter' }) };
-    }
-    return { ok: true, values: values as T };
-  }
-
   private route(req: ApiRequest): ApiResponse {
-    const q = this.query<{ origin: string; region?: string; lat?: number; lon?: number; limit?: number; twoHop?: boolean; exit?: string }>(req, {
+    const q = parseQuery<{ origin: string; region?: string; lat?: number; lon?: number; limit?: number; twoHop?: boolean; exit?: string }>(req, {
       origin: ORIGIN_RULE,
       region: { type: 'string', maxChars: 64, optional: true },
       lat: { type: 'number', min: -90, max: 90, optional: true },
@@ -695,39 +532,19 @@ export class CoordinatorService {
   private issueSession(req: ApiRequest): ApiResponse {
     const denied = this.authorizeApi(req);
     if (denied) return denied;
-    const body = this.body(req);
+    const body = parseBody(req);
     if (!body.ok) return body.response;
-    const s = this.settings.sessions;
-    const bad = check(body.value, {
-      type: 'object',
-      fields: {
-        origin: ORIGIN_RULE,
-        ttlS: { type: 'number', min: 1, max: s.ttlSMax, integer: true, optional: true },
-        exitRelay: { type: 'string', maxChars: 64, optional: true, pattern: /^[A-Za-z0-9._-]{1,64}$/, patternText: "a relay id (letters, digits, . _ -) or 'auto'" },
-        limits: {
-          type: 'object',
-          optional: true,
-          fields: { packetsPerSecond: { type: 'number', min: 1, max: s.packetsPerSecond, integer: true, optional: true }, bytesPerSecond: { type: 'number', min: 1000, max: s.bytesPerSecond, integer: true, optional: true } },
-        },
-      },
-    }, '');
+    const bad = check(body.value, this.sessionRequestRule, '');
     if (bad) return invalid(bad);
-    const { origin, ttlS, limits, exitRelay } = body.value as { origin: string; ttlS?: number; limits?: { packetsPerSecond?: number; bytesPerSecond?: number }; exitRelay?: string };
-    if (!this.core.origin(origin)) return fail(404, 'unknown_origin', `origin '${origin}' is not configured here and no relay reports probing it; see GET /v1/origins`, 'origin');
-    // An exit relay (optional): the session's one origin-facing socket, so that the origin
-    // keeps seeing one source address:port when the player moves between entry relays.
-    let exit: { relayId: string; address: string } | undefined;
-    if (exitRelay !== undefined) {
-      const picked = this.core.pickExit(this.now(), origin, exitRelay);
-      if (!picked.ok) return fail(409, 'no_exit_relay', exitRelay === 'auto' ? `no healthy relay can be the exit for origin '${origin}'` : `relay '${exitRelay}' is not registered and healthy; give a healthy relay id or 'auto'`, 'exitRelay');
-      exit = { relayId: picked.relayId, address: picked.address };
-    }
-    const issuedAtMs = this.now();
-    const expiresAtMs = issuedAtMs + (ttlS ?? s.ttlSDefault) * 1000;
+    const request = body.value as unknown as SessionRequest;
+    const { origin, exitRelay } = request;
+    const decided = this.ticketPolicy.grant(this.now(), request, this.core);
+    if (!decided.ok && decided.refusal === 'unknownOrigin') return fail(404, 'unknown_origin', `origin '${origin}' is not configured here and no relay reports probing it; see GET /v1/origins`, 'origin');
+    if (!decided.ok) return fail(409, 'no_exit_relay', exitRelay === 'auto' ? `no healthy relay can be the exit for origin '${origin}'` : `relay '${exitRelay}' is not registered and healthy; give a healthy relay id or 'auto'`, 'exitRelay');
+    const { issuedAtMs, expiresAtMs, limits, exit } = decided.grant;
     const sessionId = randomBytes(8).toString('hex');
     const sessionKey = new Uint8Array(randomBytes(SESSION_KEY_BYTES));
-    const grantedLimits = { packetsPerSecond: limits?.packetsPerSecond ?? s.packetsPerSecond, bytesPerSecond: limits?.bytesPerSecond ?? s.bytesPerSecond };
-    const ticket = issueTicket({ sessionId, origin, issuedAtMs, expiresAtMs, limits: grantedLimits, sessionKey, sealNonce: new Uint8Array(randomBytes(SEAL_NONCE_BYTES)), ...(exit !== undefined ? { exit } : {}) }, this.signingKey, this.settings.keys.sealKey);
+    const ticket = issueTicket({ sessionId, origin, issuedAtMs, expiresAtMs, limits, sessionKey, sealNonce: new Uint8Array(randomBytes(SEAL_NONCE_BYTES)), ...(exit !== undefined ? { exit } : {}) }, this.signingKey, this.settings.keys.sealKey);
     this.core.noteSession(sessionId, expiresAtMs);
     this.sessionsIssued.inc();
     return {
@@ -737,7 +554,7 @@ export class CoordinatorService {
         origin,
         issuedAtMs,
         expiresAtMs,
-        limits: grantedLimits,
+        limits,
         ...(exit !== undefined ? { exitRelay: exit.relayId } : {}),
         ticket: Buffer.from(ticket).toString('base64'),
         sessionKey: Buffer.from(sessionKey).toString('base64'),
@@ -751,9 +568,7 @@ export class CoordinatorService {
     if (denied) return denied;
     if (!SESSION_ID.test(sessionId)) return fail(400, 'invalid_field', `'${sessionId.slice(0, 40)}' is not a session id; expected 16 lowercase hex digits`, 'sessionId');
     const t = this.now();
-    // Sessions issued by another replica (or before a restart) get the longest lifetime a ticket can have.
-    const ticketExpiresAtMs = this.core.sessionExpiresAtMs(sessionId) ?? t + this.settings.sessions.ttlSMax * 1000;
-    const revocation: Revocation = { sessionId, revokedAtMs: t, expiresAtMs: ticketExpiresAtMs + TICKET_CLOCK_SKEW_MS };
+    const revocation: Revocation = { sessionId, revokedAtMs: t, expiresAtMs: this.ticketPolicy.revocationExpiresAtMs(t, this.core.sessionExpiresAtMs(sessionId)) };
     const entry = this.core.revoke(t, revocation);
     if (entry) {
       this.revocationsMade.inc();
@@ -870,12 +685,4 @@ export class CoordinatorService {
 
 function digest(secret: string): Buffer {
   return createHash('sha256').update(secret, 'utf8').digest();
-}
-
-function decodeURIComponentSafe(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
 }

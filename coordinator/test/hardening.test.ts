@@ -1,5 +1,5 @@
 /**
- * Regression tests from the security review of the coordinator's HTTP surface:
+ * The coordinator's HTTP surface under hostile input:
  * a request target that is not a URL must not take the process down, an oversized
  * body is cut off after the 413 instead of being read to the end, path reports from
  * clients cannot be filed under an address of the client's choosing nor outweigh a
@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { pino } from 'pino';
-import { ConfigReader } from '../../cli/config.js';
+import { ConfigReader } from '../../kit/config.js';
 import { loadSettings } from '../src/config.js';
 import { BODY_BYTES_MAX, CLIENT_REPORT_SAMPLES_MAX, CLIENT_REPORTS_BURST } from '../src/constants.js';
 import { MeasurementTable, node } from '../src/core/measurements.js';

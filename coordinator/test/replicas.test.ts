@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CoordinatorClient, type RevocationEntry } from '../src/client.js';
+import { CoordinatorClient, type RevocationEntry } from '../../kit/coordinator-client.js';
 import { freePort, startCoordinatorProcess, startRedis, testKeys, waitFor, writeConfig, type CoordinatorProcess, type RedisProcess } from './support.js';
 
 const relayInfo = (relayId: string) => ({ relayId, region: 'eu', latitude: 50, longitude: 8, tunnelAddress: '127.0.0.1:4433', probeAddress: '127.0.0.1:4434', capacitySessions: 100 });

@@ -37,7 +37,7 @@ tar --create --gzip --file "$archive" \
   --exclude='dist/test' --exclude='dist/*/test' --exclude='dist/*/scripts' --exclude='deploy/release' \
   --transform "s,^,slipstream-$version/," \
   package.json package-lock.json \
-  dist/cli dist/proto dist/relay dist/coordinator dist/sdk dist/sim dist/bench \
+  dist/cli dist/proto dist/kit dist/relay dist/coordinator dist/sdk dist/sim dist/bench \
   relay/README.md coordinator/README.md sim/README.md \
   deploy
 (cd "$out" && sha256sum "$(basename "$archive")" > "$(basename "$archive").sha256")

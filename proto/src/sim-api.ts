@@ -3,9 +3,9 @@
  * revocation feed's long poll) carried
  * over the simulator's datagrams: one msgpack map per call and per answer, tied by the
  * call's `id`. Production speaks the same calls as JSON over HTTP
- * (`coordinator/src/client.ts`); in the simulator the relay's fleet core
+ * (`kit/coordinator-client.ts`); in the simulator the relay's fleet core
  * (`relay/src/core/fleet-agent.ts`) reaches the real coordinator core this way
- * (`relay/src/sim-fleet.ts` → `coordinator/src/sim-driver.ts`). A lost datagram is a
+ * (`sim/src/drivers/fleet-driver.ts` → `sim/src/drivers/coordinator-driver.ts`). A lost datagram is a
  * request that timed out, as an HTTP request would. Bodies are the HTTP API's JSON
  * bodies, unchecked here: both ends are this repository's code on a virtual network.
  */

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { TextbookReedSolomon } from '../../bench/baseline.js';
+import { TextbookReedSolomon } from '../src/fec/textbook-rs.js';
 import { gfInv, gfMul, invertMatrix } from '../src/fec/gf256.js';
 import { createKernel } from '../src/fec/kernel.js';
 import { FEC_MAX_SHARDS, RECONSTRUCT_INCONSISTENT, RECONSTRUCT_INSUFFICIENT, ReedSolomon } from '../src/fec/rs.js';

@@ -4,9 +4,9 @@
  * sessions (a bad file is logged and the running config kept). SIGTERM drains: no new
  * sessions, live ones served up to `drain.timeoutMs`, then exit 0.
  */
-import type { Command } from '../../cli/command.js';
-import { bool, formatHelp, parseFlags, str, type FlagSpec } from '../../cli/flags.js';
-import { createLogger, LOG_LEVELS, type LogLevel } from '../../cli/log.js';
+import type { Command } from '../../kit/command.js';
+import { bool, formatHelp, parseFlags, str, type FlagSpec } from '../../kit/flags.js';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../../kit/log.js';
 import { CliUsageError, ConfigError } from '../../proto/src/errors.js';
 import { loadRelayConfig } from './config.js';
 import { tuneGarbageCollector } from './gc-tuning.js';

@@ -6,8 +6,8 @@
  */
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { ConfigReader, type ConfigPath } from '../../cli/config.js';
-import { LOG_LEVELS, type LogLevel } from '../../cli/log.js';
+import { ConfigReader, type ConfigPath } from '../../kit/config.js';
+import { LOG_LEVELS, type LogLevel } from '../../kit/log.js';
 import { ticketVerifyKeyFromRaw, SEAL_KEY_BYTES, TICKET_CLOCK_SKEW_MS } from '../../proto/src/ticket.js';
 import { FEC_COPIES_MAX, FEC_HOLD_MS_DEFAULT, FEC_HOLD_MS_MAX, FEC_SPACING_MS_MAX } from '../../proto/src/fec/index.js';
 import { parseCidr, splitHostPort, type Cidr } from './core/addr.js';

@@ -6,13 +6,13 @@
  * connects (origin probes), measures the load a heartbeat carries, logs the core's
  * events, and arms one timer at the core's `pollTimeout`. Every decision (backoff,
  * re-join after `unknown_relay`, the heartbeat period, the mesh, when to report) is the
- * core's, so the simulator runs the same membership logic (`relay/src/sim-fleet.ts`).
+ * core's, so the simulator runs the same membership logic (`sim/src/drivers/fleet-driver.ts`).
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { CoordinatorApiError, CoordinatorClient } from '../../coordinator/src/client.js';
+import { CoordinatorApiError, CoordinatorClient } from '../../kit/coordinator-client.js';
 import type { Endpoint } from '../../proto/src/transport.js';
 import { FleetAgentCore, type FleetFailure, type FleetRequest, type FleetResponse } from './core/fleet-agent.js';
 import type { PathProber } from './core/path-prober.js';

@@ -6,7 +6,8 @@
  * and the duplicate filter are the core's.
  */
 import { performance } from 'node:perf_hooks';
-import { CoordinatorApiError, type CoordinatorClient, type RevocationEntry } from '../../coordinator/src/client.js';
+import type { RevocationEntry } from '../../proto/src/api/contract.js';
+import { CoordinatorApiError, type CoordinatorClient } from '../../kit/coordinator-client.js';
 import { RevocationFeedCore, type RevocationFeedInit } from './core/revocation-feed.js';
 
 /** A running revocation follower. */

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ConfigReader } from '../../cli/config.js';
+import { ConfigReader } from '../../kit/config.js';
 import { ConfigError } from '../../proto/src/errors.js';
 import { parseRelayConfig } from '../src/config.js';
 

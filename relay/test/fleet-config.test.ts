@@ -1,7 +1,7 @@
 /** The `fleet` section of relay.yaml: defaults, ranges, and the errors that name the key. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigReader } from '../../cli/config.js';
+import { ConfigReader } from '../../kit/config.js';
 import { ConfigError } from '../../proto/src/errors.js';
 import { parseRelayConfig } from '../src/config.js';
 

@@ -14,7 +14,7 @@ import { baseConfig, forgerKey, Harness, mintTicket, openLimits, tunnelSpec, typ
 const config = baseConfig({ limits: { ...openLimits, sessionsPerSourceMax: 4, sessionsMax: 64, unauthenticatedPacketsPerSecond: 50, newSessionsPerSourcePerSecond: 20, sessionPacketsPerSecond: 500 }, tunnel: tunnelSpec({ idleTimeoutMs: 30_000 }) });
 const IDLE_ALL_MS = 200_000;
 const senders = ['198.51.100.1', '198.51.100.2', '203.0.113.9', '2001:db8::5'];
-// Port 0 included (defect 1): such datagrams must be dropped, never answered.
+// Port 0 included: such datagrams must be dropped, never answered (front-door.test.ts).
 const senderArb = fc.record({ address: fc.constantFrom(...senders), port: fc.constantFrom(0, 1000, 2000, 3000) });
 
 /** Bytes that look like ours often enough to get past the junk check. */

@@ -8,6 +8,7 @@ import { HEADER_BYTES, PacketHeader, parseHeader, sessionIdToHex } from '../../p
 import { Rng } from '../../proto/src/rng.js';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed, ticketVerifyKeyFromRaw } from '../../proto/src/ticket.js';
 import type { Endpoint } from '../../proto/src/transport.js';
+import { buildControlPacket } from '../../proto/src/wire.js';
 import { parseCidr } from '../src/core/addr.js';
 import type { HealthCheckSpec, LimitsSpec, RelayCoreConfig, RuleSpec, TunnelSpec } from '../src/core/config-types.js';
 import { RelayCore, type RelayEvent } from '../src/core/relay-core.js';
@@ -102,6 +103,11 @@ export function mintTicket(rng: Rng, options: { origin?: string; expiresInMs?: n
     options.sealWith ?? sealKey,
   );
   return { high, low, hex, key, ticket };
+}
+
+/** A session open for `session`'s ticket, as a client sends it to the tunnel port (FEC off only). */
+export function openPacket(session: Pick<ClientSession, 'high' | 'low' | 'ticket'>): Uint8Array {
+  return buildControlPacket(session.high, session.low, { type: 'sessionOpen', ticket: session.ticket, fecModes: ['off'] });
 }
 
 /** One datagram the core sent, copied out. */

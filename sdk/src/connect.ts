@@ -26,7 +26,7 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname } from 'node:path';
-import { CoordinatorApiError, CoordinatorClient, type RouteAnswer } from '../../coordinator/src/client.js';
+import { CoordinatorApiError, CoordinatorClient, type RouteAnswer } from '../../kit/coordinator-client.js';
 import { UdpTransport } from './udp-transport.js';
 import type { Endpoint } from '../../proto/src/transport.js';
 import { CANDIDATES_REFRESH_MS_DEFAULT, TICKET_PROVIDER_TIMEOUT_MS_DEFAULT } from './core/constants.js';

@@ -1,6 +1,6 @@
 /**
  * Recording what the SDK measured on a real path, as a Slipstream trace
- * (`sim/src/trace/format.ts`) that the simulator and `slipstream sim proxy` replay:
+ * (`proto/src/trace/format.ts`) that the simulator and `slipstream sim proxy` replay:
  * `connect({ record })` and `slipstream connect --record FILE`.
  *
  * The tunnel core probes the relay in use every 100 ms (its liveness signal); this tap
@@ -14,8 +14,8 @@
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader } from '../../proto/src/header.js';
 import type { Endpoint } from '../../proto/src/transport.js';
 import { parseProbeReplyBody } from '../../proto/src/wire.js';
-import type { SlipTraceEncoding } from '../../sim/src/trace/format.js';
-import { TraceRecorder } from '../../sim/src/trace/recorder.js';
+import type { SlipTraceEncoding } from '../../proto/src/trace/format.js';
+import { TraceRecorder } from '../../proto/src/trace/recorder.js';
 import { PROBE_TIMEOUT_MS } from './core/constants.js';
 
 /** Options of a recording (`ConnectOptions.record`). */

@@ -7,7 +7,7 @@ import dgram from 'node:dgram';
 import { isIP, isIPv6 } from 'node:net';
 import { ErrorCode, SlipError } from '../../proto/src/errors.js';
 import type { Endpoint, ReceiveHandler, Transport } from '../../proto/src/transport.js';
-import { ipLiteralLookup } from './udp-lookup.js';
+import { ipLiteralLookup } from '../../kit/udp-lookup.js';
 
 /** Options for {@link UdpTransport.bind}. */
 export interface UdpTransportInit {

@@ -15,10 +15,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { TraceRecorder } from '../src/trace/recorder.js';
+import { TraceRecorder } from '../../proto/src/trace/recorder.js';
 import { compareTraceIntervals, formatTraceComparison, probeIntervals, TRACE_SPREAD_LOSS_SLACK_PACKETS } from '../src/trace/compare.js';
-import { parseSlipTraceJsonl, type TraceInterval } from '../src/trace/format.js';
-import { MAHIMAHI_PACKET_BYTES } from '../src/trace/mahimahi.js';
+import { parseSlipTraceJsonl, type TraceInterval } from '../../proto/src/trace/format.js';
+import { MAHIMAHI_PACKET_BYTES } from '../src/core/trace-mahimahi.js';
 import { callApi, createProxy, median, ping, sleep, startProxyProcess, udpEcho, type PingRun, type ProxyProcess } from './proxy-harness.js';
 
 /** The proxy's seed in this file: every random draw of the proxy (loss, jitter) follows from it. */

@@ -10,10 +10,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CoordinatorCore } from '../../coordinator/src/core/coordinator-core.js';
-import { CoordinatorSimDriver } from '../../coordinator/src/sim-driver.js';
+import { CoordinatorSimDriver } from '../src/drivers/coordinator-driver.js';
 import { Rng } from '../../proto/src/rng.js';
-import { fleetKeys, SIM_COORDINATOR_PORT, SIM_LEASE_MS, SIM_ORIGIN_PORT, SIM_WALL_EPOCH_MS, simFleetSpec, simRelayConfig, startSimFleetAgent } from '../../sdk/src/sim/fleet.js';
-import { SCENARIO_RELAY_FEC, SdkScenario } from '../../sdk/src/sim/scenario.js';
+import { fleetKeys, SIM_COORDINATOR_PORT, SIM_LEASE_MS, SIM_ORIGIN_PORT, SIM_WALL_EPOCH_MS, simFleetSpec, simRelayConfig, startSimFleetAgent } from '../src/deployment/fleet.js';
+import { SCENARIO_RELAY_FEC, SdkScenario } from '../src/deployment/scenario.js';
 import { ErrorCode } from '../../proto/src/errors.js';
 import { SimNetwork } from '../src/core/network.js';
 import { ScenarioRun } from '../src/scenario/run.js';

@@ -9,11 +9,11 @@ import { SimConfigError } from '../../proto/src/errors.js';
 import { Rng } from '../../proto/src/rng.js';
 import { LinkDirection, validateLinkModel, type LinkModelSpec } from '../src/core/link.js';
 import { SimNetwork } from '../src/core/network.js';
-import { formatTraceHeader, formatTraceInterval, formatTraceParseError, parseSlipTrace, parseSlipTraceCsv, parseSlipTraceJsonl, type SlipTraceEncoding, type TraceInterval } from '../src/trace/format.js';
+import { formatTraceHeader, formatTraceInterval, formatTraceParseError, parseSlipTrace, parseSlipTraceCsv, parseSlipTraceJsonl, type SlipTraceEncoding, type TraceInterval } from '../../proto/src/trace/format.js';
 import { compareTraceIntervals, probeIntervals, TRACE_SPREAD_LOSS_SLACK_PACKETS } from '../src/trace/compare.js';
 import { detectTraceFormat, traceSpecFromText } from '../src/trace/load.js';
-import { DeliverySchedule, MAHIMAHI_PACKET_BYTES, parseMahimahiTrace } from '../src/trace/mahimahi.js';
-import { TraceRecorder } from '../src/trace/recorder.js';
+import { DeliverySchedule, MAHIMAHI_PACKET_BYTES, parseMahimahiTrace } from '../src/core/trace-mahimahi.js';
+import { TraceRecorder } from '../../proto/src/trace/recorder.js';
 
 const FC_TIME_MS = 4000;
 

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CoordinatorClient } from '../../coordinator/src/client.js';
+import type { CoordinatorClient } from '../../kit/coordinator-client.js';
 import { rawPublicKey, ticketSigningKeyFromSeed } from '../../proto/src/ticket.js';
 import { CliProcess } from './cli-process.js';
 import { fileScopedInterval } from './timers.js';

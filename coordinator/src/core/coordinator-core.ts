@@ -13,20 +13,14 @@
  * ms, because replicas on different machines compare heartbeat times through the
  * store; the simulator passes virtual ms.
  */
-import { HISTORY_INTERVAL_MS_DEFAULT, SESSION_MEMORY_MAX, STORE_PRUNE_INTERVAL_MS } from '../constants.js';
-import { RelayHistory, type RelaySeries } from './history.js';
+import { HISTORY_INTERVAL_MS_DEFAULT, SESSION_MEMORY_MAX, STORE_PRUNE_INTERVAL_MS } from './constants.js';
+import { RelayHistory } from './history.js';
 import { MeasurementTable, node, type MeasurementRecord, type MeasurementTableInit, type PathFigures, type PathSample } from './measurements.js';
-import { rankRoutes, DEFAULT_WEIGHTS, type RankingWeights, type RouteClient, type RouteOrigin, type RouteRanking } from './ranking.js';
-import { Registry, type RegistryEvent, type RegistryInit, type RelayHealth, type RelayInfo, type RelayLoad, type RelayRecord } from './registry.js';
+import { rankRoutes, DEFAULT_WEIGHTS, type RankingWeights, type RouteClient, type RouteRanking } from './ranking.js';
+import { Registry, type RegistryEvent, type RegistryInit, type RelayInfo, type RelayLoad, type RelayRecord } from './registry.js';
 import { RevocationLog, type ReceivedRevocation, type Revocation } from './revocations.js';
-
-/** An origin the coordinator can route to. */
-export interface OriginInfo extends RouteOrigin {
-  /** `host:port` of the origin, when configured (informational; relays map names themselves). */
-  readonly address?: string;
-  /** `config`: declared in the config file; `learned`: some relay reported probing it. */
-  readonly source: 'config' | 'learned';
-}
+import type { FleetRelay, FleetView, OriginInfo } from '../../../proto/src/api/contract.js';
+export type { FleetRelay, FleetView, OriginInfo };
 
 /** Options of a {@link CoordinatorCore}. */
 export interface CoordinatorCoreInit extends RegistryInit, MeasurementTableInit {
@@ -56,38 +50,6 @@ export interface RouteQuery {
   readonly twoHop?: boolean;
   /** The session's exit relay: rank entries by the path through it (see {@link RankInput.exitRelayId}). */
   readonly exitRelayId?: string;
-}
-
-/** A relay as the dashboard shows it. */
-export interface FleetRelay {
-  readonly relayId: string;
-  readonly region: string;
-  readonly latitude: number;
-  readonly longitude: number;
-  readonly tunnelAddress: string;
-  readonly probeAddress: string;
-  readonly capacitySessions: number;
-  readonly health: RelayHealth;
-  readonly load: RelayLoad;
-  /** Time since the last heartbeat, ms. */
-  readonly lastHeartbeatAgeMs: number;
-  /** Figures to each origin the relay probes. */
-  readonly origins: { origin: string; rttMs: number; jitterMs: number; lossFraction: number; ageMs: number }[];
-  /** RTT, jitter and loss over the last minutes (mean over the relay's origin paths, else its mesh paths). */
-  readonly history: RelaySeries;
-}
-
-/** The dashboard's view of the fleet. */
-export interface FleetView {
-  /** When the view was taken, ms. */
-  readonly nowMs: number;
-  readonly leaseMs: number;
-  readonly relays: FleetRelay[];
-  readonly origins: OriginInfo[];
-  /** Relay-to-relay RTT matrix, ms (`null` = not measured), for at most {@link FLEET_MATRIX_RELAYS_MAX} relays by id. */
-  readonly mesh: { readonly relayIds: string[]; readonly rttMs: (number | null)[][]; readonly lossFraction: (number | null)[][] };
-  /** Active revocations. */
-  readonly revocations: number;
 }
 
 /** Relays in the dashboard's RTT matrix at most (the matrix grows with the square). */

@@ -3,7 +3,7 @@
  * suggests, and the coarse client prefix (/24 for IPv4, /48 for IPv6) that is the
  * only client identity the coordinator keeps. Pure functions; no sockets.
  */
-import { GEO_BASE_RTT_MS, GEO_FIBRE_KM_PER_MS, GEO_PATH_STRETCH } from '../constants.js';
+import { GEO_BASE_RTT_MS, GEO_FIBRE_KM_PER_MS, GEO_PATH_STRETCH } from './constants.js';
 
 /** Mean Earth radius, km. */
 const EARTH_RADIUS_KM = 6371;

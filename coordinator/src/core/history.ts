@@ -3,20 +3,10 @@
  * a fixed interval into fixed-size rings (no allocation per sample once a relay's
  * ring exists). Sans-IO.
  */
-import { HISTORY_POINTS } from '../constants.js';
+import { HISTORY_POINTS } from './constants.js';
 import type { PathFigures } from './measurements.js';
-
-/** A relay's series, oldest first. */
-export interface RelaySeries {
-  /** Sample times, ms. */
-  readonly tMs: number[];
-  /** RTT, ms (null when nothing was measured at that sample). */
-  readonly rttMs: (number | null)[];
-  /** Jitter, ms. */
-  readonly jitterMs: (number | null)[];
-  /** Loss fraction, 0..1. */
-  readonly lossFraction: (number | null)[];
-}
+import type { RelaySeries } from '../../../proto/src/api/contract.js';
+export type { RelaySeries };
 
 class Ring {
   readonly t = new Float64Array(HISTORY_POINTS);

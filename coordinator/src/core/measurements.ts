@@ -15,7 +15,7 @@ import {
   MEASUREMENT_SAMPLES_MAX,
   MEASUREMENT_SMOOTHING_SAMPLES_DEFAULT,
   MEASUREMENT_STALE_MS_DEFAULT,
-} from '../constants.js';
+} from './constants.js';
 
 /** The figures of a path. */
 export interface PathFigures {

@@ -33,43 +33,12 @@ import {
   TWO_HOP_CANDIDATES,
   TWO_HOP_GAIN_MS_MIN_DEFAULT,
   UNKNOWN_RTT_MS,
-} from '../constants.js';
+} from './constants.js';
 import { geoRttMs, greatCircleKm, greatCircleKmRad } from './geo.js';
 import { node, type MeasurementRecord, type MeasurementTable } from './measurements.js';
 import type { Registry, RelayRecord } from './registry.js';
-
-/** Where a leg's figures came from, best first. */
-export type LegSource = 'measured' | 'geography' | 'region' | 'unknown';
-
-/** One leg of a route. */
-export interface LegEstimate {
-  /** RTT, ms. */
-  readonly rttMs: number;
-  /** Jitter, ms. */
-  readonly jitterMs: number;
-  /** Loss fraction, 0..1. */
-  readonly lossFraction: number;
-  /** Where the figures came from. */
-  readonly source: LegSource;
-  /** 0..1 (see `MeasurementView.confidence`; geography 0.3, region 0.1, unknown 0). */
-  readonly confidence: number;
-  /** Age of a measured figure, ms (absent for estimates). */
-  readonly ageMs?: number;
-  /** Probe samples behind a measured figure. */
-  readonly samples?: number;
-}
-
-/** A destination as ranking needs it. */
-export interface RouteOrigin {
-  /** The name tickets and relays use. */
-  readonly name: string;
-  /** Degrees, when known. */
-  readonly latitude?: number;
-  /** Degrees, when known. */
-  readonly longitude?: number;
-  /** Region, when known. */
-  readonly region?: string;
-}
+import type { ExcludedRelay, LegEstimate, LegSource, RouteCandidate, RouteOrigin, RouteRanking } from '../../../proto/src/api/contract.js';
+export type { ExcludedRelay, LegEstimate, LegSource, RouteCandidate, RouteOrigin, RouteRanking };
 
 /** What is known about the client asking. */
 export interface RouteClient {
@@ -108,61 +77,6 @@ export const DEFAULT_WEIGHTS: RankingWeights = Object.freeze({
   hopPenaltyMs: HOP_PENALTY_MS_DEFAULT,
   twoHopGainMsMin: TWO_HOP_GAIN_MS_MIN_DEFAULT,
 });
-
-/** A ranked route. */
-export interface RouteCandidate {
-  /** 1 = best. */
-  readonly rank: number;
-  /** `direct`: client→relay→origin; `twoHop`: client→relay→exitRelay→origin. */
-  readonly kind: 'direct' | 'twoHop';
-  /** The relay the client connects to. */
-  readonly relayId: string;
-  /** Two-hop only: the relay that forwards to the origin. */
-  readonly exitRelayId?: string;
-  /** Entry relay's region. */
-  readonly region: string;
-  /** `host:port` the client tunnels to. */
-  readonly tunnelAddress: string;
-  /** `host:port` the client probes. */
-  readonly probeAddress: string;
-  /** Estimated cost, ms (lower is better). */
-  readonly costMs: number;
-  /** Whole-path RTT, ms. */
-  readonly rttMs: number;
-  /** Whole-path jitter, ms. */
-  readonly jitterMs: number;
-  /** Whole-path loss fraction, 0..1. */
-  readonly lossFraction: number;
-  /** Per-leg figures. */
-  readonly legs: {
-    readonly clientToRelay: LegEstimate;
-    readonly relayToRelay?: LegEstimate;
-    readonly relayToOrigin: LegEstimate;
-  };
-  /** What each penalty added, ms. */
-  readonly penaltiesMs: { readonly jitter: number; readonly loss: number; readonly load: number; readonly hop: number };
-  /** Entry relay's load: sessions, capacity, CPU and the fraction used (max of sessions/capacity and CPU). */
-  readonly load: { readonly sessions: number; readonly capacitySessions: number; readonly cpuFraction: number; readonly loadFraction: number };
-  /** The least confidence of its legs, 0..1. */
-  readonly confidence: number;
-  /** Why it ranks where it does, for people. */
-  readonly reason: string;
-}
-
-/** A relay left out, and why. */
-export interface ExcludedRelay {
-  readonly relayId: string;
-  readonly reason: string;
-}
-
-/** What {@link rankRoutes} returns. */
-export interface RouteRanking {
-  readonly candidates: RouteCandidate[];
-  /** Relays left out (unhealthy, draining, full), at most `limit` of them. */
-  readonly excluded: ExcludedRelay[];
-  /** How many relays were left out in all. */
-  readonly excludedCount: number;
-}
 
 /** Inputs of {@link rankRoutes}. */
 export interface RankInput {

@@ -10,37 +10,9 @@
  * `pollEvent()`. Health at a given instant never depends on sweeps having run:
  * {@link Registry.health} computes it from the record and `nowMs`.
  */
-import { LEASE_MS_DEFAULT, RELAY_RETENTION_MS_DEFAULT } from '../constants.js';
-
-/** What a relay says about itself when it registers. */
-export interface RelayInfo {
-  /** 1–64 of `A-Za-z0-9._-`. */
-  readonly relayId: string;
-  /** Operator's region name, e.g. `eu-west`. */
-  readonly region: string;
-  /** Degrees, −90..90. */
-  readonly latitude: number;
-  /** Degrees, −180..180. */
-  readonly longitude: number;
-  /** `host:port` clients tunnel to. */
-  readonly tunnelAddress: string;
-  /** `host:port` that answers probes. */
-  readonly probeAddress: string;
-  /** Sessions the relay accepts at most. */
-  readonly capacitySessions: number;
-}
-
-/** What a relay says in each heartbeat. */
-export interface RelayLoad {
-  /** Sessions open now. */
-  readonly sessions: number;
-  /** Packets per second forwarded (both ways). */
-  readonly packetsPerSecond: number;
-  /** CPU busy fraction, 0..1. */
-  readonly cpuFraction: number;
-  /** True while the relay drains: it keeps its sessions but takes no new ones. */
-  readonly draining: boolean;
-}
+import { LEASE_MS_DEFAULT, RELAY_RETENTION_MS_DEFAULT } from './constants.js';
+import type { RelayHealth, RelayInfo, RelayLoad } from '../../../proto/src/api/contract.js';
+export type { RelayHealth, RelayInfo, RelayLoad };
 
 /** A relay as the registry (and the store) holds it. */
 export interface RelayRecord extends RelayInfo {
@@ -57,9 +29,6 @@ export interface RelayRecord extends RelayInfo {
    */
   readonly fleetSecretId?: string;
 }
-
-/** Health of a relay at an instant. */
-export type RelayHealth = 'healthy' | 'draining' | 'unhealthy';
 
 /** A record plus values derived once per update for the ranking hot loop. */
 export interface RelayEntry {

@@ -7,7 +7,7 @@
  *
  * Sans-IO: `nowMs` comes from the caller.
  */
-import { REVOCATION_CURSOR_OVERLAP_MS } from '../constants.js';
+import { REVOCATION_CURSOR_OVERLAP_MS } from './constants.js';
 
 /** One revoked session. */
 export interface Revocation {

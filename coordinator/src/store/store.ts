@@ -14,6 +14,8 @@
 import type { MeasurementRecord } from '../core/measurements.js';
 import type { RelayRecord } from '../core/registry.js';
 import type { Revocation } from '../core/revocations.js';
+import type { StoreStatus } from '../../../proto/src/api/contract.js';
+export type { StoreStatus };
 
 /** A change made through another handle on the same backend (another replica). */
 export type StoreChange =
@@ -25,22 +27,6 @@ export type StoreChange =
 
 /** Listener of {@link Store.subscribe}. */
 export type StoreListener = (change: StoreChange) => void;
-
-/** Health of a store, for `/health`, logs and metrics. */
-export interface StoreStatus {
-  /** `memory` or `redis`. */
-  readonly kind: 'memory' | 'redis';
-  /** Whether the backend is reachable now. */
-  readonly ok: boolean;
-  /** For people: `connected to redis://…` or why not. */
-  readonly detail: string;
-  /** Writes waiting for the backend to return. */
-  readonly pendingWrites: number;
-  /** Writes dropped because the outbox was full, since start. */
-  readonly droppedWrites: number;
-  /** When the backend became unreachable (wall ms); absent while ok. */
-  readonly downSinceMs?: number;
-}
 
 /** See the module comment. Times are wall-clock epoch ms. */
 export interface Store {

@@ -4,7 +4,7 @@
  * know the mesh, runs the {@link PathProber} over that mesh (and the relay's origins)
  * and sends its path reports. It never touches a socket, a timer or a clock: the driver
  * carries its requests to the coordinator (HTTP in production, `relay/src/fleet.ts`;
- * the simulated network in `relay/src/sim-fleet.ts`) and feeds the answers back.
+ * the simulated network in `sim/src/drivers/fleet-driver.ts`) and feeds the answers back.
  *
  * Inputs: the commands {@link FleetAgentCore.start}, {@link FleetAgentCore.setDraining},
  * {@link FleetAgentCore.awaitAcceptance}, {@link FleetAgentCore.stop};
@@ -22,7 +22,7 @@
  * relay id), and every failing kind of request is reported once per streak (`failed`,
  * then `recovered`).
  */
-import type { RegisterAnswer, RelayInfo, RelayLoad, RelayPathReport } from '../../../coordinator/src/client.js';
+import type { RegisterAnswer, RelayInfo, RelayLoad, RelayPathReport } from '../../../proto/src/api/contract.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import { splitHostPort } from './addr.js';
 import { PathProber, type ProbeTarget, type ProbeTransmit } from './path-prober.js';

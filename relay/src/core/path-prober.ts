@@ -32,6 +32,7 @@
  * Probe times are spread over the interval (each target starts at an offset from a hash
  * of its key), so a relay of a large fleet does not send its whole mesh at once.
  */
+import type { RelayPathReport } from '../../../proto/src/api/contract.js';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader, quickCheck } from '../../../proto/src/header.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import { hashString } from './addr.js';
@@ -54,18 +55,8 @@ export interface ProbeTarget {
   readonly port: number;
 }
 
-/** One window's figures for a target, in the coordinator's report shape. */
-export interface PathReport {
-  readonly targetRelayId?: string;
-  readonly origin?: string;
-  /** ms. */
-  readonly rttMs: number;
-  /** ms. */
-  readonly jitterMs: number;
-  /** 0..1. */
-  readonly lossFraction: number;
-  readonly samples: number;
-}
+/** One window's figures for a target: the coordinator API's relay report (`POST /v1/relays/reports`). */
+export type PathReport = RelayPathReport;
 
 /** What the prober asks of its driver. */
 export type PathProberEvent =

@@ -14,13 +14,13 @@
  * Revocations expire in wall time (epoch ms, as the coordinator states them), so answers
  * come with the wall clock's reading; the cores' own deadlines are monotonic ms.
  */
-import type { RevocationEntry, RevocationPage } from '../../../coordinator/src/client.js';
+import { REVOCATION_CURSOR_OVERLAP_MS, REVOCATION_WAIT_MS_DEFAULT, type RevocationEntry, type RevocationPage } from '../../../proto/src/api/contract.js';
 import type { FleetFailure } from './fleet-agent.js';
 
 /** Long-poll wait per request, ms (the coordinator's default; it accepts ≤ 30000). */
-export const REVOCATION_FEED_WAIT_MS_DEFAULT = 20_000;
-/** How far the cursor rewinds after a failed poll, ms (the coordinator's REVOCATION_CURSOR_OVERLAP_MS). */
-export const REVOCATION_FEED_OVERLAP_MS_DEFAULT = 10_000;
+export const REVOCATION_FEED_WAIT_MS_DEFAULT = REVOCATION_WAIT_MS_DEFAULT;
+/** How far the cursor rewinds after a failed poll, ms (the API contract's). */
+export const REVOCATION_FEED_OVERLAP_MS_DEFAULT = REVOCATION_CURSOR_OVERLAP_MS;
 /** First backoff after a failed poll, ms. */
 export const REVOCATION_FEED_BACKOFF_MS_MIN = 200;
 /** Longest backoff between failed polls, ms. */

@@ -7,8 +7,8 @@
  * (with `--json`) or into the table, never into the JSON.
  */
 import { performance } from 'node:perf_hooks';
-import type { Command, CommandIo } from '../../../cli/command.js';
-import { bool, formatHelp, num, numList, parseFlags, str, type FlagSpec, type FlagValues } from '../../../cli/flags.js';
+import type { Command, CommandIo } from '../../../kit/command.js';
+import { bool, formatHelp, num, numList, parseFlags, str, type FlagSpec, type FlagValues } from '../../../kit/flags.js';
 import { CliUsageError, SimConfigError } from '../../../proto/src/errors.js';
 import { runLinkExperiment, type LinkReport } from '../core/link-experiment.js';
 import { LINK_DELAY_MS_MAX, LINK_MTU_BYTES_MAX, LINK_QUEUE_PACKETS_DEFAULT, LINK_QUEUE_PACKETS_MAX, LINK_RATE_KBPS_MAX, validateLinkModel, type JitterDistribution, type LinkModelSpec } from '../core/link.js';

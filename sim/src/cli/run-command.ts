@@ -8,8 +8,8 @@
  * machine-dependent, so it goes to stderr with `--json` and into the table without.
  * A bad file exits 2 with one line `file:line: key: reason`.
  */
-import type { Command } from '../../../cli/command.js';
-import { bool, formatHelp, num, parseFlags, type FlagSpec } from '../../../cli/flags.js';
+import type { Command } from '../../../kit/command.js';
+import { bool, formatHelp, num, parseFlags, type FlagSpec } from '../../../kit/flags.js';
 import { CliUsageError } from '../../../proto/src/errors.js';
 import { loadScenario } from '../scenario/load.js';
 import { runScenario, type QoeReport } from '../scenario/run.js';

@@ -5,8 +5,8 @@
  * Prints one line per failing seed with the command that replays it, and a summary;
  * exits 1 when any invariant broke.
  */
-import type { Command } from '../../../cli/command.js';
-import { bool, formatHelp, num, parseFlags, type FlagSpec } from '../../../cli/flags.js';
+import type { Command } from '../../../kit/command.js';
+import { bool, formatHelp, num, parseFlags, type FlagSpec } from '../../../kit/flags.js';
 import { replayCommand, runSwarmSeed, type SwarmResult } from '../swarm/swarm.js';
 
 const FLAGS: Record<string, FlagSpec> = {

@@ -11,10 +11,10 @@
  */
 import { SimConfigError } from '../../../proto/src/errors.js';
 import type { Rng } from '../../../proto/src/rng.js';
-import { DeliverySchedule } from '../trace/mahimahi.js';
-import { deliveryQueuePackets, IntervalTracePlayer, validateLinkTrace, type LinkTraceSpec } from '../trace/replay.js';
+import { DeliverySchedule } from './trace-mahimahi.js';
+import { deliveryQueuePackets, IntervalTracePlayer, validateLinkTrace, type LinkTraceSpec } from './trace-replay.js';
 
-export type { LinkTraceSpec } from '../trace/replay.js';
+export type { LinkTraceSpec } from './trace-replay.js';
 
 /** Shape of the jitter added to the fixed delay. */
 export type JitterDistribution = 'uniform' | 'normal' | 'pareto';
@@ -72,7 +72,7 @@ export interface LinkModelSpec {
   /** Windows (absolute virtual ms) in which every offered packet is dropped. Default none. */
   blackouts?: BlackoutWindow[];
   /**
-   * Follow a trace over time (see `sim/src/trace/replay.ts`). An `intervals` trace (a
+   * Follow a trace over time (see `sim/src/core/trace-replay.ts`). An `intervals` trace (a
    * recorded path) drives delay, jitter and loss, on top of `delayMs`, and excludes
    * `loss`, `jitterMs`, `jitterDist`; a `mahimahi` trace is the bottleneck and excludes
    * `rateKbps`, `queuePackets`. Every other field still applies. Default: none.

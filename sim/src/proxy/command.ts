@@ -6,9 +6,9 @@
  */
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Command } from '../../../cli/command.js';
-import { bool, formatHelp, num, parseFlags, str, type FlagSpec } from '../../../cli/flags.js';
-import { createLogger, LOG_LEVELS, type LogLevel } from '../../../cli/log.js';
+import type { Command } from '../../../kit/command.js';
+import { bool, formatHelp, num, parseFlags, str, type FlagSpec } from '../../../kit/flags.js';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../../../kit/log.js';
 import { CliUsageError } from '../../../proto/src/errors.js';
 import { ProxyApi, startApiServer } from './api.js';
 import { loadProxyConfig, type ProxyConfig } from './config.js';

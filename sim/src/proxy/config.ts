@@ -14,7 +14,7 @@
  * Keys and ranges are those of the API's proxy definition (sim/README.md); every
  * problem, including an unreadable trace file, names the file, the line and the key.
  */
-import { ConfigReader } from '../../../cli/config.js';
+import { ConfigReader } from '../../../kit/config.js';
 import { checkProxyDefinition, configBaseDir, resolveUdpImpairment, type ProxyDefinition, type UdpImpairment } from './definition.js';
 import { PROXIES_MAX } from './constants.js';
 

@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { SimConfigError } from '../../../proto/src/errors.js';
 import { LINK_DELAY_MS_MAX, LINK_RATE_KBPS_MAX, validateLinkModel, type LinkModelSpec } from '../core/link.js';
-import { formatTraceParseError } from '../trace/format.js';
+import { formatTraceParseError } from '../../../proto/src/trace/format.js';
 import { loadTraceFile, TRACE_FILE_BYTES_MAX, traceSpecFromText, type TraceFileFormat } from '../trace/load.js';
 import { PROXY_NAME_PATTERN, TCP_DELAY_MS_MAX, TCP_SLICE_BYTES_MAX, UDP_IDLE_TIMEOUT_MS_DEFAULT, UDP_IDLE_TIMEOUT_MS_MAX, UDP_IDLE_TIMEOUT_MS_MIN } from './constants.js';
 

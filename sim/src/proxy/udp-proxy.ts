@@ -18,7 +18,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
-import { ipLiteralLookup } from '../../../sdk/src/udp-lookup.js';
+import { ipLiteralLookup } from '../../../kit/udp-lookup.js';
 import type { Rng } from '../../../proto/src/rng.js';
 import { EventQueue, type SimEventHandler } from '../core/event-queue.js';
 import { DropReason, dropReasonName, LinkDirection, type LinkModelSpec } from '../core/link.js';

@@ -2,19 +2,19 @@
  * Scenario files (YAML, version 1) → a checked {@link Scenario}. Every problem throws a
  * `ConfigError` naming the file, the line and the key (`relay-crash.yaml:31:
  * events[2].crash: 'relay-x' is not a relay; expected one of relay-fra, relay-ams`),
- * through `cli/config.ts`'s {@link ConfigReader}; the CLI prints it and exits 2.
+ * through `kit/config.ts`'s {@link ConfigReader}; the CLI prints it and exits 2.
  * Besides shapes and ranges it checks what only the whole file can tell: names are
  * unique, every name an event or link uses exists, a relay is crashed only while up
  * and restarted only while down, and every link model that the timeline produces
  * (entries merged in order, then events applied in time order) is valid — so a run
  * never fails on input halfway through.
  */
-import { ConfigReader, type ConfigPath } from '../../../cli/config.js';
+import { ConfigReader, type ConfigPath } from '../../../kit/config.js';
 import { SimConfigError } from '../../../proto/src/errors.js';
 import { FEC_COPIES_MAX, FEC_HOLD_MS_MAX, FEC_SPACING_MS_MAX } from '../../../proto/src/fec/index.js';
 import type { TunnelFecSpec } from '../../../relay/src/core/config-types.js';
-import { defaultRelayLimits } from '../../../sdk/src/sim/fleet.js';
-import { GAME_HEADER_BYTES, type TrafficSpec } from '../../../sdk/src/sim/deployment.js';
+import { defaultRelayLimits } from '../deployment/fleet.js';
+import { GAME_HEADER_BYTES, type TrafficSpec } from '../deployment/deployment.js';
 import { validateLinkModel, type LinkModelSpec } from '../core/link.js';
 import { checkUdpImpairment, configBaseDir, resolveUdpImpairment, type FieldPath } from '../proxy/definition.js';
 import {

@@ -15,7 +15,7 @@
  * - `longestGapMs`: the longest time the player received nothing in the window (edges
  *   included: a player who never hears back has a gap of the whole window).
  */
-import type { PathLog } from '../../../sdk/src/sim/deployment.js';
+import type { PathLog } from '../deployment/deployment.js';
 
 /** Raw sums of one player's path over a window: combine several with {@link mergeSamples}. */
 export class PathSamples {

@@ -13,7 +13,7 @@
 import type { LinkModelSpec } from '../core/link.js';
 import { SimNetwork } from '../core/network.js';
 import { runUntilBounded, SIM_EVENTS_PER_SECOND_MAX_DEFAULT } from '../core/event-budget.js';
-import { PATH_DIRECT, PATH_TUNNEL, SimDeployment, type DeploymentClientSpec } from '../../../sdk/src/sim/deployment.js';
+import { PATH_DIRECT, PATH_TUNNEL, SimDeployment, type DeploymentClientSpec } from '../deployment/deployment.js';
 import { mergeLinkModel } from './load.js';
 import { mergeSamples, pathQoe, pathSeries, roundFraction, samplePath, type PathQoe, type PathSamples } from './qoe.js';
 import { SCENARIO_RELAY_FEC_DEFAULT, type DirectedPair, type Scenario, type ScenarioEvent } from './schema.js';

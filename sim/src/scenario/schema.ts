@@ -6,7 +6,7 @@
  */
 import { FEC_HOLD_MS_DEFAULT } from '../../../proto/src/fec/index.js';
 import type { LimitsSpec, TunnelFecSpec } from '../../../relay/src/core/config-types.js';
-import type { TrafficSpec } from '../../../sdk/src/sim/deployment.js';
+import type { TrafficSpec } from '../deployment/deployment.js';
 import type { LinkModelSpec } from '../core/link.js';
 
 /** The only scenario format version so far. */

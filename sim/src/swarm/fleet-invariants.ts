@@ -1,6 +1,6 @@
 /**
  * The swarm's fleet invariants: relays join the fleet through the production fleet core
- * (relay/src/core/fleet-agent.ts, driven by relay/src/sim-fleet.ts) against the real
+ * (relay/src/core/fleet-agent.ts, driven by sim/src/drivers/fleet-driver.ts) against the real
  * coordinator core, whatever the faults.
  *
  * - **join / re-join**: every start of a relay (the first, and each restart after a
@@ -16,7 +16,7 @@
  * {@link watchFleet} schedules them before the run starts; {@link checkFleetInvariants}
  * reads the agents' events afterwards.
  */
-import { SIM_LEASE_MS } from '../../../sdk/src/sim/fleet.js';
+import { SIM_LEASE_MS } from '../deployment/fleet.js';
 import type { ScenarioRun } from '../scenario/run.js';
 import type { SwarmPlan, SwarmViolation } from './swarm.js';
 

@@ -31,8 +31,8 @@
  * Everything is a pure function of the seed.
  */
 import { Rng } from '../../../proto/src/rng.js';
-import { defaultRelayLimits } from '../../../sdk/src/sim/fleet.js';
-import { PATH_TUNNEL, type TrafficSpec } from '../../../sdk/src/sim/deployment.js';
+import { defaultRelayLimits } from '../deployment/fleet.js';
+import { PATH_TUNNEL, type TrafficSpec } from '../deployment/deployment.js';
 import type { LinkModelSpec } from '../core/link.js';
 import { samplePath } from '../scenario/qoe.js';
 import { ScenarioRun } from '../scenario/run.js';

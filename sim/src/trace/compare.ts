@@ -12,7 +12,7 @@
  *   than one packet: the caller states how many packets its replay may miscount (for
  *   the default `spread` loss pattern, see {@link TRACE_SPREAD_LOSS_SLACK_PACKETS}).
  */
-import type { TraceInterval } from './format.js';
+import type { TraceInterval } from '../../../proto/src/trace/format.js';
 
 /** The issue's tolerance: 10 % of the recorded figure. */
 export const TRACE_REPLAY_TOLERANCE = 0.1;

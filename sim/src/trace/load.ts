@@ -5,9 +5,9 @@
  * mahimahi trace.
  */
 import { readFileSync } from 'node:fs';
-import { parseSlipTrace, type TraceParseError, type TraceParseResult } from './format.js';
-import { parseMahimahiTrace } from './mahimahi.js';
-import type { LinkTraceSpec, TraceLossPattern, TraceShare } from './replay.js';
+import { parseSlipTrace, type TraceParseError, type TraceParseResult } from '../../../proto/src/trace/format.js';
+import { parseMahimahiTrace } from '../core/trace-mahimahi.js';
+import type { LinkTraceSpec, TraceLossPattern, TraceShare } from '../core/trace-replay.js';
 
 /** Trace file formats. */
 export type TraceFileFormat = 'slipstream' | 'mahimahi';

@@ -1,0 +1,413 @@
+/**
+ * The coordinator's HTTP API contract, declared once: paths, request and answer
+ * types, and the limits both sides rely on. The coordinator (`coordinator/src/http.ts`,
+ * `service.ts`) serves it; relays, the SDK and game backends call it through
+ * `kit/coordinator-client.ts`; the simulator carries the same shapes over its virtual
+ * network. Validation rules for request bodies live beside it in `./validate.ts`.
+ *
+ * Types only and constants: no IO. Every time is epoch ms unless its name says otherwise.
+ */
+
+/** The API's paths, by what they do. `:id` is a session id (16 lowercase hex digits). */
+export const API_PATHS = {
+  /** `POST`, fleet secret: a relay joins (or re-joins) the registry. Body {@link RelayInfo}, answer {@link RegisterAnswer}. */
+  relayRegister: '/v1/relays/register',
+  /** `POST`, fleet secret: a relay is alive. Body `{ relayId } & RelayLoad`; 404 `unknown_relay` means register again. */
+  relayHeartbeat: '/v1/relays/heartbeat',
+  /** `POST`, fleet secret: a relay's probe results. Body `{ relayId, reports: RelayPathReport[] }`, answer {@link ReportAnswer}. */
+  relayReports: '/v1/relays/reports',
+  /** `POST`, anonymous: an SDK's probe results. Body `{ reports: ClientPathReport[] }`, answer {@link ReportAnswer}. */
+  clientReports: '/v1/reports',
+  /** `GET`, anonymous: ranked relays for an origin. Query from {@link RouteQuestion}, answer {@link RouteAnswer}. */
+  route: '/v1/route',
+  /** `POST`, API key: a ticket. Body {@link SessionRequest}, answer {@link IssuedSession}. `DELETE /v1/session/:id` revokes ({@link RevokeAnswer}). */
+  session: '/v1/session',
+  /** `GET`, fleet secret: the revocation feed's long poll (`?sinceMs=&waitMs=`), answer {@link RevocationPage}. */
+  revocations: '/v1/revocations',
+  /** `GET`, anonymous: `{ ticketPublicKey }`, the raw Ed25519 key (base64) that verifies tickets. */
+  keys: '/v1/keys',
+  /** `GET`, anonymous: what the dashboard shows ({@link FleetView}). */
+  fleet: '/v1/fleet',
+  /** `GET`, anonymous: `{ origins: OriginInfo[] }`. */
+  origins: '/v1/origins',
+  /** `GET`, anonymous: {@link HealthAnswer}. */
+  health: '/health',
+} as const;
+
+/** Longest a relay's long-poll on `GET /v1/revocations` waits, ms. */
+export const REVOCATION_WAIT_MS_MAX = 30_000;
+/** Long-poll wait when the relay does not say, ms. */
+export const REVOCATION_WAIT_MS_DEFAULT = 20_000;
+/** Followers rewind their cursor by this much, so replicas with slightly different clocks or late replication miss nothing, ms. */
+export const REVOCATION_CURSOR_OVERLAP_MS = 10_000;
+/** Most relay path reports in one request. */
+export const REPORTS_PER_REQUEST_MAX = 1024;
+/** Most client (SDK) path reports in one request. */
+export const CLIENT_REPORTS_PER_REQUEST_MAX = 64;
+
+/** An error answer: `{ "error": ApiErrorBody }` with a 4xx or 5xx status. */
+export interface ApiErrorBody {
+  /** Stable code, e.g. `invalid_field`, `unknown_origin`, `unauthorized`, `unknown_relay`. */
+  readonly code: string;
+  /** What was wrong and what is accepted. */
+  readonly reason: string;
+  /** The offending field, when there is one (`latitude`, `reports[2].rttMs`, `authorization`). */
+  readonly field?: string;
+}
+
+// ── Relays: registration and heartbeats ─────────────────────────────────────────
+
+/** What a relay says about itself when it registers. */
+export interface RelayInfo {
+  /** 1–64 of `A-Za-z0-9._-`. */
+  readonly relayId: string;
+  /** Operator's region name, e.g. `eu-west`. */
+  readonly region: string;
+  /** Degrees, −90..90. */
+  readonly latitude: number;
+  /** Degrees, −180..180. */
+  readonly longitude: number;
+  /** `host:port` clients tunnel to. */
+  readonly tunnelAddress: string;
+  /** `host:port` that answers probes. */
+  readonly probeAddress: string;
+  /** Sessions the relay accepts at most. */
+  readonly capacitySessions: number;
+}
+
+/** What a relay says in each heartbeat. */
+export interface RelayLoad {
+  /** Sessions open now. */
+  readonly sessions: number;
+  /** Packets per second forwarded (both ways). */
+  readonly packetsPerSecond: number;
+  /** CPU busy fraction, 0..1. */
+  readonly cpuFraction: number;
+  /** True while the relay drains: it keeps its sessions but takes no new ones. */
+  readonly draining: boolean;
+}
+
+/** Answer of `CoordinatorClient.register`. */
+export interface RegisterAnswer {
+  readonly relayId: string;
+  /** The relay is unhealthy after this long without a heartbeat, ms. */
+  readonly leaseMs: number;
+  /** Send heartbeats this often, ms (a third of the lease). */
+  readonly heartbeatIntervalMs: number;
+  /** Raw Ed25519 public key (base64) that verifies tickets. */
+  readonly ticketPublicKey: string;
+  /** Other live relays, to probe (the mesh). */
+  readonly relays: { relayId: string; probeAddress: string; region: string }[];
+}
+
+/** Health of a relay at an instant. */
+export type RelayHealth = 'healthy' | 'draining' | 'unhealthy';
+
+// ── Measurements: probe reports from relays and clients ─────────────────────────
+
+/** One relay probe result: toward another relay (`targetRelayId`) or an origin (`origin`), exactly one. */
+export interface RelayPathReport {
+  readonly targetRelayId?: string;
+  readonly origin?: string;
+  /** ms, 0..60000. */
+  readonly rttMs: number;
+  /** ms, 0..60000. */
+  readonly jitterMs: number;
+  /** 0..1. */
+  readonly lossFraction: number;
+  /** Probes in the window, 0..1e6 (0 is ignored). */
+  readonly samples: number;
+}
+
+/** One SDK probe result toward a relay; the coordinator keys it by the caller's /24 or /48. */
+export interface ClientPathReport {
+  readonly relayId: string;
+  readonly rttMs: number;
+  readonly jitterMs: number;
+  readonly lossFraction: number;
+  readonly samples: number;
+}
+
+/** Answer of the report methods. */
+export interface ReportAnswer {
+  readonly taken: number;
+  readonly skipped: { index: number; reason: string }[];
+  /** Client reports only: the prefix they were filed under. */
+  readonly clientPrefix?: string;
+}
+
+// ── Routing: ranked relays for a client ─────────────────────────────────────────
+
+/** Question of `CoordinatorClient.route`. */
+export interface RouteQuestion {
+  readonly origin: string;
+  /** Region hint, used when nothing better is known. */
+  readonly region?: string;
+  /** Client coordinates, degrees (both or neither). */
+  readonly latitude?: number;
+  readonly longitude?: number;
+  /** 1..64, default 8. */
+  readonly limit?: number;
+  /** Consider entry→exit relay routes. Default true. */
+  readonly twoHop?: boolean;
+  /** The session's exit relay (its ticket's `exitRelay`): entries are ranked by the path through it. */
+  readonly exit?: string;
+}
+
+/** Answer of `CoordinatorClient.route`: candidates best first, each with legs, confidence, age and reason. */
+export interface RouteAnswer extends RouteRanking {
+  readonly origin: string;
+  readonly clientPrefix: string | null;
+  /** Coordinator wall time of the answer, epoch ms. */
+  readonly generatedAtMs: number;
+  readonly leaseMs: number;
+}
+
+/** Ranked routes, best first (what the coordinator core's `rankRoutes` returns). */
+export interface RouteRanking {
+  readonly candidates: RouteCandidate[];
+  /** Relays left out (unhealthy, draining, full), at most `limit` of them. */
+  readonly excluded: ExcludedRelay[];
+  /** How many relays were left out in all. */
+  readonly excludedCount: number;
+}
+
+/** A ranked route. */
+export interface RouteCandidate {
+  /** 1 = best. */
+  readonly rank: number;
+  /** `direct`: client→relay→origin; `twoHop`: client→relay→exitRelay→origin. */
+  readonly kind: 'direct' | 'twoHop';
+  /** The relay the client connects to. */
+  readonly relayId: string;
+  /** Two-hop only: the relay that forwards to the origin. */
+  readonly exitRelayId?: string;
+  /** Entry relay's region. */
+  readonly region: string;
+  /** `host:port` the client tunnels to. */
+  readonly tunnelAddress: string;
+  /** `host:port` the client probes. */
+  readonly probeAddress: string;
+  /** Estimated cost, ms (lower is better). */
+  readonly costMs: number;
+  /** Whole-path RTT, ms. */
+  readonly rttMs: number;
+  /** Whole-path jitter, ms. */
+  readonly jitterMs: number;
+  /** Whole-path loss fraction, 0..1. */
+  readonly lossFraction: number;
+  /** Per-leg figures. */
+  readonly legs: {
+    readonly clientToRelay: LegEstimate;
+    readonly relayToRelay?: LegEstimate;
+    readonly relayToOrigin: LegEstimate;
+  };
+  /** What each penalty added, ms. */
+  readonly penaltiesMs: { readonly jitter: number; readonly loss: number; readonly load: number; readonly hop: number };
+  /** Entry relay's load: sessions, capacity, CPU and the fraction used (max of sessions/capacity and CPU). */
+  readonly load: { readonly sessions: number; readonly capacitySessions: number; readonly cpuFraction: number; readonly loadFraction: number };
+  /** The least confidence of its legs, 0..1. */
+  readonly confidence: number;
+  /** Why it ranks where it does, for people. */
+  readonly reason: string;
+}
+
+/** A relay left out, and why. */
+export interface ExcludedRelay {
+  readonly relayId: string;
+  readonly reason: string;
+}
+
+/** One leg of a route. */
+export interface LegEstimate {
+  /** RTT, ms. */
+  readonly rttMs: number;
+  /** Jitter, ms. */
+  readonly jitterMs: number;
+  /** Loss fraction, 0..1. */
+  readonly lossFraction: number;
+  /** Where the figures came from. */
+  readonly source: LegSource;
+  /** 0..1 (see `MeasurementView.confidence`; geography 0.3, region 0.1, unknown 0). */
+  readonly confidence: number;
+  /** Age of a measured figure, ms (absent for estimates). */
+  readonly ageMs?: number;
+  /** Probe samples behind a measured figure. */
+  readonly samples?: number;
+}
+
+/** Where a leg's figures came from, best first. */
+export type LegSource = 'measured' | 'geography' | 'region' | 'unknown';
+
+/** A destination as ranking needs it. */
+export interface RouteOrigin {
+  /** The name tickets and relays use. */
+  readonly name: string;
+  /** Degrees, when known. */
+  readonly latitude?: number;
+  /** Degrees, when known. */
+  readonly longitude?: number;
+  /** Region, when known. */
+  readonly region?: string;
+}
+
+/** An origin the coordinator can route to. */
+export interface OriginInfo extends RouteOrigin {
+  /** `host:port` of the origin, when configured (informational; relays map names themselves). */
+  readonly address?: string;
+  /** `config`: declared in the config file; `learned`: some relay reported probing it. */
+  readonly source: 'config' | 'learned';
+}
+
+// ── Sessions: tickets and revocations ───────────────────────────────────────────
+
+/** Question of `CoordinatorClient.issueSession`. */
+export interface SessionRequest {
+  readonly origin: string;
+  /** Ticket lifetime, s (default `sessions.ttlSDefault`). */
+  readonly ttlS?: number;
+  /** Lower limits than the configured defaults. */
+  readonly limits?: { packetsPerSecond?: number; bytesPerSecond?: number };
+  /**
+   * The session's exit relay: a relay id, or `auto` (the healthy relay with the best
+   * path to the origin). It holds the session's one origin-facing socket, so the origin
+   * sees one source address whichever entry relay the player uses. Default none.
+   */
+  readonly exitRelay?: string;
+}
+
+/** A ticket issued by `CoordinatorClient.issueSession`. */
+export interface IssuedSession {
+  /** 16 lowercase hex digits. */
+  readonly sessionId: string;
+  readonly origin: string;
+  /** Epoch ms. */
+  readonly issuedAtMs: number;
+  /** Epoch ms. */
+  readonly expiresAtMs: number;
+  readonly limits: { packetsPerSecond: number; bytesPerSecond: number };
+  /** The exit relay the ticket names, when one was asked for. */
+  readonly exitRelay?: string;
+  /** The ticket bytes (proto/src/ticket.ts format), base64. */
+  readonly ticket: string;
+  /** The 32-byte session key, base64: give it to the player with the ticket, over the game's own secure channel. */
+  readonly sessionKey: string;
+  /** Raw Ed25519 public key, base64. */
+  readonly ticketPublicKey: string;
+}
+
+/** Answer of `CoordinatorClient.revokeSession`. */
+export interface RevokeAnswer {
+  readonly sessionId: string;
+  readonly revoked: true;
+  readonly alreadyRevoked: boolean;
+  /** The revocation is kept until then, epoch ms. */
+  readonly expiresAtMs: number;
+}
+
+/** One revoked session, as the feed carries it. */
+export interface RevocationEntry {
+  readonly sessionId: string;
+  /** Epoch ms. */
+  readonly revokedAtMs: number;
+  /** Epoch ms. */
+  readonly expiresAtMs: number;
+}
+
+/** A page of the revocation feed. */
+export interface RevocationPage {
+  /** Pass as `sinceMs` next time. */
+  readonly cursorMs: number;
+  readonly revocations: RevocationEntry[];
+}
+
+// ── Fleet view and health ───────────────────────────────────────────────────────
+
+/** The dashboard's view of the fleet. */
+export interface FleetView {
+  /** When the view was taken, ms. */
+  readonly nowMs: number;
+  readonly leaseMs: number;
+  readonly relays: FleetRelay[];
+  readonly origins: OriginInfo[];
+  /** Relay-to-relay RTT matrix, ms (`null` = not measured), for at most FLEET_MATRIX_RELAYS_MAX (64) relays by id. */
+  readonly mesh: { readonly relayIds: string[]; readonly rttMs: (number | null)[][]; readonly lossFraction: (number | null)[][] };
+  /** Active revocations. */
+  readonly revocations: number;
+}
+
+/** A relay as the dashboard shows it. */
+export interface FleetRelay {
+  readonly relayId: string;
+  readonly region: string;
+  readonly latitude: number;
+  readonly longitude: number;
+  readonly tunnelAddress: string;
+  readonly probeAddress: string;
+  readonly capacitySessions: number;
+  readonly health: RelayHealth;
+  readonly load: RelayLoad;
+  /** Time since the last heartbeat, ms. */
+  readonly lastHeartbeatAgeMs: number;
+  /** Figures to each origin the relay probes. */
+  readonly origins: { origin: string; rttMs: number; jitterMs: number; lossFraction: number; ageMs: number }[];
+  /** RTT, jitter and loss over the last minutes (mean over the relay's origin paths, else its mesh paths). */
+  readonly history: RelaySeries;
+}
+
+/** A relay's series, oldest first. */
+export interface RelaySeries {
+  /** Sample times, ms. */
+  readonly tMs: number[];
+  /** RTT, ms (null when nothing was measured at that sample). */
+  readonly rttMs: (number | null)[];
+  /** Jitter, ms. */
+  readonly jitterMs: (number | null)[];
+  /** Loss fraction, 0..1. */
+  readonly lossFraction: (number | null)[];
+}
+
+/** Answer of `CoordinatorClient.health`. */
+export interface HealthAnswer {
+  /** `degraded` while the store is unreachable (the coordinator still serves). */
+  readonly status: 'ok' | 'degraded';
+  readonly reason?: string;
+  readonly store: StoreStatus;
+  readonly relays: { healthy: number; draining: number; unhealthy: number };
+  /** Which fleet secret relays authenticate with (during a rotation: who still holds a previous one). */
+  readonly fleetSecrets: FleetSecretsReport;
+  readonly measurements: number;
+  readonly revocations: number;
+  readonly uptimeS: number;
+}
+
+/** Health of a store, for `/health`, logs and metrics. */
+export interface StoreStatus {
+  /** `memory` or `redis`. */
+  readonly kind: 'memory' | 'redis';
+  /** Whether the backend is reachable now. */
+  readonly ok: boolean;
+  /** For people: `connected to redis://…` or why not. */
+  readonly detail: string;
+  /** Writes waiting for the backend to return. */
+  readonly pendingWrites: number;
+  /** Writes dropped because the outbox was full, since start. */
+  readonly droppedWrites: number;
+  /** When the backend became unreachable (wall ms); absent while ok. */
+  readonly downSinceMs?: number;
+}
+
+/** How a relay authenticated: the current fleet secret or one kept from before a rotation. */
+export type FleetSecretRole = 'current' | 'previous' | 'unknown';
+
+/** Relays and how they authenticated, as `/health` reports them. */
+export interface FleetSecretsReport {
+  /** Secrets this replica accepts: 1 + `keys.fleetSecretsPrevious`. */
+  readonly accepted: number;
+  /** Relays held (any health) by the secret they last authenticated with. */
+  readonly relays: Readonly<Record<FleetSecretRole, number>>;
+  /** Relays whose last registration or heartbeat used a previous secret: move them before removing it. */
+  readonly relaysOnPrevious: readonly { relayId: string; health: string; previousIndex: number }[];
+  /** Relays that authenticated with a secret this replica does not hold (at another replica), or before it recorded one. */
+  readonly relaysOnUnknown: readonly { relayId: string; health: string }[];
+}
