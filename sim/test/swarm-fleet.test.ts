@@ -86,14 +86,14 @@ test('the fleet invariants bite: a relay that never registered, and a crashed re
   const crash = plan.scenario.events.find((e) => e.kind === 'crash');
   assert.ok(crash !== undefined && crash.kind === 'crash');
   const run = new ScenarioRun(plan.scenario, plan.seed, { directPath: false, replay: replayCommand(plan.seed) });
-  const watch = watchFleet(plan, run);
+  const watch = watchFleet(plan.scenario, run);
   const dep = run.deployment;
   // A heartbeat "from" the crashed relay just before the lease check: a coordinator that would keep it.
   dep.network.schedule(crash.atMs + SIM_LEASE_MS, (now) => dep.coordinator.heartbeat(now, crash.relay, { sessions: 0, packetsPerSecond: 0, cpuFraction: 0, draining: false }));
   run.run();
   const silent = [...dep.relays.values()].find((r) => r.spec.id !== crash.relay)!;
   silent.agents[0]!.events.length = 0;
-  const { violations } = checkFleetInvariants(plan, run, watch);
+  const { violations } = checkFleetInvariants(plan.scenario, run, watch);
   assert.ok(violations.some((v) => v.invariant === 'lease-expiry' && v.detail.startsWith(`${crash.relay} crashed at ${crash.atMs} ms and is still healthy`)), JSON.stringify(violations));
   assert.ok(violations.some((v) => v.invariant === 'fleet-join' && v.detail.startsWith(`${silent.spec.id} (start 1 at 0 ms) never registered`)), JSON.stringify(violations));
 });

@@ -18,7 +18,7 @@
  */
 import { SIM_LEASE_MS } from '../deployment/fleet.js';
 import type { ScenarioRun } from '../scenario/run.js';
-import type { SwarmPlan, SwarmViolation } from './swarm.js';
+import type { Scenario } from '../scenario/schema.js';
 
 /** A relay start must be registered within this many leases (plus coordinator partitions). */
 export const SWARM_FLEET_JOIN_LEASES = 4;
@@ -28,9 +28,15 @@ export const SWARM_FLEET_JOIN_LEASES = 4;
  */
 export const SWARM_LEASE_SLACK_MS = 250;
 
+/** One broken fleet invariant (a {@link SwarmViolation} of swarm.ts). */
+export interface FleetViolation {
+  readonly invariant: 'fleet-join' | 're-join' | 'lease-expiry';
+  readonly detail: string;
+}
+
 /** What the fleet checks saw. */
 export interface FleetWatch {
-  readonly violations: SwarmViolation[];
+  readonly violations: FleetViolation[];
   /** Crashes whose lease expiry was checked. */
   leaseChecks: number;
 }
@@ -45,16 +51,16 @@ export interface FleetCounts {
   readonly leaseChecks: number;
 }
 
-/** Schedules the lease-expiry checks of `plan` on `run`'s network; call before `run.run()`. */
-export function watchFleet(plan: SwarmPlan, run: ScenarioRun): FleetWatch {
+/** Schedules the lease-expiry checks of `scenario`'s crashes on `run`'s network; call before `run.run()`. */
+export function watchFleet(scenario: Scenario, run: ScenarioRun): FleetWatch {
   const watch: FleetWatch = { violations: [], leaseChecks: 0 };
   const dep = run.deployment;
-  const events = plan.scenario.events;
+  const events = scenario.events;
   for (const crash of events) {
     if (crash.kind !== 'crash') continue;
     const checkAtMs = crash.atMs + SIM_LEASE_MS + SWARM_LEASE_SLACK_MS;
     if (events.some((e) => e.kind === 'restart' && e.relay === crash.relay && e.atMs >= crash.atMs && e.atMs <= checkAtMs)) continue;
-    if (checkAtMs > plan.scenario.durationMs) continue;
+    if (checkAtMs > scenario.durationMs) continue;
     dep.network.schedule(checkAtMs, (now) => {
       watch.leaseChecks++;
       const record = dep.coordinator.registry.get(crash.relay);
@@ -72,12 +78,12 @@ export function watchFleet(plan: SwarmPlan, run: ScenarioRun): FleetWatch {
   return watch;
 }
 
-/** The join and re-join invariants over a finished run, with the lease checks `watch` made. */
-export function checkFleetInvariants(plan: SwarmPlan, run: ScenarioRun, watch: FleetWatch): { violations: SwarmViolation[]; counts: FleetCounts } {
+/** The join and re-join invariants over a finished run of `scenario`, with the lease checks `watch` made. */
+export function checkFleetInvariants(scenario: Scenario, run: ScenarioRun, watch: FleetWatch): { violations: FleetViolation[]; counts: FleetCounts } {
   const violations = [...watch.violations];
   const boundMs = SWARM_FLEET_JOIN_LEASES * SIM_LEASE_MS;
-  const events = plan.scenario.events;
-  const cuts = events.flatMap((e) => (e.kind === 'partition' && e.a.includes('coordinator') ? [{ fromMs: e.atMs, toMs: e.atMs + (e.forMs ?? plan.scenario.durationMs) }] : []));
+  const events = scenario.events;
+  const cuts = events.flatMap((e) => (e.kind === 'partition' && e.a.includes('coordinator') ? [{ fromMs: e.atMs, toMs: e.atMs + (e.forMs ?? scenario.durationMs) }] : []));
   let joins = 0;
   let rejoins = 0;
   for (const r of run.deployment.relays.values()) {
@@ -93,7 +99,7 @@ export function checkFleetInvariants(plan: SwarmPlan, run: ScenarioRun, watch: F
         if (start > 0) rejoins++;
         return;
       }
-      if (crashedAtMs <= deadlineMs || deadlineMs > plan.scenario.durationMs) return;
+      if (crashedAtMs <= deadlineMs || deadlineMs > scenario.durationMs) return;
       const what = start === 0 ? 'fleet-join' : 're-join';
       violations.push({ invariant: what, detail: `${r.spec.id} (start ${start + 1} at ${startedAtMs} ms) ${registered === undefined ? 'never registered' : `registered only at ${registered.atMs.toFixed(0)} ms`}; bound ${deadlineMs.toFixed(0)} ms (${SWARM_FLEET_JOIN_LEASES} leases plus coordinator partitions)` });
     });

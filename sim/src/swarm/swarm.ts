@@ -206,7 +206,7 @@ export function planSwarm(seed: number): SwarmPlan {
 export function runSwarmSeed(seed: number, options: { readonly maxEventsPerSecond?: number } = {}): SwarmResult {
   const plan = planSwarm(seed);
   const run = new ScenarioRun(plan.scenario, seed, { directPath: false, maxEventsPerSecond: options.maxEventsPerSecond ?? SWARM_EVENTS_PER_SECOND_MAX, replay: replayCommand(seed) });
-  const fleet = watchFleet(plan, run);
+  const fleet = watchFleet(plan.scenario, run);
   try {
     run.run();
   } catch (error) {
@@ -215,7 +215,7 @@ export function runSwarmSeed(seed: number, options: { readonly maxEventsPerSecon
     return { seed, players: s.clients.length, relays: s.relays.length, faults: s.events.length, violations: [{ invariant: 'livelock', detail: error.diagnosis }], crossRelayDuplicates: 0, simulatedMs: error.details.atMs, fleet: { joins: 0, rejoins: 0, leaseChecks: 0 } };
   }
   const result = checkInvariants(plan, run);
-  const fleetResult = checkFleetInvariants(plan, run, fleet);
+  const fleetResult = checkFleetInvariants(plan.scenario, run, fleet);
   return { ...result, violations: [...result.violations, ...fleetResult.violations], fleet: fleetResult.counts, seed };
 }
 
