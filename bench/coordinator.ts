@@ -20,8 +20,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bool, formatHelp, num, parseFlags, str, type FlagSpec } from '../kit/flags.js';
-import type { Command } from '../kit/command.js';
+import { bool, num, str, type FlagSpec } from '../kit/flags.js';
+import { flagCommand, type Command } from '../kit/command.js';
 import { CliUsageError } from '../proto/src/errors.js';
 import { Rng } from '../proto/src/rng.js';
 
@@ -281,15 +281,13 @@ async function withRedis<T>(fn: (url: string) => Promise<T>): Promise<T> {
 }
 
 /** The `slipstream bench coordinator` command. */
-export const coordinatorBenchCommand: Command = {
+export const coordinatorBenchCommand: Command = flagCommand({
   name: 'coordinator',
+  path: 'bench coordinator',
   summary: SUMMARY,
-  async run(argv, io) {
-    const { values } = parseFlags('bench coordinator', argv, FLAGS);
-    if (values.help) {
-      io.out(formatHelp('slipstream bench coordinator [flags]', SUMMARY, FLAGS));
-      return 0;
-    }
+  usage: 'slipstream bench coordinator [flags]',
+  flags: FLAGS,
+  async run({ values }, io) {
     const store = str(values, 'store')!;
     if (!/^(memory|redis|both|rediss?:\/\/\S+)$/.test(store)) throw new CliUsageError('--store', `--store: '${store}' is not memory, redis, both or a redis:// URL`);
     const o: BenchOptions = { relays: num(values, 'relays')!, heartbeatMs: num(values, 'heartbeat-ms')!, routeRps: num(values, 'route-rps')!, durationS: num(values, 'duration-s')!, warmupS: num(values, 'warmup-s')!, seed: num(values, 'seed')! };
@@ -311,4 +309,4 @@ export const coordinatorBenchCommand: Command = {
     io.out(lines.join('\n'));
     return 0;
   },
-};
+});

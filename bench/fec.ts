@@ -17,8 +17,8 @@
  *   0 % → 2 % → 10 % → bursty 5 % → 0 %.
  * Rates are fractions (0.05 = 5 %); `overhead` is redundant bytes / data bytes.
  */
-import { bool, formatHelp, num, parseFlags, str, type FlagSpec } from '../kit/flags.js';
-import type { Command, CommandIo } from '../kit/command.js';
+import { bool, num, str, type FlagSpec } from '../kit/flags.js';
+import { flagCommand, type Command } from '../kit/command.js';
 import { FEC_LATENCY_BUDGET_MS_DEFAULT, FEC_OVERHEAD_MAX_DEFAULT } from '../proto/src/fec/controller.js';
 import { bernoulliResidual } from '../proto/src/fec/model.js';
 import { ReedSolomon } from '../proto/src/fec/rs.js';
@@ -366,15 +366,14 @@ export function formatFecBench(report: FecBenchReport): string {
 }
 
 /** `slipstream bench fec`. */
-export const fecBenchCommand: Command = {
+export const fecBenchCommand: Command = flagCommand({
   name: 'fec',
+  path: 'bench fec',
   summary: 'FEC codec speed vs a textbook codec, residual loss vs theory, bursty loss, adaptive controller',
-  async run(argv: readonly string[], io: CommandIo): Promise<number> {
-    const { values } = parseFlags('bench fec', argv, FLAGS);
-    if (bool(values, 'help')) {
-      io.out(formatHelp('slipstream bench fec [flags]', 'Measures the FEC codec and the FEC sender/receiver over simulated lossy paths in virtual time.', FLAGS));
-      return 0;
-    }
+  usage: 'slipstream bench fec [flags]',
+  helpText: 'Measures the FEC codec and the FEC sender/receiver over simulated lossy paths in virtual time.',
+  flags: FLAGS,
+  async run({ values }, io, argv) {
     const quick = bool(values, 'quick');
     const packetsGiven = argv.some((a) => a === '--packets' || a.startsWith('--packets='));
     const codecMsGiven = argv.some((a) => a === '--codec-ms' || a.startsWith('--codec-ms='));
@@ -397,4 +396,4 @@ export const fecBenchCommand: Command = {
     io.out(bool(values, 'json') ? `${JSON.stringify(report)}\n` : formatFecBench(report));
     return report.checks.deliveredTwice === 0 && report.checks.corrupted === 0 ? 0 : 1;
   },
-};
+});

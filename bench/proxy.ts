@@ -22,8 +22,8 @@ import { createSocket } from 'node:dgram';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { bool, formatHelp, num, parseFlags, type FlagSpec } from '../kit/flags.js';
-import type { Command } from '../kit/command.js';
+import { bool, num, type FlagSpec } from '../kit/flags.js';
+import { flagCommand, type Command } from '../kit/command.js';
 import { compareTraceIntervals, formatTraceComparison, TRACE_SPREAD_LOSS_SLACK_PACKETS, type IntervalComparison } from '../sim/src/trace/compare.js';
 import { formatTraceParseError, parseSlipTraceJsonl, type TraceInterval } from '../proto/src/trace/format.js';
 import { TraceRecorder } from '../proto/src/trace/recorder.js';
@@ -410,17 +410,15 @@ export function formatProxyBench(r: ProxyBenchResult): string {
 }
 
 /** `slipstream bench proxy`. */
-export const proxyBenchCommand: Command = {
+export const proxyBenchCommand: Command = flagCommand({
   name: 'proxy',
+  path: 'bench proxy',
   summary: SUMMARY,
-  async run(argv, io) {
-    const { values } = parseFlags('bench proxy', argv, FLAGS);
-    if (values.help) {
-      io.out(formatHelp('slipstream bench proxy [flags]', SUMMARY, FLAGS));
-      return 0;
-    }
+  usage: 'slipstream bench proxy [flags]',
+  flags: FLAGS,
+  async run({ values }, io) {
     const result = await runProxyBench({ pings: num(values, 'pings')!, changeTrials: num(values, 'change-trials')!, rateKbps: num(values, 'rate-kbps')!, bulkBytes: num(values, 'bulk-bytes')!, iperfSeconds: num(values, 'iperf-seconds')!, traceProbes: num(values, 'trace-probes')!, seed: num(values, 'seed')! });
     io.out(bool(values, 'json') ? `${JSON.stringify(result)}\n` : formatProxyBench(result));
     return 0;
   },
-};
+});

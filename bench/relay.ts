@@ -31,8 +31,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import type { Command, CommandIo } from '../kit/command.js';
-import { bool, formatHelp, num, parseFlags, type FlagSpec } from '../kit/flags.js';
+import { flagCommand, type Command, type CommandIo } from '../kit/command.js';
+import { bool, num, type FlagSpec } from '../kit/flags.js';
 import { sessionIdToHex } from '../proto/src/header.js';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
 import { BASELINE_SCRIPT } from './relay-baseline.js';
@@ -564,15 +564,13 @@ export function addedP99Ratio(relayAddedP99Us: number, baselineAddedP99Us: numbe
 }
 
 /** The `bench relay` command. */
-export const relayBenchCommand: Command = {
+export const relayBenchCommand: Command = flagCommand({
   name: 'relay',
+  path: 'bench relay',
   summary: 'Relay vs a minimal Node forwarder on loopback: UDP pps, added latency, TCP throughput, L4 and tunnel mode.',
-  async run(argv, io) {
-    const { values } = parseFlags('bench relay', argv, FLAGS);
-    if (values.help) {
-      io.out(formatHelp('slipstream bench relay [flags]', relayBenchCommand.summary, FLAGS));
-      return 0;
-    }
+  usage: 'slipstream bench relay [flags]',
+  flags: FLAGS,
+  async run({ values }, io, argv) {
     const quick = bool(values, 'quick');
     const given = (name: string): boolean => argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
     const settings: Settings = {
@@ -589,4 +587,4 @@ export const relayBenchCommand: Command = {
     else printTables(result, io);
     return 0;
   },
-};
+});

@@ -3,6 +3,7 @@
  * `cli/commands.ts`; a command gets its own argv (after its name) and returns an
  * exit code. Usage errors are thrown as `CliUsageError` and turned into exit 2.
  */
+import { formatHelp, parseFlags, type FlagSpec, type ParsedArgs } from './flags.js';
 
 /** Where a command writes. Tests pass buffers; the CLI passes process streams. */
 export interface CommandIo {
@@ -18,6 +19,46 @@ export interface Command {
   readonly summary: string;
   /** Runs the command; resolves to the process exit code. */
   run(argv: readonly string[], io: CommandIo): Promise<number>;
+}
+
+/** What a {@link flagCommand} is made of. */
+export interface FlagCommandSpec {
+  /** Name as typed, e.g. `proxy`. */
+  readonly name: string;
+  /** The whole command as typed after `slipstream`, e.g. `bench proxy`: names it in usage errors. */
+  readonly path: string;
+  /** One line for the top-level `--help`. */
+  readonly summary: string;
+  /** The usage line `--help` prints, e.g. `slipstream bench proxy [flags]`. */
+  readonly usage: string;
+  /** What `--help` prints under the usage line. Default {@link summary}. */
+  readonly helpText?: string;
+  /** The flags, as {@link parseFlags} takes them; `--help` among them. */
+  readonly flags: Readonly<Record<string, FlagSpec>>;
+  /** Positional arguments accepted at most. Default 0. */
+  readonly maxPositionals?: number;
+  /** Runs with the parsed flags (not called for `--help`); `argv` as given, for flags whose presence matters. */
+  run(parsed: ParsedArgs, io: CommandIo, argv: readonly string[]): Promise<number>;
+}
+
+/**
+ * A command that parses its flags and answers `--help` the same way as every other:
+ * bad flags throw `CliUsageError` (exit 2), `--help` prints the usage, the help text
+ * and the flags and exits 0, anything else runs `spec.run`.
+ */
+export function flagCommand(spec: FlagCommandSpec): Command {
+  return {
+    name: spec.name,
+    summary: spec.summary,
+    async run(argv, io) {
+      const parsed = parseFlags(spec.path, argv, spec.flags, spec.maxPositionals ?? 0);
+      if (parsed.values.help === true) {
+        io.out(formatHelp(spec.usage, spec.helpText ?? spec.summary, spec.flags));
+        return 0;
+      }
+      return spec.run(parsed, io, argv);
+    },
+  };
 }
 
 /**

@@ -25,14 +25,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import YAML from 'yaml';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader } from '../proto/src/header.js';
 import { decodeControl } from '../proto/src/control.js';
 import { CoordinatorClient } from '../kit/coordinator-client.js';
 import type { FleetRelay } from '../coordinator/src/core/coordinator-core.js';
 import { buildControlPacket, buildPacket } from '../proto/src/wire.js';
-import { collectJsonLines } from './support/json-lines.js';
+import { JsonLogProcess } from './support/json-lines.js';
 import { freePort, udpSocket } from './support/sockets.js';
 import { eventually, until } from './support/wait.js';
 
@@ -46,25 +45,11 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A started process and its JSON log lines. */
-class Proc {
-  readonly lines: Record<string, unknown>[] = [];
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  constructor(readonly child: ChildProcess) {
+/** A started process and its JSON log lines, killed by the `after` hook if still running. */
+class Proc extends JsonLogProcess {
+  constructor(child: ChildProcess) {
+    super(child);
     children.add(child);
-    collectJsonLines(child.stdout!, this.lines);
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk));
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  }
-  async waitLog(match: (line: Record<string, unknown>) => boolean, timeoutMs: number, what: string): Promise<Record<string, unknown>> {
-    for (let waited = 0; waited < timeoutMs; waited += 20) {
-      const found = this.lines.find(match);
-      if (found) return found;
-      if (this.child.exitCode !== null) throw new Error(`process exited with ${this.child.exitCode} waiting for ${what}; stderr: ${this.stderr}`);
-      await sleep(20);
-    }
-    throw new Error(`no log line for ${what} within ${timeoutMs} ms; last: ${JSON.stringify(this.lines.slice(-3))}`);
   }
 }
 

@@ -16,9 +16,8 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DRAIN_TIMEOUT_MS_DEFAULT } from '../relay/src/core/constants.js';
-import { collectJsonLines } from './support/json-lines.js';
+import { JsonLogProcess } from './support/json-lines.js';
 import { freePort, udpSocket } from './support/sockets.js';
 import { until } from './support/wait.js';
 
@@ -97,25 +96,11 @@ function localCommand(line: string, config: string, extra: Record<string, string
   });
 }
 
-/** A started process and its JSON log lines. */
-class Proc {
-  readonly lines: Record<string, unknown>[] = [];
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  constructor(readonly child: ChildProcess) {
+/** A started process and its JSON log lines, killed by the `after` hook if still running. */
+class Proc extends JsonLogProcess {
+  constructor(child: ChildProcess) {
+    super(child);
     children.add(child);
-    collectJsonLines(child.stdout!, this.lines);
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk));
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  }
-  async waitLog(match: (line: Record<string, unknown>) => boolean, timeoutMs: number, what: string): Promise<Record<string, unknown>> {
-    for (let waited = 0; waited < timeoutMs; waited += 20) {
-      const found = this.lines.find(match);
-      if (found) return found;
-      if (this.child.exitCode !== null) throw new Error(`process exited with ${this.child.exitCode} waiting for ${what}; stderr: ${this.stderr}`);
-      await sleep(20);
-    }
-    throw new Error(`no log line for ${what} within ${timeoutMs} ms; last: ${JSON.stringify(this.lines.slice(-3))}`);
   }
 }
 

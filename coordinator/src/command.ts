@@ -4,8 +4,8 @@
  * With no flags it starts on embedded defaults and prints where it listens; keys that
  * are not configured are generated and printed loudly (development only).
  */
-import { formatHelp, num, parseFlags, str, type FlagSpec } from '../../kit/flags.js';
-import type { Command } from '../../kit/command.js';
+import { num, str, type FlagSpec } from '../../kit/flags.js';
+import { flagCommand, type Command } from '../../kit/command.js';
 import { ConfigReader } from '../../kit/config.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../kit/log.js';
 import { LEASE_MS_DEFAULT, LEASE_MS_MAX, LEASE_MS_MIN, LISTEN_DEFAULT } from './constants.js';
@@ -23,15 +23,13 @@ const FLAGS: Record<string, FlagSpec> = {
 const SUMMARY = 'Run the coordinator: relay registry and health, measurements, ranking, tickets, dashboard.';
 
 /** The `slipstream coordinator` command. */
-export const coordinatorCommand: Command = {
+export const coordinatorCommand: Command = flagCommand({
   name: 'coordinator',
+  path: 'coordinator',
   summary: SUMMARY,
-  async run(argv, io) {
-    const { values } = parseFlags('coordinator', argv, FLAGS);
-    if (values.help) {
-      io.out(formatHelp('slipstream coordinator [flags]', SUMMARY, FLAGS));
-      return 0;
-    }
+  usage: 'slipstream coordinator [flags]',
+  flags: FLAGS,
+  async run({ values }, io) {
     const configPath = str(values, 'config');
     const reader = configPath !== undefined ? ConfigReader.fromFile(configPath) : undefined;
     const settings = loadSettings(reader, {
@@ -75,4 +73,4 @@ export const coordinatorCommand: Command = {
     await stopped;
     return 0;
   },
-};
+});

@@ -19,6 +19,7 @@ import { createHash, randomBytes, timingSafeEqual, type KeyObject } from 'node:c
 import type { Logger } from 'pino';
 import * as prom from 'prom-client';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed, SESSION_KEY_BYTES, SEAL_NONCE_BYTES } from '../../proto/src/ticket.js';
+import { relayInfoOf } from '../../proto/src/api/contract.js';
 import {
   BODY_BYTES_MAX,
   HEARTBEAT_LEASE_FRACTION,
@@ -351,15 +352,7 @@ export class CoordinatorService {
     }
     const before = this.core.registry.get(info.relayId);
     const isNew = before === undefined;
-    const record = this.core.register(this.now(), {
-      relayId: info.relayId,
-      region: info.region,
-      latitude: info.latitude,
-      longitude: info.longitude,
-      tunnelAddress: info.tunnelAddress,
-      probeAddress: info.probeAddress,
-      capacitySessions: info.capacitySessions,
-    }, auth.secret.id);
+    const record = this.core.register(this.now(), relayInfoOf(info), auth.secret.id);
     this.noteFleetSecret(record.relayId, before?.fleetSecretId, auth.secret);
     if (isNew) this.logger.info({ event: 'relayRegistered', relayId: record.relayId, region: record.region, tunnelAddress: record.tunnelAddress }, 'relay registered');
     this.writeRelay(record);

@@ -71,6 +71,30 @@ export class SlipError extends Error {
 }
 
 /**
+ * A typed rejection of the SDK's `connect()` or a fatal end of a connection. `code` is
+ * stable (match on it); `message` says what was wrong and what to do. Codes are this
+ * catalog's `SLIP_ERR_*`: refusals a relay sends pass through unchanged, and the SDK's
+ * own are here too. It lives in proto (not beside the SDK's driver) so that the SDK core
+ * can name ticket refusals without importing its driver layer; `sdk/src/errors.ts`
+ * re-exports it.
+ */
+export class SlipstreamError extends Error {
+  constructor(
+    /** Stable code, e.g. `SLIP_ERR_TICKET_FORGED` or `SLIP_ERR_UNKNOWN_ORIGIN`. */
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SlipstreamError';
+  }
+}
+
+/** Whether a relay refusal `code` is about the ticket itself (every relay would refuse it), so the connection must fail. */
+export function isTicketRefusal(code: string): boolean {
+  return code.startsWith('SLIP_ERR_TICKET_');
+}
+
+/**
  * A bad command-line flag. The CLI prints `message` on one line and exits 2.
  * The message always names the flag and what it accepts.
  */

@@ -4,8 +4,8 @@
  * sessions (a bad file is logged and the running config kept). SIGTERM drains: no new
  * sessions, live ones served up to `drain.timeoutMs`, then exit 0.
  */
-import type { Command } from '../../kit/command.js';
-import { bool, formatHelp, parseFlags, str, type FlagSpec } from '../../kit/flags.js';
+import { flagCommand, type Command } from '../../kit/command.js';
+import { bool, str, type FlagSpec } from '../../kit/flags.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../kit/log.js';
 import { CliUsageError, ConfigError } from '../../proto/src/errors.js';
 import { loadRelayConfig } from './config.js';
@@ -19,15 +19,14 @@ const FLAGS: Record<string, FlagSpec> = {
 };
 
 /** The `relay` command. */
-export const relayCommand: Command = {
+export const relayCommand: Command = flagCommand({
   name: 'relay',
+  path: 'relay',
   summary: 'Run a relay: L4 UDP/TCP port mapping and SDK tunnel mode.',
-  async run(argv, io) {
-    const { values } = parseFlags('relay', argv, FLAGS);
-    if (values.help) {
-      io.out(formatHelp('slipstream relay --config relay.yaml [flags]', relayCommand.summary + '\nSIGHUP reloads the file; SIGTERM drains and exits 0.', FLAGS));
-      return 0;
-    }
+  usage: 'slipstream relay --config relay.yaml [flags]',
+  helpText: 'Run a relay: L4 UDP/TCP port mapping and SDK tunnel mode.\nSIGHUP reloads the file; SIGTERM drains and exits 0.',
+  flags: FLAGS,
+  async run({ values }, io) {
     const path = str(values, 'config');
     if (path === undefined) throw new CliUsageError('--config', '--config: missing; expected the path of a relay YAML file (see relay/README.md)');
     const config = loadRelayConfig(path);
@@ -85,4 +84,4 @@ export const relayCommand: Command = {
       logger.info({ event: 'started', config: path, rules: config.core.rules.map((r) => r.name), tunnel: config.core.tunnel !== undefined, addresses: relay.addresses(), gc }, 'relay started');
     });
   },
-};
+});

@@ -7,7 +7,8 @@
  * re-arm the timer only if the core's deadline moved earlier. Received Buffers are
  * fresh per message (Node allocates them), so the core hands views of them straight
  * back to `socket.send` without copying; a prefix (PROXY/SPP/tunnel header) goes out
- * with scatter/gather (`send([prefix, bytes])`).
+ * with scatter/gather (`send([prefix, bytes])`). L4 TCP connections are piped by
+ * {@link TcpProxy} (tcp-proxy.ts); when they end is the core's decision too.
  */
 import { randomFillSync } from 'node:crypto';
 import dgram from 'node:dgram';
@@ -20,17 +21,13 @@ import type { Registry } from 'prom-client';
 import type { Endpoint } from '../../proto/src/transport.js';
 import { CoordinatorClient } from '../../kit/coordinator-client.js';
 import type { RelayConfig } from './config.js';
-import { RelayCore, type RelayEvent, type TcpAdmission } from './core/relay-core.js';
+import { RelayCore, type RelayEvent } from './core/relay-core.js';
 import { ipLiteralLookup } from '../../kit/udp-lookup.js';
 import type { FleetAgent } from './fleet.js';
 import { FleetMembership, fleetMembershipKey } from './fleet-membership.js';
 import { followRevocationFeed, type RevocationFeedFollower } from './revocation-feed.js';
 import { createRelayMetrics, type FleetStatus } from './metrics.js';
-
-/** Period of the TCP idle sweep, ms: idle timeouts are ≥ 30 s, so a second of slack is noise. */
-const TCP_IDLE_SWEEP_MS = 1000;
-/** Client bytes held while the origin connects; beyond it the client is paused (and read on connect). */
-const TCP_EARLY_BYTES_MAX = 65_536;
+import { TcpProxy } from './tcp-proxy.js';
 
 /** Datagrams an origin-facing socket holds while its UDP connect completes (about one tick). */
 const UPSTREAM_PENDING_MAX = 256;
@@ -45,18 +42,6 @@ interface UpstreamPeer {
   state: 'none' | 'connecting' | 'connected';
   /** Datagrams waiting for the connect (state `connecting`). */
   pending: (Uint8Array | Uint8Array[])[] | undefined;
-}
-
-/** One client's way to its origin across connect attempts (failover keeps the same one). */
-interface TcpAttempt {
-  /** Ends the connection, set while an attempt is in progress (undefined once connected: the pipes own it then). */
-  finish: ((reason: string) => void) | undefined;
-  /** The client closed before its origin connected. */
-  clientGone: boolean;
-  /** Bytes the client sent before the origin connected (read so that its close is seen). */
-  readonly early: Buffer[];
-  earlyBytes: number;
-  readonly onEarly: (chunk: Buffer) => void;
 }
 
 /**
@@ -108,11 +93,8 @@ export class Relay {
   /** Origin-facing sockets, connected to the one peer they send to (see {@link sendUpstream}). */
   private readonly upstreams = new Map<number, UpstreamPeer>();
   private readonly tcpServers = new Map<number, net.Server>();
-  private readonly tcpSockets = new Set<net.Socket>();
-  private readonly tcpIdle = new Map<net.Socket, { upstream: net.Socket; idleTimeoutMs: number; bytes: number; sinceMs: number; finish: (reason: string) => void }>();
-  private tcpIdleTimer: NodeJS.Timeout | undefined;
-  /** Pending resumes of TCP reads paused by a byte-rate limit. */
-  private readonly tcpThrottleTimers = new Set<NodeJS.Timeout>();
+  /** Pipes of L4 TCP connections (see tcp-proxy.ts). */
+  private readonly tcp: TcpProxy;
   /** The values of the keys a reload cannot change (sockets bound at start), as running. */
   private restartOnly: RestartOnlyValues;
   private readonly bound: Record<string, Endpoint[]> = {};
@@ -144,6 +126,7 @@ export class Relay {
     this.restartOnly = restartOnlyValues(init.config);
     const wallClockMs = init.wallClockMs ?? (() => Date.now());
     this.core = new RelayCore(init.config.core, { wallClockMs, randomFill: (out) => void randomFillSync(out) });
+    this.tcp = new TcpProxy(this.core, () => this.flush());
     this.registry = createRelayMetrics(
       () => this.core,
       () => this.fleetStatus(),
@@ -262,6 +245,9 @@ export class Relay {
       case 'tcpCheck':
         this.runTcpCheck(event.checkId, event.address, event.port, event.timeoutMs);
         return;
+      case 'tcpEnd':
+        this.tcp.end(event.connId, event.reason);
+        return;
     }
   }
 
@@ -339,7 +325,7 @@ export class Relay {
 
   private openTcpListener(socketId: number, address: string, port: number, rule: string): void {
     // pauseOnConnect: the client is read only once admitted (early bytes are held until its origin connects).
-    const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.onTcpConnection(socketId, socket));
+    const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.tcp.accept(socketId, socket));
     this.tcpServers.set(socketId, server);
     const listening = new Promise<void>((resolve, reject) => {
       const onError = (error: Error): void => reject(new Error(`cannot bind tcp ${address}:${port} (rule ${rule}): ${(error as NodeJS.ErrnoException).code ?? error.message}`));
@@ -355,185 +341,6 @@ export class Relay {
     });
     if (this.startupBinds) this.startupBinds.push(listening);
     else listening.catch((error: Error) => this.logger.error({ event: 'bind_failed', err: error.message }, 'bind failed'));
-  }
-
-  private onTcpConnection(socketId: number, client: net.Socket): void {
-    const from = { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 };
-    const admission = this.core.admitTcp(performance.now(), socketId, from);
-    this.flush();
-    if (typeof admission === 'number') {
-      client.resetAndDestroy();
-      return;
-    }
-    this.tcpSockets.add(client);
-    client.on('error', () => undefined);
-    // Listened for from the start: a client that leaves while its origin is still
-    // connecting must free its slot now, not at the idle sweep.
-    // A paused socket never sees its peer's FIN, so the client is read (into a bounded buffer) while the origin connects.
-    const attempt: TcpAttempt = {
-      finish: undefined,
-      clientGone: false,
-      early: [],
-      earlyBytes: 0,
-      onEarly: (chunk: Buffer) => {
-        attempt.early.push(chunk);
-        attempt.earlyBytes += chunk.length;
-        if (attempt.earlyBytes >= TCP_EARLY_BYTES_MAX) client.pause();
-      },
-    };
-    client.once('close', () => {
-      attempt.clientGone = true;
-      attempt.finish?.('client closed');
-    });
-    client.on('data', attempt.onEarly);
-    client.resume();
-    this.connectTcp(client, admission, attempt);
-  }
-
-  private connectTcp(client: net.Socket, admission: TcpAdmission, attempt: TcpAttempt): void {
-    const upstream = net.connect({ host: admission.address, port: admission.port, noDelay: true });
-    let connected = false;
-    let finished = false;
-    const finish = (reason: string): void => {
-      if (finished) return;
-      finished = true;
-      attempt.finish = undefined;
-      this.tcpSockets.delete(client);
-      this.tcpSockets.delete(upstream);
-      this.tcpIdle.delete(client);
-      admission.stats.bytesUp += client.bytesRead;
-      admission.stats.bytesDown += upstream.bytesRead;
-      this.core.tcpClosed(performance.now(), admission.connId, reason, client.bytesRead, upstream.bytesRead);
-      this.flush();
-      client.destroy();
-      upstream.destroy();
-    };
-    attempt.finish = finish;
-    if (attempt.clientGone) {
-      finish('client closed');
-      return;
-    }
-    this.tcpSockets.add(upstream);
-    // A connect not done in time (a blackholed origin) is a failed connect: fail over.
-    upstream.setTimeout(admission.connectTimeoutMs, () => {
-      if (!connected) upstream.destroy(new Error('connect timeout'));
-    });
-    upstream.on('connect', () => {
-      connected = true;
-      upstream.setTimeout(0);
-      this.tcpSockets.add(upstream);
-      this.core.tcpConnected(performance.now(), admission.connId);
-      client.pause();
-      client.off('data', attempt.onEarly);
-      if (admission.prefix) upstream.write(admission.prefix);
-      for (const chunk of attempt.early) upstream.write(chunk);
-      attempt.early.length = 0;
-      const earlyWaitMs = attempt.earlyBytes > 0 ? this.core.tcpData(performance.now(), admission.connId, 'up', attempt.earlyBytes) : 0;
-      this.pumpTcp(client, upstream, admission.connId, 'up', earlyWaitMs);
-      this.pumpTcp(upstream, client, admission.connId, 'down', 0);
-      this.tcpIdle.set(client, { upstream, idleTimeoutMs: admission.idleTimeoutMs, bytes: -1, sinceMs: performance.now(), finish });
-      this.armTcpIdleSweep();
-      // A close on one side ends the other gracefully (bytes already piped still reach
-      // it); the connection is over when both have closed.
-      let firstClose = '';
-      const onClose = (side: string, other: net.Socket): void => {
-        other.end();
-        if (firstClose === '') firstClose = side;
-        else finish(`${firstClose} closed`);
-      };
-      if (attempt.clientGone) onClose('client', upstream);
-      else client.on('close', () => onClose('client', upstream));
-      upstream.on('close', () => onClose('origin', client));
-      attempt.finish = undefined;
-    });
-    upstream.on('error', () => {
-      if (connected || finished) return;
-      this.tcpSockets.delete(upstream);
-      upstream.destroy();
-      if (attempt.clientGone) {
-        finish('client closed');
-        return;
-      }
-      // Failover at connect time: the next origin by the hash, not yet tried.
-      const next = this.core.tcpConnectFailed(performance.now(), admission.connId);
-      this.flush();
-      if (next === undefined) {
-        finished = true;
-        attempt.finish = undefined;
-        this.tcpSockets.delete(client);
-        this.core.tcpClosed(performance.now(), admission.connId, 'no origin reachable');
-        this.flush();
-        client.resetAndDestroy();
-        return;
-      }
-      finished = true;
-      this.connectTcp(client, next, attempt);
-    });
-  }
-
-  /**
-   * Copies `from` → `to` as `pipe()` does (pause while `to` is full, end it when `from`
-   * ends), and charges every chunk to the core's byte buckets: when the core asks for a
-   * pause (a `connectionBytesPerSecond`/`bytesPerSecond` limit), `from` is not read for
-   * that long, so TCP flow control slows the sender; nothing is dropped.
-   * @param initialWaitMs pause before the first read, ms (bytes already charged)
-   */
-  private pumpTcp(from: net.Socket, to: net.Socket, connId: number, direction: 'up' | 'down', initialWaitMs: number): void {
-    let full = false;
-    let throttled = false;
-    const resume = (): void => {
-      if (!full && !throttled && !from.destroyed) from.resume();
-    };
-    const throttle = (waitMs: number): void => {
-      if (throttled) return;
-      throttled = true;
-      from.pause();
-      const timer = setTimeout(() => {
-        this.tcpThrottleTimers.delete(timer);
-        throttled = false;
-        resume();
-      }, Math.ceil(waitMs));
-      timer.unref();
-      this.tcpThrottleTimers.add(timer);
-    };
-    from.on('data', (chunk: Buffer) => {
-      if (!to.write(chunk)) {
-        full = true;
-        from.pause();
-      }
-      const waitMs = this.core.tcpData(performance.now(), connId, direction, chunk.length);
-      if (waitMs > 0) throttle(waitMs);
-    });
-    to.on('drain', () => {
-      full = false;
-      resume();
-    });
-    from.once('end', () => to.end());
-    if (initialWaitMs > 0) throttle(initialWaitMs);
-    else from.resume();
-  }
-
-  /**
-   * TCP idle timeouts from one coarse ticking timer (undici's approach): a per-socket
-   * `setTimeout` re-arms a timer on every chunk, which costs throughput on bulk streams.
-   */
-  private armTcpIdleSweep(): void {
-    if (this.tcpIdleTimer !== undefined) return;
-    this.tcpIdleTimer = setInterval(() => {
-      const now = performance.now();
-      for (const [client, entry] of this.tcpIdle) {
-        const bytes = client.bytesRead + entry.upstream.bytesRead;
-        if (bytes !== entry.bytes) {
-          entry.bytes = bytes;
-          entry.sinceMs = now;
-        } else if (now - entry.sinceMs >= entry.idleTimeoutMs) entry.finish('idle');
-      }
-      if (this.tcpIdle.size === 0) {
-        clearInterval(this.tcpIdleTimer);
-        this.tcpIdleTimer = undefined;
-      }
-    }, TCP_IDLE_SWEEP_MS);
-    this.tcpIdleTimer.unref();
   }
 
   private runTcpCheck(checkId: number, address: string, port: number, timeoutMs: number): void {
@@ -758,9 +565,6 @@ export class Relay {
     this.flush();
     if (this.timer) clearTimeout(this.timer);
     if (this.revocationTimer) clearInterval(this.revocationTimer);
-    if (this.tcpIdleTimer) clearInterval(this.tcpIdleTimer);
-    for (const timer of this.tcpThrottleTimers) clearTimeout(timer);
-    this.tcpThrottleTimers.clear();
     this.follower?.close();
     this.membership?.close();
     for (const socket of this.udp.values()) socket.close();
@@ -768,8 +572,7 @@ export class Relay {
     this.upstreams.clear();
     for (const server of this.tcpServers.values()) server.close();
     this.tcpServers.clear();
-    for (const socket of this.tcpSockets) socket.destroy();
-    this.tcpSockets.clear();
+    this.tcp.close();
     this.http?.close();
     this.http?.closeAllConnections();
   }

@@ -17,8 +17,8 @@ import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { Command } from '../../kit/command.js';
-import { formatHelp, num, parseFlags, str, type FlagSpec } from '../../kit/flags.js';
+import { flagCommand, type Command } from '../../kit/command.js';
+import { num, str, type FlagSpec } from '../../kit/flags.js';
 import { CoordinatorClient } from '../../kit/coordinator-client.js';
 import { CliUsageError } from '../../proto/src/errors.js';
 import { connect, type Connection, type TicketGrant } from './connect.js';
@@ -88,15 +88,13 @@ function pathLine(info: PathInfo): string {
 }
 
 /** The `connect` command. */
-export const connectCommand: Command = {
+export const connectCommand: Command = flagCommand({
   name: 'connect',
+  path: 'connect',
   summary: SUMMARY,
-  async run(argv, io) {
-    const { values } = parseFlags('connect', argv, FLAGS);
-    if (values.help) {
-      io.out(formatHelp('slipstream connect --coordinator URL --origin NAME --listen udp:127.0.0.1:7777[,tcp:127.0.0.1:7778] [flags]', SUMMARY, FLAGS));
-      return 0;
-    }
+  usage: 'slipstream connect --coordinator URL --origin NAME --listen udp:127.0.0.1:7777[,tcp:127.0.0.1:7778] [flags]',
+  flags: FLAGS,
+  async run({ values }, io) {
     const coordinator = str(values, 'coordinator');
     const origin = str(values, 'origin');
     const listenText = str(values, 'listen');
@@ -209,7 +207,7 @@ export const connectCommand: Command = {
       process.on('SIGTERM', onSignal);
     });
   },
-};
+});
 
 async function udpProxy(conn: Connection, l: ListenSpec): Promise<() => void> {
   const socket = dgram.createSocket(net.isIPv6(l.host) ? 'udp6' : 'udp4');

@@ -5,24 +5,9 @@
  * unchanged, and the SDK's own (`SLIP_ERR_UNKNOWN_ORIGIN`, `…_COORDINATOR_UNREACHABLE`,
  * `…_NO_RELAY`, `…_TICKET_PROVIDER`, `…_INVALID_RELAY_ADDRESS`, `…_BIND_FAILED`) are there
  * too.
+ *
+ * The classes themselves live in the catalog (the SDK core needs them and must not
+ * import this driver layer); this module re-exports them so that the SDK's importers
+ * keep one place to take them from.
  */
-
-/**
- * A typed rejection of `connect()` or a fatal end of a connection. `code` is stable
- * (match on it); `message` says what was wrong and what to do.
- */
-export class SlipstreamError extends Error {
-  constructor(
-    /** Stable code, e.g. `SLIP_ERR_TICKET_FORGED` or `SLIP_ERR_UNKNOWN_ORIGIN`. */
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'SlipstreamError';
-  }
-}
-
-/** Whether a relay refusal `code` is about the ticket itself (every relay would refuse it), so the connection must fail. */
-export function isTicketRefusal(code: string): boolean {
-  return code.startsWith('SLIP_ERR_TICKET_');
-}
+export { isTicketRefusal, SlipstreamError } from '../../proto/src/errors.js';

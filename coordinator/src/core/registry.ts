@@ -11,7 +11,7 @@
  * {@link Registry.health} computes it from the record and `nowMs`.
  */
 import { LEASE_MS_DEFAULT, RELAY_RETENTION_MS_DEFAULT } from './constants.js';
-import type { RelayHealth, RelayInfo, RelayLoad } from '../../../proto/src/api/contract.js';
+import { relayInfoOf, type RelayHealth, type RelayInfo, type RelayLoad } from '../../../proto/src/api/contract.js';
 export type { RelayHealth, RelayInfo, RelayLoad };
 
 /** A relay as the registry (and the store) holds it. */
@@ -95,13 +95,7 @@ export class Registry {
   register(nowMs: number, info: RelayInfo, fleetSecretId?: string): RelayRecord {
     const previous = this.relays.get(info.relayId);
     const record: RelayRecord = {
-      relayId: info.relayId,
-      region: info.region,
-      latitude: info.latitude,
-      longitude: info.longitude,
-      tunnelAddress: info.tunnelAddress,
-      probeAddress: info.probeAddress,
-      capacitySessions: info.capacitySessions,
+      ...relayInfoOf(info),
       load: previous?.load ?? NO_LOAD,
       registeredAtMs: nowMs,
       lastHeartbeatAtMs: nowMs,

@@ -20,6 +20,7 @@
  */
 import { TICKET_CLOCK_SKEW_MS } from '../../../proto/src/ticket.js';
 import { SESSION_BYTES_PER_SECOND_DEFAULT, SESSION_BYTES_PER_SECOND_MIN, SESSION_PACKETS_PER_SECOND_DEFAULT, SESSION_TTL_S_DEFAULT, SESSION_TTL_S_MAX } from './constants.js';
+import type { SessionRequest } from '../../../proto/src/api/contract.js';
 
 /** The configured ticket policy (config `sessions`); every field defaults to the constant it names. */
 export interface TicketPolicyInit {
@@ -33,17 +34,8 @@ export interface TicketPolicyInit {
   readonly bytesPerSecond?: number;
 }
 
-/** A `POST /v1/session` body that passed the field rules. */
-export interface SessionRequest {
-  /** Origin name the session reaches. */
-  readonly origin: string;
-  /** Asked lifetime, s (1 to {@link TicketPolicy.ttlSMax}). */
-  readonly ttlS?: number;
-  /** Asked rate limits (each at most the configured one). */
-  readonly limits?: { readonly packetsPerSecond?: number; readonly bytesPerSecond?: number };
-  /** A relay id to be the session's exit, or `auto`. */
-  readonly exitRelay?: string;
-}
+/** A `POST /v1/session` body that passed the field rules: the API contract's request. */
+export type { SessionRequest };
 
 /** Per-session rate limits each way. */
 export interface TicketLimits {

@@ -75,6 +75,22 @@ export interface RelayInfo {
   readonly capacitySessions: number;
 }
 
+/**
+ * Exactly the {@link RelayInfo} fields of `info` (a request body or a record may carry
+ * more), in their declared order: what the registry stores and the store replicates.
+ */
+export function relayInfoOf(info: RelayInfo): RelayInfo {
+  return {
+    relayId: info.relayId,
+    region: info.region,
+    latitude: info.latitude,
+    longitude: info.longitude,
+    tunnelAddress: info.tunnelAddress,
+    probeAddress: info.probeAddress,
+    capacitySessions: info.capacitySessions,
+  };
+}
+
 /** What a relay says in each heartbeat. */
 export interface RelayLoad {
   /** Sessions open now. */
@@ -336,15 +352,8 @@ export interface FleetView {
   readonly revocations: number;
 }
 
-/** A relay as the dashboard shows it. */
-export interface FleetRelay {
-  readonly relayId: string;
-  readonly region: string;
-  readonly latitude: number;
-  readonly longitude: number;
-  readonly tunnelAddress: string;
-  readonly probeAddress: string;
-  readonly capacitySessions: number;
+/** A relay as the dashboard shows it: what it registered with, and how it is doing. */
+export interface FleetRelay extends RelayInfo {
   readonly health: RelayHealth;
   readonly load: RelayLoad;
   /** Time since the last heartbeat, ms. */

@@ -7,6 +7,8 @@
 export const UDP_IDLE_TIMEOUT_MS_DEFAULT = 60_000;
 /** Default idle timeout of an L4 TCP connection (no bytes either way): 10 min. */
 export const TCP_IDLE_TIMEOUT_MS_DEFAULT = 600_000;
+/** Client bytes a TCP connection holds while its origin connects; beyond it the client is not read (until the connect). */
+export const TCP_EARLY_BYTES_MAX = 65_536;
 /** Default idle timeout of a tunnel session. */
 export const TUNNEL_IDLE_TIMEOUT_MS_DEFAULT = 60_000;
 /** Default TCP origin connect timeout (rules[i].connectTimeoutMs): a blackholed origin must not hold a client's slot. */

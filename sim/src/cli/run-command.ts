@@ -8,8 +8,8 @@
  * machine-dependent, so it goes to stderr with `--json` and into the table without.
  * A bad file exits 2 with one line `file:line: key: reason`.
  */
-import type { Command } from '../../../kit/command.js';
-import { bool, formatHelp, num, parseFlags, type FlagSpec } from '../../../kit/flags.js';
+import { flagCommand, type Command } from '../../../kit/command.js';
+import { bool, num, type FlagSpec } from '../../../kit/flags.js';
 import { CliUsageError } from '../../../proto/src/errors.js';
 import { loadScenario } from '../scenario/load.js';
 import { runScenario, type QoeReport } from '../scenario/run.js';
@@ -65,15 +65,14 @@ function speedLine(report: QoeReport, wallMs: number, events: number): string {
 }
 
 /** The `sim run` command. */
-export const runCommand: Command = {
+export const runCommand: Command = flagCommand({
   name: 'run',
+  path: 'sim run',
   summary: SUMMARY,
-  async run(argv, io) {
-    const { values, positionals } = parseFlags('sim run', argv, FLAGS, 1);
-    if (bool(values, 'help')) {
-      io.out(formatHelp('slipstream sim run SCENARIO.yaml [--seed S] [--json] [--check]', SUMMARY, FLAGS));
-      return 0;
-    }
+  usage: 'slipstream sim run SCENARIO.yaml [--seed S] [--json] [--check]',
+  flags: FLAGS,
+  maxPositionals: 1,
+  async run({ values, positionals }, io) {
     const file = positionals[0];
     if (file === undefined) throw new CliUsageError('SCENARIO', "SCENARIO: missing; expected a scenario file, e.g. 'slipstream sim run sim/scenarios/lossy-wifi.yaml'");
     // A bad file throws ConfigError (file:line: key: reason), which the CLI turns into exit 2.
@@ -94,4 +93,4 @@ export const runCommand: Command = {
     io.out(table(report, wallMs, events, num(values, 'clients')!));
     return 0;
   },
-};
+});

@@ -5,8 +5,8 @@
  * Prints one line per failing seed with the command that replays it, and a summary;
  * exits 1 when any invariant broke.
  */
-import type { Command } from '../../../kit/command.js';
-import { bool, formatHelp, num, parseFlags, type FlagSpec } from '../../../kit/flags.js';
+import { flagCommand, type Command } from '../../../kit/command.js';
+import { bool, num, type FlagSpec } from '../../../kit/flags.js';
 import { replayCommand, runSwarmSeed, type SwarmResult } from '../swarm/swarm.js';
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -19,15 +19,13 @@ const FLAGS: Record<string, FlagSpec> = {
 const SUMMARY = 'Swarm testing: random topologies and fault schedules per seed, safety then liveness, invariants checked; failures print the command that replays them.';
 
 /** The `sim swarm` command. */
-export const swarmCommand: Command = {
+export const swarmCommand: Command = flagCommand({
   name: 'swarm',
+  path: 'sim swarm',
   summary: SUMMARY,
-  async run(argv, io) {
-    const { values } = parseFlags('sim swarm', argv, FLAGS);
-    if (bool(values, 'help')) {
-      io.out(formatHelp('slipstream sim swarm --seeds N [--from S] [--json]', SUMMARY, FLAGS));
-      return 0;
-    }
+  usage: 'slipstream sim swarm --seeds N [--from S] [--json]',
+  flags: FLAGS,
+  async run({ values }, io) {
     const count = num(values, 'seeds')!;
     const from = num(values, 'from')!;
     const json = bool(values, 'json');
@@ -57,4 +55,4 @@ export const swarmCommand: Command = {
     else io.out(summary);
     return failed === 0 ? 0 : 1;
   },
-};
+});

@@ -1,0 +1,200 @@
+/**
+ * L4 UDP port mapping: a client flow (listener, client address and port) keeps its
+ * origin-facing socket, and so its source port at the origin, and its origin for its
+ * whole life; a flow whose origin went down or was removed moves at its next packet.
+ * The origin-facing socket answers only its origin. Optional PROXY v2 / SPP prefix.
+ */
+import { encodeProxyV2, encodeSpp } from '../../../proto/src/proxy-protocol.js';
+import type { Endpoint } from '../../../proto/src/transport.js';
+import { RateBucket } from './bucket.js';
+import type { LimitsSpec } from './config-types.js';
+import { DATAGRAM_BYTES_MAX } from './constants.js';
+import type { RelayContext } from './context.js';
+import type { Listener } from './l4-rules.js';
+import type { OriginGroups, OriginState } from './origins.js';
+import { DropReason } from './output.js';
+import { admitDown, endpointText, SessionBase, sessionTotals, unlinkChained } from './session-base.js';
+import type { SourceState, SourceTable } from './sources.js';
+
+/** One client flow of a UDP listener. */
+export class Flow extends SessionBase {
+  /** The next flow with the same client port on this listener (another address). */
+  nextInChain: Flow | undefined = undefined;
+  originPort = 0;
+  constructor(
+    id: number,
+    source: SourceState,
+    clientAddress: string,
+    clientPort: number,
+    upBucket: RateBucket,
+    downBucket: RateBucket,
+    nowMs: number,
+    public listener: Listener,
+    public origin: OriginState,
+    readonly prefix: Uint8Array | undefined,
+    readonly clientHash: number,
+  ) {
+    super(id, source, clientAddress, clientPort, upBucket, downBucket, nowMs);
+  }
+}
+
+/** See the module comment. */
+export class L4Udp {
+  /** Flows by id (= their origin-facing socket id). */
+  readonly flows = new Map<number, Flow>();
+
+  constructor(
+    private readonly ctx: RelayContext,
+    private readonly sources: SourceTable,
+    private readonly origins: OriginGroups,
+  ) {}
+
+  /** A datagram from a client on a UDP listener. */
+  onListenerDatagram(nowMs: number, listener: Listener, from: Endpoint, bytes: Uint8Array): void {
+    const stats = listener.rule.stats;
+    stats.packetsUp++;
+    stats.bytesUp += bytes.length;
+    let flow = listener.flowsByPort.get(from.port);
+    while (flow !== undefined && flow.clientAddress !== from.address) flow = flow.nextInChain;
+    if (flow === undefined) {
+      flow = this.openFlow(nowMs, listener, from);
+      if (flow === undefined) return;
+    }
+    const drops = this.ctx.out.drops;
+    const length = bytes.length;
+    if (!flow.upBucket.take(nowMs, length)) {
+      drops[DropReason.RateLimitedSession]++;
+      return;
+    }
+    if (!flow.source.bucket.take(nowMs, length)) {
+      drops[DropReason.RateLimitedSource]++;
+      return;
+    }
+    const prefix = flow.prefix;
+    if (prefix !== undefined && prefix.length + length > DATAGRAM_BYTES_MAX) {
+      drops[DropReason.TooLarge]++;
+      return;
+    }
+    flow.lastActiveMs = nowMs;
+    flow.packetsUp++;
+    flow.bytesUp += length;
+    let origin = flow.origin;
+    if (!origin.healthy || origin.retired) origin = this.moveFlow(flow);
+    this.ctx.out.push(flow.id, origin.address, flow.originPort, prefix, bytes);
+  }
+
+  private openFlow(nowMs: number, listener: Listener, from: Endpoint): Flow | undefined {
+    const rule = listener.rule;
+    const spec = rule.spec;
+    const source = this.sources.admit(nowMs, from.address, spec.allow, spec.deny);
+    if (source === undefined) return undefined;
+    const clientHash = this.origins.clientHashFor(spec, from.address, from.port);
+    const origin = this.origins.pickOrigin(rule.group, clientHash, undefined);
+    if (origin === undefined) return undefined;
+    const ctx = this.ctx;
+    const limits = ctx.config.limits;
+    let prefix: Uint8Array | undefined;
+    const local = { address: spec.listenAddress, port: listener.port };
+    if (spec.proxyProtocol === 'v2') prefix = encodeProxyV2('udp', from, local);
+    else if (spec.proxyProtocol === 'spp') prefix = encodeSpp(from, local);
+    const id = ctx.allocateId();
+    const flow = new Flow(
+      id,
+      source,
+      from.address,
+      from.port,
+      new RateBucket(limits.sessionPacketsPerSecond, limits.sessionBytesPerSecond, limits.burstMs, nowMs),
+      new RateBucket(limits.sessionPacketsPerSecond, limits.sessionBytesPerSecond, limits.burstMs, nowMs),
+      nowMs,
+      listener,
+      origin,
+      prefix,
+      clientHash,
+    );
+    flow.originPort = origin.portFor(listener.portOffset);
+    flow.nextInChain = listener.flowsByPort.get(from.port);
+    listener.flowsByPort.set(from.port, flow);
+    this.flows.set(id, flow);
+    source.sessions++;
+    rule.stats.sessionsActive++;
+    rule.stats.sessionsOpened++;
+    ctx.openSocket(id, { kind: 'upstream', flow, session: undefined }, 'udp', ctx.config.upstreamBindAddress, 0, spec.name);
+    ctx.out.event({ type: 'sessionStart', kind: 'udp', id: String(id), rule: spec.name, client: endpointText(from.address, from.port), origin: endpointText(origin.address, flow.originPort) });
+    return flow;
+  }
+
+  private moveFlow(flow: Flow): OriginState {
+    const group = flow.listener.rule.group;
+    const next = this.origins.pickOrigin(group, flow.clientHash, undefined) ?? flow.origin;
+    if (next !== flow.origin) {
+      const fromText = endpointText(flow.origin.address, flow.originPort);
+      flow.origin = next;
+      flow.originPort = next.portFor(flow.listener.portOffset);
+      this.ctx.out.event({ type: 'sessionMoved', kind: 'udp', id: String(flow.id), rule: flow.listener.rule.spec.name, what: 'origin', from: fromText, to: endpointText(next.address, flow.originPort) });
+    }
+    return next;
+  }
+
+  /** A datagram on a flow's origin-facing socket. */
+  onFlowReply(nowMs: number, flow: Flow, from: Endpoint, bytes: Uint8Array): void {
+    // The origin-facing socket answers only its origin: otherwise it would be an open
+    // door from anywhere on the Internet to the player.
+    if (from.port !== flow.originPort || from.address !== flow.origin.address) {
+      this.ctx.out.drops[DropReason.UnknownSource]++;
+      return;
+    }
+    flow.origin.lastReplyMs = nowMs;
+    if (!admitDown(this.ctx.out, nowMs, flow.listener.rule.stats, flow, bytes)) return;
+    this.ctx.out.push(flow.listener.socketId, flow.clientAddress, flow.clientPort, undefined, bytes);
+  }
+
+  /** Ends `flow` (idempotent): its socket closes and its `sessionEnd` is logged. */
+  closeFlow(nowMs: number, flow: Flow, reason: string): void {
+    if (flow.closed) return;
+    flow.closed = true;
+    const listener = flow.listener;
+    unlinkChained(listener.flowsByPort, flow.clientPort, flow);
+    this.flows.delete(flow.id);
+    flow.source.sessions--;
+    listener.rule.stats.sessionsActive--;
+    this.ctx.closeSocket(flow.id, 'upstream', 'udp');
+    this.ctx.out.event({
+      type: 'sessionEnd',
+      kind: 'udp',
+      id: String(flow.id),
+      rule: listener.rule.spec.name,
+      client: endpointText(flow.clientAddress, flow.clientPort),
+      origin: endpointText(flow.origin.address, flow.originPort),
+      reason,
+      totals: sessionTotals(nowMs, flow),
+    });
+  }
+
+  /** Ends the flows of a listener a reload removed. */
+  closeFlowsOf(nowMs: number, listener: Listener, reason: string): void {
+    for (const flow of [...this.flows.values()]) if (flow.listener === listener) this.closeFlow(nowMs, flow, reason);
+  }
+
+  /** Ends every flow (the core is closing). */
+  closeAll(nowMs: number, reason: string): void {
+    for (const flow of [...this.flows.values()]) this.closeFlow(nowMs, flow, reason);
+  }
+
+  /** A reload's session limits apply to every live flow now. */
+  applyLimits(limits: LimitsSpec): void {
+    for (const flow of this.flows.values()) {
+      flow.upBucket.setRates(limits.sessionPacketsPerSecond, limits.sessionBytesPerSecond, limits.burstMs);
+      flow.downBucket.setRates(limits.sessionPacketsPerSecond, limits.sessionBytesPerSecond, limits.burstMs);
+    }
+  }
+
+  /** Closes idle flows, at most `budget`; returns the budget left, or -1 when it ran out with idle flows left. */
+  sweep(nowMs: number, budget: number): number {
+    for (const flow of this.flows.values()) {
+      if (nowMs - flow.lastActiveMs < flow.listener.rule.spec.idleTimeoutMs) continue;
+      if (budget-- === 0) return -1;
+      this.closeFlow(nowMs, flow, 'idle');
+    }
+    return budget;
+  }
+}

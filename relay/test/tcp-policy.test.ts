@@ -1,0 +1,68 @@
+/**
+ * The core decides when an L4 TCP connection ends (the driver, relay/src/tcp-proxy.ts,
+ * only moves bytes): an idle connection is asked to end with a `tcpEnd` event, a
+ * connection is over once both sides closed, and one whose origins all fail ends with
+ * `no origin reachable`. Virtual time, no sockets.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { RelayCore } from '../src/core/relay-core.js';
+import { baseConfig, Harness, openLimits, udpRule } from './support.js';
+
+const IDLE_MS = 30_000;
+const tcpConfig = () => baseConfig({ rules: [udpRule({ name: 'lobby', protocol: 'tcp', listenPort: 7000, listenPortEnd: 7000, idleTimeoutMs: IDLE_MS })], limits: openLimits });
+
+function admit(h: Harness, clientPort: number): Exclude<ReturnType<RelayCore['admitTcp']>, number> {
+  const admission = h.core.admitTcp(h.nowMs, h.listenerIds.get(7000)!, { address: '192.0.2.50', port: clientPort });
+  h.drain();
+  assert.equal(typeof admission, 'object');
+  return admission as Exclude<ReturnType<RelayCore['admitTcp']>, number>;
+}
+
+describe('TCP connection policy in the core', () => {
+  test('a connected connection without bytes for its idleTimeoutMs is asked to end once (tcpEnd idle); bytes keep it open', () => {
+    const h = new Harness(tcpConfig());
+    const quiet = admit(h, 41000).connId;
+    const busy = admit(h, 41001).connId;
+    h.core.tcpConnected(0, quiet);
+    h.core.tcpConnected(0, busy);
+    for (let t = 10_000; t <= IDLE_MS + 2_000; t += 10_000) {
+      h.advance(t);
+      h.core.tcpData(t, busy, 'down', 100);
+    }
+    h.advance(IDLE_MS + 5_000);
+    const ends = h.eventsOf('tcpEnd');
+    assert.deepEqual(ends, [{ type: 'tcpEnd', connId: quiet, reason: 'idle' }]);
+    h.advance(IDLE_MS + 10_000);
+    assert.equal(h.eventsOf('tcpEnd').length, 1, 'asked once while the driver closes it');
+    h.core.tcpClosed(h.nowMs, quiet, 'idle', 10, 20);
+    h.drain();
+    assert.equal(h.core.tcpConnectionCount, 1);
+    assert.deepEqual(
+      h.eventsOf('sessionEnd').map((e) => e.reason),
+      ['idle'],
+    );
+    assert.equal(h.core.ruleStats.get('lobby')!.bytesUp, 10, 'a closed connection adds its bytes to its rule');
+  });
+
+  test('a connection is over when both sides closed, named by the side that closed first', () => {
+    const h = new Harness(tcpConfig());
+    const id = admit(h, 41002).connId;
+    h.core.tcpConnected(0, id);
+    assert.equal(h.core.tcpSideClosed(0, id, 'origin'), undefined, 'half-closed: the client side still drains');
+    assert.equal(h.core.tcpSideClosed(0, id, 'client'), 'origin closed');
+  });
+
+  test('a connect failing on every origin ends the connection: no origin reachable', () => {
+    const h = new Harness(tcpConfig());
+    const id = admit(h, 41003).connId;
+    let next = h.core.tcpConnectFailed(0, id);
+    while (next !== undefined) next = h.core.tcpConnectFailed(0, id);
+    h.drain();
+    assert.equal(h.core.tcpConnectionCount, 0);
+    assert.deepEqual(
+      h.eventsOf('sessionEnd').map((e) => e.reason),
+      ['no origin reachable'],
+    );
+  });
+});

@@ -1,0 +1,243 @@
+/**
+ * The data path room of a `TunnelClient`: the app's datagrams upstream (queued
+ * until a session opens, FEC-coded by one sender whose numbering every relay shares,
+ * duplicated to the backup while the current relay looks bad) and the origin's
+ * downstream (per-relay or per-exit FEC receivers that rebuild and dedupe, their
+ * interval stats reported back to the relay), with the counters of both directions.
+ * The rules are "One session, several relays" and "FEC" in the module comment of
+ * `tunnel-client.ts`.
+ *
+ * Per packet it allocates only the datagram it emits (a slab view): the header, the
+ * scratch shard and the target list are reused.
+ */
+import { FecController, FecSender, FecShardKind, type FecIntervalStats, type FecScheme } from '../../../../proto/src/fec/index.js';
+import { HEADER_BYTES, HeaderFlag, PacketHeader, PacketType, writeHeader } from '../../../../proto/src/header.js';
+import { SlabAllocator } from '../../../../proto/src/slab.js';
+import { buildControlPacket, fecStatsMessage } from '../../../../proto/src/wire.js';
+import * as C from '../constants.js';
+import type { TunnelContext } from './context.js';
+import type { Liveness } from './liveness.js';
+import type { RelayLink } from './relay-link.js';
+import { earlier } from './timer-table.js';
+
+const SHARD_SCRATCH_BYTES = 1500;
+
+/** The data path room; see the module comment. */
+export class DataPath {
+  private readonly queue: Uint8Array[] = [];
+  private readonly outHeader = new PacketHeader();
+  private readonly scratch = new Uint8Array(SHARD_SCRATCH_BYTES);
+  /** Upstream shards and delivered messages: views carved from slabs (proto/src/slab.ts), as in the relay core. */
+  private readonly slabs = new SlabAllocator();
+  /** What {@link targets} returns (reused: one per upstream packet would be garbage). */
+  private readonly targetList: RelayLink[] = [];
+  private readonly controller = new FecController({ overheadMax: C.UPSTREAM_FEC_OVERHEAD_MAX });
+  private sender: FecSender | undefined = undefined;
+  /** Datagrams the app sent / received. */
+  packetsSent = 0;
+  packetsReceived = 0;
+  /** Downstream wire shards judged and lost before FEC (every relay). */
+  wirePackets = 0;
+  wireLost = 0;
+  /** Downstream application packets delivered, rebuilt by FEC, and lost after FEC. */
+  delivered = 0;
+  recovered = 0;
+  unrecoverable = 0;
+
+  constructor(
+    private readonly ctx: TunnelContext,
+    private readonly liveness: Liveness,
+  ) {}
+
+  /** The upstream FEC scheme now, for `TunnelClient.stats` (e.g. `dup×1@17ms`). */
+  get upstreamScheme(): string {
+    return describeScheme(this.sender?.scheme);
+  }
+
+  /**
+   * Queues `payload` (a copy) until a session opens; when full, the oldest is dropped for
+   * it. Returns false when one was dropped.
+   */
+  enqueue(payload: Uint8Array): boolean {
+    // Full: the oldest is dropped for this one, and the caller hears of the loss.
+    const dropping = this.queue.length >= C.QUEUE_BEFORE_OPEN_MAX;
+    if (dropping) this.queue.shift();
+    this.queue.push(payload.slice());
+    return !dropping;
+  }
+
+  /** Sends what was queued before the current relay's session opened. */
+  flushQueue(nowMs: number): void {
+    while (this.queue.length > 0) {
+      this.packetsSent++;
+      this.sendData(nowMs, this.queue.shift()!);
+    }
+  }
+
+  /** Starts the upstream sender (at the first accept of a session with FEC). */
+  ensureSender(): void {
+    if (this.sender !== undefined) return;
+    // Until the controller has an estimate, one copy spaced a packet gap or so apart.
+    this.sender = new FecSender({ maxPayloadBytes: C.TUNNEL_PAYLOAD_BYTES_MAX, scheme: { mode: 'duplicate', copies: 1, spacingMs: 10 } });
+  }
+
+  /** One app datagram upstream: FEC-coded when it fits a shard, plain otherwise (also to a relay with FEC off). */
+  sendData(nowMs: number, payload: Uint8Array): void {
+    const ctx = this.ctx;
+    const current = ctx.currentLink();
+    if (current === undefined) return;
+    const sender = this.sender;
+    if (sender !== undefined && payload.length <= sender.maxPayloadBytes) {
+      this.controller.handlePacket(nowMs, payload.length);
+      sender.push(nowMs, payload);
+      this.drainSender(nowMs);
+      return;
+    }
+    for (const link of this.targets(nowMs)) {
+      const h = this.outHeader;
+      h.type = PacketType.Data;
+      h.flags = link === current ? 0 : HeaderFlag.ViaBackup;
+      h.sessionIdHigh = ctx.sessionIdHigh;
+      h.sessionIdLow = ctx.sessionIdLow;
+      h.sequence = link.plainSequence = (link.plainSequence + 1) >>> 0;
+      h.fecGroup = h.fecIndex = h.fecDataCount = h.fecParityCount = 0;
+      const out = new Uint8Array(HEADER_BYTES + payload.length);
+      writeHeader(h, out);
+      out.set(payload, HEADER_BYTES);
+      link.lastTxMs = nowMs;
+      ctx.transmits.push({ to: link.tunnel, bytes: out });
+    }
+  }
+
+  /** The relays an upstream packet goes to now: the current one, and the backup while duplicating. (One reused array: read it before the next call.) */
+  private targets(nowMs: number): RelayLink[] {
+    const ctx = this.ctx;
+    const out = this.targetList;
+    out.length = 0;
+    const current = ctx.currentLink();
+    if (current === undefined) return out;
+    out.push(current);
+    if (ctx.backupId !== undefined && this.liveness.duplicating(nowMs)) {
+      const b = ctx.relays.get(ctx.backupId);
+      if (b !== undefined && b.sessionState === 'open') out.push(b);
+    }
+    return out;
+  }
+
+  private drainSender(nowMs: number): void {
+    const ctx = this.ctx;
+    const sender = this.sender!;
+    const targets = this.targets(nowMs);
+    const h = this.outHeader;
+    for (let tx = sender.pollTransmit(this.scratch); tx !== undefined; tx = sender.pollTransmit(this.scratch)) {
+      h.type = tx.index < tx.k ? PacketType.Data : PacketType.Parity;
+      h.sessionIdHigh = ctx.sessionIdHigh;
+      h.sessionIdLow = ctx.sessionIdLow;
+      h.sequence = tx.seq;
+      h.fecGroup = tx.groupId;
+      h.fecIndex = tx.index;
+      h.fecDataCount = tx.k;
+      h.fecParityCount = tx.r;
+      for (const link of targets) {
+        if (link.fecMode === 'off') continue; // such a relay gets plain copies only (rare: the client offers rs first)
+        h.flags = (tx.kind === FecShardKind.Duplicate ? HeaderFlag.Duplicate : 0) | (link === targets[0] ? 0 : HeaderFlag.ViaBackup);
+        const out = this.slabs.view(HEADER_BYTES + tx.length);
+        writeHeader(h, out);
+        out.set(this.scratch.subarray(0, tx.length), HEADER_BYTES);
+        link.lastTxMs = nowMs;
+        ctx.transmits.push({ to: link.tunnel, bytes: out });
+      }
+    }
+  }
+
+  /** Timer input of the upstream sender (spaced copies, closing groups). */
+  advanceSender(nowMs: number): void {
+    if (this.sender === undefined) return;
+    this.sender.handleTimeout(nowMs);
+    this.drainSender(nowMs);
+  }
+
+  /** `at`, or the upstream sender's deadline after `after` when earlier. */
+  earliestDeadline(at: number, after: number): number {
+    return this.sender === undefined ? at : earlier(at, this.sender.pollTimeout(), after);
+  }
+
+  /** A Data or Parity packet from `link`; its header is the context's, `bytes` is the whole datagram. */
+  onData(nowMs: number, link: RelayLink, bytes: Uint8Array): void {
+    if (link.sessionState !== 'open') return;
+    const h = this.ctx.header;
+    const payload = bytes.subarray(HEADER_BYTES);
+    if (h.fecDataCount === 0 || link.receiver === undefined) {
+      if (h.type !== PacketType.Data) return;
+      link.delivered++;
+      this.deliver(payload);
+      return;
+    }
+    link.receiver.handleShard(nowMs, h.sequence, h.fecGroup, h.fecIndex, h.fecDataCount, h.fecParityCount, payload);
+    this.drainReceiver(nowMs, link);
+  }
+
+  /** Timer input of `link`'s downstream receiver, if it has one. */
+  advanceReceiver(nowMs: number, link: RelayLink): void {
+    if (link.receiver === undefined) return;
+    // A receiver shared through an exit is advanced once per link: harmless (the second finds nothing due).
+    link.receiver.handleTimeout(nowMs);
+    this.drainReceiver(nowMs, link);
+  }
+
+  private drainReceiver(nowMs: number, link: RelayLink): void {
+    const receiver = link.receiver!;
+    for (let n = receiver.pollDelivered(this.scratch); n >= 0; n = receiver.pollDelivered(this.scratch)) {
+      link.delivered++;
+      this.deliver(this.scratch.subarray(0, n));
+    }
+    // A receiver shared through an exit reports through the current relay when that is one of its entries.
+    const current = this.ctx.currentLink();
+    const carrier = link.exit !== undefined && current !== undefined && current.receiver === receiver ? current : link;
+    for (let e = receiver.pollEvent(); e !== undefined; e = receiver.pollEvent()) this.onReceiverStats(nowMs, carrier, e.stats);
+  }
+
+  private onReceiverStats(nowMs: number, link: RelayLink, s: FecIntervalStats): void {
+    const ctx = this.ctx;
+    this.wirePackets += s.wirePackets;
+    this.wireLost += s.wireLost;
+    this.delivered += s.received + s.recovered;
+    this.recovered += s.recovered;
+    this.unrecoverable += s.unrecoverable;
+    // The relay's sender adapts its downstream protection to what we measured: tell it.
+    // (This also keeps the session and the NAT mapping alive, like any packet of ours.)
+    if (link.sessionState === 'open' && (s.wirePackets > 0 || s.received > 0)) {
+      link.lastTxMs = nowMs;
+      ctx.transmits.push({ to: link.tunnel, bytes: buildControlPacket(ctx.sessionIdHigh, ctx.sessionIdLow, fecStatsMessage(s)) });
+    }
+    if (link.id !== ctx.currentId) return;
+    if (s.wirePackets >= 4 && s.lossRate >= C.DUPLICATE_LOSS_RATE) this.liveness.holdDuplication(nowMs);
+  }
+
+  /** The current relay's report of what its receiver measured upstream drives our sender's controller. */
+  onFecStats(nowMs: number, link: RelayLink, stats: FecIntervalStats): void {
+    if (link.id !== this.ctx.currentId || this.sender === undefined) return;
+    this.controller.handleStats(nowMs, stats, this.ctx.selector.figures(link.id)?.rttMs);
+    if (this.controller.lastDecision !== undefined && this.controller.scheme !== this.sender.scheme) this.sender.setScheme(nowMs, this.controller.scheme);
+  }
+
+  private deliver(payload: Uint8Array): void {
+    this.packetsReceived++;
+    // A copy that outlives the receiver's scratch, carved from the slab (never rewritten).
+    const bytes = this.slabs.view(payload.length);
+    bytes.set(payload);
+    this.ctx.events.push({ type: 'message', bytes });
+  }
+}
+
+function describeScheme(scheme: FecScheme | undefined): string {
+  if (scheme === undefined) return 'off';
+  switch (scheme.mode) {
+    case 'off':
+      return 'off';
+    case 'duplicate':
+      return `dup×${scheme.copies}@${scheme.spacingMs}ms`;
+    case 'rs':
+      return `rs(${scheme.k},${scheme.r})×${scheme.interleave}`;
+  }
+}
