@@ -1,13 +1,12 @@
 /**
- * The relay's fleet membership, as a thin driver: registers with the coordinator,
- * heartbeats its load (sessions, packets/s, CPU, draining) every
- * `fleet.heartbeatIntervalMs`, re-reads the fleet list to know the mesh, and runs the
- * sans-IO {@link PathProber} on its own UDP socket (relay probes) and TCP connects
- * (origin probes), sending its reports with `reportRelayPaths`.
- *
- * Failures of the coordinator are conditions, not crashes: registration retries with
- * backoff, a heartbeat answered `unknown_relay` (the coordinator restarted, or the lease
- * ran out) registers again, and every failure is logged once per streak.
+ * The relay's fleet membership, as a thin driver of the sans-IO {@link FleetAgentCore}:
+ * it carries the core's requests (register, heartbeat with load, fleet list, path
+ * reports) to the coordinator over HTTP with {@link CoordinatorClient} and feeds the
+ * answers back, runs the core's probes on its own UDP socket (relay probes) and TCP
+ * connects (origin probes), measures the load a heartbeat carries, logs the core's
+ * events, and arms one timer at the core's `pollTimeout`. Every decision (backoff,
+ * re-join after `unknown_relay`, the heartbeat period, the mesh, when to report) is the
+ * core's, so the simulator runs the same membership logic (`sim/src/drivers/fleet-driver.ts`).
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -15,13 +14,9 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { CoordinatorApiError, CoordinatorClient } from '../../kit/coordinator-client.js';
 import type { Endpoint } from '../../proto/src/transport.js';
-import { splitHostPort } from './core/addr.js';
-import { PathProber, type ProbeTarget } from './core/path-prober.js';
+import { FleetAgentCore, type FleetFailure, type FleetRequest, type FleetResponse } from './core/fleet-agent.js';
+import type { PathProber } from './core/path-prober.js';
 import type { FleetSpec } from './config.js';
-
-/** First retry delay after a failed registration, ms (doubles up to the max). */
-const REGISTER_BACKOFF_MS_MIN = 250;
-const REGISTER_BACKOFF_MS_MAX = 5_000;
 
 /** How an agent's first registration went (see {@link FleetAgent.firstRegistration}). */
 export type RegistrationOutcome = { readonly ok: true } | { readonly ok: false; readonly reason: string };
@@ -54,51 +49,58 @@ export interface FleetAgentInit {
   readonly logger: Logger;
 }
 
+/** The public addresses a relay registers: from `fleet` or, failing that, the bound tunnel. Throws when they cannot be known. */
+export function fleetAddresses(spec: FleetSpec, tunnelBound: Endpoint | undefined): { tunnelAddress: string; probeAddress: string } {
+  let tunnelAddress = spec.tunnelAddress;
+  if (tunnelAddress === undefined) {
+    if (tunnelBound === undefined) throw new Error('fleet.tunnelAddress: missing; this relay has no tunnel section, so give the public address clients should use');
+    if (tunnelBound.address === '0.0.0.0' || tunnelBound.address === '::') throw new Error(`fleet.tunnelAddress: missing; the tunnel listens on ${tunnelBound.address}, so give the public IP:port clients reach it at`);
+    tunnelAddress = tunnelBound.address.includes(':') ? `[${tunnelBound.address}]:${tunnelBound.port}` : `${tunnelBound.address}:${tunnelBound.port}`;
+  }
+  return { tunnelAddress, probeAddress: spec.probeAddress ?? tunnelAddress };
+}
+
 /** See the module comment. */
 export class FleetAgent {
-  /** The prober (exposed for tests and logs). */
-  readonly prober: PathProber;
   private readonly client: CoordinatorClient;
-  private readonly spec: FleetSpec;
+  private core: FleetAgentCore | undefined;
   private socket: dgram.Socket | undefined;
-  private probeTimer: NodeJS.Timeout | undefined;
-  private probeDeadline = Number.POSITIVE_INFINITY;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  private meshTimer: NodeJS.Timeout | undefined;
-  private registered = false;
-  private lastExchangeAccepted = false;
-  private registering: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private timerDeadline = Number.POSITIVE_INFINITY;
+  private readonly onTimerBound = (): void => this.onTimer();
   private draining = false;
   private closed = false;
-  private heartbeatIntervalMs: number;
   private lastLoad = { atMs: performance.now(), packets: 0, cpu: process.cpuUsage() };
-  private failing = new Set<string>();
   private readonly tcpProbes = new Set<net.Socket>();
   /** Aborts the coordinator requests in flight at close: a late one must not undo a newer agent's registration. */
   private readonly requests = new AbortController();
   /** Waiting for the first registration's outcome (see {@link firstRegistration}). */
   private registrationWaiters: ((outcome: RegistrationOutcome) => void)[] = [];
-  /** Heartbeats and reports the coordinator accepted (for tests). */
-  heartbeats = 0;
-  reportsSent = 0;
+  /** Waiting for the answer to a request, by its id (the draining heartbeat). */
+  private readonly answerWaiters = new Map<number, () => void>();
 
   constructor(private readonly init: FleetAgentInit) {
-    this.spec = init.spec;
     this.client = new CoordinatorClient({ baseUrl: init.coordinatorUrl, fleetSecret: init.fleetSecret, timeoutMs: Math.max(1000, init.spec.heartbeatIntervalMs * 2) });
-    this.prober = new PathProber({ probeIntervalMs: init.spec.probeIntervalMs, probeTimeoutMs: init.spec.probeTimeoutMs, reportIntervalMs: init.spec.reportIntervalMs });
-    this.heartbeatIntervalMs = init.spec.heartbeatIntervalMs;
   }
 
   /** The public addresses this relay registers (throws when they cannot be known). */
   addresses(): { tunnelAddress: string; probeAddress: string } {
-    let tunnelAddress = this.spec.tunnelAddress;
-    if (tunnelAddress === undefined) {
-      const bound = this.init.relay.tunnelBound();
-      if (bound === undefined) throw new Error('fleet.tunnelAddress: missing; this relay has no tunnel section, so give the public address clients should use');
-      if (bound.address === '0.0.0.0' || bound.address === '::') throw new Error(`fleet.tunnelAddress: missing; the tunnel listens on ${bound.address}, so give the public IP:port clients reach it at`);
-      tunnelAddress = bound.address.includes(':') ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
-    }
-    return { tunnelAddress, probeAddress: this.spec.probeAddress ?? tunnelAddress };
+    return fleetAddresses(this.init.spec, this.init.relay.tunnelBound());
+  }
+
+  /** The prober (exposed for tests and logs; undefined before {@link start}). */
+  get prober(): PathProber | undefined {
+    return this.core?.prober;
+  }
+
+  /** Heartbeats the coordinator accepted (for tests). */
+  get heartbeats(): number {
+    return this.core?.heartbeats ?? 0;
+  }
+
+  /** Report calls the coordinator accepted (for tests). */
+  get reportsSent(): number {
+    return this.core?.reportsSent ?? 0;
   }
 
   /**
@@ -106,16 +108,16 @@ export class FleetAgent {
    * before the first, and while they are refused (a retired fleet secret) or unanswered.
    */
   get accepted(): boolean {
-    return this.lastExchangeAccepted && !this.closed;
+    return (this.core?.accepted ?? false) && !this.closed;
   }
 
   /** Binds the probe socket and starts registering; resolves once the socket is bound (registration continues in the background). */
   async start(): Promise<void> {
-    this.addresses();
+    const { tunnelAddress, probeAddress } = this.addresses();
     const type = net.isIPv6(this.init.bindAddress) ? 'udp6' : 'udp4';
     const socket = dgram.createSocket(type);
     socket.on('message', (message, rinfo) => {
-      this.prober.handleDatagram(performance.now(), rinfo, message);
+      this.core?.handleDatagram(performance.now(), rinfo, message);
       this.flush();
     });
     await new Promise<void>((resolve, reject) => {
@@ -127,67 +129,21 @@ export class FleetAgent {
       });
     });
     this.socket = socket;
-    void this.register();
-    this.meshTimer = setInterval(() => void this.refreshMesh(), this.spec.meshRefreshMs);
-    this.meshTimer.unref();
+    const relay = this.init.relay;
+    this.core = new FleetAgentCore({ ...this.init.spec, tunnelAddress, probeAddress }, { load: (nowMs) => this.load(nowMs), origins: () => relay.origins() });
+    if (this.draining) this.core.setDraining(performance.now());
+    this.core.start(performance.now());
+    this.flush();
   }
 
   /** SIGTERM: tell the coordinator at once that no new clients should come (resolves when it answered or failed). */
   setDraining(): Promise<void> {
     this.draining = true;
-    return this.heartbeat();
-  }
-
-  /** Stops everything; idempotent. The coordinator marks the relay unhealthy when its lease runs out. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.requests.abort();
-    this.settleRegistration({ ok: false, reason: 'the agent was closed' });
-    if (this.probeTimer) clearTimeout(this.probeTimer);
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    if (this.meshTimer) clearInterval(this.meshTimer);
-    for (const s of this.tcpProbes) s.destroy();
-    this.socket?.close();
-  }
-
-  // ---------------------------------------------------------------- coordinator
-
-  private register(): Promise<void> {
-    this.registering ??= (async () => {
-      let backoffMs = REGISTER_BACKOFF_MS_MIN;
-      while (!this.closed) {
-        try {
-          const { tunnelAddress, probeAddress } = this.addresses();
-          const answer = await this.client.register({ relayId: this.spec.relayId, region: this.spec.region, latitude: this.spec.latitude, longitude: this.spec.longitude, tunnelAddress, probeAddress, capacitySessions: this.spec.capacitySessions }, this.requests.signal);
-          if (this.closed) return;
-          this.registered = true;
-          this.lastExchangeAccepted = true;
-          this.settleRegistration({ ok: true });
-          this.recovered('register');
-          this.heartbeatIntervalMs = Math.min(this.spec.heartbeatIntervalMs, answer.heartbeatIntervalMs);
-          this.init.logger.info({ event: 'fleet_registered', relayId: this.spec.relayId, coordinator: this.init.coordinatorUrl, leaseMs: answer.leaseMs, heartbeatIntervalMs: this.heartbeatIntervalMs, mesh: answer.relays.length }, 'registered with the coordinator');
-          if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-          this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatIntervalMs);
-          this.heartbeatTimer.unref();
-          void this.heartbeat();
-          this.setMesh(answer.relays.map((r) => ({ relayId: r.relayId, probeAddress: r.probeAddress })));
-          void this.refreshMesh();
-          return;
-        } catch (error) {
-          this.lastExchangeAccepted = false;
-          this.failed('register', error);
-          // A 4xx is the coordinator's answer to these settings (wrong secret, id not allowed,
-          // bad address), not a passing outage: whoever waits for the outcome hears it now.
-          if (error instanceof CoordinatorApiError && error.status >= 400 && error.status < 500) this.settleRegistration({ ok: false, reason: error.message });
-          await new Promise((resolve) => setTimeout(resolve, backoffMs).unref());
-          backoffMs = Math.min(REGISTER_BACKOFF_MS_MAX, backoffMs * 2);
-        }
-      }
-    })().finally(() => {
-      this.registering = undefined;
-    });
-    return this.registering;
+    const id = this.core?.setDraining(performance.now());
+    if (id === undefined || this.closed) return Promise.resolve();
+    const answered = new Promise<void>((resolve) => this.answerWaiters.set(id, resolve));
+    this.flush();
+    return answered;
   }
 
   /**
@@ -196,16 +152,104 @@ export class FleetAgent {
    * unreachable), not ok. The agent keeps retrying in the background either way.
    */
   firstRegistration(timeoutMs: number): Promise<RegistrationOutcome> {
-    if (this.registered) return Promise.resolve({ ok: true });
-    if (this.closed) return Promise.resolve({ ok: false, reason: 'the agent was closed' });
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => this.settleRegistration({ ok: false, reason: `no answer from the coordinator within ${timeoutMs} ms` }), timeoutMs);
-      timer.unref();
-      this.registrationWaiters.push((outcome) => {
-        clearTimeout(timer);
-        resolve(outcome);
-      });
-    });
+    if (this.closed || this.core === undefined) return Promise.resolve(this.closed ? { ok: false, reason: 'the agent was closed' } : { ok: false, reason: 'the agent was not started' });
+    if (this.core.isRegistered) return Promise.resolve({ ok: true });
+    const outcome = new Promise<RegistrationOutcome>((resolve) => this.registrationWaiters.push(resolve));
+    this.core.awaitAcceptance(performance.now(), timeoutMs);
+    this.flush();
+    return outcome;
+  }
+
+  /** Stops everything; idempotent. The coordinator marks the relay unhealthy when its lease runs out. */
+  close(): void {
+    if (this.closed) return;
+    this.core?.stop();
+    this.flush();
+    this.closed = true;
+    this.requests.abort();
+    this.settleRegistration({ ok: false, reason: 'the agent was closed' });
+    for (const resolve of this.answerWaiters.values()) resolve();
+    this.answerWaiters.clear();
+    if (this.timer) clearTimeout(this.timer);
+    for (const s of this.tcpProbes) s.destroy();
+    this.socket?.close();
+  }
+
+  // ---------------------------------------------------------------- driving the core
+
+  /** Drains the core: events, then requests, then probes, then its timer. */
+  private flush(): void {
+    const core = this.core;
+    if (this.closed || core === undefined) return;
+    for (let e = core.pollEvent(); e !== undefined; e = core.pollEvent()) {
+      const logger = this.init.logger;
+      const coordinator = this.init.coordinatorUrl;
+      switch (e.type) {
+        case 'registered':
+          logger.info({ event: 'fleet_registered', relayId: core.relayId, coordinator, leaseMs: e.leaseMs, heartbeatIntervalMs: e.heartbeatIntervalMs, mesh: e.mesh }, 'registered with the coordinator');
+          break;
+        case 'acceptance':
+          this.settleRegistration(e.ok ? { ok: true } : { ok: false, reason: e.reason });
+          break;
+        case 'peers':
+          this.init.relay.setPeers?.(e.addresses);
+          break;
+        case 'failed':
+          logger.warn({ event: 'fleet_error', what: e.what, coordinator, err: e.reason }, `coordinator ${e.what} failed; retrying`);
+          break;
+        case 'recovered':
+          logger.info({ event: 'fleet_recovered', what: e.what, coordinator }, `coordinator ${e.what} works again`);
+          break;
+        case 'connect':
+          this.tcpProbe(e.probeId, e.address, e.port, e.timeoutMs);
+          break;
+        case 'rejoining':
+          break;
+      }
+    }
+    for (let r = core.pollRequest(); r !== undefined; r = core.pollRequest()) void this.execute(r);
+    for (let tx = core.pollTransmit(); tx !== undefined; tx = core.pollTransmit()) this.socket?.send(tx.bytes, tx.port, tx.address);
+    const deadline = core.pollTimeout();
+    if (deadline !== this.timerDeadline) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.timerDeadline = deadline ?? Number.POSITIVE_INFINITY;
+      if (deadline !== undefined) {
+        this.timer = setTimeout(this.onTimerBound, Math.max(0, deadline - performance.now()));
+        this.timer.unref();
+      }
+    }
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    this.timerDeadline = Number.POSITIVE_INFINITY;
+    this.core?.handleTimeout(performance.now());
+    this.flush();
+  }
+
+  /** Carries one request over HTTP and feeds its answer (or failure) back. */
+  private async execute(request: FleetRequest): Promise<void> {
+    const signal = this.requests.signal;
+    let response: FleetResponse;
+    try {
+      let body: unknown;
+      if (request.kind === 'register') body = await this.client.register(request.info, signal);
+      else if (request.kind === 'heartbeat') body = await this.client.heartbeat(request.relayId, request.load, signal);
+      else if (request.kind === 'fleet') body = await this.client.fleet();
+      else body = await this.client.reportRelayPaths(request.relayId, request.reports);
+      response = { ok: true, body };
+    } catch (error) {
+      response = { ok: false, failure: failureOf(error) };
+    }
+    if (this.closed) return;
+    this.core?.handleResponse(performance.now(), request.id, response);
+    this.flush();
+    const waiter = this.answerWaiters.get(request.id);
+    if (waiter !== undefined) {
+      this.answerWaiters.delete(request.id);
+      waiter();
+    }
   }
 
   private settleRegistration(outcome: RegistrationOutcome): void {
@@ -214,8 +258,8 @@ export class FleetAgent {
     for (const resolve of waiters) resolve(outcome);
   }
 
-  private load(): { sessions: number; packetsPerSecond: number; cpuFraction: number; draining: boolean } {
-    const nowMs = performance.now();
+  /** The relay's load since the previous heartbeat (packets/s and CPU over that span). */
+  private load(nowMs: number): { sessions: number; packetsPerSecond: number; cpuFraction: number } {
     const packets = this.init.relay.packetsTotal();
     const cpu = process.cpuUsage();
     const elapsedMs = Math.max(1, nowMs - this.lastLoad.atMs);
@@ -225,102 +269,9 @@ export class FleetAgent {
       packetsPerSecond: Math.min(1e9, Math.max(0, ((packets - this.lastLoad.packets) * 1000) / elapsedMs)),
       // One event loop: a fraction of one core.
       cpuFraction: Math.min(1, Math.max(0, cpuUs / 1000 / elapsedMs)),
-      draining: this.draining,
     };
     this.lastLoad = { atMs: nowMs, packets, cpu };
     return load;
-  }
-
-  private async heartbeat(): Promise<void> {
-    if (this.closed || !this.registered) return;
-    try {
-      await this.client.heartbeat(this.spec.relayId, this.load(), this.requests.signal);
-      this.heartbeats++;
-      this.lastExchangeAccepted = true;
-      this.recovered('heartbeat');
-    } catch (error) {
-      this.lastExchangeAccepted = false;
-      if (error instanceof CoordinatorApiError && error.code === 'unknown_relay') {
-        this.registered = false;
-        void this.register();
-        return;
-      }
-      this.failed('heartbeat', error);
-    }
-  }
-
-  private async refreshMesh(): Promise<void> {
-    if (this.closed || !this.registered) return;
-    try {
-      const fleet = await this.client.fleet();
-      this.setMesh(fleet.relays.filter((r) => r.health !== 'unhealthy').map((r) => ({ relayId: r.relayId, probeAddress: r.probeAddress })));
-      this.recovered('fleet');
-    } catch (error) {
-      this.failed('fleet', error);
-    }
-  }
-
-  private setMesh(relays: readonly { relayId: string; probeAddress: string }[]): void {
-    if (this.closed) return;
-    const targets: ProbeTarget[] = [];
-    for (const r of relays) {
-      if (r.relayId === this.spec.relayId) continue;
-      const hp = splitHostPort(r.probeAddress);
-      if (!hp || hp.port === 0) continue;
-      targets.push({ kind: 'relay', id: r.relayId, address: hp.host, port: hp.port });
-    }
-    this.init.relay.setPeers?.(targets.map((t) => t.address));
-    if (this.spec.originProbe === 'tcp') for (const [name, o] of this.init.relay.origins()) targets.push({ kind: 'origin', id: name, address: o.address, port: o.port });
-    this.prober.setTargets(performance.now(), targets);
-    this.flush();
-  }
-
-  private async sendReports(reports: Parameters<CoordinatorClient['reportRelayPaths']>[1]): Promise<void> {
-    try {
-      await this.client.reportRelayPaths(this.spec.relayId, reports);
-      this.reportsSent++;
-      this.recovered('report');
-    } catch (error) {
-      this.failed('report', error);
-    }
-  }
-
-  private failed(what: string, error: unknown): void {
-    if (this.closed || this.failing.has(what)) return;
-    this.failing.add(what);
-    this.init.logger.warn({ event: 'fleet_error', what, coordinator: this.init.coordinatorUrl, err: error instanceof Error ? error.message : String(error) }, `coordinator ${what} failed; retrying`);
-  }
-
-  private recovered(what: string): void {
-    if (!this.failing.delete(what)) return;
-    this.init.logger.info({ event: 'fleet_recovered', what, coordinator: this.init.coordinatorUrl }, `coordinator ${what} works again`);
-  }
-
-  // ---------------------------------------------------------------- prober driver
-
-  private onProbeTimer(): void {
-    this.probeTimer = undefined;
-    this.probeDeadline = Number.POSITIVE_INFINITY;
-    this.prober.handleTimeout(performance.now());
-    this.flush();
-  }
-
-  /** Drains the prober: events (TCP probes, reports), then datagrams, then its timer. */
-  private flush(): void {
-    if (this.closed) return;
-    for (let e = this.prober.pollEvent(); e !== undefined; e = this.prober.pollEvent()) {
-      if (e.type === 'report') {
-        if (this.registered) void this.sendReports(e.reports);
-      } else this.tcpProbe(e.probeId, e.address, e.port, e.timeoutMs);
-    }
-    for (let tx = this.prober.pollTransmit(); tx !== undefined; tx = this.prober.pollTransmit()) this.socket?.send(tx.bytes, tx.port, tx.address);
-    const deadline = this.prober.pollTimeout();
-    if (deadline !== undefined && deadline < this.probeDeadline) {
-      if (this.probeTimer) clearTimeout(this.probeTimer);
-      this.probeDeadline = deadline;
-      this.probeTimer = setTimeout(() => this.onProbeTimer(), Math.max(0, deadline - performance.now()));
-      this.probeTimer.unref();
-    }
   }
 
   private tcpProbe(probeId: number, address: string, port: number, timeoutMs: number): void {
@@ -332,7 +283,7 @@ export class FleetAgent {
       done = true;
       this.tcpProbes.delete(socket);
       socket.destroy();
-      this.prober.handleConnectResult(performance.now(), probeId, answered);
+      this.core?.handleConnectResult(performance.now(), probeId, answered);
       this.flush();
     };
     socket.setTimeout(timeoutMs, () => finish(false));
@@ -340,4 +291,10 @@ export class FleetAgent {
     // A refusal (RST) is the host answering: as good an RTT sample as a connect.
     socket.on('error', (error: NodeJS.ErrnoException) => finish(error.code === 'ECONNREFUSED'));
   }
+}
+
+/** A failed request as the core reads it: an API error answer keeps its status and code. */
+function failureOf(error: unknown): FleetFailure {
+  if (error instanceof CoordinatorApiError) return { status: error.status, code: error.code, message: error.message };
+  return { status: undefined, code: undefined, message: error instanceof Error ? error.message : String(error) };
 }

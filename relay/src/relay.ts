@@ -19,11 +19,13 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Endpoint } from '../../proto/src/transport.js';
-import { CoordinatorClient, type RevocationFollower } from '../../kit/coordinator-client.js';
+import { CoordinatorClient } from '../../kit/coordinator-client.js';
 import type { RelayConfig } from './config.js';
 import { RelayCore, type RelayEvent } from './core/relay-core.js';
 import { ipLiteralLookup } from '../../kit/udp-lookup.js';
-import { FleetAgent } from './fleet.js';
+import type { FleetAgent } from './fleet.js';
+import { FleetMembership, fleetMembershipKey } from './fleet-membership.js';
+import { followRevocationFeed, type RevocationFeedFollower } from './revocation-feed.js';
 import { createRelayMetrics, type FleetStatus } from './metrics.js';
 import { TcpProxy } from './tcp-proxy.js';
 
@@ -65,19 +67,7 @@ export function restartOnlyValues(config: RelayConfig): RestartOnlyValues {
   };
 }
 
-/** How long a reload's new fleet agent may take to be accepted before the running one is kept, ms. */
-export const FLEET_CHANGE_REGISTER_WAIT_MS = 10_000;
-
-/**
- * What fleet membership is made of: the `fleet` section, the coordinator URL and the
- * fleet secret. A reload that changes any of them re-joins (see {@link Relay.reload});
- * '' when the relay is not a fleet member (or `config` is undefined). Internal: it holds
- * the secret, never log it.
- */
-function fleetMembershipKey(config: RelayConfig | undefined): string {
-  if (config?.fleet === undefined || config.coordinatorUrl === undefined || config.coordinatorFleetSecret === undefined) return '';
-  return JSON.stringify([config.fleet, config.coordinatorUrl, config.coordinatorFleetSecret]);
-}
+export { FLEET_CHANGE_REGISTER_WAIT_MS } from './fleet-membership.js';
 
 /** Options of {@link Relay.start}. */
 export interface RelayInit {
@@ -117,17 +107,12 @@ export class Relay {
   private readonly registry: Registry;
   private revocationTimer: NodeJS.Timeout | undefined;
   private revocationStamp = '';
-  private follower: RevocationFollower | undefined;
+  private follower: RevocationFeedFollower | undefined;
   /** The coordinator URL and fleet secret the revocation feed follows with ('' when none). */
   private followedKey = '';
   private config: RelayConfig;
-  private fleetAgent: FleetAgent | undefined;
-  /** The configuration the running fleet membership was built from (its fleet section, URL and secret). */
-  private fleetConfig: RelayConfig | undefined;
-  /** Fleet changes applied one after another (a reload while one is under way waits for it). */
-  private fleetChanges: Promise<void> = Promise.resolve();
-  /** SIGTERM received: a fleet agent started by a later reload must say so too. */
-  private draining = false;
+  /** Fleet membership across reloads (undefined until started). */
+  private membership: FleetMembership | undefined;
   private startupBinds: Promise<void>[] | undefined = [];
   private closed = false;
   /** Socket errors (send failures, ICMP reports), for logs. */
@@ -164,8 +149,7 @@ export class Relay {
     relay.watchRevocations();
     relay.followCoordinator();
     try {
-      relay.fleetAgent = await relay.joinFleet(relay.config);
-      relay.fleetConfig = relay.config;
+      relay.membership = await relay.joinFleet(relay.config);
     } catch (error) {
       relay.close();
       throw error;
@@ -458,7 +442,8 @@ export class Relay {
     this.followedKey = key;
     if (url === '') return;
     const client = new CoordinatorClient({ baseUrl: url, fleetSecret: this.config.coordinatorFleetSecret });
-    this.follower = client.followRevocations(
+    this.follower = followRevocationFeed(
+      client,
       (entries) => {
         if (this.closed || entries.length === 0) return;
         const before = this.core.tunnelSessionCount;
@@ -466,102 +451,46 @@ export class Relay {
         this.flush();
         this.logger.info({ event: 'revocations', source: url, revoked: entries.length, sessionsEnded: before - this.core.tunnelSessionCount }, 'revocations received');
       },
-      { onError: (error) => this.logger.warn({ event: 'revocation_feed_error', source: url, err: error instanceof Error ? error.message : String(error) }, 'revocation feed unreachable; retrying') },
+      (reason) => this.logger.warn({ event: 'revocation_feed_error', source: url, err: reason }, 'revocation feed unreachable; retrying'),
     );
   }
 
   /**
    * Registers with the coordinator and starts heartbeats and path probes when `config`
-   * has a `fleet` section. Resolves with the started agent (undefined when not a fleet
-   * member); rejects when it cannot start (no public address, probe socket bind).
+   * has a `fleet` section; later reloads move the membership (see {@link FleetMembership}).
+   * Rejects when the agent cannot start (no public address, probe socket bind).
    */
-  private async joinFleet(config: RelayConfig): Promise<FleetAgent | undefined> {
-    const spec = config.fleet;
-    if (spec === undefined || config.coordinatorUrl === undefined || config.coordinatorFleetSecret === undefined) return undefined;
-    const agent = new FleetAgent({
-      spec,
-      coordinatorUrl: config.coordinatorUrl,
-      fleetSecret: config.coordinatorFleetSecret,
-      bindAddress: this.config.core.upstreamBindAddress,
-      logger: this.logger,
-      relay: {
-        sessions: () => this.core.sessionCount,
-        packetsTotal: () => {
-          let n = 0;
-          for (const s of this.core.ruleStats.values()) n += s.packetsUp + s.packetsDown;
-          return n;
+  private joinFleet(config: RelayConfig): Promise<FleetMembership> {
+    return FleetMembership.start(
+      {
+        logger: this.logger,
+        bindAddress: () => this.config.core.upstreamBindAddress,
+        onChanged: () => this.followCoordinator(),
+        relay: {
+          sessions: () => this.core.sessionCount,
+          packetsTotal: () => {
+            let n = 0;
+            for (const s of this.core.ruleStats.values()) n += s.packetsUp + s.packetsDown;
+            return n;
+          },
+          tunnelBound: () => this.tunnelBound,
+          origins: () => this.config.core.tunnel?.origins ?? new Map(),
+          setPeers: (addresses) => this.core.setPeers(addresses),
         },
-        tunnelBound: () => this.tunnelBound,
-        origins: () => this.config.core.tunnel?.origins ?? new Map(),
-        setPeers: (addresses) => this.core.setPeers(addresses),
       },
-    });
-    await agent.start();
-    return agent;
-  }
-
-  /**
-   * Reload: when the fleet section, the coordinator URL or the fleet secret changed,
-   * starts an agent with the new ones and waits for the coordinator to accept its
-   * registration before stopping the old one, so the relay never leaves the
-   * coordinator's lists (a fleet-secret rotation is a reload, no drain). If the new
-   * agent cannot start, is refused (a wrong secret, an id not allowed) or hears nothing
-   * within {@link FLEET_CHANGE_REGISTER_WAIT_MS}, it is stopped, the running membership
-   * and revocation feed stay, and `fleet_change_failed` says why. Changes run one after
-   * another; each applies the configuration current when it starts.
-   */
-  private applyFleetChange(): void {
-    this.fleetChanges = this.fleetChanges
-      .then(async () => {
-        const config = this.config;
-        const key = fleetMembershipKey(config);
-        if (this.closed || key === fleetMembershipKey(this.fleetConfig)) return;
-        const keep = (reason: string): void => {
-          this.logger.error({ event: 'fleet_change_failed', relayId: config.fleet?.relayId ?? null, coordinator: config.coordinatorUrl ?? null, err: reason }, 'the new fleet settings cannot be applied; keeping the running membership');
-        };
-        let agent: FleetAgent | undefined;
-        try {
-          agent = await this.joinFleet(config);
-        } catch (error) {
-          return keep(error instanceof Error ? error.message : String(error));
-        }
-        if (agent !== undefined) {
-          // Before the first heartbeat, so a draining relay is never offered as open.
-          if (this.draining) void agent.setDraining();
-          const outcome = await agent.firstRegistration(FLEET_CHANGE_REGISTER_WAIT_MS);
-          if (!outcome.ok) {
-            agent.close();
-            return keep(outcome.reason);
-          }
-        }
-        if (this.closed) return agent?.close();
-        const previous = this.fleetAgent;
-        const secretChanged = previous !== undefined && agent !== undefined && this.fleetConfig?.coordinatorFleetSecret !== config.coordinatorFleetSecret;
-        this.fleetAgent = agent;
-        this.fleetConfig = config;
-        previous?.close();
-        this.followCoordinator();
-        this.logger.info(
-          { event: 'fleet_changed', relayId: config.fleet?.relayId ?? null, coordinator: config.coordinatorUrl ?? null, secretChanged, left: previous !== undefined && agent === undefined },
-          agent === undefined ? 'left the fleet (no fleet section now)' : 'fleet membership re-joined with the reloaded settings',
-        );
-      })
-      .catch((error: unknown) => {
-        // Nothing above should throw; if it does, later reloads must still be applied.
-        this.logger.error({ event: 'fleet_change_failed', err: error instanceof Error ? error.message : String(error) }, 'applying the fleet settings failed');
-      });
+      config,
+    );
   }
 
   /** For the metrics: undefined when the relay neither runs a fleet agent nor is configured to. */
   private fleetStatus(): FleetStatus | undefined {
-    const configured = fleetMembershipKey(this.config);
-    if (this.fleetAgent === undefined && configured === '') return undefined;
-    return { accepted: this.fleetAgent?.accepted ?? false, settingsApplied: configured === fleetMembershipKey(this.fleetConfig) };
+    if (this.membership === undefined) return fleetMembershipKey(this.config) === '' ? undefined : { accepted: false, settingsApplied: false };
+    return this.membership.status();
   }
 
   /** The fleet agent, when `fleet` is configured (for tests). */
   get fleet(): FleetAgent | undefined {
-    return this.fleetAgent;
+    return this.membership?.agent;
   }
 
   /** Revokes session ids pushed by a feed (the coordinator's). */
@@ -579,7 +508,7 @@ export class Relay {
    * the relay restarts. Tunnel sessions whose origin the new `tunnel.origins` /
    * `allowOriginCidrs` no longer allow end (the core tells their clients why). A new
    * `fleet` section, coordinator URL or fleet secret re-joins the fleet in the background
-   * (`fleet_changed` in the log; see applyFleetChange).
+   * (`fleet_changed` in the log; see {@link FleetMembership}).
    * @returns the restart-only keys whose change was not applied (also logged)
    */
   reload(config: RelayConfig): string[] {
@@ -606,9 +535,8 @@ export class Relay {
     }
     // A fleet member's revocation feed moves with its membership (once the coordinator
     // accepted the new settings); otherwise it follows the file at once.
-    const membership = fleetMembershipKey(config);
-    if (membership === '' || membership === fleetMembershipKey(this.fleetConfig)) this.followCoordinator();
-    this.applyFleetChange();
+    if (fleetMembershipKey(config) === '' || this.membership?.isRunning(config) === true) this.followCoordinator();
+    this.membership?.reload(config);
     return pending.map((p) => p.key);
   }
 
@@ -619,9 +547,8 @@ export class Relay {
    */
   async drain(deadlineMs: number): Promise<number> {
     this.core.drain();
-    this.draining = true;
     // The coordinator hears it first, so no new players are sent here while we drain.
-    await this.fleetAgent?.setDraining();
+    await this.membership?.setDraining();
     for (const server of this.tcpServers.values()) server.close();
     const until = performance.now() + deadlineMs;
     while (this.core.sessionCount > 0 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(1, until - performance.now()))));
@@ -639,7 +566,7 @@ export class Relay {
     if (this.timer) clearTimeout(this.timer);
     if (this.revocationTimer) clearInterval(this.revocationTimer);
     this.follower?.close();
-    this.fleetAgent?.close();
+    this.membership?.close();
     for (const socket of this.udp.values()) socket.close();
     this.udp.clear();
     this.upstreams.clear();

@@ -14,7 +14,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ErrorCode } from '../../proto/src/errors.js';
-import { AGENT_REPORT_MS, RelayAgent } from '../src/deployment/fleet.js';
+import { Rng } from '../../proto/src/rng.js';
+import { AGENT_REPORT_MS, fleetKeys, SIM_ORIGIN_PORT, simFleetSpec, simRelayConfig, startSimFleetAgent } from '../src/deployment/fleet.js';
+import { SCENARIO_RELAY_FEC } from '../src/deployment/scenario.js';
 import { runUntilBounded, SimLivelockError } from '../src/core/event-budget.js';
 import { SimNetwork } from '../src/core/network.js';
 import { ScenarioRun } from '../src/scenario/run.js';
@@ -100,7 +102,8 @@ test('relay agent: an origin that never answers does not spin its timer (swarm s
   const relay = net.addHost('10.1.0.1');
   net.addHost('10.9.0.1');
   net.addHost('10.8.0.1'); // the origin: no probe port bound, so probes are never answered
-  const agent = new RelayAgent(net, relay, 'relay-1', Uint8Array.of(1), { address: '10.9.0.1', port: 7400 }, [{ name: 'origin-1', probe: { address: '10.8.0.1', port: 27016 } }]);
+  const config = simRelayConfig('10.1.0.1', fleetKeys(new Rng(1)), new Map([['origin-1', { address: '10.8.0.1', port: SIM_ORIGIN_PORT }]]), SCENARIO_RELAY_FEC);
+  const agent = startSimFleetAgent(net, relay, simFleetSpec('relay-1', 'r1', '10.1.0.1'), { address: '10.9.0.1', port: 7400 }, config, () => undefined);
   const ran = runUntilBounded(net.queue, 10 * AGENT_REPORT_MS, 1000);
   assert.ok(ran < 200, `${ran} events in ${10 * AGENT_REPORT_MS} ms`);
   agent.stop();

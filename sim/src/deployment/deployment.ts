@@ -29,11 +29,12 @@ import { CoordinatorSimDriver } from '../drivers/coordinator-driver.js';
 import { encodeControl } from '../../../proto/src/control.js';
 import type { LimitsSpec, RelayCoreConfig, TunnelFecSpec } from '../../../relay/src/core/config-types.js';
 import { SimRelay } from '../drivers/relay-driver.js';
+import type { SimFleetAgent } from '../drivers/fleet-driver.js';
 import type { SimTimer } from '../core/event-queue.js';
 import type { SimHost, SimNetwork, SimUdpSocket } from '../core/network.js';
 import type { TunnelCandidate, TunnelClientInit } from '../../../sdk/src/core/tunnel-client.js';
 import { SimTunnelClient } from '../drivers/sdk-driver.js';
-import { candidatesFromRanking, defaultRelayLimits, fleetKeys, issueSimGrant, RelayAgent, relayRegisterMessage, SIM_COORDINATOR_PORT, SIM_LEASE_MS, SIM_ORIGIN_PORT, SIM_ORIGIN_PROBE_PORT, SIM_TUNNEL_PORT, simRelayConfig, type FleetKeys } from './fleet.js';
+import { candidatesFromRanking, defaultRelayLimits, fleetKeys, issueSimGrant, SIM_COORDINATOR_PORT, SIM_LEASE_MS, SIM_ORIGIN_PORT, SIM_ORIGIN_PROBE_PORT, SIM_TUNNEL_PORT, simFleetSpec, simRelayConfig, startSimFleetAgent, type FleetKeys } from './fleet.js';
 import { SCENARIO_RELAY_FEC } from './scenario.js';
 
 /** Bytes of the game header every datagram starts with: player u32, path u8, reserved u8, upstream seq u32, downstream seq u32. */
@@ -200,7 +201,12 @@ export class DeploymentClient {
 export class DeploymentRelay {
   /** The relay core's driver while alive. */
   relay: SimRelay | undefined = undefined;
-  agent: RelayAgent | undefined = undefined;
+  /** The relay's fleet agent while alive (the production fleet core). */
+  agent: SimFleetAgent | undefined = undefined;
+  /** Every fleet agent this relay ran, one per start, oldest first (for the fleet invariants). */
+  readonly agents: SimFleetAgent[] = [];
+  /** Virtual time of each start, ms (index as {@link agents}). */
+  readonly startedAtMs: number[] = [];
   /** Starts so far (1 + restarts). */
   starts = 0;
   constructor(
@@ -227,6 +233,8 @@ export interface WrongOriginDelivery {
 export class SimDeployment {
   readonly network: SimNetwork;
   readonly coordinator: CoordinatorCore;
+  /** The coordinator's driver (its API socket; `revoke` as a game backend would). */
+  readonly coordinatorDriver: CoordinatorSimDriver;
   readonly keys: FleetKeys;
   readonly clients: DeploymentClient[] = [];
   readonly relays = new Map<string, DeploymentRelay>();
@@ -237,7 +245,6 @@ export class SimDeployment {
   private readonly originNames: readonly string[];
   private readonly coordinatorEndpoint: Endpoint;
   private readonly rng: Rng;
-  private readonly agentOrigins;
   /** The payload of the packet being sent (see {@link sendGame}). */
   private readonly sendScratch = new Uint8Array(65_536);
 
@@ -251,13 +258,12 @@ export class SimDeployment {
 
     const coordinatorHost = net.addHost(init.coordinatorAddress);
     this.coordinator = new CoordinatorCore({ leaseMs: SIM_LEASE_MS, origins: init.origins.map((o) => ({ name: o.name, address: `${o.address}:${SIM_ORIGIN_PORT}` })) });
-    new CoordinatorSimDriver(this.coordinator, coordinatorHost.bind(SIM_COORDINATOR_PORT), net, (callback) => {
+    this.coordinatorDriver = new CoordinatorSimDriver(this.coordinator, coordinatorHost.bind(SIM_COORDINATOR_PORT), net, (callback) => {
       const timer = net.createTimer(callback, { what: 'coordinator core timer', host: init.coordinatorAddress });
       return { set: (at: number) => timer.set(Math.max(at, net.now())) };
     });
 
     init.origins.forEach((o, originIndex) => this.addOrigin(o, originIndex));
-    this.agentOrigins = init.origins.map((o) => ({ name: o.name, probe: { address: o.address, port: SIM_ORIGIN_PROBE_PORT } }));
 
     const originEndpoints = new Map(init.origins.map((o) => [o.name, { address: o.address, port: SIM_ORIGIN_PORT }]));
     init.relays.forEach((spec, index) => {
@@ -290,7 +296,9 @@ export class SimDeployment {
     r.relay = relay;
     const socket = r.host.sockets.get(SIM_TUNNEL_PORT);
     if (socket !== undefined) this.countWire(socket, undefined);
-    r.agent = new RelayAgent(this.network, r.host, r.spec.id, relayRegisterMessage(r.spec.id, r.spec.region, r.spec.address, r.spec.capacitySessions ?? 1000), this.coordinatorEndpoint, this.agentOrigins, () => relay.core.tunnelSessionCount);
+    r.startedAtMs.push(this.network.now());
+    r.agent = startSimFleetAgent(this.network, r.host, simFleetSpec(r.spec.id, r.spec.region, r.spec.address, r.spec.capacitySessions ?? 1000), this.coordinatorEndpoint, r.config, () => r.relay);
+    r.agents.push(r.agent);
   }
 
   /** Kills a relay as a crashed process would: its sockets vanish, nothing is said, heartbeats stop. */

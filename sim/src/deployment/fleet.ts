@@ -1,27 +1,35 @@
 /**
- * Pieces every simulated deployment shares: a relay's agent (registration,
- * heartbeats, its own probes to the origins and the path reports the coordinator ranks
- * with), the tunnel-mode relay configuration, fleet keys and tickets. Used by
+ * Pieces every simulated deployment shares: a relay's fleet agent (the production fleet
+ * core, relay/src/core/fleet-agent.ts, on the simulated network: registration,
+ * heartbeats, re-join, its probes to the other relays and the origins and the path
+ * reports the coordinator ranks with), the tunnel-mode relay configuration, fleet keys
+ * and tickets. Used by
  * {@link SdkScenario} (one client, the SDK tests and `slipstream demo`) and by
  * {@link SimDeployment} (many clients and origins, `slipstream sim run` and `sim swarm`).
  * Nothing here reads a clock: time is the network's, randomness the caller's `Rng`.
  */
 import type { KeyObject } from 'node:crypto';
-import { encodeControl } from '../../../proto/src/control.js';
 import type { Rng } from '../../../proto/src/rng.js';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed, ticketVerifyKeyFromRaw, type TicketExit } from '../../../proto/src/ticket.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import * as RC from '../../../relay/src/core/constants.js';
 import type { LimitsSpec, RelayCoreConfig, TunnelFecSpec } from '../../../relay/src/core/config-types.js';
-import type { SimHost, SimNetwork, SimUdpSocket } from '../core/network.js';
+import type { FleetAgentSpec } from '../../../relay/src/core/fleet-agent.js';
+import type { SimRelay } from '../drivers/relay-driver.js';
+import { SimFleetAgent } from '../drivers/fleet-driver.js';
+import type { SimHost, SimNetwork } from '../core/network.js';
 import type { TunnelCandidate } from '../../../sdk/src/core/tunnel-client.js';
 
 /** Lease the simulated coordinator gives relays, ms: heartbeats go every third of it. */
 export const SIM_LEASE_MS = 3000;
-/** Period of a relay agent's probes to each origin, ms. */
+/** Period of a relay agent's probes to each origin and relay, ms. */
 export const AGENT_PROBE_MS = 500;
+/** A relay agent's probe unanswered this long is lost, ms. */
+export const AGENT_PROBE_TIMEOUT_MS = 1000;
 /** Period of a relay agent's path reports, ms. */
 export const AGENT_REPORT_MS = 2000;
+/** Period at which a relay agent re-reads the fleet list, ms. */
+export const AGENT_MESH_REFRESH_MS = 5000;
 /** Port relays listen on for tunnel sessions and probes. */
 export const SIM_TUNNEL_PORT = 4433;
 /** Port of the coordinator's control socket. */
@@ -104,121 +112,52 @@ export function simRelayConfig(address: string, keys: FleetKeys, origins: Readon
   };
 }
 
-/** An origin a relay agent probes and reports on. */
-export interface AgentOrigin {
-  /** Origin name as the coordinator knows it. */
-  readonly name: string;
-  /** Where the origin answers probes. */
-  readonly probe: Endpoint;
-}
-
-class OriginProbeState {
-  srttMs: number | undefined = undefined;
-  jitterMs = 0;
-  probes = 0;
-  answered = 0;
+/**
+ * The fleet section of a simulated relay, for its {@link SimFleetAgent} (the production
+ * fleet core): tunnel and probes on {@link SIM_TUNNEL_PORT}, heartbeats every third of
+ * {@link SIM_LEASE_MS}, probes to every other relay and each origin every
+ * {@link AGENT_PROBE_MS}, reports every {@link AGENT_REPORT_MS}, the fleet list re-read
+ * every {@link AGENT_MESH_REFRESH_MS}.
+ */
+export function simFleetSpec(relayId: string, region: string, address: string, capacitySessions = 1000): FleetAgentSpec {
+  return {
+    relayId,
+    region,
+    latitude: 0,
+    longitude: 0,
+    tunnelAddress: `${address}:${SIM_TUNNEL_PORT}`,
+    probeAddress: `${address}:${SIM_TUNNEL_PORT}`,
+    capacitySessions,
+    heartbeatIntervalMs: SIM_LEASE_MS / 3,
+    meshRefreshMs: AGENT_MESH_REFRESH_MS,
+    probeIntervalMs: AGENT_PROBE_MS,
+    probeTimeoutMs: AGENT_PROBE_TIMEOUT_MS,
+    reportIntervalMs: AGENT_REPORT_MS,
+    originProbe: 'tcp',
+  };
 }
 
 /**
- * What a relay's control-plane agent does: registers with the coordinator, heartbeats
- * every third of the lease (with the relay's live session count), probes each origin
- * every {@link AGENT_PROBE_MS} and reports the smoothed RTT, jitter and loss every
- * {@link AGENT_REPORT_MS} (once it has a first answer). Probes are 8-byte send-time
- * stamps that the origin's probe port echoes; the answer's source tells the origin.
+ * Starts the fleet agent of a simulated relay: the production fleet core on `host`,
+ * talking to the coordinator at `coordinator`; its heartbeats carry the live tunnel
+ * session count of the relay process `relay()` returns (the one of the moment, if any),
+ * revocations from the coordinator's feed go to that relay, and it probes the origins of
+ * `config`'s tunnel section through their echo port ({@link SIM_ORIGIN_PROBE_PORT}).
  */
-export class RelayAgent {
-  /** The agent's socket on the relay host. */
-  readonly socket: SimUdpSocket;
-  private readonly timer;
-  private nextHeartbeatMs = 0;
-  private nextReportMs = AGENT_REPORT_MS;
-  private nextProbeMs = 0;
-  private readonly state: OriginProbeState[];
-  /** Whether {@link stop} was called. */
-  stopped = false;
-
-  /**
-   * @param sessions the relay's live session count, for heartbeats (default: 0)
-   */
-  constructor(
-    network: SimNetwork,
-    host: SimHost,
-    private readonly relayId: string,
-    private readonly register: Uint8Array,
-    private readonly coordinator: Endpoint,
-    private readonly origins: readonly AgentOrigin[],
-    private readonly sessions: () => number = () => 0,
-  ) {
-    this.state = origins.map(() => new OriginProbeState());
-    this.nextReportMs = network.now() + AGENT_REPORT_MS;
-    this.socket = host.bind(0);
-    this.socket.onReceive((bytes, from) => {
-      if (bytes.length !== 8) return;
-      const index = this.origins.findIndex((o) => o.probe.address === from.address && o.probe.port === from.port);
-      if (index < 0) return;
-      const s = this.state[index]!;
-      const rtt = network.now() - new DataView(bytes.buffer, bytes.byteOffset, 8).getFloat64(0);
-      s.answered++;
-      if (s.srttMs === undefined) s.srttMs = rtt;
-      else {
-        s.jitterMs += (Math.abs(rtt - s.srttMs) - s.jitterMs) / 4;
-        s.srttMs += (rtt - s.srttMs) / 8;
-      }
-    });
-    this.timer = network.createTimer((now) => this.tick(now), { what: 'relay agent timer', host: host.address });
-    this.socket.send(this.register, coordinator);
-    this.tick(network.now());
-  }
-
-  private tick(now: number): void {
-    if (this.stopped) return;
-    if (now >= this.nextHeartbeatMs) {
-      this.nextHeartbeatMs = now + SIM_LEASE_MS / 3;
-      // Registering again is harmless and covers a lost first registration.
-      this.socket.send(this.register, this.coordinator);
-      this.socket.send(encodeControl({ type: 'relayHeartbeat', relayId: this.relayId, sessions: this.sessions(), packetsPerSecond: 0, cpuFraction: 0.1, draining: false }), this.coordinator);
-    }
-    if (now >= this.nextProbeMs) {
-      this.nextProbeMs = now + AGENT_PROBE_MS;
-      for (let i = 0; i < this.origins.length; i++) {
-        const stamp = new Uint8Array(8);
-        new DataView(stamp.buffer).setFloat64(0, now);
-        this.state[i]!.probes++;
-        this.socket.send(stamp, this.origins[i]!.probe);
-      }
-    }
-    if (now >= this.nextReportMs) {
-      // Nothing answered yet (a relay restarted while its origin path is dark): try at
-      // the next probe round. The deadline must move on either way: left in the past it
-      // re-armed the timer at `now` forever, a livelock in virtual time (swarm seeds 251, 470).
-      const answered = this.state.some((s) => s.srttMs !== undefined);
-      this.nextReportMs = answered ? now + AGENT_REPORT_MS : this.nextProbeMs;
-      if (answered) this.report();
-    }
-    this.timer.set(Math.min(this.nextHeartbeatMs, this.nextProbeMs, this.nextReportMs));
-  }
-
-  private report(): void {
-    this.origins.forEach((origin, i) => {
-      const s = this.state[i]!;
-      if (s.srttMs === undefined) return;
-      // The latest probe may still be in flight: judge the ones before it.
-      const loss = s.probes <= 1 ? 0 : Math.max(0, 1 - s.answered / (s.probes - 1));
-      this.socket.send(encodeControl({ type: 'pathReport', reporterId: this.relayId, targetId: origin.name, rttMs: s.srttMs, jitterMs: s.jitterMs, lossFraction: Math.min(1, loss), samples: s.answered }), this.coordinator);
-    });
-  }
-
-  /** Stops the agent (a crashed relay's agent dies with it) and closes its socket. */
-  stop(): void {
-    this.stopped = true;
-    this.timer.clear();
-    this.socket.close();
-  }
-}
-
-/** The `relayRegister` message of a simulated relay (probe and tunnel on {@link SIM_TUNNEL_PORT}). */
-export function relayRegisterMessage(relayId: string, region: string, address: string, capacitySessions = 1000): Uint8Array {
-  return encodeControl({ type: 'relayRegister', relayId, region, latitude: 0, longitude: 0, tunnelAddress: `${address}:${SIM_TUNNEL_PORT}`, probeAddress: `${address}:${SIM_TUNNEL_PORT}`, capacitySessions });
+export function startSimFleetAgent(network: SimNetwork, host: SimHost, spec: FleetAgentSpec, coordinator: Endpoint, config: RelayCoreConfig, relay: () => SimRelay | undefined): SimFleetAgent {
+  const origins = config.tunnel?.origins ?? new Map<string, Endpoint>();
+  return new SimFleetAgent({
+    network,
+    host,
+    coordinator,
+    spec,
+    connectEchoPort: SIM_ORIGIN_PROBE_PORT,
+    context: { load: () => ({ sessions: relay()?.core.tunnelSessionCount ?? 0, packetsPerSecond: 0, cpuFraction: 0.1 }), origins: () => origins },
+    onRevoked: (revocations) => {
+      for (const r of revocations) relay()?.revoke([r.sessionId], r.expiresAtMs);
+    },
+    wallEpochMs: SIM_WALL_EPOCH_MS,
+  });
 }
 
 /** `host:port` (brackets around IPv6) → address and port. */

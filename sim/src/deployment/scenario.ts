@@ -22,11 +22,12 @@ import { clientPrefix } from '../../../coordinator/src/core/geo.js';
 import { CoordinatorSimDriver } from '../drivers/coordinator-driver.js';
 import type { RelayCoreConfig, TunnelFecSpec } from '../../../relay/src/core/config-types.js';
 import { SimRelay } from '../drivers/relay-driver.js';
+import type { SimFleetAgent } from '../drivers/fleet-driver.js';
 import type { LinkModelSpec } from '../core/link.js';
 import { SimNetwork, type SimHost, type SimPartition } from '../core/network.js';
 import type { TunnelCandidate, TunnelClientInit } from '../../../sdk/src/core/tunnel-client.js';
 import { SimTunnelClient } from '../drivers/sdk-driver.js';
-import { candidatesFromRanking, fleetKeys, issueSimGrant, RelayAgent, relayRegisterMessage, SIM_LEASE_MS, SIM_TUNNEL_PORT, simRelayConfig } from './fleet.js';
+import { candidatesFromRanking, fleetKeys, issueSimGrant, SIM_LEASE_MS, SIM_TUNNEL_PORT, simFleetSpec, simRelayConfig, startSimFleetAgent } from './fleet.js';
 
 /** One simulated relay. */
 export interface ScenarioRelay {
@@ -101,7 +102,9 @@ export class TrafficLog {
 export class SdkScenario {
   readonly network: SimNetwork;
   readonly coordinator: CoordinatorCore;
-  readonly relays = new Map<string, { spec: ScenarioRelay; host: SimHost; relay: SimRelay; agent: RelayAgent; alive: boolean; config: RelayCoreConfig; restarts: number }>();
+  /** The coordinator's driver (its API socket; `revoke` as a game backend would). */
+  readonly coordinatorDriver: CoordinatorSimDriver;
+  readonly relays = new Map<string, { spec: ScenarioRelay; host: SimHost; relay: SimRelay; agent: SimFleetAgent; alive: boolean; config: RelayCoreConfig; restarts: number }>();
   readonly traffic = new TrafficLog();
   readonly client: SimTunnelClient;
   /** Whether route lookups fail (a coordinator outage). */
@@ -128,7 +131,7 @@ export class SdkScenario {
     const keys = fleetKeys(rng);
 
     this.coordinator = new CoordinatorCore({ leaseMs: SIM_LEASE_MS, origins: [{ name: ORIGIN_NAME, address: `${ORIGIN_ADDRESS}:${ORIGIN_PORT}` }] });
-    new CoordinatorSimDriver(this.coordinator, coordinatorHost.bind(COORDINATOR_PORT), net, (callback) => {
+    this.coordinatorDriver = new CoordinatorSimDriver(this.coordinator, coordinatorHost.bind(COORDINATOR_PORT), net, (callback) => {
       const timer = net.createTimer(callback);
       return { set: (at: number) => timer.set(Math.max(at, net.now())) };
     });
@@ -155,8 +158,8 @@ export class SdkScenario {
       const base = simRelayConfig(address, keys, new Map([[ORIGIN_NAME, { address: ORIGIN_ADDRESS, port: ORIGIN_PORT }]]), init.relayFec ?? SCENARIO_RELAY_FEC);
       const config: RelayCoreConfig = { ...base, tunnel: { ...base.tunnel!, relayId: spec.id } };
       const relay = new SimRelay({ network: net, host, config, seed: init.seed * 31 + i });
-      const register = relayRegisterMessage(spec.id, spec.region ?? `region-${spec.id}`, address);
-      const agent = new RelayAgent(net, host, spec.id, register, { address: COORDINATOR_ADDRESS, port: COORDINATOR_PORT }, [{ name: ORIGIN_NAME, probe: { address: ORIGIN_ADDRESS, port: ORIGIN_PROBE_PORT } }]);
+      // The agent outlives restartRelay (as the scenario's restarts keep the registration), so it reads the relay of the moment.
+      const agent = startSimFleetAgent(net, host, simFleetSpec(spec.id, spec.region ?? `region-${spec.id}`, address), { address: COORDINATOR_ADDRESS, port: COORDINATOR_PORT }, config, () => { const r = this.relays.get(spec.id); return r?.alive === true ? r.relay : undefined; });
       this.relays.set(spec.id, { spec, host, relay, agent, alive: true, config, restarts: 0 });
     });
 

@@ -72,6 +72,12 @@ export class SimRelay {
     this.flush();
   }
 
+  /** Revokes sessions pushed by a feed (the coordinator's), kept until `forgetAfterWallMs` (wall ms). */
+  revoke(sessionIds: readonly string[], forgetAfterWallMs?: number): void {
+    this.core.revoke(this.network.now(), sessionIds, forgetAfterWallMs);
+    this.flush();
+  }
+
   /** Closes the core and its sockets. */
   close(): void {
     this.core.close(this.network.now());

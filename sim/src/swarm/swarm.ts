@@ -17,6 +17,9 @@
  *   end, its longest silence through Slipstream stays under {@link SWARM_GAP_MS_MAX};
  * - no relay exceeds its limits: tunnel sessions ≤ `sessionsMax` and its per-source
  *   table ≤ 2 × `sessionsMax` + 1024, sampled every 100 ms;
+ * - the fleet holds together (fleet-invariants.ts): every relay start — the first, and a
+ *   restart after a crash, with the same relay id — is registered within a few leases;
+ *   a crashed relay's lease expires and the coordinator stops routing to it;
  * - the run makes progress: no simulated second takes more than
  *   {@link SWARM_EVENTS_PER_SECOND_MAX} events (a livelock — a timer re-armed at the same
  *   instant forever, an event storm — is reported with the event that repeats and its
@@ -34,6 +37,7 @@ import type { LinkModelSpec } from '../core/link.js';
 import { samplePath } from '../scenario/qoe.js';
 import { ScenarioRun } from '../scenario/run.js';
 import { SimLivelockError } from '../core/event-budget.js';
+import { checkFleetInvariants, watchFleet, type FleetCounts } from './fleet-invariants.js';
 import { SCENARIO_DEFAULT_LINK, type DirectedPair, type Scenario, type ScenarioClientGroup, type ScenarioEvent, type ScenarioHost, type ScenarioLinkEntry, type ScenarioRelaySpec } from '../scenario/schema.js';
 
 /** When players start, ms. */
@@ -69,7 +73,7 @@ export interface SwarmPlan {
 
 /** One broken invariant. */
 export interface SwarmViolation {
-  readonly invariant: 'wrong-origin' | 'duplicate-delivery' | 'recovery' | 'relay-limits' | 'livelock';
+  readonly invariant: 'wrong-origin' | 'duplicate-delivery' | 'recovery' | 'relay-limits' | 'livelock' | 'fleet-join' | 're-join' | 'lease-expiry';
   readonly detail: string;
 }
 
@@ -84,6 +88,8 @@ export interface SwarmResult {
   readonly crossRelayDuplicates: number;
   /** Virtual ms simulated. */
   readonly simulatedMs: number;
+  /** What the fleet invariants checked (see fleet-invariants.ts). */
+  readonly fleet: FleetCounts;
 }
 
 /** The command that replays one seed. */
@@ -200,18 +206,21 @@ export function planSwarm(seed: number): SwarmPlan {
 export function runSwarmSeed(seed: number, options: { readonly maxEventsPerSecond?: number } = {}): SwarmResult {
   const plan = planSwarm(seed);
   const run = new ScenarioRun(plan.scenario, seed, { directPath: false, maxEventsPerSecond: options.maxEventsPerSecond ?? SWARM_EVENTS_PER_SECOND_MAX, replay: replayCommand(seed) });
+  const fleet = watchFleet(plan.scenario, run);
   try {
     run.run();
   } catch (error) {
     if (!(error instanceof SimLivelockError)) throw error;
     const s = plan.scenario;
-    return { seed, players: s.clients.length, relays: s.relays.length, faults: s.events.length, violations: [{ invariant: 'livelock', detail: error.diagnosis }], crossRelayDuplicates: 0, simulatedMs: error.details.atMs };
+    return { seed, players: s.clients.length, relays: s.relays.length, faults: s.events.length, violations: [{ invariant: 'livelock', detail: error.diagnosis }], crossRelayDuplicates: 0, simulatedMs: error.details.atMs, fleet: { joins: 0, rejoins: 0, leaseChecks: 0 } };
   }
-  return { ...checkInvariants(plan, run), seed };
+  const result = checkInvariants(plan, run);
+  const fleetResult = checkFleetInvariants(plan.scenario, run, fleet);
+  return { ...result, violations: [...result.violations, ...fleetResult.violations], fleet: fleetResult.counts, seed };
 }
 
-/** The invariants of the module comment, over a finished run. */
-export function checkInvariants(plan: SwarmPlan, run: ScenarioRun): Omit<SwarmResult, 'seed'> {
+/** The invariants of the module comment but the fleet's (fleet-invariants.ts), over a finished run. */
+export function checkInvariants(plan: SwarmPlan, run: ScenarioRun): Omit<SwarmResult, 'seed' | 'fleet'> {
   const violations: SwarmViolation[] = [];
   const dep = run.deployment;
   for (const w of dep.wrongOrigin) violations.push({ invariant: 'wrong-origin', detail: `at ${w.atMs.toFixed(1)} ms origin ${w.origin} got a ${w.path} packet of ${w.client}` });

@@ -1,0 +1,73 @@
+/**
+ * The production driver of the sans-IO {@link RevocationFeedCore}: it carries the core's
+ * long polls to the coordinator with {@link CoordinatorClient.revocations}, feeds the
+ * answers back with the wall clock, arms one timer for the retry after a failure, and
+ * hands revoked sessions to the relay. The cursor, the rewind after a failure, the backoff
+ * and the duplicate filter are the core's.
+ */
+import { performance } from 'node:perf_hooks';
+import type { RevocationEntry } from '../../proto/src/api/contract.js';
+import { CoordinatorApiError, type CoordinatorClient } from '../../kit/coordinator-client.js';
+import { RevocationFeedCore, type RevocationFeedInit } from './core/revocation-feed.js';
+
+/** A running revocation follower. */
+export interface RevocationFeedFollower {
+  /** Stops following; idempotent. */
+  close(): void;
+}
+
+/**
+ * Follows the coordinator's revocation feed until closed, calling `onRevoked` with each
+ * batch of sessions not reported before and `onError` with the reason of each failed
+ * poll (the follower retries with backoff).
+ */
+export function followRevocationFeed(client: CoordinatorClient, onRevoked: (revocations: readonly RevocationEntry[]) => void, onError: (reason: string) => void, init: RevocationFeedInit = {}): RevocationFeedFollower {
+  const core = new RevocationFeedCore(init);
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const flush = (): void => {
+    if (closed) return;
+    for (let e = core.pollEvent(); e !== undefined; e = core.pollEvent()) {
+      if (e.type === 'revoked') onRevoked(e.revocations);
+      else onError(e.reason);
+    }
+    for (let r = core.pollRequest(); r !== undefined; r = core.pollRequest()) {
+      const id = r.id;
+      client.revocations(r.sinceMs, r.waitMs, controller.signal).then(
+        (page) => {
+          core.handleResponse(performance.now(), Date.now(), id, { ok: true, body: page });
+          flush();
+        },
+        (error: unknown) => {
+          if (closed) return;
+          const failure = error instanceof CoordinatorApiError ? { status: error.status, code: error.code, message: error.message } : { status: undefined, code: undefined, message: error instanceof Error ? error.message : String(error) };
+          core.handleResponse(performance.now(), Date.now(), id, { ok: false, failure });
+          flush();
+        },
+      );
+    }
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    const deadline = core.pollTimeout();
+    if (deadline !== undefined) {
+      timer = setTimeout(() => {
+        timer = undefined;
+        core.handleTimeout(performance.now());
+        flush();
+      }, Math.max(0, deadline - performance.now()));
+      timer.unref();
+    }
+  };
+  core.start();
+  flush();
+  return {
+    close: () => {
+      if (closed) return;
+      closed = true;
+      core.stop();
+      controller.abort();
+      if (timer !== undefined) clearTimeout(timer);
+    },
+  };
+}
