@@ -1,6 +1,6 @@
 /**
  * Drives a {@link CoordinatorCore} over any {@link Transport} with the relay API's calls
- * (register, heartbeat, fleet list, path reports: proto/src/sim-api.ts, answered by
+ * (register, heartbeat, fleet list, path reports: sim/src/drivers/relay-api-wire.ts, answered by
  * {@link answerSimApiCall}) and proto's msgpack control messages (`relayRegister`,
  * `relayHeartbeat`, `pathReport`), on a caller's
  * clock and timer. In the simulator this puts the coordinator's real ranking, lease
@@ -16,7 +16,7 @@ import type { Clock } from '../../../proto/src/clock.js';
 import type { Endpoint, Transport } from '../../../proto/src/transport.js';
 import { CoordinatorCore } from '../../../coordinator/src/core/coordinator-core.js';
 import { clientPrefix } from '../../../coordinator/src/core/geo.js';
-import { decodeSimApiCall, encodeSimApiAnswer, type SimApiCall } from '../../../proto/src/sim-api.js';
+import { decodeSimApiCall, encodeSimApiAnswer, type SimApiCall } from './relay-api-wire.js';
 import { answerSimApiCall, revocationPage } from './coordinator-relay-api.js';
 
 /** A re-armable one-shot timer (the simulator's `SimTimer` fits). */

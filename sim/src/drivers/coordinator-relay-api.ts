@@ -5,10 +5,10 @@
  * core does not know the relay: it must register again), `GET /v1/fleet`,
  * `POST /v1/relays/reports` and `GET /v1/revocations` (the long poll's wait is the
  * driver's: {@link CoordinatorSimDriver} holds a call until something is new), without the HTTP, the fleet secret and the store. Calls
- * arrive as {@link SimApiCall}s (proto/src/sim-api.ts) through
+ * arrive as {@link SimApiCall}s (sim/src/drivers/relay-api-wire.ts) through
  * {@link CoordinatorSimDriver}.
  */
-import type { SimApiAnswer, SimApiCall } from '../../../proto/src/sim-api.js';
+import type { SimApiAnswer, SimApiCall } from './relay-api-wire.js';
 import type { RelayInfo, RelayLoad, RelayPathReport } from '../../../proto/src/api/contract.js';
 import { HEARTBEAT_LEASE_FRACTION } from '../../../coordinator/src/constants.js';
 import type { CoordinatorCore } from '../../../coordinator/src/core/coordinator-core.js';

@@ -2,7 +2,7 @@
  * The simulator driver of the relay's fleet core ({@link FleetAgentCore}): the same
  * registration, heartbeats, re-join, fleet-list refresh and path probes as production
  * (`relay/src/fleet.ts`), bound to the simulator's virtual UDP sockets and clock. The
- * core's requests travel as msgpack datagrams (proto/src/sim-api.ts) to the simulated
+ * core's requests travel as msgpack datagrams (sim/src/drivers/relay-api-wire.ts) to the simulated
  * coordinator (`sim/src/drivers/coordinator-driver.ts`), which answers with the real coordinator
  * core; a request unanswered within `requestTimeoutMs` fails as a timed-out HTTP request
  * would. One socket carries the API calls and the probes. With `onRevoked`, the agent
@@ -13,7 +13,7 @@
  * origin's host, answered by a SYN-ACK or a reset whatever listens) is one small datagram
  * to the origin host's echo port, {@link SimFleetAgentInit.connectEchoPort}.
  */
-import { decodeSimApiAnswer, encodeSimApiCall } from '../../../proto/src/sim-api.js';
+import { decodeSimApiAnswer, encodeSimApiCall } from './relay-api-wire.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import type { SimTimer } from '../core/event-queue.js';
 import type { SimHost, SimNetwork, SimUdpSocket } from '../core/network.js';

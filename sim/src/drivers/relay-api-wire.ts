@@ -5,7 +5,7 @@
  * call's `id`. Production speaks the same calls as JSON over HTTP
  * (`kit/coordinator-client.ts`); in the simulator the relay's fleet core
  * (`relay/src/core/fleet-agent.ts`) reaches the real coordinator core this way
- * (`sim/src/drivers/fleet-driver.ts` → `sim/src/drivers/coordinator-driver.ts`). A lost datagram is a
+ * (`./fleet-driver.ts` → `./coordinator-driver.ts`). A lost datagram is a
  * request that timed out, as an HTTP request would. Bodies are the HTTP API's JSON
  * bodies, unchecked here: both ends are this repository's code on a virtual network.
  */
