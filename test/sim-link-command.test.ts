@@ -4,13 +4,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { main } from '../cli/main.js';
+import { CLI_PATH } from './support/run-cli.js';
 
-const CLI = fileURLToPath(new URL('../../cli/slipstream.js', import.meta.url));
 
 function slipstream(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [CLI, 'sim', 'link', ...args], { encoding: 'utf8' });
+  const result = spawnSync(process.execPath, [CLI_PATH, 'sim', 'link', ...args], { encoding: 'utf8' });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
