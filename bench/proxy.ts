@@ -361,10 +361,8 @@ export function formatProxyBench(r: ProxyBenchResult): string {
 
 /** `slipstream bench proxy`. */
 export const proxyBenchCommand: Command = flagCommand({
-  name: 'proxy',
   path: 'bench proxy',
   summary: SUMMARY,
-  usage: 'slipstream bench proxy [flags]',
   flags: FLAGS,
   async run({ values }, io) {
     const result = await runProxyBench({ pings: num(values, 'pings')!, changeTrials: num(values, 'change-trials')!, rateKbps: num(values, 'rate-kbps')!, bulkBytes: num(values, 'bulk-bytes')!, iperfSeconds: num(values, 'iperf-seconds')!, traceProbes: num(values, 'trace-probes')!, seed: num(values, 'seed')! });
