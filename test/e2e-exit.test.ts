@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoordinatorClient } from '../kit/coordinator-client.js';
 import { CliProcess } from './support/cli-process.js';
-import { announceRelay, fleetKeys, startCoordinator, startTunnelRelay } from './support/local-fleet.js';
+import { announcedRelayYaml, announceRelay, fleetKeys, startCoordinator, startTunnelRelay } from './support/local-fleet.js';
 import { freePort, udpEchoOrigin, type UdpEchoOrigin } from './support/sockets.js';
 import { longestGapAfter, startUdpGame } from './support/udp-game.js';
 import { until } from './support/wait.js';
@@ -25,7 +25,7 @@ const dir = mkdtempSync(join(tmpdir(), 'slipstream-e2e-exit-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const keys = fleetKeys();
-const { sealKey, fleetSecret, apiKey, publicKey } = keys;
+const { fleetSecret, apiKey } = keys;
 
 describe('exit relay end to end', () => {
   let coordinatorUrl = '';
@@ -47,22 +47,7 @@ describe('exit relay end to end', () => {
       ['exit', '127.0.0.4', 1, 1],
     ] as const) {
       const config = join(dir, `${id}.yaml`);
-      writeFileSync(
-        config,
-        [
-          `upstreamBindAddress: ${address}`,
-          'metrics: { listen: "off" }',
-          'logLevel: warn',
-          'tunnel:',
-          `  listen: ${address}:0`,
-          `  relayId: ${id}`,
-          `  ticketPublicKey: ${publicKey}`,
-          `  sealKey: ${sealKey.toString('base64')}`,
-          `  origins: { game: 127.0.0.1:${originPort} }`,
-          '  peerCidrs: [127.0.0.0/8]',
-          '  fec: { modes: [dup, rs, off], copies: 2, spacingMs: 10 }',
-        ].join('\n'),
-      );
+      writeFileSync(config, announcedRelayYaml(keys, { address, originPort, tunnelKeys: [`relayId: ${id}`, 'peerCidrs: [127.0.0.0/8]'] }));
       const { proc, tunnelPort } = await startTunnelRelay(config);
       const beat = await announceRelay(fleet(), { relayId: id, tunnelAddress: `${address}:${tunnelPort}`, originRttMs, capacitySessions: capacity, sessions: id === 'exit' ? 1 : 0, heartbeatNow: true });
       relays.set(id, { proc, beat });
