@@ -147,6 +147,13 @@ export function announcedRelayYaml(keys: FleetKeys, spec: AnnouncedRelaySpec): s
   ].join('\n');
 }
 
+/** Kills a relay's process as a crash would (SIGKILL by PID), its heartbeats stopping too; resolves once it has exited. */
+export async function crashRelay(relay: { readonly proc: CliProcess; readonly beat: NodeJS.Timeout | undefined }): Promise<void> {
+  clearInterval(relay.beat);
+  relay.proc.kill('SIGKILL');
+  await relay.proc.exited;
+}
+
 /**
  * Starts `slipstream relay --config <config> --log-level info` and resolves with the
  * process and the tunnel port it bound, from its start-up log line.
