@@ -271,10 +271,8 @@ async function withRedis<T>(fn: (url: string) => Promise<T>): Promise<T> {
 
 /** The `slipstream bench coordinator` command. */
 export const coordinatorBenchCommand: Command = flagCommand({
-  name: 'coordinator',
   path: 'bench coordinator',
   summary: SUMMARY,
-  usage: 'slipstream bench coordinator [flags]',
   flags: FLAGS,
   async run({ values }, io) {
     const store = str(values, 'store')!;

@@ -17,7 +17,7 @@
  *   0 % → 2 % → 10 % → bursty 5 % → 0 %.
  * Rates are fractions (0.05 = 5 %); `overhead` is redundant bytes / data bytes.
  */
-import { bool, num, str, type FlagSpec } from '../kit/flags.js';
+import { bool, flagGiven, num, str, type FlagSpec } from '../kit/flags.js';
 import { flagCommand, type Command } from '../kit/command.js';
 import { FEC_LATENCY_BUDGET_MS_DEFAULT, FEC_OVERHEAD_MAX_DEFAULT } from '../proto/src/fec/controller.js';
 import { bernoulliResidual } from '../proto/src/fec/model.js';
@@ -367,16 +367,12 @@ export function formatFecBench(report: FecBenchReport): string {
 
 /** `slipstream bench fec`. */
 export const fecBenchCommand: Command = flagCommand({
-  name: 'fec',
   path: 'bench fec',
   summary: 'FEC codec speed vs a textbook codec, residual loss vs theory, bursty loss, adaptive controller',
-  usage: 'slipstream bench fec [flags]',
   helpText: 'Measures the FEC codec and the FEC sender/receiver over simulated lossy paths in virtual time.',
   flags: FLAGS,
   async run({ values }, io, argv) {
     const quick = bool(values, 'quick');
-    const packetsGiven = argv.some((a) => a === '--packets' || a.startsWith('--packets='));
-    const codecMsGiven = argv.some((a) => a === '--codec-ms' || a.startsWith('--codec-ms='));
     const sections = new Set((str(values, 'sections') ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''));
     for (const s of sections) {
       if (!['codec', 'bernoulli', 'bursty', 'adaptive'].includes(s)) {
@@ -385,10 +381,10 @@ export const fecBenchCommand: Command = flagCommand({
       }
     }
     const report = runFecBench({
-      packets: quick && !packetsGiven ? QUICK_PACKETS : (num(values, 'packets') as number),
+      packets: quick && !flagGiven(argv, 'packets') ? QUICK_PACKETS : (num(values, 'packets') as number),
       seed: num(values, 'seed') as number,
       backend: str(values, 'backend') as 'auto' | 'wasm-simd' | 'js',
-      codecMs: quick && !codecMsGiven ? QUICK_CODEC_MS : (num(values, 'codec-ms') as number),
+      codecMs: quick && !flagGiven(argv, 'codec-ms') ? QUICK_CODEC_MS : (num(values, 'codec-ms') as number),
       overheadMax: num(values, 'overhead-max') as number,
       latencyBudgetMs: num(values, 'latency-budget-ms') as number,
       sections,

@@ -29,6 +29,7 @@ import { formatTraceParseError, parseSlipTraceJsonl, type TraceInterval } from '
 import { TraceRecorder } from '../proto/src/trace/recorder.js';
 import { freePort } from '../kit/free-port.js';
 import { answeredRtts, ping, type PingRun } from '../sim/src/proxy/udp-ping.js';
+import { impairmentsOf, TRACE_SCHEDULE } from '../sim/src/proxy/trace-schedule.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   pings: { type: 'integer', valueName: 'N', min: 300, max: 100_000, description: 'Probes per side of the RTT comparison (≥ 300)', default: 500 },
@@ -261,15 +262,6 @@ async function benchTcp(base: string, rateKbps: number, bytes: number): Promise<
   }
 }
 
-/** What the trace run records: delay (each way), jitter (σ, each way) and loss (each way) per second. */
-const TRACE_SCHEDULE = [
-  { delayMs: 30, jitterMs: 1, p: 0.08 },
-  { delayMs: 45, jitterMs: 3, p: 0.12 },
-  { delayMs: 60, jitterMs: 4, p: 0.15 },
-  { delayMs: 35, jitterMs: 2, p: 0.1 },
-  { delayMs: 50, jitterMs: 1, p: 0.09 },
-] as const;
-
 /** Probe outcomes → trace intervals through the TraceRecorder (probes sent after `intervals` seconds are left out). */
 function recordTrace(run: PingRun, startMs: number, intervals: number): { text: string; intervals: TraceInterval[] } {
   const recorder = new TraceRecorder({ startMs, intervalMs: 1000, settleMs: 0 });
@@ -290,16 +282,15 @@ function recordTrace(run: PingRun, startMs: number, intervals: number): { text: 
 
 /** Records a changing path with the TraceRecorder, replays the trace in a fresh proxy, and compares per interval. */
 async function benchTraceReplay(base: string, echoPort: number, probesPerInterval: number): Promise<ProxyBenchResult['traceReplay']> {
-  const model = (step: (typeof TRACE_SCHEDULE)[number]): Record<string, unknown> => ({ delayMs: step.delayMs, jitterMs: step.jitterMs, jitterDist: 'normal', loss: { model: 'bernoulli', p: step.p } });
   const n = TRACE_SCHEDULE.length;
-  const recordPort = await createProxy(base, { name: 'bench-record', protocol: 'udp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${echoPort}`, both: model(TRACE_SCHEDULE[0]) });
+  const recordPort = await createProxy(base, { name: 'bench-record', protocol: 'udp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${echoPort}`, both: impairmentsOf(TRACE_SCHEDULE[0]) });
   let recording: { text: string; intervals: TraceInterval[] };
   try {
     let startMs = Number.NaN;
     const changes: Promise<unknown>[] = [];
     const run = await ping(recordPort, n * probesPerInterval, probesPerInterval, { graceMs: 2000, pacingTickMs: 1, onSent: (seq, atMs) => {
       if (seq === 0) startMs = atMs;
-      if (seq > 0 && seq % probesPerInterval === 0) changes.push(api(base, 'PUT', '/v1/proxies/bench-record/impairments', { both: model(TRACE_SCHEDULE[seq / probesPerInterval]!) }));
+      if (seq > 0 && seq % probesPerInterval === 0) changes.push(api(base, 'PUT', '/v1/proxies/bench-record/impairments', { both: impairmentsOf(TRACE_SCHEDULE[seq / probesPerInterval]!) }));
     } });
     await Promise.all(changes);
     recording = recordTrace(run, startMs, n);
@@ -361,10 +352,8 @@ export function formatProxyBench(r: ProxyBenchResult): string {
 
 /** `slipstream bench proxy`. */
 export const proxyBenchCommand: Command = flagCommand({
-  name: 'proxy',
   path: 'bench proxy',
   summary: SUMMARY,
-  usage: 'slipstream bench proxy [flags]',
   flags: FLAGS,
   async run({ values }, io) {
     const result = await runProxyBench({ pings: num(values, 'pings')!, changeTrials: num(values, 'change-trials')!, rateKbps: num(values, 'rate-kbps')!, bulkBytes: num(values, 'bulk-bytes')!, iperfSeconds: num(values, 'iperf-seconds')!, traceProbes: num(values, 'trace-probes')!, seed: num(values, 'seed')! });

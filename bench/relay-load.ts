@@ -145,31 +145,13 @@ async function latency(job: LoadJob): Promise<LoadResult> {
     const sentMs = message.readDoubleBE(offset);
     rtts.push((performance.now() - sentMs) * 1000);
   });
-  const intervalMs = 1000 / job.rateHz;
-  let sent = 0;
-  const startMs = performance.now();
-  // Paced by a 1 ms timer rather than a busy loop: a spinning generator would take a
-  // core from the forwarder on a small machine and measure the scheduler, not the path.
-  await new Promise<void>((resolve) => {
-    const timer = setInterval(() => {
-      const now = performance.now();
-      while (sent < job.count && startMs + sent * intervalMs <= now) {
-        const packet = Buffer.from(template);
-        packet.writeDoubleBE(performance.now(), offset);
-        socket!.send(packet, job.port, '127.0.0.1');
-        sent++;
-      }
-      if (sent >= job.count) {
-        clearInterval(timer);
-        setTimeout(resolve, 200);
-      }
-    }, 1);
+  const sent = await paced(job.count, job.rateHz, () => {
+    const packet = Buffer.from(template);
+    packet.writeDoubleBE(performance.now(), offset);
+    socket!.send(packet, job.port, '127.0.0.1');
   });
   await closeFlows(job, [socket!]);
-  // The first packets of a flow pay for socket creation at the relay: skip a warm-up tenth.
-  const steady = rtts.slice(Math.floor(rtts.length / 10)).sort((a, b) => a - b);
-  const pick = (q: number): number => steady[Math.min(steady.length - 1, Math.floor(q * steady.length))] ?? Number.NaN;
-  return { sent, received: rtts.length, rttUs: { p50: pick(0.5), p99: pick(0.99) } };
+  return { sent, received: rtts.length, rttUs: steadyRttUs(rtts) };
 }
 
 /** Latency over several paths at once (see {@link LoadJob.paths}). */
@@ -188,36 +170,49 @@ async function latencyPaths(job: LoadJob): Promise<LoadResult> {
     });
     flows.push(flow);
   }
-  const intervalMs = 1000 / job.rateHz;
+  const sent = await paced(job.count, job.rateHz, (tick) => {
+    // Rotate which path goes first, so none always waits behind the others.
+    for (let i = 0; i < flows.length; i++) {
+      const flow = flows[(i + tick) % flows.length]!;
+      if (tick % flow.every !== 0) continue;
+      const packet = Buffer.from(flow.template);
+      packet.writeDoubleBE(performance.now(), flow.offset);
+      flow.socket.send(packet, flow.port, '127.0.0.1');
+    }
+  });
+  for (const flow of flows) await closeFlows(flow.job, [flow.socket]);
+  const rttUsByPath = flows.map((flow) => ({ ...steadyRttUs(flow.rtts), received: flow.rtts.length }));
+  return { sent, received: Math.min(...rttUsByPath.map((r) => r.received)), rttUs: undefined, rttUsByPath };
+}
+
+/**
+ * Calls `tick(i)` for i = 0 … count − 1, `rateHz` a second, and resolves to `count`
+ * 200 ms after the last (for late replies). Paced by a 1 ms timer rather than a busy
+ * loop: a spinning generator would take a core from the forwarder on a small machine
+ * and measure the scheduler, not the path.
+ */
+async function paced(count: number, rateHz: number, tick: (i: number) => void): Promise<number> {
+  const intervalMs = 1000 / rateHz;
   let sent = 0;
   const startMs = performance.now();
   await new Promise<void>((resolve) => {
     const timer = setInterval(() => {
       const now = performance.now();
-      while (sent < job.count && startMs + sent * intervalMs <= now) {
-        // Rotate which path goes first, so none always waits behind the others.
-        for (let i = 0; i < flows.length; i++) {
-          const flow = flows[(i + sent) % flows.length]!;
-          if (sent % flow.every !== 0) continue;
-          const packet = Buffer.from(flow.template);
-          packet.writeDoubleBE(performance.now(), flow.offset);
-          flow.socket.send(packet, flow.port, '127.0.0.1');
-        }
-        sent++;
-      }
-      if (sent >= job.count) {
+      while (sent < count && startMs + sent * intervalMs <= now) tick(sent++);
+      if (sent >= count) {
         clearInterval(timer);
         setTimeout(resolve, 200);
       }
     }, 1);
   });
-  for (const flow of flows) await closeFlows(flow.job, [flow.socket]);
-  const rttUsByPath = flows.map((flow) => {
-    const steady = flow.rtts.slice(Math.floor(flow.rtts.length / 10)).sort((a, b) => a - b);
-    const pick = (q: number): number => steady[Math.min(steady.length - 1, Math.floor(q * steady.length))] ?? Number.NaN;
-    return { p50: pick(0.5), p99: pick(0.99), received: flow.rtts.length };
-  });
-  return { sent, received: Math.min(...rttUsByPath.map((r) => r.received)), rttUs: undefined, rttUsByPath };
+  return sent;
+}
+
+/** Median and 99th percentile of `rttUs`, µs; the first packets of a flow pay for socket creation at the relay: a warm-up tenth is skipped. */
+function steadyRttUs(rttUs: readonly number[]): { p50: number; p99: number } {
+  const steady = rttUs.slice(Math.floor(rttUs.length / 10)).sort((a, b) => a - b);
+  const pick = (q: number): number => steady[Math.min(steady.length - 1, Math.floor(q * steady.length))] ?? Number.NaN;
+  return { p50: pick(0.5), p99: pick(0.99) };
 }
 
 /** This file, for spawning it (bench/ is compiled only through imports). */

@@ -32,7 +32,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { flagCommand, type Command, type CommandIo } from '../kit/command.js';
-import { bool, num, type FlagSpec } from '../kit/flags.js';
+import { bool, flagGiven, num, type FlagSpec } from '../kit/flags.js';
 import { sessionIdToHex } from '../proto/src/header.js';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
 import { BASELINE_SCRIPT } from './relay-baseline.js';
@@ -565,18 +565,15 @@ export function addedP99Ratio(relayAddedP99Us: number, baselineAddedP99Us: numbe
 
 /** The `bench relay` command. */
 export const relayBenchCommand: Command = flagCommand({
-  name: 'relay',
   path: 'bench relay',
   summary: 'Relay vs a minimal Node forwarder on loopback: UDP pps, added latency, TCP throughput, L4 and tunnel mode.',
-  usage: 'slipstream bench relay [flags]',
   flags: FLAGS,
   async run({ values }, io, argv) {
     const quick = bool(values, 'quick');
-    const given = (name: string): boolean => argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
     const settings: Settings = {
-      durationMs: quick && !given('duration-ms') ? 700 : num(values, 'duration-ms')!,
-      repeat: quick && !given('repeat') ? 1 : num(values, 'repeat')!,
-      latencyPackets: quick && !given('latency-packets') ? 3000 : num(values, 'latency-packets')!,
+      durationMs: quick && !flagGiven(argv, 'duration-ms') ? 700 : num(values, 'duration-ms')!,
+      repeat: quick && !flagGiven(argv, 'repeat') ? 1 : num(values, 'repeat')!,
+      latencyPackets: quick && !flagGiven(argv, 'latency-packets') ? 3000 : num(values, 'latency-packets')!,
       tunnel: !bool(values, 'skip-tunnel'),
       tcp: !bool(values, 'skip-tcp'),
       l4: !bool(values, 'skip-l4'),

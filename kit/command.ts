@@ -23,14 +23,12 @@ export interface Command {
 
 /** What a {@link flagCommand} is made of. */
 export interface FlagCommandSpec {
-  /** Name as typed, e.g. `proxy`. */
-  readonly name: string;
-  /** The whole command as typed after `slipstream`, e.g. `bench proxy`: names it in usage errors. */
+  /** The whole command as typed after `slipstream`, e.g. `bench proxy`: names it in usage errors; its last word is the command's {@link Command.name}. */
   readonly path: string;
   /** One line for the top-level `--help`. */
   readonly summary: string;
-  /** The usage line `--help` prints, e.g. `slipstream bench proxy [flags]`. */
-  readonly usage: string;
+  /** The usage line `--help` prints. Default `slipstream <path> [flags]`, e.g. `slipstream bench proxy [flags]`. */
+  readonly usage?: string;
   /** What `--help` prints under the usage line. Default {@link summary}. */
   readonly helpText?: string;
   /** The flags, as {@link parseFlags} takes them; `--help` among them. */
@@ -47,13 +45,14 @@ export interface FlagCommandSpec {
  * and the flags and exits 0, anything else runs `spec.run`.
  */
 export function flagCommand(spec: FlagCommandSpec): Command {
+  const usage = spec.usage ?? `slipstream ${spec.path} [flags]`;
   return {
-    name: spec.name,
+    name: spec.path.slice(spec.path.lastIndexOf(' ') + 1),
     summary: spec.summary,
     async run(argv, io) {
       const parsed = parseFlags(spec.path, argv, spec.flags, spec.maxPositionals ?? 0);
       if (parsed.values.help === true) {
-        io.out(formatHelp(spec.usage, spec.helpText ?? spec.summary, spec.flags));
+        io.out(formatHelp(usage, spec.helpText ?? spec.summary, spec.flags));
         return 0;
       }
       return spec.run(parsed, io, argv);

@@ -183,6 +183,14 @@ export function str(values: FlagValues, name: string): string | undefined {
 export function bool(values: FlagValues, name: string): boolean {
   return values[name] === true;
 }
+/**
+ * Whether `--name` was typed in `argv` (as `--name V` or `--name=V`): for a flag with a
+ * default that another flag (such as `--quick`) replaces unless the flag was given.
+ */
+export function flagGiven(argv: readonly string[], name: string): boolean {
+  const flag = `--${name}`;
+  return argv.some((a) => a === flag || a.startsWith(`${flag}=`));
+}
 /** Number-list flag value, or undefined when absent. */
 export function numList(values: FlagValues, name: string): number[] | undefined {
   const v = values[name];

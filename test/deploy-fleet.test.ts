@@ -32,7 +32,7 @@ import { CoordinatorClient } from '../kit/coordinator-client.js';
 import type { FleetRelay } from '../coordinator/src/core/coordinator-core.js';
 import { buildControlPacket, buildPacket } from '../proto/src/wire.js';
 import { JsonLogProcess } from './support/json-lines.js';
-import { freePort, udpSocket } from './support/sockets.js';
+import { freePort, udpClient, udpSocket } from './support/sockets.js';
 import { eventually, until } from './support/wait.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -205,10 +205,7 @@ describe('deploy: a relay bootstrapped from three values, the health check and t
     const backend = new CoordinatorClient({ baseUrl: url, apiKey });
     const issued = await backend.issueSession({ origin: 'game', ttlS: 600 });
     const [high, low] = [Number.parseInt(issued.sessionId.slice(0, 8), 16), Number.parseInt(issued.sessionId.slice(8), 16)];
-    const client = udpSocket();
-    const replies: Buffer[] = [];
-    client.on('message', (m) => replies.push(m));
-    await new Promise<void>((resolve) => client.bind(0, '127.0.0.1', resolve));
+    const { socket: client, replies } = await udpClient();
     client.send(buildControlPacket(high, low, { type: 'sessionOpen', ticket: new Uint8Array(Buffer.from(issued.ticket, 'base64')), fecModes: ['off'] }), tunnelPort, '127.0.0.1');
     await until(() => replies.length > 0, 5000, 'an answer to sessionOpen');
     const accept = decodeControl(replies[0]!.subarray(HEADER_BYTES));
@@ -266,10 +263,7 @@ describe('deploy: a relay bootstrapped from three values, the health check and t
     // SIGTERM: while the relay drains, the coordinator lists it as draining and the
     // container health check says unhealthy. A live session keeps the drain going (the
     // deadline is 10 minutes) until the coordinator revokes it; then the relay exits 0.
-    const second = udpSocket();
-    const secondReplies: Buffer[] = [];
-    second.on('message', (m) => secondReplies.push(m));
-    await new Promise<void>((resolve) => second.bind(0, '127.0.0.1', resolve));
+    const { socket: second, replies: secondReplies } = await udpClient();
     const issued2 = await backend.issueSession({ origin: 'game', ttlS: 600 });
     const [h2, l2] = [Number.parseInt(issued2.sessionId.slice(0, 8), 16), Number.parseInt(issued2.sessionId.slice(8), 16)];
     second.send(buildControlPacket(h2, l2, { type: 'sessionOpen', ticket: new Uint8Array(Buffer.from(issued2.ticket, 'base64')), fecModes: ['off'] }), tunnelPort, '127.0.0.1');

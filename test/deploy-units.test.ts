@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DRAIN_TIMEOUT_MS_DEFAULT } from '../relay/src/core/constants.js';
 import { JsonLogProcess } from './support/json-lines.js';
-import { freePort, udpSocket } from './support/sockets.js';
+import { freePort, udpClient, udpSocket } from './support/sockets.js';
 import { until } from './support/wait.js';
 
 /** The checkout (dist/test/… → ../..): what /opt/slipstream/current is on a host. */
@@ -192,10 +192,7 @@ describe('deploy/systemd units', () => {
     await relay.waitLog((l) => l.msg === 'relay started', 15_000, 'relay started');
     const pid = relay.child.pid!;
 
-    const client = udpSocket();
-    const replies: string[] = [];
-    client.on('message', (m) => replies.push(m.toString()));
-    await new Promise<void>((resolve) => client.bind(0, '127.0.0.1', resolve));
+    const { socket: client, replies } = await udpClient((m) => m.toString());
     client.send('before-reload', gamePort, '127.0.0.1');
     await until(() => replies.includes('echo|before-reload'), 5000, 'the first echo');
     const upstreamPortBefore = seenFrom.at(-1);
@@ -219,10 +216,7 @@ describe('deploy/systemd units', () => {
     await relay.waitLog((l) => l.event === 'reloaded', 5000, 'the reloaded log line');
     assert.equal(relay.child.exitCode, null, 'SIGHUP did not end the relay');
     // The new rule works …
-    const voice = udpSocket();
-    const voiceReplies: string[] = [];
-    voice.on('message', (m) => voiceReplies.push(m.toString()));
-    await new Promise<void>((resolve) => voice.bind(0, '127.0.0.1', resolve));
+    const { socket: voice, replies: voiceReplies } = await udpClient((m) => m.toString());
     voice.send('voice', voicePort, '127.0.0.1');
     await until(() => voiceReplies.includes('echo|voice'), 5000, 'the reloaded voice rule');
     // … and the live flow was not dropped: same origin-facing socket, no new session, no end.
@@ -245,10 +239,7 @@ describe('deploy/systemd units', () => {
     // The live flow is still served during the drain; a new one is not admitted.
     client.send('during-drain', gamePort, '127.0.0.1');
     await until(() => replies.includes('echo|during-drain'), 5000, 'the echo during the drain');
-    const late = udpSocket();
-    const lateReplies: string[] = [];
-    late.on('message', (m) => lateReplies.push(m.toString()));
-    await new Promise<void>((resolve) => late.bind(0, '127.0.0.1', resolve));
+    const { socket: late, replies: lateReplies } = await udpClient((m) => m.toString());
     late.send('new-during-drain', gamePort, '127.0.0.1');
     const exit = await relay.exited;
     const tookMs = performance.now() - stopAt;

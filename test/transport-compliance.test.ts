@@ -85,10 +85,15 @@ function serveEcho(server: Transport, core: EchoCore, harness: Harness): void {
 }
 
 for (const makeHarness of [realHarness, simHarness]) {
+  /** A fresh harness with two endpoints bound on it, `a` first. */
+  async function twoEndpoints(): Promise<{ h: Harness; a: Transport; b: Transport }> {
+    const h = await makeHarness();
+    return { h, a: await h.bind(), b: await h.bind() };
+  }
+
   describe(`Transport compliance: ${makeHarness === realHarness ? 'UdpTransport on 127.0.0.1' : 'SimUdpSocket'}`, () => {
     test('a datagram arrives intact with the sender as `from`', async () => {
-      const h = await makeHarness();
-      const [a, b] = [await h.bind(), await h.bind()];
+      const { h, a, b } = await twoEndpoints();
       const got = collect(b);
       a.send(packet(1, 'hello'), b.localAddress());
       await h.settle(() => got.length >= 1);
@@ -102,8 +107,7 @@ for (const makeHarness of [realHarness, simHarness]) {
     });
 
     test('the sender may reuse its buffer as soon as send returns', async () => {
-      const h = await makeHarness();
-      const [a, b] = [await h.bind(), await h.bind()];
+      const { h, a, b } = await twoEndpoints();
       const got = collect(b);
       const buffer = packet(1, 'first');
       a.send(buffer, b.localAddress());
@@ -115,8 +119,7 @@ for (const makeHarness of [realHarness, simHarness]) {
     });
 
     test('close is idempotent, stops delivery, and send after close throws SLIP_ERR_CLOSED', async () => {
-      const h = await makeHarness();
-      const [a, b] = [await h.bind(), await h.bind()];
+      const { h, a, b } = await twoEndpoints();
       const got = collect(b);
       b.close();
       b.close();
@@ -131,8 +134,7 @@ for (const makeHarness of [realHarness, simHarness]) {
     });
 
     test('a later onReceive handler replaces the earlier one', async () => {
-      const h = await makeHarness();
-      const [a, b] = [await h.bind(), await h.bind()];
+      const { h, a, b } = await twoEndpoints();
       const first = collect(b);
       const second = collect(b);
       a.send(packet(1, 'x'), b.localAddress());

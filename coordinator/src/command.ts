@@ -24,10 +24,8 @@ const SUMMARY = 'Run the coordinator: relay registry and health, measurements, r
 
 /** The `slipstream coordinator` command. */
 export const coordinatorCommand: Command = flagCommand({
-  name: 'coordinator',
   path: 'coordinator',
   summary: SUMMARY,
-  usage: 'slipstream coordinator [flags]',
   flags: FLAGS,
   async run({ values }, io) {
     const configPath = str(values, 'config');

@@ -182,10 +182,7 @@ export class CoordinatorService {
   /** Loads what the store holds (call once after construction; a failure is logged and the service starts empty). */
   async loadFromStore(): Promise<void> {
     try {
-      const t = this.now();
-      const [relays, measurements, revocations] = await Promise.all([this.store.listRelays(t), this.store.listMeasurements(t), this.store.listRevocations(t)]);
-      this.applyAll(relays, measurements, revocations);
-      this.logger.info({ event: 'storeLoaded', relays: relays.length, measurements: measurements.length, revocations: revocations.length }, 'loaded shared state from the store');
+      this.logger.info({ event: 'storeLoaded', ...(await this.loadAll()) }, 'loaded shared state from the store');
     } catch (error) {
       this.logger.warn({ event: 'storeLoadFailed', reason: (error as Error).message }, 'store unreachable at start: serving from local state until it returns');
     }
@@ -626,16 +623,16 @@ export class CoordinatorService {
   private async resync(): Promise<void> {
     for (const r of this.core.revocations.active()) void this.store.putRevocation({ sessionId: r.sessionId, revokedAtMs: r.revokedAtMs, expiresAtMs: r.expiresAtMs }).catch(() => undefined);
     try {
-      const t = this.now();
-      const [relays, measurements, revocations] = await Promise.all([this.store.listRelays(t), this.store.listMeasurements(t), this.store.listRevocations(t)]);
-      this.applyAll(relays, measurements, revocations);
-      this.logger.info({ event: 'storeResynced', relays: relays.length, measurements: measurements.length, revocations: revocations.length }, 'caught up with the store');
+      this.logger.info({ event: 'storeResynced', ...(await this.loadAll()) }, 'caught up with the store');
     } catch (error) {
       this.logger.warn({ event: 'storeResyncFailed', reason: (error as Error).message }, 'could not reload from the store; will retry when it reconnects');
     }
   }
 
-  private applyAll(relays: RelayRecord[], measurements: MeasurementRecord[], revocations: Revocation[]): void {
+  /** Reads everything the store holds and applies it; resolves to how many of each (for the log line), rejects when the store fails. */
+  private async loadAll(): Promise<{ relays: number; measurements: number; revocations: number }> {
+    const listedAtMs = this.now();
+    const [relays, measurements, revocations] = await Promise.all([this.store.listRelays(listedAtMs), this.store.listMeasurements(listedAtMs), this.store.listRevocations(listedAtMs)]);
     const t = this.now();
     for (const r of relays) this.core.applyRelay(t, r);
     for (const m of measurements) this.core.applyMeasurement(m);
@@ -643,6 +640,7 @@ export class CoordinatorService {
     for (const v of revocations) if (this.core.applyRevocation(t, v)) woke = true;
     if (woke) this.wakeWaiters();
     this.afterInput();
+    return { relays: relays.length, measurements: measurements.length, revocations: revocations.length };
   }
 
   private wakeWaiters(): void {

@@ -262,35 +262,24 @@ export function parseProxyV2(bytes: Uint8Array): ProxyParseResult {
   }
   if (transportNibble !== 1 && transportNibble !== 2) return { ok: false, failure: 'bad-family' };
   const family = familyTransport >>> 4;
-  if (family === 1) {
-    if (length < 12) return { ok: false, failure: 'bad-family' };
-    return {
-      ok: true,
-      header: {
-        format: 'proxy-v2',
-        proxied: true,
-        transport,
-        source: { address: formatIpv4(bytes, 16), port: readU16(bytes, 24) },
-        destination: { address: formatIpv4(bytes, 20), port: readU16(bytes, 26) },
-        headerBytes: total,
-      },
-    };
-  }
-  if (family === 2) {
-    if (length < 36) return { ok: false, failure: 'bad-family' };
-    return {
-      ok: true,
-      header: {
-        format: 'proxy-v2',
-        proxied: true,
-        transport,
-        source: { address: formatIp16(bytes, 16), port: readU16(bytes, 48) },
-        destination: { address: formatIp16(bytes, 32), port: readU16(bytes, 50) },
-        headerBytes: total,
-      },
-    };
-  }
-  return { ok: false, failure: 'bad-family' };
+  if (family !== 1 && family !== 2) return { ok: false, failure: 'bad-family' };
+  // The address block (§2.2): source address, destination address, source port,
+  // destination port; addresses are 4 bytes for AF_INET (1), 16 for AF_INET6 (2).
+  const addressBytes = family === 1 ? 4 : 16;
+  if (length < 2 * addressBytes + 4) return { ok: false, failure: 'bad-family' };
+  const formatAddress = family === 1 ? formatIpv4 : formatIp16;
+  const portsAt = PROXY_V2_FIXED_BYTES + 2 * addressBytes;
+  return {
+    ok: true,
+    header: {
+      format: 'proxy-v2',
+      proxied: true,
+      transport,
+      source: { address: formatAddress(bytes, PROXY_V2_FIXED_BYTES), port: readU16(bytes, portsAt) },
+      destination: { address: formatAddress(bytes, PROXY_V2_FIXED_BYTES + addressBytes), port: readU16(bytes, portsAt + 2) },
+      headerBytes: total,
+    },
+  };
 }
 
 // ---- Simple Proxy Protocol ----

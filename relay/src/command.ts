@@ -20,7 +20,6 @@ const FLAGS: Record<string, FlagSpec> = {
 
 /** The `relay` command. */
 export const relayCommand: Command = flagCommand({
-  name: 'relay',
   path: 'relay',
   summary: 'Run a relay: L4 UDP/TCP port mapping and SDK tunnel mode.',
   usage: 'slipstream relay --config relay.yaml [flags]',

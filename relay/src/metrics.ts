@@ -4,7 +4,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { dropReasonNames, type RelayCore } from './core/relay-core.js';
+import { dropReasonNames, type RelayCore, type RuleStats } from './core/relay-core.js';
 import { semiSpaceBytes } from './gc-tuning.js';
 
 /** A fleet member's standing, for the metrics (see {@link createRelayMetrics}). */
@@ -22,32 +22,26 @@ export interface FleetStatus {
  */
 export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStatus | undefined = () => undefined): Registry {
   const registry = new Registry();
-  new Counter({
-    name: 'slipstream_relay_packets_total',
-    help: 'Datagrams received per rule; direction upstream = from clients, downstream = from origins.',
-    labelNames: ['rule', 'protocol', 'direction'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const s of core().ruleStats.values()) {
-        this.inc({ rule: s.name, protocol: s.protocol, direction: 'upstream' }, s.packetsUp);
-        this.inc({ rule: s.name, protocol: s.protocol, direction: 'downstream' }, s.packetsDown);
-      }
-    },
-  });
-  new Counter({
-    name: 'slipstream_relay_bytes_total',
-    help: 'Bytes received per rule; direction upstream = from clients, downstream = from origins.',
-    labelNames: ['rule', 'protocol', 'direction'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const s of core().ruleStats.values()) {
-        this.inc({ rule: s.name, protocol: s.protocol, direction: 'upstream' }, s.bytesUp);
-        this.inc({ rule: s.name, protocol: s.protocol, direction: 'downstream' }, s.bytesDown);
-      }
-    },
-  });
+  // Per rule and direction: upstream = from clients, downstream = from origins.
+  const directionCounters: [name: string, help: string, up: (s: RuleStats) => number, down: (s: RuleStats) => number][] = [
+    ['slipstream_relay_packets_total', 'Datagrams received per rule; direction upstream = from clients, downstream = from origins.', (s) => s.packetsUp, (s) => s.packetsDown],
+    ['slipstream_relay_bytes_total', 'Bytes received per rule; direction upstream = from clients, downstream = from origins.', (s) => s.bytesUp, (s) => s.bytesDown],
+  ];
+  for (const [name, help, up, down] of directionCounters) {
+    new Counter({
+      name,
+      help,
+      labelNames: ['rule', 'protocol', 'direction'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const s of core().ruleStats.values()) {
+          this.inc({ rule: s.name, protocol: s.protocol, direction: 'upstream' }, up(s));
+          this.inc({ rule: s.name, protocol: s.protocol, direction: 'downstream' }, down(s));
+        }
+      },
+    });
+  }
   new Gauge({
     name: 'slipstream_relay_sessions',
     help: 'Sessions open now per rule (L4 flows, TCP connections, tunnel sessions).',
@@ -89,33 +83,23 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
       this.inc(drops[1]! + drops[2]! + drops[13]!);
     },
   });
-  new Counter({
-    name: 'slipstream_relay_tcp_throttled_total',
-    help: 'TCP reads paused by a byte-rate limit (rules[].connectionBytesPerSecond or bytesPerSecond).',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(core().tcpThrottles);
-    },
-  });
-  new Counter({
-    name: 'slipstream_relay_fec_recovered_total',
-    help: 'Tunnel packets rebuilt from FEC parity or copies.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(core().fecRecovered);
-    },
-  });
-  new Counter({
-    name: 'slipstream_relay_probes_answered_total',
-    help: 'Probe packets answered with timestamps.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(core().probesAnswered);
-    },
-  });
+  // Totals of the core since start, one number each.
+  const coreTotals: [name: string, help: string, read: (c: RelayCore) => number][] = [
+    ['slipstream_relay_tcp_throttled_total', 'TCP reads paused by a byte-rate limit (rules[].connectionBytesPerSecond or bytesPerSecond).', (c) => c.tcpThrottles],
+    ['slipstream_relay_fec_recovered_total', 'Tunnel packets rebuilt from FEC parity or copies.', (c) => c.fecRecovered],
+    ['slipstream_relay_probes_answered_total', 'Probe packets answered with timestamps.', (c) => c.probesAnswered],
+  ];
+  for (const [name, help, read] of coreTotals) {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read(core()));
+      },
+    });
+  }
   new Gauge({
     name: 'slipstream_relay_origin_healthy',
     help: '1 when the origin passes its health checks, else 0.',

@@ -89,7 +89,6 @@ function pathLine(info: PathInfo): string {
 
 /** The `connect` command. */
 export const connectCommand: Command = flagCommand({
-  name: 'connect',
   path: 'connect',
   summary: SUMMARY,
   usage: 'slipstream connect --coordinator URL --origin NAME --listen udp:127.0.0.1:7777[,tcp:127.0.0.1:7778] [flags]',

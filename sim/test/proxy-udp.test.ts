@@ -20,6 +20,7 @@ import { parseSlipTraceJsonl, type TraceInterval } from '../../proto/src/trace/f
 import { MAHIMAHI_PACKET_BYTES } from '../src/core/trace-mahimahi.js';
 import { callApi, createProxy, median, ping, sleep, startProxyProcess, udpEcho, type PingRun, type ProxyProcess } from './proxy-harness.js';
 import { freePort } from '../../kit/free-port.js';
+import { impairmentsOf, TRACE_SCHEDULE } from '../src/proxy/trace-schedule.js';
 
 /** The proxy's seed in this file: every random draw of the proxy (loss, jitter) follows from it. */
 const SEED = 7;
@@ -236,7 +237,7 @@ describe('sim proxy: UDP', () => {
   });
 
   it('a trace recorded with TraceRecorder and replayed in the proxy reproduces the recorded RTT and loss per interval within 10 %', async (t: TestContext) => {
-    // Record: probe a path whose figures change every second (changed over the API), and
+    // Record: probe a path whose figures change every second (TRACE_SCHEDULE, changed over the API), and
     // feed the outcomes to a TraceRecorder, as the SDK and `connect --record` do. Then
     // replay the file in a fresh proxy and probe it the same way.
     //
@@ -259,16 +260,8 @@ describe('sim proxy: UDP', () => {
     //   inflates a mean without bound but moves a median only if it covers half the
     //   interval. The uncorrected means (the recorder's own figures) are printed, and
     //   judged by `slipstream bench proxy`, where a slow machine shows as a number.
-    const schedule = [
-      { delayMs: 30, jitterMs: 1, p: 0.08 },
-      { delayMs: 45, jitterMs: 3, p: 0.12 },
-      { delayMs: 60, jitterMs: 4, p: 0.15 },
-      { delayMs: 35, jitterMs: 2, p: 0.1 },
-      { delayMs: 50, jitterMs: 1, p: 0.09 },
-    ];
-    const model = (step: (typeof schedule)[number]): Record<string, unknown> => ({ delayMs: step.delayMs, jitterMs: step.jitterMs, jitterDist: 'normal', loss: { model: 'bernoulli', p: step.p } });
-    const recordPort = await createProxy(proxy.api, { name: 'evening', protocol: 'udp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${echo.port}`, both: model(schedule[0]!) });
-    const probes = schedule.length * 1000;
+    const recordPort = await createProxy(proxy.api, { name: 'evening', protocol: 'udp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${echo.port}`, both: impairmentsOf(TRACE_SCHEDULE[0]) });
+    const probes = TRACE_SCHEDULE.length * 1000;
     const recorded = await (async () => {
       let startMs = Number.NaN;
       const pending: Promise<unknown>[] = [];
@@ -277,7 +270,7 @@ describe('sim proxy: UDP', () => {
         onSent: (seq, atMs) => {
           if (seq === 0) startMs = atMs;
           // Change the path at each whole second after the first probe.
-          if (seq > 0 && seq % 1000 === 0) pending.push(callApi(proxy.api, 'PUT', '/v1/proxies/evening/impairments', { both: model(schedule[seq / 1000]!) }));
+          if (seq > 0 && seq % 1000 === 0) pending.push(callApi(proxy.api, 'PUT', '/v1/proxies/evening/impairments', { both: impairmentsOf(TRACE_SCHEDULE[seq / 1000]!) }));
         },
       });
       await Promise.all(pending);
@@ -288,7 +281,7 @@ describe('sim proxy: UDP', () => {
       const recorder = new TraceRecorder({ startMs, intervalMs: 1000, settleMs: 600 });
       for (let seq = 0; seq < run.sentAtMs.length; seq++) {
         // A loaded machine may pace the last probes late; they would open a sixth, thin interval.
-        if (run.sentAtMs[seq]! >= startMs + schedule.length * 1000) continue;
+        if (run.sentAtMs[seq]! >= startMs + TRACE_SCHEDULE.length * 1000) continue;
         if (Number.isNaN(run.rttMs[seq]!)) recorder.recordLoss(run.sentAtMs[seq]!);
         else recorder.recordReply(run.sentAtMs[seq]!, run.rttMs[seq]!);
       }
@@ -301,7 +294,7 @@ describe('sim proxy: UDP', () => {
       return { text, intervals: parsed.trace.intervals };
     };
     const original = record(recorded.run, recorded.startMs);
-    assert.equal(original.intervals.length, schedule.length, 'one line per interval');
+    assert.equal(original.intervals.length, TRACE_SCHEDULE.length, 'one line per interval');
     for (const interval of original.intervals) assert.ok(interval.probes! >= 900 && interval.lossFraction >= 0.12 && interval.rttMs! >= 55, `the recording is as designed (≥ 900 probes, ≥ 12 % loss, ≥ 55 ms per interval): ${JSON.stringify(interval)}`);
     const file = join(scratch, 'evening.jsonl');
     writeFileSync(file, original.text);
@@ -310,10 +303,10 @@ describe('sim proxy: UDP', () => {
     const controlRttMs = 100;
     const controlPort = await createProxy(proxy.api, { name: 'replay-control', protocol: 'udp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${echo.port}`, both: { delayMs: controlRttMs / 2 } });
     try {
-      const [run, control] = await Promise.all([ping(replayPort, probes, 1000, { graceMs: 2000 }), ping(controlPort, schedule.length * 200, 200, { graceMs: 2000 })]);
+      const [run, control] = await Promise.all([ping(replayPort, probes, 1000, { graceMs: 2000 }), ping(controlPort, TRACE_SCHEDULE.length * 200, 200, { graceMs: 2000 })]);
       const startMs = run.sentAtMs[0]!;
-      const machine = probeIntervals(control.sentAtMs, control.rttMs, startMs, 1000, schedule.length).map((x) => (x.rttMs === null ? 0 : Math.max(0, x.rttMs - controlRttMs)));
-      const medians = probeIntervals(run.sentAtMs, run.rttMs, startMs, 1000, schedule.length);
+      const machine = probeIntervals(control.sentAtMs, control.rttMs, startMs, 1000, TRACE_SCHEDULE.length).map((x) => (x.rttMs === null ? 0 : Math.max(0, x.rttMs - controlRttMs)));
+      const medians = probeIntervals(run.sentAtMs, run.rttMs, startMs, 1000, TRACE_SCHEDULE.length);
       const corrected = medians.map((x, i) => ({ ...x, rttMs: x.rttMs === null ? null : x.rttMs - machine[i]! }));
       const options = { lossFloorPackets: TRACE_SPREAD_LOSS_SLACK_PACKETS };
       const byMedian = compareTraceIntervals(original.intervals, corrected, options);

@@ -114,6 +114,46 @@ export function fleetRelayYaml(spec: FleetRelaySpec): string {
   ].join('\n');
 }
 
+/** What {@link announcedRelayYaml} writes for one relay that the test announces itself. */
+export interface AnnouncedRelaySpec {
+  /** Loopback address the relay binds (tunnel and upstream), e.g. `127.0.0.2`. */
+  readonly address: string;
+  /** The origin `game` on 127.0.0.1. */
+  readonly originPort: number;
+  /** Rules, one flow-style YAML mapping each (`{ name: game-tcp, … }`); no `rules` section when absent. */
+  readonly rules?: readonly string[];
+  /** Further `tunnel:` keys, e.g. `relayId: exit`. */
+  readonly tunnelKeys?: readonly string[];
+}
+
+/**
+ * relay.yaml for a tunnel relay without a `fleet` section (the test announces it with
+ * {@link announceRelay}), on `address` port 0: metrics off, log level warn, `keys`'
+ * ticket public key and seal key, origin `game`, FEC dup/rs/off with 2 copies 10 ms apart.
+ */
+export function announcedRelayYaml(keys: FleetKeys, spec: AnnouncedRelaySpec): string {
+  return [
+    `upstreamBindAddress: ${spec.address}`,
+    'metrics: { listen: "off" }',
+    'logLevel: warn',
+    ...(spec.rules === undefined ? [] : ['rules:', ...spec.rules.map((rule) => `  - ${rule}`)]),
+    'tunnel:',
+    `  listen: ${spec.address}:0`,
+    `  ticketPublicKey: ${keys.publicKey}`,
+    `  sealKey: ${keys.sealKey.toString('base64')}`,
+    `  origins: { game: 127.0.0.1:${spec.originPort} }`,
+    ...(spec.tunnelKeys ?? []).map((line) => `  ${line}`),
+    '  fec: { modes: [dup, rs, off], copies: 2, spacingMs: 10 }',
+  ].join('\n');
+}
+
+/** Kills a relay's process as a crash would (SIGKILL by PID), its heartbeats stopping too; resolves once it has exited. */
+export async function crashRelay(relay: { readonly proc: CliProcess; readonly beat: NodeJS.Timeout | undefined }): Promise<void> {
+  clearInterval(relay.beat);
+  relay.proc.kill('SIGKILL');
+  await relay.proc.exited;
+}
+
 /**
  * Starts `slipstream relay --config <config> --log-level info` and resolves with the
  * process and the tunnel port it bound, from its start-up log line.

@@ -27,6 +27,21 @@ export function udpSocket(): dgram.Socket {
   return socket;
 }
 
+/** A client socket from {@link udpClient} and what it has received so far, in order. */
+export interface UdpClient<T> {
+  readonly socket: dgram.Socket;
+  readonly replies: T[];
+}
+
+/** Binds a {@link udpSocket} on 127.0.0.1 that keeps every datagram it receives, as `read` turns it (the bytes by default). */
+export async function udpClient<T = Buffer>(read: (message: Buffer) => T = (message) => message as T): Promise<UdpClient<T>> {
+  const socket = udpSocket();
+  const replies: T[] = [];
+  socket.on('message', (message) => replies.push(read(message)));
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  return { socket, replies };
+}
+
 /** A UDP echo origin on 127.0.0.1 (see `udpEchoOrigin`). */
 export interface UdpEchoOrigin {
   readonly socket: dgram.Socket;

@@ -7,6 +7,7 @@
  */
 import { udpSocket } from './sockets.js';
 import { fileScopedInterval } from './timers.js';
+import { until } from './wait.js';
 
 /** One echo the game received: when (performance.now()) and its sequence number. */
 export interface Arrival {
@@ -72,4 +73,17 @@ export function longestGapAfter(arrivals: readonly Arrival[], sinceMs: number): 
     previous = x.atMs;
   }
   return gapMs;
+}
+
+/**
+ * Runs `fail` (e.g. a crash of the relay in use), waits until the game has had 50 more
+ * echoes (15 s at most, else throws), and resolves to {@link longestGapAfter} the
+ * moment `fail` began, ms.
+ */
+export async function failoverGapMs(game: UdpGame, fail: () => Promise<void>): Promise<number> {
+  const sinceMs = performance.now();
+  await fail();
+  const before = game.arrivals.length;
+  await until(() => game.arrivals.length >= before + 50, 15_000, 'UDP echoes after the kill');
+  return longestGapAfter(game.arrivals, sinceMs);
 }

@@ -22,7 +22,7 @@
  * relay id), and every failing kind of request is reported once per streak (`failed`,
  * then `recovered`).
  */
-import type { RegisterAnswer, RelayInfo, RelayLoad, RelayPathReport } from '../../../proto/src/api/contract.js';
+import { relayInfoOf, type RegisterAnswer, type RelayInfo, type RelayLoad, type RelayPathReport } from '../../../proto/src/api/contract.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import { splitHostPort } from './addr.js';
 import { PathProber, type ProbeTarget, type ProbeTransmit } from './path-prober.js';
@@ -32,19 +32,12 @@ export const REGISTER_BACKOFF_MS_MIN = 250;
 /** Longest retry delay after failed registrations, ms. */
 export const REGISTER_BACKOFF_MS_MAX = 5_000;
 
-/** What the agent is told about the relay it serves (the `fleet` section, resolved). */
-export interface FleetAgentSpec {
-  readonly relayId: string;
-  readonly region: string;
-  /** Degrees. */
-  readonly latitude: number;
-  readonly longitude: number;
-  /** Public `host:port` clients tunnel to (resolved by the driver from the config or the bound tunnel). */
-  readonly tunnelAddress: string;
-  /** Public `host:port` that answers probes. */
-  readonly probeAddress: string;
-  /** Sessions the coordinator may send here. */
-  readonly capacitySessions: number;
+/**
+ * What the agent is told about the relay it serves (the `fleet` section, resolved): the
+ * {@link RelayInfo} it registers with (public addresses resolved by the driver from the
+ * config or the bound tunnel), and its own periods.
+ */
+export interface FleetAgentSpec extends RelayInfo {
   /** Heartbeat period, ms (the coordinator's own interval caps it). */
   readonly heartbeatIntervalMs: number;
   /** How often the fleet list (the mesh to probe) is re-read, ms. */
@@ -351,8 +344,7 @@ export class FleetAgentCore {
   private register(): void {
     if (this.registering || this.stopped) return;
     this.registering = true;
-    const s = this.spec;
-    this.request({ id: this.nextRequestId++, kind: 'register', info: { relayId: s.relayId, region: s.region, latitude: s.latitude, longitude: s.longitude, tunnelAddress: s.tunnelAddress, probeAddress: s.probeAddress, capacitySessions: s.capacitySessions } });
+    this.request({ id: this.nextRequestId++, kind: 'register', info: relayInfoOf(this.spec) });
   }
 
   private heartbeat(nowMs: number): number {

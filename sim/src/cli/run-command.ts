@@ -66,7 +66,6 @@ function speedLine(report: QoeReport, wallMs: number, events: number): string {
 
 /** The `sim run` command. */
 export const runCommand: Command = flagCommand({
-  name: 'run',
   path: 'sim run',
   summary: SUMMARY,
   usage: 'slipstream sim run SCENARIO.yaml [--seed S] [--json] [--check]',

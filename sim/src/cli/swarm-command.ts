@@ -20,7 +20,6 @@ const SUMMARY = 'Swarm testing: random topologies and fault schedules per seed, 
 
 /** The `sim swarm` command. */
 export const swarmCommand: Command = flagCommand({
-  name: 'swarm',
   path: 'sim swarm',
   summary: SUMMARY,
   usage: 'slipstream sim swarm --seeds N [--from S] [--json]',
