@@ -99,8 +99,10 @@ const EMPTY = 0;
 const MISSING = 1;
 /** Missing and given up: an unknown of the system, never delivered. */
 const GIVEN_UP = 2;
-/** Payload held (delivered, or known after being given up). */
+/** Payload held and delivered. */
 const KNOWN = 3;
+/** Payload held (for later repairs) but never delivered: it became known after it was given up. */
+const KNOWN_LATE = 4;
 
 const NONE = -1;
 const QUEUE_CAPACITY_INITIAL = 16;
@@ -214,16 +216,21 @@ export class SlidingWindowDecoder {
       this.totals.duplicates++;
       return;
     }
+    if (state === KNOWN_LATE) {
+      this.totals.late++;
+      return;
+    }
     const id = this.pool.acquire();
     const buffer = this.pool.buffers[id];
     const length = writeSourceVector(payload, payload.length, buffer);
     this.pool.lengths[id] = length;
     this.slotBuffer[slot] = id;
-    this.slotState[slot] = KNOWN;
     if (state === MISSING) {
+      this.slotState[slot] = KNOWN;
       this.totals.received++;
       this.deliver(id, seq, false);
     } else {
+      this.slotState[slot] = KNOWN_LATE;
       this.totals.late++;
     }
     if (this.equations.involves(slot)) {
@@ -247,12 +254,13 @@ export class SlidingWindowDecoder {
     }
     if (!this.started) this.start(firstSeq);
     const lastSeq = (firstSeq + count - 1) >>> 0;
+    // Even a repair too old to use tells which seqs were sent.
+    this.extendTo(nowMs, lastSeq);
     // A window wider than the tracked seqs, or starting before them, covers sources no longer held.
     if (count > this.windowPackets || ((firstSeq - this.lowSeq) | 0) < 0) {
       this.totals.repairsStale++;
       return;
     }
-    this.extendTo(nowMs, lastSeq);
     let unknowns = 0;
     for (let j = 0; j < count; j++) {
       const state = this.slotState[(firstSeq + j) & this.mask];
@@ -269,7 +277,7 @@ export class SlidingWindowDecoder {
       const seq = (firstSeq + j) >>> 0;
       const slot = seq & this.mask;
       const c = slidingWindowCoefficient(seed, seq);
-      if (this.slotState[slot] === KNOWN) {
+      if (this.slotState[slot] >= KNOWN) {
         const id = this.slotBuffer[slot];
         this.knownRows[known] = this.pool.buffers[id];
         this.knownLengths[known] = this.pool.lengths[id];
@@ -380,7 +388,7 @@ export class SlidingWindowDecoder {
   private retireOldest(): void {
     const slot = this.lowSeq & this.mask;
     const state = this.slotState[slot];
-    if (state === KNOWN) {
+    if (state === KNOWN || state === KNOWN_LATE) {
       this.pool.release(this.slotBuffer[slot]);
       this.slotBuffer[slot] = NONE;
     } else if (state === MISSING || state === GIVEN_UP) {
@@ -407,7 +415,7 @@ export class SlidingWindowDecoder {
       }
       this.pool.lengths[id] = payloadLength + FEC_LENGTH_PREFIX_BYTES;
       this.slotBuffer[slot] = id;
-      this.slotState[slot] = KNOWN;
+      this.slotState[slot] = state === MISSING ? KNOWN : KNOWN_LATE;
       if (state === MISSING) {
         this.totals.rebuilt++;
         this.deliver(id, (this.lowSeq + ((slot - this.lowSeq) & this.mask)) >>> 0, true);
