@@ -3,6 +3,8 @@
  * GF(2^8) (WebAssembly SIMD with a pure TypeScript fallback), a sans-IO sender and
  * receiver with time-bounded groups, duplication and interleaving, and an adaptive
  * controller. See each module's comment; `slipstream bench fec` measures all of it.
+ * Also a sliding-window random linear code (`sliding-window-*.ts`) with its own sans-IO
+ * encoder and decoder, not yet wired to a controller or the wire.
  */
 export { ReedSolomon, sharedReedSolomon, FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, FEC_MAX_SHARDS, RECONSTRUCT_INCONSISTENT, RECONSTRUCT_INSUFFICIENT, type ReedSolomonInit } from './rs.js';
 export { createKernel, JsKernel, WasmSimdKernel, type GfKernel, type KernelBackend } from './kernel.js';
@@ -44,3 +46,37 @@ export {
 } from './controller.js';
 export { bernoulliResidual, fitGilbert, residualDuplicate, residualReedSolomon, stationaryLoss, type GilbertFit } from './model.js';
 export { SequenceTracker, SequenceVerdict, type SequenceVerdictValue } from './sequence.js';
+export {
+  SLIDING_WINDOW_PACKETS_MAX,
+  SlidingWindowCodec,
+  sharedSlidingWindowCodec,
+  slidingWindowCoefficient,
+  sourceVectorPayloadLength,
+  writeSourceVector,
+  type SlidingWindowCodecInit,
+} from './sliding-window-code.js';
+export {
+  SLIDING_WINDOW_MS_DEFAULT,
+  SLIDING_WINDOW_MS_MAX,
+  SLIDING_WINDOW_PACKETS_DEFAULT,
+  SLIDING_WINDOW_PARAMETERS_DEFAULT,
+  SLIDING_WINDOW_REPAIR_SPACING_MS_DEFAULT,
+  SLIDING_WINDOW_REPAIR_SPACING_MS_MAX,
+  SLIDING_WINDOW_REPAIRS_PER_SOURCE_DEFAULT,
+  SLIDING_WINDOW_REPAIRS_PER_SOURCE_MAX,
+  SlidingWindowEncoder,
+  SlidingWindowShardKind,
+  validateSlidingWindowParameters,
+  type SlidingWindowEncoderCounters,
+  type SlidingWindowEncoderInit,
+  type SlidingWindowParameters,
+  type SlidingWindowShardKindValue,
+  type SlidingWindowTransmit,
+} from './sliding-window-encoder.js';
+export {
+  SLIDING_WINDOW_DECODER_PACKETS_DEFAULT,
+  SlidingWindowDecoder,
+  type SlidingWindowDecoderInit,
+  type SlidingWindowDecoderTotals,
+  type SlidingWindowDelivery,
+} from './sliding-window-decoder.js';
