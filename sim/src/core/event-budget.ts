@@ -13,7 +13,8 @@ import type { EventQueue, SimEventDescription } from './event-queue.js';
 
 /**
  * Default budget, events per simulated second: about 100 × the busiest shipped
- * scenario (congested-evening, 50 players: ~43,000) and 2,000 × a swarm seed's peak.
+ * scenario (congested-evening, 50 players: ~43,000 at its peak before players had access
+ * links, ~54,000 on average since: a hop is an event) and 2,000 × a swarm seed's peak.
  */
 export const SIM_EVENTS_PER_SECOND_MAX_DEFAULT = 5_000_000;
 /** Events sampled, once over budget, to find the one that repeats. */

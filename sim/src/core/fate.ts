@@ -7,6 +7,28 @@
 import { DropReason, dropReasonName, type DropReasonValue } from './link.js';
 
 /**
+ * The hop of a datagram's way on which a link dropped it: the sender's access link
+ * (uplink), the path between the two hosts, or the receiver's access link (downlink).
+ * Values are stable: they appear in fate logs.
+ */
+export const Hop = {
+  /** Not dropped by a link (delivered, or dropped for a host-level reason: noHost, partition, noSocket). */
+  None: 0,
+  /** The path link from the sender's host to the receiver's. */
+  Path: 1,
+  /** The sender's access link, uplink direction. */
+  Uplink: 2,
+  /** The receiver's access link, downlink direction. */
+  Downlink: 3,
+} as const;
+
+/** One of the {@link Hop} values. */
+export type HopValue = (typeof Hop)[keyof typeof Hop];
+
+/** Names of {@link Hop} values for logs (`uplink`, …), indexed by value. */
+export const hopName: readonly string[] = ['none', 'path', 'uplink', 'downlink'];
+
+/**
  * One fate, as the network reports it. The network reuses the object: a sink must copy
  * what it keeps before returning.
  */
@@ -31,6 +53,8 @@ export class PacketFate {
   dropReason: DropReasonValue = DropReason.None;
   /** Whether the delivered bytes had a bit flipped by the link. */
   corrupted = false;
+  /** The hop whose link dropped the datagram ({@link Hop}); `Hop.None` when delivered or dropped for a host-level reason. */
+  hop: HopValue = Hop.None;
 
   /** True when the datagram reached a socket. */
   get delivered(): boolean {
@@ -62,6 +86,8 @@ export interface FateEntry {
   readonly reason: string;
   readonly latencyMs: number;
   readonly corrupted: boolean;
+  /** Present only when a link dropped the datagram: which hop's (`uplink`, `path`, `downlink`). */
+  readonly hop?: string;
 }
 
 /**
@@ -85,6 +111,7 @@ export class FateLog implements FateSink {
       reason: dropReasonName[fate.dropReason] ?? String(fate.dropReason),
       latencyMs: fate.latencyMs,
       corrupted: fate.corrupted,
+      ...(fate.hop === Hop.None ? {} : { hop: hopName[fate.hop] ?? String(fate.hop) }),
     });
   }
 

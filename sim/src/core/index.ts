@@ -21,8 +21,8 @@ export {
   type LinkModelSpec,
   type LossSpec,
 } from './link.js';
-export { FateLog, PacketFate, type FateEntry, type FateSink } from './fate.js';
-export { SimHost, SimNetwork, SimUdpSocket, EPHEMERAL_PORT_MAX, EPHEMERAL_PORT_MIN, type SimNetworkInit, type SimPartition } from './network.js';
+export { FateLog, Hop, hopName, PacketFate, type FateEntry, type FateSink, type HopValue } from './fate.js';
+export { SimHost, SimNetwork, SimUdpSocket, EPHEMERAL_PORT_MAX, EPHEMERAL_PORT_MIN, type AccessDirection, type SimNetworkInit, type SimPartition } from './network.js';
 export {
   runLinkExperiment,
   EXPERIMENT_RECEIVER,

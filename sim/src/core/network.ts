@@ -1,17 +1,28 @@
 /**
  * A deterministic virtual network: hosts with addresses, directional links between host
- * pairs, partitions between host groups, and virtual UDP sockets that implement the same
+ * pairs, optional access links per host, partitions between host groups, and virtual UDP
+ * sockets that implement the same
  * {@link Transport} as the real `node:dgram` driver — so relay, SDK and coordinator cores
  * run unchanged on it, at virtual time, reproducibly from one seed.
  *
  * Nothing here reads a clock or a timer: time advances only as {@link SimNetwork.runUntil}
  * / {@link SimNetwork.runUntilIdle} run the event queue.
+ *
+ * The access-link model: a host's last mile (Wi-Fi, cellular, home broadband) is one
+ * link per direction that every datagram of that host crosses, whatever its
+ * destination — so one burst, one queue and one delay line for all its traffic. A
+ * datagram from A to B crosses A's uplink (offered when sent), then the path link A→B
+ * (offered when it leaves the uplink), then B's downlink (offered when it leaves the
+ * path), each hop offered at the instant the datagram reaches it, so rate queues see
+ * arrivals in time order. Delays add; a drop on any hop drops it (the fate names the
+ * hop); a duplicate made on one hop crosses the later hops on its own. A host without
+ * an access link has none of these hops, and a host talking to itself crosses none.
  */
 import { ErrorCode, SimConfigError, SlipError } from '../../../proto/src/errors.js';
 import { Rng } from '../../../proto/src/rng.js';
 import type { Endpoint, ReceiveHandler, Transport } from '../../../proto/src/transport.js';
 import { EventQueue, SimTimer, type SimEventDescription, type SimEventHandler } from './event-queue.js';
-import { PacketFate, type FateSink } from './fate.js';
+import { Hop, PacketFate, type FateSink, type HopValue } from './fate.js';
 import { DropReason, LinkDirection, validateLinkModel, type DropReasonValue, type LinkModelSpec } from './link.js';
 
 /** Options of a {@link SimNetwork}. */
@@ -29,8 +40,22 @@ export const EPHEMERAL_PORT_MIN = 49152;
 /** Last port handed out for `bind(0)`. */
 export const EPHEMERAL_PORT_MAX = 65535;
 
-/** The only event kind the network schedules on its own behalf. */
+/** Event kinds the network schedules on its own behalf: a datagram reaches its socket, or the next hop of its way. */
 const DELIVER = 1;
+/** The datagram left the sender's uplink: offer it to the path link. */
+const REACH_PATH = 2;
+/** The datagram left the path link: offer it to the receiver's downlink. */
+const REACH_DOWNLINK = 3;
+
+/**
+ * The copy-number bit a duplicate made on each hop sets ({@link Hop} order), so every
+ * copy of one datagram has its own number and a path duplicate is copy 1 as without
+ * access links.
+ */
+const DUPLICATE_BIT: readonly number[] = [0, 1, 2, 4];
+
+/** Direction of an access link, from its host's side. */
+export type AccessDirection = 'uplink' | 'downlink';
 
 /** A datagram in flight. Pooled: one object per copy in flight, reused after delivery. */
 class SimPacket {
@@ -57,6 +82,10 @@ export class SimHost {
   readonly defaultLinkTo = new Set<number>();
   /** @internal how many partitions separate this host from each other host (by id). */
   readonly blockedBy = new Map<number, number>();
+  /** @internal the access link every datagram this host sends crosses first, or undefined (none). */
+  uplink: LinkDirection | undefined = undefined;
+  /** @internal the access link every datagram this host receives crosses last, or undefined (none). */
+  downlink: LinkDirection | undefined = undefined;
   private nextEphemeralPort = EPHEMERAL_PORT_MIN;
 
   /** @internal use {@link SimNetwork.addHost}. */
@@ -276,6 +305,47 @@ export class SimNetwork implements SimEventHandler {
     return this.resolveLink(this.requireHost(from, 'from'), this.requireHost(to, 'to'));
   }
 
+  /**
+   * Sets the model of `address`'s access link in one direction, creating it on first
+   * use (see the module comment: every datagram the host sends crosses its uplink,
+   * every datagram it receives its downlink, besides the path link). Takes effect for
+   * datagrams offered to it afterwards. Throws {@link SimConfigError} on an unknown
+   * host or a bad spec.
+   * @returns the link direction (also a handle for later `setModel` calls)
+   */
+  setAccessLink(address: string, direction: AccessDirection, spec: LinkModelSpec): LinkDirection {
+    const host = this.requireHost(address, 'address');
+    validateLinkModel(spec, `access ${address} ${direction}`);
+    const existing = direction === 'uplink' ? host.uplink : host.downlink;
+    if (existing) {
+      existing.setModel(spec);
+      return existing;
+    }
+    const link = new LinkDirection(spec, this.accessRng(host, direction));
+    if (direction === 'uplink') host.uplink = link;
+    else host.downlink = link;
+    return link;
+  }
+
+  /** `address`'s access link in `direction`, or undefined when it has none. */
+  accessLink(address: string, direction: AccessDirection): LinkDirection | undefined {
+    const host = this.requireHost(address, 'address');
+    return direction === 'uplink' ? host.uplink : host.downlink;
+  }
+
+  /**
+   * The fixed one-way delay (the models' `delayMs`, no jitter, queue or trace) from
+   * `from` to `to`: the sender's uplink, the path link and the receiver's downlink, ms.
+   * For what the simulator models without datagrams (an HTTP round trip).
+   */
+  modelDelayMs(from: string, to: string): number {
+    const src = this.requireHost(from, 'from');
+    const dst = this.requireHost(to, 'to');
+    let delayMs = this.resolveLink(src, dst).model.delayMs ?? 0;
+    if (src !== dst) delayMs += (src.uplink?.model.delayMs ?? 0) + (dst.downlink?.model.delayMs ?? 0);
+    return delayMs;
+  }
+
   /** Replaces the default model, also on every host pair that has not had its own set. */
   setDefaultLink(spec: LinkModelSpec): void {
     validateLinkModel(spec, 'defaultLink');
@@ -339,10 +409,11 @@ export class SimNetwork implements SimEventHandler {
     return new SimTimer(this.queue, callback, label);
   }
 
-  /** @internal Diagnostics: a delivery, by its endpoints. */
-  describeEvent(_kind: number, payload: unknown): SimEventDescription {
+  /** @internal Diagnostics: a delivery (or a hop reached), by its endpoints. */
+  describeEvent(kind: number, payload: unknown): SimEventDescription {
     const packet = payload as SimPacket;
-    return { what: `datagram ${packet.from!.address}:${packet.from!.port} → ${packet.toHost!.address}:${packet.toPort}`, host: packet.toHost!.address };
+    const hop = kind === REACH_PATH ? ' (leaving the uplink)' : kind === REACH_DOWNLINK ? ' (reaching the downlink)' : '';
+    return { what: `datagram ${packet.from!.address}:${packet.from!.port} → ${packet.toHost!.address}:${packet.toPort}${hop}`, host: packet.toHost!.address };
   }
 
   /** Runs every event due at or before `untilMs` and leaves the clock at `untilMs`. Returns the events run. */
@@ -373,44 +444,91 @@ export class SimNetwork implements SimEventHandler {
       if (this.sink) this.reportDrop(socket, packetId, 0, toAddress, toPort, bytes.length, nowMs, nowMs, DropReason.Partition);
       return;
     }
-    const link = src.links[dst.id] ?? this.resolveLink(src, dst);
-    const copies = link.offer(nowMs, bytes.length);
-    if (copies === 0) {
-      if (this.sink) this.reportDrop(socket, packetId, 0, toAddress, toPort, bytes.length, nowMs, nowMs, link.lastDropReason);
-      return;
-    }
-    for (let copy = 0; copy < copies; copy++) {
-      const length = bytes.length;
-      let pool = this.pools.get(length);
-      if (pool === undefined) this.pools.set(length, (pool = []));
-      let packet = pool.pop();
-      if (packet === undefined) {
-        packet = new SimPacket();
-        packet.buffer = new Uint8Array(length);
-      }
-      packet.packetId = packetId;
-      packet.copy = copy;
-      packet.from = socket.localAddress();
-      packet.fromHost = src;
-      packet.toHost = dst;
-      packet.toPort = toPort;
-      packet.sentAtMs = nowMs;
-      packet.buffer.set(bytes);
-      packet.length = length;
-      packet.corrupted = copy === 0 && link.lastCorrupted && length > 0;
-      if (packet.corrupted) {
-        const bit = this.corruptRng.nextInt(length * 8);
-        packet.buffer[bit >>> 3]! ^= 1 << (bit & 7);
-      }
-      this.queue.schedule(link.deliverAtMs[copy]!, this, DELIVER, packet);
-    }
+    const packet = this.takePacket(bytes.length);
+    packet.packetId = packetId;
+    packet.copy = 0;
+    packet.from = socket.localAddress();
+    packet.fromHost = src;
+    packet.toHost = dst;
+    packet.toPort = toPort;
+    packet.sentAtMs = nowMs;
+    packet.buffer.set(bytes);
+    packet.corrupted = false;
+    if (src.uplink !== undefined && src !== dst) this.cross(packet, src.uplink, Hop.Uplink, nowMs);
+    else this.cross(packet, src.links[dst.id] ?? this.resolveLink(src, dst), Hop.Path, nowMs);
   }
 
-  /** @internal runs a delivery. */
-  handleEvent(_kind: number, payload: unknown, nowMs: number): void {
+  /**
+   * Offers `packet` to the link of `hop` at `nowMs` and schedules what follows for each
+   * copy that gets through: the next hop, or the delivery. A drop ends the packet here.
+   */
+  private cross(packet: SimPacket, link: LinkDirection, hop: HopValue, nowMs: number): void {
+    const copies = link.offer(nowMs, packet.length);
+    if (copies === 0) {
+      if (this.sink) this.reportLinkDrop(packet, nowMs, link.lastDropReason, hop);
+      this.releasePacket(packet);
+      return;
+    }
+    const dst = packet.toHost!;
+    const next = hop === Hop.Uplink ? REACH_PATH : hop === Hop.Path && dst.downlink !== undefined && dst !== packet.fromHost ? REACH_DOWNLINK : DELIVER;
+    // The duplicate is a clean clone of what entered the hop (netem corrupts the original only).
+    const duplicate = copies === 2 ? this.clonePacket(packet, packet.copy | DUPLICATE_BIT[hop]!) : undefined;
+    if (link.lastCorrupted && packet.length > 0) {
+      packet.corrupted = true;
+      const bit = this.corruptRng.nextInt(packet.length * 8);
+      packet.buffer[bit >>> 3]! ^= 1 << (bit & 7);
+    }
+    this.queue.schedule(link.deliverAtMs[0]!, this, next, packet);
+    if (duplicate !== undefined) this.queue.schedule(link.deliverAtMs[1]!, this, next, duplicate);
+  }
+
+  /** A pooled packet whose buffer is exactly `length` bytes (see {@link pools}). */
+  private takePacket(length: number): SimPacket {
+    let pool = this.pools.get(length);
+    if (pool === undefined) this.pools.set(length, (pool = []));
+    let packet = pool.pop();
+    if (packet === undefined) {
+      packet = new SimPacket();
+      packet.buffer = new Uint8Array(length);
+    }
+    packet.length = length;
+    return packet;
+  }
+
+  private clonePacket(packet: SimPacket, copy: number): SimPacket {
+    const clone = this.takePacket(packet.length);
+    clone.packetId = packet.packetId;
+    clone.copy = copy;
+    clone.from = packet.from;
+    clone.fromHost = packet.fromHost;
+    clone.toHost = packet.toHost;
+    clone.toPort = packet.toPort;
+    clone.sentAtMs = packet.sentAtMs;
+    clone.buffer.set(packet.buffer);
+    clone.corrupted = packet.corrupted;
+    return clone;
+  }
+
+  private releasePacket(packet: SimPacket): void {
+    packet.from = undefined;
+    packet.fromHost = undefined;
+    packet.toHost = undefined;
+    this.pools.get(packet.buffer.length)!.push(packet);
+  }
+
+  /** @internal runs a delivery, or takes a datagram on to its next hop. */
+  handleEvent(kind: number, payload: unknown, nowMs: number): void {
     const packet = payload as SimPacket;
     const src = packet.fromHost!;
     const dst = packet.toHost!;
+    if (kind === REACH_PATH) {
+      this.cross(packet, src.links[dst.id] ?? this.resolveLink(src, dst), Hop.Path, nowMs);
+      return;
+    }
+    if (kind === REACH_DOWNLINK) {
+      this.cross(packet, dst.downlink!, Hop.Downlink, nowMs);
+      return;
+    }
     let reason: DropReasonValue = DropReason.None;
     let socket: SimUdpSocket | undefined;
     if (this.partitions.size > 0 && (src.blockedBy.get(dst.id) ?? 0) > 0) {
@@ -433,16 +551,14 @@ export class SimNetwork implements SimEventHandler {
       fate.atMs = nowMs;
       fate.dropReason = reason;
       fate.corrupted = packet.corrupted;
+      fate.hop = Hop.None;
       sink.record(fate);
     }
     if (socket !== undefined) {
       const buffer = packet.buffer;
       socket.deliver(packet.length === buffer.length ? buffer : buffer.subarray(0, packet.length), packet.from!);
     }
-    packet.from = undefined;
-    packet.fromHost = undefined;
-    packet.toHost = undefined;
-    this.pools.get(packet.buffer.length)!.push(packet);
+    this.releasePacket(packet);
   }
 
   private reportDrop(socket: SimUdpSocket, packetId: number, copy: number, toAddress: string, toPort: number, sizeBytes: number, sentAtMs: number, atMs: number, reason: DropReasonValue): void {
@@ -459,6 +575,25 @@ export class SimNetwork implements SimEventHandler {
     fate.atMs = atMs;
     fate.dropReason = reason;
     fate.corrupted = false;
+    fate.hop = Hop.None;
+    this.sink!.record(fate);
+  }
+
+  /** A drop by the link of `hop`, at `atMs`. */
+  private reportLinkDrop(packet: SimPacket, atMs: number, reason: DropReasonValue, hop: HopValue): void {
+    const fate = this.fate;
+    fate.packetId = packet.packetId;
+    fate.copy = packet.copy;
+    fate.fromAddress = packet.from!.address;
+    fate.fromPort = packet.from!.port;
+    fate.toAddress = packet.toHost!.address;
+    fate.toPort = packet.toPort;
+    fate.sizeBytes = packet.length;
+    fate.sentAtMs = packet.sentAtMs;
+    fate.atMs = atMs;
+    fate.dropReason = reason;
+    fate.corrupted = false;
+    fate.hop = hop;
     this.sink!.record(fate);
   }
 
@@ -480,6 +615,12 @@ export class SimNetwork implements SimEventHandler {
    */
   private linkRng(src: SimHost, dst: SimHost): Rng {
     const low = (Math.imul(src.id + 1, 0x01000193) ^ Math.imul(dst.id + 1, 0x9e3779b1)) >>> 0;
+    return new Rng(this.linkSeedHigh * 4294967296 + low);
+  }
+
+  /** An access link's stream: from the seed, the host id and the direction only (as {@link linkRng}). */
+  private accessRng(host: SimHost, direction: AccessDirection): Rng {
+    const low = (Math.imul(host.id + 1, 0x85ebca6b) ^ (direction === 'uplink' ? 0x27d4eb2f : 0x165667b1)) >>> 0;
     return new Rng(this.linkSeedHigh * 4294967296 + low);
   }
 

@@ -382,7 +382,8 @@ export class SimDeployment {
       net.schedule(net.now() + 1000, () => done(new Error('coordinator unreachable (partition)')), { what: 'route lookup', host: c.spec.address });
       return;
     }
-    const rttMs = (net.link(c.spec.address, coordinator).model.delayMs ?? 0) + (net.link(coordinator, c.spec.address).model.delayMs ?? 0);
+    // Access links included: the request and its answer cross the player's last mile too.
+    const rttMs = net.modelDelayMs(c.spec.address, coordinator) + net.modelDelayMs(coordinator, c.spec.address);
     net.schedule(net.now() + rttMs + (this.init.routeProcessingMs ?? 5), () => {
       if (net.isPartitioned(c.spec.address, coordinator)) done(new Error('coordinator unreachable (partition)'));
       else done(this.route(c));

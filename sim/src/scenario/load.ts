@@ -4,7 +4,8 @@
  * events[2].crash: 'relay-x' is not a relay; expected one of relay-fra, relay-ams`),
  * through `kit/config.ts`'s {@link ConfigReader}; the CLI prints it and exits 2.
  * Besides shapes and ranges it checks what only the whole file can tell: names are
- * unique, every name an event or link uses exists, a relay is crashed only while up
+ * unique, every name an event or link uses exists, an event changes only access links
+ * that exist, a relay is crashed only while up
  * and restarted only while down, and every link model that the timeline produces
  * (entries merged in order, then events applied in time order) is valid — so a run
  * never fails on input halfway through.
@@ -31,8 +32,10 @@ import {
   SCENARIO_RELAYS_MAX,
   SCENARIO_VERSION,
   SCENARIO_WARMUP_MS_DEFAULT,
+  type AccessHop,
   type DirectedPair,
   type Scenario,
+  type ScenarioAccessEntry,
   type ScenarioClientGroup,
   type ScenarioEvent,
   type ScenarioHost,
@@ -77,6 +80,7 @@ class ScenarioLoader {
   private readonly groups = new Map<string, readonly string[]>();
   private readonly relayNames: string[] = [];
   private readonly originNames: string[] = [];
+  private readonly accessEntries: ScenarioAccessEntry[] = [];
 
   constructor(
     private readonly reader: ConfigReader,
@@ -103,15 +107,17 @@ class ScenarioLoader {
       this.regions.add(region);
     }
 
-    r.rejectUnknownKeys(['coordinator'], ['region']);
+    r.rejectUnknownKeys(['coordinator'], ['region', 'access']);
     this.addHost(['coordinator'], 'coordinator', 'coordinator', this.region(['coordinator', 'region']));
+    this.access(['coordinator', 'access'], ['coordinator']);
 
     const originCount = r.sequenceLength(['origins'], { minItems: 1, maxItems: SCENARIO_ORIGINS_MAX });
     const origins: { name: string; region: string | undefined }[] = [];
     for (let i = 0; i < originCount; i++) {
-      r.rejectUnknownKeys(['origins', i], ['name', 'region']);
+      r.rejectUnknownKeys(['origins', i], ['name', 'region', 'access']);
       const o = { name: this.name(['origins', i, 'name']), region: this.region(['origins', i, 'region']) };
       this.addHost(['origins', i, 'name'], o.name, 'origin', o.region);
+      this.access(['origins', i, 'access'], [o.name]);
       this.originNames.push(o.name);
       origins.push(o);
     }
@@ -120,10 +126,11 @@ class ScenarioLoader {
     const relays: ScenarioRelaySpec[] = [];
     for (let i = 0; i < relayCount; i++) {
       const at = ['relays', i];
-      r.rejectUnknownKeys(at, ['name', 'region', 'sessionsMax', 'fec']);
+      r.rejectUnknownKeys(at, ['name', 'region', 'sessionsMax', 'fec', 'access']);
       const relayName = this.name([...at, 'name']);
       const region = this.region([...at, 'region']);
       this.addHost([...at, 'name'], relayName, 'relay', region);
+      this.access([...at, 'access'], [relayName]);
       this.relayNames.push(relayName);
       const sessionsMax = r.has([...at, 'sessionsMax']) ? r.number([...at, 'sessionsMax'], { min: 1, max: 1_000_000, integer: true, unit: 'sessions' }) : undefined;
       relays.push({ name: relayName, region, limits: sessionsMax === undefined ? undefined : { ...defaultRelayLimits(), sessionsMax }, fec: r.has([...at, 'fec']) ? this.fec([...at, 'fec']) : undefined });
@@ -134,7 +141,7 @@ class ScenarioLoader {
     let players = 0;
     for (let i = 0; i < groupCount; i++) {
       const at = ['clients', i];
-      r.rejectUnknownKeys(at, ['name', 'region', 'count', 'origin', 'start', 'traffic']);
+      r.rejectUnknownKeys(at, ['name', 'region', 'count', 'origin', 'start', 'traffic', 'access']);
       const groupName = this.name([...at, 'name']);
       const region = this.region([...at, 'region']);
       const count = r.number([...at, 'count'], { min: 1, max: SCENARIO_CLIENTS_MAX, integer: true, default: 1, unit: 'players' });
@@ -152,12 +159,13 @@ class ScenarioLoader {
         this.hostNames.add(member);
       }
       this.groups.set(groupName, members);
+      this.access([...at, 'access'], members);
       clients.push({ name: groupName, region, members, origin, startMs, traffic });
     }
 
     const links = this.links(defaultLink);
     const events = this.events(durationMs, defaultLink, links);
-    return { file: r.file, name, description, durationMs, warmupMs, seed, defaultLink, regions: [...this.regions], hosts: this.hosts, origins, relays, clients, links, events };
+    return { file: r.file, name, description, durationMs, warmupMs, seed, defaultLink, regions: [...this.regions], hosts: this.hosts, origins, relays, clients, links, access: this.accessEntries, events };
   }
 
   // ------------------------------------------------------------------ names
@@ -214,6 +222,50 @@ class ScenarioLoader {
     }
     const known = [...this.hosts.filter((h) => h.kind !== 'client').map((h) => h.name), ...this.groups.keys(), ...this.regions];
     return this.reader.fail(path, `'${name}' is not a host, player group or region; expected one of ${known.join(', ')} or *`);
+  }
+
+  /**
+   * A host entry's `access: {uplink: MODEL, downlink: MODEL}` or `{both: MODEL}` (both
+   * may be given with either: the direction's keys merge over `both`'s) → an access
+   * link per direction given, for each of `hosts`. Absent: none.
+   */
+  private access(path: ConfigPath, hosts: readonly string[]): void {
+    const r: ConfigReader = this.reader;
+    if (!r.has(path)) return;
+    r.rejectUnknownKeys(path, ['uplink', 'downlink', 'both']);
+    const keys = r.mapKeys(path);
+    if (keys.length === 0) r.fail(path, 'is empty; expected uplink: MODEL and/or downlink: MODEL, or both: MODEL');
+    const both = r.has([...path, 'both']) ? this.linkModel([...path, 'both']) : undefined;
+    for (const direction of ['uplink', 'downlink'] as const) {
+      const own = r.has([...path, direction]) ? this.linkModel([...path, direction]) : undefined;
+      if (own === undefined && both === undefined) continue;
+      const model = mergeLinkModel(both ?? {}, own ?? {});
+      try {
+        validateLinkModel(model, 'model');
+      } catch (error) {
+        if (error instanceof SimConfigError) r.fail(path, `the ${direction} model is invalid: ${error.message.replace(/^model\.?/, '')}`);
+        throw error;
+      }
+      for (const host of hosts) this.accessEntries.push({ hop: [host, direction], model });
+    }
+  }
+
+  /**
+   * An event's `access: SELECTOR` with `direction: uplink | downlink | both` (default
+   * both) → the access hops it changes; every host selected must have that access link.
+   */
+  private accessHops(at: ConfigPath): AccessHop[] {
+    const r: ConfigReader = this.reader;
+    const direction = r.string([...at, 'direction'], { choices: ['uplink', 'downlink', 'both'], default: 'both' });
+    const directions = direction === 'both' ? (['uplink', 'downlink'] as const) : ([direction] as const as readonly ('uplink' | 'downlink')[]);
+    const out: AccessHop[] = [];
+    for (const host of this.select([...at, 'access'])) {
+      for (const d of directions) {
+        if (!this.accessEntries.some((e) => e.hop[0] === host && e.hop[1] === d)) r.fail([...at, 'access'], `'${host}' has no ${d} access link; give its entry access: {${d}: MODEL} (or both:) first`);
+        out.push([host, d]);
+      }
+    }
+    return out;
   }
 
   /** `A→B` / `A->B` (one direction) or `A↔B` / `A<->B` (both) → directed pairs. */
@@ -343,14 +395,15 @@ class ScenarioLoader {
       if (action.length !== 1) r.fail(at, `expected exactly one action: set (with link), blackout (with link), crash, restart, partition or isolate; got ${action.length === 0 ? 'none' : action.join(' and ')}`);
       const kind = action[0]!;
       const forMs = (): number | undefined => (r.has([...at, 'for']) ? this.duration([...at, 'for'], { min: 1, max: SCENARIO_DURATION_MS_MAX }) : undefined);
-      if (kind === 'set') {
-        r.rejectUnknownKeys(at, ['at', 'link', 'set', 'for']);
-        if (!r.has([...at, 'link'])) r.fail([...at, 'link'], "missing; expected the link to change, e.g. 'eu-player→relay-fra'");
-        parsed.push({ event: { kind: 'set', atMs, pairs: this.arrow([...at, 'link']), set: this.linkModel([...at, 'set']), forMs: forMs() }, path: [...at, 'set'] });
-      } else if (kind === 'blackout') {
-        r.rejectUnknownKeys(at, ['at', 'link', 'blackout']);
-        if (!r.has([...at, 'link'])) r.fail([...at, 'link'], "missing; expected the link to black out, e.g. 'eu-player↔relay-fra'");
-        parsed.push({ event: { kind: 'blackout', atMs, pairs: this.arrow([...at, 'link']), durationMs: this.duration([...at, 'blackout'], { min: 1, max: SCENARIO_DURATION_MS_MAX }) }, path: [...at, 'blackout'] });
+      if (kind === 'set' || kind === 'blackout') {
+        r.rejectUnknownKeys(at, kind === 'set' ? ['at', 'link', 'access', 'direction', 'set', 'for'] : ['at', 'link', 'access', 'direction', 'blackout']);
+        const onAccess = r.has([...at, 'access']);
+        if (onAccess === r.has([...at, 'link'])) r.fail(at, `give either link: (a path, e.g. 'eu-player↔relay-fra') or access: (hosts whose access link to ${kind === 'set' ? 'change' : 'black out'}, e.g. eu-player)`);
+        if (!onAccess && r.has([...at, 'direction'])) r.fail([...at, 'direction'], "applies to access: only; a link: names its directions with → or ↔");
+        const pairsOf = onAccess ? [] : this.arrow([...at, 'link']);
+        const access = onAccess ? this.accessHops(at) : [];
+        if (kind === 'set') parsed.push({ event: { kind, atMs, pairs: pairsOf, access, set: this.linkModel([...at, 'set']), forMs: forMs() }, path: [...at, 'set'] });
+        else parsed.push({ event: { kind, atMs, pairs: pairsOf, access, durationMs: this.duration([...at, 'blackout'], { min: 1, max: SCENARIO_DURATION_MS_MAX }) }, path: [...at, 'blackout'] });
       } else if (kind === 'crash' || kind === 'restart') {
         r.rejectUnknownKeys(at, ['at', kind]);
         parsed.push({ event: { kind, atMs, relay: this.oneOf([...at, kind], this.relayNames, 'a relay') }, path: [...at, kind] });
@@ -382,8 +435,10 @@ class ScenarioLoader {
     const up = new Map(this.relayNames.map((n) => [n, true]));
     const table = new LinkTable(defaultLink);
     for (const l of links) table.apply(l.pairs, l.model, r, ['links']);
+    // Access links are keyed as a pair of the host and its direction (no host is named so).
+    for (const a of this.accessEntries) table.put(a.hop, a.model);
     // Restores of `set … for` interleave with later events by time.
-    const restores: { atMs: number; pairs: readonly DirectedPair[]; models: LinkModelSpec[]; path: ConfigPath }[] = [];
+    const restores: { atMs: number; pairs: readonly (DirectedPair | AccessHop)[]; models: LinkModelSpec[]; path: ConfigPath }[] = [];
     const runRestores = (untilMs: number): void => {
       restores.sort((a, b) => a.atMs - b.atMs);
       while (restores.length > 0 && restores[0]!.atMs <= untilMs) {
@@ -400,9 +455,10 @@ class ScenarioLoader {
         if (up.get(event.relay)) r.fail(path, `relay '${event.relay}' is running at ${event.atMs / 1000} s; restart follows a crash`);
         up.set(event.relay, true);
       } else if (event.kind === 'set') {
-        const before = event.pairs.map((p) => table.get(p));
-        table.apply(event.pairs, event.set, r, path);
-        if (event.forMs !== undefined) restores.push({ atMs: event.atMs + event.forMs, pairs: event.pairs, models: before, path });
+        const changed = [...event.pairs, ...event.access];
+        const before = changed.map((p) => table.get(p));
+        table.apply(changed, event.set, r, path);
+        if (event.forMs !== undefined) restores.push({ atMs: event.atMs + event.forMs, pairs: changed, models: before, path });
       }
     }
   }
@@ -426,14 +482,14 @@ function pairs(a: readonly string[], b: readonly string[], both: boolean, reader
 class LinkTable {
   private readonly models = new Map<string, LinkModelSpec>();
   constructor(private readonly defaultLink: LinkModelSpec) {}
-  get(pair: DirectedPair): LinkModelSpec {
+  get(pair: DirectedPair | AccessHop): LinkModelSpec {
     return this.models.get(`${pair[0]}\u0000${pair[1]}`) ?? this.defaultLink;
   }
-  put(pair: DirectedPair, model: LinkModelSpec): void {
+  put(pair: DirectedPair | AccessHop, model: LinkModelSpec): void {
     this.models.set(`${pair[0]}\u0000${pair[1]}`, model);
   }
   /** Merges `patch` into each direction and checks the result (a trace excludes loss and jitter, …). */
-  apply(directions: readonly DirectedPair[], patch: LinkModelSpec, reader: ConfigReader, path: ConfigPath): void {
+  apply(directions: readonly (DirectedPair | AccessHop)[], patch: LinkModelSpec, reader: ConfigReader, path: ConfigPath): void {
     for (const pair of directions) {
       const merged = mergeLinkModel(this.get(pair), patch);
       try {

@@ -10,13 +10,13 @@
  * 10.64+.x.y with each player group starting a fresh /24 (the coordinator files
  * players' path reports by /24 prefix, so groups in different places do not share).
  */
-import type { LinkModelSpec } from '../core/link.js';
+import type { LinkDirection, LinkModelSpec } from '../core/link.js';
 import { SimNetwork } from '../core/network.js';
 import { runUntilBounded, SIM_EVENTS_PER_SECOND_MAX_DEFAULT } from '../core/event-budget.js';
 import { PATH_DIRECT, PATH_TUNNEL, SimDeployment, type DeploymentClientSpec } from '../deployment/deployment.js';
 import { mergeLinkModel } from './load.js';
 import { mergeSamples, pathQoe, pathSeries, roundFraction, samplePath, type PathQoe, type PathSamples } from './qoe.js';
-import { SCENARIO_RELAY_FEC_DEFAULT, type DirectedPair, type Scenario, type ScenarioEvent } from './schema.js';
+import { SCENARIO_RELAY_FEC_DEFAULT, type AccessHop, type DirectedPair, type Scenario, type ScenarioEvent } from './schema.js';
 
 /** Virtual time after the end during which answers in flight still count, ms. */
 export const SCENARIO_DRAIN_MS = 2000;
@@ -140,6 +140,7 @@ export class ScenarioRun {
       directPath: options.directPath,
     });
     for (const l of s.links) for (const pair of l.pairs) this.patch(pair, l.model);
+    for (const a of s.access) net.setAccessLink(at(a.hop[0]), a.hop[1], a.model);
     this.relayPeaks = [...this.deployment.relays.values()].map((r) => ({ relay: r.spec.id, sessionsMax: r.config.limits.sessionsMax, peakSessions: 0, peakSources: 0 }));
     this.relaySeries = clients.map(() => []);
 
@@ -183,26 +184,35 @@ export class ScenarioRun {
     this.network.setLink(from, to, mergeLinkModel(this.network.link(from, to).model, model));
   }
 
+  /** The access link of `hop` (the loader checked that it exists). */
+  private accessLink(hop: AccessHop): LinkDirection {
+    return this.network.accessLink(this.addresses.get(hop[0])!, hop[1])!;
+  }
+
   private apply(e: ScenarioEvent): void {
     const net = this.network;
     const addr = (name: string): string => this.addresses.get(name)!;
     switch (e.kind) {
       case 'set': {
         const before = e.pairs.map((p) => net.link(addr(p[0]), addr(p[1])).model);
+        const accessBefore = e.access.map((hop) => this.accessLink(hop).model);
         for (const p of e.pairs) this.patch(p, e.set);
+        for (const hop of e.access) this.accessLink(hop).setModel(mergeLinkModel(this.accessLink(hop).model, e.set));
         if (e.forMs !== undefined) {
-          net.schedule(e.atMs + e.forMs, () => e.pairs.forEach((p, k) => net.setLink(addr(p[0]), addr(p[1]), before[k]!)));
+          net.schedule(e.atMs + e.forMs, () => {
+            e.pairs.forEach((p, k) => net.setLink(addr(p[0]), addr(p[1]), before[k]!));
+            e.access.forEach((hop, k) => this.accessLink(hop).setModel(accessBefore[k]!));
+          });
         }
         return;
       }
-      case 'blackout':
-        for (const p of e.pairs) {
-          const model = net.link(addr(p[0]), addr(p[1])).model;
-          // Windows that ended are dropped, so a long timeline does not grow the list.
-          const kept = (model.blackouts ?? []).filter((w) => w.endMs > e.atMs);
-          net.setLink(addr(p[0]), addr(p[1]), { ...model, blackouts: [...kept, { startMs: e.atMs, endMs: e.atMs + e.durationMs }] });
-        }
+      case 'blackout': {
+        // Windows that ended are dropped, so a long timeline does not grow the list.
+        const withWindow = (model: LinkModelSpec): LinkModelSpec => ({ ...model, blackouts: [...(model.blackouts ?? []).filter((w) => w.endMs > e.atMs), { startMs: e.atMs, endMs: e.atMs + e.durationMs }] });
+        for (const p of e.pairs) net.setLink(addr(p[0]), addr(p[1]), withWindow(net.link(addr(p[0]), addr(p[1])).model));
+        for (const hop of e.access) this.accessLink(hop).setModel(withWindow(this.accessLink(hop).model));
         return;
+      }
       case 'crash':
         this.deployment.crashRelay(e.relay);
         return;

@@ -79,10 +79,22 @@ export interface ScenarioLinkEntry {
   readonly model: LinkModelSpec;
 }
 
-/** A timeline event, resolved. */
+/** One direction of one host's access link (its last mile): `[host, 'uplink' | 'downlink']`. */
+export type AccessHop = readonly [host: string, direction: 'uplink' | 'downlink'];
+
+/** A host's access link in one direction, from the `access` key of its entry (a player group's: each member's own). */
+export interface ScenarioAccessEntry {
+  readonly hop: AccessHop;
+  readonly model: LinkModelSpec;
+}
+
+/**
+ * A timeline event, resolved. `set` and `blackout` change path links (`pairs`, from
+ * `link:`) or access links (`access`, from `access:`); the other list is empty.
+ */
 export type ScenarioEvent =
-  | { readonly kind: 'set'; readonly atMs: number; readonly pairs: readonly DirectedPair[]; readonly set: LinkModelSpec; readonly forMs: number | undefined }
-  | { readonly kind: 'blackout'; readonly atMs: number; readonly pairs: readonly DirectedPair[]; readonly durationMs: number }
+  | { readonly kind: 'set'; readonly atMs: number; readonly pairs: readonly DirectedPair[]; readonly access: readonly AccessHop[]; readonly set: LinkModelSpec; readonly forMs: number | undefined }
+  | { readonly kind: 'blackout'; readonly atMs: number; readonly pairs: readonly DirectedPair[]; readonly access: readonly AccessHop[]; readonly durationMs: number }
   | { readonly kind: 'crash' | 'restart'; readonly atMs: number; readonly relay: string }
   | { readonly kind: 'partition'; readonly atMs: number; readonly a: readonly string[]; readonly b: readonly string[]; readonly forMs: number | undefined };
 
@@ -105,6 +117,8 @@ export interface Scenario {
   readonly relays: readonly ScenarioRelaySpec[];
   readonly clients: readonly ScenarioClientGroup[];
   readonly links: readonly ScenarioLinkEntry[];
+  /** Access links (last miles) of the hosts that have one; a host appears at most once per direction. */
+  readonly access: readonly ScenarioAccessEntry[];
   /** In time order (file order among equal times). */
   readonly events: readonly ScenarioEvent[];
 }

@@ -163,8 +163,8 @@ export function planSwarm(seed: number): SwarmPlan {
       [x, y],
       [y, x],
     ];
-    if (kind === 0) events.push({ kind: 'set', atMs, pairs: both(player, relay), set: { loss: { model: 'bernoulli', p: between(rng, 5, 40) / 100 } }, forMs });
-    else if (kind === 1) events.push({ kind: 'blackout', atMs, pairs: both(player, pick(rng, [relay, ...relayNames])), durationMs: forMs });
+    if (kind === 0) events.push({ kind: 'set', atMs, pairs: both(player, relay), access: [], set: { loss: { model: 'bernoulli', p: between(rng, 5, 40) / 100 } }, forMs });
+    else if (kind === 1) events.push({ kind: 'blackout', atMs, pairs: both(player, pick(rng, [relay, ...relayNames])), access: [], durationMs: forMs });
     else if (kind === 2 && !down.has(relay) && down.size < relayNames.length - 1) {
       // Crash; sometimes back during the safety phase, else at healing.
       down.add(relay);
@@ -175,7 +175,7 @@ export function planSwarm(seed: number): SwarmPlan {
       }
     } else if (kind === 3) events.push({ kind: 'partition', atMs, a: ['coordinator'], b: names.filter((n) => n !== 'coordinator'), forMs });
     else if (kind === 4) events.push({ kind: 'partition', atMs, a: [player], b: [relay], forMs });
-    else events.push({ kind: 'blackout', atMs, pairs: both(relay, pick(rng, origins).name), durationMs: forMs });
+    else events.push({ kind: 'blackout', atMs, pairs: both(relay, pick(rng, origins).name), access: [], durationMs: forMs });
   }
   for (const relay of down) events.push({ kind: 'restart', atMs: healMs, relay });
   events.sort((a, b) => a.atMs - b.atMs);
@@ -194,6 +194,8 @@ export function planSwarm(seed: number): SwarmPlan {
     relays,
     clients,
     links,
+    // Per-pair last-mile loss as before, so swarm seeds replay as they did (the swarm checks invariants, not loss figures).
+    access: [],
     events,
   };
   return { seed, scenario, healMs };
