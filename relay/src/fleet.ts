@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { CoordinatorApiError, CoordinatorClient } from '../../kit/coordinator-client.js';
 import type { Endpoint } from '../../proto/src/transport.js';
-import { FleetAgentCore, type FleetFailure, type FleetRequest, type FleetResponse } from './core/fleet-agent.js';
+import { FleetAgentCore, type FleetAgentEvent, type FleetFailure, type FleetRequest, type FleetResponse } from './core/fleet-agent.js';
 import type { PathProber } from './core/path-prober.js';
 import type { FleetSpec } from './config.js';
 
@@ -182,29 +182,12 @@ export class FleetAgent {
     const core = this.core;
     if (this.closed || core === undefined) return;
     for (let e = core.pollEvent(); e !== undefined; e = core.pollEvent()) {
-      const logger = this.init.logger;
-      const coordinator = this.init.coordinatorUrl;
-      switch (e.type) {
-        case 'registered':
-          logger.info({ event: 'fleet_registered', relayId: core.relayId, coordinator, leaseMs: e.leaseMs, heartbeatIntervalMs: e.heartbeatIntervalMs, mesh: e.mesh }, 'registered with the coordinator');
-          break;
-        case 'acceptance':
-          this.settleRegistration(e.ok ? { ok: true } : { ok: false, reason: e.reason });
-          break;
-        case 'peers':
-          this.init.relay.setPeers?.(e.addresses);
-          break;
-        case 'failed':
-          logger.warn({ event: 'fleet_error', what: e.what, coordinator, err: e.reason }, `coordinator ${e.what} failed; retrying`);
-          break;
-        case 'recovered':
-          logger.info({ event: 'fleet_recovered', what: e.what, coordinator }, `coordinator ${e.what} works again`);
-          break;
-        case 'connect':
-          this.tcpProbe(e.probeId, e.address, e.port, e.timeoutMs);
-          break;
-        case 'rejoining':
-          break;
+      try {
+        this.deliver(core, e);
+      } catch (error) {
+        // A throwing handler (logger, setPeers) must not stop the agent: this runs inside
+        // request callbacks, where a throw would end the process as an unhandled rejection.
+        this.init.logger.error({ event: 'fleet_error', what: 'event handler', err: error instanceof Error ? error.message : String(error) }, `fleet event ${e.type} handler failed`);
       }
     }
     for (let r = core.pollRequest(); r !== undefined; r = core.pollRequest()) void this.execute(r);
@@ -218,6 +201,34 @@ export class FleetAgent {
         this.timer = setTimeout(this.onTimerBound, Math.max(0, deadline - performance.now()));
         this.timer.unref();
       }
+    }
+  }
+
+  /** Acts on one event of the core: logs, settles the registration wait, hands peers and TCP probes to the relay. */
+  private deliver(core: FleetAgentCore, e: FleetAgentEvent): void {
+    const logger = this.init.logger;
+    const coordinator = this.init.coordinatorUrl;
+    switch (e.type) {
+      case 'registered':
+        logger.info({ event: 'fleet_registered', relayId: core.relayId, coordinator, leaseMs: e.leaseMs, heartbeatIntervalMs: e.heartbeatIntervalMs, mesh: e.mesh }, 'registered with the coordinator');
+        break;
+      case 'acceptance':
+        this.settleRegistration(e.ok ? { ok: true } : { ok: false, reason: e.reason });
+        break;
+      case 'peers':
+        this.init.relay.setPeers?.(e.addresses);
+        break;
+      case 'failed':
+        logger.warn({ event: 'fleet_error', what: e.what, coordinator, err: e.reason }, `coordinator ${e.what} failed; retrying`);
+        break;
+      case 'recovered':
+        logger.info({ event: 'fleet_recovered', what: e.what, coordinator }, `coordinator ${e.what} works again`);
+        break;
+      case 'connect':
+        this.tcpProbe(e.probeId, e.address, e.port, e.timeoutMs);
+        break;
+      case 'rejoining':
+        break;
     }
   }
 
@@ -243,8 +254,12 @@ export class FleetAgent {
       response = { ok: false, failure: failureOf(error) };
     }
     if (this.closed) return;
-    this.core?.handleResponse(performance.now(), request.id, response);
-    this.flush();
+    try {
+      this.core?.handleResponse(performance.now(), request.id, response);
+      this.flush();
+    } catch (error) {
+      this.init.logger.error({ event: 'fleet_error', what: request.kind, err: error instanceof Error ? error.message : String(error) }, `fleet ${request.kind} answer could not be handled`);
+    }
     const waiter = this.answerWaiters.get(request.id);
     if (waiter !== undefined) {
       this.answerWaiters.delete(request.id);

@@ -19,7 +19,8 @@ export interface RevocationFeedFollower {
 /**
  * Follows the coordinator's revocation feed until closed, calling `onRevoked` with each
  * batch of sessions not reported before and `onError` with the reason of each failed
- * poll (the follower retries with backoff).
+ * poll (the follower retries with backoff). A handler that throws is reported through
+ * `onError` and the feed goes on.
  */
 export function followRevocationFeed(client: CoordinatorClient, onRevoked: (revocations: readonly RevocationEntry[]) => void, onError: (reason: string) => void, init: RevocationFeedInit = {}): RevocationFeedFollower {
   const core = new RevocationFeedCore(init);
@@ -29,8 +30,14 @@ export function followRevocationFeed(client: CoordinatorClient, onRevoked: (revo
   const flush = (): void => {
     if (closed) return;
     for (let e = core.pollEvent(); e !== undefined; e = core.pollEvent()) {
-      if (e.type === 'revoked') onRevoked(e.revocations);
-      else onError(e.reason);
+      // A handler that throws must not stop the feed (this runs inside a request's
+      // promise callback, where a throw would end the process as an unhandled rejection).
+      try {
+        if (e.type === 'revoked') onRevoked(e.revocations);
+        else onError(e.reason);
+      } catch (error) {
+        if (e.type === 'revoked') reportHandlerFailure(onError, error);
+      }
     }
     for (let r = core.pollRequest(); r !== undefined; r = core.pollRequest()) {
       const id = r.id;
@@ -70,4 +77,13 @@ export function followRevocationFeed(client: CoordinatorClient, onRevoked: (revo
       if (timer !== undefined) clearTimeout(timer);
     },
   };
+}
+
+/** Tells `onError` that the revocation handler threw (and swallows a throw of `onError` itself). */
+function reportHandlerFailure(onError: (reason: string) => void, error: unknown): void {
+  try {
+    onError(`revocation handler failed: ${error instanceof Error ? error.message : String(error)}`);
+  } catch {
+    // nothing left to tell
+  }
 }
