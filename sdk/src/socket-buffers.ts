@@ -32,13 +32,15 @@ export function bufferSocketOptions(asked: SocketBufferSizes): { recvBufferSize?
 }
 
 // Linux doubles the size set with setsockopt (the other half is its bookkeeping) and
-// getsockopt reports the doubled value; halving gives the size in the units asked.
+// getsockopt reports the doubled value; halving gives the size in the units asked. The
+// OS default (net.core.rmem_default) is kept in the doubled units, so it reads as half.
 const KERNEL_REPORT_FACTOR = process.platform === 'linux' ? 2 : 1;
 
 /**
  * The sizes the kernel granted a bound socket, bytes, in the units they were asked in
- * (on Linux, half of what getsockopt reports). A granted size below the one asked means
- * the kernel capped it at `net.core.rmem_max` / `wmem_max`.
+ * (on Linux, half of what getsockopt reports, so the OS default of 208 KiB reads 104 KiB).
+ * A granted size below the one asked means the kernel capped it at `net.core.rmem_max` /
+ * `wmem_max`.
  */
 export function grantedBufferSizes(socket: dgram.Socket): SocketBufferSizes {
   return { receiveBytes: Math.floor(socket.getRecvBufferSize() / KERNEL_REPORT_FACTOR), sendBytes: Math.floor(socket.getSendBufferSize() / KERNEL_REPORT_FACTOR) };
