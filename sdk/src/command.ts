@@ -9,7 +9,9 @@
  *   ones end with their relay (the tunnel carries datagrams; TCP needs its relay).
  *
  * Prints the path on every change and a status line every `--status-interval-ms`
- * on stdout; one error line on stderr and exit 1 when it cannot connect.
+ * on stdout; one error line on stderr and exit 1 when it cannot connect. Every UDP
+ * socket asks for 4 MiB kernel buffers (`--socket-*-buffer-bytes`, see socket-buffers.ts);
+ * a `buffers:` line at start says what the kernel granted, and one warning when it capped them.
  */
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
