@@ -9,7 +9,9 @@
  *   ones end with their relay (the tunnel carries datagrams; TCP needs its relay).
  *
  * Prints the path on every change and a status line every `--status-interval-ms`
- * on stdout; one error line on stderr and exit 1 when it cannot connect.
+ * on stdout; one error line on stderr and exit 1 when it cannot connect. Every UDP
+ * socket asks for 4 MiB kernel buffers (`--socket-*-buffer-bytes`, see socket-buffers.ts);
+ * a `buffers:` line at start says what the kernel granted, and one warning when it capped them.
  */
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
@@ -24,6 +26,7 @@ import { CliUsageError } from '../../proto/src/errors.js';
 import { connect, type Connection, type TicketGrant } from './connect.js';
 import { SlipstreamError } from './errors.js';
 import type { PathInfo } from './core/tunnel-client.js';
+import { bufferCapProblem, bufferSocketOptions, describeBufferSizes, grantedBufferSizes, SOCKET_BUFFER_BYTES_DEFAULT, SOCKET_BUFFER_BYTES_MAX, type SocketBufferSizes } from './socket-buffers.js';
 
 /** Default status line period, ms. */
 export const STATUS_INTERVAL_MS_DEFAULT = 5000;
@@ -39,6 +42,8 @@ const FLAGS: Record<string, FlagSpec> = {
   cache: { type: 'string', valueName: 'FILE', description: 'Candidate cache used when the coordinator is unreachable [default ~/.cache/slipstream/candidates-<hash>.json]' },
   'status-interval-ms': { type: 'integer', valueName: 'MS', min: 500, max: 600_000, default: STATUS_INTERVAL_MS_DEFAULT, description: 'Status line period, ms' },
   'connect-timeout-ms': { type: 'integer', valueName: 'MS', min: 500, max: 120_000, default: 5000, description: 'Give up when no relay opens a session within this long, ms' },
+  'socket-receive-buffer-bytes': { type: 'integer', valueName: 'BYTES', min: 0, max: SOCKET_BUFFER_BYTES_MAX, default: SOCKET_BUFFER_BYTES_DEFAULT, description: 'SO_RCVBUF of the tunnel socket and each udp: listen socket, bytes, so bursts survive a busy machine; capped by the kernel at net.core.rmem_max (a warning says so); 0 = OS default' },
+  'socket-send-buffer-bytes': { type: 'integer', valueName: 'BYTES', min: 0, max: SOCKET_BUFFER_BYTES_MAX, default: SOCKET_BUFFER_BYTES_DEFAULT, description: 'SO_SNDBUF of the same sockets, bytes; capped at net.core.wmem_max; 0 = OS default' },
   bind: { type: 'string', valueName: 'ADDRESS', default: '0.0.0.0', description: 'Local address of the tunnel socket' },
   record: { type: 'string', valueName: 'FILE', description: 'Write what the connection measures on the path in use (RTT, loss, jitter per second) to FILE as a Slipstream trace (.csv: CSV, else JSON lines), for sim run and sim proxy to replay' },
   'record-interval-ms': { type: 'integer', valueName: 'MS', min: 100, max: 3_600_000, default: 1000, description: 'Interval of --record, ms' },
@@ -124,6 +129,8 @@ export const connectCommand: Command = flagCommand({
       recordFd = undefined;
     };
 
+    const buffersAsked: SocketBufferSizes = { receiveBytes: num(values, 'socket-receive-buffer-bytes')!, sendBytes: num(values, 'socket-send-buffer-bytes')! };
+
     let conn: Connection;
     try {
       conn = await connect({
@@ -131,6 +138,8 @@ export const connectCommand: Command = flagCommand({
         origin,
         cacheFile: str(values, 'cache') ?? defaultCache(coordinator, origin),
         bindAddress: str(values, 'bind'),
+        socketReceiveBufferBytes: buffersAsked.receiveBytes,
+        socketSendBufferBytes: buffersAsked.sendBytes,
         connectTimeoutMs: num(values, 'connect-timeout-ms'),
         ...(recordFd === undefined
           ? {}
@@ -172,8 +181,18 @@ export const connectCommand: Command = flagCommand({
     conn.on('coordinatorError', (e) => io.err(`slipstream connect: coordinator unreachable, keeping ${conn.candidateIds.length} cached candidates (${e.message})\n`));
 
     const closers: (() => void)[] = [];
+    // What the kernel granted each UDP socket, for the started line and the one warning.
+    const buffers: { what: string; granted: SocketBufferSizes }[] = [{ what: 'tunnel', granted: conn.socketBuffers().granted }];
     try {
-      for (const l of listens) closers.push(l.protocol === 'udp' ? await udpProxy(conn, l) : await tcpProxy(conn, l, relayTcpPort!));
+      for (const l of listens) {
+        if (l.protocol === 'tcp') {
+          closers.push(await tcpProxy(conn, l, relayTcpPort!));
+          continue;
+        }
+        const proxy = await udpProxy(conn, l, buffersAsked);
+        closers.push(proxy.close);
+        buffers.push({ what: `udp:${l.host}:${l.port}`, granted: proxy.granted });
+      }
     } catch (error) {
       conn.close();
       closeRecord();
@@ -182,6 +201,10 @@ export const connectCommand: Command = flagCommand({
       return 1;
     }
     io.out(`listening: ${listens.map((l) => `${l.protocol}:${l.host}:${l.port}`).join(', ')}\n`);
+    io.out(`buffers: ${buffers.map((b) => `${b.what} ${describeBufferSizes(b.granted)}`).join('; ')} (asked ${describeBufferSizes(buffersAsked)})\n`);
+    // Once, at start: every socket asks the same sizes, so one cap caps them all.
+    const capped = bufferCapProblem('UDP', buffersAsked, buffers.reduce((low, b) => ({ receiveBytes: Math.min(low.receiveBytes, b.granted.receiveBytes), sendBytes: Math.min(low.sendBytes, b.granted.sendBytes) }), buffersAsked));
+    if (capped !== undefined) io.err(`slipstream connect: warning: ${capped}\n`);
 
     return new Promise<number>((resolve) => {
       const status = setInterval(() => {
@@ -208,8 +231,9 @@ export const connectCommand: Command = flagCommand({
   },
 });
 
-async function udpProxy(conn: Connection, l: ListenSpec): Promise<() => void> {
-  const socket = dgram.createSocket(net.isIPv6(l.host) ? 'udp6' : 'udp4');
+/** A `udp:` listener: binds it with the buffer sizes asked; resolves to its closer and the sizes the kernel granted. */
+async function udpProxy(conn: Connection, l: ListenSpec, buffersAsked: SocketBufferSizes): Promise<{ close: () => void; granted: SocketBufferSizes }> {
+  const socket = dgram.createSocket({ type: net.isIPv6(l.host) ? 'udp6' : 'udp4', ...bufferSocketOptions(buffersAsked) });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.bind(l.port, l.host, () => {
@@ -230,7 +254,7 @@ async function udpProxy(conn: Connection, l: ListenSpec): Promise<() => void> {
   conn.on('message', (bytes) => {
     if (game !== undefined) socket.send(bytes, game.port, game.address);
   });
-  return () => socket.close();
+  return { close: () => socket.close(), granted: grantedBufferSizes(socket) };
 }
 
 async function tcpProxy(conn: Connection, l: ListenSpec, relayTcpPort: number): Promise<() => void> {

@@ -27,7 +27,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname } from 'node:path';
 import { CoordinatorApiError, CoordinatorClient, type RouteAnswer } from '../../kit/coordinator-client.js';
-import { UdpTransport } from './udp-transport.js';
+import { UdpTransport, type UdpTransportInit } from './udp-transport.js';
 import type { Endpoint } from '../../proto/src/transport.js';
 import { CANDIDATES_REFRESH_MS_DEFAULT, TICKET_PROVIDER_TIMEOUT_MS_DEFAULT } from './core/constants.js';
 import type { RelaySelectorInit } from './core/relay-selector.js';
@@ -35,6 +35,7 @@ import { TunnelClient, type PathInfo, type PathReport, type TunnelCandidate, typ
 import { ErrorCode } from '../../proto/src/errors.js';
 import { SlipstreamError } from './errors.js';
 import { ProbeTraceTap, type RecordOptions } from './trace-record.js';
+import { bufferSizeProblem, SOCKET_BUFFER_BYTES_DEFAULT, type SocketBufferSizes } from './socket-buffers.js';
 
 /** What the game backend hands the client: the coordinator's `POST /v1/session` answer fits as it is. */
 export interface TicketGrant {
@@ -73,6 +74,14 @@ export interface ConnectOptions {
   readonly cacheFile?: string;
   /** Local address of the tunnel socket. Default `0.0.0.0`. */
   readonly bindAddress?: string;
+  /**
+   * SO_RCVBUF of the tunnel socket, bytes, so bursts from the relays survive a busy
+   * event loop. Default {@link SOCKET_BUFFER_BYTES_DEFAULT} (4 MiB); the kernel caps it at
+   * `net.core.rmem_max` (see {@link Connection.socketBuffers}); 0 keeps the OS default.
+   */
+  readonly socketReceiveBufferBytes?: number;
+  /** SO_SNDBUF of the tunnel socket, bytes. Default 4 MiB, capped at `net.core.wmem_max`; 0 keeps the OS default. */
+  readonly socketSendBufferBytes?: number;
   /** Give up when no session opens within this long, ms. Default 5000. */
   readonly connectTimeoutMs?: number;
   /** Coordinator request timeout, ms. Default 3000. */
@@ -272,6 +281,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.core.stats();
   }
 
+  /** The tunnel socket's buffer sizes, bytes: `asked` (0 = OS default) and `granted` by the kernel (below `asked` when capped). */
+  socketBuffers(): { asked: SocketBufferSizes; granted: SocketBufferSizes } {
+    return { asked: tunnelBufferSizes(this.options), granted: this.transport.bufferSizes() };
+  }
+
   /** The local UDP endpoint of the tunnel socket. */
   localAddress(): Endpoint {
     return this.transport.localAddress();
@@ -284,7 +298,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    */
   async rebind(): Promise<void> {
     if (this.isClosed) return;
-    const next = await UdpTransport.bind({ address: this.options.bindAddress ?? '0.0.0.0' });
+    const next = await UdpTransport.bind(tunnelSocketInit(this.options));
     const old = this.transport;
     this.transport = next;
     this.listen();
@@ -445,6 +459,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
  */
 export async function connect(options: ConnectOptions): Promise<Connection> {
   if (options.ticket === undefined && options.ticketProvider === undefined) throw new TypeError('connect: give ticket or ticketProvider');
+  for (const key of ['socketReceiveBufferBytes', 'socketSendBufferBytes'] as const) {
+    const problem = bufferSizeProblem(options[key]);
+    if (problem !== undefined) throw new TypeError(`connect: ${key} ${problem}`);
+  }
   const coordinator = new CoordinatorClient({ baseUrl: options.coordinator, timeoutMs: options.coordinatorTimeoutMs ?? 3000 });
   let candidates: TunnelCandidate[];
   const skipped: SlipstreamError[] = [];
@@ -491,7 +509,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
   });
   let transport: UdpTransport;
   try {
-    transport = await UdpTransport.bind({ address: options.bindAddress ?? '0.0.0.0' });
+    transport = await UdpTransport.bind(tunnelSocketInit(options));
   } catch (error) {
     throw new SlipstreamError(ErrorCode.BindFailed, `cannot bind the tunnel's UDP socket on ${options.bindAddress ?? '0.0.0.0'}: ${(error as NodeJS.ErrnoException).code ?? String(error)}; check bindAddress`);
   }
@@ -506,6 +524,17 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     connection.skippedCandidates.push(...skipped);
     connection.exitRelay = exitRelay;
   });
+}
+
+/** The tunnel socket's buffer sizes asked for, bytes (defaults filled in). */
+function tunnelBufferSizes(options: ConnectOptions): SocketBufferSizes {
+  return { receiveBytes: options.socketReceiveBufferBytes ?? SOCKET_BUFFER_BYTES_DEFAULT, sendBytes: options.socketSendBufferBytes ?? SOCKET_BUFFER_BYTES_DEFAULT };
+}
+
+/** How the tunnel socket is bound: `bindAddress` and the buffer sizes. */
+function tunnelSocketInit(options: ConnectOptions): UdpTransportInit {
+  const sizes = tunnelBufferSizes(options);
+  return { address: options.bindAddress ?? '0.0.0.0', receiveBufferBytes: sizes.receiveBytes, sendBufferBytes: sizes.sendBytes };
 }
 
 /** `promise`, or a `SLIP_ERR_TICKET_PROVIDER` rejection after `timeoutMs`: `connect()` never hangs on a provider. */

@@ -8,6 +8,7 @@ import { isIP, isIPv6 } from 'node:net';
 import { ErrorCode, SlipError } from '../../proto/src/errors.js';
 import type { Endpoint, ReceiveHandler, Transport } from '../../proto/src/transport.js';
 import { ipLiteralLookup } from '../../kit/udp-lookup.js';
+import { bufferSocketOptions, grantedBufferSizes, type SocketBufferSizes } from './socket-buffers.js';
 
 /** Options for {@link UdpTransport.bind}. */
 export interface UdpTransportInit {
@@ -60,7 +61,7 @@ export class UdpTransport implements Transport {
   /** Binds a socket and resolves once it is listening. Rejects if the address is unavailable. */
   static async bind(init: UdpTransportInit = {}): Promise<UdpTransport> {
     const address = init.address ?? '127.0.0.1';
-    const socket = dgram.createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4', lookup: ipLiteralLookup, ...(init.receiveBufferBytes ? { recvBufferSize: init.receiveBufferBytes } : {}), ...(init.sendBufferBytes ? { sendBufferSize: init.sendBufferBytes } : {}) });
+    const socket = dgram.createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4', lookup: ipLiteralLookup, ...bufferSocketOptions({ receiveBytes: init.receiveBufferBytes ?? 0, sendBytes: init.sendBufferBytes ?? 0 }) });
     await new Promise<void>((resolve, reject) => {
       const onError = (error: Error): void => reject(error);
       socket.once('error', onError);
@@ -103,6 +104,11 @@ export class UdpTransport implements Transport {
 
   localAddress(): Endpoint {
     return this.local;
+  }
+
+  /** The SO_RCVBUF/SO_SNDBUF sizes the kernel granted, bytes (see {@link grantedBufferSizes}); below those asked when it capped them. */
+  bufferSizes(): SocketBufferSizes {
+    return grantedBufferSizes(this.socket);
   }
 
   close(): void {
