@@ -25,7 +25,7 @@ import { flagCommand, type Command, type CommandIo } from '../kit/command.js';
 import { QOE_CASES, type QoeCase } from './qoe-cases.js';
 import { currentRelayId, proxyApi, startQoeFleet, type QoeFleet } from './qoe-fleet.js';
 import { ChildRegistry } from './qoe-processes.js';
-import { longestGapMs, PACKET_BYTES, PATH_SLIPSTREAM, quantile, runGame, startEchoOrigin, type EchoOrigin, type GameRun, type PathRecord } from './qoe-traffic.js';
+import { longestGapMs, PACKET_BYTES, PATH_DIRECT, PATH_SLIPSTREAM, quantile, runGame, startEchoOrigin, type EchoOrigin, type GameRun, type PathRecord } from './qoe-traffic.js';
 
 /** The game's send rate, datagrams/s per path. */
 const PACKETS_PER_SECOND = 60;
@@ -78,7 +78,8 @@ export interface SlipstreamFigures extends PathFigures {
 export interface QoeCaseResult {
   readonly name: string;
   readonly description: string;
-  readonly direct: PathFigures;
+  /** With the round-trip loss the direct proxy's impairment drew (the rest of `loss` was lost on the host) and the loss to the origin. */
+  readonly direct: PathFigures & { readonly impairmentLoss: number; readonly uplinkLoss: number };
   readonly slipstream: SlipstreamFigures;
   /** The relay SIGKILLed halfway (relay-kill). */
   readonly killedRelay?: string;
@@ -98,19 +99,41 @@ function pathFigures(record: PathRecord, run: GameRun): PathFigures {
   };
 }
 
+interface DirectionStats {
+  readonly packets: number;
+  readonly bytes: number;
+  readonly dropped: { readonly loss: number };
+}
+
+async function proxyStats(fleet: QoeFleet, name: string): Promise<{ uplink: DirectionStats; downlink: DirectionStats }> {
+  return ((await proxyApi(fleet.proxyApi, 'GET', `/v1/proxies/${name}`, undefined, 200)) as { stats: { uplink: DirectionStats; downlink: DirectionStats } }).stats;
+}
+
+/** Bytes the relay proxies carried so far, both directions. */
 async function relayProxyBytes(fleet: QoeFleet): Promise<number> {
   let bytes = 0;
   for (const name of fleet.relayProxyNames) {
-    const p = (await proxyApi(fleet.proxyApi, 'GET', `/v1/proxies/${name}`, undefined, 200)) as { stats: { uplink: { bytes: number }; downlink: { bytes: number } } };
-    bytes += p.stats.uplink.bytes + p.stats.downlink.bytes;
+    const stats = await proxyStats(fleet, name);
+    bytes += stats.uplink.bytes + stats.downlink.bytes;
   }
   return bytes;
+}
+
+/**
+ * The round-trip loss the `direct` proxy's impairment itself drew between two
+ * snapshots: 1 − (1 − up drops/up packets)(1 − down drops/down packets). Loss on the
+ * direct path beyond it happened on the host (a starved process's socket buffer).
+ */
+function impairmentLoss(before: { uplink: DirectionStats; downlink: DirectionStats }, after: { uplink: DirectionStats; downlink: DirectionStats }): number {
+  const fraction = (b: DirectionStats, a: DirectionStats): number => (a.packets === b.packets ? 0 : (a.dropped.loss - b.dropped.loss) / (a.packets - b.packets));
+  return 1 - (1 - fraction(before.uplink, after.uplink)) * (1 - fraction(before.downlink, after.downlink));
 }
 
 async function runCase(fleet: QoeFleet, origin: EchoOrigin, c: QoeCase, caseNumber: number, seconds: number, progress: (line: string) => void): Promise<QoeCaseResult> {
   for (const name of [...fleet.relayProxyNames, 'direct']) await proxyApi(fleet.proxyApi, 'PUT', `/v1/proxies/${name}/impairments`, { both: c.impairment }, 200);
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
   const bytesBefore = await relayProxyBytes(fleet);
+  const directBefore = await proxyStats(fleet, 'direct');
   const stdoutFrom = fleet.connect.stdout.length;
   const relaysUsed: string[] = [];
   const first = currentRelayId(fleet.connect);
@@ -137,11 +160,13 @@ async function runCase(fleet: QoeFleet, origin: EchoOrigin, c: QoeCase, caseNumb
       : {}),
   });
   const bytesAfter = await relayProxyBytes(fleet);
+  const directAfter = await proxyStats(fleet, 'direct');
   for (const m of fleet.connect.stdout.slice(stdoutFrom).matchAll(/(?:path: |status: relay )(\S+)/g)) if (relaysUsed[relaysUsed.length - 1] !== m[1]) relaysUsed.push(m[1]!);
   const counts = origin.counts(caseNumber, PATH_SLIPSTREAM);
   let originDuplicates = 0;
   for (const n of counts.arrivals.values()) originDuplicates += n - 1;
-  const direct = pathFigures(run.direct, run);
+  const directCounts = origin.counts(caseNumber, PATH_DIRECT);
+  const direct = { ...pathFigures(run.direct, run), impairmentLoss: round(impairmentLoss(directBefore, directAfter), 4), uplinkLoss: round(run.direct.sent === 0 ? 1 : 1 - directCounts.arrivals.size / run.direct.sent, 4) };
   const slip = pathFigures(run.slipstream, run);
   const payloadBytes = (run.slipstream.sent + counts.arrivals.size + originDuplicates) * PACKET_BYTES;
   return {
@@ -166,8 +191,8 @@ function pct(x: number): string {
 }
 
 function formatTable(results: readonly QoeCaseResult[], seconds: number): string {
-  const header = ['case', 'loss direct', 'loss slip', 'p50 direct/slip ms', 'p99 direct/slip ms', 'added p99 ms', 'gap direct/slip ms', 'overhead', 'origin src', 'origin dups', 'relays'];
-  const rows = results.map((r) => [r.name, pct(r.direct.loss), pct(r.slipstream.loss), `${r.direct.rttP50Ms}/${r.slipstream.rttP50Ms}`, `${r.direct.rttP99Ms}/${r.slipstream.rttP99Ms}`, String(r.slipstream.addedP99Ms), `${r.direct.longestGapMs}/${r.slipstream.longestGapMs}`, `${r.slipstream.overheadRatio}×`, String(r.slipstream.originSources), String(r.slipstream.originDuplicates), r.slipstream.relays.join('→')]);
+  const header = ['case', 'loss direct (drawn)', 'loss slip', 'p50 direct/slip ms', 'p99 direct/slip ms', 'added p99 ms', 'gap direct/slip ms', 'overhead', 'origin src', 'origin dups', 'relays'];
+  const rows = results.map((r) => [r.name, `${pct(r.direct.loss)} (${pct(r.direct.impairmentLoss)})`, pct(r.slipstream.loss), `${r.direct.rttP50Ms}/${r.slipstream.rttP50Ms}`, `${r.direct.rttP99Ms}/${r.slipstream.rttP99Ms}`, String(r.slipstream.addedP99Ms), `${r.direct.longestGapMs}/${r.slipstream.longestGapMs}`, `${r.slipstream.overheadRatio}×`, String(r.slipstream.originSources), String(r.slipstream.originDuplicates), r.slipstream.relays.join('→')]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: readonly string[]): string => `| ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |\n`;
   return [
