@@ -62,7 +62,7 @@ export interface PathFigures {
 export interface SlipstreamFigures extends PathFigures {
   /** p99 RTT minus the direct path's p99, ms. */
   readonly addedP99Ms: number;
-  /** Bytes the relay proxies carried (both directions) / game payload bytes (sent up plus echoed down). */
+  /** Bytes the relay proxies carried (both directions: data, FEC, headers, probes, keepalives) / game payload bytes (each datagram sent up once plus its echo down once). */
   readonly overheadRatio: number;
   /** Distinct source addresses the origin saw. */
   readonly originSources: number;
@@ -168,7 +168,8 @@ async function runCase(fleet: QoeFleet, origin: EchoOrigin, c: QoeCase, caseNumb
   const directCounts = origin.counts(caseNumber, PATH_DIRECT);
   const direct = { ...pathFigures(run.direct, run), impairmentLoss: round(impairmentLoss(directBefore, directAfter), 4), uplinkLoss: round(run.direct.sent === 0 ? 1 : 1 - directCounts.arrivals.size / run.direct.sent, 4) };
   const slip = pathFigures(run.slipstream, run);
-  const payloadBytes = (run.slipstream.sent + counts.arrivals.size + originDuplicates) * PACKET_BYTES;
+  // The game's payload: each datagram up once, and its echo down once; copies the origin got twice are overhead too.
+  const payloadBytes = (run.slipstream.sent + counts.arrivals.size) * PACKET_BYTES;
   return {
     name: c.name,
     description: c.description,
