@@ -21,6 +21,7 @@ export const commands: Readonly<Record<string, () => Promise<Command>>> = {
       relay: async () => (await import('../bench/relay.js')).relayBenchCommand,
       coordinator: async () => (await import('../bench/coordinator.js')).coordinatorBenchCommand,
       proxy: async () => (await import('../bench/proxy.js')).proxyBenchCommand,
+      qoe: async () => (await import('../bench/qoe.js')).qoeBenchCommand,
     }),
   coordinator: async () => (await import('../coordinator/src/command.js')).coordinatorCommand,
   relay: async () => (await import('../relay/src/command.js')).relayCommand,
