@@ -37,6 +37,12 @@ export const HEADER_BYTES = 24;
 export const DATAGRAM_BYTES_MAX = 65_507;
 /** Largest k + r in one FEC group: Reed-Solomon over GF(2^8) has at most 255 distinct evaluation points. */
 export const FEC_SHARDS_MAX = 255;
+/**
+ * The parity-count value that marks a sliding-window FEC shard (mode `sw`; its wire
+ * mapping is in proto/src/fec/scheme.ts). No Reed-Solomon shard carries it (k ≥ 1 and
+ * k + r ≤ {@link FEC_SHARDS_MAX}), so peers that predate `sw` reject such shards.
+ */
+export const FEC_SLIDING_WINDOW_MARKER = 255;
 
 /** Packet types (byte 2). Values are stable wire constants. */
 export const PacketType = {
@@ -138,6 +144,10 @@ function checkFecFields(type: number, group: number, index: number, k: number, r
     return group === 0 && index === 0 && r === 0 && type !== PacketType.Parity ? 0 : ParseFailure.BadFecFields;
   }
   if (type !== PacketType.Data && type !== PacketType.Parity) return ParseFailure.BadFecFields;
+  if (r === FEC_SLIDING_WINDOW_MARKER) {
+    // Sliding-window FEC (proto/src/fec/scheme.ts): a source is Data, index 0, k 1; a repair is Parity, index 255.
+    return (type === PacketType.Data ? index === 0 && k === 1 : index === FEC_SHARDS_MAX) ? 0 : ParseFailure.BadFecFields;
+  }
   if (k + r > FEC_SHARDS_MAX) return ParseFailure.BadFecFields;
   if (type === PacketType.Data ? index >= k : index < k || index >= k + r) return ParseFailure.BadFecFields;
   return 0;

@@ -9,7 +9,18 @@ import { isIP } from 'node:net';
 import { ConfigReader, type ConfigPath } from '../../kit/config.js';
 import { LOG_LEVELS, type LogLevel } from '../../kit/log.js';
 import { ticketVerifyKeyFromRaw, SEAL_KEY_BYTES, TICKET_CLOCK_SKEW_MS } from '../../proto/src/ticket.js';
-import { FEC_COPIES_MAX, FEC_HOLD_MS_DEFAULT, FEC_HOLD_MS_MAX, FEC_SPACING_MS_MAX } from '../../proto/src/fec/index.js';
+import {
+  FEC_COPIES_MAX,
+  FEC_HOLD_MS_DEFAULT,
+  FEC_HOLD_MS_MAX,
+  FEC_SPACING_MS_MAX,
+  SLIDING_WINDOW_PACKETS_MAX,
+  SLIDING_WINDOW_MS_MAX,
+  SLIDING_WINDOW_PARAMETERS_DEFAULT,
+  SLIDING_WINDOW_REPAIR_SPACING_MS_MAX,
+  SLIDING_WINDOW_REPAIRS_PER_SOURCE_MAX,
+  type SlidingWindowParameters,
+} from '../../proto/src/fec/index.js';
 import { parseCidr, splitHostPort, type Cidr } from './core/addr.js';
 import type { HealthCheckSpec, LimitsSpec, OriginGroupSpec, RelayCoreConfig, RuleSpec, TunnelFecSpec, TunnelSpec } from './core/config-types.js';
 import * as C from './core/constants.js';
@@ -77,7 +88,8 @@ const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthChec
 const HEALTH_KEYS = ['mode', 'intervalMs', 'timeoutMs', 'failuresToDown', 'successesToUp', 'udpPayloadHex'];
 const LIMIT_KEYS = ['sessionsMax', 'sessionsPerSourceMax', 'newSessionsPerSourcePerSecond', 'sourcePacketsPerSecond', 'sourceBytesPerSecond', 'sessionPacketsPerSecond', 'sessionBytesPerSecond', 'unauthenticatedPacketsPerSecond', 'burstMs'];
 const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'additionalTicketPublicKeys', 'sealKey', 'sealKeyFile', 'additionalSealKeys', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs'];
-const FEC_KEYS = ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs', 'adaptive', 'overheadMax'];
+const FEC_KEYS = ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs', 'adaptive', 'overheadMax', 'sw'];
+const FEC_SW_KEYS = ['repairsPerSource', 'repairSpacingMs', 'windowPackets', 'windowMs'];
 const RATE_MAX = 1e10;
 
 /** Reads and validates a config file. Throws ConfigError. */
@@ -210,9 +222,9 @@ function tunnel(reader: ConfigReader): TunnelSpec | undefined {
   }
   const fp: ConfigPath = [...p, 'fec'];
   reader.rejectUnknownKeys(fp, FEC_KEYS);
-  const modeCount = reader.sequenceLength([...fp, 'modes'], { optional: true, maxItems: 3 });
+  const modeCount = reader.sequenceLength([...fp, 'modes'], { optional: true, maxItems: 4 });
   const modes: TunnelFecSpec['modes'][number][] = [];
-  for (let i = 0; i < modeCount; i++) modes.push(reader.string([...fp, 'modes', i], { choices: ['rs', 'dup', 'off'] }) as 'rs' | 'dup' | 'off');
+  for (let i = 0; i < modeCount; i++) modes.push(reader.string([...fp, 'modes', i], { choices: ['rs', 'dup', 'off', 'sw'] }) as TunnelFecSpec['modes'][number]);
   const k = reader.number([...fp, 'k'], { min: 1, max: 64, integer: true, default: 4 });
   const fec: TunnelFecSpec = {
     modes: modeCount === 0 ? ['rs', 'dup', 'off'] : modes,
@@ -223,6 +235,8 @@ function tunnel(reader: ConfigReader): TunnelSpec | undefined {
     spacingMs: reader.number([...fp, 'spacingMs'], { min: 0, max: FEC_SPACING_MS_MAX, unit: 'ms', default: 2 }),
     adaptive: reader.boolean([...fp, 'adaptive'], { default: true }),
     overheadMax: reader.number([...fp, 'overheadMax'], { min: 0, max: 4, unit: '(fraction of the data: 1 = 100 % extra)', default: C.FEC_OVERHEAD_MAX_DEFAULT }),
+    // The opt-in sliding window: its settings appear only when asked for.
+    ...(modes.includes('sw') || reader.has([...fp, 'sw']) ? { sw: slidingWindowSettings(reader, [...fp, 'sw']) } : {}),
   };
   return {
     listenAddress: listen.host,
@@ -242,6 +256,18 @@ function tunnel(reader: ConfigReader): TunnelSpec | undefined {
     ...exitRelayId(reader),
     peerCidrs: cidrs(reader, [...p, 'peerCidrs']),
     exitDeadAfterMs: reader.number([...p, 'exitDeadAfterMs'], { min: 200, max: 60_000, integer: true, unit: 'ms', default: C.EXIT_DEAD_AFTER_MS_DEFAULT }),
+  };
+}
+
+/** `tunnel.fec.sw`: the sliding-window settings (every key optional). */
+function slidingWindowSettings(reader: ConfigReader, path: ConfigPath): SlidingWindowParameters {
+  reader.rejectUnknownKeys(path, FEC_SW_KEYS);
+  const d = SLIDING_WINDOW_PARAMETERS_DEFAULT;
+  return {
+    repairsPerSource: reader.number([...path, 'repairsPerSource'], { min: 0, max: SLIDING_WINDOW_REPAIRS_PER_SOURCE_MAX, unit: '(repairs per source packet)', default: d.repairsPerSource }),
+    repairSpacingMs: reader.number([...path, 'repairSpacingMs'], { min: 0, max: SLIDING_WINDOW_REPAIR_SPACING_MS_MAX, unit: 'ms', default: d.repairSpacingMs }),
+    windowPackets: reader.number([...path, 'windowPackets'], { min: 1, max: SLIDING_WINDOW_PACKETS_MAX, integer: true, default: d.windowPackets }),
+    windowMs: reader.number([...path, 'windowMs'], { min: 0, max: SLIDING_WINDOW_MS_MAX, unit: 'ms', default: d.windowMs }),
   };
 }
 

@@ -28,6 +28,7 @@ import { isIP } from 'node:net';
 import { dirname } from 'node:path';
 import { CoordinatorApiError, CoordinatorClient, type RouteAnswer } from '../../kit/coordinator-client.js';
 import { UdpTransport, type UdpTransportInit } from './udp-transport.js';
+import type { SlidingWindowParameters } from '../../proto/src/fec/index.js';
 import type { Endpoint } from '../../proto/src/transport.js';
 import { CANDIDATES_REFRESH_MS_DEFAULT, TICKET_PROVIDER_TIMEOUT_MS_DEFAULT } from './core/constants.js';
 import type { RelaySelectorInit } from './core/relay-selector.js';
@@ -86,8 +87,10 @@ export interface ConnectOptions {
   readonly connectTimeoutMs?: number;
   /** Coordinator request timeout, ms. Default 3000. */
   readonly coordinatorTimeoutMs?: number;
-  /** FEC modes offered, best first. Default `['dup', 'rs', 'off']`. */
+  /** FEC modes offered, best first. Default `['dup', 'rs', 'off']`; add `sw` to offer the opt-in sliding window. */
   readonly fecModes?: readonly string[];
+  /** Settings of the opt-in `sw` mode (see sdk/README.md). Default `SLIDING_WINDOW_PARAMETERS_DEFAULT`. */
+  readonly slidingWindow?: Partial<SlidingWindowParameters>;
   /** Selection rule tuning (see sdk/README.md). */
   readonly selector?: RelaySelectorInit;
   /** Probe period of the current relay, ms (bounds failover detection). Default 100. */
@@ -503,6 +506,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     ticket: toBytes(grant.ticket, 'ticket'),
     sessionKey: toBytes(grant.sessionKey, 'sessionKey', 32),
     fecModes: options.fecModes,
+    slidingWindow: options.slidingWindow,
     selector: options.selector,
     connectTimeoutMs: options.connectTimeoutMs,
     probeCurrentIntervalMs: options.probeCurrentIntervalMs,

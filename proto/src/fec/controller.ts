@@ -278,7 +278,8 @@ export class FecController {
 
   /** Modelled residual of `scheme` on the fitted path at this packet rate. */
   private residualOf(scheme: FecScheme, fit: GilbertFit, ratePps: number): number {
-    if (scheme.mode === 'off') return stationaryLoss(fit);
+    // `sw` has no residual model yet (the controller never chooses it): rated as unprotected.
+    if (scheme.mode === 'off' || scheme.mode === 'sw') return stationaryLoss(fit);
     if (scheme.mode === 'duplicate') {
       const between = ratePps > 0 ? Math.floor((scheme.spacingMs * ratePps) / 1000) : 0;
       return residualDuplicate(fit, scheme.copies, 1 + (1 + scheme.copies) * between);

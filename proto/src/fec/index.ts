@@ -4,7 +4,8 @@
  * receiver with time-bounded groups, duplication and interleaving, and an adaptive
  * controller. See each module's comment; `slipstream bench fec` measures all of it.
  * Also a sliding-window random linear code (`sliding-window-*.ts`) with its own sans-IO
- * encoder and decoder, not yet wired to a controller or the wire.
+ * encoder and decoder, carried by the sender and receiver in the opt-in mode `sw`; no
+ * controller chooses it yet.
  */
 export { ReedSolomon, sharedReedSolomon, FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, FEC_MAX_SHARDS, RECONSTRUCT_INCONSISTENT, RECONSTRUCT_INSUFFICIENT, type ReedSolomonInit } from './rs.js';
 export { createKernel, JsKernel, WasmSimdKernel, type GfKernel, type KernelBackend } from './kernel.js';
@@ -25,12 +26,15 @@ export {
   type FecSchemeDuplicate,
   type FecSchemeOff,
   type FecSchemeRs,
+  type FecSchemeSlidingWindow,
+  FEC_SLIDING_WINDOW_MARKER,
 } from './scheme.js';
 export { FecSender, FecShardKind, setShardHeader, type FecSenderCounters, type FecSenderInit, type FecShardKindValue, type FecTransmit } from './sender.js';
 export {
   FecReceiver,
   FEC_GROUP_TIMEOUT_MS_DEFAULT,
   FEC_STATS_INTERVAL_MS_DEFAULT,
+  slidingWindowReceiverSettings,
   type FecIntervalStats,
   type FecReceiverEvent,
   type FecReceiverInit,

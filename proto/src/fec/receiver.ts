@@ -14,10 +14,18 @@
  * holds a packet back to restore order: game traffic prefers late-and-unordered to
  * late). A missing data packet is rebuilt as soon as any k shards of its group are in.
  * Every copy after the first is dropped and counted as a duplicate.
+ *
+ * Sliding-window shards (mode `sw`, marked by r = 255; the wire mapping is in
+ * scheme.ts) go to a {@link SlidingWindowDecoder} made at the first one; its
+ * deliveries and counts flow through the same outputs, so a driver need not know
+ * which mode its peer sends.
  */
 import { BufferPool } from './pool.js';
 import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, FEC_MAX_SHARDS, RECONSTRUCT_INCONSISTENT, ReedSolomon, sharedReedSolomon } from './rs.js';
-import { FEC_MAX_PAYLOAD_BYTES_DEFAULT } from './scheme.js';
+import { FEC_MAX_PAYLOAD_BYTES_DEFAULT, FEC_SLIDING_WINDOW_MARKER } from './scheme.js';
+import { SLIDING_WINDOW_PACKETS_MAX } from './sliding-window-code.js';
+import { SLIDING_WINDOW_DECODER_PACKETS_DEFAULT, SlidingWindowDecoder, type SlidingWindowDecoderInit } from './sliding-window-decoder.js';
+import type { SlidingWindowParameters } from './sliding-window-encoder.js';
 import { SequenceTracker, SequenceVerdict } from './sequence.js';
 
 /**
@@ -88,7 +96,27 @@ export interface FecReceiverInit {
   readonly statsIntervalMs?: number;
   /** How far out of order (in shards) a shard may arrive and still count as received in the loss stats. Default 32. */
   readonly reorderPackets?: number;
+  /**
+   * Settings of the sliding-window decoder used for `sw` shards: `windowPackets`
+   * (source seqs tracked) and `windowMs` (how long a missing source waits for repairs,
+   * from when it is known missing: the sender's `windowMs` plus the path's jitter).
+   * Defaults: the decoder's ({@link SlidingWindowDecoderInit}).
+   */
+  readonly slidingWindow?: Pick<SlidingWindowDecoderInit, 'windowPackets' | 'windowMs'>;
 }
+
+/**
+ * The {@link FecReceiverInit.slidingWindow} settings that fit a sender using `p`: the
+ * sender's latency budget (`windowMs`: the decoder's clock starts only once it knows a
+ * source is missing, so this already leaves the repairs their spacing), and at least
+ * twice its window in tracked seqs, never fewer than the decoder's default.
+ */
+export function slidingWindowReceiverSettings(p: SlidingWindowParameters): { readonly windowPackets: number; readonly windowMs: number } {
+  return { windowPackets: Math.min(SLIDING_WINDOW_PACKETS_MAX, Math.max(SLIDING_WINDOW_DECODER_PACKETS_DEFAULT, 2 * p.windowPackets)), windowMs: p.windowMs };
+}
+
+/** {@link FecTransmit}-style index of a sliding-window repair (see scheme.ts). */
+const SLIDING_WINDOW_REPAIR_INDEX = 255;
 
 /** Default {@link FecReceiverInit.groupTimeoutMs}: far above any useful hold, far below a session's life. */
 export const FEC_GROUP_TIMEOUT_MS_DEFAULT = 500;
@@ -152,6 +180,18 @@ export class FecReceiver {
 
   private readonly codec: ReedSolomon;
   private readonly pool: BufferPool;
+  private readonly maxPayloadBytes: number;
+  private readonly slidingWindowInit: FecReceiverInit['slidingWindow'];
+  /** The sliding-window decoder, from the first `sw` shard on. */
+  private slidingWindow: SlidingWindowDecoder | undefined = undefined;
+  /** Its totals as last added to ours (its counters are cumulative). */
+  private swReceived = 0;
+  private swRebuilt = 0;
+  private swLost = 0;
+  private swDuplicates = 0;
+  private swRepairs = 0;
+  private swMalformed = 0;
+  private swLate = 0;
   private readonly groupTimeoutMs: number;
   private readonly statsIntervalMs: number;
   /**
@@ -204,6 +244,8 @@ export class FecReceiver {
       throw new RangeError(`FecReceiver maxPayloadBytes: ${maxPayloadBytes} is out of range; expected an integer from 1 to ${FEC_MAX_PAYLOAD_BYTES}`);
     }
     this.maxShardBytes = maxPayloadBytes + FEC_LENGTH_PREFIX_BYTES;
+    this.maxPayloadBytes = maxPayloadBytes;
+    this.slidingWindowInit = init.slidingWindow;
     this.codec = init.codec ?? sharedReedSolomon();
     this.pool = new BufferPool(this.maxShardBytes);
     this.groupTimeoutMs = init.groupTimeoutMs ?? FEC_GROUP_TIMEOUT_MS_DEFAULT;
@@ -219,7 +261,7 @@ export class FecReceiver {
 
   /** Pooled buffers in use: a leak check for tests. */
   get buffersInUse(): number {
-    return this.pool.inUse;
+    return this.pool.inUse + (this.slidingWindow?.buffersInUse ?? 0);
   }
 
   /**
@@ -234,6 +276,10 @@ export class FecReceiver {
       // The network duplicated this datagram: it is not news for the group either.
       this.totals.duplicates++;
       this.iDuplicates++;
+      return;
+    }
+    if (r === FEC_SLIDING_WINDOW_MARKER) {
+      this.handleSlidingWindow(now, seq, groupId, index, k, payload);
       return;
     }
     if (k < 1 || r < 0 || k + r > FEC_MAX_SHARDS || index >= k + r || payload.length > this.maxShardBytes) {
@@ -286,6 +332,8 @@ export class FecReceiver {
   pollTimeout(): number | undefined {
     if (Number.isNaN(this.nextStatsMs)) return undefined;
     let deadline = this.nextStatsMs;
+    const giveUpMs = this.slidingWindow?.pollTimeout();
+    if (giveUpMs !== undefined && giveUpMs < deadline) deadline = giveUpMs;
     if (this.expiryHead < this.expiry.length) {
       const expires = this.expiresAtMs[this.expiryHead];
       if (expires < deadline) deadline = expires;
@@ -302,6 +350,56 @@ export class FecReceiver {
    */
   nextOutputMs(): number | undefined {
     return Number.isNaN(this.nextStatsMs) ? undefined : this.nextStatsMs;
+  }
+
+  /** An `sw` shard (scheme.ts's wire mapping): a source (index 0, k 1) or a repair (index 255, k = its window's count, seed = its wire seq). */
+  private handleSlidingWindow(now: number, seq: number, sourceSeq: number, index: number, k: number, payload: Uint8Array): void {
+    const decoder = (this.slidingWindow ??= new SlidingWindowDecoder({ maxPayloadBytes: this.maxPayloadBytes, ...this.slidingWindowInit }));
+    if (index === 0 && k === 1) decoder.handleSource(now, sourceSeq, payload);
+    else if (index === SLIDING_WINDOW_REPAIR_INDEX) decoder.handleRepair(now, sourceSeq, k, seq, payload);
+    else this.totals.malformed++;
+    this.drainSlidingWindow();
+  }
+
+  /** Moves the decoder's deliveries to our queue and adds its new counts to ours. */
+  private drainSlidingWindow(): void {
+    const decoder = this.slidingWindow!;
+    const pool = this.pool;
+    for (;;) {
+      const id = pool.acquire();
+      const delivery = decoder.pollDelivered(pool.buffers[id]);
+      if (delivery === undefined) {
+        pool.release(id);
+        break;
+      }
+      pool.lengths[id] = delivery.length;
+      this.deliver(id);
+    }
+    const t = decoder.totals;
+    const received = t.received - this.swReceived;
+    const rebuilt = t.rebuilt - this.swRebuilt;
+    const lost = t.lost - this.swLost;
+    const duplicates = t.duplicates - this.swDuplicates;
+    const repairs = t.repairsReceived - this.swRepairs;
+    this.totals.received += received;
+    this.iReceived += received;
+    this.totals.recovered += rebuilt;
+    this.iRecovered += rebuilt;
+    this.totals.unrecoverable += lost;
+    this.iUnrecoverable += lost;
+    this.totals.duplicates += duplicates;
+    this.iDuplicates += duplicates;
+    this.totals.parityReceived += repairs;
+    this.iParity += repairs;
+    this.totals.malformed += t.malformed + t.inconsistent - this.swMalformed;
+    this.totals.late += t.late - this.swLate;
+    this.swReceived = t.received;
+    this.swRebuilt = t.rebuilt;
+    this.swLost = t.lost;
+    this.swDuplicates = t.duplicates;
+    this.swRepairs = t.repairsReceived;
+    this.swMalformed = t.malformed + t.inconsistent;
+    this.swLate = t.late;
   }
 
   private handleData(group: GroupState, index: number, r: number, payload: Uint8Array): void {
@@ -494,6 +592,11 @@ export class FecReceiver {
       this.expiry = this.expiry.slice(this.expiryHead);
       this.expiresAtMs = this.expiresAtMs.slice(this.expiryHead);
       this.expiryHead = 0;
+    }
+    if (this.slidingWindow !== undefined && now >= this.nextStatsMs) {
+      // Sources given up by now count in the interval that closes.
+      this.slidingWindow.handleTimeout(now);
+      this.drainSlidingWindow();
     }
     if (now >= this.nextStatsMs) this.emitStats(now);
   }

@@ -9,8 +9,20 @@
  *   the group closes (full, or its hold time expired) its parity shards carry index
  *   k' + i and the group's actual (k', r'), k' ≤ k data packets. A shard is data when
  *   index < its k field, parity otherwise.
+ * - `sw` (sliding window, opt-in): r = 255 marks the shard ({@link FEC_SLIDING_WINDOW_MARKER};
+ *   no Reed-Solomon shard has it, since k + r ≤ 255 there). A source packet is type Data
+ *   with group = its source seq, index 0, k = 1; a repair is type Parity with group = the
+ *   first source seq of its window, k = the window's count (1–255), index 255, and its
+ *   coefficient seed is the header's wire sequence (the encoder numbers seeds per shard,
+ *   so they match). An older peer's header check (k + r ≤ 255) rejects both as bad FEC
+ *   fields rather than misreading them; it never sees them anyway, since `sw` is only
+ *   sent on a session both ends negotiated it for.
  */
+import { FEC_SLIDING_WINDOW_MARKER } from '../header.js';
 import { FEC_MAX_SHARDS } from './rs.js';
+import { validateSlidingWindowParameters, type SlidingWindowParameters } from './sliding-window-encoder.js';
+
+export { FEC_SLIDING_WINDOW_MARKER };
 
 /** No redundancy. */
 export interface FecSchemeOff {
@@ -47,8 +59,18 @@ export interface FecSchemeRs {
   readonly holdMs: number;
 }
 
+/**
+ * Sliding-window random linear code (`sliding-window-*.ts`): sources go out unchanged,
+ * each followed by `repairsPerSource` repairs over the newest sources. Opt-in only: the
+ * adaptive controller never chooses it, and a sender cannot switch into or out of it at
+ * run time. The fields are {@link SlidingWindowParameters} (units and ranges there).
+ */
+export interface FecSchemeSlidingWindow extends SlidingWindowParameters {
+  readonly mode: 'sw';
+}
+
 /** One of the protection schemes. */
-export type FecScheme = FecSchemeOff | FecSchemeDuplicate | FecSchemeRs;
+export type FecScheme = FecSchemeOff | FecSchemeDuplicate | FecSchemeRs | FecSchemeSlidingWindow;
 
 /** Most extra copies in duplicate mode. */
 export const FEC_COPIES_MAX = 4;
@@ -89,8 +111,11 @@ export function validateScheme(scheme: FecScheme): void {
       check('interleave', scheme.interleave, 1, FEC_INTERLEAVE_MAX, true);
       check('holdMs', scheme.holdMs, 0, FEC_HOLD_MS_MAX, false);
       return;
+    case 'sw':
+      validateSlidingWindowParameters(scheme);
+      return;
     default:
-      throw new RangeError(`FEC scheme mode '${(scheme as { mode: string }).mode}' is not one of off, duplicate, rs`);
+      throw new RangeError(`FEC scheme mode '${(scheme as { mode: string }).mode}' is not one of off, duplicate, rs, sw`);
   }
 }
 
@@ -98,6 +123,7 @@ export function validateScheme(scheme: FecScheme): void {
 export function schemeOverhead(scheme: FecScheme): number {
   if (scheme.mode === 'off') return 0;
   if (scheme.mode === 'duplicate') return scheme.copies;
+  if (scheme.mode === 'sw') return scheme.repairsPerSource;
   return scheme.r / scheme.k;
 }
 
@@ -106,12 +132,16 @@ export function sameScheme(a: FecScheme, b: FecScheme): boolean {
   if (a.mode !== b.mode) return false;
   if (a.mode === 'duplicate' && b.mode === 'duplicate') return a.copies === b.copies && a.spacingMs === b.spacingMs;
   if (a.mode === 'rs' && b.mode === 'rs') return a.k === b.k && a.r === b.r && a.interleave === b.interleave && a.holdMs === b.holdMs;
+  if (a.mode === 'sw' && b.mode === 'sw') {
+    return a.repairsPerSource === b.repairsPerSource && a.repairSpacingMs === b.repairSpacingMs && a.windowPackets === b.windowPackets && a.windowMs === b.windowMs;
+  }
   return true;
 }
 
-/** Short human form: `off`, `dup×1/12ms`, `rs(4,2)×4/20ms`. */
+/** Short human form: `off`, `dup×1/12ms`, `rs(4,2)×4/20ms`, `sw(1×8)/2ms/20ms`. */
 export function formatScheme(scheme: FecScheme): string {
   if (scheme.mode === 'off') return 'off';
   if (scheme.mode === 'duplicate') return `dup×${scheme.copies}/${scheme.spacingMs}ms`;
+  if (scheme.mode === 'sw') return `sw(${scheme.repairsPerSource}×${scheme.windowPackets})/${scheme.repairSpacingMs}ms/${scheme.windowMs}ms`;
   return `rs(${scheme.k},${scheme.r})${scheme.interleave > 1 ? `×${scheme.interleave}` : ''}/${scheme.holdMs}ms`;
 }

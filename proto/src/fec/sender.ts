@@ -14,14 +14,17 @@
  * What goes on the wire: data packets leave at once, in {@link FecSender.push}. In `rs`
  * mode their parity follows when the stripe of `interleave` groups is full or
  * `holdMs` after its first packet, whichever is first, so low-rate traffic never waits
- * for a group to fill. In `duplicate` mode copies follow `spacingMs` apart.
+ * for a group to fill. In `duplicate` mode copies follow `spacingMs` apart. In `sw` mode
+ * (opt-in) a {@link SlidingWindowEncoder} does the work and its shards are mapped onto
+ * the same header fields (see scheme.ts); that mode is fixed for the sender's life.
  */
 import { PacketType, type PacketHeader } from '../header.js';
 import type { FecController } from './controller.js';
 import { BufferPool } from './pool.js';
 import type { FecIntervalStats } from './receiver.js';
 import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, ReedSolomon, sharedReedSolomon } from './rs.js';
-import { FEC_INTERLEAVE_MAX, FEC_MAX_PAYLOAD_BYTES_DEFAULT, FEC_OFF, sameScheme, validateScheme, type FecScheme } from './scheme.js';
+import { FEC_INTERLEAVE_MAX, FEC_MAX_PAYLOAD_BYTES_DEFAULT, FEC_OFF, FEC_SLIDING_WINDOW_MARKER, sameScheme, validateScheme, type FecScheme } from './scheme.js';
+import { SlidingWindowEncoder, SlidingWindowShardKind } from './sliding-window-encoder.js';
 
 /** What a shard is, in {@link FecTransmit.kind}. */
 export const FecShardKind = {
@@ -32,6 +35,9 @@ export const FecShardKind = {
   /** A repeated copy of a data packet (duplicate mode). */
   Duplicate: 2,
 } as const;
+
+/** {@link FecTransmit.index} of a sliding-window repair (mode `sw`): the highest index, so the shard is parity whatever its window count. */
+const SLIDING_WINDOW_REPAIR_INDEX = 255;
 
 /** One of the {@link FecShardKind} values. */
 export type FecShardKindValue = (typeof FecShardKind)[keyof typeof FecShardKind];
@@ -99,7 +105,10 @@ export interface FecSenderInit {
   readonly codec?: ReedSolomon;
   /** Largest payload accepted by {@link FecSender.push}, in bytes. Default {@link FEC_MAX_PAYLOAD_BYTES_DEFAULT}. */
   readonly maxPayloadBytes?: number;
-  /** Protection at start. Default `off`. Ignored when a controller is given (it decides). */
+  /**
+   * Protection at start. Default `off`. Ignored when a controller is given (it decides).
+   * An `sw` scheme stays `sw` for the sender's life (other settings of it may change).
+   */
   readonly scheme?: FecScheme;
   /** Adaptive controller: told of every packet and every feedback report, and obeyed. */
   readonly controller?: FecController;
@@ -133,6 +142,8 @@ export class FecSender {
   private readonly controller: FecController | undefined;
   private readonly pool: BufferPool;
   private current: FecScheme = FEC_OFF;
+  /** The sliding-window encoder, in `sw` mode only. */
+  private readonly slidingWindow: SlidingWindowEncoder | undefined;
   private nextGroupId: number;
   private nextSeq: number;
   private readonly transmit: FecTransmit = { seq: 0, groupId: 0, index: 0, k: 0, r: 0, kind: FecShardKind.Data, length: 0 };
@@ -184,6 +195,10 @@ export class FecSender {
     const scheme = this.controller ? this.controller.scheme : (init.scheme ?? FEC_OFF);
     validateScheme(scheme);
     this.current = scheme;
+    // Seeds numbered per shard from the first wire sequence: a repair's seed is its wire
+    // sequence, which the receiver reads from the header (scheme.ts, the wire mapping).
+    this.slidingWindow =
+      scheme.mode === 'sw' ? new SlidingWindowEncoder({ maxPayloadBytes: this.maxPayloadBytes, parameters: scheme, firstSourceSeq: this.nextGroupId, firstSeed: this.nextSeq, seedPerShard: true }) : undefined;
   }
 
   /** The protection in force. */
@@ -193,7 +208,7 @@ export class FecSender {
 
   /** Pooled buffers in use (queued shards, open groups, pending copies): a leak check for tests. */
   get buffersInUse(): number {
-    return this.pool.inUse;
+    return this.pool.inUse + (this.slidingWindow?.buffersInUse ?? 0);
   }
 
   /**
@@ -206,6 +221,10 @@ export class FecSender {
       throw new RangeError(`FEC payload of ${length} bytes exceeds maxPayloadBytes ${this.maxPayloadBytes}`);
     }
     this.controller?.handlePacket(now, length);
+    if (this.slidingWindow !== undefined) {
+      this.slidingWindow.push(now, payload);
+      return;
+    }
     this.runDue(now);
     const id = this.pool.acquireCopy(payload, length);
     const scheme = this.current;
@@ -244,7 +263,8 @@ export class FecSender {
 
   /** Input: time has reached a deadline from {@link pollTimeout} (calling early is harmless). */
   handleTimeout(now: number): void {
-    this.runDue(now);
+    if (this.slidingWindow !== undefined) this.slidingWindow.handleTimeout(now);
+    else this.runDue(now);
   }
 
   /**
@@ -253,7 +273,7 @@ export class FecSender {
    * @param rttMs the current round-trip estimate, when the driver has one
    */
   handleFeedback(now: number, stats: FecIntervalStats, rttMs?: number): void {
-    if (!this.controller) return;
+    if (!this.controller || this.slidingWindow !== undefined) return;
     this.controller.handleStats(now, stats, rttMs);
     const next = this.controller.scheme;
     if (next !== this.current) this.setScheme(now, next);
@@ -262,10 +282,20 @@ export class FecSender {
   /**
    * Command: switch protection. An open stripe is closed first (its parity is queued
    * now), so no group mixes two schemes; copies already scheduled still go out.
-   * Throws RangeError for an invalid scheme.
+   * Throws RangeError for an invalid scheme, and for a switch into or out of `sw`
+   * (its sources and repairs are numbered apart from groups); an `sw` sender takes new
+   * `sw` settings at once.
    */
   setScheme(now: number, scheme: FecScheme): void {
     validateScheme(scheme);
+    if ((scheme.mode === 'sw') !== (this.slidingWindow !== undefined)) {
+      throw new RangeError(`FecSender: cannot switch from ${this.current.mode} to ${scheme.mode} at run time (sw is fixed for a sender's life)`);
+    }
+    if (this.slidingWindow !== undefined && scheme.mode === 'sw') {
+      this.slidingWindow.setParameters(scheme);
+      this.current = scheme;
+      return;
+    }
     if (sameScheme(scheme, this.current)) {
       this.current = scheme;
       return;
@@ -281,6 +311,7 @@ export class FecSender {
    * undefined when nothing is queued.
    */
   pollTransmit(out: Uint8Array): FecTransmit | undefined {
+    if (this.slidingWindow !== undefined) return this.pollSlidingWindow(out);
     if (this.txCount === 0) return undefined;
     const at = this.txHead;
     this.txHead = (at + 1) & (this.txBuf.length - 1);
@@ -318,10 +349,40 @@ export class FecSender {
 
   /** Output: when {@link handleTimeout} should next be called (ms), or undefined when nothing waits. */
   pollTimeout(): number | undefined {
+    if (this.slidingWindow !== undefined) return this.slidingWindow.pollTimeout();
     let deadline = Number.POSITIVE_INFINITY;
     if (this.stripeOpen) deadline = this.stripeDeadlineMs;
     if (this.dupCount > 0 && this.dupDueMs[this.dupHead] < deadline) deadline = this.dupDueMs[this.dupHead];
     return deadline === Number.POSITIVE_INFINITY ? undefined : deadline;
+  }
+
+  /** {@link pollTransmit} in `sw` mode: the encoder's next shard, on the header fields of scheme.ts's wire mapping. */
+  private pollSlidingWindow(out: Uint8Array): FecTransmit | undefined {
+    const sw = this.slidingWindow!.pollTransmit(out);
+    if (sw === undefined) return undefined;
+    const t = this.transmit;
+    t.seq = this.nextSeq;
+    this.nextSeq = (this.nextSeq + 1) >>> 0;
+    t.groupId = sw.seq;
+    t.r = FEC_SLIDING_WINDOW_MARKER;
+    t.length = sw.length;
+    const c = this.counters;
+    if (sw.kind === SlidingWindowShardKind.Source) {
+      t.index = 0;
+      t.k = 1;
+      t.kind = FecShardKind.Data;
+      c.dataPackets++;
+      c.dataBytes += sw.length;
+    } else {
+      // The seed rides as the wire sequence: both count every shard from the same start.
+      if (sw.seed !== t.seq) throw new Error(`sliding-window seed ${sw.seed} is not the wire sequence ${t.seq}`);
+      t.index = SLIDING_WINDOW_REPAIR_INDEX;
+      t.k = sw.count;
+      t.kind = FecShardKind.Parity;
+      c.parityPackets++;
+      c.parityBytes += sw.length;
+    }
+    return t;
   }
 
   private runDue(now: number): void {

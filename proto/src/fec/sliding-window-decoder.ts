@@ -22,7 +22,8 @@
  * unknown of the system until it leaves, so repairs that cover it still help rebuild
  * the others. A shard older than the tracked seqs is dropped as late.
  *
- * Not yet wired: no tunnel feeds it yet (see the top README's FEC section).
+ * On the wire: FecReceiver feeds it the shards of the opt-in mode `sw` (scheme.ts has
+ * the header mapping; see the top README's FEC section).
  */
 import { BufferPool } from './pool.js';
 import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES } from './rs.js';

@@ -20,8 +20,8 @@
  * not worth rebuilding). So an isolated loss is repaired by the next repair, a few ms
  * later, rather than by the next source packet.
  *
- * Not yet wired: no controller chooses these parameters and no tunnel carries these
- * shards yet (see the top README's FEC section).
+ * On the wire: FecSender drives it in the opt-in mode `sw` (scheme.ts has the header
+ * mapping); no controller chooses these parameters yet (see the top README's FEC section).
  */
 import { BufferPool } from './pool.js';
 import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES } from './rs.js';
@@ -130,6 +130,14 @@ export interface SlidingWindowEncoderInit {
   readonly firstSourceSeq?: number;
   /** Seed of the first repair (u32). Default 0. */
   readonly firstSeed?: number;
+  /**
+   * Advance the seed counter on every shard, source or repair, instead of on repairs
+   * only. A repair's seed is then `firstSeed` + the number of shards queued before it:
+   * its position in the shard stream, which a transport that numbers shards
+   * consecutively from `firstSeed` already carries (the tunnel's wire sequence), so
+   * the seed costs no header bits. Default false.
+   */
+  readonly seedPerShard?: boolean;
 }
 
 /** Ring of the sources in the window: one slot per possible window position. */
@@ -150,6 +158,7 @@ export class SlidingWindowEncoder {
   private params: SlidingWindowParameters;
   private nextSourceSeq: number;
   private nextSeed: number;
+  private readonly seedPerShard: boolean;
   private repairCredit = 0;
   private readonly transmit: SlidingWindowTransmit = { kind: SlidingWindowShardKind.Source, seq: 0, count: 0, seed: 0, length: 0 };
 
@@ -190,6 +199,7 @@ export class SlidingWindowEncoder {
     this.nextSourceSeq = (init.firstSourceSeq ?? 0) >>> 0;
     this.windowFirstSeq = this.nextSourceSeq;
     this.nextSeed = (init.firstSeed ?? 0) >>> 0;
+    this.seedPerShard = init.seedPerShard ?? false;
   }
 
   /** The parameters in force. */
@@ -222,6 +232,7 @@ export class SlidingWindowEncoder {
     this.pool.lengths[id] = writeSourceVector(payload, length, this.pool.buffers[id]);
     this.pool.retain(id);
     this.enqueue(id, SlidingWindowShardKind.Source, seq, 1, 0);
+    if (this.seedPerShard) this.nextSeed = (this.nextSeed + 1) >>> 0;
     this.admit(nowMs, id, seq);
     this.repairCredit += this.params.repairsPerSource;
     let nth = 0;

@@ -4,6 +4,7 @@
  * anything wrong). The core never parses text.
  */
 import type { KeyObject } from 'node:crypto';
+import type { SlidingWindowParameters } from '../../../proto/src/fec/index.js';
 import type { Cidr } from './addr.js';
 
 /** How an origin group's health is checked. */
@@ -92,8 +93,11 @@ export interface LimitsSpec {
 
 /** FEC settings for tunnel sessions. */
 export interface TunnelFecSpec {
-  /** Modes the relay agrees to, best first: `rs`, `dup`, `off`. */
-  readonly modes: readonly ('rs' | 'dup' | 'off')[];
+  /**
+   * Modes the relay agrees to, best first: `rs`, `dup`, `off`, and the opt-in `sw`
+   * (sliding window; never in the default list, never chosen by the adaptive controller).
+   */
+  readonly modes: readonly ('rs' | 'dup' | 'off' | 'sw')[];
   /** Reed-Solomon data shards per group (mode `rs`). */
   readonly k: number;
   /** Parity shards per group (mode `rs`). */
@@ -112,6 +116,13 @@ export interface TunnelFecSpec {
   readonly adaptive?: boolean;
   /** Cap on the adaptive controller's extra bandwidth, fraction of the data. Optional; default 2. */
   readonly overheadMax?: number;
+  /**
+   * Sliding-window settings for sessions in mode `sw` (units and ranges on
+   * {@link SlidingWindowParameters}); a `sw` session keeps them (no adaptive controller).
+   * Optional; default `SLIDING_WINDOW_PARAMETERS_DEFAULT` (1 repair per source, 2 ms
+   * spacing, 8 packets, 20 ms).
+   */
+  readonly sw?: SlidingWindowParameters;
 }
 
 /** Tunnel mode: one UDP port speaking the Slipstream wire protocol. */

@@ -326,7 +326,7 @@ export class TunnelClient {
     }
     if (m.type === 'sessionAccept') {
       if (!this.links.onAccept(nowMs, link, m)) return;
-      if (m.fecMode !== 'off') this.data.ensureSender();
+      if (m.fecMode !== 'off') this.data.ensureSender(m.fecMode);
       if (link.id === this.ctx.currentId) this.onCurrentReady(nowMs, link);
       return;
     }

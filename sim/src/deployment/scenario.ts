@@ -41,6 +41,8 @@ export interface ScenarioRelay {
   readonly originDelayMs: number;
   /** Extra client↔relay link settings (jitter, loss), both directions. Default none. */
   readonly clientLink?: LinkModelSpec;
+  /** This relay's tunnel FEC settings (a fleet whose relays differ). Default {@link SdkScenarioInit.relayFec}. */
+  readonly fec?: TunnelFecSpec;
 }
 
 /** Options of {@link SdkScenario}. */
@@ -155,7 +157,7 @@ export class SdkScenario {
       net.setLinkBoth(address, ORIGIN_ADDRESS, { delayMs: spec.originDelayMs });
       net.setLinkBoth(address, COORDINATOR_ADDRESS, near);
       for (let j = 0; j < i; j++) net.setLinkBoth(address, `10.1.0.${j + 1}`, { delayMs: init.meshDelayMs ?? 2 });
-      const base = simRelayConfig(address, keys, new Map([[ORIGIN_NAME, { address: ORIGIN_ADDRESS, port: ORIGIN_PORT }]]), init.relayFec ?? SCENARIO_RELAY_FEC);
+      const base = simRelayConfig(address, keys, new Map([[ORIGIN_NAME, { address: ORIGIN_ADDRESS, port: ORIGIN_PORT }]]), spec.fec ?? init.relayFec ?? SCENARIO_RELAY_FEC);
       const config: RelayCoreConfig = { ...base, tunnel: { ...base.tunnel!, relayId: spec.id } };
       const relay = new SimRelay({ network: net, host, config, seed: init.seed * 31 + i });
       // The agent outlives restartRelay (as the scenario's restarts keep the registration), so it reads the relay of the moment.

@@ -7,7 +7,7 @@
  */
 import { decodeControl, encodeControl } from '../../../../proto/src/control.js';
 import { ErrorCode, type ErrorCodeValue } from '../../../../proto/src/errors.js';
-import { FecController, FecReceiver, FecSender, FEC_OFF, setShardHeader, type FecScheme } from '../../../../proto/src/fec/index.js';
+import { FecController, FecReceiver, FecSender, FEC_OFF, setShardHeader, SLIDING_WINDOW_PARAMETERS_DEFAULT, slidingWindowReceiverSettings, type FecScheme } from '../../../../proto/src/fec/index.js';
 import { HEADER_BYTES, type PacketHeader, PacketType } from '../../../../proto/src/header.js';
 import { SlabAllocator } from '../../../../proto/src/slab.js';
 import type { Endpoint } from '../../../../proto/src/transport.js';
@@ -218,10 +218,20 @@ export class TunnelSessions {
 
   private startFec(session: TunnelSession, tunnel: TunnelSpec): void {
     const fec = tunnel.fec;
-    const scheme: FecScheme = session.fecMode === 'rs' ? { mode: 'rs', k: fec.k, r: fec.r, interleave: 1, holdMs: fec.holdMs } : session.fecMode === 'dup' ? { mode: 'duplicate', copies: fec.copies, spacingMs: fec.spacingMs } : FEC_OFF;
+    const sw = fec.sw ?? SLIDING_WINDOW_PARAMETERS_DEFAULT;
+    const scheme: FecScheme =
+      session.fecMode === 'rs'
+        ? { mode: 'rs', k: fec.k, r: fec.r, interleave: 1, holdMs: fec.holdMs }
+        : session.fecMode === 'dup'
+          ? { mode: 'duplicate', copies: fec.copies, spacingMs: fec.spacingMs }
+          : session.fecMode === 'sw'
+            ? { mode: 'sw', ...sw }
+            : FEC_OFF;
     session.fecSender = new FecSender({ scheme, maxPayloadBytes: FEC_SHARD_BYTES_MAX - 2 });
-    session.fecReceiver = new FecReceiver({ maxPayloadBytes: FEC_SHARD_BYTES_MAX - 2 });
-    if (fec.adaptive !== false) session.fecController = new FecController({ overheadMax: fec.overheadMax ?? FEC_OVERHEAD_MAX_DEFAULT });
+    // The receiver takes sliding-window shards whatever the mode negotiated (a client's one sender serves every relay).
+    session.fecReceiver = new FecReceiver({ maxPayloadBytes: FEC_SHARD_BYTES_MAX - 2, slidingWindow: slidingWindowReceiverSettings(sw) });
+    // `sw` keeps its configured settings: the adaptive controller does not choose it (yet).
+    if (fec.adaptive !== false && session.fecMode !== 'sw') session.fecController = new FecController({ overheadMax: fec.overheadMax ?? FEC_OVERHEAD_MAX_DEFAULT });
     this.fecSessions.add(session);
   }
 

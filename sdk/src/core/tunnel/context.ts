@@ -4,6 +4,7 @@
  * timer table, and the two output queues. Rooms read and write through it, so a
  * packet's trip through several rooms allocates nothing for the split.
  */
+import { SLIDING_WINDOW_PARAMETERS_DEFAULT, validateSlidingWindowParameters, type SlidingWindowParameters } from '../../../../proto/src/fec/index.js';
 import { PacketHeader } from '../../../../proto/src/header.js';
 import * as C from '../constants.js';
 import type { RelaySelector } from '../relay-selector.js';
@@ -23,6 +24,8 @@ export class TunnelContext {
   readonly ticket: Uint8Array;
   /** FEC modes offered, best first. Default `['dup', 'rs', 'off']`. */
   readonly fecModes: readonly string[];
+  /** Sliding-window settings for mode `sw` (opt-in). Default `SLIDING_WINDOW_PARAMETERS_DEFAULT`. */
+  readonly slidingWindow: SlidingWindowParameters;
   /** Probe periods of the current relay, the backup and the other candidates, ms. */
   readonly probeCurrentMs: number;
   readonly probeBackupMs: number;
@@ -60,6 +63,8 @@ export class TunnelContext {
     this.sessionKey = init.sessionKey;
     this.ticket = init.ticket;
     this.fecModes = init.fecModes ?? ['dup', 'rs', 'off'];
+    this.slidingWindow = { ...SLIDING_WINDOW_PARAMETERS_DEFAULT, ...init.slidingWindow };
+    validateSlidingWindowParameters(this.slidingWindow);
     this.probeCurrentMs = init.probeCurrentIntervalMs ?? C.PROBE_CURRENT_INTERVAL_MS_DEFAULT;
     this.probeBackupMs = init.probeBackupIntervalMs ?? C.PROBE_BACKUP_INTERVAL_MS_DEFAULT;
     this.probeOtherMs = init.probeOtherIntervalMs ?? C.PROBE_OTHER_INTERVAL_MS_DEFAULT;

@@ -74,9 +74,17 @@ export class DataPath {
     }
   }
 
-  /** Starts the upstream sender (at the first accept of a session with FEC). */
-  ensureSender(): void {
+  /**
+   * Starts the upstream sender (at the first accept of a session with FEC, in that
+   * session's `fecMode`). In `sw` it keeps the configured sliding window for the
+   * session's life (the controller does not drive it); otherwise it starts as below.
+   */
+  ensureSender(fecMode: string): void {
     if (this.sender !== undefined) return;
+    if (fecMode === 'sw') {
+      this.sender = new FecSender({ maxPayloadBytes: C.TUNNEL_PAYLOAD_BYTES_MAX, scheme: { mode: 'sw', ...this.ctx.slidingWindow } });
+      return;
+    }
     // Until the controller has an estimate, one copy spaced a packet gap or so apart.
     this.sender = new FecSender({ maxPayloadBytes: C.TUNNEL_PAYLOAD_BYTES_MAX, scheme: { mode: 'duplicate', copies: 1, spacingMs: 10 } });
   }
@@ -129,10 +137,17 @@ export class DataPath {
     const sender = this.sender!;
     const targets = this.targets(nowMs);
     const h = this.outHeader;
+    const slidingWindow = sender.scheme.mode === 'sw';
     for (let tx = sender.pollTransmit(this.scratch); tx !== undefined; tx = sender.pollTransmit(this.scratch)) {
       setShardHeader(h, tx, ctx.sessionIdHigh, ctx.sessionIdLow);
       for (const link of targets) {
         if (link.fecMode === 'off') continue; // such a relay gets plain copies only (rare: the client offers rs first)
+        if (slidingWindow && link.fecMode !== 'sw') {
+          // A relay that did not agree to sw (another version, or config) gets the sources uncoded.
+          if (tx.kind === FecShardKind.Data) this.sendPlain(nowMs, link, link === targets[0], this.scratch.subarray(0, tx.length));
+          setShardHeader(h, tx, ctx.sessionIdHigh, ctx.sessionIdLow);
+          continue;
+        }
         h.flags = (tx.kind === FecShardKind.Duplicate ? HeaderFlag.Duplicate : 0) | (link === targets[0] ? 0 : HeaderFlag.ViaBackup);
         const out = this.slabs.view(HEADER_BYTES + tx.length);
         writeHeader(h, out);
@@ -141,6 +156,23 @@ export class DataPath {
         ctx.transmits.push({ to: link.tunnel, bytes: out });
       }
     }
+  }
+
+  /** One uncoded datagram (k = 0) to `link`, numbered on its plain sequence; uses the shared header. */
+  private sendPlain(nowMs: number, link: RelayLink, toCurrent: boolean, payload: Uint8Array): void {
+    const ctx = this.ctx;
+    const h = this.outHeader;
+    h.type = PacketType.Data;
+    h.flags = toCurrent ? 0 : HeaderFlag.ViaBackup;
+    h.sessionIdHigh = ctx.sessionIdHigh;
+    h.sessionIdLow = ctx.sessionIdLow;
+    h.sequence = link.plainSequence = (link.plainSequence + 1) >>> 0;
+    h.fecGroup = h.fecIndex = h.fecDataCount = h.fecParityCount = 0;
+    const out = this.slabs.view(HEADER_BYTES + payload.length);
+    writeHeader(h, out);
+    out.set(payload, HEADER_BYTES);
+    link.lastTxMs = nowMs;
+    ctx.transmits.push({ to: link.tunnel, bytes: out });
   }
 
   /** Timer input of the upstream sender (spaced copies, closing groups). */
@@ -209,7 +241,7 @@ export class DataPath {
 
   /** The current relay's report of what its receiver measured upstream drives our sender's controller. */
   onFecStats(nowMs: number, link: RelayLink, stats: FecIntervalStats): void {
-    if (link.id !== this.ctx.currentId || this.sender === undefined) return;
+    if (link.id !== this.ctx.currentId || this.sender === undefined || this.sender.scheme.mode === 'sw') return;
     this.controller.handleStats(nowMs, stats, this.ctx.selector.figures(link.id)?.rttMs);
     if (this.controller.lastDecision !== undefined && this.controller.scheme !== this.sender.scheme) this.sender.setScheme(nowMs, this.controller.scheme);
   }
@@ -232,5 +264,7 @@ function describeScheme(scheme: FecScheme | undefined): string {
       return `dup×${scheme.copies}@${scheme.spacingMs}ms`;
     case 'rs':
       return `rs(${scheme.k},${scheme.r})×${scheme.interleave}`;
+    case 'sw':
+      return `sw(${scheme.repairsPerSource}×${scheme.windowPackets})@${scheme.repairSpacingMs}ms/${scheme.windowMs}ms`;
   }
 }

@@ -8,7 +8,7 @@
  * "Keepalive" in the module comment of `tunnel-client.ts`.
  */
 import { ErrorCode, isTicketRefusal } from '../../../../proto/src/errors.js';
-import { FecReceiver } from '../../../../proto/src/fec/index.js';
+import { FecReceiver, slidingWindowReceiverSettings } from '../../../../proto/src/fec/index.js';
 import type { Endpoint } from '../../../../proto/src/transport.js';
 import { buildClientClose, buildControlPacket, openRelayClose } from '../../../../proto/src/wire.js';
 import { decodeControl } from '../../../../proto/src/control.js';
@@ -202,9 +202,11 @@ export class RelayLinks {
   /** A downstream receiver for a session in `fecMode` terminated by `exit` (shared per exit) or by the relay itself (undefined). */
   receiverFor(fecMode: string, exit: string | undefined): FecReceiver | undefined {
     if (fecMode === 'off') return undefined;
-    if (exit === undefined) return new FecReceiver({ maxPayloadBytes: C.TUNNEL_PAYLOAD_BYTES_MAX });
+    // Sliding-window shards (mode `sw`) are recognised by their header; the settings only size the decoder.
+    const init = { maxPayloadBytes: C.TUNNEL_PAYLOAD_BYTES_MAX, slidingWindow: slidingWindowReceiverSettings(this.ctx.slidingWindow) };
+    if (exit === undefined) return new FecReceiver(init);
     let receiver = this.exitReceivers.get(exit);
-    if (receiver === undefined) this.exitReceivers.set(exit, (receiver = new FecReceiver({ maxPayloadBytes: C.TUNNEL_PAYLOAD_BYTES_MAX })));
+    if (receiver === undefined) this.exitReceivers.set(exit, (receiver = new FecReceiver(init)));
     return receiver;
   }
 

@@ -5,6 +5,7 @@
  * `sdk/src/core/constants.ts`.
  */
 import type { ClientPathReport } from '../../../../proto/src/api/contract.js';
+import type { SlidingWindowParameters } from '../../../../proto/src/fec/index.js';
 import type { Endpoint } from '../../../../proto/src/transport.js';
 import type { RelaySelectorInit } from '../relay-selector.js';
 
@@ -37,6 +38,14 @@ export interface TunnelClientInit {
    * protect as well for less.
    */
   readonly fecModes?: readonly string[];
+  /**
+   * Settings of the opt-in sliding-window mode `sw` (offered only when `fecModes` names
+   * it): the upstream sender's parameters, fixed for the session (the adaptive
+   * controller does not choose or tune `sw` yet), and the downstream receiver's window.
+   * Missing fields take `SLIDING_WINDOW_PARAMETERS_DEFAULT` (1 repair per source, 2 ms
+   * spacing, 8 packets, 20 ms).
+   */
+  readonly slidingWindow?: Partial<SlidingWindowParameters>;
   /** Selection rule tuning. Default: the selector's defaults. */
   readonly selector?: RelaySelectorInit;
   /** Probe period of the current relay, ms (bounds failure detection). Default `C.PROBE_CURRENT_INTERVAL_MS_DEFAULT`. */
