@@ -27,6 +27,8 @@ export const FEC_MAX_SHARDS = 255;
 export const FEC_LENGTH_PREFIX_BYTES = 2;
 /** Longest data payload the length prefix can describe, in bytes. */
 export const FEC_MAX_PAYLOAD_BYTES = 65535;
+/** Largest payload a FEC sender accepts unless configured otherwise, in bytes. */
+export const FEC_MAX_PAYLOAD_BYTES_DEFAULT = 1400;
 /** {@link ReedSolomon.reconstruct} result: fewer than k shards of the group are present. */
 export const RECONSTRUCT_INSUFFICIENT = -1;
 /** {@link ReedSolomon.reconstruct} result: the shards contradict each other (lengths, prefix or padding). */

@@ -82,8 +82,8 @@ export const FEC_INTERLEAVE_MAX = 16;
 export const FEC_HOLD_MS_MAX = 1000;
 /** Group hold time when none is given, in ms (UDPspeeder holds ≤ 8 ms). */
 export const FEC_HOLD_MS_DEFAULT = 8;
-/** Largest payload the sender accepts unless configured otherwise, in bytes. */
-export const FEC_MAX_PAYLOAD_BYTES_DEFAULT = 1400;
+// The default payload limit is the codec's (rs.ts), so the sliding-window coders need not import this file.
+export { FEC_MAX_PAYLOAD_BYTES_DEFAULT } from './rs.js';
 
 /** The `off` scheme (a shared constant). */
 export const FEC_OFF: FecSchemeOff = { mode: 'off' };

@@ -26,8 +26,7 @@
  * the header mapping; see the top README's FEC section).
  */
 import { BufferPool } from './pool.js';
-import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES } from './rs.js';
-import { FEC_MAX_PAYLOAD_BYTES_DEFAULT } from './scheme.js';
+import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, FEC_MAX_PAYLOAD_BYTES_DEFAULT } from './rs.js';
 import { SLIDING_WINDOW_PACKETS_MAX, SlidingWindowCodec, sharedSlidingWindowCodec, slidingWindowCoefficient, sourceVectorPayloadLength, writeSourceVector } from './sliding-window-code.js';
 import { SLIDING_WINDOW_MS_DEFAULT, SLIDING_WINDOW_MS_MAX } from './sliding-window-encoder.js';
 import { RepairEquations } from './sliding-window-equations.js';

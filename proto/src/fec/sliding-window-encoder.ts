@@ -24,8 +24,7 @@
  * mapping); no controller chooses these parameters yet (see the top README's FEC section).
  */
 import { BufferPool } from './pool.js';
-import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES } from './rs.js';
-import { FEC_MAX_PAYLOAD_BYTES_DEFAULT } from './scheme.js';
+import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, FEC_MAX_PAYLOAD_BYTES_DEFAULT } from './rs.js';
 import { SLIDING_WINDOW_PACKETS_MAX, SlidingWindowCodec, sharedSlidingWindowCodec, slidingWindowCoefficient, writeSourceVector } from './sliding-window-code.js';
 
 /** Default {@link SlidingWindowParameters.repairsPerSource}: one repair per source, which repairs any isolated loss. */
