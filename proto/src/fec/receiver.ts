@@ -27,6 +27,7 @@ import { SLIDING_WINDOW_PACKETS_MAX } from './sliding-window-code.js';
 import { SLIDING_WINDOW_DECODER_PACKETS_DEFAULT, SlidingWindowDecoder, type SlidingWindowDecoderInit } from './sliding-window-decoder.js';
 import type { SlidingWindowParameters } from './sliding-window-encoder.js';
 import { SequenceTracker, SequenceVerdict } from './sequence.js';
+import { doubledRing } from './ring.js';
 
 /**
  * What the receiver saw in one stats interval. `lossRate` and `meanBurstPackets` are
@@ -568,10 +569,7 @@ export class FecReceiver {
 
   private deliver(id: number): void {
     if (this.deliverCount === this.deliverQueue.length) {
-      const n = this.deliverQueue.length;
-      const grown = new Int32Array(n * 2);
-      for (let i = 0; i < n; i++) grown[i] = this.deliverQueue[(this.deliverHead + i) & (n - 1)];
-      this.deliverQueue = grown;
+      this.deliverQueue = doubledRing(this.deliverQueue, this.deliverHead, this.deliverCount);
       this.deliverHead = 0;
     }
     this.deliverQueue[(this.deliverHead + this.deliverCount) & (this.deliverQueue.length - 1)] = id;

@@ -25,6 +25,7 @@ import type { FecIntervalStats } from './receiver.js';
 import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, ReedSolomon, sharedReedSolomon } from './rs.js';
 import { FEC_INTERLEAVE_MAX, FEC_MAX_PAYLOAD_BYTES_DEFAULT, FEC_OFF, FEC_SLIDING_WINDOW_MARKER, sameScheme, validateScheme, type FecScheme } from './scheme.js';
 import { SlidingWindowEncoder, SlidingWindowShardKind } from './sliding-window-encoder.js';
+import { doubledRing } from './ring.js';
 
 /** What a shard is, in {@link FecTransmit.kind}. */
 export const FecShardKind = {
@@ -455,48 +456,23 @@ export class FecSender {
   }
 
   private growTx(): void {
-    const n = this.txBuf.length;
-    const order = (i: number): number => (this.txHead + i) & (n - 1);
-    const buf = new Int32Array(n * 2);
-    const group = new Uint32Array(n * 2);
-    const index = new Uint8Array(n * 2);
-    const k = new Uint8Array(n * 2);
-    const r = new Uint8Array(n * 2);
-    const kind = new Uint8Array(n * 2);
-    for (let i = 0; i < this.txCount; i++) {
-      const at = order(i);
-      buf[i] = this.txBuf[at];
-      group[i] = this.txGroup[at];
-      index[i] = this.txIndex[at];
-      k[i] = this.txK[at];
-      r[i] = this.txR[at];
-      kind[i] = this.txKind[at];
-    }
-    this.txBuf = buf;
-    this.txGroup = group;
-    this.txIndex = index;
-    this.txK = k;
-    this.txR = r;
-    this.txKind = kind;
+    const head = this.txHead;
+    const count = this.txCount;
+    this.txBuf = doubledRing(this.txBuf, head, count);
+    this.txGroup = doubledRing(this.txGroup, head, count);
+    this.txIndex = doubledRing(this.txIndex, head, count);
+    this.txK = doubledRing(this.txK, head, count);
+    this.txR = doubledRing(this.txR, head, count);
+    this.txKind = doubledRing(this.txKind, head, count);
     this.txHead = 0;
   }
 
   /** Schedules a copy; the dup queue takes over one reference to buffer `id`. */
   private scheduleCopy(dueMs: number, id: number, groupId: number): void {
     if (this.dupCount === this.dupDueMs.length) {
-      const n = this.dupDueMs.length;
-      const due = new Float64Array(n * 2);
-      const buf = new Int32Array(n * 2);
-      const group = new Uint32Array(n * 2);
-      for (let i = 0; i < this.dupCount; i++) {
-        const at = (this.dupHead + i) & (n - 1);
-        due[i] = this.dupDueMs[at];
-        buf[i] = this.dupBuf[at];
-        group[i] = this.dupGroup[at];
-      }
-      this.dupDueMs = due;
-      this.dupBuf = buf;
-      this.dupGroup = group;
+      this.dupDueMs = doubledRing(this.dupDueMs, this.dupHead, this.dupCount);
+      this.dupBuf = doubledRing(this.dupBuf, this.dupHead, this.dupCount);
+      this.dupGroup = doubledRing(this.dupGroup, this.dupHead, this.dupCount);
       this.dupHead = 0;
     }
     // Keep the queue in due order: a shorter spacing after a scheme change may put a

@@ -31,6 +31,7 @@ import { FEC_MAX_PAYLOAD_BYTES_DEFAULT } from './scheme.js';
 import { SLIDING_WINDOW_PACKETS_MAX, SlidingWindowCodec, sharedSlidingWindowCodec, slidingWindowCoefficient, sourceVectorPayloadLength, writeSourceVector } from './sliding-window-code.js';
 import { SLIDING_WINDOW_MS_DEFAULT, SLIDING_WINDOW_MS_MAX } from './sliding-window-encoder.js';
 import { RepairEquations } from './sliding-window-equations.js';
+import { doubledRing } from './ring.js';
 
 /**
  * Default {@link SlidingWindowDecoderInit.windowPackets}: room for the encoder's
@@ -436,19 +437,11 @@ export class SlidingWindowDecoder {
 
   /** Doubles the delivery ring (only while a caller lets packets pile up). */
   private growDeliveries(): void {
-    const n = this.deliverBuffer.length;
-    const buffer = new Int32Array(n * 2);
-    const seq = new Uint32Array(n * 2);
-    const rebuilt = new Uint8Array(n * 2);
-    for (let i = 0; i < n; i++) {
-      const from = (this.deliverHead + i) & (n - 1);
-      buffer[i] = this.deliverBuffer[from];
-      seq[i] = this.deliverSeq[from];
-      rebuilt[i] = this.deliverRebuilt[from];
-    }
-    this.deliverBuffer = buffer;
-    this.deliverSeq = seq;
-    this.deliverRebuilt = rebuilt;
+    const head = this.deliverHead;
+    const size = this.deliverCount;
+    this.deliverBuffer = doubledRing(this.deliverBuffer, head, size);
+    this.deliverSeq = doubledRing(this.deliverSeq, head, size);
+    this.deliverRebuilt = doubledRing(this.deliverRebuilt, head, size);
     this.deliverHead = 0;
   }
 }

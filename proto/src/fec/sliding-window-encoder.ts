@@ -27,6 +27,7 @@ import { BufferPool } from './pool.js';
 import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES } from './rs.js';
 import { FEC_MAX_PAYLOAD_BYTES_DEFAULT } from './scheme.js';
 import { SLIDING_WINDOW_PACKETS_MAX, SlidingWindowCodec, sharedSlidingWindowCodec, slidingWindowCoefficient, writeSourceVector } from './sliding-window-code.js';
+import { doubledRing } from './ring.js';
 
 /** Default {@link SlidingWindowParameters.repairsPerSource}: one repair per source, which repairs any isolated loss. */
 export const SLIDING_WINDOW_REPAIRS_PER_SOURCE_DEFAULT = 1;
@@ -383,25 +384,13 @@ export class SlidingWindowEncoder {
 
   /** Doubles the transmit ring (only while a caller lets shards pile up). */
   private growQueue(): void {
-    const n = this.txBuffer.length;
-    const order = (i: number): number => (this.txHead + i) & (n - 1);
-    const buffer = new Int32Array(n * 2);
-    const kind = new Uint8Array(n * 2);
-    const seq = new Uint32Array(n * 2);
-    const count = new Uint16Array(n * 2);
-    const seed = new Uint32Array(n * 2);
-    for (let i = 0; i < n; i++) {
-      buffer[i] = this.txBuffer[order(i)];
-      kind[i] = this.txKind[order(i)];
-      seq[i] = this.txSeq[order(i)];
-      count[i] = this.txCount[order(i)];
-      seed[i] = this.txSeed[order(i)];
-    }
-    this.txBuffer = buffer;
-    this.txKind = kind;
-    this.txSeq = seq;
-    this.txCount = count;
-    this.txSeed = seed;
+    const head = this.txHead;
+    const size = this.txSize;
+    this.txBuffer = doubledRing(this.txBuffer, head, size);
+    this.txKind = doubledRing(this.txKind, head, size);
+    this.txSeq = doubledRing(this.txSeq, head, size);
+    this.txCount = doubledRing(this.txCount, head, size);
+    this.txSeed = doubledRing(this.txSeed, head, size);
     this.txHead = 0;
   }
 }
