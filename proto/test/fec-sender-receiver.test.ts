@@ -11,7 +11,7 @@ import { ReedSolomon } from '../src/fec/rs.js';
 import type { FecScheme } from '../src/fec/scheme.js';
 import { FecSender, FecShardKind } from '../src/fec/sender.js';
 import { SequenceTracker, SequenceVerdict } from '../src/fec/sequence.js';
-import { drainTransmits, sendThrough, type WireShard } from './support/fec-wire.js';
+import { drainTransmits, numberedPacket, sendThrough, type WireShard } from './support/fec-wire.js';
 
 const codec = new ReedSolomon();
 const TIME_LIMIT_MS = 10000;
@@ -24,11 +24,7 @@ function deliveredOf(receiver: FecReceiver): Uint8Array[] {
 }
 
 function packet(n: number, length: number): Uint8Array {
-  const p = new Uint8Array(Math.max(2, length));
-  p[0] = n >> 8;
-  p[1] = n & 0xff;
-  for (let i = 2; i < p.length; i++) p[i] = (n * 7 + i) & 0xff;
-  return p;
+  return numberedPacket(n, length, 7);
 }
 
 /** Sends `count` packets `gapMs` apart through a sender for `scheme`, running its timers; returns the wire in order. */

@@ -13,23 +13,15 @@ import { formatScheme, schemeOverhead, validateScheme, type FecScheme } from '..
 import { FecSender, FecShardKind, setShardHeader } from '../src/fec/sender.js';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader, writeHeader } from '../src/header.js';
 import { Rng } from '../src/rng.js';
-import { sendThrough, type WireShard } from './support/fec-wire.js';
+import { numberedPacket, sendThrough, type WireShard } from './support/fec-wire.js';
 
 const SW: FecScheme = { mode: 'sw', repairsPerSource: 1, repairSpacingMs: 2, windowPackets: 8, windowMs: 60 };
 const PATH_DELAY_MS = 5;
 
-function packet(n: number, length: number): Uint8Array {
-  const p = new Uint8Array(Math.max(4, length));
-  p[0] = n >> 8;
-  p[1] = n & 0xff;
-  for (let i = 2; i < p.length; i++) p[i] = (n * 13 + i) & 0xff;
-  return p;
-}
-
 /** `count` packets `gapMs` apart (sizes vary) through an sw sender; returns the wire in send order. */
 function sendAll(count: number, gapMs: number): { wire: WireShard[]; sent: Uint8Array[]; sender: FecSender } {
   const sender = new FecSender({ scheme: SW, maxPayloadBytes: 600, firstSeq: 0xfffffff0, firstGroupId: 0xfffffff8 });
-  return { ...sendThrough(sender, count, gapMs, (n) => packet(n, 20 + ((n * 37) % 300))), sender };
+  return { ...sendThrough(sender, count, gapMs, (n) => numberedPacket(n, 20 + ((n * 37) % 300), 13)), sender };
 }
 
 /** Feeds the kept shards to a receiver PATH_DELAY_MS after they left (each `copies` times), running its timers; returns what it delivered. */

@@ -11,6 +11,19 @@ export interface WireShard extends FecTransmit {
   atMs: number;
 }
 
+/**
+ * A test packet of `lengthBytes` (at least 2) that names itself: bytes 0–1 hold `n`
+ * (big-endian, low 16 bits), the rest a pattern of `n` and the position stepped by
+ * `fillStep`, so a rebuilt packet that differs anywhere fails a deep-equal.
+ */
+export function numberedPacket(n: number, lengthBytes: number, fillStep: number): Uint8Array {
+  const p = new Uint8Array(Math.max(2, lengthBytes));
+  p[0] = n >> 8;
+  p[1] = n & 0xff;
+  for (let i = 2; i < p.length; i++) p[i] = (n * fillStep + i) & 0xff;
+  return p;
+}
+
 /** Moves everything the sender has to transmit now onto `into`, stamped `nowMs`. */
 export function drainTransmits(sender: FecSender, nowMs: number, into: WireShard[]): void {
   const out = new Uint8Array(sender.maxShardBytes);
