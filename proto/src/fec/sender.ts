@@ -25,7 +25,7 @@ import type { FecIntervalStats } from './receiver.js';
 import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, ReedSolomon, sharedReedSolomon } from './rs.js';
 import { FEC_INTERLEAVE_MAX, FEC_MAX_PAYLOAD_BYTES_DEFAULT, FEC_OFF, FEC_SLIDING_WINDOW_MARKER, sameScheme, validateScheme, type FecScheme } from './scheme.js';
 import { SlidingWindowEncoder, SlidingWindowShardKind } from './sliding-window-encoder.js';
-import { doubledRing } from './ring.js';
+import { doubledRing, ShardRing } from './ring.js';
 
 /** What a shard is, in {@link FecTransmit.kind}. */
 export const FecShardKind = {
@@ -150,14 +150,8 @@ export class FecSender {
   private readonly transmit: FecTransmit = { seq: 0, groupId: 0, index: 0, k: 0, r: 0, kind: FecShardKind.Data, length: 0 };
 
   // Transmit queue: a ring of shards waiting for pollTransmit.
-  private txBuf = new Int32Array(RING_CAPACITY_INITIAL);
-  private txGroup = new Uint32Array(RING_CAPACITY_INITIAL);
-  private txIndex = new Uint8Array(RING_CAPACITY_INITIAL);
-  private txK = new Uint8Array(RING_CAPACITY_INITIAL);
-  private txR = new Uint8Array(RING_CAPACITY_INITIAL);
-  private txKind = new Uint8Array(RING_CAPACITY_INITIAL);
-  private txHead = 0;
-  private txCount = 0;
+  /** Shards waiting for pollTransmit; fields: group, index, k, r, kind. */
+  private readonly tx = new ShardRing(RING_CAPACITY_INITIAL);
 
   // Duplicate queue: copies waiting for their time, in due order.
   private dupDueMs = new Float64Array(RING_CAPACITY_INITIAL);
@@ -313,11 +307,9 @@ export class FecSender {
    */
   pollTransmit(out: Uint8Array): FecTransmit | undefined {
     if (this.slidingWindow !== undefined) return this.pollSlidingWindow(out);
-    if (this.txCount === 0) return undefined;
-    const at = this.txHead;
-    this.txHead = (at + 1) & (this.txBuf.length - 1);
-    this.txCount--;
-    const id = this.txBuf[at];
+    const tx = this.tx;
+    const id = tx.shift();
+    if (id < 0) return undefined;
     const length = this.pool.lengths[id];
     if (out.length < length) throw new RangeError(`pollTransmit: out holds ${out.length} bytes; shards need up to ${this.maxShardBytes}`);
     const src = this.pool.buffers[id];
@@ -328,11 +320,11 @@ export class FecSender {
     const t = this.transmit;
     t.seq = this.nextSeq;
     this.nextSeq = (this.nextSeq + 1) >>> 0;
-    t.groupId = this.txGroup[at];
-    t.index = this.txIndex[at];
-    t.k = this.txK[at];
-    t.r = this.txR[at];
-    t.kind = this.txKind[at] as FecShardKindValue;
+    t.groupId = tx.takenField(0);
+    t.index = tx.takenField(1);
+    t.k = tx.takenField(2);
+    t.r = tx.takenField(3);
+    t.kind = tx.takenField(4) as FecShardKindValue;
     t.length = length;
     const c = this.counters;
     if (t.kind === FecShardKind.Data) {
@@ -444,27 +436,7 @@ export class FecSender {
 
   /** Queues a shard; the queue takes over one reference to buffer `id`. */
   private enqueue(id: number, groupId: number, index: number, k: number, r: number, kind: FecShardKindValue): void {
-    if (this.txCount === this.txBuf.length) this.growTx();
-    const at = (this.txHead + this.txCount) & (this.txBuf.length - 1);
-    this.txBuf[at] = id;
-    this.txGroup[at] = groupId;
-    this.txIndex[at] = index;
-    this.txK[at] = k;
-    this.txR[at] = r;
-    this.txKind[at] = kind;
-    this.txCount++;
-  }
-
-  private growTx(): void {
-    const head = this.txHead;
-    const count = this.txCount;
-    this.txBuf = doubledRing(this.txBuf, head, count);
-    this.txGroup = doubledRing(this.txGroup, head, count);
-    this.txIndex = doubledRing(this.txIndex, head, count);
-    this.txK = doubledRing(this.txK, head, count);
-    this.txR = doubledRing(this.txR, head, count);
-    this.txKind = doubledRing(this.txKind, head, count);
-    this.txHead = 0;
+    this.tx.push(id, groupId, index, k, r, kind);
   }
 
   /** Schedules a copy; the dup queue takes over one reference to buffer `id`. */

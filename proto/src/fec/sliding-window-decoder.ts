@@ -31,7 +31,7 @@ import { FEC_MAX_PAYLOAD_BYTES_DEFAULT } from './scheme.js';
 import { SLIDING_WINDOW_PACKETS_MAX, SlidingWindowCodec, sharedSlidingWindowCodec, slidingWindowCoefficient, sourceVectorPayloadLength, writeSourceVector } from './sliding-window-code.js';
 import { SLIDING_WINDOW_MS_DEFAULT, SLIDING_WINDOW_MS_MAX } from './sliding-window-encoder.js';
 import { RepairEquations } from './sliding-window-equations.js';
-import { doubledRing } from './ring.js';
+import { ShardRing } from './ring.js';
 
 /**
  * Default {@link SlidingWindowDecoderInit.windowPackets}: room for the encoder's
@@ -151,11 +151,8 @@ export class SlidingWindowDecoder {
   private readonly knownLengths = new Int32Array(SLIDING_WINDOW_PACKETS_MAX);
   private readonly knownCoefficients = new Uint8Array(SLIDING_WINDOW_PACKETS_MAX);
 
-  private deliverBuffer = new Int32Array(QUEUE_CAPACITY_INITIAL);
-  private deliverSeq = new Uint32Array(QUEUE_CAPACITY_INITIAL);
-  private deliverRebuilt = new Uint8Array(QUEUE_CAPACITY_INITIAL);
-  private deliverHead = 0;
-  private deliverCount = 0;
+  /** Packets waiting for pollDelivered; fields: seq, rebuilt (1) or not (0). */
+  private readonly deliveries = new ShardRing(QUEUE_CAPACITY_INITIAL);
   private readonly delivery: SlidingWindowDelivery = { seq: 0, length: 0, rebuilt: false };
 
   /** @param init options; every field has a default. Throws RangeError for out-of-range values. */
@@ -309,11 +306,9 @@ export class SlidingWindowDecoder {
    * undefined when none is waiting.
    */
   pollDelivered(out: Uint8Array): SlidingWindowDelivery | undefined {
-    if (this.deliverCount === 0) return undefined;
-    const at = this.deliverHead;
-    this.deliverHead = (at + 1) & (this.deliverBuffer.length - 1);
-    this.deliverCount--;
-    const id = this.deliverBuffer[at];
+    const deliveries = this.deliveries;
+    const id = deliveries.shift();
+    if (id < 0) return undefined;
     const src = this.pool.buffers[id];
     const length = (src[0] << 8) | src[1];
     if (out.length < length) throw new RangeError(`pollDelivered: out holds ${out.length} bytes; packets need up to ${this.maxPayloadBytes}`);
@@ -321,9 +316,9 @@ export class SlidingWindowDecoder {
     else out.set(src.subarray(FEC_LENGTH_PREFIX_BYTES, FEC_LENGTH_PREFIX_BYTES + length));
     this.pool.release(id);
     const d = this.delivery;
-    d.seq = this.deliverSeq[at];
+    d.seq = deliveries.takenField(0);
     d.length = length;
-    d.rebuilt = this.deliverRebuilt[at] === 1;
+    d.rebuilt = deliveries.takenField(1) === 1;
     return d;
   }
 
@@ -427,21 +422,6 @@ export class SlidingWindowDecoder {
 
   private deliver(id: number, seq: number, rebuilt: boolean): void {
     this.pool.retain(id);
-    if (this.deliverCount === this.deliverBuffer.length) this.growDeliveries();
-    const at = (this.deliverHead + this.deliverCount) & (this.deliverBuffer.length - 1);
-    this.deliverBuffer[at] = id;
-    this.deliverSeq[at] = seq;
-    this.deliverRebuilt[at] = rebuilt ? 1 : 0;
-    this.deliverCount++;
-  }
-
-  /** Doubles the delivery ring (only while a caller lets packets pile up). */
-  private growDeliveries(): void {
-    const head = this.deliverHead;
-    const size = this.deliverCount;
-    this.deliverBuffer = doubledRing(this.deliverBuffer, head, size);
-    this.deliverSeq = doubledRing(this.deliverSeq, head, size);
-    this.deliverRebuilt = doubledRing(this.deliverRebuilt, head, size);
-    this.deliverHead = 0;
+    this.deliveries.push(id, seq, rebuilt ? 1 : 0);
   }
 }

@@ -27,7 +27,7 @@ import { BufferPool } from './pool.js';
 import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES } from './rs.js';
 import { FEC_MAX_PAYLOAD_BYTES_DEFAULT } from './scheme.js';
 import { SLIDING_WINDOW_PACKETS_MAX, SlidingWindowCodec, sharedSlidingWindowCodec, slidingWindowCoefficient, writeSourceVector } from './sliding-window-code.js';
-import { doubledRing } from './ring.js';
+import { ShardRing } from './ring.js';
 
 /** Default {@link SlidingWindowParameters.repairsPerSource}: one repair per source, which repairs any isolated loss. */
 export const SLIDING_WINDOW_REPAIRS_PER_SOURCE_DEFAULT = 1;
@@ -173,14 +173,8 @@ export class SlidingWindowEncoder {
   private readonly encodeLengths = new Int32Array(SLIDING_WINDOW_PACKETS_MAX);
   private readonly encodeCoefficients = new Uint8Array(SLIDING_WINDOW_PACKETS_MAX);
 
-  // Transmit queue: a ring of shards waiting for pollTransmit.
-  private txBuffer = new Int32Array(QUEUE_CAPACITY_INITIAL);
-  private txKind = new Uint8Array(QUEUE_CAPACITY_INITIAL);
-  private txSeq = new Uint32Array(QUEUE_CAPACITY_INITIAL);
-  private txCount = new Uint16Array(QUEUE_CAPACITY_INITIAL);
-  private txSeed = new Uint32Array(QUEUE_CAPACITY_INITIAL);
-  private txHead = 0;
-  private txSize = 0;
+  // Transmit queue: a ring of shards waiting for pollTransmit (fields: kind, seq, count, seed).
+  private readonly tx = new ShardRing(QUEUE_CAPACITY_INITIAL);
 
   // Repairs scheduled for later, sorted by due time (a source's repairs may interleave with the next source's).
   private dueMs = new Float64Array(QUEUE_CAPACITY_INITIAL);
@@ -268,16 +262,14 @@ export class SlidingWindowEncoder {
    * undefined when nothing is queued.
    */
   pollTransmit(out: Uint8Array): SlidingWindowTransmit | undefined {
-    if (this.txSize === 0) return undefined;
-    const at = this.txHead;
-    this.txHead = (at + 1) & (this.txBuffer.length - 1);
-    this.txSize--;
-    const id = this.txBuffer[at];
+    const tx = this.tx;
+    const id = tx.shift();
+    if (id < 0) return undefined;
     const t = this.transmit;
-    t.kind = this.txKind[at] as SlidingWindowShardKindValue;
-    t.seq = this.txSeq[at];
-    t.count = this.txCount[at];
-    t.seed = this.txSeed[at];
+    t.kind = tx.takenField(0) as SlidingWindowShardKindValue;
+    t.seq = tx.takenField(1);
+    t.count = tx.takenField(2);
+    t.seed = tx.takenField(3);
     const src = this.pool.buffers[id];
     const vectorLength = this.pool.lengths[id];
     // A source goes out as its payload (the vector without its prefix); a repair as its vector.
@@ -372,25 +364,6 @@ export class SlidingWindowEncoder {
   }
 
   private enqueue(id: number, kind: SlidingWindowShardKindValue, seq: number, count: number, seed: number): void {
-    if (this.txSize === this.txBuffer.length) this.growQueue();
-    const at = (this.txHead + this.txSize) & (this.txBuffer.length - 1);
-    this.txBuffer[at] = id;
-    this.txKind[at] = kind;
-    this.txSeq[at] = seq;
-    this.txCount[at] = count;
-    this.txSeed[at] = seed;
-    this.txSize++;
-  }
-
-  /** Doubles the transmit ring (only while a caller lets shards pile up). */
-  private growQueue(): void {
-    const head = this.txHead;
-    const size = this.txSize;
-    this.txBuffer = doubledRing(this.txBuffer, head, size);
-    this.txKind = doubledRing(this.txKind, head, size);
-    this.txSeq = doubledRing(this.txSeq, head, size);
-    this.txCount = doubledRing(this.txCount, head, size);
-    this.txSeed = doubledRing(this.txSeed, head, size);
-    this.txHead = 0;
+    this.tx.push(id, kind, seq, count, seed);
   }
 }
