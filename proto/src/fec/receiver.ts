@@ -316,11 +316,8 @@ export class FecReceiver {
     this.deliverHead = (this.deliverHead + 1) & (this.deliverQueue.length - 1);
     this.deliverCount--;
     const length = this.pool.lengths[id];
-    const src = this.pool.buffers[id];
     if (out.length < length) throw new RangeError(`pollDelivered: out holds ${out.length} bytes; packets need up to ${this.maxShardBytes - FEC_LENGTH_PREFIX_BYTES}`);
-    if (length < 64) for (let b = 0; b < length; b++) out[b] = src[b];
-    else out.set(src.subarray(0, length));
-    this.pool.release(id);
+    this.pool.copyOutAndRelease(id, 0, length, out);
     return length;
   }
 

@@ -312,11 +312,7 @@ export class FecSender {
     if (id < 0) return undefined;
     const length = this.pool.lengths[id];
     if (out.length < length) throw new RangeError(`pollTransmit: out holds ${out.length} bytes; shards need up to ${this.maxShardBytes}`);
-    const src = this.pool.buffers[id];
-    if (length === src.length) out.set(src);
-    else if (length < 64) for (let b = 0; b < length; b++) out[b] = src[b];
-    else out.set(src.subarray(0, length));
-    this.pool.release(id);
+    this.pool.copyOutAndRelease(id, 0, length, out);
     const t = this.transmit;
     t.seq = this.nextSeq;
     this.nextSeq = (this.nextSeq + 1) >>> 0;

@@ -312,9 +312,7 @@ export class SlidingWindowDecoder {
     const src = this.pool.buffers[id];
     const length = (src[0] << 8) | src[1];
     if (out.length < length) throw new RangeError(`pollDelivered: out holds ${out.length} bytes; packets need up to ${this.maxPayloadBytes}`);
-    if (length < 64) for (let b = 0; b < length; b++) out[b] = src[FEC_LENGTH_PREFIX_BYTES + b];
-    else out.set(src.subarray(FEC_LENGTH_PREFIX_BYTES, FEC_LENGTH_PREFIX_BYTES + length));
-    this.pool.release(id);
+    this.pool.copyOutAndRelease(id, FEC_LENGTH_PREFIX_BYTES, length, out);
     const d = this.delivery;
     d.seq = deliveries.takenField(0);
     d.length = length;

@@ -270,15 +270,11 @@ export class SlidingWindowEncoder {
     t.seq = tx.takenField(1);
     t.count = tx.takenField(2);
     t.seed = tx.takenField(3);
-    const src = this.pool.buffers[id];
-    const vectorLength = this.pool.lengths[id];
     // A source goes out as its payload (the vector without its prefix); a repair as its vector.
     const from = t.kind === SlidingWindowShardKind.Source ? FEC_LENGTH_PREFIX_BYTES : 0;
-    const length = vectorLength - from;
+    const length = this.pool.lengths[id] - from;
     if (out.length < length) throw new RangeError(`pollTransmit: out holds ${out.length} bytes; shards need up to ${this.maxShardBytes}`);
-    if (length < 64) for (let b = 0; b < length; b++) out[b] = src[from + b];
-    else out.set(src.subarray(from, from + length));
-    this.pool.release(id);
+    this.pool.copyOutAndRelease(id, from, length, out);
     t.length = length;
     const c = this.counters;
     if (t.kind === SlidingWindowShardKind.Source) {
