@@ -3,24 +3,16 @@
  * child (coordinator, relays, `connect`, `sim proxy`) with its output collected, and
  * a registry so that every process the benchmark started is stopped by PID at the end,
  * on error and on Ctrl-C (SIGINT/SIGTERM to the benchmark). Bench code cannot import
- * test/support, so this is the benchmark's own small copy of that pattern.
+ * test/support, so this is the benchmark's own small copy of that pattern (signalling
+ * by PID is shared with it through kit/child-signal.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { signalIfRunning } from '../kit/child-signal.js';
 
 const CLI_PATH = fileURLToPath(new URL('../cli/slipstream.js', import.meta.url));
 /** How long a SIGTERMed child gets before it is SIGKILLed, ms. */
 const STOP_GRACE_MS = 3000;
-
-/** Sends `signal` to `child` by PID unless it has already exited. */
-function signalIfRunning(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  try {
-    process.kill(child.pid, signal);
-  } catch {
-    // already gone
-  }
-}
 
 /** A running `node dist/cli/slipstream.js …` with its output collected. */
 export class BenchChild {

@@ -9,21 +9,12 @@ import fc from 'fast-check';
 import { FecReceiver } from '../src/fec/receiver.js';
 import { ReedSolomon } from '../src/fec/rs.js';
 import type { FecScheme } from '../src/fec/scheme.js';
-import { FecSender, FecShardKind, type FecTransmit } from '../src/fec/sender.js';
+import { FecSender, FecShardKind } from '../src/fec/sender.js';
 import { SequenceTracker, SequenceVerdict } from '../src/fec/sequence.js';
+import { drainTransmits, numberedPacket, sendThrough, type WireShard } from './support/fec-wire.js';
 
 const codec = new ReedSolomon();
 const TIME_LIMIT_MS = 10000;
-
-interface Wire extends FecTransmit {
-  bytes: Uint8Array;
-  atMs: number;
-}
-
-function drain(sender: FecSender, now: number, into: Wire[]): void {
-  const out = new Uint8Array(sender.maxShardBytes);
-  for (let t = sender.pollTransmit(out); t !== undefined; t = sender.pollTransmit(out)) into.push({ ...t, bytes: out.slice(0, t.length), atMs: now });
-}
 
 function deliveredOf(receiver: FecReceiver): Uint8Array[] {
   const out = new Uint8Array(receiver.maxShardBytes);
@@ -33,41 +24,20 @@ function deliveredOf(receiver: FecReceiver): Uint8Array[] {
 }
 
 function packet(n: number, length: number): Uint8Array {
-  const p = new Uint8Array(Math.max(2, length));
-  p[0] = n >> 8;
-  p[1] = n & 0xff;
-  for (let i = 2; i < p.length; i++) p[i] = (n * 7 + i) & 0xff;
-  return p;
+  return numberedPacket(n, length, 7);
 }
 
-/** Sends `count` packets `gapMs` apart through the sender, running its timers; returns the wire in order. */
-function sendAll(scheme: FecScheme, count: number, gapMs: number, length: (n: number) => number): { wire: Wire[]; sender: FecSender; sent: Uint8Array[] } {
+/** Sends `count` packets `gapMs` apart through a sender for `scheme`, running its timers; returns the wire in order. */
+function sendAll(scheme: FecScheme, count: number, gapMs: number, length: (n: number) => number): { wire: WireShard[]; sender: FecSender; sent: Uint8Array[] } {
   const sender = new FecSender({ codec, scheme, maxPayloadBytes: 600 });
-  const wire: Wire[] = [];
-  const sent: Uint8Array[] = [];
-  for (let n = 0; n < count; n++) {
-    const now = n * gapMs;
-    for (let t = sender.pollTimeout(); t !== undefined && t <= now; t = sender.pollTimeout()) {
-      sender.handleTimeout(t);
-      drain(sender, t, wire);
-    }
-    const p = packet(n, length(n));
-    sent.push(p);
-    sender.push(now, p);
-    drain(sender, now, wire);
-  }
-  for (let t = sender.pollTimeout(); t !== undefined; t = sender.pollTimeout()) {
-    sender.handleTimeout(t);
-    drain(sender, t, wire);
-  }
-  return { wire, sender, sent };
+  return { ...sendThrough(sender, count, gapMs, (n) => packet(n, length(n))), sender };
 }
 
 test('off: one group per packet, no redundancy, data leaves in push', () => {
   const sender = new FecSender({ codec });
-  const wire: Wire[] = [];
+  const wire: WireShard[] = [];
   sender.push(0, packet(1, 50));
-  drain(sender, 0, wire);
+  drainTransmits(sender, 0, wire);
   assert.equal(wire.length, 1);
   assert.deepEqual([wire[0].k, wire[0].r, wire[0].index, wire[0].kind], [1, 0, 0, FecShardKind.Data]);
   assert.equal(sender.pollTimeout(), undefined);
@@ -77,10 +47,10 @@ test('off: one group per packet, no redundancy, data leaves in push', () => {
 test('rs: parity follows when the group fills, or at the hold time with r scaled to the packets held', () => {
   const scheme: FecScheme = { mode: 'rs', k: 4, r: 2, interleave: 1, holdMs: 8 };
   const sender = new FecSender({ codec, scheme });
-  const wire: Wire[] = [];
+  const wire: WireShard[] = [];
   for (let n = 0; n < 4; n++) {
     sender.push(n, packet(n, 10 + n));
-    drain(sender, n, wire);
+    drainTransmits(sender, n, wire);
   }
   assert.deepEqual(wire.map((w) => w.kind), [0, 0, 0, 0, 1, 1]);
   assert.deepEqual(wire.slice(4).map((w) => [w.index, w.k, w.r, w.length]), [[4, 4, 2, 15], [5, 4, 2, 15]]);
@@ -88,11 +58,11 @@ test('rs: parity follows when the group fills, or at the hold time with r scaled
   // A lone packet: nothing but the data until the hold expires, then ⌈2·1/4⌉ = 1 parity.
   wire.length = 0;
   sender.push(100, packet(9, 30));
-  drain(sender, 100, wire);
+  drainTransmits(sender, 100, wire);
   assert.equal(wire.length, 1);
   assert.equal(sender.pollTimeout(), 108);
   sender.handleTimeout(108);
-  drain(sender, 108, wire);
+  drainTransmits(sender, 108, wire);
   assert.deepEqual(wire.slice(1).map((w) => [w.kind, w.index, w.k, w.r]), [[FecShardKind.Parity, 1, 1, 1]]);
   assert.equal(sender.counters.groupsClosedByHold, 1);
   assert.equal(sender.buffersInUse, 0);

@@ -10,56 +10,22 @@ import { test } from 'node:test';
 import { ParseFailure } from '../src/errors.js';
 import { FecReceiver } from '../src/fec/receiver.js';
 import { formatScheme, schemeOverhead, validateScheme, type FecScheme } from '../src/fec/scheme.js';
-import { FecSender, FecShardKind, setShardHeader, type FecTransmit } from '../src/fec/sender.js';
+import { FecSender, FecShardKind, setShardHeader } from '../src/fec/sender.js';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader, writeHeader } from '../src/header.js';
 import { Rng } from '../src/rng.js';
+import { numberedPacket, sendThrough, type WireShard } from './support/fec-wire.js';
 
 const SW: FecScheme = { mode: 'sw', repairsPerSource: 1, repairSpacingMs: 2, windowPackets: 8, windowMs: 60 };
 const PATH_DELAY_MS = 5;
 
-interface Shard extends FecTransmit {
-  bytes: Uint8Array;
-  atMs: number;
-}
-
-function packet(n: number, length: number): Uint8Array {
-  const p = new Uint8Array(Math.max(4, length));
-  p[0] = n >> 8;
-  p[1] = n & 0xff;
-  for (let i = 2; i < p.length; i++) p[i] = (n * 13 + i) & 0xff;
-  return p;
-}
-
-function drain(sender: FecSender, now: number, into: Shard[]): void {
-  const out = new Uint8Array(sender.maxShardBytes);
-  for (let t = sender.pollTransmit(out); t !== undefined; t = sender.pollTransmit(out)) into.push({ ...t, bytes: out.slice(0, t.length), atMs: now });
-}
-
 /** `count` packets `gapMs` apart (sizes vary) through an sw sender; returns the wire in send order. */
-function sendAll(count: number, gapMs: number): { wire: Shard[]; sent: Uint8Array[]; sender: FecSender } {
+function sendAll(count: number, gapMs: number): { wire: WireShard[]; sent: Uint8Array[]; sender: FecSender } {
   const sender = new FecSender({ scheme: SW, maxPayloadBytes: 600, firstSeq: 0xfffffff0, firstGroupId: 0xfffffff8 });
-  const wire: Shard[] = [];
-  const sent: Uint8Array[] = [];
-  for (let n = 0; n < count; n++) {
-    const now = n * gapMs;
-    for (let t = sender.pollTimeout(); t !== undefined && t <= now; t = sender.pollTimeout()) {
-      sender.handleTimeout(t);
-      drain(sender, t, wire);
-    }
-    const p = packet(n, 20 + ((n * 37) % 300));
-    sent.push(p);
-    sender.push(now, p);
-    drain(sender, now, wire);
-  }
-  for (let t = sender.pollTimeout(); t !== undefined; t = sender.pollTimeout()) {
-    sender.handleTimeout(t);
-    drain(sender, t, wire);
-  }
-  return { wire, sent, sender };
+  return { ...sendThrough(sender, count, gapMs, (n) => numberedPacket(n, 20 + ((n * 37) % 300), 13)), sender };
 }
 
 /** Feeds the kept shards to a receiver PATH_DELAY_MS after they left (each `copies` times), running its timers; returns what it delivered. */
-function receiveAll(wire: readonly Shard[], keep: (shard: Shard, i: number) => boolean, copies = 1): { delivered: Uint8Array[]; receiver: FecReceiver } {
+function receiveAll(wire: readonly WireShard[], keep: (shard: WireShard, i: number) => boolean, copies = 1): { delivered: Uint8Array[]; receiver: FecReceiver } {
   const receiver = new FecReceiver({ maxPayloadBytes: 600, slidingWindow: { windowMs: 60 } });
   const out = new Uint8Array(receiver.maxShardBytes);
   const delivered: Uint8Array[] = [];

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../../proto/src/errors.js';
-import { FateLog } from '../src/core/fate.js';
+import { FateLog, type FateEntry } from '../src/core/fate.js';
 import { SimNetwork } from '../src/core/network.js';
 import { parseScenario } from '../src/scenario/load.js';
 import { ScenarioRun } from '../src/scenario/run.js';
@@ -27,6 +27,12 @@ function threeHosts(net: SimNetwork) {
   b.onReceive(() => received.b++);
   c.onReceive(() => received.c++);
   return { a, b, c, received };
+}
+
+/** Runs the network until idle; returns `pick` of every delivered datagram, in delivery order. */
+function deliveredWhenIdle<T>(net: SimNetwork, log: FateLog, pick: (fate: FateEntry) => T): T[] {
+  net.runUntilIdle();
+  return log.delivered().map(pick);
 }
 
 describe('access links', () => {
@@ -92,9 +98,8 @@ describe('access links', () => {
     net.setAccessLink(A, 'uplink', { rateKbps: 1000 });
     a.send(new Uint8Array(1000), b.localAddress());
     a.send(new Uint8Array(1000), c.localAddress());
-    net.runUntilIdle();
     assert.deepEqual(
-      log.delivered().map((f) => [f.to, f.atMs]),
+      deliveredWhenIdle(net, log, (f) => [f.to, f.atMs]),
       [
         [`${B}:1`, 13],
         [`${C}:1`, 21],
@@ -108,9 +113,8 @@ describe('access links', () => {
     const start = net.nowMs;
     b.send(new Uint8Array(1000), a.localAddress());
     c.send(new Uint8Array(1000), a.localAddress());
-    net.runUntilIdle();
     assert.deepEqual(
-      log.delivered().map((f) => [f.from, f.atMs - start]),
+      deliveredWhenIdle(net, log, (f) => [f.from, f.atMs - start]),
       [
         [`${B}:1`, 13],
         [`${C}:1`, 21],
@@ -127,9 +131,8 @@ describe('access links', () => {
     const self = net.host(A)!.bind(2);
     a.send(new Uint8Array(4), b.localAddress());
     a.send(new Uint8Array(4), self.localAddress());
-    net.runUntilIdle();
     assert.deepEqual(
-      log.delivered().map((f) => [f.to, f.latencyMs]),
+      deliveredWhenIdle(net, log, (f) => [f.to, f.latencyMs]),
       [
         [`${A}:2`, 0],
         [`${B}:1`, 23],

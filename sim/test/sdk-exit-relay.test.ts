@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../proto/src/rng.js';
 import { SdkScenario, type ScenarioRelay } from '../src/deployment/scenario.js';
-import { rebindMidSession } from './support/scenario-steps.js';
+import { killAndWatch, rebindMidSession } from './support/scenario-steps.js';
 
 /** Two entries near the player, far from the game server; the exit beside the game server, far from the player. */
 function topology(rng: Rng): ScenarioRelay[] {
@@ -32,10 +32,7 @@ test('exit relay: the entry is killed mid-session; traffic resumes through the o
     assert.ok(victim?.startsWith('entry-') && backup?.startsWith('entry-'), `seed ${seed}: current ${victim}, backup ${backup}`);
     const before = [...s.traffic.originSources.keys()];
     assert.equal(before.length, 1, `seed ${seed}: origin sources before the kill ${before.join(', ')}`);
-    const killMs = s.nowMs;
-    s.killRelay(victim!);
-    s.runUntil(killMs + 4000);
-    const gap = s.longestGapMs(killMs - 1000, killMs + 4000);
+    const { killMs, gap } = killAndWatch(s, victim!, 4000, 1000);
     gaps.push(gap);
     assert.equal(s.client.core.current, backup, `seed ${seed}: moved to ${s.client.core.current}`);
     assert.ok(s.client.core.isOpen, `seed ${seed}: session ended`);
@@ -62,11 +59,7 @@ test('exit relay: the exit is killed; the entry serves the session itself and tr
     s.startTraffic(60);
     s.runUntil(s.nowMs + 4000);
     const entry = s.client.core.current!;
-    const killMs = s.nowMs;
-    s.killRelay('exit');
-    s.runUntil(killMs + 5000);
-    const gap = s.longestGapMs(killMs - 1000, killMs + 5000);
-    const late = s.deliveredLoss(killMs + 3000, killMs + 4500);
+    const { gap, late } = killAndWatch(s, 'exit', 5000, 1000);
     t.diagnostic(`seed ${seed}: exit killed, ${entry} fell back; gap ${gap.toFixed(0)} ms; origin sources ${[...s.traffic.originSources.keys()].join(', ')}`);
     assert.ok(s.client.core.isOpen, `seed ${seed}: session ended`);
     assert.ok(late.upstream === 0 && late.downstream === 0, `seed ${seed}: loss after the fallback ${JSON.stringify(late)}`);
@@ -114,11 +107,7 @@ test('exit relay: the client talks to the exit directly and the exit dies; the b
   s.runUntil(s.nowMs + 5000);
   assert.equal(s.client.core.current, 'exit');
   const backup = s.client.core.backup!;
-  const killMs = s.nowMs;
-  s.killRelay('exit');
-  s.runUntil(killMs + 6000);
-  const gap = s.longestGapMs(killMs - 500, killMs + 6000);
-  const late = s.deliveredLoss(killMs + 3000, killMs + 5500);
+  const { gap, late } = killAndWatch(s, 'exit', 6000, 500);
   t.diagnostic(`exit (current) killed: ${backup} took over after a ${gap.toFixed(0)} ms gap; origin sources ${[...s.traffic.originSources.keys()].join(', ')}`);
   assert.equal(s.client.core.current, backup);
   assert.ok(s.client.core.isOpen);

@@ -10,21 +10,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { after } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CLI_PATH } from './run-cli.js';
+import { signalIfRunning } from '../../kit/child-signal.js';
 
 const started = new Set<ChildProcess>();
 after(() => {
   for (const child of started) signalIfRunning(child, 'SIGKILL');
 });
-
-/** Sends `signal` to `child` by PID unless it has already exited. */
-function signalIfRunning(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  try {
-    process.kill(child.pid, signal);
-  } catch {
-    // already gone
-  }
-}
 
 /** A running `node dist/cli/slipstream.js …` with its output collected. */
 export class CliProcess {

@@ -60,6 +60,20 @@ export class BufferPool {
     this.refs[id]++;
   }
 
+  /**
+   * Copies `length` bytes of buffer `id`, from byte `from` on, to the start of `out`
+   * (the caller has checked that `out` holds them) and drops one reference to the
+   * buffer. A whole buffer goes by one `set`; short copies byte by byte, where the loop
+   * beats a `subarray` view and `set`.
+   */
+  copyOutAndRelease(id: number, from: number, length: number, out: Uint8Array): void {
+    const src = this.buffers[id];
+    if (from === 0 && length === src.length) out.set(src);
+    else if (length < 64) for (let b = 0; b < length; b++) out[b] = src[from + b];
+    else out.set(src.subarray(from, from + length));
+    this.release(id);
+  }
+
   /** Drops a reference; the buffer returns to the pool at zero. */
   release(id: number): void {
     if (--this.refs[id] === 0) this.free.push(id);

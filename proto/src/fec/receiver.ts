@@ -27,6 +27,7 @@ import { SLIDING_WINDOW_PACKETS_MAX } from './sliding-window-code.js';
 import { SLIDING_WINDOW_DECODER_PACKETS_DEFAULT, SlidingWindowDecoder, type SlidingWindowDecoderInit } from './sliding-window-decoder.js';
 import type { SlidingWindowParameters } from './sliding-window-encoder.js';
 import { SequenceTracker, SequenceVerdict } from './sequence.js';
+import { doubledRing } from './ring.js';
 
 /**
  * What the receiver saw in one stats interval. `lossRate` and `meanBurstPackets` are
@@ -315,11 +316,8 @@ export class FecReceiver {
     this.deliverHead = (this.deliverHead + 1) & (this.deliverQueue.length - 1);
     this.deliverCount--;
     const length = this.pool.lengths[id];
-    const src = this.pool.buffers[id];
     if (out.length < length) throw new RangeError(`pollDelivered: out holds ${out.length} bytes; packets need up to ${this.maxShardBytes - FEC_LENGTH_PREFIX_BYTES}`);
-    if (length < 64) for (let b = 0; b < length; b++) out[b] = src[b];
-    else out.set(src.subarray(0, length));
-    this.pool.release(id);
+    this.pool.copyOutAndRelease(id, 0, length, out);
     return length;
   }
 
@@ -568,10 +566,7 @@ export class FecReceiver {
 
   private deliver(id: number): void {
     if (this.deliverCount === this.deliverQueue.length) {
-      const n = this.deliverQueue.length;
-      const grown = new Int32Array(n * 2);
-      for (let i = 0; i < n; i++) grown[i] = this.deliverQueue[(this.deliverHead + i) & (n - 1)];
-      this.deliverQueue = grown;
+      this.deliverQueue = doubledRing(this.deliverQueue, this.deliverHead, this.deliverCount);
       this.deliverHead = 0;
     }
     this.deliverQueue[(this.deliverHead + this.deliverCount) & (this.deliverQueue.length - 1)] = id;

@@ -25,6 +25,7 @@ import type { FecIntervalStats } from './receiver.js';
 import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, ReedSolomon, sharedReedSolomon } from './rs.js';
 import { FEC_INTERLEAVE_MAX, FEC_MAX_PAYLOAD_BYTES_DEFAULT, FEC_OFF, FEC_SLIDING_WINDOW_MARKER, sameScheme, validateScheme, type FecScheme } from './scheme.js';
 import { SlidingWindowEncoder, SlidingWindowShardKind } from './sliding-window-encoder.js';
+import { doubledRing, ShardRing } from './ring.js';
 
 /** What a shard is, in {@link FecTransmit.kind}. */
 export const FecShardKind = {
@@ -149,14 +150,8 @@ export class FecSender {
   private readonly transmit: FecTransmit = { seq: 0, groupId: 0, index: 0, k: 0, r: 0, kind: FecShardKind.Data, length: 0 };
 
   // Transmit queue: a ring of shards waiting for pollTransmit.
-  private txBuf = new Int32Array(RING_CAPACITY_INITIAL);
-  private txGroup = new Uint32Array(RING_CAPACITY_INITIAL);
-  private txIndex = new Uint8Array(RING_CAPACITY_INITIAL);
-  private txK = new Uint8Array(RING_CAPACITY_INITIAL);
-  private txR = new Uint8Array(RING_CAPACITY_INITIAL);
-  private txKind = new Uint8Array(RING_CAPACITY_INITIAL);
-  private txHead = 0;
-  private txCount = 0;
+  /** Shards waiting for pollTransmit; fields: group, index, k, r, kind. */
+  private readonly tx = new ShardRing(RING_CAPACITY_INITIAL);
 
   // Duplicate queue: copies waiting for their time, in due order.
   private dupDueMs = new Float64Array(RING_CAPACITY_INITIAL);
@@ -312,26 +307,20 @@ export class FecSender {
    */
   pollTransmit(out: Uint8Array): FecTransmit | undefined {
     if (this.slidingWindow !== undefined) return this.pollSlidingWindow(out);
-    if (this.txCount === 0) return undefined;
-    const at = this.txHead;
-    this.txHead = (at + 1) & (this.txBuf.length - 1);
-    this.txCount--;
-    const id = this.txBuf[at];
+    const tx = this.tx;
+    const id = tx.shift();
+    if (id < 0) return undefined;
     const length = this.pool.lengths[id];
     if (out.length < length) throw new RangeError(`pollTransmit: out holds ${out.length} bytes; shards need up to ${this.maxShardBytes}`);
-    const src = this.pool.buffers[id];
-    if (length === src.length) out.set(src);
-    else if (length < 64) for (let b = 0; b < length; b++) out[b] = src[b];
-    else out.set(src.subarray(0, length));
-    this.pool.release(id);
+    this.pool.copyOutAndRelease(id, 0, length, out);
     const t = this.transmit;
     t.seq = this.nextSeq;
     this.nextSeq = (this.nextSeq + 1) >>> 0;
-    t.groupId = this.txGroup[at];
-    t.index = this.txIndex[at];
-    t.k = this.txK[at];
-    t.r = this.txR[at];
-    t.kind = this.txKind[at] as FecShardKindValue;
+    t.groupId = tx.takenField(0);
+    t.index = tx.takenField(1);
+    t.k = tx.takenField(2);
+    t.r = tx.takenField(3);
+    t.kind = tx.takenField(4) as FecShardKindValue;
     t.length = length;
     const c = this.counters;
     if (t.kind === FecShardKind.Data) {
@@ -443,60 +432,15 @@ export class FecSender {
 
   /** Queues a shard; the queue takes over one reference to buffer `id`. */
   private enqueue(id: number, groupId: number, index: number, k: number, r: number, kind: FecShardKindValue): void {
-    if (this.txCount === this.txBuf.length) this.growTx();
-    const at = (this.txHead + this.txCount) & (this.txBuf.length - 1);
-    this.txBuf[at] = id;
-    this.txGroup[at] = groupId;
-    this.txIndex[at] = index;
-    this.txK[at] = k;
-    this.txR[at] = r;
-    this.txKind[at] = kind;
-    this.txCount++;
-  }
-
-  private growTx(): void {
-    const n = this.txBuf.length;
-    const order = (i: number): number => (this.txHead + i) & (n - 1);
-    const buf = new Int32Array(n * 2);
-    const group = new Uint32Array(n * 2);
-    const index = new Uint8Array(n * 2);
-    const k = new Uint8Array(n * 2);
-    const r = new Uint8Array(n * 2);
-    const kind = new Uint8Array(n * 2);
-    for (let i = 0; i < this.txCount; i++) {
-      const at = order(i);
-      buf[i] = this.txBuf[at];
-      group[i] = this.txGroup[at];
-      index[i] = this.txIndex[at];
-      k[i] = this.txK[at];
-      r[i] = this.txR[at];
-      kind[i] = this.txKind[at];
-    }
-    this.txBuf = buf;
-    this.txGroup = group;
-    this.txIndex = index;
-    this.txK = k;
-    this.txR = r;
-    this.txKind = kind;
-    this.txHead = 0;
+    this.tx.push(id, groupId, index, k, r, kind);
   }
 
   /** Schedules a copy; the dup queue takes over one reference to buffer `id`. */
   private scheduleCopy(dueMs: number, id: number, groupId: number): void {
     if (this.dupCount === this.dupDueMs.length) {
-      const n = this.dupDueMs.length;
-      const due = new Float64Array(n * 2);
-      const buf = new Int32Array(n * 2);
-      const group = new Uint32Array(n * 2);
-      for (let i = 0; i < this.dupCount; i++) {
-        const at = (this.dupHead + i) & (n - 1);
-        due[i] = this.dupDueMs[at];
-        buf[i] = this.dupBuf[at];
-        group[i] = this.dupGroup[at];
-      }
-      this.dupDueMs = due;
-      this.dupBuf = buf;
-      this.dupGroup = group;
+      this.dupDueMs = doubledRing(this.dupDueMs, this.dupHead, this.dupCount);
+      this.dupBuf = doubledRing(this.dupBuf, this.dupHead, this.dupCount);
+      this.dupGroup = doubledRing(this.dupGroup, this.dupHead, this.dupCount);
       this.dupHead = 0;
     }
     // Keep the queue in due order: a shorter spacing after a scheme change may put a

@@ -30,6 +30,7 @@ import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, FEC_MAX_PAYLOAD_BYTES_D
 import { SLIDING_WINDOW_PACKETS_MAX, SlidingWindowCodec, sharedSlidingWindowCodec, slidingWindowCoefficient, sourceVectorPayloadLength, writeSourceVector } from './sliding-window-code.js';
 import { SLIDING_WINDOW_MS_DEFAULT, SLIDING_WINDOW_MS_MAX } from './sliding-window-encoder.js';
 import { RepairEquations } from './sliding-window-equations.js';
+import { ShardRing } from './ring.js';
 
 /**
  * Default {@link SlidingWindowDecoderInit.windowPackets}: room for the encoder's
@@ -149,11 +150,8 @@ export class SlidingWindowDecoder {
   private readonly knownLengths = new Int32Array(SLIDING_WINDOW_PACKETS_MAX);
   private readonly knownCoefficients = new Uint8Array(SLIDING_WINDOW_PACKETS_MAX);
 
-  private deliverBuffer = new Int32Array(QUEUE_CAPACITY_INITIAL);
-  private deliverSeq = new Uint32Array(QUEUE_CAPACITY_INITIAL);
-  private deliverRebuilt = new Uint8Array(QUEUE_CAPACITY_INITIAL);
-  private deliverHead = 0;
-  private deliverCount = 0;
+  /** Packets waiting for pollDelivered; fields: seq, rebuilt (1) or not (0). */
+  private readonly deliveries = new ShardRing(QUEUE_CAPACITY_INITIAL);
   private readonly delivery: SlidingWindowDelivery = { seq: 0, length: 0, rebuilt: false };
 
   /** @param init options; every field has a default. Throws RangeError for out-of-range values. */
@@ -307,21 +305,17 @@ export class SlidingWindowDecoder {
    * undefined when none is waiting.
    */
   pollDelivered(out: Uint8Array): SlidingWindowDelivery | undefined {
-    if (this.deliverCount === 0) return undefined;
-    const at = this.deliverHead;
-    this.deliverHead = (at + 1) & (this.deliverBuffer.length - 1);
-    this.deliverCount--;
-    const id = this.deliverBuffer[at];
+    const deliveries = this.deliveries;
+    const id = deliveries.shift();
+    if (id < 0) return undefined;
     const src = this.pool.buffers[id];
     const length = (src[0] << 8) | src[1];
     if (out.length < length) throw new RangeError(`pollDelivered: out holds ${out.length} bytes; packets need up to ${this.maxPayloadBytes}`);
-    if (length < 64) for (let b = 0; b < length; b++) out[b] = src[FEC_LENGTH_PREFIX_BYTES + b];
-    else out.set(src.subarray(FEC_LENGTH_PREFIX_BYTES, FEC_LENGTH_PREFIX_BYTES + length));
-    this.pool.release(id);
+    this.pool.copyOutAndRelease(id, FEC_LENGTH_PREFIX_BYTES, length, out);
     const d = this.delivery;
-    d.seq = this.deliverSeq[at];
+    d.seq = deliveries.takenField(0);
     d.length = length;
-    d.rebuilt = this.deliverRebuilt[at] === 1;
+    d.rebuilt = deliveries.takenField(1) === 1;
     return d;
   }
 
@@ -425,29 +419,6 @@ export class SlidingWindowDecoder {
 
   private deliver(id: number, seq: number, rebuilt: boolean): void {
     this.pool.retain(id);
-    if (this.deliverCount === this.deliverBuffer.length) this.growDeliveries();
-    const at = (this.deliverHead + this.deliverCount) & (this.deliverBuffer.length - 1);
-    this.deliverBuffer[at] = id;
-    this.deliverSeq[at] = seq;
-    this.deliverRebuilt[at] = rebuilt ? 1 : 0;
-    this.deliverCount++;
-  }
-
-  /** Doubles the delivery ring (only while a caller lets packets pile up). */
-  private growDeliveries(): void {
-    const n = this.deliverBuffer.length;
-    const buffer = new Int32Array(n * 2);
-    const seq = new Uint32Array(n * 2);
-    const rebuilt = new Uint8Array(n * 2);
-    for (let i = 0; i < n; i++) {
-      const from = (this.deliverHead + i) & (n - 1);
-      buffer[i] = this.deliverBuffer[from];
-      seq[i] = this.deliverSeq[from];
-      rebuilt[i] = this.deliverRebuilt[from];
-    }
-    this.deliverBuffer = buffer;
-    this.deliverSeq = seq;
-    this.deliverRebuilt = rebuilt;
-    this.deliverHead = 0;
+    this.deliveries.push(id, seq, rebuilt ? 1 : 0);
   }
 }

@@ -26,6 +26,7 @@
 import { BufferPool } from './pool.js';
 import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, FEC_MAX_PAYLOAD_BYTES_DEFAULT } from './rs.js';
 import { SLIDING_WINDOW_PACKETS_MAX, SlidingWindowCodec, sharedSlidingWindowCodec, slidingWindowCoefficient, writeSourceVector } from './sliding-window-code.js';
+import { ShardRing } from './ring.js';
 
 /** Default {@link SlidingWindowParameters.repairsPerSource}: one repair per source, which repairs any isolated loss. */
 export const SLIDING_WINDOW_REPAIRS_PER_SOURCE_DEFAULT = 1;
@@ -171,14 +172,8 @@ export class SlidingWindowEncoder {
   private readonly encodeLengths = new Int32Array(SLIDING_WINDOW_PACKETS_MAX);
   private readonly encodeCoefficients = new Uint8Array(SLIDING_WINDOW_PACKETS_MAX);
 
-  // Transmit queue: a ring of shards waiting for pollTransmit.
-  private txBuffer = new Int32Array(QUEUE_CAPACITY_INITIAL);
-  private txKind = new Uint8Array(QUEUE_CAPACITY_INITIAL);
-  private txSeq = new Uint32Array(QUEUE_CAPACITY_INITIAL);
-  private txCount = new Uint16Array(QUEUE_CAPACITY_INITIAL);
-  private txSeed = new Uint32Array(QUEUE_CAPACITY_INITIAL);
-  private txHead = 0;
-  private txSize = 0;
+  // Transmit queue: a ring of shards waiting for pollTransmit (fields: kind, seq, count, seed).
+  private readonly tx = new ShardRing(QUEUE_CAPACITY_INITIAL);
 
   // Repairs scheduled for later, sorted by due time (a source's repairs may interleave with the next source's).
   private dueMs = new Float64Array(QUEUE_CAPACITY_INITIAL);
@@ -266,25 +261,19 @@ export class SlidingWindowEncoder {
    * undefined when nothing is queued.
    */
   pollTransmit(out: Uint8Array): SlidingWindowTransmit | undefined {
-    if (this.txSize === 0) return undefined;
-    const at = this.txHead;
-    this.txHead = (at + 1) & (this.txBuffer.length - 1);
-    this.txSize--;
-    const id = this.txBuffer[at];
+    const tx = this.tx;
+    const id = tx.shift();
+    if (id < 0) return undefined;
     const t = this.transmit;
-    t.kind = this.txKind[at] as SlidingWindowShardKindValue;
-    t.seq = this.txSeq[at];
-    t.count = this.txCount[at];
-    t.seed = this.txSeed[at];
-    const src = this.pool.buffers[id];
-    const vectorLength = this.pool.lengths[id];
+    t.kind = tx.takenField(0) as SlidingWindowShardKindValue;
+    t.seq = tx.takenField(1);
+    t.count = tx.takenField(2);
+    t.seed = tx.takenField(3);
     // A source goes out as its payload (the vector without its prefix); a repair as its vector.
     const from = t.kind === SlidingWindowShardKind.Source ? FEC_LENGTH_PREFIX_BYTES : 0;
-    const length = vectorLength - from;
+    const length = this.pool.lengths[id] - from;
     if (out.length < length) throw new RangeError(`pollTransmit: out holds ${out.length} bytes; shards need up to ${this.maxShardBytes}`);
-    if (length < 64) for (let b = 0; b < length; b++) out[b] = src[from + b];
-    else out.set(src.subarray(from, from + length));
-    this.pool.release(id);
+    this.pool.copyOutAndRelease(id, from, length, out);
     t.length = length;
     const c = this.counters;
     if (t.kind === SlidingWindowShardKind.Source) {
@@ -370,37 +359,6 @@ export class SlidingWindowEncoder {
   }
 
   private enqueue(id: number, kind: SlidingWindowShardKindValue, seq: number, count: number, seed: number): void {
-    if (this.txSize === this.txBuffer.length) this.growQueue();
-    const at = (this.txHead + this.txSize) & (this.txBuffer.length - 1);
-    this.txBuffer[at] = id;
-    this.txKind[at] = kind;
-    this.txSeq[at] = seq;
-    this.txCount[at] = count;
-    this.txSeed[at] = seed;
-    this.txSize++;
-  }
-
-  /** Doubles the transmit ring (only while a caller lets shards pile up). */
-  private growQueue(): void {
-    const n = this.txBuffer.length;
-    const order = (i: number): number => (this.txHead + i) & (n - 1);
-    const buffer = new Int32Array(n * 2);
-    const kind = new Uint8Array(n * 2);
-    const seq = new Uint32Array(n * 2);
-    const count = new Uint16Array(n * 2);
-    const seed = new Uint32Array(n * 2);
-    for (let i = 0; i < n; i++) {
-      buffer[i] = this.txBuffer[order(i)];
-      kind[i] = this.txKind[order(i)];
-      seq[i] = this.txSeq[order(i)];
-      count[i] = this.txCount[order(i)];
-      seed[i] = this.txSeed[order(i)];
-    }
-    this.txBuffer = buffer;
-    this.txKind = kind;
-    this.txSeq = seq;
-    this.txCount = count;
-    this.txSeed = seed;
-    this.txHead = 0;
+    this.tx.push(id, kind, seq, count, seed);
   }
 }

@@ -465,7 +465,7 @@ export class SimNetwork implements SimEventHandler {
   private cross(packet: SimPacket, link: LinkDirection, hop: HopValue, nowMs: number): void {
     const copies = link.offer(nowMs, packet.length);
     if (copies === 0) {
-      if (this.sink) this.reportLinkDrop(packet, nowMs, link.lastDropReason, hop);
+      if (this.sink) this.reportPacketFate(packet, nowMs, link.lastDropReason, false, hop);
       this.releasePacket(packet);
       return;
     }
@@ -537,23 +537,7 @@ export class SimNetwork implements SimEventHandler {
       socket = dst.sockets.get(packet.toPort);
       if (socket === undefined) reason = DropReason.NoSocket;
     }
-    const sink = this.sink;
-    if (sink) {
-      const fate = this.fate;
-      fate.packetId = packet.packetId;
-      fate.copy = packet.copy;
-      fate.fromAddress = packet.from!.address;
-      fate.fromPort = packet.from!.port;
-      fate.toAddress = dst.address;
-      fate.toPort = packet.toPort;
-      fate.sizeBytes = packet.length;
-      fate.sentAtMs = packet.sentAtMs;
-      fate.atMs = nowMs;
-      fate.dropReason = reason;
-      fate.corrupted = packet.corrupted;
-      fate.hop = Hop.None;
-      sink.record(fate);
-    }
+    if (this.sink) this.reportPacketFate(packet, nowMs, reason, packet.corrupted, Hop.None);
     if (socket !== undefined) {
       const buffer = packet.buffer;
       socket.deliver(packet.length === buffer.length ? buffer : buffer.subarray(0, packet.length), packet.from!);
@@ -561,9 +545,19 @@ export class SimNetwork implements SimEventHandler {
     this.releasePacket(packet);
   }
 
+  /** A drop at the sender's host, before the datagram became a packet (no destination host, a partition). */
   private reportDrop(socket: SimUdpSocket, packetId: number, copy: number, toAddress: string, toPort: number, sizeBytes: number, sentAtMs: number, atMs: number, reason: DropReasonValue): void {
+    this.recordFate(packetId, copy, socket.localAddress(), toAddress, toPort, sizeBytes, sentAtMs, atMs, reason, false, Hop.None);
+  }
+
+  /** `packet`'s fate at `atMs`: delivered (reason None) or dropped, by the link of `hop` or (Hop.None) at the destination host. */
+  private reportPacketFate(packet: SimPacket, atMs: number, reason: DropReasonValue, corrupted: boolean, hop: HopValue): void {
+    this.recordFate(packet.packetId, packet.copy, packet.from!, packet.toHost!.address, packet.toPort, packet.length, packet.sentAtMs, atMs, reason, corrupted, hop);
+  }
+
+  /** Fills the one reused fate record and hands it to the sink (no allocation per datagram). */
+  private recordFate(packetId: number, copy: number, from: Endpoint, toAddress: string, toPort: number, sizeBytes: number, sentAtMs: number, atMs: number, reason: DropReasonValue, corrupted: boolean, hop: HopValue): void {
     const fate = this.fate;
-    const from = socket.localAddress();
     fate.packetId = packetId;
     fate.copy = copy;
     fate.fromAddress = from.address;
@@ -574,25 +568,7 @@ export class SimNetwork implements SimEventHandler {
     fate.sentAtMs = sentAtMs;
     fate.atMs = atMs;
     fate.dropReason = reason;
-    fate.corrupted = false;
-    fate.hop = Hop.None;
-    this.sink!.record(fate);
-  }
-
-  /** A drop by the link of `hop`, at `atMs`. */
-  private reportLinkDrop(packet: SimPacket, atMs: number, reason: DropReasonValue, hop: HopValue): void {
-    const fate = this.fate;
-    fate.packetId = packet.packetId;
-    fate.copy = packet.copy;
-    fate.fromAddress = packet.from!.address;
-    fate.fromPort = packet.from!.port;
-    fate.toAddress = packet.toHost!.address;
-    fate.toPort = packet.toPort;
-    fate.sizeBytes = packet.length;
-    fate.sentAtMs = packet.sentAtMs;
-    fate.atMs = atMs;
-    fate.dropReason = reason;
-    fate.corrupted = false;
+    fate.corrupted = corrupted;
     fate.hop = hop;
     this.sink!.record(fate);
   }

@@ -36,3 +36,23 @@ export function rebindMidSession(s: SdkScenario): Rebind {
   const gap = s.longestGapMs(movedMs - 500, movedMs + 3000);
   return { current, before, after, movedMs, gap };
 }
+
+/** What `killAndWatch` saw. */
+export interface KillWatch {
+  /** Virtual time of the kill. */
+  readonly killMs: number;
+  /** Longest gap in delivered echoes from `gapLeadMs` before the kill to the end of the watch. */
+  readonly gap: number;
+  /** Delivered loss from 3 s after the kill to 500 ms before the end of the watch (the settled part). */
+  readonly late: ReturnType<SdkScenario['deliveredLoss']>;
+}
+
+/** Kills relay `relayId` now and runs the scenario `watchMs` more. */
+export function killAndWatch(s: SdkScenario, relayId: string, watchMs: number, gapLeadMs: number): KillWatch {
+  const killMs = s.nowMs;
+  s.killRelay(relayId);
+  s.runUntil(killMs + watchMs);
+  const gap = s.longestGapMs(killMs - gapLeadMs, killMs + watchMs);
+  const late = s.deliveredLoss(killMs + 3000, killMs + watchMs - 500);
+  return { killMs, gap, late };
+}
