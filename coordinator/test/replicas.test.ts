@@ -96,7 +96,9 @@ describe('two coordinator replicas on one Redis', () => {
       }, 10_000, 200),
       'b never learned of the relay registered through a during the outage',
     );
-    const page = await relayB.revocations(0, 0);
-    assert.ok(page.revocations.some((r) => r.sessionId === session.sessionId), 'b never learned of the revocation made through a during the outage');
+    assert.ok(
+      await waitFor(async () => (await relayB.revocations(0, 0)).revocations.some((r) => r.sessionId === session.sessionId), 5000, 100),
+      'b never learned of the revocation made through a during the outage',
+    );
   });
 });

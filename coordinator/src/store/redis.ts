@@ -76,7 +76,16 @@ export class RedisStore implements Store {
     sub.on('error', () => undefined); // the main connection reports; this one just reconnects
     sub.on('message', (_channel: string, message: string) => this.onMessage(message));
     sub.on('ready', () => {
-      sub.subscribe(this.keys.channel).catch(() => undefined);
+      // Once subscribed, resync if the main connection is already up: a write another
+      // replica published while this subscriber was reconnecting (after this replica's own
+      // resync had listed the store) would otherwise never reach it. Listing after
+      // subscribing leaves no gap: earlier writes are in the list, later ones arrive here.
+      sub
+        .subscribe(this.keys.channel)
+        .then(() => {
+          if (this.ok && !this.closed) for (const listener of this.listeners) listener({ kind: 'resync' });
+        })
+        .catch(() => undefined);
     });
   }
 
