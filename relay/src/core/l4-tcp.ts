@@ -26,8 +26,6 @@ export interface TcpAdmission {
   readonly port: number;
   /** PROXY v2 header to write first, or undefined. */
   readonly prefix: Uint8Array | undefined;
-  /** Close after this long without bytes either way, ms (the core decides it: a `tcpEnd` event with reason `idle`). */
-  readonly idleTimeoutMs: number;
   /** A connect to the origin not done after this long counts as failed (`RelayCore.tcpConnectFailed`), ms. */
   readonly connectTimeoutMs: number;
   /** Client bytes to hold while the origin connects; beyond them stop reading the client until the connect, bytes. */
@@ -123,7 +121,6 @@ export class L4Tcp {
       address: conn.origin.address,
       port,
       prefix,
-      idleTimeoutMs: spec.idleTimeoutMs,
       connectTimeoutMs: spec.connectTimeoutMs ?? TCP_CONNECT_TIMEOUT_MS_DEFAULT,
       earlyBytesMax: TCP_EARLY_BYTES_MAX,
       stats: conn.rule.stats,
