@@ -76,8 +76,15 @@ export interface ControlMessageFields {
   /** SDK → relay: open (or resume) a tunnel session with a signed ticket. */
   sessionOpen: {
     ticket: Uint8Array;
-    /** FEC modes the client accepts, best first (e.g. `rs`, `dup`, `off`). */
+    /** FEC modes the client accepts, best first (e.g. `sw`, `dup`, `rs`, `off`). */
     fecModes: string[];
+    /**
+     * The session's latency budget, ms, when the client sets one: the relay's adaptive
+     * `sw` controller keeps the downstream to it. Absent: the relay's own
+     * (`tunnel.fec.latencyBudgetMs`). Only sent when set, since relays before it refuse
+     * unknown fields.
+     */
+    latencyBudgetMs?: number;
   };
   /** Relay → SDK: the session is open. */
   sessionAccept: {
@@ -156,6 +163,7 @@ export const controlSchemas: { readonly [T in ControlMessageType]: Readonly<Reco
   sessionOpen: {
     ticket: { kind: 'bytes', maxBytes: 4096 },
     fecModes: { kind: 'strings', maxItems: 8, maxChars: 16 },
+    latencyBudgetMs: { kind: 'number', min: 0, max: 1000, optional: true },
   },
   sessionAccept: {
     sessionId: { kind: 'string', pattern: sessionIdHex },

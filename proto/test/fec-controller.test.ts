@@ -130,3 +130,66 @@ test('model: a Gilbert-Elliott fit with Bernoulli bursts reproduces the MDS boun
   assert.ok(residualReedSolomon(bursty, 4, 2, 4) < residualReedSolomon(bursty, 4, 2, 1) / 5);
   assert.ok(residualDuplicate(bursty, 1, 11) < residualDuplicate(bursty, 1, 1) / 5);
 });
+
+/** The repair rate of an `sw` scheme (0 for anything else). */
+function repairs(s: FecScheme): number {
+  return s.mode === 'sw' ? s.repairsPerSource : 0;
+}
+
+test('sw family: starts with a repair per packet, drops to none on a clean path, and only ever answers sw', () => {
+  const d = new Driver(60, { family: 'sw' });
+  assert.equal(d.controller.scheme.mode, 'sw');
+  assert.equal(repairs(d.controller.scheme), 1);
+  const seen = d.run(30_000, 0, 1);
+  assert.ok(seen.every((s) => s.mode === 'sw'));
+  assert.equal(repairs(seen[seen.length - 1]), 0);
+  assert.throws(() => new FecController({ family: 'rs' as never }), /family/);
+});
+
+test('sw family at game rates: the repairs follow loss and burstiness within the budget, the cap and the loss-bought redundancy', () => {
+  const at = (loss: number, burst: number, init: FecControllerInit = {}): { scheme: FecScheme; late: number; residual: number } => {
+    const d = new Driver(60, { family: 'sw', ...init });
+    d.run(40_000, loss, burst);
+    const decision = d.controller.lastDecision!;
+    return { scheme: d.controller.scheme, late: decision.modelLate, residual: decision.modelResidual };
+  };
+  // 1 % random: fewer than half a repair per packet (the redundancy 1 % loss buys), nothing lost; the repairs of
+  // a packet lost between two repairs come a packet later, so some arrive after the 10 ms budget.
+  const light = at(0.01, 1);
+  assert.ok(repairs(light.scheme) > 0 && repairs(light.scheme) < 0.5, `1 %: ${JSON.stringify(light.scheme)}`);
+  assert.ok(light.residual <= 0.0001, `1 %: residual ${light.residual}`);
+  // 10 % random: enough repairs right behind each packet that ≤ 0.5 % are rebuilt after the budget.
+  const heavy = at(0.1, 1);
+  assert.ok(repairs(heavy.scheme) >= 2, `10 %: ${JSON.stringify(heavy.scheme)}`);
+  assert.ok(heavy.late <= 0.005 && heavy.residual <= 0.0001, `10 %: late ${heavy.late} residual ${heavy.residual}`);
+  // The same loss in bursts of 2 buys more repairs than random loss does.
+  const random5 = at(0.05, 1);
+  const bursty5 = at(0.05, 2);
+  assert.ok(repairs(bursty5.scheme) > repairs(random5.scheme), `5 %: random ${JSON.stringify(random5.scheme)}, bursty ${JSON.stringify(bursty5.scheme)}`);
+  // A tighter budget costs more repairs; a looser one fewer.
+  assert.ok(repairs(at(0.1, 1, { latencyBudgetMs: 30 }).scheme) < repairs(heavy.scheme));
+  // A bandwidth cap and no small-flow allowance bound the repairs.
+  assert.ok(repairs(at(0.1, 1, { overheadMax: 0.5, smallFlowExtraBytesPerSecond: 0 }).scheme) <= 0.5);
+  // Every window is at least the tail window, or the budget multiples below it.
+  for (const s of [light.scheme, heavy.scheme, bursty5.scheme]) assert.ok(s.mode === 'sw' && s.windowMs <= 100 && s.repairSpacingMs <= 2);
+});
+
+test('sw family: a sender with the controller follows it, changing repairs at run time without leaving sw', () => {
+  const controller = new FecController({ family: 'sw' });
+  const sender = new FecSender({ controller, maxPayloadBytes: 200 });
+  assert.equal(sender.scheme.mode, 'sw');
+  const out = new Uint8Array(sender.maxShardBytes);
+  let now = 0;
+  for (let second = 0; second < 10; second++) {
+    for (let i = 0; i < 60; i++) {
+      sender.push(now, new Uint8Array(100));
+      while (sender.pollTransmit(out) !== undefined);
+      now += 1000 / 60;
+      sender.handleTimeout(now);
+      while (sender.pollTransmit(out) !== undefined);
+    }
+    sender.handleFeedback(now, { startMs: now - 1000, endMs: now, received: 60, recovered: 0, unrecoverable: 0, duplicates: 0, parityReceived: 0, wirePackets: 180, wireLost: 18, lossBursts: 16, lossRate: 0.1, meanBurstPackets: 1.1 }, 20);
+  }
+  assert.equal(sender.scheme.mode, 'sw');
+  assert.ok(repairs(sender.scheme) >= 2, JSON.stringify(sender.scheme));
+});

@@ -88,7 +88,7 @@ const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthChec
 const HEALTH_KEYS = ['mode', 'intervalMs', 'timeoutMs', 'failuresToDown', 'successesToUp', 'udpPayloadHex'];
 const LIMIT_KEYS = ['sessionsMax', 'sessionsPerSourceMax', 'newSessionsPerSourcePerSecond', 'sourcePacketsPerSecond', 'sourceBytesPerSecond', 'sessionPacketsPerSecond', 'sessionBytesPerSecond', 'unauthenticatedPacketsPerSecond', 'burstMs'];
 const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'additionalTicketPublicKeys', 'sealKey', 'sealKeyFile', 'additionalSealKeys', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs'];
-const FEC_KEYS = ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs', 'adaptive', 'overheadMax', 'sw'];
+const FEC_KEYS = ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs', 'adaptive', 'overheadMax', 'latencyBudgetMs', 'sw'];
 const FEC_SW_KEYS = ['repairsPerSource', 'repairSpacingMs', 'windowPackets', 'windowMs'];
 const RATE_MAX = 1e10;
 
@@ -227,7 +227,7 @@ function tunnel(reader: ConfigReader): TunnelSpec | undefined {
   for (let i = 0; i < modeCount; i++) modes.push(reader.string([...fp, 'modes', i], { choices: ['rs', 'dup', 'off', 'sw'] }) as TunnelFecSpec['modes'][number]);
   const k = reader.number([...fp, 'k'], { min: 1, max: 64, integer: true, default: 4 });
   const fec: TunnelFecSpec = {
-    modes: modeCount === 0 ? ['rs', 'dup', 'off'] : modes,
+    modes: modeCount === 0 ? ['sw', 'rs', 'dup', 'off'] : modes,
     k,
     r: reader.number([...fp, 'r'], { min: 1, max: 255 - k, integer: true, default: 2 }),
     holdMs: reader.number([...fp, 'holdMs'], { min: 0, max: FEC_HOLD_MS_MAX, unit: 'ms', default: FEC_HOLD_MS_DEFAULT }),
@@ -235,8 +235,9 @@ function tunnel(reader: ConfigReader): TunnelSpec | undefined {
     spacingMs: reader.number([...fp, 'spacingMs'], { min: 0, max: FEC_SPACING_MS_MAX, unit: 'ms', default: 2 }),
     adaptive: reader.boolean([...fp, 'adaptive'], { default: true }),
     overheadMax: reader.number([...fp, 'overheadMax'], { min: 0, max: 4, unit: '(fraction of the data: 1 = 100 % extra)', default: C.FEC_OVERHEAD_MAX_DEFAULT }),
-    // The opt-in sliding window: its settings appear only when asked for.
-    ...(modes.includes('sw') || reader.has([...fp, 'sw']) ? { sw: slidingWindowSettings(reader, [...fp, 'sw']) } : {}),
+    ...(reader.has([...fp, 'latencyBudgetMs']) ? { latencyBudgetMs: reader.number([...fp, 'latencyBudgetMs'], { min: 0, max: 1000, unit: 'ms' }) } : {}),
+    // Fixed sliding-window settings: they appear only when asked for.
+    ...(reader.has([...fp, 'sw']) ? { sw: slidingWindowSettings(reader, [...fp, 'sw']) } : {}),
   };
   return {
     listenAddress: listen.host,

@@ -87,6 +87,8 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
   const coreTotals: [name: string, help: string, read: (c: RelayCore) => number][] = [
     ['slipstream_relay_tcp_throttled_total', 'TCP reads paused by a byte-rate limit (rules[].connectionBytesPerSecond or bytesPerSecond).', (c) => c.tcpThrottles],
     ['slipstream_relay_fec_recovered_total', 'Tunnel packets rebuilt from FEC parity or copies.', (c) => c.fecRecovered],
+    ['slipstream_relay_fec_data_bytes_total', 'Downstream FEC payload bytes of the game itself (tunnel sessions terminated here).', (c) => c.fecSentBytes.data],
+    ['slipstream_relay_fec_redundant_bytes_total', 'Downstream FEC payload bytes of redundancy: parity, sliding-window repairs and copies (their ratio to fec_data_bytes is the FEC overhead).', (c) => c.fecSentBytes.redundant],
     ['slipstream_relay_probes_answered_total', 'Probe packets answered with timestamps.', (c) => c.probesAnswered],
   ];
   for (const [name, help, read] of coreTotals) {

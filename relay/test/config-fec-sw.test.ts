@@ -1,7 +1,7 @@
 /**
- * `tunnel.fec` and the opt-in sliding-window mode: `sw` is never in the default modes,
- * its `tunnel.fec.sw` settings are read with their defaults and ranges, and a config
- * without it parses exactly as before.
+ * `tunnel.fec` and the sliding-window mode: `sw` leads the default modes (adaptive, no
+ * fixed settings), fixed `tunnel.fec.sw` settings are read with their defaults and
+ * ranges only when given, and `latencyBudgetMs` is checked.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -14,14 +14,18 @@ const KEY = Buffer.alloc(32, 1).toString('base64');
 const tunnel = (fec: string): string => `tunnel:\n  listen: 0.0.0.0:4433\n  ticketPublicKey: '${KEY}'\n  sealKey: '${KEY}'\n${fec}`;
 const fecOf = (fec: string) => parseRelayConfig(new ConfigReader('relay.yaml', tunnel(fec))).core.tunnel!.fec;
 
-test('tunnel.fec: sw is not a default mode, and without it no sw settings appear', () => {
+test('tunnel.fec: sw leads the default modes, adaptive: no fixed sw settings and no relay budget unless given', () => {
   const fec = fecOf('');
-  assert.deepEqual(fec.modes, ['rs', 'dup', 'off']);
+  assert.deepEqual(fec.modes, ['sw', 'rs', 'dup', 'off']);
   assert.equal(fec.sw, undefined);
+  assert.equal(fec.latencyBudgetMs, undefined);
+  assert.equal(fecOf('  fec:\n    latencyBudgetMs: 15\n').latencyBudgetMs, 15);
+  assert.throws(() => fecOf('  fec:\n    latencyBudgetMs: 5000\n'), (e: unknown) => e instanceof ConfigError && /tunnel\.fec\.latencyBudgetMs/.test(e.message));
 });
 
-test('tunnel.fec: modes may list sw; tunnel.fec.sw takes its defaults and checks its ranges', () => {
-  assert.deepEqual(fecOf('  fec:\n    modes: [sw, rs, dup, off]\n').sw, SLIDING_WINDOW_PARAMETERS_DEFAULT);
+test('tunnel.fec: modes may leave sw out; tunnel.fec.sw takes its defaults and checks its ranges', () => {
+  assert.deepEqual(fecOf('  fec:\n    modes: [rs, dup, off]\n').modes, ['rs', 'dup', 'off']);
+  assert.deepEqual(fecOf('  fec:\n    sw: {}\n').sw, SLIDING_WINDOW_PARAMETERS_DEFAULT);
   const fec = fecOf('  fec:\n    modes: [sw, off]\n    sw:\n      repairsPerSource: 0.5\n      repairSpacingMs: 4\n      windowPackets: 16\n      windowMs: 40\n');
   assert.deepEqual(fec.modes, ['sw', 'off']);
   assert.deepEqual(fec.sw, { repairsPerSource: 0.5, repairSpacingMs: 4, windowPackets: 16, windowMs: 40 });

@@ -45,6 +45,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'socket-receive-buffer-bytes': { type: 'integer', valueName: 'BYTES', min: 0, max: SOCKET_BUFFER_BYTES_MAX, default: SOCKET_BUFFER_BYTES_DEFAULT, description: 'SO_RCVBUF of the tunnel socket and each udp: listen socket, bytes, so bursts survive a busy machine; capped by the kernel at net.core.rmem_max (a warning says so); 0 = OS default' },
   'socket-send-buffer-bytes': { type: 'integer', valueName: 'BYTES', min: 0, max: SOCKET_BUFFER_BYTES_MAX, default: SOCKET_BUFFER_BYTES_DEFAULT, description: 'SO_SNDBUF of the same sockets, bytes; capped at net.core.wmem_max; 0 = OS default' },
   bind: { type: 'string', valueName: 'ADDRESS', default: '0.0.0.0', description: 'Local address of the tunnel socket' },
+  'latency-budget-ms': { type: 'integer', valueName: 'MS', min: 0, max: 1000, description: "Latency budget of the session's FEC, ms: repairs are chosen so that at most 0.5 % of packets are rebuilt later than this, both ways (sent to the relay; relays older than it refuse the open) [default: the controller's, 10 ms, and the relay's tunnel.fec.latencyBudgetMs downstream]" },
   record: { type: 'string', valueName: 'FILE', description: 'Write what the connection measures on the path in use (RTT, loss, jitter per second) to FILE as a Slipstream trace (.csv: CSV, else JSON lines), for sim run and sim proxy to replay' },
   'record-interval-ms': { type: 'integer', valueName: 'MS', min: 100, max: 3_600_000, default: 1000, description: 'Interval of --record, ms' },
 };
@@ -139,6 +140,7 @@ export const connectCommand: Command = flagCommand({
         cacheFile: str(values, 'cache') ?? defaultCache(coordinator, origin),
         bindAddress: str(values, 'bind'),
         socketReceiveBufferBytes: buffersAsked.receiveBytes,
+        ...(num(values, 'latency-budget-ms') !== undefined ? { latencyBudgetMs: num(values, 'latency-budget-ms') } : {}),
         socketSendBufferBytes: buffersAsked.sendBytes,
         connectTimeoutMs: num(values, 'connect-timeout-ms'),
         ...(recordFd === undefined
@@ -209,7 +211,7 @@ export const connectCommand: Command = flagCommand({
     return new Promise<number>((resolve) => {
       const status = setInterval(() => {
         const s = conn.stats();
-        io.out(`status: relay ${s.relayId ?? 'none'} rtt ${ms(s.rttMs)} loss ${pct(s.lossBeforeFec)} before FEC → ${pct(s.lossAfterFec)} after; up ${s.upstreamScheme} down ${s.fecMode ?? 'off'}; sent ${s.packetsSent} received ${s.packetsReceived}; switches ${s.switches}\n`);
+        io.out(`status: relay ${s.relayId ?? 'none'} rtt ${ms(s.rttMs)} loss ${pct(s.lossBeforeFec)} before FEC → ${pct(s.lossAfterFec)} after; up ${s.upstreamScheme} down ${s.fecMode ?? 'off'}; sent ${s.packetsSent} received ${s.packetsReceived}; switches ${s.switches}; fec up data ${s.upstreamFecBytes.data} B redundant ${s.upstreamFecBytes.redundant} B\n`);
       }, statusMs);
       const stop = (code: number): void => {
         clearInterval(status);

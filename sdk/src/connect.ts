@@ -87,9 +87,16 @@ export interface ConnectOptions {
   readonly connectTimeoutMs?: number;
   /** Coordinator request timeout, ms. Default 3000. */
   readonly coordinatorTimeoutMs?: number;
-  /** FEC modes offered, best first. Default `['dup', 'rs', 'off']`; add `sw` to offer the opt-in sliding window. */
+  /** FEC modes offered, best first. Default `['sw', 'dup', 'rs', 'off']` (the adaptive sliding window, then spaced copies for relays that predate it). */
   readonly fecModes?: readonly string[];
-  /** Settings of the opt-in `sw` mode (see sdk/README.md). Default `SLIDING_WINDOW_PARAMETERS_DEFAULT`. */
+  /**
+   * The session's FEC latency budget, ms (0–1000): both directions' `sw` controllers keep
+   * the packets they rebuild later than this under 0.5 %. Sent to the relay, so only
+   * relays of this version or later accept the open. Default: none sent (the
+   * controller's 10 ms upstream, the relay's `tunnel.fec.latencyBudgetMs` downstream).
+   */
+  readonly latencyBudgetMs?: number;
+  /** Fixed upstream `sw` settings instead of the adaptive controller (see sdk/README.md). Default none (adaptive). */
   readonly slidingWindow?: Partial<SlidingWindowParameters>;
   /** Selection rule tuning (see sdk/README.md). */
   readonly selector?: RelaySelectorInit;
@@ -506,6 +513,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     ticket: toBytes(grant.ticket, 'ticket'),
     sessionKey: toBytes(grant.sessionKey, 'sessionKey', 32),
     fecModes: options.fecModes,
+    latencyBudgetMs: options.latencyBudgetMs,
     slidingWindow: options.slidingWindow,
     selector: options.selector,
     connectTimeoutMs: options.connectTimeoutMs,

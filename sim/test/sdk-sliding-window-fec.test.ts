@@ -49,13 +49,14 @@ function runNegotiated(init: SdkScenarioInit): { stats: ReturnType<SdkScenario['
   return { stats: s.client.core.stats(), loss: s.deliveredLoss(s.nowMs - 3000, s.nowMs - 500) };
 }
 
-test('sw negotiation falls back to today’s modes: relays without sw, and a client that does not offer it', () => {
+test('sw negotiation falls back to the block modes: relays without sw, and a client that does not offer it', () => {
   const onlyClient = runNegotiated({ seed: 44, relays: RELAYS, client: CLIENT_SW });
   assert.equal(onlyClient.stats.fecMode, 'dup');
   assert.ok(!onlyClient.stats.upstreamScheme.startsWith('sw'), onlyClient.stats.upstreamScheme);
   assert.equal(onlyClient.loss.upstream, 0);
 
-  const onlyRelay = runNegotiated({ seed: 45, relays: RELAYS, relayFec: RELAY_SW });
+  // A client that predates sw (or whose app leaves it out) offers the block modes only.
+  const onlyRelay = runNegotiated({ seed: 45, relays: RELAYS, relayFec: RELAY_SW, client: { fecModes: ['dup', 'rs', 'off'] } });
   assert.equal(onlyRelay.stats.fecMode, 'dup');
   assert.ok(!onlyRelay.stats.upstreamScheme.startsWith('sw'), onlyRelay.stats.upstreamScheme);
   assert.equal(onlyRelay.loss.downstream, 0);

@@ -34,7 +34,9 @@
 import { fitGilbert, residualDuplicate, residualReedSolomon, stationaryLoss, type GilbertFit } from './model.js';
 import type { FecIntervalStats } from './receiver.js';
 import { FEC_LENGTH_PREFIX_BYTES } from './rs.js';
-import { FEC_HOLD_MS_MAX, FEC_OFF, FEC_SPACING_MS_MAX, formatScheme, sameScheme, schemeOverhead, type FecScheme } from './scheme.js';
+import { FEC_HOLD_MS_MAX, FEC_OFF, FEC_SPACING_MS_MAX, formatScheme, sameScheme, schemeOverhead, type FecScheme, type FecSchemeSlidingWindow } from './scheme.js';
+import { SLIDING_WINDOW_MS_MAX, SLIDING_WINDOW_REPAIR_SPACING_MS_DEFAULT } from './sliding-window-encoder.js';
+import { slidingWindowOutcome } from './sliding-window-model.js';
 
 /** Options for {@link FecController}; every field has a default. */
 export interface FecControllerInit {
@@ -58,7 +60,58 @@ export interface FecControllerInit {
   readonly kMax?: number;
   /** Largest interleave depth considered. Default 8. */
   readonly interleaveMax?: number;
+  /**
+   * Which schemes the controller chooses among: `block` (off, duplication, Reed-Solomon
+   * groups: any session) or `sw` (sliding-window repairs: a session that negotiated
+   * mode `sw`, whose sender stays `sw` for life). Default `block`.
+   */
+  readonly family?: FecFamily;
+  /**
+   * Extra bytes per second a flow may spend on redundancy whatever `overheadMax` says,
+   * so that a small game flow (60 packets/s of 100 bytes is 6 kB/s) can afford the
+   * copies a bursty last mile needs; quartered with the cap on a congested path.
+   * Default {@link FEC_SMALL_FLOW_EXTRA_BYTES_PER_SECOND_DEFAULT}.
+   */
+  readonly smallFlowExtraBytesPerSecond?: number;
 }
+
+/** The scheme families of {@link FecControllerInit.family}. */
+export type FecFamily = 'block' | 'sw';
+
+/** Default small-flow allowance: 32 kB/s (256 kbit/s) of redundancy, whatever the ratio. */
+export const FEC_SMALL_FLOW_EXTRA_BYTES_PER_SECOND_DEFAULT = 32_000;
+/**
+ * Default residual target of the `sw` family: 0.01 %. Lower than the block family's,
+ * because a sliding window reaches it without waiting for groups to fill: on a game
+ * path at 1–10 % loss a player then loses nothing in a minute of play.
+ */
+export const FEC_SW_TARGET_RESIDUAL_DEFAULT = 0.0001;
+/**
+ * Default latency budget of the `sw` family: 10 ms. Repairs follow their source within
+ * a few ms, so this is what a player notices at p99, and it is kept by
+ * {@link FEC_SW_LATE_FRACTION_MAX}.
+ */
+export const FEC_SW_LATENCY_BUDGET_MS_DEFAULT = 10;
+/**
+ * Most packets (fraction) an `sw` choice may rebuild later than the latency budget:
+ * 0.5 % per direction keeps a round trip's p99 inside the budget.
+ */
+export const FEC_SW_LATE_FRACTION_MAX = 0.005;
+/**
+ * Shortest `sw` window, ms: a packet rebuilt after the budget is late, not lost, until
+ * the window lets it go (the window is 3 budgets, at least this). A longer window costs
+ * no bandwidth.
+ */
+export const FEC_SW_TAIL_WINDOW_MS_MIN = 100;
+/**
+ * Redundancy an `sw` flow may spend per unit of loss it fights: extra bytes at most this
+ * many times the loss rate the evidence cannot rule out × mean burst (1 % random loss,
+ * measured over a few thousand packets: about 40 %; 10 %: about 350 %;
+ * 5 % in bursts of 2: about 330 %). One loss in a hundred does not buy a copy of everything;
+ * long bursts, which only many repairs outlast, buy more. Applied with the bandwidth cap
+ * and the small-flow allowance, whichever is lower.
+ */
+export const FEC_SW_REDUNDANCY_PER_LOSS = 30;
 
 /** Default residual target: 0.1 %, an order below what players notice as "packet loss". */
 export const FEC_TARGET_RESIDUAL_DEFAULT = 0.001;
@@ -71,6 +124,8 @@ export const FEC_LATENCY_BUDGET_MS_DEFAULT = 20;
 const ENABLE_FACTOR = 1.5;
 /** How many standard deviations the fast window must exceed the slow one by to count as a change. */
 const CHANGE_SIGMAS = 3;
+/** Fewer judged wire packets than this in the long window: too little evidence for an `sw` flow to leave its start. */
+const SW_EVIDENCE_PACKETS_MIN = 300;
 /** Fewer judged wire packets than this in the slow window: too little evidence to act. */
 const EVIDENCE_PACKETS_MIN = 20;
 /** Most packets placed between copies that duplication candidates try. */
@@ -80,6 +135,10 @@ const SPACING_MARGIN_MS = 1;
 /** Recent payload sizes kept to predict parity size (parity is as long as its group's longest packet). */
 const SIZE_SAMPLES = 256;
 const K_CANDIDATES = [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20];
+/** Repair rates (repairs per source) the `sw` family tries; 0 is no repairs. */
+const SW_REPAIR_RATES = [0, 0.1, 0.2, 0.25, 1 / 3, 0.4, 0.45, 0.5, 2 / 3, 0.75, 1, 1.5, 2, 3, 4, 5, 6];
+/** Most sources an `sw` window the controller picks covers (receivers track twice this). */
+export const FEC_SW_WINDOW_PACKETS_MAX = 32;
 /** Candidates whose residuals are within this factor count as equal; the cheaper wins. */
 const RESIDUAL_TIE_FACTOR = 1.05;
 
@@ -95,6 +154,8 @@ export interface FecDecision {
   readonly packetRatePps: number;
   /** Modelled residual loss of the chosen scheme (fraction). */
   readonly modelResidual: number;
+  /** Modelled fraction of packets rebuilt later than the latency budget (`sw`; 0 for the block family). */
+  readonly modelLate: number;
   /** The chosen scheme. */
   readonly scheme: FecScheme;
 }
@@ -124,6 +185,8 @@ interface Candidate {
   residual: number;
   overhead: number;
   latencyMs: number;
+  /** Packets (fraction) rebuilt later than the latency budget (`sw` only; 0 otherwise). */
+  late: number;
 }
 
 /** The adaptive controller for one flow. See the module comment. */
@@ -138,8 +201,10 @@ export class FecController {
   private readonly congestionLossRate: number;
   private readonly kMax: number;
   private readonly interleaveMax: number;
+  private readonly family: FecFamily;
+  private readonly smallFlowExtraBytesPerSecond: number;
 
-  private current: FecScheme = FEC_OFF;
+  private current: FecScheme;
   private lastChangeMs = Number.NEGATIVE_INFINITY;
   private rttMs = 0;
   /** Recent reports: [endMs, judged, lost, bursts] per report, oldest first, from {@link historyHead}. */
@@ -155,6 +220,8 @@ export class FecController {
   private readonly sizes = new Uint16Array(SIZE_SAMPLES);
   private sizeCount = 0;
   private sizeNext = 0;
+  /** Mean payload of the recent packets, bytes (for the small-flow allowance). */
+  private meanSizeBytes = 0;
   /** Parity bytes per data byte of a (k, k) group, by k (see {@link parityInflation}). */
   private readonly inflation = new Float64Array(K_CANDIDATES[K_CANDIDATES.length - 1] + 1);
   /** Whether {@link sizes} changed since {@link inflation} was computed. */
@@ -166,9 +233,12 @@ export class FecController {
 
   /** @param init thresholds and limits; see {@link FecControllerInit} for defaults */
   constructor(init: FecControllerInit = {}) {
-    this.targetResidual = init.targetResidual ?? FEC_TARGET_RESIDUAL_DEFAULT;
+    this.family = init.family ?? 'block';
+    if (this.family !== 'block' && this.family !== 'sw') throw new RangeError(`FecController family: '${String(this.family)}' is not one of block, sw`);
+    this.targetResidual = init.targetResidual ?? (this.family === 'sw' ? FEC_SW_TARGET_RESIDUAL_DEFAULT : FEC_TARGET_RESIDUAL_DEFAULT);
+    this.smallFlowExtraBytesPerSecond = init.smallFlowExtraBytesPerSecond ?? FEC_SMALL_FLOW_EXTRA_BYTES_PER_SECOND_DEFAULT;
     this.overheadMax = init.overheadMax ?? FEC_OVERHEAD_MAX_DEFAULT;
-    this.latencyBudgetMs = Math.min(init.latencyBudgetMs ?? FEC_LATENCY_BUDGET_MS_DEFAULT, FEC_HOLD_MS_MAX, FEC_SPACING_MS_MAX);
+    this.latencyBudgetMs = Math.min(init.latencyBudgetMs ?? (init.family === 'sw' ? FEC_SW_LATENCY_BUDGET_MS_DEFAULT : FEC_LATENCY_BUDGET_MS_DEFAULT), FEC_HOLD_MS_MAX, FEC_SPACING_MS_MAX);
     this.fastWindowMs = init.fastWindowMs ?? 1000;
     this.slowWindowMs = init.slowWindowMs ?? 5000;
     this.longWindowMs = init.longWindowMs ?? 30_000;
@@ -179,6 +249,19 @@ export class FecController {
     if (!(this.targetResidual > 0 && this.targetResidual < 1)) throw new RangeError(`FecController targetResidual: ${this.targetResidual} is out of range; expected a fraction between 0 and 1`);
     if (!(this.overheadMax >= 0 && this.overheadMax <= 4)) throw new RangeError(`FecController overheadMax: ${this.overheadMax} is out of range; expected 0 to 4 (fraction of the data)`);
     if (!(this.latencyBudgetMs >= 0)) throw new RangeError(`FecController latencyBudgetMs: ${this.latencyBudgetMs} is out of range; expected ≥ 0 ms`);
+    if (!(this.smallFlowExtraBytesPerSecond >= 0)) throw new RangeError(`FecController smallFlowExtraBytesPerSecond: ${this.smallFlowExtraBytesPerSecond} is out of range; expected ≥ 0`);
+    // An `sw` flow starts with one repair per source over the widest window, until the first reports say more.
+    this.current = this.family === 'sw' ? slidingWindowScheme(1, this.swTailWindowMs(), FEC_SW_WINDOW_PACKETS_MAX) : FEC_OFF;
+  }
+
+  /** The latency budget this controller keeps to, ms. */
+  get budgetMs(): number {
+    return this.latencyBudgetMs;
+  }
+
+  /** The longest `sw` window the controller uses, ms: 3 budgets, at least {@link FEC_SW_TAIL_WINDOW_MS_MIN}. */
+  private swTailWindowMs(): number {
+    return Math.min(SLIDING_WINDOW_MS_MAX, Math.max(FEC_SW_TAIL_WINDOW_MS_MIN, 3 * this.latencyBudgetMs));
   }
 
   /** The protection to apply now. The same object until the decision changes. */
@@ -226,7 +309,8 @@ export class FecController {
     const fast = this.window(now - this.fastWindowMs, this.fastCounts);
     const slow = this.window(now - this.slowWindowMs, this.slowCounts);
     const long = this.window(now - this.longWindowMs, this.longCounts);
-    if (long.judged < EVIDENCE_PACKETS_MIN) return;
+    // An `sw` flow keeps its starting repairs until there is evidence enough to judge a rate of a few in a thousand.
+    if (long.judged < (this.family === 'sw' ? SW_EVIDENCE_PACKETS_MIN : EVIDENCE_PACKETS_MIN)) return;
     // The long window's estimate stands unless a shorter window differs from it by
     // more than chance allows: a real change, not noise. Falls show up in the slow
     // window, rises already in the fast one.
@@ -235,12 +319,18 @@ export class FecController {
     if (fast.judged >= EVIDENCE_PACKETS_MIN && fast.lost / fast.judged > chosen.lost / chosen.judged && significantlyDifferent(fast, chosen)) chosen = fast;
     const loss = chosen.lost / chosen.judged;
     const burst = chosen.bursts > 0 ? chosen.lost / chosen.bursts : long.bursts > 0 ? long.lost / long.bursts : 1;
+    // What the `sw` cap is sized on: the loss the evidence cannot rule out (two standard
+    // deviations up), so a window that happened to lose little does not starve the flow.
+    const lossUpper = Math.min(1, loss + 2 * Math.sqrt((Math.max(loss, 1 / chosen.judged) * Math.max(1, burst)) / chosen.judged));
     const fit = fitGilbert(loss, burst);
     this.parityInflation();
 
-    const currentResidual = this.residualOf(this.current, fit, this.ratePps);
-    const currentOk = currentResidual <= this.targetResidual * ENABLE_FACTOR;
-    const choice = this.current.mode === 'off' && currentOk ? undefined : this.choose(loss, burst, this.ratePps);
+    const now_ = this.evaluate(this.current, fit, this.ratePps);
+    // An `sw` scheme that spends more than the loss now buys is replaced like one that misses.
+    // (With the hysteresis margin: the cap moves with the loss estimate.)
+    const overCap = this.current.mode === 'sw' && this.overheadOf(this.current) > ENABLE_FACTOR * this.swOverheadCap(lossUpper, burst, this.ratePps) + 1e-9;
+    const currentOk = !overCap && this.meets(now_, ENABLE_FACTOR);
+    const choice = isUnprotected(this.current) && currentOk ? undefined : this.choose(loss, burst, this.ratePps, lossUpper);
     let switchTo: Candidate | undefined;
     if (choice && !sameScheme(choice.scheme, this.current)) {
       if (currentOk) {
@@ -249,8 +339,8 @@ export class FecController {
         // describe the path as it was that long ago).
         const cheaper = choice.overhead < this.overheadOf(this.current);
         const held = now - this.lastChangeMs >= Math.max(this.lowerHoldMs, 4 * this.rttMs);
-        if (cheaper && held && choice.residual <= this.targetResidual / ENABLE_FACTOR) switchTo = choice;
-      } else if (choice.residual <= this.targetResidual || choice.residual * ENABLE_FACTOR < currentResidual) {
+        if (cheaper && held && this.meets(choice, 1 / ENABLE_FACTOR)) switchTo = choice;
+      } else if (overCap || this.meets(choice, 1) || this.deliversWhereCurrentDoesNot(choice, now_) || shortfall(choice) * ENABLE_FACTOR < shortfall(now_)) {
         // The current scheme misses the target: replace it at once by one that meets
         // it, or (when nothing can) by a clearly better one.
         switchTo = choice;
@@ -260,38 +350,81 @@ export class FecController {
       this.current = switchTo.scheme;
       this.lastChangeMs = now;
     }
+    const modelled = switchTo ?? now_;
     this.decision = {
       atMs: now,
       lossRate: loss,
       meanBurstPackets: burst,
       packetRatePps: this.ratePps,
-      modelResidual: switchTo ? switchTo.residual : currentResidual,
+      modelResidual: modelled.residual,
+      modelLate: modelled.late,
       scheme: this.current,
     };
+  }
+
+  /**
+   * The most extra bytes per data byte an `sw` flow may spend: the redundancy its loss
+   * buys ({@link FEC_SW_REDUNDANCY_PER_LOSS}), or the bandwidth cap (`overheadMax`, or
+   * the small-flow allowance when that is more) when lower; a quarter on a congested path.
+   */
+  private swOverheadCap(loss: number, burst: number, ratePps: number): number {
+    const dataBytesPerSecond = this.meanSizeBytes * ratePps;
+    const bandwidthCap = Math.max(this.overheadMax, dataBytesPerSecond > 0 ? this.smallFlowExtraBytesPerSecond / dataBytesPerSecond : 0);
+    const cap = Math.min(FEC_SW_REDUNDANCY_PER_LOSS * loss * Math.max(1, burst), bandwidthCap);
+    return loss > this.congestionLossRate ? cap / 4 : cap;
+  }
+
+  /** Parity inflation of the largest k candidate ≤ `packets` (a repair is as long as its window's longest packet). */
+  private inflationAtMost(packets: number): number {
+    let k = 1;
+    for (const candidate of K_CANDIDATES) if (candidate <= packets) k = candidate;
+    return this.inflation[k];
+  }
+
+  /** Whether `choice` meets the residual target (if late) and the current scheme misses it by the hysteresis margin. */
+  private deliversWhereCurrentDoesNot(choice: { residual: number }, current: { residual: number }): boolean {
+    return choice.residual <= this.targetResidual && current.residual > this.targetResidual * ENABLE_FACTOR;
+  }
+
+  /** Whether `c` meets the residual target and (for `sw`) the late limit, each scaled by `factor`. */
+  private meets(c: { residual: number; late: number }, factor: number): boolean {
+    return c.residual <= this.targetResidual * factor && c.late <= FEC_SW_LATE_FRACTION_MAX * factor;
   }
 
   /** Expected extra bytes per data byte of `scheme` (parity inflated by mixed sizes). */
   private overheadOf(scheme: FecScheme): number {
     if (scheme.mode === 'rs') return (scheme.r / scheme.k) * (scheme.k < this.inflation.length ? this.inflation[scheme.k] : 1);
+    if (scheme.mode === 'sw') return scheme.repairsPerSource * this.inflationAtMost(scheme.windowPackets);
     return schemeOverhead(scheme);
   }
 
-  /** Modelled residual of `scheme` on the fitted path at this packet rate. */
-  private residualOf(scheme: FecScheme, fit: GilbertFit, ratePps: number): number {
-    // `sw` has no residual model yet (the controller never chooses it): rated as unprotected.
-    if (scheme.mode === 'off' || scheme.mode === 'sw') return stationaryLoss(fit);
+  /** Modelled residual (and late fraction) of `scheme` on the fitted path at this packet rate. */
+  private evaluate(scheme: FecScheme, fit: GilbertFit, ratePps: number): { residual: number; late: number } {
+    if (scheme.mode === 'off') return { residual: stationaryLoss(fit), late: 0 };
+    if (scheme.mode === 'sw') return this.swOutcome(scheme, fit, ratePps);
     if (scheme.mode === 'duplicate') {
       const between = ratePps > 0 ? Math.floor((scheme.spacingMs * ratePps) / 1000) : 0;
-      return residualDuplicate(fit, scheme.copies, 1 + (1 + scheme.copies) * between);
+      return { residual: residualDuplicate(fit, scheme.copies, 1 + (1 + scheme.copies) * between), late: 0 };
     }
-    return residualReedSolomon(fit, scheme.k, scheme.r, scheme.interleave);
+    return { residual: residualReedSolomon(fit, scheme.k, scheme.r, scheme.interleave), late: 0 };
+  }
+
+  private swOutcome(scheme: FecSchemeSlidingWindow, fit: GilbertFit, ratePps: number): { residual: number; late: number } {
+    return slidingWindowOutcome(fit, {
+      repairsPerSource: scheme.repairsPerSource,
+      repairSpacingMs: scheme.repairSpacingMs,
+      windowPackets: scheme.windowPackets,
+      windowMs: scheme.windowMs,
+      sourceGapMs: ratePps > 0 ? 1000 / ratePps : Number.POSITIVE_INFINITY,
+      latencyBudgetMs: this.latencyBudgetMs,
+    });
   }
 
   /** Human-readable summary of the last decision, for logs. */
   describe(): string {
     const d = this.decision;
     if (!d) return `fec ${formatScheme(this.current)} (no reports yet)`;
-    return `fec ${formatScheme(this.current)} loss=${(d.lossRate * 100).toFixed(2)}% burst=${d.meanBurstPackets.toFixed(2)} rate=${d.packetRatePps.toFixed(0)}pps model=${(d.modelResidual * 100).toFixed(3)}%`;
+    return `fec ${formatScheme(this.current)} loss=${(d.lossRate * 100).toFixed(2)}% burst=${d.meanBurstPackets.toFixed(2)} rate=${d.packetRatePps.toFixed(0)}pps model=${(d.modelResidual * 100).toFixed(3)}%${this.family === 'sw' ? ` late=${(d.modelLate * 100).toFixed(3)}%` : ''}`;
   }
 
   /**
@@ -321,18 +454,19 @@ export class FecController {
    * matters (loss to ~10 %, burst to ¼ packet, rate to ~10 %), so a steady path costs
    * one string compare per report.
    */
-  private choose(loss: number, burst: number, ratePps: number): Candidate {
+  private choose(loss: number, burst: number, ratePps: number, lossUpper: number): Candidate {
     const kTop = K_CANDIDATES[K_CANDIDATES.length - 1];
-    const key = `${loss > 0 ? Math.round(Math.log(loss) * 10) : 'z'}|${Math.round(burst * 4)}|${ratePps > 0 ? Math.round(Math.log(ratePps) * 10) : 'z'}|${Math.round(this.inflation[kTop] * 20)}`;
+    const key = `${loss > 0 ? Math.round(Math.log(loss) * 10) : 'z'}|${Math.round(burst * 4)}|${ratePps > 0 ? Math.round(Math.log(ratePps) * 10) : 'z'}|${Math.round(this.inflation[kTop] * 20)}|${Math.round(this.meanSizeBytes / 8)}|${Math.round(Math.log(Math.max(lossUpper, 1e-6)) * 10)}`;
     if (key === this.cacheKey && this.cacheChoice) return this.cacheChoice;
     const fit = fitGilbert(loss, burst);
+    if (this.family === 'sw') return this.remember(key, this.chooseSlidingWindow(fit, lossUpper, burst, ratePps));
     const cap = loss > this.congestionLossRate ? this.overheadMax / 4 : this.overheadMax;
     const budgetMs = this.latencyBudgetMs;
     const gapMs = ratePps > 0 ? 1000 / ratePps : Number.POSITIVE_INFINITY;
-    let best: Candidate = { scheme: FEC_OFF, residual: loss, overhead: 0, latencyMs: 0 };
+    let best: Candidate = { scheme: FEC_OFF, residual: loss, overhead: 0, latencyMs: 0, late: 0 };
     const consider = (c: Candidate): void => {
       if (c.overhead > cap + 1e-9 || c.latencyMs > budgetMs + 1e-9) return;
-      best = better(c, best, this.targetResidual) ? c : best;
+      best = this.better(c, best) ? c : best;
     };
     // Duplication: a copy spaced just past `between` packet gaps lands
     // 1 + (1 + copies)·between wire packets after the previous one (the originals and
@@ -346,6 +480,7 @@ export class FecController {
           residual: residualDuplicate(fit, copies, 1 + (1 + copies) * between),
           overhead: copies,
           latencyMs: spacingMs * copies,
+          late: 0,
         });
       }
     }
@@ -367,18 +502,86 @@ export class FecController {
             residual: residualReedSolomon(fit, k, r, depth),
             overhead,
             latencyMs: fillMs,
+            late: 0,
           });
         }
       }
     }
-    const choice = best;
-    // Reuse the current scheme object when the choice is equal, so `scheme` identity
-    // only changes with the decision.
+    return this.remember(key, best);
+  }
+
+  /** Memoises `choice` under `key`, reusing the current scheme object when equal (so `scheme` identity only changes with the decision). */
+  private remember(key: string, choice: Candidate): Candidate {
     if (sameScheme(choice.scheme, this.current)) choice.scheme = this.current;
     this.cacheKey = key;
     this.cacheChoice = choice;
     return choice;
   }
+
+  /**
+   * The `sw` choice: every repair rate, with a window of one budget, two, and the tail
+   * window (a longer window costs no bandwidth; it rebuilds more, some of it late),
+   * repairs 2 ms behind their source (closer when the next source comes sooner).
+   * Allowed when within the redundancy the loss buys ({@link FEC_SW_REDUNDANCY_PER_LOSS})
+   * and within the bandwidth cap or the small-flow allowance; the cheapest that meets
+   * the target and the late limit wins, else the one that loses least, counting a late
+   * packet as half lost.
+   */
+  private chooseSlidingWindow(fit: GilbertFit, lossUpper: number, burst: number, ratePps: number): Candidate {
+    const cap = this.swOverheadCap(lossUpper, burst, ratePps);
+    const gapMs = ratePps > 0 ? 1000 / ratePps : Number.POSITIVE_INFINITY;
+    const windows = [...new Set([Math.max(1, Math.round(this.latencyBudgetMs)), Math.max(1, Math.round(2 * this.latencyBudgetMs)), this.swTailWindowMs()])];
+    let best: Candidate | undefined;
+    for (const rate of SW_REPAIR_RATES) {
+      for (const windowMs of windows) {
+        const windowPackets = Math.max(1, Math.min(FEC_SW_WINDOW_PACKETS_MAX, Number.isFinite(gapMs) ? Math.ceil(windowMs / gapMs) + 1 : 1));
+        const spacingMs = Math.min(SLIDING_WINDOW_REPAIR_SPACING_MS_DEFAULT, Number.isFinite(gapMs) && rate > 0 ? Math.floor((10 * gapMs) / (rate + 1)) / 10 : SLIDING_WINDOW_REPAIR_SPACING_MS_DEFAULT);
+        const scheme = slidingWindowScheme(rate, windowMs, windowPackets, spacingMs);
+        const overhead = rate * this.inflationAtMost(windowPackets);
+        if (rate > 0 && overhead > cap + 1e-9) continue;
+        const outcome = this.swOutcome(scheme, fit, ratePps);
+        const c: Candidate = { scheme, residual: outcome.residual, late: outcome.late, overhead, latencyMs: windowMs };
+        if (best === undefined || this.better(c, best)) best = c;
+        if (rate === 0) break; // no repairs: the window does not matter
+      }
+    }
+    return best!;
+  }
+
+  /**
+   * Whether `a` beats `b`: meeting the target (and the late limit) beats missing it;
+   * among those meeting it, less overhead, then fewer late packets, then less latency;
+   * among those missing it, meeting the residual target beats missing it; both meeting
+   * it (late beyond reach within the cap), less overhead; both missing it, less
+   * shortfall (residual plus half the late packets), ties within 5 % to less overhead.
+   */
+  private better(a: Candidate, b: Candidate): boolean {
+    const aMeets = this.meets(a, 1);
+    const bMeets = this.meets(b, 1);
+    if (aMeets !== bMeets) return aMeets;
+    if (aMeets) {
+      if (a.overhead !== b.overhead) return a.overhead < b.overhead;
+      if (a.late !== b.late) return a.late < b.late;
+      return a.latencyMs < b.latencyMs;
+    }
+    // Neither meets both: delivering beats delivering on time (the residual target
+    // first), then fewer late packets.
+    const aDelivers = a.residual <= this.targetResidual;
+    const bDelivers = b.residual <= this.targetResidual;
+    if (aDelivers !== bDelivers) return aDelivers;
+    if (aDelivers) {
+      // Both deliver but late: the late limit is out of reach within the cap, so the cheaper.
+      if (a.overhead !== b.overhead) return a.overhead < b.overhead;
+      return a.late < b.late;
+    }
+    const sa = shortfall(a);
+    const sb = shortfall(b);
+    if (sa * RESIDUAL_TIE_FACTOR < sb) return true;
+    if (sb * RESIDUAL_TIE_FACTOR < sa) return false;
+    if (a.overhead !== b.overhead) return a.overhead < b.overhead;
+    return a.latencyMs < b.latencyMs;
+  }
+
 
   /**
    * Parity bytes per data byte for each k: a parity shard is 2 bytes longer than its
@@ -391,12 +594,14 @@ export class FecController {
     const n = this.sizeCount;
     if (n === 0) {
       this.inflation.fill(1);
+      this.meanSizeBytes = 0;
       return;
     }
     const sizes = this.sizes;
     let sum = 0;
     for (let i = 0; i < n; i++) sum += sizes[i];
     const mean = Math.max(1, sum / n);
+    this.meanSizeBytes = mean;
     const deque = this.maxDeque;
     for (const k of K_CANDIDATES) {
       // Sum of the maxima of sizes[w .. w+k) for every window start w (one window of
@@ -418,21 +623,20 @@ export class FecController {
   }
 }
 
-/**
- * Whether `a` beats `b`: meeting the target beats missing it; among those meeting it,
- * less overhead, then less latency; among those missing it, lower residual (ties within
- * 5 % go to less overhead).
- */
-function better(a: Candidate, b: Candidate, target: number): boolean {
-  const aMeets = a.residual <= target;
-  const bMeets = b.residual <= target;
-  if (aMeets !== bMeets) return aMeets;
-  if (aMeets) {
-    if (a.overhead !== b.overhead) return a.overhead < b.overhead;
-    return a.latencyMs < b.latencyMs;
-  }
-  if (a.residual * RESIDUAL_TIE_FACTOR < b.residual) return true;
-  if (b.residual * RESIDUAL_TIE_FACTOR < a.residual) return false;
-  if (a.overhead !== b.overhead) return a.overhead < b.overhead;
-  return a.latencyMs < b.latencyMs;
+/** A late packet counts as this much of a lost one in {@link shortfall}: worse than on time, better than never. */
+const LATE_WEIGHT = 0.5;
+
+/** How far from the target a choice that misses it is: what it loses, plus its late packets at {@link LATE_WEIGHT}. */
+function shortfall(c: { residual: number; late: number }): number {
+  return c.residual + LATE_WEIGHT * c.late;
+}
+
+/** Whether `scheme` adds no redundancy (`off`, or `sw` without repairs). */
+function isUnprotected(scheme: FecScheme): boolean {
+  return scheme.mode === 'off' || (scheme.mode === 'sw' && scheme.repairsPerSource === 0);
+}
+
+/** An `sw` scheme with these settings (repairs `spacingMs` apart, 2 ms by default). */
+function slidingWindowScheme(repairsPerSource: number, windowMs: number, windowPackets: number, spacingMs: number = SLIDING_WINDOW_REPAIR_SPACING_MS_DEFAULT): FecSchemeSlidingWindow {
+  return { mode: 'sw', repairsPerSource, repairSpacingMs: spacingMs, windowPackets, windowMs };
 }

@@ -4,8 +4,9 @@
  * receiver with time-bounded groups, duplication and interleaving, and an adaptive
  * controller. See each module's comment; `slipstream bench fec` measures all of it.
  * Also a sliding-window random linear code (`sliding-window-*.ts`) with its own sans-IO
- * encoder and decoder, carried by the sender and receiver in the opt-in mode `sw`; no
- * controller chooses it yet.
+ * encoder and decoder, carried by the sender and receiver in mode `sw` (the tunnel's
+ * default), whose repairs the controller's `sw` family chooses
+ * (`sliding-window-model.ts` rates each choice).
  */
 export { ReedSolomon, sharedReedSolomon, FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, FEC_MAX_SHARDS, RECONSTRUCT_INCONSISTENT, RECONSTRUCT_INSUFFICIENT, type ReedSolomonInit } from './rs.js';
 export { createKernel, JsKernel, WasmSimdKernel, type GfKernel, type KernelBackend } from './kernel.js';
@@ -45,9 +46,18 @@ export {
   FEC_LATENCY_BUDGET_MS_DEFAULT,
   FEC_OVERHEAD_MAX_DEFAULT,
   FEC_TARGET_RESIDUAL_DEFAULT,
+  FEC_SMALL_FLOW_EXTRA_BYTES_PER_SECOND_DEFAULT,
+  FEC_SW_LATE_FRACTION_MAX,
+  FEC_SW_LATENCY_BUDGET_MS_DEFAULT,
+  FEC_SW_REDUNDANCY_PER_LOSS,
+  FEC_SW_TAIL_WINDOW_MS_MIN,
+  FEC_SW_TARGET_RESIDUAL_DEFAULT,
+  FEC_SW_WINDOW_PACKETS_MAX,
   type FecControllerInit,
   type FecDecision,
+  type FecFamily,
 } from './controller.js';
+export { slidingWindowOutcome, type SlidingWindowModelInput, type SlidingWindowOutcome } from './sliding-window-model.js';
 export { bernoulliResidual, fitGilbert, residualDuplicate, residualReedSolomon, stationaryLoss, type GilbertFit } from './model.js';
 export { SequenceTracker, SequenceVerdict, type SequenceVerdictValue } from './sequence.js';
 export {

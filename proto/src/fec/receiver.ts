@@ -25,7 +25,7 @@ import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, FEC_MAX_SHARDS, RECONST
 import { FEC_MAX_PAYLOAD_BYTES_DEFAULT, FEC_SLIDING_WINDOW_MARKER } from './scheme.js';
 import { SLIDING_WINDOW_PACKETS_MAX } from './sliding-window-code.js';
 import { SLIDING_WINDOW_DECODER_PACKETS_DEFAULT, SlidingWindowDecoder, type SlidingWindowDecoderInit } from './sliding-window-decoder.js';
-import type { SlidingWindowParameters } from './sliding-window-encoder.js';
+import { SLIDING_WINDOW_MS_MAX, type SlidingWindowParameters } from './sliding-window-encoder.js';
 import { SequenceTracker, SequenceVerdict } from './sequence.js';
 import { doubledRing } from './ring.js';
 
@@ -107,13 +107,26 @@ export interface FecReceiverInit {
 }
 
 /**
- * The {@link FecReceiverInit.slidingWindow} settings that fit a sender using `p`: the
- * sender's latency budget (`windowMs`: the decoder's clock starts only once it knows a
- * source is missing, so this already leaves the repairs their spacing), and at least
- * twice its window in tracked seqs, never fewer than the decoder's default.
+ * Shortest time a receiver waits for a missing `sw` source before giving it up, ms:
+ * longer than any window the adaptive controller picks (its tail window is 100 ms at
+ * budgets up to 33 ms) plus jitter. Waiting costs nothing but a tracked slot: sources
+ * are delivered the moment they arrive or are rebuilt, never held back.
+ */
+export const SLIDING_WINDOW_RECEIVER_WAIT_MS_MIN = 300;
+
+/**
+ * The {@link FecReceiverInit.slidingWindow} settings that fit a sender using `p` or an
+ * adaptive one: wait for a missing source at least the sender's window
+ * (`windowMs`: the decoder's clock starts only once it knows a source is missing, so
+ * this already leaves the repairs their spacing) and at least
+ * {@link SLIDING_WINDOW_RECEIVER_WAIT_MS_MIN}, and track at least twice its window in
+ * seqs, never fewer than the decoder's default.
  */
 export function slidingWindowReceiverSettings(p: SlidingWindowParameters): { readonly windowPackets: number; readonly windowMs: number } {
-  return { windowPackets: Math.min(SLIDING_WINDOW_PACKETS_MAX, Math.max(SLIDING_WINDOW_DECODER_PACKETS_DEFAULT, 2 * p.windowPackets)), windowMs: p.windowMs };
+  return {
+    windowPackets: Math.min(SLIDING_WINDOW_PACKETS_MAX, Math.max(SLIDING_WINDOW_DECODER_PACKETS_DEFAULT, 2 * p.windowPackets)),
+    windowMs: Math.min(SLIDING_WINDOW_MS_MAX, Math.max(SLIDING_WINDOW_RECEIVER_WAIT_MS_MIN, p.windowMs)),
+  };
 }
 
 /** {@link FecTransmit}-style index of a sliding-window repair (see scheme.ts). */

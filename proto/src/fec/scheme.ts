@@ -9,7 +9,7 @@
  *   the group closes (full, or its hold time expired) its parity shards carry index
  *   k' + i and the group's actual (k', r'), k' ≤ k data packets. A shard is data when
  *   index < its k field, parity otherwise.
- * - `sw` (sliding window, opt-in): r = 255 marks the shard ({@link FEC_SLIDING_WINDOW_MARKER};
+ * - `sw` (sliding window): r = 255 marks the shard ({@link FEC_SLIDING_WINDOW_MARKER};
  *   no Reed-Solomon shard has it, since k + r ≤ 255 there). A source packet is type Data
  *   with group = its source seq, index 0, k = 1; a repair is type Parity with group = the
  *   first source seq of its window, k = the window's count (1–255), index 255, and its
@@ -61,9 +61,10 @@ export interface FecSchemeRs {
 
 /**
  * Sliding-window random linear code (`sliding-window-*.ts`): sources go out unchanged,
- * each followed by `repairsPerSource` repairs over the newest sources. Opt-in only: the
- * adaptive controller never chooses it, and a sender cannot switch into or out of it at
- * run time. The fields are {@link SlidingWindowParameters} (units and ranges there).
+ * each followed by `repairsPerSource` repairs over the newest sources. The controller's
+ * `sw` family tunes its fields; a sender cannot switch into or out of it at run time
+ * (its numbering differs from groups). The fields are {@link SlidingWindowParameters}
+ * (units and ranges there).
  */
 export interface FecSchemeSlidingWindow extends SlidingWindowParameters {
   readonly mode: 'sw';
@@ -142,6 +143,6 @@ export function sameScheme(a: FecScheme, b: FecScheme): boolean {
 export function formatScheme(scheme: FecScheme): string {
   if (scheme.mode === 'off') return 'off';
   if (scheme.mode === 'duplicate') return `dup×${scheme.copies}/${scheme.spacingMs}ms`;
-  if (scheme.mode === 'sw') return `sw(${scheme.repairsPerSource}×${scheme.windowPackets})/${scheme.repairSpacingMs}ms/${scheme.windowMs}ms`;
+  if (scheme.mode === 'sw') return `sw(${Number(scheme.repairsPerSource.toFixed(2))}×${scheme.windowPackets})/${scheme.repairSpacingMs}ms/${scheme.windowMs}ms`;
   return `rs(${scheme.k},${scheme.r})${scheme.interleave > 1 ? `×${scheme.interleave}` : ''}/${scheme.holdMs}ms`;
 }

@@ -15,8 +15,9 @@
  * mode their parity follows when the stripe of `interleave` groups is full or
  * `holdMs` after its first packet, whichever is first, so low-rate traffic never waits
  * for a group to fill. In `duplicate` mode copies follow `spacingMs` apart. In `sw` mode
- * (opt-in) a {@link SlidingWindowEncoder} does the work and its shards are mapped onto
- * the same header fields (see scheme.ts); that mode is fixed for the sender's life.
+ * a {@link SlidingWindowEncoder} does the work and its shards are mapped onto the same
+ * header fields (see scheme.ts); that mode is fixed for the sender's life (a controller
+ * of the `sw` family changes its settings, never the mode).
  */
 import { PacketType, type PacketHeader } from '../header.js';
 import type { FecController } from './controller.js';
@@ -268,7 +269,8 @@ export class FecSender {
    * @param rttMs the current round-trip estimate, when the driver has one
    */
   handleFeedback(now: number, stats: FecIntervalStats, rttMs?: number): void {
-    if (!this.controller || this.slidingWindow !== undefined) return;
+    // A controller of the `sw` family only ever answers `sw`, so an `sw` sender follows it too.
+    if (!this.controller) return;
     this.controller.handleStats(now, stats, rttMs);
     const next = this.controller.scheme;
     if (next !== this.current) this.setScheme(now, next);

@@ -22,7 +22,7 @@
  * unknown of the system until it leaves, so repairs that cover it still help rebuild
  * the others. A shard older than the tracked seqs is dropped as late.
  *
- * On the wire: FecReceiver feeds it the shards of the opt-in mode `sw` (scheme.ts has
+ * On the wire: FecReceiver feeds it the shards of mode `sw` (scheme.ts has
  * the header mapping; see the top README's FEC section).
  */
 import { BufferPool } from './pool.js';

@@ -20,8 +20,9 @@
  * not worth rebuilding). So an isolated loss is repaired by the next repair, a few ms
  * later, rather than by the next source packet.
  *
- * On the wire: FecSender drives it in the opt-in mode `sw` (scheme.ts has the header
- * mapping); no controller chooses these parameters yet (see the top README's FEC section).
+ * On the wire: FecSender drives it in mode `sw` (scheme.ts has the header mapping); the
+ * adaptive controller's `sw` family chooses these parameters (see the top README's FEC
+ * section).
  */
 import { BufferPool } from './pool.js';
 import { FEC_LENGTH_PREFIX_BYTES, FEC_MAX_PAYLOAD_BYTES, FEC_MAX_PAYLOAD_BYTES_DEFAULT } from './rs.js';

@@ -94,8 +94,8 @@ export interface LimitsSpec {
 /** FEC settings for tunnel sessions. */
 export interface TunnelFecSpec {
   /**
-   * Modes the relay agrees to, best first: `rs`, `dup`, `off`, and the opt-in `sw`
-   * (sliding window; never in the default list, never chosen by the adaptive controller).
+   * Modes the relay agrees to: `sw` (sliding window), `rs`, `dup`, `off`. The client's
+   * order decides among them (the first it offers that is listed here).
    */
   readonly modes: readonly ('rs' | 'dup' | 'off' | 'sw')[];
   /** Reed-Solomon data shards per group (mode `rs`). */
@@ -117,8 +117,15 @@ export interface TunnelFecSpec {
   /** Cap on the adaptive controller's extra bandwidth, fraction of the data. Optional; default 2. */
   readonly overheadMax?: number;
   /**
-   * Sliding-window settings for sessions in mode `sw` (units and ranges on
-   * {@link SlidingWindowParameters}); a `sw` session keeps them (no adaptive controller).
+   * Downstream latency budget of sessions whose client sets none, ms: what the adaptive
+   * controller keeps rebuilt packets within at p99 (mode `sw`; in rs/dup the longest
+   * group fill or copy spacing). Optional; default: the controller's (10 ms for `sw`,
+   * 20 ms for rs/dup).
+   */
+  readonly latencyBudgetMs?: number;
+  /**
+   * Fixed sliding-window settings for sessions in mode `sw` when `adaptive` is false
+   * (units and ranges on {@link SlidingWindowParameters}); they also size the receiver.
    * Optional; default `SLIDING_WINDOW_PARAMETERS_DEFAULT` (1 repair per source, 2 ms
    * spacing, 8 packets, 20 ms).
    */

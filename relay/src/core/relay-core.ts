@@ -171,6 +171,10 @@ export class RelayCore {
   get fecRecovered(): number {
     return this.sessions.fecRecovered;
   }
+  /** Downstream FEC payload bytes sent over the relay's life: the game's data and the redundancy (parity, repairs, copies). */
+  get fecSentBytes(): { readonly data: number; readonly redundant: number } {
+    return this.sessions.fecSentBytes;
+  }
   /** Probes answered. */
   get probesAnswered(): number {
     return this.tunnel.probesAnswered;

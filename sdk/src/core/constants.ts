@@ -47,6 +47,11 @@ export const LINGER_MS = 2_000;
 export const REPORT_INTERVAL_MS_DEFAULT = 30_000;
 /** Application datagrams queued at most while no session is open yet. */
 export const QUEUE_BEFORE_OPEN_MAX = 64;
+/**
+ * FEC modes a client offers when the app names none, best first: the adaptive sliding
+ * window (`sw`), then spaced copies for relays that predate it.
+ */
+export const FEC_MODES_DEFAULT: readonly string[] = ['sw', 'dup', 'rs', 'off'];
 /** Largest application datagram the tunnel carries with FEC, bytes (the relay's shard limit minus the length prefix). */
 export const TUNNEL_PAYLOAD_BYTES_MAX = 1400;
 /** Largest FEC extra bandwidth upstream, as a fraction of the data: game traffic is small (60 × 100 B/s), so two extra copies cost little and reach 0.1 % residual at 10 % loss. */

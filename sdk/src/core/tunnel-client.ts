@@ -144,6 +144,7 @@ export class TunnelClient {
       rttMs: ctx.currentId === undefined ? undefined : ctx.selector.figures(ctx.currentId)?.rttMs,
       fecMode: current?.sessionState === 'open' ? current.fecMode : undefined,
       upstreamScheme: data.upstreamScheme,
+      upstreamFecBytes: data.upstreamFecBytes,
       packetsSent: data.packetsSent,
       packetsReceived: data.packetsReceived,
       wirePackets: data.wirePackets,

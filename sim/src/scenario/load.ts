@@ -307,10 +307,10 @@ class ScenarioLoader {
 
   private fec(path: ConfigPath): TunnelFecSpec {
     const r: ConfigReader = this.reader;
-    r.rejectUnknownKeys(path, ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs']);
-    const count = r.sequenceLength([...path, 'modes'], { optional: true, maxItems: 3 });
-    const modes: ('rs' | 'dup' | 'off')[] = [];
-    for (let i = 0; i < count; i++) modes.push(r.string([...path, 'modes', i], { choices: ['dup', 'rs', 'off'] }) as 'rs' | 'dup' | 'off');
+    r.rejectUnknownKeys(path, ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs', 'latencyBudgetMs']);
+    const count = r.sequenceLength([...path, 'modes'], { optional: true, maxItems: 4 });
+    const modes: TunnelFecSpec['modes'][number][] = [];
+    for (let i = 0; i < count; i++) modes.push(r.string([...path, 'modes', i], { choices: ['sw', 'dup', 'rs', 'off'] }) as TunnelFecSpec['modes'][number]);
     const d = SCENARIO_RELAY_FEC_DEFAULT;
     // Ranges and defaults as `slipstream relay` reads its tunnel.fec (relay/src/config.ts).
     const k = r.number([...path, 'k'], { min: 1, max: 64, integer: true, default: d.k });
@@ -322,6 +322,7 @@ class ScenarioLoader {
       holdMs: r.number([...path, 'holdMs'], { min: 0, max: FEC_HOLD_MS_MAX, default: d.holdMs, unit: 'ms' }),
       copies: r.number([...path, 'copies'], { min: 1, max: FEC_COPIES_MAX, integer: true, default: d.copies }),
       spacingMs: r.number([...path, 'spacingMs'], { min: 0, max: FEC_SPACING_MS_MAX, default: d.spacingMs, unit: 'ms' }),
+      ...(r.has([...path, 'latencyBudgetMs']) ? { latencyBudgetMs: r.number([...path, 'latencyBudgetMs'], { min: 0, max: 1000, unit: 'ms' }) } : {}),
     };
   }
 

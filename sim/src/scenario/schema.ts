@@ -39,7 +39,7 @@ export const SCENARIO_DEFAULT_LINK: LinkModelSpec = { delayMs: 20 };
  * relay` runs with when its config has no `tunnel.fec` (relay/src/config.ts defaults),
  * so a scenario shows what a default deployment gives players.
  */
-export const SCENARIO_RELAY_FEC_DEFAULT: TunnelFecSpec = { modes: ['rs', 'dup', 'off'], k: 4, r: 2, holdMs: FEC_HOLD_MS_DEFAULT, copies: 1, spacingMs: 2 };
+export const SCENARIO_RELAY_FEC_DEFAULT: TunnelFecSpec = { modes: ['sw', 'rs', 'dup', 'off'], k: 4, r: 2, holdMs: FEC_HOLD_MS_DEFAULT, copies: 1, spacingMs: 2 };
 
 /** A host of a scenario (one player of a group is one host). */
 export interface ScenarioHost {

@@ -204,6 +204,7 @@ export class TunnelEndpoint {
     );
     session.ticketPacketsPerSecond = claims.limits.packetsPerSecond || Number.POSITIVE_INFINITY;
     session.ticketBytesPerSecond = claims.limits.bytesPerSecond || Number.POSITIVE_INFINITY;
+    session.latencyBudgetMs = open.latencyBudgetMs;
     this.sessions.add(session);
     const exit = claims.exit === undefined ? undefined : exitEndpoint(tunnel, claims.exit.relayId, claims.exit.address);
     if (exit !== undefined) {

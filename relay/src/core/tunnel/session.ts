@@ -37,6 +37,9 @@ export class TunnelSessions {
   private readonly fecSessions = new Set<TunnelSession>();
   /** FEC packets rebuilt by sessions that have ended (live ones are added by {@link fecRecovered}). */
   private fecRecoveredClosed = 0;
+  /** Downstream FEC payload bytes of sessions that have ended: data, and redundancy (parity, repairs, copies). */
+  private fecDataBytesClosed = 0;
+  private fecRedundantBytesClosed = 0;
   private readonly fecScratch = new Uint8Array(FEC_SHARD_BYTES_MAX + 64);
   /** Output bytes the core writes per packet (tunnel headers, FEC shards): views carved from slabs (proto/src/slab.ts). */
   private readonly slabs = new SlabAllocator();
@@ -52,6 +55,19 @@ export class TunnelSessions {
     let live = 0;
     for (const session of this.fecSessions) live += session.fecReceiver?.totals.recovered ?? 0;
     return this.fecRecoveredClosed + live;
+  }
+
+  /** Downstream FEC payload bytes over the relay's life: `data` (the game's) and `redundant` (parity, repairs, copies). */
+  get fecSentBytes(): { readonly data: number; readonly redundant: number } {
+    let data = this.fecDataBytesClosed;
+    let redundant = this.fecRedundantBytesClosed;
+    for (const session of this.fecSessions) {
+      const c = session.fecSender?.counters;
+      if (c === undefined) continue;
+      data += c.dataBytes;
+      redundant += c.parityBytes + c.duplicateBytes;
+    }
+    return { data, redundant };
   }
 
   /** The session with id (`high`, `low`), or undefined. */
@@ -219,19 +235,24 @@ export class TunnelSessions {
   private startFec(session: TunnelSession, tunnel: TunnelSpec): void {
     const fec = tunnel.fec;
     const sw = fec.sw ?? SLIDING_WINDOW_PARAMETERS_DEFAULT;
+    const adaptive = fec.adaptive !== false;
+    // The client's budget for the session, else this relay's; the controller's default without either.
+    const budgetMs = session.latencyBudgetMs ?? fec.latencyBudgetMs;
+    const controllerInit = { overheadMax: fec.overheadMax ?? FEC_OVERHEAD_MAX_DEFAULT, ...(budgetMs !== undefined ? { latencyBudgetMs: budgetMs } : {}) };
+    if (adaptive) session.fecController = new FecController({ ...controllerInit, family: session.fecMode === 'sw' ? 'sw' : 'block' });
+    // `sw` starts as the controller says (one repair per packet until the client reports), or as configured when fixed;
+    // the block modes start as configured and the controller replaces that once it has evidence.
     const scheme: FecScheme =
       session.fecMode === 'rs'
         ? { mode: 'rs', k: fec.k, r: fec.r, interleave: 1, holdMs: fec.holdMs }
         : session.fecMode === 'dup'
           ? { mode: 'duplicate', copies: fec.copies, spacingMs: fec.spacingMs }
           : session.fecMode === 'sw'
-            ? { mode: 'sw', ...sw }
+            ? (session.fecController?.scheme ?? { mode: 'sw', ...sw })
             : FEC_OFF;
     session.fecSender = new FecSender({ scheme, maxPayloadBytes: FEC_SHARD_BYTES_MAX - 2 });
     // The receiver takes sliding-window shards whatever the mode negotiated (a client's one sender serves every relay).
     session.fecReceiver = new FecReceiver({ maxPayloadBytes: FEC_SHARD_BYTES_MAX - 2, slidingWindow: slidingWindowReceiverSettings(sw) });
-    // `sw` keeps its configured settings: the adaptive controller does not choose it (yet).
-    if (fec.adaptive !== false && session.fecMode !== 'sw') session.fecController = new FecController({ overheadMax: fec.overheadMax ?? FEC_OVERHEAD_MAX_DEFAULT });
     this.fecSessions.add(session);
   }
 
@@ -299,6 +320,10 @@ export class TunnelSessions {
     unlinkChained(this.byLow, session.idLow, session);
     this.byId.delete(session.id);
     if (session.fecReceiver) this.fecRecoveredClosed += session.fecReceiver.totals.recovered;
+    if (session.fecSender) {
+      this.fecDataBytesClosed += session.fecSender.counters.dataBytes;
+      this.fecRedundantBytesClosed += session.fecSender.counters.parityBytes + session.fecSender.counters.duplicateBytes;
+    }
     this.fecSessions.delete(session);
     this.forwarded.delete(session);
     session.source.sessions--;

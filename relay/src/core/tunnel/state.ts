@@ -47,6 +47,8 @@ export class TunnelSession extends SessionBase {
   /** The ticket's own limits, kept so a reload can lower the config caps without raising a session above its ticket. */
   ticketPacketsPerSecond = Number.POSITIVE_INFINITY;
   ticketBytesPerSecond = Number.POSITIVE_INFINITY;
+  /** The latency budget the client's open asked for, ms; undefined: the relay's `tunnel.fec.latencyBudgetMs`. */
+  latencyBudgetMs: number | undefined = undefined;
   constructor(
     id: number,
     source: SourceState,

@@ -22,10 +22,12 @@ export class TunnelContext {
   readonly sessionKey: Uint8Array;
   /** The ticket bytes (opaque to the client). */
   readonly ticket: Uint8Array;
-  /** FEC modes offered, best first. Default `['dup', 'rs', 'off']`. */
+  /** FEC modes offered, best first. Default {@link C.FEC_MODES_DEFAULT}. */
   readonly fecModes: readonly string[];
-  /** Sliding-window settings for mode `sw` (opt-in). Default `SLIDING_WINDOW_PARAMETERS_DEFAULT`. */
-  readonly slidingWindow: SlidingWindowParameters;
+  /** Fixed upstream sliding-window settings for mode `sw`, or undefined for the adaptive controller (the default). */
+  readonly slidingWindow: SlidingWindowParameters | undefined;
+  /** The session's latency budget, ms, when the app set one (see `TunnelClientInit.latencyBudgetMs`). */
+  readonly latencyBudgetMs: number | undefined;
   /** Probe periods of the current relay, the backup and the other candidates, ms. */
   readonly probeCurrentMs: number;
   readonly probeBackupMs: number;
@@ -62,9 +64,13 @@ export class TunnelContext {
     this.sessionIdLow = sessionIdLow;
     this.sessionKey = init.sessionKey;
     this.ticket = init.ticket;
-    this.fecModes = init.fecModes ?? ['dup', 'rs', 'off'];
-    this.slidingWindow = { ...SLIDING_WINDOW_PARAMETERS_DEFAULT, ...init.slidingWindow };
-    validateSlidingWindowParameters(this.slidingWindow);
+    this.fecModes = init.fecModes ?? C.FEC_MODES_DEFAULT;
+    this.slidingWindow = init.slidingWindow === undefined ? undefined : { ...SLIDING_WINDOW_PARAMETERS_DEFAULT, ...init.slidingWindow };
+    if (this.slidingWindow !== undefined) validateSlidingWindowParameters(this.slidingWindow);
+    if (init.latencyBudgetMs !== undefined && !(init.latencyBudgetMs >= 0 && init.latencyBudgetMs <= 1000)) {
+      throw new RangeError(`TunnelClient latencyBudgetMs: ${init.latencyBudgetMs} is out of range; expected 0 to 1000 ms`);
+    }
+    this.latencyBudgetMs = init.latencyBudgetMs;
     this.probeCurrentMs = init.probeCurrentIntervalMs ?? C.PROBE_CURRENT_INTERVAL_MS_DEFAULT;
     this.probeBackupMs = init.probeBackupIntervalMs ?? C.PROBE_BACKUP_INTERVAL_MS_DEFAULT;
     this.probeOtherMs = init.probeOtherIntervalMs ?? C.PROBE_OTHER_INTERVAL_MS_DEFAULT;

@@ -31,7 +31,8 @@ export class DataPath {
   private readonly slabs = new SlabAllocator();
   /** What {@link targets} returns (reused: one per upstream packet would be garbage). */
   private readonly targetList: RelayLink[] = [];
-  private readonly controller = new FecController({ overheadMax: C.UPSTREAM_FEC_OVERHEAD_MAX });
+  /** The upstream adaptive controller, made with the sender (its family follows the session's mode); undefined while fixed or not started. */
+  private controller: FecController | undefined = undefined;
   private sender: FecSender | undefined = undefined;
   /** Datagrams the app sent / received. */
   packetsSent = 0;
@@ -48,6 +49,12 @@ export class DataPath {
     private readonly ctx: TunnelContext,
     private readonly liveness: Liveness,
   ) {}
+
+  /** Upstream FEC payload bytes sent so far (the sender's counters), for `TunnelClient.stats`. */
+  get upstreamFecBytes(): { readonly data: number; readonly redundant: number } {
+    const c = this.sender?.counters;
+    return c === undefined ? { data: 0, redundant: 0 } : { data: c.dataBytes, redundant: c.parityBytes + c.duplicateBytes };
+  }
 
   /** The upstream FEC scheme now, for `TunnelClient.stats` (e.g. `dup×1@17ms`). */
   get upstreamScheme(): string {
@@ -76,15 +83,20 @@ export class DataPath {
 
   /**
    * Starts the upstream sender (at the first accept of a session with FEC, in that
-   * session's `fecMode`). In `sw` it keeps the configured sliding window for the
-   * session's life (the controller does not drive it); otherwise it starts as below.
+   * session's `fecMode`) and its adaptive controller: in `sw` one of the `sw` family
+   * under the session's latency budget (or the app's fixed sliding window, without a
+   * controller); otherwise the block family, starting as below.
    */
   ensureSender(fecMode: string): void {
     if (this.sender !== undefined) return;
+    const budget = this.ctx.latencyBudgetMs !== undefined ? { latencyBudgetMs: this.ctx.latencyBudgetMs } : {};
     if (fecMode === 'sw') {
-      this.sender = new FecSender({ maxPayloadBytes: C.TUNNEL_PAYLOAD_BYTES_MAX, scheme: { mode: 'sw', ...this.ctx.slidingWindow } });
+      const fixed = this.ctx.slidingWindow;
+      if (fixed === undefined) this.controller = new FecController({ family: 'sw', overheadMax: C.UPSTREAM_FEC_OVERHEAD_MAX, ...budget });
+      this.sender = new FecSender({ maxPayloadBytes: C.TUNNEL_PAYLOAD_BYTES_MAX, scheme: fixed !== undefined ? { mode: 'sw', ...fixed } : this.controller!.scheme });
       return;
     }
+    this.controller = new FecController({ overheadMax: C.UPSTREAM_FEC_OVERHEAD_MAX, ...budget });
     // Until the controller has an estimate, one copy spaced a packet gap or so apart.
     this.sender = new FecSender({ maxPayloadBytes: C.TUNNEL_PAYLOAD_BYTES_MAX, scheme: { mode: 'duplicate', copies: 1, spacingMs: 10 } });
   }
@@ -96,7 +108,7 @@ export class DataPath {
     if (current === undefined) return;
     const sender = this.sender;
     if (sender !== undefined && payload.length <= sender.maxPayloadBytes) {
-      this.controller.handlePacket(nowMs, payload.length);
+      this.controller?.handlePacket(nowMs, payload.length);
       sender.push(nowMs, payload);
       this.drainSender(nowMs);
       return;
@@ -241,9 +253,10 @@ export class DataPath {
 
   /** The current relay's report of what its receiver measured upstream drives our sender's controller. */
   onFecStats(nowMs: number, link: RelayLink, stats: FecIntervalStats): void {
-    if (link.id !== this.ctx.currentId || this.sender === undefined || this.sender.scheme.mode === 'sw') return;
-    this.controller.handleStats(nowMs, stats, this.ctx.selector.figures(link.id)?.rttMs);
-    if (this.controller.lastDecision !== undefined && this.controller.scheme !== this.sender.scheme) this.sender.setScheme(nowMs, this.controller.scheme);
+    const controller = this.controller;
+    if (link.id !== this.ctx.currentId || this.sender === undefined || controller === undefined) return;
+    controller.handleStats(nowMs, stats, this.ctx.selector.figures(link.id)?.rttMs);
+    if (controller.lastDecision !== undefined && controller.scheme !== this.sender.scheme) this.sender.setScheme(nowMs, controller.scheme);
   }
 
   private deliver(payload: Uint8Array): void {
@@ -265,6 +278,6 @@ function describeScheme(scheme: FecScheme | undefined): string {
     case 'rs':
       return `rs(${scheme.k},${scheme.r})×${scheme.interleave}`;
     case 'sw':
-      return `sw(${scheme.repairsPerSource}×${scheme.windowPackets})@${scheme.repairSpacingMs}ms/${scheme.windowMs}ms`;
+      return `sw(${Number(scheme.repairsPerSource.toFixed(2))}×${scheme.windowPackets})@${scheme.repairSpacingMs}ms/${scheme.windowMs}ms`;
   }
 }

@@ -8,7 +8,7 @@
  * "Keepalive" in the module comment of `tunnel-client.ts`.
  */
 import { ErrorCode, isTicketRefusal } from '../../../../proto/src/errors.js';
-import { FecReceiver, slidingWindowReceiverSettings } from '../../../../proto/src/fec/index.js';
+import { FecReceiver, SLIDING_WINDOW_PARAMETERS_DEFAULT, slidingWindowReceiverSettings } from '../../../../proto/src/fec/index.js';
 import type { Endpoint } from '../../../../proto/src/transport.js';
 import { buildClientClose, buildControlPacket, openRelayClose } from '../../../../proto/src/wire.js';
 import { decodeControl } from '../../../../proto/src/control.js';
@@ -104,7 +104,7 @@ export class RelayLinks {
   sendOpen(nowMs: number, link: RelayLink): void {
     const ctx = this.ctx;
     link.lastTxMs = nowMs;
-    ctx.transmits.push({ to: link.tunnel, bytes: buildControlPacket(ctx.sessionIdHigh, ctx.sessionIdLow, { type: 'sessionOpen', ticket: ctx.ticket, fecModes: [...ctx.fecModes] }) });
+    ctx.transmits.push({ to: link.tunnel, bytes: buildControlPacket(ctx.sessionIdHigh, ctx.sessionIdLow, { type: 'sessionOpen', ticket: ctx.ticket, fecModes: [...ctx.fecModes], ...(ctx.latencyBudgetMs !== undefined ? { latencyBudgetMs: ctx.latencyBudgetMs } : {}) }) });
   }
 
   /** Starts opening `link`'s session unless it is open, opening or retrying a refusal; it no longer lingers. */
@@ -203,7 +203,7 @@ export class RelayLinks {
   receiverFor(fecMode: string, exit: string | undefined): FecReceiver | undefined {
     if (fecMode === 'off') return undefined;
     // Sliding-window shards (mode `sw`) are recognised by their header; the settings only size the decoder.
-    const init = { maxPayloadBytes: C.TUNNEL_PAYLOAD_BYTES_MAX, slidingWindow: slidingWindowReceiverSettings(this.ctx.slidingWindow) };
+    const init = { maxPayloadBytes: C.TUNNEL_PAYLOAD_BYTES_MAX, slidingWindow: slidingWindowReceiverSettings(this.ctx.slidingWindow ?? SLIDING_WINDOW_PARAMETERS_DEFAULT) };
     if (exit === undefined) return new FecReceiver(init);
     let receiver = this.exitReceivers.get(exit);
     if (receiver === undefined) this.exitReceivers.set(exit, (receiver = new FecReceiver(init)));

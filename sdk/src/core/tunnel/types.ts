@@ -32,18 +32,26 @@ export interface TunnelClientInit {
   /** The 32-byte session key the game backend handed out with the ticket. */
   readonly sessionKey: Uint8Array;
   /**
-   * FEC modes offered, best first; the relay takes the first it enables and protects
-   * downstream with its own settings for it. Default `['dup', 'rs', 'off']`: at game
-   * rates a few-ms Reed-Solomon hold closes groups of one packet, so spaced copies
-   * protect as well for less.
+   * FEC modes offered, best first; the relay takes the first it enables. Default
+   * `['sw', 'dup', 'rs', 'off']`: sliding-window repairs follow each packet within a
+   * few ms (no waiting for a group to fill), and a relay that predates `sw` gets spaced
+   * copies, which at game rates protect as well as Reed-Solomon groups of one.
    */
   readonly fecModes?: readonly string[];
   /**
-   * Settings of the opt-in sliding-window mode `sw` (offered only when `fecModes` names
-   * it): the upstream sender's parameters, fixed for the session (the adaptive
-   * controller does not choose or tune `sw` yet), and the downstream receiver's window.
-   * Missing fields take `SLIDING_WINDOW_PARAMETERS_DEFAULT` (1 repair per source, 2 ms
-   * spacing, 8 packets, 20 ms).
+   * The session's latency budget, ms: in mode `sw` both directions' adaptive
+   * controllers keep the packets they rebuild later than this under 0.5 % (p99), and
+   * choose repairs per packet and the window for loss and burstiness within it. Sent to
+   * the relay only when set (relays before it refuse the field). Default: the
+   * controller's, `FEC_SW_LATENCY_BUDGET_MS_DEFAULT` (10 ms), and the relay's
+   * `tunnel.fec.latencyBudgetMs` downstream.
+   */
+  readonly latencyBudgetMs?: number;
+  /**
+   * Fixed settings for the upstream sender in mode `sw` instead of the adaptive
+   * controller (tests, measurements). Missing fields take
+   * `SLIDING_WINDOW_PARAMETERS_DEFAULT` (1 repair per source, 2 ms spacing, 8 packets,
+   * 20 ms). Default: none (adaptive).
    */
   readonly slidingWindow?: Partial<SlidingWindowParameters>;
   /** Selection rule tuning. Default: the selector's defaults. */
@@ -111,6 +119,8 @@ export interface TunnelStats {
   readonly fecMode: string | undefined;
   /** Upstream FEC scheme now (e.g. `dup×1@17ms`). */
   readonly upstreamScheme: string;
+  /** Upstream FEC payload bytes sent so far: the app's own (`data`) and redundancy (`redundant`: copies, parity, repairs). */
+  readonly upstreamFecBytes: { readonly data: number; readonly redundant: number };
   /** Datagrams the app sent / received. */
   readonly packetsSent: number;
   readonly packetsReceived: number;
