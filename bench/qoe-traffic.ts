@@ -124,21 +124,28 @@ export async function runGame(opts: { directPort: number; slipstreamPort: number
   const slipSocket = await pathSocket(slipstream, opts.caseNumber);
   const total = Math.round(opts.seconds * opts.packetsPerSecond);
   const intervalMs = 1000 / opts.packetsPerSecond;
-  const packet = Buffer.alloc(PACKET_BYTES);
-  packet.writeUInt16BE(opts.caseNumber, 2);
+  // A fresh buffer per datagram: `dgram` sends after an asynchronous address lookup and
+  // keeps a reference, not a copy, so rewriting one buffer for the second path (or the
+  // next datagram of a catch-up burst) would change what the first send carries — once
+  // every direct datagram left tagged as Slipstream's, and the origin counted it as a
+  // duplicate from a second source.
+  const stamp = (path: number, seq: number): Buffer => {
+    const packet = Buffer.alloc(PACKET_BYTES);
+    packet[0] = path;
+    packet.writeUInt16BE(opts.caseNumber, 2);
+    packet.writeUInt32BE(seq, 4);
+    packet.writeDoubleBE(performance.now(), 8);
+    return packet;
+  };
   const startMs = performance.now();
   let midwayDone = opts.midway === undefined;
   let seq = 0;
   while (seq < total) {
     const now = performance.now();
     while (seq < total && startMs + seq * intervalMs <= now) {
-      packet.writeUInt32BE(seq, 4);
-      packet.writeDoubleBE(performance.now(), 8);
-      packet[0] = PATH_DIRECT;
-      directSocket.send(packet, opts.directPort, '127.0.0.1');
+      directSocket.send(stamp(PATH_DIRECT, seq), opts.directPort, '127.0.0.1');
       direct.sent++;
-      packet[0] = PATH_SLIPSTREAM;
-      slipSocket.send(packet, opts.slipstreamPort, '127.0.0.1');
+      slipSocket.send(stamp(PATH_SLIPSTREAM, seq), opts.slipstreamPort, '127.0.0.1');
       slipstream.sent++;
       seq++;
     }
