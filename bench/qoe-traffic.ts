@@ -35,8 +35,14 @@ export interface EchoOrigin {
   close(): Promise<void>;
 }
 
-/** Starts the echo origin on 127.0.0.1 (a free port, UDP and TCP). */
-export async function startEchoOrigin(): Promise<EchoOrigin> {
+/**
+ * Starts the echo origin on 127.0.0.1 (a free port, UDP and TCP).
+ * @param answer `every` (default): echo every datagram, copies included; `first`: echo
+ *   only the first copy of each (case, path, sequence number), as the simulator's game
+ *   server does (`sim/src/deployment/deployment.ts`) and as a game server acts on an
+ *   input once — copies through a backup relay then cannot stand in for a lost answer.
+ */
+export async function startEchoOrigin(answer: 'every' | 'first' = 'every'): Promise<EchoOrigin> {
   const byKey = new Map<number, OriginPathCounts>();
   const countsOf = (key: number): OriginPathCounts => {
     let c = byKey.get(key);
@@ -49,7 +55,9 @@ export async function startEchoOrigin(): Promise<EchoOrigin> {
       const c = countsOf(bytes.readUInt16BE(2) * 256 + bytes[0]!);
       c.sources.add(`${from.address}:${from.port}`);
       const seq = bytes.readUInt32BE(4);
-      c.arrivals.set(seq, (c.arrivals.get(seq) ?? 0) + 1);
+      const seen = c.arrivals.get(seq) ?? 0;
+      c.arrivals.set(seq, seen + 1);
+      if (answer === 'first' && seen > 0) return;
     }
     udp.send(bytes, from.port, from.address);
   });
