@@ -1,8 +1,9 @@
 /**
  * {@link ProxyManager}: the set of running proxies (and the shared links some of them
- * cross) of one `slipstream sim proxy` process, behind both the HTTP API and `--config`. Every operation returns a
- * {@link ProxyResult} (an HTTP status and either a value or a field error) rather than
- * throwing, so the API maps it straight to a response.
+ * cross) of one `slipstream sim proxy` process, behind both the HTTP API and
+ * `--config`. Every operation returns a {@link ProxyResult} (an HTTP status and either
+ * a value or a field error) rather than throwing, so the API maps it straight to a
+ * response.
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
@@ -140,6 +141,11 @@ export class ProxyManager {
         const code = (error as NodeJS.ErrnoException).code;
         const status = code === 'EADDRINUSE' ? 409 : 400;
         return failResult(status, ['listen'], `cannot listen on ${formatHostPort(definition.listen)}: ${code ?? (error as Error).message}${code === 'EADDRINUSE' ? ' (the address is in use)' : ''}`);
+      }
+      // The link may have been deleted while the proxy was starting (it had no members yet).
+      if (shared !== undefined && this.links.get(shared.link.name) !== shared) {
+        await proxy.close();
+        return failResult(409, ['link'], `the shared link '${shared.link.name}' was deleted while the proxy was starting; create it again`);
       }
       const entry: Entry = { definition, proxy, uplink: definition.uplink, downlink: definition.downlink };
       this.entries.set(definition.name, entry);
