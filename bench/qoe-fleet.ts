@@ -3,15 +3,19 @@
  * `sim proxy` (the player's last mile), a coordinator, three tunnel relays that join
  * the fleet on their own, and `slipstream connect` as the player's local proxy.
  *
- * The last mile: `sim proxy` maps one listen address to one upstream, and each proxy's
- * two directions are its own links. So one proxy instance cannot put every path of the
- * player behind ONE loss process per direction. The closest honest setup used here: one
- * `sim proxy` process holding one UDP proxy per relay (`relay-N`, each relay advertising
- * the proxy's address as its `fleet.tunnelAddress`, so connect's tunnel traffic and
- * probes to that relay cross it), a TCP proxy in front of the coordinator (10 ms each
- * way), and one UDP proxy for the direct baseline (`direct`, game → origin), all with the
- * same impairment but independent loss draws per path. Losses on two relays' paths are
- * therefore uncorrelated, which flatters anything that spreads packets over relays.
+ * The last mile is one shared link of the `sim proxy` process (`player-last-mile`,
+ * sim/README.md "Shared links"): one UDP proxy per relay (`relay-N`, each relay
+ * advertising its proxy's address as its `fleet.tunnelAddress`, so connect's tunnel
+ * traffic, FEC and probes to that relay cross it) all name that link, so every packet
+ * of the player in one direction crosses ONE impairment — one loss process (one
+ * Gilbert-Elliott state), one delay and jitter line, as a Wi-Fi fade or a cellular
+ * burst takes the copy to the backup relay too. This is the simulator's access link
+ * (`SimNetwork.setAccessLink`). The direct baseline (`direct`, game → origin) crosses
+ * its own shared link with the same model (`direct-last-mile`: separate state, since it
+ * is a second measurement in the same window, not traffic competing with the tunnel),
+ * unless `directLastMile: 'shared'` puts it on the player's link as the simulator does
+ * (its direct path crosses the player's access link: the agreement test). A TCP proxy
+ * in front of the coordinator adds the last mile's 10 ms each way to route lookups.
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -26,6 +30,11 @@ import { LAST_MILE_DELAY_MS } from './qoe-cases.js';
 export const RELAY_COUNT = 3;
 /** How long the fleet may take to form (relays healthy with origin figures), ms. */
 const FLEET_READY_TIMEOUT_MS = 30_000;
+
+/** Name of the shared link that is the player's last mile (every relay proxy crosses it). */
+export const PLAYER_LINK = 'player-last-mile';
+/** Name of the direct baseline's own last mile (unless it shares the player's). */
+export const DIRECT_LINK = 'direct-last-mile';
 
 /** One relay: its process, its id, its own tunnel address, and the last-mile proxy in front of it. */
 export interface QoeRelay {
@@ -45,6 +54,29 @@ export interface QoeFleet {
   readonly directPort: number;
   /** Names of the UDP proxies that carry the player's Slipstream traffic. */
   readonly relayProxyNames: readonly string[];
+  /** The shared links to set a case's impairment on: the player's, and the direct baseline's when it has its own. */
+  readonly lastMileLinks: readonly string[];
+  /** The coordinator's URL (straight, not through the proxy). */
+  readonly coordinatorUrl: string;
+}
+
+/** Options of {@link startQoeFleet}. */
+export interface QoeFleetOptions {
+  /** Folder for configs and connect's cache. */
+  readonly dir: string;
+  readonly children: ChildRegistry;
+  /** The echo origin's port on 127.0.0.1 (UDP, and TCP for the relays' origin probe). */
+  readonly originPort: number;
+  /** `sim proxy --seed`. */
+  readonly seed: number;
+  /** One line per step. */
+  readonly progress: (line: string) => void;
+  /** Relays in the fleet (127.0.0.2 …). Default {@link RELAY_COUNT}. */
+  readonly relayCount?: number;
+  /** `own` (default): the direct baseline crosses its own last mile with the same model; `shared`: the player's (as in the simulator). */
+  readonly directLastMile?: 'own' | 'shared';
+  /** The last mile's impairment at start (both directions). Default 10 ms one way. */
+  readonly impairment?: Readonly<Record<string, unknown>>;
 }
 
 /** One call to the proxy's HTTP API; throws on an unexpected status. */
@@ -70,9 +102,17 @@ async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, 
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
+/** Sets `impairment` on both directions of every last-mile link of the fleet. */
+export async function setLastMile(fleet: QoeFleet, impairment: Readonly<Record<string, unknown>>): Promise<void> {
+  for (const link of fleet.lastMileLinks) await proxyApi(fleet.proxyApi, 'PUT', `/v1/links/${link}/impairments`, { both: impairment }, 200);
+}
+
 /** Starts the whole deployment in `dir` (configs, cache); `progress` gets one line per step. */
-export async function startQoeFleet(opts: { dir: string; children: ChildRegistry; originPort: number; seed: number; progress: (line: string) => void }): Promise<QoeFleet> {
+export async function startQoeFleet(opts: QoeFleetOptions): Promise<QoeFleet> {
   const { dir, children, originPort, progress } = opts;
+  const relayCount = opts.relayCount ?? RELAY_COUNT;
+  const impairment = opts.impairment ?? { delayMs: LAST_MILE_DELAY_MS };
+  const directShares = opts.directLastMile === 'shared';
   const signingSeed = randomBytes(32);
   const sealKey = randomBytes(32).toString('base64');
   const fleetSecret = randomBytes(24).toString('base64');
@@ -82,6 +122,8 @@ export async function startQoeFleet(opts: { dir: string; children: ChildRegistry
   const proxy = children.start(['sim', 'proxy', '--listen', '127.0.0.1:0', '--seed', String(opts.seed)]);
   const api = (await proxy.waitFor(/"event":"started","api":"([^"]+)"/, 'stdout', 15_000))[1]!;
   progress(`sim proxy: ${api}`);
+  await proxyApi(api, 'POST', '/v1/links', { name: PLAYER_LINK, both: impairment }, 201);
+  if (!directShares) await proxyApi(api, 'POST', '/v1/links', { name: DIRECT_LINK, both: impairment }, 201);
 
   const coordinatorConfig = join(dir, 'coordinator.yaml');
   writeFileSync(
@@ -95,12 +137,12 @@ export async function startQoeFleet(opts: { dir: string; children: ChildRegistry
   progress(`coordinator: ${coordinatorUrl} (the player reaches it through the proxy at 127.0.0.1:${coordinatorProxyPort})`);
 
   const relays: QoeRelay[] = [];
-  for (let i = 0; i < RELAY_COUNT; i++) {
+  for (let i = 0; i < relayCount; i++) {
     const relayId = `relay-${i + 1}`;
     const address = `127.0.0.${i + 2}`;
     const tunnelPort = await freePort('udp');
     const proxyName = `relay-${i + 1}`;
-    const lastMilePort = await createProxy(api, { name: proxyName, protocol: 'udp', listen: '127.0.0.1:0', upstream: `${address}:${tunnelPort}`, both: { delayMs: LAST_MILE_DELAY_MS } });
+    const lastMilePort = await createProxy(api, { name: proxyName, protocol: 'udp', listen: '127.0.0.1:0', upstream: `${address}:${tunnelPort}`, link: PLAYER_LINK });
     const config = join(dir, `${relayId}.yaml`);
     writeFileSync(
       config,
@@ -135,21 +177,21 @@ export async function startQoeFleet(opts: { dir: string; children: ChildRegistry
   await until(
     async () => {
       const view = await fleetClient.fleet();
-      const ready = view.relays.length === RELAY_COUNT && view.relays.every((r) => r.health === 'healthy' && r.origins.some((o) => o.origin === 'game'));
+      const ready = view.relays.length === relayCount && view.relays.every((r) => r.health === 'healthy' && r.origins.some((o) => o.origin === 'game'));
       return ready ? true : undefined;
     },
     FLEET_READY_TIMEOUT_MS,
-    'three healthy relays with origin figures in /v1/fleet',
+    `${relayCount} healthy relays with origin figures in /v1/fleet`,
   );
-  progress('fleet ready: 3 relays healthy');
+  progress(`fleet ready: ${relayCount} relays healthy`);
 
-  const directPort = await createProxy(api, { name: 'direct', protocol: 'udp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${originPort}`, both: { delayMs: LAST_MILE_DELAY_MS } });
+  const directPort = await createProxy(api, { name: 'direct', protocol: 'udp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${originPort}`, link: directShares ? PLAYER_LINK : DIRECT_LINK });
   const connectPort = await freePort('udp');
   const connect = children.start(['connect', '--coordinator', `http://127.0.0.1:${coordinatorProxyPort}`, '--origin', 'game', '--listen', `udp:127.0.0.1:${connectPort}`, '--api-key', apiKey, '--bind', '127.0.0.1', '--cache', join(dir, 'cache.json'), '--status-interval-ms', '1000']);
   await connect.waitFor(/listening: /, 'stdout', 20_000);
   const path = await connect.waitFor(/path: (\S+)/, 'stdout', 10_000);
   progress(`connect: udp 127.0.0.1:${connectPort}, path ${path[1]}`);
-  return { proxyApi: api, relays, connect, connectPort, directPort, relayProxyNames: relays.map((r) => r.proxyName) };
+  return { proxyApi: api, relays, connect, connectPort, directPort, relayProxyNames: relays.map((r) => r.proxyName), lastMileLinks: directShares ? [PLAYER_LINK] : [PLAYER_LINK, DIRECT_LINK], coordinatorUrl };
 }
 
 /** The relay connect uses now, from its latest `path:` or `status: relay` line; undefined when none yet. */

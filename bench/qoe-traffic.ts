@@ -35,8 +35,14 @@ export interface EchoOrigin {
   close(): Promise<void>;
 }
 
-/** Starts the echo origin on 127.0.0.1 (a free port, UDP and TCP). */
-export async function startEchoOrigin(): Promise<EchoOrigin> {
+/**
+ * Starts the echo origin on 127.0.0.1 (a free port, UDP and TCP).
+ * @param answer `every` (default): echo every datagram, copies included; `first`: echo
+ *   only the first copy of each (case, path, sequence number), as the simulator's game
+ *   server does (`sim/src/deployment/deployment.ts`) and as a game server acts on an
+ *   input once — copies through a backup relay then cannot stand in for a lost answer.
+ */
+export async function startEchoOrigin(answer: 'every' | 'first' = 'every'): Promise<EchoOrigin> {
   const byKey = new Map<number, OriginPathCounts>();
   const countsOf = (key: number): OriginPathCounts => {
     let c = byKey.get(key);
@@ -49,7 +55,9 @@ export async function startEchoOrigin(): Promise<EchoOrigin> {
       const c = countsOf(bytes.readUInt16BE(2) * 256 + bytes[0]!);
       c.sources.add(`${from.address}:${from.port}`);
       const seq = bytes.readUInt32BE(4);
-      c.arrivals.set(seq, (c.arrivals.get(seq) ?? 0) + 1);
+      const seen = c.arrivals.get(seq) ?? 0;
+      c.arrivals.set(seq, seen + 1);
+      if (answer === 'first' && seen > 0) return;
     }
     udp.send(bytes, from.port, from.address);
   });
@@ -124,21 +132,28 @@ export async function runGame(opts: { directPort: number; slipstreamPort: number
   const slipSocket = await pathSocket(slipstream, opts.caseNumber);
   const total = Math.round(opts.seconds * opts.packetsPerSecond);
   const intervalMs = 1000 / opts.packetsPerSecond;
-  const packet = Buffer.alloc(PACKET_BYTES);
-  packet.writeUInt16BE(opts.caseNumber, 2);
+  // A fresh buffer per datagram: `dgram` sends after an asynchronous address lookup and
+  // keeps a reference, not a copy, so rewriting one buffer for the second path (or the
+  // next datagram of a catch-up burst) would change what the first send carries — once
+  // every direct datagram left tagged as Slipstream's, and the origin counted it as a
+  // duplicate from a second source.
+  const stamp = (path: number, seq: number): Buffer => {
+    const packet = Buffer.alloc(PACKET_BYTES);
+    packet[0] = path;
+    packet.writeUInt16BE(opts.caseNumber, 2);
+    packet.writeUInt32BE(seq, 4);
+    packet.writeDoubleBE(performance.now(), 8);
+    return packet;
+  };
   const startMs = performance.now();
   let midwayDone = opts.midway === undefined;
   let seq = 0;
   while (seq < total) {
     const now = performance.now();
     while (seq < total && startMs + seq * intervalMs <= now) {
-      packet.writeUInt32BE(seq, 4);
-      packet.writeDoubleBE(performance.now(), 8);
-      packet[0] = PATH_DIRECT;
-      directSocket.send(packet, opts.directPort, '127.0.0.1');
+      directSocket.send(stamp(PATH_DIRECT, seq), opts.directPort, '127.0.0.1');
       direct.sent++;
-      packet[0] = PATH_SLIPSTREAM;
-      slipSocket.send(packet, opts.slipstreamPort, '127.0.0.1');
+      slipSocket.send(stamp(PATH_SLIPSTREAM, seq), opts.slipstreamPort, '127.0.0.1');
       slipstream.sent++;
       seq++;
     }

@@ -1,8 +1,9 @@
 /**
  * `slipstream bench qoe`: what a player gets through Slipstream vs the direct path, both
  * measured in the same window through the same last-mile impairment, on real processes
- * on 127.0.0.x (bench/qoe-fleet.ts has the deployment and why the last mile is one
- * `sim proxy` process with one proxy per path).
+ * on 127.0.0.x (bench/qoe-fleet.ts has the deployment: the player's last mile is one
+ * shared link of `sim proxy` that every relay path and probe crosses, one loss process
+ * per direction; the direct baseline crosses its own link with the same model).
  *
  * Per case (bench/qoe-cases.ts) a game-like client sends 60 datagrams/s of 100 bytes
  * both directly (through the `direct` proxy) and through `slipstream connect` to a UDP
@@ -23,7 +24,7 @@ import { CliUsageError } from '../proto/src/errors.js';
 import { bool, flagGiven, num, str, type FlagSpec } from '../kit/flags.js';
 import { flagCommand, type Command, type CommandIo } from '../kit/command.js';
 import { QOE_CASES, type QoeCase } from './qoe-cases.js';
-import { currentRelayId, proxyApi, startQoeFleet, type QoeFleet } from './qoe-fleet.js';
+import { currentRelayId, proxyApi, setLastMile, startQoeFleet, type QoeFleet } from './qoe-fleet.js';
 import { ChildRegistry } from './qoe-processes.js';
 import { longestGapMs, PACKET_BYTES, PATH_DIRECT, PATH_SLIPSTREAM, quantile, runGame, startEchoOrigin, type EchoOrigin, type GameRun, type PathRecord } from './qoe-traffic.js';
 
@@ -43,6 +44,9 @@ const FLAGS: Record<string, FlagSpec> = {
   seed: { type: 'integer', valueName: 'N', min: 0, max: 4294967295, default: 7, description: "The impairment proxy's seed (its loss and jitter draws)" },
   json: { type: 'boolean', description: 'Print one JSON object instead of a table' },
 };
+
+/** How the last mile is modelled, for the table and `--json`. */
+const LAST_MILE_MODEL = "one sim proxy shared link for all of the player's relay paths and probes (one loss process per direction); the direct path its own link with the same model";
 
 const SUMMARY = 'Player QoE through Slipstream vs direct, same window, same last-mile impairment: loss, RTT, gaps, overhead, what the origin saw.';
 
@@ -130,7 +134,7 @@ function impairmentLoss(before: { uplink: DirectionStats; downlink: DirectionSta
 }
 
 async function runCase(fleet: QoeFleet, origin: EchoOrigin, c: QoeCase, caseNumber: number, seconds: number, progress: (line: string) => void): Promise<QoeCaseResult> {
-  for (const name of [...fleet.relayProxyNames, 'direct']) await proxyApi(fleet.proxyApi, 'PUT', `/v1/proxies/${name}/impairments`, { both: c.impairment }, 200);
+  await setLastMile(fleet, c.impairment);
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
   const bytesBefore = await relayProxyBytes(fleet);
   const directBefore = await proxyStats(fleet, 'direct');
@@ -198,7 +202,7 @@ function formatTable(results: readonly QoeCaseResult[], seconds: number): string
   const line = (cells: readonly string[]): string => `| ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |\n`;
   return [
     `QoE, ${PACKETS_PER_SECOND} datagrams/s of ${PACKET_BYTES} B per path, ${seconds} s per case, direct and Slipstream in the same window\n`,
-    'last mile: 10 ms one way, one sim proxy process, one proxy per path (same impairment, independent loss draws per path; see bench/qoe-fleet.ts)\n',
+    `last mile: 10 ms one way; ${LAST_MILE_MODEL}\n`,
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),
@@ -248,7 +252,7 @@ export const qoeBenchCommand: Command = flagCommand({
     const cases = selectCases(str(values, 'cases'));
     const seconds = bool(values, 'quick') && !flagGiven(argv, 'seconds') ? QUICK_SECONDS : num(values, 'seconds')!;
     const result = await runBench(cases, seconds, num(values, 'seed')!, io);
-    if (bool(values, 'json')) io.out(`${JSON.stringify({ packetsPerSecond: PACKETS_PER_SECOND, packetBytes: PACKET_BYTES, seconds, lastMile: 'one sim proxy process; one proxy per path, same impairment, independent loss draws', ...result })}\n`);
+    if (bool(values, 'json')) io.out(`${JSON.stringify({ packetsPerSecond: PACKETS_PER_SECOND, packetBytes: PACKET_BYTES, seconds, lastMile: LAST_MILE_MODEL, ...result })}\n`);
     else io.out(formatTable(result.cases, seconds));
     return 0;
   },

@@ -8,7 +8,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCli } from './support/run-cli.js';
-import { longestGapMs, quantile } from '../bench/qoe-traffic.js';
+import { longestGapMs, PATH_DIRECT, PATH_SLIPSTREAM, quantile, runGame, startEchoOrigin } from '../bench/qoe-traffic.js';
 
 /** About 16 s on a quiet machine; generous, for a machine running other test files beside it. */
 const BENCH_TIMEOUT_MS = 90_000;
@@ -27,6 +27,24 @@ describe('slipstream bench qoe', () => {
     const record = { sent: 3, rttMsBySeq: new Map([[0, 1], [1, 1], [2, 1]]), arrivalMs: [110, 120, 300], duplicateEchoes: 0 };
     assert.equal(longestGapMs(record, 100, 320), 180);
     assert.equal(longestGapMs(record, 100, 700), 400, 'silence after the last echo counts');
+  });
+
+  test('every datagram reaches the origin tagged with its own path, once, from one source per path', async () => {
+    // Regression: one buffer rewritten for the second path while dgram still held it sent
+    // every direct datagram tagged as Slipstream's.
+    const origin = await startEchoOrigin('first');
+    try {
+      const run = await runGame({ directPort: origin.port, slipstreamPort: origin.port, caseNumber: 3, seconds: 1, packetsPerSecond: 60, drainMs: 300 });
+      for (const [tag, record] of [[PATH_DIRECT, run.direct], [PATH_SLIPSTREAM, run.slipstream]] as const) {
+        const counts = origin.counts(3, tag);
+        assert.equal(counts.arrivals.size, record.sent, `path ${tag}: every datagram arrived under its own tag`);
+        assert.ok([...counts.arrivals.values()].every((n) => n === 1), `path ${tag}: none twice`);
+        assert.equal(counts.sources.size, 1, `path ${tag}: one source`);
+        assert.equal(record.rttMsBySeq.size, record.sent, `path ${tag}: every echo came back`);
+      }
+    } finally {
+      await origin.close();
+    }
   });
 
   test('--quick --cases clean --json: one case with direct and Slipstream figures in range', async () => {

@@ -182,7 +182,7 @@ describe('sim proxy command line', () => {
       ['proxies:\n  - name: a\n    protocol: udp\n    listen: 127.0.0.1\n    upstream: 127.0.0.1:9\n', /bad\.yaml:4: proxies\[0\]\.listen: '127\.0\.0\.1' is not HOST:PORT/],
       ['proxies:\n  - name: a\n    protocol: udp\n    listen: 127.0.0.1:0\n    upstream: 127.0.0.1:9\n  - name: a\n    protocol: tcp\n    listen: 127.0.0.1:0\n    upstream: 127.0.0.1:9\n', /bad\.yaml:6: proxies\[1\]\.name: 'a' is used by an earlier proxy/],
       ['proxies:\n  - name: a\n    protocol: udp\n    listen: 127.0.0.1:0\n    upstream: 127.0.0.1:9\n    both: { trace: { file: nope.jsonl } }\n', /bad\.yaml:6: proxies\[0\]\.both\.trace\.file: cannot read .*nope\.jsonl: ENOENT/],
-      ['proxy: []\n', /bad\.yaml:1: proxy: unknown key; expected one of proxies/],
+      ['proxy: []\n', /bad\.yaml:1: proxy: unknown key; expected one of links, proxies/],
     ];
     for (const [yaml, expected] of cases) {
       const file = join(scratch, 'bad.yaml');

@@ -12,6 +12,16 @@
  * | `DELETE /v1/proxies/NAME/impairments` | — | 200 proxy (both directions cleared) |
  * | `POST /v1/proxies/NAME/stall` | `{durationMs, direction?}` (tcp) | 200 proxy |
  * | `POST /v1/proxies/NAME/reset` | — (tcp) | 200 `{connectionsReset}` |
+ * | `GET /v1/links` | — | 200 `[link…]` |
+ * | `POST /v1/links` | a shared-link definition | 201 link; 400; 409 name taken |
+ * | `GET /v1/links/NAME` | — | 200 link; 404 |
+ * | `DELETE /v1/links/NAME` | — | 204; 404; 409 while proxies cross it |
+ * | `PUT /v1/links/NAME/impairments` | `{uplink?, downlink?}` or `{both}` | 200 link (every member proxy crosses the new model); 400; 404 |
+ * | `DELETE /v1/links/NAME/impairments` | — | 200 link (both directions cleared) |
+ *
+ * A UDP proxy whose definition names a shared link (`link: NAME`) crosses that link's
+ * two directions instead of its own (see `shared-link.ts`); its own impairments
+ * cannot be set (409 pointing at the link).
  *
  * Errors are `{error: {message, field, reason}}` (plus `code: SLIP_ERR_SIM_INVALID` on
  * 400), where `field` is the path of the offending key (`uplink.loss.p`).
@@ -22,7 +32,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ErrorCode } from '../../../proto/src/errors.js';
 import { PROXY_API_BODY_BYTES_MAX, PROXY_API_PREFIX } from './constants.js';
-import { checkImpairmentUpdate, checkProxyDefinition, checkStallRequest, formatFieldPath, formatHostPort, type FieldPath, type HostPort } from './definition.js';
+import { checkImpairmentUpdate, checkLinkDefinition, checkProxyDefinition, checkStallRequest, formatFieldPath, formatHostPort, type FieldPath, type HostPort } from './definition.js';
 import type { ProxyManager, ProxyResult } from './manager.js';
 
 /** An API answer before serialization. */
@@ -79,7 +89,8 @@ export class ProxyApi {
     if (first === 'health' && name === undefined) {
       return method === 'GET' ? { status: 200, body: { status: 'ok', proxies: this.manager.names().length } } : methodNotAllowed(method, path, ['GET']);
     }
-    if (first !== 'proxies') return errorResponse(404, undefined, `no route ${path}; routes are ${PROXY_API_PREFIX}/health and ${PROXY_API_PREFIX}/proxies`);
+    if (first === 'links') return this.handleLinks(method, path, name, action, body);
+    if (first !== 'proxies') return errorResponse(404, undefined, `no route ${path}; routes are ${PROXY_API_PREFIX}/health, ${PROXY_API_PREFIX}/proxies and ${PROXY_API_PREFIX}/links`);
     if (name === undefined) {
       if (method === 'GET') return { status: 200, body: this.manager.list() };
       if (method !== 'POST') return methodNotAllowed(method, path, ['GET', 'POST']);
@@ -119,6 +130,32 @@ export class ProxyApi {
       default:
         return errorResponse(404, undefined, `no route ${path}; a proxy has /impairments, /stall and /reset`);
     }
+  }
+
+  /** `/v1/links[/NAME[/impairments]]`. */
+  private handleLinks(method: string, path: string, name: string | undefined, action: string | undefined, body: string | undefined): ApiResponse {
+    if (name === undefined) {
+      if (method === 'GET') return { status: 200, body: this.manager.listLinks() };
+      if (method !== 'POST') return methodNotAllowed(method, path, ['GET', 'POST']);
+      const json = parseJson(body);
+      if (!json.ok) return json.response;
+      const definition = checkLinkDefinition(json.value);
+      if (!definition.ok) return errorResponse(400, definition.error.path, definition.error.reason);
+      return fromResult(this.manager.createLink(definition.value, this.baseDir));
+    }
+    if (action === undefined) {
+      if (method === 'GET') return fromResult(this.manager.getLink(name));
+      if (method === 'DELETE') return fromResult(this.manager.deleteLink(name));
+      return methodNotAllowed(method, path, ['GET', 'DELETE']);
+    }
+    if (action !== 'impairments') return errorResponse(404, undefined, `no route ${path}; a shared link has /impairments`);
+    if (method === 'DELETE') return fromResult(this.manager.setLinkImpairments(name, { uplink: {}, downlink: {} }, this.baseDir));
+    if (method !== 'PUT') return methodNotAllowed(method, path, ['PUT', 'DELETE']);
+    const json = parseJson(body);
+    if (!json.ok) return json.response;
+    const update = checkImpairmentUpdate('udp', json.value);
+    if (!update.ok) return errorResponse(400, update.error.path, update.error.reason);
+    return fromResult(this.manager.setLinkImpairments(name, update.value, this.baseDir));
   }
 }
 

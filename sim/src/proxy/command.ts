@@ -29,7 +29,7 @@ const SUMMARY = 'Impairment proxy for real processes: UDP and TCP proxies whose 
 async function run(argv: readonly string[], io: Parameters<Command['run']>[1]): Promise<number> {
   const { values } = parseFlags('sim proxy', argv, FLAGS);
   if (values.help === true) {
-    io.out(formatHelp('slipstream sim proxy [--listen HOST:PORT] [--config FILE] [--seed S] [--log-level L] [--check]', `${SUMMARY}\nAPI: GET/POST /v1/proxies, GET/DELETE /v1/proxies/NAME, PUT/DELETE /v1/proxies/NAME/impairments, POST /v1/proxies/NAME/stall|reset.`, FLAGS));
+    io.out(formatHelp('slipstream sim proxy [--listen HOST:PORT] [--config FILE] [--seed S] [--log-level L] [--check]', `${SUMMARY}\nAPI: GET/POST /v1/proxies, GET/DELETE /v1/proxies/NAME, PUT/DELETE /v1/proxies/NAME/impairments, POST /v1/proxies/NAME/stall|reset; GET/POST /v1/links, GET/DELETE /v1/links/NAME, PUT/DELETE /v1/links/NAME/impairments (shared links: one impairment several UDP proxies cross).`, FLAGS));
     return 0;
   }
   const listen = parseHostPort(str(values, 'listen'), [], 0);
@@ -39,7 +39,7 @@ async function run(argv: readonly string[], io: Parameters<Command['run']>[1]): 
   if (configPath !== undefined) config = loadProxyConfig(configPath);
   if (bool(values, 'check')) {
     if (configPath === undefined) throw new CliUsageError('--check', '--check: needs --config FILE to check');
-    io.out(`${configPath}: valid (${config!.proxies.length} proxies)\n`);
+    io.out(`${configPath}: valid (${config!.proxies.length} proxies${config!.links.length > 0 ? `, ${config!.links.length} shared links` : ''})\n`);
     return 0;
   }
   const seed = num(values, 'seed') ?? randomInt(0, 2 ** 47);
@@ -53,6 +53,10 @@ async function run(argv: readonly string[], io: Parameters<Command['run']>[1]): 
     await manager.close();
     return 1;
   };
+  for (const definition of config?.links ?? []) {
+    const created = manager.createLink(definition, config!.baseDir);
+    if (!created.ok) return fatal(`${configPath}: link '${definition.name}': ${formatFieldPath(created.path)}: ${created.reason}`);
+  }
   for (const definition of config?.proxies ?? []) {
     const created = await manager.create(definition, config!.baseDir);
     if (!created.ok) return fatal(`${configPath}: proxy '${definition.name}': ${formatFieldPath(created.path)}: ${created.reason}`);

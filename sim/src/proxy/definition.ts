@@ -100,8 +100,19 @@ export interface ProxyDefinition {
   readonly upstream: HostPort;
   /** UDP only: idle timeout of a client flow, ms. */
   readonly idleTimeoutMs: number;
+  /** UDP only: the shared link this proxy crosses instead of impairments of its own (then `uplink` and `downlink` are empty). */
+  readonly link?: string;
   readonly uplink: Impairment;
   readonly downlink: Impairment;
+}
+
+/** A checked shared-link definition: one UDP impairment per direction, crossed by every member proxy. */
+export interface LinkDefinition {
+  readonly name: string;
+  /** Client → upstream of every member. */
+  readonly uplink: UdpImpairment;
+  /** Upstream → client of every member. */
+  readonly downlink: UdpImpairment;
 }
 
 /** A checked impairment change: the directions given are replaced, the others kept. */
@@ -310,18 +321,25 @@ function checkDirections(protocol: ProxyProtocol, object: Record<string, unknown
   return ok(update);
 }
 
-const DEFINITION_KEYS = ['name', 'protocol', 'listen', 'upstream', 'idleTimeoutMs', 'uplink', 'downlink', 'both'];
+const DEFINITION_KEYS = ['name', 'protocol', 'listen', 'upstream', 'idleTimeoutMs', 'link', 'uplink', 'downlink', 'both'];
+
+function checkName(value: Record<string, unknown>, path: FieldPath): Checked<string> {
+  if (!has(value, 'name')) return fail([...path, 'name'], `missing; expected a name matching ${PROXY_NAME_PATTERN.source}`);
+  if (typeof value.name !== 'string' || !PROXY_NAME_PATTERN.test(value.name)) return fail([...path, 'name'], `${describe(value.name)} is not accepted; expected 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  return ok(value.name);
+}
 
 /**
  * Checks a proxy definition: `{name, protocol: udp|tcp, listen: HOST:PORT, upstream:
- * HOST:PORT, idleTimeoutMs?, uplink?, downlink?, both?}`.
+ * HOST:PORT, idleTimeoutMs?, link?, uplink?, downlink?, both?}`. `link` (UDP) names a
+ * shared link and excludes impairments of the proxy's own.
  */
 export function checkProxyDefinition(value: unknown, path: FieldPath = []): Checked<ProxyDefinition> {
   if (!isObject(value)) return fail(path, 'expected a proxy definition {name, protocol, listen, upstream, uplink?, downlink?, both?}');
   const unknown = unknownKey(value, DEFINITION_KEYS, path);
   if (unknown) return unknown;
-  if (!has(value, 'name')) return fail([...path, 'name'], `missing; expected a name matching ${PROXY_NAME_PATTERN.source}`);
-  if (typeof value.name !== 'string' || !PROXY_NAME_PATTERN.test(value.name)) return fail([...path, 'name'], `${describe(value.name)} is not accepted; expected 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  const name = checkName(value, path);
+  if (!name.ok) return name;
   if (!has(value, 'protocol')) return fail([...path, 'protocol'], 'missing; expected udp or tcp');
   const protocol = checkChoice(value, 'protocol', path, ['udp', 'tcp'] as const);
   if (!protocol.ok) return protocol;
@@ -334,17 +352,40 @@ export function checkProxyDefinition(value: unknown, path: FieldPath = []): Chec
   const idle = checkNumber(value, 'idleTimeoutMs', path, UDP_IDLE_TIMEOUT_MS_MIN, UDP_IDLE_TIMEOUT_MS_MAX, { unit: 'ms' });
   if (!idle.ok) return idle;
   if (idle.value !== undefined && protocol.value === 'tcp') return fail([...path, 'idleTimeoutMs'], 'applies to udp proxies only (a TCP connection ends when either side closes it)');
+  let link: string | undefined;
+  if (has(value, 'link')) {
+    if (protocol.value === 'tcp') return fail([...path, 'link'], 'applies to udp proxies only (shared links are UDP link models)');
+    if (typeof value.link !== 'string' || !PROXY_NAME_PATTERN.test(value.link)) return fail([...path, 'link'], `${describe(value.link)} is not a link name; expected 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+    const own = ['uplink', 'downlink', 'both'].find((key) => has(value, key));
+    if (own !== undefined) return fail([...path, own], `the proxy crosses the shared link '${value.link}', which sets its impairments; drop ${own} here and change the link (PUT /v1/links/${value.link}/impairments)`);
+    link = value.link;
+  }
   const directions = checkDirections(protocol.value!, value, path);
   if (!directions.ok) return directions;
   return ok({
-    name: value.name,
+    name: name.value,
     protocol: protocol.value!,
     listen: listen.value,
     upstream: upstream.value,
     idleTimeoutMs: idle.value ?? UDP_IDLE_TIMEOUT_MS_DEFAULT,
+    ...(link === undefined ? {} : { link }),
     uplink: directions.value.uplink ?? {},
     downlink: directions.value.downlink ?? {},
   });
+}
+
+const LINK_KEYS = ['name', 'uplink', 'downlink', 'both'];
+
+/** Checks a shared-link definition: `{name, uplink?, downlink?, both?}` (UDP impairments; `both` excludes the other two). */
+export function checkLinkDefinition(value: unknown, path: FieldPath = []): Checked<LinkDefinition> {
+  if (!isObject(value)) return fail(path, 'expected a shared-link definition {name, uplink?, downlink?, both?}');
+  const unknown = unknownKey(value, LINK_KEYS, path);
+  if (unknown) return unknown;
+  const name = checkName(value, path);
+  if (!name.ok) return name;
+  const directions = checkDirections('udp', value, path);
+  if (!directions.ok) return directions;
+  return ok({ name: name.value, uplink: (directions.value.uplink ?? {}) as UdpImpairment, downlink: (directions.value.downlink ?? {}) as UdpImpairment });
 }
 
 /** Checks the body of an impairment change: `{uplink?, downlink?}` or `{both}`; at least one. */

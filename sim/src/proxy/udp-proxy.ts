@@ -10,7 +10,9 @@
  *
  * All flows of a proxy share its two `LinkDirection`s, as all traffic of an interface
  * shares a netem qdisc: the rate limit, queue and loss-model state are per direction
- * of the proxy, not per client.
+ * of the proxy, not per client. A proxy that crosses a {@link SharedLink} uses that
+ * link's two directions instead of its own, so several proxies (one per upstream) share
+ * one loss process, delay line and queue per direction: a player's one last mile.
  *
  * Per datagram: no closures, no objects beyond what `dgram` itself hands us; the
  * received Buffer is what gets sent on (a duplicate is the only copy made).
@@ -24,6 +26,7 @@ import { EventQueue, type SimEventHandler } from '../core/event-queue.js';
 import { DropReason, dropReasonName, LinkDirection, type LinkModelSpec } from '../core/link.js';
 import { DELIVERY_SLACK_MS, UDP_FLOWS_MAX, UDP_RECV_BUFFER_BYTES } from './constants.js';
 import { formatHostPort, type HostPort } from './definition.js';
+import { shiftBlackouts, type SharedLink } from './shared-link.js';
 
 /** Event kinds: which way a queued datagram goes. */
 const UPLINK = 0;
@@ -43,6 +46,16 @@ export class UdpDirectionStats {
   corrupted = 0;
   /** Drops by reason, indexed by `DropReason` value. */
   readonly drops = new Float64Array(dropReasonName.length);
+
+  /** Adds `other`'s counts to these (a shared link's view sums its members'). */
+  add(other: UdpDirectionStats): void {
+    this.packets += other.packets;
+    this.bytes += other.bytes;
+    this.delivered += other.delivered;
+    this.duplicated += other.duplicated;
+    this.corrupted += other.corrupted;
+    for (let i = 0; i < this.drops.length; i++) this.drops[i]! += other.drops[i]!;
+  }
 
   /** Plain JSON for the API. */
   toJSON(): Record<string, unknown> {
@@ -86,9 +99,9 @@ export interface UdpProxyInit {
   /** Resolved upstream (an IP address). */
   readonly upstream: HostPort;
   readonly idleTimeoutMs: number;
-  readonly uplink: LinkModelSpec;
-  readonly downlink: LinkModelSpec;
-  /** This proxy's random stream; each direction forks its own. */
+  /** The proxy's own impairments, or the shared link it crosses instead (see {@link SharedLink}). */
+  readonly impairment: { readonly uplink: LinkModelSpec; readonly downlink: LinkModelSpec } | { readonly shared: SharedLink };
+  /** This proxy's random stream; each direction of its own forks one (corruption draws from it). */
   readonly rng: Rng;
   /** Monotonic ms. */
   readonly clock: () => number;
@@ -114,6 +127,8 @@ export class UdpProxy {
   private readonly socket: Socket;
   private readonly uplink: LinkDirection;
   private readonly downlink: LinkDirection;
+  /** The shared link crossed instead of own directions, if any. */
+  readonly shared: SharedLink | undefined;
   private readonly rng: Rng;
   private readonly clock: () => number;
   private readonly logger: Logger;
@@ -138,8 +153,15 @@ export class UdpProxy {
     this.socket = socket;
     this.upstreamFamily = isIP(init.upstream.host) === 6 ? 'udp6' : 'udp4';
     const now = this.clock();
-    this.uplink = new LinkDirection(shiftBlackouts(init.uplink, now), this.rng.fork());
-    this.downlink = new LinkDirection(shiftBlackouts(init.downlink, now), this.rng.fork());
+    if ('shared' in init.impairment) {
+      this.shared = init.impairment.shared;
+      this.uplink = this.shared.uplink;
+      this.downlink = this.shared.downlink;
+    } else {
+      this.shared = undefined;
+      this.uplink = new LinkDirection(shiftBlackouts(init.impairment.uplink, now), this.rng.fork());
+      this.downlink = new LinkDirection(shiftBlackouts(init.impairment.downlink, now), this.rng.fork());
+    }
     socket.on('message', (bytes: Buffer, from: RemoteInfo) => this.fromClient(bytes, from));
     // Sweeping a quarter of the timeout at a time keeps the idle bound within 25 %.
     this.sweepTimer = setInterval(() => this.sweep(), Math.max(250, this.idleTimeoutMs / 4));
@@ -184,7 +206,8 @@ export class UdpProxy {
 
   /**
    * Replaces a direction's model for datagrams that arrive from now on (datagrams in
-   * flight keep their times). Blackout windows in `spec` are relative to now.
+   * flight keep their times). Blackout windows in `spec` are relative to now. On a
+   * proxy that crosses a shared link this changes the shared link, for every member.
    */
   setModel(direction: 'uplink' | 'downlink', spec: LinkModelSpec): void {
     (direction === 'uplink' ? this.uplink : this.downlink).setModel(shiftBlackouts(spec, this.clock()));
@@ -330,10 +353,4 @@ export class UdpProxy {
     for (const ports of [...this.flows.values()]) for (const flow of [...ports.values()]) this.closeFlow(flow);
     await new Promise<void>((resolveClose) => this.socket.close(() => resolveClose()));
   }
-}
-
-/** Moves blackout windows given relative to "now" onto the proxy's clock. */
-function shiftBlackouts(spec: LinkModelSpec, nowMs: number): LinkModelSpec {
-  if (spec.blackouts === undefined || spec.blackouts.length === 0) return spec;
-  return { ...spec, blackouts: spec.blackouts.map((w) => ({ startMs: w.startMs + nowMs, endMs: w.endMs + nowMs })) };
 }

@@ -1,0 +1,242 @@
+/**
+ * The simulator agrees with reality (issue #13, item 5): one scenario run both ways —
+ * in virtual time on the real cores (`ScenarioRun`, the code path of `slipstream sim
+ * run`) and as real processes on 127.0.0.x (coordinator, three relays, `slipstream
+ * connect`, an echo origin, a game-like client; bench/qoe-fleet.ts) with the player's
+ * last mile as one `sim proxy` shared link — and the delivered loss and RTT percentiles
+ * compared within the tolerance stated below (and in sim/README.md, "Agreement with
+ * real processes").
+ *
+ * The scenario: one player whose last mile (its access link; in reality the shared
+ * link every relay path, probe and the direct path cross) loses 20 % of packets at
+ * random each way with 10 ms one way; three relays and the origin beyond it at no extra
+ * delay (loopback); 60 datagrams/s of 100 bytes each way, sent both straight to the
+ * origin and through Slipstream at the same instants. 20 % rather than a gentler loss
+ * because at 5 % FEC leaves a residual of about one packet in 500 — a handful in a CI-
+ * sized run, too few to compare within a factor of two — while at 20 % it leaves about
+ * 1 % (≈ 15–20 round trips lost in 30 s), enough for that factor to be several
+ * standard deviations.
+ *
+ * Both origins answer only the first copy of each datagram (as the simulator's game
+ * server does): copies through the backup relay must not stand in for a lost answer on
+ * one side only.
+ *
+ * Tolerance, per path (direct, Slipstream):
+ * - round-trip loss (answers that never came back ÷ datagrams sent) within a factor of
+ *   2, or within 0.05 percentage points;
+ * - RTT p50 and p99 within 5 ms — where the real run may be slower by what the host
+ *   itself added in the same window: the direct path is the link model and nothing
+ *   else, so its real p50/p99 minus the simulated ones is the host's share (scheduling,
+ *   timers; the simulator models none), allowed on top of the 5 ms for Slipstream. The
+ *   real run may never be faster than the model by more than 5 ms.
+ *
+ * Both sides send 3 s of traffic before measuring (the FEC controllers adapt to the
+ * loss from the receivers' reports of data). The simulated side then measures 180 s of
+ * virtual time (a second or two of CPU), so its figures are close to their expectation
+ * and the comparison's noise is the real run's.
+ *
+ * The host: the simulator models the network, not the machine. When the real window
+ * had a host stall (the direct path's p99 more than 15 ms above the model's), the
+ * real run is measured once more and the quieter window compared; both are printed.
+ * Why: on the shared 2-core machine, windows with a stall (direct p99 +30 ms) lost
+ * 1.7 % through Slipstream against the simulator's 0.8 %, while windows without one
+ * lost 0.83–0.89 % — a stall delays repairs past their deadline and can make the SDK
+ * judge a backup session dead and reopen it.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
+import { startQoeFleet } from '../bench/qoe-fleet.js';
+import { ChildRegistry } from '../bench/qoe-processes.js';
+import { PACKET_BYTES, PATH_DIRECT, PATH_SLIPSTREAM, quantile, runGame, startEchoOrigin, type PathRecord } from '../bench/qoe-traffic.js';
+import { PATH_DIRECT as SIM_PATH_DIRECT, PATH_TUNNEL as SIM_PATH_TUNNEL, type PathLog } from '../sim/src/deployment/deployment.js';
+import { parseScenario } from '../sim/src/scenario/load.js';
+import { ScenarioRun } from '../sim/src/scenario/run.js';
+
+/** The last mile: random loss each way, and its one-way delay, ms. */
+const LOSS = 0.2;
+const DELAY_MS = 10;
+const PACKETS_PER_SECOND = 60;
+/** Measured traffic of the real run, s (1800 datagrams per path). */
+const REAL_SECONDS = 30;
+/** Measured traffic of the simulated run, virtual s. */
+const SIM_SECONDS = 180;
+/**
+ * Traffic sent before measuring, on both sides, s: the FEC controllers adapt to the
+ * loss from the receivers' reports of data, so the first seconds of traffic lose more
+ * (in the simulator 4–20 datagrams in the first 2 s, then about one every 2 s).
+ */
+const WARMUP_S = 3;
+/** When the simulated player starts, s (relays register and measure first). */
+const SIM_START_S = 3;
+const SIM_SEED = 1;
+/** `sim proxy --seed` of the real run. */
+const PROXY_SEED = 13;
+/** Loss agreement: a factor of 2, or this absolute difference (0.05 percentage points). */
+const LOSS_FACTOR = 2;
+const LOSS_ABSOLUTE = 0.0005;
+/** RTT agreement, ms. */
+const RTT_TOLERANCE_MS = 5;
+/**
+ * A host stall: the host's share of the direct path's p99 RTT (real minus simulated;
+ * the direct path is the link model and nothing else) above this, ms. Real processes
+ * on a shared machine stall now and then (the simulator models no host), and a stall
+ * costs the tunnel more than the direct path (late FEC repairs, a backup session
+ * judged dead and reopened): a window with one is measured once more.
+ */
+const HOST_STALL_P99_MS = 15;
+/** Real measurements at most (the quietest is compared). */
+const REAL_RUNS_MAX = 2;
+/** Everything: processes starting, one or two windows of traffic, the simulation. About 40 s on a quiet 2-core machine, 75 s with a second window. */
+const TEST_TIMEOUT_MS = 180_000;
+
+const IMPAIRMENT = { delayMs: DELAY_MS, loss: { model: 'bernoulli', p: LOSS } };
+
+/** The scenario, as `slipstream sim run` would read it from a file. */
+const SCENARIO = `version: 1
+name: agreement
+description: One player behind a last mile losing ${LOSS * 100} % each way at ${DELAY_MS} ms one way; three relays and the origin on loopback.
+duration: ${SIM_START_S + WARMUP_S + SIM_SECONDS}s
+warmup: ${WARMUP_S}s
+defaultLink: { delayMs: 0 }
+regions: [local]
+coordinator: { region: local }
+origins:
+  - { name: game, region: local }
+relays:
+  - { name: relay-1, region: local }
+  - { name: relay-2, region: local }
+  - { name: relay-3, region: local }
+clients:
+  - name: player
+    region: local
+    start: ${SIM_START_S}s
+    traffic: { kind: game, packetsPerSecond: ${PACKETS_PER_SECOND}, bytes: ${PACKET_BYTES} }
+    access:
+      both: { delayMs: ${DELAY_MS}, loss: ${LOSS} }
+`;
+
+/** One path's figures, measured the same way on both sides. */
+interface Figures {
+  readonly sent: number;
+  /** Datagrams whose answer never came back ÷ sent. */
+  readonly loss: number;
+  /** Datagrams that never reached the origin ÷ sent (reported, not compared: a handful either way). */
+  readonly uplinkLoss: number;
+  readonly rttP50Ms: number;
+  readonly rttP99Ms: number;
+}
+
+function figures(sent: number, reachedOrigin: number, rttsMs: readonly number[]): Figures {
+  const round = (x: number, digits: number): number => Number(x.toFixed(digits));
+  return { sent, loss: round(1 - rttsMs.length / sent, 5), uplinkLoss: round(1 - reachedOrigin / sent, 5), rttP50Ms: round(quantile(rttsMs, 0.5), 2), rttP99Ms: round(quantile(rttsMs, 0.99), 2) };
+}
+
+/** The simulator's figures of one path over the packets sent in `[fromMs, toMs]`. */
+function simFigures(log: PathLog, fromMs: number, toMs: number): Figures {
+  const answerAtMs = new Map<number, number>();
+  for (let d = 0; d < log.echoOf.length; d++) answerAtMs.set(log.echoOf[d]!, log.clientAtMs[d]!);
+  let sent = 0;
+  let reached = 0;
+  const rtts: number[] = [];
+  for (let seq = 0; seq < log.sentAtMs.length; seq++) {
+    const t = log.sentAtMs[seq]!;
+    if (t < fromMs || t > toMs) continue;
+    sent++;
+    if (!Number.isNaN(log.originAtMs[seq]!)) reached++;
+    const at = answerAtMs.get(seq);
+    if (at !== undefined && !Number.isNaN(at)) rtts.push(at - t);
+  }
+  return figures(sent, reached, rtts);
+}
+
+function runSimulated(): { direct: Figures; slipstream: Figures } {
+  const run = new ScenarioRun(parseScenario('agreement.yaml', SCENARIO), SIM_SEED);
+  run.run();
+  const client = run.deployment.clients[0]!;
+  const fromMs = (SIM_START_S + WARMUP_S) * 1000;
+  const toMs = fromMs + SIM_SECONDS * 1000;
+  return { direct: simFigures(client.logs[SIM_PATH_DIRECT], fromMs, toMs), slipstream: simFigures(client.logs[SIM_PATH_TUNNEL], fromMs, toMs) };
+}
+
+/** Real figures of both paths. */
+interface RealRun {
+  readonly direct: Figures;
+  readonly slipstream: Figures;
+}
+
+/**
+ * Starts the deployment once and measures with `measure(caseNumber)` (warm-up excluded)
+ * as often as `again` asks, at most {@link REAL_RUNS_MAX} times; returns every run.
+ */
+async function runReal(progress: (line: string) => void, again: (run: RealRun) => boolean): Promise<RealRun[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'slipstream-agreement-'));
+  const children = new ChildRegistry();
+  const origin = await startEchoOrigin('first');
+  try {
+    // The last mile is lossy from the start, as the simulated player's access link is,
+    // and the direct path crosses it too, as in the simulator.
+    const fleet = await startQoeFleet({ dir, children, originPort: origin.port, seed: PROXY_SEED, progress, directLastMile: 'shared', impairment: IMPAIRMENT });
+    const runs: RealRun[] = [];
+    for (let caseNumber = 1; caseNumber <= REAL_RUNS_MAX; caseNumber++) {
+      const run = await runGame({ directPort: fleet.directPort, slipstreamPort: fleet.connectPort, caseNumber, seconds: WARMUP_S + REAL_SECONDS, packetsPerSecond: PACKETS_PER_SECOND, drainMs: 1000 });
+      const firstSeq = WARMUP_S * PACKETS_PER_SECOND;
+      const real = (record: PathRecord, tag: number): Figures => {
+        const measured = (seq: number): boolean => seq >= firstSeq;
+        const reached = [...origin.counts(caseNumber, tag).arrivals.keys()].filter(measured).length;
+        return figures(record.sent - firstSeq, reached, [...record.rttMsBySeq].filter(([seq]) => measured(seq)).map(([, rtt]) => rtt));
+      };
+      runs.push({ direct: real(run.direct, PATH_DIRECT), slipstream: real(run.slipstream, PATH_SLIPSTREAM) });
+      if (!again(runs[runs.length - 1]!)) break;
+    }
+    return runs;
+  } finally {
+    await children.stopAll();
+    await origin.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Whether two loss fractions agree within the stated tolerance. */
+function lossAgrees(a: number, b: number): boolean {
+  if (Math.abs(a - b) <= LOSS_ABSOLUTE) return true;
+  const low = Math.min(a, b);
+  return low > 0 && Math.max(a, b) / low <= LOSS_FACTOR;
+}
+
+describe('the simulator agrees with real processes through sim proxy', () => {
+  test('lossAgrees: a factor of 2 or 0.05 points', () => {
+    assert.ok(lossAgrees(0.01, 0.019));
+    assert.ok(!lossAgrees(0.01, 0.021));
+    assert.ok(lossAgrees(0, 0.0004), 'both near zero');
+    assert.ok(!lossAgrees(0, 0.002), 'zero against a measurable loss');
+  });
+
+  test(`${LOSS * 100} % random loss each way on a ${DELAY_MS} ms last mile, three relays: loss within a factor of ${LOSS_FACTOR}, RTT p50/p99 within ${RTT_TOLERANCE_MS} ms`, { timeout: TEST_TIMEOUT_MS }, async (t: TestContext) => {
+    const sim = runSimulated();
+    // What the host added on the direct path (the link model and nothing else) in a window.
+    const hostShare = (real: RealRun): { p50Ms: number; p99Ms: number } => ({ p50Ms: Math.max(0, real.direct.rttP50Ms - sim.direct.rttP50Ms), p99Ms: Math.max(0, real.direct.rttP99Ms - sim.direct.rttP99Ms) });
+    const runs = await runReal(
+      (line) => t.diagnostic(line),
+      (run) => hostShare(run).p99Ms > HOST_STALL_P99_MS,
+    );
+    // The quietest window: the simulator models the network, not a stalled host.
+    const real = runs.reduce((best, run) => (hostShare(run).p99Ms < hostShare(best).p99Ms ? run : best));
+    const { p50Ms: hostP50Ms, p99Ms: hostP99Ms } = hostShare(real);
+    const summary = `simulated (seed ${SIM_SEED}, ${SIM_SECONDS} s): ${JSON.stringify(sim)}; real (proxy seed ${PROXY_SEED}, ${REAL_SECONDS} s, quietest of ${runs.length} run(s)): ${JSON.stringify(real)}; host's share of the direct path's RTT: p50 +${hostP50Ms.toFixed(2)} ms, p99 +${hostP99Ms.toFixed(2)} ms`;
+    for (const run of runs) t.diagnostic(`real run: ${JSON.stringify(run)}, host's share p99 +${hostShare(run).p99Ms.toFixed(2)} ms`);
+    t.diagnostic(summary);
+    for (const path of ['direct', 'slipstream'] as const) {
+      const r = real[path];
+      const s = sim[path];
+      assert.ok(r.sent >= REAL_SECONDS * PACKETS_PER_SECOND * 0.99 && s.sent >= SIM_SECONDS * PACKETS_PER_SECOND * 0.99, `every datagram was sent: ${summary}`);
+      assert.ok(lossAgrees(r.loss, s.loss), `${path}: round-trip loss real ${(r.loss * 100).toFixed(3)} % vs simulated ${(s.loss * 100).toFixed(3)} %, beyond a factor of ${LOSS_FACTOR} and ${LOSS_ABSOLUTE * 100} points: ${summary}`);
+      const allowP50 = path === 'direct' ? 0 : hostP50Ms;
+      const allowP99 = path === 'direct' ? Number.POSITIVE_INFINITY : hostP99Ms;
+      assert.ok(r.rttP50Ms >= s.rttP50Ms - RTT_TOLERANCE_MS && r.rttP50Ms <= s.rttP50Ms + allowP50 + RTT_TOLERANCE_MS, `${path}: RTT p50 real ${r.rttP50Ms} ms vs simulated ${s.rttP50Ms} ms (host's share ${allowP50.toFixed(2)} ms): ${summary}`);
+      assert.ok(r.rttP99Ms >= s.rttP99Ms - RTT_TOLERANCE_MS && r.rttP99Ms <= s.rttP99Ms + allowP99 + RTT_TOLERANCE_MS, `${path}: RTT p99 real ${r.rttP99Ms} ms vs simulated ${s.rttP99Ms} ms (host's share ${allowP99.toFixed(2)} ms): ${summary}`);
+    }
+  });
+});
