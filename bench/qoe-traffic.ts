@@ -124,21 +124,29 @@ export async function runGame(opts: { directPort: number; slipstreamPort: number
   const slipSocket = await pathSocket(slipstream, opts.caseNumber);
   const total = Math.round(opts.seconds * opts.packetsPerSecond);
   const intervalMs = 1000 / opts.packetsPerSecond;
-  const packet = Buffer.alloc(PACKET_BYTES);
-  packet.writeUInt16BE(opts.caseNumber, 2);
+  // One buffer per path: dgram's send(buffer, port, address) resolves the address
+  // before it copies the bytes (after this loop's iteration), so a buffer shared by both
+  // paths and re-tagged in between left for both with the second path's tag (the origin
+  // then counted every direct datagram as a Slipstream duplicate from a second source).
+  const directPacket = Buffer.alloc(PACKET_BYTES);
+  const slipPacket = Buffer.alloc(PACKET_BYTES);
+  directPacket[0] = PATH_DIRECT;
+  slipPacket[0] = PATH_SLIPSTREAM;
+  for (const packet of [directPacket, slipPacket]) packet.writeUInt16BE(opts.caseNumber, 2);
   const startMs = performance.now();
   let midwayDone = opts.midway === undefined;
   let seq = 0;
   while (seq < total) {
     const now = performance.now();
     while (seq < total && startMs + seq * intervalMs <= now) {
-      packet.writeUInt32BE(seq, 4);
-      packet.writeDoubleBE(performance.now(), 8);
-      packet[0] = PATH_DIRECT;
-      directSocket.send(packet, opts.directPort, '127.0.0.1');
+      const sentMs = performance.now();
+      for (const packet of [directPacket, slipPacket]) {
+        packet.writeUInt32BE(seq, 4);
+        packet.writeDoubleBE(sentMs, 8);
+      }
+      directSocket.send(Buffer.from(directPacket), opts.directPort, '127.0.0.1');
       direct.sent++;
-      packet[0] = PATH_SLIPSTREAM;
-      slipSocket.send(packet, opts.slipstreamPort, '127.0.0.1');
+      slipSocket.send(Buffer.from(slipPacket), opts.slipstreamPort, '127.0.0.1');
       slipstream.sent++;
       seq++;
     }
