@@ -85,15 +85,18 @@ export class Liveness {
 
   /**
    * Judges the current relay and the backup by their silence (the selector acts on it).
-   * While the current relay is suspect and the backup has not answered since, the
-   * backup is probed at once and then at the current relay's period: its answer is what
-   * moves upstream to it (see {@link upstreamBackup}), and waiting for its slower probe
-   * period (or for the next after a lost one) would lengthen a failover's gap by as much.
+   * While the current relay is suspect (not yet dead) and the backup has not answered
+   * since, the backup is probed at once and then at the current relay's period: its
+   * answer is what moves upstream to it (see {@link upstreamBackup}), and waiting for its
+   * slower probe period (or for the next after a lost one) would lengthen a failover's
+   * gap by as much. Once the current relay is judged dead, the selector's recovery
+   * probing takes over (a long blackout of every path gets no extra probes).
    */
   checkLiveness(nowMs: number): void {
     const ctx = this.ctx;
     const current = ctx.currentId === undefined ? undefined : ctx.relays.get(ctx.currentId);
-    if (current !== undefined && ctx.backupId !== undefined && !(nowMs - this.backupProbedAtMs < ctx.probeCurrentMs) && nowMs - current.lastRxMs >= this.suspectAfterMs(current.id)) {
+    const silentMs = current === undefined ? 0 : nowMs - current.lastRxMs;
+    if (current !== undefined && ctx.backupId !== undefined && !(nowMs - this.backupProbedAtMs < ctx.probeCurrentMs) && silentMs >= this.suspectAfterMs(current.id) && silentMs < this.deadAfterMs(current.id)) {
       const backup = ctx.relays.get(ctx.backupId);
       if (backup !== undefined && backup.lastRxMs <= current.lastRxMs) {
         this.backupProbedAtMs = nowMs;
