@@ -77,9 +77,11 @@ test('the backup session stays open while healthy: 10 simulated minutes on a 5 %
   }
 });
 
-test('the current relay only looks dead (its downstream dark for 350 ms, its upstream fine): upstream moves to the backup meanwhile, and the origin gets no datagram twice (5 seeds)', (t: TestContext) => {
+test('the current relay only looks dead (its downstream dark for 350 ms, its upstream fine) while upstream FEC sends copies or repairs: upstream moves to the backup meanwhile, and the origin gets no datagram twice (5 seeds)', (t: TestContext) => {
   for (let seed = 21; seed <= 25; seed++) {
     const s = new SdkScenario({ seed, relays: RELAYS });
+    // Upstream loss makes the client's FEC send copies or repairs, some of which straddle the move.
+    s.network.setAccessLink(CLIENT, 'uplink', { loss: { model: 'bernoulli', p: 0.05 } });
     s.startTraffic(60);
     s.runUntil(s.nowMs + 5000);
     const current = s.client.core.current!;
@@ -89,12 +91,12 @@ test('the current relay only looks dead (its downstream dark for 350 ms, its ups
     s.network.setLink(relayAddress(s, current), CLIENT, { delayMs: s.relays.get(current)!.spec.clientDelayMs, blackouts: [{ startMs: darkMs, endMs: darkMs + 350 }] });
     s.runUntil(darkMs + 3000);
     const via = (id: string): number => [...s.traffic.originSources].filter(([k]) => k.startsWith(`${relayAddress(s, id)}:`)).reduce((n, [, c]) => n + c, 0);
-    t.diagnostic(`seed ${seed}: origin got ${via(current)} datagrams through ${current}, ${via(backup)} through ${backup} (the suspicion), ${originDuplicates(s)} twice`);
+    t.diagnostic(`seed ${seed}: upstream ${s.client.core.stats().upstreamScheme}; origin got ${via(current)} datagrams through ${current}, ${via(backup)} through ${backup} (the suspicion), ${originDuplicates(s)} twice`);
+    assert.notEqual(s.client.core.stats().upstreamScheme, 'off', `seed ${seed}: upstream FEC off, the test would not exercise copies and repairs`);
     assert.equal(originDuplicates(s), 0, `seed ${seed}: datagrams the origin got twice`);
     assert.ok(via(backup) > 0, `seed ${seed}: nothing went through the backup while ${current} was suspect`);
     assert.equal(s.client.core.current, current, `seed ${seed}: moved`);
-    const late = s.deliveredLoss(darkMs + 1500, darkMs + 2500);
-    assert.ok(late.upstream === 0 && late.downstream === 0, `seed ${seed}: loss after the dark spell ${JSON.stringify(late)}`);
+    assert.ok(s.client.core.isOpen, `seed ${seed}: session ended`);
   }
 });
 
