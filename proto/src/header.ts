@@ -73,7 +73,7 @@ const PACKET_TYPE_MAX = 8;
 export const HeaderFlag = {
   /** The packet is a redundant copy (duplication mode); the receiver dedups by sequence. */
   Duplicate: 0x01,
-  /** The payload is a retransmission through a backup relay during failover. */
+  /** Sent through a relay other than the client's current one (upstream moved to the backup while the current relay is silent, or an FEC repair to the relay its sources went to). Informational: relays forward it like any data. */
   ViaBackup: 0x02,
 } as const;
 

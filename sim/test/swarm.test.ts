@@ -42,7 +42,7 @@ test(`swarm: seeds 1–${SEEDS}, faults then healing; invariants hold (wrong ori
     }
     failures.push(`seed ${seed}: ${result.violations.map((v) => `${v.invariant}: ${v.detail}`).join('; ')}\n  replay: ${replayCommand(seed)}`);
   }
-  t.diagnostic(`${SEEDS} seeds: ${players} players, ${faults} faults, ${(simulatedMs / 1000).toFixed(0)} simulated s; ${crossRelay} upstream copies reached an origin through two relays (duplication to the backup)`);
+  t.diagnostic(`${SEEDS} seeds: ${players} players, ${faults} faults, ${(simulatedMs / 1000).toFixed(0)} simulated s; ${crossRelay} upstream copies reached an origin again through a second relay`);
   assert.deepEqual(failures, [], failures.join('\n'));
   for (const seed of KNOWN_FAILURES.keys()) assert.ok(knownSeen.has(seed), `seed ${seed} passes now: remove it from KNOWN_FAILURES (${replayCommand(seed)})`);
 });

@@ -20,15 +20,21 @@ export const PROBE_TIMEOUT_MS = 1_000;
 /** Probes outstanding at most (older ones are judged lost early). */
 export const PROBES_OUTSTANDING_MAX = 256;
 
-/** Silence from the current relay after which traffic is duplicated to the backup, at least, ms. */
+/** Silence from the current relay after which upstream moves to the backup (once the backup has answered since), at least, ms. */
 export const SUSPECT_AFTER_MS_MIN = 150;
 /** Silence after which the current relay is judged dead and the backup takes over, at least, ms. */
 export const DEAD_AFTER_MS_MIN = 450;
-/** Interval wire loss of the current relay's downstream at or above which traffic is also duplicated to the backup (fraction). */
-export const DUPLICATE_LOSS_RATE = 0.25;
-/** How long duplication lasts after its last trigger, ms. */
-export const DUPLICATE_HOLD_MS = 2_000;
 
+/**
+ * Backup probe periods of silence, at least, that judge the backup dead (its session
+ * is then closed and another relay's opened). Only probe replies and keepalive answers
+ * come from an idle backup, so its silence is counted in probes: on a lossy last mile
+ * (10 % round-trip loss) three lost in a row happen about once in a thousand probes,
+ * every few minutes at 4 probes/s, and each cost a session; six in a row, about once in
+ * a million. A backup that is really dead costs nothing meanwhile: a failover goes to
+ * a relay that answered since the current one fell silent.
+ */
+export const BACKUP_DEAD_AFTER_PROBES = 6;
 /** A session open is retransmitted this often until answered, ms. */
 export const OPEN_RETRY_MS = 250;
 /** First wait before a relay that refused the session (draining, full) is asked again, ms; doubles per refusal. */

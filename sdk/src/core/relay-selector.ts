@@ -43,7 +43,8 @@
  *   outage. If another relay answers before the current one, the current one gets
  *   {@link C.RECOVERY_GRACE_MS} to answer too before the selector moves.
  * - **Backup**: the best-scoring reachable relay other than the current one; it changes
- *   only for one better by `max(switchMinGainMs, switchMinGainFraction × its score)`.
+ *   only for one that would pass the switch test against it (the same gain and margin,
+ *   no hold), so loss the two share does not swap them.
  *
  * Where this sits among the anchors: Tailscale keeps its home DERP unless another is
  * ≥ 10 ms *and* ≥ 33 % better; Valve's SDR needs `current × 1.1 + 5 ms` sustained 15 s;
@@ -592,14 +593,21 @@ export class RelaySelector {
     return memo.valueMs;
   }
 
-  /** Backups get hysteresis too: warming a new one costs a session open, so noise must not move it. */
+  /**
+   * Backups get a switch's hysteresis too (without its hold): warming a new one costs a
+   * session open (and closing the old one), so noise must not move it. The gain is a
+   * switch's (confident loss difference, margin scaled with the latency noise), not the
+   * difference of the two scores: on a lossy last mile both relays' probes lose alike,
+   * and comparing each one's own loss lower bound swapped two equal backups back and
+   * forth on chance alone, a new session each time (several a minute at 5 % loss).
+   */
   private backupShouldChange(candidateId: string | undefined): boolean {
     const old = this.backupId === undefined ? undefined : this.relays.get(this.backupId);
     const oldScore = old ? this.score(old) : undefined;
     if (oldScore === undefined || old!.id === this.currentId) return true;
     if (candidateId === undefined) return false;
-    const candidateScore = this.score(this.relays.get(candidateId)!)!;
-    return candidateScore + Math.max(this.switchMinGainMs, this.switchMinGainFraction * oldScore) <= oldScore;
+    const needed = Math.max(this.switchMinGainMs, this.switchMinGainFraction * oldScore, this.switchNoiseZ * this.differenceErrorMs(candidateId, old!.id));
+    return this.gainMs(candidateId, old!.id) >= needed;
   }
 
   private emit(reason: SelectionReason, previousId: string | undefined): void {

@@ -1,8 +1,8 @@
 /**
  * The client side of a tunnel session as one sans-IO state machine: probing,
  * selection (through {@link RelaySelector}), session opens on the current relay and a
- * warm backup, FEC both ways, liveness and failover, duplication to the backup while
- * the current relay looks bad, path challenges (NAT rebinding), keepalives and path
+ * warm backup, FEC both ways, liveness and failover, upstream through the backup while
+ * the current relay is silent, path challenges (NAT rebinding), keepalives and path
  * reports. It never touches a socket, a timer or a clock.
  *
  * Inputs: {@link TunnelClient.setCandidates}, {@link TunnelClient.handleDatagram},
@@ -16,21 +16,26 @@
  * The ticket is not bound to a relay, so the same session id is opened on the current
  * relay and on the backup; each relay keeps its own origin-facing socket for it.
  * Upstream, one FEC sender numbers every shard, whichever relay carries it, so the
- * sequence stays continuous across a failover and a shard duplicated to the backup is
- * the same shard. Downstream, each relay numbers its own packets, so each has its own
- * FEC receiver.
+ * sequence stays continuous across a failover. Each shard goes through one relay, and
+ * a copy or repair only to the relay that carried every source it covers: each relay
+ * forwards to the origin from its own socket, so a datagram that two relays deliver
+ * (or one delivers and the other rebuilds) reaches an unmodified origin twice.
+ * Downstream, each relay numbers its own packets, so each has its own FEC receiver.
  *
  * ## Liveness and failover
  * The current relay is probed every {@link TunnelClientInit.probeCurrentIntervalMs};
  * any packet from it (probe reply, data, accept) proves it alive. Silence for
- * `max(150 ms, 1.5 probe periods + SRTT + 4 RTTVAR)` makes it suspect: every upstream
- * shard is then also sent to the backup (whose session is already open), so traffic
- * flows again within about one backup RTT. Silence for `max(450 ms, 2 × suspect)`
+ * `max(150 ms, 1.5 probe periods + SRTT + 4 RTTVAR)` makes it suspect: the backup is
+ * probed at once, and once it has answered since the silence began, new upstream
+ * shards go to the backup (whose session is already open) instead, so traffic flows
+ * again within about one backup RTT; when the current relay answers again, they go
+ * back to it (a tentative failover). Silence for `max(450 ms, 2 × suspect)`
  * judges it dead: {@link RelaySelector.markSilent} promotes the backup, which needs no
  * handshake, if it has answered since, and a new backup is opened; if nothing has (the
  * client's own link went dark), the relay stays current with its session, every relay
- * is re-probed from 250 ms on, and traffic resumes with the link. A burst of downstream
- * loss (a 250 ms interval losing ≥ 25 %) also duplicates, for 2 s.
+ * is re-probed from 250 ms on, and traffic resumes with the link. Downstream loss does
+ * not send upstream through the backup: the player's last mile is one channel, so a
+ * copy to the backup dies in the same burst as the original; loss is FEC's job.
  *
  * ## FEC
  * The relay chooses the downstream mode (its `tunnel.fec` config) from the modes the
@@ -154,7 +159,7 @@ export class TunnelClient {
       recovered: data.recovered,
       switches: this.switchCount,
       failovers: this.failoverCount,
-      duplicating: this.liveness.duplicating(this.lastNowMs),
+      viaBackup: this.liveness.upstreamBackup(this.lastNowMs) !== undefined,
       pathChallenges: this.liveness.pathChallenges,
     };
   }

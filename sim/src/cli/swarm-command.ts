@@ -49,7 +49,7 @@ export const swarmCommand: Command = flagCommand({
       }
     }
     const wallMs = performance.now() - started;
-    const summary = `swarm: ${count} seeds from ${from}: ${count - failed} passed, ${failed} failed; ${(simulatedMs / 1000).toFixed(0)} simulated s in ${(wallMs / 1000).toFixed(1)} s of wall time; ${crossRelayDuplicates} upstream copies reached an origin through two relays (duplication to the backup, allowed)\n`;
+    const summary = `swarm: ${count} seeds from ${from}: ${count - failed} passed, ${failed} failed; ${(simulatedMs / 1000).toFixed(0)} simulated s in ${(wallMs / 1000).toFixed(1)} s of wall time; ${crossRelayDuplicates} upstream copies reached an origin again through a second relay (each one a violation)\n`;
     if (json) io.err(summary);
     else io.out(summary);
     return failed === 0 ? 0 : 1;

@@ -147,7 +147,7 @@ export class PathLog {
   readonly clientAtMs: number[] = [];
   /** Upstream copies the origin got again through a relay that had delivered it already (a relay bug). */
   sameRelayDuplicates = 0;
-  /** Upstream copies the origin got again through another relay (duplication to the backup while the current relay looks bad). */
+  /** Upstream copies the origin got again through another relay (the swarm counts each a violation: the SDK sends every datagram through one relay). */
   crossRelayDuplicates = 0;
   /** Upstream copies the origin got again on the direct path (the link duplicated them). */
   directDuplicates = 0;

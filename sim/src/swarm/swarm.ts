@@ -11,8 +11,10 @@
  *
  * Invariants, checked on every seed (see {@link checkInvariants}):
  * - no packet of a session reaches an origin other than the one its ticket names;
- * - no duplicate delivery to the game: an origin never gets the same packet twice
- *   through the same relay, and the SDK never hands the player the same packet twice;
+ * - no duplicate delivery to the game: an origin never gets the same packet twice,
+ *   through the same relay or through two (the SDK sends each datagram, and each FEC
+ *   copy or repair, through one relay: see "What the game server sees" in
+ *   sdk/README.md), and the SDK never hands the player the same packet twice;
  * - every player recovers: from {@link SWARM_RECOVERY_BOUND_MS} after healing to the
  *   end, its longest silence through Slipstream stays under {@link SWARM_GAP_MS_MAX};
  * - no relay exceeds its limits: tunnel sessions ≤ `sessionsMax` and its per-source
@@ -25,9 +27,6 @@
  *   instant forever, an event storm — is reported with the event that repeats and its
  *   host, instead of hanging).
  *
- * Copies of a packet that reach the origin through two different relays are not a
- * violation: the SDK duplicates to its warm backup on purpose while the current relay
- * looks bad (DESIGN.md, "Selection and failover"); they are counted in the result.
  * Everything is a pure function of the seed.
  */
 import { Rng } from '../../../proto/src/rng.js';
@@ -84,7 +83,7 @@ export interface SwarmResult {
   readonly relays: number;
   readonly faults: number;
   readonly violations: readonly SwarmViolation[];
-  /** Upstream packets the origin got through two relays (duplication to the backup; allowed). */
+  /** Upstream packets the origin got again through a second relay (a `duplicate-delivery` violation each player it happens to). */
   readonly crossRelayDuplicates: number;
   /** Virtual ms simulated. */
   readonly simulatedMs: number;
@@ -233,6 +232,7 @@ export function checkInvariants(plan: SwarmPlan, run: ScenarioRun): Omit<SwarmRe
     const log = c.logs[PATH_TUNNEL];
     crossRelayDuplicates += log.crossRelayDuplicates;
     if (log.sameRelayDuplicates > 0) violations.push({ invariant: 'duplicate-delivery', detail: `${c.spec.id}: the origin got ${log.sameRelayDuplicates} packets twice through the same relay` });
+    if (log.crossRelayDuplicates > 0) violations.push({ invariant: 'duplicate-delivery', detail: `${c.spec.id}: the origin got ${log.crossRelayDuplicates} packets again through a second relay` });
     if (log.clientDuplicates > 0) violations.push({ invariant: 'duplicate-delivery', detail: `${c.spec.id}: the SDK handed the player ${log.clientDuplicates} packets twice` });
     const failed = c.tunnel?.events.find((e) => e.type === 'failed');
     const late = samplePath(log, fromMs, toMs);

@@ -1,7 +1,8 @@
 /**
  * The data path room of a `TunnelClient`: the app's datagrams upstream (queued
  * until a session opens, FEC-coded by one sender whose numbering every relay shares,
- * duplicated to the backup while the current relay looks bad) and the origin's
+ * each sent through one relay: the current one, or the backup while the current one is
+ * suspect; a copy or repair goes where the sources it can rebuild went) and the origin's
  * downstream (per-relay or per-exit FEC receivers that rebuild and dedupe, their
  * interval stats reported back to the relay), with the counters of both directions.
  * The rules are "One session, several relays" and "FEC" in the module comment of
@@ -10,7 +11,7 @@
  * Per packet it allocates only the datagram it emits (a slab view): the header, the
  * scratch shard and the target list are reused.
  */
-import { FecController, FecSender, FecShardKind, setShardHeader, type FecIntervalStats, type FecScheme } from '../../../../proto/src/fec/index.js';
+import { FEC_SLIDING_WINDOW_MARKER, FecController, FecSender, FecShardKind, setShardHeader, type FecIntervalStats, type FecScheme, type FecTransmit } from '../../../../proto/src/fec/index.js';
 import { HEADER_BYTES, HeaderFlag, PacketHeader, PacketType, writeHeader } from '../../../../proto/src/header.js';
 import { SlabAllocator } from '../../../../proto/src/slab.js';
 import { buildControlPacket, fecStatsMessage } from '../../../../proto/src/wire.js';
@@ -21,6 +22,8 @@ import type { RelayLink } from './relay-link-state.js';
 import { earlier } from './timer-table.js';
 
 const SHARD_SCRATCH_BYTES = 1500;
+/** Slots of the source-owner ring: more than one sliding-window repair covers (255 sources), and groups in flight (~17 s at 60 packets/s). A power of two. */
+const OWNER_SLOTS = 1024;
 
 /** The data path room; see the module comment. */
 export class DataPath {
@@ -29,8 +32,15 @@ export class DataPath {
   private readonly scratch = new Uint8Array(SHARD_SCRATCH_BYTES);
   /** Upstream shards and delivered messages: views carved from slabs (proto/src/slab.ts), as in the relay core. */
   private readonly slabs = new SlabAllocator();
-  /** What {@link targets} returns (reused: one per upstream packet would be garbage). */
-  private readonly targetList: RelayLink[] = [];
+  /**
+   * The relay that carried each recent upstream FEC source, by group id (a source's own
+   * in `duplicate` and `sw`, its group's in `rs`; `ownerGroups` says which id a slot
+   * holds), or null for an `rs` group whose data went to two relays. Copies and repairs
+   * follow it: a relay must never rebuild a datagram another relay delivered, or the
+   * origin gets it twice (see {@link shardLink}).
+   */
+  private readonly owners: (RelayLink | null | undefined)[] = new Array<RelayLink | null | undefined>(OWNER_SLOTS).fill(undefined);
+  private readonly ownerGroups = new Uint32Array(OWNER_SLOTS);
   /** The upstream adaptive controller, made with the sender (its family follows the session's mode); undefined while fixed or not started. */
   private controller: FecController | undefined = undefined;
   private sender: FecSender | undefined = undefined;
@@ -113,61 +123,93 @@ export class DataPath {
       this.drainSender(nowMs);
       return;
     }
-    for (const link of this.targets(nowMs)) {
-      const h = this.outHeader;
-      h.type = PacketType.Data;
-      h.flags = link === current ? 0 : HeaderFlag.ViaBackup;
-      h.sessionIdHigh = ctx.sessionIdHigh;
-      h.sessionIdLow = ctx.sessionIdLow;
-      h.sequence = link.plainSequence = (link.plainSequence + 1) >>> 0;
-      h.fecGroup = h.fecIndex = h.fecDataCount = h.fecParityCount = 0;
-      const out = new Uint8Array(HEADER_BYTES + payload.length);
-      writeHeader(h, out);
-      out.set(payload, HEADER_BYTES);
-      link.lastTxMs = nowMs;
-      ctx.transmits.push({ to: link.tunnel, bytes: out });
-    }
+    const link = this.target(nowMs)!;
+    const h = this.outHeader;
+    h.type = PacketType.Data;
+    h.flags = link === current ? 0 : HeaderFlag.ViaBackup;
+    h.sessionIdHigh = ctx.sessionIdHigh;
+    h.sessionIdLow = ctx.sessionIdLow;
+    h.sequence = link.plainSequence = (link.plainSequence + 1) >>> 0;
+    h.fecGroup = h.fecIndex = h.fecDataCount = h.fecParityCount = 0;
+    const out = new Uint8Array(HEADER_BYTES + payload.length);
+    writeHeader(h, out);
+    out.set(payload, HEADER_BYTES);
+    link.lastTxMs = nowMs;
+    ctx.transmits.push({ to: link.tunnel, bytes: out });
   }
 
-  /** The relays an upstream packet goes to now: the current one, and the backup while duplicating. (One reused array: read it before the next call.) */
-  private targets(nowMs: number): RelayLink[] {
-    const ctx = this.ctx;
-    const out = this.targetList;
-    out.length = 0;
-    const current = ctx.currentLink();
-    if (current === undefined) return out;
-    out.push(current);
-    if (ctx.backupId !== undefined && this.liveness.duplicating(nowMs)) {
-      const b = ctx.relays.get(ctx.backupId);
-      if (b !== undefined && b.sessionState === 'open') out.push(b);
-    }
-    return out;
+  /**
+   * The one relay a new upstream datagram goes to: the current one, or the backup while
+   * the current one is suspect and the backup answers (see `Liveness.upstreamBackup`).
+   * One, not both: each relay forwards to the origin from its own socket, so a datagram
+   * sent through two reaches an unmodified origin twice, from two addresses, whenever
+   * both relays are alive. Duplicating to the backup against loss buys little anyway:
+   * the player's last mile is one channel (see "Network model" in DESIGN.md), and a
+   * copy to the backup crosses it with the original and dies in the same burst; loss is
+   * FEC's job.
+   */
+  private target(nowMs: number): RelayLink | undefined {
+    return this.liveness.upstreamBackup(nowMs) ?? this.ctx.currentLink();
   }
 
   private drainSender(nowMs: number): void {
     const ctx = this.ctx;
     const sender = this.sender!;
-    const targets = this.targets(nowMs);
+    const current = ctx.currentLink();
+    const target = this.target(nowMs);
     const h = this.outHeader;
     const slidingWindow = sender.scheme.mode === 'sw';
     for (let tx = sender.pollTransmit(this.scratch); tx !== undefined; tx = sender.pollTransmit(this.scratch)) {
+      const link = target === undefined ? undefined : this.shardLink(tx, target);
+      if (link === undefined) continue;
+      if (link.fecMode === 'off') continue; // such a relay gets plain copies only (rare: the client offers rs first)
       setShardHeader(h, tx, ctx.sessionIdHigh, ctx.sessionIdLow);
-      for (const link of targets) {
-        if (link.fecMode === 'off') continue; // such a relay gets plain copies only (rare: the client offers rs first)
-        if (slidingWindow && link.fecMode !== 'sw') {
-          // A relay that did not agree to sw (another version, or config) gets the sources uncoded.
-          if (tx.kind === FecShardKind.Data) this.sendPlain(nowMs, link, link === targets[0], this.scratch.subarray(0, tx.length));
-          setShardHeader(h, tx, ctx.sessionIdHigh, ctx.sessionIdLow);
-          continue;
-        }
-        h.flags = (tx.kind === FecShardKind.Duplicate ? HeaderFlag.Duplicate : 0) | (link === targets[0] ? 0 : HeaderFlag.ViaBackup);
-        const out = this.slabs.view(HEADER_BYTES + tx.length);
-        writeHeader(h, out);
-        out.set(this.scratch.subarray(0, tx.length), HEADER_BYTES);
-        link.lastTxMs = nowMs;
-        ctx.transmits.push({ to: link.tunnel, bytes: out });
+      if (slidingWindow && link.fecMode !== 'sw') {
+        // A relay that did not agree to sw (another version, or config) gets the sources uncoded.
+        if (tx.kind === FecShardKind.Data) this.sendPlain(nowMs, link, link === current, this.scratch.subarray(0, tx.length));
+        continue;
       }
+      h.flags = (tx.kind === FecShardKind.Duplicate ? HeaderFlag.Duplicate : 0) | (link === current ? 0 : HeaderFlag.ViaBackup);
+      const out = this.slabs.view(HEADER_BYTES + tx.length);
+      writeHeader(h, out);
+      out.set(this.scratch.subarray(0, tx.length), HEADER_BYTES);
+      link.lastTxMs = nowMs;
+      ctx.transmits.push({ to: link.tunnel, bytes: out });
     }
+  }
+
+  /**
+   * Where shard `tx` goes when new sources go to `target`: a source to `target` (noted
+   * as its owner); a copy or repair to the relay that carried every source it covers
+   * (a `duplicate` copy: its source; an `rs` parity: its group; an `sw` repair: the
+   * `k` sources from its group id), if that relay's session is open; otherwise nowhere
+   * (undefined). A repair sent to a relay that lacks some of its sources would let that
+   * relay rebuild a datagram the other relay already delivered: a duplicate at the
+   * origin. So around a move (a tentative failover and back, a switch) the repairs
+   * that straddle it are not sent.
+   */
+  private shardLink(tx: FecTransmit, target: RelayLink): RelayLink | undefined {
+    const group = tx.groupId;
+    if (tx.kind === FecShardKind.Data) {
+      const slot = group & (OWNER_SLOTS - 1);
+      const owner = this.ownerGroups[slot] === group ? this.owners[slot] : undefined;
+      // A later data shard of an rs group that went elsewhere splits the group.
+      this.owners[slot] = owner !== undefined && owner !== target ? null : target;
+      this.ownerGroups[slot] = group;
+      return target;
+    }
+    const owner = this.ownerOf(group);
+    if (owner == null || owner.sessionState !== 'open') return undefined;
+    if (tx.r === FEC_SLIDING_WINDOW_MARKER) {
+      for (let i = 1; i < tx.k; i++) if (this.ownerOf((group + i) >>> 0) !== owner) return undefined;
+    }
+    return owner;
+  }
+
+  /** The relay that carried group (or sw source) `group`, null when split, undefined when unknown (never sent, or overwritten). */
+  private ownerOf(group: number): RelayLink | null | undefined {
+    const slot = group & (OWNER_SLOTS - 1);
+    return this.ownerGroups[slot] === group ? this.owners[slot] : undefined;
   }
 
   /** One uncoded datagram (k = 0) to `link`, numbered on its plain sequence; uses the shared header. */
@@ -247,8 +289,9 @@ export class DataPath {
       link.lastTxMs = nowMs;
       ctx.transmits.push({ to: link.tunnel, bytes: buildControlPacket(ctx.sessionIdHigh, ctx.sessionIdLow, fecStatsMessage(s)) });
     }
-    if (link.id !== ctx.currentId) return;
-    if (s.wirePackets >= 4 && s.lossRate >= C.DUPLICATE_LOSS_RATE) this.liveness.holdDuplication(nowMs);
+    // Downstream loss no longer sends upstream through the backup as well: a copy through
+    // a second relay reaches the origin as a second datagram, and on the player's one last
+    // mile it dies in the same burst as the original (see target()).
   }
 
   /** The current relay's report of what its receiver measured upstream drives our sender's controller. */

@@ -1,8 +1,8 @@
 /**
  * The liveness room of a `TunnelClient`: when the current relay's silence makes
- * it suspect (duplicate upstream to the backup) or dead (tell the selector, which fails
- * over), when the backup is dead, the duplication hold after a downstream loss burst,
- * the session check after an outage (did the relay restart and lose our session?), and
+ * it suspect (upstream moves to the backup tentatively, once the backup has answered
+ * since) or dead (tell the selector, which fails over), when the backup is dead, the
+ * session check after an outage (did the relay restart and lose our session?), and
  * path challenges (the relay checking our new address after a NAT rebinding).
  * The rule is "Liveness and failover" in the module comment of `tunnel-client.ts`.
  */
@@ -33,6 +33,8 @@ export class Liveness {
   private sessionCheck: SessionCheck | undefined = undefined;
   /** Path challenges answered. */
   pathChallenges = 0;
+  /** When the backup was last probed early because the current relay is suspect, ms (see {@link checkLiveness}). */
+  private backupProbedAtMs = Number.NaN;
 
   constructor(
     private readonly ctx: TunnelContext,
@@ -54,27 +56,58 @@ export class Liveness {
     return Math.max(C.DEAD_AFTER_MS_MIN, 2 * suspect);
   }
 
-  /** Whether upstream goes to the backup too: during a loss-burst hold, or while the current relay is suspect. */
-  duplicating(nowMs: number): boolean {
-    if (this.ctx.timers.isPending(ClientTimer.DuplicateHold, nowMs)) return true;
-    const current = this.ctx.currentLink();
-    return current !== undefined && nowMs - current.lastRxMs >= this.suspectAfterMs(current.id);
+  /** The backup's silence that judges it dead, ms: see {@link C.BACKUP_DEAD_AFTER_PROBES}. */
+  private backupDeadAfterMs(id: string): number {
+    return Math.max(this.deadAfterMs(id, this.ctx.probeBackupMs), C.BACKUP_DEAD_AFTER_PROBES * this.ctx.probeBackupMs);
   }
 
-  /** A downstream loss burst on the current relay: duplicate for {@link C.DUPLICATE_HOLD_MS} from now. */
-  holdDuplication(nowMs: number): void {
-    this.ctx.timers.set(ClientTimer.DuplicateHold, nowMs + C.DUPLICATE_HOLD_MS);
+  /**
+   * The relay that carries upstream instead of the current one now (a tentative
+   * failover), or undefined: the backup, while the current relay is suspect, when the
+   * backup's session is open and the backup has been heard from since the current relay
+   * fell silent. Instead, not as well: a copy through a second relay reaches an
+   * unmodified origin as a second datagram whenever the current relay is in fact alive
+   * (a burst on its path made it look silent), and only an exit relay could dedupe it.
+   * Sent to one relay, each datagram reaches the origin once; what a false suspicion
+   * costs is a few datagrams from the backup's address, what a real one saves is the
+   * wait for the dead judgment. The backup must have answered since the silence began:
+   * when every path went dark together (the player's own link), moving would only
+   * change the address the origin sees, so upstream stays on the current relay (the
+   * selector's rule for a silent relay, applied early).
+   */
+  upstreamBackup(nowMs: number): RelayLink | undefined {
+    const ctx = this.ctx;
+    const current = ctx.currentLink();
+    if (current === undefined || ctx.backupId === undefined || nowMs - current.lastRxMs < this.suspectAfterMs(current.id)) return undefined;
+    const backup = ctx.relays.get(ctx.backupId);
+    return backup !== undefined && backup.sessionState === 'open' && backup.lastRxMs > current.lastRxMs ? backup : undefined;
   }
 
-  /** Judges the current relay and the backup by their silence (the selector acts on it). */
+  /**
+   * Judges the current relay and the backup by their silence (the selector acts on it).
+   * While the current relay is suspect (not yet dead) and the backup has not answered
+   * since, the backup is probed at once and then at the current relay's period: its
+   * answer is what moves upstream to it (see {@link upstreamBackup}), and waiting for its
+   * slower probe period (or for the next after a lost one) would lengthen a failover's
+   * gap by as much. Once the current relay is judged dead, the selector's recovery
+   * probing takes over (a long blackout of every path gets no extra probes).
+   */
   checkLiveness(nowMs: number): void {
     const ctx = this.ctx;
     const current = ctx.currentId === undefined ? undefined : ctx.relays.get(ctx.currentId);
+    const silentMs = current === undefined ? 0 : nowMs - current.lastRxMs;
+    if (current !== undefined && ctx.backupId !== undefined && !(nowMs - this.backupProbedAtMs < ctx.probeCurrentMs) && silentMs >= this.suspectAfterMs(current.id) && silentMs < this.deadAfterMs(current.id)) {
+      const backup = ctx.relays.get(ctx.backupId);
+      if (backup !== undefined && backup.lastRxMs <= current.lastRxMs) {
+        this.backupProbedAtMs = nowMs;
+        backup.nextProbeMs = Math.min(backup.nextProbeMs, nowMs);
+      }
+    }
     if (current !== undefined && current.sessionState === 'open' && nowMs - current.lastRxMs >= this.deadAfterMs(current.id)) {
       ctx.selector.markSilent(nowMs, current.id);
     }
     const backup = ctx.backupId === undefined ? undefined : ctx.relays.get(ctx.backupId);
-    if (backup !== undefined && backup.sessionState === 'open' && nowMs - backup.lastRxMs >= this.deadAfterMs(backup.id, ctx.probeBackupMs)) {
+    if (backup !== undefined && backup.sessionState === 'open' && nowMs - backup.lastRxMs >= this.backupDeadAfterMs(backup.id)) {
       ctx.selector.markUnreachable(nowMs, backup.id);
     }
   }
@@ -160,8 +193,7 @@ export class Liveness {
 
   /**
    * `at`, or the earliest silence deadline after `after` (the current relay suspect or
-   * dead, the backup dead) when earlier. The hold and the session check are in the timer
-   * table.
+   * dead, the backup dead) when earlier. The session check is in the timer table.
    */
   earliestDeadline(at: number, after: number): number {
     const ctx = this.ctx;
@@ -174,7 +206,7 @@ export class Liveness {
       at = earlier(at, current.lastRxMs + this.deadAfterMs(current.id), after);
     }
     const backup = ctx.backupId === undefined ? undefined : ctx.relays.get(ctx.backupId);
-    if (backup?.sessionState === 'open' && backup.lastRxMs + C.DEAD_AFTER_MS_MIN < at) at = earlier(at, backup.lastRxMs + this.deadAfterMs(backup.id, ctx.probeBackupMs), after);
+    if (backup?.sessionState === 'open' && backup.lastRxMs + C.DEAD_AFTER_MS_MIN < at) at = earlier(at, backup.lastRxMs + this.backupDeadAfterMs(backup.id), after);
     return at;
   }
 }

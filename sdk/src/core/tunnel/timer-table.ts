@@ -17,17 +17,15 @@ export const ClientTimer = {
   Selector: 1,
   /** Give up when no session has opened by then (armed by the first candidates, disarmed by the first open). */
   ConnectGiveUp: 2,
-  /** Upstream is duplicated to the backup until then (a downstream loss burst). */
-  DuplicateHold: 3,
   /** Check that the current relay's session still delivers after a silence (see `Liveness`). */
-  SessionCheck: 4,
+  SessionCheck: 3,
 } as const;
 
 /** One of the {@link ClientTimer} values. */
 export type ClientTimerValue = (typeof ClientTimer)[keyof typeof ClientTimer];
 
 /** How many purposes {@link ClientTimer} names. */
-export const CLIENT_TIMER_COUNT = 5;
+export const CLIENT_TIMER_COUNT = 4;
 
 /** The client's timer table (proto's {@link TimerTable}, keyed by {@link ClientTimer}). */
 export function clientTimerTable(): TimerTable<ClientTimerValue> {

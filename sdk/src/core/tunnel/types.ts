@@ -137,8 +137,8 @@ export interface TunnelStats {
   readonly switches: number;
   /** Failovers (dead current relay) among them. */
   readonly failovers: number;
-  /** Whether upstream is being duplicated to the backup now. */
-  readonly duplicating: boolean;
+  /** Whether upstream goes to the backup instead of the silent current relay now (a tentative failover; see `Liveness.upstreamBackup`). */
+  readonly viaBackup: boolean;
   /** Path challenges answered. */
   readonly pathChallenges: number;
 }
