@@ -325,7 +325,8 @@ export class Relay {
 
   private openTcpListener(socketId: number, address: string, port: number, rule: string): void {
     // pauseOnConnect: the client is read only once admitted (early bytes are held until its origin connects).
-    const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.tcp.accept(socketId, socket));
+    // allowHalfOpen: a client's FIN (`shutdown(SHUT_WR)`) must not close the way back: the origin's answer still flows.
+    const server = net.createServer({ pauseOnConnect: true, noDelay: true, allowHalfOpen: true }, (socket) => this.tcp.accept(socketId, socket));
     this.tcpServers.set(socketId, server);
     const listening = new Promise<void>((resolve, reject) => {
       const onError = (error: Error): void => reject(new Error(`cannot bind tcp ${address}:${port} (rule ${rule}): ${(error as NodeJS.ErrnoException).code ?? error.message}`));

@@ -35,14 +35,17 @@ describe('TCP connection policy in the core', () => {
     assert.deepEqual(ends, [{ type: 'tcpEnd', connId: quiet, reason: 'idle' }]);
     h.advance(IDLE_MS + 10_000);
     assert.equal(h.eventsOf('tcpEnd').length, 1, 'asked once while the driver closes it');
-    h.core.tcpClosed(h.nowMs, quiet, 'idle', 10, 20);
+    h.core.tcpData(h.nowMs, quiet, 'up', 10);
+    assert.equal(h.core.ruleStats.get('lobby')!.bytesUp, 10, 'bytes count while the connection is open');
+    h.core.tcpClosed(h.nowMs, quiet, 'idle');
     h.drain();
     assert.equal(h.core.tcpConnectionCount, 1);
     assert.deepEqual(
       h.eventsOf('sessionEnd').map((e) => e.reason),
       ['idle'],
     );
-    assert.equal(h.core.ruleStats.get('lobby')!.bytesUp, 10, 'a closed connection adds its bytes to its rule');
+    assert.equal(h.core.ruleStats.get('lobby')!.bytesUp, 10, 'a closed connection\'s bytes are not counted twice');
+    assert.equal(h.eventsOf('sessionEnd')[0]!.totals.bytesUp, 10, 'session_end carries the connection\'s bytes');
   });
 
   test('a connection is over when both sides closed, named by the side that closed first', () => {

@@ -30,7 +30,7 @@ export interface TcpAdmission {
   readonly connectTimeoutMs: number;
   /** Client bytes to hold while the origin connects; beyond them stop reading the client until the connect, bytes. */
   readonly earlyBytesMax: number;
-  /** The rule's counters (a connection's bytes are added when it closes: see `RelayCore.tcpClosed`). */
+  /** The rule's counters (a connection's bytes are added as they move: see `RelayCore.tcpData`). */
   readonly stats: RuleStats;
 }
 
@@ -50,6 +50,9 @@ class TcpConn {
   firstClosed: TcpSide | '' = '';
   /** A `tcpEnd` was asked for (not asked twice while the driver closes). */
   ending = false;
+  /** Bytes handed on so far, client → origin and back (the `sessionEnd` totals). */
+  bytesUp = 0;
+  bytesDown = 0;
   constructor(
     readonly id: number,
     readonly rule: RuleRuntime,
@@ -133,6 +136,15 @@ export class L4Tcp {
     if (conn === undefined) return 0;
     conn.lastActiveMs = nowMs;
     const up = direction === 'up';
+    // Counted as they move, so that a long transfer shows in the metrics while it runs.
+    const stats = conn.rule.stats;
+    if (up) {
+      conn.bytesUp += bytes;
+      stats.bytesUp += bytes;
+    } else {
+      conn.bytesDown += bytes;
+      stats.bytesDown += bytes;
+    }
     let waitMs = (up ? conn.upBucket : conn.downBucket).spend(nowMs, bytes);
     const shared = this.ruleBuckets.get(conn.rule.spec.name);
     if (shared !== undefined) {
@@ -173,9 +185,9 @@ export class L4Tcp {
   }
 
   /**
-   * One side of a connected connection closed. The driver ends the other side
-   * gracefully (bytes already piped still reach it); the connection is over when both
-   * have closed: returns the end reason then (`client closed` / `origin closed`, the
+   * One side of a connected connection sent its FIN (a half-close). The driver passes it
+   * on to the other side, whose bytes keep flowing back; once both sides have sent theirs
+   * returns the reason the connection ends with (`client closed` / `origin closed`, the
    * side that closed first), else undefined.
    */
   sideClosed(connId: number, side: TcpSide): string | undefined {
@@ -188,16 +200,17 @@ export class L4Tcp {
     return `${conn.firstClosed} closed`;
   }
 
-  /** The connection ended (either side, idle, or refused); `bytesUp`/`bytesDown` are its totals, added to its rule's counters. */
-  closed(nowMs: number, connId: number, reason: string, bytesUp = 0, bytesDown = 0): void {
+  /**
+   * The connection ended, however it ended (both sides closed, a reset, an error, idle,
+   * refused, shutdown): it leaves the table and its `sessionEnd` carries the bytes
+   * counted by {@link data} (already in its rule's counters).
+   */
+  closed(nowMs: number, connId: number, reason: string): void {
     const conn = this.conns.get(connId);
     if (!conn) return;
     this.conns.delete(connId);
     conn.source.sessions--;
-    const stats = conn.rule.stats;
-    stats.sessionsActive--;
-    stats.bytesUp += bytesUp;
-    stats.bytesDown += bytesDown;
+    conn.rule.stats.sessionsActive--;
     this.ctx.out.event({
       type: 'sessionEnd',
       kind: 'tcp',
@@ -206,7 +219,7 @@ export class L4Tcp {
       client: endpointText(conn.clientAddress, conn.clientPort),
       origin: endpointText(conn.origin.address, conn.origin.portFor(conn.listener.portOffset)),
       reason,
-      totals: { packetsUp: 0, bytesUp, packetsDown: 0, bytesDown, durationMs: nowMs - conn.openedMs },
+      totals: { packetsUp: 0, bytesUp: conn.bytesUp, packetsDown: 0, bytesDown: conn.bytesDown, durationMs: nowMs - conn.openedMs },
     });
   }
 

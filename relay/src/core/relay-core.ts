@@ -379,17 +379,21 @@ export class RelayCore {
   }
 
   /**
-   * Input: one side of connected TCP connection `connId` closed (the driver ends the
-   * other side gracefully). Returns the reason to end the connection with once both
-   * sides have closed, else undefined.
+   * Input: one side of connected TCP connection `connId` sent its FIN (the driver passes
+   * it on; the other way keeps flowing). Returns the reason to end the connection with
+   * once both sides have sent theirs, else undefined.
    */
   tcpSideClosed(_nowMs: number, connId: number, side: TcpSide): string | undefined {
     return this.tcp.sideClosed(connId, side);
   }
 
-  /** Input: the TCP connection ended (either side, idle, or refused); `bytesUp`/`bytesDown` are its totals (added to its rule's counters). */
-  tcpClosed(nowMs: number, connId: number, reason: string, bytesUp = 0, bytesDown = 0): void {
-    this.tcp.closed(nowMs, connId, reason, bytesUp, bytesDown);
+  /**
+   * Input: the TCP connection ended, however it ended (both sides closed, a reset or an
+   * error, idle, shutdown): it leaves the table with a `sessionEnd` carrying the bytes
+   * {@link tcpData} counted (the rule's byte counters already hold them).
+   */
+  tcpClosed(nowMs: number, connId: number, reason: string): void {
+    this.tcp.closed(nowMs, connId, reason);
   }
 
   // ------------------------------------------------------------------ housekeeping
