@@ -93,6 +93,8 @@ export class Relay {
   /** Origin-facing sockets, connected to the one peer they send to (see {@link sendUpstream}). */
   private readonly upstreams = new Map<number, UpstreamPeer>();
   private readonly tcpServers = new Map<number, net.Server>();
+  /** UDP sockets the core closed during the current {@link flush}, closed once its datagrams are sent. */
+  private readonly closingUdp: number[] = [];
   /** Pipes of L4 TCP connections (see tcp-proxy.ts). */
   private readonly tcp: TcpProxy;
   /** The values of the keys a reload cannot change (sockets bound at start), as running. */
@@ -181,7 +183,7 @@ export class Relay {
     this.flush();
   }
 
-  /** Drains the core: events first (they open sockets), then datagrams, then the timer. */
+  /** Drains the core: events first (they open sockets), then datagrams, then the sockets the events closed, then the timer. */
   private flush(): void {
     const core = this.core;
     for (let event = core.pollEvent(); event !== undefined; event = core.pollEvent()) this.onEvent(event);
@@ -199,6 +201,14 @@ export class Relay {
         this.socketErrors++;
       }
     }
+    for (const socketId of this.closingUdp) {
+      const socket = this.udp.get(socketId);
+      if (socket === undefined) continue;
+      this.udp.delete(socketId);
+      this.upstreams.delete(socketId);
+      socket.close();
+    }
+    this.closingUdp.length = 0;
     const deadline = core.pollTimeout();
     if (deadline !== undefined && deadline < this.timerDeadline) {
       if (this.timer !== undefined) clearTimeout(this.timer);
@@ -214,12 +224,9 @@ export class Relay {
         else this.openUdp(event.socketId, event.kind, event.address, event.port, event.rule);
         return;
       case 'closeSocket': {
-        const socket = this.udp.get(event.socketId);
-        if (socket) {
-          this.udp.delete(event.socketId);
-          this.upstreams.delete(event.socketId);
-          socket.close();
-        }
+        // Closed after this flush's datagrams went out: a session's last words (the Close
+        // each tunnel client gets at shutdown) are queued before its socket's close.
+        if (this.udp.has(event.socketId)) this.closingUdp.push(event.socketId);
         const server = this.tcpServers.get(event.socketId);
         if (server) {
           this.tcpServers.delete(event.socketId);
@@ -544,7 +551,9 @@ export class Relay {
   /**
    * SIGTERM: take no new sessions (TCP listeners stop accepting; UDP listeners stay
    * open for live flows), serve live ones until they end or `deadlineMs` passes, then
-   * close. Resolves with the sessions still open at the deadline (0 = clean).
+   * close: sessions left at the deadline end as `drain deadline`, each tunnel client told
+   * by an authenticated Close (`SLIP_ERR_RELAY_DRAINING`). Resolves with the sessions
+   * still open at the deadline (0 = clean).
    */
   async drain(deadlineMs: number): Promise<number> {
     this.core.drain();
@@ -554,6 +563,13 @@ export class Relay {
     const until = performance.now() + deadlineMs;
     while (this.core.sessionCount > 0 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(1, until - performance.now()))));
     const left = this.core.sessionCount;
+    if (left > 0 && !this.closed) {
+      // The deadline passed with sessions left: each tunnel client gets an authenticated
+      // Close (the core's close), sent before the sockets close so the SDK fails over now.
+      this.core.close(performance.now(), 'drain deadline');
+      this.flush();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     this.close();
     return left;
   }

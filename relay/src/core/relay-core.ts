@@ -73,6 +73,7 @@
  * sessions, their paths and exit links in `tunnel/state.ts`) are leaves below the
  * context: the context imports no sub-machine, so the import graph has no circle.
  */
+import { ErrorCode } from '../../../proto/src/errors.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import type { RelayCoreConfig } from './config-types.js';
 import { SWEEP_INTERVAL_MS } from './constants.js';
@@ -229,12 +230,18 @@ export class RelayCore {
     this.ctx.draining = true;
   }
 
-  /** App command: end every session and close every socket; idempotent. */
-  close(nowMs: number): void {
+  /**
+   * App command: end every session and close every socket; idempotent. Each tunnel
+   * client is told in an authenticated Close (`SLIP_ERR_RELAY_DRAINING`), so that its SDK
+   * moves to another relay at once rather than after its silence timeout (a drain that
+   * reached its deadline, a stop).
+   * @param reason the `sessionEnd` reason; default `shutdown`
+   */
+  close(nowMs: number, reason = 'shutdown'): void {
     if (this.ctx.closed) return;
-    this.udp.closeAll(nowMs, 'shutdown');
-    this.sessions.closeAll(nowMs, 'shutdown');
-    this.tcp.closeAll(nowMs, 'shutdown');
+    this.udp.closeAll(nowMs, reason);
+    this.sessions.closeAll(nowMs, reason, ErrorCode.RelayDraining);
+    this.tcp.closeAll(nowMs, reason);
     this.rules.close();
     this.tunnel.close();
     this.origins.close();

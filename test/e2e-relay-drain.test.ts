@@ -1,0 +1,102 @@
+/**
+ * End-to-end: the real `slipstream relay` process at the edges of its life. A SIGTERM
+ * drain that reaches its deadline tells each live tunnel client with an authenticated
+ * Close (so the SDK fails over at once instead of waiting out a silence).
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeControl } from '../proto/src/control.js';
+import { ErrorCode } from '../proto/src/errors.js';
+import { HEADER_BYTES, PacketHeader, PacketType, parseHeader, sessionIdToHex } from '../proto/src/header.js';
+import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
+import { buildControlPacket, buildPacket, openRelayClose } from '../proto/src/wire.js';
+import { signalIfRunning } from '../kit/child-signal.js';
+import { JsonLogProcess } from './support/json-lines.js';
+import { CLI_PATH } from './support/run-cli.js';
+import { until } from './support/wait.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'slipstream-e2e-relay-drain-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const children = new Set<JsonLogProcess>();
+after(() => {
+  for (const p of children) signalIfRunning(p.child, 'SIGKILL');
+});
+
+/** Starts `slipstream relay` on `yaml`; resolves once it logged `relay started` (or exited). */
+async function startRelay(yaml: string, name: string): Promise<{ relay: JsonLogProcess; started: Record<string, unknown> }> {
+  const path = join(dir, `${name}.yaml`);
+  writeFileSync(path, yaml);
+  const relay = new JsonLogProcess(spawn(process.execPath, [CLI_PATH, 'relay', '--config', path], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  children.add(relay);
+  const started = await relay.waitLog((l) => l.msg === 'relay started', 15_000, 'relay started');
+  return { relay, started };
+}
+
+describe('relay drain', () => {
+  test('a drain that reaches its deadline sends each live tunnel session an authenticated Close (SLIP_ERR_RELAY_DRAINING)', async () => {
+    const seed = randomBytes(32);
+    const signingKey = ticketSigningKeyFromSeed(seed);
+    const sealKey = randomBytes(32);
+    const origin = dgram.createSocket('udp4');
+    origin.on('message', (m, from) => origin.send(m, from.port, from.address));
+    await new Promise<void>((resolve) => origin.bind(0, '127.0.0.1', resolve));
+    const { relay, started } = await startRelay(
+      [
+        'upstreamBindAddress: 127.0.0.1',
+        'metrics: { listen: "off" }',
+        'drain: { timeoutMs: 300 }',
+        'tunnel:',
+        '  listen: 127.0.0.1:0',
+        `  ticketPublicKey: ${Buffer.from(rawPublicKey(signingKey)).toString('base64')}`,
+        `  sealKey: ${sealKey.toString('base64')}`,
+        `  origins: { game: 127.0.0.1:${origin.address().port} }`,
+      ].join('\n'),
+      'drain-close',
+    );
+    const tunnelPort = (started.addresses as { tunnel: { port: number } }).tunnel.port;
+    const client = dgram.createSocket('udp4');
+    const replies: Buffer[] = [];
+    client.on('message', (m) => replies.push(m));
+    await new Promise<void>((resolve) => client.bind(0, '127.0.0.13', resolve));
+    try {
+      const high = 0x7e000001;
+      const low = 42;
+      const key = randomBytes(32);
+      const ticket = issueTicket(
+        { sessionId: sessionIdToHex(high, low), origin: 'game', issuedAtMs: Date.now(), expiresAtMs: Date.now() + 600_000, limits: { packetsPerSecond: 0, bytesPerSecond: 0 }, sessionKey: key, sealNonce: randomBytes(12) },
+        signingKey,
+        sealKey,
+      );
+      client.send(buildControlPacket(high, low, { type: 'sessionOpen', ticket, fecModes: ['off'] }), tunnelPort, '127.0.0.1');
+      await until(() => replies.length > 0, 5000, 'an answer to sessionOpen');
+      const accept = decodeControl(replies[0]!.subarray(HEADER_BYTES));
+      assert.ok(accept.ok && accept.message.type === 'sessionAccept', 'the session is open');
+      const header = new PacketHeader();
+      const isType = (m: Buffer, type: number): boolean => parseHeader(m, header) === 0 && header.type === type;
+      client.send(buildPacket(PacketType.Data, high, low, 1, Buffer.from('live'.padEnd(40, '.'))), tunnelPort, '127.0.0.1');
+      await until(() => replies.some((m) => isType(m, PacketType.Data)), 5000, 'a tunnel echo');
+      // SIGTERM: the session stays live past the deadline, so the relay must end it.
+      relay.child.kill('SIGTERM');
+      await until(() => replies.some((m) => isType(m, PacketType.Close)), 10_000, 'a Close from the draining relay');
+      const close = replies.find((m) => isType(m, PacketType.Close))!;
+      const body = openRelayClose(key, high, low, close.subarray(HEADER_BYTES));
+      assert.ok(body !== undefined, 'the Close is authenticated with the session key');
+      const reason = decodeControl(body);
+      assert.ok(reason.ok && reason.message.type === 'sessionReject');
+      assert.equal(reason.message.reason, ErrorCode.RelayDraining);
+      assert.deepEqual(await relay.exited, { code: 0, signal: null });
+      const end = relay.lines.find((l) => l.event === 'session_end' && l.kind === 'tunnel');
+      assert.equal(end?.reason, 'drain deadline');
+    } finally {
+      signalIfRunning(relay.child, 'SIGKILL');
+      client.close();
+      origin.close();
+    }
+  });
+});
