@@ -11,6 +11,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,11 +120,118 @@ async function exchange(port: number, localAddress: string, up: Buffer, order: O
 
 async function metricValue(port: number, name: string, labels: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((label) => l.includes(label)));
+  const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && labels.split(',').every((label) => l.includes(label)));
   return line === undefined ? 0 : Number(line.split(' ').pop());
 }
 
+/** This process's soft open-file limit (from /proc; Infinity where there is none). */
+function openFilesSoftLimit(): number {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const soft = line?.split(/\s{2,}/)[1];
+    return soft === undefined || soft === 'unlimited' ? Number.POSITIVE_INFINITY : Number(soft);
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
+
 describe('L4 TCP through a relay process', () => {
+  test('2,000 idle TCP connections from 10 source addresses do not lock out a new player\'s TCP connection or a UDP flow', async () => {
+    // The test holds every client socket and the origin's side of each admitted one: stay well inside the fd limit.
+    const count = Math.min(2000, Math.floor((openFilesSoftLimit() - 400) / 2));
+    assert.ok(count >= 500, `needs an open-file limit of at least 1,400 (ulimit -n); have ${openFilesSoftLimit()}`);
+    const sessionsMax = Math.floor(count / 2);
+    const held = new Set<net.Socket>();
+    const tcpOrigin = net.createServer((socket) => {
+      held.add(socket);
+      socket.on('error', () => undefined);
+      socket.pipe(socket);
+    });
+    await new Promise<void>((resolve) => tcpOrigin.listen(0, '127.0.0.1', resolve));
+    const udpOrigin = dgram.createSocket('udp4');
+    udpOrigin.on('message', (m, from) => udpOrigin.send(m, from.port, from.address));
+    await new Promise<void>((resolve) => udpOrigin.bind(0, '127.0.0.1', resolve));
+    const { relay, addresses } = await startRelay(
+      [
+        'upstreamBindAddress: 127.0.0.1',
+        'metrics: { listen: 127.0.0.1:0 }',
+        // A shared cap the idle connections could fill, and no new-connection rate limit to slow the attack down.
+        `limits: { sessionsMax: ${sessionsMax}, newSessionsPerSourcePerSecond: 0 }`,
+        'rules:',
+        `  - { name: lobby, protocol: tcp, listen: 127.0.0.1:0, origins: [127.0.0.1:${(tcpOrigin.address() as net.AddressInfo).port}] }`,
+        `  - { name: game, protocol: udp, listen: 127.0.0.1:0, origins: [127.0.0.1:${udpOrigin.address().port}] }`,
+      ].join('\n'),
+      'slowloris',
+    );
+    const clients: net.Socket[] = [];
+    let closed = 0;
+    try {
+      const port = addresses.rules.lobby![0]!.port;
+      const metricsPort = addresses.metrics!.port;
+      // The attack: idle connections from 127.0.0.40–49, opened in bounded batches (the listen backlog is finite).
+      for (let batch = 0; batch < count; batch += 100) {
+        const opened: Promise<void>[] = [];
+        for (let i = batch; i < Math.min(count, batch + 100); i++) {
+          const socket = net.connect({ port, host: '127.0.0.1', localAddress: `127.0.0.${40 + (i % 10)}` });
+          socket.on('error', () => undefined);
+          socket.once('close', () => closed++);
+          clients.push(socket);
+          opened.push(new Promise((resolve) => {
+            socket.once('connect', () => resolve());
+            socket.once('close', () => resolve());
+          }));
+        }
+        await Promise.all(opened);
+      }
+      // Settled: every connection was either taken into the table or refused (closed by the relay).
+      const tcpConnections = async (): Promise<number> => ((await (await fetch(`http://127.0.0.1:${metricsPort}/health`)).json()) as { tcpConnections: number }).tcpConnections;
+      for (let waited = 0; ; waited += 50) {
+        if (closed + (await tcpConnections()) === count) break;
+        assert.ok(waited < 30_000, `the relay did not settle: ${closed} refused, ${await tcpConnections()} held of ${count}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const holding = await tcpConnections();
+      process.stdout.write(`# ${count} idle connections from 10 addresses: ${holding} held, ${closed} refused (sessionsMax ${sessionsMax})\n`);
+      assert.ok(closed > 0, 'the per-source caps refused some');
+      // A new player still gets through, on TCP …
+      const player = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.60' });
+      player.on('error', () => undefined);
+      const echoed = await new Promise<string>((resolve) => {
+        let text = '';
+        player.once('connect', () => player.write('hello'));
+        player.on('data', (d: Buffer) => {
+          text += String(d);
+          if (text.length >= 5) resolve(text);
+        });
+        player.once('close', () => resolve(`closed after '${text}'`));
+      });
+      player.destroy();
+      assert.equal(echoed, 'hello', 'a new player\'s TCP connection is served');
+      // … and on UDP.
+      const udpPlayer = dgram.createSocket('udp4');
+      let udpReplies = 0;
+      udpPlayer.on('message', () => udpReplies++);
+      await new Promise<void>((resolve) => udpPlayer.bind(0, '127.0.0.61', resolve));
+      try {
+        for (let tries = 0; tries < 50 && udpReplies === 0; tries++) {
+          udpPlayer.send('ping', addresses.rules.game![0]!.port, '127.0.0.1');
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        assert.ok(udpReplies > 0, 'a new UDP flow is served');
+      } finally {
+        udpPlayer.close();
+      }
+      assert.equal(await metricValue(metricsPort, 'slipstream_relay_tcp_source_cap_refused_total', ''), closed, 'each refusal is counted');
+    } finally {
+      for (const socket of clients) socket.destroy();
+      for (const socket of held) socket.destroy();
+      signalIfRunning(relay.child, 'SIGKILL');
+      tcpOrigin.close();
+      udpOrigin.close();
+    }
+  });
+
+
   test('half-closed 10 MB transfers both ways are byte-exact; each connection ends in the log; SIGTERM then exits at once', async () => {
     const TEN_MB = 10 * 1024 * 1024 + 512 * 1024;
     const orders: Order[] = ['client-first', 'origin-first'];

@@ -188,6 +188,14 @@ export class RelayCore {
   get tcpThrottles(): number {
     return this.tcp.throttles;
   }
+  /** TCP connections refused by a per-source cap (`tcp.connectionsPerSourceMax`, `tcp.silentPerSourceMax`). */
+  get tcpSourceCapRefusals(): number {
+    return this.tcp.sourceCapRefusals;
+  }
+  /** TCP connections ended for moving no byte within `tcp.firstByteTimeoutMs` of their origin connect. */
+  get tcpFirstByteTimeouts(): number {
+    return this.tcp.firstByteTimeouts;
+  }
   /** Origins by group with their health, for the health endpoint and metrics. */
   originHealth(): { group: string; origin: string; healthy: boolean }[] {
     return this.origins.originHealth();
