@@ -1,7 +1,10 @@
 /**
  * End-to-end: the real `slipstream relay` process at the edges of its life. A SIGTERM
  * drain that reaches its deadline tells each live tunnel client with an authenticated
- * Close (so the SDK fails over at once instead of waiting out a silence).
+ * Close (so the SDK fails over at once instead of waiting out a silence). A relay
+ * started with `limits.sessionsMax` above its open-file limit (`ulimit -n` in a shell)
+ * says so at start and keeps serving `/metrics` with a log that does not grow per
+ * refused flow.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,10 +32,13 @@ after(() => {
 });
 
 /** Starts `slipstream relay` on `yaml`; resolves once it logged `relay started` (or exited). */
-async function startRelay(yaml: string, name: string): Promise<{ relay: JsonLogProcess; started: Record<string, unknown> }> {
+async function startRelay(yaml: string, name: string, openFilesMax?: number): Promise<{ relay: JsonLogProcess; started: Record<string, unknown> }> {
   const path = join(dir, `${name}.yaml`);
   writeFileSync(path, yaml);
-  const relay = new JsonLogProcess(spawn(process.execPath, [CLI_PATH, 'relay', '--config', path], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const args = [CLI_PATH, 'relay', '--config', path];
+  // `ulimit -n` lowers the limit for the relay only (exec: the shell becomes the relay, same pid).
+  const child = openFilesMax === undefined ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn('sh', ['-c', `ulimit -n ${openFilesMax} && exec "$0" "$@"`, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const relay = new JsonLogProcess(child);
   children.add(relay);
   const started = await relay.waitLog((l) => l.msg === 'relay started', 15_000, 'relay started');
   return { relay, started };
@@ -96,6 +102,51 @@ describe('relay drain', () => {
     } finally {
       signalIfRunning(relay.child, 'SIGKILL');
       client.close();
+      origin.close();
+    }
+  });
+
+  test('sessionsMax above the open-file limit: a warning at start; flows beyond it are refused without a log line each and /metrics keeps answering', async () => {
+    const origin = dgram.createSocket('udp4');
+    origin.on('message', (m, from) => origin.send(m, from.port, from.address));
+    await new Promise<void>((resolve) => origin.bind(0, '127.0.0.1', resolve));
+    const { relay, started } = await startRelay(
+      ['upstreamBindAddress: 127.0.0.1', 'metrics: { listen: 127.0.0.1:0 }', 'limits: { sessionsMax: 100000, newSessionsPerSourcePerSecond: 0 }', 'rules:', `  - { name: game, protocol: udp, listen: 127.0.0.1:0, origins: [127.0.0.1:${origin.address().port}] }`].join('\n'),
+      'fd-limit',
+      256,
+    );
+    const clients: dgram.Socket[] = [];
+    try {
+      const warning = relay.lines.find((l) => l.event === 'fd_limit');
+      assert.ok(warning !== undefined, 'a warning at start');
+      assert.equal(warning.level, 40, 'at level warn');
+      assert.equal(warning.openFilesSoft, 256);
+      assert.match(String(warning.msg), /limits\.sessionsMax 100000 needs up to \d+ open files but the soft limit is 256/);
+      const addresses = started.addresses as { rules: Record<string, { port: number }[]>; metrics: { port: number } };
+      const port = addresses.rules.game![0]!.port;
+      // 400 flows (more than the 256 descriptors), each from its own socket, 40 per source address.
+      let replies = 0;
+      for (let i = 0; i < 400; i++) {
+        const socket = dgram.createSocket('udp4');
+        socket.on('message', () => replies++);
+        await new Promise<void>((resolve) => socket.bind(0, `127.0.0.${70 + (i % 10)}`, resolve));
+        clients.push(socket);
+        socket.send('hello', port, '127.0.0.1');
+      }
+      // Bounded wait for the relay to have answered what it admitted (the cap: 256 less the reserve).
+      await until(() => replies >= 100, 10_000, 'replies to the admitted flows');
+      // Bounded: a relay out of descriptors does not accept the request at all.
+      const metrics = await fetch(`http://127.0.0.1:${addresses.metrics.port}/metrics`, { signal: AbortSignal.timeout(10_000) });
+      assert.equal(metrics.status, 200, '/metrics answers');
+      assert.match(await metrics.text(), /slipstream_relay_sessions\{/);
+      const health = (await (await fetch(`http://127.0.0.1:${addresses.metrics.port}/health`, { signal: AbortSignal.timeout(10_000) })).json()) as { sessions: number };
+      assert.ok(health.sessions <= 256 - 128, `sessions held within the descriptors (${health.sessions})`);
+      const errorLines = relay.lines.filter((l) => JSON.stringify(l).includes('EMFILE'));
+      process.stdout.write(`# ulimit -n 256, 400 new flows: ${health.sessions} sessions held, ${errorLines.length} log lines name EMFILE, ${relay.lines.length} log lines in all\n`);
+      assert.ok(errorLines.length <= 2, `no log line per refused flow (${errorLines.length} lines name EMFILE)`);
+    } finally {
+      signalIfRunning(relay.child, 'SIGKILL');
+      for (const c of clients) c.close();
       origin.close();
     }
   });

@@ -36,11 +36,18 @@ export class TcpProxy {
   /**
    * @param core the relay's state machine
    * @param flush drains the core's outputs (called after every input)
+   * @param hasFdRoom whether a connection's two sockets fit under the open-file limit (else it is reset before admission)
    */
   constructor(
     private readonly core: RelayCore,
     private readonly flush: () => void,
+    private readonly hasFdRoom: () => boolean = () => true,
   ) {}
+
+  /** Client and origin sockets open now (file descriptors held). */
+  get socketCount(): number {
+    return this.sockets.size;
+  }
 
   /** The core asked (`tcpEnd`) to end connection `connId`. */
   end(connId: number, reason: string): void {
@@ -57,6 +64,10 @@ export class TcpProxy {
 
   /** A client connected on TCP listener `socketId` (paused: `pauseOnConnect`). */
   accept(socketId: number, client: net.Socket): void {
+    if (!this.hasFdRoom()) {
+      client.resetAndDestroy();
+      return;
+    }
     const from = { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 };
     const admission = this.core.admitTcp(performance.now(), socketId, from);
     this.flush();
