@@ -22,7 +22,7 @@ import {
   type SlidingWindowParameters,
 } from '../../proto/src/fec/index.js';
 import { parseCidr, splitHostPort, type Cidr } from './core/addr.js';
-import type { HealthCheckSpec, LimitsSpec, OriginGroupSpec, RelayCoreConfig, RuleSpec, TunnelFecSpec, TunnelSpec } from './core/config-types.js';
+import type { HealthCheckSpec, LimitsSpec, OriginGroupSpec, RelayCoreConfig, RuleSpec, TcpLimitsSpec, TunnelFecSpec, TunnelSpec } from './core/config-types.js';
 import * as C from './core/constants.js';
 
 /** Everything `slipstream relay` runs with. */
@@ -82,7 +82,7 @@ export interface FleetSpec {
   readonly originProbe: 'tcp' | 'none';
 }
 
-const TOP_KEYS = ['logLevel', 'upstreamBindAddress', 'metrics', 'drain', 'limits', 'originGroups', 'rules', 'tunnel', 'socketReceiveBufferBytes', 'upstreamReceiveBufferBytes', 'fleet'];
+const TOP_KEYS = ['logLevel', 'upstreamBindAddress', 'metrics', 'drain', 'limits', 'tcp', 'originGroups', 'rules', 'tunnel', 'socketReceiveBufferBytes', 'upstreamReceiveBufferBytes', 'fleet'];
 const FLEET_KEYS = ['relayId', 'region', 'latitude', 'longitude', 'tunnelAddress', 'probeAddress', 'capacitySessions', 'heartbeatIntervalMs', 'probeIntervalMs', 'probeTimeoutMs', 'reportIntervalMs', 'meshRefreshMs', 'originProbe'];
 const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'connectTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny', 'connectionBytesPerSecond', 'bytesPerSecond'];
 const HEALTH_KEYS = ['mode', 'intervalMs', 'timeoutMs', 'failuresToDown', 'successesToUp', 'udpPayloadHex'];
@@ -159,6 +159,20 @@ function limits(reader: ConfigReader): LimitsSpec {
     sessionBytesPerSecond: rate('sessionBytesPerSecond', C.SESSION_BYTES_PER_SECOND_DEFAULT),
     unauthenticatedPacketsPerSecond: rate('unauthenticatedPacketsPerSecond', C.UNAUTHENTICATED_PACKETS_PER_SECOND_DEFAULT),
     burstMs: reader.number([...p, 'burstMs'], { min: 1, max: 60_000, integer: true, unit: 'ms', default: C.BURST_MS_DEFAULT }),
+  };
+}
+
+/** The `tcp:` section: L4 TCP caps per source address (see {@link TcpLimitsSpec}). */
+function tcpLimits(reader: ConfigReader): TcpLimitsSpec {
+  const p: ConfigPath = ['tcp'];
+  reader.rejectUnknownKeys(p, ['connectionsPerSourceMax', 'silentPerSourceMax', 'firstByteTimeoutMs']);
+  const firstByteTimeoutMs = reader.number([...p, 'firstByteTimeoutMs'], { min: 0, max: 600_000, integer: true, unit: 'ms (0 = never)', default: C.TCP_FIRST_BYTE_TIMEOUT_MS_DEFAULT });
+  // The core's sweep runs every second: a shorter timeout would only read as precise.
+  if (firstByteTimeoutMs > 0 && firstByteTimeoutMs < 1000) reader.fail([...p, 'firstByteTimeoutMs'], `${firstByteTimeoutMs} is too short; expected 0 (never) or 1000–600000 ms`);
+  return {
+    connectionsPerSourceMax: reader.number([...p, 'connectionsPerSourceMax'], { min: 1, max: 10_000_000, integer: true, default: C.TCP_CONNECTIONS_PER_SOURCE_MAX_DEFAULT }),
+    silentPerSourceMax: reader.number([...p, 'silentPerSourceMax'], { min: 1, max: 10_000_000, integer: true, default: C.TCP_SILENT_PER_SOURCE_MAX_DEFAULT }),
+    firstByteTimeoutMs,
   };
 }
 
@@ -427,7 +441,7 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
   if (coordinatorUrl !== undefined && coordinatorFleetSecret === undefined) reader.fail(['tunnel', 'coordinatorFleetSecret'], 'missing; coordinatorUrl needs the fleet secret (coordinatorFleetSecret or coordinatorFleetSecretFile)');
   return {
     coordinatorFleetSecret,
-    core: { rules, groups, limits: limitSpec, tunnel: tunnelSpec, upstreamBindAddress },
+    core: { rules, groups, limits: limitSpec, tunnel: tunnelSpec, upstreamBindAddress, tcp: tcpLimits(reader) },
     logLevel,
     metricsListen,
     drainTimeoutMs,

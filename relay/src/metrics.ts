@@ -86,6 +86,8 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
   // Totals of the core since start, one number each.
   const coreTotals: [name: string, help: string, read: (c: RelayCore) => number][] = [
     ['slipstream_relay_tcp_throttled_total', 'TCP reads paused by a byte-rate limit (rules[].connectionBytesPerSecond or bytesPerSecond).', (c) => c.tcpThrottles],
+    ['slipstream_relay_tcp_source_cap_refused_total', 'TCP connections refused by a per-source cap (tcp.connectionsPerSourceMax or tcp.silentPerSourceMax).', (c) => c.tcpSourceCapRefusals],
+    ['slipstream_relay_tcp_first_byte_timeouts_total', 'TCP connections ended for moving no byte within tcp.firstByteTimeoutMs of their origin connect.', (c) => c.tcpFirstByteTimeouts],
     ['slipstream_relay_fec_recovered_total', 'Tunnel packets rebuilt from FEC parity or copies.', (c) => c.fecRecovered],
     ['slipstream_relay_fec_data_bytes_total', 'Downstream FEC payload bytes of the game itself (tunnel sessions terminated here).', (c) => c.fecSentBytes.data],
     ['slipstream_relay_fec_redundant_bytes_total', 'Downstream FEC payload bytes of redundancy: parity, sliding-window repairs and copies (their ratio to fec_data_bytes is the FEC overhead).', (c) => c.fecSentBytes.redundant],

@@ -21,13 +21,18 @@ import type { Registry } from 'prom-client';
 import type { Endpoint } from '../../proto/src/transport.js';
 import { CoordinatorClient } from '../../kit/coordinator-client.js';
 import type { RelayConfig } from './config.js';
+import type { RelayCoreConfig } from './core/config-types.js';
 import { RelayCore, type RelayEvent } from './core/relay-core.js';
 import { ipLiteralLookup } from '../../kit/udp-lookup.js';
 import type { FleetAgent } from './fleet.js';
 import { FleetMembership, fleetMembershipKey } from './fleet-membership.js';
 import { followRevocationFeed, type RevocationFeedFollower } from './revocation-feed.js';
 import { createRelayMetrics, type FleetStatus } from './metrics.js';
+import { AggregatedLog, checkFdLimit, FD_RESERVE, readOpenFileLimit, type OpenFileLimit } from './fd-limit.js';
 import { TcpProxy } from './tcp-proxy.js';
+
+/** At most one log line per this long for a socket error that repeats (EMFILE at accept or bind), after the first, ms. */
+const ERROR_LOG_INTERVAL_MS = 10_000;
 
 /** Datagrams an origin-facing socket holds while its UDP connect completes (about one tick). */
 const UPSTREAM_PENDING_MAX = 256;
@@ -93,6 +98,8 @@ export class Relay {
   /** Origin-facing sockets, connected to the one peer they send to (see {@link sendUpstream}). */
   private readonly upstreams = new Map<number, UpstreamPeer>();
   private readonly tcpServers = new Map<number, net.Server>();
+  /** UDP sockets the core closed during the current {@link flush}, closed once its datagrams are sent. */
+  private readonly closingUdp: number[] = [];
   /** Pipes of L4 TCP connections (see tcp-proxy.ts). */
   private readonly tcp: TcpProxy;
   /** The values of the keys a reload cannot change (sockets bound at start), as running. */
@@ -117,6 +124,12 @@ export class Relay {
   private closed = false;
   /** Socket errors (send failures, ICMP reports), for logs. */
   socketErrors = 0;
+  /** The process's open-file limit, read at start (undefined where unknown). */
+  private readonly fdLimit: OpenFileLimit | undefined = readOpenFileLimit();
+  /** Errors that come in storms (one per refused socket when out of descriptors): aggregated lines. */
+  private readonly acceptErrors: AggregatedLog;
+  private readonly bindErrors: AggregatedLog;
+  private readonly fdRefusals: AggregatedLog;
 
   private constructor(
     init: RelayInit,
@@ -125,12 +138,40 @@ export class Relay {
     this.config = init.config;
     this.restartOnly = restartOnlyValues(init.config);
     const wallClockMs = init.wallClockMs ?? (() => Date.now());
-    this.core = new RelayCore(init.config.core, { wallClockMs, randomFill: (out) => void randomFillSync(out) });
-    this.tcp = new TcpProxy(this.core, () => this.flush());
+    this.acceptErrors = new AggregatedLog(logger, 'accept_failed', 'TCP accept failed', ERROR_LOG_INTERVAL_MS);
+    this.bindErrors = new AggregatedLog(logger, 'bind_failed', 'bind failed', ERROR_LOG_INTERVAL_MS);
+    this.fdRefusals = new AggregatedLog(logger, 'tcp_refused_fd_limit', 'TCP connection refused: too few file descriptors left (see the fd_limit warning)', ERROR_LOG_INTERVAL_MS);
+    this.core = new RelayCore(this.coreConfig(init.config), { wallClockMs, randomFill: (out) => void randomFillSync(out) });
+    this.tcp = new TcpProxy(
+      this.core,
+      () => this.flush(),
+      () => this.hasFdRoomForTcp(),
+    );
     this.registry = createRelayMetrics(
       () => this.core,
       () => this.fleetStatus(),
     );
+  }
+
+  /**
+   * `config.core` with `limits.sessionsMax` kept under the open-file limit (see
+   * fd-limit.ts), warning (`fd_limit`) when the file asks for more than the process can hold.
+   */
+  private coreConfig(config: RelayConfig): RelayCoreConfig {
+    const core = config.core;
+    const sessionsMax = checkFdLimit(this.logger, core.limits.sessionsMax, core.rules.some((r) => r.protocol === 'tcp'), this.fdLimit);
+    return sessionsMax === core.limits.sessionsMax ? core : { ...core, limits: { ...core.limits, sessionsMax } };
+  }
+
+  /**
+   * Whether a TCP connection's two descriptors leave half of {@link FD_RESERVE} free: a
+   * relay out of descriptors stops accepting everywhere, `/metrics` included.
+   */
+  private hasFdRoomForTcp(): boolean {
+    if (this.fdLimit === undefined) return true;
+    if (this.udp.size + this.tcp.socketCount + this.tcpServers.size + 2 <= this.fdLimit.soft - FD_RESERVE / 2) return true;
+    this.fdRefusals.note(performance.now(), { openFilesSoft: this.fdLimit.soft });
+    return false;
   }
 
   /** Starts a relay: binds every listener, the tunnel port and the metrics endpoint. Rejects if a bind fails. */
@@ -181,7 +222,7 @@ export class Relay {
     this.flush();
   }
 
-  /** Drains the core: events first (they open sockets), then datagrams, then the timer. */
+  /** Drains the core: events first (they open sockets), then datagrams, then the sockets the events closed, then the timer. */
   private flush(): void {
     const core = this.core;
     for (let event = core.pollEvent(); event !== undefined; event = core.pollEvent()) this.onEvent(event);
@@ -199,6 +240,14 @@ export class Relay {
         this.socketErrors++;
       }
     }
+    for (const socketId of this.closingUdp) {
+      const socket = this.udp.get(socketId);
+      if (socket === undefined) continue;
+      this.udp.delete(socketId);
+      this.upstreams.delete(socketId);
+      socket.close();
+    }
+    this.closingUdp.length = 0;
     const deadline = core.pollTimeout();
     if (deadline !== undefined && deadline < this.timerDeadline) {
       if (this.timer !== undefined) clearTimeout(this.timer);
@@ -214,12 +263,9 @@ export class Relay {
         else this.openUdp(event.socketId, event.kind, event.address, event.port, event.rule);
         return;
       case 'closeSocket': {
-        const socket = this.udp.get(event.socketId);
-        if (socket) {
-          this.udp.delete(event.socketId);
-          this.upstreams.delete(event.socketId);
-          socket.close();
-        }
+        // Closed after this flush's datagrams went out: a session's last words (the Close
+        // each tunnel client gets at shutdown) are queued before its socket's close.
+        if (this.udp.has(event.socketId)) this.closingUdp.push(event.socketId);
         const server = this.tcpServers.get(event.socketId);
         if (server) {
           this.tcpServers.delete(event.socketId);
@@ -276,7 +322,8 @@ export class Relay {
       });
     });
     if (this.startupBinds && (kind === 'listener' || kind === 'tunnel')) this.startupBinds.push(listening);
-    else listening.catch((error: Error) => this.logger.error({ event: 'bind_failed', err: error.message }, 'bind failed'));
+    // One per flow when out of descriptors (EMFILE): aggregated, not a line each.
+    else listening.catch((error: Error) => this.bindErrors.note(performance.now(), { err: error.message }));
   }
 
   /**
@@ -325,14 +372,19 @@ export class Relay {
 
   private openTcpListener(socketId: number, address: string, port: number, rule: string): void {
     // pauseOnConnect: the client is read only once admitted (early bytes are held until its origin connects).
-    const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.tcp.accept(socketId, socket));
+    // allowHalfOpen: a client's FIN (`shutdown(SHUT_WR)`) must not close the way back: the origin's answer still flows.
+    const server = net.createServer({ pauseOnConnect: true, noDelay: true, allowHalfOpen: true }, (socket) => this.tcp.accept(socketId, socket));
     this.tcpServers.set(socketId, server);
     const listening = new Promise<void>((resolve, reject) => {
       const onError = (error: Error): void => reject(new Error(`cannot bind tcp ${address}:${port} (rule ${rule}): ${(error as NodeJS.ErrnoException).code ?? error.message}`));
       server.once('error', onError);
       server.listen(port, address, () => {
         server.off('error', onError);
-        server.on('error', () => this.socketErrors++);
+        // Accept errors (EMFILE when out of descriptors) repeat per connection attempt: aggregated.
+        server.on('error', (error: NodeJS.ErrnoException) => {
+          this.socketErrors++;
+          this.acceptErrors.note(performance.now(), { rule, err: error.code ?? error.message });
+        });
         const bound = server.address() as net.AddressInfo;
         (this.bound[rule] ??= []).push({ address: bound.address, port: bound.port });
         this.logger.info({ event: 'listening', protocol: 'tcp', rule, address: bound.address, port: bound.port }, 'listening');
@@ -340,7 +392,7 @@ export class Relay {
       });
     });
     if (this.startupBinds) this.startupBinds.push(listening);
-    else listening.catch((error: Error) => this.logger.error({ event: 'bind_failed', err: error.message }, 'bind failed'));
+    else listening.catch((error: Error) => this.bindErrors.note(performance.now(), { err: error.message }));
   }
 
   private runTcpCheck(checkId: number, address: string, port: number, timeoutMs: number): void {
@@ -527,7 +579,7 @@ export class Relay {
     }
     const fileChanged = config.revocationFile !== this.config.revocationFile || config.revocationPollMs !== this.config.revocationPollMs;
     this.config = config;
-    this.core.reconfigure(performance.now(), config.core);
+    this.core.reconfigure(performance.now(), this.coreConfig(config));
     this.flush();
     if (fileChanged) {
       this.revocationStamp = '';
@@ -543,7 +595,9 @@ export class Relay {
   /**
    * SIGTERM: take no new sessions (TCP listeners stop accepting; UDP listeners stay
    * open for live flows), serve live ones until they end or `deadlineMs` passes, then
-   * close. Resolves with the sessions still open at the deadline (0 = clean).
+   * close: sessions left at the deadline end as `drain deadline`, each tunnel client told
+   * by an authenticated Close (`SLIP_ERR_RELAY_DRAINING`). Resolves with the sessions
+   * still open at the deadline (0 = clean).
    */
   async drain(deadlineMs: number): Promise<number> {
     this.core.drain();
@@ -553,6 +607,13 @@ export class Relay {
     const until = performance.now() + deadlineMs;
     while (this.core.sessionCount > 0 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(1, until - performance.now()))));
     const left = this.core.sessionCount;
+    if (left > 0 && !this.closed) {
+      // The deadline passed with sessions left: each tunnel client gets an authenticated
+      // Close (the core's close), sent before the sockets close so the SDK fails over now.
+      this.core.close(performance.now(), 'drain deadline');
+      this.flush();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     this.close();
     return left;
   }
@@ -573,6 +634,7 @@ export class Relay {
     for (const server of this.tcpServers.values()) server.close();
     this.tcpServers.clear();
     this.tcp.close();
+    for (const log of [this.acceptErrors, this.bindErrors, this.fdRefusals]) log.flush();
     this.http?.close();
     this.http?.closeAllConnections();
   }

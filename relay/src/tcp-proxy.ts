@@ -7,14 +7,17 @@
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { RelayCore, TcpAdmission } from './core/relay-core.js';
+import type { RelayCore, TcpAdmission, TcpSide } from './core/relay-core.js';
 
 /** One client's way to its origin across connect attempts (failover keeps the same one). */
 interface TcpAttempt {
   /** Ends the connection, set while an attempt is in progress (undefined once connected: the pipes own it then). */
   finish: ((reason: string) => void) | undefined;
-  /** The client closed before its origin connected. */
+  /** The client closed (or sent its FIN with nothing to pass on) before its origin connected. */
   clientGone: boolean;
+  /** The client sent its FIN after some bytes, before its origin connected: both are passed on at the connect. */
+  clientEnded: boolean;
+  readonly onEarlyEnd: () => void;
   /** Bytes the client sent before the origin connected (read so that its close is seen). */
   readonly early: Buffer[];
   earlyBytes: number;
@@ -33,11 +36,18 @@ export class TcpProxy {
   /**
    * @param core the relay's state machine
    * @param flush drains the core's outputs (called after every input)
+   * @param hasFdRoom whether a connection's two sockets fit under the open-file limit (else it is reset before admission)
    */
   constructor(
     private readonly core: RelayCore,
     private readonly flush: () => void,
+    private readonly hasFdRoom: () => boolean = () => true,
   ) {}
+
+  /** Client and origin sockets open now (file descriptors held). */
+  get socketCount(): number {
+    return this.sockets.size;
+  }
 
   /** The core asked (`tcpEnd`) to end connection `connId`. */
   end(connId: number, reason: string): void {
@@ -54,6 +64,10 @@ export class TcpProxy {
 
   /** A client connected on TCP listener `socketId` (paused: `pauseOnConnect`). */
   accept(socketId: number, client: net.Socket): void {
+    if (!this.hasFdRoom()) {
+      client.resetAndDestroy();
+      return;
+    }
     const from = { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 };
     const admission = this.core.admitTcp(performance.now(), socketId, from);
     this.flush();
@@ -69,6 +83,16 @@ export class TcpProxy {
     const attempt: TcpAttempt = {
       finish: undefined,
       clientGone: false,
+      clientEnded: false,
+      onEarlyEnd: () => {
+        // A half-close after a request (`shutdown(SHUT_WR)`) still wants the answer; a FIN
+        // with nothing sent is a client that left, and frees its slot now.
+        if (attempt.earlyBytes > 0) attempt.clientEnded = true;
+        else {
+          attempt.clientGone = true;
+          attempt.finish?.('client closed');
+        }
+      },
       early: [],
       earlyBytes: 0,
       onEarly: (chunk: Buffer) => {
@@ -82,12 +106,14 @@ export class TcpProxy {
       attempt.finish?.('client closed');
     });
     client.on('data', attempt.onEarly);
+    client.once('end', attempt.onEarlyEnd);
     client.resume();
     this.connect(client, admission, attempt);
   }
 
   private connect(client: net.Socket, admission: TcpAdmission, attempt: TcpAttempt): void {
-    const upstream = net.connect({ host: admission.address, port: admission.port, noDelay: true });
+    // allowHalfOpen: an origin's FIN must not close our side towards it (the client may still be sending).
+    const upstream = net.connect({ host: admission.address, port: admission.port, noDelay: true, allowHalfOpen: true });
     let connected = false;
     let finished = false;
     const finish = (reason: string): void => {
@@ -97,7 +123,7 @@ export class TcpProxy {
       this.sockets.delete(client);
       this.sockets.delete(upstream);
       this.finishers.delete(admission.connId);
-      this.core.tcpClosed(performance.now(), admission.connId, reason, client.bytesRead, upstream.bytesRead);
+      this.core.tcpClosed(performance.now(), admission.connId, reason);
       this.flush();
       client.destroy();
       upstream.destroy();
@@ -119,22 +145,37 @@ export class TcpProxy {
       this.core.tcpConnected(performance.now(), admission.connId);
       client.pause();
       client.off('data', attempt.onEarly);
+      client.off('end', attempt.onEarlyEnd);
       if (admission.prefix) upstream.write(admission.prefix);
       for (const chunk of attempt.early) upstream.write(chunk);
       attempt.early.length = 0;
       const earlyWaitMs = attempt.earlyBytes > 0 ? this.core.tcpData(performance.now(), admission.connId, 'up', attempt.earlyBytes) : 0;
-      this.pump(client, upstream, admission.connId, 'up', earlyWaitMs);
-      this.pump(upstream, client, admission.connId, 'down', 0);
-      // The core ends it when idle (a `tcpEnd` event) and says when both sides have closed.
+      // The core ends it when idle (a `tcpEnd` event); it is over when both sockets closed cleanly.
       this.finishers.set(admission.connId, finish);
-      const onClose = (side: 'client' | 'origin', other: net.Socket): void => {
+      let endReason = '';
+      // A FIN is passed on (half-close): the other way keeps flowing until its own FIN.
+      const onFin = (side: TcpSide, other: net.Socket): void => {
         other.end();
-        const reason = this.core.tcpSideClosed(performance.now(), admission.connId, side);
-        if (reason !== undefined) finish(reason);
+        endReason = this.core.tcpSideClosed(performance.now(), admission.connId, side) ?? endReason;
       };
-      if (attempt.clientGone) onClose('client', upstream);
-      else client.on('close', () => onClose('client', upstream));
-      upstream.on('close', () => onClose('origin', client));
+      // A socket closes cleanly only once it both read the peer's FIN and wrote its own
+      // (allowHalfOpen); any other close is a reset or an error, and the other side is reset
+      // too, so that its peer sees an abort rather than a clean EOF after truncated data.
+      const onClose = (side: TcpSide, socket: net.Socket, other: net.Socket, hadError: boolean): void => {
+        if (finished) return;
+        if (hadError || !socket.readableEnded || !socket.writableFinished) {
+          if (!other.destroyed) other.resetAndDestroy();
+          finish(`${side} reset`);
+          return;
+        }
+        if (other.closed) finish(endReason || `${side} closed`);
+      };
+      client.on('close', (hadError: boolean) => onClose('client', client, upstream, hadError));
+      upstream.on('close', (hadError: boolean) => onClose('origin', upstream, client, hadError));
+      this.pump(client, upstream, admission.connId, 'up', earlyWaitMs, () => onFin('client', upstream));
+      this.pump(upstream, client, admission.connId, 'down', 0, () => onFin('origin', client));
+      // The client's FIN came while the origin connected: its bytes are written above; pass the FIN on.
+      if (attempt.clientEnded) onFin('client', upstream);
       attempt.finish = undefined;
     });
     upstream.on('error', () => {
@@ -157,13 +198,14 @@ export class TcpProxy {
   }
 
   /**
-   * Copies `from` → `to` as `pipe()` does (pause while `to` is full, end it when `from`
-   * ends), and charges every chunk to the core's byte buckets: when the core asks for a
+   * Copies `from` → `to` as `pipe()` does (pause while `to` is full; `onEnd` when `from`
+   * sends its FIN, which passes it on), and charges every chunk to the core's byte buckets: when the core asks for a
    * pause (a `connectionBytesPerSecond`/`bytesPerSecond` limit), `from` is not read for
    * that long, so TCP flow control slows the sender; nothing is dropped.
    * @param initialWaitMs pause before the first read, ms (bytes already charged)
+   * @param onEnd `from`'s FIN arrived (every byte before it was handed to `to`)
    */
-  private pump(from: net.Socket, to: net.Socket, connId: number, direction: 'up' | 'down', initialWaitMs: number): void {
+  private pump(from: net.Socket, to: net.Socket, connId: number, direction: 'up' | 'down', initialWaitMs: number, onEnd: () => void): void {
     let full = false;
     let throttled = false;
     const resume = (): void => {
@@ -193,7 +235,7 @@ export class TcpProxy {
       full = false;
       resume();
     });
-    from.once('end', () => to.end());
+    from.once('end', onEnd);
     if (initialWaitMs > 0) throttle(initialWaitMs);
     else from.resume();
   }

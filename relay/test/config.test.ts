@@ -32,6 +32,16 @@ test('the example in deploy/examples/relay.yaml is valid and documents every sec
   ]);
   assert.equal(config.core.tunnel?.origins.get('eu-game')?.port, 27015);
   assert.equal(config.revocationFile, '/etc/slipstream/revoked.txt');
+  assert.deepEqual(config.core.tcp, { connectionsPerSourceMax: 128, silentPerSourceMax: 16, firstByteTimeoutMs: 10_000 });
+});
+
+test('tcp: per-source caps default when absent; a first-byte timeout under a second is refused by name', () => {
+  const rules = 'rules:\n  - { name: t, protocol: tcp, listen: 0.0.0.0:7000, origins: [10.0.0.5:7000] }';
+  assert.deepEqual(parse(rules).core.tcp, { connectionsPerSourceMax: 128, silentPerSourceMax: 16, firstByteTimeoutMs: 10_000 });
+  assert.equal(parse(`tcp: { firstByteTimeoutMs: 0 }\n${rules}`).core.tcp?.firstByteTimeoutMs, 0);
+  assert.match(failure(`tcp: { firstByteTimeoutMs: 500 }\n${rules}`), /tcp\.firstByteTimeoutMs: 500 is too short; expected 0 \(never\) or 1000–600000 ms/);
+  assert.match(failure(`tcp: { silentPerSourceMax: 0 }\n${rules}`), /tcp\.silentPerSourceMax: 0 is out of range/);
+  assert.match(failure(`tcp: { idleMs: 5 }\n${rules}`), /tcp\.idleMs: unknown key/);
 });
 
 test('errors name the file, the line, the key and what is accepted', () => {

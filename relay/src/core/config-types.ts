@@ -186,4 +186,20 @@ export interface RelayCoreConfig {
   readonly tunnel: TunnelSpec | undefined;
   /** Local address origin-facing sockets bind to (e.g. `0.0.0.0`, or `127.0.0.1` in tests). */
   readonly upstreamBindAddress: string;
+  /** L4 TCP admission per source address (YAML `tcp:`); optional in code, each field defaulting as in `constants.ts`. */
+  readonly tcp?: TcpLimitsSpec;
+}
+
+/**
+ * L4 TCP caps per source address, so that connections held open without traffic (a
+ * slowloris) from a few addresses cannot fill the relay's tables. A SIGHUP applies them
+ * to new connections (and the first-byte timeout to live ones).
+ */
+export interface TcpLimitsSpec {
+  /** Open TCP connections per source address, every TCP rule together. */
+  readonly connectionsPerSourceMax: number;
+  /** Connections per source address that have not moved a byte either way yet (connecting ones included). */
+  readonly silentPerSourceMax: number;
+  /** A connection with no byte either way this long after its origin connected is ended (`no first byte`), ms; 0 = never. */
+  readonly firstByteTimeoutMs: number;
 }

@@ -109,3 +109,17 @@ export const EXIT_OPEN_TIMEOUT_MS = 600;
 export const EXIT_PATHS_MAX = 4;
 /** How often the entry checks its exits' liveness while it forwards sessions, ms. */
 export const EXIT_CHECK_INTERVAL_MS = 50;
+
+/**
+ * L4 TCP per source address (YAML `tcp:`; see `TcpLimitsSpec`). Open TCP connections per
+ * source: half of `limits.sessionsPerSourceMax`'s default, so one address (a CGNAT
+ * included) has room while a few cannot hold the whole table.
+ */
+export const TCP_CONNECTIONS_PER_SOURCE_MAX_DEFAULT = 128;
+/**
+ * Connections per source that have not moved a byte yet (either way): what a slowloris
+ * holds. A real player's client sends (or its origin answers) within a round trip.
+ */
+export const TCP_SILENT_PER_SOURCE_MAX_DEFAULT = 16;
+/** A connected TCP connection with no byte either way this long after its origin connected is ended (`no first byte`), ms. */
+export const TCP_FIRST_BYTE_TIMEOUT_MS_DEFAULT = 10_000;

@@ -8,8 +8,8 @@
 import { encodeProxyV2 } from '../../../proto/src/proxy-protocol.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import { RateBucket } from './bucket.js';
-import type { RelayCoreConfig } from './config-types.js';
-import { TCP_CONNECT_TIMEOUT_MS_DEFAULT, TCP_EARLY_BYTES_MAX } from './constants.js';
+import type { RelayCoreConfig, TcpLimitsSpec } from './config-types.js';
+import { TCP_CONNECT_TIMEOUT_MS_DEFAULT, TCP_CONNECTIONS_PER_SOURCE_MAX_DEFAULT, TCP_EARLY_BYTES_MAX, TCP_FIRST_BYTE_TIMEOUT_MS_DEFAULT, TCP_SILENT_PER_SOURCE_MAX_DEFAULT } from './constants.js';
 import type { RelayContext } from './context.js';
 import type { L4Rules } from './l4-rules.js';
 import type { Listener, OriginState, RuleRuntime } from './l4-state.js';
@@ -30,7 +30,7 @@ export interface TcpAdmission {
   readonly connectTimeoutMs: number;
   /** Client bytes to hold while the origin connects; beyond them stop reading the client until the connect, bytes. */
   readonly earlyBytesMax: number;
-  /** The rule's counters (a connection's bytes are added when it closes: see `RelayCore.tcpClosed`). */
+  /** The rule's counters (a connection's bytes are added as they move: see `RelayCore.tcpData`). */
   readonly stats: RuleStats;
 }
 
@@ -50,6 +50,11 @@ class TcpConn {
   firstClosed: TcpSide | '' = '';
   /** A `tcpEnd` was asked for (not asked twice while the driver closes). */
   ending = false;
+  /** No byte has moved either way yet (counted in its source's `silent`). */
+  silent = true;
+  /** Bytes handed on so far, client → origin and back (the `sessionEnd` totals). */
+  bytesUp = 0;
+  bytesDown = 0;
   constructor(
     readonly id: number,
     readonly rule: RuleRuntime,
@@ -68,6 +73,20 @@ class TcpConn {
   }
 }
 
+/** The `tcp:` caps when a config built in code has none. */
+const TCP_LIMITS_DEFAULT: TcpLimitsSpec = {
+  connectionsPerSourceMax: TCP_CONNECTIONS_PER_SOURCE_MAX_DEFAULT,
+  silentPerSourceMax: TCP_SILENT_PER_SOURCE_MAX_DEFAULT,
+  firstByteTimeoutMs: TCP_FIRST_BYTE_TIMEOUT_MS_DEFAULT,
+};
+
+/** One source address's TCP connections, for the per-source caps (`tcp:` in the config). */
+interface TcpSourceCount {
+  conns: number;
+  /** Of them, those that have not moved a byte yet. */
+  silent: number;
+}
+
 /** A TCP rule's shared byte buckets (`bytesPerSecond`), kept by rule name across reloads. */
 class TcpRuleBuckets {
   readonly up: RateBucket;
@@ -84,6 +103,12 @@ export class L4Tcp {
   private readonly ruleBuckets = new Map<string, TcpRuleBuckets>();
   /** TCP reads paused by a byte-rate limit (each {@link tcpData} call that asked for a pause). */
   throttles = 0;
+  /** Connections refused by a per-source cap (`tcp.connectionsPerSourceMax` or `silentPerSourceMax`). */
+  sourceCapRefusals = 0;
+  /** Connections ended for sending nothing within `tcp.firstByteTimeoutMs`. */
+  firstByteTimeouts = 0;
+  /** Per source address with a connection open; an address leaves with its last connection. */
+  private readonly perSource = new Map<string, TcpSourceCount>();
 
   constructor(
     private readonly ctx: RelayContext,
@@ -98,6 +123,14 @@ export class L4Tcp {
     if (entry === undefined || entry.kind !== 'listener' || ctx.closed) return DropReason.Draining;
     const listener = entry.listener;
     const rule = listener.rule;
+    // Per-source caps first, so that a refusal spends none of the shared budgets: idle
+    // connections from a few addresses must not lock everyone else out.
+    const limits = ctx.config.tcp ?? TCP_LIMITS_DEFAULT;
+    const counts = this.perSource.get(from.address);
+    if (counts !== undefined && (counts.conns >= limits.connectionsPerSourceMax || counts.silent >= limits.silentPerSourceMax)) {
+      this.sourceCapRefusals++;
+      return DropReason.SessionCap;
+    }
     const source = this.sources.admit(nowMs, from.address, rule.spec.allow, rule.spec.deny);
     if (source === undefined) return ctx.draining ? DropReason.Draining : DropReason.SessionCap;
     const origin = this.origins.pickOrigin(rule.group, this.origins.clientHashFor(rule.spec, from.address, from.port), undefined);
@@ -105,6 +138,11 @@ export class L4Tcp {
     const conn = new TcpConn(ctx.allocateId(), rule, listener, source, from.address, from.port, origin, nowMs, ctx.config.limits.burstMs);
     conn.tried.push(origin);
     this.conns.set(conn.id, conn);
+    if (counts === undefined) this.perSource.set(from.address, { conns: 1, silent: 1 });
+    else {
+      counts.conns++;
+      counts.silent++;
+    }
     source.sessions++;
     rule.stats.sessionsActive++;
     rule.stats.sessionsOpened++;
@@ -132,7 +170,20 @@ export class L4Tcp {
     const conn = this.conns.get(connId);
     if (conn === undefined) return 0;
     conn.lastActiveMs = nowMs;
+    if (conn.silent && bytes > 0) {
+      conn.silent = false;
+      this.perSource.get(conn.clientAddress)!.silent--;
+    }
     const up = direction === 'up';
+    // Counted as they move, so that a long transfer shows in the metrics while it runs.
+    const stats = conn.rule.stats;
+    if (up) {
+      conn.bytesUp += bytes;
+      stats.bytesUp += bytes;
+    } else {
+      conn.bytesDown += bytes;
+      stats.bytesDown += bytes;
+    }
     let waitMs = (up ? conn.upBucket : conn.downBucket).spend(nowMs, bytes);
     const shared = this.ruleBuckets.get(conn.rule.spec.name);
     if (shared !== undefined) {
@@ -173,9 +224,9 @@ export class L4Tcp {
   }
 
   /**
-   * One side of a connected connection closed. The driver ends the other side
-   * gracefully (bytes already piped still reach it); the connection is over when both
-   * have closed: returns the end reason then (`client closed` / `origin closed`, the
+   * One side of a connected connection sent its FIN (a half-close). The driver passes it
+   * on to the other side, whose bytes keep flowing back; once both sides have sent theirs
+   * returns the reason the connection ends with (`client closed` / `origin closed`, the
    * side that closed first), else undefined.
    */
   sideClosed(connId: number, side: TcpSide): string | undefined {
@@ -188,16 +239,20 @@ export class L4Tcp {
     return `${conn.firstClosed} closed`;
   }
 
-  /** The connection ended (either side, idle, or refused); `bytesUp`/`bytesDown` are its totals, added to its rule's counters. */
-  closed(nowMs: number, connId: number, reason: string, bytesUp = 0, bytesDown = 0): void {
+  /**
+   * The connection ended, however it ended (both sides closed, a reset, an error, idle,
+   * refused, shutdown): it leaves the table and its `sessionEnd` carries the bytes
+   * counted by {@link data} (already in its rule's counters).
+   */
+  closed(nowMs: number, connId: number, reason: string): void {
     const conn = this.conns.get(connId);
     if (!conn) return;
     this.conns.delete(connId);
+    const counts = this.perSource.get(conn.clientAddress)!;
+    if (conn.silent) counts.silent--;
+    if (--counts.conns === 0) this.perSource.delete(conn.clientAddress);
     conn.source.sessions--;
-    const stats = conn.rule.stats;
-    stats.sessionsActive--;
-    stats.bytesUp += bytesUp;
-    stats.bytesDown += bytesDown;
+    conn.rule.stats.sessionsActive--;
     this.ctx.out.event({
       type: 'sessionEnd',
       kind: 'tcp',
@@ -206,7 +261,7 @@ export class L4Tcp {
       client: endpointText(conn.clientAddress, conn.clientPort),
       origin: endpointText(conn.origin.address, conn.origin.portFor(conn.listener.portOffset)),
       reason,
-      totals: { packetsUp: 0, bytesUp, packetsDown: 0, bytesDown, durationMs: nowMs - conn.openedMs },
+      totals: { packetsUp: 0, bytesUp: conn.bytesUp, packetsDown: 0, bytesDown: conn.bytesDown, durationMs: nowMs - conn.openedMs },
     });
   }
 
@@ -217,15 +272,22 @@ export class L4Tcp {
 
   /**
    * Idle connections (connected, no bytes either way for their rule's `idleTimeoutMs`)
-   * are asked to end with a `tcpEnd` event, once each; the driver closes both sockets
-   * and reports {@link closed}. Run by the sweep, so the timeout has a second of slack:
-   * idle timeouts are ≥ 30 s, and one coarse tick (undici's approach) costs nothing per chunk.
+   * and silent ones (connected, no byte yet for `tcp.firstByteTimeoutMs`) are asked to
+   * end with a `tcpEnd` event, once each; the driver closes both sockets and reports
+   * {@link closed}. Run by the sweep, so the timeouts have a second of slack: idle
+   * timeouts are ≥ 30 s, first-byte ones ≥ 1 s, and one coarse tick (undici's approach)
+   * costs nothing per chunk.
    */
   sweep(nowMs: number): void {
+    const firstByteMs = (this.ctx.config.tcp ?? TCP_LIMITS_DEFAULT).firstByteTimeoutMs;
     for (const conn of this.conns.values()) {
-      if (!conn.connected || conn.ending || nowMs - conn.lastActiveMs < conn.rule.spec.idleTimeoutMs) continue;
+      if (!conn.connected || conn.ending) continue;
+      // While silent, lastActiveMs is the connect.
+      const silentTooLong = conn.silent && firstByteMs > 0 && nowMs - conn.lastActiveMs >= firstByteMs;
+      if (!silentTooLong && nowMs - conn.lastActiveMs < conn.rule.spec.idleTimeoutMs) continue;
       conn.ending = true;
-      this.ctx.out.event({ type: 'tcpEnd', connId: conn.id, reason: 'idle' });
+      if (silentTooLong) this.firstByteTimeouts++;
+      this.ctx.out.event({ type: 'tcpEnd', connId: conn.id, reason: silentTooLong ? 'no first byte' : 'idle' });
     }
   }
 

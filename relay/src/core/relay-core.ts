@@ -73,6 +73,7 @@
  * sessions, their paths and exit links in `tunnel/state.ts`) are leaves below the
  * context: the context imports no sub-machine, so the import graph has no circle.
  */
+import { ErrorCode } from '../../../proto/src/errors.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import type { RelayCoreConfig } from './config-types.js';
 import { SWEEP_INTERVAL_MS } from './constants.js';
@@ -191,6 +192,14 @@ export class RelayCore {
   get tcpThrottles(): number {
     return this.tcp.throttles;
   }
+  /** TCP connections refused by a per-source cap (`tcp.connectionsPerSourceMax`, `tcp.silentPerSourceMax`). */
+  get tcpSourceCapRefusals(): number {
+    return this.tcp.sourceCapRefusals;
+  }
+  /** TCP connections ended for moving no byte within `tcp.firstByteTimeoutMs` of their origin connect. */
+  get tcpFirstByteTimeouts(): number {
+    return this.tcp.firstByteTimeouts;
+  }
   /** Origins by group with their health, for the health endpoint and metrics. */
   originHealth(): { group: string; origin: string; healthy: boolean }[] {
     return this.origins.originHealth();
@@ -233,12 +242,18 @@ export class RelayCore {
     this.ctx.draining = true;
   }
 
-  /** App command: end every session and close every socket; idempotent. */
-  close(nowMs: number): void {
+  /**
+   * App command: end every session and close every socket; idempotent. Each tunnel
+   * client is told in an authenticated Close (`SLIP_ERR_RELAY_DRAINING`), so that its SDK
+   * moves to another relay at once rather than after its silence timeout (a drain that
+   * reached its deadline, a stop).
+   * @param reason the `sessionEnd` reason; default `shutdown`
+   */
+  close(nowMs: number, reason = 'shutdown'): void {
     if (this.ctx.closed) return;
-    this.udp.closeAll(nowMs, 'shutdown');
-    this.sessions.closeAll(nowMs, 'shutdown');
-    this.tcp.closeAll(nowMs, 'shutdown');
+    this.udp.closeAll(nowMs, reason);
+    this.sessions.closeAll(nowMs, reason, ErrorCode.RelayDraining);
+    this.tcp.closeAll(nowMs, reason);
     this.rules.close();
     this.tunnel.close();
     this.origins.close();
@@ -383,17 +398,21 @@ export class RelayCore {
   }
 
   /**
-   * Input: one side of connected TCP connection `connId` closed (the driver ends the
-   * other side gracefully). Returns the reason to end the connection with once both
-   * sides have closed, else undefined.
+   * Input: one side of connected TCP connection `connId` sent its FIN (the driver passes
+   * it on; the other way keeps flowing). Returns the reason to end the connection with
+   * once both sides have sent theirs, else undefined.
    */
   tcpSideClosed(_nowMs: number, connId: number, side: TcpSide): string | undefined {
     return this.tcp.sideClosed(connId, side);
   }
 
-  /** Input: the TCP connection ended (either side, idle, or refused); `bytesUp`/`bytesDown` are its totals (added to its rule's counters). */
-  tcpClosed(nowMs: number, connId: number, reason: string, bytesUp = 0, bytesDown = 0): void {
-    this.tcp.closed(nowMs, connId, reason, bytesUp, bytesDown);
+  /**
+   * Input: the TCP connection ended, however it ended (both sides closed, a reset or an
+   * error, idle, shutdown): it leaves the table with a `sessionEnd` carrying the bytes
+   * {@link tcpData} counted (the rule's byte counters already hold them).
+   */
+  tcpClosed(nowMs: number, connId: number, reason: string): void {
+    this.tcp.closed(nowMs, connId, reason);
   }
 
   // ------------------------------------------------------------------ housekeeping

@@ -350,9 +350,9 @@ export class TunnelSessions {
     });
   }
 
-  /** Ends every session (shutdown, tunnel disabled). */
-  closeAll(nowMs: number, reason: string): void {
-    for (const session of [...this.byId.values()]) this.close(nowMs, session, reason, undefined);
+  /** Ends every session (shutdown, tunnel disabled); with `code`, each client is told in an authenticated Close. */
+  closeAll(nowMs: number, reason: string, code?: ErrorCodeValue): void {
+    for (const session of [...this.byId.values()]) this.close(nowMs, session, reason, code);
   }
 
   /** A reload's limits: live sessions take the tighter of the new config caps and their ticket's. */
