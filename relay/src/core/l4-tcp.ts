@@ -98,7 +98,7 @@ export class L4Tcp {
     if (entry === undefined || entry.kind !== 'listener' || ctx.closed) return DropReason.Draining;
     const listener = entry.listener;
     const rule = listener.rule;
-    const source = this.sources.admit(nowMs, from.address, rule.spec.allow, rule.spec.deny);
+    const source = this.sources.admit(nowMs, from.address, rule.spec.allow, rule.spec.deny, rule);
     if (source === undefined) return ctx.draining ? DropReason.Draining : DropReason.SessionCap;
     const origin = this.origins.pickOrigin(rule.group, this.origins.clientHashFor(rule.spec, from.address, from.port), undefined);
     if (origin === undefined) return DropReason.SessionCap;

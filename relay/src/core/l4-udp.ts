@@ -4,23 +4,35 @@
  * whole life; a flow whose origin went down or was removed moves at its next packet.
  * The origin-facing socket answers only its origin. Optional PROXY v2 / SPP prefix.
  * The flow record ({@link Flow}) is in l4-state.ts.
+ *
+ * Unreplied flows (conntrack's term): a flow is made by one datagram from any address,
+ * spoofed or not, so until its origin answers it is cheap to make and cheap to lose. It
+ * has a short idle timeout (`limits.unrepliedIdleTimeoutMs`), is the first shed when a
+ * budget is full (budgets.ts; oldest first), and logs nothing of its own: its
+ * `sessionStart` waits for the origin's first answer, and one that ends without an
+ * answer is a `flowUnreplied` event, which the driver counts into one aggregated line
+ * per interval (a flood of spoofed datagrams must not write two log lines each).
  */
 import { encodeProxyV2, encodeSpp } from '../../../proto/src/proxy-protocol.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import { RateBucket } from './bucket.js';
 import type { LimitsSpec } from './config-types.js';
-import { DATAGRAM_BYTES_MAX } from './constants.js';
+import { DATAGRAM_BYTES_MAX, UNREPLIED_IDLE_TIMEOUT_MS_DEFAULT } from './constants.js';
 import type { RelayContext } from './context.js';
 import { Flow, type Listener, type OriginState } from './l4-state.js';
 import type { OriginGroups } from './origins.js';
 import { DropReason } from './output.js';
-import { admitDown, endpointText, sessionTotals, unlinkChained } from './session-base.js';
+import { admitDown, endpointText, sessionTotals, unlinkChained, type RuleStats } from './session-base.js';
 import type { SourceTable } from './sources.js';
 
 /** See the module comment. */
 export class L4Udp {
   /** Flows by id (= their origin-facing socket id). */
   readonly flows = new Map<number, Flow>();
+  /** Flows whose origin has not answered yet, oldest first (a Set keeps insertion order). */
+  private readonly unreplied = new Set<Flow>();
+  /** The same, by the rule they were opened on (for a full per-rule budget). */
+  private readonly unrepliedByRule = new Map<RuleStats, Set<Flow>>();
 
   constructor(
     private readonly ctx: RelayContext,
@@ -65,7 +77,7 @@ export class L4Udp {
   private openFlow(nowMs: number, listener: Listener, from: Endpoint): Flow | undefined {
     const rule = listener.rule;
     const spec = rule.spec;
-    const source = this.sources.admit(nowMs, from.address, spec.allow, spec.deny);
+    const source = this.sources.admit(nowMs, from.address, spec.allow, spec.deny, rule);
     if (source === undefined) return undefined;
     const clientHash = this.origins.clientHashFor(spec, from.address, from.port);
     const origin = this.origins.pickOrigin(rule.group, clientHash, undefined);
@@ -89,17 +101,50 @@ export class L4Udp {
       origin,
       prefix,
       clientHash,
+      rule.stats,
     );
     flow.originPort = origin.portFor(listener.portOffset);
     flow.nextInChain = listener.flowsByPort.get(from.port);
     listener.flowsByPort.set(from.port, flow);
     this.flows.set(id, flow);
+    this.unreplied.add(flow);
+    let ofRule = this.unrepliedByRule.get(rule.stats);
+    if (ofRule === undefined) this.unrepliedByRule.set(rule.stats, (ofRule = new Set()));
+    ofRule.add(flow);
     source.sessions++;
     rule.stats.sessionsActive++;
     rule.stats.sessionsOpened++;
     ctx.openSocket(id, { kind: 'upstream', flow, session: undefined }, 'udp', ctx.config.upstreamBindAddress, 0, spec.name);
-    ctx.out.event({ type: 'sessionStart', kind: 'udp', id: String(id), rule: spec.name, client: endpointText(from.address, from.port), origin: endpointText(origin.address, flow.originPort) });
     return flow;
+  }
+
+  /** Unreplied flows open now, over every rule. */
+  get unrepliedCount(): number {
+    return this.unreplied.size;
+  }
+
+  /** Ends the oldest unreplied flow of `rule` (of any rule when undefined); false when there is none. */
+  shedOldestUnreplied(nowMs: number, rule: RuleStats | undefined): boolean {
+    const set = rule === undefined ? this.unreplied : this.unrepliedByRule.get(rule);
+    const oldest = set?.values().next().value;
+    if (oldest === undefined) return false;
+    this.closeFlow(nowMs, oldest, 'shed');
+    return true;
+  }
+
+  /** The origin answered `flow` for the first time: it is established, and its start is logged now. */
+  private markReplied(flow: Flow): void {
+    flow.replied = true;
+    this.forgetUnreplied(flow);
+    this.ctx.out.event({ type: 'sessionStart', kind: 'udp', id: String(flow.id), rule: flow.stats.name, client: endpointText(flow.clientAddress, flow.clientPort), origin: endpointText(flow.origin.address, flow.originPort) });
+  }
+
+  private forgetUnreplied(flow: Flow): void {
+    this.unreplied.delete(flow);
+    const ofRule = this.unrepliedByRule.get(flow.stats);
+    if (ofRule === undefined) return;
+    ofRule.delete(flow);
+    if (ofRule.size === 0) this.unrepliedByRule.delete(flow.stats);
   }
 
   private moveFlow(flow: Flow): OriginState {
@@ -123,6 +168,7 @@ export class L4Udp {
       return;
     }
     flow.origin.lastReplyMs = nowMs;
+    if (!flow.replied) this.markReplied(flow);
     if (!admitDown(this.ctx.out, nowMs, flow.listener.rule.stats, flow, bytes)) return;
     this.ctx.out.push(flow.listener.socketId, flow.clientAddress, flow.clientPort, undefined, bytes);
   }
@@ -135,13 +181,18 @@ export class L4Udp {
     unlinkChained(listener.flowsByPort, flow.clientPort, flow);
     this.flows.delete(flow.id);
     flow.source.sessions--;
-    listener.rule.stats.sessionsActive--;
+    flow.stats.sessionsActive--;
     this.ctx.closeSocket(flow.id, 'upstream', 'udp');
+    if (!flow.replied) {
+      this.forgetUnreplied(flow);
+      this.ctx.out.event({ type: 'flowUnreplied', rule: flow.stats.name, client: endpointText(flow.clientAddress, flow.clientPort), origin: endpointText(flow.origin.address, flow.originPort), reason });
+      return;
+    }
     this.ctx.out.event({
       type: 'sessionEnd',
       kind: 'udp',
       id: String(flow.id),
-      rule: listener.rule.spec.name,
+      rule: flow.stats.name,
       client: endpointText(flow.clientAddress, flow.clientPort),
       origin: endpointText(flow.origin.address, flow.originPort),
       reason,
@@ -167,10 +218,15 @@ export class L4Udp {
     }
   }
 
-  /** Closes idle flows, at most `budget`; returns the budget left, or -1 when it ran out with idle flows left. */
+  /**
+   * Closes idle flows (unreplied ones after the shorter `limits.unrepliedIdleTimeoutMs`),
+   * at most `budget`; returns the budget left, or -1 when it ran out with idle flows left.
+   */
   sweep(nowMs: number, budget: number): number {
+    const unrepliedMs = this.ctx.config.limits.unrepliedIdleTimeoutMs ?? UNREPLIED_IDLE_TIMEOUT_MS_DEFAULT;
     for (const flow of this.flows.values()) {
-      if (nowMs - flow.lastActiveMs < flow.listener.rule.spec.idleTimeoutMs) continue;
+      const idleMs = flow.listener.rule.spec.idleTimeoutMs;
+      if (nowMs - flow.lastActiveMs < (flow.replied ? idleMs : Math.min(idleMs, unrepliedMs))) continue;
       if (budget-- === 0) return -1;
       this.closeFlow(nowMs, flow, 'idle');
     }
