@@ -21,11 +21,12 @@ import type { Registry } from 'prom-client';
 import type { Endpoint } from '../../proto/src/transport.js';
 import { CoordinatorClient } from '../../kit/coordinator-client.js';
 import type { RelayConfig } from './config.js';
-import { RelayCore, type RelayEvent } from './core/relay-core.js';
+import { dropReasonNames, RelayCore, type RelayEvent } from './core/relay-core.js';
 import { ipLiteralLookup } from '../../kit/udp-lookup.js';
 import type { FleetAgent } from './fleet.js';
 import { FleetMembership, fleetMembershipKey } from './fleet-membership.js';
 import { followRevocationFeed, type RevocationFeedFollower } from './revocation-feed.js';
+import { LogAggregator, type AggregatedLine } from './log-aggregator.js';
 import { createRelayMetrics, type FleetStatus } from './metrics.js';
 import { TcpProxy } from './tcp-proxy.js';
 
@@ -117,6 +118,13 @@ export class Relay {
   private closed = false;
   /** Socket errors (send failures, ICMP reports), for logs. */
   socketErrors = 0;
+  /** Refusals and unanswered flows, logged as one line per reason per interval (see log-aggregator.ts). */
+  private readonly aggregator: LogAggregator;
+  private aggregatorTimer: NodeJS.Timeout | undefined;
+  private aggregatorDeadline = Number.POSITIVE_INFINITY;
+  /** Drop counters as of the last `dropped` lines, by reason. */
+  private readonly dropsLogged: Float64Array;
+  private dropsTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     init: RelayInit,
@@ -127,10 +135,14 @@ export class Relay {
     const wallClockMs = init.wallClockMs ?? (() => Date.now());
     this.core = new RelayCore(init.config.core, { wallClockMs, randomFill: (out) => void randomFillSync(out) });
     this.tcp = new TcpProxy(this.core, () => this.flush());
+    this.aggregator = new LogAggregator(init.config.logAggregateIntervalMs);
+    this.dropsLogged = new Float64Array(this.core.drops.length);
     this.registry = createRelayMetrics(
       () => this.core,
       () => this.fleetStatus(),
+      () => this.aggregator.totals,
     );
+    this.armDropsTimer();
   }
 
   /** Starts a relay: binds every listener, the tunnel port and the metrics endpoint. Rejects if a bind fails. */
@@ -237,7 +249,11 @@ export class Relay {
         this.logger.info({ event: 'session_moved', kind: event.kind, session: event.id, rule: event.rule, what: event.what, from: event.from, to: event.to }, 'session moved');
         return;
       case 'sessionRefused':
-        this.logger.info({ event: 'session_refused', session: event.id, client: event.client, reason: event.reason, detail: event.detail }, 'session refused');
+        // One line per reason per interval: a sender can cause one of these per datagram.
+        this.aggregate('session_refused', event.reason, { session: event.id, client: event.client, detail: event.detail }, 'session refused');
+        return;
+      case 'flowUnreplied':
+        this.aggregate('udp_flow_unreplied', event.reason, { rule: event.rule, client: event.client, origin: event.origin }, 'udp flow ended without a reply from its origin');
         return;
       case 'originHealth':
         this.logger.warn({ event: 'origin_health', group: event.group, origin: event.origin, healthy: event.healthy }, event.healthy ? 'origin up' : 'origin down');
@@ -248,6 +264,60 @@ export class Relay {
       case 'tcpEnd':
         this.tcp.end(event.connId, event.reason);
         return;
+    }
+  }
+
+  // ---------------------------------------------------------------- aggregated logs
+
+  /** Counts one occurrence of `event` for `reason`; logs it now only if it is the first of a quiet reason. */
+  private aggregate(event: string, reason: string, sample: Record<string, unknown>, msg: string): void {
+    const line = this.aggregator.record(performance.now(), event, reason, sample);
+    if (line !== undefined) this.logAggregated(line, msg);
+    const deadline = this.aggregator.pollTimeout();
+    if (deadline !== undefined && deadline < this.aggregatorDeadline) {
+      if (this.aggregatorTimer !== undefined) clearTimeout(this.aggregatorTimer);
+      this.aggregatorDeadline = deadline;
+      this.aggregatorTimer = setTimeout(() => this.onAggregatorTimer(), Math.max(0, deadline - performance.now()));
+      this.aggregatorTimer.unref();
+    }
+  }
+
+  private onAggregatorTimer(): void {
+    this.aggregatorTimer = undefined;
+    this.aggregatorDeadline = Number.POSITIVE_INFINITY;
+    for (const line of this.aggregator.handleTimeout(performance.now())) {
+      this.logAggregated(line, line.event === 'session_refused' ? 'sessions refused' : 'udp flows ended without a reply from their origin');
+    }
+    const deadline = this.aggregator.pollTimeout();
+    if (deadline === undefined || this.closed) return;
+    this.aggregatorDeadline = deadline;
+    this.aggregatorTimer = setTimeout(() => this.onAggregatorTimer(), Math.max(0, deadline - performance.now()));
+    this.aggregatorTimer.unref();
+  }
+
+  private logAggregated(line: AggregatedLine, msg: string): void {
+    const fields = { event: line.event, reason: line.reason, count: line.count, ...(line.intervalMs > 0 ? { intervalMs: line.intervalMs } : {}), ...line.sample };
+    this.logger.info(fields, line.intervalMs > 0 ? `${msg}: ${line.count} in the last ${line.intervalMs / 1000} s (one sample shown)` : msg);
+  }
+
+  /**
+   * Drops are counted per packet in the core; every `logAggregateIntervalMs` each reason
+   * that moved gets one `dropped` line with how many (none when nothing was dropped).
+   */
+  private armDropsTimer(): void {
+    if (this.dropsTimer !== undefined) clearInterval(this.dropsTimer);
+    this.dropsTimer = setInterval(() => this.logDrops(), this.config.logAggregateIntervalMs);
+    this.dropsTimer.unref();
+  }
+
+  private logDrops(): void {
+    const drops = this.core.drops;
+    const intervalMs = this.config.logAggregateIntervalMs;
+    for (let i = 0; i < drops.length; i++) {
+      const count = drops[i]! - this.dropsLogged[i]!;
+      if (count <= 0) continue;
+      this.dropsLogged[i] = drops[i]!;
+      this.logger.info({ event: 'dropped', reason: dropReasonNames[i], count, intervalMs }, `dropped ${count} packets (${dropReasonNames[i]}) in the last ${intervalMs / 1000} s`);
     }
   }
 
@@ -373,7 +443,7 @@ export class Relay {
       }
       if (request.url === '/health' || request.url === '/healthz') {
         const draining = this.core.isDraining;
-        const body = { status: draining ? 'draining' : 'ok', sessions: this.core.sessionCount, udpFlows: this.core.udpFlowCount, tcpConnections: this.core.tcpConnectionCount, tunnelSessions: this.core.tunnelSessionCount, origins: this.core.originHealth() };
+        const body = { status: draining ? 'draining' : 'ok', sessions: this.core.sessionCount, udpFlows: this.core.udpFlowCount, udpFlowsUnreplied: this.core.unrepliedFlowCount, tcpConnections: this.core.tcpConnectionCount, tunnelSessions: this.core.tunnelSessionCount, origins: this.core.originHealth() };
         // 503 while draining, so load balancers and the coordinator stop sending players here.
         response.writeHead(draining ? 503 : 200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
         return;
@@ -467,7 +537,8 @@ export class Relay {
         bindAddress: () => this.config.core.upstreamBindAddress,
         onChanged: () => this.followCoordinator(),
         relay: {
-          sessions: () => this.core.sessionCount,
+          // Against the tunnel's budget; unreplied L4 flows, shed on demand, do not count (a spoofed flood must not look like a full relay).
+          sessions: () => this.core.fleetLoadSessionCount,
           packetsTotal: () => {
             let n = 0;
             for (const s of this.core.ruleStats.values()) n += s.packetsUp + s.packetsDown;
@@ -526,9 +597,14 @@ export class Relay {
       );
     }
     const fileChanged = config.revocationFile !== this.config.revocationFile || config.revocationPollMs !== this.config.revocationPollMs;
+    const intervalChanged = config.logAggregateIntervalMs !== this.config.logAggregateIntervalMs;
     this.config = config;
     this.core.reconfigure(performance.now(), config.core);
     this.flush();
+    if (intervalChanged) {
+      this.aggregator.intervalMs = config.logAggregateIntervalMs;
+      this.armDropsTimer();
+    }
     if (fileChanged) {
       this.revocationStamp = '';
       this.watchRevocations();
@@ -565,6 +641,8 @@ export class Relay {
     this.flush();
     if (this.timer) clearTimeout(this.timer);
     if (this.revocationTimer) clearInterval(this.revocationTimer);
+    if (this.aggregatorTimer) clearTimeout(this.aggregatorTimer);
+    if (this.dropsTimer) clearInterval(this.dropsTimer);
     this.follower?.close();
     this.membership?.close();
     for (const socket of this.udp.values()) socket.close();
