@@ -18,12 +18,14 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { signalIfRunning } from '../kit/child-signal.js';
 import { CoordinatorClient } from '../kit/coordinator-client.js';
 import { PacketHeader, PacketType, parseHeader, sessionIdToHex, HEADER_BYTES } from '../proto/src/header.js';
 import { issueTicket, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
@@ -55,58 +57,114 @@ const FLOOD_PACKETS_PER_SECOND = 10_000;
 /** The relay's overall cap in these tests: the flood's 600 sources are more than all of it. */
 const SESSIONS_MAX = 400;
 const FLOOD_SOURCES = 600;
+/** Receive buffers of the relay's listen sockets, the origin and the players (the kernel caps it at net.core.rmem_max). */
+const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
 
 type Log = Record<string, unknown>;
 
-/** A UDP origin that echoes what players send and ignores everything else; `junk` counts the rest. */
-async function gameOrigin(): Promise<{ port: number; junk: () => number }> {
-  const socket = dgram.createSocket('udp4');
+/**
+ * A UDP origin that echoes what players send and ignores everything else; `junk`
+ * counts the rest, `heard` the players' sequences it got by player id (to tell loss on
+ * the way in from loss on the way back). Its receive buffer is raised (up to
+ * `net.core.rmem_max`): it gets the whole flood, forwarded, in the test's own process.
+ */
+async function gameOrigin(): Promise<{ port: number; junk: () => number; heard: Map<number, Set<number>> }> {
+  const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: RECEIVE_BUFFER_BYTES });
   let junk = 0;
+  const heard = new Map<number, Set<number>>();
   socket.on('message', (message, from) => {
-    if (message.subarray(0, 4).equals(PLAY)) socket.send(message, from.port, from.address);
-    else junk++;
+    if (!message.subarray(0, 4).equals(PLAY)) {
+      junk++;
+      return;
+    }
+    const id = message[8]!;
+    if (!heard.has(id)) heard.set(id, new Set());
+    heard.get(id)!.add(message.readUInt32BE(4));
+    socket.send(message, from.port, from.address);
   });
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   cleanups.push(() => socket.close());
-  return { port: socket.address().port, junk: () => junk };
-}
-
-/** `count` sockets bound to distinct loopback addresses 127.`octet`.x.y, for spoofed-looking floods. */
-async function sourceSockets(octet: number, count: number): Promise<dgram.Socket[]> {
-  const sockets: dgram.Socket[] = [];
-  for (let i = 0; i < count; i++) {
-    const socket = dgram.createSocket('udp4');
-    socket.on('error', () => undefined);
-    socket.on('message', () => undefined);
-    await new Promise<void>((resolve) => socket.bind(0, `127.${octet}.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`, resolve));
-    sockets.push(socket);
-  }
-  cleanups.push(() => sockets.forEach((s) => s.close()));
-  return sockets;
+  return { port: socket.address().port, junk: () => junk, heard };
 }
 
 /**
- * Sends `packet(i)` round-robin from `sockets` to 127.0.0.1:`port` at `perSecond`,
- * until `stop()` says so once `minMs` have passed, and at most `maxMs`. Resolves with
- * the packets sent and the time taken.
+ * The flooder, a process of its own (as an attacker is: the test's origin and players
+ * keep their event loop): `count` sockets bound to distinct loopback addresses
+ * 127.`octet`.x.y send the `packets` (base64, taken in turn) round-robin to
+ * 127.0.0.1:`port` at `perSecond`, for at least `minMs` and at most `maxMs`; after
+ * `minMs` it stops at the first line on its stdin (or when stdin closes). It prints
+ * `started` when its sockets are bound and it starts, and `{"sent":…,"ms":…}` once done.
  */
-async function flood(sockets: dgram.Socket[], port: number, perSecond: number, packet: (i: number) => Uint8Array, minMs: number, maxMs: number, stop: () => boolean): Promise<{ sent: number; ms: number }> {
+const FLOODER = `
+const dgram = require('node:dgram');
+const { performance } = require('node:perf_hooks');
+const [port, perSecond, minMs, maxMs, count, octet] = process.argv.slice(1, 7).map(Number);
+const packets = process.argv[7].split(',').map((b) => Buffer.from(b, 'base64'));
+let stopAsked = false;
+process.stdin.on('data', () => (stopAsked = true)).on('end', () => (stopAsked = true));
+const sockets = [];
+let bound = 0;
+for (let i = 0; i < count; i++) {
+  const socket = dgram.createSocket('udp4');
+  socket.on('error', () => undefined);
+  socket.bind(0, '127.' + octet + '.' + (1 + Math.floor(i / 250)) + '.' + (1 + (i % 250)), () => { if (++bound === count) run(); });
+  sockets.push(socket);
+}
+function run() {
+  process.stdout.write('started\\n');
   const start = performance.now();
   let sent = 0;
-  for (;;) {
+  const limit = Math.ceil((maxMs / 1000) * perSecond);
+  const step = () => {
     const elapsed = performance.now() - start;
-    if (elapsed >= maxMs || (elapsed >= minMs && stop())) break;
-    const due = Math.min(Math.floor((elapsed / 1000) * perSecond), Math.ceil((maxMs / 1000) * perSecond));
+    if (elapsed >= maxMs || (elapsed >= minMs && stopAsked) || sent >= limit) {
+      process.stdout.write(JSON.stringify({ sent, ms: elapsed }) + '\\n');
+      for (const socket of sockets) socket.close();
+      process.exit(0);
+    }
+    const due = Math.min(limit, Math.floor((elapsed / 1000) * perSecond));
     // At most 50 ms worth per step: a stalled step does not turn into one huge burst.
-    for (let n = Math.min(due - sent, perSecond / 20); n > 0; n--, sent++) sockets[sent % sockets.length]!.send(packet(sent), port, '127.0.0.1');
-    await sleep(5);
-  }
-  return { sent, ms: performance.now() - start };
+    for (let n = Math.min(due - sent, perSecond / 20); n > 0; n--, sent++) sockets[sent % count].send(packets[sent % packets.length], port, '127.0.0.1');
+    setTimeout(step, 5);
+  };
+  step();
+}
+`;
+
+/** Starts the flooder (see {@link FLOODER}): `started` once it sends, `stop()` ends it once its `minMs` have passed, `done` gives what it sent. */
+function startFlood(options: { port: number; perSecond: number; minMs: number; maxMs: number; sources: number; octet: number; packets: readonly Uint8Array[] }): {
+  started: Promise<void>;
+  stop: () => void;
+  done: Promise<{ sent: number; ms: number }>;
+} {
+  const args = [options.port, options.perSecond, options.minMs, options.maxMs, options.sources, options.octet].map(String);
+  const child = spawn(process.execPath, ['-e', FLOODER, ...args, options.packets.map((p) => Buffer.from(p).toString('base64')).join(',')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  cleanups.push(() => signalIfRunning(child, 'SIGKILL'));
+  // A stop after it ended on its own writes to a closed pipe: nothing to report.
+  child.stdin!.on('error', () => undefined);
+  let out = '';
+  let onStarted: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => (onStarted = resolve));
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    out += chunk;
+    if (out.startsWith('started\n')) onStarted();
+  });
+  const done = new Promise<{ sent: number; ms: number }>((resolve, reject) =>
+    child.once('exit', (code) => {
+      onStarted();
+      try {
+        resolve(JSON.parse(out.replace(/^started\n/, '')) as { sent: number; ms: number });
+      } catch {
+        reject(new Error(`the flooder exited with ${code} without a result: ${out}`));
+      }
+    }),
+  );
+  return { started, stop: () => child.stdin!.end('stop\n'), done };
 }
 
 /** A player sending `PLAY <seq>` at 60 packets/s and counting the echoes by sequence. */
 class Player {
-  readonly socket = dgram.createSocket('udp4');
+  readonly socket = dgram.createSocket({ type: 'udp4', recvBufferSize: RECEIVE_BUFFER_BYTES });
   readonly echoed = new Set<number>();
   sent = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -136,18 +194,31 @@ class Player {
   }
 }
 
-function playPayload(seq: number): Buffer {
+/** `PLAY`, the sequence (4 bytes), the player's id (1 byte), padding: 48 bytes. */
+function playPayload(seq: number, id: number): Buffer {
   const payload = Buffer.alloc(48, 0x2e);
   PLAY.copy(payload);
   payload.writeUInt32BE(seq, 4);
+  payload[8] = id;
   return payload;
 }
 
-function l4Player(port: number): Player {
+function l4Player(port: number, id: number): Player {
   return new Player(
-    (socket, seq) => socket.send(playPayload(seq), port, '127.0.0.1'),
+    (socket, seq) => socket.send(playPayload(seq, id), port, '127.0.0.1'),
     (message) => (message.subarray(0, 4).equals(PLAY) ? message.readUInt32BE(4) : undefined),
   );
+}
+
+/** CPU time (user + system) process `pid` has used, ms; NaN where /proc is not there. */
+function cpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime, in clock ticks (USER_HZ = 100 on Linux).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /** A relay process with its JSON log lines. */
@@ -196,7 +267,7 @@ describe('a relay under a spoofed flood (real processes)', () => {
         'metrics: { listen: 127.0.0.1:0 }',
         'drain: { timeoutMs: 200 }',
         // Room for the flood's packets while the relay catches up (capped by net.core.rmem_max).
-        'socketReceiveBufferBytes: 4194304',
+        `socketReceiveBufferBytes: ${RECEIVE_BUFFER_BYTES}`,
         // The default split: one UDP rule and the tunnel share the cap, half each.
         `limits: { sessionsMax: ${SESSIONS_MAX} }`,
         'rules:',
@@ -224,12 +295,15 @@ describe('a relay under a spoofed flood (real processes)', () => {
     assert.equal(registered.capacitySessions, SESSIONS_MAX / 2, 'capacity defaults to the tunnel budget');
 
     // The live player, established before the flood.
-    const live = l4Player(rulePort);
+    const live = l4Player(rulePort, 1);
     await live.bind();
     live.start();
     await until(() => live.echoed.size >= 10, 5000, 'the live player echoed before the flood');
 
-    const sources = await sourceSockets(21, FLOOD_SOURCES);
+    // The flood starts once its sockets are bound; it lasts until the checks below are done (at least 3 s, at most 12 s).
+    const flooder = startFlood({ port: rulePort, perSecond: FLOOD_PACKETS_PER_SECOND, minMs: 3000, maxMs: 12_000, sources: FLOOD_SOURCES, octet: 21, packets: [JUNK] });
+    await flooder.started;
+    const cpuBefore = cpuMs(relay.proc.child.pid!);
     const linesBefore = relay.lines.length;
     const liveFrom = live.sent;
     let newPlayer: Player | undefined;
@@ -237,12 +311,11 @@ describe('a relay under a spoofed flood (real processes)', () => {
     let tunnelEchoes = 0;
     const coordinatorViews: { health: string; sessions: number; capacity: number }[] = [];
     const healthViews: string[] = [];
-    let checksDone = false;
 
-    // Checks made while the flood runs; the flood lasts until they are done (at least 3 s, at most 12 s).
+    // Checks made while the flood runs.
     const during = (async () => {
       await sleep(1000);
-      newPlayer = l4Player(rulePort);
+      newPlayer = l4Player(rulePort, 2);
       await newPlayer.bind('127.0.0.1');
       newPlayer.start();
       const tunnel = dgram.createSocket('udp4');
@@ -262,7 +335,7 @@ describe('a relay under a spoofed flood (real processes)', () => {
       await eventually(
         async () => {
           if (!tunnelAccepted) tunnel.send(open, tunnelPort, '127.0.0.1');
-          else tunnel.send(buildPacket(PacketType.Data, s.high, s.low, tunnelEchoes + 1, playPayload(tunnelEchoes)), tunnelPort, '127.0.0.1');
+          else tunnel.send(buildPacket(PacketType.Data, s.high, s.low, tunnelEchoes + 1, playPayload(tunnelEchoes, 3)), tunnelPort, '127.0.0.1');
           return tunnelEchoes >= 3 ? true : undefined;
         },
         8000,
@@ -280,9 +353,10 @@ describe('a relay under a spoofed flood (real processes)', () => {
       () => undefined,
       (error: unknown) => error,
     );
-    // A failed check ends the flood too (and is thrown below).
-    void during.then(() => (checksDone = true));
-    const result = await flood(sources, rulePort, FLOOD_PACKETS_PER_SECOND, () => JUNK, 3000, 12_000, () => checksDone);
+    // Done or failed, the checks end the flood (a failure is thrown below).
+    void during.then(() => flooder.stop());
+    const result = await flooder.done;
+    const floodCpuMs = cpuMs(relay.proc.child.pid!) - cpuBefore;
     const liveTo = live.sent;
     const failed = await during;
     if (failed !== undefined) throw failed;
@@ -291,15 +365,17 @@ describe('a relay under a spoofed flood (real processes)', () => {
     newPlayer?.stop();
 
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    const metric = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+    const metric = (name: string): number => Number(new RegExp(`^${name.replace(/[{}.]/g, '\\$&')} (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN);
     const lost = live.lost(liveFrom, liveTo);
+    let lostOnTheWayIn = 0;
+    for (let seq = liveFrom; seq < liveTo; seq++) if (!origin.heard.get(1)?.has(seq)) lostOnTheWayIn++;
     const lossPercent = (100 * lost) / Math.max(1, liveTo - liveFrom);
     const floodLines = relay.lines.slice(linesBefore);
     const perEvent = (event: string): number => floodLines.filter((l) => l.event === event).length;
     process.stdout.write(
-      `# flood: ${result.sent} packets in ${result.ms.toFixed(0)} ms (${((result.sent / result.ms) * 1000).toFixed(0)}/s) from ${FLOOD_SOURCES} sources; ` +
+      `# flood: ${result.sent} packets in ${result.ms.toFixed(0)} ms (${((result.sent / result.ms) * 1000).toFixed(0)}/s) from ${FLOOD_SOURCES} sources; relay CPU ${floodCpuMs} ms (${((1000 * floodCpuMs) / result.sent).toFixed(1)} µs per flood packet); ` +
         `origin got ${origin.junk()} junk; flows shed ${metric('slipstream_relay_udp_flows_shed_total')}; ` +
-        `live player lost ${lost} of ${liveTo - liveFrom} (${lossPercent.toFixed(2)} %); new player echoed ${newPlayer?.echoed.size}; tunnel echoes ${tunnelEchoes}; ` +
+        `live player lost ${lost} of ${liveTo - liveFrom} (${lossPercent.toFixed(2)} %; ${lostOnTheWayIn} before the origin); relay event-loop delay p99 ${metric('slipstream_relay_event_loop_delay_seconds{quantile="0.99"}')} s; new player echoed ${newPlayer?.echoed.size}; tunnel echoes ${tunnelEchoes}; ` +
         `coordinator saw ${JSON.stringify(coordinatorViews)}; log lines during the flood: ${floodLines.length} (session_start ${perEvent('session_start')}, session_end ${perEvent('session_end')}, udp_flow_unreplied ${perEvent('udp_flow_unreplied')})\n`,
     );
     assert.ok(result.sent >= 25_000, `the flood ran (${result.sent} packets)`);
@@ -331,10 +407,9 @@ describe('a relay under a spoofed flood (real processes)', () => {
       const s = mint(keys, forger);
       return buildControlPacket(s.high, s.low, { type: 'sessionOpen', ticket: s.ticket, fecModes: ['off'] });
     });
-    const sources = await sourceSockets(22, 200);
     const linesBefore = relay.lines.length;
     const start = performance.now();
-    const result = await flood(sources, tunnelPort, 3000, (i) => forged[i % forged.length]!, 3000, 3000, () => true);
+    const result = await startFlood({ port: tunnelPort, perSecond: 3000, minMs: 3000, maxMs: 3000, sources: 200, octet: 22, packets: forged }).done;
     // Every window closes within an interval of the last refusal: wait for the last summaries.
     await sleep(2 * INTERVAL_MS + 500);
     const elapsedMs = performance.now() - start;

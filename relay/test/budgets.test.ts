@@ -54,6 +54,9 @@ describe('unreplied L4 flows', () => {
     assert.equal(shed.length, 993);
     assert.ok(shed.every((e) => e.reason === 'shed'));
     assert.equal(shed[0]!.client, '203.0.0.0:1000', 'the oldest first');
+    // Each shed flow hands its origin-facing socket to the flow that displaced it: no kernel socket made and closed per spoofed datagram.
+    assert.equal(h.eventsOf('openSocket').filter((e) => e.kind === 'upstream').length, 10);
+    assert.equal(h.eventsOf('closeSocket').filter((e) => e.kind === 'upstream').length, 0);
     // The players' flows are untouched: same upstream socket, still forwarded.
     for (const [i, address] of ['198.51.100.1', '198.51.100.2', '198.51.100.3'].entries()) {
       const [up] = h.deliver(listener, { address, port: 5000 }, Uint8Array.of(1));

@@ -45,9 +45,10 @@ export interface UnrepliedShedder {
   unrepliedCount(): number;
   /**
    * Ends the oldest unreplied flow of the rule counted by `rule`, or of any rule when
-   * `rule` is undefined. False when there is none to end.
+   * `rule` is undefined. False when there is none to end. `forNewFlow`: the room is for
+   * a new UDP flow, which may take over the shed flow's socket.
    */
-  shedOldestUnreplied(nowMs: number, rule: RuleStats | undefined): boolean;
+  shedOldestUnreplied(nowMs: number, rule: RuleStats | undefined, forNewFlow: boolean): boolean;
 }
 
 /** The budget of `kind` under `limits`: its own key, else the overall `sessionsMax`. */
@@ -96,17 +97,17 @@ export class SessionBudgets {
     const limits = this.limits();
     const udp = kind === SessionKind.Udp;
     if (rule !== undefined && ruleMax !== undefined && rule.sessionsActive >= ruleMax) {
-      if (!udp || !this.shedOne(nowMs, rule)) return false;
+      if (!udp || !this.shedOne(nowMs, rule, true)) return false;
     }
     if (this.kindCount(kind) >= kindBudget(limits, kind)) {
-      if (!udp || !this.shedOne(nowMs, undefined)) return false;
+      if (!udp || !this.shedOne(nowMs, undefined, true)) return false;
     }
-    if (this.total >= limits.sessionsMax && !this.shedOne(nowMs, undefined)) return false;
+    if (this.total >= limits.sessionsMax && !this.shedOne(nowMs, undefined, udp)) return false;
     return true;
   }
 
-  private shedOne(nowMs: number, rule: RuleStats | undefined): boolean {
-    if (!this.shedder.shedOldestUnreplied(nowMs, rule)) return false;
+  private shedOne(nowMs: number, rule: RuleStats | undefined, forNewFlow: boolean): boolean {
+    if (!this.shedder.shedOldestUnreplied(nowMs, rule, forNewFlow)) return false;
     this.shed++;
     return true;
   }

@@ -133,7 +133,7 @@ export class RelayCore {
     this.budgets = new SessionBudgets(
       () => ctx.config.limits,
       this,
-      { unrepliedCount: () => this.udp.unrepliedCount, shedOldestUnreplied: (nowMs, rule) => this.udp.shedOldestUnreplied(nowMs, rule) },
+      { unrepliedCount: () => this.udp.unrepliedCount, shedOldestUnreplied: (nowMs, rule, forNewFlow) => this.udp.shedOldestUnreplied(nowMs, rule, forNewFlow) },
     );
     this.sources = new SourceTable(ctx, this.budgets);
     this.origins = new OriginGroups(ctx);
