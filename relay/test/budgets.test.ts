@@ -181,4 +181,22 @@ describe('budgets per kind and per rule', () => {
     assert.equal(h2.core.udpFlowCount, 6, 'the flooded rule 5, the quiet rule 1');
     assert.ok(!h2.eventsOf('flowUnreplied').some((e) => e.rule === 'quiet'), 'the quiet rule\'s waiting player was not shed');
   });
+
+  test('a shed flow\'s socket goes to the new flow only on the same origin group; otherwise it is closed and a new one opened', () => {
+    const rules = [udpRule({ name: 'a' }), udpRule({ name: 'b', listenPort: 27016, listenPortEnd: 27016, group: 'other' })];
+    const groups = [
+      { name: 'g', origins: [{ address: '10.0.0.8', port: 7000, portEnd: 7000 }], healthCheck: { mode: 'none' as const, intervalMs: 1000, timeoutMs: 500, failuresToDown: 1, successesToUp: 1, udpPayload: Uint8Array.of(0) } },
+      { name: 'other', origins: [{ address: '10.0.0.7', port: 7000, portEnd: 7000 }], healthCheck: { mode: 'none' as const, intervalMs: 1000, timeoutMs: 500, failuresToDown: 1, successesToUp: 1, udpPayload: Uint8Array.of(0) } },
+    ];
+    const h = new Harness(baseConfig({ rules, groups, limits: limits({ sessionsMax: 100, udpFlowsMax: 3 }) }));
+    for (let i = 0; i < 3; i++) spoof(h, h.listenerIds.get(27015)!, i);
+    const upstream = (type: 'openSocket' | 'closeSocket'): number[] => h.eventsOf(type).filter((e) => e.kind === 'upstream').map((e) => e.socketId);
+    assert.equal(upstream('openSocket').length, 3);
+    const [up] = h.deliver(h.listenerIds.get(27016)!, { address: '198.51.100.1', port: 5000 }, Uint8Array.of(1));
+    assert.equal(up?.to.address, '10.0.0.7', 'the new flow goes to its own group\'s origin');
+    assert.deepEqual(upstream('closeSocket'), [upstream('openSocket')[0]], 'the shed flow\'s socket (the oldest) is closed');
+    assert.equal(upstream('openSocket').length, 4, 'and the new flow has a socket of its own');
+    assert.equal(up?.socketId, upstream('openSocket')[3]);
+    assert.equal(h.core.udpFlowCount, 3);
+  });
 });
