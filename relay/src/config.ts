@@ -31,6 +31,12 @@ export interface RelayConfig {
   readonly core: RelayCoreConfig;
   /** pino level. Default `info`. */
   readonly logLevel: LogLevel;
+  /**
+   * Refusals, drops and flows that never got an answer are logged as at most one line
+   * per reason per this interval, with the count and a sample (relay/src/log-aggregator.ts),
+   * ms. Default {@link C.LOG_AGGREGATE_INTERVAL_MS_DEFAULT} (10 000), accepted 100–3 600 000.
+   */
+  readonly logAggregateIntervalMs: number;
   /** Where `/metrics` and `/health` listen, or undefined (key `metrics.listen: off`). */
   readonly metricsListen: { readonly host: string; readonly port: number } | undefined;
   /** SIGTERM drain deadline, ms. */
@@ -66,7 +72,11 @@ export interface FleetSpec {
   readonly tunnelAddress: string | undefined;
   /** Public `host:port` that answers probes; undefined = `tunnelAddress`. */
   readonly probeAddress: string | undefined;
-  /** Sessions the coordinator may send here. */
+  /**
+   * Tunnel sessions the coordinator may send here. Default the tunnel's budget
+   * (`limits.tunnelSessionsMax`): the heartbeat's session count is measured against it
+   * (see `RelayCore.fleetLoadSessionCount`).
+   */
   readonly capacitySessions: number;
   /** Heartbeat period, ms (the coordinator's own interval caps it). */
   readonly heartbeatIntervalMs: number;
@@ -82,11 +92,11 @@ export interface FleetSpec {
   readonly originProbe: 'tcp' | 'none';
 }
 
-const TOP_KEYS = ['logLevel', 'upstreamBindAddress', 'metrics', 'drain', 'limits', 'tcp', 'originGroups', 'rules', 'tunnel', 'socketReceiveBufferBytes', 'upstreamReceiveBufferBytes', 'fleet'];
+const TOP_KEYS = ['logLevel', 'logAggregateIntervalMs', 'upstreamBindAddress', 'metrics', 'drain', 'limits', 'tcp', 'originGroups', 'rules', 'tunnel', 'socketReceiveBufferBytes', 'upstreamReceiveBufferBytes', 'fleet'];
 const FLEET_KEYS = ['relayId', 'region', 'latitude', 'longitude', 'tunnelAddress', 'probeAddress', 'capacitySessions', 'heartbeatIntervalMs', 'probeIntervalMs', 'probeTimeoutMs', 'reportIntervalMs', 'meshRefreshMs', 'originProbe'];
-const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'connectTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny', 'connectionBytesPerSecond', 'bytesPerSecond'];
+const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'sessionsMax', 'connectTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny', 'connectionBytesPerSecond', 'bytesPerSecond'];
 const HEALTH_KEYS = ['mode', 'intervalMs', 'timeoutMs', 'failuresToDown', 'successesToUp', 'udpPayloadHex'];
-const LIMIT_KEYS = ['sessionsMax', 'sessionsPerSourceMax', 'newSessionsPerSourcePerSecond', 'sourcePacketsPerSecond', 'sourceBytesPerSecond', 'sessionPacketsPerSecond', 'sessionBytesPerSecond', 'unauthenticatedPacketsPerSecond', 'burstMs'];
+const LIMIT_KEYS = ['sessionsMax', 'udpFlowsMax', 'tcpConnectionsMax', 'tunnelSessionsMax', 'unrepliedIdleTimeoutMs', 'sessionsPerSourceMax', 'newSessionsPerSourcePerSecond', 'sourcePacketsPerSecond', 'sourceBytesPerSecond', 'sessionPacketsPerSecond', 'sessionBytesPerSecond', 'unauthenticatedPacketsPerSecond', 'burstMs'];
 const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'additionalTicketPublicKeys', 'sealKey', 'sealKeyFile', 'additionalSealKeys', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs'];
 const FEC_KEYS = ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs', 'adaptive', 'overheadMax', 'latencyBudgetMs', 'sw'];
 const FEC_SW_KEYS = ['repairsPerSource', 'repairSpacingMs', 'windowPackets', 'windowMs'];
@@ -159,6 +169,7 @@ function limits(reader: ConfigReader): LimitsSpec {
     sessionBytesPerSecond: rate('sessionBytesPerSecond', C.SESSION_BYTES_PER_SECOND_DEFAULT),
     unauthenticatedPacketsPerSecond: rate('unauthenticatedPacketsPerSecond', C.UNAUTHENTICATED_PACKETS_PER_SECOND_DEFAULT),
     burstMs: reader.number([...p, 'burstMs'], { min: 1, max: 60_000, integer: true, unit: 'ms', default: C.BURST_MS_DEFAULT }),
+    unrepliedIdleTimeoutMs: reader.number([...p, 'unrepliedIdleTimeoutMs'], { min: C.UNREPLIED_IDLE_TIMEOUT_MS_MIN, max: C.IDLE_TIMEOUT_MS_MAX, integer: true, unit: 'ms', default: C.UNREPLIED_IDLE_TIMEOUT_MS_DEFAULT }),
   };
 }
 
@@ -174,6 +185,39 @@ function tcpLimits(reader: ConfigReader): TcpLimitsSpec {
     silentPerSourceMax: reader.number([...p, 'silentPerSourceMax'], { min: 1, max: 10_000_000, integer: true, default: C.TCP_SILENT_PER_SOURCE_MAX_DEFAULT }),
     firstByteTimeoutMs,
   };
+}
+
+/**
+ * The per-kind and per-rule session budgets (core/budgets.ts), once the rules and the
+ * tunnel are known. By default `limits.sessionsMax` is split evenly among the kinds
+ * configured (UDP rules, TCP rules, the tunnel), and each kind's budget evenly among
+ * its rules, so that by default the budgets never add up to more than the ceiling and
+ * no door can fill another's room. Explicit budgets may add up to more (the ceiling
+ * then still holds, and unreplied UDP flows are shed first), but none may exceed the
+ * budget it is part of.
+ */
+function budgets(reader: ConfigReader, base: LimitsSpec, rules: RuleSpec[], hasTunnel: boolean): { limits: LimitsSpec; rules: RuleSpec[] } {
+  const p: ConfigPath = ['limits'];
+  const udpRules = rules.filter((r) => r.protocol === 'udp').length;
+  const tcpRules = rules.length - udpRules;
+  const kinds = (udpRules > 0 ? 1 : 0) + (tcpRules > 0 ? 1 : 0) + (hasTunnel ? 1 : 0);
+  const share = Math.max(1, Math.floor(base.sessionsMax / Math.max(1, kinds)));
+  const budget = (key: string): number =>
+    reader.number([...p, key], { min: 1, max: base.sessionsMax, integer: true, unit: `(a share of limits.sessionsMax, ${base.sessionsMax})`, default: share });
+  const limits: LimitsSpec = { ...base, udpFlowsMax: budget('udpFlowsMax'), tcpConnectionsMax: budget('tcpConnectionsMax'), tunnelSessionsMax: budget('tunnelSessionsMax') };
+  const withBudgets = rules.map((rule, i) => {
+    const kindMax = rule.protocol === 'udp' ? limits.udpFlowsMax! : limits.tcpConnectionsMax!;
+    const kindKey = rule.protocol === 'udp' ? 'limits.udpFlowsMax' : 'limits.tcpConnectionsMax';
+    const sessionsMax = reader.number(['rules', i, 'sessionsMax'], {
+      min: 1,
+      max: kindMax,
+      integer: true,
+      unit: `(a share of ${kindKey}, ${kindMax})`,
+      default: Math.max(1, Math.floor(kindMax / (rule.protocol === 'udp' ? udpRules : tcpRules))),
+    });
+    return { ...rule, sessionsMax };
+  });
+  return { limits, rules: withBudgets };
 }
 
 function base64Key(reader: ConfigReader, path: ConfigPath, bytes: number, text: string): Uint8Array {
@@ -308,7 +352,7 @@ function checkRevocationFile(reader: ConfigReader, file: string): void {
   }
 }
 
-function fleet(reader: ConfigReader, hasCoordinator: boolean, sessionsMax: number, tunnelListen: string | undefined): FleetSpec | undefined {
+function fleet(reader: ConfigReader, hasCoordinator: boolean, tunnelSessionsMax: number, tunnelListen: string | undefined): FleetSpec | undefined {
   const p: ConfigPath = ['fleet'];
   if (!reader.has(p)) return undefined;
   reader.rejectUnknownKeys(p, FLEET_KEYS);
@@ -331,7 +375,7 @@ function fleet(reader: ConfigReader, hasCoordinator: boolean, sessionsMax: numbe
     longitude: reader.number([...p, 'longitude'], { min: -180, max: 180, unit: 'degrees' }),
     tunnelAddress: address('tunnelAddress'),
     probeAddress: address('probeAddress'),
-    capacitySessions: reader.number([...p, 'capacitySessions'], { min: 1, max: 10_000_000, integer: true, default: sessionsMax }),
+    capacitySessions: reader.number([...p, 'capacitySessions'], { min: 1, max: 10_000_000, integer: true, default: tunnelSessionsMax }),
     heartbeatIntervalMs: reader.number([...p, 'heartbeatIntervalMs'], { min: 100, max: 60_000, integer: true, unit: 'ms', default: C.FLEET_HEARTBEAT_INTERVAL_MS_DEFAULT }),
     probeIntervalMs,
     probeTimeoutMs: reader.number([...p, 'probeTimeoutMs'], { min: 10, max: 10_000, integer: true, unit: 'ms', default: C.FLEET_PROBE_TIMEOUT_MS_DEFAULT }),
@@ -424,6 +468,7 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
   }
   const tunnelSpec = tunnel(reader);
   if (rules.length === 0 && tunnelSpec === undefined) reader.fail(['rules'], 'nothing to do; expected at least one rule or a tunnel section');
+  const budgeted = budgets(reader, limitSpec, rules, tunnelSpec !== undefined);
   const revocationFile = reader.has(['tunnel', 'revocationFile']) ? reader.string(['tunnel', 'revocationFile']) : undefined;
   if (revocationFile !== undefined) checkRevocationFile(reader, revocationFile);
   const coordinatorUrl = reader.has(['tunnel', 'coordinatorUrl']) ? reader.string(['tunnel', 'coordinatorUrl'], { pattern: /^https?:\/\/\S+$/, patternText: 'an http(s):// URL' }) : undefined;
@@ -441,8 +486,9 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
   if (coordinatorUrl !== undefined && coordinatorFleetSecret === undefined) reader.fail(['tunnel', 'coordinatorFleetSecret'], 'missing; coordinatorUrl needs the fleet secret (coordinatorFleetSecret or coordinatorFleetSecretFile)');
   return {
     coordinatorFleetSecret,
-    core: { rules, groups, limits: limitSpec, tunnel: tunnelSpec, upstreamBindAddress, tcp: tcpLimits(reader) },
+    core: { rules: budgeted.rules, groups, limits: budgeted.limits, tunnel: tunnelSpec, upstreamBindAddress, tcp: tcpLimits(reader) },
     logLevel,
+    logAggregateIntervalMs: reader.number(['logAggregateIntervalMs'], { min: 100, max: 3_600_000, integer: true, unit: 'ms', default: C.LOG_AGGREGATE_INTERVAL_MS_DEFAULT }),
     metricsListen,
     drainTimeoutMs,
     revocationFile,
@@ -450,6 +496,6 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
     coordinatorUrl,
     socketReceiveBufferBytes: reader.number(['socketReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: 0 }),
     upstreamReceiveBufferBytes: reader.number(['upstreamReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: 0 }),
-    fleet: fleet(reader, coordinatorUrl !== undefined, limitSpec.sessionsMax, tunnelSpec?.listenAddress),
+    fleet: fleet(reader, coordinatorUrl !== undefined, budgeted.limits.tunnelSessionsMax!, tunnelSpec?.listenAddress),
   };
 }

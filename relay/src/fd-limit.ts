@@ -56,56 +56,6 @@ export function sessionsMaxWithinFdLimit(sessionsMax: number, limit: OpenFileLim
 }
 
 /**
- * Logs one line per `intervalMs` for a recurring condition (an `EMFILE` per refused
- * socket, say), with how many happened and a sample: the first occurrence at once, the
- * rest of the interval in one line at its end. Never more than two lines per interval,
- * whatever the rate.
- */
-export class AggregatedLog {
-  private lastLogMs = Number.NEGATIVE_INFINITY;
-  private pending = 0;
-  private sample: Record<string, unknown> = {};
-  private timer: NodeJS.Timeout | undefined;
-
-  /**
-   * @param logger where the lines go (level warn)
-   * @param event the lines' `event` field
-   * @param message the lines' message
-   * @param intervalMs at most one line per this long after the first, ms
-   */
-  constructor(
-    private readonly logger: Logger,
-    private readonly event: string,
-    private readonly message: string,
-    private readonly intervalMs: number,
-  ) {}
-
-  /** One occurrence; `sample` (the code, the peer) is logged with the count. */
-  note(nowMs: number, sample: Record<string, unknown>): void {
-    this.sample = sample;
-    if (nowMs - this.lastLogMs >= this.intervalMs) {
-      this.lastLogMs = nowMs;
-      this.logger.warn({ event: this.event, count: 1, intervalMs: this.intervalMs, ...sample }, this.message);
-      return;
-    }
-    this.pending++;
-    if (this.timer !== undefined) return;
-    this.timer = setTimeout(() => this.flush(), Math.max(1, this.lastLogMs + this.intervalMs - nowMs));
-    this.timer.unref();
-  }
-
-  /** Logs what the interval gathered now (also at close). */
-  flush(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.pending === 0) return;
-    this.logger.warn({ event: this.event, count: this.pending, intervalMs: this.intervalMs, ...this.sample }, this.message);
-    this.pending = 0;
-    this.lastLogMs = performance.now();
-  }
-}
-
-/**
  * Checks `sessionsMax` against the open-file limit and warns (`fd_limit`) when the
  * relay cannot hold that many sessions; returns the cap to run with (see
  * {@link sessionsMaxWithinFdLimit}).

@@ -18,9 +18,10 @@ export interface FleetStatus {
 /**
  * Builds a registry whose metrics read `core()` (a getter: the core survives reloads, but
  * tests may swap it) and `fleet()` (undefined, the default, when the relay is not a
- * fleet member and its file names no fleet).
+ * fleet member and its file names no fleet), and `aggregated()`: the events logged as
+ * aggregated lines, counted one by one, by `event/reason` (log-aggregator.ts).
  */
-export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStatus | undefined = () => undefined): Registry {
+export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStatus | undefined = () => undefined, aggregated: () => ReadonlyMap<string, number> = () => new Map()): Registry {
   const registry = new Registry();
   // Per rule and direction: upstream = from clients, downstream = from origins.
   const directionCounters: [name: string, help: string, up: (s: RuleStats) => number, down: (s: RuleStats) => number][] = [
@@ -92,6 +93,7 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
     ['slipstream_relay_fec_data_bytes_total', 'Downstream FEC payload bytes of the game itself (tunnel sessions terminated here).', (c) => c.fecSentBytes.data],
     ['slipstream_relay_fec_redundant_bytes_total', 'Downstream FEC payload bytes of redundancy: parity, sliding-window repairs and copies (their ratio to fec_data_bytes is the FEC overhead).', (c) => c.fecSentBytes.redundant],
     ['slipstream_relay_probes_answered_total', 'Probe packets answered with timestamps.', (c) => c.probesAnswered],
+    ['slipstream_relay_udp_flows_shed_total', "L4 UDP flows without a reply from their origin ended to make room for another session (a full budget: limits.*Max, rules[].sessionsMax).", (c) => c.shedFlowCount],
   ];
   for (const [name, help, read] of coreTotals) {
     new Counter({
@@ -104,6 +106,27 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
       },
     });
   }
+  new Gauge({
+    name: 'slipstream_relay_udp_flows_unreplied',
+    help: 'L4 UDP flows open now whose origin has not answered yet (short idle timeout; the first shed when a budget is full).',
+    registers: [registry],
+    collect() {
+      this.set(core().unrepliedFlowCount);
+    },
+  });
+  new Counter({
+    name: 'slipstream_relay_events_total',
+    help: 'Events a sender can cause once per datagram, which the log shows as one aggregated line per reason per interval: session_refused by error code, udp_flow_unreplied by end reason.',
+    labelNames: ['event', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [key, n] of aggregated()) {
+        const slash = key.indexOf('/');
+        this.inc({ event: key.slice(0, slash), reason: key.slice(slash + 1) }, n);
+      }
+    },
+  });
   new Gauge({
     name: 'slipstream_relay_origin_healthy',
     help: '1 when the origin passes its health checks, else 0.',

@@ -22,17 +22,29 @@ import type { Endpoint } from '../../proto/src/transport.js';
 import { CoordinatorClient } from '../../kit/coordinator-client.js';
 import type { RelayConfig } from './config.js';
 import type { RelayCoreConfig } from './core/config-types.js';
-import { RelayCore, type RelayEvent } from './core/relay-core.js';
+import { dropReasonNames, RelayCore, type RelayEvent } from './core/relay-core.js';
 import { ipLiteralLookup } from '../../kit/udp-lookup.js';
 import type { FleetAgent } from './fleet.js';
 import { FleetMembership, fleetMembershipKey } from './fleet-membership.js';
 import { followRevocationFeed, type RevocationFeedFollower } from './revocation-feed.js';
+import { LogAggregator, type AggregatedLine } from './log-aggregator.js';
 import { createRelayMetrics, type FleetStatus } from './metrics.js';
-import { AggregatedLog, checkFdLimit, FD_RESERVE, readOpenFileLimit, type OpenFileLimit } from './fd-limit.js';
+import { checkFdLimit, FD_RESERVE, readOpenFileLimit, type OpenFileLimit } from './fd-limit.js';
 import { TcpProxy } from './tcp-proxy.js';
 
-/** At most one log line per this long for a socket error that repeats (EMFILE at accept or bind), after the first, ms. */
-const ERROR_LOG_INTERVAL_MS = 10_000;
+/**
+ * Events that a sender (or a storm of socket errors) can cause once per packet, logged
+ * through the {@link LogAggregator}: at most one line per event and reason per
+ * `logAggregateIntervalMs`, each with its message and level.
+ */
+const AGGREGATED_EVENTS = {
+  session_refused: { msg: 'sessions refused', level: 'info' },
+  udp_flow_unreplied: { msg: 'udp flows ended without a reply from their origin', level: 'info' },
+  accept_failed: { msg: 'TCP accept failed', level: 'warn' },
+  bind_failed: { msg: 'bind failed', level: 'warn' },
+  tcp_refused_fd_limit: { msg: 'TCP connections refused: too few file descriptors left (see the fd_limit warning)', level: 'warn' },
+} as const satisfies Record<string, { msg: string; level: 'info' | 'warn' }>;
+type AggregatedEvent = keyof typeof AGGREGATED_EVENTS;
 
 /** Datagrams an origin-facing socket holds while its UDP connect completes (about one tick). */
 const UPSTREAM_PENDING_MAX = 256;
@@ -127,9 +139,13 @@ export class Relay {
   /** The process's open-file limit, read at start (undefined where unknown). */
   private readonly fdLimit: OpenFileLimit | undefined = readOpenFileLimit();
   /** Errors that come in storms (one per refused socket when out of descriptors): aggregated lines. */
-  private readonly acceptErrors: AggregatedLog;
-  private readonly bindErrors: AggregatedLog;
-  private readonly fdRefusals: AggregatedLog;
+  /** Refusals and unanswered flows, logged as one line per reason per interval (see log-aggregator.ts). */
+  private readonly aggregator: LogAggregator;
+  private aggregatorTimer: NodeJS.Timeout | undefined;
+  private aggregatorDeadline = Number.POSITIVE_INFINITY;
+  /** Drop counters as of the last `dropped` lines, by reason. */
+  private readonly dropsLogged: Float64Array;
+  private dropsTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     init: RelayInit,
@@ -138,19 +154,20 @@ export class Relay {
     this.config = init.config;
     this.restartOnly = restartOnlyValues(init.config);
     const wallClockMs = init.wallClockMs ?? (() => Date.now());
-    this.acceptErrors = new AggregatedLog(logger, 'accept_failed', 'TCP accept failed', ERROR_LOG_INTERVAL_MS);
-    this.bindErrors = new AggregatedLog(logger, 'bind_failed', 'bind failed', ERROR_LOG_INTERVAL_MS);
-    this.fdRefusals = new AggregatedLog(logger, 'tcp_refused_fd_limit', 'TCP connection refused: too few file descriptors left (see the fd_limit warning)', ERROR_LOG_INTERVAL_MS);
     this.core = new RelayCore(this.coreConfig(init.config), { wallClockMs, randomFill: (out) => void randomFillSync(out) });
     this.tcp = new TcpProxy(
       this.core,
       () => this.flush(),
       () => this.hasFdRoomForTcp(),
     );
+    this.aggregator = new LogAggregator(init.config.logAggregateIntervalMs);
+    this.dropsLogged = new Float64Array(this.core.drops.length);
     this.registry = createRelayMetrics(
       () => this.core,
       () => this.fleetStatus(),
+      () => this.aggregator.totals,
     );
+    this.armDropsTimer();
   }
 
   /**
@@ -170,7 +187,7 @@ export class Relay {
   private hasFdRoomForTcp(): boolean {
     if (this.fdLimit === undefined) return true;
     if (this.udp.size + this.tcp.socketCount + this.tcpServers.size + 2 <= this.fdLimit.soft - FD_RESERVE / 2) return true;
-    this.fdRefusals.note(performance.now(), { openFilesSoft: this.fdLimit.soft });
+    this.aggregate('tcp_refused_fd_limit', 'fd_limit', { openFilesSoft: this.fdLimit.soft });
     return false;
   }
 
@@ -283,7 +300,11 @@ export class Relay {
         this.logger.info({ event: 'session_moved', kind: event.kind, session: event.id, rule: event.rule, what: event.what, from: event.from, to: event.to }, 'session moved');
         return;
       case 'sessionRefused':
-        this.logger.info({ event: 'session_refused', session: event.id, client: event.client, reason: event.reason, detail: event.detail }, 'session refused');
+        // One line per reason per interval: a sender can cause one of these per datagram.
+        this.aggregate('session_refused', event.reason, { session: event.id, client: event.client, detail: event.detail });
+        return;
+      case 'flowUnreplied':
+        this.aggregate('udp_flow_unreplied', event.reason, { rule: event.rule, client: event.client, origin: event.origin });
         return;
       case 'originHealth':
         this.logger.warn({ event: 'origin_health', group: event.group, origin: event.origin, healthy: event.healthy }, event.healthy ? 'origin up' : 'origin down');
@@ -294,6 +315,59 @@ export class Relay {
       case 'tcpEnd':
         this.tcp.end(event.connId, event.reason);
         return;
+    }
+  }
+
+  // ---------------------------------------------------------------- aggregated logs
+
+  /** Counts one occurrence of `event` (one of {@link AGGREGATED_EVENTS}) for `reason`; logs it now only if it is the first of a quiet reason. */
+  private aggregate(event: AggregatedEvent, reason: string, sample: Record<string, unknown>): void {
+    const line = this.aggregator.record(performance.now(), event, reason, sample);
+    if (line !== undefined) this.logAggregated(line);
+    const deadline = this.aggregator.pollTimeout();
+    if (deadline !== undefined && deadline < this.aggregatorDeadline) {
+      if (this.aggregatorTimer !== undefined) clearTimeout(this.aggregatorTimer);
+      this.aggregatorDeadline = deadline;
+      this.aggregatorTimer = setTimeout(() => this.onAggregatorTimer(), Math.max(0, deadline - performance.now()));
+      this.aggregatorTimer.unref();
+    }
+  }
+
+  private onAggregatorTimer(): void {
+    this.aggregatorTimer = undefined;
+    this.aggregatorDeadline = Number.POSITIVE_INFINITY;
+    for (const line of this.aggregator.handleTimeout(performance.now())) this.logAggregated(line);
+    const deadline = this.aggregator.pollTimeout();
+    if (deadline === undefined || this.closed) return;
+    this.aggregatorDeadline = deadline;
+    this.aggregatorTimer = setTimeout(() => this.onAggregatorTimer(), Math.max(0, deadline - performance.now()));
+    this.aggregatorTimer.unref();
+  }
+
+  private logAggregated(line: AggregatedLine): void {
+    const { msg, level } = AGGREGATED_EVENTS[line.event as AggregatedEvent];
+    const fields = { event: line.event, reason: line.reason, count: line.count, ...(line.intervalMs > 0 ? { intervalMs: line.intervalMs } : {}), ...line.sample };
+    this.logger[level](fields, line.intervalMs > 0 ? `${msg}: ${line.count} in the last ${line.intervalMs / 1000} s (one sample shown)` : msg);
+  }
+
+  /**
+   * Drops are counted per packet in the core; every `logAggregateIntervalMs` each reason
+   * that moved gets one `dropped` line with how many (none when nothing was dropped).
+   */
+  private armDropsTimer(): void {
+    if (this.dropsTimer !== undefined) clearInterval(this.dropsTimer);
+    this.dropsTimer = setInterval(() => this.logDrops(), this.config.logAggregateIntervalMs);
+    this.dropsTimer.unref();
+  }
+
+  private logDrops(): void {
+    const drops = this.core.drops;
+    const intervalMs = this.config.logAggregateIntervalMs;
+    for (let i = 0; i < drops.length; i++) {
+      const count = drops[i]! - this.dropsLogged[i]!;
+      if (count <= 0) continue;
+      this.dropsLogged[i] = drops[i]!;
+      this.logger.info({ event: 'dropped', reason: dropReasonNames[i], count, intervalMs }, `dropped ${count} packets (${dropReasonNames[i]}) in the last ${intervalMs / 1000} s`);
     }
   }
 
@@ -323,7 +397,7 @@ export class Relay {
     });
     if (this.startupBinds && (kind === 'listener' || kind === 'tunnel')) this.startupBinds.push(listening);
     // One per flow when out of descriptors (EMFILE): aggregated, not a line each.
-    else listening.catch((error: Error) => this.bindErrors.note(performance.now(), { err: error.message }));
+    else listening.catch((error: Error) => this.aggregate('bind_failed', 'bind', { err: error.message }));
   }
 
   /**
@@ -383,7 +457,7 @@ export class Relay {
         // Accept errors (EMFILE when out of descriptors) repeat per connection attempt: aggregated.
         server.on('error', (error: NodeJS.ErrnoException) => {
           this.socketErrors++;
-          this.acceptErrors.note(performance.now(), { rule, err: error.code ?? error.message });
+          this.aggregate('accept_failed', error.code ?? 'error', { rule, err: error.code ?? error.message });
         });
         const bound = server.address() as net.AddressInfo;
         (this.bound[rule] ??= []).push({ address: bound.address, port: bound.port });
@@ -392,7 +466,7 @@ export class Relay {
       });
     });
     if (this.startupBinds) this.startupBinds.push(listening);
-    else listening.catch((error: Error) => this.bindErrors.note(performance.now(), { err: error.message }));
+    else listening.catch((error: Error) => this.aggregate('bind_failed', 'bind', { err: error.message }));
   }
 
   private runTcpCheck(checkId: number, address: string, port: number, timeoutMs: number): void {
@@ -425,7 +499,7 @@ export class Relay {
       }
       if (request.url === '/health' || request.url === '/healthz') {
         const draining = this.core.isDraining;
-        const body = { status: draining ? 'draining' : 'ok', sessions: this.core.sessionCount, udpFlows: this.core.udpFlowCount, tcpConnections: this.core.tcpConnectionCount, tunnelSessions: this.core.tunnelSessionCount, origins: this.core.originHealth() };
+        const body = { status: draining ? 'draining' : 'ok', sessions: this.core.sessionCount, udpFlows: this.core.udpFlowCount, udpFlowsUnreplied: this.core.unrepliedFlowCount, tcpConnections: this.core.tcpConnectionCount, tunnelSessions: this.core.tunnelSessionCount, origins: this.core.originHealth() };
         // 503 while draining, so load balancers and the coordinator stop sending players here.
         response.writeHead(draining ? 503 : 200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
         return;
@@ -519,7 +593,8 @@ export class Relay {
         bindAddress: () => this.config.core.upstreamBindAddress,
         onChanged: () => this.followCoordinator(),
         relay: {
-          sessions: () => this.core.sessionCount,
+          // Against the tunnel's budget; unreplied L4 flows, shed on demand, do not count (a spoofed flood must not look like a full relay).
+          sessions: () => this.core.fleetLoadSessionCount,
           packetsTotal: () => {
             let n = 0;
             for (const s of this.core.ruleStats.values()) n += s.packetsUp + s.packetsDown;
@@ -578,9 +653,14 @@ export class Relay {
       );
     }
     const fileChanged = config.revocationFile !== this.config.revocationFile || config.revocationPollMs !== this.config.revocationPollMs;
+    const intervalChanged = config.logAggregateIntervalMs !== this.config.logAggregateIntervalMs;
     this.config = config;
     this.core.reconfigure(performance.now(), this.coreConfig(config));
     this.flush();
+    if (intervalChanged) {
+      this.aggregator.intervalMs = config.logAggregateIntervalMs;
+      this.armDropsTimer();
+    }
     if (fileChanged) {
       this.revocationStamp = '';
       this.watchRevocations();
@@ -626,6 +706,8 @@ export class Relay {
     this.flush();
     if (this.timer) clearTimeout(this.timer);
     if (this.revocationTimer) clearInterval(this.revocationTimer);
+    if (this.aggregatorTimer) clearTimeout(this.aggregatorTimer);
+    if (this.dropsTimer) clearInterval(this.dropsTimer);
     this.follower?.close();
     this.membership?.close();
     for (const socket of this.udp.values()) socket.close();
@@ -634,7 +716,6 @@ export class Relay {
     for (const server of this.tcpServers.values()) server.close();
     this.tcpServers.clear();
     this.tcp.close();
-    for (const log of [this.acceptErrors, this.bindErrors, this.fdRefusals]) log.flush();
     this.http?.close();
     this.http?.closeAllConnections();
   }

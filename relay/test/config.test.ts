@@ -56,3 +56,20 @@ test('errors name the file, the line, the key and what is accepted', () => {
   assert.match(failure('tunnel:\n  listen: 0.0.0.0:4433\n  ticketPublicKey: abc\n  sealKey: abc'), /tunnel\.ticketPublicKey: expected 32 bytes in base64/);
   assert.match(failure('{}'), /rules: nothing to do/);
 });
+
+test('session budgets: sessionsMax is split among the kinds configured and each kind among its rules; explicit budgets are checked against what they are part of', () => {
+  const tunnel = `tunnel:\n  listen: 127.0.0.1:0\n  ticketPublicKey: ${Buffer.alloc(32, 3).toString('base64')}\n  sealKey: ${Buffer.alloc(32, 1).toString('base64')}\n  origins: { game: 127.0.0.1:1 }`;
+  const rules = 'rules:\n  - { name: a, protocol: udp, listen: 127.0.0.1:1, origins: [127.0.0.1:2] }\n  - { name: b, protocol: udp, listen: 127.0.0.1:3, origins: [127.0.0.1:4] }\n  - { name: c, protocol: tcp, listen: 127.0.0.1:5, origins: [127.0.0.1:6] }';
+  const split = parse(`limits: { sessionsMax: 900 }\n${rules}\n${tunnel}`).core;
+  assert.deepEqual([split.limits.udpFlowsMax, split.limits.tcpConnectionsMax, split.limits.tunnelSessionsMax], [300, 300, 300]);
+  assert.deepEqual(split.rules.map((r) => r.sessionsMax), [150, 150, 300]);
+  assert.equal(split.limits.unrepliedIdleTimeoutMs, 5000);
+  // A tunnel-only relay keeps the whole cap for the tunnel (nothing to share it with).
+  const alone = parse(tunnel);
+  assert.equal(alone.core.limits.tunnelSessionsMax, 100_000);
+  assert.equal(parse(`${tunnel}\n  coordinatorUrl: http://127.0.0.1:1\n  coordinatorFleetSecret: 0123456789abcdef0123\nfleet: { relayId: r, region: eu, latitude: 1, longitude: 1, tunnelAddress: '127.0.0.1:9' }\nlimits: { sessionsMax: 1000, udpFlowsMax: 900, tunnelSessionsMax: 100 }\n${rules}`).fleet?.capacitySessions, 100, 'the coordinator is told the tunnel budget');
+  assert.match(failure(`limits: { sessionsMax: 1000, udpFlowsMax: 2000 }\n${rules}`), /limits\.udpFlowsMax: 2000 is out of range; expected an integer from 1 to 1000 \(a share of limits\.sessionsMax, 1000\)/);
+  assert.match(failure(`limits: { sessionsMax: 1000, udpFlowsMax: 100 }\n${rules.replace('origins: [127.0.0.1:2] }', 'origins: [127.0.0.1:2], sessionsMax: 101 }')}`), /rules\[0\]\.sessionsMax: 101 is out of range; expected an integer from 1 to 100 \(a share of limits\.udpFlowsMax, 100\)/);
+  assert.match(failure(`limits: { unrepliedIdleTimeoutMs: 10 }\n${rules}`), /limits\.unrepliedIdleTimeoutMs: 10 is out of range; expected an integer from 1000 to 3600000 ms/);
+  assert.match(failure(`logAggregateIntervalMs: 0\n${rules}`), /logAggregateIntervalMs: 0 is out of range; expected an integer from 100 to 3600000 ms/);
+});

@@ -144,7 +144,11 @@ describe('L4 UDP mapping', () => {
   test('mass idle expiry is spread over short sweep steps instead of one long stall', () => {
     const h = new Harness();
     const listener = h.listenerIds.get(27015)!;
-    for (let port = 1; port <= 100; port++) h.deliver(listener, { address: '198.51.100.1', port }, Uint8Array.of(1));
+    for (let port = 1; port <= 100; port++) {
+      // Each origin answers once: established flows have the rule's idle timeout (unreplied ones a shorter one).
+      const [up] = h.deliver(listener, { address: '198.51.100.1', port }, Uint8Array.of(1));
+      h.deliver(up!.socketId, up!.to, Uint8Array.of(2));
+    }
     h.advance(59_999);
     assert.equal(h.core.udpFlowCount, 100);
     h.advance(60_000);

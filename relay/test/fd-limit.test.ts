@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino, type Logger } from 'pino';
-import { AggregatedLog, checkFdLimit, FD_RESERVE, readOpenFileLimit, sessionsMaxWithinFdLimit } from '../src/fd-limit.js';
+import { checkFdLimit, FD_RESERVE, readOpenFileLimit, sessionsMaxWithinFdLimit } from '../src/fd-limit.js';
 
 const LIMITS = ['Limit                     Soft Limit           Hard Limit           Units     ', 'Max cpu time              unlimited            unlimited            seconds   ', 'Max open files            1024                 524288               files     ', ''].join('\n');
 
@@ -39,17 +39,4 @@ test('sessionsMax is kept under the soft limit less the reserve, and a warning s
   assert.equal(lines.length, 2);
   assert.equal(checkFdLimit(logger, 400, true, limit), 400);
   assert.equal(lines.length, 2, 'no warning when it fits');
-});
-
-test('AggregatedLog: the first occurrence at once, the rest of the interval in one line with its count', () => {
-  const { logger, lines } = captured();
-  const log = new AggregatedLog(logger, 'accept_failed', 'TCP accept failed', 10_000);
-  for (let i = 0; i < 1000; i++) log.note(5_000 + i, { err: 'EMFILE' });
-  assert.equal(lines.length, 1);
-  log.flush();
-  assert.equal(lines.length, 2);
-  assert.deepEqual([lines[0]!.count, lines[1]!.count], [1, 999]);
-  assert.equal(lines[1]!.err, 'EMFILE');
-  log.flush();
-  assert.equal(lines.length, 2, 'nothing pending: no line');
 });

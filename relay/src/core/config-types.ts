@@ -52,6 +52,12 @@ export interface RuleSpec {
   /** A flow with no traffic either way for this long is closed, ms (30 000–3 600 000). */
   readonly idleTimeoutMs: number;
   /**
+   * Most flows (UDP) or connections (TCP) of this rule at once, inside its kind's
+   * budget (see budgets.ts). Optional; default: the kind's budget (relay/src/config.ts
+   * splits it among the rules of that protocol).
+   */
+  readonly sessionsMax?: number;
+  /**
    * TCP only: an origin connect that has not completed after this long counts as a
    * failed connect (the next origin is tried), ms. Default
    * {@link TCP_CONNECT_TIMEOUT_MS_DEFAULT} (3000), accepted 100–60 000.
@@ -80,7 +86,23 @@ export interface RuleSpec {
 
 /** Abuse limits; 0 on a rate means unlimited. */
 export interface LimitsSpec {
+  /** Most sessions of every kind together (the overall ceiling over the budgets below). */
   readonly sessionsMax: number;
+  /**
+   * Most L4 UDP flows (see budgets.ts). Optional for configs built in code; default
+   * `sessionsMax` (relay/src/config.ts splits `sessionsMax` among the kinds configured).
+   */
+  readonly udpFlowsMax?: number;
+  /** Most L4 TCP connections. Optional; default as {@link udpFlowsMax}. */
+  readonly tcpConnectionsMax?: number;
+  /** Most tunnel sessions. Optional; default as {@link udpFlowsMax}. */
+  readonly tunnelSessionsMax?: number;
+  /**
+   * An L4 UDP flow whose origin has not answered yet ends after this long without a
+   * packet (or the rule's `idleTimeoutMs` if shorter), ms. Optional; default
+   * {@link UNREPLIED_IDLE_TIMEOUT_MS_DEFAULT} (5000).
+   */
+  readonly unrepliedIdleTimeoutMs?: number;
   readonly sessionsPerSourceMax: number;
   readonly newSessionsPerSourcePerSecond: number;
   readonly sourcePacketsPerSecond: number;

@@ -24,6 +24,15 @@ export const IDLE_TIMEOUT_MS_MAX = 3_600_000;
 
 /** Most sessions (L4 flows, TCP connections and tunnel sessions together). */
 export const SESSIONS_MAX_DEFAULT = 100_000;
+/**
+ * Idle timeout of an L4 UDP flow whose origin has not answered yet, ms. conntrack
+ * gives an unreplied UDP entry 30 s against 120 s once it has seen both ways; a game
+ * server answers within a round trip, so 5 s is generous and a spoofed flood's flows
+ * (one datagram each, never answered) leave quickly even when nothing needs their room.
+ */
+export const UNREPLIED_IDLE_TIMEOUT_MS_DEFAULT = 5_000;
+/** Shortest accepted `limits.unrepliedIdleTimeoutMs`, ms. */
+export const UNREPLIED_IDLE_TIMEOUT_MS_MIN = 1_000;
 /** Most sessions one source IP may hold (CGNAT puts many players behind one address). */
 export const SESSIONS_PER_SOURCE_MAX_DEFAULT = 256;
 /** New sessions (and ticket verifications) one source IP may start per second. */
@@ -56,6 +65,12 @@ export const DRAIN_TIMEOUT_MS_DEFAULT = 30_000;
 export const SWEEP_INTERVAL_MS = 1_000;
 /** Per-source state with no sessions is forgotten after this long without packets. */
 export const SOURCE_IDLE_MS = 60_000;
+/**
+ * Default interval of aggregated refusal and drop log lines (`logAggregateIntervalMs`):
+ * each reason logs at most one line per interval, with the count and a sample, so a
+ * flood of refusable packets cannot inflate the log, ms.
+ */
+export const LOG_AGGREGATE_INTERVAL_MS_DEFAULT = 10_000;
 /** How often the revocation file is checked for changes. */
 export const REVOCATION_POLL_MS_DEFAULT = 1_000;
 

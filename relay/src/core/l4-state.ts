@@ -81,6 +81,11 @@ export class Flow extends SessionBase {
   /** The next flow with the same client port on this listener (another address). */
   nextInChain: Flow | undefined = undefined;
   originPort = 0;
+  /**
+   * Its origin has answered at least once (conntrack's "seen reply"). Until then the
+   * flow has the short unreplied idle timeout and is the first shed when a budget is full.
+   */
+  replied = false;
   constructor(
     id: number,
     source: SourceState,
@@ -93,6 +98,8 @@ export class Flow extends SessionBase {
     public origin: OriginState,
     readonly prefix: Uint8Array | undefined,
     readonly clientHash: number,
+    /** The counters of the rule it was opened on (its per-rule budget), kept even if a reload gives its listener to another rule. */
+    readonly stats: RuleStats,
   ) {
     super(id, source, clientAddress, clientPort, upBucket, downBucket, nowMs);
   }

@@ -131,7 +131,7 @@ export class L4Tcp {
       this.sourceCapRefusals++;
       return DropReason.SessionCap;
     }
-    const source = this.sources.admit(nowMs, from.address, rule.spec.allow, rule.spec.deny);
+    const source = this.sources.admit(nowMs, from.address, rule.spec.allow, rule.spec.deny, rule);
     if (source === undefined) return ctx.draining ? DropReason.Draining : DropReason.SessionCap;
     const origin = this.origins.pickOrigin(rule.group, this.origins.clientHashFor(rule.spec, from.address, from.port), undefined);
     if (origin === undefined) return DropReason.SessionCap;

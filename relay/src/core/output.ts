@@ -112,6 +112,12 @@ export type RelayEvent =
   | { readonly type: 'sessionEnd'; readonly kind: 'udp' | 'tcp' | 'tunnel'; readonly id: string; readonly rule: string; readonly client: string; readonly origin: string; readonly reason: string; readonly totals: SessionTotals }
   /** A flow moved to another origin (failover), or a tunnel session to a new client address (validated migration). */
   | { readonly type: 'sessionMoved'; readonly kind: 'udp' | 'tunnel'; readonly id: string; readonly rule: string; readonly what: 'origin' | 'client'; readonly from: string; readonly to: string }
+  /**
+   * An L4 UDP flow ended without ever hearing from its origin (`reason`: `idle`, `shed`
+   * to make room, …). It logged no start: the driver counts these into one aggregated
+   * line per interval instead of a line each.
+   */
+  | { readonly type: 'flowUnreplied'; readonly rule: string; readonly client: string; readonly origin: string; readonly reason: string }
   | { readonly type: 'sessionRefused'; readonly client: string; readonly id: string; readonly reason: ErrorCodeValue; readonly detail: string }
   | { readonly type: 'originHealth'; readonly group: string; readonly origin: string; readonly healthy: boolean }
   /** Run a TCP connect check and report it with `RelayCore.handleCheckResult`. */

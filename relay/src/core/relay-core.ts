@@ -75,6 +75,7 @@
  */
 import { ErrorCode } from '../../../proto/src/errors.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
+import { kindBudget, SessionBudgets, SessionKind } from './budgets.js';
 import type { RelayCoreConfig } from './config-types.js';
 import { SWEEP_INTERVAL_MS } from './constants.js';
 import { RelayContext, type RelayCoreComponents } from './context.js';
@@ -111,6 +112,7 @@ export class RelayCore {
   readonly ruleStats = new Map<string, RuleStats>();
 
   private readonly ctx: RelayContext;
+  private readonly budgets: SessionBudgets;
   private readonly sources: SourceTable;
   private readonly origins: OriginGroups;
   private readonly rules: L4Rules;
@@ -128,9 +130,13 @@ export class RelayCore {
   constructor(config: RelayCoreConfig, components: RelayCoreComponents) {
     const ctx = (this.ctx = new RelayContext(config, components));
     this.drops = ctx.out.drops;
-    // Built once: the sub-machines read the session total through it, with no allocation per call.
-    const sessionCount = (): number => this.sessionCount;
-    this.sources = new SourceTable(ctx, sessionCount);
+    // Built once: the budgets read the counts and shed through these, with no allocation per call.
+    this.budgets = new SessionBudgets(
+      () => ctx.config.limits,
+      this,
+      { unrepliedCount: () => this.udp.unrepliedCount, shedOldestUnreplied: (nowMs, rule, forNewFlow) => this.udp.shedOldestUnreplied(nowMs, rule, forNewFlow) },
+    );
+    this.sources = new SourceTable(ctx, this.budgets);
     this.origins = new OriginGroups(ctx);
     this.rules = new L4Rules(ctx, this.ruleStats);
     this.udp = new L4Udp(ctx, this.sources, this.origins);
@@ -139,7 +145,7 @@ export class RelayCore {
     const paths = new TunnelPaths(ctx, this.sources, packets);
     this.sessions = new TunnelSessions(ctx, packets, paths);
     this.exits = new ExitLinks(ctx, this.sessions, packets);
-    this.tunnel = new TunnelEndpoint(ctx, this.sources, packets, paths, this.sessions, this.exits, sessionCount, this.ruleStats);
+    this.tunnel = new TunnelEndpoint(ctx, this.sources, packets, paths, this.sessions, this.exits, this.budgets, this.ruleStats);
   }
 
   // ------------------------------------------------------------------ getters
@@ -151,6 +157,35 @@ export class RelayCore {
   /** L4 UDP flows open now. */
   get udpFlowCount(): number {
     return this.udp.flows.size;
+  }
+  /** L4 UDP flows whose origin has not answered yet (the first shed under pressure; see budgets.ts). */
+  get unrepliedFlowCount(): number {
+    return this.udp.unrepliedCount;
+  }
+  /** Unreplied L4 UDP flows ended to make room for another session, since start. */
+  get shedFlowCount(): number {
+    return this.budgets.shed;
+  }
+  /**
+   * Sessions that hold capacity: every session but unreplied L4 UDP flows, which are
+   * shed on demand. What the relay reports to the coordinator as its load, so a spoofed
+   * flood does not make it look full while it still admits every kind of player.
+   */
+  get loadSessionCount(): number {
+    return this.sessionCount - this.udp.unrepliedCount;
+  }
+  /**
+   * The session count the relay reports to the coordinator, measured against the
+   * tunnel's budget (`fleet.capacitySessions` defaults to `limits.tunnelSessionsMax`):
+   * the tunnel sessions, or what the sessions that hold capacity
+   * ({@link loadSessionCount}) leave of the overall ceiling, whichever is tighter. It
+   * reaches the tunnel budget exactly when a new tunnel session would be refused, and a
+   * flood of unreplied flows (shed on demand) does not move it.
+   */
+  get fleetLoadSessionCount(): number {
+    const limits = this.ctx.config.limits;
+    const tunnelBudget = kindBudget(limits, SessionKind.Tunnel);
+    return Math.max(this.sessions.byId.size, this.loadSessionCount - (limits.sessionsMax - tunnelBudget));
   }
   /** TCP connections open now. */
   get tcpConnectionCount(): number {

@@ -7,10 +7,12 @@
  */
 import { cidrListMatches, type Cidr } from './addr.js';
 import { StatelessLimiter } from './bucket.js';
+import { SessionKind, type SessionBudgets } from './budgets.js';
 import type { LimitsSpec } from './config-types.js';
 import { SOURCE_IDLE_MS, UNAUTHENTICATED_BUCKETS } from './constants.js';
 import type { RelayContext } from './context.js';
 import { DropReason } from './output.js';
+import type { RuleRuntime } from './l4-state.js';
 import { SourceState } from './session-base.js';
 
 /** See the module comment. */
@@ -22,11 +24,11 @@ export class SourceTable {
   private readonly unauthenticatedLimiter: StatelessLimiter;
 
   /**
-   * @param sessionCount sessions open now over every mode (for `limits.sessionsMax`)
+   * @param budgets the session budgets a new L4 session must fit (budgets.ts)
    */
   constructor(
     private readonly ctx: RelayContext,
-    private readonly sessionCount: () => number,
+    private readonly budgets: SessionBudgets,
   ) {
     const key = new Uint8Array(8);
     ctx.components.randomFill(key);
@@ -94,8 +96,12 @@ export class SourceTable {
     return false;
   }
 
-  /** Common checks for a new L4 session; returns the source, or records the drop and returns undefined. */
-  admit(nowMs: number, address: string, allow: readonly Cidr[], deny: readonly Cidr[]): SourceState | undefined {
+  /**
+   * Common checks for a new L4 session on `rule` (its protocol says which budget);
+   * returns the source, or records the drop and returns undefined. The budgets come
+   * last: a sender refused by its own caps never sheds anyone's unreplied flow.
+   */
+  admit(nowMs: number, address: string, allow: readonly Cidr[], deny: readonly Cidr[], rule: RuleRuntime): SourceState | undefined {
     const drops = this.ctx.out.drops;
     if (this.ctx.draining) {
       drops[DropReason.Draining]++;
@@ -107,12 +113,16 @@ export class SourceTable {
     }
     const source = this.sourceFor(nowMs, address);
     const limits = this.ctx.config.limits;
-    if (source === undefined || this.sessionCount() >= limits.sessionsMax || source.sessions >= limits.sessionsPerSourceMax) {
+    if (source === undefined || source.sessions >= limits.sessionsPerSourceMax) {
       drops[DropReason.SessionCap]++;
       return undefined;
     }
     if (!source.newSessions.take(nowMs, 0)) {
       drops[DropReason.RateLimitedNewSessions]++;
+      return undefined;
+    }
+    if (!this.budgets.admit(nowMs, rule.spec.protocol === 'udp' ? SessionKind.Udp : SessionKind.Tcp, rule.stats, rule.spec.sessionsMax)) {
+      drops[DropReason.SessionCap]++;
       return undefined;
     }
     return source;

@@ -14,6 +14,7 @@ import { openSessionKey, verifyTicket } from '../../../../proto/src/ticket.js';
 import type { Endpoint } from '../../../../proto/src/transport.js';
 import { PROBE_BODY_BYTES_MIN, PROBE_BODY_BYTES_WITH_STATUS, PROBE_STATUS_OFFSET, ProbeStatus } from '../../../../proto/src/wire.js';
 import { cidrListMatches, splitHostPort } from '../addr.js';
+import { SessionKind, type SessionBudgets } from '../budgets.js';
 import { RateBucket } from '../bucket.js';
 import type { RelayCoreConfig, TunnelSpec } from '../config-types.js';
 import { TUNNEL_SOCKET_ID, type RelayContext } from '../context.js';
@@ -45,7 +46,7 @@ export class TunnelEndpoint {
   private readonly revokedFeed = new Map<string, number>();
 
   /**
-   * @param sessionCount sessions open now over every mode (for `limits.sessionsMax`)
+   * @param budgets the session budgets (the tunnel's own, and `limits.sessionsMax` over every kind)
    * @param ruleStats the core's counters by rule name: the tunnel's join as `tunnel` when the port opens
    */
   constructor(
@@ -55,7 +56,7 @@ export class TunnelEndpoint {
     private readonly paths: TunnelPaths,
     private readonly sessions: TunnelSessions,
     private readonly exits: ExitLinks,
-    private readonly sessionCount: () => number,
+    private readonly budgets: SessionBudgets,
     private readonly ruleStats: Map<string, RuleStats>,
   ) {}
 
@@ -152,7 +153,9 @@ export class TunnelEndpoint {
       drops[DropReason.Denied]++;
       return;
     }
-    if (this.sessionCount() >= limits.sessionsMax) {
+    // Before the signature check, nothing is shed: only a verified ticket may end
+    // someone's unreplied L4 flow to make room (below).
+    if (!this.budgets.wouldAdmit(SessionKind.Tunnel, undefined, undefined)) {
       drops[DropReason.SessionCap]++;
       return this.reject(from, receivedBytes, high, low, ErrorCode.RelayFull, 'this relay is at its session cap; connect to another relay');
     }
@@ -177,6 +180,10 @@ export class TunnelEndpoint {
     if (fecMode === undefined) return this.reject(from, receivedBytes, high, low, ErrorCode.FecUnsupported, `relay FEC modes: ${tunnel.fec.modes.join(',')}`);
     const key = openSessionKey(claims, tunnel.additionalSealKeys?.length ? [tunnel.sealKey, ...tunnel.additionalSealKeys] : tunnel.sealKey);
     if (key === undefined) return this.reject(from, receivedBytes, high, low, ErrorCode.TicketForged, 'the session key does not open with this fleet seal key');
+    if (!this.budgets.admit(nowMs, SessionKind.Tunnel, undefined, undefined)) {
+      drops[DropReason.SessionCap]++;
+      return this.reject(from, receivedBytes, high, low, ErrorCode.RelayFull, 'this relay is at its session cap; connect to another relay');
+    }
     const source = this.sources.sourceFor(nowMs, from.address);
     if (source === undefined) {
       drops[DropReason.SessionCap]++;
