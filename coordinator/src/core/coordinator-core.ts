@@ -13,6 +13,7 @@
  * ms, because replicas on different machines compare heartbeat times through the
  * store; the simulator passes virtual ms.
  */
+import { ClientReportAggregator, type ClientReportRules } from './client-reports.js';
 import { HISTORY_INTERVAL_MS_DEFAULT, SESSION_MEMORY_MAX, STORE_PRUNE_INTERVAL_MS } from './constants.js';
 import { RelayHistory } from './history.js';
 import { MeasurementTable, node, type MeasurementRecord, type MeasurementTableInit, type PathFigures, type PathSample } from './measurements.js';
@@ -30,6 +31,8 @@ export interface CoordinatorCoreInit extends RegistryInit, MeasurementTableInit 
   weights?: RankingWeights;
   /** Interval of the dashboard's time-series samples, ms. Default {@link HISTORY_INTERVAL_MS_DEFAULT}. */
   historyIntervalMs?: number;
+  /** How client reports become a prefix's figure (core/client-reports.ts). Default: published from 1 reporter, no step bound. */
+  clientReports?: ClientReportRules;
 }
 
 /**
@@ -58,6 +61,12 @@ export const FLEET_MATRIX_RELAYS_MAX = 64;
 /** Result of a report: the new record, or why it was not taken. */
 export type ReportResult = { ok: true; record: MeasurementRecord } | { ok: false; reason: 'unknownRelay' | 'noSamples' };
 
+/**
+ * Result of a client report: taken, with the prefix's newly published figure (undefined
+ * while the path has fewer than `reportersMin` reporters) — or why it was not taken.
+ */
+export type ClientReportResult = { ok: true; record: MeasurementRecord | undefined; reporters: number } | { ok: false; reason: 'unknownRelay' | 'noSamples' };
+
 /** See the module comment. */
 export class CoordinatorCore {
   /** Relays and leases. */
@@ -70,6 +79,8 @@ export class CoordinatorCore {
   readonly history = new RelayHistory();
   /** Ranking weights in force. */
   readonly weights: RankingWeights;
+  /** Per-reporter client figures and their robust aggregate. */
+  readonly clientReports: ClientReportAggregator;
   private readonly origins = new Map<string, OriginInfo>();
   private readonly sessionExpiry = new Map<string, number>();
   private readonly historyIntervalMs: number;
@@ -80,6 +91,7 @@ export class CoordinatorCore {
   constructor(init: CoordinatorCoreInit = {}) {
     this.registry = new Registry(init);
     this.measurements = new MeasurementTable(init);
+    this.clientReports = new ClientReportAggregator(this.measurements, init.clientReports);
     this.weights = init.weights ?? DEFAULT_WEIGHTS;
     this.historyIntervalMs = init.historyIntervalMs ?? HISTORY_INTERVAL_MS_DEFAULT;
     for (const origin of init.origins ?? []) this.origins.set(origin.name, { ...origin, source: 'config' });
@@ -114,11 +126,24 @@ export class CoordinatorCore {
     return record ? { ok: true, record } : { ok: false, reason: 'noSamples' };
   }
 
-  /** An SDK's probe result toward a relay, keyed by the client's coarse prefix. */
-  clientReport(nowMs: number, prefix: string, relayId: string, sample: PathSample): ReportResult {
+  /**
+   * An SDK's probe result toward a relay, keyed by the client's coarse prefix and
+   * filed under `reporter` (an address or IPv6 /64, see `reporterKey` in geo.ts;
+   * default: the prefix itself, one reporter). The prefix's figure is the robust
+   * aggregate of core/client-reports.ts, published once enough reporters agree.
+   */
+  clientReport(nowMs: number, prefix: string, relayId: string, sample: PathSample, reporter: string = prefix): ClientReportResult {
     if (!this.registry.get(relayId)) return { ok: false, reason: 'unknownRelay' };
-    const record = this.measurements.report(nowMs, node.client(prefix), node.relay(relayId), sample);
-    return record ? { ok: true, record } : { ok: false, reason: 'noSamples' };
+    if (!(sample.samples > 0)) return { ok: false, reason: 'noSamples' };
+    const from = node.client(prefix);
+    const to = node.relay(relayId);
+    const aggregate = this.clientReports.add(nowMs, from, to, reporter, sample);
+    if (!aggregate.publish) return { ok: true, record: undefined, reporters: aggregate.reporters };
+    const previous = this.measurements.fresh(nowMs, from, to);
+    const figures = this.clientReports.stepToward(previous, aggregate.publish);
+    const record: MeasurementRecord = { from, to, ...figures, samples: aggregate.publish.samples, reports: (previous?.reports ?? 0) + 1, updatedAtMs: Math.max(nowMs, previous?.updatedAtMs ?? nowMs) };
+    this.measurements.replace(record);
+    return { ok: true, record, reporters: aggregate.reporters };
   }
 
   /** Remembers a session's ticket expiry so that a revocation lives exactly as long as needed (bounded memory). */
