@@ -531,9 +531,12 @@ export class CoordinatorService {
     const v = q.values;
     if ((v.lat === undefined) !== (v.lon === undefined)) return fail(400, 'invalid_field', 'lat and lon go together', v.lat === undefined ? 'lat' : 'lon');
     const origin = v.origin;
-    const prefix = clientPrefix(this.clientAddress(req));
+    const address = this.clientAddress(req);
+    const prefix = clientPrefix(address);
+    const reporter = reporterKey(address);
     const t = this.now();
     const ranking = this.core.route(t, {
+      ...(reporter !== undefined ? { reporter } : {}),
       origin,
       client: { ...(prefix ? { prefix } : {}), ...(v.lat !== undefined ? { latitude: v.lat, longitude: v.lon } : {}), ...(v.region !== undefined ? { region: v.region } : {}) },
       limit: v.limit ?? ROUTE_LIMIT_DEFAULT,

@@ -123,6 +123,9 @@ describe('client measurement reports are bounded and robust (issue #14 row 7)', 
     const first = await report('127.0.1.66', 3_471, 0.62);
     assert.equal(first.status, 200, first.text);
     assert.deepEqual(await leg('127.0.1.200'), before, 'the issue: one report moved the whole /24 to 3,471 ms / 62 % loss');
+    const own = await leg('127.0.1.66');
+    assert.equal(own.source, 'measured', 'its own report still ranks its own route');
+    assert.equal(own.rttMs, 3_471);
     const refusedBefore = await refusedCount('reporter');
     const rest = await untilRefused('127.0.1.66', 3_471, 0.62);
     assert.deepEqual(rest.map((a) => a.status), [200, 200, 200, 200, 429], 'a burst of 5 per reporter');
@@ -192,9 +195,12 @@ describe('ClientReportAggregator (sans-IO)', () => {
     const agg = new ClientReportAggregator(fold, { reportersMin: 3, reportersPerPathMax: 4, entriesMax: 10 });
     for (let i = 0; i < 50; i++) agg.add(i, 'client:p', 'relay:a', `r${i}`, sample(10));
     assert.equal(agg.size, 4, 'reporters per path capped');
+    assert.equal(agg.own('client:p', 'r0'), undefined, 'an evicted reporter leaves no own figures behind');
+    assert.equal(agg.own('client:p', 'r49')?.get('relay:a')?.rttMs, 10);
     for (let p = 0; p < 50; p++) agg.add(100 + p, `client:${p}`, 'relay:a', 'x', sample(10));
     assert.ok(agg.size <= 10, `entries ${agg.size}`);
     assert.ok(agg.pathCount <= 10);
+    assert.equal(agg.own('client:p', 'r49'), undefined, 'a path forgotten whole takes its reporters\' own figures with it');
     const late = new ClientReportAggregator(fold, { reportersMin: 2 });
     late.add(0, 'client:q', 'relay:a', 'old', sample(10));
     assert.equal(late.add(fold.staleMs, 'client:q', 'relay:a', 'new', sample(10)).publish, undefined, 'a stale reporter does not make the quorum');

@@ -15,6 +15,9 @@
  *   the step bound: RTT and jitter by max(`stepRttMs`, `stepRttFraction` × current),
  *   loss by `stepLossFraction`; so even a majority of liars walks, not jumps.
  *
+ * A reporter's own figures steer that reporter's own routes (`own`): that misleads no
+ * one else, and a lone client in its prefix keeps the benefit of its own probes.
+ *
  * Memory is bounded: at most {@link CLIENT_REPORTERS_PER_PATH_MAX} reporters per path
  * (least recently reporting forgotten) and {@link CLIENT_REPORT_ENTRIES_MAX} entries
  * in all (least recently reported path forgotten whole). Reporter keys live only in
@@ -61,6 +64,8 @@ export class ClientReportAggregator {
   private readonly fold: FoldRules;
   /** Per path (`from\0to`), least recently reported first: per reporter, least recently reporting first. */
   private readonly paths = new Map<string, Map<string, MeasurementRecord>>();
+  /** The same entries by (`from\0reporter`) and then by `to`: a reporter's own figures, for its own routes. */
+  private readonly byReporter = new Map<string, Map<string, MeasurementRecord>>();
   private entries = 0;
 
   constructor(fold: FoldRules, rules: ClientReportRules = {}) {
@@ -94,27 +99,27 @@ export class ClientReportAggregator {
     else reporters = new Map();
     this.paths.set(key, reporters);
     const previous = reporters.get(reporter);
-    if (previous) {
-      reporters.delete(reporter);
-      this.entries--;
-    }
+    if (previous) this.forget(reporters, reporter, previous);
     // Forget stale reporters (their figures no longer count), then make room.
-    for (const [r, e] of reporters) {
-      if (nowMs - e.updatedAtMs >= this.fold.staleMs) {
-        reporters.delete(r);
-        this.entries--;
-      }
-    }
+    for (const [r, e] of reporters) if (nowMs - e.updatedAtMs >= this.fold.staleMs) this.forget(reporters, r, e);
     while (reporters.size >= this.reportersPerPathMax) {
-      reporters.delete(reporters.keys().next().value as string);
-      this.entries--;
+      const [r, e] = reporters.entries().next().value as [string, MeasurementRecord];
+      this.forget(reporters, r, e);
     }
     while (this.entries >= this.entriesMax && this.paths.size > 1) {
-      const oldest = this.paths.keys().next().value as string;
-      this.entries -= this.paths.get(oldest)!.size;
-      this.paths.delete(oldest);
+      const [oldestKey, oldest] = this.paths.entries().next().value as [string, Map<string, MeasurementRecord>];
+      for (const [r, e] of oldest) this.forget(oldest, r, e);
+      this.paths.delete(oldestKey);
     }
-    reporters.set(reporter, foldSample(nowMs, previous, from, to, sample, this.fold)!);
+    const record = foldSample(nowMs, previous, from, to, sample, this.fold)!;
+    reporters.set(reporter, record);
+    const ownKey = `${from}\0${reporter}`;
+    let own = this.byReporter.get(ownKey);
+    if (!own) {
+      own = new Map();
+      this.byReporter.set(ownKey, own);
+    }
+    own.set(to, record);
     this.entries++;
     if (reporters.size < this.reportersMin) return { publish: undefined, reporters: reporters.size };
     const figures = [...reporters.values()];
@@ -124,6 +129,27 @@ export class ClientReportAggregator {
       publish: { rttMs: median(figures.map((f) => f.rttMs)), jitterMs: median(figures.map((f) => f.jitterMs)), lossFraction: median(figures.map((f) => f.lossFraction)), samples },
       reporters: reporters.size,
     };
+  }
+
+  /**
+   * `reporter`'s own figures measured from `from` (a `client:` node), by measured end:
+   * what its own routes may use, since they can mislead no one else. Stale ones are
+   * included (ranking skips them by age). Undefined when it has none.
+   */
+  own(from: string, reporter: string): ReadonlyMap<string, MeasurementRecord> | undefined {
+    return this.byReporter.get(`${from}\0${reporter}`);
+  }
+
+  /** Drops `reporter`'s entry `e` from its path's `reporters` and from the reporter index. */
+  private forget(reporters: Map<string, MeasurementRecord>, reporter: string, e: MeasurementRecord): void {
+    reporters.delete(reporter);
+    this.entries--;
+    const ownKey = `${e.from}\0${reporter}`;
+    const own = this.byReporter.get(ownKey);
+    if (own) {
+      own.delete(e.to);
+      if (own.size === 0) this.byReporter.delete(ownKey);
+    }
   }
 
   /** `target` as published after `current` under the step bound (the target itself when there is no bound or no current figure). */

@@ -53,6 +53,8 @@ export interface RouteQuery {
   readonly twoHop?: boolean;
   /** The session's exit relay: rank entries by the path through it (see {@link RankInput.exitRelayId}). */
   readonly exitRelayId?: string;
+  /** Who asks, as a reporter key (geo.ts `reporterKey`): its own client reports rank its own route. Default none. */
+  readonly reporter?: string;
 }
 
 /** Relays in the dashboard's RTT matrix at most (the matrix grows with the square). */
@@ -223,8 +225,20 @@ export class CoordinatorCore {
   route(nowMs: number, query: RouteQuery): RouteRanking | undefined {
     const origin = this.origins.get(query.origin);
     if (!origin) return undefined;
-    return rankRoutes({ nowMs, registry: this.registry, measurements: this.measurements, origin, client: query.client, limit: query.limit, twoHop: query.twoHop, ...(query.exitRelayId !== undefined ? { exitRelayId: query.exitRelayId } : {}), weights: this.weights });
+    const clientFigures = this.clientFiguresFor(query.client.prefix, query.reporter);
+    return rankRoutes({ nowMs, registry: this.registry, measurements: this.measurements, origin, client: query.client, limit: query.limit, twoHop: query.twoHop, ...(query.exitRelayId !== undefined ? { exitRelayId: query.exitRelayId } : {}), ...(clientFigures ? { clientFigures } : {}), weights: this.weights });
   }
+  /** The prefix's published figures with `reporter`'s own laid over them; undefined when it has none (rank by the prefix's). */
+  private clientFiguresFor(prefix: string | undefined, reporter: string | undefined): ReadonlyMap<string, MeasurementRecord> | undefined {
+    if (prefix === undefined || reporter === undefined) return undefined;
+    const from = node.client(prefix);
+    const own = this.clientReports.own(from, reporter);
+    if (!own) return undefined;
+    const merged = new Map(this.measurements.from(from) ?? []);
+    for (const [to, record] of own) merged.set(to, record);
+    return merged;
+  }
+
 
   /** Runs whatever is due: lease sweep, expiry of figures and revocations, history samples. */
   handleTimeout(nowMs: number): void {
