@@ -9,6 +9,14 @@ import { LOG_LEVELS, type LogLevel } from '../../kit/log.js';
 import { ConfigError } from '../../proto/src/errors.js';
 import { SEAL_KEY_BYTES } from '../../proto/src/ticket.js';
 import {
+  CLIENT_PREFIX_REPORTS_BURST,
+  CLIENT_PREFIX_REPORTS_PER_SECOND,
+  CLIENT_REPORT_STEP_LOSS_FRACTION_DEFAULT,
+  CLIENT_REPORT_STEP_RTT_FRACTION_DEFAULT,
+  CLIENT_REPORT_STEP_RTT_MS_DEFAULT,
+  CLIENT_REPORTERS_MIN_DEFAULT,
+  CLIENT_REPORTS_BURST,
+  CLIENT_REPORTS_PER_SECOND,
   HISTORY_INTERVAL_MS_DEFAULT,
   HOP_PENALTY_MS_DEFAULT,
   JITTER_WEIGHT_DEFAULT,
@@ -87,11 +95,33 @@ export interface CoordinatorSettings {
   readonly trustedProxies: readonly string[];
   /** When non-empty, only these relay ids may register. Default: any relay holding the fleet secret. */
   readonly allowedRelayIds: readonly string[];
+  /** `POST /v1/reports`: budgets and the robust aggregate (coordinator/README.md "Client reports"). */
+  readonly clientReports: ClientReportSettings;
   /** Ticket defaults and limits. */
   readonly sessions: { readonly ttlSDefault: number; readonly ttlSMax: number; readonly packetsPerSecond: number; readonly bytesPerSecond: number };
   readonly ranking: RankingWeights;
   readonly origins: readonly Omit<OriginInfo, 'source'>[];
   readonly keys: CoordinatorKeys;
+}
+
+/** The `clientReports` config section; every field defaults to the constant it names. */
+export interface ClientReportSettings {
+  /** Distinct reporters (IPv4 addresses, IPv6 /64s) a prefix's figure needs before it is published. Default {@link CLIENT_REPORTERS_MIN_DEFAULT}. */
+  readonly reportersMin: number;
+  /** Reports one reporter may send at once. Default {@link CLIENT_REPORTS_BURST}. */
+  readonly reporterBurst: number;
+  /** Sustained reports per second one reporter may send. Default {@link CLIENT_REPORTS_PER_SECOND}. */
+  readonly reporterPerSecond: number;
+  /** Reports one prefix (/24, /48) may send at once, all its reporters together. Default {@link CLIENT_PREFIX_REPORTS_BURST}. */
+  readonly prefixBurst: number;
+  /** Sustained reports per second one prefix may send. Default {@link CLIENT_PREFIX_REPORTS_PER_SECOND}. */
+  readonly prefixPerSecond: number;
+  /** Step bound: RTT and jitter move by at most max(this, stepRttFraction × current) per publication, ms. Default {@link CLIENT_REPORT_STEP_RTT_MS_DEFAULT}. */
+  readonly stepRttMs: number;
+  /** Step bound, fraction of the current figure. Default {@link CLIENT_REPORT_STEP_RTT_FRACTION_DEFAULT}. */
+  readonly stepRttFraction: number;
+  /** Step bound for loss per publication (0.05 = 5 points). Default {@link CLIENT_REPORT_STEP_LOSS_FRACTION_DEFAULT}. */
+  readonly stepLossFraction: number;
 }
 
 /** Overrides from the command line. */
@@ -102,7 +132,7 @@ export interface CoordinatorFlagOverrides {
   leaseMs?: number;
 }
 
-const TOP_KEYS = ['listen', 'store', 'redisKeyPrefix', 'logLevel', 'leaseMs', 'relayRetentionMs', 'measurementStaleMs', 'measurementSmoothingSamples', 'measurementHalfLifeMs', 'historyIntervalMs', 'trustForwardedFor', 'trustedProxies', 'allowedRelayIds', 'sessions', 'ranking', 'origins', 'keys'];
+const TOP_KEYS = ['listen', 'store', 'redisKeyPrefix', 'logLevel', 'leaseMs', 'relayRetentionMs', 'measurementStaleMs', 'measurementSmoothingSamples', 'measurementHalfLifeMs', 'historyIntervalMs', 'trustForwardedFor', 'trustedProxies', 'allowedRelayIds', 'clientReports', 'sessions', 'ranking', 'origins', 'keys'];
 const LISTEN_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 const STORE_PATTERN = /^(memory|rediss?:\/\/\S+)$/;
 const NAME_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -154,6 +184,19 @@ export function loadSettings(reader: ConfigReader | undefined, flags: Coordinato
     ttlSDefault: r.number(['sessions', 'ttlSDefault'], { default: Math.min(SESSION_TTL_S_DEFAULT, ttlSMax), min: 1, max: ttlSMax, integer: true, unit: 's' }),
     packetsPerSecond: r.number(['sessions', 'packetsPerSecond'], { default: SESSION_PACKETS_PER_SECOND_DEFAULT, min: 1, max: 1e7, integer: true, unit: 'packets/s' }),
     bytesPerSecond: r.number(['sessions', 'bytesPerSecond'], { default: SESSION_BYTES_PER_SECOND_DEFAULT, min: SESSION_BYTES_PER_SECOND_MIN, max: 1e10, integer: true, unit: 'bytes/s' }),
+  };
+
+  r.rejectUnknownKeys(['clientReports'], ['reportersMin', 'reporterBurst', 'reporterPerSecond', 'prefixBurst', 'prefixPerSecond', 'stepRttMs', 'stepRttFraction', 'stepLossFraction']);
+  const cr = (key: string, init: { default: number; min: number; max: number; integer?: boolean; unit?: string }): number => r.number(['clientReports', key], init);
+  const clientReports: ClientReportSettings = {
+    reportersMin: cr('reportersMin', { default: CLIENT_REPORTERS_MIN_DEFAULT, min: 1, max: 32, integer: true, unit: 'reporters' }),
+    reporterBurst: cr('reporterBurst', { default: CLIENT_REPORTS_BURST, min: 1, max: 10_000, integer: true, unit: 'reports' }),
+    reporterPerSecond: cr('reporterPerSecond', { default: CLIENT_REPORTS_PER_SECOND, min: 0.001, max: 10_000, unit: 'reports/s' }),
+    prefixBurst: cr('prefixBurst', { default: CLIENT_PREFIX_REPORTS_BURST, min: 1, max: 1_000_000, integer: true, unit: 'reports' }),
+    prefixPerSecond: cr('prefixPerSecond', { default: CLIENT_PREFIX_REPORTS_PER_SECOND, min: 0.001, max: 1_000_000, unit: 'reports/s' }),
+    stepRttMs: cr('stepRttMs', { default: CLIENT_REPORT_STEP_RTT_MS_DEFAULT, min: 1, max: 60_000, unit: 'ms' }),
+    stepRttFraction: cr('stepRttFraction', { default: CLIENT_REPORT_STEP_RTT_FRACTION_DEFAULT, min: 0, max: 100 }),
+    stepLossFraction: cr('stepLossFraction', { default: CLIENT_REPORT_STEP_LOSS_FRACTION_DEFAULT, min: 0.001, max: 1 }),
   };
 
   r.rejectUnknownKeys(['ranking'], ['lossPenaltyMsPerPercent', 'jitterWeight', 'loadKneeFraction', 'loadPenaltyMsAtFull', 'hopPenaltyMs', 'twoHopGainMsMin']);
@@ -247,6 +290,7 @@ export function loadSettings(reader: ConfigReader | undefined, flags: Coordinato
     trustForwardedFor: r.boolean(['trustForwardedFor'], { default: false }),
     trustedProxies,
     allowedRelayIds,
+    clientReports,
     sessions,
     ranking,
     origins,

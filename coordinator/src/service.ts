@@ -11,7 +11,8 @@
  * - `GET /v1/keys` ticket public key; `GET /v1/origins`; `GET /v1/fleet` (dashboard data);
  * - relays (fleet secret): `POST /v1/relays/register`, `POST /v1/relays/heartbeat`,
  *   `POST /v1/relays/reports`, `GET /v1/revocations?sinceMs=&waitMs=` (long poll);
- * - SDKs: `POST /v1/reports` (keyed by the caller's /24 or /48), `GET /v1/route?origin=…`;
+ * - SDKs: `POST /v1/reports` (keyed by the caller's /24 or /48, budgeted per reporter and
+ *   per prefix, aggregated robustly: core/client-reports.ts), `GET /v1/route?origin=…`;
  * - game backends (API key): `POST /v1/session`, `DELETE /v1/session/:id`.
  * coordinator/README.md documents every field.
  */
@@ -22,6 +23,7 @@ import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed, SESSION_KEY_BYTES,
 import { relayInfoOf } from '../../proto/src/api/contract.js';
 import {
   BODY_BYTES_MAX,
+  CLIENT_PREFIXES_MAX,
   HEARTBEAT_LEASE_FRACTION,
   REVOCATION_WAIT_MS_DEFAULT,
   REVOCATION_WAIT_MS_MAX,
@@ -33,7 +35,7 @@ import { CLIENT_REPORTS_RULE, decodeURIComponentSafe, fail, invalid, ORIGIN_RULE
 import type { CoordinatorSettings } from './config.js';
 import { CoordinatorCore } from './core/coordinator-core.js';
 import { FleetSecretRotation, type AcceptedFleetSecret, type FleetSecretsReport } from './core/fleet-secrets.js';
-import { clientPrefix } from './core/geo.js';
+import { clientPrefix, reporterKey } from './core/geo.js';
 import { clientReportSamples, ReportBudget } from './core/report-budget.js';
 import { TicketPolicy, type SessionRequest } from './core/ticket-policy.js';
 import type { RelayInfo, RelayLoad, RelayRecord } from './core/registry.js';
@@ -87,8 +89,10 @@ export class CoordinatorService {
   private readonly fleetSecretDigests: readonly Buffer[];
   private readonly apiDigests: Buffer[];
   private readonly waiters = new Set<Waiter>();
-  /** `POST /v1/reports` token buckets by source address (core/report-budget.ts). */
-  private readonly reportBudget = new ReportBudget();
+  /** `POST /v1/reports` token buckets by reporter: IPv4 address, IPv6 /64 (core/report-budget.ts). */
+  private readonly reportBudget: ReportBudget;
+  /** `POST /v1/reports` token buckets by client prefix (/24, /48), all its reporters together. */
+  private readonly prefixReportBudget: ReportBudget;
   /** Lifetime, limits and exit of the tickets `POST /v1/session` issues (core/ticket-policy.ts). */
   private readonly ticketPolicy: TicketPolicy;
   /** Field rules of a `POST /v1/session` body, with the bounds of {@link ticketPolicy}. */
@@ -105,6 +109,7 @@ export class CoordinatorService {
   private readonly sessionsIssued: prom.Counter;
   private readonly revocationsMade: prom.Counter;
   private readonly reportsTaken: prom.Counter<'kind'>;
+  private readonly clientReportsRefused: prom.Counter<'budget'>;
 
   constructor(init: CoordinatorServiceInit) {
     this.settings = init.settings;
@@ -122,7 +127,10 @@ export class CoordinatorService {
       historyIntervalMs: s.historyIntervalMs,
       origins: s.origins,
       weights: s.ranking,
+      clientReports: { reportersMin: s.clientReports.reportersMin, step: { rttMs: s.clientReports.stepRttMs, rttFraction: s.clientReports.stepRttFraction, lossFraction: s.clientReports.stepLossFraction } },
     });
+    this.reportBudget = new ReportBudget({ burst: s.clientReports.reporterBurst, perSecond: s.clientReports.reporterPerSecond });
+    this.prefixReportBudget = new ReportBudget({ burst: s.clientReports.prefixBurst, perSecond: s.clientReports.prefixPerSecond, sourcesMax: CLIENT_PREFIXES_MAX });
     this.signingKey = ticketSigningKeyFromSeed(s.keys.ticketSigningSeed);
     this.ticketPublicKey = rawPublicKey(this.signingKey);
     const fleetSecrets = [s.keys.fleetSecret, ...s.keys.fleetSecretsPrevious];
@@ -142,6 +150,8 @@ export class CoordinatorService {
     this.sessionsIssued = new prom.Counter({ name: 'slipstream_coordinator_sessions_issued_total', help: 'Tickets issued', registers });
     this.revocationsMade = new prom.Counter({ name: 'slipstream_coordinator_revocations_total', help: 'Sessions revoked through this replica', registers });
     this.reportsTaken = new prom.Counter({ name: 'slipstream_coordinator_path_reports_total', help: 'Path reports taken, by reporter kind', labelNames: ['kind'], registers });
+    this.clientReportsRefused = new prom.Counter({ name: 'slipstream_coordinator_client_reports_refused_total', help: 'POST /v1/reports requests refused (429) by the budget they exceeded: reporter (address or IPv6 /64) or prefix (/24, /48)', labelNames: ['budget'], registers });
+    for (const budget of ['reporter', 'prefix']) this.clientReportsRefused.inc({ budget }, 0);
     const core = this.core;
     const wallNow = this.now;
     const store = this.store;
@@ -168,6 +178,7 @@ export class CoordinatorService {
       },
     });
     new prom.Gauge({ name: 'slipstream_coordinator_measurements', help: 'Smoothed path figures held', registers, collect() { this.set(core.measurements.size); } });
+    new prom.Gauge({ name: 'slipstream_coordinator_client_report_entries', help: 'Per-reporter client figures held for the robust aggregate (bounded)', registers, collect() { this.set(core.clientReports.size); } });
     new prom.Gauge({ name: 'slipstream_coordinator_active_revocations', help: 'Revocations held', registers, collect() { this.set(core.revocations.size); } });
     new prom.Gauge({ name: 'slipstream_coordinator_store_up', help: '1 when the store backend is reachable', registers, collect() { this.set(store.status().ok ? 1 : 0); } });
     new prom.Gauge({ name: 'slipstream_coordinator_store_pending_writes', help: 'Writes queued for an unreachable store', registers, collect() { this.set(store.status().pendingWrites); } });
@@ -473,17 +484,33 @@ export class CoordinatorService {
     const address = this.clientAddress(req);
     const prefix = clientPrefix(address);
     if (prefix === undefined) return fail(400, 'invalid_field', 'the client address is not IPv4 or IPv6', 'clientAddress');
-    if (!this.reportBudget.take(this.now(), address)) return fail(429, 'rate_limited', `more than ${this.reportBudget.burst} reports at once or ${this.reportBudget.perSecond}/s sustained from this address; report less often`);
+    const reporter = reporterKey(address) ?? address;
     const t = this.now();
+    // The reporter's own budget first, so that one reporter over it spends none of its prefix's.
+    if (!this.reportBudget.take(t, reporter)) {
+      this.clientReportsRefused.inc({ budget: 'reporter' });
+      return fail(429, 'rate_limited', `more than ${this.reportBudget.burst} reports at once or ${this.reportBudget.perSecond}/s sustained from this reporter (an IPv4 address or IPv6 /64); report less often`, 'clientAddress');
+    }
+    if (!this.prefixReportBudget.take(t, prefix)) {
+      this.clientReportsRefused.inc({ budget: 'prefix' });
+      return fail(429, 'rate_limited', `more than ${this.prefixReportBudget.burst} reports at once or ${this.prefixReportBudget.perSecond}/s sustained from the prefix ${prefix} (all its reporters together); report less often`, 'clientPrefix');
+    }
     let taken = 0;
     const skipped: { index: number; reason: string }[] = [];
     const reports = (body.value as { reports: { relayId: string; rttMs: number; jitterMs: number; lossFraction: number; samples: number }[] }).reports;
+    // One figure per relay per request: a request repeating a relay would otherwise take several steps at once.
+    const seen = new Set<string>();
     for (let i = 0; i < reports.length; i++) {
       const r = reports[i]!;
-      const result = this.core.clientReport(t, prefix, r.relayId, { rttMs: r.rttMs, jitterMs: r.jitterMs, lossFraction: r.lossFraction, samples: clientReportSamples(r.samples) });
+      if (seen.has(r.relayId)) {
+        skipped.push({ index: i, reason: `relay '${r.relayId}' is already reported earlier in this request` });
+        continue;
+      }
+      seen.add(r.relayId);
+      const result = this.core.clientReport(t, prefix, r.relayId, { rttMs: r.rttMs, jitterMs: r.jitterMs, lossFraction: r.lossFraction, samples: clientReportSamples(r.samples) }, reporter);
       if (result.ok) {
         taken++;
-        this.writeMeasurement(result.record);
+        if (result.record) this.writeMeasurement(result.record);
       } else skipped.push({ index: i, reason: result.reason === 'unknownRelay' ? `relay '${r.relayId}' is not registered` : 'samples is 0' });
     }
     this.reportsTaken.inc({ kind: 'client' }, taken);
@@ -504,9 +531,12 @@ export class CoordinatorService {
     const v = q.values;
     if ((v.lat === undefined) !== (v.lon === undefined)) return fail(400, 'invalid_field', 'lat and lon go together', v.lat === undefined ? 'lat' : 'lon');
     const origin = v.origin;
-    const prefix = clientPrefix(this.clientAddress(req));
+    const address = this.clientAddress(req);
+    const prefix = clientPrefix(address);
+    const reporter = reporterKey(address);
     const t = this.now();
     const ranking = this.core.route(t, {
+      ...(reporter !== undefined ? { reporter } : {}),
       origin,
       client: { ...(prefix ? { prefix } : {}), ...(v.lat !== undefined ? { latitude: v.lat, longitude: v.lon } : {}), ...(v.region !== undefined ? { region: v.region } : {}) },
       limit: v.limit ?? ROUTE_LIMIT_DEFAULT,

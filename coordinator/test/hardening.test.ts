@@ -149,7 +149,7 @@ describe('client path reports', () => {
   });
 
   test('a client report counts for at most CLIENT_REPORT_SAMPLES_MAX samples', async () => {
-    const svc = service();
+    const svc = service('clientReports:\n  reportersMin: 1\n');
     try {
       svc.core.register(Date.now(), relay);
       await report(svc, '203.0.113.9', undefined, 30, 20);

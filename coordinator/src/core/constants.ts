@@ -39,6 +39,30 @@ export const CLIENT_REPORTS_PER_SECOND = 1;
 export const CLIENT_REPORTS_BURST = 20;
 /** Source addresses the report rate limiter remembers; beyond it the least recently seen is forgotten. */
 export const CLIENT_REPORT_SOURCES_MAX = 50_000;
+/** `POST /v1/reports` rate limit per client prefix (/24, /48), whoever in it reports: sustained requests per second… */
+export const CLIENT_PREFIX_REPORTS_PER_SECOND = 5;
+/** …and the burst a prefix may spend at once before its reports are answered 429. */
+export const CLIENT_PREFIX_REPORTS_BURST = 100;
+/**
+ * Distinct reporters (IPv4 addresses, IPv6 /64s) with a fresh report a prefix's figure
+ * toward a relay needs before it is published to ranking: below it one reporter (or
+ * two) moves nothing anyone else is routed by. The service's default; the core's own
+ * default is 1 (the simulator's one client per prefix).
+ */
+export const CLIENT_REPORTERS_MIN_DEFAULT = 3;
+/** Reporters remembered per (prefix, relay) path; beyond it the least recently reporting one is forgotten. */
+export const CLIENT_REPORTERS_PER_PATH_MAX = 32;
+/** (path, reporter) entries remembered in all; beyond it the least recently reported path is forgotten whole. */
+export const CLIENT_REPORT_ENTRIES_MAX = 200_000;
+/**
+ * Step bound: one accepted client report moves a prefix's published RTT (and jitter)
+ * by at most the larger of this many ms…
+ */
+export const CLIENT_REPORT_STEP_RTT_MS_DEFAULT = 25;
+/** …and this fraction of the published figure… */
+export const CLIENT_REPORT_STEP_RTT_FRACTION_DEFAULT = 0.25;
+/** …and its loss by at most this much (a fraction: 0.05 is 5 percentage points). */
+export const CLIENT_REPORT_STEP_LOSS_FRACTION_DEFAULT = 0.05;
 
 /** Ranking: each 1 % of whole-path loss costs this many ms of estimated delay. */
 export const LOSS_PENALTY_MS_PER_PERCENT_DEFAULT = 20;

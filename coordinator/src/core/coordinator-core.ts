@@ -13,6 +13,7 @@
  * ms, because replicas on different machines compare heartbeat times through the
  * store; the simulator passes virtual ms.
  */
+import { ClientReportAggregator, type ClientReportRules } from './client-reports.js';
 import { HISTORY_INTERVAL_MS_DEFAULT, SESSION_MEMORY_MAX, STORE_PRUNE_INTERVAL_MS } from './constants.js';
 import { RelayHistory } from './history.js';
 import { MeasurementTable, node, type MeasurementRecord, type MeasurementTableInit, type PathFigures, type PathSample } from './measurements.js';
@@ -30,6 +31,8 @@ export interface CoordinatorCoreInit extends RegistryInit, MeasurementTableInit 
   weights?: RankingWeights;
   /** Interval of the dashboard's time-series samples, ms. Default {@link HISTORY_INTERVAL_MS_DEFAULT}. */
   historyIntervalMs?: number;
+  /** How client reports become a prefix's figure (core/client-reports.ts). Default: published from 1 reporter, no step bound. */
+  clientReports?: ClientReportRules;
 }
 
 /**
@@ -50,6 +53,8 @@ export interface RouteQuery {
   readonly twoHop?: boolean;
   /** The session's exit relay: rank entries by the path through it (see {@link RankInput.exitRelayId}). */
   readonly exitRelayId?: string;
+  /** Who asks, as a reporter key (geo.ts `reporterKey`): its own client reports rank its own route. Default none. */
+  readonly reporter?: string;
 }
 
 /** Relays in the dashboard's RTT matrix at most (the matrix grows with the square). */
@@ -57,6 +62,12 @@ export const FLEET_MATRIX_RELAYS_MAX = 64;
 
 /** Result of a report: the new record, or why it was not taken. */
 export type ReportResult = { ok: true; record: MeasurementRecord } | { ok: false; reason: 'unknownRelay' | 'noSamples' };
+
+/**
+ * Result of a client report: taken, with the prefix's newly published figure (undefined
+ * while the path has fewer than `reportersMin` reporters) — or why it was not taken.
+ */
+export type ClientReportResult = { ok: true; record: MeasurementRecord | undefined; reporters: number } | { ok: false; reason: 'unknownRelay' | 'noSamples' };
 
 /** See the module comment. */
 export class CoordinatorCore {
@@ -70,6 +81,8 @@ export class CoordinatorCore {
   readonly history = new RelayHistory();
   /** Ranking weights in force. */
   readonly weights: RankingWeights;
+  /** Per-reporter client figures and their robust aggregate. */
+  readonly clientReports: ClientReportAggregator;
   private readonly origins = new Map<string, OriginInfo>();
   private readonly sessionExpiry = new Map<string, number>();
   private readonly historyIntervalMs: number;
@@ -80,6 +93,7 @@ export class CoordinatorCore {
   constructor(init: CoordinatorCoreInit = {}) {
     this.registry = new Registry(init);
     this.measurements = new MeasurementTable(init);
+    this.clientReports = new ClientReportAggregator(this.measurements, init.clientReports);
     this.weights = init.weights ?? DEFAULT_WEIGHTS;
     this.historyIntervalMs = init.historyIntervalMs ?? HISTORY_INTERVAL_MS_DEFAULT;
     for (const origin of init.origins ?? []) this.origins.set(origin.name, { ...origin, source: 'config' });
@@ -114,11 +128,24 @@ export class CoordinatorCore {
     return record ? { ok: true, record } : { ok: false, reason: 'noSamples' };
   }
 
-  /** An SDK's probe result toward a relay, keyed by the client's coarse prefix. */
-  clientReport(nowMs: number, prefix: string, relayId: string, sample: PathSample): ReportResult {
+  /**
+   * An SDK's probe result toward a relay, keyed by the client's coarse prefix and
+   * filed under `reporter` (an address or IPv6 /64, see `reporterKey` in geo.ts;
+   * default: the prefix itself, one reporter). The prefix's figure is the robust
+   * aggregate of core/client-reports.ts, published once enough reporters agree.
+   */
+  clientReport(nowMs: number, prefix: string, relayId: string, sample: PathSample, reporter: string = prefix): ClientReportResult {
     if (!this.registry.get(relayId)) return { ok: false, reason: 'unknownRelay' };
-    const record = this.measurements.report(nowMs, node.client(prefix), node.relay(relayId), sample);
-    return record ? { ok: true, record } : { ok: false, reason: 'noSamples' };
+    if (!(sample.samples > 0)) return { ok: false, reason: 'noSamples' };
+    const from = node.client(prefix);
+    const to = node.relay(relayId);
+    const aggregate = this.clientReports.add(nowMs, from, to, reporter, sample);
+    if (!aggregate.publish) return { ok: true, record: undefined, reporters: aggregate.reporters };
+    const previous = this.measurements.fresh(nowMs, from, to);
+    const figures = this.clientReports.stepToward(previous, aggregate.publish);
+    const record: MeasurementRecord = { from, to, ...figures, samples: aggregate.publish.samples, reports: (previous?.reports ?? 0) + 1, updatedAtMs: Math.max(nowMs, previous?.updatedAtMs ?? nowMs) };
+    this.measurements.replace(record);
+    return { ok: true, record, reporters: aggregate.reporters };
   }
 
   /** Remembers a session's ticket expiry so that a revocation lives exactly as long as needed (bounded memory). */
@@ -198,8 +225,20 @@ export class CoordinatorCore {
   route(nowMs: number, query: RouteQuery): RouteRanking | undefined {
     const origin = this.origins.get(query.origin);
     if (!origin) return undefined;
-    return rankRoutes({ nowMs, registry: this.registry, measurements: this.measurements, origin, client: query.client, limit: query.limit, twoHop: query.twoHop, ...(query.exitRelayId !== undefined ? { exitRelayId: query.exitRelayId } : {}), weights: this.weights });
+    const clientFigures = this.clientFiguresFor(query.client.prefix, query.reporter);
+    return rankRoutes({ nowMs, registry: this.registry, measurements: this.measurements, origin, client: query.client, limit: query.limit, twoHop: query.twoHop, ...(query.exitRelayId !== undefined ? { exitRelayId: query.exitRelayId } : {}), ...(clientFigures ? { clientFigures } : {}), weights: this.weights });
   }
+  /** The prefix's published figures with `reporter`'s own laid over them; undefined when it has none (rank by the prefix's). */
+  private clientFiguresFor(prefix: string | undefined, reporter: string | undefined): ReadonlyMap<string, MeasurementRecord> | undefined {
+    if (prefix === undefined || reporter === undefined) return undefined;
+    const from = node.client(prefix);
+    const own = this.clientReports.own(from, reporter);
+    if (!own) return undefined;
+    const merged = new Map(this.measurements.from(from) ?? []);
+    for (const [to, record] of own) merged.set(to, record);
+    return merged;
+  }
+
 
   /** Runs whatever is due: lease sweep, expiry of figures and revocations, history samples. */
   handleTimeout(nowMs: number): void {

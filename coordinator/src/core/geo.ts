@@ -1,7 +1,8 @@
 /**
  * Geography and address helpers for ranking: great-circle distance, the RTT it
- * suggests, and the coarse client prefix (/24 for IPv4, /48 for IPv6) that is the
- * only client identity the coordinator keeps. Pure functions; no sockets.
+ * suggests, the coarse client prefix (/24 for IPv4, /48 for IPv6) that is the only
+ * client identity the coordinator stores or shares, and the reporter key (address,
+ * IPv6 /64) that client reports are counted by in memory. Pure functions; no sockets.
  */
 import { GEO_BASE_RTT_MS, GEO_FIBRE_KM_PER_MS, GEO_PATH_STRETCH } from './constants.js';
 
@@ -89,4 +90,18 @@ export function clientPrefix(address: string): string | undefined {
   const mapped = groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 && groups[5] === 0xffff;
   if (mapped) return `${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.0/24`;
   return `${groups[0]!.toString(16)}:${groups[1]!.toString(16)}:${groups[2]!.toString(16)}::/48`;
+}
+
+/**
+ * Who counts as one reporter of client measurements: the IPv4 address itself (also
+ * for IPv4-mapped IPv6), or the IPv6 /64 (`xxxx:xxxx:xxxx:xxxx::/64`), since one host
+ * commonly holds a whole /64; undefined for anything else. Kept in memory only.
+ */
+export function reporterKey(address: string): string | undefined {
+  const v4 = IPV4.exec(address);
+  if (v4) return ipv4Prefix(address) === undefined ? undefined : [v4[1], v4[2], v4[3], v4[4]].map(Number).join('.');
+  const g = ipv6Groups(address);
+  if (!g) return undefined;
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) return `${g[6]! >> 8}.${g[6]! & 0xff}.${g[7]! >> 8}.${g[7]! & 0xff}`;
+  return `${g[0]!.toString(16)}:${g[1]!.toString(16)}:${g[2]!.toString(16)}:${g[3]!.toString(16)}::/64`;
 }

@@ -103,8 +103,10 @@ export interface MeasurementTableInit {
 export class MeasurementTable {
   /** Expiry age, ms. */
   readonly staleMs: number;
-  private readonly smoothingSamples: number;
-  private readonly halfLifeMs: number;
+  /** Samples at which a report weighs half. */
+  readonly smoothingSamples: number;
+  /** The old figure's weight halves every this many ms. */
+  readonly halfLifeMs: number;
   private readonly byFrom = new Map<string, Map<string, MeasurementRecord>>();
   private count = 0;
   private readonly clientPrefixesMax: number;
@@ -134,28 +136,8 @@ export class MeasurementTable {
    * and returns undefined.
    */
   report(nowMs: number, from: string, to: string, sample: PathSample): MeasurementRecord | undefined {
-    if (!(sample.samples > 0)) return undefined;
-    const previous = this.raw(from, to);
-    let record: MeasurementRecord;
-    if (!previous || nowMs - previous.updatedAtMs >= this.staleMs) {
-      record = { from, to, rttMs: sample.rttMs, jitterMs: sample.jitterMs, lossFraction: sample.lossFraction, samples: Math.min(sample.samples, MEASUREMENT_SAMPLES_MAX), reports: 1, updatedAtMs: nowMs };
-    } else {
-      const ageMs = Math.max(0, nowMs - previous.updatedAtMs);
-      const bySamples = sample.samples / (sample.samples + this.smoothingSamples);
-      const byAge = 1 - 2 ** (-ageMs / this.halfLifeMs);
-      const w = Math.max(bySamples, byAge);
-      record = {
-        from,
-        to,
-        rttMs: previous.rttMs + w * (sample.rttMs - previous.rttMs),
-        jitterMs: previous.jitterMs + w * (sample.jitterMs - previous.jitterMs),
-        lossFraction: previous.lossFraction + w * (sample.lossFraction - previous.lossFraction),
-        samples: Math.min(previous.samples + sample.samples, MEASUREMENT_SAMPLES_MAX),
-        reports: previous.reports + 1,
-        updatedAtMs: Math.max(nowMs, previous.updatedAtMs),
-      };
-    }
-    this.put(record);
+    const record = foldSample(nowMs, this.raw(from, to), from, to, sample, this);
+    if (record) this.put(record);
     return record;
   }
 
@@ -168,6 +150,14 @@ export class MeasurementTable {
     if (previous && previous.updatedAtMs >= record.updatedAtMs) return false;
     this.put(record);
     return true;
+  }
+
+  /**
+   * Puts `record` in place of whatever (from, to) holds, whatever its time: for a
+   * figure computed outside the table (client reports, core/client-reports.ts).
+   */
+  replace(record: MeasurementRecord): void {
+    this.put(record);
   }
 
   /** The figure for (from, to) with its age and confidence, or undefined when absent or stale. */
@@ -277,4 +267,39 @@ export class MeasurementTable {
     if (!inner.has(record.to)) this.count++;
     inner.set(record.to, record);
   }
+}
+
+/** How {@link foldSample} weighs a report against the figure it updates. */
+export interface FoldRules {
+  /** Figures older than this are replaced, not folded into, ms. */
+  readonly staleMs: number;
+  /** Samples at which a report weighs half. */
+  readonly smoothingSamples: number;
+  /** The old figure's weight halves every this many ms. */
+  readonly halfLifeMs: number;
+}
+
+/**
+ * One report folded into `previous` (the exponentially weighted rule of the module
+ * comment): the new record for (from, to), or undefined when the report has no samples.
+ */
+export function foldSample(nowMs: number, previous: MeasurementRecord | undefined, from: string, to: string, sample: PathSample, rules: FoldRules): MeasurementRecord | undefined {
+  if (!(sample.samples > 0)) return undefined;
+  if (!previous || nowMs - previous.updatedAtMs >= rules.staleMs) {
+    return { from, to, rttMs: sample.rttMs, jitterMs: sample.jitterMs, lossFraction: sample.lossFraction, samples: Math.min(sample.samples, MEASUREMENT_SAMPLES_MAX), reports: 1, updatedAtMs: nowMs };
+  }
+  const ageMs = Math.max(0, nowMs - previous.updatedAtMs);
+  const bySamples = sample.samples / (sample.samples + rules.smoothingSamples);
+  const byAge = 1 - 2 ** (-ageMs / rules.halfLifeMs);
+  const w = Math.max(bySamples, byAge);
+  return {
+    from,
+    to,
+    rttMs: previous.rttMs + w * (sample.rttMs - previous.rttMs),
+    jitterMs: previous.jitterMs + w * (sample.jitterMs - previous.jitterMs),
+    lossFraction: previous.lossFraction + w * (sample.lossFraction - previous.lossFraction),
+    samples: Math.min(previous.samples + sample.samples, MEASUREMENT_SAMPLES_MAX),
+    reports: previous.reports + 1,
+    updatedAtMs: Math.max(nowMs, previous.updatedAtMs),
+  };
 }

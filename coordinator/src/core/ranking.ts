@@ -98,6 +98,12 @@ export interface RankInput {
   readonly exitRelayId?: string;
   /** Default {@link DEFAULT_WEIGHTS}. */
   readonly weights?: RankingWeights;
+  /**
+   * The client→relay figures to rank by, keyed by relay node name (stale ones are
+   * skipped), when the caller knows better ones than the prefix's (the client's own
+   * reports). Default: the figures measured from the client's prefix.
+   */
+  readonly clientFigures?: ReadonlyMap<string, MeasurementRecord>;
 }
 
 const UNKNOWN_LEG: LegEstimate = Object.freeze({ rttMs: UNKNOWN_RTT_MS, jitterMs: 0, lossFraction: 0, source: 'unknown', confidence: 0 });
@@ -327,7 +333,7 @@ export function rankRoutes(input: RankInput): RouteRanking {
   const excluded: ExcludedRelay[] = [];
   let excludedCount = 0;
   // Hoisted out of the per-relay loop: the client's reports and the origin's node name.
-  const clientReports = client.prefix !== undefined ? measurements.from(node.client(client.prefix)) : undefined;
+  const clientReports = input.clientFigures ?? (client.prefix !== undefined ? measurements.from(node.client(client.prefix)) : undefined);
   const originNode = node.origin(origin.name);
   const clientGeo = hasCoordinates(client) ? client : undefined;
   const originGeo = hasCoordinates(origin) ? origin : undefined;

@@ -1,7 +1,8 @@
 /**
  * The client report budget: how much the unauthenticated `POST /v1/reports` may move
  * the coordinator's figures. Two limits:
- * - a token bucket per source address (the address the report is filed under):
+ * - a token bucket per key — the service keeps one instance keyed by reporter (IPv4
+ *   address, IPv6 /64) and one keyed by client prefix (/24, /48), each with its own limits:
  *   {@link CLIENT_REPORTS_BURST} at once, refilled at {@link CLIENT_REPORTS_PER_SECOND};
  *   the buckets live in one insertion-ordered map, least recently used first, and the
  *   oldest is forgotten beyond {@link CLIENT_REPORT_SOURCES_MAX} (a forgotten source
