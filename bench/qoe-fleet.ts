@@ -41,6 +41,8 @@ export interface QoeRelay {
   readonly relayId: string;
   readonly proc: BenchChild;
   readonly proxyName: string;
+  /** The relay's `/metrics` URL (its FEC byte counters give the downstream FEC overhead). */
+  readonly metricsUrl: string;
 }
 
 /** The running deployment. */
@@ -141,6 +143,7 @@ export async function startQoeFleet(opts: QoeFleetOptions): Promise<QoeFleet> {
     const relayId = `relay-${i + 1}`;
     const address = `127.0.0.${i + 2}`;
     const tunnelPort = await freePort('udp');
+    const metricsPort = await freePort('tcp');
     const proxyName = `relay-${i + 1}`;
     const lastMilePort = await createProxy(api, { name: proxyName, protocol: 'udp', listen: '127.0.0.1:0', upstream: `${address}:${tunnelPort}`, link: PLAYER_LINK });
     const config = join(dir, `${relayId}.yaml`);
@@ -148,7 +151,7 @@ export async function startQoeFleet(opts: QoeFleetOptions): Promise<QoeFleet> {
       config,
       [
         `upstreamBindAddress: ${address}`,
-        'metrics: { listen: "off" }',
+        `metrics: { listen: "${address}:${metricsPort}" }`,
         'logLevel: warn',
         'drain: { timeoutMs: 200 }',
         'tunnel:',
@@ -169,7 +172,7 @@ export async function startQoeFleet(opts: QoeFleetOptions): Promise<QoeFleet> {
         '  meshRefreshMs: 500',
       ].join('\n'),
     );
-    relays.push({ relayId, proc: children.start(['relay', '--config', config]), proxyName });
+    relays.push({ relayId, proc: children.start(['relay', '--config', config]), proxyName, metricsUrl: `http://${address}:${metricsPort}/metrics` });
     progress(`${relayId}: tunnel ${address}:${tunnelPort}, advertised through the last-mile proxy 127.0.0.1:${lastMilePort}`);
   }
 

@@ -15,7 +15,9 @@
  *
  * JSON contract (`--json`; test/bench-qoe.test.ts depends on it): `{cases: [{name,
  * direct: {loss, rttP50Ms, rttP99Ms}, slipstream: {loss, rttP50Ms, rttP99Ms,
- * longestGapMs, overheadRatio, originSources, originDuplicates}}]}`, extra fields allowed.
+ * longestGapMs, overheadRatio, originSources, originDuplicates}}]}`, extra fields allowed
+ * (`fecOverheadRatio`: FEC redundancy ÷ the game's data payload, both directions, from
+ * connect's status line and the relays' `/metrics`).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -68,6 +70,8 @@ export interface SlipstreamFigures extends PathFigures {
   readonly addedP99Ms: number;
   /** Bytes the relay proxies carried (both directions: data, FEC, headers, probes, keepalives) / game payload bytes (each datagram sent up once plus its echo down once). */
   readonly overheadRatio: number;
+  /** FEC redundancy over the game's data, both directions (repairs, parity, copies ÷ data payload bytes; headers and probes excluded). */
+  readonly fecOverheadRatio: number;
   /** Distinct source addresses the origin saw. */
   readonly originSources: number;
   /** Datagrams the origin received more than once (per sequence number, arrivals beyond the first). */
@@ -133,9 +137,53 @@ function impairmentLoss(before: { uplink: DirectionStats; downlink: DirectionSta
   return 1 - (1 - fraction(before.uplink, after.uplink)) * (1 - fraction(before.downlink, after.downlink));
 }
 
+/** FEC payload bytes so far, both directions: the game's (`data`) and redundancy (`redundant`: repairs, parity, copies). */
+interface FecBytes {
+  data: number;
+  redundant: number;
+}
+
+/**
+ * Downstream FEC payload bytes so far, per live relay, from its `/metrics`
+ * (`slipstream_relay_fec_{data,redundant}_bytes_total`). A relay that does not answer
+ * (killed) is left out, and {@link fecOverhead} compares only relays in both snapshots.
+ */
+async function downstreamFecBytes(fleet: QoeFleet): Promise<Map<string, FecBytes>> {
+  const perRelay = new Map<string, FecBytes>();
+  for (const relay of fleet.relays) {
+    const text = await fetch(relay.metricsUrl, { signal: AbortSignal.timeout(2000) })
+      .then((r) => r.text())
+      .catch(() => undefined);
+    if (text === undefined) continue;
+    const read = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+    perRelay.set(relay.relayId, { data: read('slipstream_relay_fec_data_bytes_total'), redundant: read('slipstream_relay_fec_redundant_bytes_total') });
+  }
+  return perRelay;
+}
+
+/** Redundant ÷ data FEC bytes between two snapshots (relays alive in both), or 0 when no data moved. */
+function fecOverhead(before: Map<string, FecBytes>, after: Map<string, FecBytes>, upBefore: FecBytes, upAfter: FecBytes): number {
+  let data = upAfter.data - upBefore.data;
+  let redundant = upAfter.redundant - upBefore.redundant;
+  for (const [id, a] of after) {
+    const b = before.get(id) ?? { data: 0, redundant: 0 };
+    data += a.data - b.data;
+    redundant += a.redundant - b.redundant;
+  }
+  return data > 0 ? redundant / data : 0;
+}
+
+/** connect's upstream FEC bytes from its latest status line. */
+function upstreamFecBytes(fleet: QoeFleet): FecBytes {
+  const up = [...fleet.connect.stdout.matchAll(/fec up data (\d+) B redundant (\d+) B/g)].pop();
+  return up === undefined ? { data: 0, redundant: 0 } : { data: Number(up[1]), redundant: Number(up[2]) };
+}
+
 async function runCase(fleet: QoeFleet, origin: EchoOrigin, c: QoeCase, caseNumber: number, seconds: number, progress: (line: string) => void): Promise<QoeCaseResult> {
   await setLastMile(fleet, c.impairment);
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+  const fecBefore = await downstreamFecBytes(fleet);
+  const upBefore = upstreamFecBytes(fleet);
   const bytesBefore = await relayProxyBytes(fleet);
   const directBefore = await proxyStats(fleet, 'direct');
   const stdoutFrom = fleet.connect.stdout.length;
@@ -163,6 +211,11 @@ async function runCase(fleet: QoeFleet, origin: EchoOrigin, c: QoeCase, caseNumb
         }
       : {}),
   });
+  // connect's status line comes once a second: wait for one that covers the whole case.
+  const linesAtEnd = fleet.connect.stdout.length;
+  for (let i = 0; i < 15 && fleet.connect.stdout.indexOf('fec up data', linesAtEnd) < 0; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+  const fecAfter = await downstreamFecBytes(fleet);
+  const upAfter = upstreamFecBytes(fleet);
   const bytesAfter = await relayProxyBytes(fleet);
   const directAfter = await proxyStats(fleet, 'direct');
   for (const m of fleet.connect.stdout.slice(stdoutFrom).matchAll(/(?:path: |status: relay )(\S+)/g)) if (relaysUsed[relaysUsed.length - 1] !== m[1]) relaysUsed.push(m[1]!);
@@ -182,6 +235,7 @@ async function runCase(fleet: QoeFleet, origin: EchoOrigin, c: QoeCase, caseNumb
       ...slip,
       addedP99Ms: round(slip.rttP99Ms - direct.rttP99Ms),
       overheadRatio: round((bytesAfter - bytesBefore) / payloadBytes, 2),
+      fecOverheadRatio: round(fecOverhead(fecBefore, fecAfter, upBefore, upAfter), 2),
       originSources: counts.sources.size,
       originDuplicates,
       uplinkLoss: round(run.slipstream.sent === 0 ? 1 : 1 - counts.arrivals.size / run.slipstream.sent, 4),
@@ -196,8 +250,8 @@ function pct(x: number): string {
 }
 
 function formatTable(results: readonly QoeCaseResult[], seconds: number): string {
-  const header = ['case', 'loss direct (drawn)', 'loss slip', 'p50 direct/slip ms', 'p99 direct/slip ms', 'added p99 ms', 'gap direct/slip ms', 'overhead', 'origin src', 'origin dups', 'relays'];
-  const rows = results.map((r) => [r.name, `${pct(r.direct.loss)} (${pct(r.direct.impairmentLoss)})`, pct(r.slipstream.loss), `${r.direct.rttP50Ms}/${r.slipstream.rttP50Ms}`, `${r.direct.rttP99Ms}/${r.slipstream.rttP99Ms}`, String(r.slipstream.addedP99Ms), `${r.direct.longestGapMs}/${r.slipstream.longestGapMs}`, `${r.slipstream.overheadRatio}×`, String(r.slipstream.originSources), String(r.slipstream.originDuplicates), r.slipstream.relays.join('→')]);
+  const header = ['case', 'loss direct (drawn)', 'loss slip', 'p50 direct/slip ms', 'p99 direct/slip ms', 'added p99 ms', 'gap direct/slip ms', 'overhead', 'FEC overhead', 'origin src', 'origin dups', 'relays'];
+  const rows = results.map((r) => [r.name, `${pct(r.direct.loss)} (${pct(r.direct.impairmentLoss)})`, pct(r.slipstream.loss), `${r.direct.rttP50Ms}/${r.slipstream.rttP50Ms}`, `${r.direct.rttP99Ms}/${r.slipstream.rttP99Ms}`, String(r.slipstream.addedP99Ms), `${r.direct.longestGapMs}/${r.slipstream.longestGapMs}`, `${r.slipstream.overheadRatio}×`, pct(r.slipstream.fecOverheadRatio), String(r.slipstream.originSources), String(r.slipstream.originDuplicates), r.slipstream.relays.join('→')]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: readonly string[]): string => `| ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |\n`;
   return [
@@ -232,7 +286,7 @@ async function runBench(cases: readonly QoeCase[], seconds: number, seed: number
       const c = cases[i]!;
       progress(`${c.name}: ${c.description}, ${seconds} s`);
       const r = await runCase(fleet, origin, c, i + 1, seconds, progress);
-      progress(`${c.name}: loss direct ${pct(r.direct.loss)} slipstream ${pct(r.slipstream.loss)}; p99 ${r.direct.rttP99Ms}/${r.slipstream.rttP99Ms} ms; gap ${r.slipstream.longestGapMs} ms; overhead ${r.slipstream.overheadRatio}×; origin sources ${r.slipstream.originSources}, duplicates ${r.slipstream.originDuplicates}`);
+      progress(`${c.name}: loss direct ${pct(r.direct.loss)} slipstream ${pct(r.slipstream.loss)}; p99 ${r.direct.rttP99Ms}/${r.slipstream.rttP99Ms} ms; gap ${r.slipstream.longestGapMs} ms; overhead ${r.slipstream.overheadRatio}× (FEC ${pct(r.slipstream.fecOverheadRatio)}); origin sources ${r.slipstream.originSources}, duplicates ${r.slipstream.originDuplicates}`);
       results.push(r);
     }
     return { cases: results };

@@ -61,6 +61,8 @@ describe('slipstream bench qoe', () => {
     const slip = clean!.slipstream;
     assert.ok(slip.longestGapMs! > 0, `longestGapMs ${slip.longestGapMs}`);
     assert.ok(slip.overheadRatio! >= 1, `overheadRatio ${slip.overheadRatio}`);
+    // The FEC overhead is measured (connect's status line and the relays' /metrics): a number, and on a clean path the controller sends few repairs.
+    assert.ok(typeof slip.fecOverheadRatio === 'number' && slip.fecOverheadRatio >= 0 && slip.fecOverheadRatio <= 1.5, `fecOverheadRatio ${slip.fecOverheadRatio}`);
     // On a clean last mile the game server sees the player from one relay, each datagram
     // once (the direct path's datagrams, tagged apart, are not counted here).
     assert.equal(slip.originSources, 1, `originSources ${slip.originSources}`);

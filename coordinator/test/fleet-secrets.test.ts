@@ -14,6 +14,7 @@ import { pino } from 'pino';
 import { ConfigReader } from '../../kit/config.js';
 import { ConfigError } from '../../proto/src/errors.js';
 import { runCli } from '../../test/support/run-cli.js';
+import { until } from '../../test/support/wait.js';
 import { CoordinatorApiError, CoordinatorClient } from '../../kit/coordinator-client.js';
 import { FLEET_SECRETS_PREVIOUS_MAX, loadSettings } from '../src/config.js';
 import { CoordinatorService, fleetSecretId } from '../src/service.js';
@@ -93,7 +94,8 @@ describe('fleet-secret rotation on a real coordinator process', () => {
     const rotating = writeConfig({ ...keys, fleetSecret: newSecret }, `  fleetSecretsPrevious: [${oldSecret}]\n`);
     let coordinator = await startCoordinatorProcess(['--config', rotating.path, '--listen', `127.0.0.1:${port}`, '--lease-ms', '3000']);
     try {
-      assert.ok(coordinator.stdout().includes('"event":"fleetSecretsPrevious"'), coordinator.stdout());
+      // The line is written at start; under load the pipe may deliver it a moment after the URL.
+      await until(() => coordinator.stdout().includes('"event":"fleetSecretsPrevious"'), 10_000, `the fleetSecretsPrevious line (stdout so far: ${coordinator.stdout()})`);
       const onOld = new CoordinatorClient({ baseUrl: coordinator.url, fleetSecret: oldSecret });
       const onNew = new CoordinatorClient({ baseUrl: coordinator.url, fleetSecret: newSecret });
       const sdk = new CoordinatorClient({ baseUrl: coordinator.url });
@@ -115,7 +117,7 @@ describe('fleet-secret rotation on a real coordinator process', () => {
       assert.match(metrics, /slipstream_coordinator_relays_by_fleet_secret\{secret="previous"\} 1/);
       // The log says it once, when the relay was first seen on the old secret. The line
       // reaches our pipe after the HTTP reply does, so wait (bounded) for it.
-      assert.ok(await waitFor(() => coordinator.stdout().includes('"event":"relayOnPreviousFleetSecret"'), 2000), coordinator.stdout());
+      assert.ok(await waitFor(() => coordinator.stdout().includes('"event":"relayOnPreviousFleetSecret"'), 10_000), coordinator.stdout());
       const warned = coordinator.stdout().split('\n').filter((l) => l.includes('"event":"relayOnPreviousFleetSecret"'));
       assert.equal(warned.length, 1, coordinator.stdout());
       assert.match(warned[0]!, /"relayId":"old-1"/);
@@ -124,7 +126,7 @@ describe('fleet-secret rotation on a real coordinator process', () => {
       const moved = new CoordinatorClient({ baseUrl: coordinator.url, fleetSecret: newSecret });
       await moved.register(relayInfo('old-1'));
       assert.deepEqual((await sdk.health()).fleetSecrets.relaysOnPrevious, []);
-      assert.ok(await waitFor(() => coordinator.stdout().includes('"event":"relayOnCurrentFleetSecret"'), 2000), coordinator.stdout());
+      assert.ok(await waitFor(() => coordinator.stdout().includes('"event":"relayOnCurrentFleetSecret"'), 10_000), coordinator.stdout());
       // …and a straggler still on the old secret is listed again until it moves too.
       await onOld.register(relayInfo('straggler-1'));
       assert.deepEqual((await sdk.health()).fleetSecrets.relaysOnPrevious.map((r) => r.relayId), ['straggler-1']);
@@ -148,7 +150,7 @@ describe('fleet-secret rotation on a real coordinator process', () => {
         // The refusal is logged once a minute per address and claimed relay id: the
         // register and the heartbeat (both claim straggler-1) make one line, the revocation
         // poll (no id) another.
-        assert.ok(await waitFor(() => coordinator.stdout().includes('"event":"fleetSecretRefused"'), 2000));
+        assert.ok(await waitFor(() => coordinator.stdout().includes('"event":"fleetSecretRefused"'), 10_000));
         const refusals = coordinator.stdout().split('\n').filter((l) => l.includes('"event":"fleetSecretRefused"'));
         assert.equal(refusals.length, 2, refusals.join('\n'));
         assert.match(refusals[0]!, /"path":"\/v1\/relays\/register","claimedRelayId":"straggler-1"/);
