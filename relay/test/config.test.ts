@@ -56,3 +56,16 @@ test('errors name the file, the line, the key and what is accepted', () => {
   assert.match(failure('tunnel:\n  listen: 0.0.0.0:4433\n  ticketPublicKey: abc\n  sealKey: abc'), /tunnel\.ticketPublicKey: expected 32 bytes in base64/);
   assert.match(failure('{}'), /rules: nothing to do/);
 });
+
+test('revocation staleness: the feed rule is set only with tunnel.coordinatorUrl, with its defaults; a bad policy or age is refused by name', () => {
+  const key = Buffer.alloc(32, 1).toString('base64');
+  const tunnel = (extra: string[]) => ['tunnel:', '  listen: 0.0.0.0:4433', `  ticketPublicKey: '${key}'`, `  sealKey: '${key}'`, ...extra.map((l) => `  ${l}`)].join('\n');
+  const feed = ['coordinatorUrl: http://127.0.0.1:7400', 'coordinatorFleetSecret: 0123456789abcdef0123'];
+  assert.equal(parse(tunnel([])).core.tunnel?.revocationFeed, undefined, 'no feed: the list never goes stale');
+  assert.deepEqual(parse(tunnel(feed)).core.tunnel?.revocationFeed, { maxAgeMs: 300_000, stalePolicy: 'refuse' });
+  const set = parse(tunnel([...feed, 'revocationMaxAgeMs: 60000', 'revocationStalePolicy: admit', 'revocationStateFile: /var/lib/slipstream/relay-revocations.json']));
+  assert.deepEqual(set.core.tunnel?.revocationFeed, { maxAgeMs: 60_000, stalePolicy: 'admit' });
+  assert.equal(set.revocationStateFile, '/var/lib/slipstream/relay-revocations.json');
+  assert.match(failure(tunnel([...feed, 'revocationStalePolicy: open'])), /tunnel\.revocationStalePolicy: 'open' is not accepted; expected one of refuse, admit/);
+  assert.match(failure(tunnel([...feed, 'revocationMaxAgeMs: 10'])), /tunnel\.revocationMaxAgeMs: 10 is out of range/);
+});
