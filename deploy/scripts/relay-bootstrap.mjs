@@ -255,6 +255,8 @@ file(
     `  revocationFile: ${join(out, 'revoked.txt')}`,
     `  coordinatorUrl: ${url}`,
     `  coordinatorFleetSecretFile: ${join(out, 'fleet.secret')}`,
+    '  # the feed\'s revocation list across restarts (the unit\'s StateDirectory; relay/README.md, "Revocations at start")',
+    '  revocationStateFile: /var/lib/slipstream/relay-revocations.json',
     '# Registration with the coordinator and heartbeats (relay/README.md, "fleet").',
     'fleet:',
     `  relayId: '${relayId}'`,

@@ -54,6 +54,13 @@ export const ErrorCode = {
   InvalidRelayAddress: 'SLIP_ERR_INVALID_RELAY_ADDRESS',
   /** SDK: the tunnel's local UDP socket could not be bound; check `bindAddress`. */
   BindFailed: 'SLIP_ERR_BIND_FAILED',
+  /**
+   * The relay follows a coordinator's revocation feed but holds no revocation list newer
+   * than its `tunnel.revocationMaxAgeMs` (it started, or lost the coordinator, and its feed
+   * has not answered since), so it cannot tell a revoked ticket from a valid one and takes
+   * no new sessions; try another relay.
+   */
+  RelayRevocationsStale: 'SLIP_ERR_RELAY_REVOCATIONS_STALE',
 } as const;
 
 /** One of the {@link ErrorCode} values. */

@@ -22,7 +22,7 @@ import {
   type SlidingWindowParameters,
 } from '../../proto/src/fec/index.js';
 import { parseCidr, splitHostPort, type Cidr } from './core/addr.js';
-import type { HealthCheckSpec, LimitsSpec, OriginGroupSpec, RelayCoreConfig, RuleSpec, TcpLimitsSpec, TunnelFecSpec, TunnelSpec } from './core/config-types.js';
+import type { HealthCheckSpec, LimitsSpec, OriginGroupSpec, RelayCoreConfig, RevocationFeedSpec, RuleSpec, TcpLimitsSpec, TunnelFecSpec, TunnelSpec } from './core/config-types.js';
 import * as C from './core/constants.js';
 
 /** Everything `slipstream relay` runs with. */
@@ -45,6 +45,12 @@ export interface RelayConfig {
   readonly revocationFile: string | undefined;
   /** How often the revocation file is checked, ms. */
   readonly revocationPollMs: number;
+  /**
+   * Where the coordinator feed's revocation list is kept across restarts
+   * (`tunnel.revocationStateFile`), or undefined (not kept: a restarted relay holds no list
+   * until its feed answers). See revocation-state.ts.
+   */
+  readonly revocationStateFile: string | undefined;
   /** Coordinator base URL whose revocation feed to follow, or undefined. */
   readonly coordinatorUrl: string | undefined;
   /** The fleet secret the feed is read with. */
@@ -97,7 +103,7 @@ const FLEET_KEYS = ['relayId', 'region', 'latitude', 'longitude', 'tunnelAddress
 const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'sessionsMax', 'connectTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny', 'connectionBytesPerSecond', 'bytesPerSecond'];
 const HEALTH_KEYS = ['mode', 'intervalMs', 'timeoutMs', 'failuresToDown', 'successesToUp', 'udpPayloadHex'];
 const LIMIT_KEYS = ['sessionsMax', 'udpFlowsMax', 'tcpConnectionsMax', 'tunnelSessionsMax', 'unrepliedIdleTimeoutMs', 'sessionsPerSourceMax', 'newSessionsPerSourcePerSecond', 'sourcePacketsPerSecond', 'sourceBytesPerSecond', 'sessionPacketsPerSecond', 'sessionBytesPerSecond', 'unauthenticatedPacketsPerSecond', 'burstMs'];
-const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'additionalTicketPublicKeys', 'sealKey', 'sealKeyFile', 'additionalSealKeys', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs'];
+const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'additionalTicketPublicKeys', 'sealKey', 'sealKeyFile', 'additionalSealKeys', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'revocationStateFile', 'revocationMaxAgeMs', 'revocationStalePolicy', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs'];
 const FEC_KEYS = ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs', 'adaptive', 'overheadMax', 'latencyBudgetMs', 'sw'];
 const FEC_SW_KEYS = ['repairsPerSource', 'repairSpacingMs', 'windowPackets', 'windowMs'];
 const RATE_MAX = 1e10;
@@ -484,14 +490,20 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
     coordinatorFleetSecret = reader.string(['tunnel', 'coordinatorFleetSecret'], { pattern: /^\S{16,}$/, patternText: 'the fleet secret (at least 16 characters)' });
   }
   if (coordinatorUrl !== undefined && coordinatorFleetSecret === undefined) reader.fail(['tunnel', 'coordinatorFleetSecret'], 'missing; coordinatorUrl needs the fleet secret (coordinatorFleetSecret or coordinatorFleetSecretFile)');
+  const revocationFeed: RevocationFeedSpec = {
+    maxAgeMs: reader.number(['tunnel', 'revocationMaxAgeMs'], { min: C.REVOCATION_MAX_AGE_MS_MIN, max: 604_800_000, integer: true, unit: 'ms', default: C.REVOCATION_MAX_AGE_MS_DEFAULT }),
+    stalePolicy: reader.string(['tunnel', 'revocationStalePolicy'], { choices: ['refuse', 'admit'], default: 'refuse' }) as RevocationFeedSpec['stalePolicy'],
+  };
   return {
     coordinatorFleetSecret,
-    core: { rules: budgeted.rules, groups, limits: budgeted.limits, tunnel: tunnelSpec, upstreamBindAddress, tcp: tcpLimits(reader) },
+    // The list can go stale only when there is a feed to follow.
+    core: { rules: budgeted.rules, groups, limits: budgeted.limits, tunnel: tunnelSpec !== undefined && coordinatorUrl !== undefined ? { ...tunnelSpec, revocationFeed } : tunnelSpec, upstreamBindAddress, tcp: tcpLimits(reader) },
     logLevel,
     logAggregateIntervalMs: reader.number(['logAggregateIntervalMs'], { min: 100, max: 3_600_000, integer: true, unit: 'ms', default: C.LOG_AGGREGATE_INTERVAL_MS_DEFAULT }),
     metricsListen,
     drainTimeoutMs,
     revocationFile,
+    revocationStateFile: reader.has(['tunnel', 'revocationStateFile']) ? reader.string(['tunnel', 'revocationStateFile'], { pattern: /^\S(.*\S)?$/, patternText: 'a file path' }) : undefined,
     revocationPollMs: reader.number(['tunnel', 'revocationPollMs'], { min: 50, max: 600_000, integer: true, unit: 'ms', default: C.REVOCATION_POLL_MS_DEFAULT }),
     coordinatorUrl,
     socketReceiveBufferBytes: reader.number(['socketReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: 0 }),

@@ -94,6 +94,8 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
     ['slipstream_relay_fec_redundant_bytes_total', 'Downstream FEC payload bytes of redundancy: parity, sliding-window repairs and copies (their ratio to fec_data_bytes is the FEC overhead).', (c) => c.fecSentBytes.redundant],
     ['slipstream_relay_probes_answered_total', 'Probe packets answered with timestamps.', (c) => c.probesAnswered],
     ['slipstream_relay_udp_flows_shed_total', "L4 UDP flows without a reply from their origin ended to make room for another session (a full budget: limits.*Max, rules[].sessionsMax).", (c) => c.shedFlowCount],
+    ['slipstream_relay_revocations_stale_refused_total', 'Tunnel session opens refused (SLIP_ERR_RELAY_REVOCATIONS_STALE) because the revocation list was older than tunnel.revocationMaxAgeMs.', (c) => c.revocationFeedState.staleRefused],
+    ['slipstream_relay_revocations_stale_admitted_total', 'Tunnel session opens admitted while the revocation list was older than tunnel.revocationMaxAgeMs (tunnel.revocationStalePolicy: admit).', (c) => c.revocationFeedState.staleAdmitted],
   ];
   for (const [name, help, read] of coreTotals) {
     new Counter({
@@ -179,6 +181,23 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
       this.set({ quantile: '0.99' }, delay(loopDelay.percentile(99)));
       this.set({ quantile: '1' }, delay(loopDelay.max));
       loopDelay.reset();
+    },
+  });
+  new Gauge({
+    name: 'slipstream_relay_revocations_stale',
+    help: 'Whether the revocation list is older than tunnel.revocationMaxAgeMs (1: new tunnel sessions are refused, or admitted under tunnel.revocationStalePolicy: admit); 0 when current or when no coordinator feed is followed.',
+    registers: [registry],
+    collect() {
+      this.set(core().revocationFeedState.stale ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'slipstream_relay_revocations_age_seconds',
+    help: "Age of the revocation list: time since the coordinator's revocation feed last answered (or the persisted list's), seconds; +Inf before any list; 0 when no feed is followed.",
+    registers: [registry],
+    collect() {
+      const c = core();
+      this.set(c.revocationFeedState.followed ? c.revocationFeedState.ageMs / 1000 : 0);
     },
   });
   new Gauge({

@@ -28,6 +28,8 @@ import type { FleetAgent } from './fleet.js';
 import { FleetMembership, fleetMembershipKey } from './fleet-membership.js';
 import { followRevocationFeed, type RevocationFeedFollower } from './revocation-feed.js';
 import { LogAggregator, type AggregatedLine } from './log-aggregator.js';
+import { REVOCATION_FEED_OVERLAP_MS_DEFAULT, REVOCATION_FEED_WAIT_MS_DEFAULT } from './core/revocation-feed.js';
+import { FeedRevocationKeeper } from './revocation-state.js';
 import { createRelayMetrics, type FleetStatus } from './metrics.js';
 import { checkFdLimit, FD_RESERVE, readOpenFileLimit, type OpenFileLimit } from './fd-limit.js';
 import { TcpProxy } from './tcp-proxy.js';
@@ -45,6 +47,15 @@ const AGGREGATED_EVENTS = {
   tcp_refused_fd_limit: { msg: 'TCP connections refused: too few file descriptors left (see the fd_limit warning)', level: 'warn' },
 } as const satisfies Record<string, { msg: string; level: 'info' | 'warn' }>;
 type AggregatedEvent = keyof typeof AGGREGATED_EVENTS;
+
+/**
+ * How long start waits for the revocation feed's first answer (or failure) when the relay
+ * holds no current list, ms: with a reachable coordinator the relay is ready to admit
+ * sessions when `relay started` is logged; an unreachable one costs at most this.
+ */
+const REVOCATION_FIRST_ANSWER_WAIT_MS = 3000;
+/** How often the revocation list's staleness is checked for the log, ms. */
+const REVOCATION_STALE_CHECK_MS = 1000;
 
 /** Datagrams an origin-facing socket holds while its UDP connect completes (about one tick). */
 const UPSTREAM_PENDING_MAX = 256;
@@ -127,6 +138,11 @@ export class Relay {
   private revocationTimer: NodeJS.Timeout | undefined;
   private revocationStamp = '';
   private follower: RevocationFeedFollower | undefined;
+  /** The feed's revocation list across restarts (`tunnel.revocationStateFile`) and its staleness log. */
+  private readonly feedRevocations: FeedRevocationKeeper;
+  private staleCheckTimer: NodeJS.Timeout | undefined;
+  /** Called at the feed's next answer or failure (start waits for the first). */
+  private feedHeard: (() => void) | undefined;
   /** The coordinator URL and fleet secret the revocation feed follows with ('' when none). */
   private followedKey = '';
   private config: RelayConfig;
@@ -162,6 +178,20 @@ export class Relay {
     );
     this.aggregator = new LogAggregator(init.config.logAggregateIntervalMs);
     this.dropsLogged = new Float64Array(this.core.drops.length);
+    this.feedRevocations = new FeedRevocationKeeper({
+      logger,
+      wallClockMs,
+      nowMs: () => performance.now(),
+      stateFile: () => (this.config.coordinatorUrl === undefined ? undefined : this.config.revocationStateFile),
+      revoke: (id, expiresAtMs) => this.core.revoke(performance.now(), [id], expiresAtMs),
+      setCurrent: (wallMs) => this.core.setRevocationsCurrent(wallMs),
+      feedState: () => {
+        const feed = this.config.core.tunnel?.revocationFeed;
+        if (feed === undefined) return undefined;
+        const state = this.core.revocationFeedState;
+        return { ...state, policy: feed.stalePolicy, maxAgeMs: feed.maxAgeMs };
+      },
+    });
     this.registry = createRelayMetrics(
       () => this.core,
       () => this.fleetStatus(),
@@ -194,6 +224,9 @@ export class Relay {
   /** Starts a relay: binds every listener, the tunnel port and the metrics endpoint. Rejects if a bind fails. */
   static async start(init: RelayInit): Promise<Relay> {
     const relay = new Relay(init, init.logger);
+    // The list the relay last held, before the tunnel opens: a ticket revoked before a
+    // restart stays refused while the coordinator is unreachable.
+    relay.feedRevocations.load();
     relay.core.start(performance.now());
     relay.flush();
     try {
@@ -205,7 +238,18 @@ export class Relay {
       throw error;
     }
     relay.watchRevocations();
+    const heard = new Promise<void>((resolve) => (relay.feedHeard = resolve));
     relay.followCoordinator();
+    if (relay.core.revocationFeedState.stale) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([heard, new Promise<void>((resolve) => (timer = setTimeout(resolve, REVOCATION_FIRST_ANSWER_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
+    relay.feedHeard = undefined;
+    // Says before `relay started` whether new sessions are refused (or admitted) for a stale list.
+    relay.feedRevocations.check();
+    relay.staleCheckTimer = setInterval(() => relay.feedRevocations.check(), REVOCATION_STALE_CHECK_MS);
+    relay.staleCheckTimer.unref();
     try {
       relay.membership = await relay.joinFleet(relay.config);
     } catch (error) {
@@ -561,23 +605,41 @@ export class Relay {
   private followCoordinator(): void {
     const url = this.config.coordinatorUrl ?? '';
     // A new secret restarts the feed too (a rotation: the coordinator may soon refuse the old one).
-    const key = url === '' ? '' : JSON.stringify([url, this.config.coordinatorFleetSecret ?? '']);
+    const key = url === '' ? '' : JSON.stringify([url, this.config.coordinatorFleetSecret ?? '', this.config.core.tunnel?.revocationFeed?.maxAgeMs]);
     if (key === this.followedKey) return;
     this.follower?.close();
     this.follower = undefined;
     this.followedKey = key;
     if (url === '') return;
     const client = new CoordinatorClient({ baseUrl: url, fleetSecret: this.config.coordinatorFleetSecret });
+    const maxAgeMs = this.config.core.tunnel?.revocationFeed?.maxAgeMs;
     this.follower = followRevocationFeed(
       client,
       (entries) => {
         if (this.closed || entries.length === 0) return;
         const before = this.core.tunnelSessionCount;
-        for (const entry of entries) this.core.revoke(performance.now(), [entry.sessionId], entry.expiresAtMs);
+        for (const entry of entries) {
+          this.core.revoke(performance.now(), [entry.sessionId], entry.expiresAtMs);
+          this.feedRevocations.onRevoked(entry.sessionId, entry.expiresAtMs);
+        }
         this.flush();
         this.logger.info({ event: 'revocations', source: url, revoked: entries.length, sessionsEnded: before - this.core.tunnelSessionCount }, 'revocations received');
       },
-      (reason) => this.logger.warn({ event: 'revocation_feed_error', source: url, err: reason }, 'revocation feed unreachable; retrying'),
+      (reason) => {
+        this.logger.warn({ event: 'revocation_feed_error', source: url, err: reason }, 'revocation feed unreachable; retrying');
+        this.feedHeard?.();
+      },
+      {
+        // From the persisted cursor, rewound as after a failure: another replica may answer now.
+        sinceMs: Math.max(0, this.feedRevocations.startCursorMs - REVOCATION_FEED_OVERLAP_MS_DEFAULT),
+        // An idle feed answers once per wait: well within the list's allowed age.
+        waitMs: maxAgeMs === undefined ? REVOCATION_FEED_WAIT_MS_DEFAULT : Math.min(REVOCATION_FEED_WAIT_MS_DEFAULT, Math.floor(maxAgeMs / 4)),
+      },
+      (wallNowMs, cursorMs) => {
+        if (this.closed) return;
+        this.feedRevocations.onAnswered(wallNowMs, cursorMs);
+        this.feedHeard?.();
+      },
     );
   }
 
@@ -708,7 +770,9 @@ export class Relay {
     if (this.revocationTimer) clearInterval(this.revocationTimer);
     if (this.aggregatorTimer) clearTimeout(this.aggregatorTimer);
     if (this.dropsTimer) clearInterval(this.dropsTimer);
+    if (this.staleCheckTimer) clearInterval(this.staleCheckTimer);
     this.follower?.close();
+    this.feedRevocations.close();
     this.membership?.close();
     for (const socket of this.udp.values()) socket.close();
     this.udp.clear();

@@ -19,10 +19,17 @@ export interface RevocationFeedFollower {
 /**
  * Follows the coordinator's revocation feed until closed, calling `onRevoked` with each
  * batch of sessions not reported before and `onError` with the reason of each failed
- * poll (the follower retries with backoff). A handler that throws is reported through
- * `onError` and the feed goes on.
+ * poll (the follower retries with backoff), and `onAnswered` after each answer (the list
+ * is complete as of `wallNowMs`, Unix ms, up to the feed's `cursorMs`). A handler that
+ * throws is reported through `onError` and the feed goes on.
  */
-export function followRevocationFeed(client: CoordinatorClient, onRevoked: (revocations: readonly RevocationEntry[]) => void, onError: (reason: string) => void, init: RevocationFeedInit = {}): RevocationFeedFollower {
+export function followRevocationFeed(
+  client: CoordinatorClient,
+  onRevoked: (revocations: readonly RevocationEntry[]) => void,
+  onError: (reason: string) => void,
+  init: RevocationFeedInit = {},
+  onAnswered: (wallNowMs: number, cursorMs: number) => void = () => {},
+): RevocationFeedFollower {
   const core = new RevocationFeedCore(init);
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
@@ -34,9 +41,10 @@ export function followRevocationFeed(client: CoordinatorClient, onRevoked: (revo
       // promise callback, where a throw would end the process as an unhandled rejection).
       try {
         if (e.type === 'revoked') onRevoked(e.revocations);
+        else if (e.type === 'answered') onAnswered(e.wallNowMs, e.cursorMs);
         else onError(e.reason);
       } catch (error) {
-        if (e.type === 'revoked') reportHandlerFailure(onError, error);
+        if (e.type !== 'failed') reportHandlerFailure(onError, error);
       }
     }
     for (let r = core.pollRequest(); r !== undefined; r = core.pollRequest()) {

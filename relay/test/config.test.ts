@@ -73,3 +73,16 @@ test('session budgets: sessionsMax is split among the kinds configured and each 
   assert.match(failure(`limits: { unrepliedIdleTimeoutMs: 10 }\n${rules}`), /limits\.unrepliedIdleTimeoutMs: 10 is out of range; expected an integer from 1000 to 3600000 ms/);
   assert.match(failure(`logAggregateIntervalMs: 0\n${rules}`), /logAggregateIntervalMs: 0 is out of range; expected an integer from 100 to 3600000 ms/);
 });
+
+test('revocation staleness: the feed rule is set only with tunnel.coordinatorUrl, with its defaults; a bad policy or age is refused by name', () => {
+  const key = Buffer.alloc(32, 1).toString('base64');
+  const tunnel = (extra: string[]) => ['tunnel:', '  listen: 0.0.0.0:4433', `  ticketPublicKey: '${key}'`, `  sealKey: '${key}'`, ...extra.map((l) => `  ${l}`)].join('\n');
+  const feed = ['coordinatorUrl: http://127.0.0.1:7400', 'coordinatorFleetSecret: 0123456789abcdef0123'];
+  assert.equal(parse(tunnel([])).core.tunnel?.revocationFeed, undefined, 'no feed: the list never goes stale');
+  assert.deepEqual(parse(tunnel(feed)).core.tunnel?.revocationFeed, { maxAgeMs: 300_000, stalePolicy: 'refuse' });
+  const set = parse(tunnel([...feed, 'revocationMaxAgeMs: 60000', 'revocationStalePolicy: admit', 'revocationStateFile: /var/lib/slipstream/relay-revocations.json']));
+  assert.deepEqual(set.core.tunnel?.revocationFeed, { maxAgeMs: 60_000, stalePolicy: 'admit' });
+  assert.equal(set.revocationStateFile, '/var/lib/slipstream/relay-revocations.json');
+  assert.match(failure(tunnel([...feed, 'revocationStalePolicy: open'])), /tunnel\.revocationStalePolicy: 'open' is not accepted; expected one of refuse, admit/);
+  assert.match(failure(tunnel([...feed, 'revocationMaxAgeMs: 10'])), /tunnel\.revocationMaxAgeMs: 10 is out of range/);
+});

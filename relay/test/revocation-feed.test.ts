@@ -25,10 +25,14 @@ test('polls from the cursor, moves it to each page\'s, and asks again at once', 
   const core = new RevocationFeedCore({ sinceMs: 5, waitMs: 1000 });
   core.start();
   const first = next(core);
-  assert.deepEqual({ sinceMs: first.sinceMs, waitMs: first.waitMs }, { sinceMs: 5, waitMs: 1000 });
+  assert.deepEqual({ sinceMs: first.sinceMs, waitMs: first.waitMs }, { sinceMs: 5, waitMs: 0 }, 'the first poll does not wait');
   core.handleResponse(0, 1.7e12, first.id, { ok: true, body: { cursorMs: 40_000, revocations: [entry('00000000000000aa')] } });
-  assert.deepEqual(events(core), [{ type: 'revoked', revocations: [entry('00000000000000aa')] }]);
-  assert.equal(next(core).sinceMs, 40_000);
+  assert.deepEqual(events(core), [
+    { type: 'revoked', revocations: [entry('00000000000000aa')] },
+    { type: 'answered', wallNowMs: 1.7e12, cursorMs: 40_000 },
+  ]);
+  const second = next(core);
+  assert.deepEqual({ sinceMs: second.sinceMs, waitMs: second.waitMs }, { sinceMs: 40_000, waitMs: 1000 }, 'later polls long-poll');
   assert.equal(core.pollTimeout(), undefined);
 });
 
@@ -50,8 +54,9 @@ test('a failed poll rewinds the cursor by the overlap and retries after a backof
   assert.deepEqual(events(core)[0], { type: 'failed', reason: 'fetch failed' });
   const retry = next(core);
   assert.equal(retry.sinceMs, 0, 'rewound (never below 0)');
+  assert.equal(retry.waitMs, 0, 'the first poll after a failure does not wait: the relay learns at once that its list is current');
   core.handleResponse(now, 1.7e12, retry.id, { ok: true, body: { cursorMs: 60_000, revocations: [entry('00000000000000aa'), entry('00000000000000bb')] } });
-  assert.deepEqual(events(core), [{ type: 'revoked', revocations: [entry('00000000000000bb')] }], 'aa was reported before');
+  assert.deepEqual(events(core), [{ type: 'revoked', revocations: [entry('00000000000000bb')] }, { type: 'answered', wallNowMs: 1.7e12, cursorMs: 60_000 }], 'aa was reported before');
   core.handleResponse(now, 1.7e12, next(core).id, down);
   assert.equal(core.pollTimeout(), now + REVOCATION_FEED_BACKOFF_MS_MIN, 'a success resets the backoff');
 });
@@ -62,7 +67,7 @@ test('a session is reported again once its earlier revocation expired; stop igno
   core.handleResponse(0, 1000, next(core).id, { ok: true, body: { cursorMs: 1, revocations: [entry('00000000000000aa', 2000)] } });
   events(core);
   core.handleResponse(0, 3000, next(core).id, { ok: true, body: { cursorMs: 2, revocations: [entry('00000000000000aa', 9000)] } });
-  assert.equal(events(core).length, 1);
+  assert.equal(events(core).filter((e) => e.type === 'revoked').length, 1);
   const late = next(core);
   core.stop();
   core.handleResponse(0, 3000, late.id, { ok: true, body: { cursorMs: 3, revocations: [entry('00000000000000cc')] } });

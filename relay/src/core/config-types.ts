@@ -198,6 +198,21 @@ export interface TunnelSpec {
    * origin-facing socket, ms. Optional; default `EXIT_DEAD_AFTER_MS_DEFAULT` (1000, constants.ts).
    */
   readonly exitDeadAfterMs?: number;
+  /**
+   * Set when the relay follows a coordinator's revocation feed (`tunnel.coordinatorUrl`):
+   * how old the revocation list may grow (since the feed last answered) before new
+   * sessions are refused with `SLIP_ERR_RELAY_REVOCATIONS_STALE` (`refuse`) or admitted
+   * and counted (`admit`). Optional; undefined = no feed, the list never goes stale.
+   */
+  readonly revocationFeed?: RevocationFeedSpec;
+}
+
+/** How a relay following a revocation feed treats new sessions when its list is stale. */
+export interface RevocationFeedSpec {
+  /** Age of the list (since the feed's last answer) beyond which it is stale, ms (`tunnel.revocationMaxAgeMs`, default 300000). */
+  readonly maxAgeMs: number;
+  /** `refuse` (default): refuse new sessions while stale; `admit`: admit them, unchecked against revocations made since (`tunnel.revocationStalePolicy`). */
+  readonly stalePolicy: 'refuse' | 'admit';
 }
 
 /** Everything the core needs. */

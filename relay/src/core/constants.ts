@@ -73,6 +73,15 @@ export const SOURCE_IDLE_MS = 60_000;
 export const LOG_AGGREGATE_INTERVAL_MS_DEFAULT = 10_000;
 /** How often the revocation file is checked for changes. */
 export const REVOCATION_POLL_MS_DEFAULT = 1_000;
+/**
+ * Default `tunnel.revocationMaxAgeMs`: a relay whose coordinator feed has not answered for
+ * this long (5 min) holds a stale revocation list, ms. Well above the feed's long-poll wait
+ * (20 s) and its longest backoff (5 s), so a reachable coordinator never lets it go stale;
+ * short enough that a relay cut off from revocations stops taking sessions soon.
+ */
+export const REVOCATION_MAX_AGE_MS_DEFAULT = 300_000;
+/** Smallest `tunnel.revocationMaxAgeMs`, ms (the feed's long poll then waits a quarter of it). */
+export const REVOCATION_MAX_AGE_MS_MIN = 1_000;
 
 /** Pending path challenges kept per session (a spoofer cannot starve the real client's). */
 export const PATH_CHALLENGES_PENDING_MAX = 4;

@@ -370,6 +370,27 @@ export class RelayCore {
   }
 
   /**
+   * App command: the revocation feed's list is complete as of `wallMs` (Unix ms): the
+   * feed answered then, or a persisted list says so. Never moves back. With
+   * `tunnel.revocationFeed` set, new sessions are refused (or admitted and counted) while
+   * this is older than its `maxAgeMs`.
+   */
+  setRevocationsCurrent(wallMs: number): void {
+    this.tunnel.setRevocationsCurrent(wallMs);
+  }
+
+  /**
+   * The revocation feed's state: whether one is followed (`tunnel.revocationFeed`), the
+   * list's age (ms since the feed's last answer; Infinity before any) and whether it is
+   * stale (always false without a feed), with opens refused and admitted while stale since start.
+   */
+  get revocationFeedState(): { readonly followed: boolean; readonly ageMs: number; readonly stale: boolean; readonly staleRefused: number; readonly staleAdmitted: number } {
+    const feed = this.ctx.config.tunnel?.revocationFeed;
+    const t = this.tunnel;
+    return { followed: feed !== undefined, ageMs: t.revocationsAgeMs(), stale: feed !== undefined && t.revocationsStale(feed.maxAgeMs), staleRefused: t.staleRefused, staleAdmitted: t.staleAdmitted };
+  }
+
+  /**
    * App command: the other fleet relays' addresses (IP literals), from the fleet list.
    * Like `tunnel.peerCidrs`, they are exempt from per-source caps: an entry forwarding
    * sessions to this relay as their exit is one address carrying many players. The set

@@ -5,7 +5,10 @@
  * answers next, with its own receive times) the cursor rewinds by
  * {@link RevocationFeedInit.cursorOverlapMs} so nothing is missed, and the next poll
  * waits a backoff (200 ms doubling to 5 s); sessions already reported are filtered out
- * until their revocation expires, so the rewind reports nothing twice.
+ * until their revocation expires, so the rewind reports nothing twice. The first poll,
+ * and the first after a failure, ask with no wait (`waitMs` 0): the coordinator answers at
+ * once, so a relay that has just (re)started or reconnected learns at once that its list is
+ * current (every answer is reported as `answered`; see tunnel.revocationMaxAgeMs).
  *
  * Inputs: {@link RevocationFeedCore.start}, {@link RevocationFeedCore.handleResponse},
  * {@link RevocationFeedCore.handleTimeout}, {@link RevocationFeedCore.stop}. Outputs,
@@ -49,7 +52,9 @@ export type RevocationFeedEvent =
   /** Sessions revoked that were not reported before: end them now. */
   | { readonly type: 'revoked'; readonly revocations: readonly RevocationEntry[] }
   /** A poll failed; the feed retries after a backoff. */
-  | { readonly type: 'failed'; readonly reason: string };
+  | { readonly type: 'failed'; readonly reason: string }
+  /** A poll was answered (after its `revoked` event, if any): the list is complete as of `wallNowMs` (Unix ms), up to `cursorMs`. */
+  | { readonly type: 'answered'; readonly wallNowMs: number; readonly cursorMs: number };
 
 /** See the module comment. */
 export class RevocationFeedCore {
@@ -65,6 +70,8 @@ export class RevocationFeedCore {
   private inFlight: number | undefined;
   private nextRequestId = 1;
   private stopped = false;
+  /** Whether the next poll asks without waiting (the first, and the first after a failure). */
+  private immediate = true;
 
   constructor(init: RevocationFeedInit = {}) {
     this.cursorMs = init.sinceMs ?? 0;
@@ -99,6 +106,7 @@ export class RevocationFeedCore {
       this.cursorMs = Math.max(0, this.cursorMs - this.overlapMs);
       this.retryAtMs = nowMs + this.backoffMs;
       this.backoffMs = Math.min(REVOCATION_FEED_BACKOFF_MS_MAX, this.backoffMs * 2);
+      this.immediate = true;
       return;
     }
     const page = response.body as RevocationPage;
@@ -108,6 +116,7 @@ export class RevocationFeedCore {
     const fresh = page.revocations.filter((r) => !this.seen.has(r.sessionId));
     for (const r of fresh) this.seen.set(r.sessionId, r.expiresAtMs);
     if (fresh.length > 0) this.events.push({ type: 'revoked', revocations: fresh });
+    this.events.push({ type: 'answered', wallNowMs, cursorMs: this.cursorMs });
     this.poll();
   }
 
@@ -136,6 +145,7 @@ export class RevocationFeedCore {
   private poll(): void {
     const id = this.nextRequestId++;
     this.inFlight = id;
-    this.requests.push({ id, kind: 'revocations', sinceMs: this.cursorMs, waitMs: this.waitMs });
+    this.requests.push({ id, kind: 'revocations', sinceMs: this.cursorMs, waitMs: this.immediate ? 0 : this.waitMs });
+    this.immediate = false;
   }
 }

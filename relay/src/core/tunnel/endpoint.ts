@@ -44,6 +44,12 @@ export class TunnelEndpoint {
   private revoked = new Set<string>();
   /** Revocations pushed by a feed, with the wall time (Unix ms) after which they can be forgotten. */
   private readonly revokedFeed = new Map<string, number>();
+  /** When the feed's list was last known complete (its last answer), Unix ms; -Infinity = never. */
+  private revocationsCurrentAtWallMs = Number.NEGATIVE_INFINITY;
+  /** Opens refused because the feed's list was stale (policy `refuse`). */
+  staleRefused = 0;
+  /** Opens let past the revocation check while the feed's list was stale (policy `admit`). */
+  staleAdmitted = 0;
 
   /**
    * @param budgets the session budgets (the tunnel's own, and `limits.sessionsMax` over every kind)
@@ -174,6 +180,13 @@ export class TunnelEndpoint {
     const claims = verified.claims;
     if (claims.sessionId !== idHex) return this.reject(from, receivedBytes, high, low, ErrorCode.TicketMismatch, 'the ticket is for another session id than the packet header');
     if (this.revoked.has(idHex) || this.revokedFeed.has(idHex)) return this.reject(from, receivedBytes, high, low, ErrorCode.TicketRevoked, 'the ticket was revoked');
+    if (tunnel.revocationFeed !== undefined && this.revocationsStale(tunnel.revocationFeed.maxAgeMs)) {
+      if (tunnel.revocationFeed.stalePolicy === 'refuse') {
+        this.staleRefused++;
+        return this.reject(from, receivedBytes, high, low, ErrorCode.RelayRevocationsStale, 'this relay has no current revocation list (its coordinator feed has not answered); connect to another relay');
+      }
+      this.staleAdmitted++;
+    }
     const origin = resolveTicketOrigin(tunnel, claims.origin);
     if (origin === undefined) return this.reject(from, receivedBytes, high, low, ErrorCode.TicketWrongOrigin, `this relay does not serve origin '${claims.origin.slice(0, 64)}'`);
     const fecMode = open.fecModes.find((mode) => (tunnel.fec.modes as readonly string[]).includes(mode)) ?? (open.fecModes.length === 0 ? 'off' : undefined);
@@ -276,6 +289,21 @@ export class TunnelEndpoint {
       added.add(id);
     }
     for (const session of [...this.sessions.byId.values()]) if (added.has(session.idHex)) this.sessions.close(nowMs, session, 'revoked', ErrorCode.TicketRevoked);
+  }
+
+  /** The feed's list is complete as of `wallMs` (Unix ms: its latest answer, or a persisted list's); never moves back. */
+  setRevocationsCurrent(wallMs: number): void {
+    if (wallMs > this.revocationsCurrentAtWallMs) this.revocationsCurrentAtWallMs = wallMs;
+  }
+
+  /** Age of the feed's list, ms (Infinity before any answer or persisted list). */
+  revocationsAgeMs(): number {
+    return Math.max(0, this.ctx.components.wallClockMs() - this.revocationsCurrentAtWallMs);
+  }
+
+  /** Whether the feed's list is older than `maxAgeMs`. */
+  revocationsStale(maxAgeMs: number): boolean {
+    return this.revocationsAgeMs() > maxAgeMs;
   }
 
   /** Forgets pushed revocations of tickets past their expiry (plus skew): they cannot open a session anyway. */
