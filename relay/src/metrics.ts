@@ -92,6 +92,10 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
     ['slipstream_relay_fec_data_bytes_total', 'Downstream FEC payload bytes of the game itself (tunnel sessions terminated here).', (c) => c.fecSentBytes.data],
     ['slipstream_relay_fec_redundant_bytes_total', 'Downstream FEC payload bytes of redundancy: parity, sliding-window repairs and copies (their ratio to fec_data_bytes is the FEC overhead).', (c) => c.fecSentBytes.redundant],
     ['slipstream_relay_probes_answered_total', 'Probe packets answered with timestamps.', (c) => c.probesAnswered],
+    ['slipstream_relay_ticket_verifications_total', 'Ticket signature (Ed25519) verifications of session opens; bounded by limits.ticketVerificationsPerSecond.', (c) => c.openGate.verifications],
+    ['slipstream_relay_open_cookie_replies_total', 'Session opens answered with a cookie (sessionRetry) instead of a signature check: over the verification budget without a valid cookie.', (c) => c.openGate.cookieReplies],
+    ['slipstream_relay_open_cookies_invalid_total', 'Session opens whose cookie did not verify (forged, stale, or for another address).', (c) => c.openGate.cookiesInvalid],
+    ['slipstream_relay_open_budget_drops_total', 'Session opens with a valid cookie dropped because the verification budget (global or per source) was spent.', (c) => c.openGate.budgetDrops],
   ];
   for (const [name, help, read] of coreTotals) {
     new Counter({

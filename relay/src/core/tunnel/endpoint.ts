@@ -5,6 +5,8 @@
  * packet for no session is either an open (ticket verified offline, revocations and the
  * served origins checked, admission caps) or answered with an unauthenticated Close.
  * Packets of a known session go to its exit link, its paths or the session itself.
+ * Opens are verified within a budget; over it, an open must first prove its address
+ * with a cookie (the {@link OpenGate} in cookie.ts).
  */
 import type { KeyObject } from 'node:crypto';
 import { decodeControl, encodeControl, type ControlMessageFields } from '../../../../proto/src/control.js';
@@ -22,6 +24,7 @@ import { endpointText, sessionRate, type RuleStats } from '../session-base.js';
 import type { SourceTable } from '../sources.js';
 import type { ExitLinks } from './exit-link.js';
 import type { TunnelPackets } from './packets.js';
+import { OpenGate, OpenVerdict } from './cookie.js';
 import type { TunnelPaths } from './paths.js';
 import type { TunnelSessions } from './session.js';
 import { TunnelSession } from './state.js';
@@ -37,6 +40,8 @@ const REVOCATION_KEEP_MS_DEFAULT = 86_400_000;
 export class TunnelEndpoint {
   /** Probes answered. */
   probesAnswered = 0;
+  /** The verification budget and the cookies (counters for the metrics are on it). */
+  readonly openGate: OpenGate;
   /** The header of the datagram being handled (parsed in place, no allocation). */
   private readonly header = new PacketHeader();
   /** Revocations from the file (replaced as a whole on each read). */
@@ -57,7 +62,9 @@ export class TunnelEndpoint {
     private readonly exits: ExitLinks,
     private readonly sessionCount: () => number,
     private readonly ruleStats: Map<string, RuleStats>,
-  ) {}
+  ) {
+    this.openGate = new OpenGate(ctx.config.limits, ctx.components.randomFill, 0);
+  }
 
   /** A datagram on the tunnel port. */
   onDatagram(nowMs: number, from: Endpoint, bytes: Uint8Array): void {
@@ -165,6 +172,13 @@ export class TunnelEndpoint {
       drops[DropReason.RateLimitedNewSessions]++;
       return;
     }
+    // Last before the signature check: every cheaper refusal above costs no budget.
+    const verdict = this.openGate.admit(nowMs, from.address, from.port, open.cookie, known?.peer ?? this.sources.isPeer(from.address));
+    if (verdict === OpenVerdict.Retry) return this.askForCookie(nowMs, from, receivedBytes, high, low);
+    if (verdict === OpenVerdict.Drop) {
+      drops[DropReason.RateLimitedNewSessions]++;
+      return;
+    }
     const verifyKeys = tunnel.additionalTicketPublicKeys?.length ? [tunnel.ticketPublicKey, ...tunnel.additionalTicketPublicKeys] : tunnel.ticketPublicKey;
     const verified = verifyTicket(open.ticket, verifyKeys as KeyObject | KeyObject[], ctx.components.wallClockMs(), tunnel.clockSkewMs);
     if (!verified.ok) return this.reject(from, receivedBytes, high, low, verified.code, verified.detail);
@@ -234,6 +248,16 @@ export class TunnelEndpoint {
     }
     const body = HEADER_BYTES + UNKNOWN_SESSION_BODY.length <= receivedBytes ? UNKNOWN_SESSION_BODY : EMPTY_BODY;
     this.ctx.out.sendUnauthenticated(TUNNEL_SOCKET_ID, from, receivedBytes, this.packets.controlPacket(PacketType.Close, high, low, body));
+  }
+
+  /**
+   * Answers an open with a `sessionRetry` carrying the cookie for its source address
+   * and port: no signature check, no state, and never larger than the open (68 bytes;
+   * an open too short to hold a real ticket gets nothing, counted as amplification).
+   */
+  private askForCookie(nowMs: number, from: Endpoint, receivedBytes: number, high: number, low: number): void {
+    const body = encodeControl({ type: 'sessionRetry', cookie: this.openGate.cookieFor(nowMs, from.address, from.port) });
+    this.ctx.out.sendUnauthenticated(TUNNEL_SOCKET_ID, from, receivedBytes, this.packets.controlPacket(PacketType.Control, high, low, body));
   }
 
   /** Refuses a session open with a typed reason, trimmed so the reply is never larger than the request. */
@@ -307,6 +331,7 @@ export class TunnelEndpoint {
       }
     }
     this.sessions.applyLimits(config.limits);
+    this.openGate.applyLimits(config.limits);
   }
 
   /** Closes the tunnel port (the core is closing; sessions were ended before). */
