@@ -78,6 +78,13 @@ export const UNAUTHENTICATED_BUCKETS = 4096;
  * reconnecting players (each opens once) are re-admitted at that rate.
  */
 export const TICKET_VERIFICATIONS_PER_SECOND_DEFAULT = 1_000;
+/**
+ * Depth of the verification budget, as the time at full rate it holds, ms: a burst of
+ * opens (a reconnect wave) gets this many ms' worth verified at once, the rest a
+ * cookie round trip. Short, so that a flood's first moment costs the live sessions a
+ * few tens of ms of CPU at most (1,000/s × 100 ms = 100 verifications ≈ 5–15 ms).
+ */
+export const TICKET_VERIFICATIONS_BURST_MS = 100;
 /** Ticket verifications per second one source IP may cause (the same as its new sessions per second). */
 export const TICKET_VERIFICATIONS_PER_SOURCE_PER_SECOND_DEFAULT = 50;
 /**

@@ -17,8 +17,8 @@
  * - An open with a valid cookie (its address is proven) is verified if the global and
  *   its source's budgets allow, else dropped (the client retries): opens without a
  *   cookie never spend the budget while under load, so the proven ones get it.
- * Every verification takes a token of the global bucket, so verifications per second
- * stay within the budget (plus one second's burst) whatever arrives.
+ * Every verification takes a token of the global bucket, so verifications stay within
+ * the budget (plus {@link TICKET_VERIFICATIONS_BURST_MS} of burst) whatever arrives.
  *
  * Cookie = HMAC-SHA256(secret, label ‖ epoch ‖ port ‖ address) truncated to
  * {@link COOKIE_BYTES}; the secret is drawn (from the driver's randomness) every
@@ -26,9 +26,10 @@
  * comes in as `nowMs`, randomness through the injected `randomFill`.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { encodeControl } from '../../../../proto/src/control.js';
 import { RateBucket, StatelessLimiter } from '../bucket.js';
 import type { LimitsSpec } from '../config-types.js';
-import { COOKIE_BYTES, COOKIE_KEY_ROTATE_MS, COOKIE_LOAD_HOLD_MS, UNAUTHENTICATED_BUCKETS } from '../constants.js';
+import { COOKIE_BYTES, COOKIE_KEY_ROTATE_MS, COOKIE_LOAD_HOLD_MS, TICKET_VERIFICATIONS_BURST_MS, UNAUTHENTICATED_BUCKETS } from '../constants.js';
 
 /** What to do with a session open (see {@link OpenGate.admit}). */
 export const OpenVerdict = {
@@ -44,8 +45,16 @@ export const OpenVerdict = {
 export type OpenVerdictValue = (typeof OpenVerdict)[keyof typeof OpenVerdict];
 
 const COOKIE_LABEL = Buffer.from('slipstream session-open cookie v1');
-/** One-second bursts: a reconnect wave spends a second's budget at once, no more. */
-const BUDGET_BURST_MS = 1_000;
+
+/**
+ * The encoded `sessionRetry` with a zero cookie: a reply is this with the cookie
+ * written over its last {@link COOKIE_BYTES} (msgpack puts the `bin 8` value last), so
+ * answering a flood costs no encoding per packet.
+ */
+export const RETRY_BODY_TEMPLATE: Uint8Array = encodeControl({ type: 'sessionRetry', cookie: new Uint8Array(COOKIE_BYTES) });
+if (RETRY_BODY_TEMPLATE[RETRY_BODY_TEMPLATE.length - COOKIE_BYTES - 2] !== 0xc4 || RETRY_BODY_TEMPLATE[RETRY_BODY_TEMPLATE.length - COOKIE_BYTES - 1] !== COOKIE_BYTES) {
+  throw new Error('cookie.ts: the sessionRetry encoding does not end with its cookie');
+}
 
 /** See the module comment. */
 export class OpenGate {
@@ -78,8 +87,8 @@ export class OpenGate {
     private readonly randomFill: (out: Uint8Array) => void,
     nowMs: number,
   ) {
-    this.budget = new RateBucket(limits.ticketVerificationsPerSecond, 0, BUDGET_BURST_MS, nowMs);
-    this.demand = new RateBucket(limits.ticketVerificationsPerSecond, 0, BUDGET_BURST_MS, nowMs);
+    this.budget = new RateBucket(limits.ticketVerificationsPerSecond, 0, TICKET_VERIFICATIONS_BURST_MS, nowMs);
+    this.demand = new RateBucket(limits.ticketVerificationsPerSecond, 0, TICKET_VERIFICATIONS_BURST_MS, nowMs);
     const hashKey = new Uint8Array(8);
     randomFill(hashKey);
     this.perSource = new StatelessLimiter(UNAUTHENTICATED_BUCKETS, limits.ticketVerificationsPerSourcePerSecond, hashKey, nowMs);
@@ -123,16 +132,16 @@ export class OpenGate {
     return OpenVerdict.Retry;
   }
 
-  /** The cookie for `address`:`port` now ({@link COOKIE_BYTES} bytes). */
-  cookieFor(nowMs: number, address: string, port: number): Uint8Array {
+  /** Writes the cookie for `address`:`port` now ({@link COOKIE_BYTES} bytes) into `out` at `offset`. */
+  writeCookie(nowMs: number, address: string, port: number, out: Uint8Array, offset: number): void {
     this.rotate(nowMs);
-    return mac(this.key, this.keyEpoch, address, port);
+    out.set(mac(this.key, this.keyEpoch, address, port), offset);
   }
 
   /** Takes a reload's budgets (tokens held are kept, clipped to the new depth). */
   applyLimits(limits: LimitsSpec): void {
-    this.budget.setRates(limits.ticketVerificationsPerSecond, 0, BUDGET_BURST_MS);
-    this.demand.setRates(limits.ticketVerificationsPerSecond, 0, BUDGET_BURST_MS);
+    this.budget.setRates(limits.ticketVerificationsPerSecond, 0, TICKET_VERIFICATIONS_BURST_MS);
+    this.demand.setRates(limits.ticketVerificationsPerSecond, 0, TICKET_VERIFICATIONS_BURST_MS);
     this.perSource.setRate(limits.ticketVerificationsPerSourcePerSecond);
   }
 
@@ -158,5 +167,5 @@ function mac(key: Uint8Array, epoch: number, address: string, port: number): Uin
   const fields = Buffer.allocUnsafe(6);
   fields.writeUInt32BE(epoch >>> 0, 0);
   fields.writeUInt16BE(port & 0xffff, 4);
-  return new Uint8Array(createHmac('sha256', key).update(COOKIE_LABEL).update(fields).update(address).digest().subarray(0, COOKIE_BYTES));
+  return createHmac('sha256', key).update(COOKIE_LABEL).update(fields).update(address).digest().subarray(0, COOKIE_BYTES);
 }

@@ -16,6 +16,7 @@ import { openSessionKey, verifyTicket } from '../../../../proto/src/ticket.js';
 import type { Endpoint } from '../../../../proto/src/transport.js';
 import { PROBE_BODY_BYTES_MIN, PROBE_BODY_BYTES_WITH_STATUS, PROBE_STATUS_OFFSET, ProbeStatus } from '../../../../proto/src/wire.js';
 import { cidrListMatches, splitHostPort } from '../addr.js';
+import { COOKIE_BYTES } from '../constants.js';
 import { RateBucket } from '../bucket.js';
 import type { RelayCoreConfig, TunnelSpec } from '../config-types.js';
 import { TUNNEL_SOCKET_ID, type RelayContext } from '../context.js';
@@ -24,7 +25,7 @@ import { endpointText, sessionRate, type RuleStats } from '../session-base.js';
 import type { SourceTable } from '../sources.js';
 import type { ExitLinks } from './exit-link.js';
 import type { TunnelPackets } from './packets.js';
-import { OpenGate, OpenVerdict } from './cookie.js';
+import { OpenGate, OpenVerdict, RETRY_BODY_TEMPLATE } from './cookie.js';
 import type { TunnelPaths } from './paths.js';
 import type { TunnelSessions } from './session.js';
 import { TunnelSession } from './state.js';
@@ -256,8 +257,9 @@ export class TunnelEndpoint {
    * an open too short to hold a real ticket gets nothing, counted as amplification).
    */
   private askForCookie(nowMs: number, from: Endpoint, receivedBytes: number, high: number, low: number): void {
-    const body = encodeControl({ type: 'sessionRetry', cookie: this.openGate.cookieFor(nowMs, from.address, from.port) });
-    this.ctx.out.sendUnauthenticated(TUNNEL_SOCKET_ID, from, receivedBytes, this.packets.controlPacket(PacketType.Control, high, low, body));
+    const packet = this.packets.controlPacket(PacketType.Control, high, low, RETRY_BODY_TEMPLATE);
+    this.openGate.writeCookie(nowMs, from.address, from.port, packet, packet.length - COOKIE_BYTES);
+    this.ctx.out.sendUnauthenticated(TUNNEL_SOCKET_ID, from, receivedBytes, packet);
   }
 
   /** Refuses a session open with a typed reason, trimmed so the reply is never larger than the request. */
