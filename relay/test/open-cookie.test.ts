@@ -10,10 +10,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ErrorCode } from '../../proto/src/errors.js';
 import { PacketType } from '../../proto/src/header.js';
+import { sessionIdToHex } from '../../proto/src/header.js';
 import { Rng } from '../../proto/src/rng.js';
+import { issueTicket } from '../../proto/src/ticket.js';
+import { parseCidr } from '../src/core/addr.js';
 import { buildControlPacket, buildPacket } from '../../proto/src/wire.js';
 import { COOKIE_KEY_ROTATE_MS, COOKIE_LOAD_HOLD_MS, TICKET_VERIFICATIONS_BURST_MS } from '../src/core/constants.js';
-import { baseConfig, controlOf, forgerKey, Harness, mintTicket, openLimits, openPacket, type ClientSession, type Sent } from './support.js';
+import { baseConfig, controlOf, forgerKey, Harness, mintTicket, openLimits, openPacket, sealKey, signingKey, tunnelSpec, WALL_EPOCH_MS, type ClientSession, type Sent } from './support.js';
 
 const BUDGET = 100;
 const PER_SOURCE = 10;
@@ -174,6 +177,39 @@ test('when the flood stops, opens are verified at once again after the hold', ()
   assert.ok(retryCookie(h.deliver(h.tunnelId, { address: '203.0.113.1', port: 1 }, openPacket(mintTicket(rng)))) !== undefined, 'under load');
   h.advance(h.nowMs + COOKIE_LOAD_HOLD_MS + 1_000);
   assert.ok(accepted(h.deliver(h.tunnelId, { address: '203.0.113.2', port: 1 }, openPacket(mintTicket(rng)))), 'normal again');
+});
+
+test('an entry relay whose exit asks for a cookie sends the forwarded open again with it (once per keepalive period), and the exit opens the session', () => {
+  const ENTRY = { address: '10.0.0.1', port: 4433 };
+  const EXIT = { address: '10.0.0.7', port: 4433 };
+  const rng = new Rng(28);
+  const high = rng.nextUint32();
+  const low = rng.nextUint32();
+  const exitTicket = issueTicket(
+    { sessionId: sessionIdToHex(high, low), origin: 'game', issuedAtMs: WALL_EPOCH_MS, expiresAtMs: WALL_EPOCH_MS + 600_000, limits: { packetsPerSecond: 0, bytesPerSecond: 0 }, sessionKey: rng.fillBytes(new Uint8Array(32)), sealNonce: rng.fillBytes(new Uint8Array(12)), exit: { relayId: 'exit-1', address: `${EXIT.address}:${EXIT.port}` } },
+    signingKey,
+    sealKey,
+  );
+  const entry = new Harness(baseConfig({ rules: [], groups: [], tunnel: tunnelSpec({ relayId: 'entry-a' }) }));
+  const exit = new Harness(baseConfig({ rules: [], groups: [], limits: { ...limits, ticketVerificationsPerSecond: 1 }, upstreamBindAddress: EXIT.address, tunnel: tunnelSpec({ listenAddress: EXIT.address, relayId: 'exit-1', peerCidrs: [parseCidr('10.0.0.0/24')!] }) }));
+  // The exit is over its budget (a peer is exempt from the per-source budget, not from the global one).
+  exit.deliver(exit.tunnelId, { address: '198.51.100.1', port: 1 }, openPacket(mintTicket(rng)));
+  exit.deliver(exit.tunnelId, { address: '198.51.100.2', port: 1 }, openPacket(mintTicket(rng)));
+
+  const forwarded = entry.deliver(entry.tunnelId, { address: '198.51.100.9', port: 1000 }, buildControlPacket(high, low, { type: 'sessionOpen', ticket: exitTicket, fecModes: ['off'] }));
+  assert.deepEqual(forwarded.map((x) => x.to), [EXIT]);
+  const asked = exit.deliver(exit.tunnelId, ENTRY, forwarded[0]!.bytes);
+  const cookie = retryCookie(asked);
+  assert.ok(cookie !== undefined, 'the exit asks the entry for a cookie');
+  const again = entry.deliver(entry.tunnelId, EXIT, asked[0]!.bytes);
+  assert.deepEqual(again.map((x) => x.to), [EXIT]);
+  const reopened = controlOf(again[0]!.bytes);
+  assert.ok(reopened?.type === 'sessionOpen');
+  assert.deepEqual(reopened.cookie, cookie);
+  assert.equal(entry.deliver(entry.tunnelId, EXIT, asked[0]!.bytes).length, 0, 'a second retry within the keepalive period is not answered');
+  // Once the budget has a token again (1/s here), the proven open is verified.
+  exit.nowMs += 1_000;
+  assert.ok(accepted(exit.deliver(exit.tunnelId, ENTRY, again[0]!.bytes)), 'the exit accepts the open with the cookie');
 });
 
 function controlOfOpen(packet: Uint8Array): Uint8Array {
