@@ -147,7 +147,6 @@ export class TunnelEndpoint {
     const receivedBytes = packet.length;
     const high = this.header.sessionIdHigh;
     const low = this.header.sessionIdLow;
-    const idHex = sessionIdToHex(high, low);
     // Admission without making per-source state: a sender gets an entry only once its
     // ticket verifies (spoofed opens must not fill the table). Known sources keep
     // their caps; unknown ones are held by the stateless limiter that let this through.
@@ -184,6 +183,7 @@ export class TunnelEndpoint {
     const verified = verifyTicket(open.ticket, verifyKeys as KeyObject | KeyObject[], ctx.components.wallClockMs(), tunnel.clockSkewMs);
     if (!verified.ok) return this.reject(from, receivedBytes, high, low, verified.code, verified.detail);
     const claims = verified.claims;
+    const idHex = sessionIdToHex(high, low);
     if (claims.sessionId !== idHex) return this.reject(from, receivedBytes, high, low, ErrorCode.TicketMismatch, 'the ticket is for another session id than the packet header');
     if (this.revoked.has(idHex) || this.revokedFeed.has(idHex)) return this.reject(from, receivedBytes, high, low, ErrorCode.TicketRevoked, 'the ticket was revoked');
     const origin = resolveTicketOrigin(tunnel, claims.origin);
