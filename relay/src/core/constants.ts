@@ -74,15 +74,17 @@ export const UNAUTHENTICATED_BUCKETS = 4096;
 /**
  * Ticket (Ed25519) verifications per second over every source before session opens
  * must carry a cookie (see tunnel/cookie.ts): one verification costs about 50–150 µs
- * of CPU, so 1,000 per second is at most ~15 % of a core, and a relay restart's
- * reconnecting players (each opens once) are re-admitted at that rate.
+ * of CPU, so 500 per second is at most ~7 % of a core, and a relay restart's
+ * reconnecting players (each opens once) are re-admitted at that rate. (1,000/s cost a
+ * live session 3–42 % of its packets in 3 of 7 flood runs on a busy 2-core host;
+ * 500/s, none in 3.)
  */
-export const TICKET_VERIFICATIONS_PER_SECOND_DEFAULT = 1_000;
+export const TICKET_VERIFICATIONS_PER_SECOND_DEFAULT = 500;
 /**
  * Depth of the verification budget, as the time at full rate it holds, ms: a burst of
  * opens (a reconnect wave) gets this many ms' worth verified at once, the rest a
  * cookie round trip. Short, so that a flood's first moment costs the live sessions a
- * few tens of ms of CPU at most (1,000/s × 100 ms = 100 verifications ≈ 5–15 ms).
+ * few tens of ms of CPU at most (500/s × 100 ms = 50 verifications ≈ 3–8 ms).
  */
 export const TICKET_VERIFICATIONS_BURST_MS = 100;
 /** Ticket verifications per second one source IP may cause (the same as its new sessions per second). */
