@@ -303,6 +303,8 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
       '  sessionPacketsPerSecond: 10000000',
       '  sessionBytesPerSecond: 10000000000',
       '  unauthenticatedPacketsPerSecond: 1000',
+      '  ticketVerificationsPerSecond: 100000',
+      '  ticketVerificationsPerSourcePerSecond: 100000',
       'originGroups:',
       '  bench:',
       `    origins: [127.0.0.1:${origin.udpPort}]`,

@@ -22,6 +22,8 @@ export const CONTROL_VERSION = 1;
 export const CONTROL_BYTES_MAX = 16_384;
 /** Longest string field accepted, in characters, unless the field says otherwise. */
 const STRING_CHARS_MAX = 256;
+/** Longest session-open cookie accepted, bytes (relays send 16). */
+export const COOKIE_BYTES_MAX = 32;
 /** Most elements accepted in an array field. */
 const ARRAY_ITEMS_MAX = 1024;
 
@@ -85,6 +87,23 @@ export interface ControlMessageFields {
      * unknown fields.
      */
     latencyBudgetMs?: number;
+    /**
+     * The cookie of the relay's last {@link ControlMessageFields.sessionRetry}, echoed:
+     * proof that the client receives at the address it sends from. Only sent to a relay
+     * that asked for one (only relays that know this field ask; older ones refuse
+     * unknown fields).
+     */
+    cookie?: Uint8Array;
+  };
+  /**
+   * Relay → SDK: the relay is over its ticket-verification budget and wants proof of
+   * the client's address before it spends a signature check (QUIC Retry, RFC 9000
+   * §8.1.2; DTLS HelloVerifyRequest, RFC 6347 §4.2.1): the client sends its
+   * `sessionOpen` again with this `cookie`. Never larger than the open it answers.
+   */
+  sessionRetry: {
+    /** Opaque to the client (the relay's MAC over its address and time), at most {@link COOKIE_BYTES_MAX} bytes. */
+    cookie: Uint8Array;
   };
   /** Relay → SDK: the session is open. */
   sessionAccept: {
@@ -164,6 +183,10 @@ export const controlSchemas: { readonly [T in ControlMessageType]: Readonly<Reco
     ticket: { kind: 'bytes', maxBytes: 4096 },
     fecModes: { kind: 'strings', maxItems: 8, maxChars: 16 },
     latencyBudgetMs: { kind: 'number', min: 0, max: 1000, optional: true },
+    cookie: { kind: 'bytes', maxBytes: COOKIE_BYTES_MAX, optional: true },
+  },
+  sessionRetry: {
+    cookie: { kind: 'bytes', maxBytes: COOKIE_BYTES_MAX },
   },
   sessionAccept: {
     sessionId: { kind: 'string', pattern: sessionIdHex },

@@ -102,7 +102,7 @@ const TOP_KEYS = ['logLevel', 'logAggregateIntervalMs', 'upstreamBindAddress', '
 const FLEET_KEYS = ['relayId', 'region', 'latitude', 'longitude', 'tunnelAddress', 'probeAddress', 'capacitySessions', 'heartbeatIntervalMs', 'probeIntervalMs', 'probeTimeoutMs', 'reportIntervalMs', 'meshRefreshMs', 'originProbe'];
 const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'sessionsMax', 'connectTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny', 'connectionBytesPerSecond', 'bytesPerSecond'];
 const HEALTH_KEYS = ['mode', 'intervalMs', 'timeoutMs', 'failuresToDown', 'successesToUp', 'udpPayloadHex'];
-const LIMIT_KEYS = ['sessionsMax', 'udpFlowsMax', 'tcpConnectionsMax', 'tunnelSessionsMax', 'unrepliedIdleTimeoutMs', 'sessionsPerSourceMax', 'newSessionsPerSourcePerSecond', 'sourcePacketsPerSecond', 'sourceBytesPerSecond', 'sessionPacketsPerSecond', 'sessionBytesPerSecond', 'unauthenticatedPacketsPerSecond', 'burstMs'];
+const LIMIT_KEYS = ['sessionsMax', 'udpFlowsMax', 'tcpConnectionsMax', 'tunnelSessionsMax', 'unrepliedIdleTimeoutMs', 'sessionsPerSourceMax', 'newSessionsPerSourcePerSecond', 'sourcePacketsPerSecond', 'sourceBytesPerSecond', 'sessionPacketsPerSecond', 'sessionBytesPerSecond', 'unauthenticatedPacketsPerSecond', 'ticketVerificationsPerSecond', 'ticketVerificationsPerSourcePerSecond', 'burstMs'];
 const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'additionalTicketPublicKeys', 'sealKey', 'sealKeyFile', 'additionalSealKeys', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'revocationStateFile', 'revocationMaxAgeMs', 'revocationStalePolicy', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs'];
 const FEC_KEYS = ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs', 'adaptive', 'overheadMax', 'latencyBudgetMs', 'sw'];
 const FEC_SW_KEYS = ['repairsPerSource', 'repairSpacingMs', 'windowPackets', 'windowMs'];
@@ -174,6 +174,8 @@ function limits(reader: ConfigReader): LimitsSpec {
     sessionPacketsPerSecond: rate('sessionPacketsPerSecond', C.SESSION_PACKETS_PER_SECOND_DEFAULT),
     sessionBytesPerSecond: rate('sessionBytesPerSecond', C.SESSION_BYTES_PER_SECOND_DEFAULT),
     unauthenticatedPacketsPerSecond: rate('unauthenticatedPacketsPerSecond', C.UNAUTHENTICATED_PACKETS_PER_SECOND_DEFAULT),
+    ticketVerificationsPerSecond: rate('ticketVerificationsPerSecond', C.TICKET_VERIFICATIONS_PER_SECOND_DEFAULT),
+    ticketVerificationsPerSourcePerSecond: rate('ticketVerificationsPerSourcePerSecond', C.TICKET_VERIFICATIONS_PER_SOURCE_PER_SECOND_DEFAULT),
     burstMs: reader.number([...p, 'burstMs'], { min: 1, max: 60_000, integer: true, unit: 'ms', default: C.BURST_MS_DEFAULT }),
     unrepliedIdleTimeoutMs: reader.number([...p, 'unrepliedIdleTimeoutMs'], { min: C.UNREPLIED_IDLE_TIMEOUT_MS_MIN, max: C.IDLE_TIMEOUT_MS_MAX, integer: true, unit: 'ms', default: C.UNREPLIED_IDLE_TIMEOUT_MS_DEFAULT }),
   };

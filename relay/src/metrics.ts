@@ -96,6 +96,10 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
     ['slipstream_relay_udp_flows_shed_total', "L4 UDP flows without a reply from their origin ended to make room for another session (a full budget: limits.*Max, rules[].sessionsMax).", (c) => c.shedFlowCount],
     ['slipstream_relay_revocations_stale_refused_total', 'Tunnel session opens refused (SLIP_ERR_RELAY_REVOCATIONS_STALE) because the revocation list was older than tunnel.revocationMaxAgeMs.', (c) => c.revocationFeedState.staleRefused],
     ['slipstream_relay_revocations_stale_admitted_total', 'Tunnel session opens admitted while the revocation list was older than tunnel.revocationMaxAgeMs (tunnel.revocationStalePolicy: admit).', (c) => c.revocationFeedState.staleAdmitted],
+    ['slipstream_relay_ticket_verifications_total', 'Ticket signature (Ed25519) verifications of session opens; bounded by limits.ticketVerificationsPerSecond.', (c) => c.openGate.verifications],
+    ['slipstream_relay_open_cookie_replies_total', 'Session opens answered with a cookie (sessionRetry) instead of a signature check: over the verification budget without a valid cookie.', (c) => c.openGate.cookieReplies],
+    ['slipstream_relay_open_cookies_invalid_total', 'Session opens whose cookie did not verify (forged, stale, or for another address).', (c) => c.openGate.cookiesInvalid],
+    ['slipstream_relay_open_budget_drops_total', 'Session opens with a valid cookie dropped because the verification budget (global or per source) was spent.', (c) => c.openGate.budgetDrops],
   ];
   for (const [name, help, read] of coreTotals) {
     new Counter({

@@ -34,6 +34,8 @@ export const openLimits: LimitsSpec = {
   sessionPacketsPerSecond: 0,
   sessionBytesPerSecond: 0,
   unauthenticatedPacketsPerSecond: 0,
+  ticketVerificationsPerSecond: 0,
+  ticketVerificationsPerSourcePerSecond: 0,
   burstMs: 500,
 };
 

@@ -110,6 +110,10 @@ export interface LimitsSpec {
   readonly sessionPacketsPerSecond: number;
   readonly sessionBytesPerSecond: number;
   readonly unauthenticatedPacketsPerSecond: number;
+  /** Ticket (Ed25519) verifications per second over every source before session opens must carry a cookie (tunnel/cookie.ts). */
+  readonly ticketVerificationsPerSecond: number;
+  /** Ticket verifications per second one source IP may cause; beyond it its opens must carry a cookie. */
+  readonly ticketVerificationsPerSourcePerSecond: number;
   readonly burstMs: number;
 }
 

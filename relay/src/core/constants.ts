@@ -95,6 +95,34 @@ export const DATAGRAM_BYTES_MAX = 65_507;
 /** Buckets of the stateless rate limiter for unauthenticated packets (a power of two; 32 KiB of state per 2048). */
 export const UNAUTHENTICATED_BUCKETS = 4096;
 
+/**
+ * Ticket (Ed25519) verifications per second over every source before session opens
+ * must carry a cookie (see tunnel/cookie.ts): one verification costs about 50–150 µs
+ * of CPU, so 500 per second is at most ~7 % of a core, and a relay restart's
+ * reconnecting players (each opens once) are re-admitted at that rate. (1,000/s cost a
+ * live session 3–42 % of its packets in 3 of 7 flood runs on a busy 2-core host;
+ * 500/s, none in 3.)
+ */
+export const TICKET_VERIFICATIONS_PER_SECOND_DEFAULT = 500;
+/**
+ * Depth of the verification budget, as the time at full rate it holds, ms: a burst of
+ * opens (a reconnect wave) gets this many ms' worth verified at once, the rest a
+ * cookie round trip. Short, so that a flood's first moment costs the live sessions a
+ * few tens of ms of CPU at most (500/s × 100 ms = 50 verifications ≈ 3–8 ms).
+ */
+export const TICKET_VERIFICATIONS_BURST_MS = 100;
+/** Ticket verifications per second one source IP may cause (the same as its new sessions per second). */
+export const TICKET_VERIFICATIONS_PER_SOURCE_PER_SECOND_DEFAULT = 50;
+/**
+ * Session-open cookies: the secret is drawn afresh every this long and the previous
+ * one is still accepted, so a cookie is good for 2–4 min (as WireGuard's), ms.
+ */
+export const COOKIE_KEY_ROTATE_MS = 120_000;
+/** Once over the verification budget, cookies are asked for until opens without one have stayed within it this long, ms. */
+export const COOKIE_LOAD_HOLD_MS = 2_000;
+/** Bytes of a session-open cookie (a truncated HMAC-SHA256: 128 bits cannot be guessed). */
+export const COOKIE_BYTES = 16;
+
 /** Default heartbeat period to the coordinator (the issue asks for about one a second; the coordinator's interval caps it). */
 export const FLEET_HEARTBEAT_INTERVAL_MS_DEFAULT = 1_000;
 /** Default probe period per mesh/origin target: 4 probes/s, "a few times per second". */

@@ -88,6 +88,7 @@ import { DropReason } from './output.js';
 import { endpointText, RuleStats } from './session-base.js';
 import { SourceTable } from './sources.js';
 import { Timer } from './timers.js';
+import type { OpenGate } from './tunnel/cookie.js';
 import { TunnelEndpoint } from './tunnel/endpoint.js';
 import { ExitLinks } from './tunnel/exit-link.js';
 import { TunnelPackets } from './tunnel/packets.js';
@@ -214,6 +215,10 @@ export class RelayCore {
   /** Probes answered. */
   get probesAnswered(): number {
     return this.tunnel.probesAnswered;
+  }
+  /** Ticket verifications, session-open cookies handed out, invalid cookies and budget drops (tunnel/cookie.ts). */
+  get openGate(): Pick<OpenGate, 'verifications' | 'cookieReplies' | 'cookiesInvalid' | 'budgetDrops'> {
+    return this.tunnel.openGate;
   }
   /** Bytes received from senders not (yet) authenticated: the anti-amplification ledger's income. */
   get unauthenticatedBytesIn(): number {

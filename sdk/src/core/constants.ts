@@ -37,6 +37,8 @@ export const DEAD_AFTER_MS_MIN = 450;
 export const BACKUP_DEAD_AFTER_PROBES = 6;
 /** A session open is retransmitted this often until answered, ms. */
 export const OPEN_RETRY_MS = 250;
+/** Least time between opens sent at once in answer to a relay's `sessionRetry` (cookie), ms; other opens keep {@link OPEN_RETRY_MS}. */
+export const RETRY_ANSWER_MIN_MS = 50;
 /** First wait before a relay that refused the session (draining, full) is asked again, ms; doubles per refusal. */
 export const REFUSED_RETRY_MS_MIN = 1_000;
 /** Longest wait between such retries, ms. */

@@ -337,6 +337,7 @@ export class TunnelClient {
       return;
     }
     if (m.type === 'sessionReject') this.links.onRefused(nowMs, link, m.reason, m.message);
+    else if (m.type === 'sessionRetry') this.links.onRetry(nowMs, link, m.cookie);
   }
 
   private onCurrentReady(nowMs: number, link: RelayLink): void {

@@ -52,6 +52,8 @@ export function defaultRelayLimits(): LimitsSpec {
     sessionPacketsPerSecond: RC.SESSION_PACKETS_PER_SECOND_DEFAULT,
     sessionBytesPerSecond: RC.SESSION_BYTES_PER_SECOND_DEFAULT,
     unauthenticatedPacketsPerSecond: RC.UNAUTHENTICATED_PACKETS_PER_SECOND_DEFAULT,
+    ticketVerificationsPerSecond: RC.TICKET_VERIFICATIONS_PER_SECOND_DEFAULT,
+    ticketVerificationsPerSourcePerSecond: RC.TICKET_VERIFICATIONS_PER_SOURCE_PER_SECOND_DEFAULT,
     burstMs: RC.BURST_MS_DEFAULT,
   };
 }

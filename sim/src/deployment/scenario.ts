@@ -20,7 +20,7 @@ import { Rng } from '../../../proto/src/rng.js';
 import { CoordinatorCore } from '../../../coordinator/src/core/coordinator-core.js';
 import { clientPrefix } from '../../../coordinator/src/core/geo.js';
 import { CoordinatorSimDriver } from '../drivers/coordinator-driver.js';
-import type { RelayCoreConfig, TunnelFecSpec } from '../../../relay/src/core/config-types.js';
+import type { LimitsSpec, RelayCoreConfig, TunnelFecSpec } from '../../../relay/src/core/config-types.js';
 import { SimRelay } from '../drivers/relay-driver.js';
 import type { SimFleetAgent } from '../drivers/fleet-driver.js';
 import type { LinkModelSpec } from '../core/link.js';
@@ -43,6 +43,8 @@ export interface ScenarioRelay {
   readonly clientLink?: LinkModelSpec;
   /** This relay's tunnel FEC settings (a fleet whose relays differ). Default {@link SdkScenarioInit.relayFec}. */
   readonly fec?: TunnelFecSpec;
+  /** This relay's abuse limits (e.g. a small ticket-verification budget). Default: the relay's defaults. */
+  readonly limits?: LimitsSpec;
 }
 
 /** Options of {@link SdkScenario}. */
@@ -157,7 +159,7 @@ export class SdkScenario {
       net.setLinkBoth(address, ORIGIN_ADDRESS, { delayMs: spec.originDelayMs });
       net.setLinkBoth(address, COORDINATOR_ADDRESS, near);
       for (let j = 0; j < i; j++) net.setLinkBoth(address, `10.1.0.${j + 1}`, { delayMs: init.meshDelayMs ?? 2 });
-      const base = simRelayConfig(address, keys, new Map([[ORIGIN_NAME, { address: ORIGIN_ADDRESS, port: ORIGIN_PORT }]]), spec.fec ?? init.relayFec ?? SCENARIO_RELAY_FEC);
+      const base = simRelayConfig(address, keys, new Map([[ORIGIN_NAME, { address: ORIGIN_ADDRESS, port: ORIGIN_PORT }]]), spec.fec ?? init.relayFec ?? SCENARIO_RELAY_FEC, spec.limits);
       const config: RelayCoreConfig = { ...base, tunnel: { ...base.tunnel!, relayId: spec.id } };
       const relay = new SimRelay({ network: net, host, config, seed: init.seed * 31 + i });
       // The agent outlives restartRelay (as the scenario's restarts keep the registration), so it reads the relay of the moment.

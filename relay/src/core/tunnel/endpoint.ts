@@ -5,6 +5,8 @@
  * packet for no session is either an open (ticket verified offline, revocations and the
  * served origins checked, admission caps) or answered with an unauthenticated Close.
  * Packets of a known session go to its exit link, its paths or the session itself.
+ * Opens are verified within a budget; over it, an open must first prove its address
+ * with a cookie (the {@link OpenGate} in cookie.ts).
  */
 import type { KeyObject } from 'node:crypto';
 import { decodeControl, encodeControl, type ControlMessageFields } from '../../../../proto/src/control.js';
@@ -15,6 +17,7 @@ import type { Endpoint } from '../../../../proto/src/transport.js';
 import { PROBE_BODY_BYTES_MIN, PROBE_BODY_BYTES_WITH_STATUS, PROBE_STATUS_OFFSET, ProbeStatus } from '../../../../proto/src/wire.js';
 import { cidrListMatches, splitHostPort } from '../addr.js';
 import { SessionKind, type SessionBudgets } from '../budgets.js';
+import { COOKIE_BYTES } from '../constants.js';
 import { RateBucket } from '../bucket.js';
 import type { RelayCoreConfig, TunnelSpec } from '../config-types.js';
 import { TUNNEL_SOCKET_ID, type RelayContext } from '../context.js';
@@ -23,6 +26,7 @@ import { endpointText, sessionRate, type RuleStats } from '../session-base.js';
 import type { SourceTable } from '../sources.js';
 import type { ExitLinks } from './exit-link.js';
 import type { TunnelPackets } from './packets.js';
+import { OpenGate, OpenVerdict, RETRY_BODY_TEMPLATE } from './cookie.js';
 import type { TunnelPaths } from './paths.js';
 import type { TunnelSessions } from './session.js';
 import { TunnelSession } from './state.js';
@@ -38,6 +42,8 @@ const REVOCATION_KEEP_MS_DEFAULT = 86_400_000;
 export class TunnelEndpoint {
   /** Probes answered. */
   probesAnswered = 0;
+  /** The verification budget and the cookies (counters for the metrics are on it). */
+  readonly openGate: OpenGate;
   /** The header of the datagram being handled (parsed in place, no allocation). */
   private readonly header = new PacketHeader();
   /** Revocations from the file (replaced as a whole on each read). */
@@ -64,7 +70,9 @@ export class TunnelEndpoint {
     private readonly exits: ExitLinks,
     private readonly budgets: SessionBudgets,
     private readonly ruleStats: Map<string, RuleStats>,
-  ) {}
+  ) {
+    this.openGate = new OpenGate(ctx.config.limits, ctx.components.randomFill, 0);
+  }
 
   /** A datagram on the tunnel port. */
   onDatagram(nowMs: number, from: Endpoint, bytes: Uint8Array): void {
@@ -146,7 +154,6 @@ export class TunnelEndpoint {
     const receivedBytes = packet.length;
     const high = this.header.sessionIdHigh;
     const low = this.header.sessionIdLow;
-    const idHex = sessionIdToHex(high, low);
     // Admission without making per-source state: a sender gets an entry only once its
     // ticket verifies (spoofed opens must not fill the table). Known sources keep
     // their caps; unknown ones are held by the stateless limiter that let this through.
@@ -174,10 +181,18 @@ export class TunnelEndpoint {
       drops[DropReason.RateLimitedNewSessions]++;
       return;
     }
+    // Last before the signature check: every cheaper refusal above costs no budget.
+    const verdict = this.openGate.admit(nowMs, from.address, from.port, open.cookie, known?.peer ?? this.sources.isPeer(from.address));
+    if (verdict === OpenVerdict.Retry) return this.askForCookie(nowMs, from, receivedBytes, high, low);
+    if (verdict === OpenVerdict.Drop) {
+      drops[DropReason.RateLimitedNewSessions]++;
+      return;
+    }
     const verifyKeys = tunnel.additionalTicketPublicKeys?.length ? [tunnel.ticketPublicKey, ...tunnel.additionalTicketPublicKeys] : tunnel.ticketPublicKey;
     const verified = verifyTicket(open.ticket, verifyKeys as KeyObject | KeyObject[], ctx.components.wallClockMs(), tunnel.clockSkewMs);
     if (!verified.ok) return this.reject(from, receivedBytes, high, low, verified.code, verified.detail);
     const claims = verified.claims;
+    const idHex = sessionIdToHex(high, low);
     if (claims.sessionId !== idHex) return this.reject(from, receivedBytes, high, low, ErrorCode.TicketMismatch, 'the ticket is for another session id than the packet header');
     if (this.revoked.has(idHex) || this.revokedFeed.has(idHex)) return this.reject(from, receivedBytes, high, low, ErrorCode.TicketRevoked, 'the ticket was revoked');
     if (tunnel.revocationFeed !== undefined && this.revocationsStale(tunnel.revocationFeed.maxAgeMs)) {
@@ -254,6 +269,17 @@ export class TunnelEndpoint {
     }
     const body = HEADER_BYTES + UNKNOWN_SESSION_BODY.length <= receivedBytes ? UNKNOWN_SESSION_BODY : EMPTY_BODY;
     this.ctx.out.sendUnauthenticated(TUNNEL_SOCKET_ID, from, receivedBytes, this.packets.controlPacket(PacketType.Close, high, low, body));
+  }
+
+  /**
+   * Answers an open with a `sessionRetry` carrying the cookie for its source address
+   * and port: no signature check, no state, and never larger than the open (68 bytes;
+   * an open too short to hold a real ticket gets nothing, counted as amplification).
+   */
+  private askForCookie(nowMs: number, from: Endpoint, receivedBytes: number, high: number, low: number): void {
+    const packet = this.packets.controlPacket(PacketType.Control, high, low, RETRY_BODY_TEMPLATE);
+    this.openGate.writeCookie(nowMs, from.address, from.port, packet, packet.length - COOKIE_BYTES);
+    this.ctx.out.sendUnauthenticated(TUNNEL_SOCKET_ID, from, receivedBytes, packet);
   }
 
   /** Refuses a session open with a typed reason, trimmed so the reply is never larger than the request. */
@@ -342,6 +368,7 @@ export class TunnelEndpoint {
       }
     }
     this.sessions.applyLimits(config.limits);
+    this.openGate.applyLimits(config.limits);
   }
 
   /** Closes the tunnel port (the core is closing; sessions were ended before). */

@@ -9,7 +9,7 @@
  */
 import { decodeControl } from '../../../../proto/src/control.js';
 import { HEADER_BYTES, PacketType } from '../../../../proto/src/header.js';
-import { buildPathResponse, openRelayClose, PATH_NONCE_BYTES } from '../../../../proto/src/wire.js';
+import { buildControlPacket, buildPathResponse, openRelayClose, PATH_NONCE_BYTES } from '../../../../proto/src/wire.js';
 import { EXIT_CHECK_INTERVAL_MS, EXIT_DEAD_AFTER_MS_DEFAULT, EXIT_KEEPALIVE_MS, EXIT_OPEN_TIMEOUT_MS } from '../constants.js';
 import { TUNNEL_SOCKET_ID, type RelayContext } from '../context.js';
 import { DropReason } from '../output.js';
@@ -80,6 +80,18 @@ export class ExitLinks {
       if (m.type === 'sessionReject') {
         // The exit will not take the session (draining, full, does not serve the origin): serve it here.
         if (exit.state === 'opening') this.fallBack(nowMs, session, `exit ${exit.relayId} refused: ${m.reason}`);
+        return;
+      }
+      if (m.type === 'sessionRetry') {
+        // The exit is over its verification budget and wants proof of our address: open
+        // again with its cookie (kept for later re-opens), at most once per keepalive period.
+        if (exit.state !== 'opening' || nowMs - exit.lastCookieOpenMs < EXIT_KEEPALIVE_MS) return;
+        const open = decodeControl(exit.open.subarray(HEADER_BYTES));
+        if (!open.ok || open.message.type !== 'sessionOpen') return;
+        exit.open = buildControlPacket(session.idHigh, session.idLow, { ...open.message, cookie: m.cookie });
+        exit.lastCookieOpenMs = nowMs;
+        exit.lastOpenMs = nowMs;
+        out.push(TUNNEL_SOCKET_ID, exit.address, exit.port, undefined, exit.open);
         return;
       }
       if (m.type === 'sessionAccept') exit.state = 'open';

@@ -92,12 +92,14 @@ export class ExitLink {
   lastOpenMs: number;
   /** Last path response sent to the exit, ms (rate limit: see `ExitLinks.onFromExit` in exit-link.ts). */
   lastResponseMs = Number.NEGATIVE_INFINITY;
+  /** Last open sent with a cookie the exit asked for (a `sessionRetry`), ms: at most one per keepalive period. */
+  lastCookieOpenMs = Number.NEGATIVE_INFINITY;
   constructor(
     readonly relayId: string,
     readonly address: string,
     readonly port: number,
-    /** The client's `sessionOpen` datagram (header and ticket), re-sent as keepalive and to re-open. */
-    readonly open: Uint8Array,
+    /** The client's `sessionOpen` datagram (header and ticket), re-sent as keepalive and to re-open; with the exit's cookie once it asked for one. */
+    public open: Uint8Array,
     readonly openedMs: number,
   ) {
     this.lastRxMs = openedMs;

@@ -44,6 +44,14 @@ export class RelayLink {
    * `Liveness.checkSessionAfterOutage`); cleared by the accept (or a refusal).
    */
   rechecking = false;
+  /**
+   * The cookie of the relay's last `sessionRetry` (it was over its ticket-verification
+   * budget): echoed in every open until the relay accepts. Undefined otherwise, and
+   * then never sent (relays that never ask refuse an unknown field).
+   */
+  cookie: Uint8Array | undefined = undefined;
+  /** When an open last went out at once in answer to a `sessionRetry`, ms (at most one per {@link C.RETRY_ANSWER_MIN_MS}). */
+  lastRetryAnsweredMs = Number.NEGATIVE_INFINITY;
   estimateMs: number | undefined;
   restMs: number;
   constructor(

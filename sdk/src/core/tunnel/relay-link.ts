@@ -104,7 +104,24 @@ export class RelayLinks {
   sendOpen(nowMs: number, link: RelayLink): void {
     const ctx = this.ctx;
     link.lastTxMs = nowMs;
-    ctx.transmits.push({ to: link.tunnel, bytes: buildControlPacket(ctx.sessionIdHigh, ctx.sessionIdLow, { type: 'sessionOpen', ticket: ctx.ticket, fecModes: [...ctx.fecModes], ...(ctx.latencyBudgetMs !== undefined ? { latencyBudgetMs: ctx.latencyBudgetMs } : {}) }) });
+    const open = { type: 'sessionOpen' as const, ticket: ctx.ticket, fecModes: [...ctx.fecModes], ...(ctx.latencyBudgetMs !== undefined ? { latencyBudgetMs: ctx.latencyBudgetMs } : {}), ...(link.cookie !== undefined ? { cookie: link.cookie } : {}) };
+    ctx.transmits.push({ to: link.tunnel, bytes: buildControlPacket(ctx.sessionIdHigh, ctx.sessionIdLow, open) });
+  }
+
+  /**
+   * A `sessionRetry` from `link` (unauthenticated): the relay is over its verification
+   * budget and wants its cookie echoed before it checks our ticket. The open goes again
+   * at once, with the cookie — but at most once per {@link C.RETRY_ANSWER_MIN_MS}, so
+   * spoofed retries cannot make us flood the relay; later opens carry it too. An open
+   * session's keepalive meets one when the relay restarted (it holds no session): the
+   * answer re-opens it there (a relay that holds it just accepts again).
+   */
+  onRetry(nowMs: number, link: RelayLink, cookie: Uint8Array): void {
+    if (link.sessionState !== 'opening' && link.sessionState !== 'open') return;
+    link.cookie = cookie;
+    if (nowMs - link.lastRetryAnsweredMs < C.RETRY_ANSWER_MIN_MS) return;
+    link.lastRetryAnsweredMs = nowMs;
+    this.sendOpen(nowMs, link);
   }
 
   /** Starts opening `link`'s session unless it is open, opening or retrying a refusal; it no longer lingers. */
@@ -177,6 +194,8 @@ export class RelayLinks {
     link.sessionState = 'open';
     link.acceptedAtMs = nowMs;
     link.nextOpenMs = Number.POSITIVE_INFINITY;
+    // Keepalives reach the session, not the cookie check; a later re-open asks afresh.
+    link.cookie = undefined;
     if (link.refusals > 0) {
       // A retried open succeeded: the relay may be chosen again. Unless it is, its session lingers and closes.
       link.refusals = 0;
