@@ -185,17 +185,19 @@ export async function newUdpPlayer(host: string, port: number, timeoutMs: number
   const start = performance.now();
   try {
     await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-    const echoed = new Promise<boolean>((resolve) => socket.once('message', () => resolve(true)));
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs));
     const packet = Buffer.alloc(100);
     packet[0] = 2;
     const send = (): void => socket.send(packet, port, host);
-    send();
-    timer = setInterval(send, 50);
-    const admitted = await Promise.race([echoed, timedOut]);
-    clearInterval(timer);
-    timer = undefined;
+    let sender: NodeJS.Timeout | undefined;
+    let deadline: NodeJS.Timeout | undefined;
+    const admitted = await new Promise<boolean>((resolve) => {
+      socket.once('message', () => resolve(true));
+      deadline = setTimeout(() => resolve(false), timeoutMs);
+      send();
+      sender = setInterval(send, 50);
+    });
+    clearInterval(sender);
+    clearTimeout(deadline);
     return { admitted, ms: Math.round(performance.now() - start) };
   } finally {
     socket.close();
@@ -250,7 +252,7 @@ export async function newTunnelSession(d: FloodDeployment, children: ChildRegist
   }
 }
 
-/** What a slowloris held: connections asked for, connected, closed by the relay (reset, or the first-byte timeout) and still open at the end. */
+/** What a slowloris held: connections asked for, connected, closed by the other end before {@link IdleTcpHold.release} (refused or reset at accept, closed by the first-byte timeout, never connected) and still open now. */
 export interface IdleTcpHold {
   readonly connections: number;
   readonly sources: number;
@@ -305,6 +307,8 @@ export async function holdIdleTcp(opts: { host: string; port: number; connection
       settle();
     });
   }
-  await Promise.race([allSettled, new Promise((resolve) => setTimeout(resolve, opts.settleMs))]);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([allSettled, new Promise((resolve) => (timer = setTimeout(resolve, opts.settleMs)))]);
+  clearTimeout(timer);
   return hold;
 }
