@@ -41,8 +41,10 @@ export interface EchoOrigin {
  *   only the first copy of each (case, path, sequence number), as the simulator's game
  *   server does (`sim/src/deployment/deployment.ts`) and as a game server acts on an
  *   input once — copies through a backup relay then cannot stand in for a lost answer.
+ * @param ignore datagrams it returns true for are neither counted nor answered, as a game
+ *   server ignores junk (`bench flood`: flows of a flood then stay unreplied). Default none.
  */
-export async function startEchoOrigin(answer: 'every' | 'first' = 'every'): Promise<EchoOrigin> {
+export async function startEchoOrigin(answer: 'every' | 'first' = 'every', ignore?: (bytes: Buffer) => boolean): Promise<EchoOrigin> {
   const byKey = new Map<number, OriginPathCounts>();
   const countsOf = (key: number): OriginPathCounts => {
     let c = byKey.get(key);
@@ -51,6 +53,7 @@ export async function startEchoOrigin(answer: 'every' | 'first' = 'every'): Prom
   };
   const udp = createSocket('udp4');
   udp.on('message', (bytes, from) => {
+    if (ignore?.(bytes) === true) return;
     if (bytes.length >= 16) {
       const c = countsOf(bytes.readUInt16BE(2) * 256 + bytes[0]!);
       c.sources.add(`${from.address}:${from.port}`);
@@ -124,8 +127,9 @@ function pathSocket(record: PathRecord, caseNumber: number): Promise<Socket> {
  * `seconds` (the same sequence numbers on both, paced on the monotonic clock so a late
  * timer does not lower the count), calls `midway` once at half time, then waits
  * `drainMs` for late echoes. Bounded: exactly `seconds × packetsPerSecond` per path.
+ * The direct path goes to `directHost` (default 127.0.0.1), the other to 127.0.0.1.
  */
-export async function runGame(opts: { directPort: number; slipstreamPort: number; caseNumber: number; seconds: number; packetsPerSecond: number; drainMs: number; midway?: () => void }): Promise<GameRun> {
+export async function runGame(opts: { directPort: number; directHost?: string; slipstreamPort: number; caseNumber: number; seconds: number; packetsPerSecond: number; drainMs: number; midway?: () => void }): Promise<GameRun> {
   const direct = newRecord();
   const slipstream = newRecord();
   const directSocket = await pathSocket(direct, opts.caseNumber);
@@ -151,7 +155,7 @@ export async function runGame(opts: { directPort: number; slipstreamPort: number
   while (seq < total) {
     const now = performance.now();
     while (seq < total && startMs + seq * intervalMs <= now) {
-      directSocket.send(stamp(PATH_DIRECT, seq), opts.directPort, '127.0.0.1');
+      directSocket.send(stamp(PATH_DIRECT, seq), opts.directPort, opts.directHost ?? '127.0.0.1');
       direct.sent++;
       slipSocket.send(stamp(PATH_SLIPSTREAM, seq), opts.slipstreamPort, '127.0.0.1');
       slipstream.sent++;

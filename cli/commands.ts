@@ -22,6 +22,7 @@ export const commands: Readonly<Record<string, () => Promise<Command>>> = {
       coordinator: async () => (await import('../bench/coordinator.js')).coordinatorBenchCommand,
       proxy: async () => (await import('../bench/proxy.js')).proxyBenchCommand,
       qoe: async () => (await import('../bench/qoe.js')).qoeBenchCommand,
+      flood: async () => (await import('../bench/flood.js')).floodBenchCommand,
     }),
   coordinator: async () => (await import('../coordinator/src/command.js')).coordinatorCommand,
   relay: async () => (await import('../relay/src/command.js')).relayCommand,

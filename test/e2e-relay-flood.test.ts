@@ -18,19 +18,18 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { signalIfRunning } from '../kit/child-signal.js';
 import { CoordinatorClient } from '../kit/coordinator-client.js';
 import { PacketHeader, PacketType, parseHeader, sessionIdToHex, HEADER_BYTES } from '../proto/src/header.js';
 import { issueTicket, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
 import { buildControlPacket, buildPacket } from '../proto/src/wire.js';
 import { decodeControl } from '../proto/src/control.js';
+import { startFlood as startSharedFlood, type Flood, type FloodOptions } from '../bench/flooder.js';
 import { CliProcess } from './support/cli-process.js';
 import { collectJsonLines } from './support/json-lines.js';
 import { fleetKeys, startCoordinator, type FleetKeys } from './support/local-fleet.js';
@@ -87,79 +86,11 @@ async function gameOrigin(): Promise<{ port: number; junk: () => number; heard: 
   return { port: socket.address().port, junk: () => junk, heard };
 }
 
-/**
- * The flooder, a process of its own (as an attacker is: the test's origin and players
- * keep their event loop): `count` sockets bound to distinct loopback addresses
- * 127.`octet`.x.y send the `packets` (base64, taken in turn) round-robin to
- * 127.0.0.1:`port` at `perSecond`, for at least `minMs` and at most `maxMs`; after
- * `minMs` it stops at the first line on its stdin (or when stdin closes). It prints
- * `started` when its sockets are bound and it starts, and `{"sent":…,"ms":…}` once done.
- */
-const FLOODER = `
-const dgram = require('node:dgram');
-const { performance } = require('node:perf_hooks');
-const [port, perSecond, minMs, maxMs, count, octet] = process.argv.slice(1, 7).map(Number);
-const packets = process.argv[7].split(',').map((b) => Buffer.from(b, 'base64'));
-let stopAsked = false;
-process.stdin.on('data', () => (stopAsked = true)).on('end', () => (stopAsked = true));
-const sockets = [];
-let bound = 0;
-for (let i = 0; i < count; i++) {
-  const socket = dgram.createSocket('udp4');
-  socket.on('error', () => undefined);
-  socket.bind(0, '127.' + octet + '.' + (1 + Math.floor(i / 250)) + '.' + (1 + (i % 250)), () => { if (++bound === count) run(); });
-  sockets.push(socket);
-}
-function run() {
-  process.stdout.write('started\\n');
-  const start = performance.now();
-  let sent = 0;
-  const limit = Math.ceil((maxMs / 1000) * perSecond);
-  const step = () => {
-    const elapsed = performance.now() - start;
-    if (elapsed >= maxMs || (elapsed >= minMs && stopAsked) || sent >= limit) {
-      process.stdout.write(JSON.stringify({ sent, ms: elapsed }) + '\\n');
-      for (const socket of sockets) socket.close();
-      process.exit(0);
-    }
-    const due = Math.min(limit, Math.floor((elapsed / 1000) * perSecond));
-    // At most 50 ms worth per step: a stalled step does not turn into one huge burst.
-    for (let n = Math.min(due - sent, perSecond / 20); n > 0; n--, sent++) sockets[sent % count].send(packets[sent % packets.length], port, '127.0.0.1');
-    setTimeout(step, 5);
-  };
-  step();
-}
-`;
-
-/** Starts the flooder (see {@link FLOODER}): `started` once it sends, `stop()` ends it once its `minMs` have passed, `done` gives what it sent. */
-function startFlood(options: { port: number; perSecond: number; minMs: number; maxMs: number; sources: number; octet: number; packets: readonly Uint8Array[] }): {
-  started: Promise<void>;
-  stop: () => void;
-  done: Promise<{ sent: number; ms: number }>;
-} {
-  const args = [options.port, options.perSecond, options.minMs, options.maxMs, options.sources, options.octet].map(String);
-  const child = spawn(process.execPath, ['-e', FLOODER, ...args, options.packets.map((p) => Buffer.from(p).toString('base64')).join(',')], { stdio: ['pipe', 'pipe', 'inherit'] });
-  cleanups.push(() => signalIfRunning(child, 'SIGKILL'));
-  // A stop after it ended on its own writes to a closed pipe: nothing to report.
-  child.stdin!.on('error', () => undefined);
-  let out = '';
-  let onStarted: () => void = () => undefined;
-  const started = new Promise<void>((resolve) => (onStarted = resolve));
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    out += chunk;
-    if (out.startsWith('started\n')) onStarted();
-  });
-  const done = new Promise<{ sent: number; ms: number }>((resolve, reject) =>
-    child.once('exit', (code) => {
-      onStarted();
-      try {
-        resolve(JSON.parse(out.replace(/^started\n/, '')) as { sent: number; ms: number });
-      } catch {
-        reject(new Error(`the flooder exited with ${code} without a result: ${out}`));
-      }
-    }),
-  );
-  return { started, stop: () => child.stdin!.end('stop\n'), done };
+/** Starts the flooder (bench/flooder.ts), SIGKILLed after the file at the latest. */
+function startFlood(options: FloodOptions): Flood {
+  const flood = startSharedFlood(options);
+  cleanups.push(() => flood.kill());
+  return flood;
 }
 
 /** A player sending `PLAY <seq>` at 60 packets/s and counting the echoes by sequence. */
