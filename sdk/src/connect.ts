@@ -91,7 +91,7 @@ export interface ConnectOptions {
   readonly fecModes?: readonly string[];
   /**
    * The session's FEC latency budget, ms (0–1000): both directions' `sw` controllers keep
-   * the packets they rebuild later than this under 0.5 %. Sent to the relay, so only
+   * the packets they rebuild later than this under 0.3 %. Sent to the relay, so only
    * relays of this version or later accept the open. Default: none sent (the
    * controller's 10 ms upstream, the relay's `tunnel.fec.latencyBudgetMs` downstream).
    */

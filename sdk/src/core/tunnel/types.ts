@@ -40,7 +40,7 @@ export interface TunnelClientInit {
   readonly fecModes?: readonly string[];
   /**
    * The session's latency budget, ms: in mode `sw` both directions' adaptive
-   * controllers keep the packets they rebuild later than this under 0.5 % (p99), and
+   * controllers keep the packets they rebuild later than this under 0.3 % (so a round trip's p99 stays within it), and
    * choose repairs per packet and the window for loss and burstiness within it. Sent to
    * the relay only when set (relays before it refuse the field). Default: the
    * controller's, `FEC_SW_LATENCY_BUDGET_MS_DEFAULT` (10 ms), and the relay's
