@@ -6,6 +6,7 @@
 import type { MeasurementRecord } from '../core/measurements.js';
 import type { RelayRecord } from '../core/registry.js';
 import type { Revocation } from '../core/revocations.js';
+import type { JoinTokenRecord, RelayIdentity } from '../core/relay-identities.js';
 import type { Store, StoreChange, StoreListener, StoreStatus } from './store.js';
 
 interface Entry<T> {
@@ -18,6 +19,8 @@ export class MemoryBackend {
   /** @internal */ readonly relays = new Map<string, Entry<RelayRecord>>();
   /** @internal */ readonly measurements = new Map<string, Entry<MeasurementRecord>>();
   /** @internal */ readonly revocations = new Map<string, Entry<Revocation>>();
+  /** @internal */ readonly identities = new Map<string, RelayIdentity>();
+  /** @internal */ readonly joinTokens = new Map<string, Entry<JoinTokenRecord>>();
   /** @internal */ readonly handles = new Set<MemoryStore>();
 }
 
@@ -66,9 +69,28 @@ export class MemoryStore implements Store {
     return live(this.backend.revocations, nowMs);
   }
 
+  async putIdentity(identity: RelayIdentity): Promise<void> {
+    this.backend.identities.set(identity.relayId, identity);
+    this.publish({ kind: 'identity', identity });
+  }
+
+  async listIdentities(): Promise<RelayIdentity[]> {
+    return [...this.backend.identities.values()];
+  }
+
+  async putJoinToken(token: JoinTokenRecord): Promise<void> {
+    this.backend.joinTokens.set(token.tokenHash, { value: token, expiresAtMs: token.expiresAtMs });
+  }
+
+  async takeJoinToken(tokenHash: string, nowMs: number): Promise<JoinTokenRecord | undefined> {
+    const entry = this.backend.joinTokens.get(tokenHash);
+    this.backend.joinTokens.delete(tokenHash);
+    return entry !== undefined && entry.expiresAtMs > nowMs ? entry.value : undefined;
+  }
+
   async prune(nowMs: number): Promise<number> {
     let dropped = 0;
-    for (const map of [this.backend.relays, this.backend.measurements, this.backend.revocations] as Map<string, Entry<unknown>>[]) {
+    for (const map of [this.backend.relays, this.backend.measurements, this.backend.revocations, this.backend.joinTokens] as Map<string, Entry<unknown>>[]) {
       for (const [key, entry] of map) {
         if (entry.expiresAtMs <= nowMs) {
           map.delete(key);
