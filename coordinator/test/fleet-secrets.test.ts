@@ -205,7 +205,7 @@ describe('replicas sharing a store', () => {
       const health = async (s: CoordinatorService) => ((await s.handle({ method: 'GET', path: '/health', query: new URLSearchParams(), body: new Uint8Array(), remoteAddress: '127.0.0.1' })).json as { fleetSecrets: { relays: unknown; relaysOnUnknown: { relayId: string }[] } }).fleetSecrets;
       assert.deepEqual((await health(rotated)).relays, { current: 1, previous: 1, unknown: 0, identity: 0 });
       // The replica not restarted yet holds the old secret as its current one; the new one it does not know.
-      assert.deepEqual((await health(notYet)).relays, { current: 1, previous: 0, unknown: 1 });
+      assert.deepEqual((await health(notYet)).relays, { current: 1, previous: 0, unknown: 1, identity: 0 });
       assert.deepEqual((await health(notYet)).relaysOnUnknown.map((r) => r.relayId), ['fra-2']);
       // The not-yet-rotated replica refuses the new secret: why coordinators go first.
       assert.equal((await call(notYet, '/v1/relays/heartbeat', newSecret, { relayId: 'fra-2', ...load })).status, 403);
