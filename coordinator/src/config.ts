@@ -110,6 +110,8 @@ export interface CoordinatorSettings {
     readonly requireRelayIdentity: boolean;
     /** Lifetime of a join token when the admin does not give one, ms. Default {@link JOIN_TOKEN_TTL_MS_DEFAULT}. */
     readonly joinTokenTtlMs: number;
+    /** `store: memory` only: the file relay identities persist in across restarts. Default none (a restart forgets them). */
+    readonly identitiesFile: string | undefined;
   };
 }
 
@@ -214,10 +216,13 @@ export function loadSettings(reader: ConfigReader | undefined, flags: Coordinato
   for (let i = 0; i < allowedCount; i++) allowedRelayIds.push(r.string(['allowedRelayIds', i], { pattern: RELAY_ID_PATTERN, patternText: 'a relay id: 1–64 of A-Z a-z 0-9 . _ -' }));
 
   r.rejectUnknownKeys(['keys'], ['ticketSigningSeed', 'sealKey', 'fleetSecret', 'fleetSecretsPrevious', 'apiKeys', 'adminKeys']);
-  r.rejectUnknownKeys(['fleet'], ['requireRelayIdentity', 'joinTokenTtlMs']);
+  r.rejectUnknownKeys(['fleet'], ['requireRelayIdentity', 'joinTokenTtlMs', 'identitiesFile']);
+  const identitiesFile = r.has(['fleet', 'identitiesFile']) ? r.string(['fleet', 'identitiesFile']) : undefined;
+  if (identitiesFile !== undefined && store !== 'memory') r.fail(['fleet', 'identitiesFile'], 'is for store: memory; Redis keeps relay identities itself (remove this key)');
   const fleet = {
     requireRelayIdentity: r.boolean(['fleet', 'requireRelayIdentity'], { default: false }),
     joinTokenTtlMs: r.number(['fleet', 'joinTokenTtlMs'], { default: JOIN_TOKEN_TTL_MS_DEFAULT, min: JOIN_TOKEN_TTL_MS_MIN, max: JOIN_TOKEN_TTL_MS_MAX, integer: true, unit: 'ms' }),
+    identitiesFile,
   };
   const generated: CoordinatorKeys['generated'][number][] = [];
   const pick = (key: 'ticketSigningSeed' | 'sealKey'): Uint8Array => {

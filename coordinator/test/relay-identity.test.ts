@@ -34,22 +34,26 @@ async function refusal(call: Promise<unknown>): Promise<CoordinatorApiError> {
 
 interface Harness {
   coordinator: CoordinatorProcess;
+  /** Starts another coordinator process on the same config and port (stop the first one before). */
+  restart(): Promise<CoordinatorProcess>;
   fleetSecret: string;
   adminKeyFile: string;
   admin: CoordinatorClient;
   cleanup(): Promise<void>;
 }
 
-async function startHarness(requireRelayIdentity: boolean): Promise<Harness> {
+async function startHarness(requireRelayIdentity: boolean, fleetExtra = ''): Promise<Harness> {
   const keys = testKeys();
   const adminKey = randomBytes(24).toString('base64');
   const dir = mkdtempSync(join(tmpdir(), 'slip-ident-'));
   const adminKeyFile = join(dir, 'admin.key');
   writeFileSync(adminKeyFile, `${adminKey}\n`, { mode: 0o600 });
-  const config = writeConfig(keys, `  adminKeys: [${adminKey}]\nfleet:\n  requireRelayIdentity: ${requireRelayIdentity}\n`);
-  const coordinator = await startCoordinatorProcess(['--config', config.path, '--listen', `127.0.0.1:${await freePort()}`, '--lease-ms', '5000']);
+  const config = writeConfig(keys, `  adminKeys: [${adminKey}]\nfleet:\n  requireRelayIdentity: ${requireRelayIdentity}\n${fleetExtra}`);
+  const args = ['--config', config.path, '--listen', `127.0.0.1:${await freePort()}`, '--lease-ms', '5000'];
+  const coordinator = await startCoordinatorProcess(args);
   return {
     coordinator,
+    restart: () => startCoordinatorProcess(args),
     fleetSecret: keys.fleetSecret,
     adminKeyFile,
     admin: new CoordinatorClient({ baseUrl: coordinator.url, adminKey }),
@@ -228,6 +232,36 @@ describe('relay identity during the migration (fleet.requireRelayIdentity: false
       assert.equal(relayA?.tunnelAddress, '127.0.0.2:4433');
     } finally {
       await h.cleanup();
+    }
+  });
+});
+
+describe('relay identities across a coordinator restart (store: memory)', () => {
+  test('with fleet.identitiesFile an enrolled relay registers again after the restart, and a revoked one stays revoked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'slip-ident-file-'));
+    const file = join(dir, 'identities.json');
+    const h = await startHarness(true, `  identitiesFile: ${file}\n`);
+    let second: CoordinatorProcess | undefined;
+    try {
+      const url = h.coordinator.url;
+      const a = ownKey(url, 'relay-a');
+      const b = ownKey(url, 'relay-b');
+      for (const r of [a, b] as const) {
+        const relayId = r === a ? 'relay-a' : 'relay-b';
+        await r.client.enroll({ relayId, publicKey: r.publicKey, token: (await h.admin.mintJoinToken({ relayId })).token });
+        await r.client.register(relayInfo(relayId));
+      }
+      await h.admin.revokeRelayIdentity('relay-b');
+      await h.coordinator.stop();
+      second = await h.restart();
+      assert.equal(second.url, url);
+      await a.client.register(relayInfo('relay-a'));
+      await a.client.heartbeat('relay-a', load);
+      assert.equal((await refusal(b.client.register(relayInfo('relay-b')))).code, 'identity_revoked');
+    } finally {
+      await second?.stop();
+      await h.cleanup();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
