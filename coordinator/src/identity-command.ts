@@ -48,6 +48,9 @@ export const tokenCommand: Command = flagCommand({
   summary: 'Mint a one-time join token that enrolls one relay id (admin key).',
   flags: {
     'relay-id': { type: 'string', valueName: 'ID', description: 'The relay id the token enrolls (and only that one); required' },
+    region: { type: 'string', valueName: 'NAME', description: 'Where the relay is (with --lat, --lon): handed to it at enrollment, so `slipstream relay --join` needs no YAML' },
+    lat: { type: 'number', valueName: 'DEG', min: -90, max: 90, description: 'Latitude of the relay, degrees' },
+    lon: { type: 'number', valueName: 'DEG', min: -180, max: 180, description: 'Longitude of the relay, degrees' },
     'ttl-ms': { type: 'integer', valueName: 'MS', min: JOIN_TOKEN_TTL_MS_MIN, max: JOIN_TOKEN_TTL_MS_MAX, description: "Token lifetime, ms [default the coordinator's fleet.joinTokenTtlMs, 1 hour]" },
     ...COMMON,
   },
@@ -56,8 +59,14 @@ export const tokenCommand: Command = flagCommand({
     if (relayId === undefined) throw new CliUsageError('--relay-id', '--relay-id: missing; the relay id the token enrolls');
     const client = adminClient(values, 'coordinator token');
     const ttlMs = num(values, 'ttl-ms');
+    const region = str(values, 'region');
+    const latitude = num(values, 'lat');
+    const longitude = num(values, 'lon');
+    const given = [region, latitude, longitude].filter((v) => v !== undefined).length;
+    if (given !== 0 && given !== 3) throw new CliUsageError('--region', '--region, --lat and --lon go together');
+    const placement = region !== undefined && latitude !== undefined && longitude !== undefined ? { region, latitude, longitude } : undefined;
     try {
-      const answer = await client.mintJoinToken({ relayId, ...(ttlMs !== undefined ? { ttlMs } : {}) });
+      const answer = await client.mintJoinToken({ relayId, ...(ttlMs !== undefined ? { ttlMs } : {}), ...(placement !== undefined ? { placement } : {}) });
       if (bool(values, 'json')) io.out(`${JSON.stringify(answer)}\n`);
       else {
         io.out(`${answer.token}\n`);

@@ -38,7 +38,7 @@ export interface RelayAuthInit {
 const ENROLL_RULE: FieldRule = {
   type: 'object',
   fields: {
-    relayId: RELAY_ID_RULE,
+    relayId: { ...RELAY_ID_RULE, optional: true },
     publicKey: { type: 'string', maxChars: 64, pattern: /^[A-Za-z0-9+/]{43}=$/, patternText: 'a raw 32-byte Ed25519 public key in base64' },
     token: { type: 'string', maxChars: 64, pattern: JOIN_TOKEN, patternText: "a join token ('sjt_…', from slipstream coordinator token)" },
   },
@@ -49,6 +49,15 @@ const MINT_RULE: FieldRule = {
   fields: {
     relayId: RELAY_ID_RULE,
     ttlMs: { type: 'number', min: JOIN_TOKEN_TTL_MS_MIN, max: JOIN_TOKEN_TTL_MS_MAX, integer: true, optional: true },
+    placement: {
+      type: 'object',
+      optional: true,
+      fields: {
+        region: { type: 'string', maxChars: 64, pattern: /^\S+$/, patternText: 'a region name, e.g. eu-central' },
+        latitude: { type: 'number', min: -90, max: 90 },
+        longitude: { type: 'number', min: -180, max: 180 },
+      },
+    },
   },
 };
 
@@ -133,7 +142,7 @@ export class RelayAuth {
     if (!body.ok) return body.response;
     const bad = check(body.value, ENROLL_RULE, '');
     if (bad) return invalid(bad);
-    const { relayId, publicKey, token } = body.value as { relayId: string; publicKey: string; token: string };
+    const { relayId: asked, publicKey, token } = body.value as { relayId?: string; publicKey: string; token: string };
     if (Buffer.from(publicKey, 'base64').length !== RELAY_PUBLIC_KEY_BYTES) return fail(400, 'invalid_field', 'does not decode to 32 bytes', 'publicKey');
     try {
       ticketVerifyKeyFromRaw(new Uint8Array(Buffer.from(publicKey, 'base64')));
@@ -141,7 +150,7 @@ export class RelayAuth {
       return fail(400, 'invalid_field', 'is not an Ed25519 public key', 'publicKey');
     }
     const allowed = this.init.settings.allowedRelayIds;
-    if (allowed.length > 0 && !allowed.includes(relayId)) return fail(403, 'relay_not_allowed', `relay '${relayId}' is not in this coordinator's allowedRelayIds`, 'relayId');
+    if (asked !== undefined && allowed.length > 0 && !allowed.includes(asked)) return fail(403, 'relay_not_allowed', `relay '${asked}' is not in this coordinator's allowedRelayIds`, 'relayId');
     const nowMs = this.init.now();
     let taken;
     try {
@@ -150,9 +159,11 @@ export class RelayAuth {
       return fail(503, 'store_unavailable', `cannot check the join token: ${(error as Error).message}; retry`);
     }
     if (taken === undefined) {
-      this.init.logger.warn({ event: 'joinTokenRefused', relayId, remoteAddress: req.remoteAddress }, `refused an enrollment for relay ${relayId}: unknown, used or expired join token`);
-      return fail(403, 'invalid_token', `unknown, already used or expired; mint a new one (slipstream coordinator token --relay-id ${relayId})`, 'token');
+      this.init.logger.warn({ event: 'joinTokenRefused', relayId: asked ?? null, remoteAddress: req.remoteAddress }, `refused an enrollment for relay ${asked ?? '(unnamed)'}: unknown, used or expired join token`);
+      return fail(403, 'invalid_token', `unknown, already used or expired; mint a new one (slipstream coordinator token --relay-id ${asked ?? 'ID'})`, 'token');
     }
+    const relayId = asked ?? taken.relayId;
+    if (allowed.length > 0 && !allowed.includes(relayId)) return fail(403, 'relay_not_allowed', `relay '${relayId}' is not in this coordinator's allowedRelayIds`, 'relayId');
     if (taken.relayId !== relayId) {
       this.init.logger.warn({ event: 'joinTokenRefused', relayId, tokenRelayId: taken.relayId, remoteAddress: req.remoteAddress }, `refused an enrollment for relay ${relayId} with a token minted for ${taken.relayId}; that token is now spent`);
       return fail(403, 'invalid_token', `minted for another relay id; a token enrolls only the relay it names (and this one is now spent)`, 'token');
@@ -161,7 +172,16 @@ export class RelayAuth {
     this.identities.apply(identity);
     this.writeIdentity(identity);
     this.init.logger.info({ event: 'relayEnrolled', relayId, remoteAddress: req.remoteAddress }, `relay ${relayId} enrolled its own key`);
-    return { status: 200, json: { relayId, enrolledAtMs: identity.enrolledAtMs, ticketPublicKey: this.init.ticketPublicKey } };
+    const origins = this.init.settings.origins.filter((o) => o.address !== undefined).map((o) => ({ name: o.name, address: o.address! }));
+    const answer = {
+      relayId,
+      enrolledAtMs: identity.enrolledAtMs,
+      ticketPublicKey: this.init.ticketPublicKey,
+      sealKey: Buffer.from(this.init.settings.keys.sealKey).toString('base64'),
+      origins,
+      ...(taken.placement !== undefined ? { placement: taken.placement } : {}),
+    };
+    return { status: 200, json: answer };
   }
 
   /** `POST /v1/admin/join-tokens`. */
@@ -172,11 +192,11 @@ export class RelayAuth {
     if (!body.ok) return body.response;
     const bad = check(body.value, MINT_RULE, '');
     if (bad) return invalid(bad);
-    const { relayId, ttlMs } = body.value as { relayId: string; ttlMs?: number };
+    const { relayId, ttlMs, placement } = body.value as { relayId: string; ttlMs?: number; placement?: { region: string; latitude: number; longitude: number } };
     const token = `sjt_${randomBytes(32).toString('base64url')}`;
     const expiresAtMs = this.init.now() + (ttlMs ?? this.init.settings.fleet.joinTokenTtlMs);
     try {
-      await this.init.store.putJoinToken({ tokenHash: sha256Hex(token), relayId, expiresAtMs });
+      await this.init.store.putJoinToken({ tokenHash: sha256Hex(token), relayId, expiresAtMs, ...(placement !== undefined ? { placement } : {}) });
     } catch (error) {
       return fail(503, 'store_unavailable', `cannot store the join token: ${(error as Error).message}; retry`);
     }

@@ -261,8 +261,8 @@ function identity(reader: ConfigReader): CoordinatorIdentitySpec | undefined {
   return { relayId: id, privateKeyPem, joinToken };
 }
 
-/** The PEM in `file`, checked to be an Ed25519 private key; a new key is written there (0600) when the file does not exist. */
-function readIdentityKey(file: string): string {
+/** The PEM in `file`, checked to be an Ed25519 private key; a new key is written there (0600) when the file does not exist. Throws what went wrong. */
+export function readIdentityKey(file: string): string {
   let pem: string;
   try {
     pem = readFileSync(file, 'utf8');

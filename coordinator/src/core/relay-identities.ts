@@ -33,6 +33,8 @@ export interface JoinTokenRecord {
   readonly relayId: string;
   /** Epoch ms. */
   readonly expiresAtMs: number;
+  /** Where the relay is, when the admin said (handed to it at enrollment). */
+  readonly placement?: { readonly region: string; readonly latitude: number; readonly longitude: number };
 }
 
 /** Why a signed request that verified is still refused. */

@@ -119,8 +119,8 @@ export interface RelayLoad {
 
 /** Body of `POST /v1/relays/enroll`. */
 export interface EnrollRequest {
-  /** The relay id the token was minted for. */
-  readonly relayId: string;
+  /** The relay id the token was minted for; absent: whatever id the token names (`slipstream relay --join`). */
+  readonly relayId?: string;
   /** The relay's raw Ed25519 public key (32 bytes), base64. */
   readonly publicKey: string;
   /** The one-time join token (`sjt_…`). */
@@ -134,12 +134,29 @@ export interface EnrollAnswer {
   readonly enrolledAtMs: number;
   /** Raw Ed25519 public key (base64) that verifies tickets. */
   readonly ticketPublicKey: string;
+  /** The fleet seal key (32 bytes, base64) that opens session keys in tickets: keep it private (HTTPS to the coordinator across networks). */
+  readonly sealKey: string;
+  /** Origins the coordinator knows an address for: what the relay's `tunnel.origins` maps. */
+  readonly origins: { readonly name: string; readonly address: string }[];
+  /** Where the relay is, when the token was minted with it. */
+  readonly placement?: RelayPlacement;
+}
+
+/** Where a relay is, as a join token may carry it. */
+export interface RelayPlacement {
+  readonly region: string;
+  /** Degrees, −90..90. */
+  readonly latitude: number;
+  /** Degrees, −180..180. */
+  readonly longitude: number;
 }
 
 /** Body of `POST /v1/admin/join-tokens`. */
 export interface JoinTokenRequest {
   /** The relay id the token enrolls (and only that one). */
   readonly relayId: string;
+  /** Where the relay is: handed to it at enrollment (`slipstream relay --join` needs no YAML then). */
+  readonly placement?: RelayPlacement;
   /** Token lifetime, ms, 60 000..604 800 000 (7 days). Default the coordinator's `fleet.joinTokenTtlMs`. */
   readonly ttlMs?: number;
 }
