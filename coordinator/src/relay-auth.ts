@@ -91,7 +91,7 @@ export class RelayAuth {
   authenticate(req: ApiRequest, bearer: () => { ok: true } | { ok: false; response: ApiResponse }): { ok: true; principal: RelayPrincipal } | { ok: false; response: ApiResponse } {
     const header = req.authorization ?? '';
     if (!header.startsWith(`${RELAY_AUTH_SCHEME} `)) {
-      if (this.init.settings.fleet.requireRelayIdentity && /^Bearer\s/i.test(header)) {
+      if (this.init.settings.fleet.requireRelayIdentity) {
         return { ok: false, response: fail(401, 'identity_required', `this coordinator sets fleet.requireRelayIdentity: relays sign with their own enrolled key (${RELAY_AUTH_SCHEME}); the fleet secret is not accepted. Enroll the relay with a join token (slipstream coordinator token --relay-id ID)`, 'authorization') };
       }
       const secret = bearer();

@@ -130,6 +130,9 @@ describe('relay identity on a real coordinator (fleet.requireRelayIdentity: true
     assert.equal(bySecret.code, 'identity_required');
     assert.equal((await refusal(secret.register(relayInfo('relay-c')))).code, 'identity_required');
     assert.equal((await refusal(secret.revocations(0, 0))).code, 'identity_required');
+    const bare = await fetch(`${url}${API_PATHS.relayHeartbeat}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ relayId: 'relay-b', ...load, draining: true }) });
+    assert.equal(bare.status, 401);
+    assert.match(await bare.text(), /"code":"identity_required"/);
     // The relay's own key reads the revocation feed.
     assert.deepEqual((await a.client.revocations(0, 0)).revocations, []);
 
