@@ -21,6 +21,9 @@ import { RelayIdentities, type RelayIdentity } from './core/relay-identities.js'
 import type { Store } from './store/store.js';
 import { check, type FieldRule } from './validate.js';
 
+/** Why a relay request or an enrollment was refused, as the refusal metric labels it. */
+export type RelayAuthRefusal = 'identity_required' | 'unknown_identity' | 'identity_revoked' | 'bad_signature' | 'stale' | 'replayed' | 'busy' | 'not_self' | 'invalid_token';
+
 /** Who a relay request speaks as: a relay's own key, or the fleet secret (any relay id without an identity). */
 export type RelayPrincipal = { readonly kind: 'identity'; readonly relayId: string } | { readonly kind: 'secret' };
 
@@ -33,6 +36,8 @@ export interface RelayAuthInit {
   readonly now: () => number;
   /** Raw Ed25519 ticket public key, base64 (enrollment answers carry it). */
   readonly ticketPublicKey: string;
+  /** Counts a refusal (the `…_relay_auth_refusals_total{reason}` metric). Default: nothing. */
+  readonly onRefusal?: (reason: RelayAuthRefusal) => void;
 }
 
 const ENROLL_RULE: FieldRule = {
@@ -92,26 +97,36 @@ export class RelayAuth {
     const header = req.authorization ?? '';
     if (!header.startsWith(`${RELAY_AUTH_SCHEME} `)) {
       if (this.init.settings.fleet.requireRelayIdentity) {
+        this.refused('identity_required');
         return { ok: false, response: fail(401, 'identity_required', `this coordinator sets fleet.requireRelayIdentity: relays sign with their own enrolled key (${RELAY_AUTH_SCHEME}); the fleet secret is not accepted. Enroll the relay with a join token (slipstream coordinator token --relay-id ID)`, 'authorization') };
       }
       const secret = bearer();
       return secret.ok ? { ok: true, principal: { kind: 'secret' } } : secret;
     }
     const parsed = parseRelayAuthorization(header);
-    if (!parsed.ok) return { ok: false, response: fail(401, 'unauthorized', `malformed ${RELAY_AUTH_SCHEME} header: ${parsed.reason}`, 'authorization') };
+    if (!parsed.ok) {
+      this.refused('bad_signature');
+      return { ok: false, response: fail(401, 'unauthorized', `malformed ${RELAY_AUTH_SCHEME} header: ${parsed.reason}`, 'authorization') };
+    }
     const auth = parsed.value;
     const identity = this.identities.get(auth.relayId);
-    if (identity === undefined) return { ok: false, response: fail(401, 'unknown_identity', `relay '${auth.relayId}' has no enrolled key here; enroll it (POST /v1/relays/enroll with a join token)`, 'authorization') };
+    if (identity === undefined) {
+      this.refused('unknown_identity');
+      return { ok: false, response: fail(401, 'unknown_identity', `relay '${auth.relayId}' has no enrolled key here; enroll it (POST /v1/relays/enroll with a join token)`, 'authorization') };
+    }
     if (identity.revokedAtMs !== undefined) {
+      this.refused('identity_revoked');
       this.init.logger.warn({ event: 'relayIdentityRefused', relayId: auth.relayId, remoteAddress: req.remoteAddress }, `refused relay ${auth.relayId}: its identity was revoked`);
       return { ok: false, response: fail(403, 'identity_revoked', `relay '${auth.relayId}' had its identity revoked; it needs a new join token to enroll again`, 'authorization') };
     }
     const pathAndQuery = req.query.size > 0 ? `${req.path}?${req.query.toString()}` : req.path;
     if (!verifyRelayRequest(this.verifyKey(identity), auth, req.method, pathAndQuery, req.body)) {
+      this.refused('bad_signature');
       return { ok: false, response: fail(401, 'unauthorized', `the signature does not verify with relay '${auth.relayId}'s enrolled key (wrong key, or the request was altered)`, 'authorization') };
     }
     const fresh = this.identities.admit(this.init.now(), auth.relayId, auth.timestampMs, auth.nonce);
     if (!fresh.ok) {
+      this.refused(fresh.refusal);
       if (fresh.refusal === 'busy') return { ok: false, response: fail(429, 'rate_limited', `relay '${auth.relayId}' sent too many signed requests in the last minute`, 'authorization') };
       const reason = fresh.refusal === 'stale' ? `the timestamp is more than 60 s from the coordinator's clock (${this.init.now()} ms); check the relay's clock (NTP)` : 'this nonce was already used: a replayed request';
       return { ok: false, response: fail(401, 'unauthorized', reason, 'authorization') };
@@ -127,10 +142,12 @@ export class RelayAuth {
   speaksFor(principal: RelayPrincipal, relayId: string, field = 'relayId'): ApiResponse | undefined {
     if (principal.kind === 'identity') {
       if (principal.relayId === relayId) return undefined;
+      this.refused('not_self');
       this.init.logger.warn({ event: 'relayImpersonationRefused', signer: principal.relayId, claimedRelayId: relayId }, `refused relay ${principal.relayId} speaking for relay ${relayId}`);
       return fail(403, 'forbidden', `signed by relay '${principal.relayId}', which may speak only for itself, not for '${relayId}'`, field);
     }
     if (this.identities.get(relayId) === undefined) return undefined;
+    this.refused('identity_required');
     return fail(403, 'identity_required', `relay '${relayId}' has its own enrolled key; the fleet secret cannot speak for it`, field);
   }
 
@@ -159,12 +176,14 @@ export class RelayAuth {
       return fail(503, 'store_unavailable', `cannot check the join token: ${(error as Error).message}; retry`);
     }
     if (taken === undefined) {
+      this.refused('invalid_token');
       this.init.logger.warn({ event: 'joinTokenRefused', relayId: asked ?? null, remoteAddress: req.remoteAddress }, `refused an enrollment for relay ${asked ?? '(unnamed)'}: unknown, used or expired join token`);
       return fail(403, 'invalid_token', `unknown, already used or expired; mint a new one (slipstream coordinator token --relay-id ${asked ?? 'ID'})`, 'token');
     }
     const relayId = asked ?? taken.relayId;
     if (allowed.length > 0 && !allowed.includes(relayId)) return fail(403, 'relay_not_allowed', `relay '${relayId}' is not in this coordinator's allowedRelayIds`, 'relayId');
     if (taken.relayId !== relayId) {
+      this.refused('invalid_token');
       this.init.logger.warn({ event: 'joinTokenRefused', relayId, tokenRelayId: taken.relayId, remoteAddress: req.remoteAddress }, `refused an enrollment for relay ${relayId} with a token minted for ${taken.relayId}; that token is now spent`);
       return fail(403, 'invalid_token', `minted for another relay id; a token enrolls only the relay it names (and this one is now spent)`, 'token');
     }
@@ -225,6 +244,10 @@ export class RelayAuth {
       this.init.logger.warn({ event: 'relayIdentityRevoked', relayId }, `relay ${relayId}: identity revoked; its requests are refused from now on`);
     }
     return { status: 200, json: { relayId, revoked: true, revokedAtMs } };
+  }
+
+  private refused(reason: RelayAuthRefusal): void {
+    this.init.onRefusal?.(reason);
   }
 
   private authorizeAdmin(req: ApiRequest): ApiResponse | undefined {

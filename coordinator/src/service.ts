@@ -137,7 +137,8 @@ export class CoordinatorService {
     this.ticketPolicy = new TicketPolicy(s.sessions);
     this.sessionRequestRule = sessionRequestRule(this.ticketPolicy);
     this.apiDigests = s.keys.apiKeys.map(digest);
-    this.relayAuth = new RelayAuth({ settings: s, store: init.store, logger: init.logger, now: this.now, ticketPublicKey: Buffer.from(this.ticketPublicKey).toString('base64') });
+    const authRefusals = new prom.Counter({ name: 'slipstream_coordinator_relay_auth_refusals_total', help: 'Relay requests and enrollments refused, by reason (relay-auth.ts): not_self is a relay speaking for another', labelNames: ['reason'], registers: [this.metrics] });
+    this.relayAuth = new RelayAuth({ settings: s, store: init.store, logger: init.logger, now: this.now, ticketPublicKey: Buffer.from(this.ticketPublicKey).toString('base64'), onRefusal: (reason) => authRefusals.inc({ reason }) });
     if (s.keys.fleetSecretsPrevious.length > 0) {
       this.logger.info({ event: 'fleetSecretsPrevious', previous: s.keys.fleetSecretsPrevious.length }, `accepting ${s.keys.fleetSecretsPrevious.length} previous fleet secret(s) (keys.fleetSecretsPrevious) besides keys.fleetSecret; /health fleetSecrets.relaysOnPrevious lists the relays still using one`);
     }

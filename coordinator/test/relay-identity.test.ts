@@ -122,6 +122,8 @@ describe('relay identity on a real coordinator (fleet.requireRelayIdentity: true
     assert.deepEqual(fleet.relays.map((r) => r.relayId).sort(), ['relay-a', 'relay-b']);
     assert.deepEqual(fleet.mesh.relayIds, ['relay-a', 'relay-b']);
     assert.equal(fleet.mesh.rttMs[1]![0], 5, 'B→A keeps the figure B reported, not A’s forgery');
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    assert.match(metrics, /slipstream_coordinator_relay_auth_refusals_total\{reason="not_self"\} 4\n/, 'the four attempts are counted');
 
     // The fleet secret speaks for nobody here.
     const secret = new CoordinatorClient({ baseUrl: url, fleetSecret: h.fleetSecret });
