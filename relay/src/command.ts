@@ -24,6 +24,7 @@ const FLAGS: Record<string, FlagSpec> = {
   tunnel: { type: 'string', valueName: 'HOST:PORT', description: 'With --join: tunnel listen address [default 0.0.0.0:4433]' },
   'public-address': { type: 'string', valueName: 'IP:PORT', description: 'With --join: the public tunnel address clients reach (needed when --tunnel is 0.0.0.0)' },
   udp: { type: 'string', valueName: 'LISTEN=ORIGIN[,…]', description: 'With --join: L4 UDP rules, e.g. 0.0.0.0:27015=10.0.1.10:27015' },
+  tcp: { type: 'string', valueName: 'LISTEN=ORIGIN[,…]', description: 'With --join: L4 TCP rules, e.g. 0.0.0.0:7000=10.0.1.30:7000' },
   region: { type: 'string', valueName: 'NAME', description: 'With --join: region, when the token carries none' },
   lat: { type: 'number', valueName: 'DEG', min: -90, max: 90, description: 'With --join: latitude, when the token carries none' },
   lon: { type: 'number', valueName: 'DEG', min: -180, max: 180, description: 'With --join: longitude, when the token carries none' },
@@ -40,7 +41,6 @@ export const relayCommand: Command = flagCommand({
     const joinUrl = str(values, 'join');
     let path = str(values, 'config');
     if (joinUrl !== undefined) {
-      if (path !== undefined) throw new CliUsageError('--config', '--config: not accepted with --join yet; the relay.yaml --join writes into --state-dir is an ordinary config file to start from');
       if (!/^https?:\/\/\S+$/.test(joinUrl)) throw new CliUsageError('--join', `--join: '${joinUrl}' is not an http(s):// URL of the coordinator`);
       try {
         const joined = await prepareJoin({
@@ -50,12 +50,14 @@ export const relayCommand: Command = flagCommand({
           tunnelListen: str(values, 'tunnel') ?? '0.0.0.0:4433',
           publicAddress: str(values, 'public-address'),
           udp: (str(values, 'udp') ?? '').split(',').filter((r) => r !== ''),
+          tcp: (str(values, 'tcp') ?? '').split(',').filter((r) => r !== ''),
+          extraConfig: path,
           placement: { region: str(values, 'region'), latitude: num(values, 'lat'), longitude: num(values, 'lon') },
         });
         io.err(`slipstream relay: ${joined.enrolled ? 'enrolled' : 'joined'} as '${joined.relayId}'; config written to ${joined.configPath}\n`);
         path = joined.configPath;
       } catch (error) {
-        if (error instanceof CliUsageError) throw error;
+        if (error instanceof CliUsageError || error instanceof ConfigError) throw error;
         io.err(`${joinFailure(error)}\n`);
         return 1;
       }

@@ -7,14 +7,17 @@
  * `join.json` (0600). Every start then writes `relay.yaml` there from it and the flags —
  * the ordinary config file, so SIGHUP, `--check` and the logs work as with a hand-written
  * one — and the relay runs on it. The token is spent on the first start; later starts
- * need only `--join` and the state directory.
+ * need only `--join` and the state directory. `--config extra.yaml` adds to it: its maps
+ * are merged over the generated ones key by key, its `rules` come after the flags' rules,
+ * anything else it sets replaces the generated value.
  */
 import { createPrivateKey } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConfigReader } from '../../kit/config.js';
 import { CoordinatorApiError, CoordinatorClient, rawPublicKeyBase64 } from '../../kit/coordinator-client.js';
 import type { EnrollAnswer } from '../../proto/src/api/contract.js';
-import { CliUsageError } from '../../proto/src/errors.js';
+import { CliUsageError, ConfigError } from '../../proto/src/errors.js';
 import { readIdentityKey } from './config.js';
 
 /** What `--join` is given. */
@@ -31,6 +34,10 @@ export interface JoinOptions {
   readonly publicAddress: string | undefined;
   /** L4 UDP rules, `LISTEN=ORIGIN` each (`0.0.0.0:27015=10.0.1.10:27015`). */
   readonly udp: readonly string[];
+  /** L4 TCP rules, the same form. */
+  readonly tcp: readonly string[];
+  /** A YAML file merged over the generated config (see the module comment), or undefined. */
+  readonly extraConfig: string | undefined;
   /** Placement when the token carries none: `region`, `latitude`, `longitude`. */
   readonly placement: { region?: string; latitude?: number; longitude?: number };
 }
@@ -64,11 +71,13 @@ export async function prepareJoin(options: JoinOptions): Promise<{ configPath: s
     throw new CliUsageError('--region', `--region, --lat and --lon: missing; the join token for '${state.relayId}' carried no placement (mint it with slipstream coordinator token --region --lat --lon, or give them here)`);
   }
   const host = options.tunnelListen.startsWith('[') ? options.tunnelListen.slice(1, options.tunnelListen.lastIndexOf(']')) : options.tunnelListen.slice(0, options.tunnelListen.lastIndexOf(':'));
-  const rules = options.udp.map((spec, i) => {
-    const eq = spec.indexOf('=');
-    if (eq <= 0) throw new CliUsageError('--udp', `--udp: '${spec}' is not LISTEN=ORIGIN, e.g. 0.0.0.0:27015=10.0.1.10:27015`);
-    return { name: `udp-${i + 1}`, protocol: 'udp', listen: spec.slice(0, eq), origins: [spec.slice(eq + 1)] };
-  });
+  const rules = (['udp', 'tcp'] as const).flatMap((protocol) =>
+    options[protocol].map((spec, i) => {
+      const eq = spec.indexOf('=');
+      if (eq <= 0) throw new CliUsageError(`--${protocol}`, `--${protocol}: '${spec}' is not LISTEN=ORIGIN, e.g. 0.0.0.0:27015=10.0.1.10:27015`);
+      return { name: `${protocol}-${i + 1}`, protocol, listen: spec.slice(0, eq), origins: [spec.slice(eq + 1)] };
+    }),
+  );
   // JSON is YAML: the ordinary loader reads it, with its errors naming this file's keys.
   const config = {
     ...(host !== '0.0.0.0' && host !== '::' ? { upstreamBindAddress: host } : {}),
@@ -89,9 +98,34 @@ export async function prepareJoin(options: JoinOptions): Promise<{ configPath: s
       ...(options.publicAddress !== undefined ? { tunnelAddress: options.publicAddress } : {}),
     },
   };
+  const merged = options.extraConfig !== undefined ? mergeConfig(config, readExtra(options.extraConfig)) : config;
   const configPath = join(options.stateDir, 'relay.yaml');
-  writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  writeFileSync(configPath, `${JSON.stringify(merged, null, 2)}\n`, { mode: 0o600 });
   return { configPath, enrolled, relayId: state.relayId };
+}
+
+/** The map in `file`; a {@link ConfigError} naming the file (and line) when it is not YAML or not a map. */
+function readExtra(file: string): Record<string, unknown> {
+  const value = ConfigReader.fromFile(file).get([]);
+  if (value === null || value === undefined) return {};
+  if (!isMap(value)) throw new ConfigError(file, '<root>', 'expected a map of relay config keys (relay/README.md), merged over what --join generates');
+  return value;
+}
+
+/** `extra` over `base`: maps merged key by key, `rules` appended, anything else replaced. */
+export function mergeConfig(base: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(extra)) {
+    const held = out[key];
+    if (key === 'rules' && Array.isArray(held) && Array.isArray(value)) out[key] = [...(held as unknown[]), ...(value as unknown[])];
+    else if (isMap(held) && isMap(value)) out[key] = mergeConfig(held, value);
+    else out[key] = value;
+  }
+  return out;
+}
+
+function isMap(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {
