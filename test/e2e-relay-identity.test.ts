@@ -4,17 +4,18 @@
  * key is generated at first start) and a one-time join token from
  * `slipstream coordinator token`. Both enroll, register and heartbeat signed; a restart
  * with the token already spent registers again with the stored key; the key of one
- * relay cannot drain the other; revoking one relay's identity takes that relay out and
- * leaves the other healthy.
+ * relay cannot drain the other; a relay rotates its key by a reload (new key file, new
+ * token, SIGHUP); revoking one relay's identity takes that relay out and leaves the
+ * other healthy.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoordinatorApiError, CoordinatorClient } from '../kit/coordinator-client.js';
+import { CoordinatorApiError, CoordinatorClient, rawPublicKeyBase64 } from '../kit/coordinator-client.js';
 import { rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
 import { CliProcess } from './support/cli-process.js';
 import { runCli } from './support/run-cli.js';
@@ -121,6 +122,21 @@ describe('relays with their own keys', () => {
     // Nor can the fleet secret.
     await assert.rejects(new CoordinatorClient({ baseUrl: url, fleetSecret }).heartbeat('relay-b', { sessions: 0, packetsPerSecond: 0, cpuFraction: 0, draining: true }), (e: unknown) => e instanceof CoordinatorApiError && e.code === 'identity_required');
     assert.equal((await fleet.fleet()).relays.find((r) => r.relayId === 'relay-b')?.load.draining, false);
+
+    // Rotate relay-b's key by a reload, as deploy/README.md says: the key file moved aside, a
+    // new token, SIGHUP. The relay generates a new key, enrolls it and re-registers from the
+    // same process; the old key no longer speaks for relay-b.
+    const oldB = createPrivateKey(readFileSync(join(dir, 'relay-b.key'), 'utf8'));
+    renameSync(join(dir, 'relay-b.key'), join(dir, 'relay-b.key.old'));
+    writeFileSync(join(dir, 'relay-b.token'), await token('relay-b'));
+    const relayB = relays.get('relay-b')!;
+    relayB.kill('SIGHUP');
+    await eventually(() => (relayB.output.match(/"event":"fleet_enrolled"/g)?.length === 2 ? true : undefined), 15_000, 'relay-b enrolled its new key');
+    const newB = createPrivateKey(readFileSync(join(dir, 'relay-b.key'), 'utf8'));
+    assert.notEqual(rawPublicKeyBase64(newB), rawPublicKeyBase64(oldB));
+    await eventually(bothHealthy, 15_000, 'both relays healthy after relay-b rotated its key');
+    const withOldKey = new CoordinatorClient({ baseUrl: url, identity: { relayId: 'relay-b', privateKey: oldB } });
+    await assert.rejects(withOldKey.heartbeat('relay-b', { sessions: 0, packetsPerSecond: 0, cpuFraction: 0, draining: true }), (e: unknown) => e instanceof CoordinatorApiError && e.code === 'identity_key_mismatch');
 
     // Revoke relay-a: it goes unhealthy (its heartbeats are refused); relay-b stays healthy throughout.
     const revoked = await runCli(['coordinator', 'identities', '--revoke', 'relay-a', '--url', url, '--admin-key-file', adminKeyFile]);

@@ -51,6 +51,7 @@ export type ApiErrorCode =
   | 'no_exit_relay'
   | 'identity_required'
   | 'unknown_identity'
+  | 'identity_key_mismatch'
   | 'identity_revoked'
   | 'invalid_token'
   | 'store_unavailable';

@@ -122,7 +122,7 @@ export class RelayAuth {
     const pathAndQuery = req.query.size > 0 ? `${req.path}?${req.query.toString()}` : req.path;
     if (!verifyRelayRequest(this.verifyKey(identity), auth, req.method, pathAndQuery, req.body)) {
       this.refused('bad_signature');
-      return { ok: false, response: fail(401, 'unauthorized', `the signature does not verify with relay '${auth.relayId}'s enrolled key (wrong key, or the request was altered)`, 'authorization') };
+      return { ok: false, response: fail(401, 'identity_key_mismatch', `the signature does not verify with relay '${auth.relayId}'s enrolled key (another key — a relay with a new key enrolls it with a new join token — or the request was altered)`, 'authorization') };
     }
     const fresh = this.identities.admit(this.init.now(), auth.relayId, auth.timestampMs, auth.nonce);
     if (!fresh.ok) {

@@ -175,7 +175,7 @@ describe('relay identity on a real coordinator (fleet.requireRelayIdentity: true
     const thief = ownKey(url, 'relay-c');
     assert.equal((await refusal(thief.client.enroll({ relayId: 'relay-c', publicKey: thief.publicKey, token: token2 }))).code, 'invalid_token');
     await c.client.register(relayInfo('relay-c'));
-    assert.equal((await refusal(thief.client.heartbeat('relay-c', load))).code, 'unauthorized');
+    assert.equal((await refusal(thief.client.heartbeat('relay-c', load))).code, 'identity_key_mismatch');
     // A relay whose key was never enrolled is told so.
     const stranger = ownKey(url, 'relay-e');
     assert.equal((await refusal(stranger.client.register(relayInfo('relay-e')))).code, 'unknown_identity');

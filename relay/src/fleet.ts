@@ -10,8 +10,9 @@
  *
  * With its own key (`tunnel.coordinatorIdentityKeyFile`) every request is signed with it
  * (the client does it, kit/coordinator-client.ts); when the coordinator answers a
- * registration with `unknown_identity` and a join token is configured, the agent enrolls
- * the key once (`POST /v1/relays/enroll`) and registers again.
+ * registration with `unknown_identity` (or `identity_key_mismatch`: the key was replaced)
+ * and a join token is configured, the agent enrolls the key once
+ * (`POST /v1/relays/enroll`) and registers again.
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import dgram from 'node:dgram';
@@ -293,7 +294,8 @@ export class FleetAgent {
       return await this.client.register(info, signal);
     } catch (error) {
       const identity = this.init.identity;
-      if (!(error instanceof CoordinatorApiError) || error.code !== 'unknown_identity' || identity === undefined) throw error;
+      // unknown_identity: never enrolled here; identity_key_mismatch: enrolled with another key (this relay's key was replaced, a rotation).
+      if (!(error instanceof CoordinatorApiError) || (error.code !== 'unknown_identity' && error.code !== 'identity_key_mismatch') || identity === undefined) throw error;
       if (identity.joinToken === undefined || this.tokenSpent) {
         throw new CoordinatorApiError(error.status, error.code, `${error.reason}; this relay has no unspent join token (tunnel.coordinatorJoinToken): mint one with 'slipstream coordinator token --relay-id ${identity.relayId}'`, error.field);
       }
