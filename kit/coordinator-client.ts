@@ -14,6 +14,10 @@
  * const { candidates } = await sdk.route({ origin: 'eu-game', region: 'eu-west' });
  * await sdk.reportClientPaths([{ relayId: candidates[0].relayId, rttMs: 18, jitterMs: 1.2, lossFraction: 0.01, samples: 30 }]);
  *
+ * // A relay with its own key (enrolled once with a join token; proto/src/api/relay-identity.ts):
+ * const own = new CoordinatorClient({ baseUrl, identity: { relayId: 'fra-1', privateKey } });
+ * await own.enroll({ relayId: 'fra-1', publicKey, token }); // then every fleet call is signed
+ *
  * const backend = new CoordinatorClient({ baseUrl, apiKey });
  * const session = await backend.issueSession({ origin: 'eu-game', ttlS: 600 }); // hand ticket + sessionKey to the player
  * await backend.revokeSession(session.sessionId);                                 // relays drop it within seconds
@@ -22,12 +26,20 @@
  * Failures: a 4xx/5xx answer throws {@link CoordinatorApiError} (with the API's
  * `code`, `field` and `reason`); a network failure or timeout throws the fetch error.
  */
+import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import { signRelayRequest } from '../proto/src/api/relay-identity.js';
 import {
   API_PATHS,
   REVOCATION_CURSOR_OVERLAP_MS,
   REVOCATION_WAIT_MS_DEFAULT,
   type ApiErrorBody,
   type ClientPathReport,
+  type EnrollAnswer,
+  type EnrollRequest,
+  type JoinTokenAnswer,
+  type JoinTokenRequest,
+  type RelayIdentityView,
+  type RevokeIdentityAnswer,
   type FleetSecretRole,
   type FleetView,
   type HealthAnswer,
@@ -58,6 +70,13 @@ export interface CoordinatorClientInit {
   readonly fleetSecret?: string;
   /** Game backends: an API key (`keys.apiKeys`). */
   readonly apiKey?: string;
+  /**
+   * Relays with their own key: fleet calls are signed with it (`Authorization: Slip-Relay`)
+   * instead of carrying the fleet secret. `privateKey` is Ed25519.
+   */
+  readonly identity?: { readonly relayId: string; readonly privateKey: KeyObject };
+  /** Operators: an admin key (`keys.adminKeys`) for join tokens and relay identities. */
+  readonly adminKey?: string;
   /** Per-request timeout, ms (long polls get their wait on top). Default 5000. */
   readonly timeoutMs?: number;
 }
@@ -125,6 +144,26 @@ export class CoordinatorClient {
   /** Relay: probe results toward other relays and origins (`POST /v1/relays/reports`, ≤ 1024 per call). */
   reportRelayPaths(relayId: string, reports: readonly RelayPathReport[]): Promise<ReportAnswer> {
     return this.call('POST', API_PATHS.relayReports, 'fleet', { relayId, reports });
+  }
+
+  /** Relay: enrolls its own public key with a one-time join token (`POST /v1/relays/enroll`; no other credential). */
+  enroll(request: EnrollRequest, signal?: AbortSignal): Promise<EnrollAnswer> {
+    return this.call('POST', API_PATHS.relayEnroll, 'none', request, 0, signal);
+  }
+
+  /** Operator: a one-time join token for one relay id (`POST /v1/admin/join-tokens`, admin key). */
+  mintJoinToken(request: JoinTokenRequest): Promise<JoinTokenAnswer> {
+    return this.call('POST', API_PATHS.joinTokens, 'admin', request);
+  }
+
+  /** Operator: the enrolled relay identities (`GET /v1/admin/relay-identities`, admin key). */
+  async relayIdentities(): Promise<RelayIdentityView[]> {
+    return (await this.call<{ identities: RelayIdentityView[] }>('GET', API_PATHS.relayIdentities, 'admin')).identities;
+  }
+
+  /** Operator: revokes one relay's identity (`DELETE /v1/admin/relay-identities/:relayId`, admin key); no other relay is touched. */
+  revokeRelayIdentity(relayId: string): Promise<RevokeIdentityAnswer> {
+    return this.call('DELETE', `${API_PATHS.relayIdentities}/${encodeURIComponent(relayId)}`, 'admin');
   }
 
   /** SDK: probe results toward relays (`POST /v1/reports`, ≤ 64 per call), filed under the caller's /24 or /48. */
@@ -215,14 +254,24 @@ export class CoordinatorClient {
     return (await this.call<{ origins: OriginInfo[] }>('GET', API_PATHS.origins, 'none')).origins;
   }
 
-  private async call<T>(method: string, path: string, auth: 'fleet' | 'api' | 'none', body?: unknown, extraWaitMs = 0, signal?: AbortSignal): Promise<T> {
+  private async call<T>(method: string, path: string, auth: 'fleet' | 'api' | 'admin' | 'none', body?: unknown, extraWaitMs = 0, signal?: AbortSignal): Promise<T> {
     const headers: Record<string, string> = {};
-    const token = auth === 'fleet' ? this.init.fleetSecret : auth === 'api' ? this.init.apiKey : undefined;
-    if (auth !== 'none' && token === undefined) throw new TypeError(`CoordinatorClient: ${method} ${path.split('?')[0]} needs ${auth === 'fleet' ? 'fleetSecret' : 'apiKey'} in the client options`);
-    if (token !== undefined) headers.authorization = `Bearer ${token}`;
+    const bodyText = body === undefined ? undefined : JSON.stringify(body);
+    const identity = auth === 'fleet' ? this.init.identity : undefined;
+    if (identity !== undefined) {
+      // The path as the coordinator will see it: its query re-serialised the way URLSearchParams does.
+      const url = new URL(path, 'http://coordinator');
+      const pathAndQuery = url.search === '' ? url.pathname : `${url.pathname}?${url.searchParams.toString()}`;
+      const parts = { method, pathAndQuery, timestampMs: Date.now(), nonce: randomBytes(16).toString('hex'), relayId: identity.relayId };
+      headers.authorization = signRelayRequest(identity.privateKey, parts, Buffer.from(bodyText ?? '', 'utf8'));
+    } else {
+      const token = auth === 'fleet' ? this.init.fleetSecret : auth === 'api' ? this.init.apiKey : auth === 'admin' ? this.init.adminKey : undefined;
+      if (auth !== 'none' && token === undefined) throw new TypeError(`CoordinatorClient: ${method} ${path.split('?')[0]} needs ${auth === 'fleet' ? 'fleetSecret or identity' : auth === 'api' ? 'apiKey' : 'adminKey'} in the client options`);
+      if (token !== undefined) headers.authorization = `Bearer ${token}`;
+    }
     if (body !== undefined) headers['content-type'] = 'application/json';
     const timeout = AbortSignal.timeout(this.timeoutMs + extraWaitMs);
-    const res = await fetch(`${this.baseUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+    const res = await fetch(`${this.baseUrl}${path}`, { method, headers, body: bodyText, signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
     const text = await res.text();
     let parsed: unknown;
     try {
@@ -248,4 +297,10 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', done);
   });
+}
+
+/** The raw Ed25519 public key (32 bytes, base64) of `privateKey`: what {@link CoordinatorClient.enroll} sends. */
+export function rawPublicKeyBase64(privateKey: KeyObject): string {
+  const der = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
+  return der.subarray(der.length - 32).toString('base64');
 }

@@ -108,7 +108,7 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
     await eventually(bothRouted, 15_000, 'both relays (old secret) back in /v1/route');
     const during = await sdk.health();
     assert.deepEqual(during.fleetSecrets.relaysOnPrevious.map((r) => r.relayId), ['ams-1', 'fra-1']);
-    assert.deepEqual(during.fleetSecrets.relays, { current: 0, previous: 2, unknown: 0 });
+    assert.deepEqual(during.fleetSecrets.relays, { current: 0, previous: 2, unknown: 0, identity: 0 });
 
     // 2. Roll the relays one at a time: fra-1 by a reload (what the relay role does now),
     //    ams-1 by a restart (a relay outside Ansible, or a new release). The relay not
@@ -134,7 +134,7 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
         relay.child.kill('SIGHUP');
         const failed = await eventually(() => /"event":"fleet_change_failed"[^\n]*/.exec(relay.output)?.[0], 15_000, `${id}'s fleet_change_failed log line`);
         assert.match(failed, /coordinator answered 403 forbidden/);
-        assert.deepEqual((await sdk.health()).fleetSecrets.relays, { current: 0, previous: 2, unknown: 0 }, 'still on the old secret after the refused reload');
+        assert.deepEqual((await sdk.health()).fleetSecrets.relays, { current: 0, previous: 2, unknown: 0, identity: 0 }, 'still on the old secret after the refused reload');
         assert.equal(await fleetGauges(fraMetricsPort), 'accepted=1 settings_applied=0', 'accepted on the old secret; the file\'s not applied');
         // Then the right one.
         writeSecret(id, newSecret);
@@ -177,7 +177,7 @@ describe('fleet-secret rotation without an outage window (deploy/README.md "Key 
     await sleep(LEASE_MS);
     assert.deepEqual((await sdk.fleet()).relays.map((r) => r.relayId), ['ams-1', 'fra-1'], 'the straggler never registered');
     assert.deepEqual(await routed(), ['ams-1', 'fra-1']);
-    assert.deepEqual((await sdk.health()).fleetSecrets, { accepted: 1, relays: { current: 2, previous: 0, unknown: 0 }, relaysOnPrevious: [], relaysOnUnknown: [] });
+    assert.deepEqual((await sdk.health()).fleetSecrets, { accepted: 1, relays: { current: 2, previous: 0, unknown: 0, identity: 0 }, relaysOnPrevious: [], relaysOnUnknown: [] });
 
     for (const proc of [straggler, ...relays.values()]) await proc.stop();
     await coordinator.stop();

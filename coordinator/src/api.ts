@@ -48,7 +48,13 @@ export type ApiErrorCode =
   | 'method_not_allowed'
   | 'body_too_large'
   | 'rate_limited'
-  | 'no_exit_relay';
+  | 'no_exit_relay'
+  | 'identity_required'
+  | 'unknown_identity'
+  | 'identity_key_mismatch'
+  | 'identity_revoked'
+  | 'invalid_token'
+  | 'store_unavailable';
 
 /** An error answer: `{"error":{"code","field"?,"reason","message"}}` with `status`. */
 export function fail(status: number, code: ApiErrorCode, reason: string, field?: string): ApiResponse {

@@ -3,6 +3,8 @@
  * [--log-level L] [--lease-ms MS]`: runs the coordinator until SIGINT/SIGTERM.
  * With no flags it starts on embedded defaults and prints where it listens; keys that
  * are not configured are generated and printed loudly (development only).
+ * `slipstream coordinator token …` and `slipstream coordinator identities …` are the
+ * operator commands of relay identities (identity-command.ts).
  */
 import { num, str, type FlagSpec } from '../../kit/flags.js';
 import { flagCommand, type Command } from '../../kit/command.js';
@@ -22,10 +24,26 @@ const FLAGS: Record<string, FlagSpec> = {
 
 const SUMMARY = 'Run the coordinator: relay registry and health, measurements, ranking, tickets, dashboard.';
 
-/** The `slipstream coordinator` command. */
-export const coordinatorCommand: Command = flagCommand({
+/** Subcommands of `slipstream coordinator`, by the word that follows it. */
+const SUBCOMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
+  token: async () => (await import('./identity-command.js')).tokenCommand,
+  identities: async () => (await import('./identity-command.js')).identitiesCommand,
+};
+
+/** The `slipstream coordinator` command: runs the coordinator, or one of {@link SUBCOMMANDS}. */
+export const coordinatorCommand: Command = {
+  name: 'coordinator',
+  summary: SUMMARY,
+  async run(argv, io) {
+    const sub = argv[0] !== undefined && Object.prototype.hasOwnProperty.call(SUBCOMMANDS, argv[0]) ? SUBCOMMANDS[argv[0]] : undefined;
+    return sub !== undefined ? (await sub()).run(argv.slice(1), io) : runCommand.run(argv, io);
+  },
+};
+
+const runCommand: Command = flagCommand({
   path: 'coordinator',
   summary: SUMMARY,
+  helpText: `${SUMMARY}\n\nAlso: 'slipstream coordinator token --relay-id ID' mints a relay join token; 'slipstream coordinator identities [--revoke ID]' lists or revokes relay identities (see their --help).`,
   flags: FLAGS,
   async run({ values }, io) {
     const configPath = str(values, 'config');

@@ -38,6 +38,9 @@ import {
   SESSION_TTL_S_DEFAULT,
   SESSION_TTL_S_MAX,
   TWO_HOP_GAIN_MS_MIN_DEFAULT,
+  JOIN_TOKEN_TTL_MS_DEFAULT,
+  JOIN_TOKEN_TTL_MS_MIN,
+  JOIN_TOKEN_TTL_MS_MAX,
 } from './constants.js';
 import type { OriginInfo } from './core/coordinator-core.js';
 import type { RankingWeights } from './core/ranking.js';
@@ -59,6 +62,11 @@ export interface CoordinatorKeys {
   readonly fleetSecretsPrevious: readonly string[];
   /** Bearer tokens game backends present to issue and revoke sessions. */
   readonly apiKeys: readonly string[];
+  /**
+   * Bearer tokens operators present to mint relay join tokens and list or revoke relay
+   * identities (`keys.adminKeys`, default none: those routes answer 403 until one is set).
+   */
+  readonly adminKeys: readonly string[];
   /** Which of the above were generated rather than configured. */
   readonly generated: readonly ('ticketSigningSeed' | 'sealKey' | 'fleetSecret' | 'apiKeys')[];
 }
@@ -102,6 +110,19 @@ export interface CoordinatorSettings {
   readonly ranking: RankingWeights;
   readonly origins: readonly Omit<OriginInfo, 'source'>[];
   readonly keys: CoordinatorKeys;
+  /** Relay identities (`fleet` section; deploy/README.md, "Relay identities"). */
+  readonly fleet: {
+    /**
+     * Refuse the fleet secret on relay routes: every relay must sign with its own
+     * enrolled key. Default false for this release, so existing relays keep working while
+     * they are enrolled; a relay id that has an identity is refused the fleet secret either way.
+     */
+    readonly requireRelayIdentity: boolean;
+    /** Lifetime of a join token when the admin does not give one, ms. Default {@link JOIN_TOKEN_TTL_MS_DEFAULT}. */
+    readonly joinTokenTtlMs: number;
+    /** `store: memory` only: the file relay identities persist in across restarts. Default none (a restart forgets them). */
+    readonly identitiesFile: string | undefined;
+  };
 }
 
 /** The `clientReports` config section; every field defaults to the constant it names. */
@@ -132,7 +153,7 @@ export interface CoordinatorFlagOverrides {
   leaseMs?: number;
 }
 
-const TOP_KEYS = ['listen', 'store', 'redisKeyPrefix', 'logLevel', 'leaseMs', 'relayRetentionMs', 'measurementStaleMs', 'measurementSmoothingSamples', 'measurementHalfLifeMs', 'historyIntervalMs', 'trustForwardedFor', 'trustedProxies', 'allowedRelayIds', 'clientReports', 'sessions', 'ranking', 'origins', 'keys'];
+const TOP_KEYS = ['listen', 'store', 'redisKeyPrefix', 'logLevel', 'leaseMs', 'relayRetentionMs', 'measurementStaleMs', 'measurementSmoothingSamples', 'measurementHalfLifeMs', 'historyIntervalMs', 'trustForwardedFor', 'trustedProxies', 'allowedRelayIds', 'clientReports', 'sessions', 'ranking', 'origins', 'keys', 'fleet'];
 const LISTEN_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 const STORE_PATTERN = /^(memory|rediss?:\/\/\S+)$/;
 const NAME_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -237,7 +258,15 @@ export function loadSettings(reader: ConfigReader | undefined, flags: Coordinato
   const allowedCount = r.sequenceLength(['allowedRelayIds'], { optional: true, maxItems: 100_000 });
   for (let i = 0; i < allowedCount; i++) allowedRelayIds.push(r.string(['allowedRelayIds', i], { pattern: RELAY_ID_PATTERN, patternText: 'a relay id: 1–64 of A-Z a-z 0-9 . _ -' }));
 
-  r.rejectUnknownKeys(['keys'], ['ticketSigningSeed', 'sealKey', 'fleetSecret', 'fleetSecretsPrevious', 'apiKeys']);
+  r.rejectUnknownKeys(['keys'], ['ticketSigningSeed', 'sealKey', 'fleetSecret', 'fleetSecretsPrevious', 'apiKeys', 'adminKeys']);
+  r.rejectUnknownKeys(['fleet'], ['requireRelayIdentity', 'joinTokenTtlMs', 'identitiesFile']);
+  const identitiesFile = r.has(['fleet', 'identitiesFile']) ? r.string(['fleet', 'identitiesFile']) : undefined;
+  if (identitiesFile !== undefined && store !== 'memory') r.fail(['fleet', 'identitiesFile'], 'is for store: memory; Redis keeps relay identities itself (remove this key)');
+  const fleet = {
+    requireRelayIdentity: r.boolean(['fleet', 'requireRelayIdentity'], { default: false }),
+    joinTokenTtlMs: r.number(['fleet', 'joinTokenTtlMs'], { default: JOIN_TOKEN_TTL_MS_DEFAULT, min: JOIN_TOKEN_TTL_MS_MIN, max: JOIN_TOKEN_TTL_MS_MAX, integer: true, unit: 'ms' }),
+    identitiesFile,
+  };
   const generated: CoordinatorKeys['generated'][number][] = [];
   const pick = (key: 'ticketSigningSeed' | 'sealKey'): Uint8Array => {
     if (r.has(['keys', key])) return base64Bytes(r, ['keys', key], 32);
@@ -271,6 +300,14 @@ export function loadSettings(reader: ConfigReader | undefined, flags: Coordinato
     base64Bytes(r, ['keys', 'apiKeys', i], { min: SECRET_BYTES_MIN });
     apiKeys.push(r.string(['keys', 'apiKeys', i]));
   }
+  const adminKeys: string[] = [];
+  const adminKeyCount = r.sequenceLength(['keys', 'adminKeys'], { optional: true, maxItems: 100 });
+  for (let i = 0; i < adminKeyCount; i++) {
+    base64Bytes(r, ['keys', 'adminKeys', i], { min: SECRET_BYTES_MIN });
+    const adminKey = r.string(['keys', 'adminKeys', i]);
+    if (apiKeys.includes(adminKey)) r.fail(['keys', 'adminKeys', i], 'is also in keys.apiKeys; an admin key must not be one that game backends hold');
+    adminKeys.push(adminKey);
+  }
   if (apiKeys.length === 0) {
     generated.push('apiKeys');
     apiKeys.push(randomBytes(24).toString('base64'));
@@ -294,6 +331,7 @@ export function loadSettings(reader: ConfigReader | undefined, flags: Coordinato
     sessions,
     ranking,
     origins,
-    keys: { ticketSigningSeed, sealKey, fleetSecret, fleetSecretsPrevious, apiKeys, generated },
+    keys: { ticketSigningSeed, sealKey, fleetSecret, fleetSecretsPrevious, apiKeys, adminKeys, generated },
+    fleet,
   };
 }

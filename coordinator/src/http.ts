@@ -110,7 +110,7 @@ const BAD_URL: ApiResponse = { status: 400, json: { error: { code: 'invalid_fiel
 /** Opens the store, loads it, and listens. Resolves once listening. */
 export async function startCoordinator(init: StartCoordinatorInit): Promise<RunningCoordinator> {
   const { settings, logger } = init;
-  const store = init.store ?? (await openStore(settings.store, { keyPrefix: settings.redisKeyPrefix, logger }));
+  const store = init.store ?? (await openStore(settings.store, { keyPrefix: settings.redisKeyPrefix, logger, ...(settings.fleet.identitiesFile !== undefined ? { identitiesFile: settings.fleet.identitiesFile } : {}) }));
   const service = new CoordinatorService({ settings, store, logger });
   await service.loadFromStore();
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

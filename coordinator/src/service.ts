@@ -9,8 +9,11 @@
  * Routes (JSON; errors are `{"error":{"code","field"?,"reason","message"}}` with a 4xx):
  * - `GET /` dashboard; `GET /health`; `GET /metrics` (Prometheus text);
  * - `GET /v1/keys` ticket public key; `GET /v1/origins`; `GET /v1/fleet` (dashboard data);
- * - relays (fleet secret): `POST /v1/relays/register`, `POST /v1/relays/heartbeat`,
- *   `POST /v1/relays/reports`, `GET /v1/revocations?sinceMs=&waitMs=` (long poll);
+ * - relays (own key, or the fleet secret; relay-auth.ts): `POST /v1/relays/register`,
+ *   `POST /v1/relays/heartbeat`, `POST /v1/relays/reports`,
+ *   `GET /v1/revocations?sinceMs=&waitMs=` (long poll); `POST /v1/relays/enroll` (join token);
+ * - operators (admin key): `POST /v1/admin/join-tokens`, `GET /v1/admin/relay-identities`,
+ *   `DELETE /v1/admin/relay-identities/:relayId`;
  * - SDKs: `POST /v1/reports` (keyed by the caller's /24 or /48, budgeted per reporter and
  *   per prefix, aggregated robustly: core/client-reports.ts), `GET /v1/route?origin=…`;
  * - game backends (API key): `POST /v1/session`, `DELETE /v1/session/:id`.
@@ -34,7 +37,8 @@ import {
 import { CLIENT_REPORTS_RULE, decodeURIComponentSafe, fail, invalid, ORIGIN_RULE, parseBody, parseQuery, RELAY_REPORTS_RULE, SESSION_ID, sessionRequestRule, type ApiRequest, type ApiResponse } from './api.js';
 import type { CoordinatorSettings } from './config.js';
 import { CoordinatorCore } from './core/coordinator-core.js';
-import { FleetSecretRotation, type AcceptedFleetSecret, type FleetSecretsReport } from './core/fleet-secrets.js';
+import { FleetSecretRotation, IDENTITY_SECRET_ID, type AcceptedFleetSecret, type FleetSecretsReport } from './core/fleet-secrets.js';
+import { RelayAuth, type RelayPrincipal } from './relay-auth.js';
 import { clientPrefix, reporterKey } from './core/geo.js';
 import { clientReportSamples, ReportBudget } from './core/report-budget.js';
 import { TicketPolicy, type SessionRequest } from './core/ticket-policy.js';
@@ -88,6 +92,8 @@ export class CoordinatorService {
   /** Digests of the accepted fleet secrets, in the order of {@link FleetSecretRotation.accepted}. */
   private readonly fleetSecretDigests: readonly Buffer[];
   private readonly apiDigests: Buffer[];
+  /** Relay identities: signatures, enrollment, join tokens (relay-auth.ts). */
+  private readonly relayAuth: RelayAuth;
   private readonly waiters = new Set<Waiter>();
   /** `POST /v1/reports` token buckets by reporter: IPv4 address, IPv6 /64 (core/report-budget.ts). */
   private readonly reportBudget: ReportBudget;
@@ -139,6 +145,8 @@ export class CoordinatorService {
     this.ticketPolicy = new TicketPolicy(s.sessions);
     this.sessionRequestRule = sessionRequestRule(this.ticketPolicy);
     this.apiDigests = s.keys.apiKeys.map(digest);
+    const authRefusals = new prom.Counter({ name: 'slipstream_coordinator_relay_auth_refusals_total', help: 'Relay requests and enrollments refused, by reason (relay-auth.ts): not_self is a relay speaking for another', labelNames: ['reason'], registers: [this.metrics] });
+    this.relayAuth = new RelayAuth({ settings: s, store: init.store, logger: init.logger, now: this.now, ticketPublicKey: Buffer.from(this.ticketPublicKey).toString('base64'), onRefusal: (reason) => authRefusals.inc({ reason }) });
     if (s.keys.fleetSecretsPrevious.length > 0) {
       this.logger.info({ event: 'fleetSecretsPrevious', previous: s.keys.fleetSecretsPrevious.length }, `accepting ${s.keys.fleetSecretsPrevious.length} previous fleet secret(s) (keys.fleetSecretsPrevious) besides keys.fleetSecret; /health fleetSecrets.relaysOnPrevious lists the relays still using one`);
     }
@@ -241,6 +249,10 @@ export class CoordinatorService {
     '/v1/keys': { GET: () => ({ status: 200, json: { ticketPublicKey: Buffer.from(this.ticketPublicKey).toString('base64'), algorithm: 'Ed25519' } }) },
     '/v1/origins': { GET: () => ({ status: 200, json: { origins: this.core.originList() } }) },
     '/v1/fleet': { GET: () => this.fleetView() },
+    '/v1/relays/enroll': { POST: (req) => this.relayAuth.enroll(req) },
+    '/v1/admin/join-tokens': { POST: (req) => this.relayAuth.mintJoinToken(req) },
+    '/v1/admin/relay-identities': { GET: (req) => this.relayAuth.listIdentities(req) },
+    '/v1/admin/relay-identities/:relayId': { DELETE: (req) => this.relayAuth.revokeIdentity(req, decodeURIComponentSafe(req.path.slice('/v1/admin/relay-identities/'.length))) },
     '/v1/relays/register': { POST: (req) => this.register(req) },
     '/v1/relays/heartbeat': { POST: (req) => this.heartbeat(req) },
     '/v1/relays/reports': { POST: (req) => this.relayReports(req) },
@@ -253,7 +265,14 @@ export class CoordinatorService {
 
   private match(req: ApiRequest): { route: string; run: () => Promise<ApiResponse> | ApiResponse } {
     const { method, path } = req;
-    const template = Object.prototype.hasOwnProperty.call(this.routes, path) && path !== '/v1/session/:id' ? path : path.startsWith('/v1/session/') ? '/v1/session/:id' : undefined;
+    const template =
+      Object.prototype.hasOwnProperty.call(this.routes, path) && !path.includes(':')
+        ? path
+        : path.startsWith('/v1/session/')
+          ? '/v1/session/:id'
+          : path.startsWith('/v1/admin/relay-identities/')
+            ? '/v1/admin/relay-identities/:relayId'
+            : undefined;
     const methods = template !== undefined ? this.routes[template] : undefined;
     if (template === undefined || !methods) return { route: 'unmatched', run: () => fail(404, 'not_found', `no route ${path}; see coordinator/README.md for the API`) };
     const handler = Object.prototype.hasOwnProperty.call(methods, method) ? methods[method] : undefined;
@@ -304,6 +323,21 @@ export class CoordinatorService {
     };
   }
 
+  /**
+   * Relay routes: the relay's own signature, or (see relay-auth.ts) the fleet secret;
+   * `secret` is the fleet secret that matched, when that is how the request came.
+   */
+  private authorizeRelay(req: ApiRequest): { ok: true; principal: RelayPrincipal; secret?: AcceptedFleetSecret } | { ok: false; response: ApiResponse } {
+    let secret: AcceptedFleetSecret | undefined;
+    const auth = this.relayAuth.authenticate(req, () => {
+      const fleet = this.authorizeFleet(req);
+      if (fleet.ok) secret = fleet.secret;
+      return fleet.ok ? { ok: true } : fleet;
+    });
+    if (!auth.ok) return auth;
+    return { ok: true, principal: auth.principal, ...(secret !== undefined ? { secret } : {}) };
+  }
+
   private logFleetRefusal(req: ApiRequest): void {
     // The relay id the request claims (unauthenticated: for the operator's eyes only).
     let claimed: string | undefined;
@@ -347,21 +381,23 @@ export class CoordinatorService {
   // ---- relays -------------------------------------------------------------------------
 
   private register(req: ApiRequest): ApiResponse {
-    const auth = this.authorizeFleet(req);
+    const auth = this.authorizeRelay(req);
     if (!auth.ok) return auth.response;
     const body = parseBody(req);
     if (!body.ok) return body.response;
     const bad = checkControl(body.value, 'relayRegister') ?? checkEndpoint(body.value.tunnelAddress, 'tunnelAddress') ?? checkEndpoint(body.value.probeAddress, 'probeAddress');
     if (bad) return invalid(bad);
     const info = body.value as unknown as RelayInfo;
+    const notSelf = this.relayAuth.speaksFor(auth.principal, info.relayId);
+    if (notSelf) return notSelf;
     if (this.settings.allowedRelayIds.length > 0 && !this.settings.allowedRelayIds.includes(info.relayId)) {
       this.logger.warn({ event: 'relayRefused', relayId: info.relayId }, 'refused a relay that is not in allowedRelayIds');
       return fail(403, 'relay_not_allowed', `relay '${info.relayId}' is not in this coordinator's allowedRelayIds`, 'relayId');
     }
     const before = this.core.registry.get(info.relayId);
     const isNew = before === undefined;
-    const record = this.core.register(this.now(), relayInfoOf(info), auth.secret.id);
-    this.noteFleetSecret(record.relayId, before?.fleetSecretId, auth.secret);
+    const record = this.core.register(this.now(), relayInfoOf(info), auth.secret?.id ?? IDENTITY_SECRET_ID);
+    if (auth.secret) this.noteFleetSecret(record.relayId, before?.fleetSecretId, auth.secret);
     if (isNew) this.logger.info({ event: 'relayRegistered', relayId: record.relayId, region: record.region, tunnelAddress: record.tunnelAddress }, 'relay registered');
     this.writeRelay(record);
     this.afterInput();
@@ -378,16 +414,18 @@ export class CoordinatorService {
   }
 
   private heartbeat(req: ApiRequest): ApiResponse {
-    const auth = this.authorizeFleet(req);
+    const auth = this.authorizeRelay(req);
     if (!auth.ok) return auth.response;
     const body = parseBody(req);
     if (!body.ok) return body.response;
     const bad = checkControl(body.value, 'relayHeartbeat');
     if (bad) return invalid(bad);
     const hb = body.value as unknown as RelayLoad & { relayId: string };
+    const notSelf = this.relayAuth.speaksFor(auth.principal, hb.relayId);
+    if (notSelf) return notSelf;
     const before = this.core.registry.get(hb.relayId)?.fleetSecretId;
-    const record = this.core.heartbeat(this.now(), hb.relayId, { sessions: hb.sessions, packetsPerSecond: hb.packetsPerSecond, cpuFraction: hb.cpuFraction, draining: hb.draining }, auth.secret.id);
-    if (record) this.noteFleetSecret(record.relayId, before, auth.secret);
+    const record = this.core.heartbeat(this.now(), hb.relayId, { sessions: hb.sessions, packetsPerSecond: hb.packetsPerSecond, cpuFraction: hb.cpuFraction, draining: hb.draining }, auth.secret?.id ?? IDENTITY_SECRET_ID);
+    if (record && auth.secret) this.noteFleetSecret(record.relayId, before, auth.secret);
     if (!record) return fail(404, 'unknown_relay', `relay '${hb.relayId}' is not registered here; POST /v1/relays/register first`, 'relayId');
     this.writeRelay(record);
     this.afterInput();
@@ -395,13 +433,15 @@ export class CoordinatorService {
   }
 
   private relayReports(req: ApiRequest): ApiResponse {
-    const auth = this.authorizeFleet(req);
+    const auth = this.authorizeRelay(req);
     if (!auth.ok) return auth.response;
     const body = parseBody(req);
     if (!body.ok) return body.response;
     const bad = check(body.value, RELAY_REPORTS_RULE, '');
     if (bad) return invalid(bad);
     const { relayId, reports } = body.value as { relayId: string; reports: { targetRelayId?: string; origin?: string; rttMs: number; jitterMs: number; lossFraction: number; samples: number }[] };
+    const notSelf = this.relayAuth.speaksFor(auth.principal, relayId);
+    if (notSelf) return notSelf;
     for (let i = 0; i < reports.length; i++) {
       const r = reports[i]!;
       if ((r.targetRelayId === undefined) === (r.origin === undefined)) return fail(400, 'invalid_field', 'give exactly one of targetRelayId and origin', `reports[${i}]`);
@@ -425,7 +465,7 @@ export class CoordinatorService {
   }
 
   private async revocationFeed(req: ApiRequest): Promise<ApiResponse> {
-    const auth = this.authorizeFleet(req);
+    const auth = this.authorizeRelay(req);
     if (!auth.ok) return auth.response;
     const q = parseQuery<{ sinceMs?: number; waitMs?: number; limit?: number }>(req, { sinceMs: { type: 'number', min: 0, max: 1e15, optional: true }, waitMs: { type: 'number', min: 0, max: REVOCATION_WAIT_MS_MAX, integer: true, optional: true }, limit: { type: 'number', min: 1, max: 100_000, integer: true, optional: true } });
     if (!q.ok) return q.response;
@@ -642,6 +682,9 @@ export class CoordinatorService {
       case 'revocation':
         if (this.core.applyRevocation(t, change.revocation)) this.wakeWaiters();
         break;
+      case 'identity':
+        this.relayAuth.apply(change.identity);
+        break;
       case 'resync':
         void this.resync();
         break;
@@ -660,17 +703,18 @@ export class CoordinatorService {
   }
 
   /** Reads everything the store holds and applies it; resolves to how many of each (for the log line), rejects when the store fails. */
-  private async loadAll(): Promise<{ relays: number; measurements: number; revocations: number }> {
+  private async loadAll(): Promise<{ relays: number; measurements: number; revocations: number; identities: number }> {
     const listedAtMs = this.now();
-    const [relays, measurements, revocations] = await Promise.all([this.store.listRelays(listedAtMs), this.store.listMeasurements(listedAtMs), this.store.listRevocations(listedAtMs)]);
+    const [relays, measurements, revocations, identities] = await Promise.all([this.store.listRelays(listedAtMs), this.store.listMeasurements(listedAtMs), this.store.listRevocations(listedAtMs), this.store.listIdentities()]);
     const t = this.now();
+    for (const identity of identities) this.relayAuth.apply(identity);
     for (const r of relays) this.core.applyRelay(t, r);
     for (const m of measurements) this.core.applyMeasurement(m);
     let woke = false;
     for (const v of revocations) if (this.core.applyRevocation(t, v)) woke = true;
     if (woke) this.wakeWaiters();
     this.afterInput();
-    return { relays: relays.length, measurements: measurements.length, revocations: revocations.length };
+    return { relays: relays.length, measurements: measurements.length, revocations: revocations.length, identities: identities.length };
   }
 
   private wakeWaiters(): void {

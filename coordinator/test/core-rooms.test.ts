@@ -67,7 +67,7 @@ describe('fleet-secret rotation', () => {
     registry.register(0, info('d'));
     const report = rotation.report(0, registry);
     assert.equal(report.accepted, 2);
-    assert.deepEqual(report.relays, { current: 1, previous: 2, unknown: 1 });
+    assert.deepEqual(report.relays, { current: 1, previous: 2, unknown: 1, identity: 0 });
     assert.deepEqual(report.relaysOnPrevious, [{ relayId: 'b', health: 'healthy', previousIndex: 1 }, { relayId: 'c', health: 'healthy', previousIndex: 1 }]);
     assert.deepEqual(report.relaysOnUnknown, [{ relayId: 'd', health: 'healthy' }]);
   });

@@ -109,7 +109,7 @@ describe('fleet-secret rotation on a real coordinator process', () => {
       await onNew.revocations(0, 0);
 
       const health = await sdk.health();
-      assert.deepEqual(health.fleetSecrets, { accepted: 2, relays: { current: 1, previous: 1, unknown: 0 }, relaysOnPrevious: [{ relayId: 'old-1', health: 'healthy', previousIndex: 1 }], relaysOnUnknown: [] });
+      assert.deepEqual(health.fleetSecrets, { accepted: 2, relays: { current: 1, previous: 1, unknown: 0, identity: 0 }, relaysOnPrevious: [{ relayId: 'old-1', health: 'healthy', previousIndex: 1 }], relaysOnUnknown: [] });
       const fleet = await sdk.fleet();
       assert.deepEqual(fleet.relays.map((r) => [r.relayId, r.health, r.fleetSecret]), [['new-1', 'healthy', 'current'], ['old-1', 'healthy', 'previous']]);
       const metrics = await (await fetch(`${coordinator.url}/metrics`)).text();
@@ -146,7 +146,7 @@ describe('fleet-secret rotation on a real coordinator process', () => {
         }
         await onNew.register(relayInfo('new-1'));
         const after = await sdk.health();
-        assert.deepEqual(after.fleetSecrets, { accepted: 1, relays: { current: 1, previous: 0, unknown: 0 }, relaysOnPrevious: [], relaysOnUnknown: [] });
+        assert.deepEqual(after.fleetSecrets, { accepted: 1, relays: { current: 1, previous: 0, unknown: 0, identity: 0 }, relaysOnPrevious: [], relaysOnUnknown: [] });
         // The refusal is logged once a minute per address and claimed relay id: the
         // register and the heartbeat (both claim straggler-1) make one line, the revocation
         // poll (no id) another.
@@ -205,9 +205,9 @@ describe('replicas sharing a store', () => {
       assert.equal(notYet.core.registry.get('fra-1')?.fleetSecretId, fleetSecretId(oldSecret));
       assert.ok(!JSON.stringify([...notYet.core.registry.list()]).includes(oldSecret));
       const health = async (s: CoordinatorService) => ((await s.handle({ method: 'GET', path: '/health', query: new URLSearchParams(), body: new Uint8Array(), remoteAddress: '127.0.0.1' })).json as { fleetSecrets: { relays: unknown; relaysOnUnknown: { relayId: string }[] } }).fleetSecrets;
-      assert.deepEqual((await health(rotated)).relays, { current: 1, previous: 1, unknown: 0 });
+      assert.deepEqual((await health(rotated)).relays, { current: 1, previous: 1, unknown: 0, identity: 0 });
       // The replica not restarted yet holds the old secret as its current one; the new one it does not know.
-      assert.deepEqual((await health(notYet)).relays, { current: 1, previous: 0, unknown: 1 });
+      assert.deepEqual((await health(notYet)).relays, { current: 1, previous: 0, unknown: 1, identity: 0 });
       assert.deepEqual((await health(notYet)).relaysOnUnknown.map((r) => r.relayId), ['fra-2']);
       // The not-yet-rotated replica refuses the new secret: why coordinators go first.
       assert.equal((await call(notYet, '/v1/relays/heartbeat', newSecret, { relayId: 'fra-2', ...load })).status, 403);

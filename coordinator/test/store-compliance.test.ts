@@ -154,6 +154,64 @@ function complianceSuite(harness: () => Harness): void {
     }
   });
 
+  test('join tokens: taken once of many concurrent takes across handles, never after expiry, pruned', async () => {
+    const h = harness();
+    const namespace = ns();
+    const a = await h.open(namespace);
+    const b = await h.open(namespace);
+    try {
+      const now = Date.now();
+      await a.putJoinToken({ tokenHash: 'aa'.repeat(32), relayId: 'relay-1', expiresAtMs: now + 60_000 });
+      await a.putJoinToken({ tokenHash: 'bb'.repeat(32), relayId: 'relay-2', expiresAtMs: now - 1 });
+      // Eight takes at once, through two handles (two replicas): exactly one gets the token.
+      const takes = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? a : b).takeJoinToken('aa'.repeat(32), now)));
+      assert.deepEqual(
+        takes.filter((t) => t !== undefined),
+        [{ tokenHash: 'aa'.repeat(32), relayId: 'relay-1', expiresAtMs: now + 60_000 }],
+      );
+      assert.equal(await b.takeJoinToken('aa'.repeat(32), now), undefined, 'a taken token is gone');
+      assert.equal(await b.takeJoinToken('bb'.repeat(32), now), undefined, 'an expired token is not taken');
+      assert.equal(await a.takeJoinToken('cc'.repeat(32), now), undefined, 'an unknown token is not taken');
+      await a.putJoinToken({ tokenHash: 'dd'.repeat(32), relayId: 'relay-3', expiresAtMs: now + 10 });
+      assert.ok((await a.prune(now + 20)) >= 1);
+      assert.equal(await a.takeJoinToken('dd'.repeat(32), now), undefined, 'pruned');
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  test('relay identities: put, replaced, listed by every handle, and published to the others', async () => {
+    const h = harness();
+    const namespace = ns();
+    const a = await h.open(namespace);
+    const b = await h.open(namespace);
+    const seenByB: StoreChange[] = [];
+    b.subscribe((c) => seenByB.push(c));
+    try {
+      const now = Date.now();
+      const identity = { relayId: 'relay-1', publicKey: Buffer.alloc(32, 1).toString('base64'), enrolledAtMs: now };
+      assert.ok(
+        await waitFor(async () => {
+          await a.putIdentity(identity);
+          return seenByB.some((c) => c.kind === 'identity');
+        }, 5000, 50),
+        'b never saw an identity written through a',
+      );
+      await a.putIdentity({ ...identity, revokedAtMs: now + 1 });
+      await a.putIdentity({ relayId: 'relay-2', publicKey: Buffer.alloc(32, 2).toString('base64'), enrolledAtMs: now });
+      assert.ok(await waitFor(() => seenByB.filter((c) => c.kind === 'identity').length >= 3, 5000));
+      assert.deepEqual(seenByB.filter((c) => c.kind === 'identity').at(-2), { kind: 'identity', identity: { ...identity, revokedAtMs: now + 1 } });
+      const listed = (await b.listIdentities()).sort((x, y) => x.relayId.localeCompare(y.relayId));
+      assert.deepEqual(listed, [{ ...identity, revokedAtMs: now + 1 }, { relayId: 'relay-2', publicKey: Buffer.alloc(32, 2).toString('base64'), enrolledAtMs: now }]);
+      assert.equal(await a.prune(now + 10 * 365 * 86_400_000), 0, 'identities do not expire');
+      assert.equal((await a.listIdentities()).length, 2);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   test('status is ok, close is idempotent', async () => {
     const h = harness();
     const store = await h.open(ns());

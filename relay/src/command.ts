@@ -3,31 +3,66 @@
  * SIGHUP re-reads the file and applies mappings and limits without dropping live
  * sessions (a bad file is logged and the running config kept). SIGTERM drains: no new
  * sessions, live ones served up to `drain.timeoutMs`, then exit 0.
+ * `slipstream relay --join URL --token T`: the same relay from a join token alone (join.ts).
  */
 import { flagCommand, type Command } from '../../kit/command.js';
-import { bool, str, type FlagSpec } from '../../kit/flags.js';
+import { bool, num, str, type FlagSpec } from '../../kit/flags.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../kit/log.js';
 import { CliUsageError, ConfigError } from '../../proto/src/errors.js';
 import { loadRelayConfig } from './config.js';
 import { tuneGarbageCollector } from './gc-tuning.js';
 import { Relay } from './relay.js';
+import { joinFailure, prepareJoin } from './join.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   config: { type: 'string', valueName: 'FILE', description: 'Relay configuration (YAML); see relay/README.md' },
   'log-level': { type: 'string', choices: LOG_LEVELS, description: 'Overrides logLevel from the file' },
   check: { type: 'boolean', description: 'Validate the configuration and exit (0 valid, 2 invalid)' },
+  join: { type: 'string', valueName: 'URL', description: "Instead of --config: join this coordinator with a join token (its key, the ticket and seal keys and the origins come from the coordinator; see relay/README.md, 'Joining with a token')" },
+  token: { type: 'string', valueName: 'TOKEN', description: 'With --join: the one-time join token (slipstream coordinator token); needed on the first start only' },
+  'state-dir': { type: 'string', valueName: 'DIR', description: 'With --join: where the key, the enrollment and the generated relay.yaml live [default ./slipstream-relay]' },
+  tunnel: { type: 'string', valueName: 'HOST:PORT', description: 'With --join: tunnel listen address [default 0.0.0.0:4433]' },
+  'public-address': { type: 'string', valueName: 'IP:PORT', description: 'With --join: the public tunnel address clients reach (needed when --tunnel is 0.0.0.0)' },
+  udp: { type: 'string', valueName: 'LISTEN=ORIGIN[,…]', description: 'With --join: L4 UDP rules, e.g. 0.0.0.0:27015=10.0.1.10:27015' },
+  tcp: { type: 'string', valueName: 'LISTEN=ORIGIN[,…]', description: 'With --join: L4 TCP rules, e.g. 0.0.0.0:7000=10.0.1.30:7000' },
+  region: { type: 'string', valueName: 'NAME', description: 'With --join: region, when the token carries none' },
+  lat: { type: 'number', valueName: 'DEG', min: -90, max: 90, description: 'With --join: latitude, when the token carries none' },
+  lon: { type: 'number', valueName: 'DEG', min: -180, max: 180, description: 'With --join: longitude, when the token carries none' },
 };
 
 /** The `relay` command. */
 export const relayCommand: Command = flagCommand({
   path: 'relay',
   summary: 'Run a relay: L4 UDP/TCP port mapping and SDK tunnel mode.',
-  usage: 'slipstream relay --config relay.yaml [flags]',
+  usage: 'slipstream relay --config relay.yaml [flags]  |  slipstream relay --join URL --token T [flags]',
   helpText: 'Run a relay: L4 UDP/TCP port mapping and SDK tunnel mode.\nSIGHUP reloads the file; SIGTERM drains and exits 0.',
   flags: FLAGS,
   async run({ values }, io) {
-    const path = str(values, 'config');
-    if (path === undefined) throw new CliUsageError('--config', '--config: missing; expected the path of a relay YAML file (see relay/README.md)');
+    const joinUrl = str(values, 'join');
+    let path = str(values, 'config');
+    if (joinUrl !== undefined) {
+      if (!/^https?:\/\/\S+$/.test(joinUrl)) throw new CliUsageError('--join', `--join: '${joinUrl}' is not an http(s):// URL of the coordinator`);
+      try {
+        const joined = await prepareJoin({
+          url: joinUrl,
+          token: str(values, 'token'),
+          stateDir: str(values, 'state-dir') ?? 'slipstream-relay',
+          tunnelListen: str(values, 'tunnel') ?? '0.0.0.0:4433',
+          publicAddress: str(values, 'public-address'),
+          udp: (str(values, 'udp') ?? '').split(',').filter((r) => r !== ''),
+          tcp: (str(values, 'tcp') ?? '').split(',').filter((r) => r !== ''),
+          extraConfig: path,
+          placement: { region: str(values, 'region'), latitude: num(values, 'lat'), longitude: num(values, 'lon') },
+        });
+        io.err(`slipstream relay: ${joined.enrolled ? 'enrolled' : 'joined'} as '${joined.relayId}'; config written to ${joined.configPath}\n`);
+        path = joined.configPath;
+      } catch (error) {
+        if (error instanceof CliUsageError || error instanceof ConfigError) throw error;
+        io.err(`${joinFailure(error)}\n`);
+        return 1;
+      }
+    }
+    if (path === undefined) throw new CliUsageError('--config', '--config: missing; expected the path of a relay YAML file (see relay/README.md), or --join URL --token T');
     const config = loadRelayConfig(path);
     if (bool(values, 'check')) {
       io.out(`${path}: valid (${config.core.rules.length} rules${config.core.tunnel ? ', tunnel' : ''})\n`);

@@ -4,11 +4,13 @@
  * ConfigError naming the file, the line, the key and what is accepted, which the CLI
  * turns into exit code 2.
  */
-import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { accessSync, constants as fsConstants, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigReader, type ConfigPath } from '../../kit/config.js';
 import { LOG_LEVELS, type LogLevel } from '../../kit/log.js';
 import { ticketVerifyKeyFromRaw, SEAL_KEY_BYTES, TICKET_CLOCK_SKEW_MS } from '../../proto/src/ticket.js';
+import { JOIN_TOKEN } from '../../proto/src/api/relay-identity.js';
 import {
   FEC_COPIES_MAX,
   FEC_HOLD_MS_DEFAULT,
@@ -53,8 +55,14 @@ export interface RelayConfig {
   readonly revocationStateFile: string | undefined;
   /** Coordinator base URL whose revocation feed to follow, or undefined. */
   readonly coordinatorUrl: string | undefined;
-  /** The fleet secret the feed is read with. */
+  /** The fleet secret the feed is read with (and fleet requests, for a relay without {@link coordinatorIdentity}). */
   readonly coordinatorFleetSecret: string | undefined;
+  /**
+   * The relay's own key (`tunnel.coordinatorIdentityKeyFile`): fleet requests and the
+   * revocation feed are signed with it instead of carrying the fleet secret. Undefined
+   * without one. Internal: holds the private key, never log it.
+   */
+  readonly coordinatorIdentity: CoordinatorIdentitySpec | undefined;
   /** Kernel receive buffer (SO_RCVBUF) for listen and tunnel sockets, bytes (0 = OS default). Read at start only. */
   readonly socketReceiveBufferBytes: number;
   /**
@@ -65,6 +73,16 @@ export interface RelayConfig {
   readonly upstreamReceiveBufferBytes: number;
   /** Fleet membership (register, heartbeat, probe the mesh and origins), or undefined. */
   readonly fleet: FleetSpec | undefined;
+}
+
+/** A relay's own coordinator identity (relay/README.md, "Relay identity"). */
+export interface CoordinatorIdentitySpec {
+  /** The relay id the key speaks for: `tunnel.relayId`, else `fleet.relayId`. */
+  readonly relayId: string;
+  /** The Ed25519 private key, PKCS#8 PEM, as read from (or generated into) the key file. */
+  readonly privateKeyPem: string;
+  /** The one-time join token that enrolls the key when the coordinator does not know it yet (`coordinatorJoinToken[File]`). */
+  readonly joinToken: string | undefined;
 }
 
 /** The `fleet` section: how the relay joins the coordinator's registry and measures paths. */
@@ -103,7 +121,7 @@ const FLEET_KEYS = ['relayId', 'region', 'latitude', 'longitude', 'tunnelAddress
 const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'sessionsMax', 'connectTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny', 'connectionBytesPerSecond', 'bytesPerSecond'];
 const HEALTH_KEYS = ['mode', 'intervalMs', 'timeoutMs', 'failuresToDown', 'successesToUp', 'udpPayloadHex'];
 const LIMIT_KEYS = ['sessionsMax', 'udpFlowsMax', 'tcpConnectionsMax', 'tunnelSessionsMax', 'unrepliedIdleTimeoutMs', 'sessionsPerSourceMax', 'newSessionsPerSourcePerSecond', 'sourcePacketsPerSecond', 'sourceBytesPerSecond', 'sessionPacketsPerSecond', 'sessionBytesPerSecond', 'unauthenticatedPacketsPerSecond', 'ticketVerificationsPerSecond', 'ticketVerificationsPerSourcePerSecond', 'burstMs'];
-const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'additionalTicketPublicKeys', 'sealKey', 'sealKeyFile', 'additionalSealKeys', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'revocationStateFile', 'revocationMaxAgeMs', 'revocationStalePolicy', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs'];
+const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'additionalTicketPublicKeys', 'sealKey', 'sealKeyFile', 'additionalSealKeys', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'revocationStateFile', 'revocationMaxAgeMs', 'revocationStalePolicy', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'coordinatorIdentityKeyFile', 'coordinatorJoinToken', 'coordinatorJoinTokenFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs'];
 const FEC_KEYS = ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs', 'adaptive', 'overheadMax', 'latencyBudgetMs', 'sw'];
 const FEC_SW_KEYS = ['repairsPerSource', 'repairSpacingMs', 'windowPackets', 'windowMs'];
 const RATE_MAX = 1e10;
@@ -256,6 +274,59 @@ function exitRelayId(reader: ConfigReader): { relayId?: string } {
   if (reader.has(['tunnel', 'relayId'])) return { relayId: reader.string(['tunnel', 'relayId'], { pattern: RELAY_ID, patternText: '1–64 letters, digits, dots, dashes or underscores (the id tickets name this relay by as an exit)' }) };
   if (reader.has(['fleet', 'relayId'])) return { relayId: reader.string(['fleet', 'relayId'], { pattern: RELAY_ID, patternText: '1–64 letters, digits, dots, dashes or underscores (unique in the fleet)' }) };
   return {};
+}
+
+/**
+ * `tunnel.coordinatorIdentityKeyFile` (with the join token, if any): the key is read from
+ * the file, or generated into it (mode 0600) when the file does not exist yet, so that a
+ * new relay needs only a path and a token.
+ */
+function identity(reader: ConfigReader): CoordinatorIdentitySpec | undefined {
+  const p: ConfigPath = ['tunnel', 'coordinatorIdentityKeyFile'];
+  const hasToken = reader.has(['tunnel', 'coordinatorJoinToken']) || reader.has(['tunnel', 'coordinatorJoinTokenFile']);
+  if (!reader.has(p)) {
+    if (hasToken) reader.fail(['tunnel', reader.has(['tunnel', 'coordinatorJoinToken']) ? 'coordinatorJoinToken' : 'coordinatorJoinTokenFile'], 'given without tunnel.coordinatorIdentityKeyFile; the token enrolls that key');
+    return undefined;
+  }
+  // The id it registers under (fleet.relayId) first: the key speaks for the relay's fleet membership.
+  const id = reader.has(['fleet', 'relayId']) ? reader.string(['fleet', 'relayId'], { pattern: RELAY_ID, patternText: '1–64 letters, digits, dots, dashes or underscores (unique in the fleet)' }) : exitRelayId(reader).relayId;
+  if (id === undefined) reader.fail(p, 'needs a relay id for the key to speak for: set fleet.relayId (or tunnel.relayId)');
+  const file = reader.string(p);
+  let privateKeyPem: string;
+  try {
+    privateKeyPem = readIdentityKey(file);
+  } catch (error) {
+    reader.fail(p, `cannot read or create '${file}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; expected an Ed25519 private key in PKCS#8 PEM (created when the file does not exist)`);
+  }
+  let joinToken: string | undefined;
+  if (reader.has(['tunnel', 'coordinatorJoinTokenFile'])) {
+    const tokenFile = reader.string(['tunnel', 'coordinatorJoinTokenFile']);
+    try {
+      joinToken = readFileSync(tokenFile, 'utf8').trim();
+    } catch (error) {
+      reader.fail(['tunnel', 'coordinatorJoinTokenFile'], `cannot read '${tokenFile}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+    if (!JOIN_TOKEN.test(joinToken)) reader.fail(['tunnel', 'coordinatorJoinTokenFile'], `'${tokenFile}' does not hold a join token; expected 'sjt_' and 43 base64url characters (slipstream coordinator token)`);
+  } else if (reader.has(['tunnel', 'coordinatorJoinToken'])) {
+    joinToken = reader.string(['tunnel', 'coordinatorJoinToken'], { pattern: JOIN_TOKEN, patternText: "a join token: 'sjt_' and 43 base64url characters (slipstream coordinator token)" });
+  }
+  return { relayId: id, privateKeyPem, joinToken };
+}
+
+/** The PEM in `file`, checked to be an Ed25519 private key; a new key is written there (0600) when the file does not exist. Throws what went wrong. */
+export function readIdentityKey(file: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    pem = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    // 'wx': never overwrite a key another process wrote meanwhile.
+    writeFileSync(file, pem, { mode: 0o600, flag: 'wx' });
+  }
+  const key = createPrivateKey(pem);
+  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`holds a ${key.asymmetricKeyType ?? 'non-asymmetric'} key, not Ed25519`);
+  return pem;
 }
 
 function tunnel(reader: ConfigReader): TunnelSpec | undefined {
@@ -491,13 +562,17 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
   } else if (reader.has(['tunnel', 'coordinatorFleetSecret'])) {
     coordinatorFleetSecret = reader.string(['tunnel', 'coordinatorFleetSecret'], { pattern: /^\S{16,}$/, patternText: 'the fleet secret (at least 16 characters)' });
   }
-  if (coordinatorUrl !== undefined && coordinatorFleetSecret === undefined) reader.fail(['tunnel', 'coordinatorFleetSecret'], 'missing; coordinatorUrl needs the fleet secret (coordinatorFleetSecret or coordinatorFleetSecretFile)');
+  const coordinatorIdentity = identity(reader);
+  if (coordinatorUrl !== undefined && coordinatorFleetSecret === undefined && coordinatorIdentity === undefined) {
+    reader.fail(['tunnel', 'coordinatorFleetSecret'], 'missing; coordinatorUrl needs the relay identity (coordinatorIdentityKeyFile) or the fleet secret (coordinatorFleetSecret or coordinatorFleetSecretFile)');
+  }
   const revocationFeed: RevocationFeedSpec = {
     maxAgeMs: reader.number(['tunnel', 'revocationMaxAgeMs'], { min: C.REVOCATION_MAX_AGE_MS_MIN, max: 604_800_000, integer: true, unit: 'ms', default: C.REVOCATION_MAX_AGE_MS_DEFAULT }),
     stalePolicy: reader.string(['tunnel', 'revocationStalePolicy'], { choices: ['refuse', 'admit'], default: 'refuse' }) as RevocationFeedSpec['stalePolicy'],
   };
   return {
     coordinatorFleetSecret,
+    coordinatorIdentity,
     // The list can go stale only when there is a feed to follow.
     core: { rules: budgeted.rules, groups, limits: budgeted.limits, tunnel: tunnelSpec !== undefined && coordinatorUrl !== undefined ? { ...tunnelSpec, revocationFeed } : tunnelSpec, upstreamBindAddress, tcp: tcpLimits(reader) },
     logLevel,

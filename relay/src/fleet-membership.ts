@@ -21,8 +21,8 @@ export { FLEET_CHANGE_REGISTER_WAIT_MS } from './core/fleet-membership.js';
  * the secret, never log it.
  */
 export function fleetMembershipKey(config: RelayConfig | undefined): string {
-  if (config?.fleet === undefined || config.coordinatorUrl === undefined || config.coordinatorFleetSecret === undefined) return '';
-  return JSON.stringify([config.fleet, config.coordinatorUrl, config.coordinatorFleetSecret]);
+  if (config?.fleet === undefined || config.coordinatorUrl === undefined || (config.coordinatorFleetSecret === undefined && config.coordinatorIdentity === undefined)) return '';
+  return JSON.stringify([config.fleet, config.coordinatorUrl, config.coordinatorFleetSecret, config.coordinatorIdentity]);
 }
 
 /** Options of a {@link FleetMembership}. */
@@ -113,8 +113,8 @@ export class FleetMembership {
 
   private async startAgent(config: RelayConfig): Promise<FleetAgent | undefined> {
     const spec = config.fleet;
-    if (spec === undefined || config.coordinatorUrl === undefined || config.coordinatorFleetSecret === undefined) return undefined;
-    const agent = new FleetAgent({ spec, coordinatorUrl: config.coordinatorUrl, fleetSecret: config.coordinatorFleetSecret, bindAddress: this.init.bindAddress(), logger: this.init.logger, relay: this.init.relay });
+    if (spec === undefined || config.coordinatorUrl === undefined || (config.coordinatorFleetSecret === undefined && config.coordinatorIdentity === undefined)) return undefined;
+    const agent = new FleetAgent({ spec, coordinatorUrl: config.coordinatorUrl, fleetSecret: config.coordinatorFleetSecret, identity: config.coordinatorIdentity, bindAddress: this.init.bindAddress(), logger: this.init.logger, relay: this.init.relay });
     await agent.start();
     return agent;
   }

@@ -7,16 +7,23 @@
  * events, and arms one timer at the core's `pollTimeout`. Every decision (backoff,
  * re-join after `unknown_relay`, the heartbeat period, the mesh, when to report) is the
  * core's, so the simulator runs the same membership logic (`sim/src/drivers/fleet-driver.ts`).
+ *
+ * With its own key (`tunnel.coordinatorIdentityKeyFile`) every request is signed with it
+ * (the client does it, kit/coordinator-client.ts); when the coordinator answers a
+ * registration with `unknown_identity` (or `identity_key_mismatch`: the key was replaced)
+ * and a join token is configured, the agent enrolls the key once
+ * (`POST /v1/relays/enroll`) and registers again.
  */
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { CoordinatorApiError, CoordinatorClient } from '../../kit/coordinator-client.js';
+import { CoordinatorApiError, CoordinatorClient, rawPublicKeyBase64 } from '../../kit/coordinator-client.js';
 import type { Endpoint } from '../../proto/src/transport.js';
 import { FleetAgentCore, type FleetAgentEvent, type FleetFailure, type FleetRequest, type FleetResponse } from './core/fleet-agent.js';
 import type { PathProber } from './core/path-prober.js';
-import type { FleetSpec } from './config.js';
+import type { CoordinatorIdentitySpec, FleetSpec } from './config.js';
 
 /** How an agent's first registration went (see {@link FleetAgent.firstRegistration}). */
 export type RegistrationOutcome = { readonly ok: true } | { readonly ok: false; readonly reason: string };
@@ -42,11 +49,19 @@ export interface FleetRelayView {
 export interface FleetAgentInit {
   readonly spec: FleetSpec;
   readonly coordinatorUrl: string;
-  readonly fleetSecret: string;
+  /** The fleet secret, for a relay without {@link identity}. */
+  readonly fleetSecret?: string;
+  /** The relay's own key (and join token): requests are signed with it instead of carrying the fleet secret. */
+  readonly identity?: CoordinatorIdentitySpec;
   /** Where the prober's UDP socket binds (the relay's `upstreamBindAddress`). */
   readonly bindAddress: string;
   readonly relay: FleetRelayView;
   readonly logger: Logger;
+}
+
+/** The {@link CoordinatorClient} option that signs with the relay's own key, or nothing without one. */
+export function identityOption(spec: CoordinatorIdentitySpec | undefined): { identity?: { relayId: string; privateKey: KeyObject } } {
+  return spec === undefined ? {} : { identity: { relayId: spec.relayId, privateKey: createPrivateKey(spec.privateKeyPem) } };
 }
 
 /** The public addresses a relay registers: from `fleet` or, failing that, the bound tunnel. Throws when they cannot be known. */
@@ -79,8 +94,11 @@ export class FleetAgent {
   /** Waiting for the answer to a request, by its id (the draining heartbeat). */
   private readonly answerWaiters = new Map<number, () => void>();
 
+  /** Whether this agent has spent its join token (enrolled, or was refused): it is never sent twice. */
+  private tokenSpent = false;
+
   constructor(private readonly init: FleetAgentInit) {
-    this.client = new CoordinatorClient({ baseUrl: init.coordinatorUrl, fleetSecret: init.fleetSecret, timeoutMs: Math.max(1000, init.spec.heartbeatIntervalMs * 2) });
+    this.client = new CoordinatorClient({ baseUrl: init.coordinatorUrl, fleetSecret: init.fleetSecret, ...identityOption(init.identity), timeoutMs: Math.max(1000, init.spec.heartbeatIntervalMs * 2) });
   }
 
   /** The public addresses this relay registers (throws when they cannot be known). */
@@ -245,7 +263,7 @@ export class FleetAgent {
     let response: FleetResponse;
     try {
       let body: unknown;
-      if (request.kind === 'register') body = await this.client.register(request.info, signal);
+      if (request.kind === 'register') body = await this.registerOrEnroll(request.info, signal);
       else if (request.kind === 'heartbeat') body = await this.client.heartbeat(request.relayId, request.load, signal);
       else if (request.kind === 'fleet') body = await this.client.fleet();
       else body = await this.client.reportRelayPaths(request.relayId, request.reports);
@@ -264,6 +282,28 @@ export class FleetAgent {
     if (waiter !== undefined) {
       this.answerWaiters.delete(request.id);
       waiter();
+    }
+  }
+
+  /**
+   * Registers; a coordinator that does not know this relay's key yet (`unknown_identity`)
+   * gets the join token once (enrollment), then the registration again.
+   */
+  private async registerOrEnroll(info: Parameters<CoordinatorClient['register']>[0], signal: AbortSignal): Promise<unknown> {
+    try {
+      return await this.client.register(info, signal);
+    } catch (error) {
+      const identity = this.init.identity;
+      // unknown_identity: never enrolled here; identity_key_mismatch: enrolled with another key (this relay's key was replaced, a rotation).
+      if (!(error instanceof CoordinatorApiError) || (error.code !== 'unknown_identity' && error.code !== 'identity_key_mismatch') || identity === undefined) throw error;
+      if (identity.joinToken === undefined || this.tokenSpent) {
+        throw new CoordinatorApiError(error.status, error.code, `${error.reason}; this relay has no unspent join token (tunnel.coordinatorJoinToken): mint one with 'slipstream coordinator token --relay-id ${identity.relayId}'`, error.field);
+      }
+      this.tokenSpent = true;
+      const privateKey = createPrivateKey(identity.privateKeyPem);
+      const enrolled = await this.client.enroll({ relayId: identity.relayId, publicKey: rawPublicKeyBase64(privateKey), token: identity.joinToken }, signal);
+      this.init.logger.info({ event: 'fleet_enrolled', relayId: enrolled.relayId, coordinator: this.init.coordinatorUrl }, 'enrolled this relay\'s own key with the coordinator (join token spent)');
+      return await this.client.register(info, signal);
     }
   }
 

@@ -24,7 +24,7 @@ import type { RelayConfig } from './config.js';
 import type { RelayCoreConfig } from './core/config-types.js';
 import { dropReasonNames, RelayCore, type RelayEvent } from './core/relay-core.js';
 import { ipLiteralLookup } from '../../kit/udp-lookup.js';
-import type { FleetAgent } from './fleet.js';
+import { identityOption, type FleetAgent } from './fleet.js';
 import { FleetMembership, fleetMembershipKey } from './fleet-membership.js';
 import { followRevocationFeed, type RevocationFeedFollower } from './revocation-feed.js';
 import { LogAggregator, type AggregatedLine } from './log-aggregator.js';
@@ -605,13 +605,13 @@ export class Relay {
   private followCoordinator(): void {
     const url = this.config.coordinatorUrl ?? '';
     // A new secret restarts the feed too (a rotation: the coordinator may soon refuse the old one).
-    const key = url === '' ? '' : JSON.stringify([url, this.config.coordinatorFleetSecret ?? '', this.config.core.tunnel?.revocationFeed?.maxAgeMs]);
+    const key = url === '' ? '' : JSON.stringify([url, this.config.coordinatorFleetSecret ?? '', this.config.coordinatorIdentity?.privateKeyPem ?? '', this.config.core.tunnel?.revocationFeed?.maxAgeMs]);
     if (key === this.followedKey) return;
     this.follower?.close();
     this.follower = undefined;
     this.followedKey = key;
     if (url === '') return;
-    const client = new CoordinatorClient({ baseUrl: url, fleetSecret: this.config.coordinatorFleetSecret });
+    const client = new CoordinatorClient({ baseUrl: url, fleetSecret: this.config.coordinatorFleetSecret, ...identityOption(this.config.coordinatorIdentity) });
     const maxAgeMs = this.config.core.tunnel?.revocationFeed?.maxAgeMs;
     this.follower = followRevocationFeed(
       client,

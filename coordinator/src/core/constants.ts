@@ -129,3 +129,16 @@ export const FLEET_REFUSAL_SOURCES_MAX = 10_000;
 
 // The API contract's limits are proto's (declared once with the contract); re-exported for the core's modules.
 export { REVOCATION_CURSOR_OVERLAP_MS } from '../../../proto/src/api/contract.js';
+
+/** A join token works for this long when the admin does not say, ms (1 hour). */
+export const JOIN_TOKEN_TTL_MS_DEFAULT = 3_600_000;
+/** Shortest join token lifetime an admin may ask for, ms. */
+export const JOIN_TOKEN_TTL_MS_MIN = 60_000;
+/** Longest join token lifetime an admin may ask for, ms (7 days). */
+export const JOIN_TOKEN_TTL_MS_MAX = 604_800_000;
+/**
+ * Nonces of signed relay requests remembered per relay (each for the signature window,
+ * 2 × 60 s): beyond it the relay's requests are refused 429 until old ones age out.
+ * A relay sends a few requests a second at most; this is ample.
+ */
+export const RELAY_NONCES_PER_RELAY_MAX = 4_096;

@@ -21,6 +21,9 @@ import type { Registry } from './registry.js';
 import type { FleetSecretRole, FleetSecretsReport } from '../../../proto/src/api/contract.js';
 export type { FleetSecretRole, FleetSecretsReport };
 
+/** The `fleetSecretId` a relay record carries when the relay authenticated with its own key (no fleet secret fingerprint is this short). */
+export const IDENTITY_SECRET_ID = 'identity';
+
 /** One fleet secret this replica accepts. */
 export interface AcceptedFleetSecret {
   /** Fingerprint of the secret (`fleetSecretId`). */
@@ -65,8 +68,13 @@ export class FleetSecretRotation {
     return this.accepted.length - 1;
   }
 
-  /** How a relay's recorded fleet secret fingerprint relates to the secrets this replica accepts (`index` -1 when unknown). */
+  /**
+   * How a relay's recorded fleet secret fingerprint relates to the secrets this replica
+   * accepts (`index` -1 when unknown); {@link IDENTITY_SECRET_ID} is a relay that signs
+   * with its own enrolled key.
+   */
   role(id: string | undefined): { role: FleetSecretRole; index: number } {
+    if (id === IDENTITY_SECRET_ID) return { role: 'identity', index: -1 };
     const entry = id === undefined ? undefined : this.accepted.find((e) => e.id === id);
     return entry ? { role: entry.role, index: entry.index } : { role: 'unknown', index: -1 };
   }
@@ -83,7 +91,7 @@ export class FleetSecretRotation {
 
   /** `/health`'s `fleetSecrets` and the `…_relays_by_fleet_secret` gauge, from the relays `registry` holds at `nowMs`. */
   report(nowMs: number, registry: Registry): FleetSecretsReport {
-    const relays: Record<FleetSecretRole, number> = { current: 0, previous: 0, unknown: 0 };
+    const relays: Record<FleetSecretRole, number> = { current: 0, previous: 0, unknown: 0, identity: 0 };
     const relaysOnPrevious: { relayId: string; health: string; previousIndex: number }[] = [];
     const relaysOnUnknown: { relayId: string; health: string }[] = [];
     for (const r of registry.list()) {

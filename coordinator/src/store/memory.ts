@@ -2,10 +2,16 @@
  * {@link MemoryStore}: the default store, state in this process. Several handles may
  * share one {@link MemoryBackend} (as replicas share one Redis), which is how the
  * compliance suite checks change notifications without Redis.
+ *
+ * Relay identities are the one thing a restart must not lose (every relay would need a
+ * new join token): with `identitiesFile` they are written there (JSON, through a
+ * temporary file and a rename, mode 0600) on each change and read back at start.
  */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { MeasurementRecord } from '../core/measurements.js';
 import type { RelayRecord } from '../core/registry.js';
 import type { Revocation } from '../core/revocations.js';
+import type { JoinTokenRecord, RelayIdentity } from '../core/relay-identities.js';
 import type { Store, StoreChange, StoreListener, StoreStatus } from './store.js';
 
 interface Entry<T> {
@@ -18,6 +24,8 @@ export class MemoryBackend {
   /** @internal */ readonly relays = new Map<string, Entry<RelayRecord>>();
   /** @internal */ readonly measurements = new Map<string, Entry<MeasurementRecord>>();
   /** @internal */ readonly revocations = new Map<string, Entry<Revocation>>();
+  /** @internal */ readonly identities = new Map<string, RelayIdentity>();
+  /** @internal */ readonly joinTokens = new Map<string, Entry<JoinTokenRecord>>();
   /** @internal */ readonly handles = new Set<MemoryStore>();
 }
 
@@ -34,9 +42,17 @@ export class MemoryStore implements Store {
   private readonly listeners = new Set<StoreListener>();
   private closed = false;
 
-  /** @param backend state to share with other handles; default a fresh one. */
-  constructor(private readonly backend: MemoryBackend = new MemoryBackend()) {
+  private readonly identitiesFile: string | undefined;
+
+  /**
+   * @param backend state to share with other handles; default a fresh one.
+   * @param options.identitiesFile where identities persist (see the module comment); read
+   *   now when it exists; a file that is not this store's JSON throws.
+   */
+  constructor(private readonly backend: MemoryBackend = new MemoryBackend(), options: { identitiesFile?: string } = {}) {
     backend.handles.add(this);
+    this.identitiesFile = options.identitiesFile;
+    if (this.identitiesFile !== undefined) for (const identity of readIdentities(this.identitiesFile)) backend.identities.set(identity.relayId, identity);
   }
 
   async putRelay(record: RelayRecord, expiresAtMs: number): Promise<void> {
@@ -66,9 +82,33 @@ export class MemoryStore implements Store {
     return live(this.backend.revocations, nowMs);
   }
 
+  async putIdentity(identity: RelayIdentity): Promise<void> {
+    this.backend.identities.set(identity.relayId, identity);
+    if (this.identitiesFile !== undefined) {
+      const tmp = `${this.identitiesFile}.tmp`;
+      writeFileSync(tmp, `${JSON.stringify({ identities: [...this.backend.identities.values()] })}\n`, { mode: 0o600 });
+      renameSync(tmp, this.identitiesFile);
+    }
+    this.publish({ kind: 'identity', identity });
+  }
+
+  async listIdentities(): Promise<RelayIdentity[]> {
+    return [...this.backend.identities.values()];
+  }
+
+  async putJoinToken(token: JoinTokenRecord): Promise<void> {
+    this.backend.joinTokens.set(token.tokenHash, { value: token, expiresAtMs: token.expiresAtMs });
+  }
+
+  async takeJoinToken(tokenHash: string, nowMs: number): Promise<JoinTokenRecord | undefined> {
+    const entry = this.backend.joinTokens.get(tokenHash);
+    this.backend.joinTokens.delete(tokenHash);
+    return entry !== undefined && entry.expiresAtMs > nowMs ? entry.value : undefined;
+  }
+
   async prune(nowMs: number): Promise<number> {
     let dropped = 0;
-    for (const map of [this.backend.relays, this.backend.measurements, this.backend.revocations] as Map<string, Entry<unknown>>[]) {
+    for (const map of [this.backend.relays, this.backend.measurements, this.backend.revocations, this.backend.joinTokens] as Map<string, Entry<unknown>>[]) {
       for (const [key, entry] of map) {
         if (entry.expiresAtMs <= nowMs) {
           map.delete(key);
@@ -106,4 +146,21 @@ export class MemoryStore implements Store {
   private deliver(change: StoreChange): void {
     for (const listener of this.listeners) listener(change);
   }
+}
+
+/** The identities in `file` ([] when it does not exist); throws naming the file when it is not `{ identities: [...] }`. */
+function readIdentities(file: string): RelayIdentity[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const parsed = JSON.parse(text) as { identities?: unknown };
+  const list = parsed.identities;
+  const ok = (i: unknown): i is RelayIdentity =>
+    typeof i === 'object' && i !== null && typeof (i as RelayIdentity).relayId === 'string' && typeof (i as RelayIdentity).publicKey === 'string' && typeof (i as RelayIdentity).enrolledAtMs === 'number';
+  if (!Array.isArray(list) || !list.every(ok)) throw new Error(`${file}: not a relay identities file ({"identities":[{relayId, publicKey, enrolledAtMs, revokedAtMs?}]})`);
+  return list;
 }

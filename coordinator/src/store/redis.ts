@@ -3,8 +3,10 @@
  * measurements and revocations.
  *
  * Layout (every name starts with `keyPrefix`, default `slip:`):
- * - hashes `relays`, `measurements`, `revocations`: field → JSON `{ e: expiresAtMs, v: record }`.
- *   Readers skip expired entries; `prune` deletes them (HSCAN, in batches).
+ * - hashes `relays`, `measurements`, `revocations`, `identities`, `jointokens`: field →
+ *   JSON `{ e: expiresAtMs, v: record }`. Readers skip expired entries; `prune` deletes
+ *   them (HSCAN, in batches). Identities never expire (`e` is the latest epoch ms);
+ *   join tokens are keyed by their hash and taken with HGET + HDEL in one MULTI.
  * - channel `changes`: `handleId|JSON change` for every write, so replicas
  *   apply each other's changes at once; a handle ignores its own messages.
  *
@@ -19,6 +21,7 @@ import { REDIS_KEY_PREFIX_DEFAULT, STORE_OUTBOX_MAX } from '../constants.js';
 import type { MeasurementRecord } from '../core/measurements.js';
 import type { RelayRecord } from '../core/registry.js';
 import type { Revocation } from '../core/revocations.js';
+import type { JoinTokenRecord, RelayIdentity } from '../core/relay-identities.js';
 import type { Store, StoreChange, StoreListener, StoreStatus } from './store.js';
 
 /** Options of {@link RedisStore.open}. */
@@ -40,6 +43,9 @@ const PRUNE_BATCH = 500;
 
 type Op = () => Promise<unknown>;
 
+/** The `e` of an identity: the latest epoch ms a Date holds (identities do not expire; revoking one replaces it). */
+const IDENTITY_EXPIRES_AT_MS = 8.64e15;
+
 function redactUrl(url: string): string {
   return url.replace(/\/\/([^@/]*)@/, '//***@');
 }
@@ -58,7 +64,7 @@ export class RedisStore implements Store {
   private detail: string;
   private closed = false;
   private flushing: Promise<void> | undefined;
-  private readonly keys: { relays: string; measurements: string; revocations: string; channel: string };
+  private readonly keys: { relays: string; measurements: string; revocations: string; identities: string; joinTokens: string; channel: string };
 
   private constructor(
     private readonly redis: Redis,
@@ -67,7 +73,7 @@ export class RedisStore implements Store {
     keyPrefix: string,
     private readonly logger: Logger | undefined,
   ) {
-    this.keys = { relays: `${keyPrefix}relays`, measurements: `${keyPrefix}measurements`, revocations: `${keyPrefix}revocations`, channel: `${keyPrefix}changes` };
+    this.keys = { relays: `${keyPrefix}relays`, measurements: `${keyPrefix}measurements`, revocations: `${keyPrefix}revocations`, identities: `${keyPrefix}identities`, joinTokens: `${keyPrefix}jointokens`, channel: `${keyPrefix}changes` };
     this.detail = `connecting to ${redactUrl(url)}`;
     this.downSinceMs = Date.now();
     redis.on('ready', () => this.onReady());
@@ -144,11 +150,36 @@ export class RedisStore implements Store {
     return this.list<Revocation>(this.keys.revocations, nowMs);
   }
 
+  putIdentity(identity: RelayIdentity): Promise<void> {
+    return this.write(`i:${identity.relayId}`, this.keys.identities, identity.relayId, { e: IDENTITY_EXPIRES_AT_MS, v: identity }, { kind: 'identity', identity });
+  }
+
+  listIdentities(): Promise<RelayIdentity[]> {
+    return this.list<RelayIdentity>(this.keys.identities, 0);
+  }
+
+  async putJoinToken(token: JoinTokenRecord): Promise<void> {
+    if (!this.ok) throw new Error(`redis store unavailable: ${this.detail}`);
+    await this.redis.hset(this.keys.joinTokens, token.tokenHash, JSON.stringify({ e: token.expiresAtMs, v: token }));
+  }
+
+  async takeJoinToken(tokenHash: string, nowMs: number): Promise<JoinTokenRecord | undefined> {
+    if (!this.ok) throw new Error(`redis store unavailable: ${this.detail}`);
+    const results = await this.redis.multi().hget(this.keys.joinTokens, tokenHash).hdel(this.keys.joinTokens, tokenHash).exec();
+    const failed = results?.find(([error]) => error);
+    if (failed) throw failed[0];
+    const [[, raw], [, deleted]] = results as [[null, string | null], [null, number]];
+    // Only the MULTI that deleted the field took the token.
+    if (raw === null || deleted !== 1) return undefined;
+    const e = parseEnvelope(raw);
+    return e !== undefined && e.e > nowMs ? (e.v as JoinTokenRecord) : undefined;
+  }
+
   async prune(nowMs: number): Promise<number> {
     if (!this.ok) return 0;
     let dropped = 0;
     try {
-      for (const key of [this.keys.relays, this.keys.measurements, this.keys.revocations]) {
+      for (const key of [this.keys.relays, this.keys.measurements, this.keys.revocations, this.keys.joinTokens]) {
         let cursor = '0';
         // Bounded: HSCAN visits each field at least once and returns cursor 0 at the end.
         for (let round = 0; round < 1_000_000; round++) {
@@ -253,7 +284,7 @@ export class RedisStore implements Store {
     }
     if (parsed === null || typeof parsed !== 'object') return;
     const change = parsed as StoreChange;
-    if (change.kind !== 'relay' && change.kind !== 'measurement' && change.kind !== 'revocation') return;
+    if (change.kind !== 'relay' && change.kind !== 'measurement' && change.kind !== 'revocation' && change.kind !== 'identity') return;
     for (const listener of this.listeners) listener(change);
   }
 

@@ -14,6 +14,7 @@
 import type { MeasurementRecord } from '../core/measurements.js';
 import type { RelayRecord } from '../core/registry.js';
 import type { Revocation } from '../core/revocations.js';
+import type { JoinTokenRecord, RelayIdentity } from '../core/relay-identities.js';
 import type { StoreStatus } from '../../../proto/src/api/contract.js';
 export type { StoreStatus };
 
@@ -22,6 +23,7 @@ export type StoreChange =
   | { readonly kind: 'relay'; readonly record: RelayRecord }
   | { readonly kind: 'measurement'; readonly record: MeasurementRecord }
   | { readonly kind: 'revocation'; readonly revocation: Revocation }
+  | { readonly kind: 'identity'; readonly identity: RelayIdentity }
   /** The backend was unreachable and is back: changes may have been missed; reload with the list methods. */
   | { readonly kind: 'resync' };
 
@@ -44,6 +46,18 @@ export interface Store {
   putRevocation(revocation: Revocation): Promise<void>;
   /** Revocations not expired at `nowMs`. Rejects when the backend is unreachable. */
   listRevocations(nowMs: number): Promise<Revocation[]>;
+  /** Writes (replaces) a relay's identity, kept until revoked and replaced. Never rejects for an unreachable backend. */
+  putIdentity(identity: RelayIdentity): Promise<void>;
+  /** Every relay identity held (revoked ones too). Rejects when the backend is unreachable. */
+  listIdentities(): Promise<RelayIdentity[]>;
+  /** Stores a join token (its hash), kept until `token.expiresAtMs`. Rejects when the backend is unreachable: the token would not be known to other replicas. */
+  putJoinToken(token: JoinTokenRecord): Promise<void>;
+  /**
+   * Takes a join token: returns it and deletes it in one atomic step, so that of two
+   * replicas (or requests) taking the same token at once only one gets it. Undefined when
+   * unknown, already taken or expired at `nowMs`. Rejects when the backend is unreachable.
+   */
+  takeJoinToken(tokenHash: string, nowMs: number): Promise<JoinTokenRecord | undefined>;
   /** Deletes entries expired at `nowMs`; resolves to how many (0 when the backend is unreachable). */
   prune(nowMs: number): Promise<number>;
   /** Calls `listener` for changes made through other handles on the same backend, and for `resync`. Returns the unsubscribe function. */

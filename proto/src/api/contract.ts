@@ -10,7 +10,21 @@
 
 /** The API's paths, by what they do. `:id` is a session id (16 lowercase hex digits). */
 export const API_PATHS = {
-  /** `POST`, fleet secret: a relay joins (or re-joins) the registry. Body {@link RelayInfo}, answer {@link RegisterAnswer}. */
+  /**
+   * `POST`, join token (no other credential): a relay enrolls its own Ed25519 key.
+   * Body {@link EnrollRequest}, answer {@link EnrollAnswer}. See `./relay-identity.ts`.
+   */
+  relayEnroll: '/v1/relays/enroll',
+  /** `POST`, admin key: mints a one-time join token for one relay id. Body {@link JoinTokenRequest}, answer {@link JoinTokenAnswer}. */
+  joinTokens: '/v1/admin/join-tokens',
+  /** `GET`, admin key: enrolled relay identities ({@link RelayIdentityView}[]); `DELETE …/:relayId` revokes one ({@link RevokeIdentityAnswer}). */
+  relayIdentities: '/v1/admin/relay-identities',
+  /**
+   * Relay routes below take the relay's own signature (`Authorization: Slip-Relay …`,
+   * `./relay-identity.ts`) or, unless the coordinator sets `fleet.requireRelayIdentity`,
+   * the fleet secret (`Authorization: Bearer …`) for a relay id that has no identity.
+   */
+  /** `POST`, relay: a relay joins (or re-joins) the registry. Body {@link RelayInfo}, answer {@link RegisterAnswer}. */
   relayRegister: '/v1/relays/register',
   /** `POST`, fleet secret: a relay is alive. Body `{ relayId } & RelayLoad`; 404 `unknown_relay` means register again. */
   relayHeartbeat: '/v1/relays/heartbeat',
@@ -101,6 +115,78 @@ export interface RelayLoad {
   readonly cpuFraction: number;
   /** True while the relay drains: it keeps its sessions but takes no new ones. */
   readonly draining: boolean;
+}
+
+/** Body of `POST /v1/relays/enroll`. */
+export interface EnrollRequest {
+  /** The relay id the token was minted for; absent: whatever id the token names (`slipstream relay --join`). */
+  readonly relayId?: string;
+  /** The relay's raw Ed25519 public key (32 bytes), base64. */
+  readonly publicKey: string;
+  /** The one-time join token (`sjt_…`). */
+  readonly token: string;
+}
+
+/** Answer of `POST /v1/relays/enroll`: the relay's identity, and what it needs to run. */
+export interface EnrollAnswer {
+  readonly relayId: string;
+  /** Epoch ms. */
+  readonly enrolledAtMs: number;
+  /** Raw Ed25519 public key (base64) that verifies tickets. */
+  readonly ticketPublicKey: string;
+  /** The fleet seal key (32 bytes, base64) that opens session keys in tickets: keep it private (HTTPS to the coordinator across networks). */
+  readonly sealKey: string;
+  /** Origins the coordinator knows an address for: what the relay's `tunnel.origins` maps. */
+  readonly origins: { readonly name: string; readonly address: string }[];
+  /** Where the relay is, when the token was minted with it. */
+  readonly placement?: RelayPlacement;
+}
+
+/** Where a relay is, as a join token may carry it. */
+export interface RelayPlacement {
+  readonly region: string;
+  /** Degrees, −90..90. */
+  readonly latitude: number;
+  /** Degrees, −180..180. */
+  readonly longitude: number;
+}
+
+/** Body of `POST /v1/admin/join-tokens`. */
+export interface JoinTokenRequest {
+  /** The relay id the token enrolls (and only that one). */
+  readonly relayId: string;
+  /** Where the relay is: handed to it at enrollment (`slipstream relay --join` needs no YAML then). */
+  readonly placement?: RelayPlacement;
+  /** Token lifetime, ms, 60 000..604 800 000 (7 days). Default the coordinator's `fleet.joinTokenTtlMs`. */
+  readonly ttlMs?: number;
+}
+
+/** Answer of `POST /v1/admin/join-tokens`. The coordinator keeps only the token's hash. */
+export interface JoinTokenAnswer {
+  readonly relayId: string;
+  /** Give it to the relay once (`tunnel.coordinatorJoinToken`, `slipstream relay --token`); it works once. */
+  readonly token: string;
+  /** Epoch ms. */
+  readonly expiresAtMs: number;
+}
+
+/** An enrolled relay identity, as the admin API lists it. */
+export interface RelayIdentityView {
+  readonly relayId: string;
+  /** Raw Ed25519 public key, base64. */
+  readonly publicKey: string;
+  /** Epoch ms. */
+  readonly enrolledAtMs: number;
+  /** Epoch ms, when revoked: the relay's requests are refused until it enrolls again with a new token. */
+  readonly revokedAtMs?: number;
+}
+
+/** Answer of `DELETE /v1/admin/relay-identities/:relayId`. */
+export interface RevokeIdentityAnswer {
+  readonly relayId: string;
+  readonly revoked: true;
+  /** Epoch ms. */
+  readonly revokedAtMs: number;
 }
 
 /** Answer of `CoordinatorClient.register`. */
@@ -406,8 +492,8 @@ export interface StoreStatus {
   readonly downSinceMs?: number;
 }
 
-/** How a relay authenticated: the current fleet secret or one kept from before a rotation. */
-export type FleetSecretRole = 'current' | 'previous' | 'unknown';
+/** How a relay authenticated: the current fleet secret, one kept from before a rotation, or its own enrolled key (`identity`). */
+export type FleetSecretRole = 'current' | 'previous' | 'unknown' | 'identity';
 
 /** Relays and how they authenticated, as `/health` reports them. */
 export interface FleetSecretsReport {
