@@ -49,7 +49,6 @@ const FLAGS: Record<string, FlagSpec> = {
   traffic: { type: 'integer', valueName: 'PPS', min: 0, max: 1000, default: 20, description: 'Built-in test datagrams per second through the game port, echoed back and counted (0 when your own game uses the port: connect answers the latest local sender)' },
   seconds: { type: 'integer', valueName: 'S', min: 1, max: 86_400, description: 'Stop after S seconds of the fleet being ready [default: run until Ctrl-C]' },
   json: { type: 'boolean', description: 'With --seconds: print one JSON summary on stdout instead of status lines' },
-  help: { type: 'boolean', description: 'Show this help' },
 };
 
 const SUMMARY = 'Run a real fleet on this machine: coordinator, relays behind an impaired last mile, an echo game server and connect, until Ctrl-C.';
@@ -155,6 +154,22 @@ class TestTraffic {
   }
 }
 
+/** Resolves to `port` when UDP 127.0.0.1:`port` can be bound now; throws naming it otherwise (before any process starts, not as connect's failure 5 s later). */
+async function udpPortFree(port: number): Promise<number> {
+  const socket = createSocket('udp4');
+  try {
+    await new Promise<void>((done, fail) => {
+      socket.once('error', fail);
+      socket.bind(port, '127.0.0.1', done);
+    });
+    return port;
+  } catch (error) {
+    throw new Error(`--game-port ${port}: cannot bind udp 127.0.0.1:${port} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  } finally {
+    socket.close();
+  }
+}
+
 const pct = (fraction: number): string => `${(fraction * 100).toFixed(1)} %`;
 
 function statusText(status: ConnectStatus | undefined, traffic: TestTraffic, pps: number): string {
@@ -212,7 +227,7 @@ async function run(values: FlagValues, io: CommandIo): Promise<number> {
     const keys = generateKeys(dir);
     origin = await startEchoOrigin('every');
     progress(`echo game server: udp 127.0.0.1:${origin.port}`);
-    const gamePort = num(values, 'game-port')! === 0 ? await freePort('udp') : num(values, 'game-port')!;
+    const gamePort = num(values, 'game-port')! === 0 ? await freePort('udp') : await udpPortFree(num(values, 'game-port')!);
     const loss = num(values, 'loss')! / 100;
     const impairment = { delayMs: num(values, 'delay-ms')!, ...(loss > 0 ? { loss: { model: 'bernoulli', p: loss } } : {}) };
     const starting = startQoeFleet({ dir, children, originPort: origin.port, seed: Math.floor(Math.random() * 0xffff_ffff), progress, relayCount, impairment, keys, connectPort: gamePort });

@@ -82,6 +82,22 @@ describe('slipstream dev', () => {
     assert.match(r.stderr, /--json: needs --seconds/);
   });
 
+  test('--game-port in use: one line naming it, exit 1, nothing started', async () => {
+    const holder = createSocket('udp4');
+    await new Promise<void>((done) => holder.bind(0, '127.0.0.1', done));
+    const dir = mkdtempSync(join(tmpdir(), 'dev-test-'));
+    try {
+      const port = holder.address().port;
+      const r = await runCli(['dev', '--game-port', String(port), '--dir', dir], 30_000);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`--game-port ${port}: cannot bind udp 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`));
+      assert.match(r.stderr, /stopped 0 processes/);
+    } finally {
+      holder.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('--seconds 4 --json --relays 2: dashboard answers, the game port echoes, the summary is right, no process left', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dev-test-'));
     try {
