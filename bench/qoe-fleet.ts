@@ -111,6 +111,8 @@ export interface QoeFleetOptions {
   readonly keys?: FleetKeys;
   /** Connect's local UDP port (the game's). Default a free port. */
   readonly connectPort?: number;
+  /** Aborts the wait for the fleet to form (Ctrl-C while it starts). */
+  readonly signal?: AbortSignal;
 }
 
 /** One call to the proxy's HTTP API; throws on an unexpected status. */
@@ -126,9 +128,10 @@ async function createProxy(api: string, definition: Record<string, unknown>): Pr
   return Number(/:(\d+)$/.exec(String(created.listen))![1]);
 }
 
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string, signal?: AbortSignal): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
+    signal?.throwIfAborted();
     const value = await probe().catch(() => undefined);
     if (value !== undefined) return value;
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -213,6 +216,7 @@ export async function startQoeFleet(opts: QoeFleetOptions): Promise<QoeFleet> {
     },
     FLEET_READY_TIMEOUT_MS,
     `${relayCount} healthy relays with origin figures in /v1/fleet`,
+    opts.signal,
   );
   progress(`fleet ready: ${relayCount} relays healthy`);
 

@@ -75,6 +75,8 @@ export class ChildRegistry {
   private readonly children: BenchChild[] = [];
   /** Output kept per stream of each child, characters (the tail); unbounded unless set — a long `slipstream dev` sets it. */
   keepChars = Number.POSITIVE_INFINITY;
+  /** Set by {@link stopAll}: no process starts after it. */
+  private stopped = false;
   private readonly onSignal = (signal: NodeJS.Signals): void => {
     for (const c of this.children) c.kill('SIGKILL');
     process.exit(signal === 'SIGINT' ? 130 : 143);
@@ -97,13 +99,16 @@ export class ChildRegistry {
 
   /** Spawns the CLI with `args` (stdin ignored, stdout and stderr piped) and registers it; `name` says which process it is in messages (default the args). */
   start(args: readonly string[], name = args.join(' ')): BenchChild {
+    // A start racing a stop (Ctrl-C while a fleet forms) would leave a process nobody stops.
+    if (this.stopped) throw new Error(`not starting ${name}: the processes are being stopped`);
     const c = new BenchChild(spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }), name, this.keepChars);
     this.children.push(c);
     return c;
   }
 
-  /** Stops every registered child (SIGTERM, then SIGKILL after the grace) and removes the signal handlers. */
+  /** Stops every registered child (SIGTERM, then SIGKILL after the grace) and removes the signal handlers; no child starts after it. */
   async stopAll(): Promise<void> {
+    this.stopped = true;
     await Promise.all(this.children.map((c) => c.stop()));
     if (!this.handleSignals) return;
     process.removeListener('SIGINT', this.onSignal);

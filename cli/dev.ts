@@ -230,11 +230,16 @@ async function run(values: FlagValues, io: CommandIo): Promise<number> {
     const gamePort = num(values, 'game-port')! === 0 ? await freePort('udp') : await udpPortFree(num(values, 'game-port')!);
     const loss = num(values, 'loss')! / 100;
     const impairment = { delayMs: num(values, 'delay-ms')!, ...(loss > 0 ? { loss: { model: 'bernoulli', p: loss } } : {}) };
-    const starting = startQoeFleet({ dir, children, originPort: origin.port, seed: Math.floor(Math.random() * 0xffff_ffff), progress, relayCount, impairment, keys, connectPort: gamePort });
+    const abort = new AbortController();
+    const starting = startQoeFleet({ dir, children, originPort: origin.port, seed: Math.floor(Math.random() * 0xffff_ffff), progress, relayCount, impairment, keys, connectPort: gamePort, signal: abort.signal });
     const fleet: QoeFleet | undefined = await Promise.race([starting, stop.asked.then(() => undefined)]);
     if (fleet === undefined) {
-      starting.catch(() => undefined);
-      return await finish(0);
+      // Stopped while the fleet formed: stop what started (no process starts after that),
+      // then let the start fail on the stopped processes before returning.
+      abort.abort();
+      const code = await finish(0);
+      await starting.catch(() => undefined);
+      return code;
     }
     // From here on, a child that exits without being asked to is a death.
     for (const child of children.all) {
@@ -298,7 +303,7 @@ async function run(values: FlagValues, io: CommandIo): Promise<number> {
     await children.stopAll();
     await origin?.close();
     stop.dispose();
-    progress(`stopped ${children.all.length} processes; keys and configs kept in ${dir}`);
+    progress(`stopped ${children.all.length} process${children.all.length === 1 ? '' : 'es'}; keys and configs kept in ${dir}`);
     return code;
   }
 }

@@ -9,7 +9,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CliProcess } from './support/cli-process.js';
@@ -29,6 +29,20 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** PIDs of the running processes whose command line mentions `text` (Linux /proc): configs and connect's cache live in the command's directory. */
+function processesMentioning(text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(text)) pids.push(Number(entry));
+    } catch {
+      // Exited while listed.
+    }
+  }
+  return pids;
 }
 
 /** The `processes:` line of the ready message, as name → PID. */
@@ -150,6 +164,21 @@ describe('slipstream dev', () => {
       assert.equal(await withTimeout(dev.exited, EXIT_TIMEOUT_MS, 'exit after SIGINT'), 0, dev.stderr);
       assert.match(dev.stderr, /stopped 4 processes/);
       for (const [name, pid] of pids) assert.ok(!alive(pid), `${name} (PID ${pid}) is gone`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('SIGINT while the fleet forms: what started is stopped, exit 0', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dev-test-'));
+    try {
+      const dev = CliProcess.start(['dev', '--relays', '3', '--traffic', '0', '--dir', dir]);
+      await dev.waitFor(/coordinator: http/, 'stderr', READY_TIMEOUT_MS);
+      assert.ok(processesMentioning(dir).length > 0, 'the coordinator runs with its config in the directory');
+      dev.kill('SIGINT');
+      assert.equal(await withTimeout(dev.exited, EXIT_TIMEOUT_MS, 'exit after SIGINT'), 0, dev.stderr);
+      assert.doesNotMatch(dev.stderr, /ready: /);
+      assert.deepEqual(processesMentioning(dir), [], 'no process of this fleet is left');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
