@@ -39,6 +39,8 @@ const CHILD_OUTPUT_KEEP_CHARS = 64 * 1024;
 const DEATH_GRACE_MS = 500;
 /** Bytes of each built-in test datagram (sequence number in the first 4). */
 const TEST_DATAGRAM_BYTES = 64;
+/** Echoes count only for the last this many datagrams sent (at 20/s: 50 s, far beyond any RTT). */
+const TEST_ECHO_WINDOW = 1000;
 
 const FLAGS: Record<string, FlagSpec> = {
   dir: { type: 'string', valueName: 'DIR', description: 'Directory for the keys (keys.yaml), the configs and connect\'s cache; created if missing, kept after exit [default: a new directory under the system temp dir, printed at start]' },
@@ -121,17 +123,20 @@ function generateKeys(dir: string): FleetKeys {
 /** The built-in game: `pps` datagrams a second to the game port, counting distinct echoes. Stops with {@link TestTraffic.stop}. */
 class TestTraffic {
   sent = 0;
+  /** Distinct datagrams echoed back. */
+  received = 0;
+  /** Sequence numbers echoed among the last {@link TEST_ECHO_WINDOW} sent (older echoes are not counted: memory stays bounded over hours). */
   private readonly echoed = new Set<number>();
   private timer: NodeJS.Timeout | undefined;
 
   private constructor(private readonly socket: Socket) {
     socket.on('message', (bytes) => {
-      if (bytes.length === TEST_DATAGRAM_BYTES) this.echoed.add(bytes.readUInt32BE(0));
+      if (bytes.length !== TEST_DATAGRAM_BYTES) return;
+      const seq = bytes.readUInt32BE(0);
+      if (seq >= this.sent || seq < this.sent - TEST_ECHO_WINDOW || this.echoed.has(seq)) return;
+      this.echoed.add(seq);
+      this.received++;
     });
-  }
-
-  get received(): number {
-    return this.echoed.size;
   }
 
   static async start(port: number, pps: number): Promise<TestTraffic> {
@@ -143,6 +148,7 @@ class TestTraffic {
         const datagram = Buffer.alloc(TEST_DATAGRAM_BYTES);
         datagram.writeUInt32BE(t.sent++, 0);
         socket.send(datagram, port, '127.0.0.1');
+        t.echoed.delete(t.sent - 1 - TEST_ECHO_WINDOW);
       }, 1000 / pps);
     }
     return t;
