@@ -43,6 +43,10 @@ export interface QoeRelay {
   readonly proxyName: string;
   /** The relay's `/metrics` URL (its FEC byte counters give the downstream FEC overhead). */
   readonly metricsUrl: string;
+  /** The relay's own tunnel address (`HOST:PORT`), behind its last-mile proxy. */
+  readonly tunnel: string;
+  /** The last-mile proxy's address in front of it (`127.0.0.1:PORT`): the tunnel address the relay advertises. */
+  readonly proxy: string;
 }
 
 /** The running deployment. */
@@ -62,6 +66,30 @@ export interface QoeFleet {
   readonly coordinatorUrl: string;
 }
 
+/** The fleet's secrets, each base64 (what deploy/scripts/generate-keys.mjs prints). */
+export interface FleetKeys {
+  /** The coordinator's 32-byte Ed25519 ticket signing seed. */
+  readonly ticketSigningSeed: string;
+  /** Its raw public key (the relays verify tickets with it). */
+  readonly ticketPublicKey: string;
+  readonly sealKey: string;
+  readonly fleetSecret: string;
+  /** The API key connect asks for tickets with. */
+  readonly apiKey: string;
+}
+
+/** A fresh random set of {@link FleetKeys}. */
+export function randomFleetKeys(): FleetKeys {
+  const signingSeed = randomBytes(32);
+  return {
+    ticketSigningSeed: signingSeed.toString('base64'),
+    ticketPublicKey: Buffer.from(rawPublicKey(ticketSigningKeyFromSeed(signingSeed))).toString('base64'),
+    sealKey: randomBytes(32).toString('base64'),
+    fleetSecret: randomBytes(24).toString('base64'),
+    apiKey: randomBytes(24).toString('base64'),
+  };
+}
+
 /** Options of {@link startQoeFleet}. */
 export interface QoeFleetOptions {
   /** Folder for configs and connect's cache. */
@@ -79,6 +107,12 @@ export interface QoeFleetOptions {
   readonly directLastMile?: 'own' | 'shared';
   /** The last mile's impairment at start (both directions). Default 10 ms one way. */
   readonly impairment?: Readonly<Record<string, unknown>>;
+  /** The fleet's keys. Default {@link randomFleetKeys}. */
+  readonly keys?: FleetKeys;
+  /** Connect's local UDP port (the game's). Default a free port. */
+  readonly connectPort?: number;
+  /** Aborts the wait for the fleet to form (Ctrl-C while it starts). */
+  readonly signal?: AbortSignal;
 }
 
 /** One call to the proxy's HTTP API; throws on an unexpected status. */
@@ -94,9 +128,10 @@ async function createProxy(api: string, definition: Record<string, unknown>): Pr
   return Number(/:(\d+)$/.exec(String(created.listen))![1]);
 }
 
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string, signal?: AbortSignal): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
+    signal?.throwIfAborted();
     const value = await probe().catch(() => undefined);
     if (value !== undefined) return value;
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -115,13 +150,9 @@ export async function startQoeFleet(opts: QoeFleetOptions): Promise<QoeFleet> {
   const relayCount = opts.relayCount ?? RELAY_COUNT;
   const impairment = opts.impairment ?? { delayMs: LAST_MILE_DELAY_MS };
   const directShares = opts.directLastMile === 'shared';
-  const signingSeed = randomBytes(32);
-  const sealKey = randomBytes(32).toString('base64');
-  const fleetSecret = randomBytes(24).toString('base64');
-  const apiKey = randomBytes(24).toString('base64');
-  const publicKey = Buffer.from(rawPublicKey(ticketSigningKeyFromSeed(signingSeed))).toString('base64');
+  const { ticketSigningSeed, ticketPublicKey: publicKey, sealKey, fleetSecret, apiKey } = opts.keys ?? randomFleetKeys();
 
-  const proxy = children.start(['sim', 'proxy', '--listen', '127.0.0.1:0', '--seed', String(opts.seed)]);
+  const proxy = children.start(['sim', 'proxy', '--listen', '127.0.0.1:0', '--seed', String(opts.seed)], 'sim proxy');
   const api = (await proxy.waitFor(/"event":"started","api":"([^"]+)"/, 'stdout', 15_000))[1]!;
   progress(`sim proxy: ${api}`);
   await proxyApi(api, 'POST', '/v1/links', { name: PLAYER_LINK, both: impairment }, 201);
@@ -130,9 +161,9 @@ export async function startQoeFleet(opts: QoeFleetOptions): Promise<QoeFleet> {
   const coordinatorConfig = join(dir, 'coordinator.yaml');
   writeFileSync(
     coordinatorConfig,
-    ['listen: 127.0.0.1:0', 'leaseMs: 1500', 'logLevel: warn', 'origins:', `  - { name: game, address: 127.0.0.1:${originPort} }`, 'keys:', `  ticketSigningSeed: ${signingSeed.toString('base64')}`, `  sealKey: ${sealKey}`, `  fleetSecret: ${fleetSecret}`, `  apiKeys: [${apiKey}]`].join('\n'),
+    ['listen: 127.0.0.1:0', 'leaseMs: 1500', 'logLevel: warn', 'origins:', `  - { name: game, address: 127.0.0.1:${originPort} }`, 'keys:', `  ticketSigningSeed: ${ticketSigningSeed}`, `  sealKey: ${sealKey}`, `  fleetSecret: ${fleetSecret}`, `  apiKeys: [${apiKey}]`].join('\n'),
   );
-  const coordinator = children.start(['coordinator', '--config', coordinatorConfig]);
+  const coordinator = children.start(['coordinator', '--config', coordinatorConfig], 'coordinator');
   const coordinatorUrl = (await coordinator.waitFor(/listening on (http:\/\/[0-9.:]+)/, 'stderr', 15_000))[1]!;
   const coordinatorHostPort = coordinatorUrl.replace(/^http:\/\//, '');
   const coordinatorProxyPort = await createProxy(api, { name: 'coordinator', protocol: 'tcp', listen: '127.0.0.1:0', upstream: coordinatorHostPort, both: { delayMs: LAST_MILE_DELAY_MS } });
@@ -172,7 +203,7 @@ export async function startQoeFleet(opts: QoeFleetOptions): Promise<QoeFleet> {
         '  meshRefreshMs: 500',
       ].join('\n'),
     );
-    relays.push({ relayId, proc: children.start(['relay', '--config', config]), proxyName, metricsUrl: `http://${address}:${metricsPort}/metrics` });
+    relays.push({ relayId, proc: children.start(['relay', '--config', config], relayId), proxyName, metricsUrl: `http://${address}:${metricsPort}/metrics`, tunnel: `${address}:${tunnelPort}`, proxy: `127.0.0.1:${lastMilePort}` });
     progress(`${relayId}: tunnel ${address}:${tunnelPort}, advertised through the last-mile proxy 127.0.0.1:${lastMilePort}`);
   }
 
@@ -185,12 +216,13 @@ export async function startQoeFleet(opts: QoeFleetOptions): Promise<QoeFleet> {
     },
     FLEET_READY_TIMEOUT_MS,
     `${relayCount} healthy relays with origin figures in /v1/fleet`,
+    opts.signal,
   );
   progress(`fleet ready: ${relayCount} relays healthy`);
 
   const directPort = await createProxy(api, { name: 'direct', protocol: 'udp', listen: '127.0.0.1:0', upstream: `127.0.0.1:${originPort}`, link: directShares ? PLAYER_LINK : DIRECT_LINK });
-  const connectPort = await freePort('udp');
-  const connect = children.start(['connect', '--coordinator', `http://127.0.0.1:${coordinatorProxyPort}`, '--origin', 'game', '--listen', `udp:127.0.0.1:${connectPort}`, '--api-key', apiKey, '--bind', '127.0.0.1', '--cache', join(dir, 'cache.json'), '--status-interval-ms', '1000']);
+  const connectPort = opts.connectPort ?? (await freePort('udp'));
+  const connect = children.start(['connect', '--coordinator', `http://127.0.0.1:${coordinatorProxyPort}`, '--origin', 'game', '--listen', `udp:127.0.0.1:${connectPort}`, '--api-key', apiKey, '--bind', '127.0.0.1', '--cache', join(dir, 'cache.json'), '--status-interval-ms', '1000'], 'connect');
   await connect.waitFor(/listening: /, 'stdout', 20_000);
   const path = await connect.waitFor(/path: (\S+)/, 'stdout', 10_000);
   progress(`connect: udp 127.0.0.1:${connectPort}, path ${path[1]}`);

@@ -23,9 +23,19 @@ export class BenchChild {
   /** Resolves once the process has exited. */
   readonly exited: Promise<void>;
 
-  constructor(readonly child: ChildProcess) {
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => (this.stdout += c));
-    child.stderr!.setEncoding('utf8').on('data', (c: string) => (this.stderr += c));
+  /**
+   * @param name which process it is, for messages.
+   * @param keepChars output kept per stream, characters: beyond twice that, only the
+   *   last `keepChars` are kept (a process that runs for hours keeps printing status lines).
+   */
+  constructor(
+    readonly child: ChildProcess,
+    readonly name = 'child',
+    keepChars = Number.POSITIVE_INFINITY,
+  ) {
+    const trim = (text: string): string => (text.length > 2 * keepChars ? text.slice(-keepChars) : text);
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => (this.stdout = trim(this.stdout + c)));
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (this.stderr = trim(this.stderr + c)));
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
   }
 
@@ -63,27 +73,44 @@ export class BenchChild {
 /** Every child started through it, stopped together by PID by {@link stopAll} (also on SIGINT/SIGTERM while installed). */
 export class ChildRegistry {
   private readonly children: BenchChild[] = [];
+  /** Output kept per stream of each child, characters (the tail); unbounded unless set — a long `slipstream dev` sets it. */
+  keepChars = Number.POSITIVE_INFINITY;
+  /** Set by {@link stopAll}: no process starts after it. */
+  private stopped = false;
   private readonly onSignal = (signal: NodeJS.Signals): void => {
     for (const c of this.children) c.kill('SIGKILL');
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };
 
-  /** Installs the SIGINT/SIGTERM handlers that kill the children by PID before exiting. */
-  constructor() {
+  /**
+   * Installs the SIGINT/SIGTERM handlers that kill the children by PID before exiting,
+   * unless `handleSignals` is false (`slipstream dev` stops them gracefully itself).
+   */
+  constructor(private readonly handleSignals = true) {
+    if (!handleSignals) return;
     process.once('SIGINT', this.onSignal);
     process.once('SIGTERM', this.onSignal);
   }
 
-  /** Spawns the CLI with `args` (stdin ignored, stdout and stderr piped) and registers it. */
-  start(args: readonly string[]): BenchChild {
-    const c = new BenchChild(spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  /** Every child started so far, in start order. */
+  get all(): readonly BenchChild[] {
+    return this.children;
+  }
+
+  /** Spawns the CLI with `args` (stdin ignored, stdout and stderr piped) and registers it; `name` says which process it is in messages (default the args). */
+  start(args: readonly string[], name = args.join(' ')): BenchChild {
+    // A start racing a stop (Ctrl-C while a fleet forms) would leave a process nobody stops.
+    if (this.stopped) throw new Error(`not starting ${name}: the processes are being stopped`);
+    const c = new BenchChild(spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }), name, this.keepChars);
     this.children.push(c);
     return c;
   }
 
-  /** Stops every registered child (SIGTERM, then SIGKILL after the grace) and removes the signal handlers. */
+  /** Stops every registered child (SIGTERM, then SIGKILL after the grace) and removes the signal handlers; no child starts after it. */
   async stopAll(): Promise<void> {
+    this.stopped = true;
     await Promise.all(this.children.map((c) => c.stop()));
+    if (!this.handleSignals) return;
     process.removeListener('SIGINT', this.onSignal);
     process.removeListener('SIGTERM', this.onSignal);
   }

@@ -28,4 +28,5 @@ export const commands: Readonly<Record<string, () => Promise<Command>>> = {
   relay: async () => (await import('../relay/src/command.js')).relayCommand,
   connect: async () => (await import('../sdk/src/command.js')).connectCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
+  dev: async () => (await import('./dev.js')).devCommand,
 };
