@@ -49,7 +49,17 @@ function hostsText(scenario: Scenario, hosts: readonly string[]): string {
   return parts.join(', ');
 }
 
+/** "a → b", or "a ↔ b" when the pairs are both directions between two sides (a `between`/`↔` selector). */
 function pairsText(scenario: Scenario, pairs: readonly DirectedPair[]): string {
+  const first = pairs[0];
+  if (first !== undefined) {
+    const left = new Set(pairs.filter((p) => p[1] === first[1]).map((p) => p[0]));
+    const right = new Set(pairs.filter((p) => p[0] === first[0]).map((p) => p[1]));
+    const key = (a: string, b: string): string => `${a}\u0000${b}`;
+    const have = new Set(pairs.map((p) => key(p[0], p[1])));
+    const expected = [...left].flatMap((a) => [...right].flatMap((b) => [key(a, b), key(b, a)]));
+    if (expected.length === have.size && expected.every((k) => have.has(k))) return `${hostsText(scenario, [...left])} ↔ ${hostsText(scenario, [...right])}`;
+  }
   const from = [...new Set(pairs.map((p) => p[0]))];
   const to = [...new Set(pairs.map((p) => p[1]))];
   return `${hostsText(scenario, from)} → ${hostsText(scenario, to)}`;
