@@ -103,6 +103,16 @@ test('verdict: loss the direct route took during a link change is the route the 
   assert.match(loss.text, /the relays' route avoided player → game: bursty loss for 15 s at 30 s/);
 });
 
+test('verdict: a long event window that merely holds a noisy second is not blamed', () => {
+  // A 30 s coordinator outage players never feel; the direct path's noisiest second falls in it.
+  const marks = [mark('outage', 15_000, 'coordinator cut off for 30 s', 30_000), mark('link', 15_000, 'player ↔ game: delay 45 ms', 30_000)];
+  const r = report({ loss: 0.02, p50: 80, p99: 90, gap: 60, spikes: { 20: 0.05 } }, { loss: 0.002, p50: 50, p99: 55, gap: 40 }, { fecOverhead: 0.4 });
+  const loss = change(r, marks, 'loss');
+  assert.equal(loss.change, 'better');
+  assert.doesNotMatch(loss.text, /avoided/);
+  assert.doesNotMatch(change(r, marks, 'longestGap').text, /coordinator|player ↔ game/);
+});
+
 test('verdict: equal figures are the same, with no reasons invented', () => {
   const r = report({ loss: 0.01, p50: 50, p99: 60, gap: 100 }, { loss: 0.0102, p50: 51, p99: 61, gap: 120 });
   const v = verdict(r, []);

@@ -14,9 +14,12 @@
  *   that length was scripted, the gap is the blackout itself (it cut the last mile
  *   both paths share); a longer gap through Slipstream after a crash is the failover.
  *
- * A scripted event is blamed for a stretch of the series when that stretch starts in
- * its window: from its time to its end (or {@link EVENT_REACH_MS} after, whichever is
- * later). Pure: report and marks in, verdict out.
+ * A scripted event is blamed for what one path suffered and the other did not only when
+ * the per-second series show it: the second where that path is worst falls in the
+ * event's window (from its time to its end, or {@link EVENT_REACH_MS} after, whichever
+ * is later), and over that window the path is worse than the other by 1 % of loss (10 ms
+ * of round trip) and worse than twice its own mean elsewhere. Pure: report and marks
+ * in, verdict out.
  */
 import type { QoeReport } from '../scenario/run.js';
 import { aggregateSeries, type AggregateSeries } from './series.js';
@@ -72,10 +75,12 @@ function markAt(marks: readonly TimelineMark[], index: number, intervalMs: numbe
   return found;
 }
 
-/** The interval where `series` exceeds `other` most (by loss), or undefined when it never does by 1 %. */
-function worstInterval(series: readonly (number | null)[], other: readonly (number | null)[]): number | undefined {
+type Series = readonly (number | null)[];
+
+/** The interval where `series` exceeds `other` most, or undefined when it never does by more than `minExcess`. */
+function worstInterval(series: Series, other: Series, minExcess: number): number | undefined {
   let best: number | undefined;
-  let bestExcess = 0.01;
+  let bestExcess = minExcess;
   series.forEach((v, i) => {
     const excess = (v ?? 0) - (other[i] ?? 0);
     if (v !== null && excess > bestExcess) {
@@ -85,6 +90,46 @@ function worstInterval(series: readonly (number | null)[], other: readonly (numb
   });
   return best;
 }
+
+/** Mean of the non-null values of `series` inside (or outside) intervals `[from, to)`; undefined when there are none. */
+function mean(series: Series, from: number, to: number, inside: boolean): number | undefined {
+  let sum = 0;
+  let n = 0;
+  series.forEach((v, i) => {
+    const isInside = i >= from && i < to;
+    if (v === null || isInside !== inside) return;
+    sum += v;
+    n++;
+  });
+  return n === 0 ? undefined : sum / n;
+}
+
+/**
+ * The scripted event (one of `kinds`) that `series` suffered and `other` did not: the
+ * latest whose window holds the interval where `series` exceeds `other` most, provided
+ * that over the whole window `series` is above `other` by more than `minExcess` and above
+ * twice its own mean elsewhere. So a long window that merely happens to hold a noisy
+ * second (a 30 s coordinator outage players never feel) is not blamed.
+ */
+function blame(marks: readonly TimelineMark[], kinds: readonly TimelineMark['kind'][], series: Series, other: Series, intervalMs: number, minExcess: number): TimelineMark | undefined {
+  const worst = worstInterval(series, other, minExcess);
+  const m = worst === undefined ? undefined : markAt(marks, worst, intervalMs, kinds);
+  if (m === undefined) return undefined;
+  const from = Math.floor(m.atMs / intervalMs);
+  const to = Math.max(from + 1, Math.ceil((m.atMs + Math.max(m.durationMs ?? 0, EVENT_REACH_MS)) / intervalMs));
+  const inside = mean(series, from, to, true);
+  const otherInside = mean(other, from, to, true) ?? 0;
+  const outside = mean(series, from, to, false);
+  if (inside === undefined || inside - otherInside <= minExcess) return undefined;
+  if (outside !== undefined && inside < 2 * outside) return undefined;
+  return m;
+}
+
+const ALL_KINDS: readonly TimelineMark['kind'][] = ['crash', 'restart', 'outage', 'blackout', 'link'];
+/** Loss excess (fraction) for a stretch of the series to count as hit by an event. */
+const LOSS_BLAME_MIN = 0.01;
+/** Round-trip excess for a stretch of the series to count as hit by an event, ms. */
+const LATENCY_BLAME_MIN_MS = 10;
 
 const at = (m: TimelineMark): string => `at ${secondsText(m.atMs)}`;
 
@@ -101,15 +146,13 @@ function lossPoint(report: QoeReport, agg: AggregateSeries, marks: readonly Time
   const change = Math.abs(d - s) < LOSS_SAME_ABS || Math.abs(d - s) < 0.25 * Math.max(d, s) ? 'same' : s < d ? 'better' : 'worse';
   const why: string[] = [];
   if (change === 'better') {
-    const worst = worstInterval(agg.direct.loss, agg.slipstream.loss);
-    const link = worst === undefined ? undefined : markAt(marks, worst, agg.intervalMs, ['link', 'outage']);
+    const link = blame(marks, ['link', 'blackout'], agg.direct.loss, agg.slipstream.loss, agg.intervalMs, LOSS_BLAME_MIN);
     if (link !== undefined) why.push(`the relays' route avoided ${link.label} ${at(link)}`);
     if (report.slipstream.fecOverhead > 0.005) why.push(`FEC rebuilt what the last mile dropped, for ${(report.slipstream.fecOverhead * 100).toFixed(0)} % more bytes`);
   } else if (change === 'worse') {
-    const worst = worstInterval(agg.slipstream.loss, agg.direct.loss);
-    const crash = worst === undefined ? undefined : markAt(marks, worst, agg.intervalMs, ['crash', 'outage']);
+    const crash = blame(marks, ALL_KINDS, agg.slipstream.loss, agg.direct.loss, agg.intervalMs, LOSS_BLAME_MIN);
     if (crash?.kind === 'crash') why.push(`packets on their way through ${crash.relay!} when it crashed ${at(crash)} were lost until the failover`);
-    else if (crash !== undefined) why.push(`the ${crash.label} ${at(crash)}`);
+    else if (crash !== undefined) why.push(`${crash.label} ${at(crash)}`);
     else why.push('the relay path loses more than the direct route');
   }
   return { aspect: 'loss', change, text: `loss ${pct(d)} → ${pct(s)}${why.length > 0 ? ` (${why.join('; ')})` : ''}` };
@@ -136,8 +179,7 @@ function latencyPoints(report: QoeReport, agg: AggregateSeries, marks: readonly 
       if (crash !== undefined && report.slipstream.switches > 0) why.push(`answers delayed around the failover after ${crash.relay!} crashed ${at(crash)}`);
       if (why.length === 0) why.push('the relay path is more jittery than the direct route');
     } else if (change === 'better') {
-      const worst = worstInterval(agg.direct.latencyP99Ms.map((v) => (v === null ? null : v / 1000)), agg.slipstream.latencyP99Ms.map((v) => (v === null ? null : v / 1000)));
-      const link = worst === undefined ? undefined : markAt(marks, worst, agg.intervalMs, ['link', 'outage', 'blackout']);
+      const link = blame(marks, ['link', 'blackout'], agg.direct.latencyP99Ms, agg.slipstream.latencyP99Ms, agg.intervalMs, LATENCY_BLAME_MIN_MS);
       const p50Better = d50 !== null && s50 !== null && compare(d50, s50, latencySame(d50, s50)) === 'better';
       why.push(link !== undefined ? `the relays' route avoided ${link.label} ${at(link)}` : p50Better ? 'the shorter whole path, at the tail too' : "the relays' route has fewer slow moments than the direct one");
     }
@@ -157,13 +199,12 @@ function gapPoint(report: QoeReport, agg: AggregateSeries, marks: readonly Timel
     return { aspect: 'longestGap', change, text };
   }
   if (change === 'worse') {
-    const worst = worstInterval(agg.slipstream.loss, agg.direct.loss);
-    const cause = worst === undefined ? marks.find((m) => m.kind === 'crash') : markAt(marks, worst, agg.intervalMs, ['crash', 'outage', 'blackout', 'link']);
+    // Without a loss spike to go by, a crash the players switched away from still explains a longer silence.
+    const cause = blame(marks, ALL_KINDS, agg.slipstream.loss, agg.direct.loss, agg.intervalMs, LOSS_BLAME_MIN) ?? (report.slipstream.switches > 0 ? marks.find((m) => m.kind === 'crash') : undefined);
     const why = cause?.kind === 'crash' ? `the failover after ${cause.relay!} crashed ${at(cause)}: the time to notice the relay is gone and move to the warm backup` : cause !== undefined ? `${cause.label} ${at(cause)}` : 'the relay path went silent for longer than the direct route';
     return { aspect: 'longestGap', change, text: `${text} (${why})` };
   }
-  const worst = worstInterval(agg.direct.loss, agg.slipstream.loss);
-  const cause = worst === undefined ? undefined : markAt(marks, worst, agg.intervalMs, ['link', 'outage', 'blackout']);
+  const cause = blame(marks, ['link', 'outage', 'blackout'], agg.direct.loss, agg.slipstream.loss, agg.intervalMs, LOSS_BLAME_MIN);
   return { aspect: 'longestGap', change, text: `${text} (${cause !== undefined ? `Slipstream kept answers coming through ${cause.label} ${at(cause)}` : 'Slipstream kept answers coming when the direct route went quiet'})` };
 }
 
