@@ -24,7 +24,12 @@ import { verdict } from './verdict.js';
 export const RELAY_BAND_PLAYERS_MAX = 24;
 
 const WIDTH = 960;
-const MARGIN = { left: 60, right: 20, top: 34, bottom: 40 } as const;
+const MARGIN = { right: 20, top: 34, bottom: 40 } as const;
+/** Left margin bounds, px: room for the y ticks, or for the player names of the relay band (at most {@link NAME_CHARS_MAX} characters). */
+const LEFT_MIN = 60;
+const NAME_CHARS_MAX = 22;
+/** Rough width of one character of an 11 px label, px. */
+const CHAR_PX = 6.6;
 const PLOT_HEIGHT = 240;
 const BAND_ROW = 14;
 
@@ -59,22 +64,24 @@ interface Line {
 }
 
 interface Frame {
+  /** Left edge of the plotting area, px (the same on every plot, so their time axes line up). */
+  readonly left: number;
   readonly durationMs: number;
   readonly intervalMs: number;
   readonly height: number;
   readonly x: (ms: number) => number;
 }
 
-function frame(durationMs: number, intervalMs: number, height: number): Frame {
-  const span = WIDTH - MARGIN.left - MARGIN.right;
-  return { durationMs, intervalMs, height, x: (ms) => MARGIN.left + (span * Math.min(Math.max(ms, 0), durationMs)) / Math.max(1, durationMs) };
+function frame(left: number, durationMs: number, intervalMs: number, height: number): Frame {
+  const span = WIDTH - left - MARGIN.right;
+  return { left, durationMs, intervalMs, height, x: (ms) => left + (span * Math.min(Math.max(ms, 0), durationMs)) / Math.max(1, durationMs) };
 }
 
 /** The time axis at the bottom of a plot: ticks in seconds. */
 function timeAxis(f: Frame): string {
   const bottom = MARGIN.top + f.height;
   const step = niceStep(f.durationMs / 1000, 10);
-  const out = [`<line class="axis" x1="${MARGIN.left}" y1="${bottom}" x2="${WIDTH - MARGIN.right}" y2="${bottom}"/>`];
+  const out = [`<line class="axis" x1="${f.left}" y1="${bottom}" x2="${WIDTH - MARGIN.right}" y2="${bottom}"/>`];
   for (let s = 0; s * 1000 <= f.durationMs + 1e-9; s += step) {
     const x = fixed(f.x(s * 1000));
     out.push(`<line class="tick" x1="${x}" y1="${bottom}" x2="${x}" y2="${bottom + 5}"/><text class="tick-label" x="${x}" y="${bottom + 17}" text-anchor="middle">${fixed(s)}</text>`);
@@ -105,13 +112,16 @@ function linePlot(id: string, title: string, unit: string, lines: readonly Line[
   let max = 0;
   for (const l of lines) for (const v of l.values) if (v !== null) max = Math.max(max, v * scale);
   const step = niceStep(max > 0 ? max * 1.05 : 1);
-  const top = Math.max(step, Math.ceil((max * 1.05) / step) * step);
+  let top = Math.max(step, Math.ceil((max * 1.05) / step) * step);
+  // The legend sits in the top left: one more step when the lines would run under it.
+  const legendHeight = Math.ceil(lines.length / 2) * 16 + 12;
+  if (max > top * (1 - legendHeight / f.height)) top += step;
   const bottom = MARGIN.top + f.height;
   const y = (v: number): number => bottom - (f.height * v * scale) / top;
   const grid: string[] = [];
   for (let v = 0; v <= top + 1e-9; v += step) {
     const yy = fixed(bottom - (f.height * v) / top);
-    grid.push(`<line class="grid" x1="${MARGIN.left}" y1="${yy}" x2="${WIDTH - MARGIN.right}" y2="${yy}"/><text class="tick-label" x="${MARGIN.left - 6}" y="${yy}" dy="4" text-anchor="end">${+v.toPrecision(6)}</text>`);
+    grid.push(`<line class="grid" x1="${f.left}" y1="${yy}" x2="${WIDTH - MARGIN.right}" y2="${yy}"/><text class="tick-label" x="${f.left - 6}" y="${yy}" dy="4" text-anchor="end">${+v.toPrecision(6)}</text>`);
   }
   const paths = lines.map((l) => {
     const parts: string[] = [];
@@ -133,23 +143,28 @@ function linePlot(id: string, title: string, unit: string, lines: readonly Line[
   });
   const legend = lines
     .map((l, i) => {
-      const lx = MARGIN.left + 10 + (i % 2) * 260;
+      const lx = f.left + 10 + (i % 2) * 260;
       const ly = bottom - f.height + 14 + Math.floor(i / 2) * 16;
       return `<g class="legend-item"><line x1="${lx}" y1="${ly}" x2="${lx + 24}" y2="${ly}" stroke="${l.colour}" stroke-width="2"${l.dashed ? ' stroke-dasharray="6 4"' : ''}/><text x="${lx + 30}" y="${ly}" dy="4">${escapeHtml(l.name)}</text></g>`;
     })
     .join('');
   const height = MARGIN.top + f.height + MARGIN.bottom;
-  return `<figure><figcaption>${escapeHtml(title)}</figcaption><svg id="${id}" class="plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${WIDTH} ${height}" width="${WIDTH}" height="${height}" role="img" aria-label="${escapeHtml(title)}">${grid.join('')}<text class="axis-label" x="${MARGIN.left - 6}" y="${MARGIN.top - 22}" text-anchor="end">${escapeHtml(unit)}</text>${eventMarks(f, marks)}${paths.join('')}${timeAxis(f)}<rect class="legend-box" x="${MARGIN.left + 4}" y="${bottom - f.height + 4}" width="${lines.length > 2 ? 520 : 260}" height="${Math.ceil(lines.length / 2) * 16 + 4}"/>${legend}</svg></figure>`;
+  return `<figure><figcaption>${escapeHtml(title)}</figcaption><svg id="${id}" class="plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${WIDTH} ${height}" width="${WIDTH}" height="${height}" role="img" aria-label="${escapeHtml(title)}">${grid.join('')}<text class="axis-label" x="${f.left - 6}" y="${MARGIN.top - 22}" text-anchor="end">${escapeHtml(unit)}</text>${eventMarks(f, marks)}${paths.join('')}${timeAxis(f)}<rect class="legend-box" x="${f.left + 4}" y="${bottom - f.height + 4}" width="${lines.length > 2 ? 520 : 260}" height="${Math.ceil(lines.length / 2) * 16 + 4}"/>${legend}</svg></figure>`;
+}
+
+/** A player's name cut to {@link NAME_CHARS_MAX} characters for the band's label (the full name is in each cell's tooltip). */
+function shortName(name: string): string {
+  return name.length > NAME_CHARS_MAX ? `${name.slice(0, NAME_CHARS_MAX - 1)}…` : name;
 }
 
 /** One band per player (the first {@link RELAY_BAND_PLAYERS_MAX}): the relay in use each interval, coloured; a legend of relays. */
-function relayPlot(report: QoeReport, durationMs: number, intervalMs: number, marks: readonly TimelineMark[]): string {
+function relayPlot(report: QoeReport, left: number, durationMs: number, intervalMs: number, marks: readonly TimelineMark[]): string {
   const shown = report.clients.slice(0, RELAY_BAND_PLAYERS_MAX);
   const relays: string[] = [];
   for (const c of shown) for (const r of c.series.slipstream.relay) if (r !== null && !relays.includes(r)) relays.push(r);
   relays.sort();
   const colour = (r: string | null): string => (r === null ? NO_RELAY_COLOUR : RELAY_COLOURS[relays.indexOf(r) % RELAY_COLOURS.length]!);
-  const f = frame(durationMs, intervalMs, Math.max(1, shown.length) * BAND_ROW);
+  const f = frame(left, durationMs, intervalMs, Math.max(1, shown.length) * BAND_ROW);
   const rows = shown.map((c, row) => {
     const yy = MARGIN.top + row * BAND_ROW;
     const cells: string[] = [];
@@ -164,13 +179,13 @@ function relayPlot(report: QoeReport, durationMs: number, intervalMs: number, ma
       cells.push(`<rect class="relay-cell" data-relay="${escapeHtml(r ?? '')}" x="${fixed(x0)}" y="${yy + 1}" width="${fixed(Math.max(0.5, x1 - x0))}" height="${BAND_ROW - 2}" fill="${colour(r)}"><title>${escapeHtml(`${c.name}: ${r ?? 'no relay'}, ${secondsText(start * intervalMs)}–${secondsText(i * intervalMs)}`)}</title></rect>`);
       start = i;
     }
-    return `<g class="relay-row" data-player="${escapeHtml(c.name)}"><text class="tick-label" x="${MARGIN.left - 6}" y="${yy + BAND_ROW / 2}" dy="4" text-anchor="end">${escapeHtml(c.name.length > 9 ? `${c.name.slice(0, 8)}…` : c.name)}</text>${cells.join('')}</g>`;
+    return `<g class="relay-row" data-player="${escapeHtml(c.name)}"><text class="tick-label" x="${f.left - 6}" y="${yy + BAND_ROW / 2}" dy="4" text-anchor="end">${escapeHtml(shortName(c.name))}</text>${cells.join('')}</g>`;
   });
   const bottom = MARGIN.top + f.height;
   const legendItems = [...relays.map((r) => [r, colour(r)] as const), ['no relay', NO_RELAY_COLOUR] as const];
   const legend = legendItems
     .map(([name, c], i) => {
-      const lx = MARGIN.left + i * 130;
+      const lx = f.left + i * 130;
       const ly = bottom + 52;
       return `<g class="legend-item"><rect x="${lx}" y="${ly - 8}" width="14" height="12" fill="${c}"/><text x="${lx + 20}" y="${ly}" dy="2">${escapeHtml(name)}</text></g>`;
     })
@@ -228,7 +243,9 @@ export function renderHtmlReport(report: QoeReport, marks: readonly TimelineMark
   const agg = aggregateSeries(report);
   const v = verdict(report, marks);
   const durationMs = Math.max(report.durationMs, agg.count * agg.intervalMs);
-  const f = frame(durationMs, agg.intervalMs, PLOT_HEIGHT);
+  const longest = Math.max(0, ...report.clients.slice(0, RELAY_BAND_PLAYERS_MAX).map((c) => shortName(c.name).length));
+  const left = Math.max(LEFT_MIN, Math.ceil(12 + longest * CHAR_PX));
+  const f = frame(left, durationMs, agg.intervalMs, PLOT_HEIGHT);
   const rtt = linePlot(
     'plot-rtt',
     'Round trip over time (each player’s median per second)',
@@ -264,7 +281,7 @@ export function renderHtmlReport(report: QoeReport, marks: readonly TimelineMark
 <p class="sub">${escapeHtml(`seed ${report.seed} · ${report.players} player${report.players === 1 ? '' : 's'} · ${secondsText(report.durationMs)} simulated`)}</p>
 <section id="verdict"><strong>What players would feel through Slipstream, against the direct route:</strong><ul>${points}</ul>${v.notes.map((n) => `<p>${escapeHtml(n)}</p>`).join('')}</section>
 <h2>Figures</h2>${summaryTable(report)}
-<h2>Over time</h2>${rtt}${loss}${relayPlot(report, durationMs, agg.intervalMs, marks)}
+<h2>Over time</h2>${rtt}${loss}${relayPlot(report, left, durationMs, agg.intervalMs, marks)}
 <h2>Scripted events</h2>${eventList(marks)}
 </body></html>
 `;

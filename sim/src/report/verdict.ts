@@ -133,11 +133,14 @@ const LATENCY_BLAME_MIN_MS = 10;
 
 const at = (m: TimelineMark): string => `at ${secondsText(m.atMs)}`;
 
-/** The relay most players were on at the end. */
-function mainRelay(report: QoeReport): string | undefined {
+/** The relays players were on at the end, most used first: "relay-a", "relay-a and relay-b", or "4 relays". */
+function relaysInUse(report: QoeReport): string | undefined {
   const counts = new Map<string, number>();
   for (const c of report.clients) if (c.slipstream.relay !== null) counts.set(c.slipstream.relay, (counts.get(c.slipstream.relay) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0];
+  const names = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map((e) => e[0]);
+  if (names.length === 0) return undefined;
+  if (names.length > 3) return `${names.length} relays`;
+  return names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]!}`;
 }
 
 function lossPoint(report: QoeReport, agg: AggregateSeries, marks: readonly TimelineMark[]): VerdictPoint {
@@ -162,7 +165,7 @@ function latencyPoints(report: QoeReport, agg: AggregateSeries, marks: readonly 
   const out: VerdictPoint[] = [];
   const d50 = report.direct.latencyMs.p50;
   const s50 = report.slipstream.latencyMs.p50;
-  const relay = mainRelay(report);
+  const relay = relaysInUse(report);
   if (d50 !== null && s50 !== null) {
     const change = compare(d50, s50, latencySame(d50, s50));
     const why = change === 'better' ? ` (a faster whole path${relay ? ` through ${relay}` : ''} than the direct route)` : change === 'worse' ? ` (the detour${relay ? ` through ${relay}` : ''} is longer than the direct route)` : '';
