@@ -7,8 +7,8 @@
  * {@link MacJob} the driver takes with `TunnelClient.pollMacJob`, computes, and hands
  * back with `TunnelClient.handleMacResult(now, id, mac)` — an input like any other, so
  * the core stays sans-IO and a run replays from its inputs. Until then a Close waits
- * here, a path challenge stays unanswered (the relay keeps the session on the old path
- * meanwhile) and a relay's Close is not acted on.
+ * here, a path challenge stays unanswered (the relay drops packets from the new address
+ * meanwhile and challenges again on the next) and a relay's Close is not acted on.
  *
  * Imports only proto/ and the leaf `types.ts`: the context builds it, and the context
  * imports no room.
@@ -18,7 +18,11 @@ import type { Endpoint } from '../../../../proto/src/transport.js';
 import { buildClientCloseWithMac, CLOSE_MAC_BYTES, PATH_NONCE_BYTES } from '../../../../proto/src/wire-frames.js';
 import type { ClientTransmit, MacJob } from './types.js';
 
-/** Most MAC jobs waiting for the driver; beyond it new path challenges and relay Closes are dropped (the relay repeats them). */
+/**
+ * Most MAC jobs waiting for the driver; beyond it new path challenges and relay Closes
+ * are dropped (a relay challenges again on the client's next packet from the new
+ * address; a dropped Close leaves that relay to the liveness rules).
+ */
 export const MAC_JOBS_WAITING_MAX = 64;
 
 /** What a finished job lets the composer do. */
