@@ -36,6 +36,13 @@ export default tseslint.config(
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
   {
+    // The examples are Node programs a game developer copies: Node's web-platform globals too.
+    files: ['examples/**/*.mjs'],
+    languageOptions: {
+      globals: { Buffer: 'readonly', fetch: 'readonly', URL: 'readonly', performance: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly' },
+    },
+  },
+  {
     files: ['proto/**/*.ts', '*/src/core/**/*.ts'],
     rules: {
       'no-restricted-globals': ['error', ...forbiddenGlobals],

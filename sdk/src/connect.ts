@@ -32,6 +32,7 @@ import type { SlidingWindowParameters } from '../../proto/src/fec/index.js';
 import type { Endpoint } from '../../proto/src/transport.js';
 import { CANDIDATES_REFRESH_MS_DEFAULT, TICKET_PROVIDER_TIMEOUT_MS_DEFAULT } from './core/constants.js';
 import type { RelaySelectorInit } from './core/relay-selector.js';
+import { nodeHmacSha256 } from '../../proto/src/wire.js';
 import { TunnelClient, type PathInfo, type PathReport, type TunnelCandidate, type TunnelStats } from './core/tunnel-client.js';
 import { ErrorCode } from '../../proto/src/errors.js';
 import { SlipstreamError } from './errors.js';
@@ -512,6 +513,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     sessionId: grant.sessionId,
     ticket: toBytes(grant.ticket, 'ticket'),
     sessionKey: toBytes(grant.sessionKey, 'sessionKey', 32),
+    hmac: nodeHmacSha256,
     fecModes: options.fecModes,
     latencyBudgetMs: options.latencyBudgetMs,
     slidingWindow: options.slidingWindow,

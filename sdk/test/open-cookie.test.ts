@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeControl, type ControlMessageFields } from '../../proto/src/control.js';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader } from '../../proto/src/header.js';
-import { buildControlPacket } from '../../proto/src/wire.js';
+import { buildControlPacket, nodeHmacSha256 } from '../../proto/src/wire.js';
 import { KEEPALIVE_MS } from '../src/core/constants.js';
 import { TunnelClient } from '../src/core/tunnel-client.js';
 
@@ -43,7 +43,7 @@ const retry = (cookie: Uint8Array): Uint8Array => buildControlPacket(HIGH, LOW, 
 const accept = (): Uint8Array => buildControlPacket(HIGH, LOW, { type: 'sessionAccept', sessionId: '0123456789abcdef', fecMode: 'off' });
 
 test('a sessionRetry makes the client open again at once with the cookie; spoofed retries cannot make it flood; keepalives carry no cookie', () => {
-  const c = new TunnelClient({ sessionId: '0123456789abcdef', ticket: new Uint8Array(100), sessionKey: new Uint8Array(32).fill(7), fecModes: ['off'], warmBackup: false });
+  const c = new TunnelClient({ sessionId: '0123456789abcdef', ticket: new Uint8Array(100), sessionKey: new Uint8Array(32).fill(7), hmac: nodeHmacSha256, fecModes: ['off'], warmBackup: false });
   c.setCandidates(0, [{ id: 'A', tunnel: A, probe: A }]);
   let now = 0;
   let first: ControlMessageFields['sessionOpen'] | undefined;

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { decodeControl, encodeControl } from '../../proto/src/control.js';
 import { ErrorCode } from '../../proto/src/errors.js';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader } from '../../proto/src/header.js';
-import { buildControlPacket, buildPacket, PROBE_BODY_BYTES_WITH_STATUS, PROBE_STATUS_OFFSET, ProbeStatus, relayCloseMac } from '../../proto/src/wire.js';
+import { buildControlPacket, buildPacket, PROBE_BODY_BYTES_WITH_STATUS, PROBE_STATUS_OFFSET, ProbeStatus, nodeHmacSha256, relayCloseMac } from '../../proto/src/wire.js';
 import { TunnelClient, type TunnelClientEvent } from '../src/core/tunnel-client.js';
 
 const HIGH = 0x01234567;
@@ -21,7 +21,7 @@ const A = { address: '10.0.0.1', port: 4433 };
 
 /** One client against one scripted relay that accepts opens and answers probes. */
 function openClient(): { c: TunnelClient; events: TunnelClientEvent[]; pump: (now: number) => { type: number; bytes: Uint8Array }[] } {
-  const c = new TunnelClient({ sessionId: '0123456789abcdef', ticket: new Uint8Array(100), sessionKey: KEY, fecModes: ['off'], warmBackup: false });
+  const c = new TunnelClient({ sessionId: '0123456789abcdef', ticket: new Uint8Array(100), sessionKey: KEY, hmac: nodeHmacSha256, fecModes: ['off'], warmBackup: false });
   const events: TunnelClientEvent[] = [];
   const h = new PacketHeader();
   const pump = (now: number): { type: number; bytes: Uint8Array }[] => {
@@ -119,14 +119,14 @@ test('a probe reply whose status says UnknownSession reopens the session only wh
 });
 
 test('send returns false when the queue before the first session drops a datagram', () => {
-  const c = new TunnelClient({ sessionId: '0123456789abcdef', ticket: new Uint8Array(100), sessionKey: KEY, fecModes: ['off'] });
+  const c = new TunnelClient({ sessionId: '0123456789abcdef', ticket: new Uint8Array(100), sessionKey: KEY, hmac: nodeHmacSha256, fecModes: ['off'] });
   let dropped = 0;
   for (let i = 0; i < 100; i++) if (!c.send(0, new Uint8Array(10))) dropped++;
   assert.equal(dropped, 100 - 64);
 });
 
 test('relays that leave the candidate list leave no endpoint entries behind', () => {
-  const c = new TunnelClient({ sessionId: '0123456789abcdef', ticket: new Uint8Array(100), sessionKey: KEY, fecModes: ['off'] });
+  const c = new TunnelClient({ sessionId: '0123456789abcdef', ticket: new Uint8Array(100), sessionKey: KEY, hmac: nodeHmacSha256, fecModes: ['off'] });
   for (let i = 0; i < 50; i++) c.setCandidates(i, [{ id: `r${i}`, tunnel: { address: `10.0.${i}.1`, port: 4433 }, probe: { address: `10.0.${i}.1`, port: 4434 } }]);
   const byEndpoint = (c as unknown as { byEndpoint: Map<string, unknown> }).byEndpoint;
   assert.ok(byEndpoint.size <= 2 * 2, `${byEndpoint.size} entries held`);

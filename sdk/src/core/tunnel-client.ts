@@ -10,7 +10,10 @@
  * {@link TunnelClient.close}. Outputs, drained after every input (the str0m rule):
  * {@link TunnelClient.pollEvent} until undefined, {@link TunnelClient.pollTransmit}
  * until undefined, then one timer at {@link TunnelClient.pollTimeout}. Every datagram
- * goes out of one local socket.
+ * goes out of one local socket. A client given an asynchronous HMAC (WebCrypto, in a
+ * browser) also drains {@link TunnelClient.pollMacJob} and hands each MAC back with
+ * {@link TunnelClient.handleMacResult} (see `tunnel/session-macs.ts`); with Node's
+ * synchronous one there are never any.
  *
  * ## One session, several relays
  * The ticket is not bound to a relay, so the same session id is opened on the current
@@ -73,7 +76,7 @@ import { decodeControl } from '../../../proto/src/control.js';
 import { ErrorCode } from '../../../proto/src/errors.js';
 import { HEADER_BYTES, PacketType, parseHeader, sessionIdFromHex } from '../../../proto/src/header.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
-import { fecStatsFromMessage } from '../../../proto/src/wire.js';
+import { fecStatsFromMessage } from '../../../proto/src/wire-frames.js';
 import { RelaySelector, type SelectionEvent } from './relay-selector.js';
 import { TunnelContext } from './tunnel/context.js';
 import { DataPath } from './tunnel/data-path.js';
@@ -82,9 +85,9 @@ import { Probing } from './tunnel/probing.js';
 import { RelayLinks } from './tunnel/relay-link.js';
 import type { RelayLink } from './tunnel/relay-link-state.js';
 import { ClientTimer } from './tunnel/timer-table.js';
-import type { ClientTransmit, TunnelCandidate, TunnelClientEvent, TunnelClientInit, TunnelStats } from './tunnel/types.js';
+import type { ClientTransmit, MacJob, TunnelCandidate, TunnelClientEvent, TunnelClientInit, TunnelStats } from './tunnel/types.js';
 
-export type { ClientTransmit, PathInfo, PathReport, TunnelCandidate, TunnelClientEvent, TunnelClientInit, TunnelStats } from './tunnel/types.js';
+export type { ClientTransmit, MacJob, PathInfo, PathReport, TunnelCandidate, TunnelClientEvent, TunnelClientInit, TunnelStats } from './tunnel/types.js';
 
 /** The client state machine; see the module comment. */
 export class TunnelClient {
@@ -281,6 +284,24 @@ export class TunnelClient {
     this.afterInput(nowMs);
   }
 
+  /**
+   * Input: the MAC of job `id` from {@link pollMacJob} (HMAC-SHA256 of its `data` under
+   * its `key`, 32 bytes), for a client given an asynchronous HMAC. Unknown ids are
+   * ignored. After {@link close}, only a Close's MAC still counts (the Closes waiting for
+   * it go out).
+   */
+  handleMacResult(nowMs: number, id: number, mac: Uint8Array): void {
+    const ctx = this.ctx;
+    const done = ctx.macs.complete(id, mac);
+    if (done === undefined || this.closed || ctx.failed) return;
+    const link = ctx.relays.get(done.relayId);
+    if (link !== undefined) {
+      if (done.kind === 'path') this.liveness.sendPathResponse(link, done.nonce, done.mac);
+      else this.links.onRelayCloseChecked(nowMs, link, done.body, done.authentic);
+    }
+    this.afterInput(nowMs);
+  }
+
   /** App command: end every session (authenticated Close to each relay); idempotent. */
   close(_nowMs: number): void {
     if (this.closed) return;
@@ -293,6 +314,15 @@ export class TunnelClient {
   /** Output: the next event, or undefined. */
   pollEvent(): TunnelClientEvent | undefined {
     return this.ctx.events.shift();
+  }
+
+  /**
+   * Output: the next MAC the client needs computed, or undefined; only a client given an
+   * asynchronous HMAC (WebCrypto) has any. Drain it with the other outputs; compute each
+   * and hand it back with {@link handleMacResult}.
+   */
+  pollMacJob(): MacJob | undefined {
+    return this.ctx.macs.pollJob();
   }
 
   /** Output: the next datagram to send, or undefined. */

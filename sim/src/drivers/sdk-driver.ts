@@ -8,6 +8,7 @@
 import type { SimTimer } from '../core/event-queue.js';
 import type { SimHost, SimNetwork, SimUdpSocket } from '../core/network.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
+import { nodeHmacSha256 } from '../../../proto/src/wire.js';
 import { TunnelClient, type PathReport, type TunnelCandidate, type TunnelClientEvent, type TunnelClientInit } from '../../../sdk/src/core/tunnel-client.js';
 
 /** Asks for candidates; calls back with them, or with an Error when the coordinator cannot be reached. */
@@ -18,7 +19,8 @@ export interface SimTunnelClientInit {
   readonly network: SimNetwork;
   readonly host: SimHost;
   /** The core's options (ticket, key, tuning). */
-  readonly client: TunnelClientInit;
+  /** The client's options; `hmac` defaults to Node's synchronous `nodeHmacSha256`. */
+  readonly client: Omit<TunnelClientInit, 'hmac'> & { readonly hmac?: TunnelClientInit['hmac'] };
   /** Candidate lookups (the first at start, then every `refreshMs`). */
   readonly candidates: SimCandidateSource;
   /** Re-ask for candidates this often, ms. Default 60 000. */
@@ -48,7 +50,7 @@ export class SimTunnelClient {
   private cached: readonly TunnelCandidate[] | undefined;
 
   constructor(private readonly init: SimTunnelClientInit) {
-    this.core = new TunnelClient(init.client);
+    this.core = new TunnelClient({ ...init.client, hmac: init.client.hmac ?? nodeHmacSha256 });
     this.socket = this.bindSocket();
     this.timer = init.network.createTimer((now) => {
       this.core.handleTimeout(now);

@@ -10,6 +10,7 @@ import * as C from '../constants.js';
 import type { RelaySelector } from '../relay-selector.js';
 import type { RelayLink } from './relay-link-state.js';
 import type { TimerTable } from '../../../../proto/src/timer-table.js';
+import { SessionMacs } from './session-macs.js';
 import { clientTimerTable, type ClientTimerValue } from './timer-table.js';
 import type { ClientTransmit, TunnelClientEvent, TunnelClientInit } from './types.js';
 
@@ -46,6 +47,8 @@ export class TunnelContext {
   readonly transmits: ClientTransmit[] = [];
   readonly events: TunnelClientEvent[] = [];
   readonly timers: TimerTable<ClientTimerValue> = clientTimerTable();
+  /** The session MACs (client Close, path responses, relay Close checks), in place or queued for the driver. */
+  readonly macs: SessionMacs;
   /** The relay carrying traffic and the warm backup, as the selector last chose them. */
   currentId: string | undefined = undefined;
   backupId: string | undefined = undefined;
@@ -64,6 +67,7 @@ export class TunnelContext {
     this.sessionIdLow = sessionIdLow;
     this.sessionKey = init.sessionKey;
     this.ticket = init.ticket;
+    this.macs = new SessionMacs(init.hmac, init.sessionKey, sessionIdHigh, sessionIdLow, this.transmits);
     this.fecModes = init.fecModes ?? C.FEC_MODES_DEFAULT;
     this.slidingWindow = init.slidingWindow === undefined ? undefined : { ...SLIDING_WINDOW_PARAMETERS_DEFAULT, ...init.slidingWindow };
     if (this.slidingWindow !== undefined) validateSlidingWindowParameters(this.slidingWindow);

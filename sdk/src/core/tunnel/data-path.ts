@@ -14,7 +14,7 @@
 import { FEC_SLIDING_WINDOW_MARKER, FecController, FecSender, FecShardKind, setShardHeader, type FecIntervalStats, type FecScheme, type FecTransmit } from '../../../../proto/src/fec/index.js';
 import { HEADER_BYTES, HeaderFlag, PacketHeader, PacketType, writeHeader } from '../../../../proto/src/header.js';
 import { SlabAllocator } from '../../../../proto/src/slab.js';
-import { buildControlPacket, fecStatsMessage } from '../../../../proto/src/wire.js';
+import { buildControlPacket, fecStatsMessage } from '../../../../proto/src/wire-frames.js';
 import * as C from '../constants.js';
 import type { TunnelContext } from './context.js';
 import type { Liveness } from './liveness.js';

@@ -6,7 +6,7 @@
  * path challenges (the relay checking our new address after a NAT rebinding).
  * The rule is "Liveness and failover" in the module comment of `tunnel-client.ts`.
  */
-import { buildPathResponse } from '../../../../proto/src/wire.js';
+import { buildPathResponseWithMac } from '../../../../proto/src/wire-frames.js';
 import * as C from '../constants.js';
 import type { TunnelContext } from './context.js';
 import type { RelayLinks } from './relay-link.js';
@@ -126,8 +126,16 @@ export class Liveness {
   answerPathChallenge(link: RelayLink, body: Uint8Array): void {
     const ctx = this.ctx;
     this.pathChallenges++;
-    ctx.transmits.push({ to: link.tunnel, bytes: buildPathResponse(ctx.sessionKey, ctx.sessionIdHigh, ctx.sessionIdLow, body) });
+    // With an asynchronous HMAC the answer goes out when the MAC comes back (sendPathResponse).
+    const mac = ctx.macs.pathMac(link.id, body);
+    if (mac !== undefined) this.sendPathResponse(link, body, mac);
     ctx.events.push({ type: 'pathChallenge', relayId: link.id });
+  }
+
+  /** Answers `link`'s path challenge (`nonce`, or the challenge body it starts) with `mac`. */
+  sendPathResponse(link: RelayLink, nonce: Uint8Array, mac: Uint8Array): void {
+    const ctx = this.ctx;
+    ctx.transmits.push({ to: link.tunnel, bytes: buildPathResponseWithMac(ctx.sessionIdHigh, ctx.sessionIdLow, nonce, mac) });
   }
 
   /** The selector says relay `relayId` is back as the current one: check its session unless a check is armed for it. */

@@ -7,7 +7,7 @@
  */
 import { HEADER_BYTES } from '../../../../proto/src/header.js';
 import type { Endpoint } from '../../../../proto/src/transport.js';
-import { buildProbe, parseProbeReplyBody, PROBE_BODY_BYTES_WITH_STATUS } from '../../../../proto/src/wire.js';
+import { buildProbe, parseProbeReplyBody, PROBE_BODY_BYTES_WITH_STATUS } from '../../../../proto/src/wire-frames.js';
 import * as C from '../constants.js';
 import type { TunnelContext } from './context.js';
 import type { Liveness } from './liveness.js';

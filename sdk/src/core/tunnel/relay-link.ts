@@ -10,7 +10,7 @@
 import { ErrorCode, isTicketRefusal } from '../../../../proto/src/errors.js';
 import { FecReceiver, SLIDING_WINDOW_PARAMETERS_DEFAULT, slidingWindowReceiverSettings } from '../../../../proto/src/fec/index.js';
 import type { Endpoint } from '../../../../proto/src/transport.js';
-import { buildClientClose, buildControlPacket, openRelayClose } from '../../../../proto/src/wire.js';
+import { buildControlPacket } from '../../../../proto/src/wire-frames.js';
 import { decodeControl } from '../../../../proto/src/control.js';
 import * as C from '../constants.js';
 import type { TunnelContext } from './context.js';
@@ -163,7 +163,7 @@ export class RelayLinks {
   /** Ends `link`'s session (an authenticated Close when it was open or opening). */
   closeSession(link: RelayLink): void {
     const ctx = this.ctx;
-    if (link.sessionState === 'open' || link.sessionState === 'opening') ctx.transmits.push({ to: link.tunnel, bytes: buildClientClose(ctx.sessionKey, ctx.sessionIdHigh, ctx.sessionIdLow) });
+    if (link.sessionState === 'open' || link.sessionState === 'opening') ctx.macs.sendClose(link.tunnel);
     if (link.sessionState !== 'refused') link.sessionState = 'closed';
     link.receiver = undefined;
     link.nextOpenMs = Number.POSITIVE_INFINITY;
@@ -244,12 +244,18 @@ export class RelayLinks {
 
   /** A Close from `link`; `body` is what follows the header. */
   onRelayClose(nowMs: number, link: RelayLink, body: Uint8Array): void {
-    const ctx = this.ctx;
     // A header-only Close is "unknown session" from a relay whose full answer would have
     // been larger than the (small) datagram that caused it.
     if (body.length === 0) return this.reopenUnknownSession(nowMs, link);
     // A relay MACs its Close for a session it holds; anything else is unauthenticated.
-    const authentic = openRelayClose(ctx.sessionKey, ctx.sessionIdHigh, ctx.sessionIdLow, body);
+    // With an asynchronous HMAC the check comes back later, through onRelayCloseChecked.
+    const checked = this.ctx.macs.checkRelayClose(link.id, body);
+    if (checked !== undefined) this.onRelayCloseChecked(nowMs, link, body, checked.authentic);
+  }
+
+  /** A relay's Close once its MAC was checked: `authentic` is the reason when it verified, else undefined. */
+  onRelayCloseChecked(nowMs: number, link: RelayLink, body: Uint8Array, authentic: Uint8Array | undefined): void {
+    const ctx = this.ctx;
     const decoded = decodeControl(authentic ?? body);
     if (!decoded.ok || decoded.message.type !== 'sessionReject') return;
     const { reason, message } = decoded.message;

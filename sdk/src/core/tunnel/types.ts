@@ -6,6 +6,7 @@
  */
 import type { ClientPathReport } from '../../../../proto/src/api/contract.js';
 import type { SlidingWindowParameters } from '../../../../proto/src/fec/index.js';
+import type { HmacSha256 } from '../../../../proto/src/session-mac.js';
 import type { Endpoint } from '../../../../proto/src/transport.js';
 import type { RelaySelectorInit } from '../relay-selector.js';
 
@@ -31,6 +32,13 @@ export interface TunnelClientInit {
   readonly ticket: Uint8Array;
   /** The 32-byte session key the game backend handed out with the ticket. */
   readonly sessionKey: Uint8Array;
+  /**
+   * HMAC-SHA256 for the session MACs (path responses, Closes): Node's synchronous
+   * `nodeHmacSha256` (proto/src/wire.ts), or an asynchronous one (WebCrypto in a
+   * browser), whose work the client queues for its driver (`pollMacJob`). Required: the
+   * core imports no crypto library, so that it runs in a browser.
+   */
+  readonly hmac: HmacSha256;
   /**
    * FEC modes offered, best first; the relay takes the first it enables. Default
    * `['sw', 'dup', 'rs', 'off']`: sliding-window repairs follow each packet within a
@@ -147,4 +155,17 @@ export interface TunnelStats {
 export interface ClientTransmit {
   readonly to: Endpoint;
   readonly bytes: Uint8Array;
+}
+
+/**
+ * A MAC the client needs computed, when its HMAC is asynchronous: HMAC-SHA256 of `data`
+ * under `key` (32 bytes), handed back with `TunnelClient.handleMacResult(now, id, mac)`.
+ */
+export interface MacJob {
+  /** Names the job in `handleMacResult`. */
+  readonly id: number;
+  /** The session key. */
+  readonly key: Uint8Array;
+  /** The bytes to MAC (`session-mac.ts` says which). */
+  readonly data: Uint8Array;
 }
