@@ -33,6 +33,8 @@ import { FeedRevocationKeeper } from './revocation-state.js';
 import { createRelayMetrics, type FleetStatus } from './metrics.js';
 import { checkFdLimit, FD_RESERVE, readOpenFileLimit, type OpenFileLimit } from './fd-limit.js';
 import { TcpProxy } from './tcp-proxy.js';
+import { WebRtcEntry } from './webrtc.js';
+import { TRANSPORT_PORT_BASE } from './core/constants.js';
 
 /**
  * Events that a sender (or a storm of socket errors) can cause once per packet, logged
@@ -111,6 +113,8 @@ export interface RelayAddresses {
   readonly rules: Record<string, Endpoint[]>;
   readonly tunnel: Endpoint | undefined;
   readonly metrics: Endpoint | undefined;
+  /** The WebRTC signaling listener (`tunnel.webrtc.listen`), if any. */
+  readonly webrtc: Endpoint | undefined;
 }
 
 /** A running relay. */
@@ -134,6 +138,8 @@ export class Relay {
   private timerDeadline = Number.POSITIVE_INFINITY;
   private readonly onTimerBound = (): void => this.onTimer();
   private http: HttpServer | undefined;
+  /** The browser entry (`tunnel.webrtc`), or undefined. */
+  private webrtc: WebRtcEntry | undefined;
   private readonly registry: Registry;
   private revocationTimer: NodeJS.Timeout | undefined;
   private revocationStamp = '';
@@ -233,6 +239,7 @@ export class Relay {
       await Promise.all(relay.startupBinds!);
       relay.startupBinds = undefined;
       await relay.startHttp();
+      if (init.config.webrtc !== undefined) relay.webrtc = await WebRtcEntry.start({ spec: init.config.webrtc, logger: init.logger, core: relay.core, flush: () => relay.flush(), registry: relay.registry });
     } catch (error) {
       relay.close();
       throw error;
@@ -261,7 +268,7 @@ export class Relay {
 
   /** Where everything listens. */
   addresses(): RelayAddresses {
-    return { rules: this.bound, tunnel: this.tunnelBound, metrics: this.metricsBound };
+    return { rules: this.bound, tunnel: this.tunnelBound, metrics: this.metricsBound, webrtc: this.webrtc?.signaling };
   }
 
   /** The metrics registry (for tests). */
@@ -288,6 +295,10 @@ export class Relay {
     const core = this.core;
     for (let event = core.pollEvent(); event !== undefined; event = core.pollEvent()) this.onEvent(event);
     for (let tx = core.pollTransmit(); tx !== undefined; tx = core.pollTransmit()) {
+      if (tx.port >= TRANSPORT_PORT_BASE) {
+        this.webrtc?.send(tx.port, tx.prefix, tx.bytes);
+        continue;
+      }
       const socket = this.udp.get(tx.socketId);
       if (socket === undefined) continue;
       // dgram throws synchronously for a bad destination (ERR_SOCKET_BAD_PORT, a
@@ -338,6 +349,7 @@ export class Relay {
         this.logger.info({ event: 'session_start', kind: event.kind, session: event.id, rule: event.rule, client: event.client, origin: event.origin, fecMode: event.fecMode, ...(event.exit !== undefined ? { exit: event.exit } : {}) }, 'session start');
         return;
       case 'sessionEnd':
+        this.webrtc?.onSessionEnd(event.client);
         this.logger.info({ event: 'session_end', kind: event.kind, session: event.id, rule: event.rule, client: event.client, origin: event.origin, reason: event.reason, ...event.totals }, 'session end');
         return;
       case 'sessionMoved':
@@ -766,6 +778,7 @@ export class Relay {
     this.closed = true;
     this.core.close(performance.now());
     this.flush();
+    this.webrtc?.close();
     if (this.timer) clearTimeout(this.timer);
     if (this.revocationTimer) clearInterval(this.revocationTimer);
     if (this.aggregatorTimer) clearTimeout(this.aggregatorTimer);

@@ -1,0 +1,164 @@
+/**
+ * End-to-end, issue #15 item 1: the real `slipstream relay` process with
+ * `tunnel.webrtc`, and node-datachannel peers on 127.0.0.1 standing in for browsers
+ * (test/support/webrtc-client.ts): a valid ticket gets an SDP answer, the SDK's
+ * TunnelClient opens a tunnel session over the unreliable DataChannel and its messages
+ * echo through a UDP origin; a forged ticket is refused before any peer connection
+ * exists (the relay's counter of created peer connections does not move); the cap
+ * refuses with 503; a closed peer connection is reaped; a revoked ticket ends the
+ * peer connection.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sessionIdToHex } from '../proto/src/header.js';
+import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
+import { CliProcess } from './support/cli-process.js';
+import { freePort, udpEchoOrigin, type UdpEchoOrigin } from './support/sockets.js';
+import { eventually, until } from './support/wait.js';
+import { offerer, postOffer, WebRtcTunnel } from './support/webrtc-client.js';
+
+const PEER_CONNECTIONS_MAX = 2;
+const MESSAGES = 40;
+
+const signingKey = ticketSigningKeyFromSeed(randomBytes(32));
+const sealKey = randomBytes(32);
+let nextLow = 1;
+
+function mint(key = signingKey): { sessionId: string; ticket: Uint8Array; sessionKey: Uint8Array } {
+  const sessionId = sessionIdToHex(0x5eb0c000, nextLow++);
+  const sessionKey = randomBytes(32);
+  const now = Date.now();
+  const ticket = issueTicket({ sessionId, origin: 'game', issuedAtMs: now, expiresAtMs: now + 600_000, limits: { packetsPerSecond: 0, bytesPerSecond: 0 }, sessionKey, sealNonce: randomBytes(12) }, key, sealKey);
+  return { sessionId, ticket, sessionKey };
+}
+
+let dir: string;
+let origin: UdpEchoOrigin;
+let relay: CliProcess;
+let signalingUrl: string;
+let metricsPort: number;
+let revocationFile: string;
+const tunnels: WebRtcTunnel[] = [];
+
+async function metric(name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'slipstream-webrtc-'));
+  origin = await udpEchoOrigin();
+  revocationFile = join(dir, 'revoked.txt');
+  writeFileSync(revocationFile, '# revoked session ids\n');
+  const configPath = join(dir, 'relay.yaml');
+  writeFileSync(
+    configPath,
+    [
+      'upstreamBindAddress: 127.0.0.1',
+      'metrics: { listen: 127.0.0.1:0 }',
+      'tunnel:',
+      '  listen: 127.0.0.1:0',
+      `  ticketPublicKey: ${Buffer.from(rawPublicKey(signingKey)).toString('base64')}`,
+      `  sealKey: ${sealKey.toString('base64')}`,
+      `  origins: { game: 127.0.0.1:${origin.port} }`,
+      `  revocationFile: ${revocationFile}`,
+      '  revocationPollMs: 100',
+      '  webrtc:',
+      '    listen: 127.0.0.1:0',
+      `    udpMuxPort: ${await freePort('udp')}`,
+      `    peerConnectionsMax: ${PEER_CONNECTIONS_MAX}`,
+      '    idleTimeoutMs: 5000',
+    ].join('\n'),
+  );
+  relay = CliProcess.start(['relay', '--config', configPath]);
+  const started = JSON.parse((await relay.waitFor(/^.*"relay started".*$/m, 'stdout', 15_000))[0]) as { addresses: { webrtc: { port: number }; metrics: { port: number } } };
+  signalingUrl = `http://127.0.0.1:${started.addresses.webrtc.port}/webrtc`;
+  metricsPort = started.addresses.metrics.port;
+});
+
+after(async () => {
+  for (const t of tunnels) t.close();
+  relay.kill('SIGTERM');
+  await relay.exited;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('a valid ticket: SDP answer, a tunnel session over the DataChannel, every message echoed through the UDP origin', { timeout: 30_000 }, async () => {
+  const createdBefore = await metric('slipstream_relay_webrtc_peer_connections_created_total');
+  const t = await WebRtcTunnel.connect(signalingUrl, mint());
+  tunnels.push(t);
+  await until(() => t.isOpen, 10_000, 'the tunnel session open over the DataChannel');
+  assert.equal(await metric('slipstream_relay_webrtc_peer_connections_created_total'), createdBefore + 1);
+  assert.equal(await metric('slipstream_relay_webrtc_peer_connections'), 1);
+  for (let i = 0; i < MESSAGES; i++) t.send(Buffer.from(`message ${i}`));
+  await until(() => new Set(t.messages.map((m) => Buffer.from(m).toString())).size === MESSAGES, 10_000, `${MESSAGES} echoes`);
+  // The origin saw the relay's upstream socket, not the DataChannel.
+  assert.ok([...origin.sources.values()].reduce((a, b) => a + b, 0) >= MESSAGES);
+  t.close();
+  // The relay hears the close (SCTP/DTLS shutdown) or reaps it idle: the gauge returns to 0.
+  await eventually(async () => ((await metric('slipstream_relay_webrtc_peer_connections')) === 0 ? true : undefined), 15_000, 'the closed peer connection reaped');
+});
+
+test('a forged ticket, or none, is refused before any peer connection exists', { timeout: 20_000 }, async () => {
+  const createdBefore = await metric('slipstream_relay_webrtc_peer_connections_created_total');
+  const { pc, offer } = await offerer('forger');
+  try {
+    const forged = await postOffer(signalingUrl, mint(ticketSigningKeyFromSeed(randomBytes(32))).ticket, offer);
+    assert.equal(forged.status, 403, forged.body);
+    assert.equal((JSON.parse(forged.body) as { code: string }).code, 'SLIP_ERR_TICKET_FORGED');
+    const none = await postOffer(signalingUrl, undefined, offer);
+    assert.equal(none.status, 401, none.body);
+    const junk = await postOffer(signalingUrl, randomBytes(40), offer);
+    assert.equal(junk.status, 403, junk.body);
+  } finally {
+    pc.close();
+  }
+  assert.equal(await metric('slipstream_relay_webrtc_peer_connections_created_total'), createdBefore, 'no peer connection created for a refused ticket');
+  assert.ok((await metric('slipstream_relay_webrtc_signaling_refused_total', '{reason="ticket"}')) >= 2);
+});
+
+test(`the peer-connection cap (${PEER_CONNECTIONS_MAX}) refuses the next with 503, before any peer connection`, { timeout: 30_000 }, async () => {
+  await eventually(async () => ((await metric('slipstream_relay_webrtc_peer_connections')) === 0 ? true : undefined), 15_000, 'no peer connection left from earlier tests');
+  const held: WebRtcTunnel[] = [];
+  for (let i = 0; i < PEER_CONNECTIONS_MAX; i++) held.push(await WebRtcTunnel.connect(signalingUrl, mint()));
+  tunnels.push(...held);
+  const createdBefore = await metric('slipstream_relay_webrtc_peer_connections_created_total');
+  const { pc, offer } = await offerer('over-cap');
+  try {
+    const reply = await postOffer(signalingUrl, mint().ticket, offer);
+    assert.equal(reply.status, 503, reply.body);
+    assert.equal((JSON.parse(reply.body) as { error: string }).error, 'peer_connections_max');
+  } finally {
+    pc.close();
+  }
+  assert.equal(await metric('slipstream_relay_webrtc_peer_connections_created_total'), createdBefore);
+  for (const t of held) t.close();
+  await eventually(async () => ((await metric('slipstream_relay_webrtc_peer_connections')) === 0 ? true : undefined), 15_000, 'the closed peer connections reaped');
+});
+
+test('a revoked ticket ends the session and its peer connection', { timeout: 30_000 }, async () => {
+  const ticket = mint();
+  const t = await WebRtcTunnel.connect(signalingUrl, ticket);
+  tunnels.push(t);
+  await until(() => t.isOpen, 10_000, 'the tunnel session open');
+  assert.equal(await metric('slipstream_relay_webrtc_peer_connections'), 1);
+  appendFileSync(revocationFile, `${ticket.sessionId}\n`);
+  await until(() => t.events.some((e) => e.type === 'failed' && e.code === 'SLIP_ERR_TICKET_REVOKED') || t.pc.state() === 'closed', 10_000, 'the client told, or its peer connection closed');
+  await eventually(async () => ((await metric('slipstream_relay_webrtc_peer_connections')) === 0 ? true : undefined), 10_000, 'the revoked peer connection closed by the relay');
+  const closedText = (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).split('\n').filter((l) => l.startsWith('slipstream_relay_webrtc_peer_connections_closed_total'));
+  assert.ok((await metric('slipstream_relay_webrtc_peer_connections_closed_total', '{reason="session ended"}')) >= 1, closedText.join('\n'));
+  // And the revoked ticket cannot signal again.
+  const { pc, offer } = await offerer('revoked');
+  try {
+    const reply = await postOffer(signalingUrl, ticket.ticket, offer);
+    assert.equal(reply.status, 403, reply.body);
+    assert.equal((JSON.parse(reply.body) as { code: string }).code, 'SLIP_ERR_TICKET_REVOKED');
+  } finally {
+    pc.close();
+  }
+});
