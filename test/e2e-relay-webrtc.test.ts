@@ -6,7 +6,8 @@
  * echo through a UDP origin; a forged ticket is refused before any peer connection
  * exists (the relay's counter of created peer connections does not move); the cap
  * refuses with 503; a closed peer connection is reaped; a revoked ticket ends the
- * peer connection.
+ * peer connection; a flood of signaling requests from one source is rate-limited
+ * (429) within the per-source verification budget.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,6 +24,11 @@ import { offerer, postOffer, WebRtcTunnel } from './support/webrtc-client.js';
 
 const PEER_CONNECTIONS_MAX = 2;
 const MESSAGES = 40;
+/** `limits.ticketVerificationsPerSourcePerSecond` (its default). */
+const PER_SOURCE_PER_SECOND = 50;
+const FLOOD_REQUESTS = 400;
+const FLOOD_BATCH = 20;
+const FLOOD_MS_MAX = 10_000;
 
 const signingKey = ticketSigningKeyFromSeed(randomBytes(32));
 const sealKey = randomBytes(32);
@@ -161,4 +167,29 @@ test('a revoked ticket ends the session and its peer connection', { timeout: 30_
   } finally {
     pc.close();
   }
+});
+
+test('a flood of signaling requests from one source is rate-limited: verifications stay within the per-source budget, no peer connection is created', { timeout: 30_000 }, async () => {
+  const { pc, offer } = await offerer('flooder');
+  pc.close();
+  const forged = mint(ticketSigningKeyFromSeed(randomBytes(32))).ticket;
+  const createdBefore = await metric('slipstream_relay_webrtc_peer_connections_created_total');
+  const verificationsBefore = await metric('slipstream_relay_ticket_verifications_total');
+  const statuses = new Map<number, number>();
+  const startMs = performance.now();
+  // Bounded: FLOOD_REQUESTS in batches, at most FLOOD_MS_MAX.
+  for (let sent = 0; sent < FLOOD_REQUESTS && performance.now() - startMs < FLOOD_MS_MAX; sent += FLOOD_BATCH) {
+    const replies = await Promise.all(Array.from({ length: FLOOD_BATCH }, () => postOffer(signalingUrl, forged, offer)));
+    for (const r of replies) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+  }
+  const elapsedS = (performance.now() - startMs) / 1000;
+  const verifications = (await metric('slipstream_relay_ticket_verifications_total')) - verificationsBefore;
+  // The per-source limiter holds one second at its rate (relay/src/core/bucket.ts).
+  const budget = PER_SOURCE_PER_SECOND * (elapsedS + 1) + 2;
+  const note = `statuses ${JSON.stringify([...statuses])}, ${verifications} verifications in ${elapsedS.toFixed(2)} s (per-source budget ${budget.toFixed(0)})`;
+  console.log(note);
+  assert.ok((statuses.get(429) ?? 0) > 0, note);
+  assert.equal((statuses.get(429) ?? 0) + (statuses.get(403) ?? 0), [...statuses.values()].reduce((a, b) => a + b, 0), note);
+  assert.ok(verifications <= budget, note);
+  assert.equal(await metric('slipstream_relay_webrtc_peer_connections_created_total'), createdBefore, note);
 });

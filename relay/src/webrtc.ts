@@ -251,7 +251,7 @@ export class WebRtcEntry {
       else if (state === 'failed' || state === 'closed' || state === 'disconnected') setImmediate(() => this.closePeer(peer, `peer connection ${state}`));
     });
     try {
-      pc.setRemoteDescription(offer, 'offer');
+      pc.setRemoteDescription(withoutCandidates(offer), 'offer');
       const answer = await gathered(pc);
       if (answer === undefined) {
         this.closePeer(peer, 'gathering timed out');
@@ -366,6 +366,20 @@ async function readBody(req: IncomingMessage, bytesMax: number): Promise<string 
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * The offer without its ICE candidates. The relay then sends nothing until the client's
+ * own checks reach the mux port (it learns the client's address from them, as a
+ * peer-reflexive candidate, RFC 8445 §7.3.1.3): an offer cannot aim the relay's STUN
+ * checks at a third party, and no check or DTLS handshake reaches a client before it
+ * holds the answer (libdatachannel clients fail the DTLS fingerprint check otherwise).
+ */
+function withoutCandidates(offer: string): string {
+  return offer
+    .split(/\r?\n/)
+    .filter((line) => !line.startsWith('a=candidate:') && !line.startsWith('a=end-of-candidates'))
+    .join('\r\n');
 }
 
 /** The local description once ICE gathering completes (one SDP, no trickle), or undefined after {@link GATHER_WAIT_MS}. */

@@ -49,6 +49,11 @@ export class WebRtcTunnel {
   private constructor(
     readonly pc: PeerConnection,
     private readonly channel: DataChannel,
+    /**
+     * The reliable channel, unused here but held: node-datachannel closes the peer
+     * connection when a channel's wrapper is garbage-collected before it connects.
+     */
+    readonly control: DataChannel,
     readonly client: TunnelClient,
   ) {}
 
@@ -57,13 +62,22 @@ export class WebRtcTunnel {
    * and starts a TunnelClient over it. Rejects with the signaling reply on a refusal.
    */
   static async connect(url: string, init: { sessionId: string; ticket: Uint8Array; sessionKey: Uint8Array }, openTimeoutMs = 10_000): Promise<WebRtcTunnel> {
-    const { pc, tunnel, offer } = await offerer(`client-${init.sessionId}`);
+    const { pc, tunnel, control, offer } = await offerer(`client-${init.sessionId}`);
     const reply = await postOffer(url, init.ticket, offer);
     if (reply.status !== 201) {
       pc.close();
       throw new Error(`signaling refused: ${reply.status} ${reply.body}`);
     }
-    pc.setRemoteDescription(reply.body, 'answer');
+    try {
+      try {
+      pc.setRemoteDescription(reply.body, 'answer');
+    } catch (error) {
+      pc.close();
+      throw new Error(`the answer was not accepted (peer connection ${pc.state()}): ${(error as Error).message}`);
+    }
+    } catch (error) {
+      throw new Error(`${(error as Error).message}; state ${pc.state()}, ice ${pc.iceState()}, signaling ${pc.signalingState()}, gathering ${pc.gatheringState()}; answer: ${JSON.stringify(reply.body)}`);
+    }
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the tunnel DataChannel did not open')), openTimeoutMs);
       tunnel.onOpen(() => {
@@ -76,7 +90,7 @@ export class WebRtcTunnel {
       }
     });
     const client = new TunnelClient({ ...init, fecModes: ['off'], warmBackup: false });
-    const self = new WebRtcTunnel(pc, tunnel, client);
+    const self = new WebRtcTunnel(pc, tunnel, control, client);
     tunnel.onMessage((message) => {
       if (typeof message === 'string' || self.closed) return;
       client.handleDatagram(performance.now(), RELAY_ENDPOINT, message instanceof ArrayBuffer ? new Uint8Array(message) : message);
