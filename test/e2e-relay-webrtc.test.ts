@@ -67,6 +67,7 @@ before(async () => {
     [
       'upstreamBindAddress: 127.0.0.1',
       'metrics: { listen: 127.0.0.1:0 }',
+      'drain: { timeoutMs: 2000 }',
       'tunnel:',
       '  listen: 127.0.0.1:0',
       `  ticketPublicKey: ${Buffer.from(rawPublicKey(signingKey)).toString('base64')}`,
@@ -79,6 +80,7 @@ before(async () => {
       `    udpMuxPort: ${await freePort('udp')}`,
       `    peerConnectionsMax: ${PEER_CONNECTIONS_MAX}`,
       '    idleTimeoutMs: 5000',
+      "    allowOrigins: ['https://game.example.com']",
     ].join('\n'),
   );
   relay = CliProcess.start(['relay', '--config', configPath]);
@@ -89,7 +91,7 @@ before(async () => {
 
 after(async () => {
   for (const t of tunnels) t.close();
-  relay.kill('SIGTERM');
+  relay.kill('SIGKILL');
   await relay.exited;
   rmSync(dir, { recursive: true, force: true });
 });
@@ -192,4 +194,33 @@ test('a flood of signaling requests from one source is rate-limited: verificatio
   assert.equal((statuses.get(429) ?? 0) + (statuses.get(403) ?? 0), [...statuses.values()].reduce((a, b) => a + b, 0), note);
   assert.ok(verifications <= budget, note);
   assert.equal(await metric('slipstream_relay_webrtc_peer_connections_created_total'), createdBefore, note);
+});
+
+test('CORS: a listed page origin gets its preflight answered and the header on the answer; another gets no CORS headers', { timeout: 10_000 }, async () => {
+  const preflight = await fetch(signalingUrl, { method: 'OPTIONS', headers: { origin: 'https://game.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' } });
+  assert.equal(preflight.status, 204);
+  assert.equal(preflight.headers.get('access-control-allow-origin'), 'https://game.example.com');
+  assert.match(preflight.headers.get('access-control-allow-headers') ?? '', /authorization/);
+  const other = await fetch(signalingUrl, { method: 'OPTIONS', headers: { origin: 'https://evil.example.net', 'access-control-request-method': 'POST' } });
+  assert.equal(other.headers.get('access-control-allow-origin'), null);
+});
+
+test('drain (SIGTERM): signaling answers 503 draining, the live browser session is told, the relay exits 0', { timeout: 30_000 }, async () => {
+  const t = await WebRtcTunnel.connect(signalingUrl, mint());
+  tunnels.push(t);
+  await until(() => t.isOpen, 10_000, 'the tunnel session open');
+  relay.kill('SIGTERM');
+  const { pc, offer } = await offerer('while-draining');
+  try {
+    const reply = await eventually(async () => {
+      const r = await postOffer(signalingUrl, mint().ticket, offer);
+      return r.status === 503 ? r : undefined;
+    }, 5_000, 'signaling refused while draining');
+    assert.equal((JSON.parse(reply.body) as { error: string; code: string }).code, 'SLIP_ERR_RELAY_DRAINING');
+  } finally {
+    pc.close();
+  }
+  // At the drain deadline the session ends with an authenticated Close on its DataChannel, or the peer connection closes.
+  await until(() => t.events.some((e) => e.type === 'failed' || e.type === 'path') && (!t.isOpen || t.pc.state() !== 'connected'), 10_000, 'the browser session told of the drain');
+  assert.equal(await relay.exited, 0);
 });

@@ -33,7 +33,7 @@ import { FeedRevocationKeeper } from './revocation-state.js';
 import { createRelayMetrics, type FleetStatus } from './metrics.js';
 import { checkFdLimit, FD_RESERVE, readOpenFileLimit, type OpenFileLimit } from './fd-limit.js';
 import { TcpProxy } from './tcp-proxy.js';
-import { WebRtcEntry } from './webrtc.js';
+import type { WebRtcEntry } from './webrtc.js';
 import { TRANSPORT_PORT_BASE } from './core/constants.js';
 
 /**
@@ -138,7 +138,7 @@ export class Relay {
   private timerDeadline = Number.POSITIVE_INFINITY;
   private readonly onTimerBound = (): void => this.onTimer();
   private http: HttpServer | undefined;
-  /** The browser entry (`tunnel.webrtc`), or undefined. */
+  /** The browser entry (`tunnel.webrtc`), or undefined; its native module is loaded only then. */
   private webrtc: WebRtcEntry | undefined;
   private readonly registry: Registry;
   private revocationTimer: NodeJS.Timeout | undefined;
@@ -239,7 +239,7 @@ export class Relay {
       await Promise.all(relay.startupBinds!);
       relay.startupBinds = undefined;
       await relay.startHttp();
-      if (init.config.webrtc !== undefined) relay.webrtc = await WebRtcEntry.start({ spec: init.config.webrtc, logger: init.logger, core: relay.core, flush: () => relay.flush(), registry: relay.registry });
+      if (init.config.webrtc !== undefined) relay.webrtc = await (await import('./webrtc.js')).WebRtcEntry.start({ spec: init.config.webrtc, logger: init.logger, core: relay.core, flush: () => relay.flush(), registry: relay.registry });
     } catch (error) {
       relay.close();
       throw error;

@@ -26,7 +26,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { IceUdpMuxListener, PeerConnection, type DataChannel } from 'node-datachannel';
+import { cleanup as releaseNativeWebRtc, IceUdpMuxListener, PeerConnection, type DataChannel } from 'node-datachannel';
 import type { Endpoint } from '../../proto/src/transport.js';
 import { TRANSPORT_PORT_BASE } from './core/constants.js';
 import { TUNNEL_SOCKET_ID } from './core/context.js';
@@ -232,6 +232,9 @@ export class WebRtcEntry {
       const status = verdict.refusal === 'ticket' || verdict.refusal === 'denied' ? 403 : verdict.refusal === 'rateLimited' ? 429 : 503;
       return this.refuse(res, status, verdict.refusal, verdict.detail, verdict.code);
     }
+    // One peer connection per session: signaling again with a ticket (a reload, a
+    // second tab) replaces the earlier one, so one ticket cannot pile them up.
+    for (const other of this.peers.values()) if (other.sessionId === verdict.sessionId) this.closePeer(other, 'replaced');
     const id = this.nextId++;
     const endpoint = { address, port: TRANSPORT_PORT_BASE + id };
     const spec = this.init.spec;
@@ -341,6 +344,15 @@ export class WebRtcEntry {
       });
     }
   }
+}
+
+/**
+ * Stops libdatachannel's threads, which otherwise keep the process alive after every
+ * peer connection closed. Process-wide (every peer connection in the process ends):
+ * for the end of `slipstream relay`, not for a relay embedded beside other WebRTC users.
+ */
+export function releaseWebRtc(): void {
+  releaseNativeWebRtc();
 }
 
 /** The requester's IP as the core's per-source tables key it (IPv4-mapped IPv6 unwrapped). */

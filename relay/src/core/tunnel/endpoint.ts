@@ -272,8 +272,8 @@ export class TunnelEndpoint {
    * tunnel's allow/deny lists, the session caps, the source's caps and new-session
    * rate, then one ticket verification within the verification budget (the TCP
    * handshake proved the address, so no cookie), revocation, staleness, the origin.
-   * Takes no new-session token and creates no state: the open that follows over the
-   * DataChannel is admitted (and counted) as any open is.
+   * Takes no new-session token (the open that follows over the DataChannel takes it, and
+   * is admitted and counted as any open is) and creates no state.
    */
   checkSignaling(nowMs: number, address: string, ticket: Uint8Array): SignalingVerdict {
     const ctx = this.ctx;
@@ -294,7 +294,7 @@ export class TunnelEndpoint {
     }
     const known = this.sources.get(address);
     const peer = known?.peer ?? this.sources.isPeer(address);
-    if (!peer && known !== undefined && (known.sessions >= ctx.config.limits.sessionsPerSourceMax || !known.newSessions.take(nowMs, 0))) {
+    if (!peer && known !== undefined && (known.sessions >= ctx.config.limits.sessionsPerSourceMax || !known.newSessions.canTake(nowMs))) {
       drops[DropReason.RateLimitedNewSessions]++;
       return { ok: false, refusal: 'rateLimited', code: undefined, detail: 'too many sessions or new sessions from this address; retry later' };
     }
