@@ -5,6 +5,7 @@
  * sans-IO `TunnelClient` runs over the unreliable channel exactly as over UDP — every
  * transmit leaves on the channel, every message is a datagram from the relay.
  */
+import { request as httpsRequest } from 'node:https';
 import { PeerConnection, type DataChannel } from 'node-datachannel';
 import { TunnelClient } from '../../sdk/src/core/tunnel-client.js';
 import type { TunnelClientEvent } from '../../sdk/src/core/tunnel/types.js';
@@ -19,10 +20,21 @@ export interface SignalingReply {
   readonly location: string | null;
 }
 
-/** POSTs `offer` with `ticket` (raw bytes, sent as base64url) to `url`. */
-export async function postOffer(url: string, ticket: Uint8Array | undefined, offer: string): Promise<SignalingReply> {
+/** POSTs `offer` with `ticket` (raw bytes, sent as base64url) to `url`; an https URL is checked against `ca` (PEM) when given. */
+export async function postOffer(url: string, ticket: Uint8Array | undefined, offer: string, ca?: Buffer): Promise<SignalingReply> {
   const headers: Record<string, string> = { 'content-type': 'application/sdp' };
   if (ticket !== undefined) headers.authorization = `Bearer ${Buffer.from(ticket).toString('base64url')}`;
+  if (ca !== undefined) {
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(url, { method: 'POST', headers, ca }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), location: (res.headers.location as string | undefined) ?? null }));
+      });
+      req.on('error', reject);
+      req.end(offer);
+    });
+  }
   const res = await fetch(url, { method: 'POST', headers, body: offer });
   return { status: res.status, body: await res.text(), location: res.headers.get('location') };
 }
@@ -61,9 +73,10 @@ export class WebRtcTunnel {
    * Signals to `url` with the ticket, waits (bounded) for the tunnel channel to open,
    * and starts a TunnelClient over it. Rejects with the signaling reply on a refusal.
    */
-  static async connect(url: string, init: { sessionId: string; ticket: Uint8Array; sessionKey: Uint8Array }, openTimeoutMs = 10_000): Promise<WebRtcTunnel> {
+  static async connect(url: string, init: { sessionId: string; ticket: Uint8Array; sessionKey: Uint8Array }, options: { openTimeoutMs?: number; ca?: Buffer } = {}): Promise<WebRtcTunnel> {
+    const openTimeoutMs = options.openTimeoutMs ?? 10_000;
     const { pc, tunnel, control, offer } = await offerer(`client-${init.sessionId}`);
-    const reply = await postOffer(url, init.ticket, offer);
+    const reply = await postOffer(url, init.ticket, offer, options.ca);
     if (reply.status !== 201) {
       pc.close();
       throw new Error(`signaling refused: ${reply.status} ${reply.body}`);
