@@ -675,6 +675,7 @@ export class Relay {
             return n;
           },
           tunnelBound: () => this.tunnelBound,
+          webrtcUrl: () => this.webrtc?.advertisedUrl,
           origins: () => this.config.core.tunnel?.origins ?? new Map(),
           setPeers: (addresses) => this.core.setPeers(addresses),
         },

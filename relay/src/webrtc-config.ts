@@ -34,9 +34,11 @@ export interface WebRtcSpec {
   readonly idleTimeoutMs: number;
   /** A peer connection not connected this long after its answer is reaped, ms. */
   readonly connectTimeoutMs: number;
+  /** The signaling URL advertised to the coordinator (`publicUrl`), or undefined: built from the bound listener. */
+  readonly publicUrl: string | undefined;
 }
 
-const WEBRTC_KEYS = ['listen', 'udpMuxPort', 'certFile', 'keyFile', 'allowOrigins', 'peerConnectionsMax', 'idleTimeoutMs', 'connectTimeoutMs'];
+const WEBRTC_KEYS = ['listen', 'udpMuxPort', 'certFile', 'keyFile', 'allowOrigins', 'peerConnectionsMax', 'idleTimeoutMs', 'connectTimeoutMs', 'publicUrl'];
 const ORIGIN = /^(\*|https?:\/\/[^/\s]+)$/;
 
 /** Parses `tunnel.webrtc`, or undefined when the section is absent. Throws the reader's ConfigError naming the key. */
@@ -56,6 +58,7 @@ export function webrtcSpec(reader: ConfigReader): WebRtcSpec | undefined {
   const originCount = reader.sequenceLength([...p, 'allowOrigins'], { optional: true, maxItems: 256 });
   const allowOrigins: string[] = [];
   for (let i = 0; i < originCount; i++) allowOrigins.push(reader.string([...p, 'allowOrigins', i], { pattern: ORIGIN, patternText: "a page origin such as https://game.example.com (scheme://host[:port], no path) or '*'" }));
+  if (reader.has([...p, 'publicUrl']) && reader.string([...p, 'publicUrl']).length > 256) reader.fail([...p, 'publicUrl'], 'longer than 256 characters; expected a shorter URL');
   return {
     listenAddress: listen.host,
     listenPort: listen.port,
@@ -65,6 +68,7 @@ export function webrtcSpec(reader: ConfigReader): WebRtcSpec | undefined {
     peerConnectionsMax: reader.number([...p, 'peerConnectionsMax'], { min: 1, max: 100_000, integer: true, default: WEBRTC_PEER_CONNECTIONS_MAX_DEFAULT }),
     idleTimeoutMs: reader.number([...p, 'idleTimeoutMs'], { min: 1000, max: 3_600_000, integer: true, unit: 'ms', default: WEBRTC_IDLE_TIMEOUT_MS_DEFAULT }),
     connectTimeoutMs: reader.number([...p, 'connectTimeoutMs'], { min: 1000, max: 60_000, integer: true, unit: 'ms', default: WEBRTC_CONNECT_TIMEOUT_MS_DEFAULT }),
+    publicUrl: reader.has([...p, 'publicUrl']) ? reader.string([...p, 'publicUrl'], { pattern: /^https?:\/\/[^\s/]+\/\S*$/, patternText: 'the public signaling URL, e.g. https://relay-1.example.com:8443/webrtc (at most 256 characters)' }) : undefined,
   };
 }
 

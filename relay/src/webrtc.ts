@@ -134,6 +134,19 @@ export class WebRtcEntry {
     return entry;
   }
 
+  /**
+   * The signaling URL the coordinator hands browsers: `tunnel.webrtc.publicUrl`, else
+   * built from the bound listener (undefined when that is 0.0.0.0 or ::, which no
+   * browser can reach).
+   */
+  get advertisedUrl(): string | undefined {
+    const spec = this.init.spec;
+    if (spec.publicUrl !== undefined) return spec.publicUrl;
+    const host = this.signaling.address;
+    if (host === '0.0.0.0' || host === '::') return undefined;
+    return `${spec.tls === undefined ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${this.signaling.port}${WEBRTC_SIGNALING_PATH}`;
+  }
+
   /** Peer connections open now. */
   get peerConnectionCount(): number {
     return this.peers.size;
