@@ -22,7 +22,7 @@ import type { Endpoint } from '../../proto/src/transport.js';
 import { CoordinatorClient } from '../../kit/coordinator-client.js';
 import type { RelayConfig } from './config.js';
 import type { RelayCoreConfig } from './core/config-types.js';
-import { dropReasonNames, RelayCore, type RelayEvent } from './core/relay-core.js';
+import { dropReasonNames, RelayCore, TRANSPORT_PORT_BASE, type RelayEvent } from './core/relay-core.js';
 import { ipLiteralLookup } from '../../kit/udp-lookup.js';
 import type { FleetAgent } from './fleet.js';
 import { FleetMembership, fleetMembershipKey } from './fleet-membership.js';
@@ -34,7 +34,6 @@ import { createRelayMetrics, type FleetStatus } from './metrics.js';
 import { checkFdLimit, FD_RESERVE, readOpenFileLimit, type OpenFileLimit } from './fd-limit.js';
 import { TcpProxy } from './tcp-proxy.js';
 import type { WebRtcEntry } from './webrtc.js';
-import { TRANSPORT_PORT_BASE } from './core/constants.js';
 
 /**
  * Events that a sender (or a storm of socket errors) can cause once per packet, logged
@@ -160,7 +159,6 @@ export class Relay {
   socketErrors = 0;
   /** The process's open-file limit, read at start (undefined where unknown). */
   private readonly fdLimit: OpenFileLimit | undefined = readOpenFileLimit();
-  /** Errors that come in storms (one per refused socket when out of descriptors): aggregated lines. */
   /** Refusals and unanswered flows, logged as one line per reason per interval (see log-aggregator.ts). */
   private readonly aggregator: LogAggregator;
   private aggregatorTimer: NodeJS.Timeout | undefined;

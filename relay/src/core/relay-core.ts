@@ -100,6 +100,7 @@ export type { RelayCoreComponents } from './context.js';
 export { RuleStats } from './session-base.js';
 export type { TcpAdmission, TcpSide } from './l4-tcp.js';
 export type { SignalingVerdict } from './tunnel/endpoint.js';
+export { TRANSPORT_PORT_BASE } from './constants.js';
 
 /** Most idle closes per sweep call. */
 const SWEEP_CLOSES_MAX = 32;
