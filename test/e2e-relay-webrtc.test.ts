@@ -23,6 +23,8 @@ import { eventually, until } from './support/wait.js';
 import { offerer, postOffer, WebRtcTunnel } from './support/webrtc-client.js';
 
 const PEER_CONNECTIONS_MAX = 2;
+/** `tunnel.webrtc.connectTimeoutMs` here: loopback connects take milliseconds, a loaded host a second or two. */
+const CONNECT_TIMEOUT_MS = 4000;
 const MESSAGES = 40;
 /** `limits.ticketVerificationsPerSourcePerSecond` (its default). */
 const PER_SOURCE_PER_SECOND = 50;
@@ -80,6 +82,7 @@ before(async () => {
       `    udpMuxPort: ${await freePort('udp')}`,
       `    peerConnectionsMax: ${PEER_CONNECTIONS_MAX}`,
       '    idleTimeoutMs: 5000',
+      `    connectTimeoutMs: ${CONNECT_TIMEOUT_MS}`,
       "    allowOrigins: ['https://game.example.com']",
     ].join('\n'),
   );
@@ -147,6 +150,22 @@ test(`the peer-connection cap (${PEER_CONNECTIONS_MAX}) refuses the next with 50
   assert.equal(await metric('slipstream_relay_webrtc_peer_connections_created_total'), createdBefore);
   for (const t of held) t.close();
   await eventually(async () => ((await metric('slipstream_relay_webrtc_peer_connections')) === 0 ? true : undefined), 15_000, 'the closed peer connections reaped');
+});
+
+test('a peer connection whose client never takes the answer is reaped after connectTimeoutMs', { timeout: 30_000 }, async () => {
+  await eventually(async () => ((await metric('slipstream_relay_webrtc_peer_connections')) === 0 ? true : undefined), 15_000, 'no peer connection left from earlier tests');
+  const reapedBefore = await metric('slipstream_relay_webrtc_peer_connections_closed_total', '{reason="connect timeout"}');
+  const { pc, offer } = await offerer('never-answers');
+  try {
+    const reply = await postOffer(signalingUrl, mint().ticket, offer);
+    assert.equal(reply.status, 201, reply.body);
+    // The answer is dropped: the relay waits for checks that never come.
+    assert.equal(await metric('slipstream_relay_webrtc_peer_connections'), 1);
+    await eventually(async () => ((await metric('slipstream_relay_webrtc_peer_connections')) === 0 ? true : undefined), CONNECT_TIMEOUT_MS + 10_000, 'the unconnected peer connection reaped');
+    assert.equal(await metric('slipstream_relay_webrtc_peer_connections_closed_total', '{reason="connect timeout"}'), reapedBefore + 1);
+  } finally {
+    pc.close();
+  }
 });
 
 test('a revoked ticket ends the session and its peer connection', { timeout: 30_000 }, async () => {
