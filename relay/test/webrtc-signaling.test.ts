@@ -9,10 +9,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ErrorCode } from '../../proto/src/errors.js';
+import { PacketType, sessionIdToHex } from '../../proto/src/header.js';
+import { issueTicket } from '../../proto/src/ticket.js';
+import { buildControlPacket, buildPacket } from '../../proto/src/wire.js';
 import { Rng } from '../../proto/src/rng.js';
 import { parseCidr } from '../src/core/addr.js';
 import { TRANSPORT_PORT_BASE } from '../src/core/constants.js';
-import { baseConfig, controlOf, forgerKey, Harness, mintTicket, openLimits, openPacket, tunnelSpec } from './support.js';
+import { baseConfig, controlOf, forgerKey, Harness, mintTicket, openLimits, openPacket, sealKey, signingKey, tunnelSpec, WALL_EPOCH_MS } from './support.js';
 
 const BROWSER = '198.51.100.7';
 
@@ -78,4 +81,25 @@ test('under load an open from a peer connection endpoint needs no cookie; a UDP 
   const browser = mintTicket(rng);
   const sent = h.deliver(h.tunnelId, { address: BROWSER, port: TRANSPORT_PORT_BASE }, openPacket(browser));
   assert.ok(sent.some((x) => controlOf(x.bytes)?.type === 'sessionAccept'), 'accepted without a cookie round trip');
+});
+
+test('exit relays: a browser session whose ticket names an exit is forwarded there, and the exit’s packets reach the peer connection endpoint', () => {
+  const exit = { address: '10.0.0.7', port: 4433 };
+  const h = new Harness(baseConfig({ rules: [], groups: [], tunnel: tunnelSpec({ relayId: 'entry-a', fec: { modes: ['dup', 'off'], k: 4, r: 2, holdMs: 8, copies: 1, spacingMs: 2 } }) }));
+  h.drain();
+  const rng = new Rng(5);
+  const high = rng.nextUint32();
+  const low = rng.nextUint32();
+  const hex = sessionIdToHex(high, low);
+  const ticket = issueTicket({ sessionId: hex, origin: 'game', issuedAtMs: WALL_EPOCH_MS, expiresAtMs: WALL_EPOCH_MS + 600_000, limits: { packetsPerSecond: 0, bytesPerSecond: 0 }, sessionKey: rng.fillBytes(new Uint8Array(32)), sealNonce: rng.fillBytes(new Uint8Array(12)), exit: { relayId: 'exit-1', address: `${exit.address}:${exit.port}` } }, signingKey, sealKey);
+  assert.equal(h.core.checkSignaling(h.nowMs, BROWSER, ticket).ok, true);
+  const browser = { address: BROWSER, port: TRANSPORT_PORT_BASE + 9 };
+  const open = buildControlPacket(high, low, { type: 'sessionOpen', ticket, fecModes: ['dup', 'off'] });
+  assert.deepEqual(h.deliver(h.tunnelId, browser, open).map((x) => x.to), [exit], 'the open goes to the exit');
+  const accept = buildControlPacket(high, low, { type: 'sessionAccept', sessionId: hex, fecMode: 'dup', exit: 'exit-1' });
+  assert.deepEqual(h.deliver(h.tunnelId, exit, accept).map((x) => x.to), [browser]);
+  const down = buildPacket(PacketType.Data, high, low, 1, Uint8Array.of(1, 2, 3));
+  assert.deepEqual(h.deliver(h.tunnelId, exit, down).map((x) => [x.to, x.bytes]), [[browser, down]]);
+  const up = buildPacket(PacketType.Data, high, low, 2, Uint8Array.of(4));
+  assert.deepEqual(h.deliver(h.tunnelId, browser, up).map((x) => [x.to, x.bytes]), [[exit, up]]);
 });
