@@ -13,6 +13,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sessionIdToHex } from '../proto/src/header.js';
@@ -131,6 +132,35 @@ test('a forged ticket, or none, is refused before any peer connection exists', {
   }
   assert.equal(await metric('slipstream_relay_webrtc_peer_connections_created_total'), createdBefore, 'no peer connection created for a refused ticket');
   assert.ok((await metric('slipstream_relay_webrtc_signaling_refused_total', '{reason="ticket"}')) >= 2);
+});
+
+test('bad signaling requests get clear errors and never hurt the relay: a reset mid-body, junk, an oversized offer, an unknown path', { timeout: 20_000 }, async () => {
+  const port = Number(new URL(signalingUrl).port);
+  const bearer = `Bearer ${Buffer.from(mint().ticket).toString('base64url')}`;
+  // A request that breaks off mid-body.
+  await new Promise<void>((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.write(`POST /webrtc HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer}\r\nContent-Type: application/sdp\r\nContent-Length: 5000\r\n\r\nv=0\r\n`);
+      setTimeout(() => {
+        socket.resetAndDestroy();
+        resolve();
+      }, 100);
+    });
+    socket.on('error', () => undefined);
+  });
+  const junk = await postOffer(signalingUrl, mint().ticket, 'hello');
+  assert.equal(junk.status, 400, junk.body);
+  const big = await postOffer(signalingUrl, mint().ticket, `v=0\r\n${'a=x\r\n'.repeat(10_000)}`);
+  assert.equal(big.status, 413, big.body);
+  assert.equal((await fetch(signalingUrl.replace('/webrtc', '/other'), { method: 'POST', body: 'v=0' })).status, 404);
+  // Still serving.
+  const { pc, offer } = await offerer('after-junk');
+  try {
+    assert.equal((await postOffer(signalingUrl, mint(ticketSigningKeyFromSeed(randomBytes(32))).ticket, offer)).status, 403);
+  } finally {
+    pc.close();
+  }
+  assert.equal(relay.child.exitCode, null, 'the relay is still running');
 });
 
 test(`the peer-connection cap (${PEER_CONNECTIONS_MAX}) refuses the next with 503, before any peer connection`, { timeout: 30_000 }, async () => {

@@ -49,6 +49,10 @@ const CLOSE_LINGER_MS = 300;
 const REAP_INTERVAL_MS = 500;
 /** Signaling requests must arrive whole within this long, ms (slowloris). */
 const REQUEST_TIMEOUT_MS = 5000;
+/** Signaling connections open at once at most (each costs a socket; requests are short). */
+const SIGNALING_CONNECTIONS_MAX = 1024;
+/** A peer connection whose ICE reports `disconnected` (consent lost, maybe briefly) is closed if it has not reconnected after this long, ms. */
+const DISCONNECTED_GRACE_MS = 5000;
 
 interface Peer {
   readonly id: number;
@@ -61,6 +65,8 @@ interface Peer {
   lastRxMs: number;
   connected: boolean;
   closing: boolean;
+  /** The latest peer-connection state libdatachannel reported. */
+  state: string;
 }
 
 /** What the entry needs from the relay that runs it. */
@@ -117,6 +123,7 @@ export class WebRtcEntry {
     const server = spec.tls === undefined ? createHttpServer(handler) : createHttpsServer({ cert: spec.tls.cert, key: spec.tls.key }, handler);
     server.requestTimeout = REQUEST_TIMEOUT_MS;
     server.headersTimeout = REQUEST_TIMEOUT_MS;
+    server.maxConnections = SIGNALING_CONNECTIONS_MAX;
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', (error: NodeJS.ErrnoException) => reject(new Error(`cannot listen for WebRTC signaling on ${spec.listenAddress}:${spec.listenPort} (tunnel.webrtc.listen): ${error.code ?? error.message}`)));
@@ -189,6 +196,8 @@ export class WebRtcEntry {
       return;
     }
     channel.onMessage((message) => this.onChannelMessage(peer, message));
+    // The client closing its tunnel channel (or its peer connection) ends the peer connection now.
+    if (label === WEBRTC_TUNNEL_LABEL) channel.onClosed(() => setImmediate(() => this.closePeer(peer, 'channel closed')));
   }
 
   private onChannelMessage(peer: Peer, message: string | Buffer | ArrayBuffer): void {
@@ -215,7 +224,14 @@ export class WebRtcEntry {
       res.writeHead(204, { 'access-control-allow-methods': 'POST, DELETE, OPTIONS', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '600' }).end();
       return;
     }
-    if (req.method === 'POST' && url === WEBRTC_SIGNALING_PATH) return void this.onOffer(req, res);
+    if (req.method === 'POST' && url === WEBRTC_SIGNALING_PATH) {
+      // A request that breaks off (reset mid-body) is the client's problem, never the relay's.
+      this.onOffer(req, res).catch((error: Error) => {
+        if (!res.headersSent && !res.destroyed) this.refuse(res, 400, 'bad_request', error.message);
+        else res.destroy();
+      });
+      return;
+    }
     if (req.method === 'DELETE' && url.startsWith(`${WEBRTC_SIGNALING_PATH}/`)) {
       const peer = [...this.peers.values()].find((p) => `${WEBRTC_SIGNALING_PATH}/${p.id}-${p.sessionId}` === url);
       if (peer === undefined) return reply(res, 404, 'no such peer connection');
@@ -259,12 +275,14 @@ export class WebRtcEntry {
     }
     this.created++;
     const now = performance.now();
-    const peer: Peer = { id, endpoint, pc, sessionId: verdict.sessionId, tunnel: undefined, control: undefined, createdMs: now, lastRxMs: now, connected: false, closing: false };
+    const peer: Peer = { id, endpoint, pc, sessionId: verdict.sessionId, tunnel: undefined, control: undefined, createdMs: now, lastRxMs: now, connected: false, closing: false, state: 'new' };
     this.peers.set(endpoint.port, peer);
     pc.onDataChannel((channel) => this.onChannel(peer, channel));
     pc.onStateChange((state) => {
+      peer.state = state;
       if (state === 'connected') peer.connected = true;
-      else if (state === 'failed' || state === 'closed' || state === 'disconnected') setImmediate(() => this.closePeer(peer, `peer connection ${state}`));
+      else if (state === 'failed' || state === 'closed') setImmediate(() => this.closePeer(peer, `peer connection ${state}`));
+      else if (state === 'disconnected') setTimeout(() => peer.state === 'disconnected' && this.closePeer(peer, 'peer connection disconnected'), DISCONNECTED_GRACE_MS).unref();
     });
     try {
       pc.setRemoteDescription(withoutCandidates(offer), 'offer');
