@@ -81,6 +81,7 @@ interface UpstreamPeer {
 export interface RestartOnlyValues {
   'tunnel.listen': string;
   'metrics.listen': string;
+  'tunnel.webrtc': string;
   socketReceiveBufferBytes: string;
   logLevel: string;
 }
@@ -91,6 +92,7 @@ export function restartOnlyValues(config: RelayConfig): RestartOnlyValues {
   return {
     'tunnel.listen': tunnel === undefined ? 'none' : tunnel.listenAddress.includes(':') ? `[${tunnel.listenAddress}]:${tunnel.listenPort}` : `${tunnel.listenAddress}:${tunnel.listenPort}`,
     'metrics.listen': config.metricsListen === undefined ? 'off' : `${config.metricsListen.host}:${config.metricsListen.port}`,
+    'tunnel.webrtc': config.webrtc === undefined ? 'none' : JSON.stringify({ ...config.webrtc, tls: config.webrtc.tls !== undefined }),
     socketReceiveBufferBytes: String(config.socketReceiveBufferBytes),
     logLevel: config.logLevel,
   };
