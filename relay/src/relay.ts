@@ -139,8 +139,7 @@ export class Relay {
   private timerDeadline = Number.POSITIVE_INFINITY;
   private readonly onTimerBound = (): void => this.onTimer();
   private http: HttpServer | undefined;
-  /** The browser entry (`tunnel.webrtc`), or undefined; its native module is loaded only then. */
-  private webrtc: WebRtcEntry | undefined;
+  private webrtc: WebRtcEntry | undefined; // tunnel.webrtc; its native module is loaded only then
   private readonly registry: Registry;
   private revocationTimer: NodeJS.Timeout | undefined;
   private revocationStamp = '';
