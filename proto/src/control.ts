@@ -55,6 +55,8 @@ export interface ControlMessageFields {
     probeAddress: string;
     /** Sessions the relay accepts at most. */
     capacitySessions: number;
+    /** The relay's WebRTC signaling URL, when it has a browser entry. */
+    webrtcUrl?: string;
   };
   /** Relay → coordinator: still alive, with load. */
   relayHeartbeat: {
@@ -163,6 +165,7 @@ export const controlSchemas: { readonly [T in ControlMessageType]: Readonly<Reco
     tunnelAddress: { kind: 'string', maxChars: 128 },
     probeAddress: { kind: 'string', maxChars: 128 },
     capacitySessions: { kind: 'number', min: 0, max: U32_MAX, integer: true },
+    webrtcUrl: { kind: 'string', maxChars: 256, pattern: /^https?:\/\/[^\s/]+\/\S*$/, optional: true },
   },
   relayHeartbeat: {
     relayId,

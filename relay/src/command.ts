@@ -78,6 +78,7 @@ export const relayCommand: Command = flagCommand({
     } catch (error) {
       logger.fatal({ event: 'start_failed', err: (error as Error).message }, 'relay failed to start');
       io.err(`slipstream relay: ${(error as Error).message}\n`);
+      if (config.webrtc !== undefined) (await import('./webrtc.js')).releaseWebRtc();
       return 1;
     }
     return new Promise<number>((resolve) => {
@@ -102,8 +103,10 @@ export const relayCommand: Command = flagCommand({
           }
         })();
         logger.info({ event: 'draining', signal, sessions: relay.core.sessionCount, deadlineMs: latest }, 'draining');
-        void relay.drain(latest).then((left) => {
+        void relay.drain(latest).then(async (left) => {
           logger.info({ event: 'stopped', sessionsCut: left }, 'relay stopped');
+          // libdatachannel's threads would keep the process alive (loaded only with tunnel.webrtc).
+          if (config.webrtc !== undefined) (await import('./webrtc.js')).releaseWebRtc();
           process.off('SIGHUP', onHup);
           process.off('SIGTERM', onTerm);
           process.off('SIGINT', onTerm);

@@ -26,6 +26,7 @@ import {
 import { parseCidr, splitHostPort, type Cidr } from './core/addr.js';
 import type { HealthCheckSpec, LimitsSpec, OriginGroupSpec, RelayCoreConfig, RevocationFeedSpec, RuleSpec, TcpLimitsSpec, TunnelFecSpec, TunnelSpec } from './core/config-types.js';
 import * as C from './core/constants.js';
+import { webrtcSpec, type WebRtcSpec } from './webrtc-config.js';
 
 /** Everything `slipstream relay` runs with. */
 export interface RelayConfig {
@@ -73,6 +74,8 @@ export interface RelayConfig {
   readonly upstreamReceiveBufferBytes: number;
   /** Fleet membership (register, heartbeat, probe the mesh and origins), or undefined. */
   readonly fleet: FleetSpec | undefined;
+  /** The browser entry (`tunnel.webrtc`: signaling, ICE UDP mux, peer-connection limits), or undefined. Read at start only. */
+  readonly webrtc: WebRtcSpec | undefined;
 }
 
 /** A relay's own coordinator identity (relay/README.md, "Relay identity"). */
@@ -121,7 +124,7 @@ const FLEET_KEYS = ['relayId', 'region', 'latitude', 'longitude', 'tunnelAddress
 const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'sessionsMax', 'connectTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny', 'connectionBytesPerSecond', 'bytesPerSecond'];
 const HEALTH_KEYS = ['mode', 'intervalMs', 'timeoutMs', 'failuresToDown', 'successesToUp', 'udpPayloadHex'];
 const LIMIT_KEYS = ['sessionsMax', 'udpFlowsMax', 'tcpConnectionsMax', 'tunnelSessionsMax', 'unrepliedIdleTimeoutMs', 'sessionsPerSourceMax', 'newSessionsPerSourcePerSecond', 'sourcePacketsPerSecond', 'sourceBytesPerSecond', 'sessionPacketsPerSecond', 'sessionBytesPerSecond', 'unauthenticatedPacketsPerSecond', 'ticketVerificationsPerSecond', 'ticketVerificationsPerSourcePerSecond', 'burstMs'];
-const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'additionalTicketPublicKeys', 'sealKey', 'sealKeyFile', 'additionalSealKeys', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'revocationStateFile', 'revocationMaxAgeMs', 'revocationStalePolicy', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'coordinatorIdentityKeyFile', 'coordinatorJoinToken', 'coordinatorJoinTokenFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs'];
+const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'additionalTicketPublicKeys', 'sealKey', 'sealKeyFile', 'additionalSealKeys', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'revocationStateFile', 'revocationMaxAgeMs', 'revocationStalePolicy', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'coordinatorIdentityKeyFile', 'coordinatorJoinToken', 'coordinatorJoinTokenFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs', 'webrtc'];
 const FEC_KEYS = ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs', 'adaptive', 'overheadMax', 'latencyBudgetMs', 'sw'];
 const FEC_SW_KEYS = ['repairsPerSource', 'repairSpacingMs', 'windowPackets', 'windowMs'];
 const RATE_MAX = 1e10;
@@ -586,5 +589,6 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
     socketReceiveBufferBytes: reader.number(['socketReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: 0 }),
     upstreamReceiveBufferBytes: reader.number(['upstreamReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: 0 }),
     fleet: fleet(reader, coordinatorUrl !== undefined, budgeted.limits.tunnelSessionsMax!, tunnelSpec?.listenAddress),
+    webrtc: webrtcSpec(reader),
   };
 }

@@ -36,6 +36,8 @@ export interface FleetRelayView {
   packetsTotal(): number;
   /** Where the tunnel port is bound (undefined without one). */
   tunnelBound(): Endpoint | undefined;
+  /** The WebRTC signaling URL to advertise (undefined without `tunnel.webrtc`, or when it cannot be known). Optional. */
+  webrtcUrl?(): string | undefined;
   /** Origins the relay serves: name → address (`tunnel.origins`). */
   origins(): ReadonlyMap<string, { address: string; port: number }>;
   /**
@@ -148,7 +150,8 @@ export class FleetAgent {
     });
     this.socket = socket;
     const relay = this.init.relay;
-    this.core = new FleetAgentCore({ ...this.init.spec, tunnelAddress, probeAddress }, { load: (nowMs) => this.load(nowMs), origins: () => relay.origins() });
+    const webrtcUrl = relay.webrtcUrl?.();
+    this.core = new FleetAgentCore({ ...this.init.spec, tunnelAddress, probeAddress, ...(webrtcUrl !== undefined ? { webrtcUrl } : {}) }, { load: (nowMs) => this.load(nowMs), origins: () => relay.origins() });
     if (this.draining) this.core.setDraining(performance.now());
     this.core.start(performance.now());
     this.flush();

@@ -22,7 +22,7 @@ import type { Endpoint } from '../../proto/src/transport.js';
 import { CoordinatorClient } from '../../kit/coordinator-client.js';
 import type { RelayConfig } from './config.js';
 import type { RelayCoreConfig } from './core/config-types.js';
-import { dropReasonNames, RelayCore, type RelayEvent } from './core/relay-core.js';
+import { dropReasonNames, RelayCore, TRANSPORT_PORT_BASE, type RelayEvent } from './core/relay-core.js';
 import { ipLiteralLookup } from '../../kit/udp-lookup.js';
 import { identityOption, type FleetAgent } from './fleet.js';
 import { FleetMembership, fleetMembershipKey } from './fleet-membership.js';
@@ -33,6 +33,7 @@ import { FeedRevocationKeeper } from './revocation-state.js';
 import { createRelayMetrics, type FleetStatus } from './metrics.js';
 import { checkFdLimit, FD_RESERVE, readOpenFileLimit, type OpenFileLimit } from './fd-limit.js';
 import { TcpProxy } from './tcp-proxy.js';
+import type { WebRtcEntry } from './webrtc.js';
 
 /**
  * Events that a sender (or a storm of socket errors) can cause once per packet, logged
@@ -80,6 +81,7 @@ interface UpstreamPeer {
 export interface RestartOnlyValues {
   'tunnel.listen': string;
   'metrics.listen': string;
+  'tunnel.webrtc': string;
   socketReceiveBufferBytes: string;
   logLevel: string;
 }
@@ -90,6 +92,7 @@ export function restartOnlyValues(config: RelayConfig): RestartOnlyValues {
   return {
     'tunnel.listen': tunnel === undefined ? 'none' : tunnel.listenAddress.includes(':') ? `[${tunnel.listenAddress}]:${tunnel.listenPort}` : `${tunnel.listenAddress}:${tunnel.listenPort}`,
     'metrics.listen': config.metricsListen === undefined ? 'off' : `${config.metricsListen.host}:${config.metricsListen.port}`,
+    'tunnel.webrtc': config.webrtc === undefined ? 'none' : JSON.stringify({ ...config.webrtc, tls: config.webrtc.tls !== undefined }),
     socketReceiveBufferBytes: String(config.socketReceiveBufferBytes),
     logLevel: config.logLevel,
   };
@@ -111,6 +114,8 @@ export interface RelayAddresses {
   readonly rules: Record<string, Endpoint[]>;
   readonly tunnel: Endpoint | undefined;
   readonly metrics: Endpoint | undefined;
+  /** The WebRTC signaling listener (`tunnel.webrtc.listen`), if any. */
+  readonly webrtc: Endpoint | undefined;
 }
 
 /** A running relay. */
@@ -134,6 +139,7 @@ export class Relay {
   private timerDeadline = Number.POSITIVE_INFINITY;
   private readonly onTimerBound = (): void => this.onTimer();
   private http: HttpServer | undefined;
+  private webrtc: WebRtcEntry | undefined; // tunnel.webrtc; its native module is loaded only then
   private readonly registry: Registry;
   private revocationTimer: NodeJS.Timeout | undefined;
   private revocationStamp = '';
@@ -154,7 +160,6 @@ export class Relay {
   socketErrors = 0;
   /** The process's open-file limit, read at start (undefined where unknown). */
   private readonly fdLimit: OpenFileLimit | undefined = readOpenFileLimit();
-  /** Errors that come in storms (one per refused socket when out of descriptors): aggregated lines. */
   /** Refusals and unanswered flows, logged as one line per reason per interval (see log-aggregator.ts). */
   private readonly aggregator: LogAggregator;
   private aggregatorTimer: NodeJS.Timeout | undefined;
@@ -233,6 +238,7 @@ export class Relay {
       await Promise.all(relay.startupBinds!);
       relay.startupBinds = undefined;
       await relay.startHttp();
+      if (init.config.webrtc !== undefined) relay.webrtc = await (await import('./webrtc.js')).WebRtcEntry.start({ spec: init.config.webrtc, logger: init.logger, core: relay.core, flush: () => relay.flush(), registry: relay.registry });
     } catch (error) {
       relay.close();
       throw error;
@@ -261,7 +267,7 @@ export class Relay {
 
   /** Where everything listens. */
   addresses(): RelayAddresses {
-    return { rules: this.bound, tunnel: this.tunnelBound, metrics: this.metricsBound };
+    return { rules: this.bound, tunnel: this.tunnelBound, metrics: this.metricsBound, webrtc: this.webrtc?.signaling };
   }
 
   /** The metrics registry (for tests). */
@@ -288,6 +294,10 @@ export class Relay {
     const core = this.core;
     for (let event = core.pollEvent(); event !== undefined; event = core.pollEvent()) this.onEvent(event);
     for (let tx = core.pollTransmit(); tx !== undefined; tx = core.pollTransmit()) {
+      if (tx.port >= TRANSPORT_PORT_BASE) {
+        this.webrtc?.send(tx.port, tx.prefix, tx.bytes);
+        continue;
+      }
       const socket = this.udp.get(tx.socketId);
       if (socket === undefined) continue;
       // dgram throws synchronously for a bad destination (ERR_SOCKET_BAD_PORT, a
@@ -338,6 +348,7 @@ export class Relay {
         this.logger.info({ event: 'session_start', kind: event.kind, session: event.id, rule: event.rule, client: event.client, origin: event.origin, fecMode: event.fecMode, ...(event.exit !== undefined ? { exit: event.exit } : {}) }, 'session start');
         return;
       case 'sessionEnd':
+        this.webrtc?.onSessionEnd(event.client);
         this.logger.info({ event: 'session_end', kind: event.kind, session: event.id, rule: event.rule, client: event.client, origin: event.origin, reason: event.reason, ...event.totals }, 'session end');
         return;
       case 'sessionMoved':
@@ -663,6 +674,7 @@ export class Relay {
             return n;
           },
           tunnelBound: () => this.tunnelBound,
+          webrtcUrl: () => this.webrtc?.advertisedUrl,
           origins: () => this.config.core.tunnel?.origins ?? new Map(),
           setPeers: (addresses) => this.core.setPeers(addresses),
         },
@@ -766,6 +778,7 @@ export class Relay {
     this.closed = true;
     this.core.close(performance.now());
     this.flush();
+    this.webrtc?.close();
     if (this.timer) clearTimeout(this.timer);
     if (this.revocationTimer) clearInterval(this.revocationTimer);
     if (this.aggregatorTimer) clearTimeout(this.aggregatorTimer);

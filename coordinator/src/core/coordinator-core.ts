@@ -287,6 +287,7 @@ export class CoordinatorCore {
         longitude: r.longitude,
         tunnelAddress: r.tunnelAddress,
         probeAddress: r.probeAddress,
+        ...(r.webrtcUrl !== undefined ? { webrtcUrl: r.webrtcUrl } : {}),
         capacitySessions: r.capacitySessions,
         health: this.registry.health(nowMs, r),
         load: r.load,

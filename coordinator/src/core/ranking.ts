@@ -267,6 +267,7 @@ function toCandidate(s: Scored, rank: number, best: Scored): RouteCandidate {
     region: s.entry.region,
     tunnelAddress: s.entry.tunnelAddress,
     probeAddress: s.entry.probeAddress,
+    ...(s.entry.webrtcUrl !== undefined ? { webrtcUrl: s.entry.webrtcUrl } : {}),
     costMs: s.costMs,
     rttMs: s.rttMs,
     jitterMs: s.jitterMs,

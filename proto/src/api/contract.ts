@@ -87,6 +87,11 @@ export interface RelayInfo {
   readonly probeAddress: string;
   /** Sessions the relay accepts at most. */
   readonly capacitySessions: number;
+  /**
+   * The relay's WebRTC signaling URL (`POST` an SDP offer with the ticket; relay/README.md,
+   * "Browser entry (WebRTC)"), when it has a browser entry. Absent otherwise.
+   */
+  readonly webrtcUrl?: string;
 }
 
 /**
@@ -102,6 +107,7 @@ export function relayInfoOf(info: RelayInfo): RelayInfo {
     tunnelAddress: info.tunnelAddress,
     probeAddress: info.probeAddress,
     capacitySessions: info.capacitySessions,
+    ...(info.webrtcUrl !== undefined ? { webrtcUrl: info.webrtcUrl } : {}),
   };
 }
 
@@ -290,6 +296,8 @@ export interface RouteCandidate {
   readonly tunnelAddress: string;
   /** `host:port` the client probes. */
   readonly probeAddress: string;
+  /** The entry relay's WebRTC signaling URL, when it has a browser entry (see {@link RelayInfo.webrtcUrl}). */
+  readonly webrtcUrl?: string;
   /** Estimated cost, ms (lower is better). */
   readonly costMs: number;
   /** Whole-path RTT, ms. */

@@ -63,6 +63,12 @@ export class RateBucket {
     return true;
   }
 
+  /** Whether a packet of no bytes could be taken now (nothing is taken): a check that must not spend. */
+  canTake(nowMs: number): boolean {
+    this.refill(nowMs);
+    return this.packetsPerSecond === 0 || this.packetTokens >= 1;
+  }
+
   /**
    * Stream accounting (TCP): takes `bytes` whatever the bucket holds — the bytes were
    * already read — letting the byte tokens go into debt, and returns how long the

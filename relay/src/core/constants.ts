@@ -175,3 +175,12 @@ export const TCP_CONNECTIONS_PER_SOURCE_MAX_DEFAULT = 128;
 export const TCP_SILENT_PER_SOURCE_MAX_DEFAULT = 16;
 /** A connected TCP connection with no byte either way this long after its origin connected is ended (`no first byte`), ms. */
 export const TCP_FIRST_BYTE_TIMEOUT_MS_DEFAULT = 10_000;
+
+/**
+ * Endpoint ports at and above this are not UDP ports but driver-assigned transports
+ * (a WebRTC peer connection: relay/src/webrtc.ts): the address is the peer's real IP,
+ * so every per-source limit applies to it, and the port (above any real one) names
+ * the peer connection. Such a source address is proven (ICE and DTLS, and the
+ * signaling request's TCP handshake), so its opens need no cookie.
+ */
+export const TRANSPORT_PORT_BASE = 65_536;

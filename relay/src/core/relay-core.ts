@@ -89,7 +89,7 @@ import { endpointText, RuleStats } from './session-base.js';
 import { SourceTable } from './sources.js';
 import { Timer } from './timers.js';
 import type { OpenGate } from './tunnel/cookie.js';
-import { TunnelEndpoint } from './tunnel/endpoint.js';
+import { TunnelEndpoint, type SignalingVerdict } from './tunnel/endpoint.js';
 import { ExitLinks } from './tunnel/exit-link.js';
 import { TunnelPackets } from './tunnel/packets.js';
 import { TunnelPaths } from './tunnel/paths.js';
@@ -99,6 +99,8 @@ export { DropReason, dropReasonNames, Transmit, type DropReasonValue, type Relay
 export type { RelayCoreComponents } from './context.js';
 export { RuleStats } from './session-base.js';
 export type { TcpAdmission, TcpSide } from './l4-tcp.js';
+export type { SignalingVerdict } from './tunnel/endpoint.js';
+export { TRANSPORT_PORT_BASE } from './constants.js';
 
 /** Most idle closes per sweep call. */
 const SWEEP_CLOSES_MAX = 32;
@@ -359,6 +361,15 @@ export class RelayCore {
   /** Input: the result of a `tcpCheck` event. */
   handleCheckResult(_nowMs: number, checkId: number, ok: boolean): void {
     this.origins.handleCheckResult(checkId, ok);
+  }
+
+  /**
+   * App command: checks the ticket of a WebRTC signaling request from `address` (the
+   * requester's real IP) before any ICE/DTLS work: the refusals and budgets of a
+   * session open, without creating state (see `TunnelEndpoint.checkSignaling`).
+   */
+  checkSignaling(nowMs: number, address: string, ticket: Uint8Array): SignalingVerdict {
+    return this.tunnel.checkSignaling(nowMs, address, ticket);
   }
 
   /** App command: sessions with these ids (16 hex digits) are revoked; live ones end now with `SLIP_ERR_TICKET_REVOKED`. The set replaces the previous one. */

@@ -127,6 +127,21 @@ export class OpenGate {
     return OpenVerdict.Verify;
   }
 
+  /**
+   * Decides about an open whose source address is already proven — an HTTPS signaling
+   * request (its TCP handshake proved it) or a DataChannel message (ICE and DTLS did):
+   * no cookie is needed, only the budgets (the per-source one unless `peer`, and the
+   * global one). True: verify now (a token was taken); false: over budget, refuse.
+   */
+  admitProven(nowMs: number, address: string, peer: boolean): boolean {
+    if ((!peer && !this.perSource.take(nowMs, address)) || !this.budget.take(nowMs, 0)) {
+      this.budgetDrops++;
+      return false;
+    }
+    this.verifications++;
+    return true;
+  }
+
   private retry(): OpenVerdictValue {
     this.cookieReplies++;
     return OpenVerdict.Retry;

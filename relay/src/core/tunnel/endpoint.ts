@@ -17,7 +17,7 @@ import type { Endpoint } from '../../../../proto/src/transport.js';
 import { PROBE_BODY_BYTES_MIN, PROBE_BODY_BYTES_WITH_STATUS, PROBE_STATUS_OFFSET, ProbeStatus } from '../../../../proto/src/wire.js';
 import { cidrListMatches, splitHostPort } from '../addr.js';
 import { SessionKind, type SessionBudgets } from '../budgets.js';
-import { COOKIE_BYTES } from '../constants.js';
+import { COOKIE_BYTES, TRANSPORT_PORT_BASE } from '../constants.js';
 import { RateBucket } from '../bucket.js';
 import type { RelayCoreConfig, TunnelSpec } from '../config-types.js';
 import { TUNNEL_SOCKET_ID, type RelayContext } from '../context.js';
@@ -37,6 +37,15 @@ const UNKNOWN_SESSION_BODY = encodeControl({ type: 'sessionReject', reason: Erro
 const EMPTY_BODY = new Uint8Array(0);
 /** How long a pushed revocation is kept when the feed gives no expiry, ms. */
 const REVOCATION_KEEP_MS_DEFAULT = 86_400_000;
+
+/**
+ * The answer to a signaling request ({@link TunnelEndpoint.checkSignaling}): the
+ * ticket's session id and expiry (wall ms), or why not — `draining`/`full` (try another
+ * relay), `rateLimited` (retry later), `denied` (this source), `ticket` (`code` says how).
+ */
+export type SignalingVerdict =
+  | { readonly ok: true; readonly sessionId: string; readonly expiresAtMs: number }
+  | { readonly ok: false; readonly refusal: 'draining' | 'full' | 'rateLimited' | 'denied' | 'ticket'; readonly code: ErrorCodeValue | undefined; readonly detail: string };
 
 /** See the module comment. */
 export class TunnelEndpoint {
@@ -182,7 +191,9 @@ export class TunnelEndpoint {
       return;
     }
     // Last before the signature check: every cheaper refusal above costs no budget.
-    const verdict = this.openGate.admit(nowMs, from.address, from.port, open.cookie, known?.peer ?? this.sources.isPeer(from.address));
+    // A driver's transport (a DataChannel) proved its address: only the budgets apply.
+    const peer = known?.peer ?? this.sources.isPeer(from.address);
+    const verdict = from.port >= TRANSPORT_PORT_BASE ? (this.openGate.admitProven(nowMs, from.address, peer) ? OpenVerdict.Verify : OpenVerdict.Drop) : this.openGate.admit(nowMs, from.address, from.port, open.cookie, peer);
     if (verdict === OpenVerdict.Retry) return this.askForCookie(nowMs, from, receivedBytes, high, low);
     if (verdict === OpenVerdict.Drop) {
       drops[DropReason.RateLimitedNewSessions]++;
@@ -252,6 +263,60 @@ export class TunnelEndpoint {
     this.sessions.openUpstream(session, tunnel);
     ctx.out.event({ type: 'sessionStart', kind: 'tunnel', id: idHex, rule: 'tunnel', client: endpointText(from.address, from.port), origin: endpointText(origin.address, origin.port), fecMode });
     ctx.out.sendUnauthenticated(TUNNEL_SOCKET_ID, from, receivedBytes, this.packets.acceptPacket(session));
+  }
+
+  /**
+   * Checks a signaling request's ticket (a browser asking for a WebRTC peer connection)
+   * before the driver does any ICE or DTLS work, with the refusals an open from
+   * `address` would meet, in the same order and under the same budgets: draining, the
+   * tunnel's allow/deny lists, the session caps, the source's caps and new-session
+   * rate, then one ticket verification within the verification budget (the TCP
+   * handshake proved the address, so no cookie), revocation, staleness, the origin.
+   * Takes no new-session token (the open that follows over the DataChannel takes it, and
+   * is admitted and counted as any open is) and creates no state.
+   */
+  checkSignaling(nowMs: number, address: string, ticket: Uint8Array): SignalingVerdict {
+    const ctx = this.ctx;
+    const tunnel = ctx.config.tunnel;
+    const drops = ctx.out.drops;
+    if (!tunnel) return { ok: false, refusal: 'draining', code: ErrorCode.RelayDraining, detail: 'this relay has no tunnel' };
+    if (ctx.draining) {
+      drops[DropReason.Draining]++;
+      return { ok: false, refusal: 'draining', code: ErrorCode.RelayDraining, detail: 'this relay is draining; connect to another relay' };
+    }
+    if (cidrListMatches(tunnel.deny, address) || (tunnel.allow.length > 0 && !cidrListMatches(tunnel.allow, address))) {
+      drops[DropReason.Denied]++;
+      return { ok: false, refusal: 'denied', code: undefined, detail: 'this source address is not allowed' };
+    }
+    if (!this.budgets.wouldAdmit(SessionKind.Tunnel, undefined, undefined)) {
+      drops[DropReason.SessionCap]++;
+      return { ok: false, refusal: 'full', code: ErrorCode.RelayFull, detail: 'this relay is at its session cap; connect to another relay' };
+    }
+    const known = this.sources.get(address);
+    const peer = known?.peer ?? this.sources.isPeer(address);
+    if (!peer && known !== undefined && (known.sessions >= ctx.config.limits.sessionsPerSourceMax || !known.newSessions.canTake(nowMs))) {
+      drops[DropReason.RateLimitedNewSessions]++;
+      return { ok: false, refusal: 'rateLimited', code: undefined, detail: 'too many sessions or new sessions from this address; retry later' };
+    }
+    if (!this.openGate.admitProven(nowMs, address, peer)) {
+      drops[DropReason.RateLimitedNewSessions]++;
+      return { ok: false, refusal: 'rateLimited', code: undefined, detail: 'ticket verifications are over budget; retry later' };
+    }
+    const verifyKeys = tunnel.additionalTicketPublicKeys?.length ? [tunnel.ticketPublicKey, ...tunnel.additionalTicketPublicKeys] : tunnel.ticketPublicKey;
+    const verified = verifyTicket(ticket, verifyKeys as KeyObject | KeyObject[], ctx.components.wallClockMs(), tunnel.clockSkewMs);
+    const refuse = (code: ErrorCodeValue, detail: string): SignalingVerdict => {
+      drops[DropReason.TicketRefused]++;
+      return { ok: false, refusal: 'ticket', code, detail };
+    };
+    if (!verified.ok) return refuse(verified.code, verified.detail);
+    const claims = verified.claims;
+    if (this.revoked.has(claims.sessionId) || this.revokedFeed.has(claims.sessionId)) return refuse(ErrorCode.TicketRevoked, 'the ticket was revoked');
+    if (tunnel.revocationFeed !== undefined && tunnel.revocationFeed.stalePolicy === 'refuse' && this.revocationsStale(tunnel.revocationFeed.maxAgeMs)) {
+      return { ok: false, refusal: 'full', code: ErrorCode.RelayRevocationsStale, detail: 'this relay has no current revocation list (its coordinator feed has not answered); connect to another relay' };
+    }
+    if (resolveTicketOrigin(tunnel, claims.origin) === undefined) return refuse(ErrorCode.TicketWrongOrigin, `this relay does not serve origin '${claims.origin.slice(0, 64)}'`);
+    if (openSessionKey(claims, tunnel.additionalSealKeys?.length ? [tunnel.sealKey, ...tunnel.additionalSealKeys] : tunnel.sealKey) === undefined) return refuse(ErrorCode.TicketForged, 'the session key does not open with this fleet seal key');
+    return { ok: true, sessionId: claims.sessionId, expiresAtMs: claims.expiresAtMs };
   }
 
   /**
