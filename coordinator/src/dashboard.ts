@@ -107,6 +107,7 @@ const PAGE = `<!doctype html>
   .graph.stale .spark, .stale-fig { opacity:.5; }
   .age { color:var(--drain); font-size:11px; }
   .graph.stale { border-style:dashed; }
+  .spark polyline.held { stroke-dasharray:2 2; opacity:.4; vector-effect:non-scaling-stroke; }
   .spark .mark { stroke-width:.8; vector-effect:non-scaling-stroke; }
   .mark.relayUp { stroke:var(--ok); } .mark.relayDraining { stroke:var(--drain); } .mark.relayDown, .mark.relayIdentityRevoked { stroke:var(--bad); } .mark.relayForgotten { stroke:var(--dim); }
   .axis { position:relative; height:14px; margin-left:30px; margin-right:70px; color:var(--dim); font-size:10px; border-top:1px solid var(--line); }
@@ -247,23 +248,26 @@ const PAGE = `<!doctype html>
     var stepMs = span > 600000 ? 300000 : span > 240000 ? 60000 : span > 60000 ? 30000 : 10000, ticks = "";
     for (var back = 0; back <= span; back += stepMs) ticks += '<span style="left:' + tx(now - back) + '%">' + (back === 0 ? "now" : "−" + (back >= 60000 ? (back / 60000) + " min" : (back / 1000) + " s")) + "</span>";
     var axis = '<div class="axis">' + ticks + "</div>";
-    function spark(cls, h, values, label, fmt, floor, marks) {
-      var pts = [], max = floor, last = null;
+    // heldFromMs: samples after it were taken once the relay's lease had lapsed (the
+    // coordinator still held its last figures): drawn dashed and dim, not as live.
+    function spark(cls, h, values, label, fmt, floor, marks, heldFromMs) {
+      var pts = [], held = [], max = floor, last = null;
       for (var i = 0; i < values.length; i++) if (values[i] != null && values[i] > max) max = values[i];
       for (var j = 0; j < values.length; j++) {
         if (values[j] == null) continue;
-        last = values[j];
-        pts.push(tx(h.tMs[j]) + "," + (24 - values[j] / max * 22).toFixed(1));
+        var pt = tx(h.tMs[j]) + "," + (24 - values[j] / max * 22).toFixed(1);
+        if (h.tMs[j] > heldFromMs) { if (held.length === 0 && pts.length > 0) held.push(pts[pts.length - 1]); held.push(pt); } else { pts.push(pt); last = values[j]; }
       }
-      return '<div class="spark">' + label + '<svg viewBox="0 0 100 26" preserveAspectRatio="none">' + marks + '<polyline class="' + cls + '" points="' + pts.join(" ") + '"/></svg><span class="v">' + fmt(last) + "</span></div>";
+      return '<div class="spark">' + label + '<svg viewBox="0 0 100 26" preserveAspectRatio="none">' + marks + '<polyline class="' + cls + '" points="' + pts.join(" ") + '"/>' + (held.length > 0 ? '<polyline class="' + cls + ' held" points="' + held.join(" ") + '"/>' : "") + '</svg><span class="v">' + fmt(last) + "</span></div>";
     }
     document.getElementById("graphs").innerHTML = fleet.relays.map(function (r) {
       var h = r.history, marks = fleet.events.filter(function (e) { return e.relayId === r.relayId && e.atMs >= t0; }).map(function (e) {
         return '<line class="mark ' + esc(e.type) + '" data-event-type="' + esc(e.type) + '" x1="' + tx(e.atMs) + '" y1="0" x2="' + tx(e.atMs) + '" y2="26"><title>' + esc(clock(e.atMs) + " " + (EVENT_LABEL[e.type] || e.type)) + "</title></line>";
       }).join("");
+      var heldFrom = now - r.lastHeartbeatAgeMs + lease;
       var state = r.stale ? '<span class="age">stale · ' + age(r.lastHeartbeatAgeMs) + " old</span>" : '<span class="' + (r.health === "healthy" ? "ok" : esc(r.health)) + '">' + esc(r.health) + "</span>";
       return '<div class="graph' + (r.stale ? " stale" : "") + '" data-relay-id="' + esc(r.relayId) + '" data-stale="' + r.stale + '"><div class="title"><span>' + esc(r.relayId) + "</span>" + state + "</div>" +
-        spark("rtt", h, h.rttMs, "RTT", function (v) { return f1(v) + " ms"; }, 10, marks) + spark("jitter", h, h.jitterMs, "jit", function (v) { return f1(v) + " ms"; }, 2, marks) + spark("loss", h, h.lossFraction, "loss", pct, 0.01, marks) + axis + "</div>";
+        spark("rtt", h, h.rttMs, "RTT", function (v) { return f1(v) + " ms"; }, 10, marks, heldFrom) + spark("jitter", h, h.jitterMs, "jit", function (v) { return f1(v) + " ms"; }, 2, marks, heldFrom) + spark("loss", h, h.lossFraction, "loss", pct, 0.01, marks, heldFrom) + axis + "</div>";
     }).join("");
 
     // Origins: every figure a relay has for it; fresh = within the lease.

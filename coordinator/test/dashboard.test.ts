@@ -97,6 +97,9 @@ describe('dashboard in headless Chromium', () => {
     assert.ok(Number(opacity) < 1, `its figures are greyed (opacity ${opacity})`);
     await page.waitForSelector('#graphs .graph.stale[data-relay-id="syd-1"] line.mark[data-event-type="relayDown"]', { state: 'attached', timeout: 5000 });
     await page.waitForSelector('#events tr[data-event-type="relayDown"][data-relay-id="syd-1"]', { timeout: 5000 });
+    // Samples taken after its lease lapsed (the coordinator still holds its last figures) are drawn as held, not live.
+    await page.waitForSelector('#graphs [data-relay-id="syd-1"] polyline.rtt.held', { state: 'attached', timeout: 5000 });
+    assert.equal(await page.locator('#graphs [data-relay-id="iad-1"] polyline.held').count(), 0, 'a live relay has no held samples');
     assert.equal(await page.locator('#relay-table tr[data-stale="true"]').count(), 1, 'only the dead relay is stale');
     assert.match((await page.locator('#graphs [data-relay-id="syd-1"] .axis').textContent()) ?? '', /now/, 'graphs have a time axis');
     const shot = join(tmpdir(), `slipstream-dashboard-${process.pid}.png`);
