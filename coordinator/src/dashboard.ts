@@ -7,9 +7,16 @@
  *   and origins with known coordinates as diamonds;
  * - a table per relay: health, sessions/capacity, load, CPU, packets/s, heartbeat age,
  *   and RTT / jitter / loss to each origin it probes;
- * - small time-series graphs of RTT, jitter and loss per relay (last minutes);
- * - the relay-to-relay RTT matrix.
- * Elements carry `data-relay-id` and `data-health` so tests can find them.
+ * - small time-series graphs of RTT, jitter and loss per relay (last minutes) on a
+ *   shared time axis, with the relay's events (up, draining, down, revoked) marked;
+ * - the relay-to-relay RTT matrix; the origins as the relays' probes see them;
+ * - the recent events list; links to `/metrics` and `/health`.
+ * A figure older than the relay's lease (`stale` in the fleet answer: a relay that
+ * stopped heartbeating, an origin probe not renewed) is greyed and shows its age: it
+ * is what the relay said then, not what it does now. Map labels that would overlap
+ * (relays close together) are moved aside with a leader line to their dot.
+ * All text from the API is escaped. Elements carry `data-relay-id`, `data-health` and
+ * `data-stale` so tests can find them.
  */
 
 /** Coarse continent outlines as [longitude, latitude] rings, degrees. Enough to recognise the world, no more. */
@@ -95,6 +102,18 @@ const PAGE = `<!doctype html>
   .scroll { overflow:auto; max-height:420px; }
   #error { color:var(--bad); }
   .dim { color:var(--dim); }
+  a { color:var(--accent); }
+  tr.stale td { color:var(--dim); }
+  .graph.stale .spark, .stale-fig { opacity:.5; }
+  .age { color:var(--drain); font-size:11px; }
+  .graph.stale { border-style:dashed; }
+  .spark polyline.held { stroke-dasharray:2 2; opacity:.4; vector-effect:non-scaling-stroke; }
+  .spark .mark { stroke-width:.8; vector-effect:non-scaling-stroke; }
+  .mark.relayUp { stroke:var(--ok); } .mark.relayDraining { stroke:var(--drain); } .mark.relayDown, .mark.relayIdentityRevoked { stroke:var(--bad); } .mark.relayForgotten { stroke:var(--dim); }
+  .axis { position:relative; height:14px; margin-left:30px; margin-right:70px; color:var(--dim); font-size:10px; border-top:1px solid var(--line); }
+  .axis span { position:absolute; top:1px; transform:translateX(-50%); white-space:nowrap; }
+  .leader { stroke:var(--dim); stroke-width:.6; }
+  #events td.t { color:var(--dim); }
 </style>
 </head>
 <body>
@@ -105,19 +124,23 @@ const PAGE = `<!doctype html>
   <span class="stat">revocations <b id="revocations">0</b></span>
   <span class="stat dim" id="updated">waiting for data…</span>
   <span id="error"></span>
+  <span class="stat" style="margin-left:auto"><a href="/metrics">/metrics</a> · <a href="/health">/health</a></span>
 </header>
 <main>
   <section id="map"><h2>Relays by location</h2>
     <svg viewBox="0 24 __W__ 280" role="img" aria-label="world map of relays">
       <g id="graticule"></g>
       <path class="land" d="__OUTLINE__"></path>
+      <g id="leaders"></g>
       <g id="origins"></g>
       <g id="relays"></g>
     </svg>
   </section>
   <section><h2>Relay-to-relay RTT (ms)</h2><div class="scroll"><table id="matrix"></table></div></section>
   <section class="wide"><h2>Relays</h2><div class="scroll"><table id="relay-table"></table></div></section>
-  <section class="wide"><h2>RTT, jitter and loss over the last minutes</h2><div class="graphs" id="graphs"></div></section>
+  <section class="wide"><h2>RTT, jitter and loss over the last minutes <span class="dim">(marks: green up, amber draining, red down or revoked)</span></h2><div class="graphs" id="graphs"></div></section>
+  <section><h2>Origins as the relays' probes see them</h2><div class="scroll"><table id="origin-table"></table></div></section>
+  <section><h2>Recent events</h2><div class="scroll"><table id="events"></table></div></section>
 </main>
 <script>
 "use strict";
@@ -134,44 +157,79 @@ const PAGE = `<!doctype html>
   for (var lat = -60; lat <= 60; lat += 30) grat += '<line class="grid" x1="0" y1="' + y(lat) + '" x2="' + W + '" y2="' + y(lat) + '"/>';
   document.getElementById("graticule").innerHTML = grat;
 
-  // floor: the least full scale, so that noise on a clean path does not fill the graph.
-  function spark(cls, values, label, fmt, floor) {
-    var pts = [], max = floor, last = null, n = values.length;
-    for (var i = 0; i < n; i++) if (values[i] != null && values[i] > max) max = values[i];
-    for (var j = 0; j < n; j++) {
-      if (values[j] == null) continue;
-      last = values[j];
-      pts.push((n <= 1 ? 100 : j / (n - 1) * 100).toFixed(1) + "," + (24 - values[j] / max * 22).toFixed(1));
+  var EVENT_LABEL = { relayUp: "up", relayDraining: "draining", relayDown: "down (lease lapsed)", relayForgotten: "forgotten", relayIdentityRevoked: "identity revoked" };
+  function clock(ms) { return new Date(ms).toLocaleTimeString(); }
+
+  // Greedy label placement: each label takes the first candidate spot (right, left, above,
+  // below, then further out with a leader line) whose box overlaps no placed label or dot.
+  // Boxes are estimated (8 px font: about 4.7 units per character), which is enough here.
+  function placeLabels(items) {
+    var boxes = items.map(function (it) { return { x0: it.cx - 5, y0: it.cy - 5, x1: it.cx + 5, y1: it.cy + 5, own: it }; });
+    function free(b, it) {
+      for (var i = 0; i < boxes.length; i++) {
+        var o = boxes[i];
+        if (o.own === it) continue;
+        if (b.x0 < o.x1 && o.x0 < b.x1 && b.y0 < o.y1 && o.y0 < b.y1) return false;
+      }
+      return true;
     }
-    return '<div class="spark">' + label + '<svg viewBox="0 0 100 26" preserveAspectRatio="none"><polyline class="' + cls + '" points="' + pts.join(" ") + '"/></svg><span class="v">' + fmt(last) + "</span></div>";
+    return items.map(function (it) {
+      var w = it.text.length * 4.7, h = 9, spots = [[7, 3, "start"], [-7, 3, "end"], [0, -8, "middle"], [0, 12, "middle"]];
+      for (var k = 1; k <= 6; k++) spots.push([12, 3 - k * 10, "start"], [12, 3 + k * 10, "start"], [-12, 3 - k * 10, "end"], [-12, 3 + k * 10, "end"]);
+      var pick = spots[0], box = null;
+      for (var s = 0; s < spots.length; s++) {
+        var sp = spots[s], lx = it.cx + sp[0], ly = it.cy + sp[1];
+        var x0 = sp[2] === "start" ? lx : sp[2] === "end" ? lx - w : lx - w / 2;
+        var b = { x0: x0, y0: ly - h + 1, x1: x0 + w, y1: ly + 1, own: it };
+        if (free(b, it)) { pick = sp; box = b; break; }
+      }
+      if (!box) { var x0f = it.cx + 7; box = { x0: x0f, y0: it.cy - 5, x1: x0f + w, y1: it.cy + 4, own: it }; }
+      boxes.push(box);
+      var far = Math.abs(pick[1] - 3) > 9 || Math.abs(pick[0]) > 7;
+      return { x: it.cx + pick[0], y: it.cy + pick[1], anchor: pick[2], leader: far ? '<line class="leader" x1="' + it.cx.toFixed(1) + '" y1="' + it.cy.toFixed(1) + '" x2="' + (it.cx + pick[0]).toFixed(1) + '" y2="' + (it.cy + pick[1] - 3).toFixed(1) + '"/>' : "" };
+    });
   }
 
   function render(fleet) {
-    var counts = { healthy: 0, draining: 0, unhealthy: 0 };
+    var counts = { healthy: 0, draining: 0, unhealthy: 0 }, lease = fleet.leaseMs, now = fleet.nowMs;
     fleet.relays.forEach(function (r) { counts[r.health]++; });
     ["healthy", "draining", "unhealthy"].forEach(function (h) { document.getElementById("count-" + h).textContent = counts[h]; });
     var st = document.getElementById("store");
     st.textContent = fleet.store.kind + (fleet.store.ok ? " ok" : " unreachable");
     st.className = fleet.store.ok ? "ok" : "bad";
     document.getElementById("revocations").textContent = fleet.revocations;
-    document.getElementById("updated").textContent = "updated " + new Date(fleet.nowMs).toLocaleTimeString();
+    document.getElementById("updated").textContent = "updated " + clock(now) + " · lease " + age(lease);
 
-    document.getElementById("relays").innerHTML = fleet.relays.map(function (r) {
-      return '<g class="relay ' + r.health + '" data-relay-id="' + esc(r.relayId) + '" data-health="' + r.health + '"><title>' + esc(r.relayId + " (" + r.region + "): " + r.health) + '</title><circle cx="' + x(r.longitude).toFixed(1) + '" cy="' + y(r.latitude).toFixed(1) + '" r="5"/><text x="' + (x(r.longitude) + 7).toFixed(1) + '" y="' + (y(r.latitude) + 3).toFixed(1) + '">' + esc(r.relayId) + "</text></g>";
+    var mapOrigins = fleet.origins.filter(function (o) { return o.latitude != null; });
+    var items = fleet.relays.map(function (r) { return { cx: x(r.longitude), cy: y(r.latitude), text: r.relayId }; })
+      .concat(mapOrigins.map(function (o) { return { cx: x(o.longitude), cy: y(o.latitude), text: o.name }; }));
+    var spots = placeLabels(items), leaders = "";
+    function label(i) {
+      var p = spots[i];
+      leaders += p.leader;
+      return '<text x="' + p.x.toFixed(1) + '" y="' + p.y.toFixed(1) + '" text-anchor="' + p.anchor + '">' + esc(items[i].text) + "</text>";
+    }
+    document.getElementById("relays").innerHTML = fleet.relays.map(function (r, i) {
+      var tip = r.relayId + " (" + r.region + "): " + r.health + (r.stale ? ", last heartbeat " + age(r.lastHeartbeatAgeMs) + " ago" : "");
+      return '<g class="relay ' + r.health + '" data-relay-id="' + esc(r.relayId) + '" data-health="' + esc(r.health) + '" data-stale="' + r.stale + '"><title>' + esc(tip) + '</title><circle cx="' + items[i].cx.toFixed(1) + '" cy="' + items[i].cy.toFixed(1) + '" r="5"/>' + label(i) + "</g>";
     }).join("");
-    document.getElementById("origins").innerHTML = fleet.origins.filter(function (o) { return o.latitude != null; }).map(function (o) {
-      var cx = x(o.longitude), cy = y(o.latitude);
-      return '<g class="origin"><title>origin ' + esc(o.name) + '</title><path d="M' + cx + "," + (cy - 5) + "L" + (cx + 5) + "," + cy + "L" + cx + "," + (cy + 5) + "L" + (cx - 5) + "," + cy + 'Z"/><text x="' + (cx + 7) + '" y="' + (cy + 3) + '">' + esc(o.name) + "</text></g>";
+    document.getElementById("origins").innerHTML = mapOrigins.map(function (o, k) {
+      var i = fleet.relays.length + k, cx = items[i].cx, cy = items[i].cy;
+      return '<g class="origin"><title>origin ' + esc(o.name) + '</title><path d="M' + cx + "," + (cy - 5) + "L" + (cx + 5) + "," + cy + "L" + cx + "," + (cy + 5) + "L" + (cx - 5) + "," + cy + 'Z"/>' + label(i) + "</g>";
     }).join("");
+    document.getElementById("leaders").innerHTML = leaders;
 
     var rows = fleet.relays.map(function (r) {
       var load = r.capacitySessions > 0 ? r.load.sessions / r.capacitySessions : 1;
+      var fig = r.stale ? function (v) { return '<span class="stale-fig">' + v + "</span>"; } : function (v) { return v; };
       var origins = r.origins.length === 0 ? '<span class="dim">no origin probes</span>' : r.origins.map(function (o) {
-        return esc(o.origin) + ": " + f1(o.rttMs) + " ms / " + f1(o.jitterMs) + " ms / " + pct(o.lossFraction);
+        var t = esc(o.origin) + ": " + f1(o.rttMs) + " ms / " + f1(o.jitterMs) + " ms / " + pct(o.lossFraction);
+        return o.stale ? '<span class="stale-fig" data-stale="true">' + t + '</span> <span class="age">' + age(o.ageMs) + " old</span>" : t;
       }).join("<br>");
-      return '<tr data-relay-id="' + esc(r.relayId) + '" data-health="' + r.health + '"><td>' + esc(r.relayId) + "</td><td>" + esc(r.region) + '</td><td><span class="pill ' + (r.health === "healthy" ? "ok" : r.health) + '">' + r.health + '</span></td><td class="num">' + r.load.sessions + " / " + r.capacitySessions + '</td><td class="num">' + pct(Math.max(load, r.load.cpuFraction)) + '</td><td class="num">' + pct(r.load.cpuFraction) + '</td><td class="num">' + Math.round(r.load.packetsPerSecond) + '</td><td class="num">' + age(r.lastHeartbeatAgeMs) + "</td><td>" + origins + "</td></tr>";
+      var staleTag = r.stale ? ' <span class="age stale-age">stale · ' + age(r.lastHeartbeatAgeMs) + " old</span>" : "";
+      return '<tr class="' + (r.stale ? "stale" : "") + '" data-relay-id="' + esc(r.relayId) + '" data-health="' + esc(r.health) + '" data-stale="' + r.stale + '"><td>' + esc(r.relayId) + "</td><td>" + esc(r.region) + '</td><td class="health"><span class="pill ' + (r.health === "healthy" ? "ok" : esc(r.health)) + '">' + esc(r.health) + "</span>" + staleTag + '</td><td class="num">' + fig(r.load.sessions + " / " + r.capacitySessions) + '</td><td class="num">' + fig(pct(Math.max(load, r.load.cpuFraction))) + '</td><td class="num">' + fig(pct(r.load.cpuFraction)) + '</td><td class="num">' + fig(Math.round(r.load.packetsPerSecond)) + '</td><td class="num hb' + (r.stale ? " age" : "") + '">' + age(r.lastHeartbeatAgeMs) + "</td><td>" + origins + "</td></tr>";
     }).join("");
-    document.getElementById("relay-table").innerHTML = '<tr><th>relay</th><th>region</th><th>health</th><th class="num">sessions</th><th class="num">load</th><th class="num">CPU</th><th class="num">packets/s</th><th class="num">heartbeat</th><th>to origins: RTT / jitter / loss</th></tr>' + (rows || '<tr><td colspan="9" class="dim">no relays registered</td></tr>');
+    document.getElementById("relay-table").innerHTML = '<tr><th>relay</th><th>region</th><th>health</th><th class="num">sessions</th><th class="num">load</th><th class="num">CPU</th><th class="num">packets/s</th><th class="num">heartbeat age</th><th>to origins: RTT / jitter / loss</th></tr>' + (rows || '<tr><td colspan="9" class="dim">no relays registered</td></tr>');
 
     var m = fleet.mesh, head = "<tr><th></th>" + m.relayIds.map(function (id) { return "<th>" + esc(id) + "</th>"; }).join("") + "</tr>";
     document.getElementById("matrix").innerHTML = head + m.relayIds.map(function (from, i) {
@@ -181,11 +239,53 @@ const PAGE = `<!doctype html>
       }).join("") + "</tr>";
     }).join("");
 
+    // One time window for every graph: from the oldest sample any relay has to now.
+    var t0 = now;
+    fleet.relays.forEach(function (r) { if (r.history.tMs.length > 0 && r.history.tMs[0] < t0) t0 = r.history.tMs[0]; });
+    var span = Math.max(now - t0, 10000);
+    t0 = now - span;
+    function tx(t) { return ((t - t0) / span * 100).toFixed(2); }
+    var stepMs = span > 600000 ? 300000 : span > 240000 ? 60000 : span > 60000 ? 30000 : 10000, ticks = "";
+    for (var back = 0; back <= span; back += stepMs) ticks += '<span style="left:' + tx(now - back) + '%">' + (back === 0 ? "now" : "−" + (back >= 60000 ? (back / 60000) + " min" : (back / 1000) + " s")) + "</span>";
+    var axis = '<div class="axis">' + ticks + "</div>";
+    // heldFromMs: samples after it were taken once the relay's lease had lapsed (the
+    // coordinator still held its last figures): drawn dashed and dim, not as live.
+    function spark(cls, h, values, label, fmt, floor, marks, heldFromMs) {
+      var pts = [], held = [], max = floor, last = null;
+      for (var i = 0; i < values.length; i++) if (values[i] != null && values[i] > max) max = values[i];
+      for (var j = 0; j < values.length; j++) {
+        if (values[j] == null) continue;
+        var pt = tx(h.tMs[j]) + "," + (24 - values[j] / max * 22).toFixed(1);
+        if (h.tMs[j] > heldFromMs) { if (held.length === 0 && pts.length > 0) held.push(pts[pts.length - 1]); held.push(pt); } else { pts.push(pt); last = values[j]; }
+      }
+      return '<div class="spark">' + label + '<svg viewBox="0 0 100 26" preserveAspectRatio="none">' + marks + '<polyline class="' + cls + '" points="' + pts.join(" ") + '"/>' + (held.length > 0 ? '<polyline class="' + cls + ' held" points="' + held.join(" ") + '"/>' : "") + '</svg><span class="v">' + fmt(last) + "</span></div>";
+    }
     document.getElementById("graphs").innerHTML = fleet.relays.map(function (r) {
-      var h = r.history;
-      return '<div class="graph" data-relay-id="' + esc(r.relayId) + '"><div class="title"><span>' + esc(r.relayId) + '</span><span class="' + (r.health === "healthy" ? "ok" : r.health) + '">' + r.health + "</span></div>" +
-        spark("rtt", h.rttMs, "RTT", function (v) { return f1(v) + " ms"; }, 10) + spark("jitter", h.jitterMs, "jit", function (v) { return f1(v) + " ms"; }, 2) + spark("loss", h.lossFraction, "loss", pct, 0.01) + "</div>";
+      var h = r.history, marks = fleet.events.filter(function (e) { return e.relayId === r.relayId && e.atMs >= t0; }).map(function (e) {
+        return '<line class="mark ' + esc(e.type) + '" data-event-type="' + esc(e.type) + '" x1="' + tx(e.atMs) + '" y1="0" x2="' + tx(e.atMs) + '" y2="26"><title>' + esc(clock(e.atMs) + " " + (EVENT_LABEL[e.type] || e.type)) + "</title></line>";
+      }).join("");
+      var heldFrom = now - r.lastHeartbeatAgeMs + lease;
+      var state = r.stale ? '<span class="age">stale · ' + age(r.lastHeartbeatAgeMs) + " old</span>" : '<span class="' + (r.health === "healthy" ? "ok" : esc(r.health)) + '">' + esc(r.health) + "</span>";
+      return '<div class="graph' + (r.stale ? " stale" : "") + '" data-relay-id="' + esc(r.relayId) + '" data-stale="' + r.stale + '"><div class="title"><span>' + esc(r.relayId) + "</span>" + state + "</div>" +
+        spark("rtt", h, h.rttMs, "RTT", function (v) { return f1(v) + " ms"; }, 10, marks, heldFrom) + spark("jitter", h, h.jitterMs, "jit", function (v) { return f1(v) + " ms"; }, 2, marks, heldFrom) + spark("loss", h, h.lossFraction, "loss", pct, 0.01, marks, heldFrom) + axis + "</div>";
     }).join("");
+
+    // Origins: every figure a relay has for it; fresh = within the lease.
+    var byOrigin = {};
+    fleet.origins.forEach(function (o) { byOrigin[o.name] = []; });
+    fleet.relays.forEach(function (r) { r.origins.forEach(function (o) { (byOrigin[o.origin] = byOrigin[o.origin] || []).push({ relayId: r.relayId, fig: o, fresh: !o.stale && !r.stale }); }); });
+    var orows = Object.keys(byOrigin).sort().map(function (name) {
+      var seen = byOrigin[name], fresh = seen.filter(function (s) { return s.fresh; }), best = null;
+      fresh.forEach(function (s) { if (best === null || s.fig.rttMs < best.fig.rttMs) best = s; });
+      var status = fresh.length > 0 ? '<span class="ok">probed by ' + fresh.length + "</span>" : seen.length > 0 ? '<span class="age">only stale figures</span>' : '<span class="dim">no probes</span>';
+      return '<tr data-origin="' + esc(name) + '"><td>' + esc(name) + "</td><td>" + status + "</td><td>" + (best ? esc(best.relayId) + ": " + f1(best.fig.rttMs) + " ms / " + pct(best.fig.lossFraction) : "–") + "</td></tr>";
+    }).join("");
+    document.getElementById("origin-table").innerHTML = "<tr><th>origin</th><th>probes within the lease</th><th>best relay: RTT / loss</th></tr>" + (orows || '<tr><td colspan="3" class="dim">no origins</td></tr>');
+
+    var evs = fleet.events.slice().reverse();
+    document.getElementById("events").innerHTML = "<tr><th>when</th><th>relay</th><th>what</th></tr>" + (evs.map(function (e) {
+      return '<tr data-event-type="' + esc(e.type) + '" data-relay-id="' + esc(e.relayId) + '"><td class="t">' + esc(clock(e.atMs)) + " (" + age(Math.max(0, now - e.atMs)) + " ago)</td><td>" + esc(e.relayId) + '</td><td class="mark-text ' + esc(e.type) + '">' + esc(EVENT_LABEL[e.type] || e.type) + "</td></tr>";
+    }).join("") || '<tr><td colspan="3" class="dim">no events since this coordinator started</td></tr>');
   }
 
   var busy = false;

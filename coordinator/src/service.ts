@@ -23,7 +23,7 @@ import { createHash, randomBytes, timingSafeEqual, type KeyObject } from 'node:c
 import type { Logger } from 'pino';
 import * as prom from 'prom-client';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed, SESSION_KEY_BYTES, SEAL_NONCE_BYTES } from '../../proto/src/ticket.js';
-import { relayInfoOf } from '../../proto/src/api/contract.js';
+import { FLEET_EVENTS_MAX, relayInfoOf, type FleetAnswer, type FleetEvent } from '../../proto/src/api/contract.js';
 import {
   BODY_BYTES_MAX,
   CLIENT_PREFIXES_MAX,
@@ -112,6 +112,8 @@ export class CoordinatorService {
   private readonly requests: prom.Counter<'route' | 'status'>;
   private readonly durations: prom.Histogram<'route'>;
   private readonly relayEvents: prom.Counter<'type'>;
+  /** The last {@link FLEET_EVENTS_MAX} relay events, oldest first, for the dashboard's list and graph marks. */
+  private readonly recentEvents: FleetEvent[] = [];
   private readonly sessionsIssued: prom.Counter;
   private readonly revocationsMade: prom.Counter;
   private readonly reportsTaken: prom.Counter<'kind'>;
@@ -252,7 +254,7 @@ export class CoordinatorService {
     '/v1/relays/enroll': { POST: (req) => this.relayAuth.enroll(req) },
     '/v1/admin/join-tokens': { POST: (req) => this.relayAuth.mintJoinToken(req) },
     '/v1/admin/relay-identities': { GET: (req) => this.relayAuth.listIdentities(req) },
-    '/v1/admin/relay-identities/:relayId': { DELETE: (req) => this.relayAuth.revokeIdentity(req, decodeURIComponentSafe(req.path.slice('/v1/admin/relay-identities/'.length))) },
+    '/v1/admin/relay-identities/:relayId': { DELETE: (req) => this.revokeIdentity(req) },
     '/v1/relays/register': { POST: (req) => this.register(req) },
     '/v1/relays/heartbeat': { POST: (req) => this.heartbeat(req) },
     '/v1/relays/reports': { POST: (req) => this.relayReports(req) },
@@ -371,11 +373,33 @@ export class CoordinatorService {
     return this.fleetSecrets.report(this.now(), this.core.registry);
   }
 
-  /** `GET /v1/fleet`: the core's view, each relay with the secret it authenticates with, and the store status. */
+  /** `GET /v1/fleet`: the core's view, each relay with the secret it authenticates with and whether its figures outlived the lease, the store status, recent events. */
   private fleetView(): ApiResponse {
     const view = this.core.fleet(this.now());
-    const relays = view.relays.map((r) => ({ ...r, fleetSecret: this.fleetSecrets.role(this.core.registry.get(r.relayId)?.fleetSecretId).role }));
-    return { status: 200, json: { ...view, relays, store: this.store.status() } };
+    const relays = view.relays.map((r) => ({
+      ...r,
+      fleetSecret: this.fleetSecrets.role(this.core.registry.get(r.relayId)?.fleetSecretId).role,
+      stale: r.lastHeartbeatAgeMs > view.leaseMs,
+      origins: r.origins.map((o) => ({ ...o, stale: o.ageMs > view.leaseMs })),
+    }));
+    const answer: FleetAnswer = { ...view, relays, store: this.store.status(), events: [...this.recentEvents] };
+    return { status: 200, json: answer };
+  }
+
+  /** `DELETE /v1/admin/relay-identities/:relayId` (relay-auth.ts), listed as an event when it revokes. */
+  private revokeIdentity(req: ApiRequest): ApiResponse {
+    const relayId = decodeURIComponentSafe(req.path.slice('/v1/admin/relay-identities/'.length));
+    const answer = this.relayAuth.revokeIdentity(req, relayId);
+    const revokedAtMs = (answer.json as { revokedAtMs?: number } | undefined)?.revokedAtMs;
+    if (answer.status === 200 && revokedAtMs !== undefined && !this.recentEvents.some((e) => e.type === 'relayIdentityRevoked' && e.relayId === relayId && e.atMs === revokedAtMs)) {
+      this.noteEvent({ atMs: revokedAtMs, type: 'relayIdentityRevoked', relayId });
+    }
+    return answer;
+  }
+
+  private noteEvent(event: FleetEvent): void {
+    this.recentEvents.push(event);
+    if (this.recentEvents.length > FLEET_EVENTS_MAX) this.recentEvents.shift();
   }
 
   // ---- relays -------------------------------------------------------------------------
@@ -729,6 +753,7 @@ export class CoordinatorService {
   private afterInput(): void {
     for (let e = this.core.pollEvent(); e; e = this.core.pollEvent()) {
       this.relayEvents.inc({ type: e.type });
+      this.noteEvent({ atMs: e.atMs, type: e.type, relayId: e.relayId });
       const level = e.type === 'relayDown' ? 'warn' : 'info';
       this.logger[level]({ event: e.type, relayId: e.relayId }, `relay ${e.relayId}: ${e.type}`);
     }

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../../test/support/run-cli.js';
 import { CoordinatorApiError, CoordinatorClient, rawPublicKeyBase64 } from '../../kit/coordinator-client.js';
-import { API_PATHS } from '../../proto/src/api/contract.js';
+import { API_PATHS, type FleetAnswer } from '../../proto/src/api/contract.js';
 import { signRelayRequest } from '../../proto/src/api/relay-identity.js';
 import { freePort, startCoordinatorProcess, testKeys, writeConfig, type CoordinatorProcess } from './support.js';
 
@@ -145,6 +145,11 @@ describe('relay identity on a real coordinator (fleet.requireRelayIdentity: true
     const afterRevoke = await refusal(a.client.heartbeat('relay-a', load));
     assert.equal(afterRevoke.status, 403);
     assert.equal(afterRevoke.code, 'identity_revoked');
+    // The dashboard's recent events name the revocation, once (a second revoke changes nothing).
+    assert.equal((await runCli(['coordinator', 'identities', '--revoke', 'relay-a', '--url', url, '--admin-key-file', h.adminKeyFile])).code, 0);
+    const events = ((await (await fetch(`${url}${API_PATHS.fleet}`)).json()) as FleetAnswer).events;
+    assert.deepEqual(events.filter((e) => e.type === 'relayIdentityRevoked').map((e) => e.relayId), ['relay-a'], JSON.stringify(events));
+    assert.deepEqual(events.filter((e) => e.type === 'relayUp').map((e) => e.relayId).sort(), ['relay-a', 'relay-b']);
     await b.client.heartbeat('relay-b', load);
     await b.client.register(relayInfo('relay-b', '127.0.0.3'));
     const listed = await runCli(['coordinator', 'identities', '--json', '--url', url, '--admin-key-file', h.adminKeyFile]);

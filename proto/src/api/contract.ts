@@ -40,7 +40,7 @@ export const API_PATHS = {
   revocations: '/v1/revocations',
   /** `GET`, anonymous: `{ ticketPublicKey }`, the raw Ed25519 key (base64) that verifies tickets. */
   keys: '/v1/keys',
-  /** `GET`, anonymous: what the dashboard shows ({@link FleetView}). */
+  /** `GET`, anonymous: what the dashboard shows ({@link FleetAnswer}). */
   fleet: '/v1/fleet',
   /** `GET`, anonymous: `{ origins: OriginInfo[] }`. */
   origins: '/v1/origins',
@@ -456,6 +456,44 @@ export interface FleetRelay extends RelayInfo {
   readonly origins: { origin: string; rttMs: number; jitterMs: number; lossFraction: number; ageMs: number }[];
   /** RTT, jitter and loss over the last minutes (mean over the relay's origin paths, else its mesh paths). */
   readonly history: RelaySeries;
+}
+
+/**
+ * What `GET /v1/fleet` answers: the core's {@link FleetView} plus what the service adds —
+ * per relay the fleet secret role and staleness, the store status, recent fleet events.
+ */
+export interface FleetAnswer extends Omit<FleetView, 'relays'> {
+  readonly relays: FleetAnswerRelay[];
+  readonly store: StoreStatus;
+  /** The most recent fleet events, oldest first, at most FLEET_EVENTS_MAX (100); this replica's own observations. */
+  readonly events: FleetEvent[];
+}
+
+/** A relay in {@link FleetAnswer}: the core's view, how it authenticates, and whether its figures are stale. */
+export interface FleetAnswerRelay extends Omit<FleetRelay, 'origins'> {
+  readonly fleetSecret: FleetSecretRole;
+  /**
+   * True when the last heartbeat is older than the lease (`lastHeartbeatAgeMs > leaseMs`):
+   * `load` is what the relay said then, not what it does now.
+   */
+  readonly stale: boolean;
+  /** As {@link FleetRelay.origins}; `stale` when that figure is older than the lease (`ageMs > leaseMs`). */
+  readonly origins: (FleetRelay['origins'][number] & { stale: boolean })[];
+}
+
+/** At most this many events in {@link FleetAnswer.events}. */
+export const FLEET_EVENTS_MAX = 100;
+
+/**
+ * Something that happened to a relay, as the dashboard lists and marks it:
+ * `relayUp` (registered, or back after a lapse), `relayDraining`, `relayDown` (lease
+ * lapsed), `relayForgotten` (retention over), `relayIdentityRevoked` (an operator revoked its key).
+ */
+export interface FleetEvent {
+  /** When this coordinator noticed, epoch ms. */
+  readonly atMs: number;
+  readonly type: 'relayUp' | 'relayDraining' | 'relayDown' | 'relayForgotten' | 'relayIdentityRevoked';
+  readonly relayId: string;
 }
 
 /** A relay's series, oldest first. */
