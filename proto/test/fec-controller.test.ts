@@ -136,13 +136,18 @@ function repairs(s: FecScheme): number {
   return s.mode === 'sw' ? s.repairsPerSource : 0;
 }
 
-test('sw family: starts with a repair per packet, drops to none on a clean path, and only ever answers sw', () => {
+test('sw family: starts with a repair per packet, drops to the small-flow floor on a clean path (none for a big flow), and only ever answers sw', () => {
   const d = new Driver(60, { family: 'sw' });
   assert.equal(d.controller.scheme.mode, 'sw');
   assert.equal(repairs(d.controller.scheme), 1);
   const seen = d.run(30_000, 0, 1);
   assert.ok(seen.every((s) => s.mode === 'sw'));
-  assert.equal(repairs(seen[seen.length - 1]), 0);
+  // A game flow keeps 1 repair per 4 packets (~1.9 kB/s here): insurance while a new loss is not yet significant.
+  assert.equal(repairs(seen[seen.length - 1]), 0.25);
+  // A media flow (2,000 packets/s of ~130 B): the floor would cost more than its budget, so none.
+  const media = new Driver(2000, { family: 'sw' });
+  const mediaSeen = media.run(30_000, 0, 1);
+  assert.equal(repairs(mediaSeen[mediaSeen.length - 1]), 0);
   assert.throws(() => new FecController({ family: 'rs' as never }), /family/);
 });
 
