@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { SlipError } from '../proto/src/errors.js';
 import { commands } from './commands.js';
 import type { CommandIo } from '../kit/command.js';
+import { describeListenError } from '../kit/system-error.js';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -57,6 +58,13 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
     if (error instanceof SlipError) {
       io.err(`slipstream: ${error.message}\n`);
       return error.code === 'SLIP_ERR_CLI_USAGE' || error.code === 'SLIP_ERR_CONFIG_INVALID' || error.code === 'SLIP_ERR_SIM_INVALID' ? 2 : 1;
+    }
+    // A port in use (or an address not on this machine) is an operator's mistake, not a
+    // bug: one line naming the address, exit 1, no stack trace.
+    const listen = describeListenError(error);
+    if (listen !== undefined) {
+      io.err(`slipstream ${name}: ${listen}\n`);
+      return 1;
     }
     throw error;
   }
