@@ -72,7 +72,11 @@ export function describeNetworkError(error: unknown): string {
   if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) return `timed out (${error.name})`;
   const sys = systemErrorOf(error);
   if (sys !== undefined) return `${reasonOfCode(String(sys.code))} (${String(sys.code)})`;
-  return error instanceof Error ? error.message : String(error);
+  // fetch refuses some requests itself (`bad port` for 1, 25, 6000…): its reason is the
+  // innermost cause, under the bare "fetch failed".
+  let inner: unknown = error;
+  for (let depth = 0; depth < 5 && inner instanceof Error && inner.cause instanceof Error; depth++) inner = inner.cause;
+  return inner instanceof Error ? inner.message : String(inner);
 }
 
 /**

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, type CliResult } from './support/run-cli.js';
+import { freePort } from '../kit/free-port.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slip-cli-errors-'));
 const servers: Server[] = [];
@@ -51,4 +52,27 @@ test('relay whose metrics port is in use: one line naming the address, exit 1', 
   writeFileSync(config, `metrics:\n  listen: 127.0.0.1:${port}\nrules:\n  - name: game\n    protocol: udp\n    listen: 127.0.0.1:0\n    origins: [127.0.0.1:9]\n`);
   const result = await runCli(['relay', '--config', config, '--log-level', 'silent']);
   assertOneLine(result, 1, new RegExp(`^slipstream relay: cannot bind metrics 127\\.0\\.0\\.1:${port}: EADDRINUSE$`));
+});
+
+/** `slipstream connect` against `coordinator` with no cache: fails before any relay. */
+function connectTo(coordinator: string): Promise<CliResult> {
+  return runCli(['connect', '--coordinator', coordinator, '--origin', 'game', '--listen', 'udp:127.0.0.1:0', '--api-key', 'k', '--cache', join(dir, 'no-cache.json')]);
+}
+
+const unreachable = (url: string, cause: string): RegExp => new RegExp(`^slipstream connect: SLIP_ERR_COORDINATOR_UNREACHABLE: cannot reach the coordinator at ${url.replace(/\./g, '\\.')} \\(${cause}\\) and no cached candidate list`);
+
+test('connect to a coordinator nobody listens on: the cause is "connection refused", exit 1', async () => {
+  const url = `http://127.0.0.1:${await freePort()}`;
+  assertOneLine(await connectTo(url), 1, unreachable(url, 'connection refused \\(ECONNREFUSED\\)'));
+});
+
+test('connect to a coordinator whose name does not resolve: the cause is "name not found", exit 1', async () => {
+  // .invalid never resolves (RFC 6761); without DNS at all the resolver says EAI_AGAIN.
+  const url = 'http://coordinator.invalid:7400';
+  assertOneLine(await connectTo(url), 1, unreachable(url, 'name (not found \\(ENOTFOUND\\)|lookup failed for now \\(DNS unreachable\\) \\(EAI_AGAIN\\))'));
+});
+
+test('connect to a coordinator that accepts and never answers: the cause is "timed out", exit 1', async () => {
+  const url = `http://127.0.0.1:${await heldTcpPort()}`;
+  assertOneLine(await connectTo(url), 1, unreachable(url, 'timed out after \\d+ ms'));
 });
