@@ -7,6 +7,7 @@ import { SlipError } from '../proto/src/errors.js';
 import { commands } from './commands.js';
 import type { CommandIo } from '../kit/command.js';
 import { describeListenError } from '../kit/system-error.js';
+import { closestMatch } from '../kit/closest.js';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -50,7 +51,8 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
     const load = Object.prototype.hasOwnProperty.call(commands, name) ? commands[name] : undefined;
     if (!load) {
       const what = name.startsWith('-') ? `${name}: unknown flag` : `'${name}': unknown command`;
-      io.err(`slipstream: ${what}; expected one of ${Object.keys(commands).join(', ')} (see 'slipstream --help')\n`);
+      const near = name.startsWith('-') ? undefined : closestMatch(name, Object.keys(commands));
+      io.err(`slipstream: ${what}${near === undefined ? '' : ` (did you mean '${near}'?)`}; expected one of ${Object.keys(commands).join(', ')} (see 'slipstream --help')\n`);
       return 2;
     }
     return await (await load()).run(rest, io);

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { ConfigError } from '../proto/src/errors.js';
+import { closestMatch } from './closest.js';
 
 /** A key path inside a document: map keys and sequence indexes. */
 export type ConfigPath = readonly (string | number)[];
@@ -154,10 +155,12 @@ export class ConfigReader {
     return node.items.map((pair) => String(isScalar(pair.key) ? pair.key.value : pair.key));
   }
 
-  /** Fails on the first key of the map at `path` not in `allowed` (catches typos such as `idleTimoutMs`). */
+  /** Fails on the first key of the map at `path` not in `allowed` (catches typos such as `idleTimoutMs`, and suggests the nearest allowed key). */
   rejectUnknownKeys(path: ConfigPath, allowed: readonly string[]): void {
     for (const key of this.mapKeys(path, { optional: true })) {
-      if (!allowed.includes(key)) this.fail([...path, key], `unknown key; expected one of ${allowed.join(', ')}`);
+      if (allowed.includes(key)) continue;
+      const near = closestMatch(key, allowed);
+      this.fail([...path, key], `unknown key${near === undefined ? '' : ` (did you mean '${near}'?)`}; expected one of ${allowed.join(', ')}`);
     }
   }
 }

@@ -76,3 +76,20 @@ test('connect to a coordinator that accepts and never answers: the cause is "tim
   const url = `http://127.0.0.1:${await heldTcpPort()}`;
   assertOneLine(await connectTo(url), 1, unreachable(url, 'timed out after \\d+ ms'));
 });
+
+test('an unknown flag suggests the nearest one, exit 2', async () => {
+  assertOneLine(await runCli(['coordinator', '--lisen', '127.0.0.1:0']), 2, /^slipstream: --lisen: unknown flag for 'slipstream coordinator'; did you mean --listen\? \(see 'slipstream coordinator --help'\)$/);
+  assertOneLine(await runCli(['coordinator', '--colour', 'red']), 2, /^slipstream: --colour: unknown flag for 'slipstream coordinator' \(see 'slipstream coordinator --help'\)$/);
+});
+
+test('an unknown command or subcommand suggests the nearest one, exit 2', async () => {
+  assertOneLine(await runCli(['coordinatr']), 2, /^slipstream: 'coordinatr': unknown command \(did you mean 'coordinator'\?\); expected one of /);
+  assertOneLine(await runCli(['sim', 'lnik']), 2, /^slipstream: 'lnik': unknown subcommand of 'slipstream sim' \(did you mean 'link'\?\); expected one of /);
+});
+
+test('an unknown config key suggests the nearest one, with file and line, exit 2', async () => {
+  const config = join(dir, 'relay-typo.yaml');
+  writeFileSync(config, `metrics:\n  listen: off\nrules:\n  - name: game\n    protocol: udp\n    listen: 127.0.0.1:0\n    origins: [127.0.0.1:9]\n    idleTimoutMs: 5000\n`);
+  const result = await runCli(['relay', '--config', config, '--check']);
+  assertOneLine(result, 2, new RegExp(`^slipstream: ${config.replace(/\./g, '\\.')}:8: rules\\[0\\]\\.idleTimoutMs: unknown key \\(did you mean 'idleTimeoutMs'\\?\\); expected one of name, `));
+});
