@@ -5,6 +5,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
+import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,8 +14,10 @@ import { freePort } from '../kit/free-port.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slip-cli-errors-'));
 const servers: Server[] = [];
+const udpSockets: dgram.Socket[] = [];
 after(() => {
   for (const server of servers) server.close();
+  for (const socket of udpSockets) socket.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -92,4 +95,15 @@ test('an unknown config key suggests the nearest one, with file and line, exit 2
   writeFileSync(config, `metrics:\n  listen: off\nrules:\n  - name: game\n    protocol: udp\n    listen: 127.0.0.1:0\n    origins: [127.0.0.1:9]\n    idleTimoutMs: 5000\n`);
   const result = await runCli(['relay', '--config', config, '--check']);
   assertOneLine(result, 2, new RegExp(`^slipstream: ${config.replace(/\./g, '\\.')}:8: rules\\[0\\]\\.idleTimoutMs: unknown key \\(did you mean 'idleTimeoutMs'\\?\\); expected one of name, `));
+});
+
+test('connect binds its local port before contacting anyone: a port in use is SLIP_ERR_BIND_FAILED naming it, exit 1', async () => {
+  const held = dgram.createSocket('udp4');
+  udpSockets.push(held);
+  await new Promise<void>((resolve) => held.bind(0, '127.0.0.1', resolve));
+  const port = held.address().port;
+  // The coordinator is down too: had connect asked it first, the error would be about it.
+  const coordinator = `http://127.0.0.1:${await freePort()}`;
+  const result = await runCli(['connect', '--coordinator', coordinator, '--origin', 'game', '--listen', `udp:127.0.0.1:${port}`, '--api-key', 'k', '--cache', join(dir, 'no-cache.json')]);
+  assertOneLine(result, 1, new RegExp(`^slipstream connect: SLIP_ERR_BIND_FAILED: cannot listen on udp:127\\.0\\.0\\.1:${port}: address already in use \\(EADDRINUSE\\); another process holds it`));
 });
