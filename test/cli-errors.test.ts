@@ -107,3 +107,14 @@ test('connect binds its local port before contacting anyone: a port in use is SL
   const result = await runCli(['connect', '--coordinator', coordinator, '--origin', 'game', '--listen', `udp:127.0.0.1:${port}`, '--api-key', 'k', '--cache', join(dir, 'no-cache.json')]);
   assertOneLine(result, 1, new RegExp(`^slipstream connect: SLIP_ERR_BIND_FAILED: cannot listen on udp:127\\.0\\.0\\.1:${port}: address already in use \\(EADDRINUSE\\); another process holds it`));
 });
+
+test('durations in a relay file accept 60s/500ms strings; a bad one is one line with file, line and key, exit 2', async () => {
+  const rule = (idle: string): string => `metrics:\n  listen: off\nrules:\n  - name: game\n    protocol: udp\n    listen: 127.0.0.1:0\n    origins: [127.0.0.1:9]\n    idleTimeoutMs: ${idle}\n`;
+  const good = join(dir, 'relay-duration.yaml');
+  writeFileSync(good, rule('60s'));
+  const ok = await runCli(['relay', '--config', good, '--check']);
+  assert.equal(ok.code, 0, ok.stderr);
+  const bad = join(dir, 'relay-bad-duration.yaml');
+  writeFileSync(bad, rule('60 seconds'));
+  assertOneLine(await runCli(['relay', '--config', bad, '--check']), 2, new RegExp(`^slipstream: ${bad.replace(/\./g, '\\.')}:8: rules\\[0\\]\\.idleTimeoutMs: '60 seconds' is not a duration; expected an integer from \\d+ to \\d+ ms, or a duration such as 500ms, 60s or 2m$`));
+});
