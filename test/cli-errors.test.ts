@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, type CliResult } from './support/run-cli.js';
 import { freePort } from '../kit/free-port.js';
+import { CliProcess } from './support/cli-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slip-cli-errors-'));
 const servers: Server[] = [];
@@ -117,4 +118,28 @@ test('durations in a relay file accept 60s/500ms strings; a bad one is one line 
   const bad = join(dir, 'relay-bad-duration.yaml');
   writeFileSync(bad, rule('60 seconds'));
   assertOneLine(await runCli(['relay', '--config', bad, '--check']), 2, new RegExp(`^slipstream: ${bad.replace(/\./g, '\\.')}:8: rules\\[0\\]\\.idleTimeoutMs: '60 seconds' is not a duration; expected an integer from \\d+ to \\d+ ms, or a duration such as 500ms, 60s or 2m$`));
+});
+
+test('two relays on one host: the second takes a free metrics port instead of colliding on the default 9464, and says which', async () => {
+  // Holds the default port, unless something on this machine (another relay) already does.
+  const holder = createServer();
+  const heldHere = await new Promise<boolean>((resolve) => {
+    holder.once('error', () => resolve(false));
+    holder.listen(9464, '127.0.0.1', () => resolve(true));
+  });
+  if (heldHere) servers.push(holder);
+  const config = join(dir, 'relay-default-metrics.yaml');
+  writeFileSync(config, 'rules:\n  - name: game\n    protocol: udp\n    listen: 127.0.0.1:0\n    origins: [127.0.0.1:9]\n');
+  const relay = CliProcess.start(['relay', '--config', config]);
+  try {
+    const m = await relay.waitFor(/^slipstream relay: warning: the default metrics address 127\.0\.0\.1:9464 is in use \(another relay on this host\?\); \/metrics and \/health listen on 127\.0\.0\.1:(\d+) instead; set metrics\.listen to choose the port$/m, 'stderr', 30_000);
+    const port = Number(m[1]);
+    assert.notEqual(port, 9464);
+    await relay.waitFor(/"event":"started"/, 'stdout', 30_000);
+    const health = await fetch(`http://127.0.0.1:${port}/health`);
+    assert.equal(health.status, 200);
+  } finally {
+    await relay.stop();
+  }
+  assert.equal(await relay.exited, 0);
 });
