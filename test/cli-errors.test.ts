@@ -143,3 +143,14 @@ test('two relays on one host: the second takes a free metrics port instead of co
   }
   assert.equal(await relay.exited, 0);
 });
+
+test('--log-format pretty prints one readable line per event; an unknown format is a usage error, exit 2', async () => {
+  const coordinator = CliProcess.start(['coordinator', '--listen', '127.0.0.1:0', '--log-format', 'pretty']);
+  try {
+    await coordinator.waitFor(/^\d\d:\d\d:\d\d\.\d{3} INFO {2}coordinator: coordinator listening event=listening url=http:\/\/127\.0\.0\.1:\d+ store=memory /m, 'stdout', 30_000);
+    assert.doesNotMatch(coordinator.stdout, /^\{/m);
+  } finally {
+    await coordinator.stop();
+  }
+  assertOneLine(await runCli(['relay', '--log-format', 'xml']), 2, /^slipstream: --log-format: 'xml' is not one of json, pretty$/);
+});

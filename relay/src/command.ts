@@ -9,7 +9,7 @@ import net from 'node:net';
 import { flagCommand, type Command } from '../../kit/command.js';
 import { ConfigReader } from '../../kit/config.js';
 import { bool, num, str, type FlagSpec } from '../../kit/flags.js';
-import { createLogger, LOG_LEVELS, type LogLevel } from '../../kit/log.js';
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../../kit/log.js';
 import { CliUsageError, ConfigError } from '../../proto/src/errors.js';
 import { loadRelayConfig, type RelayConfig } from './config.js';
 import { tuneGarbageCollector } from './gc-tuning.js';
@@ -19,6 +19,7 @@ import { joinFailure, prepareJoin } from './join.js';
 const FLAGS: Record<string, FlagSpec> = {
   config: { type: 'string', valueName: 'FILE', description: 'Relay configuration (YAML); see relay/README.md' },
   'log-level': { type: 'string', choices: LOG_LEVELS, description: 'Overrides logLevel from the file' },
+  'log-format': { type: 'string', choices: LOG_FORMATS, description: 'Log lines on stdout: json (one object a line) or pretty (for a terminal); also $SLIPSTREAM_LOG_FORMAT [default json]' },
   check: { type: 'boolean', description: 'Validate the configuration and exit (0 valid, 2 invalid)' },
   join: { type: 'string', valueName: 'URL', description: "Instead of --config: join this coordinator with a join token (its key, the ticket and seal keys and the origins come from the coordinator; see relay/README.md, 'Joining with a token')" },
   token: { type: 'string', valueName: 'TOKEN', description: 'With --join: the one-time join token (slipstream coordinator token); needed on the first start only' },
@@ -76,7 +77,7 @@ export const relayCommand: Command = flagCommand({
     const metricsFallback = metricsDefaulted(path) && config.metricsListen !== undefined && (await tcpPortInUse(config.metricsListen.host, config.metricsListen.port)) ? config.metricsListen : undefined;
     const withFallback = (c: RelayConfig): RelayConfig => (metricsFallback !== undefined && metricsDefaulted(path) ? { ...c, metricsListen: { host: metricsFallback.host, port: 0 } } : c);
     const level = (str(values, 'log-level') as LogLevel | undefined) ?? config.logLevel;
-    const logger = createLogger('relay', level);
+    const logger = createLogger('relay', level, str(values, 'log-format') as LogFormat | undefined);
     // Before the sockets open: see gc-tuning.ts for the pauses these settings remove.
     const gc = tuneGarbageCollector();
     let relay: Relay;
