@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { runCli, type CliResult } from './support/run-cli.js';
 import { freePort } from '../kit/free-port.js';
 import { CliProcess } from './support/cli-process.js';
+import { startRedis } from '../coordinator/test/support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slip-cli-errors-'));
 const servers: Server[] = [];
@@ -42,6 +43,18 @@ test('coordinator on a port in use: one line naming the address, exit 1', async 
   const port = await heldTcpPort();
   const result = await runCli(['coordinator', '--listen', `127.0.0.1:${port}`, '--log-level', 'silent']);
   assertOneLine(result, 1, new RegExp(`^slipstream coordinator: cannot listen on 127\\.0\\.0\\.1:${port}: address already in use \\(EADDRINUSE\\); `));
+});
+
+test('coordinator on a port in use with a Redis store: the same line, and the process exits (the store is closed)', async () => {
+  const redis = await startRedis();
+  try {
+    const port = await heldTcpPort();
+    // runCli kills at its timeout: a process kept alive by its Redis connection fails on code null.
+    const result = await runCli(['coordinator', '--listen', `127.0.0.1:${port}`, '--store', redis.url, '--log-level', 'silent'], 20_000);
+    assertOneLine(result, 1, new RegExp(`^slipstream coordinator: cannot listen on 127\\.0\\.0\\.1:${port}: address already in use \\(EADDRINUSE\\); `));
+  } finally {
+    await redis.stop();
+  }
 });
 
 test('sim proxy on a port in use: one line naming the address, exit 1', async () => {

@@ -13,6 +13,7 @@ import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } 
 import { LEASE_MS_DEFAULT, LEASE_MS_MAX, LEASE_MS_MIN, LISTEN_DEFAULT } from './constants.js';
 import { loadSettings } from './config.js';
 import { startCoordinator } from './http.js';
+import { openStore } from './store/index.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   config: { type: 'string', valueName: 'FILE', description: 'YAML config file (keys in coordinator/README.md)' },
@@ -56,7 +57,16 @@ const runCommand: Command = flagCommand({
       leaseMs: num(values, 'lease-ms'),
     });
     const logger = createLogger('coordinator', settings.logLevel, str(values, 'log-format') as LogFormat | undefined);
-    const running = await startCoordinator({ settings, logger });
+    // The store is opened here so that a start that fails (the port in use) closes it: an
+    // open Redis connection would keep the process alive after its one error line.
+    const store = await openStore(settings.store, { keyPrefix: settings.redisKeyPrefix, logger, ...(settings.fleet.identitiesFile !== undefined ? { identitiesFile: settings.fleet.identitiesFile } : {}) });
+    let running: Awaited<ReturnType<typeof startCoordinator>>;
+    try {
+      running = await startCoordinator({ settings, logger, store });
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
     const publicKey = Buffer.from(running.service.ticketPublicKey).toString('base64');
     // Signal handlers go in before the 'listening' lines: whoever waits for them (systemd,
     // tests, scripts) may signal at once, and a signal before the handlers kills outright.
