@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { SlipError } from '../proto/src/errors.js';
 import { commands } from './commands.js';
 import type { CommandIo } from '../kit/command.js';
+import { describeListenError } from '../kit/system-error.js';
+import { closestMatch } from '../kit/closest.js';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -49,7 +51,8 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
     const load = Object.prototype.hasOwnProperty.call(commands, name) ? commands[name] : undefined;
     if (!load) {
       const what = name.startsWith('-') ? `${name}: unknown flag` : `'${name}': unknown command`;
-      io.err(`slipstream: ${what}; expected one of ${Object.keys(commands).join(', ')} (see 'slipstream --help')\n`);
+      const near = name.startsWith('-') ? undefined : closestMatch(name, Object.keys(commands));
+      io.err(`slipstream: ${what}${near === undefined ? '' : ` (did you mean '${near}'?)`}; expected one of ${Object.keys(commands).join(', ')} (see 'slipstream --help')\n`);
       return 2;
     }
     return await (await load()).run(rest, io);
@@ -57,6 +60,13 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
     if (error instanceof SlipError) {
       io.err(`slipstream: ${error.message}\n`);
       return error.code === 'SLIP_ERR_CLI_USAGE' || error.code === 'SLIP_ERR_CONFIG_INVALID' || error.code === 'SLIP_ERR_SIM_INVALID' ? 2 : 1;
+    }
+    // A port in use (or an address not on this machine) is an operator's mistake, not a
+    // bug: one line naming the address, exit 1, no stack trace.
+    const listen = describeListenError(error);
+    if (listen !== undefined) {
+      io.err(`slipstream ${name}: ${listen}\n`);
+      return 1;
     }
     throw error;
   }

@@ -3,6 +3,7 @@
  * `cli/commands.ts`; a command gets its own argv (after its name) and returns an
  * exit code. Usage errors are thrown as `CliUsageError` and turned into exit 2.
  */
+import { closestMatch } from './closest.js';
 import { formatHelp, parseFlags, type FlagSpec, type ParsedArgs } from './flags.js';
 
 /** Where a command writes. Tests pass buffers; the CLI passes process streams. */
@@ -79,7 +80,8 @@ export function commandGroup(name: string, summary: string, subcommands: Readonl
       const load = Object.prototype.hasOwnProperty.call(subcommands, sub) ? subcommands[sub] : undefined;
       if (!load) {
         const { CliUsageError } = await import('../proto/src/errors.js');
-        throw new CliUsageError(sub, `'${sub}': unknown subcommand of 'slipstream ${name}'; expected one of ${Object.keys(subcommands).join(', ')}`);
+        const near = closestMatch(sub, Object.keys(subcommands));
+        throw new CliUsageError(sub, `'${sub}': unknown subcommand of 'slipstream ${name}'${near === undefined ? '' : ` (did you mean '${near}'?)`}; expected one of ${Object.keys(subcommands).join(', ')}`);
       }
       return (await load()).run(rest, io);
     },

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { ConfigError } from '../proto/src/errors.js';
+import { closestMatch } from './closest.js';
 
 /** A key path inside a document: map keys and sequence indexes. */
 export type ConfigPath = readonly (string | number)[];
@@ -17,6 +18,21 @@ export function formatConfigPath(path: ConfigPath): string {
   let out = '';
   for (const part of path) out += typeof part === 'number' ? `[${part}]` : out === '' ? part : `.${part}`;
   return out === '' ? '<root>' : out;
+}
+
+/** A `unit` that is a duration: `ms` or `s`, alone or before a note such as `ms (0 = never)`. */
+const DURATION_UNIT = /^(ms|s)(?:\s*\(.*\))?$/;
+
+/**
+ * Parses a duration string as scenario files write them: `500ms`, `30s`, `1.5s`, `2m`.
+ * Returns milliseconds, or undefined when `text` is not one (a bare number is not: its
+ * unit is the key's own).
+ */
+export function parseDurationText(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)\s*$/.exec(text);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
 }
 
 /** Options shared by the typed getters. */
@@ -96,14 +112,27 @@ export class ConfigReader {
     return undefined;
   }
 
-  /** A number in [min, max] (integer if asked). */
+  /**
+   * A number in [min, max] (integer if asked). When `unit` is a duration (`ms` or `s`,
+   * optionally followed by a parenthesised note), a duration string such as `500ms`,
+   * `60s` or `2m` is accepted too and converted to that unit, as scenario files do; a
+   * bare number keeps the documented unit.
+   */
   number(path: ConfigPath, options: Common<number> & { min: number; max: number; integer?: boolean; unit?: string }): number {
     const unit = options.unit ? ` ${options.unit}` : '';
+    const durationUnit = options.unit === undefined ? undefined : DURATION_UNIT.exec(options.unit)?.[1];
     const what = `${options.integer ? 'an integer' : 'a number'} from ${options.min} to ${options.max}${unit}`;
-    const fallback = this.required(path, options, what);
+    // The other spelling is named where the spelling was the problem, not in range errors.
+    const whatSpelled = durationUnit !== undefined ? `${what}, or a duration such as 500ms, 60s or 2m` : what;
+    const fallback = this.required(path, options, whatSpelled);
     if (fallback !== undefined) return fallback;
-    const value = this.get(path);
-    if (typeof value !== 'number' || !Number.isFinite(value) || (options.integer && !Number.isInteger(value))) this.fail(path, `${JSON.stringify(value)} is not ${options.integer ? 'an integer' : 'a number'}; expected ${what}`);
+    let value = this.get(path);
+    if (durationUnit !== undefined && typeof value === 'string') {
+      const ms = parseDurationText(value);
+      if (ms === undefined) this.fail(path, `'${value}' is not a duration; expected ${whatSpelled}`);
+      value = durationUnit === 's' ? ms / 1000 : ms;
+    }
+    if (typeof value !== 'number' || !Number.isFinite(value) || (options.integer && !Number.isInteger(value))) this.fail(path, `${JSON.stringify(value)} is not ${options.integer ? 'an integer' : 'a number'}; expected ${whatSpelled}`);
     if (value < options.min || value > options.max) this.fail(path, `${value} is out of range; expected ${what}`);
     return value;
   }
@@ -154,10 +183,12 @@ export class ConfigReader {
     return node.items.map((pair) => String(isScalar(pair.key) ? pair.key.value : pair.key));
   }
 
-  /** Fails on the first key of the map at `path` not in `allowed` (catches typos such as `idleTimoutMs`). */
+  /** Fails on the first key of the map at `path` not in `allowed` (catches typos such as `idleTimoutMs`, and suggests the nearest allowed key). */
   rejectUnknownKeys(path: ConfigPath, allowed: readonly string[]): void {
     for (const key of this.mapKeys(path, { optional: true })) {
-      if (!allowed.includes(key)) this.fail([...path, key], `unknown key; expected one of ${allowed.join(', ')}`);
+      if (allowed.includes(key)) continue;
+      const near = closestMatch(key, allowed);
+      this.fail([...path, key], `unknown key${near === undefined ? '' : ` (did you mean '${near}'?)`}; expected one of ${allowed.join(', ')}`);
     }
   }
 }

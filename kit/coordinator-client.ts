@@ -24,10 +24,14 @@
  * ```
  *
  * Failures: a 4xx/5xx answer throws {@link CoordinatorApiError} (with the API's
- * `code`, `field` and `reason`); a network failure or timeout throws the fetch error.
+ * `code`, `field` and `reason`); a network failure or timeout throws
+ * {@link CoordinatorNetworkError}, whose message names the cause (`connection refused
+ * (ECONNREFUSED)`, `name not found (ENOTFOUND)`, `timed out …`) instead of fetch's bare
+ * "fetch failed". A request the caller's own signal aborted rejects with that abort.
  */
 import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { signRelayRequest } from '../proto/src/api/relay-identity.js';
+import { describeNetworkError, systemErrorOf } from './system-error.js';
 import {
   API_PATHS,
   REVOCATION_CURSOR_OVERLAP_MS,
@@ -95,6 +99,25 @@ export class CoordinatorApiError extends Error {
   ) {
     super(`coordinator answered ${status} ${code}: ${field !== undefined ? `${field}: ` : ''}${reason}`);
     this.name = 'CoordinatorApiError';
+  }
+}
+
+/**
+ * The coordinator could not be reached: no answer at all (refused, name not found,
+ * timed out, reset). `message` is the readable cause with its code, e.g. `connection
+ * refused (ECONNREFUSED)`; `cause` is the system error underneath (or fetch's error).
+ */
+export class CoordinatorNetworkError extends Error {
+  constructor(
+    /** The request, e.g. `GET /v1/route`. */
+    readonly request: string,
+    /** The system error code (`ECONNREFUSED`, `ENOTFOUND`, `UND_ERR_CONNECT_TIMEOUT`, `TimeoutError`…), when known. */
+    readonly reasonCode: string | undefined,
+    message: string,
+    cause: unknown,
+  ) {
+    super(message, { cause });
+    this.name = 'CoordinatorNetworkError';
   }
 }
 
@@ -271,8 +294,19 @@ export class CoordinatorClient {
     }
     if (body !== undefined) headers['content-type'] = 'application/json';
     const timeout = AbortSignal.timeout(this.timeoutMs + extraWaitMs);
-    const res = await fetch(`${this.baseUrl}${path}`, { method, headers, body: bodyText, signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
-    const text = await res.text();
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(`${this.baseUrl}${path}`, { method, headers, body: bodyText, signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+      text = await res.text();
+    } catch (error) {
+      if (signal?.aborted === true) throw error;
+      const sys = systemErrorOf(error);
+      const timedOut = timeout.aborted && sys === undefined;
+      const reasonCode = sys !== undefined ? String(sys.code) : error instanceof Error && error.name !== 'TypeError' ? error.name : undefined;
+      const reason = timedOut ? `timed out after ${this.timeoutMs + extraWaitMs} ms` : describeNetworkError(error);
+      throw new CoordinatorNetworkError(`${method} ${path.split('?')[0]}`, reasonCode, reason, sys ?? error);
+    }
     let parsed: unknown;
     try {
       parsed = text === '' ? undefined : JSON.parse(text);

@@ -7,6 +7,7 @@
  * the CLI prints it and exits 2.
  */
 import { CliUsageError } from '../proto/src/errors.js';
+import { closestMatch } from './closest.js';
 
 /** Declaration of one flag. */
 export interface FlagSpec {
@@ -108,7 +109,10 @@ export function parseFlags(command: string, argv: readonly string[], specs: Read
     const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
     const flag = `--${name}`;
     const spec = Object.prototype.hasOwnProperty.call(specs, name) ? specs[name] : undefined;
-    if (!spec) throw new CliUsageError(flag, `${flag}: unknown flag for 'slipstream ${command}' (see 'slipstream ${command} --help')`);
+    if (!spec) {
+      const near = closestMatch(name, Object.keys(specs));
+      throw new CliUsageError(flag, `${flag}: unknown flag for 'slipstream ${command}'${near === undefined ? '' : `; did you mean --${near}?`} (see 'slipstream ${command} --help')`);
+    }
     if (values[name] !== undefined) throw new CliUsageError(flag, `${flag}: given more than once`);
     if (spec.type === 'boolean') {
       if (eq !== -1) {

@@ -21,7 +21,7 @@ test('errors name the file, the line, the key path and the accepted range', () =
   assert.equal(e.message, 'relay.yaml:4: rules[0].idleTimeoutMs: 5 is out of range; expected an integer from 30000 to 3600000 ms');
   assert.equal(e.line, 4);
   const typo = error(() => config.rejectUnknownKeys(['rules', 1], ['protocol', 'idleTimeoutMs']));
-  assert.match(typo.message, /^relay\.yaml:6: rules\[1\]\.idleTimoutMs: unknown key; expected one of protocol, idleTimeoutMs$/);
+  assert.match(typo.message, /^relay\.yaml:6: rules\[1\]\.idleTimoutMs: unknown key \(did you mean 'idleTimeoutMs'\?\); expected one of protocol, idleTimeoutMs$/);
   assert.match(error(() => config.string(['rules', 0, 'protocol'], { choices: ['tcp'] })).message, /rules\[0\]\.protocol: 'udp' is not accepted; expected one of tcp/);
   assert.match(error(() => config.string(['missing'])).message, /missing: missing; expected a string/);
 });

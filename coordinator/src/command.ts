@@ -9,16 +9,18 @@
 import { num, str, type FlagSpec } from '../../kit/flags.js';
 import { flagCommand, type Command } from '../../kit/command.js';
 import { ConfigReader } from '../../kit/config.js';
-import { createLogger, LOG_LEVELS, type LogLevel } from '../../kit/log.js';
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../../kit/log.js';
 import { LEASE_MS_DEFAULT, LEASE_MS_MAX, LEASE_MS_MIN, LISTEN_DEFAULT } from './constants.js';
 import { loadSettings } from './config.js';
 import { startCoordinator } from './http.js';
+import { openStore } from './store/index.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   config: { type: 'string', valueName: 'FILE', description: 'YAML config file (keys in coordinator/README.md)' },
   listen: { type: 'string', valueName: 'HOST:PORT', description: `Address of the HTTP API and dashboard; port 0 picks a free one [default ${LISTEN_DEFAULT}]` },
   store: { type: 'string', valueName: 'memory|redis://…', description: 'Shared state: memory (one coordinator) or a Redis URL (several replicas) [default memory]' },
   'log-level': { type: 'string', choices: LOG_LEVELS, description: 'Minimum log level [default info]' },
+  'log-format': { type: 'string', choices: LOG_FORMATS, description: 'Log lines on stdout: json (one object a line) or pretty (for a terminal); also $SLIPSTREAM_LOG_FORMAT [default json]' },
   'lease-ms': { type: 'integer', valueName: 'MS', min: LEASE_MS_MIN, max: LEASE_MS_MAX, description: `A relay without a heartbeat for this long is unhealthy, ms [default ${LEASE_MS_DEFAULT}]` },
 };
 
@@ -54,8 +56,17 @@ const runCommand: Command = flagCommand({
       logLevel: str(values, 'log-level') as LogLevel | undefined,
       leaseMs: num(values, 'lease-ms'),
     });
-    const logger = createLogger('coordinator', settings.logLevel);
-    const running = await startCoordinator({ settings, logger });
+    const logger = createLogger('coordinator', settings.logLevel, str(values, 'log-format') as LogFormat | undefined);
+    // The store is opened here so that a start that fails (the port in use) closes it: an
+    // open Redis connection would keep the process alive after its one error line.
+    const store = await openStore(settings.store, { keyPrefix: settings.redisKeyPrefix, logger, ...(settings.fleet.identitiesFile !== undefined ? { identitiesFile: settings.fleet.identitiesFile } : {}) });
+    let running: Awaited<ReturnType<typeof startCoordinator>>;
+    try {
+      running = await startCoordinator({ settings, logger, store });
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
     const publicKey = Buffer.from(running.service.ticketPublicKey).toString('base64');
     // Signal handlers go in before the 'listening' lines: whoever waits for them (systemd,
     // tests, scripts) may signal at once, and a signal before the handlers kills outright.

@@ -5,11 +5,13 @@
  * sessions, live ones served up to `drain.timeoutMs`, then exit 0.
  * `slipstream relay --join URL --token T`: the same relay from a join token alone (join.ts).
  */
+import net from 'node:net';
 import { flagCommand, type Command } from '../../kit/command.js';
+import { ConfigReader } from '../../kit/config.js';
 import { bool, num, str, type FlagSpec } from '../../kit/flags.js';
-import { createLogger, LOG_LEVELS, type LogLevel } from '../../kit/log.js';
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../../kit/log.js';
 import { CliUsageError, ConfigError } from '../../proto/src/errors.js';
-import { loadRelayConfig } from './config.js';
+import { loadRelayConfig, type RelayConfig } from './config.js';
 import { tuneGarbageCollector } from './gc-tuning.js';
 import { Relay } from './relay.js';
 import { joinFailure, prepareJoin } from './join.js';
@@ -17,6 +19,7 @@ import { joinFailure, prepareJoin } from './join.js';
 const FLAGS: Record<string, FlagSpec> = {
   config: { type: 'string', valueName: 'FILE', description: 'Relay configuration (YAML); see relay/README.md' },
   'log-level': { type: 'string', choices: LOG_LEVELS, description: 'Overrides logLevel from the file' },
+  'log-format': { type: 'string', choices: LOG_FORMATS, description: 'Log lines on stdout: json (one object a line) or pretty (for a terminal); also $SLIPSTREAM_LOG_FORMAT [default json]' },
   check: { type: 'boolean', description: 'Validate the configuration and exit (0 valid, 2 invalid)' },
   join: { type: 'string', valueName: 'URL', description: "Instead of --config: join this coordinator with a join token (its key, the ticket and seal keys and the origins come from the coordinator; see relay/README.md, 'Joining with a token')" },
   token: { type: 'string', valueName: 'TOKEN', description: 'With --join: the one-time join token (slipstream coordinator token); needed on the first start only' },
@@ -68,24 +71,34 @@ export const relayCommand: Command = flagCommand({
       io.out(`${path}: valid (${config.core.rules.length} rules${config.core.tunnel ? ', tunnel' : ''})\n`);
       return 0;
     }
+    // Two relays on one host both default to 127.0.0.1:9464 for /metrics: the second one
+    // takes a free port (and says which) instead of failing to start. An address written
+    // in the file is kept as it is: a port in use there is an error.
+    const metricsFallback = metricsDefaulted(path) && config.metricsListen !== undefined && (await tcpPortInUse(config.metricsListen.host, config.metricsListen.port)) ? config.metricsListen : undefined;
+    const withFallback = (c: RelayConfig): RelayConfig => (metricsFallback !== undefined && metricsDefaulted(path) ? { ...c, metricsListen: { host: metricsFallback.host, port: 0 } } : c);
     const level = (str(values, 'log-level') as LogLevel | undefined) ?? config.logLevel;
-    const logger = createLogger('relay', level);
+    const logger = createLogger('relay', level, str(values, 'log-format') as LogFormat | undefined);
     // Before the sockets open: see gc-tuning.ts for the pauses these settings remove.
     const gc = tuneGarbageCollector();
     let relay: Relay;
     try {
-      relay = await Relay.start({ config, logger });
+      relay = await Relay.start({ config: withFallback(config), logger });
     } catch (error) {
       logger.fatal({ event: 'start_failed', err: (error as Error).message }, 'relay failed to start');
       io.err(`slipstream relay: ${(error as Error).message}\n`);
       if (config.webrtc !== undefined) (await import('./webrtc.js')).releaseWebRtc();
       return 1;
     }
+    if (metricsFallback !== undefined) {
+      const bound = relay.addresses().metrics;
+      io.err(`slipstream relay: warning: the default metrics address ${metricsFallback.host}:${metricsFallback.port} is in use (another relay on this host?); /metrics and /health listen on ${metricsFallback.host}:${bound?.port ?? '?'} instead; set metrics.listen to choose the port\n`);
+      logger.warn({ event: 'metrics_port_fallback', asked: `${metricsFallback.host}:${metricsFallback.port}`, port: bound?.port }, 'default metrics port in use; listening on a free port');
+    }
     return new Promise<number>((resolve) => {
       let stopping = false;
       const onHup = (): void => {
         try {
-          const needsRestart = relay.reload(loadRelayConfig(path));
+          const needsRestart = relay.reload(withFallback(loadRelayConfig(path)));
           logger.info({ event: 'reloaded', config: path, sessions: relay.core.sessionCount, needsRestart }, 'configuration reloaded');
         } catch (error) {
           const message = error instanceof ConfigError ? error.message : String(error);
@@ -122,3 +135,21 @@ export const relayCommand: Command = flagCommand({
     });
   },
 });
+
+/** Whether the relay file leaves `metrics.listen` to its default (no key, or an unreadable file: the loader reports that). */
+function metricsDefaulted(path: string): boolean {
+  try {
+    return !ConfigReader.fromFile(path).has(['metrics', 'listen']);
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a TCP listener on `host:port` would fail with EADDRINUSE right now. */
+function tcpPortInUse(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'EADDRINUSE'));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve(false)));
+  });
+}

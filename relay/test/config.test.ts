@@ -48,7 +48,7 @@ test('errors name the file, the line, the key and what is accepted', () => {
   const rule = (extra: string) => `rules:\n  - name: g\n    protocol: udp\n    listen: 0.0.0.0:27015\n    origins: [10.0.0.5:27015]\n${extra}`;
   assert.equal(failure(rule('    idleTimeoutMs: 10')), 'relay.yaml:6: rules[0].idleTimeoutMs: 10 is out of range; expected an integer from 30000 to 3600000 ms');
   assert.match(failure(rule('    proxyProtocol: v3')), /^relay\.yaml:6: rules\[0\]\.proxyProtocol: 'v3' is not accepted; expected one of none, v2, spp$/);
-  assert.match(failure(rule('    idleTimoutMs: 40000')), /rules\[0\]\.idleTimoutMs: unknown key; expected one of/);
+  assert.match(failure(rule('    idleTimoutMs: 40000')), /rules\[0\]\.idleTimoutMs: unknown key \(did you mean 'idleTimeoutMs'\?\); expected one of/);
   assert.match(failure(rule('    allow: [10.0.0.0/33]')), /rules\[0\]\.allow\[0\]: '10\.0\.0\.0\/33' is not a CIDR block/);
   assert.match(failure('rules:\n  - { name: g, protocol: udp, listen: 0.0.0.0:27015-27016, origins: [10.0.0.5:1-3] }'), /rules\[0\]\.listen: listen range spans 2 ports but origin 10\.0\.0\.5:1-3 spans 3/);
   assert.match(failure('rules:\n  - { name: g, protocol: udp, listen: example.com:1, origins: [10.0.0.5:1] }'), /rules\[0\]\.listen: 'example\.com' is not an IP address/);

@@ -22,7 +22,8 @@ import { join } from 'node:path';
 import { flagCommand, type Command } from '../../kit/command.js';
 import { num, str, type FlagSpec } from '../../kit/flags.js';
 import { CoordinatorClient } from '../../kit/coordinator-client.js';
-import { CliUsageError } from '../../proto/src/errors.js';
+import { describeNetworkError } from '../../kit/system-error.js';
+import { CliUsageError, ErrorCode } from '../../proto/src/errors.js';
 import { connect, type Connection, type TicketGrant } from './connect.js';
 import { SlipstreamError } from './errors.js';
 import type { PathInfo } from './core/tunnel-client.js';
@@ -132,6 +133,30 @@ export const connectCommand: Command = flagCommand({
 
     const buffersAsked: SocketBufferSizes = { receiveBytes: num(values, 'socket-receive-buffer-bytes')!, sendBytes: num(values, 'socket-send-buffer-bytes')! };
 
+    // The local ports are bound first: a port in use is the commonest mistake and must
+    // fail at once, before a ticket is spent or the coordinator is asked anything.
+    const tunnel: TunnelRef = { conn: undefined };
+    const closers: (() => void)[] = [];
+    const buffers: { what: string; granted: SocketBufferSizes }[] = [];
+    try {
+      for (const l of listens) {
+        if (l.protocol === 'tcp') {
+          closers.push(await tcpProxy(tunnel, l, relayTcpPort!));
+          continue;
+        }
+        const proxy = await udpProxy(tunnel, l, buffersAsked);
+        closers.push(proxy.close);
+        buffers.push({ what: `udp:${l.host}:${l.port}`, granted: proxy.granted });
+      }
+    } catch (error) {
+      closeRecord();
+      for (const c of closers) c();
+      const l = (error as { listen?: ListenSpec }).listen;
+      const where = l === undefined ? '' : ` ${l.protocol}:${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;
+      io.err(`slipstream connect: ${ErrorCode.BindFailed}: cannot listen on${where}: ${describeNetworkError(error)}${(error as { code?: string }).code === 'EADDRINUSE' ? '; another process holds it: stop it or choose another --listen port' : ''}\n`);
+      return 1;
+    }
+
     let conn: Connection;
     try {
       conn = await connect({
@@ -168,6 +193,7 @@ export const connectCommand: Command = flagCommand({
       });
     } catch (error) {
       closeRecord();
+      for (const c of closers) c();
       if (error instanceof SlipstreamError) {
         io.err(`slipstream connect: ${error.code}: ${error.message}\n`);
         return 1;
@@ -176,32 +202,15 @@ export const connectCommand: Command = flagCommand({
       io.err(`slipstream connect: ${(error as Error).message}\n`);
       return 1;
     }
+    tunnel.conn = conn;
 
     io.out(`connected: session open through ${conn.stats().relayId} (candidates ${conn.candidateIds.join(', ')})\n`);
     if (conn.path !== undefined) io.out(pathLine(conn.path));
     conn.on('path', (info) => io.out(pathLine(info)));
     conn.on('coordinatorError', (e) => io.err(`slipstream connect: coordinator unreachable, keeping ${conn.candidateIds.length} cached candidates (${e.message})\n`));
 
-    const closers: (() => void)[] = [];
     // What the kernel granted each UDP socket, for the started line and the one warning.
-    const buffers: { what: string; granted: SocketBufferSizes }[] = [{ what: 'tunnel', granted: conn.socketBuffers().granted }];
-    try {
-      for (const l of listens) {
-        if (l.protocol === 'tcp') {
-          closers.push(await tcpProxy(conn, l, relayTcpPort!));
-          continue;
-        }
-        const proxy = await udpProxy(conn, l, buffersAsked);
-        closers.push(proxy.close);
-        buffers.push({ what: `udp:${l.host}:${l.port}`, granted: proxy.granted });
-      }
-    } catch (error) {
-      conn.close();
-      closeRecord();
-      for (const c of closers) c();
-      io.err(`slipstream connect: cannot listen: ${(error as Error).message}\n`);
-      return 1;
-    }
+    buffers.unshift({ what: 'tunnel', granted: conn.socketBuffers().granted });
     io.out(`listening: ${listens.map((l) => `${l.protocol}:${l.host}:${l.port}`).join(', ')}\n`);
     io.out(`buffers: ${buffers.map((b) => `${b.what} ${describeBufferSizes(b.granted)}`).join('; ')} (asked ${describeBufferSizes(buffersAsked)})\n`);
     // Once, at start: every socket asks the same sizes, so one cap caps them all.
@@ -233,10 +242,25 @@ export const connectCommand: Command = flagCommand({
   },
 });
 
-/** A `udp:` listener: binds it with the buffer sizes asked; resolves to its closer and the sizes the kernel granted. */
-async function udpProxy(conn: Connection, l: ListenSpec, buffersAsked: SocketBufferSizes): Promise<{ close: () => void; granted: SocketBufferSizes }> {
+/** The connection the local listeners forward to: undefined until it is open (listeners are bound before). */
+interface TunnelRef {
+  conn: Connection | undefined;
+}
+
+/** Rejects with `error` marked with the listener it belongs to, so the one error line can name it. */
+function listenFailed(l: ListenSpec, reject: (error: unknown) => void): (error: Error) => void {
+  return (error) => reject(Object.assign(error, { listen: l }));
+}
+
+/**
+ * A `udp:` listener: binds it with the buffer sizes asked; resolves to its closer and
+ * the sizes the kernel granted. Datagrams that arrive before the tunnel is open are
+ * dropped (the game retries, as it would on any lossy path).
+ */
+async function udpProxy(tunnel: TunnelRef, l: ListenSpec, buffersAsked: SocketBufferSizes): Promise<{ close: () => void; granted: SocketBufferSizes }> {
   const socket = dgram.createSocket({ type: net.isIPv6(l.host) ? 'udp6' : 'udp4', ...bufferSocketOptions(buffersAsked) });
-  await new Promise<void>((resolve, reject) => {
+  await new Promise<void>((resolve, rejectRaw) => {
+    const reject = listenFailed(l, rejectRaw);
     socket.once('error', reject);
     socket.bind(l.port, l.host, () => {
       socket.off('error', reject);
@@ -247,23 +271,30 @@ async function udpProxy(conn: Connection, l: ListenSpec, buffersAsked: SocketBuf
     // ICMP errors from earlier sends (the game went away) are not fatal.
   });
   let game: { address: string; port: number } | undefined;
+  let attached: Connection | undefined;
   socket.on('message', (message, from) => {
     // Source port 0 cannot be answered (dgram throws sending to it): never the game.
     if (from.port === 0) return;
     game = { address: from.address, port: from.port };
+    const conn = tunnel.conn;
+    if (conn === undefined) return;
+    if (attached !== conn) {
+      attached = conn;
+      conn.on('message', (bytes) => {
+        if (game !== undefined) socket.send(bytes, game.port, game.address);
+      });
+    }
     conn.send(message);
-  });
-  conn.on('message', (bytes) => {
-    if (game !== undefined) socket.send(bytes, game.port, game.address);
   });
   return { close: () => socket.close(), granted: grantedBufferSizes(socket) };
 }
 
-async function tcpProxy(conn: Connection, l: ListenSpec, relayTcpPort: number): Promise<() => void> {
+/** A `tcp:` listener: each connection is piped to the current relay's TCP rule; refused (closed) until the tunnel is open. */
+async function tcpProxy(tunnel: TunnelRef, l: ListenSpec, relayTcpPort: number): Promise<() => void> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((local) => {
     sockets.add(local);
-    const relay = conn.relayEndpoint();
+    const relay = tunnel.conn?.relayEndpoint();
     if (relay === undefined) {
       local.destroy();
       return;
@@ -281,7 +312,8 @@ async function tcpProxy(conn: Connection, l: ListenSpec, relayTcpPort: number): 
     local.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
   });
-  await new Promise<void>((resolve, reject) => {
+  await new Promise<void>((resolve, rejectRaw) => {
+    const reject = listenFailed(l, rejectRaw);
     server.once('error', reject);
     server.listen(l.port, l.host, () => {
       server.off('error', reject);
