@@ -1,5 +1,5 @@
 /**
- * `slipstream sim swarm --seeds N [--from S] [--json]`: runs seeds S … S+N−1 of the
+ * `slipstream sim swarm --seeds N [--from S] [--json] [--verbose]`: runs seeds S … S+N−1 of the
  * swarm (`sim/src/swarm/swarm.ts`): a random deployment and fault schedule per seed,
  * a safety phase under faults, a liveness phase after healing, and the invariants.
  * Prints one line per failing seed with the command that replays it, and a summary;
@@ -22,7 +22,7 @@ const SUMMARY = 'Swarm testing: random topologies and fault schedules per seed, 
 export const swarmCommand: Command = flagCommand({
   path: 'sim swarm',
   summary: SUMMARY,
-  usage: 'slipstream sim swarm --seeds N [--from S] [--json]',
+  usage: 'slipstream sim swarm --seeds N [--from S] [--json] [--verbose]',
   flags: FLAGS,
   async run({ values }, io) {
     const count = num(values, 'seeds')!;
