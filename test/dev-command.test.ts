@@ -64,7 +64,7 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Pr
   }
 }
 
-/** Sends a datagram to 127.0.0.1:`port` every 100 ms until the same bytes come back; bounded to `timeoutMs`. */
+/** Sends a datagram to 127.0.0.1:`port` every 50 ms until the same bytes come back; bounded to `timeoutMs`. */
 async function echoThrough(port: number, timeoutMs: number): Promise<boolean> {
   const socket = createSocket('udp4');
   await new Promise<void>((done) => socket.bind(0, '127.0.0.1', done));
@@ -72,9 +72,9 @@ async function echoThrough(port: number, timeoutMs: number): Promise<boolean> {
   let echoed = false;
   socket.on('message', (bytes) => (echoed ||= bytes.equals(payload)));
   try {
-    for (let waitedMs = 0; waitedMs < timeoutMs && !echoed; waitedMs += 100) {
+    for (let waitedMs = 0; waitedMs < timeoutMs && !echoed; waitedMs += 50) {
       socket.send(payload, port, '127.0.0.1');
-      await new Promise((done) => setTimeout(done, 100));
+      await new Promise((done) => setTimeout(done, 50));
     }
     return echoed;
   } finally {
@@ -112,10 +112,12 @@ describe('slipstream dev', () => {
     }
   });
 
-  test('--seconds 4 --json --relays 2: dashboard answers, the game port echoes, the summary is right, no process left', async () => {
+  test('--seconds 8 --json --relays 2 --traffic 5: dashboard answers, the game port echoes, the summary is right, no process left', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dev-test-'));
     try {
-      const dev = CliProcess.start(['dev', '--seconds', '4', '--json', '--relays', '2', '--loss', '2', '--dir', dir]);
+      // The built-in traffic and this test share the game port, and connect answers whoever
+      // sent last: a slow built-in rate (5/s) leaves this test's datagrams room to be answered.
+      const dev = CliProcess.start(['dev', '--seconds', '8', '--json', '--relays', '2', '--loss', '2', '--traffic', '5', '--dir', dir]);
       const dashboard = (await dev.waitFor(/dashboard: +(\S+)/, 'stderr', READY_TIMEOUT_MS))[1]!;
       const gamePort = Number((await dev.waitFor(/game port: +udp 127\.0\.0\.1:(\d+)/, 'stderr', 1000))[1]);
       const pids = processesOf(dev.stderr);
@@ -124,9 +126,9 @@ describe('slipstream dev', () => {
       const page = await fetch(dashboard, { signal: AbortSignal.timeout(5000) });
       assert.equal(page.status, 200);
       assert.match(await page.text(), /<html/i);
-      assert.ok(await echoThrough(gamePort, 3000), 'a datagram sent to the game port came back');
+      assert.ok(await echoThrough(gamePort, 6000), 'a datagram sent to the game port came back');
 
-      const code = await withTimeout(dev.exited, 4000 + EXIT_TIMEOUT_MS, 'exit after --seconds');
+      const code = await withTimeout(dev.exited, 8000 + EXIT_TIMEOUT_MS, 'exit after --seconds');
       assert.equal(code, 0, dev.stderr);
       const summary = JSON.parse(dev.stdout) as DevSummary;
       assert.equal(summary.dir, dir);
