@@ -33,7 +33,11 @@
  *   itself added in the same window: the direct path is the link model and nothing
  *   else, so its real p50/p99 minus the simulated ones is the host's share (scheduling,
  *   timers; the simulator models none), allowed on top of the 5 ms for Slipstream. The
- *   real run may never be faster than the model by more than 5 ms.
+ *   real run may never be faster than the model by more than 5 ms. For the p99 both
+ *   sides' sampling error counts too: the p99s agree when their distribution-free 99.9 %
+ *   confidence intervals (order statistics), widened by that tolerance, meet — a p99 of
+ *   1,800 round trips on the steep tail of late rebuilds moves by tens of ms between
+ *   windows of the same path (140 ms and 173 ms measured, simulated 138 ms).
  *
  * Both sides send 3 s of traffic before measuring (the FEC controllers adapt to the
  * loss from the receivers' reports of data). The simulated side then measures 180 s of
@@ -133,11 +137,31 @@ interface Figures {
   readonly uplinkLoss: number;
   readonly rttP50Ms: number;
   readonly rttP99Ms: number;
+  /**
+   * A distribution-free confidence interval for the p99 (order statistics, ±3.3 standard
+   * deviations of the binomial count above it): with 1,800 round trips the p99 is the
+   * 18th largest, and on a steep tail (late rebuilds at 30 % loss) the 5th and the 31st
+   * largest can be tens of ms apart.
+   */
+  readonly rttP99LowMs: number;
+  readonly rttP99HighMs: number;
 }
 
 function figures(sent: number, reachedOrigin: number, rttsMs: readonly number[]): Figures {
   const round = (x: number, digits: number): number => Number(x.toFixed(digits));
-  return { sent, loss: round(1 - rttsMs.length / sent, 5), uplinkLoss: round(1 - reachedOrigin / sent, 5), rttP50Ms: round(quantile(rttsMs, 0.5), 2), rttP99Ms: round(quantile(rttsMs, 0.99), 2) };
+  const sorted = [...rttsMs].sort((a, b) => a - b);
+  const n = sorted.length;
+  const spread = 3.3 * Math.sqrt(n * 0.99 * 0.01);
+  const at = (rank: number): number => (n === 0 ? Number.NaN : sorted[Math.min(n - 1, Math.max(0, Math.round(rank)))]!);
+  return {
+    sent,
+    loss: round(1 - rttsMs.length / sent, 5),
+    uplinkLoss: round(1 - reachedOrigin / sent, 5),
+    rttP50Ms: round(quantile(rttsMs, 0.5), 2),
+    rttP99Ms: round(quantile(rttsMs, 0.99), 2),
+    rttP99LowMs: round(at(0.99 * n - spread), 2),
+    rttP99HighMs: round(at(0.99 * n + spread), 2),
+  };
 }
 
 /** The simulator's figures of one path over the packets sent in `[fromMs, toMs]`. */
@@ -262,7 +286,11 @@ describe('the simulator agrees with real processes through sim proxy', () => {
       const allowP50 = path === 'direct' ? 0 : hostP50Ms;
       const allowP99 = path === 'direct' ? Number.POSITIVE_INFINITY : hostP99Ms;
       assert.ok(r.rttP50Ms >= s.rttP50Ms - RTT_TOLERANCE_MS && r.rttP50Ms <= s.rttP50Ms + allowP50 + RTT_TOLERANCE_MS, `${path}: RTT p50 real ${r.rttP50Ms} ms vs simulated ${s.rttP50Ms} ms (host's share ${allowP50.toFixed(2)} ms): ${summary}`);
-      assert.ok(r.rttP99Ms >= s.rttP99Ms - RTT_TOLERANCE_MS && r.rttP99Ms <= s.rttP99Ms + allowP99 + RTT_TOLERANCE_MS, `${path}: RTT p99 real ${r.rttP99Ms} ms vs simulated ${s.rttP99Ms} ms (host's share ${allowP99.toFixed(2)} ms): ${summary}`);
+      // The p99s agree when their confidence intervals, widened by the tolerance (and the host's share), meet.
+      assert.ok(
+        r.rttP99HighMs >= s.rttP99LowMs - RTT_TOLERANCE_MS && r.rttP99LowMs <= s.rttP99HighMs + allowP99 + RTT_TOLERANCE_MS,
+        `${path}: RTT p99 real ${r.rttP99Ms} ms (interval ${r.rttP99LowMs}–${r.rttP99HighMs}) vs simulated ${s.rttP99Ms} ms (${s.rttP99LowMs}–${s.rttP99HighMs}), host's share ${allowP99.toFixed(2)} ms: ${summary}`,
+      );
     }
   });
 });
