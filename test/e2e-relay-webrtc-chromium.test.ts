@@ -11,7 +11,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchChromium } from '../coordinator/scripts/browser.js';
@@ -19,7 +19,8 @@ import { HEADER_BYTES, PacketType, sessionIdToHex } from '../proto/src/header.js
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
 import { buildControlPacket, buildPacket } from '../proto/src/wire.js';
 import { CliProcess } from './support/cli-process.js';
-import { freePort, udpEchoOrigin } from './support/sockets.js';
+import { udpEchoOrigin } from './support/sockets.js';
+import { writeWebrtcRelayConfig } from './support/webrtc-client.js';
 
 const DATA_PACKETS = 30;
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-webrtc-chromium-'));
@@ -89,23 +90,8 @@ test('Chromium: RTCPeerConnection to the relay, the tunnel session opens and dat
   const sealKey = randomBytes(32);
   const origin = await udpEchoOrigin();
   const configPath = join(dir, 'relay.yaml');
-  writeFileSync(
-    configPath,
-    [
-      'upstreamBindAddress: 127.0.0.1',
-      // The page closes its peer connection without a Close: the session would hold a long drain.
-      'drain: { timeoutMs: 500 }',
-      'tunnel:',
-      '  listen: 127.0.0.1:0',
-      `  ticketPublicKey: ${Buffer.from(rawPublicKey(signingKey)).toString('base64')}`,
-      `  sealKey: ${sealKey.toString('base64')}`,
-      `  origins: { game: 127.0.0.1:${origin.port} }`,
-      '  webrtc:',
-      '    listen: 127.0.0.1:0',
-      `    udpMuxPort: ${await freePort('udp')}`,
-      "    allowOrigins: ['*']",
-    ].join('\n'),
-  );
+  // The page closes its peer connection without a Close: the session would hold a long drain.
+  await writeWebrtcRelayConfig(configPath, { ticketPublicKey: rawPublicKey(signingKey), sealKey }, origin.port, { top: ['drain: { timeoutMs: 500 }'], webrtc: ["allowOrigins: ['*']"] });
   const relay = CliProcess.start(['relay', '--config', configPath]);
   // The page's own origin (loopback, like the relay: no private-network preflight).
   const pageServer = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>slipstream webrtc</title>'));

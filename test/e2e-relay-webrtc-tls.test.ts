@@ -9,15 +9,15 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sessionIdToHex } from '../proto/src/header.js';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
 import { CliProcess } from './support/cli-process.js';
-import { freePort, udpEchoOrigin } from './support/sockets.js';
+import { udpEchoOrigin } from './support/sockets.js';
 import { until } from './support/wait.js';
-import { offerer, WebRtcTunnel } from './support/webrtc-client.js';
+import { offerer, WebRtcTunnel, writeWebrtcRelayConfig } from './support/webrtc-client.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-webrtc-tls-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -30,22 +30,7 @@ test('HTTPS signaling with the configured certificate: a trusting client connect
   const sealKey = randomBytes(32);
   const origin = await udpEchoOrigin();
   const configPath = join(dir, 'relay.yaml');
-  writeFileSync(
-    configPath,
-    [
-      'upstreamBindAddress: 127.0.0.1',
-      'tunnel:',
-      '  listen: 127.0.0.1:0',
-      `  ticketPublicKey: ${Buffer.from(rawPublicKey(signingKey)).toString('base64')}`,
-      `  sealKey: ${sealKey.toString('base64')}`,
-      `  origins: { game: 127.0.0.1:${origin.port} }`,
-      '  webrtc:',
-      '    listen: 127.0.0.1:0',
-      `    udpMuxPort: ${await freePort('udp')}`,
-      `    certFile: ${cert}`,
-      `    keyFile: ${key}`,
-    ].join('\n'),
-  );
+  await writeWebrtcRelayConfig(configPath, { ticketPublicKey: rawPublicKey(signingKey), sealKey }, origin.port, { webrtc: [`certFile: ${cert}`, `keyFile: ${key}`] });
   const relay = CliProcess.start(['relay', '--config', configPath]);
   let tunnel: WebRtcTunnel | undefined;
   try {

@@ -19,14 +19,4 @@ export { nodeHmacSha256 } from '../../proto/src/wire.js';
 export type { HmacSha256 } from '../../proto/src/session-mac.js';
 export type { Endpoint, Transport } from '../../proto/src/transport.js';
 export type { RelaySelectorInit, SelectionReason } from './core/relay-selector.js';
-export {
-  TunnelClient,
-  type ClientTransmit,
-  type MacJob,
-  type PathInfo,
-  type PathReport,
-  type TunnelCandidate,
-  type TunnelClientEvent,
-  type TunnelClientInit,
-  type TunnelStats,
-} from './core/tunnel-client.js';
+export * from './core/public.js';

@@ -5,11 +5,13 @@
  * sans-IO `TunnelClient` runs over the unreliable channel exactly as over UDP — every
  * transmit leaves on the channel, every message is a datagram from the relay.
  */
+import { writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { PeerConnection, type DataChannel } from 'node-datachannel';
 import { TunnelClient } from '../../sdk/src/core/tunnel-client.js';
 import { nodeHmacSha256 } from '../../proto/src/wire.js';
 import type { TunnelClientEvent } from '../../sdk/src/core/tunnel/types.js';
+import { freePort } from './sockets.js';
 
 /** Where the relay appears to the TunnelClient (a placeholder: the channel is the path). */
 const RELAY_ENDPOINT = { address: '127.0.0.1', port: 9 };
@@ -157,4 +159,28 @@ export class WebRtcTunnel {
     this.client.handleTimeout(performance.now());
     this.drain();
   }
+}
+
+/**
+ * Writes a relay config with a tunnel serving origin `game` on 127.0.0.1:`originPort`
+ * and a WebRTC entry on loopback (signaling on an ephemeral port, the UDP mux on a free
+ * one); `top` lines go first (top-level keys), `webrtc` lines into `tunnel.webrtc`.
+ */
+export async function writeWebrtcRelayConfig(path: string, keys: { readonly ticketPublicKey: Uint8Array; readonly sealKey: Uint8Array }, originPort: number, extra: { readonly top?: readonly string[]; readonly webrtc?: readonly string[] } = {}): Promise<void> {
+  writeFileSync(
+    path,
+    [
+      'upstreamBindAddress: 127.0.0.1',
+      ...(extra.top ?? []),
+      'tunnel:',
+      '  listen: 127.0.0.1:0',
+      `  ticketPublicKey: ${Buffer.from(keys.ticketPublicKey).toString('base64')}`,
+      `  sealKey: ${Buffer.from(keys.sealKey).toString('base64')}`,
+      `  origins: { game: 127.0.0.1:${originPort} }`,
+      '  webrtc:',
+      '    listen: 127.0.0.1:0',
+      `    udpMuxPort: ${await freePort('udp')}`,
+      ...(extra.webrtc ?? []).map((line) => `    ${line}`),
+    ].join('\n'),
+  );
 }

@@ -276,11 +276,6 @@ export class FecController {
     this.current = this.family === 'sw' ? slidingWindowScheme(1, this.swTailWindowMs(), FEC_SW_WINDOW_PACKETS_MAX) : FEC_OFF;
   }
 
-  /** The latency budget this controller keeps to, ms. */
-  get budgetMs(): number {
-    return this.latencyBudgetMs;
-  }
-
   /** The longest `sw` window the controller uses, ms: 3 budgets, at least {@link FEC_SW_TAIL_WINDOW_MS_MIN}. */
   private swTailWindowMs(): number {
     return Math.min(SLIDING_WINDOW_MS_MAX, Math.max(FEC_SW_TAIL_WINDOW_MS_MIN, 3 * this.latencyBudgetMs));

@@ -13,17 +13,7 @@
  * {@link TunnelFrameTransport} (see `transport.ts` for the contract); until then a page
  * can drive a `TunnelClient` over any transport that meets it.
  */
-export {
-  TunnelClient,
-  type ClientTransmit,
-  type MacJob,
-  type PathInfo,
-  type PathReport,
-  type TunnelCandidate,
-  type TunnelClientEvent,
-  type TunnelClientInit,
-  type TunnelStats,
-} from '../core/tunnel-client.js';
+export * from '../core/public.js';
 export { RelaySelector, type RelayCandidate, type RelaySelectorInit, type SelectionEvent, type SelectionReason } from '../core/relay-selector.js';
 export {
   createKernel,
