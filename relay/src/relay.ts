@@ -27,27 +27,13 @@ import { ipLiteralLookup } from '../../kit/udp-lookup.js';
 import { identityOption, type FleetAgent } from './fleet.js';
 import { FleetMembership, fleetMembershipKey } from './fleet-membership.js';
 import { followRevocationFeed, type RevocationFeedFollower } from './revocation-feed.js';
-import { LogAggregator, type AggregatedLine } from './log-aggregator.js';
+import { RelayLogs } from './relay-logs.js';
 import { REVOCATION_FEED_OVERLAP_MS_DEFAULT, REVOCATION_FEED_WAIT_MS_DEFAULT } from './core/revocation-feed.js';
 import { FeedRevocationKeeper } from './revocation-state.js';
 import { createRelayMetrics, type FleetStatus } from './metrics.js';
 import { checkFdLimit, FD_RESERVE, readOpenFileLimit, type OpenFileLimit } from './fd-limit.js';
 import { TcpProxy } from './tcp-proxy.js';
 import type { WebRtcEntry } from './webrtc.js';
-
-/**
- * Events that a sender (or a storm of socket errors) can cause once per packet, logged
- * through the {@link LogAggregator}: at most one line per event and reason per
- * `logAggregateIntervalMs`, each with its message and level.
- */
-const AGGREGATED_EVENTS = {
-  session_refused: { msg: 'sessions refused', level: 'info' },
-  udp_flow_unreplied: { msg: 'udp flows ended without a reply from their origin', level: 'info' },
-  accept_failed: { msg: 'TCP accept failed', level: 'warn' },
-  bind_failed: { msg: 'bind failed', level: 'warn' },
-  tcp_refused_fd_limit: { msg: 'TCP connections refused: too few file descriptors left (see the fd_limit warning)', level: 'warn' },
-} as const satisfies Record<string, { msg: string; level: 'info' | 'warn' }>;
-type AggregatedEvent = keyof typeof AGGREGATED_EVENTS;
 
 /**
  * How long start waits for the revocation feed's first answer (or failure) when the relay
@@ -160,13 +146,8 @@ export class Relay {
   socketErrors = 0;
   /** The process's open-file limit, read at start (undefined where unknown). */
   private readonly fdLimit: OpenFileLimit | undefined = readOpenFileLimit();
-  /** Refusals and unanswered flows, logged as one line per reason per interval (see log-aggregator.ts). */
-  private readonly aggregator: LogAggregator;
-  private aggregatorTimer: NodeJS.Timeout | undefined;
-  private aggregatorDeadline = Number.POSITIVE_INFINITY;
-  /** Drop counters as of the last `dropped` lines, by reason. */
-  private readonly dropsLogged: Float64Array;
-  private dropsTimer: NodeJS.Timeout | undefined;
+  /** Refusals, unanswered flows and drops, logged as one line per reason per interval (see relay-logs.ts). */
+  private readonly logs: RelayLogs;
 
   private constructor(
     init: RelayInit,
@@ -181,8 +162,7 @@ export class Relay {
       () => this.flush(),
       () => this.hasFdRoomForTcp(),
     );
-    this.aggregator = new LogAggregator(init.config.logAggregateIntervalMs);
-    this.dropsLogged = new Float64Array(this.core.drops.length);
+    this.logs = new RelayLogs(logger, init.config.logAggregateIntervalMs, () => this.core.drops, dropReasonNames);
     this.feedRevocations = new FeedRevocationKeeper({
       logger,
       wallClockMs,
@@ -200,9 +180,8 @@ export class Relay {
     this.registry = createRelayMetrics(
       () => this.core,
       () => this.fleetStatus(),
-      () => this.aggregator.totals,
+      () => this.logs.totals,
     );
-    this.armDropsTimer();
   }
 
   /**
@@ -222,7 +201,7 @@ export class Relay {
   private hasFdRoomForTcp(): boolean {
     if (this.fdLimit === undefined) return true;
     if (this.udp.size + this.tcp.socketCount + this.tcpServers.size + 2 <= this.fdLimit.soft - FD_RESERVE / 2) return true;
-    this.aggregate('tcp_refused_fd_limit', 'fd_limit', { openFilesSoft: this.fdLimit.soft });
+    this.logs.aggregate('tcp_refused_fd_limit', 'fd_limit', { openFilesSoft: this.fdLimit.soft });
     return false;
   }
 
@@ -356,10 +335,10 @@ export class Relay {
         return;
       case 'sessionRefused':
         // One line per reason per interval: a sender can cause one of these per datagram.
-        this.aggregate('session_refused', event.reason, { session: event.id, client: event.client, detail: event.detail });
+        this.logs.aggregate('session_refused', event.reason, { session: event.id, client: event.client, detail: event.detail });
         return;
       case 'flowUnreplied':
-        this.aggregate('udp_flow_unreplied', event.reason, { rule: event.rule, client: event.client, origin: event.origin });
+        this.logs.aggregate('udp_flow_unreplied', event.reason, { rule: event.rule, client: event.client, origin: event.origin });
         return;
       case 'originHealth':
         this.logger.warn({ event: 'origin_health', group: event.group, origin: event.origin, healthy: event.healthy }, event.healthy ? 'origin up' : 'origin down');
@@ -370,59 +349,6 @@ export class Relay {
       case 'tcpEnd':
         this.tcp.end(event.connId, event.reason);
         return;
-    }
-  }
-
-  // ---------------------------------------------------------------- aggregated logs
-
-  /** Counts one occurrence of `event` (one of {@link AGGREGATED_EVENTS}) for `reason`; logs it now only if it is the first of a quiet reason. */
-  private aggregate(event: AggregatedEvent, reason: string, sample: Record<string, unknown>): void {
-    const line = this.aggregator.record(performance.now(), event, reason, sample);
-    if (line !== undefined) this.logAggregated(line);
-    const deadline = this.aggregator.pollTimeout();
-    if (deadline !== undefined && deadline < this.aggregatorDeadline) {
-      if (this.aggregatorTimer !== undefined) clearTimeout(this.aggregatorTimer);
-      this.aggregatorDeadline = deadline;
-      this.aggregatorTimer = setTimeout(() => this.onAggregatorTimer(), Math.max(0, deadline - performance.now()));
-      this.aggregatorTimer.unref();
-    }
-  }
-
-  private onAggregatorTimer(): void {
-    this.aggregatorTimer = undefined;
-    this.aggregatorDeadline = Number.POSITIVE_INFINITY;
-    for (const line of this.aggregator.handleTimeout(performance.now())) this.logAggregated(line);
-    const deadline = this.aggregator.pollTimeout();
-    if (deadline === undefined || this.closed) return;
-    this.aggregatorDeadline = deadline;
-    this.aggregatorTimer = setTimeout(() => this.onAggregatorTimer(), Math.max(0, deadline - performance.now()));
-    this.aggregatorTimer.unref();
-  }
-
-  private logAggregated(line: AggregatedLine): void {
-    const { msg, level } = AGGREGATED_EVENTS[line.event as AggregatedEvent];
-    const fields = { event: line.event, reason: line.reason, count: line.count, ...(line.intervalMs > 0 ? { intervalMs: line.intervalMs } : {}), ...line.sample };
-    this.logger[level](fields, line.intervalMs > 0 ? `${msg}: ${line.count} in the last ${line.intervalMs / 1000} s (one sample shown)` : msg);
-  }
-
-  /**
-   * Drops are counted per packet in the core; every `logAggregateIntervalMs` each reason
-   * that moved gets one `dropped` line with how many (none when nothing was dropped).
-   */
-  private armDropsTimer(): void {
-    if (this.dropsTimer !== undefined) clearInterval(this.dropsTimer);
-    this.dropsTimer = setInterval(() => this.logDrops(), this.config.logAggregateIntervalMs);
-    this.dropsTimer.unref();
-  }
-
-  private logDrops(): void {
-    const drops = this.core.drops;
-    const intervalMs = this.config.logAggregateIntervalMs;
-    for (let i = 0; i < drops.length; i++) {
-      const count = drops[i]! - this.dropsLogged[i]!;
-      if (count <= 0) continue;
-      this.dropsLogged[i] = drops[i]!;
-      this.logger.info({ event: 'dropped', reason: dropReasonNames[i], count, intervalMs }, `dropped ${count} packets (${dropReasonNames[i]}) in the last ${intervalMs / 1000} s`);
     }
   }
 
@@ -452,7 +378,7 @@ export class Relay {
     });
     if (this.startupBinds && (kind === 'listener' || kind === 'tunnel')) this.startupBinds.push(listening);
     // One per flow when out of descriptors (EMFILE): aggregated, not a line each.
-    else listening.catch((error: Error) => this.aggregate('bind_failed', 'bind', { err: error.message }));
+    else listening.catch((error: Error) => this.logs.aggregate('bind_failed', 'bind', { err: error.message }));
   }
 
   /**
@@ -512,7 +438,7 @@ export class Relay {
         // Accept errors (EMFILE when out of descriptors) repeat per connection attempt: aggregated.
         server.on('error', (error: NodeJS.ErrnoException) => {
           this.socketErrors++;
-          this.aggregate('accept_failed', error.code ?? 'error', { rule, err: error.code ?? error.message });
+          this.logs.aggregate('accept_failed', error.code ?? 'error', { rule, err: error.code ?? error.message });
         });
         const bound = server.address() as net.AddressInfo;
         (this.bound[rule] ??= []).push({ address: bound.address, port: bound.port });
@@ -521,7 +447,7 @@ export class Relay {
       });
     });
     if (this.startupBinds) this.startupBinds.push(listening);
-    else listening.catch((error: Error) => this.aggregate('bind_failed', 'bind', { err: error.message }));
+    else listening.catch((error: Error) => this.logs.aggregate('bind_failed', 'bind', { err: error.message }));
   }
 
   private runTcpCheck(checkId: number, address: string, port: number, timeoutMs: number): void {
@@ -727,14 +653,10 @@ export class Relay {
       );
     }
     const fileChanged = config.revocationFile !== this.config.revocationFile || config.revocationPollMs !== this.config.revocationPollMs;
-    const intervalChanged = config.logAggregateIntervalMs !== this.config.logAggregateIntervalMs;
     this.config = config;
     this.core.reconfigure(performance.now(), this.coreConfig(config));
     this.flush();
-    if (intervalChanged) {
-      this.aggregator.intervalMs = config.logAggregateIntervalMs;
-      this.armDropsTimer();
-    }
+    this.logs.setIntervalMs(config.logAggregateIntervalMs);
     if (fileChanged) {
       this.revocationStamp = '';
       this.watchRevocations();
@@ -781,8 +703,7 @@ export class Relay {
     this.webrtc?.close();
     if (this.timer) clearTimeout(this.timer);
     if (this.revocationTimer) clearInterval(this.revocationTimer);
-    if (this.aggregatorTimer) clearTimeout(this.aggregatorTimer);
-    if (this.dropsTimer) clearInterval(this.dropsTimer);
+    this.logs.close();
     if (this.staleCheckTimer) clearInterval(this.staleCheckTimer);
     this.follower?.close();
     this.feedRevocations.close();
