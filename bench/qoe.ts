@@ -80,7 +80,17 @@ export interface SlipstreamFigures extends PathFigures {
   readonly uplinkLoss: number;
   /** Relays connect used during the window, in order. */
   readonly relays: readonly string[];
+  /**
+   * The first {@link LOST_LISTED_MAX} round trips that never came back, in send order:
+   * sequence number (60 per second from the case's start), and `up` when the origin never
+   * got it, `down` when only its echo went missing. Where in the run losses fall (the
+   * start, a relay switch, the end) is how they get explained.
+   */
+  readonly lost: readonly { readonly seq: number; readonly direction: 'up' | 'down' }[];
 }
+
+/** Most lost round trips {@link SlipstreamFigures.lost} lists. */
+const LOST_LISTED_MAX = 50;
 
 /** One case's result. */
 export interface QoeCaseResult {
@@ -240,9 +250,19 @@ async function runCase(fleet: QoeFleet, origin: EchoOrigin, c: QoeCase, caseNumb
       originDuplicates,
       uplinkLoss: round(run.slipstream.sent === 0 ? 1 : 1 - counts.arrivals.size / run.slipstream.sent, 4),
       relays: relaysUsed,
+      lost: lostRoundTrips(run.slipstream.sent, run.slipstream.rttMsBySeq, counts.arrivals),
     },
     ...(killedRelay === undefined ? {} : { killedRelay }),
   };
+}
+
+/** The first {@link LOST_LISTED_MAX} sequence numbers in `[0, sent)` without an echo, and which way each was lost. */
+function lostRoundTrips(sent: number, echoed: ReadonlyMap<number, number>, atOrigin: ReadonlyMap<number, number>): SlipstreamFigures['lost'] {
+  const lost: { seq: number; direction: 'up' | 'down' }[] = [];
+  for (let seq = 0; seq < sent && lost.length < LOST_LISTED_MAX; seq++) {
+    if (!echoed.has(seq)) lost.push({ seq, direction: atOrigin.has(seq) ? 'down' : 'up' });
+  }
+  return lost;
 }
 
 function pct(x: number): string {

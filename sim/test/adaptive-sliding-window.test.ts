@@ -8,6 +8,11 @@
  * loss < 0.1 % and p99 ≤ direct + 10 ms; 5 % in bursts of 2 → < 0.3 % and p99 ≤
  * direct + 20 ms; 1 % random → < 0.01 % with FEC overhead ≤ 50 %. A failure names the
  * seed: `slipstream sim run FILE --seed S` replays it (the file is in the message).
+ *
+ * The benchmark's loss is of round trips (an echo that never came back), the
+ * simulator's of one-way deliveries (sim/src/scenario/qoe.ts): a round trip crosses two,
+ * so each target here is half the benchmark's (0.1 % of round trips ≈ 0.05 % of
+ * deliveries).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -50,9 +55,9 @@ links:
 }
 
 const CASES = [
-  { name: '10 % random', directLossMin: 0.07, loss: `{ model: bernoulli, p: 0.1 }`, lossMax: 0.001, addedP99MsMax: 10, overheadMax: Number.POSITIVE_INFINITY },
-  { name: '5 % in bursts of 2', directLossMin: 0.03, loss: `{ model: gilbert-elliott, p: ${(0.05 * 0.5) / 0.95}, r: 0.5, lossBad: 1, lossGood: 0 }`, lossMax: 0.003, addedP99MsMax: 20, overheadMax: Number.POSITIVE_INFINITY },
-  { name: '1 % random', directLossMin: 0.005, loss: `{ model: bernoulli, p: 0.01 }`, lossMax: 0.0001, addedP99MsMax: Number.POSITIVE_INFINITY, overheadMax: 0.5 },
+  { name: '10 % random', directLossMin: 0.07, loss: `{ model: bernoulli, p: 0.1 }`, lossMax: 0.001 / 2, addedP99MsMax: 10, overheadMax: Number.POSITIVE_INFINITY },
+  { name: '5 % in bursts of 2', directLossMin: 0.03, loss: `{ model: gilbert-elliott, p: ${(0.05 * 0.5) / 0.95}, r: 0.5, lossBad: 1, lossGood: 0 }`, lossMax: 0.003 / 2, addedP99MsMax: 20, overheadMax: Number.POSITIVE_INFINITY },
+  { name: '1 % random', directLossMin: 0.005, loss: `{ model: bernoulli, p: 0.01 }`, lossMax: 0.0001 / 2, addedP99MsMax: Number.POSITIVE_INFINITY, overheadMax: 0.5 },
 ];
 
 test('adaptive sw on a shared last mile: 10 % random, 5 % bursty and 1 % random loss meet the benchmark targets (mean of 3 seeds)', (t) => {
