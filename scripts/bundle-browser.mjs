@@ -5,10 +5,11 @@
 // first (the entry resolves through package.json `exports` to dist/).
 //   node scripts/bundle-browser.mjs [--out dist/browser/slipstream-browser.js] [--entry <specifier>]
 import { build } from 'esbuild';
+import { dirname, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..') + sep;
 
 /**
  * Bundles `entry` (default `slipstream/browser`, resolved from the repository root) to

@@ -78,40 +78,7 @@ export async function startBrowserFleet(dir: string, relays: readonly { readonly
   await bundleBrowserEntry(bundle);
   const backend = new CoordinatorClient({ baseUrl: coordinator.url, apiKey: keys.apiKey });
   const issued: string[] = [];
-  let server: Server | undefined;
-  let stopped = false;
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
-    for (const p of procs) p.kill('SIGTERM');
-    await Promise.all(procs.map((p) => p.exited));
-    tcp.close();
-    origin.socket.close();
-    if (server !== undefined) {
-      server.closeAllConnections();
-      await new Promise((ok) => server!.close(ok));
-    }
-  };
-  after(stop);
-  for (const [i, r] of relays.entries()) {
-    const muxPort = r.muxPort ?? (await freePort('udp'));
-    const config = join(dir, `${r.id}.yaml`);
-    const yaml = fleetRelayYaml({ relayId: r.id, latitude: 50 + i, longitude: 8, seed: keys.seed, sealKeyBase64: keys.sealKey.toString('base64'), originPort: origin.port, coordinatorUrl: coordinator.url, fleetSecret: { inline: keys.fleetSecret }, fleetKeys: ['heartbeatIntervalMs: 300', 'probeIntervalMs: 100', 'reportIntervalMs: 500', 'meshRefreshMs: 500'] });
-    const webrtc = ['  webrtc:', '    listen: 127.0.0.1:0', `    udpMuxPort: ${muxPort}`, "    allowOrigins: ['*']", ...(r.webrtc ?? []).map((l) => `    ${l}`)];
-    writeFileSync(config, yaml.replace('\nfleet:', `\n${webrtc.join('\n')}\nfleet:`));
-    const proc = CliProcess.start(['relay', '--config', config]);
-    procs.push(proc);
-    started.push({ id: r.id, proc, muxPort });
-  }
-  await eventually(
-    async () => {
-      const route = await backend.route({ origin: 'game', limit: 8, twoHop: false }).catch(() => undefined);
-      return route !== undefined && relays.every((r) => route.candidates.some((c) => c.relayId === r.id && c.webrtcUrl !== undefined)) ? true : undefined;
-    },
-    20_000,
-    'the coordinator to route to every relay with its webrtcUrl',
-  );
-  server = createServer((req, res) => {
+  const server: Server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path === '/') return void res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE);
     if (path === '/slipstream-browser.js') return void res.writeHead(200, { 'content-type': 'text/javascript' }).end(readFileSync(bundle));
@@ -139,7 +106,37 @@ export async function startBrowserFleet(dir: string, relays: readonly { readonly
     }
     res.writeHead(404).end();
   });
-  await new Promise<void>((ok) => server!.listen(0, '127.0.0.1', ok));
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    for (const p of procs) p.kill('SIGTERM');
+    await Promise.all(procs.map((p) => p.exited));
+    tcp.close();
+    origin.socket.close();
+    server.closeAllConnections();
+    await new Promise((ok) => server.close(ok));
+  };
+  after(stop);
+  for (const [i, r] of relays.entries()) {
+    const muxPort = r.muxPort ?? (await freePort('udp'));
+    const config = join(dir, `${r.id}.yaml`);
+    const yaml = fleetRelayYaml({ relayId: r.id, latitude: 50 + i, longitude: 8, seed: keys.seed, sealKeyBase64: keys.sealKey.toString('base64'), originPort: origin.port, coordinatorUrl: coordinator.url, fleetSecret: { inline: keys.fleetSecret }, fleetKeys: ['heartbeatIntervalMs: 300', 'probeIntervalMs: 100', 'reportIntervalMs: 500', 'meshRefreshMs: 500'] });
+    const webrtc = ['  webrtc:', '    listen: 127.0.0.1:0', `    udpMuxPort: ${muxPort}`, "    allowOrigins: ['*']", ...(r.webrtc ?? []).map((l) => `    ${l}`)];
+    writeFileSync(config, yaml.replace('\nfleet:', `\n${webrtc.join('\n')}\nfleet:`));
+    const proc = CliProcess.start(['relay', '--config', config]);
+    procs.push(proc);
+    started.push({ id: r.id, proc, muxPort });
+  }
+  await eventually(
+    async () => {
+      const route = await backend.route({ origin: 'game', limit: 8, twoHop: false }).catch(() => undefined);
+      return route !== undefined && relays.every((r) => route.candidates.some((c) => c.relayId === r.id && c.webrtcUrl !== undefined)) ? true : undefined;
+    },
+    20_000,
+    'the coordinator to route to every relay with its webrtcUrl',
+  );
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   const pageUrl = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/`;
   return { keys, coordinatorUrl: coordinator.url, backend, relays: started, origin, pageUrl, issued, stop };
 }
