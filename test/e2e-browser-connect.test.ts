@@ -7,7 +7,9 @@
  * backup (same connection, same session id, echoes resume); revoking the session at the
  * coordinator ends the page's connection with `SLIP_ERR_TICKET_REVOKED`. The failover
  * gap and the revocation delay are printed (the issue's figures: under 1 s each), and
- * asserted only against generous bounds that a busy machine cannot miss.
+ * asserted only against generous bounds that a busy machine cannot miss. A forged ticket
+ * is refused at signaling (`SLIP_ERR_TICKET_FORGED`) and an unknown origin by the
+ * coordinator (`SLIP_ERR_UNKNOWN_ORIGIN`): `connect()` rejects with those codes.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -36,7 +38,7 @@ interface Summary {
   nowMs: number;
 }
 
-test('Chromium: connect() through real relays, every echo at 60/s, failover to the warm backup, revocation ends the session', { timeout: 90_000 }, async () => {
+test('Chromium: connect() refuses a forged ticket and an unknown origin; through real relays every echo at 60/s arrives, failover to the warm backup keeps the session, revocation ends it', { timeout: 90_000 }, async () => {
   const fleet = await startBrowserFleet(join(dir, 'fleet'), [{ id: 'web-a' }, { id: 'web-b' }]);
   const launched = await launchChromium();
   after(() => launched.close());
@@ -47,6 +49,13 @@ test('Chromium: connect() through real relays, every echo at 60/s, failover to t
   await page.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true, undefined, { timeout: 15_000 });
   await page.evaluate(PAGE_HELPERS);
   const summary = async (): Promise<Summary> => (await page.evaluate('window.summary()')) as Summary;
+
+  // Refusals first: connect() rejects with the stable codes.
+  const refusal = (options: string): Promise<unknown> =>
+    page.evaluate(`slip.connect({ coordinator: location.origin + '/coord', connectTimeoutMs: 8000, ${options} }).then((c) => { c.close(); return 'connected'; }, (e) => e.code)`);
+  const forged = "ticket: { sessionId: '0123456789abcdef', ticket: btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(120)))), sessionKey: btoa(String.fromCharCode(...new Uint8Array(32))) }";
+  assert.equal(await refusal(`origin: 'game', ${forged}`), 'SLIP_ERR_TICKET_FORGED');
+  assert.equal(await refusal(`origin: 'no-such-game', ${forged}`), 'SLIP_ERR_UNKNOWN_ORIGIN');
 
   const opened = (await page.evaluate('window.start({})')) as { sessionId: string; relayId: string; backupId: string | undefined; fecMode: string };
   assert.equal(opened.sessionId, fleet.issued[0], 'the session is the one the backend issued');
