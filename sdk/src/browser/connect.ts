@@ -247,6 +247,14 @@ export class BrowserConnection extends Emitter<BrowserConnectionEvents> {
       return { id: c.id, tunnel: endpoint, probe: endpoint, estimateMs: c.estimateMs, restMs: c.restMs };
     });
     this.core.setCandidates(performance.now(), list);
+    // Relays neither listed nor in use: their peer connections go (the core no longer probes them).
+    const keep = new Set([...chosen.map((c) => c.id), this.core.current, this.core.backup]);
+    for (const id of this.transport.relayIds) {
+      if (!keep.has(id)) {
+        this.transport.forget(id);
+        this.known.delete(id);
+      }
+    }
     this.flush();
   }
 

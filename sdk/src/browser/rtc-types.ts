@@ -9,6 +9,8 @@
 export interface RtcDataChannelLike {
   binaryType: string;
   readonly readyState: string;
+  /** Bytes queued and not yet sent. */
+  readonly bufferedAmount: number;
   send(data: Uint8Array): void;
   close(): void;
   onopen: ((event: unknown) => void) | null;

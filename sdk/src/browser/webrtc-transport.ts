@@ -24,6 +24,8 @@ import type { TunnelFrameTransport } from './transport.js';
 export const TUNNEL_CHANNEL_LABEL = 'tunnel';
 /** Label of the reliable, ordered channel (the relay's `WEBRTC_CONTROL_LABEL`). */
 export const CONTROL_CHANNEL_LABEL = 'control';
+/** A frame for a tunnel channel with more than this already buffered is dropped, bytes. */
+export const CHANNEL_BUFFERED_BYTES_MAX = 1 << 20;
 /** First retry delay after a peer connection failed or was refused, ms. */
 export const PEER_RETRY_MS_MIN = 1000;
 /** Retry delays double up to this, ms. */
@@ -59,7 +61,8 @@ export interface WebRtcTransportInit {
 
 interface RelayPeer {
   readonly id: string;
-  readonly url: string;
+  /** The signaling URL for the next attempt. */
+  url: string;
   readonly endpoint: Endpoint;
   pc: RtcPeerConnectionLike | undefined;
   tunnel: RtcDataChannelLike | undefined;
@@ -102,12 +105,29 @@ export class WebRtcTransport implements TunnelFrameTransport {
   addRelay(id: string, url: string): Endpoint {
     const known = this.relays.get(id);
     if (known !== undefined && known.url === url) return known.endpoint;
-    const endpoint = known?.endpoint ?? { address: `webrtc/${id}`, port: 1 };
-    const peer: RelayPeer = known ?? { id, url, endpoint, pc: undefined, tunnel: undefined, control: undefined, location: undefined, opening: undefined, retryAtMs: 0, backoffMs: PEER_RETRY_MS_MIN };
-    if (known !== undefined) (peer as { url: string }).url = url;
+    if (known !== undefined) {
+      known.url = url;
+      return known.endpoint;
+    }
+    const endpoint = { address: `webrtc/${id}`, port: 1 };
+    const peer: RelayPeer = { id, url, endpoint, pc: undefined, tunnel: undefined, control: undefined, location: undefined, opening: undefined, retryAtMs: 0, backoffMs: PEER_RETRY_MS_MIN };
     this.relays.set(id, peer);
     this.byEndpoint.set(`${endpoint.address}|${endpoint.port}`, peer);
     return endpoint;
+  }
+
+  /** Closes `id`'s peer connection (hanging up at the relay) and forgets the relay: the core no longer uses it. */
+  forget(id: string): void {
+    const peer = this.relays.get(id);
+    if (peer === undefined) return;
+    this.drop(peer, true);
+    this.relays.delete(id);
+    this.byEndpoint.delete(`${peer.endpoint.address}|${peer.endpoint.port}`);
+  }
+
+  /** The relays registered (by id). */
+  get relayIds(): string[] {
+    return [...this.relays.keys()];
   }
 
   /** Whether `id`'s tunnel channel is open now. */
@@ -131,6 +151,11 @@ export class WebRtcTransport implements TunnelFrameTransport {
     if (channel === undefined || channel.readyState !== 'open') {
       this.dropped++;
       if (peer.opening === undefined && this.init.nowMs() >= peer.retryAtMs) void this.open(peer.id);
+      return;
+    }
+    // A channel whose buffer backs up (a congested path) drops, as a full socket would: late game datagrams are worthless.
+    if (channel.bufferedAmount > CHANNEL_BUFFERED_BYTES_MAX) {
+      this.dropped++;
       return;
     }
     try {
