@@ -7,7 +7,8 @@
 //   node examples/local-fleet.mjs [--seconds 5] [--keep-running]
 //
 // --keep-running leaves the fleet up after the run (until Ctrl-C) and prints the
-// coordinator URL and API key for `node examples/node-player.mjs`. Exits non-zero when
+// coordinator URL and API key for `node examples/node-player.mjs` and for the browser
+// page's server (`node examples/browser/serve.mjs`; each relay has a browser entry). Exits non-zero when
 // the player's echoes or the L4 echoes did not come back.
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -69,10 +70,12 @@ function stop() {
   for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
   rmSync(dir, { recursive: true, force: true });
 }
-process.once('SIGINT', () => {
-  stop();
-  process.exit(130);
-});
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+  process.once(signal, () => {
+    stop();
+    process.exit(code);
+  });
+}
 
 async function eventually(probe, what) {
   const deadline = performance.now() + STEP_TIMEOUT_MS;
@@ -106,6 +109,13 @@ try {
   console.log(`coordinator ${url} (dashboard there)`);
 
   let l4Port;
+  const freeUdpPort = async () => {
+    const s = createSocket('udp4');
+    await new Promise((ok) => s.bind(0, '127.0.0.1', ok));
+    const port = s.address().port;
+    await new Promise((ok) => s.close(ok));
+    return port;
+  };
   for (const [id, lat, lon] of [['fra-1', 50.1, 8.7], ['ams-1', 52.4, 4.9]]) {
     const yaml = join(dir, `${id}.yaml`);
     const rules = id === 'fra-1' ? ['rules:', `  - { name: game-udp, protocol: udp, listen: 127.0.0.1:0, origins: [127.0.0.1:${ports.proxyPort}], proxyProtocol: v2, healthCheck: { mode: none } }`] : [];
@@ -123,6 +133,11 @@ try {
         `  origins: { game: 127.0.0.1:${ports.port} }`,
         `  coordinatorUrl: ${url}`,
         `  coordinatorFleetSecret: ${fleetSecret}`,
+        // The browser entry (WebRTC): signaling over plain HTTP on loopback, any page origin (development only).
+        '  webrtc:',
+        '    listen: 127.0.0.1:0',
+        `    udpMuxPort: ${await freeUdpPort()}`,
+        "    allowOrigins: ['*']",
         'fleet:',
         `  relayId: ${id}`,
         '  region: local',
@@ -163,7 +178,8 @@ try {
   const ok = summary.echoed >= summary.sent * 0.95;
   console.log(`${ok ? 'OK' : 'FAILED'}: the player got ${summary.echoed}/${summary.sent} echoes through ${summary.relay}`);
   if (values['keep-running']) {
-    console.log(`fleet up; try: node examples/node-player.mjs --coordinator ${url} --api-key ${apiKey}\nCtrl-C stops it.`);
+    console.log(`fleet up; try: node examples/node-player.mjs --coordinator ${url} --api-key ${apiKey}`);
+    console.log(`browser: node examples/browser/serve.mjs --coordinator ${url} --api-key ${apiKey}, then open http://127.0.0.1:8080/\nCtrl-C stops it.`);
     await new Promise(() => {});
   }
   stop();

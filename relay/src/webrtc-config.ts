@@ -36,9 +36,16 @@ export interface WebRtcSpec {
   readonly connectTimeoutMs: number;
   /** The signaling URL advertised to the coordinator (`publicUrl`), or undefined: built from the bound listener. */
   readonly publicUrl: string | undefined;
+  /**
+   * The ICE candidate the SDP answers advertise instead of the mux's own address and port
+   * (`publicIceAddress`, IP:port): where browsers send their ICE/DTLS/SCTP datagrams when
+   * the mux port is reached through a 1:1 NAT, a port forward or a UDP proxy. Undefined:
+   * the mux's bound address.
+   */
+  readonly publicIceAddress: { readonly address: string; readonly port: number } | undefined;
 }
 
-const WEBRTC_KEYS = ['listen', 'udpMuxPort', 'certFile', 'keyFile', 'allowOrigins', 'peerConnectionsMax', 'idleTimeoutMs', 'connectTimeoutMs', 'publicUrl'];
+const WEBRTC_KEYS = ['listen', 'udpMuxPort', 'certFile', 'keyFile', 'allowOrigins', 'peerConnectionsMax', 'idleTimeoutMs', 'connectTimeoutMs', 'publicUrl', 'publicIceAddress'];
 const ORIGIN = /^(\*|https?:\/\/[^/\s]+)$/;
 
 /** Parses `tunnel.webrtc`, or undefined when the section is absent. Throws the reader's ConfigError naming the key. */
@@ -58,6 +65,13 @@ export function webrtcSpec(reader: ConfigReader): WebRtcSpec | undefined {
   const originCount = reader.sequenceLength([...p, 'allowOrigins'], { optional: true, maxItems: 256 });
   const allowOrigins: string[] = [];
   for (let i = 0; i < originCount; i++) allowOrigins.push(reader.string([...p, 'allowOrigins', i], { pattern: ORIGIN, patternText: "a page origin such as https://game.example.com (scheme://host[:port], no path) or '*'" }));
+  let publicIceAddress: WebRtcSpec['publicIceAddress'];
+  if (reader.has([...p, 'publicIceAddress'])) {
+    const text = reader.string([...p, 'publicIceAddress'], { patternText: 'IP:port of the ICE UDP mux as browsers reach it, e.g. 203.0.113.7:3478' });
+    const ice = splitHostPort(text);
+    if (!ice || ice.portEnd !== ice.port || isIP(ice.host) === 0 || ice.port < 1) reader.fail([...p, 'publicIceAddress'], `'${text}' is not accepted; expected IP:port (an IP literal, port 1–65535)`);
+    publicIceAddress = { address: ice.host, port: ice.port };
+  }
   if (reader.has([...p, 'publicUrl']) && reader.string([...p, 'publicUrl']).length > 256) reader.fail([...p, 'publicUrl'], 'longer than 256 characters; expected a shorter URL');
   return {
     listenAddress: listen.host,
@@ -68,6 +82,7 @@ export function webrtcSpec(reader: ConfigReader): WebRtcSpec | undefined {
     peerConnectionsMax: reader.number([...p, 'peerConnectionsMax'], { min: 1, max: 100_000, integer: true, default: WEBRTC_PEER_CONNECTIONS_MAX_DEFAULT }),
     idleTimeoutMs: reader.number([...p, 'idleTimeoutMs'], { min: 1000, max: 3_600_000, integer: true, unit: 'ms', default: WEBRTC_IDLE_TIMEOUT_MS_DEFAULT }),
     connectTimeoutMs: reader.number([...p, 'connectTimeoutMs'], { min: 1000, max: 60_000, integer: true, unit: 'ms', default: WEBRTC_CONNECT_TIMEOUT_MS_DEFAULT }),
+    publicIceAddress,
     publicUrl: reader.has([...p, 'publicUrl']) ? reader.string([...p, 'publicUrl'], { pattern: /^https?:\/\/[^\s/]+\/\S*$/, patternText: 'the public signaling URL, e.g. https://relay-1.example.com:8443/webrtc (at most 256 characters)' }) : undefined,
   };
 }

@@ -291,7 +291,8 @@ export class WebRtcEntry {
         this.closePeer(peer, 'gathering timed out');
         return this.refuse(res, 500, 'gathering_timeout', 'the relay could not gather its ICE candidates in time');
       }
-      res.writeHead(201, { 'content-type': 'application/sdp', location: `${WEBRTC_SIGNALING_PATH}/${id}-${verdict.sessionId}` }).end(answer);
+      const advertised = spec.publicIceAddress === undefined ? answer : withCandidateAddress(answer, spec.publicIceAddress);
+      res.writeHead(201, { 'content-type': 'application/sdp', location: `${WEBRTC_SIGNALING_PATH}/${id}-${verdict.sessionId}` }).end(advertised);
       this.init.logger.info({ event: 'webrtc_peer', session: verdict.sessionId, client: address, peer: id }, 'webrtc peer connection');
     } catch (error) {
       this.closePeer(peer, 'bad offer');
@@ -422,6 +423,25 @@ function withoutCandidates(offer: string): string {
   return offer
     .split(/\r?\n/)
     .filter((line) => !line.startsWith('a=candidate:') && !line.startsWith('a=end-of-candidates'))
+    .join('\r\n');
+}
+
+/**
+ * The answer with every ICE candidate's address and port replaced by `publicIceAddress`
+ * (`tunnel.webrtc.publicIceAddress`): the mux is reached there (a 1:1 NAT, a port forward,
+ * a UDP proxy). The relay learns the client's address from its checks (peer-reflexive),
+ * so only the answer changes.
+ */
+export function withCandidateAddress(answer: string, to: Endpoint): string {
+  const family = to.address.includes(':') ? 'IP6' : 'IP4';
+  return answer
+    .split(/\r?\n/)
+    .map((line) => {
+      const candidate = /^(a=candidate:\S+ \d+ \S+ \d+ )(\S+) (\d+)( .*)$/.exec(line);
+      if (candidate !== null) return `${candidate[1]}${to.address} ${to.port}${candidate[4]}`;
+      if (line.startsWith('c=IN ')) return `c=IN ${family} ${to.address}`;
+      return line;
+    })
     .join('\r\n');
 }
 

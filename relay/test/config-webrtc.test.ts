@@ -67,3 +67,18 @@ test('tunnel.webrtc: bad values name the key and the accepted range', () => {
   assert.match(failure(yaml(['listen: 127.0.0.1:8443', "allowOrigins: ['https://game.example.com/play']"])), /tunnel\.webrtc\.allowOrigins\[0\]|tunnel\.webrtc\.allowOrigins\.0/);
   assert.match(failure(yaml(['listen: 127.0.0.1:8443', 'stunPort: 3478'])), /stunPort/);
 });
+
+test('tunnel.webrtc.publicIceAddress: IP:port read, none by default; a host name or a bad port is refused naming the key', () => {
+  assert.equal(parseRelayConfig(new ConfigReader('relay.yaml', yaml(['listen: 127.0.0.1:8443']))).webrtc!.publicIceAddress, undefined);
+  assert.deepEqual(parseRelayConfig(new ConfigReader('relay.yaml', yaml(['listen: 127.0.0.1:8443', 'publicIceAddress: 203.0.113.7:3478']))).webrtc!.publicIceAddress, { address: '203.0.113.7', port: 3478 });
+  assert.deepEqual(parseRelayConfig(new ConfigReader('relay.yaml', yaml(['listen: 127.0.0.1:8443', "publicIceAddress: '[2001:db8::7]:3478'"]))).webrtc!.publicIceAddress, { address: '2001:db8::7', port: 3478 });
+  assert.match(failure(yaml(['listen: 127.0.0.1:8443', 'publicIceAddress: relay.example.com:3478'])), /tunnel\.webrtc\.publicIceAddress: .*expected IP:port/);
+  assert.match(failure(yaml(['listen: 127.0.0.1:8443', 'publicIceAddress: 203.0.113.7:0'])), /tunnel\.webrtc\.publicIceAddress: .*port 1–65535/);
+});
+
+test('withCandidateAddress: every ICE candidate of the answer and its connection line name publicIceAddress; other lines are kept', async () => {
+  const { withCandidateAddress } = await import('../src/webrtc.js');
+  const answer = ['v=0', 'm=application 40000 UDP/DTLS/SCTP webrtc-datachannel', 'c=IN IP4 127.0.0.1', 'a=candidate:1 1 UDP 2122317823 127.0.0.1 40000 typ host', 'a=ice-ufrag:abcd', 'a=end-of-candidates', ''].join('\r\n');
+  const out = withCandidateAddress(answer, { address: '203.0.113.7', port: 3478 }).split('\r\n');
+  assert.deepEqual(out, ['v=0', 'm=application 40000 UDP/DTLS/SCTP webrtc-datachannel', 'c=IN IP4 203.0.113.7', 'a=candidate:1 1 UDP 2122317823 203.0.113.7 3478 typ host', 'a=ice-ufrag:abcd', 'a=end-of-candidates', '']);
+});

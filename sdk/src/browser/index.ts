@@ -8,10 +8,12 @@
  * session MACs ({@link webCryptoHmacSha256}: asynchronous, so the client queues MAC
  * jobs that {@link serveMacJobs} computes and hands back).
  *
- * What is not here yet: the WebRTC DataChannel transport and a browser `connect()`
- * (issue #15 items 1–2, built with the relay's WebRTC entry). They plug in at
- * {@link TunnelFrameTransport} (see `transport.ts` for the contract); until then a page
- * can drive a `TunnelClient` over any transport that meets it.
+ * {@link connect} is the browser driver of that core, with the Node SDK's shape: candidates
+ * from the coordinator, one peer connection per relay to a few relays through their
+ * signaling endpoints ({@link WebRtcTransport}, an unreliable DataChannel each), the
+ * core's probes over them, the best path with the same hysteresis, a warm backup and
+ * failover to it. A page may also drive a `TunnelClient` itself over any
+ * {@link TunnelFrameTransport} (see `transport.ts` for the contract).
  */
 export * from '../core/public.js';
 export { RelaySelector, type RelayCandidate, type RelaySelectorInit, type SelectionEvent, type SelectionReason } from '../core/relay-selector.js';
@@ -34,3 +36,8 @@ export { ErrorCode, isTicketRefusal, SlipstreamError, type ErrorCodeValue } from
 export type { Endpoint } from '../../../proto/src/transport.js';
 export { serveMacJobs, webCryptoHmacSha256, type MacJobSource, type SubtleCryptoHmac } from './webcrypto-hmac.js';
 export type { TunnelFrameTransport } from './transport.js';
+export { BROWSER_RELAYS_MAX_DEFAULT, BrowserConnection, connect, type BrowserConnectionEvents, type BrowserConnectOptions, type TicketGrant } from './connect.js';
+export { browserCandidatesFromRoute, type BrowserCandidate } from './coordinator-fetch.js';
+export { Emitter } from './emitter.js';
+export type { PeerConnectionFactory, RtcConfigurationLike, RtcDataChannelLike, RtcPeerConnectionLike } from './rtc-types.js';
+export { CONTROL_CHANNEL_LABEL, TUNNEL_CHANNEL_LABEL, WebRtcTransport, type SignalingRefusal, type WebRtcTransportInit } from './webrtc-transport.js';

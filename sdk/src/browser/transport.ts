@@ -1,9 +1,9 @@
 /**
  * The seam between the browser SDK's core and the transport that carries its tunnel
- * frames. The WebRTC transport (an unreliable, unordered DataChannel per relay,
- * `maxRetransmits: 0`, opened through the relay's signaling endpoint with the ticket —
- * issue #15 item 1) and the browser `connect()` on top of it are built separately; this
- * file fixes only what the core needs from them, so neither guesses the other's shape.
+ * frames. `webrtc-transport.ts` is the one the browser `connect()` uses (an unreliable,
+ * unordered DataChannel per relay, `maxRetransmits: 0`, opened through the relay's
+ * signaling endpoint with the ticket); a page may drive a `TunnelClient` over any other
+ * transport that meets this contract.
  *
  * Contract, the same as proto's `Transport` (which `UdpTransport` and the simulator's
  * sockets implement, and which this is a slice of):
