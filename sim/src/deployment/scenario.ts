@@ -27,7 +27,7 @@ import type { LinkModelSpec } from '../core/link.js';
 import { SimNetwork, type SimHost, type SimPartition } from '../core/network.js';
 import type { TunnelCandidate, TunnelClientInit } from '../../../sdk/src/core/tunnel-client.js';
 import { SimTunnelClient } from '../drivers/sdk-driver.js';
-import { PathLog } from './deployment.js';
+import { PathLog } from './path-log.js';
 import { candidatesFromRanking, fleetKeys, issueSimGrant, SIM_LEASE_MS, SIM_TUNNEL_PORT, simFleetSpec, simRelayConfig, startSimFleetAgent } from './fleet.js';
 
 /** One simulated relay. */
