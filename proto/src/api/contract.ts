@@ -178,7 +178,9 @@ export interface RelayRuleStatus {
  * What a relay says about its players and L4 rules in a heartbeat (`load.status`),
  * bounded in size: at most {@link RELAY_STATUS_ORIGINS_MAX} origins,
  * {@link RELAY_STATUS_RULES_MAX} rules of {@link RELAY_STATUS_RULE_ORIGINS_MAX} origins
- * each (a few kB of JSON at most).
+ * each, names of at most {@link RELAY_STATUS_NAME_CHARS_MAX} characters: about 100 kB of
+ * JSON at the very most (every list full, every name at its cap; the coordinator reads
+ * bodies up to 256 kB), a few hundred bytes for a relay with one origin and one rule.
  */
 export interface RelayStatus {
   /** Tunnel players per origin, busiest first. */
