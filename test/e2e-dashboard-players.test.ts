@@ -23,11 +23,8 @@ import { freePort, udpClient, udpEchoOrigin } from './support/sockets.js';
 import { startUdpGame } from './support/udp-game.js';
 import { eventually } from './support/wait.js';
 
-/**
- * The player's address: not the relays' 127.0.0.1, which is every relay's fleet peer
- * address here (a session from a fleet peer is a two-hop exit's, counted at its entry).
- */
-const PLAYER_ADDRESS = '127.0.0.9';
+/** The player's address: the relays' own (every relay's fleet peer address), as `slipstream dev` runs them; it is still a player. */
+const PLAYER_ADDRESS = '127.0.0.1';
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-e2e-players-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -11,7 +11,8 @@
  *   shared time axis, with the relay's events (up, draining, down, revoked) marked;
  * - the players view: per origin, the players (tunnel sessions that carried game data
  *   since the relay's previous heartbeat; a warm backup session is listed as a backup,
- *   never as a second player), FEC packets rebuilt and the loss before and after FEC,
+ *   never as a second player), FEC packets rebuilt and the loss before and after FEC
+ *   (upstream, over the lives of the sessions open now),
  *   fleet-wide and per relay, from the heartbeats' `status` (proto `RelayStatus`);
  *   stale relays are greyed and left out of the totals;
  * - the L4 rules of every relay with their origins' health (health checks passing or not);
@@ -147,7 +148,7 @@ const PAGE = `<!doctype html>
   <section><h2>Relay-to-relay RTT (ms)</h2><div class="scroll"><table id="matrix"></table></div></section>
   <section class="wide"><h2>Relays</h2><div class="scroll"><table id="relay-table"></table></div></section>
   <section class="wide"><h2>RTT, jitter and loss over the last minutes <span class="dim">(marks: green up, amber draining, red down or revoked)</span></h2><div class="graphs" id="graphs"></div></section>
-  <section class="wide"><h2>Players <span class="dim">(per origin; a warm backup session is not a second player; FEC and loss: player → relay, since each relay's last heartbeat)</span></h2><div class="scroll"><table id="players"></table></div></section>
+  <section class="wide"><h2>Players <span class="dim">(per origin; a warm backup session is not a second player; FEC and loss: player → relay, over the sessions open now)</span></h2><div class="scroll"><table id="players"></table></div></section>
   <section class="wide"><h2>L4 rules and their origins' health</h2><div class="scroll"><table id="l4-rules"></table></div></section>
   <section><h2>Origins as the relays' probes see them</h2><div class="scroll"><table id="origin-table"></table></div></section>
   <section><h2>Recent events</h2><div class="scroll"><table id="events"></table></div></section>

@@ -2,7 +2,7 @@
  * The heartbeat's `status` (relay/src/core/fleet-status.ts), on hand-built session
  * records: a session that carried game data since the previous snapshot is a player, an
  * open one that carried none (a warm backup) is a backup, a session from a fleet peer
- * (a two-hop exit) is neither; FEC figures are deltas since the previous snapshot; the
+ * (a two-hop exit) is neither; FEC figures are over the live sessions' lives; the
  * origins are bounded (the busiest RELAY_STATUS_ORIGINS_MAX, the rest folded) and long
  * names cut to what the coordinator accepts. The agent sends it only to a coordinator
  * that offered it at registration.
@@ -22,21 +22,25 @@ interface FakeSession {
   packetsUp: number;
   originName: string;
   source: { peer: boolean };
+  paths: unknown[] | undefined;
   fecReceiver: { totals: { received: number; recovered: number; unrecoverable: number } } | undefined;
 }
 
-const session = (originName: string, packetsUp: number, peer = false): FakeSession => ({ closed: false, packetsUp, originName, source: { peer }, fecReceiver: { totals: { received: 0, recovered: 0, unrecoverable: 0 } } });
+/** `exit`: this relay is the session's two-hop exit (it has validated paths); `peer`: it was opened by a fleet relay. */
+const session = (originName: string, packetsUp: number, peer = false, exit = false): FakeSession => ({ closed: false, packetsUp, originName, source: { peer }, paths: exit ? [] : undefined, fecReceiver: { totals: { received: 0, recovered: 0, unrecoverable: 0 } } });
 const asSessions = (list: FakeSession[]): TunnelSession[] => list as unknown as TunnelSession[];
 
 describe('fleet status', () => {
-  test('players are sessions that carried data since the last snapshot; backups the rest; a peer\'s session is counted at its entry', () => {
+  test('players are sessions that carried data since the last snapshot; backups the rest; a two-hop exit\'s session is counted at its entry, a player beside a relay is a player', () => {
     const status = new FleetStatus();
     const playing = session('game', 10);
     const backup = session('game', 0);
-    const exitOfTwoHop = session('game', 50, true);
-    let s = status.snapshot(asSessions([playing, backup, exitOfTwoHop]), [], new Map(), []);
-    assert.deepEqual(s.origins.map((o) => [o.origin, o.players, o.backups]), [['game', 1, 1]]);
-    // Nothing moved since: both are idle now.
+    const exitOfTwoHop = session('game', 50, true, true);
+    // A player whose address is a fleet relay's too (relays and players on one host, as `slipstream dev` runs them) is still a player.
+    const besideARelay = session('game', 3, true);
+    let s = status.snapshot(asSessions([playing, backup, exitOfTwoHop, besideARelay]), [], new Map(), []);
+    assert.deepEqual(s.origins.map((o) => [o.origin, o.players, o.backups]), [['game', 2, 1]]);
+    // Nothing moved since: all idle now.
     s = status.snapshot(asSessions([playing, backup, exitOfTwoHop]), [], new Map(), []);
     assert.deepEqual(s.origins.map((o) => [o.players, o.backups]), [[0, 2]]);
     // The backup takes over (a failover): it is the player now.
@@ -45,16 +49,18 @@ describe('fleet status', () => {
     assert.deepEqual(s.origins.map((o) => [o.players, o.backups]), [[1, 1]]);
   });
 
-  test('FEC figures are the upstream receiver\'s, since the previous snapshot', () => {
+  test('FEC figures are the upstream receivers\' over the lives of the sessions open now', () => {
     const status = new FleetStatus();
     const a = session('game', 100);
+    const b = session('game', 0);
     a.fecReceiver!.totals = { received: 90, recovered: 8, unrecoverable: 2 };
-    let [o] = status.snapshot(asSessions([a]), [], new Map(), []).origins;
+    b.fecReceiver = undefined;
+    let [o] = status.snapshot(asSessions([a, b]), [], new Map(), []).origins;
     assert.deepEqual([o!.fecRecovered, o!.lossBeforeFec, o!.lossAfterFec], [8, 0.1, 0.02]);
     a.packetsUp = 200;
     a.fecReceiver!.totals = { received: 190, recovered: 8, unrecoverable: 2 };
-    [o] = status.snapshot(asSessions([a]), [], new Map(), []).origins;
-    assert.deepEqual([o!.fecRecovered, o!.lossBeforeFec, o!.lossAfterFec], [0, 0, 0], 'no loss in the second span');
+    [o] = status.snapshot(asSessions([a, b]), [], new Map(), []).origins;
+    assert.deepEqual([o!.fecRecovered, o!.lossBeforeFec, o!.lossAfterFec], [8, 0.05, 0.01], 'a clean span lowers the session\'s loss');
   });
 
   test(`at most ${RELAY_STATUS_ORIGINS_MAX} origins, the busiest; the rest folded; long names cut; rules with their group's origins`, () => {

@@ -138,7 +138,7 @@ export const RELAY_STATUS_NAME_CHARS_MAX = 128;
 /** Most origins listed per L4 rule in {@link RelayRuleStatus.origins}. */
 export const RELAY_STATUS_RULE_ORIGINS_MAX = 16;
 
-/** A relay's tunnel players of one origin, over the span since its previous heartbeat. */
+/** A relay's tunnel players of one origin. */
 export interface RelayOriginPlayers {
   /** The origin's name (the ticket's). */
   readonly origin: string;
@@ -151,9 +151,9 @@ export interface RelayOriginPlayers {
    * player once.
    */
   readonly backups: number;
-  /** Packets rebuilt by this relay's FEC receivers (upstream, player → relay) since the previous heartbeat. */
+  /** Packets rebuilt by the FEC receivers (upstream, player → relay) of this origin's sessions open here, over their lives. */
   readonly fecRecovered: number;
-  /** Upstream loss since the previous heartbeat as this relay's FEC receivers saw it, before FEC (on the wire), fraction 0..1; 0 without FEC traffic. */
+  /** Upstream loss of the same sessions over their lives as their FEC receivers saw it, before FEC (on the wire), fraction 0..1; 0 without FEC traffic. */
   readonly lossBeforeFec: number;
   /** The same after FEC (what the game server missed), fraction 0..1. */
   readonly lossAfterFec: number;

@@ -2,18 +2,19 @@
  * What a relay tells the coordinator about its players and L4 rules in each heartbeat
  * (`load.status`, {@link RelayStatus} in proto/src/api/contract.ts), for the dashboard's
  * players view. Sans-IO: the core hands it its sessions, rules and origin health at
- * each snapshot; it keeps, per live session, the counters it saw at the previous
- * snapshot (a WeakMap: an ended session's entry goes with it), so every figure is over
- * the span since the previous heartbeat.
+ * each snapshot; it keeps, per live session, its upstream packet count at the previous
+ * snapshot (a WeakMap: an ended session's entry goes with it).
  *
  * - A tunnel session is a **player** when game data came up through it since the
  *   previous snapshot, and a **backup** otherwise: the SDK opens a session on its warm
  *   backup relay too but sends it only probes, so the fleet's sum of players counts
- *   each player once. A session relayed to this relay by another fleet relay (its
- *   sender is a fleet peer: this relay is the exit of a two-hop path) is counted at its
- *   entry, not here.
- * - FEC: packets rebuilt and the loss before and after FEC, from the session's upstream
- *   FEC receiver (player → relay); sessions without FEC add nothing.
+ *   each player once. A session this relay holds as the exit of a two-hop path (its
+ *   ticket names this relay as exit) opened through another fleet relay is counted at
+ *   that entry, not here.
+ * - FEC: packets rebuilt and the loss before and after FEC over the lives of the
+ *   sessions open now, from their upstream FEC receivers (player → relay): steady
+ *   figures even at a game's packet rate, where one heartbeat's span holds a loss or
+ *   none. Sessions without FEC add nothing.
  * - Bounded: the {@link RELAY_STATUS_ORIGINS_MAX} busiest origins (players, then
  *   backups, then name), the rest folded into `otherPlayers` / `otherBackups`; the first
  *   {@link RELAY_STATUS_RULES_MAX} rules with the first
@@ -23,14 +24,6 @@ import { RELAY_STATUS_NAME_CHARS_MAX, RELAY_STATUS_ORIGINS_MAX, RELAY_STATUS_RUL
 import type { RuleSpec } from './config-types.js';
 import type { RuleStats } from './session-base.js';
 import type { TunnelSession } from './tunnel/state.js';
-
-/** A session's counters at the previous snapshot. */
-interface Seen {
-  packetsUp: number;
-  received: number;
-  recovered: number;
-  unrecoverable: number;
-}
 
 /** Per-origin sums while a snapshot is taken. */
 interface OriginSums {
@@ -47,7 +40,8 @@ const ratio = (part: number, whole: number): number => (whole === 0 ? 0 : Math.r
 
 /** See the module comment. */
 export class FleetStatus {
-  private readonly seen = new WeakMap<TunnelSession, Seen>();
+  /** Each live session's upstream packet count at the previous snapshot. */
+  private readonly seen = new WeakMap<TunnelSession, number>();
 
   /**
    * The status now; marks every session's counters as seen.
@@ -60,19 +54,19 @@ export class FleetStatus {
     const byOrigin = new Map<string, OriginSums>();
     for (const session of sessions) {
       if (session.closed) continue;
-      const totals = session.fecReceiver?.totals;
-      const now: Seen = { packetsUp: session.packetsUp, received: totals?.received ?? 0, recovered: totals?.recovered ?? 0, unrecoverable: totals?.unrecoverable ?? 0 };
-      const before = this.seen.get(session) ?? { packetsUp: 0, received: 0, recovered: 0, unrecoverable: 0 };
-      this.seen.set(session, now);
-      // The exit of a two-hop path: the entry relay counts this player.
-      if (session.source.peer) continue;
+      const before = this.seen.get(session) ?? 0;
+      this.seen.set(session, session.packetsUp);
+      // The exit of a two-hop path, opened through a fleet relay: that entry counts this player.
+      if (session.paths !== undefined && session.source.peer) continue;
       let sums = byOrigin.get(session.originName);
       if (sums === undefined) byOrigin.set(session.originName, (sums = { players: 0, backups: 0, received: 0, recovered: 0, unrecoverable: 0 }));
-      if (now.packetsUp > before.packetsUp) sums.players++;
+      if (session.packetsUp > before) sums.players++;
       else sums.backups++;
-      sums.received += Math.max(0, now.received - before.received);
-      sums.recovered += Math.max(0, now.recovered - before.recovered);
-      sums.unrecoverable += Math.max(0, now.unrecoverable - before.unrecoverable);
+      const totals = session.fecReceiver?.totals;
+      if (totals === undefined) continue;
+      sums.received += totals.received;
+      sums.recovered += totals.recovered;
+      sums.unrecoverable += totals.unrecoverable;
     }
     const ranked = [...byOrigin].sort((a, b) => b[1].players - a[1].players || b[1].backups - a[1].backups || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     const origins: RelayOriginPlayers[] = ranked.slice(0, RELAY_STATUS_ORIGINS_MAX).map(([origin, s]) => {
