@@ -5,19 +5,39 @@
  * last mile loses packets all run the real code (coordinator, relay and SDK cores):
  * the relays register and measure their way to the game server, the player's SDK
  * probes them and picks the fastest whole path, FEC recovers the last mile's loss,
- * then the chosen relay is killed and the player fails over to the warm backup. It
- * ends with a summary (`--json` for machines).
+ * then the chosen relay is killed and the player fails over to the warm backup. Every
+ * datagram also goes straight to the game server over the direct route (a
+ * {@link DIRECT_DELAY_MS} ms one-way internet path behind the same lossy last mile), so
+ * the report has both paths side by side, second by second ({@link DemoReport.qoe}).
+ * It ends with a summary (`--json` for machines); `--html FILE` also writes the report
+ * of `slipstream sim run --html` (sim/src/report/html.ts) for the demo's run.
  */
+import { writeFileSync } from 'node:fs';
+import { PathLog } from '../sim/src/deployment/deployment.js';
 import { SdkScenario, type ScenarioRelay } from '../sim/src/deployment/scenario.js';
+import { pathQoe, pathSeries, roundFraction, samplePath, type PathQoe } from '../sim/src/scenario/qoe.js';
+import type { QoeReport } from '../sim/src/scenario/run.js';
+import { renderHtmlReport } from '../sim/src/report/html.js';
+import type { TimelineMark } from '../sim/src/report/timeline.js';
+import { verdict } from '../sim/src/report/verdict.js';
+import { cannotWrite, unwritable } from '../sim/src/cli/run-command.js';
 import type { Command } from '../kit/command.js';
-import { bool, formatHelp, num, parseFlags, type FlagSpec } from '../kit/flags.js';
+import { bool, formatHelp, num, parseFlags, str, type FlagSpec } from '../kit/flags.js';
 
 const flags: Record<string, FlagSpec> = {
   seed: { type: 'integer', min: 0, max: 0xffff_ffff, default: 1, description: 'Seed of every simulated link and key' },
   seconds: { type: 'integer', min: 10, max: 3600, default: 30, description: 'Simulated seconds of game traffic (the relay dies at 60 % of them)' },
   loss: { type: 'number', min: 0, max: 0.5, default: 0.05, description: "Loss of the player's last mile, each way (fraction)" },
   json: { type: 'boolean', description: 'Print one JSON object instead of the narrative' },
+  html: { type: 'string', valueName: 'FILE', description: 'Also write the run as one self-contained HTML page with plots (RTT and loss over time, direct vs Slipstream, the relay in use, the kill) to FILE' },
 };
+
+/** One-way delay of the demo's direct route, player → game server, ms (behind the same last mile as the relays). */
+export const DIRECT_DELAY_MS = 30;
+/** Length of one interval of the per-second series, ms. */
+const SERIES_INTERVAL_MS = 1000;
+/** Traffic sent in the first this many ms is left out of the figures (the SDK is still picking), ms. */
+const WARMUP_MS = 1000;
 
 /** The demo's relays: one-way delays in ms. The nearest relay is not the fastest whole path. */
 const RELAYS: readonly (ScenarioRelay & { readonly region: string })[] = [
@@ -45,14 +65,45 @@ export interface DemoReport {
   loss: { raw: number; afterFec: number; upstream: number; downstream: number };
   fec: { relayMode: string | undefined; upstreamScheme: string; recovered: number };
   packets: { sent: number; echoed: number };
+  /**
+   * The run as `slipstream sim run --json` reports a scenario (sim/README.md): one
+   * player, the direct route and Slipstream side by side (loss both ways, round trip,
+   * jitter, longest gap over the traffic after its first second), and per-second series
+   * from the start of traffic (loss, median round trip, relay in use).
+   */
+  qoe: QoeReport;
+  /** The kill as the reports mark it (times from the start of traffic). */
+  marks: TimelineMark[];
+}
+
+/** `log` with every time moved back by `t0Ms` (the reports count from the start of traffic). */
+function shifted(log: PathLog, t0Ms: number): PathLog {
+  const out = new PathLog();
+  for (const t of log.sentAtMs) out.sentAtMs.push(t - t0Ms);
+  for (const t of log.originAtMs) out.originAtMs.push(t - t0Ms);
+  for (const t of log.echoSentAtMs) out.echoSentAtMs.push(t - t0Ms);
+  for (const t of log.clientAtMs) out.clientAtMs.push(t - t0Ms);
+  out.echoOf.push(...log.echoOf);
+  out.sizeBytes.push(...log.sizeBytes);
+  out.originVia.push(...log.originVia);
+  out.bytesUp = log.bytesUp;
+  out.bytesDown = log.bytesDown;
+  return out;
 }
 
 /** Runs the demo; deterministic for a seed. */
 export function runDemo(seed: number, seconds: number, lastMileLoss: number): DemoReport {
   const loss = lastMileLoss > 0 ? { loss: { model: 'bernoulli' as const, p: lastMileLoss } } : {};
-  const scenario = new SdkScenario({ seed, relays: RELAYS.map((r) => ({ ...r, clientLink: { ...r.clientLink, ...loss } })) });
+  const scenario = new SdkScenario({ seed, relays: RELAYS.map((r) => ({ ...r, clientLink: { ...r.clientLink, ...loss } })), direct: { delayMs: DIRECT_DELAY_MS, link: { jitterMs: 2, ...loss } } });
   const startMs = scenario.nowMs;
   scenario.startTraffic(PACKET_RATE_PPS);
+  // The relay in use at the end of each second of traffic (the HTML report's band).
+  const relaySeries: (string | null)[] = [];
+  const sampler = scenario.network.createTimer((now) => {
+    relaySeries.push(scenario.client.core.current ?? null);
+    if (now + SERIES_INTERVAL_MS <= startMs + seconds * 1000) sampler.set(now + SERIES_INTERVAL_MS);
+  });
+  sampler.set(startMs + SERIES_INTERVAL_MS);
   const killAtMs = startMs + Math.round(seconds * 600);
   scenario.runUntil(killAtMs);
   const firstPath = scenario.client.events.find((e) => e.type === 'path');
@@ -64,6 +115,8 @@ export function runDemo(seed: number, seconds: number, lastMileLoss: number): De
   scenario.stopTraffic();
   const stats = scenario.client.core.stats();
   const delivered = scenario.deliveredLoss(startMs + 1000, endMs);
+  const qoe = demoQoe(scenario, seed, seconds, startMs, relaySeries, stats.switches);
+  const marks: TimelineMark[] = fromRelay === undefined ? [] : [{ atMs: killAtMs - startMs, durationMs: undefined, kind: 'crash', relay: fromRelay, label: `${fromRelay} killed` }];
   const best = [...RELAYS].sort((a, b) => a.clientDelayMs + a.originDelayMs - (b.clientDelayMs + b.originDelayMs))[0]!;
   return {
     seed,
@@ -77,10 +130,48 @@ export function runDemo(seed: number, seconds: number, lastMileLoss: number): De
     loss: { raw: stats.lossBeforeFec, afterFec: (delivered.upstream + delivered.downstream) / 2, upstream: delivered.upstream, downstream: delivered.downstream },
     fec: { relayMode: stats.fecMode, upstreamScheme: stats.upstreamScheme, recovered: stats.recovered },
     packets: { sent: scenario.traffic.sentAtMs.length, echoed: scenario.traffic.clientSeen.size },
+    qoe,
+    marks,
+  };
+}
+
+/** The demo's {@link QoeReport}: both paths' figures over `[warm-up, end]` of traffic and their per-second series. */
+function demoQoe(scenario: SdkScenario, seed: number, seconds: number, startMs: number, relaySeries: (string | null)[], switches: number): QoeReport {
+  const paths = scenario.paths!;
+  const direct = shifted(paths.direct, startMs);
+  const tunnel = shifted(paths.tunnel, startMs);
+  const durationMs = seconds * 1000;
+  const directQoe: PathQoe = pathQoe(samplePath(direct, WARMUP_MS, durationMs));
+  // FEC overhead both ways: redundancy (copies, parity, repairs) over the game's own bytes, the client's upstream and every relay's downstream.
+  const up = scenario.client.core.stats().upstreamFecBytes;
+  let data = up.data;
+  let redundant = up.redundant;
+  for (const r of scenario.relays.values()) {
+    data += r.relay.core.fecSentBytes.data;
+    redundant += r.relay.core.fecSentBytes.redundant;
+  }
+  const slip = { ...pathQoe(samplePath(tunnel, WARMUP_MS, durationMs)), switches, fecOverhead: roundFraction(data === 0 ? 0 : redundant / data) };
+  return {
+    scenario: 'demo',
+    seed,
+    durationMs,
+    players: 1,
+    direct: directQoe,
+    slipstream: slip,
+    clients: [
+      {
+        name: 'player',
+        origin: 'game',
+        direct: directQoe,
+        slipstream: { ...slip, relay: scenario.client.core.current ?? null },
+        series: { intervalMs: SERIES_INTERVAL_MS, direct: pathSeries(direct, SERIES_INTERVAL_MS, durationMs), slipstream: { ...pathSeries(tunnel, SERIES_INTERVAL_MS, durationMs), relay: relaySeries } },
+      },
+    ],
   };
 }
 
 const percent = (fraction: number): string => `${(fraction * 100).toFixed(2)} %`;
+const msText = (v: number | null): string => (v === null ? '—' : `${v.toFixed(1)} ms`);
 
 /** The `demo` command. */
 export const demoCommand: Command = {
@@ -92,7 +183,23 @@ export const demoCommand: Command = {
       io.out(formatHelp('slipstream demo [flags]', demoCommand.summary, flags));
       return 0;
     }
+    const html = str(values, 'html');
+    // Checked before the run, as `sim run --html` does.
+    const problem = html === undefined ? undefined : unwritable(html);
+    if (problem !== undefined) {
+      io.err(cannotWrite(html!, problem));
+      return 1;
+    }
     const report = runDemo(num(values, 'seed')!, num(values, 'seconds')!, num(values, 'loss')!);
+    if (html !== undefined) {
+      try {
+        writeFileSync(html, renderHtmlReport(report.qoe, report.marks, { title: 'Slipstream demo report' }));
+      } catch (error) {
+        io.err(cannotWrite(html, (error as Error).message));
+        return 1;
+      }
+      io.err(`wrote the HTML report to ${html}\n`);
+    }
     if (bool(values, 'json')) {
       io.out(`${JSON.stringify(report)}\n`);
       return 0;
@@ -108,8 +215,11 @@ export const demoCommand: Command = {
       `2. FEC: ${percent(report.loss.raw)} of packets were lost on the wire; the game saw ${percent(report.loss.afterFec)} (up ${percent(report.loss.upstream)}, down ${percent(report.loss.downstream)}). Relay mode ${report.fec.relayMode}, upstream ${report.fec.upstreamScheme}, ${report.fec.recovered} packets rebuilt.`,
       `3. Failover: ${report.failover.fromRelay} was killed at ${(report.failover.killedAtMs / 1000).toFixed(1)} s; traffic moved to the warm backup ${report.failover.toRelay} with a ${report.failover.gapMs.toFixed(0)} ms gap, same session.`,
       '',
+      `4. Against the direct route (${2 * DIRECT_DELAY_MS} ms round trip behind the same last mile): loss ${percent(report.qoe.direct.loss)} → ${percent(report.qoe.slipstream.loss)}, round trip p50 ${msText(report.qoe.direct.latencyMs.p50)} → ${msText(report.qoe.slipstream.latencyMs.p50)}, p99 ${msText(report.qoe.direct.latencyMs.p99)} → ${msText(report.qoe.slipstream.latencyMs.p99)}, longest gap ${msText(report.qoe.direct.longestGapMs)} → ${msText(report.qoe.slipstream.longestGapMs)}.`,
+      `   What the player would feel: ${verdict(report.qoe, report.marks).paragraph}`,
+      '',
       `Summary: chosenRelay ${report.chosenRelay} (expected ${report.expectedBestRelay}), failover gap ${report.failover.gapMs.toFixed(0)} ms, loss ${percent(report.loss.raw)} raw → ${percent(report.loss.afterFec)} after FEC; ${report.packets.echoed}/${report.packets.sent} echoes.`,
-      `Try 'slipstream demo --json', '--loss 0.1', '--seed N'; real processes: 'slipstream coordinator', 'slipstream relay', 'slipstream connect' (sdk/README.md).`,
+      `Try 'slipstream demo --json', '--html report.html', '--loss 0.1', '--seed N'; real processes: 'slipstream coordinator', 'slipstream relay', 'slipstream connect' (sdk/README.md).`,
       '',
     ];
     io.out(lines.join('\n'));

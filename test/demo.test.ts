@@ -12,15 +12,26 @@ test('slipstream demo --json: picks the best whole path, fails over in under a s
   assert.ok(report.failover.fromRelay !== undefined && report.failover.toRelay !== undefined && report.failover.toRelay !== report.failover.fromRelay);
   assert.ok(report.failover.gapMs > 0 && report.failover.gapMs < 1000, `gap ${report.failover.gapMs}`);
   assert.ok(report.loss.afterFec < report.loss.raw, `after FEC ${report.loss.afterFec} vs raw ${report.loss.raw}`);
+  // The direct route measured beside Slipstream, with per-second series of both and the relay in use.
+  const player = report.qoe.clients[0]!;
+  for (const series of [player.series.direct.loss, player.series.direct.latencyMs, player.series.slipstream.loss, player.series.slipstream.latencyMs, player.series.slipstream.relay]) assert.equal(series.length, report.seconds);
+  assert.deepEqual([...new Set(player.series.slipstream.relay)], [report.failover.fromRelay, report.failover.toRelay]);
+  assert.ok(report.qoe.slipstream.loss < report.qoe.direct.loss, `loss direct ${report.qoe.direct.loss} vs Slipstream ${report.qoe.slipstream.loss}`);
+  assert.deepEqual(report.marks.map((m) => [m.kind, m.relay]), [['crash', report.failover.fromRelay]]);
   const again = await runCli(['demo', '--json'], 60_000);
   assert.equal(again.stdout, first.stdout);
 });
 
-test('slipstream demo prints the story and a summary, and a bad flag exits 2', async () => {
+test('slipstream demo prints the story and a summary; a bad flag exits 2, an unwritable --html path 1', async () => {
   const table = await runCli(['demo', '--seconds', '12'], 60_000);
   assert.equal(table.code, 0, table.stderr);
   assert.match(table.stdout, /Summary: chosenRelay ams-1 \(expected ams-1\)/);
   const bad = await runCli(['demo', '--seconds', '0']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--seconds/);
+  // An --html path that cannot be written: one line, exit 1, before anything runs.
+  const unwritable = await runCli(['demo', '--html', '/nonexistent-dir-slipstream/demo.html']);
+  assert.equal(unwritable.code, 1, unwritable.stderr);
+  assert.equal(unwritable.stdout, '');
+  assert.match(unwritable.stderr, /^slipstream: --html \/nonexistent-dir-slipstream\/demo\.html: cannot write the report: the directory \/nonexistent-dir-slipstream does not exist\n$/);
 });

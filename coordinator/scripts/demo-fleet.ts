@@ -6,6 +6,7 @@
 import { CoordinatorClient, type RelayPathReport } from '../../kit/coordinator-client.js';
 import { geoRttMs, greatCircleKm } from '../src/core/geo.js';
 import { Rng } from '../../proto/src/rng.js';
+import type { RelayStatus } from '../../proto/src/api/contract.js';
 
 /** A demo relay: id, region, coordinates. */
 export interface DemoRelay {
@@ -29,6 +30,21 @@ export const DEMO_RELAYS: readonly DemoRelay[] = [
 
 /** The demo origin (a game server in Frankfurt). */
 export const DEMO_ORIGIN = { name: 'eu-game', latitude: 50.0, longitude: 8.5 };
+
+/**
+ * The players view of the demo relays that carry players of {@link DEMO_ORIGIN} (the
+ * heartbeat's `status`); fra-1 also has an L4 rule with one of its two origins down.
+ */
+export const DEMO_STATUS: Readonly<Record<string, RelayStatus>> = {
+  'fra-1': {
+    origins: [{ origin: DEMO_ORIGIN.name, players: 120, backups: 30, fecRecovered: 42, lossBeforeFec: 0.012, lossAfterFec: 0.0004 }],
+    otherPlayers: 0,
+    otherBackups: 0,
+    rules: [{ rule: 'game-udp', protocol: 'udp', listen: '0.0.0.0:27015', group: 'eu-game', sessions: 37, origins: [{ origin: '10.0.1.10:27015', healthy: true }, { origin: '10.0.1.11:27015', healthy: false }] }],
+  },
+  'lon-1': { origins: [{ origin: DEMO_ORIGIN.name, players: 40, backups: 110, fecRecovered: 3, lossBeforeFec: 0.002, lossAfterFec: 0 }], otherPlayers: 0, otherBackups: 0, rules: [] },
+  'syd-1': { origins: [{ origin: DEMO_ORIGIN.name, players: 5, backups: 0, fecRecovered: 0, lossBeforeFec: 0, lossAfterFec: 0 }], otherPlayers: 0, otherBackups: 0, rules: [] },
+};
 
 /** Feeds the demo fleet: call `round()` repeatedly (each is one heartbeat and one report per relay). */
 export class DemoFleet {
@@ -58,7 +74,7 @@ export class DemoFleet {
     for (const [i, r] of DEMO_RELAYS.entries()) {
       if (this.silent.has(r.relayId)) continue;
       const sessions = Math.round(200 + 150 * Math.sin(this.tick / 5 + i) + 400 * (i % 3));
-      await this.client.heartbeat(r.relayId, { sessions, packetsPerSecond: sessions * 60, cpuFraction: Math.min(1, sessions / 2500), draining: r.relayId === 'gru-1' });
+      await this.client.heartbeat(r.relayId, { sessions, packetsPerSecond: sessions * 60, cpuFraction: Math.min(1, sessions / 2500), draining: r.relayId === 'gru-1', ...(DEMO_STATUS[r.relayId] ? { status: DEMO_STATUS[r.relayId] } : {}) });
       const wobble = (): number => 1 + 0.05 * this.rng.nextNormal();
       const lossy = r.relayId === 'sin-1' ? 0.02 + 0.01 * Math.sin(this.tick / 3) : 0.001 * this.rng.nextFloat();
       const reports: RelayPathReport[] = DEMO_RELAYS.filter((p) => p.relayId !== r.relayId && !this.silent.has(p.relayId)).map((p) => ({

@@ -9,6 +9,13 @@
  *   and RTT / jitter / loss to each origin it probes;
  * - small time-series graphs of RTT, jitter and loss per relay (last minutes) on a
  *   shared time axis, with the relay's events (up, draining, down, revoked) marked;
+ * - the players view: per origin, the players (tunnel sessions that carried game data
+ *   since the relay's previous heartbeat; a warm backup session is listed as a backup,
+ *   never as a second player), FEC packets rebuilt and the loss before and after FEC
+ *   (upstream, over the lives of the sessions open now),
+ *   fleet-wide and per relay, from the heartbeats' `status` (proto `RelayStatus`);
+ *   stale relays are greyed and left out of the totals;
+ * - the L4 rules of every relay with their origins' health (health checks passing or not);
  * - the relay-to-relay RTT matrix; the origins as the relays' probes see them;
  * - the recent events list; links to `/metrics` and `/health`.
  * A figure older than the relay's lease (`stale` in the fleet answer: a relay that
@@ -114,6 +121,8 @@ const PAGE = `<!doctype html>
   .axis span { position:absolute; top:1px; transform:translateX(-50%); white-space:nowrap; }
   .leader { stroke:var(--dim); stroke-width:.6; }
   #events td.t { color:var(--dim); }
+  #players tr.origin-total td { font-weight:600; border-top:1px solid var(--dim); }
+  .origin-health { margin-right:8px; }
 </style>
 </head>
 <body>
@@ -139,6 +148,8 @@ const PAGE = `<!doctype html>
   <section><h2>Relay-to-relay RTT (ms)</h2><div class="scroll"><table id="matrix"></table></div></section>
   <section class="wide"><h2>Relays</h2><div class="scroll"><table id="relay-table"></table></div></section>
   <section class="wide"><h2>RTT, jitter and loss over the last minutes <span class="dim">(marks: green up, amber draining, red down or revoked)</span></h2><div class="graphs" id="graphs"></div></section>
+  <section class="wide"><h2>Players <span class="dim">(per origin; a warm backup session is not a second player; FEC and loss: player → relay, over the sessions open now)</span></h2><div class="scroll"><table id="players"></table></div></section>
+  <section class="wide"><h2>L4 rules and their origins' health</h2><div class="scroll"><table id="l4-rules"></table></div></section>
   <section><h2>Origins as the relays' probes see them</h2><div class="scroll"><table id="origin-table"></table></div></section>
   <section><h2>Recent events</h2><div class="scroll"><table id="events"></table></div></section>
 </main>
@@ -281,6 +292,37 @@ const PAGE = `<!doctype html>
       return '<tr data-origin="' + esc(name) + '"><td>' + esc(name) + "</td><td>" + status + "</td><td>" + (best ? esc(best.relayId) + ": " + f1(best.fig.rttMs) + " ms / " + pct(best.fig.lossFraction) : "–") + "</td></tr>";
     }).join("");
     document.getElementById("origin-table").innerHTML = "<tr><th>origin</th><th>probes within the lease</th><th>best relay: RTT / loss</th></tr>" + (orows || '<tr><td colspan="3" class="dim">no origins</td></tr>');
+
+    // Players: per origin, the live relays' figures summed (stale relays greyed, not summed).
+    var players = {}, withStatus = 0;
+    fleet.relays.forEach(function (r) {
+      var st = r.load.status;
+      if (!st) return;
+      withStatus++;
+      st.origins.forEach(function (o) { (players[o.origin] = players[o.origin] || []).push({ r: r, o: o }); });
+      if (st.otherPlayers + st.otherBackups > 0) (players["(other origins)"] = players["(other origins)"] || []).push({ r: r, o: { origin: "(other origins)", players: st.otherPlayers, backups: st.otherBackups, fecRecovered: 0, lossBeforeFec: 0, lossAfterFec: 0 } });
+    });
+    var prows = Object.keys(players).sort().map(function (name) {
+      var list = players[name], sum = { players: 0, backups: 0, rec: 0 };
+      list.forEach(function (e) { if (!e.r.stale) { sum.players += e.o.players; sum.backups += e.o.backups; sum.rec += e.o.fecRecovered; } });
+      var total = '<tr class="origin-total" data-origin="' + esc(name) + '" data-players="' + sum.players + '" data-backups="' + sum.backups + '"><td>' + esc(name) + '</td><td class="dim">all live relays</td><td class="num players">' + sum.players + '</td><td class="num backups">' + sum.backups + '</td><td class="num">' + sum.rec + "</td><td></td></tr>";
+      return total + list.map(function (e) {
+        var o = e.o, tag = e.r.stale ? ' <span class="age">stale · ' + age(e.r.lastHeartbeatAgeMs) + " old</span>" : "";
+        return '<tr class="' + (e.r.stale ? "stale" : "") + '" data-origin="' + esc(name) + '" data-relay-id="' + esc(e.r.relayId) + '" data-players="' + o.players + '" data-backups="' + o.backups + '" data-stale="' + e.r.stale + '"><td></td><td>' + esc(e.r.relayId) + tag + '</td><td class="num">' + o.players + '</td><td class="num">' + o.backups + '</td><td class="num">' + o.fecRecovered + '</td><td class="num loss">' + pct(o.lossBeforeFec) + " → " + pct(o.lossAfterFec) + "</td></tr>";
+      }).join("");
+    }).join("");
+    document.getElementById("players").innerHTML = '<tr><th>origin</th><th>relay</th><th class="num">players</th><th class="num">backup sessions</th><th class="num">FEC recovered</th><th class="num">loss before → after FEC</th></tr>' + (prows || '<tr><td colspan="6" class="dim">' + (withStatus > 0 ? "no players" : "no relay sends player figures (relays before this version do not)") + "</td></tr>");
+
+    var lrows = [];
+    fleet.relays.forEach(function (r) {
+      var st = r.load.status;
+      if (!st) return;
+      st.rules.forEach(function (rule) {
+        var origins = rule.origins.map(function (o) { return '<span class="origin-health pill ' + (o.healthy ? "ok" : "bad") + '" data-origin="' + esc(o.origin) + '" data-healthy="' + o.healthy + '">' + esc(o.origin) + (o.healthy ? " up" : " down") + "</span>"; }).join("") || '<span class="dim">no origins</span>';
+        lrows.push('<tr class="' + (r.stale ? "stale" : "") + '" data-relay-id="' + esc(r.relayId) + '" data-rule="' + esc(rule.rule) + '" data-stale="' + r.stale + '"><td>' + esc(r.relayId) + "</td><td>" + esc(rule.rule) + "</td><td>" + esc(rule.protocol) + "</td><td>" + esc(rule.listen) + "</td><td>" + esc(rule.group) + '</td><td class="num sessions">' + rule.sessions + '</td><td class="' + (r.stale ? "stale-fig" : "") + '">' + origins + "</td></tr>");
+      });
+    });
+    document.getElementById("l4-rules").innerHTML = '<tr><th>relay</th><th>rule</th><th>protocol</th><th>listen</th><th>origin group</th><th class="num">flows</th><th>origins (health checks)</th></tr>' + (lrows.join("") || '<tr><td colspan="7" class="dim">no L4 rules reported</td></tr>');
 
     var evs = fleet.events.slice().reverse();
     document.getElementById("events").innerHTML = "<tr><th>when</th><th>relay</th><th>what</th></tr>" + (evs.map(function (e) {

@@ -47,7 +47,7 @@ import type { MeasurementRecord } from './core/measurements.js';
 import type { Revocation } from './core/revocations.js';
 import { dashboardHtml } from './dashboard.js';
 import type { Store, StoreChange } from './store/store.js';
-import { check, checkControl, checkEndpoint, type FieldRule } from './validate.js';
+import { check, checkControl, checkEndpoint, checkHeartbeat, type FieldRule } from './validate.js';
 
 export type { ApiErrorCode, ApiRequest, ApiResponse } from './api.js';
 
@@ -433,6 +433,7 @@ export class CoordinatorService {
         heartbeatIntervalMs: this.heartbeatIntervalMs,
         ticketPublicKey: Buffer.from(this.ticketPublicKey).toString('base64'),
         relays: [...this.core.registry.list()].filter((r) => r.relayId !== record.relayId && this.core.registry.health(this.now(), r) !== 'unhealthy').map((r) => ({ relayId: r.relayId, probeAddress: r.probeAddress, region: r.region })),
+        heartbeatStatus: true,
       },
     };
   }
@@ -442,13 +443,13 @@ export class CoordinatorService {
     if (!auth.ok) return auth.response;
     const body = parseBody(req);
     if (!body.ok) return body.response;
-    const bad = checkControl(body.value, 'relayHeartbeat');
+    const bad = checkHeartbeat(body.value);
     if (bad) return invalid(bad);
     const hb = body.value as unknown as RelayLoad & { relayId: string };
     const notSelf = this.relayAuth.speaksFor(auth.principal, hb.relayId);
     if (notSelf) return notSelf;
     const before = this.core.registry.get(hb.relayId)?.fleetSecretId;
-    const record = this.core.heartbeat(this.now(), hb.relayId, { sessions: hb.sessions, packetsPerSecond: hb.packetsPerSecond, cpuFraction: hb.cpuFraction, draining: hb.draining }, auth.secret?.id ?? IDENTITY_SECRET_ID);
+    const record = this.core.heartbeat(this.now(), hb.relayId, { sessions: hb.sessions, packetsPerSecond: hb.packetsPerSecond, cpuFraction: hb.cpuFraction, draining: hb.draining, ...(hb.status ? { status: hb.status } : {}) }, auth.secret?.id ?? IDENTITY_SECRET_ID);
     if (record && auth.secret) this.noteFleetSecret(record.relayId, before, auth.secret);
     if (!record) return fail(404, 'unknown_relay', `relay '${hb.relayId}' is not registered here; POST /v1/relays/register first`, 'relayId');
     this.writeRelay(record);

@@ -7,7 +7,7 @@
  * heartbeat), those schemas are the single source of truth; see {@link checkControl}.
  */
 import { isIP } from 'node:net';
-import { describeValue, type Invalid } from '../../proto/src/api/validate.js';
+import { check, checkControl, describeValue, RELAY_STATUS_RULE, type Invalid } from '../../proto/src/api/validate.js';
 
 export { check, checkControl, describeRule, describeValue, type FieldRule, type Invalid } from '../../proto/src/api/validate.js';
 
@@ -27,4 +27,17 @@ export function checkEndpoint(value: unknown, field: string): Invalid | undefine
   const port = m ? Number(m[3]) : 0;
   const ok = m !== null && (m[1] !== undefined ? isIP(m[1]) === 6 : isIP(m[2]!) === 4) && port >= 1 && port <= 65_535 && !/^0\d/.test(m[3]!);
   return ok ? undefined : { field, reason: `${describeValue(value)} is not accepted; expected ${ENDPOINT_TEXT}` };
+}
+
+/**
+ * Checks a `POST /v1/relays/heartbeat` body: the control schema's `relayHeartbeat`
+ * fields (proto/src/control.ts), plus the optional `status` (the relay's players and L4
+ * rules, `RelayStatus` in proto/src/api/contract.ts), which the control schema does not
+ * carry: bounded lists (16 origins, 32 rules of 16 origins), counts, fractions 0..1.
+ * A refused field is named with its path, e.g. `status.origins[0].lossBeforeFec`.
+ */
+export function checkHeartbeat(body: Record<string, unknown>): Invalid | undefined {
+  if (!Object.prototype.hasOwnProperty.call(body, 'status')) return checkControl(body, 'relayHeartbeat');
+  const { status, ...rest } = body;
+  return checkControl(rest, 'relayHeartbeat') ?? check(status, { ...RELAY_STATUS_RULE, optional: false }, 'status');
 }

@@ -5,7 +5,8 @@
  * overlapping (fra-1, lon-1 and the eu-game origin are close together), links to
  * `/metrics`, and — without a reload — shows a relay that stops heartbeating as
  * unhealthy and stale (greyed, with the age of its last heartbeat), with its `relayDown`
- * in the recent events list and marked on its graphs. A screenshot of the end state is
+ * in the recent events list and marked on its graphs, its players greyed and left out
+ * of the players view's total. A screenshot of the end state is
  * written to the temporary directory (its path is printed). A relay whose region is
  * markup shows it as text and never runs it.
  */
@@ -47,7 +48,9 @@ describe('dashboard in headless Chromium', () => {
     // One more relay whose region is markup: the page must show it as text, never run it.
     const odd = new CoordinatorClient({ baseUrl: coordinator.url, fleetSecret: keys.fleetSecret });
     await odd.register({ relayId: 'odd-1', region: HOSTILE, latitude: -55, longitude: -140, tunnelAddress: '198.51.100.99:4433', probeAddress: '198.51.100.99:4434', capacitySessions: 10 });
-    const oddLoad = { sessions: 1, packetsPerSecond: 10, cpuFraction: 0.01, draining: false };
+    // Its status names are markup too (an origin, a rule, an origin address): the players view and L4 rules must escape them.
+    const oddStatus = { origins: [{ origin: HOSTILE, players: 1, backups: 0, fecRecovered: 0, lossBeforeFec: 0, lossAfterFec: 0 }], otherPlayers: 0, otherBackups: 0, rules: [{ rule: HOSTILE, protocol: 'udp' as const, listen: HOSTILE, group: HOSTILE, sessions: 1, origins: [{ origin: HOSTILE, healthy: true }] }] };
+    const oddLoad = { sessions: 1, packetsPerSecond: 10, cpuFraction: 0.01, draining: false, status: oddStatus };
     await fleet.round();
     // Heartbeats every 300 ms until the test ends (bounded: at most 200 rounds).
     feeder = (async () => {
@@ -78,6 +81,9 @@ describe('dashboard in headless Chromium', () => {
     assert.equal(await page.locator('#matrix tr').count(), DEMO_RELAYS.length + 2, 'RTT matrix has a row per relay (and a header)');
     await page.waitForSelector('#relay-table tr[data-relay-id="odd-1"]', { timeout: 5000 });
     assert.equal(await page.locator('#relay-table tr[data-relay-id="odd-1"] td').nth(1).textContent(), HOSTILE, 'markup from the API is shown as text');
+    await page.waitForSelector('#l4-rules tr[data-relay-id="odd-1"]', { timeout: 5000 });
+    assert.equal(await page.locator('#l4-rules tr[data-relay-id="odd-1"] td').nth(1).textContent(), HOSTILE, 'a rule name from a heartbeat is shown as text');
+    assert.equal(await page.locator('#players tr.origin-total td').filter({ hasText: HOSTILE }).count(), 1, 'an origin name from a heartbeat is shown as text');
     assert.equal(await page.locator('img').count(), 0);
     assert.equal(await page.evaluate<unknown>('globalThis.pwned'), undefined, 'markup from the API never runs');
     assert.match((await page.locator('#relay-table tr[data-relay-id="fra-1"]').textContent()) ?? '', /eu-game: \d+\.\d ms/);
@@ -114,6 +120,11 @@ describe('dashboard in headless Chromium', () => {
     await page.waitForSelector('#graphs [data-relay-id="syd-1"] polyline.rtt.held', { state: 'attached', timeout: 5000 });
     assert.equal(await page.locator('#graphs [data-relay-id="iad-1"] polyline.held').count(), 0, 'a live relay has no held samples');
     assert.equal(await page.locator('#relay-table tr[data-stale="true"]').count(), 1, 'only the dead relay is stale');
+    // The players view: the dead relay's players are greyed and left out of the total (120 + 40, not + 5).
+    await page.waitForSelector('#players tr[data-relay-id="syd-1"][data-stale="true"]', { timeout: 5000 });
+    const total = page.locator('#players tr.origin-total[data-origin="eu-game"]');
+    assert.deepEqual([await total.getAttribute('data-players'), await total.getAttribute('data-backups')], ['160', '140']);
+    assert.equal(await page.locator('#l4-rules tr[data-relay-id="fra-1"] [data-healthy="false"]').count(), 1, 'the down origin of the L4 rule');
     assert.match((await page.locator('#graphs [data-relay-id="syd-1"] .axis').textContent()) ?? '', /now/, 'graphs have a time axis');
     const shot = join(tmpdir(), `slipstream-dashboard-${process.pid}.png`);
     await page.screenshot({ path: shot, fullPage: true });

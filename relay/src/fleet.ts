@@ -21,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { CoordinatorApiError, CoordinatorClient, rawPublicKeyBase64 } from '../../kit/coordinator-client.js';
 import type { Endpoint } from '../../proto/src/transport.js';
+import type { RelayStatus } from '../../proto/src/api/contract.js';
 import { FleetAgentCore, type FleetAgentEvent, type FleetFailure, type FleetRequest, type FleetResponse } from './core/fleet-agent.js';
 import type { PathProber } from './core/path-prober.js';
 import type { CoordinatorIdentitySpec, FleetSpec } from './config.js';
@@ -45,6 +46,8 @@ export interface FleetRelayView {
    * forward sessions to this relay as their exit are exempt from per-source caps.
    */
   setPeers?(addresses: readonly string[]): void;
+  /** The players and L4 rules for a heartbeat's `status` (`RelayCore.fleetStatus`; called once per heartbeat). Optional. */
+  status?(): RelayStatus;
 }
 
 /** Options of a {@link FleetAgent}. */
@@ -151,7 +154,7 @@ export class FleetAgent {
     this.socket = socket;
     const relay = this.init.relay;
     const webrtcUrl = relay.webrtcUrl?.();
-    this.core = new FleetAgentCore({ ...this.init.spec, tunnelAddress, probeAddress, ...(webrtcUrl !== undefined ? { webrtcUrl } : {}) }, { load: (nowMs) => this.load(nowMs), origins: () => relay.origins() });
+    this.core = new FleetAgentCore({ ...this.init.spec, tunnelAddress, probeAddress, ...(webrtcUrl !== undefined ? { webrtcUrl } : {}) }, { load: (nowMs) => this.load(nowMs), origins: () => relay.origins(), ...(relay.status !== undefined ? { status: () => relay.status!() } : {}) });
     if (this.draining) this.core.setDraining(performance.now());
     this.core.start(performance.now());
     this.flush();

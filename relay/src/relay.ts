@@ -603,6 +603,7 @@ export class Relay {
           webrtcUrl: () => this.webrtc?.advertisedUrl,
           origins: () => this.config.core.tunnel?.origins ?? new Map(),
           setPeers: (addresses) => this.core.setPeers(addresses),
+          status: () => this.core.fleetStatus(),
         },
       },
       config,

@@ -7,7 +7,8 @@
  * and nothing fetched from anywhere. The screenshot's path is printed as a diagnostic.
  * The text report of the same run names the crash, the failover and the events; a path
  * that cannot be written exits 1 with one line before any simulating, a bare `--html`
- * exits 2.
+ * exits 2. `slipstream demo --html` writes the same page for the demo's run (direct
+ * route and Slipstream, the relay band across the kill, the verdict).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -111,4 +112,39 @@ test('sim run --html: an unwritable path exits 1 with one line before the run; a
   const bare = await runCli(['sim', 'run', RELAY_CRASH, '--html'], 20_000);
   assert.equal(bare.code, 2, bare.stderr);
   assert.equal(bare.stderr.trim().split('\n').length, 1, bare.stderr);
+});
+
+test('demo --html: the same report for the demo run — both paths over time, the relay band moving ams-1 → lon-1 at the kill, the verdict (screenshot)', async (t) => {
+  const demoPath = join(dir, 'demo.html');
+  const demo = await runCli(['demo', '--seconds', '12', '--html', demoPath], 60_000);
+  assert.equal(demo.code, 0, demo.stderr);
+  assert.match(demo.stderr, /wrote the HTML report to /);
+  assert.match(demo.stdout, /What the player would feel: Better: loss/);
+  const html = readFileSync(demoPath, 'utf8');
+  assert.doesNotMatch(html, /<script|https?:\/\/(?!www\.w3\.org\/2000\/svg)/, 'self-contained: no script, no external reference');
+  launched ??= await launchChromium({ width: 1100, height: 900 });
+  const page = await launched.context.newPage();
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
+  });
+  await page.goto(pathToFileURL(demoPath).href, { timeout: 15_000 });
+  assert.equal(await page.locator('h1').textContent(), 'Slipstream demo report');
+  for (const [plot, key] of [['#plot-rtt', 'direct-p50'], ['#plot-rtt', 'slipstream-p50'], ['#plot-loss', 'direct-loss'], ['#plot-loss', 'slipstream-loss']] as const) {
+    const path = page.locator(`${plot} path.series[data-series="${key}"]`);
+    // 12 s of traffic: a point per second (the last second's answers may still be in flight).
+    assert.ok(Number(await path.getAttribute('data-points')) >= 11, `${plot} ${key}: points`);
+    const box = await path.boundingBox();
+    assert.ok(box !== null && box.width > 600, `${plot} ${key} is drawn across the plot: ${JSON.stringify(box)}`);
+    assert.equal(await page.locator(`${plot} g.event-mark[data-kind="crash"]`).count(), 1, `${plot}: the kill is marked`);
+  }
+  const relays = await page.locator('#plot-relay rect.relay-cell').evaluateAll((cells) => cells.map((c) => c.getAttribute('data-relay')));
+  assert.deepEqual([...new Set(relays)], ['ams-1', 'lon-1'], 'the band shows the pick, then the failover');
+  assert.match((await page.locator('#plot-rtt g.event-mark[data-kind="crash"]').textContent()) ?? '', /ams-1 killed/);
+  assert.equal(await page.locator('#verdict li[data-aspect="loss"][data-change="better"]').count(), 1);
+  assert.match((await page.locator('#verdict').textContent()) ?? '', /the failover after ams-1 crashed/);
+  const shot = join(dir, 'demo.png');
+  await page.screenshot({ path: shot, fullPage: true, timeout: 15_000 });
+  t.diagnostic(`demo HTML report: ${demoPath}; screenshot: ${shot}`);
+  assert.deepEqual(problems, [], 'console errors or warnings');
 });

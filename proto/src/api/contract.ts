@@ -121,6 +121,75 @@ export interface RelayLoad {
   readonly cpuFraction: number;
   /** True while the relay drains: it keeps its sessions but takes no new ones. */
   readonly draining: boolean;
+  /**
+   * The players it carries and its L4 rules (the dashboard's players view), when the
+   * relay sends them: only to a coordinator whose {@link RegisterAnswer.heartbeatStatus}
+   * says it accepts them. Bounded: see {@link RelayStatus}.
+   */
+  readonly status?: RelayStatus;
+}
+
+/** Most origins in {@link RelayStatus.origins}: the busiest by players (then backups); the rest are folded into `otherPlayers` / `otherBackups`. */
+export const RELAY_STATUS_ORIGINS_MAX = 16;
+/** Most L4 rules in {@link RelayStatus.rules} (in configuration order). */
+export const RELAY_STATUS_RULES_MAX = 32;
+/** Longest name (origin, rule, group, address) in a {@link RelayStatus}, characters; relays cut longer ones. */
+export const RELAY_STATUS_NAME_CHARS_MAX = 128;
+/** Most origins listed per L4 rule in {@link RelayRuleStatus.origins}. */
+export const RELAY_STATUS_RULE_ORIGINS_MAX = 16;
+
+/** A relay's tunnel players of one origin. */
+export interface RelayOriginPlayers {
+  /** The origin's name (the ticket's). */
+  readonly origin: string;
+  /** Tunnel sessions that carried game data up through this relay since the previous heartbeat: players playing here. */
+  readonly players: number;
+  /**
+   * Tunnel sessions open here that carried no game data since the previous heartbeat:
+   * warm backups (the player plays through another relay and only probes this one) or
+   * idle players. Never counted as players, so a fleet's sum of `players` counts each
+   * player once.
+   */
+  readonly backups: number;
+  /** Packets rebuilt by the FEC receivers (upstream, player → relay) of this origin's sessions open here, over their lives. */
+  readonly fecRecovered: number;
+  /** Upstream loss of the same sessions over their lives as their FEC receivers saw it, before FEC (on the wire), fraction 0..1; 0 without FEC traffic. */
+  readonly lossBeforeFec: number;
+  /** The same after FEC (what the game server missed), fraction 0..1. */
+  readonly lossAfterFec: number;
+}
+
+/** One L4 rule of a relay, with its origins' health. */
+export interface RelayRuleStatus {
+  /** The rule's name. */
+  readonly rule: string;
+  readonly protocol: 'udp' | 'tcp';
+  /** Where it listens, `address:port` or `address:port-portEnd`. */
+  readonly listen: string;
+  /** Its origin group. */
+  readonly group: string;
+  /** Flows (UDP) or connections (TCP) open now. */
+  readonly sessions: number;
+  /** The group's origins (`address:port`) and whether their health checks pass; the first {@link RELAY_STATUS_RULE_ORIGINS_MAX}. */
+  readonly origins: readonly { readonly origin: string; readonly healthy: boolean }[];
+}
+
+/**
+ * What a relay says about its players and L4 rules in a heartbeat (`load.status`),
+ * bounded in size: at most {@link RELAY_STATUS_ORIGINS_MAX} origins,
+ * {@link RELAY_STATUS_RULES_MAX} rules of {@link RELAY_STATUS_RULE_ORIGINS_MAX} origins
+ * each, names of at most {@link RELAY_STATUS_NAME_CHARS_MAX} characters: about 100 kB of
+ * JSON at the very most (every list full, every name at its cap; the coordinator reads
+ * bodies up to 256 kB), a few hundred bytes for a relay with one origin and one rule.
+ */
+export interface RelayStatus {
+  /** Tunnel players per origin, busiest first. */
+  readonly origins: readonly RelayOriginPlayers[];
+  /** Players and backups of the origins left out of `origins`. */
+  readonly otherPlayers: number;
+  readonly otherBackups: number;
+  /** The relay's L4 rules. */
+  readonly rules: readonly RelayRuleStatus[];
 }
 
 /** Body of `POST /v1/relays/enroll`. */
@@ -206,6 +275,8 @@ export interface RegisterAnswer {
   readonly ticketPublicKey: string;
   /** Other live relays, to probe (the mesh). */
   readonly relays: { relayId: string; probeAddress: string; region: string }[];
+  /** True when this coordinator accepts `status` ({@link RelayStatus}) in heartbeats; relays send it only then (older coordinators refuse unknown fields). */
+  readonly heartbeatStatus?: boolean;
 }
 
 /** Health of a relay at an instant. */

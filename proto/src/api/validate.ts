@@ -7,7 +7,7 @@
  * heartbeat), those schemas are the single source of truth; see {@link checkControl}.
  */
 import { controlSchemas, invalidControlField, type ControlMessageType } from '../control.js';
-import { CLIENT_REPORTS_PER_REQUEST_MAX, REPORTS_PER_REQUEST_MAX } from './contract.js';
+import { CLIENT_REPORTS_PER_REQUEST_MAX, RELAY_STATUS_NAME_CHARS_MAX, RELAY_STATUS_ORIGINS_MAX, RELAY_STATUS_RULE_ORIGINS_MAX, RELAY_STATUS_RULES_MAX, REPORTS_PER_REQUEST_MAX } from './contract.js';
 
 /** A rule for one field. */
 export type FieldRule =
@@ -149,4 +149,39 @@ export const RELAY_REPORTS_RULE: FieldRule = {
 export const CLIENT_REPORTS_RULE: FieldRule = {
   type: 'object',
   fields: { reports: { type: 'array', maxItems: CLIENT_REPORTS_PER_REQUEST_MAX, items: { type: 'object', fields: { relayId: RELAY_ID_RULE, ...PATH_FIGURES_RULES } } } },
+};
+
+const COUNT_MAX = 0xffff_ffff;
+const count: FieldRule = { type: 'number', min: 0, max: COUNT_MAX, integer: true };
+const fraction: FieldRule = { type: 'number', min: 0, max: 1 };
+const statusName: FieldRule = { type: 'string', maxChars: RELAY_STATUS_NAME_CHARS_MAX };
+
+/** A heartbeat's `status` ({@link RelayStatus} in contract.ts): bounded lists, counts, fractions 0..1. */
+export const RELAY_STATUS_RULE: FieldRule = {
+  type: 'object',
+  optional: true,
+  fields: {
+    origins: {
+      type: 'array',
+      maxItems: RELAY_STATUS_ORIGINS_MAX,
+      items: { type: 'object', fields: { origin: statusName, players: count, backups: count, fecRecovered: count, lossBeforeFec: fraction, lossAfterFec: fraction } },
+    },
+    otherPlayers: count,
+    otherBackups: count,
+    rules: {
+      type: 'array',
+      maxItems: RELAY_STATUS_RULES_MAX,
+      items: {
+        type: 'object',
+        fields: {
+          rule: statusName,
+          protocol: { type: 'string', maxChars: 8, pattern: /^(udp|tcp)$/, patternText: '"udp" or "tcp"' },
+          listen: statusName,
+          group: statusName,
+          sessions: count,
+          origins: { type: 'array', maxItems: RELAY_STATUS_RULE_ORIGINS_MAX, items: { type: 'object', fields: { origin: statusName, healthy: { type: 'boolean' } } } },
+        },
+      },
+    },
+  },
 };

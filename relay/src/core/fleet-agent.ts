@@ -22,7 +22,7 @@
  * relay id), and every failing kind of request is reported once per streak (`failed`,
  * then `recovered`).
  */
-import { relayInfoOf, type RegisterAnswer, type RelayInfo, type RelayLoad, type RelayPathReport } from '../../../proto/src/api/contract.js';
+import { relayInfoOf, type RegisterAnswer, type RelayInfo, type RelayLoad, type RelayPathReport, type RelayStatus } from '../../../proto/src/api/contract.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import { splitHostPort } from './addr.js';
 import { PathProber, type ProbeTarget, type ProbeTransmit } from './path-prober.js';
@@ -58,6 +58,12 @@ export interface FleetAgentContext {
   load(nowMs: number): Omit<RelayLoad, 'draining'>;
   /** Origins the relay serves: name → address (read at every new fleet list). */
   origins(): ReadonlyMap<string, { readonly address: string; readonly port: number }>;
+  /**
+   * The relay's players and L4 rules for a heartbeat's `status` (called once per
+   * heartbeat, only while the coordinator accepts it: {@link RegisterAnswer.heartbeatStatus}).
+   * Optional: without it heartbeats carry no status.
+   */
+  status?(): RelayStatus;
 }
 
 /** The part of a `GET /v1/fleet` answer the agent reads. */
@@ -142,6 +148,8 @@ export class FleetAgentCore {
   private lastExchangeAccepted = false;
   private draining = false;
   private heartbeatIntervalMs: number;
+  /** Whether the coordinator said it accepts `status` in heartbeats (its latest registration answer). */
+  private statusAccepted = false;
   private registerBackoffMs = REGISTER_BACKOFF_MS_MIN;
   private acceptanceWaitMs = 0;
   private readonly failing = new Set<FleetRequestWhat>();
@@ -348,13 +356,15 @@ export class FleetAgentCore {
   }
 
   private heartbeat(nowMs: number): number {
-    return this.request({ id: this.nextRequestId++, kind: 'heartbeat', relayId: this.spec.relayId, load: { ...this.context.load(nowMs), draining: this.draining } });
+    const status = this.statusAccepted ? this.context.status?.() : undefined;
+    return this.request({ id: this.nextRequestId++, kind: 'heartbeat', relayId: this.spec.relayId, load: { ...this.context.load(nowMs), draining: this.draining, ...(status !== undefined ? { status } : {}) } });
   }
 
   private onRegistered(nowMs: number, answer: RegisterAnswer): void {
     this.registered = true;
     this.lastExchangeAccepted = true;
     this.registerBackoffMs = REGISTER_BACKOFF_MS_MIN;
+    this.statusAccepted = answer.heartbeatStatus === true;
     this.settleAcceptance(true, 'accepted');
     this.recovered('register');
     this.heartbeatIntervalMs = Math.min(this.spec.heartbeatIntervalMs, answer.heartbeatIntervalMs);

@@ -95,6 +95,8 @@ import { TunnelPackets } from './tunnel/packets.js';
 import { TunnelPaths } from './tunnel/paths.js';
 import { TunnelSessions } from './tunnel/session.js';
 
+import { FleetStatus } from './fleet-status.js';
+import type { RelayStatus } from '../../../proto/src/api/contract.js';
 export { DropReason, dropReasonNames, Transmit, type DropReasonValue, type RelayEvent, type SessionTotals, type SocketKind } from './output.js';
 export type { RelayCoreComponents } from './context.js';
 export { RuleStats } from './session-base.js';
@@ -125,6 +127,7 @@ export class RelayCore {
   private readonly exits: ExitLinks;
   private readonly tunnel: TunnelEndpoint;
   private started = false;
+  private readonly status = new FleetStatus();
 
   /**
    * @param config validated configuration (see relay/src/config.ts)
@@ -245,6 +248,14 @@ export class RelayCore {
   /** Origins by group with their health, for the health endpoint and metrics. */
   originHealth(): { group: string; origin: string; healthy: boolean }[] {
     return this.origins.originHealth();
+  }
+  /**
+   * The players per origin (a warm backup not counted as a player), FEC figures and L4
+   * rules with their origins' health since the previous call, for the heartbeat's
+   * `status` (fleet-status.ts): call once per heartbeat.
+   */
+  fleetStatus(): RelayStatus {
+    return this.status.snapshot(this.sessions.byId.values(), this.ctx.config.rules, this.ruleStats, this.origins.originHealth());
   }
   /** Where a tunnel session's client is now (`address:port`), or undefined: for tests and tooling. */
   tunnelSessionClient(sessionIdHex: string): string | undefined {

@@ -92,8 +92,8 @@ function speedLine(report: QoeReport, wallMs: number, events: number): string {
   return `ran ${(simulatedMs / 1000).toFixed(0)} simulated s in ${(wallMs / 1000).toFixed(2)} s of wall time (${(simulatedMs / Math.max(1, wallMs)).toFixed(1)}× real time, ${events} events)`;
 }
 
-/** Why `path` cannot be created or overwritten, or undefined when it can. */
-function unwritable(path: string): string | undefined {
+/** Why `path` cannot be created or overwritten, or undefined when it can (also `slipstream demo --html`). */
+export function unwritable(path: string): string | undefined {
   const full = resolve(path);
   if (existsSync(full)) {
     if (statSync(full).isDirectory()) return 'it is a directory; expected a file name such as report.html';
@@ -114,7 +114,8 @@ function unwritable(path: string): string | undefined {
   return undefined;
 }
 
-const cannotWrite = (path: string, reason: string): string => `slipstream: --html ${path}: cannot write the report: ${reason}\n`;
+/** The one line printed when the `--html` report cannot be written. */
+export const cannotWrite = (path: string, reason: string): string => `slipstream: --html ${path}: cannot write the report: ${reason}\n`;
 
 /** The `sim run` command. */
 export const runCommand: Command = flagCommand({

@@ -36,6 +36,9 @@ import type { TunnelCandidate, TunnelClientInit } from '../../../sdk/src/core/tu
 import { SimTunnelClient } from '../drivers/sdk-driver.js';
 import { candidatesFromRanking, defaultRelayLimits, fleetKeys, issueSimGrant, SIM_COORDINATOR_PORT, SIM_LEASE_MS, SIM_ORIGIN_PORT, SIM_ORIGIN_PROBE_PORT, SIM_TUNNEL_PORT, simFleetSpec, simRelayConfig, startSimFleetAgent, type FleetKeys } from './fleet.js';
 import { SCENARIO_RELAY_FEC } from './scenario.js';
+import { PathLog } from './path-log.js';
+
+export { PathLog };
 
 /** Bytes of the game header every datagram starts with: player u32, path u8, reserved u8, upstream seq u32, downstream seq u32. */
 export const GAME_HEADER_BYTES = 14;
@@ -124,38 +127,6 @@ export interface SimDeploymentInit {
   readonly clientOptions?: Partial<TunnelClientInit>;
   /** Also send every packet straight to the origin (the comparison). Default true; the swarm turns it off to save time. */
   readonly directPath?: boolean;
-}
-
-/** Everything one side saw of one player's traffic on one path. Indexes are sequence numbers. */
-export class PathLog {
-  /** Player send time of each upstream packet, ms. */
-  readonly sentAtMs: number[] = [];
-  /** Payload bytes of each upstream packet. */
-  readonly sizeBytes: number[] = [];
-  /**
-   * First arrival at the origin of each upstream packet, ms (NaN: never). NaN rather
-   * than undefined keeps the array of unboxed doubles (a million packets per run).
-   */
-  readonly originAtMs: number[] = [];
-  /** Relays (bit i = relay i) that delivered each upstream packet to the origin. */
-  readonly originVia: number[] = [];
-  /** Origin send time of each downstream packet, ms. */
-  readonly echoSentAtMs: number[] = [];
-  /** The upstream sequence number each downstream packet answers. */
-  readonly echoOf: number[] = [];
-  /** First arrival at the player of each downstream packet, ms (NaN: never). */
-  readonly clientAtMs: number[] = [];
-  /** Upstream copies the origin got again through a relay that had delivered it already (a relay bug). */
-  sameRelayDuplicates = 0;
-  /** Upstream copies the origin got again through another relay (the swarm counts each a violation: the SDK sends every datagram through one relay). */
-  crossRelayDuplicates = 0;
-  /** Upstream copies the origin got again on the direct path (the link duplicated them). */
-  directDuplicates = 0;
-  /** Downstream packets handed to the player more than once. */
-  clientDuplicates = 0;
-  /** Payload bytes sent each way by the player / the origin. */
-  bytesUp = 0;
-  bytesDown = 0;
 }
 
 /** Counters of wire bytes on a player's tunnel link, by what they carry. */

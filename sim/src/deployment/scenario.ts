@@ -27,6 +27,7 @@ import type { LinkModelSpec } from '../core/link.js';
 import { SimNetwork, type SimHost, type SimPartition } from '../core/network.js';
 import type { TunnelCandidate, TunnelClientInit } from '../../../sdk/src/core/tunnel-client.js';
 import { SimTunnelClient } from '../drivers/sdk-driver.js';
+import { PathLog } from './path-log.js';
 import { candidatesFromRanking, fleetKeys, issueSimGrant, SIM_LEASE_MS, SIM_TUNNEL_PORT, simFleetSpec, simRelayConfig, startSimFleetAgent } from './fleet.js';
 
 /** One simulated relay. */
@@ -71,6 +72,20 @@ export interface SdkScenarioInit {
   readonly meshDelayMs?: number;
   /** Fault injection at the client: datagrams for which this returns false are dropped on arrival (`SimTunnelClientInit.receiveFilter`). */
   readonly clientReceiveFilter?: (bytes: Uint8Array) => boolean;
+  /**
+   * The direct route to compare with: every app datagram is also sent straight to the
+   * origin over a client↔origin link of `delayMs` one way (plus `link`: jitter, loss),
+   * and both paths are logged packet by packet in {@link SdkScenario.paths}. Default
+   * none: no direct traffic, no path logs.
+   */
+  readonly direct?: { readonly delayMs: number; readonly link?: LinkModelSpec };
+}
+
+/** Both paths' packet logs of an {@link SdkScenario} with a direct route (absolute virtual times, ms). */
+export interface ScenarioPathLogs {
+  readonly direct: PathLog;
+  /** Through Slipstream: the first copy the origin got of each datagram, and the first echo the client got. */
+  readonly tunnel: PathLog;
 }
 
 /** Relay FEC used by scenarios and the demo unless told otherwise. */
@@ -118,6 +133,11 @@ export class SdkScenario {
   private trafficTimer: ReturnType<SimNetwork['createTimer']> | undefined;
   private nextSeq = 0;
   readonly sessionId: string;
+  /** Both paths' packet logs, when {@link SdkScenarioInit.direct} is set. */
+  readonly paths: ScenarioPathLogs | undefined;
+  /** Per path, the echo index answering each sequence number (first copy only). */
+  private readonly echoIndex: [Map<number, number>, Map<number, number>] = [new Map(), new Map()];
+  private directSocket: ReturnType<SimHost['bind']> | undefined;
 
   constructor(readonly init: SdkScenarioInit) {
     const rng = new Rng(init.seed);
@@ -142,7 +162,17 @@ export class SdkScenario {
 
     // The game server: echoes app datagrams; a second port answers the relays' probes.
     const origin = originHost.bind(ORIGIN_PORT);
+    this.paths = init.direct === undefined ? undefined : { direct: new PathLog(), tunnel: new PathLog() };
+    if (init.direct !== undefined) net.setLinkBoth(CLIENT_ADDRESS, ORIGIN_ADDRESS, { ...init.direct.link, delayMs: init.direct.delayMs });
     origin.onReceive((bytes, from) => {
+      if (this.paths !== undefined && bytes.length >= 4) {
+        const direct = from.address === CLIENT_ADDRESS;
+        this.logOrigin(direct ? this.paths.direct : this.paths.tunnel, direct ? 0 : 1, new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0));
+        if (direct) {
+          origin.send(bytes, from);
+          return;
+        }
+      }
       this.traffic.originDatagrams++;
       const source = `${from.address}:${from.port}`;
       this.traffic.originSources.set(source, (this.traffic.originSources.get(source) ?? 0) + 1);
@@ -194,6 +224,7 @@ export class SdkScenario {
     this.client.onMessage((bytes, atMs) => {
       if (bytes.length < 4) return;
       const seq = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
+      if (this.paths !== undefined) this.logClient(this.paths.tunnel, 1, seq, atMs);
       if (this.traffic.clientSeen.has(seq)) {
         this.traffic.duplicatesAtClient++;
         return;
@@ -212,15 +243,55 @@ export class SdkScenario {
     return candidatesFromRanking(ranking.candidates);
   }
 
-  /** Starts app traffic at `pps` datagrams per second (replacing any earlier rate). */
+  /** The origin got `seq` on a path: its first arrival is logged and its echo numbered. */
+  private logOrigin(log: PathLog, path: 0 | 1, seq: number): void {
+    if (seq >= log.sentAtMs.length || !Number.isNaN(log.originAtMs[seq]!)) return;
+    const now = this.network.now();
+    log.originAtMs[seq] = now;
+    this.echoIndex[path].set(seq, log.echoSentAtMs.length);
+    log.echoSentAtMs.push(now);
+    log.echoOf.push(seq);
+    log.clientAtMs.push(Number.NaN);
+    log.bytesDown += this.payloadBytes;
+  }
+
+  /** The client got the echo of `seq` on a path: its first arrival is logged. */
+  private logClient(log: PathLog, path: 0 | 1, seq: number, atMs: number): void {
+    const d = this.echoIndex[path].get(seq);
+    if (d === undefined || !Number.isNaN(log.clientAtMs[d]!)) return;
+    log.clientAtMs[d] = atMs;
+  }
+
+  /** Logs a datagram the client sends on a path. */
+  private logSend(log: PathLog, now: number): void {
+    log.sentAtMs.push(now);
+    log.sizeBytes.push(this.payloadBytes);
+    log.originAtMs.push(Number.NaN);
+    log.originVia.push(0);
+    log.bytesUp += this.payloadBytes;
+  }
+
+  /** Starts app traffic at `pps` datagrams per second (replacing any earlier rate); with a direct route, every datagram goes both ways. */
   startTraffic(pps: number): void {
     this.trafficTimer?.clear();
     const periodMs = 1000 / pps;
+    const paths = this.paths;
+    if (paths !== undefined && this.directSocket === undefined) {
+      const socket = (this.directSocket = this.network.hosts.find((h) => h.address === CLIENT_ADDRESS)!.bind(0));
+      socket.onReceive((bytes) => {
+        if (bytes.length >= 4) this.logClient(paths.direct, 0, new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0), this.network.now());
+      });
+    }
     const timer = this.network.createTimer((now) => {
       const payload = new Uint8Array(this.payloadBytes);
       const seq = this.nextSeq++;
       new DataView(payload.buffer).setUint32(0, seq);
       this.traffic.sentAtMs[seq] = now;
+      if (paths !== undefined) {
+        this.logSend(paths.tunnel, now);
+        this.logSend(paths.direct, now);
+        this.directSocket!.send(payload, { address: ORIGIN_ADDRESS, port: ORIGIN_PORT });
+      }
       this.client.send(payload);
       timer.set(now + periodMs);
     });

@@ -238,8 +238,9 @@ svg.plot{display:block;max-width:100%;height:auto;font-size:11px;background:#fff
 /**
  * The HTML report of `report` (see the module comment).
  * @param marks the scenario's scripted events ({@link timelineMarks})
+ * @param options `title`: the page's title and heading [default `Slipstream scenario report: <scenario>`]
  */
-export function renderHtmlReport(report: QoeReport, marks: readonly TimelineMark[]): string {
+export function renderHtmlReport(report: QoeReport, marks: readonly TimelineMark[], options: { readonly title?: string } = {}): string {
   const agg = aggregateSeries(report);
   const v = verdict(report, marks);
   const durationMs = Math.max(report.durationMs, agg.count * agg.intervalMs);
@@ -272,7 +273,7 @@ export function renderHtmlReport(report: QoeReport, marks: readonly TimelineMark
     100,
   );
   const points = v.points.map((p) => `<li class="${p.change}" data-aspect="${p.aspect}" data-change="${p.change}">${escapeHtml(`${p.change}: ${p.text}`)}</li>`).join('');
-  const title = `Slipstream scenario report: ${report.scenario}`;
+  const title = options.title ?? `Slipstream scenario report: ${report.scenario}`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${escapeHtml(title)}</title><style>${CSS}</style></head>
