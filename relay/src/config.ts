@@ -124,7 +124,7 @@ const FLEET_KEYS = ['relayId', 'region', 'latitude', 'longitude', 'tunnelAddress
 const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'sessionsMax', 'connectTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny', 'connectionBytesPerSecond', 'bytesPerSecond'];
 const HEALTH_KEYS = ['mode', 'intervalMs', 'timeoutMs', 'failuresToDown', 'successesToUp', 'udpPayloadHex'];
 const LIMIT_KEYS = ['sessionsMax', 'udpFlowsMax', 'tcpConnectionsMax', 'tunnelSessionsMax', 'unrepliedIdleTimeoutMs', 'sessionsPerSourceMax', 'newSessionsPerSourcePerSecond', 'sourcePacketsPerSecond', 'sourceBytesPerSecond', 'sessionPacketsPerSecond', 'sessionBytesPerSecond', 'unauthenticatedPacketsPerSecond', 'ticketVerificationsPerSecond', 'ticketVerificationsPerSourcePerSecond', 'burstMs'];
-const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'additionalTicketPublicKeys', 'sealKey', 'sealKeyFile', 'additionalSealKeys', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'revocationStateFile', 'revocationMaxAgeMs', 'revocationStalePolicy', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'coordinatorIdentityKeyFile', 'coordinatorJoinToken', 'coordinatorJoinTokenFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs', 'webrtc'];
+const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'additionalTicketPublicKeys', 'sealKey', 'sealKeyFile', 'additionalSealKeys', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'revocationStateFile', 'revocationMaxAgeMs', 'revocationStalePolicy', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'coordinatorIdentityKeyFile', 'coordinatorJoinToken', 'coordinatorJoinTokenFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs', 'webrtc', 'proxyProtocol'];
 const FEC_KEYS = ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs', 'adaptive', 'overheadMax', 'latencyBudgetMs', 'sw'];
 const FEC_SW_KEYS = ['repairsPerSource', 'repairSpacingMs', 'windowPackets', 'windowMs'];
 const RATE_MAX = 1e10;
@@ -397,6 +397,7 @@ function tunnel(reader: ConfigReader): TunnelSpec | undefined {
     ...exitRelayId(reader),
     peerCidrs: cidrs(reader, [...p, 'peerCidrs']),
     exitDeadAfterMs: reader.number([...p, 'exitDeadAfterMs'], { min: 200, max: 60_000, integer: true, unit: 'ms', default: C.EXIT_DEAD_AFTER_MS_DEFAULT }),
+    proxyProtocol: reader.string([...p, 'proxyProtocol'], { choices: ['none', 'v2', 'spp'], default: 'none' }) as NonNullable<TunnelSpec['proxyProtocol']>,
   };
 }
 

@@ -86,3 +86,12 @@ test('revocation staleness: the feed rule is set only with tunnel.coordinatorUrl
   assert.match(failure(tunnel([...feed, 'revocationStalePolicy: open'])), /tunnel\.revocationStalePolicy: 'open' is not accepted; expected one of refuse, admit/);
   assert.match(failure(tunnel([...feed, 'revocationMaxAgeMs: 10'])), /tunnel\.revocationMaxAgeMs: 10 is out of range/);
 });
+
+test('tunnel.proxyProtocol: none by default; v2 or spp; anything else is refused naming the key and the choices', () => {
+  const tunnel = (extra: string) => `tunnel:\n  listen: 127.0.0.1:4433\n  ticketPublicKey: '${Buffer.alloc(32, 2).toString('base64')}'\n  sealKey: '${Buffer.alloc(32, 1).toString('base64')}'\n${extra}`;
+  assert.equal(parse(tunnel('')).core.tunnel?.proxyProtocol, 'none');
+  assert.equal(parse(tunnel('  proxyProtocol: v2\n')).core.tunnel?.proxyProtocol, 'v2');
+  assert.equal(parse(tunnel('  proxyProtocol: spp\n')).core.tunnel?.proxyProtocol, 'spp');
+  assert.equal(failure(tunnel('  proxyProtocol: proxy-v2\n')), "relay.yaml:5: tunnel.proxyProtocol: 'proxy-v2' is not accepted; expected one of none, v2, spp");
+  assert.equal(failure(tunnel('  proxyProtocol: [v2]\n')).startsWith('relay.yaml:5: tunnel.proxyProtocol:'), true);
+});

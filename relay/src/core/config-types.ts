@@ -203,6 +203,13 @@ export interface TunnelSpec {
    */
   readonly exitDeadAfterMs?: number;
   /**
+   * The header in front of every datagram this relay sends to a session's origin (not
+   * on the origin's replies): `v2` (PROXY v2 with the player's address and the ticket's
+   * player id, TLV 0xE0), `spp` (Simple Proxy Protocol: the address only) or `none`.
+   * Optional; default `none`. See origin-header.ts for the address used per transport.
+   */
+  readonly proxyProtocol?: 'none' | 'v2' | 'spp';
+  /**
    * Set when the relay follows a coordinator's revocation feed (`tunnel.coordinatorUrl`):
    * how old the revocation list may grow (since the feed last answered) before new
    * sessions are refused with `SLIP_ERR_RELAY_REVOCATIONS_STALE` (`refuse`) or admitted

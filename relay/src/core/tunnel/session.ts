@@ -19,6 +19,7 @@ import { DropReason } from '../output.js';
 import { admitDown, endpointText, RuleStats, sessionRate, sessionTotals, unlinkChained } from '../session-base.js';
 import { Timer } from '../timers.js';
 import { writeTunnelHeader, type TunnelPackets } from './packets.js';
+import { originHeader } from './origin-header.js';
 import type { TunnelPaths } from './paths.js';
 import type { TunnelSession } from './state.js';
 
@@ -114,7 +115,7 @@ export class TunnelSessions {
       if (receiver !== undefined) {
         // Uncoded data (k = 0) on an FEC session is fine; coded shards go through the receiver.
         if (h.fecDataCount === 0) {
-          out.push(session.id, session.originAddress, session.originPort, undefined, bytes.subarray(HEADER_BYTES));
+          this.toOrigin(session, bytes.subarray(HEADER_BYTES));
           return;
         }
         receiver.handleShard(nowMs, h.sequence, h.fecGroup, h.fecIndex, h.fecDataCount, h.fecParityCount, bytes.subarray(HEADER_BYTES));
@@ -126,7 +127,7 @@ export class TunnelSessions {
         out.drops[DropReason.FecNotNegotiated]++;
         return;
       }
-      out.push(session.id, session.originAddress, session.originPort, undefined, bytes.subarray(HEADER_BYTES));
+      this.toOrigin(session, bytes.subarray(HEADER_BYTES));
       return;
     }
     if (type === PacketType.Control) return this.onControl(nowMs, session, from, bytes);
@@ -145,6 +146,17 @@ export class TunnelSessions {
     }
     if (type === PacketType.PathResponse) return; // a late answer on the current path: nothing to do
     out.drops[DropReason.BadControl]++;
+  }
+
+  /** Sends `payload` to the session's origin, behind the `tunnel.proxyProtocol` header when there is one (origin-header.ts). */
+  private toOrigin(session: TunnelSession, payload: Uint8Array): void {
+    const tunnel = this.ctx.config.tunnel;
+    const prefix = tunnel === undefined ? undefined : originHeader(session, tunnel, this.ctx.transportRemotes);
+    if (prefix !== undefined && prefix.length + payload.length > DATAGRAM_BYTES_MAX) {
+      this.ctx.out.drops[DropReason.TooLarge]++;
+      return;
+    }
+    this.ctx.out.push(session.id, session.originAddress, session.originPort, prefix, payload);
   }
 
   /**
@@ -293,7 +305,7 @@ export class TunnelSessions {
     for (let n = receiver.pollDelivered(this.fecScratch); n >= 0; n = receiver.pollDelivered(this.fecScratch)) {
       const delivered = this.slabs.view(n);
       delivered.set(this.fecScratch.subarray(0, n));
-      this.ctx.out.push(session.id, session.originAddress, session.originPort, undefined, delivered);
+      this.toOrigin(session, delivered);
     }
     // The upstream receiver's interval stats go back to the client: its FEC sender's
     // controller follows the loss of the direction it sends on (the last mile up).
