@@ -1,0 +1,83 @@
+/**
+ * `tunnel.proxyProtocol: v2` end to end on loopback with real processes: `slipstream
+ * coordinator` issues a ticket with a player id (`POST /v1/session` `playerId`), one
+ * `slipstream relay` (127.0.0.2) carries the session, and `slipstream connect
+ * --ticket-file` is the player. The origin in this process parses every datagram with
+ * `slipstream/origin` (`parsePlayerDatagram`) and echoes the payload as it is: it must
+ * see the player's real address (the connect process's socket, as the relay logged the
+ * session's client), not the relay's, and the ticket's player id; the game gets its
+ * echoes (the reply direction carries no header). Only processes started here are
+ * stopped, by PID.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CoordinatorClient } from '../kit/coordinator-client.js';
+// The module the package exports as `slipstream/origin`.
+import { parsePlayerDatagram } from '../proto/src/origin.js';
+import { CliProcess } from './support/cli-process.js';
+import { announcedRelayYaml, announceRelay, fleetKeys, startCoordinator, startTunnelRelay } from './support/local-fleet.js';
+import { freePort, udpSocket } from './support/sockets.js';
+import { startUdpGame } from './support/udp-game.js';
+import { until } from './support/wait.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'slipstream-e2e-origin-header-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const keys = fleetKeys();
+
+describe('tunnel origin header end to end', () => {
+  let coordinatorUrl = '';
+  let relay: CliProcess;
+  let beat: NodeJS.Timeout | undefined;
+  /** What the origin saw: `address:port playerId` per datagram, and datagrams it could not parse. */
+  const seen = new Map<string, number>();
+  let unparsed = 0;
+
+  before(async () => {
+    const origin = udpSocket();
+    origin.on('message', (msg, from) => {
+      const d = parsePlayerDatagram(msg);
+      if (!d.ok) {
+        unparsed++;
+        return;
+      }
+      const key = `${d.address}:${d.port} ${d.playerId}`;
+      seen.set(key, (seen.get(key) ?? 0) + 1);
+      origin.send(d.payload, from.port, from.address);
+    });
+    await new Promise<void>((resolve) => origin.bind(0, '127.0.0.1', resolve));
+    coordinatorUrl = (await startCoordinator(dir, keys, origin.address().port)).url;
+    const config = join(dir, 'relay.yaml');
+    writeFileSync(config, announcedRelayYaml(keys, { address: '127.0.0.2', originPort: origin.address().port, tunnelKeys: ['proxyProtocol: v2'] }));
+    const started = await startTunnelRelay(config);
+    relay = started.proc;
+    beat = await announceRelay(new CoordinatorClient({ baseUrl: coordinatorUrl, fleetSecret: keys.fleetSecret }), { relayId: 'relay-a', tunnelAddress: `127.0.0.2:${started.tunnelPort}`, originRttMs: 1 });
+  });
+
+  after(() => clearInterval(beat));
+
+  test("the origin sees the player's address and the ticket's player id on every datagram; echoes come back", async () => {
+    const grant = await new CoordinatorClient({ baseUrl: coordinatorUrl, apiKey: keys.apiKey }).issueSession({ origin: 'game', playerId: 'player-7' });
+    const grantFile = join(dir, 'grant.json');
+    writeFileSync(grantFile, JSON.stringify(grant));
+    const udpPort = await freePort('udp');
+    const proxy = CliProcess.start(['connect', '--coordinator', coordinatorUrl, '--origin', 'game', '--listen', `udp:127.0.0.1:${udpPort}`, '--ticket-file', grantFile, '--bind', '127.0.0.1', '--cache', join(dir, 'cache.json')]);
+    const game = await startUdpGame(udpPort);
+    try {
+      await proxy.waitFor(/listening: /, 'stdout', 15_000);
+      await until(() => game.arrivals.length >= 25, 10_000, 'echoes through the relay');
+      const start = (await relay.waitFor(/"event":"session_start"[^\n]*/, 'stdout', 3000))[0];
+      const client = /"client":"([0-9.]+:\d+)"/.exec(start)![1]!;
+      assert.doesNotMatch(client, /^127\.0\.0\.2:/, 'the relay logged the player, not itself');
+      assert.deepEqual([...seen.keys()], [`${client} player-7`], `the origin saw ${[...seen.keys()].join(', ')}`);
+      assert.equal(unparsed, 0, 'every datagram at the origin had a valid header');
+    } finally {
+      game.stop();
+      proxy.kill('SIGTERM');
+      await proxy.exited;
+    }
+  });
+});
