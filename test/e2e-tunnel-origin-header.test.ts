@@ -6,8 +6,9 @@
  * `slipstream/origin` (`parsePlayerDatagram`) and echoes the payload as it is: it must
  * see the player's real address (the connect process's socket, as the relay logged the
  * session's client), not the relay's, and the ticket's player id; the game gets its
- * echoes (the reply direction carries no header). Only processes started here are
- * stopped, by PID.
+ * echoes (the reply direction carries no header). A WebRTC player (node-datachannel, as
+ * in e2e-relay-webrtc) shows up with its ICE address and port, never the relay's
+ * internal peer-connection port. Only processes started here are stopped, by PID.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +23,7 @@ import { announcedRelayYaml, announceRelay, fleetKeys, startCoordinator, startTu
 import { freePort, udpSocket } from './support/sockets.js';
 import { startUdpGame } from './support/udp-game.js';
 import { until } from './support/wait.js';
+import { WebRtcTunnel } from './support/webrtc-client.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-e2e-origin-header-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -31,6 +33,7 @@ const keys = fleetKeys();
 describe('tunnel origin header end to end', () => {
   let coordinatorUrl = '';
   let relay: CliProcess;
+  let signalingUrl = '';
   let beat: NodeJS.Timeout | undefined;
   /** What the origin saw: `address:port playerId` per datagram, and datagrams it could not parse. */
   const seen = new Map<string, number>();
@@ -51,9 +54,10 @@ describe('tunnel origin header end to end', () => {
     await new Promise<void>((resolve) => origin.bind(0, '127.0.0.1', resolve));
     coordinatorUrl = (await startCoordinator(dir, keys, origin.address().port)).url;
     const config = join(dir, 'relay.yaml');
-    writeFileSync(config, announcedRelayYaml(keys, { address: '127.0.0.2', originPort: origin.address().port, tunnelKeys: ['proxyProtocol: v2'] }));
+    writeFileSync(config, announcedRelayYaml(keys, { address: '127.0.0.2', originPort: origin.address().port, tunnelKeys: ['proxyProtocol: v2', 'webrtc:', '  listen: 127.0.0.2:0', `  udpMuxPort: ${await freePort('udp')}`] }));
     const started = await startTunnelRelay(config);
     relay = started.proc;
+    signalingUrl = `http://127.0.0.2:${/"webrtc":\{"address":"[0-9.]+","port":(\d+)/.exec(relay.stdout)![1]}/webrtc`;
     beat = await announceRelay(new CoordinatorClient({ baseUrl: coordinatorUrl, fleetSecret: keys.fleetSecret }), { relayId: 'relay-a', tunnelAddress: `127.0.0.2:${started.tunnelPort}`, originRttMs: 1 });
   });
 
@@ -78,6 +82,21 @@ describe('tunnel origin header end to end', () => {
       game.stop();
       proxy.kill('SIGTERM');
       await proxy.exited;
+    }
+  });
+
+  test('a WebRTC player: the origin sees its ICE address and port and its player id', async () => {
+    const grant = await new CoordinatorClient({ baseUrl: coordinatorUrl, apiKey: keys.apiKey }).issueSession({ origin: 'game', playerId: 'browser-1' });
+    const t = await WebRtcTunnel.connect(signalingUrl, { sessionId: grant.sessionId, ticket: Buffer.from(grant.ticket, 'base64'), sessionKey: Buffer.from(grant.sessionKey, 'base64') });
+    try {
+      await until(() => t.isOpen, 10_000, 'the tunnel session open over the DataChannel');
+      for (let i = 0; i < 10; i++) t.send(Buffer.from(`message ${i}`));
+      await until(() => t.messages.length >= 10, 10_000, 'echoes over the DataChannel');
+      const local = t.pc.getSelectedCandidatePair()!.local;
+      assert.ok(seen.has(`${local.address}:${local.port} browser-1`), `the origin saw ${[...seen.keys()].join(', ')}; the peer is ${local.address}:${local.port}`);
+      assert.equal(unparsed, 0);
+    } finally {
+      t.close();
     }
   });
 });
