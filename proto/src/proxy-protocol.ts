@@ -440,6 +440,8 @@ export function parseProxyHeader(bytes: Uint8Array): ProxyParseResult {
 /** A player's datagram as an origin behind relays gets it ({@link parsePlayerDatagram}). */
 export interface PlayerDatagram {
   readonly ok: true;
+  /** The header it came with. */
+  readonly format: ProxyFormat;
   /** The player's IP as the relay saw it; undefined when the relay did not know it (PROXY v2 UNSPEC). */
   readonly address: string | undefined;
   /** The player's port as the relay saw it (0–65535); undefined with {@link address}. */
@@ -471,5 +473,5 @@ export function parsePlayerDatagram(bytes: Uint8Array): PlayerDatagram | PlayerD
   if (!parsed.ok) return { ok: false, failure: parsed.failure };
   const h = parsed.header;
   if (!h.proxied) return { ok: false, failure: 'not-proxied' };
-  return { ok: true, address: h.source?.address, port: h.source?.port, playerId: h.playerId, payload: bytes.subarray(h.headerBytes) };
+  return { ok: true, format: h.format, address: h.source?.address, port: h.source?.port, playerId: h.playerId, payload: bytes.subarray(h.headerBytes) };
 }

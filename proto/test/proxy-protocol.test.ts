@@ -156,7 +156,7 @@ test('PROXY v2 player id TLV: exact bytes (type 0xE0, big-endian length, ASCII),
   const parsed = parseProxyHeader(datagram);
   assert.ok(parsed.ok);
   assert.deepEqual(parsed.header, { format: 'proxy-v2', proxied: true, transport: 'udp', source: { address: '198.51.100.7', port: 40001 }, destination: { address: '10.0.0.1', port: 4433 }, playerId: 'p-42', headerBytes: PROXY_V2_IPV4_BYTES + 7 });
-  assert.deepEqual(parsePlayerDatagram(datagram), { ok: true, address: '198.51.100.7', port: 40001, playerId: 'p-42', payload: Uint8Array.of(9, 8, 7) });
+  assert.deepEqual(parsePlayerDatagram(datagram), { ok: true, format: 'proxy-v2', address: '198.51.100.7', port: 40001, playerId: 'p-42', payload: Uint8Array.of(9, 8, 7) });
   // IPv6, and the longest id.
   const id = 'x'.repeat(128);
   const v6 = parseProxyV2(encodeProxyV2('udp', { address: '2001:db8::7', port: 1 }, { address: '2001:db8::1', port: 2 }, { playerId: id }));
@@ -169,7 +169,7 @@ test('PROXY v2 UNSPEC: no address, the player id only; parsePlayerDatagram gives
   const header = encodeProxyV2Unspec({ playerId: 'alice' });
   assert.deepEqual([...header.subarray(12)], [0x21, 0x00, 0x00, 8, 0xe0, 0x00, 0x05, ...Buffer.from('alice')]);
   const datagram = Uint8Array.from([...header, 1, 2]);
-  assert.deepEqual(parsePlayerDatagram(datagram), { ok: true, address: undefined, port: undefined, playerId: 'alice', payload: Uint8Array.of(1, 2) });
+  assert.deepEqual(parsePlayerDatagram(datagram), { ok: true, format: 'proxy-v2', address: undefined, port: undefined, playerId: 'alice', payload: Uint8Array.of(1, 2) });
   const bare = parseProxyV2(encodeProxyV2Unspec());
   assert.ok(bare.ok && bare.header.proxied && bare.header.source === undefined && bare.header.playerId === undefined && bare.header.headerBytes === 16);
   assert.deepEqual(parsePlayerDatagram(encodeProxyV2Local()), { ok: false, failure: 'not-proxied' });

@@ -46,7 +46,7 @@ describe('tunnel.proxyProtocol', () => {
       0xe0, 0x00, 0x04, 0x70, 0x2d, 0x34, 0x32,             // player id "p-42"
       1, 2, 3,
     ]);
-    assert.deepEqual(parsePlayerDatagram(bytes), { ok: true, address: CLIENT.address, port: CLIENT.port, playerId: 'p-42', payload: Uint8Array.of(1, 2, 3) });
+    assert.deepEqual(parsePlayerDatagram(bytes), { ok: true, format: 'proxy-v2', address: CLIENT.address, port: CLIENT.port, playerId: 'p-42', payload: Uint8Array.of(1, 2, 3) });
     // Every datagram carries it; the origin's reply reaches the client as it was sent.
     const second = h.deliver(h.tunnelId, CLIENT, data(s, 2, Uint8Array.of(4)));
     assert.deepEqual(second[0]!.bytes, Uint8Array.from([...bytes.subarray(0, 35), 4]));
@@ -60,7 +60,7 @@ describe('tunnel.proxyProtocol', () => {
     assert.deepEqual(v2, Uint8Array.from([...encodeProxyV2('udp', CLIENT, RELAY), 1, 2, 3]));
     const spp = upstream(harness({ proxyProtocol: 'spp' }), mintTicket(new Rng(3), { playerId: 'p-42' }), CLIENT);
     assert.equal(spp.length, 38 + 3);
-    assert.deepEqual(parsePlayerDatagram(spp), { ok: true, address: CLIENT.address, port: CLIENT.port, playerId: undefined, payload: Uint8Array.of(1, 2, 3) });
+    assert.deepEqual(parsePlayerDatagram(spp), { ok: true, format: 'spp', address: CLIENT.address, port: CLIENT.port, playerId: undefined, payload: Uint8Array.of(1, 2, 3) });
     assert.deepEqual(upstream(harness({}), mintTicket(new Rng(4), { playerId: 'p-42' }), CLIENT), Uint8Array.of(1, 2, 3));
   });
 
@@ -72,7 +72,7 @@ describe('tunnel.proxyProtocol', () => {
     const [challenge] = h.deliver(h.tunnelId, moved, data(s, 2, new Uint8Array(40)));
     h.deliver(h.tunnelId, moved, buildPathResponse(s.key, s.high, s.low, challenge!.bytes.subarray(HEADER_BYTES)));
     const [after] = h.deliver(h.tunnelId, moved, data(s, 3, Uint8Array.of(7)));
-    assert.deepEqual(parsePlayerDatagram(after!.bytes), { ok: true, address: moved.address, port: moved.port, playerId: 'p-5', payload: Uint8Array.of(7) });
+    assert.deepEqual(parsePlayerDatagram(after!.bytes), { ok: true, format: 'proxy-v2', address: moved.address, port: moved.port, playerId: 'p-5', payload: Uint8Array.of(7) });
     h.core.reconfigure(h.nowMs, baseConfig({ rules: [], groups: [], tunnel: tunnelSpec({ proxyProtocol: 'none' }) }));
     h.drain();
     assert.deepEqual(h.deliver(h.tunnelId, moved, data(s, 4, Uint8Array.of(8)))[0]!.bytes, Uint8Array.of(8));
@@ -92,7 +92,7 @@ describe('tunnel.proxyProtocol', () => {
     const browser = { address: '198.51.100.30', port: peerPort };
     // The driver gave no remote address: UNSPEC with the player id.
     const unknown = upstream(harness({ proxyProtocol: 'v2' }), mintTicket(new Rng(7), { playerId: 'web-1' }), browser);
-    assert.deepEqual(parsePlayerDatagram(unknown), { ok: true, address: undefined, port: undefined, playerId: 'web-1', payload: Uint8Array.of(1, 2, 3) });
+    assert.deepEqual(parsePlayerDatagram(unknown), { ok: true, format: 'proxy-v2', address: undefined, port: undefined, playerId: 'web-1', payload: Uint8Array.of(1, 2, 3) });
     const spp = parseProxyHeader(upstream(harness({ proxyProtocol: 'spp' }), mintTicket(new Rng(8)), browser));
     assert.ok(spp.ok);
     assert.deepEqual(spp.header.source, { address: '::', port: 0 });
@@ -100,7 +100,7 @@ describe('tunnel.proxyProtocol', () => {
     const h = harness({ proxyProtocol: 'v2' });
     h.core.setTransportRemote(peerPort, { address: '198.51.100.30', port: 53124 });
     const known = parsePlayerDatagram(upstream(h, mintTicket(new Rng(9), { playerId: 'web-2' }), browser));
-    assert.deepEqual(known, { ok: true, address: '198.51.100.30', port: 53124, playerId: 'web-2', payload: Uint8Array.of(1, 2, 3) });
+    assert.deepEqual(known, { ok: true, format: 'proxy-v2', address: '198.51.100.30', port: 53124, playerId: 'web-2', payload: Uint8Array.of(1, 2, 3) });
     assert.ok(known.ok && known.port !== (peerPort & 0xffff), 'not the synthetic port cut to 16 bits');
     // A remote that is not an IP and port (a driver bug) is not written either.
     const bad = harness({ proxyProtocol: 'v2' });
@@ -149,7 +149,7 @@ describe('tunnel.proxyProtocol with exit relays', () => {
       h.deliver(h.tunnelId, from, openWith(s, client));
       const [up] = h.deliver(h.tunnelId, from, data(s, 1, Uint8Array.of(5)));
       assert.deepEqual(up?.to, ORIGIN, name);
-      assert.deepEqual(parsePlayerDatagram(up!.bytes), { ok: true, address, port, playerId: 'p-exit', payload: Uint8Array.of(5) }, name);
+      assert.deepEqual(parsePlayerDatagram(up!.bytes), { ok: true, format: 'proxy-v2', address, port, playerId: 'p-exit', payload: Uint8Array.of(5) }, name);
     }
   });
 });
