@@ -118,7 +118,7 @@ describe('tunnel.proxyProtocol with exit relays', () => {
   const exit = (): Harness => new Harness(baseConfig({ rules: [], groups: [], upstreamBindAddress: EXIT.address, tunnel: tunnelSpec({ listenAddress: EXIT.address, relayId: 'exit-1', peerCidrs: [parseCidr('10.0.0.0/24')!], proxyProtocol: 'v2' }) }));
   const openWith = (s: ClientSession, client?: string): Uint8Array => buildControlPacket(s.high, s.low, { type: 'sessionOpen', ticket: s.ticket, fecModes: ['off'], ...(client !== undefined ? { client } : {}) });
 
-  test('the entry (proxyProtocol set) says the player address in the open it forwards, replacing one the player wrote; without it the open goes as it came', () => {
+  test('the entry (proxyProtocol set) says the player address in the open it forwards and re-sends, replacing one the player wrote; without the key an open goes as it came, minus a client field', () => {
     const s = exitTicket(11);
     const h = entry('v2');
     const [fwd] = h.deliver(h.tunnelId, CLIENT, openWith(s, '192.0.2.66:1'));
@@ -127,8 +127,19 @@ describe('tunnel.proxyProtocol with exit relays', () => {
     assert.ok(open?.type === 'sessionOpen');
     assert.equal(open.client, `${CLIENT.address}:${CLIENT.port}`);
     assert.deepEqual(open.ticket, s.ticket);
+    // The player's later opens (keepalives, retries) go as the entry's copy: never with a client the player wrote.
+    const [again] = h.deliver(h.tunnelId, CLIENT, openWith(s, '192.0.2.66:1'));
+    assert.deepEqual(again!.to, EXIT);
+    assert.deepEqual(again!.bytes, fwd!.bytes);
     const plain = entry('none');
     assert.deepEqual(plain.deliver(plain.tunnelId, CLIENT, openPacket(s))[0]!.bytes, openPacket(s));
+    // An entry without the key still drops a client field the player wrote (the exit may have the key).
+    const strip = entry('none');
+    const stripped = controlOf(strip.deliver(strip.tunnelId, CLIENT, openWith(s, '192.0.2.66:1'))[0]!.bytes);
+    assert.ok(stripped?.type === 'sessionOpen' && stripped.client === undefined);
+    const [later] = strip.deliver(strip.tunnelId, CLIENT, openWith(s, '192.0.2.66:1'));
+    const laterOpen = controlOf(later!.bytes);
+    assert.ok(laterOpen?.type === 'sessionOpen' && laterOpen.client === undefined);
     // A WebRTC player whose remote the entry does not know: no client field at all.
     const web = entry('v2');
     const [webOpen] = web.deliver(web.tunnelId, { address: CLIENT.address, port: TRANSPORT_PORT_BASE + 1 }, openPacket(s));

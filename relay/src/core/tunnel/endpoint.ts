@@ -276,16 +276,19 @@ export class TunnelEndpoint {
   }
 
   /**
-   * Entry role: the open to forward to the exit. With `tunnel.proxyProtocol` set, it
-   * says the player's address (`client`; none for a WebRTC player whose remote address
-   * is unknown) so the exit's origin header names the player; a `client` the player
-   * sent is dropped. Without it, the open goes as it came (exits before `client` refuse it).
+   * Entry role: the open to forward to the exit (and to re-send: the session's later
+   * opens from the player go as this copy too, session.ts). A `client` the player wrote
+   * is dropped: an exit believes that field from fleet relays. With `tunnel.proxyProtocol`
+   * set, the entry writes its own: the player's address (none for a WebRTC player whose
+   * remote address is unknown), so the exit's origin header names the player. Otherwise
+   * an open without `client` goes as it came (exits before `client` refuse the field).
    */
   private forwardedOpen(tunnel: TunnelSpec, from: Endpoint, packet: Uint8Array, open: ControlMessageFields['sessionOpen']): Uint8Array {
-    if ((tunnel.proxyProtocol ?? 'none') === 'none') return packet;
+    const says = (tunnel.proxyProtocol ?? 'none') !== 'none';
+    if (!says && open.client === undefined) return packet;
     const fields = { ...open };
     delete fields.client;
-    const player = playerEndpoint(from.address, from.port, this.ctx.transportRemotes);
+    const player = says ? playerEndpoint(from.address, from.port, this.ctx.transportRemotes) : undefined;
     if (player !== undefined) fields.client = endpointText(player.address, player.port);
     return buildControlPacket(this.header.sessionIdHigh, this.header.sessionIdLow, { type: 'sessionOpen', ...fields });
   }

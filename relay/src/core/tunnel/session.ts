@@ -171,14 +171,16 @@ export class TunnelSessions {
       return;
     }
     const exit = session.exit;
+    const decoded = decodeControl(bytes.subarray(HEADER_BYTES));
     if (exit !== undefined) {
-      // Entry role: opens (keepalives, retries) and fecStats are the exit's business; it answers through us.
+      // Entry role: opens (keepalives, retries) and fecStats are the exit's business; it
+      // answers through us. A player's open goes as this entry's copy (endpoint.ts,
+      // forwardedOpen): never with a `client` the player wrote, and with the exit's cookie.
       exit.sent(nowMs);
       if (exit.state === 'opening') exit.lastOpenMs = nowMs;
-      out.push(TUNNEL_SOCKET_ID, exit.address, exit.port, undefined, bytes);
+      out.push(TUNNEL_SOCKET_ID, exit.address, exit.port, undefined, decoded.ok && decoded.message.type === 'sessionOpen' ? exit.open : bytes);
       return;
     }
-    const decoded = decodeControl(bytes.subarray(HEADER_BYTES));
     if (!decoded.ok) {
       out.drops[DropReason.BadControl]++;
       return;
