@@ -78,6 +78,30 @@ describe('tunnel.proxyProtocol', () => {
     assert.deepEqual(h.deliver(h.tunnelId, moved, data(s, 4, Uint8Array.of(8)))[0]!.bytes, Uint8Array.of(8));
   });
 
+  test("a named origin's own proxyProtocol wins over the tunnel's; host:port origins take the tunnel's; a reload changes it for live sessions", () => {
+    const origins = new Map([
+      ['game', { address: '10.0.0.9', port: 7777, proxyProtocol: 'v2' as const }],
+      ['plain', { address: '10.0.0.10', port: 7778, proxyProtocol: 'none' as const }],
+    ]);
+    const h = harness({ proxyProtocol: 'spp', origins });
+    const game = mintTicket(new Rng(30), { playerId: 'g' });
+    const viaGame = parsePlayerDatagram(upstream(h, game, CLIENT));
+    assert.ok(viaGame.ok && viaGame.format === 'proxy-v2' && viaGame.playerId === 'g');
+    const plain = mintTicket(new Rng(31), { origin: 'plain' });
+    h.deliver(h.tunnelId, CLIENT, openPacket(plain));
+    const [toPlain] = h.deliver(h.tunnelId, CLIENT, data(plain, 1, Uint8Array.of(2)));
+    assert.deepEqual([toPlain!.to, toPlain!.bytes], [{ address: '10.0.0.10', port: 7778 }, Uint8Array.of(2)]);
+    const direct = mintTicket(new Rng(32), { origin: '192.0.2.5:9000' });
+    h.deliver(h.tunnelId, CLIENT, openPacket(direct));
+    const viaDirect = parsePlayerDatagram(h.deliver(h.tunnelId, CLIENT, data(direct, 1, Uint8Array.of(3)))[0]!.bytes);
+    assert.ok(viaDirect.ok && viaDirect.format === 'spp');
+    // A reload: 'plain' gets v2; its live session's next datagram carries it.
+    h.core.reconfigure(h.nowMs, baseConfig({ rules: [], groups: [], tunnel: tunnelSpec({ proxyProtocol: 'spp', origins: new Map([...origins, ['plain', { address: '10.0.0.10', port: 7778, proxyProtocol: 'v2' as const }]]) }) }));
+    h.drain();
+    const afterReload = parsePlayerDatagram(h.deliver(h.tunnelId, CLIENT, data(plain, 2, Uint8Array.of(4)))[0]!.bytes);
+    assert.ok(afterReload.ok && afterReload.format === 'proxy-v2' && afterReload.address === CLIENT.address);
+  });
+
   test('a datagram that the header would push over the largest UDP payload is dropped (TooLarge), not cut', () => {
     const h = harness({ proxyProtocol: 'v2' });
     const s = mintTicket(new Rng(6), { playerId: 'p-6' });

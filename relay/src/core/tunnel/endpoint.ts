@@ -27,7 +27,7 @@ import type { SourceTable } from '../sources.js';
 import type { ExitLinks } from './exit-link.js';
 import type { TunnelPackets } from './packets.js';
 import { OpenGate, OpenVerdict, RETRY_BODY_TEMPLATE } from './cookie.js';
-import { playerEndpoint } from './origin-header.js';
+import { originMode, playerEndpoint } from './origin-header.js';
 import type { TunnelPaths } from './paths.js';
 import type { TunnelSessions } from './session.js';
 import { TunnelSession } from './state.js';
@@ -253,11 +253,12 @@ export class TunnelEndpoint {
     session.ticketBytesPerSecond = claims.limits.bytesPerSecond || Number.POSITIVE_INFINITY;
     session.latencyBudgetMs = open.latencyBudgetMs;
     session.playerId = claims.playerId;
+    session.proxyProtocol = originMode(tunnel, origin);
     this.sessions.add(session);
     const exit = claims.exit === undefined ? undefined : exitEndpoint(tunnel, claims.exit.relayId, claims.exit.address);
     if (exit !== undefined) {
       ctx.out.event({ type: 'sessionStart', kind: 'tunnel', id: idHex, rule: 'tunnel', client: endpointText(from.address, from.port), origin: endpointText(origin.address, origin.port), fecMode, exit: claims.exit!.relayId });
-      this.exits.forward(nowMs, session, claims.exit!.relayId, exit.address, exit.port, this.forwardedOpen(tunnel, from, packet, open));
+      this.exits.forward(nowMs, session, claims.exit!.relayId, exit.address, exit.port, this.forwardedOpen(session.proxyProtocol !== 'none', from, packet, open));
       return;
     }
     // Exit role (the ticket names this relay): entries are validated paths, several at once.
@@ -278,13 +279,12 @@ export class TunnelEndpoint {
   /**
    * Entry role: the open to forward to the exit (and to re-send: the session's later
    * opens from the player go as this copy too, session.ts). A `client` the player wrote
-   * is dropped: an exit believes that field from fleet relays. With `tunnel.proxyProtocol`
-   * set, the entry writes its own: the player's address (none for a WebRTC player whose
+   * is dropped: an exit believes that field from fleet relays. When this relay would
+   * give the origin a header (`says`: `tunnel.proxyProtocol` or the origin's own), it writes its own: the player's address (none for a WebRTC player whose
    * remote address is unknown), so the exit's origin header names the player. Otherwise
    * an open without `client` goes as it came (exits before `client` refuse the field).
    */
-  private forwardedOpen(tunnel: TunnelSpec, from: Endpoint, packet: Uint8Array, open: ControlMessageFields['sessionOpen']): Uint8Array {
-    const says = (tunnel.proxyProtocol ?? 'none') !== 'none';
+  private forwardedOpen(says: boolean, from: Endpoint, packet: Uint8Array, open: ControlMessageFields['sessionOpen']): Uint8Array {
     if (!says && open.client === undefined) return packet;
     const fields = { ...open };
     delete fields.client;
@@ -458,7 +458,7 @@ export class TunnelEndpoint {
       const allowed = resolveTicketOrigin(tunnel, session.originName);
       if (allowed === undefined || allowed.address !== session.originAddress || allowed.port !== session.originPort) {
         this.sessions.close(nowMs, session, `origin '${session.originName.slice(0, 64)}' is no longer served by this relay`, ErrorCode.TicketWrongOrigin);
-      }
+      } else session.proxyProtocol = originMode(tunnel, allowed);
     }
     this.sessions.applyLimits(config.limits);
     this.openGate.applyLimits(config.limits);
@@ -472,7 +472,7 @@ export class TunnelEndpoint {
 }
 
 /** The address a ticket's origin name stands for here, or undefined when this relay does not serve it. */
-function resolveTicketOrigin(tunnel: TunnelSpec, name: string): { address: string; port: number } | undefined {
+function resolveTicketOrigin(tunnel: TunnelSpec, name: string): { address: string; port: number; proxyProtocol?: 'none' | 'v2' | 'spp' } | undefined {
   const named = tunnel.origins.get(name);
   if (named) return named;
   const parsed = splitHostPort(name);

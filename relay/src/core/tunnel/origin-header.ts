@@ -1,5 +1,6 @@
 /**
- * What a tunnel session's origin learns about its player (`tunnel.proxyProtocol`): a
+ * What a tunnel session's origin learns about its player (`tunnel.proxyProtocol`, or a
+ * named origin's own `proxyProtocol`): a
  * PROXY v2 or SPP header in front of every datagram this relay sends to the origin, as
  * L4 UDP rules do (the origin's replies carry none). Built once per session and again
  * only when the player's address changes (a validated migration) or a reload changes
@@ -32,10 +33,11 @@ const IP_SCRATCH = new Uint8Array(16);
 
 /**
  * The header for datagrams from `session` to its origin under `tunnel`, or undefined
- * (`proxyProtocol: none`). Cached on the session (see the module comment).
+ * (`none`). The mode is the session's ({@link originMode}); the header is cached on the
+ * session (see the module comment).
  */
 export function originHeader(session: TunnelSession, tunnel: TunnelSpec, remotes: TransportRemotes): Uint8Array | undefined {
-  const mode = tunnel.proxyProtocol ?? 'none';
+  const mode = session.proxyProtocol;
   if (mode === 'none') return undefined;
   // Exit role: downstream follows the latest entry, so the player is who opened the session.
   const exitRole = session.paths !== undefined;
@@ -50,6 +52,11 @@ export function originHeader(session: TunnelSession, tunnel: TunnelSpec, remotes
   session.originPrefixAddress = address;
   session.originPrefixPort = port;
   return session.originPrefix;
+}
+
+/** The header mode for a session to `origin` (a resolved ticket origin): the named origin's own, else the tunnel's. */
+export function originMode(tunnel: TunnelSpec, origin: { readonly proxyProtocol?: 'none' | 'v2' | 'spp' }): 'none' | 'v2' | 'spp' {
+  return origin.proxyProtocol ?? tunnel.proxyProtocol ?? 'none';
 }
 
 /**

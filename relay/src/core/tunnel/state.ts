@@ -49,6 +49,8 @@ export class TunnelSession extends SessionBase {
   ticketBytesPerSecond = Number.POSITIVE_INFINITY;
   /** The latency budget the client's open asked for, ms; undefined: the relay's `tunnel.fec.latencyBudgetMs`. */
   latencyBudgetMs: number | undefined = undefined;
+  /** The header its origin gets (`tunnel.proxyProtocol`, or the named origin's own): set at open and by a reload. */
+  proxyProtocol: 'none' | 'v2' | 'spp' = 'none';
   /** The ticket's player id (given to the origin in a PROXY v2 TLV), or undefined. */
   playerId: string | undefined = undefined;
   /** Exit role: the address the session was opened from, when it is the player's (undefined when a fleet relay forwarded the open). */
