@@ -29,6 +29,8 @@ export type TransportRemotes = ReadonlyMap<number, Endpoint>;
 
 /** SPP's stand-in for an unknown player address (it has no "unknown"). */
 const SPP_UNKNOWN: Endpoint = { address: '::', port: 0 };
+/** The relay's address when its configured one is not an IP literal. */
+const UNSPECIFIED: Endpoint = { address: '0.0.0.0', port: 0 };
 const IP_SCRATCH = new Uint8Array(16);
 
 /**
@@ -45,7 +47,8 @@ export function originHeader(session: TunnelSession, tunnel: TunnelSpec, remotes
   const port = exitRole ? session.openedFromPort : session.clientPort;
   if (session.originPrefixMode === mode && session.originPrefixAddress === address && session.originPrefixPort === port) return session.originPrefix;
   const player = address === undefined ? undefined : playerEndpoint(address, port, remotes);
-  const relay = { address: tunnel.listenAddress, port: tunnel.listenPort };
+  // The tunnel's listen address as configured (an IP literal; a config built in code that gives none says 0.0.0.0:0).
+  const relay = ipEndpoint(tunnel.listenAddress, tunnel.listenPort) ?? UNSPECIFIED;
   const playerId = session.playerId === undefined ? {} : { playerId: session.playerId };
   session.originPrefix = mode === 'v2' ? (player === undefined ? encodeProxyV2Unspec(playerId) : encodeProxyV2('udp', player, relay, playerId)) : encodeSpp(player ?? SPP_UNKNOWN, relay);
   session.originPrefixMode = mode;
@@ -66,6 +69,11 @@ export function originMode(tunnel: TunnelSpec, origin: { readonly proxyProtocol?
  */
 export function playerEndpoint(address: string, port: number, remotes: TransportRemotes): Endpoint | undefined {
   const real = port >= TRANSPORT_PORT_BASE ? remotes.get(port) : { address, port };
-  if (real === undefined || !Number.isInteger(real.port) || real.port < 0 || real.port > 65_535 || !writeIpAs16(real.address, IP_SCRATCH, 0)) return undefined;
-  return real;
+  return real === undefined ? undefined : ipEndpoint(real.address, real.port);
+}
+
+/** `{address, port}` when it is an IP literal and a port of 0–65535 (what the encoders take without throwing), else undefined. */
+function ipEndpoint(address: string, port: number): Endpoint | undefined {
+  if (!Number.isInteger(port) || port < 0 || port > 65_535 || !writeIpAs16(address, IP_SCRATCH, 0)) return undefined;
+  return { address, port };
 }
