@@ -6,14 +6,16 @@
 //
 // Two ports, because whether a datagram carries a header is the relay rule's setting,
 // not something to guess from the bytes (a game payload may start with any byte):
-// - `--proxy-port`: traffic from relay L4 rules with `proxyProtocol: v2` or `spp`
-//   (relay/README.md). A datagram without a valid header is dropped: only relays send here.
-// - `--port`: tunnel sessions (players using the SDK). The relay's tunnel does not add a
-//   header yet (issue #15 item 4), so the player shows up as the relay's address.
+// - `--proxy-port`: traffic from relay L4 rules with `proxyProtocol: v2` or `spp`, or
+//   from a tunnel with `tunnel.proxyProtocol` (relay/README.md, "What the origin sees"),
+//   which also gives the ticket's player id. A datagram without a valid header is
+//   dropped: only relays send here.
+// - `--port`: plain traffic (a tunnel without `tunnel.proxyProtocol`, as in
+//   local-fleet.mjs): the player shows up as the relay's address.
 // Prints one JSON line per new player and a count every 5 s; SIGINT/SIGTERM stop it.
 import { createSocket } from 'node:dgram';
 import { parseArgs } from 'node:util';
-import { parseProxyHeader } from 'slipstream/origin';
+import { parsePlayerDatagram } from 'slipstream/origin';
 
 const { values } = parseArgs({ options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '27015' }, 'proxy-port': { type: 'string', default: '27016' } } });
 const players = new Map();
@@ -34,13 +36,13 @@ plain.on('message', (msg, rinfo) => {
 
 const proxied = createSocket('udp4');
 proxied.on('message', (msg, rinfo) => {
-  const parsed = parseProxyHeader(msg);
-  if (!parsed.ok) return; // not from a relay (or a broken header): drop
-  if (!parsed.header.proxied) return; // PROXY v2 LOCAL: the relay's own health check
-  const player = parsed.header.source;
-  seen(`l4 ${player.address}:${player.port}`, { via: parsed.header.format, player: `${player.address}:${player.port}`, relay: `${rinfo.address}:${rinfo.port}` });
-  // Replies go back to the relay's flow socket as plain payload (the relay adds nothing on the way back).
-  proxied.send(msg.subarray(parsed.header.headerBytes), rinfo.port, rinfo.address);
+  const d = parsePlayerDatagram(msg);
+  if (!d.ok) return; // not from a relay (or a broken header), or the relay's own health check: drop
+  // The address is undefined when the relay did not know it (a PROXY v2 UNSPEC header); the player id comes from the ticket.
+  const player = d.address === undefined ? 'unknown' : `${d.address}:${d.port}`;
+  seen(`proxied ${player} ${d.playerId ?? ''} ${rinfo.address}:${rinfo.port}`, { via: d.format, player, ...(d.playerId !== undefined ? { playerId: d.playerId } : {}), relay: `${rinfo.address}:${rinfo.port}` });
+  // Replies go back to the relay's socket as plain payload (the relay adds nothing on the way back).
+  proxied.send(d.payload, rinfo.port, rinfo.address);
   echoed++;
 });
 

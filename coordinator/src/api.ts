@@ -4,6 +4,7 @@
  * against (validate.ts does the checking). coordinator/README.md documents every field.
  */
 import { ORIGIN_RULE } from '../../proto/src/api/validate.js';
+import { PLAYER_ID_CHARS_MAX, PLAYER_ID_PATTERN } from '../../proto/src/proxy-protocol.js';
 import { BODY_BYTES_MAX } from './constants.js';
 import type { TicketPolicy } from './core/ticket-policy.js';
 import { check, type FieldRule, type Invalid } from './validate.js';
@@ -79,6 +80,7 @@ export function sessionRequestRule(policy: TicketPolicy): FieldRule {
       origin: ORIGIN_RULE,
       ttlS: { type: 'number', min: 1, max: policy.ttlSMax, integer: true, optional: true },
       exitRelay: { type: 'string', maxChars: 64, optional: true, pattern: /^[A-Za-z0-9._-]{1,64}$/, patternText: "a relay id (letters, digits, . _ -) or 'auto'" },
+      playerId: { type: 'string', maxChars: PLAYER_ID_CHARS_MAX, optional: true, pattern: PLAYER_ID_PATTERN, patternText: '1–128 printable ASCII characters without spaces' },
       limits: {
         type: 'object',
         optional: true,

@@ -629,7 +629,8 @@ export class CoordinatorService {
     const { issuedAtMs, expiresAtMs, limits, exit } = decided.grant;
     const sessionId = randomBytes(8).toString('hex');
     const sessionKey = new Uint8Array(randomBytes(SESSION_KEY_BYTES));
-    const ticket = issueTicket({ sessionId, origin, issuedAtMs, expiresAtMs, limits, sessionKey, sealNonce: new Uint8Array(randomBytes(SEAL_NONCE_BYTES)), ...(exit !== undefined ? { exit } : {}) }, this.signingKey, this.settings.keys.sealKey);
+    const player = request.playerId !== undefined ? { playerId: request.playerId } : {};
+    const ticket = issueTicket({ sessionId, origin, issuedAtMs, expiresAtMs, limits, sessionKey, sealNonce: new Uint8Array(randomBytes(SEAL_NONCE_BYTES)), ...(exit !== undefined ? { exit } : {}), ...player }, this.signingKey, this.settings.keys.sealKey);
     this.core.noteSession(sessionId, expiresAtMs);
     this.sessionsIssued.inc();
     return {
@@ -641,6 +642,7 @@ export class CoordinatorService {
         expiresAtMs,
         limits,
         ...(exit !== undefined ? { exitRelay: exit.relayId } : {}),
+        ...player,
         ticket: Buffer.from(ticket).toString('base64'),
         sessionKey: Buffer.from(sessionKey).toString('base64'),
         ticketPublicKey: Buffer.from(this.ticketPublicKey).toString('base64'),

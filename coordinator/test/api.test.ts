@@ -156,6 +156,12 @@ describe('slipstream coordinator process', () => {
       assert.equal(verified.claims.expiresAtMs - verified.claims.issuedAtMs, 60_000);
       const key = openSessionKey(verified.claims, new Uint8Array(Buffer.from(keys.sealKey, 'base64')));
       assert.deepEqual(Buffer.from(key!).toString('base64'), issued.sessionKey);
+      assert.equal(verified.claims.playerId, undefined, 'no player id unless asked for');
+      // A player id is signed into the ticket (relays give it to the origin).
+      const withPlayer = await backend.issueSession({ origin: 'eu-game', playerId: 'steam:76561197960287930' });
+      assert.equal(withPlayer.playerId, 'steam:76561197960287930');
+      const v2 = verifyTicket(new Uint8Array(Buffer.from(withPlayer.ticket, 'base64')), ticketVerifyKeyFromRaw(publicKey), Date.now());
+      assert.ok(v2.ok && v2.claims.playerId === 'steam:76561197960287930');
 
       const got: RevocationEntry[] = [];
       const follower = relay.followRevocations((list) => got.push(...list), { waitMs: 10_000 });
@@ -203,6 +209,7 @@ describe('slipstream coordinator process', () => {
         ['POST', '/v1/session', JSON.stringify({ origin: 'atlantis' }), api, 404, 'unknown_origin', 'origin'],
         ['POST', '/v1/session', JSON.stringify({ origin: 42 }), api, 400, 'invalid_field', 'origin'],
         ['POST', '/v1/session', JSON.stringify({ origin: 'eu-game', ttlS: 1e9 }), api, 400, 'invalid_field', 'ttlS'],
+        ['POST', '/v1/session', JSON.stringify({ origin: 'eu-game', playerId: 'has space' }), api, 400, 'invalid_field', 'playerId'],
         ['POST', '/v1/session', 'not json', api, 400, 'bad_json', '<body>'],
         ['DELETE', '/v1/session/xyz', undefined, api, 400, 'invalid_field', 'sessionId'],
         ['DELETE', '/v1/session/0123456789abcdef', undefined, undefined, 401, 'unauthorized', 'authorization'],
@@ -229,7 +236,7 @@ describe('slipstream coordinator process', () => {
       const text = await (await fetch(`${coordinator.url}/metrics`)).text();
       assert.match(text, /slipstream_coordinator_http_requests_total\{route="GET \/v1\/route",status="200"\} \d+/);
       assert.match(text, /slipstream_coordinator_relays\{health="unhealthy"\} \d+/);
-      assert.match(text, /slipstream_coordinator_sessions_issued_total 1/);
+      assert.match(text, /slipstream_coordinator_sessions_issued_total 2/);
       assert.match(text, /slipstream_coordinator_store_up 1/);
     });
   });

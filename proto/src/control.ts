@@ -96,6 +96,14 @@ export interface ControlMessageFields {
      * unknown fields).
      */
     cookie?: Uint8Array;
+    /**
+     * Entry relay → exit relay only: the player's address as the entry sees it
+     * (`IP:port`, `[IPv6]:port`), added to the open it forwards when its
+     * `tunnel.proxyProtocol` is set, so the exit's origin header names the player, not
+     * the entry. An exit believes it only from a fleet relay (`tunnel.peerCidrs` or the
+     * fleet list); SDKs never send it, and relays ignore it from anyone else.
+     */
+    client?: string;
   };
   /**
    * Relay → SDK: the relay is over its ticket-verification budget and wants proof of
@@ -187,6 +195,7 @@ export const controlSchemas: { readonly [T in ControlMessageType]: Readonly<Reco
     fecModes: { kind: 'strings', maxItems: 8, maxChars: 16 },
     latencyBudgetMs: { kind: 'number', min: 0, max: 1000, optional: true },
     cookie: { kind: 'bytes', maxBytes: COOKIE_BYTES_MAX, optional: true },
+    client: { kind: 'string', maxChars: 64, optional: true, pattern: /^(\[[0-9A-Fa-f:.]+\]|[0-9.]+):\d{1,5}$/ },
   },
   sessionRetry: {
     cookie: { kind: 'bytes', maxBytes: COOKIE_BYTES_MAX },

@@ -15,6 +15,12 @@
  *  2 B length of what follows (addresses + TLVs)
  *  IPv4: src 4, dst 4, src port 2, dst port 2 (12 B)   IPv6: 16, 16, 2, 2 (36 B)
  * ```
+ * TLVs may follow the address block (type 1 B, length 2 B, value), inside the length.
+ * Slipstream's tunnel sends one of its own, {@link PROXY_V2_TLV_PLAYER_ID} (the ticket's
+ * player id, in HAProxy's custom range 0xE0–0xEF), and, when it does not know the
+ * player's address, the PROXY command with family UNSPEC (`0x00`): no address block,
+ * the TLVs only ({@link encodeProxyV2Unspec}).
+ *
  * SPP layout: magic `0x56EC`, client address (16 B, IPv4 as `::ffff:a.b.c.d`),
  * proxy address (16 B), client port (2 B), proxy port (2 B); the payload follows.
  */
@@ -30,6 +36,16 @@ export const PROXY_V2_IPV4_BYTES = 28;
 export const PROXY_V2_IPV6_BYTES = 52;
 /** Largest PROXY v2 header we accept (fixed part + the 16-bit length's maximum). */
 export const PROXY_V2_BYTES_MAX = PROXY_V2_FIXED_BYTES + 0xffff;
+/**
+ * PROXY v2 TLV type of the player id (the `playerId` of the session's ticket, printable
+ * ASCII, 1–{@link PLAYER_ID_CHARS_MAX} bytes): the first of HAProxy's custom range
+ * (`PP2_TYPE_MIN_CUSTOM`, 0xE0–0xEF), which HAProxy itself never sends.
+ */
+export const PROXY_V2_TLV_PLAYER_ID = 0xe0;
+/** Longest player id, characters (= bytes: printable ASCII, no space). */
+export const PLAYER_ID_CHARS_MAX = 128;
+/** What a player id may hold: 1–128 printable ASCII characters, no space (ids, not names). */
+export const PLAYER_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
 /** The SPP magic number (first two bytes). */
 export const SPP_MAGIC = 0x56ec;
 /** Size of a Simple Proxy Protocol header. */
@@ -47,7 +63,9 @@ export type ProxyParseFailure =
   /** PROXY v2 with a version nibble other than 2, or a command other than LOCAL/PROXY. */
   | 'bad-version'
   /** An address family or transport this parser does not know, or a length too small for it. */
-  | 'bad-family';
+  | 'bad-family'
+  /** PROXY v2 TLVs that overrun the header's length, or a player id TLV that is not 1–128 printable ASCII bytes. */
+  | 'bad-tlv';
 
 /** What a parsed header says. */
 export interface ProxyHeader {
@@ -57,10 +75,16 @@ export interface ProxyHeader {
   readonly proxied: boolean;
   /** `tcp` or `udp` (PROXY v2 says; SPP is always `udp`). */
   readonly transport: 'tcp' | 'udp';
-  /** The player's address as the relay saw it (undefined for LOCAL). */
+  /**
+   * The player's address as the relay saw it. Undefined for LOCAL, and for a PROXY v2
+   * UNSPEC header (`proxied` true): a player the relay forwards for without knowing
+   * its address (relay/README.md, "What the origin sees").
+   */
   readonly source: Endpoint | undefined;
-  /** The address the player sent to (the relay's listening address; undefined for LOCAL). */
+  /** The address the player sent to (the relay's listening address; undefined for LOCAL and UNSPEC). */
   readonly destination: Endpoint | undefined;
+  /** The player id of the session's ticket (PROXY v2 TLV {@link PROXY_V2_TLV_PLAYER_ID}); undefined when absent, always for SPP. */
+  readonly playerId: string | undefined;
   /** Bytes the header occupies: the application payload starts here. */
   readonly headerBytes: number;
 }
@@ -191,34 +215,58 @@ function readU16(bytes: Uint8Array, offset: number): number {
 
 // ---- PROXY v2 ----
 
+/** Options of the PROXY v2 encoders: TLVs to append. */
+export interface ProxyV2Options {
+  /** The player id (TLV {@link PROXY_V2_TLV_PLAYER_ID}); must match {@link PLAYER_ID_PATTERN}. */
+  readonly playerId?: string;
+}
+
 /**
- * Encodes a PROXY v2 `PROXY` header (no TLVs) for a connection or datagram from
- * `source` (the player) to `destination` (the relay's listening address). IPv4 is used
- * when both are IPv4, else IPv6 (IPv4 then mapped). Allocates: the relay builds it once
- * per flow, not per packet. Throws RangeError when an address is not an IP literal or a
- * port is out of range (a programmer error: the relay passes socket addresses).
+ * Encodes a PROXY v2 `PROXY` header for a connection or datagram from `source` (the
+ * player) to `destination` (the relay's listening address), with the TLVs `options`
+ * asks for. IPv4 is used when both are IPv4, else IPv6 (IPv4 then mapped). Allocates:
+ * the relay builds it once per flow or session, not per packet. Throws RangeError when
+ * an address is not an IP literal, a port is out of range or a player id does not match
+ * {@link PLAYER_ID_PATTERN} (programmer errors: the relay passes checked values).
  */
-export function encodeProxyV2(transport: 'tcp' | 'udp', source: Endpoint, destination: Endpoint): Uint8Array {
+export function encodeProxyV2(transport: 'tcp' | 'udp', source: Endpoint, destination: Endpoint, options: ProxyV2Options = {}): Uint8Array {
   checkPort(source.port);
   checkPort(destination.port);
+  const tlvs = encodeTlvs(options);
   const v4 = new Uint8Array(8);
   const bothV4 = parseIpv4Into(source.address, v4, 0) && parseIpv4Into(destination.address, v4, 4);
-  const out = new Uint8Array(bothV4 ? PROXY_V2_IPV4_BYTES : PROXY_V2_IPV6_BYTES);
+  const out = new Uint8Array((bothV4 ? PROXY_V2_IPV4_BYTES : PROXY_V2_IPV6_BYTES) + tlvs.length);
   out.set(PROXY_V2_SIGNATURE, 0);
   out[12] = 0x21;
   out[13] = ((bothV4 ? 1 : 2) << 4) | (transport === 'tcp' ? 1 : 2);
   if (bothV4) {
-    writeU16(out, 14, 12);
+    writeU16(out, 14, 12 + tlvs.length);
     out.set(v4, 16);
     writeU16(out, 24, source.port);
     writeU16(out, 26, destination.port);
   } else {
-    writeU16(out, 14, 36);
+    writeU16(out, 14, 36 + tlvs.length);
     if (!writeIpAs16(source.address, out, 16)) throw new RangeError(`encodeProxyV2: '${source.address}' is not an IP address`);
     if (!writeIpAs16(destination.address, out, 32)) throw new RangeError(`encodeProxyV2: '${destination.address}' is not an IP address`);
     writeU16(out, 48, source.port);
     writeU16(out, 50, destination.port);
   }
+  out.set(tlvs, out.length - tlvs.length);
+  return out;
+}
+
+/**
+ * Encodes a PROXY v2 `PROXY` header with family UNSPEC (`0x00`, §2.2): the relay
+ * forwards for a player whose address it does not know, so there is no address block,
+ * only the TLVs `options` asks for (the player id). Throws RangeError for a bad player id.
+ */
+export function encodeProxyV2Unspec(options: ProxyV2Options = {}): Uint8Array {
+  const tlvs = encodeTlvs(options);
+  const out = new Uint8Array(PROXY_V2_FIXED_BYTES + tlvs.length);
+  out.set(PROXY_V2_SIGNATURE, 0);
+  out[12] = 0x21;
+  writeU16(out, 14, tlvs.length);
+  out.set(tlvs, PROXY_V2_FIXED_BYTES);
   return out;
 }
 
@@ -228,6 +276,45 @@ export function encodeProxyV2Local(): Uint8Array {
   out.set(PROXY_V2_SIGNATURE, 0);
   out[12] = 0x20;
   return out;
+}
+
+function encodeTlvs(options: ProxyV2Options): Uint8Array {
+  const id = options.playerId;
+  if (id === undefined) return new Uint8Array(0);
+  if (!PLAYER_ID_PATTERN.test(id)) throw new RangeError(`proxy header: player id must be 1–${PLAYER_ID_CHARS_MAX} printable ASCII characters without spaces`);
+  const out = new Uint8Array(3 + id.length);
+  out[0] = PROXY_V2_TLV_PLAYER_ID;
+  writeU16(out, 1, id.length);
+  for (let i = 0; i < id.length; i++) out[3 + i] = id.charCodeAt(i);
+  return out;
+}
+
+/**
+ * Reads the TLVs in `bytes[from, to)`: the player id, or `bad` when a TLV overruns the
+ * header or the player id is not 1–128 printable ASCII bytes. Other types are skipped.
+ */
+function readTlvs(bytes: Uint8Array, from: number, to: number): { bad: boolean; playerId: string | undefined } {
+  let playerId: string | undefined;
+  let at = from;
+  while (at < to) {
+    if (at + 3 > to) return { bad: true, playerId: undefined };
+    const type = bytes[at]!;
+    const length = readU16(bytes, at + 1);
+    const end = at + 3 + length;
+    if (end > to) return { bad: true, playerId: undefined };
+    if (type === PROXY_V2_TLV_PLAYER_ID) {
+      if (length === 0 || length > PLAYER_ID_CHARS_MAX) return { bad: true, playerId: undefined };
+      let text = '';
+      for (let i = at + 3; i < end; i++) {
+        const c = bytes[i]!;
+        if (c < 0x21 || c > 0x7e) return { bad: true, playerId: undefined };
+        text += String.fromCharCode(c);
+      }
+      playerId = text;
+    }
+    at = end;
+  }
+  return { bad: false, playerId };
 }
 
 function checkPort(port: number): void {
@@ -242,8 +329,9 @@ function hasV2Signature(bytes: Uint8Array): boolean {
 
 /**
  * Parses a PROXY v2 header at the start of `bytes`. Returns `incomplete` with
- * `bytesNeeded` while a TCP stream has delivered only part of it. Unknown TLVs are
- * skipped (their bytes are inside `headerBytes`). Never throws.
+ * `bytesNeeded` while a TCP stream has delivered only part of it. The player id TLV is
+ * read into `playerId`; other TLVs are skipped (their bytes are inside `headerBytes`);
+ * TLVs that overrun the header are `bad-tlv`. Never throws.
  */
 export function parseProxyV2(bytes: Uint8Array): ProxyParseResult {
   if (!hasV2Signature(bytes)) return { ok: false, failure: 'no-signature' };
@@ -258,7 +346,13 @@ export function parseProxyV2(bytes: Uint8Array): ProxyParseResult {
   const transport = transportNibble === 2 ? 'udp' : 'tcp';
   if ((versionCommand & 0x0f) === 0) {
     // LOCAL: the receiver must ignore the address block whatever it holds (§2.2).
-    return { ok: true, header: { format: 'proxy-v2', proxied: false, transport, source: undefined, destination: undefined, headerBytes: total } };
+    return { ok: true, header: { format: 'proxy-v2', proxied: false, transport, source: undefined, destination: undefined, playerId: undefined, headerBytes: total } };
+  }
+  if (familyTransport === 0) {
+    // PROXY with UNSPEC: forwarded for a player whose address the sender does not know; TLVs only.
+    const tlvs = readTlvs(bytes, PROXY_V2_FIXED_BYTES, total);
+    if (tlvs.bad) return { ok: false, failure: 'bad-tlv' };
+    return { ok: true, header: { format: 'proxy-v2', proxied: true, transport, source: undefined, destination: undefined, playerId: tlvs.playerId, headerBytes: total } };
   }
   if (transportNibble !== 1 && transportNibble !== 2) return { ok: false, failure: 'bad-family' };
   const family = familyTransport >>> 4;
@@ -269,6 +363,8 @@ export function parseProxyV2(bytes: Uint8Array): ProxyParseResult {
   if (length < 2 * addressBytes + 4) return { ok: false, failure: 'bad-family' };
   const formatAddress = family === 1 ? formatIpv4 : formatIp16;
   const portsAt = PROXY_V2_FIXED_BYTES + 2 * addressBytes;
+  const tlvs = readTlvs(bytes, portsAt + 4, total);
+  if (tlvs.bad) return { ok: false, failure: 'bad-tlv' };
   return {
     ok: true,
     header: {
@@ -277,6 +373,7 @@ export function parseProxyV2(bytes: Uint8Array): ProxyParseResult {
       transport,
       source: { address: formatAddress(bytes, PROXY_V2_FIXED_BYTES), port: readU16(bytes, portsAt) },
       destination: { address: formatAddress(bytes, PROXY_V2_FIXED_BYTES + addressBytes), port: readU16(bytes, portsAt + 2) },
+      playerId: tlvs.playerId,
       headerBytes: total,
     },
   };
@@ -314,6 +411,7 @@ export function parseSpp(bytes: Uint8Array): ProxyParseResult {
       transport: 'udp',
       source: { address: formatIp16(bytes, 2), port: readU16(bytes, 34) },
       destination: { address: formatIp16(bytes, 18), port: readU16(bytes, 36) },
+      playerId: undefined,
       headerBytes: SPP_BYTES,
     },
   };
@@ -337,4 +435,43 @@ export function parseProxyHeader(bytes: Uint8Array): ProxyParseResult {
   if (bytes.length === 0) return { ok: false, failure: 'incomplete', bytesNeeded: SPP_BYTES };
   if (bytes[0] === PROXY_V2_SIGNATURE[0]) return parseProxyV2(bytes);
   return parseSpp(bytes);
+}
+
+/** A player's datagram as an origin behind relays gets it ({@link parsePlayerDatagram}). */
+export interface PlayerDatagram {
+  readonly ok: true;
+  /** The header it came with. */
+  readonly format: ProxyFormat;
+  /** The player's IP as the relay saw it; undefined when the relay did not know it (PROXY v2 UNSPEC). */
+  readonly address: string | undefined;
+  /** The player's port as the relay saw it (0–65535); undefined with {@link address}. */
+  readonly port: number | undefined;
+  /** The ticket's player id (tunnel sessions whose ticket has one, PROXY v2 only); undefined otherwise. */
+  readonly playerId: string | undefined;
+  /** The game's bytes: a view into the datagram, after the header. */
+  readonly payload: Uint8Array;
+}
+
+/** Why a datagram is not a player's: a parse failure, or `not-proxied` (a PROXY v2 LOCAL: the relay's own health check). */
+export type PlayerDatagramFailure = { readonly ok: false; readonly failure: ProxyParseFailure | 'not-proxied' };
+
+/**
+ * For origins: the player's address, player id and payload of a datagram from a relay
+ * (PROXY v2 or SPP, detected). Never throws; a datagram without a valid header, or a
+ * relay's health check, is a typed failure (drop it).
+ *
+ * ```ts
+ * socket.on('message', (msg) => {
+ *   const d = parsePlayerDatagram(msg);
+ *   if (!d.ok) return;
+ *   game.onPacket({ address: d.address, port: d.port, playerId: d.playerId }, d.payload);
+ * });
+ * ```
+ */
+export function parsePlayerDatagram(bytes: Uint8Array): PlayerDatagram | PlayerDatagramFailure {
+  const parsed = parseProxyHeader(bytes);
+  if (!parsed.ok) return { ok: false, failure: parsed.failure };
+  const h = parsed.header;
+  if (!h.proxied) return { ok: false, failure: 'not-proxied' };
+  return { ok: true, format: h.format, address: h.source?.address, port: h.source?.port, playerId: h.playerId, payload: bytes.subarray(h.headerBytes) };
 }

@@ -21,6 +21,7 @@
 import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import { ErrorCode, ParseFailure, type ErrorCodeValue, type ParseFailureValue } from './errors.js';
+import { PLAYER_ID_CHARS_MAX, PLAYER_ID_PATTERN } from './proxy-protocol.js';
 
 /** Ticket format version. */
 export const TICKET_VERSION = 1;
@@ -70,6 +71,12 @@ export interface TicketClaims {
    * Absent: whichever relay the client enters through talks to the origin itself.
    */
   readonly exit?: TicketExit;
+  /**
+   * The player the game backend issued the ticket for (`playerId` of `POST /v1/session`),
+   * 1–128 printable ASCII characters; relays with `tunnel.proxyProtocol: v2` give it to
+   * the origin (PROXY v2 TLV 0xE0). Absent when the backend gave none.
+   */
+  readonly playerId?: string;
 }
 
 /** The exit relay a ticket names (see {@link TicketClaims.exit}). */
@@ -120,6 +127,8 @@ export interface TicketInput {
   sealNonce: Uint8Array;
   /** The exit relay, if the session has one (see {@link TicketClaims.exit}). */
   exit?: TicketExit;
+  /** The player id, if any (see {@link TicketClaims.playerId}); must match {@link PLAYER_ID_PATTERN}. */
+  playerId?: string;
 }
 
 /**
@@ -132,6 +141,7 @@ export function issueTicket(input: TicketInput, signingKey: KeyObject, sealKey: 
   if (input.sealNonce.length !== SEAL_NONCE_BYTES) throw new RangeError(`issueTicket: sealNonce must be ${SEAL_NONCE_BYTES} bytes`);
   if (sealKey.length !== SEAL_KEY_BYTES) throw new RangeError(`issueTicket: seal key must be ${SEAL_KEY_BYTES} bytes`);
   if (input.origin.length === 0 || input.origin.length > 255) throw new RangeError('issueTicket: origin must be 1–255 characters');
+  if (input.playerId !== undefined && !PLAYER_ID_PATTERN.test(input.playerId)) throw new RangeError(`issueTicket: playerId must be 1–${PLAYER_ID_CHARS_MAX} printable ASCII characters without spaces`);
   if (input.exit !== undefined && !validExit(input.exit.relayId, input.exit.address)) throw new RangeError('issueTicket: exit needs a relay id (1–64 of A-Z a-z 0-9 . _ -) and an address of at most 64 characters');
   const cipher = createCipheriv('aes-256-gcm', sealKey, input.sealNonce);
   cipher.setAAD(Buffer.from(input.sessionId, 'ascii'));
@@ -148,6 +158,7 @@ export function issueTicket(input: TicketInput, signingKey: KeyObject, sealKey: 
     key: sealedKey,
     // Absent (not null) without an exit: tickets without one stay byte-identical to before.
     ...(input.exit !== undefined ? { xid: input.exit.relayId, xaddr: input.exit.address } : {}),
+    ...(input.playerId !== undefined ? { pid: input.playerId } : {}),
   });
   const signed = Buffer.alloc(2 + claims.length);
   signed.writeUInt16BE(claims.length, 0);
@@ -212,6 +223,7 @@ export function verifyTicket(bytes: Uint8Array, verifyKey: KeyObject | readonly 
   if (!(c.nonce instanceof Uint8Array) || c.nonce.length !== SEAL_NONCE_BYTES) return malformed(ParseFailure.BadShape, 'nonce');
   if (!(c.key instanceof Uint8Array) || c.key.length !== SESSION_KEY_BYTES + SEAL_TAG_BYTES) return malformed(ParseFailure.BadShape, 'key');
   if ((c.xid !== undefined || c.xaddr !== undefined) && !validExit(c.xid, c.xaddr)) return malformed(ParseFailure.BadShape, 'exit');
+  if (c.pid !== undefined && (typeof c.pid !== 'string' || !PLAYER_ID_PATTERN.test(c.pid))) return malformed(ParseFailure.BadShape, 'playerId');
   if (wallNowMs > c.exp + clockSkewMs) return { ok: false, code: ErrorCode.TicketExpired, detail: `expired ${Math.round((wallNowMs - c.exp) / 1000)} s ago` };
   // Issued in the future beyond the skew: the issuer's clock is wrong or the ticket was
   // minted ahead to outlive a revocation window; either way not to be trusted.
@@ -227,6 +239,7 @@ export function verifyTicket(bytes: Uint8Array, verifyKey: KeyObject | readonly 
       sealNonce: c.nonce,
       sealedKey: c.key,
       ...(typeof c.xid === 'string' && typeof c.xaddr === 'string' ? { exit: { relayId: c.xid, address: c.xaddr } } : {}),
+      ...(typeof c.pid === 'string' ? { playerId: c.pid } : {}),
     },
   };
 }

@@ -4,12 +4,15 @@ import fc from 'fast-check';
 import {
   encodeProxyV2,
   encodeProxyV2Local,
+  encodeProxyV2Unspec,
   encodeSpp,
+  parsePlayerDatagram,
   parseProxyHeader,
   parseProxyV2,
   parseSpp,
   PROXY_V2_IPV4_BYTES,
   PROXY_V2_IPV6_BYTES,
+  PROXY_V2_TLV_PLAYER_ID,
   SPP_BYTES,
 } from '../src/proxy-protocol.js';
 
@@ -48,7 +51,7 @@ test('PROXY v2 IPv4 round trip for TCP and UDP', () => {
       datagram.set(payload, header.length);
       const parsed = parseProxyHeader(datagram);
       assert.ok(parsed.ok);
-      assert.deepEqual(parsed.header, { format: 'proxy-v2', proxied: true, transport, source: { address: sa, port: sp }, destination: { address: da, port: dp }, headerBytes: PROXY_V2_IPV4_BYTES });
+      assert.deepEqual(parsed.header, { format: 'proxy-v2', proxied: true, transport, source: { address: sa, port: sp }, destination: { address: da, port: dp }, playerId: undefined, headerBytes: PROXY_V2_IPV4_BYTES });
       assert.deepEqual(datagram.subarray(parsed.header.headerBytes), payload);
     }),
     { interruptAfterTimeLimit: 2000 },
@@ -109,7 +112,7 @@ test('SPP: 38 bytes, IPv4 and IPv6 round trip', () => {
       assert.deepEqual([header[0], header[1]], [0x56, 0xec]);
       const parsed = parseProxyHeader(header);
       assert.ok(parsed.ok);
-      assert.deepEqual(parsed.header, { format: 'spp', proxied: true, transport: 'udp', source: { address: sa, port: sp }, destination: { address: da, port: dp }, headerBytes: SPP_BYTES });
+      assert.deepEqual(parsed.header, { format: 'spp', proxied: true, transport: 'udp', source: { address: sa, port: sp }, destination: { address: da, port: dp }, playerId: undefined, headerBytes: SPP_BYTES });
     }),
     { interruptAfterTimeLimit: 2000 },
   );
@@ -137,4 +140,58 @@ test('arbitrary bytes never throw and never claim more bytes than given', () => 
     }),
     { numRuns: 5000, interruptAfterTimeLimit: 3000 },
   );
+});
+
+test('PROXY v2 player id TLV: exact bytes (type 0xE0, big-endian length, ASCII), parsed back with the address', () => {
+  const header = encodeProxyV2('udp', { address: '198.51.100.7', port: 40001 }, { address: '10.0.0.1', port: 4433 }, { playerId: 'p-42' });
+  assert.equal(PROXY_V2_TLV_PLAYER_ID, 0xe0);
+  // prettier-ignore
+  assert.deepEqual([...header], [
+    0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, // signature
+    0x21, 0x12, 0x00, 12 + 7,                                               // v2 PROXY, AF_INET DGRAM, length 19
+    198, 51, 100, 7, 10, 0, 0, 1, 0x9c, 0x41, 0x11, 0x51,                   // 198.51.100.7:40001 → 10.0.0.1:4433
+    0xe0, 0x00, 0x04, 0x70, 0x2d, 0x34, 0x32,                               // TLV 0xE0, 4 bytes, "p-42"
+  ]);
+  const datagram = Uint8Array.from([...header, 9, 8, 7]);
+  const parsed = parseProxyHeader(datagram);
+  assert.ok(parsed.ok);
+  assert.deepEqual(parsed.header, { format: 'proxy-v2', proxied: true, transport: 'udp', source: { address: '198.51.100.7', port: 40001 }, destination: { address: '10.0.0.1', port: 4433 }, playerId: 'p-42', headerBytes: PROXY_V2_IPV4_BYTES + 7 });
+  assert.deepEqual(parsePlayerDatagram(datagram), { ok: true, format: 'proxy-v2', address: '198.51.100.7', port: 40001, playerId: 'p-42', payload: Uint8Array.of(9, 8, 7) });
+  // IPv6, and the longest id.
+  const id = 'x'.repeat(128);
+  const v6 = parseProxyV2(encodeProxyV2('udp', { address: '2001:db8::7', port: 1 }, { address: '2001:db8::1', port: 2 }, { playerId: id }));
+  assert.ok(v6.ok);
+  assert.equal(v6.header.playerId, id);
+  assert.equal(v6.header.headerBytes, PROXY_V2_IPV6_BYTES + 3 + 128);
+});
+
+test('PROXY v2 UNSPEC: no address, the player id only; parsePlayerDatagram gives no address, a LOCAL is not a player', () => {
+  const header = encodeProxyV2Unspec({ playerId: 'alice' });
+  assert.deepEqual([...header.subarray(12)], [0x21, 0x00, 0x00, 8, 0xe0, 0x00, 0x05, ...Buffer.from('alice')]);
+  const datagram = Uint8Array.from([...header, 1, 2]);
+  assert.deepEqual(parsePlayerDatagram(datagram), { ok: true, format: 'proxy-v2', address: undefined, port: undefined, playerId: 'alice', payload: Uint8Array.of(1, 2) });
+  const bare = parseProxyV2(encodeProxyV2Unspec());
+  assert.ok(bare.ok && bare.header.proxied && bare.header.source === undefined && bare.header.playerId === undefined && bare.header.headerBytes === 16);
+  assert.deepEqual(parsePlayerDatagram(encodeProxyV2Local()), { ok: false, failure: 'not-proxied' });
+  assert.deepEqual(parsePlayerDatagram(Uint8Array.of(1, 2, 3)), { ok: false, failure: 'no-signature' });
+});
+
+test('PROXY v2 TLVs that overrun the header, or a player id that is empty, too long or not printable ASCII, are bad-tlv', () => {
+  const base = encodeProxyV2('udp', { address: '192.0.2.1', port: 1 }, { address: '192.0.2.2', port: 2 });
+  const withTlv = (tlv: number[]): Uint8Array => {
+    const out = Uint8Array.from([...base, ...tlv]);
+    out[14] = 0;
+    out[15] = 12 + tlv.length;
+    return out;
+  };
+  assert.deepEqual(parseProxyV2(withTlv([0xe0, 0x00, 0x05, 0x61])), { ok: false, failure: 'bad-tlv' }, 'length past the header');
+  assert.deepEqual(parseProxyV2(withTlv([0xe0, 0x00])), { ok: false, failure: 'bad-tlv' }, 'a cut TLV header');
+  assert.deepEqual(parseProxyV2(withTlv([0xe0, 0x00, 0x00])), { ok: false, failure: 'bad-tlv' }, 'an empty id');
+  assert.deepEqual(parseProxyV2(withTlv([0xe0, 0x00, 0x02, 0x61, 0x20])), { ok: false, failure: 'bad-tlv' }, 'a space');
+  assert.deepEqual(parseProxyV2(withTlv([0xe0, 0x00, 0x02, 0xc3, 0xa9])), { ok: false, failure: 'bad-tlv' }, 'not ASCII');
+  assert.deepEqual(parseProxyV2(withTlv([0xe0, 0x00, 129, ...new Array<number>(129).fill(0x61)])), { ok: false, failure: 'bad-tlv' }, '129 bytes');
+  // Other TLVs are skipped; the player id is found after them.
+  const ok = parseProxyV2(withTlv([0x04, 0x00, 0x01, 0x00, 0xe0, 0x00, 0x01, 0x62]));
+  assert.ok(ok.ok && ok.header.playerId === 'b');
+  for (const bad of ['', 'a b', 'é', 'x'.repeat(129)]) assert.throws(() => encodeProxyV2Unspec({ playerId: bad }), RangeError, JSON.stringify(bad));
 });

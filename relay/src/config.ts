@@ -124,7 +124,11 @@ const FLEET_KEYS = ['relayId', 'region', 'latitude', 'longitude', 'tunnelAddress
 const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'sessionsMax', 'connectTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny', 'connectionBytesPerSecond', 'bytesPerSecond'];
 const HEALTH_KEYS = ['mode', 'intervalMs', 'timeoutMs', 'failuresToDown', 'successesToUp', 'udpPayloadHex'];
 const LIMIT_KEYS = ['sessionsMax', 'udpFlowsMax', 'tcpConnectionsMax', 'tunnelSessionsMax', 'unrepliedIdleTimeoutMs', 'sessionsPerSourceMax', 'newSessionsPerSourcePerSecond', 'sourcePacketsPerSecond', 'sourceBytesPerSecond', 'sessionPacketsPerSecond', 'sessionBytesPerSecond', 'unauthenticatedPacketsPerSecond', 'ticketVerificationsPerSecond', 'ticketVerificationsPerSourcePerSecond', 'burstMs'];
-const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'additionalTicketPublicKeys', 'sealKey', 'sealKeyFile', 'additionalSealKeys', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'revocationStateFile', 'revocationMaxAgeMs', 'revocationStalePolicy', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'coordinatorIdentityKeyFile', 'coordinatorJoinToken', 'coordinatorJoinTokenFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs', 'webrtc'];
+/** A `tunnel.origins` entry in its long form. */
+const TUNNEL_ORIGIN_KEYS = ['address', 'proxyProtocol'];
+/** Values of `tunnel.proxyProtocol` (and of an origin's own). */
+const PROXY_PROTOCOLS = ['none', 'v2', 'spp'];
+const TUNNEL_KEYS = ['listen', 'ticketPublicKey', 'additionalTicketPublicKeys', 'sealKey', 'sealKeyFile', 'additionalSealKeys', 'origins', 'allowOriginCidrs', 'idleTimeoutMs', 'clockSkewMs', 'allow', 'deny', 'revocationFile', 'revocationPollMs', 'revocationStateFile', 'revocationMaxAgeMs', 'revocationStalePolicy', 'coordinatorUrl', 'coordinatorFleetSecret', 'coordinatorFleetSecretFile', 'coordinatorIdentityKeyFile', 'coordinatorJoinToken', 'coordinatorJoinTokenFile', 'fec', 'relayId', 'peerCidrs', 'exitDeadAfterMs', 'webrtc', 'proxyProtocol'];
 const FEC_KEYS = ['modes', 'k', 'r', 'holdMs', 'copies', 'spacingMs', 'adaptive', 'overheadMax', 'latencyBudgetMs', 'sw'];
 const FEC_SW_KEYS = ['repairsPerSource', 'repairSpacingMs', 'windowPackets', 'windowMs'];
 const RATE_MAX = 1e10;
@@ -354,11 +358,18 @@ function tunnel(reader: ConfigReader): TunnelSpec | undefined {
   // Key rotation: further keys accepted besides the one in use, at most a few.
   const additionalTicketPublicKeys = base64KeyList(reader, [...p, 'additionalTicketPublicKeys'], 32, [publicKey]);
   const additionalSealKeys = base64KeyList(reader, [...p, 'additionalSealKeys'], SEAL_KEY_BYTES, [sealKey]);
-  const origins = new Map<string, { address: string; port: number }>();
+  const origins = new Map<string, { address: string; port: number; proxyProtocol?: NonNullable<TunnelSpec['proxyProtocol']> }>();
   for (const name of reader.mapKeys([...p, 'origins'], { optional: true })) {
-    const o = hostPort(reader, [...p, 'origins', name], false);
-    if (o.port === 0) reader.fail([...p, 'origins', name], 'port 0 is not an origin port; expected 1–65535');
-    origins.set(name, { address: o.host, port: o.port });
+    // `name: IP:port`, or `name: { address: IP:port, proxyProtocol: … }` for an origin with its own header.
+    const op: ConfigPath = [...p, 'origins', name];
+    const entry = reader.get(op);
+    const long = entry !== null && typeof entry === 'object' && !Array.isArray(entry);
+    if (long) reader.rejectUnknownKeys(op, TUNNEL_ORIGIN_KEYS);
+    const ap: ConfigPath = long ? [...op, 'address'] : op;
+    const o = hostPort(reader, ap, false);
+    if (o.port === 0) reader.fail(ap, 'port 0 is not an origin port; expected 1–65535');
+    const own = long && reader.has([...op, 'proxyProtocol']) ? { proxyProtocol: reader.string([...op, 'proxyProtocol'], { choices: PROXY_PROTOCOLS }) as NonNullable<TunnelSpec['proxyProtocol']> } : {};
+    origins.set(name, { address: o.host, port: o.port, ...own });
   }
   const fp: ConfigPath = [...p, 'fec'];
   reader.rejectUnknownKeys(fp, FEC_KEYS);
@@ -397,6 +408,7 @@ function tunnel(reader: ConfigReader): TunnelSpec | undefined {
     ...exitRelayId(reader),
     peerCidrs: cidrs(reader, [...p, 'peerCidrs']),
     exitDeadAfterMs: reader.number([...p, 'exitDeadAfterMs'], { min: 200, max: 60_000, integer: true, unit: 'ms', default: C.EXIT_DEAD_AFTER_MS_DEFAULT }),
+    proxyProtocol: reader.string([...p, 'proxyProtocol'], { choices: PROXY_PROTOCOLS, default: 'none' }) as NonNullable<TunnelSpec['proxyProtocol']>,
   };
 }
 

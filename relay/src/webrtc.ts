@@ -67,6 +67,8 @@ interface Peer {
   closing: boolean;
   /** The latest peer-connection state libdatachannel reported. */
   state: string;
+  /** Whether the core was given the peer's remote ICE address (for the tunnel origin header). */
+  remoteKnown: boolean;
 }
 
 /** What the entry needs from the relay that runs it. */
@@ -205,6 +207,7 @@ export class WebRtcEntry {
     const now = performance.now();
     peer.lastRxMs = now;
     const bytes = message instanceof ArrayBuffer ? new Uint8Array(message) : message;
+    if (!peer.remoteKnown) this.noteRemote(peer);
     this.init.core.handleDatagram(now, TUNNEL_SOCKET_ID, peer.endpoint, bytes);
     this.init.flush();
   }
@@ -275,7 +278,7 @@ export class WebRtcEntry {
     }
     this.created++;
     const now = performance.now();
-    const peer: Peer = { id, endpoint, pc, sessionId: verdict.sessionId, tunnel: undefined, control: undefined, createdMs: now, lastRxMs: now, connected: false, closing: false, state: 'new' };
+    const peer: Peer = { id, endpoint, pc, sessionId: verdict.sessionId, tunnel: undefined, control: undefined, createdMs: now, lastRxMs: now, connected: false, closing: false, state: 'new', remoteKnown: false };
     this.peers.set(endpoint.port, peer);
     pc.onDataChannel((channel) => this.onChannel(peer, channel));
     pc.onStateChange((state) => {
@@ -316,9 +319,27 @@ export class WebRtcEntry {
     }
   }
 
+  /**
+   * Tells the core the peer's real address (the selected ICE candidate pair's remote
+   * end) before its first message: a tunnel origin header (`tunnel.proxyProtocol`) says
+   * it, never the endpoint's synthetic port. Without a selected pair the header has no address.
+   */
+  private noteRemote(peer: Peer): void {
+    let remote: { address: string; port: number } | undefined;
+    try {
+      remote = peer.pc.getSelectedCandidatePair()?.remote;
+    } catch {
+      remote = undefined;
+    }
+    if (remote === undefined) return;
+    peer.remoteKnown = true;
+    this.init.core.setTransportRemote(peer.endpoint.port, { address: remote.address, port: remote.port });
+  }
+
   private closePeer(peer: Peer, reason: string): void {
     if (this.peers.get(peer.endpoint.port) !== peer) return;
     this.peers.delete(peer.endpoint.port);
+    this.init.core.setTransportRemote(peer.endpoint.port, undefined);
     this.reaped.set(reason, (this.reaped.get(reason) ?? 0) + 1);
     try {
       peer.pc.close();

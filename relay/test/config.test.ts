@@ -86,3 +86,26 @@ test('revocation staleness: the feed rule is set only with tunnel.coordinatorUrl
   assert.match(failure(tunnel([...feed, 'revocationStalePolicy: open'])), /tunnel\.revocationStalePolicy: 'open' is not accepted; expected one of refuse, admit/);
   assert.match(failure(tunnel([...feed, 'revocationMaxAgeMs: 10'])), /tunnel\.revocationMaxAgeMs: 10 is out of range/);
 });
+
+test('tunnel.proxyProtocol: none by default; v2 or spp; anything else is refused naming the key and the choices', () => {
+  const tunnel = (extra: string) => `tunnel:\n  listen: 127.0.0.1:4433\n  ticketPublicKey: '${Buffer.alloc(32, 2).toString('base64')}'\n  sealKey: '${Buffer.alloc(32, 1).toString('base64')}'\n${extra}`;
+  assert.equal(parse(tunnel('')).core.tunnel?.proxyProtocol, 'none');
+  assert.equal(parse(tunnel('  proxyProtocol: v2\n')).core.tunnel?.proxyProtocol, 'v2');
+  assert.equal(parse(tunnel('  proxyProtocol: spp\n')).core.tunnel?.proxyProtocol, 'spp');
+  assert.equal(failure(tunnel('  proxyProtocol: proxy-v2\n')), "relay.yaml:5: tunnel.proxyProtocol: 'proxy-v2' is not accepted; expected one of none, v2, spp");
+  assert.equal(failure(tunnel('  proxyProtocol: [v2]\n')).startsWith('relay.yaml:5: tunnel.proxyProtocol:'), true);
+});
+
+test('tunnel.origins: an entry is IP:port or { address, proxyProtocol } (its own header, else the tunnel’s); bad long forms are refused by key', () => {
+  const tunnel = (origins: string) => `tunnel:\n  listen: 127.0.0.1:4433\n  ticketPublicKey: '${Buffer.alloc(32, 2).toString('base64')}'\n  sealKey: '${Buffer.alloc(32, 1).toString('base64')}'\n  proxyProtocol: spp\n  origins:\n${origins}`;
+  const origins = parse(tunnel('    a: 10.0.0.5:7000\n    b: { address: 10.0.0.6:7001, proxyProtocol: v2 }\n    c: { address: 10.0.0.7:7002 }\n')).core.tunnel!.origins;
+  assert.deepEqual([...origins], [
+    ['a', { address: '10.0.0.5', port: 7000 }],
+    ['b', { address: '10.0.0.6', port: 7001, proxyProtocol: 'v2' }],
+    ['c', { address: '10.0.0.7', port: 7002 }],
+  ]);
+  assert.equal(failure(tunnel('    b: { address: 10.0.0.6:7001, proxyProtocol: v3 }\n')), "relay.yaml:7: tunnel.origins.b.proxyProtocol: 'v3' is not accepted; expected one of none, v2, spp");
+  assert.match(failure(tunnel('    b: { adress: 10.0.0.6:7001 }\n')), /^relay\.yaml:7: tunnel\.origins\.b\.adress: unknown key \(did you mean 'address'\?\)/);
+  assert.match(failure(tunnel('    b: { proxyProtocol: v2 }\n')), /^relay\.yaml:7: tunnel\.origins\.b\.address: /);
+  assert.match(failure(tunnel('    b: { address: 10.0.0.6:0 }\n')), /tunnel\.origins\.b\.address: port 0 is not an origin port/);
+});

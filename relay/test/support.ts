@@ -87,7 +87,7 @@ export interface ClientSession {
 }
 
 /** Mints a ticket (valid by default) with a fresh session id and key from `rng`. */
-export function mintTicket(rng: Rng, options: { origin?: string; expiresInMs?: number; key?: typeof signingKey; sealWith?: Uint8Array; sessionIdHex?: string; pps?: number; bps?: number } = {}): ClientSession {
+export function mintTicket(rng: Rng, options: { origin?: string; expiresInMs?: number; key?: typeof signingKey; sealWith?: Uint8Array; sessionIdHex?: string; pps?: number; bps?: number; playerId?: string; exit?: { relayId: string; address: string } } = {}): ClientSession {
   const high = rng.nextUint32();
   const low = rng.nextUint32();
   const hex = sessionIdToHex(high, low);
@@ -101,6 +101,8 @@ export function mintTicket(rng: Rng, options: { origin?: string; expiresInMs?: n
       limits: { packetsPerSecond: options.pps ?? 0, bytesPerSecond: options.bps ?? 0 },
       sessionKey: key,
       sealNonce: rng.fillBytes(new Uint8Array(12)),
+      ...(options.playerId !== undefined ? { playerId: options.playerId } : {}),
+      ...(options.exit !== undefined ? { exit: options.exit } : {}),
     },
     options.key ?? signingKey,
     options.sealWith ?? sealKey,

@@ -455,6 +455,12 @@ export interface SessionRequest {
    * sees one source address whichever entry relay the player uses. Default none.
    */
   readonly exitRelay?: string;
+  /**
+   * The player the ticket is for, 1–128 printable ASCII characters without spaces (the
+   * game's own id). Signed into the ticket; relays with `tunnel.proxyProtocol: v2` give
+   * it to the origin with each datagram (PROXY v2 TLV 0xE0). Default none.
+   */
+  readonly playerId?: string;
 }
 
 /** A ticket issued by `CoordinatorClient.issueSession`. */
@@ -469,6 +475,8 @@ export interface IssuedSession {
   readonly limits: { packetsPerSecond: number; bytesPerSecond: number };
   /** The exit relay the ticket names, when one was asked for. */
   readonly exitRelay?: string;
+  /** The player id the ticket carries, when one was given. */
+  readonly playerId?: string;
   /** The ticket bytes (proto/src/ticket.ts format), base64. */
   readonly ticket: string;
   /** The 32-byte session key, base64: give it to the player with the ticket, over the game's own secure channel. */

@@ -173,8 +173,11 @@ export interface TunnelSpec {
   readonly additionalTicketPublicKeys?: readonly KeyObject[];
   /** Further seal keys (32 bytes each) tried after {@link sealKey} (default none): a seal-key rotation. */
   readonly additionalSealKeys?: readonly Uint8Array[];
-  /** Origins tickets may name by name → address. */
-  readonly origins: ReadonlyMap<string, { readonly address: string; readonly port: number }>;
+  /**
+   * Origins tickets may name by name → address, each with an optional
+   * {@link proxyProtocol} of its own (default: the tunnel's).
+   */
+  readonly origins: ReadonlyMap<string, { readonly address: string; readonly port: number; readonly proxyProtocol?: 'none' | 'v2' | 'spp' }>;
   /** `host:port` origins in tickets are accepted only inside these blocks (default none: names only). */
   readonly allowOriginCidrs: readonly Cidr[];
   readonly idleTimeoutMs: number;
@@ -202,6 +205,14 @@ export interface TunnelSpec {
    * origin-facing socket, ms. Optional; default `EXIT_DEAD_AFTER_MS_DEFAULT` (1000, constants.ts).
    */
   readonly exitDeadAfterMs?: number;
+  /**
+   * The header in front of every datagram this relay sends to a session's origin (not
+   * on the origin's replies): `v2` (PROXY v2 with the player's address and the ticket's
+   * player id, TLV 0xE0), `spp` (Simple Proxy Protocol: the address only) or `none`.
+   * Optional; default `none`. A named origin may set its own (`origins`); `host:port`
+   * origins take this one. See origin-header.ts for the address used per transport.
+   */
+  readonly proxyProtocol?: 'none' | 'v2' | 'spp';
   /**
    * Set when the relay follows a coordinator's revocation feed (`tunnel.coordinatorUrl`):
    * how old the revocation list may grow (since the feed last answered) before new

@@ -12,6 +12,7 @@ import type { RelayCoreConfig } from './config-types.js';
 import type { Flow, Listener } from './l4-state.js';
 import { RelayOutput, type SocketKind } from './output.js';
 import type { TimerTable } from '../../../proto/src/timer-table.js';
+import type { Endpoint } from '../../../proto/src/transport.js';
 import { relayTimerTable, type TimerKey } from './timers.js';
 import type { TunnelSession } from './tunnel/state.js';
 
@@ -51,6 +52,13 @@ export class RelayContext {
   closed = false;
   /** Whether the tunnel port is open (a Close to a client needs it). */
   tunnelOpen = false;
+  /**
+   * The real remote address of each driver transport (a WebRTC peer connection's
+   * selected ICE candidate), by its synthetic endpoint port (≥ TRANSPORT_PORT_BASE), as
+   * the driver reported it ({@link RelayCore.setTransportRemote}): what a tunnel
+   * origin header says for such a player (tunnel/origin-header.ts).
+   */
+  readonly transportRemotes = new Map<number, Endpoint>();
   private nextId = FIRST_DYNAMIC_ID;
 
   constructor(

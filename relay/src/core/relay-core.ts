@@ -383,6 +383,17 @@ export class RelayCore {
     return this.tunnel.checkSignaling(nowMs, address, ticket);
   }
 
+  /**
+   * App command: the driver transport at endpoint port `port` (≥ TRANSPORT_PORT_BASE, a
+   * WebRTC peer connection) reaches the player at `remote` (its selected ICE candidate
+   * pair's remote address); undefined forgets it (the transport closed). A tunnel
+   * origin header (`tunnel.proxyProtocol`) says this address, never the synthetic port.
+   */
+  setTransportRemote(port: number, remote: Endpoint | undefined): void {
+    if (remote === undefined) this.ctx.transportRemotes.delete(port);
+    else this.ctx.transportRemotes.set(port, { address: remote.address, port: remote.port });
+  }
+
   /** App command: sessions with these ids (16 hex digits) are revoked; live ones end now with `SLIP_ERR_TICKET_REVOKED`. The set replaces the previous one. */
   setRevoked(nowMs: number, sessionIds: ReadonlySet<string>): void {
     this.tunnel.setRevoked(nowMs, sessionIds);

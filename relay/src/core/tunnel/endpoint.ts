@@ -14,7 +14,7 @@ import { ErrorCode, type ErrorCodeValue } from '../../../../proto/src/errors.js'
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader, quickCheck, sessionIdToHex } from '../../../../proto/src/header.js';
 import { openSessionKey, verifyTicket } from '../../../../proto/src/ticket.js';
 import type { Endpoint } from '../../../../proto/src/transport.js';
-import { PROBE_BODY_BYTES_MIN, PROBE_BODY_BYTES_WITH_STATUS, PROBE_STATUS_OFFSET, ProbeStatus } from '../../../../proto/src/wire.js';
+import { buildControlPacket, PROBE_BODY_BYTES_MIN, PROBE_BODY_BYTES_WITH_STATUS, PROBE_STATUS_OFFSET, ProbeStatus } from '../../../../proto/src/wire.js';
 import { cidrListMatches, splitHostPort } from '../addr.js';
 import { SessionKind, type SessionBudgets } from '../budgets.js';
 import { COOKIE_BYTES, TRANSPORT_PORT_BASE } from '../constants.js';
@@ -27,6 +27,7 @@ import type { SourceTable } from '../sources.js';
 import type { ExitLinks } from './exit-link.js';
 import type { TunnelPackets } from './packets.js';
 import { OpenGate, OpenVerdict, RETRY_BODY_TEMPLATE } from './cookie.js';
+import { originMode, playerEndpoint } from './origin-header.js';
 import type { TunnelPaths } from './paths.js';
 import type { TunnelSessions } from './session.js';
 import { TunnelSession } from './state.js';
@@ -251,18 +252,45 @@ export class TunnelEndpoint {
     session.ticketPacketsPerSecond = claims.limits.packetsPerSecond || Number.POSITIVE_INFINITY;
     session.ticketBytesPerSecond = claims.limits.bytesPerSecond || Number.POSITIVE_INFINITY;
     session.latencyBudgetMs = open.latencyBudgetMs;
+    session.playerId = claims.playerId;
+    session.proxyProtocol = originMode(tunnel, origin);
     this.sessions.add(session);
     const exit = claims.exit === undefined ? undefined : exitEndpoint(tunnel, claims.exit.relayId, claims.exit.address);
     if (exit !== undefined) {
       ctx.out.event({ type: 'sessionStart', kind: 'tunnel', id: idHex, rule: 'tunnel', client: endpointText(from.address, from.port), origin: endpointText(origin.address, origin.port), fecMode, exit: claims.exit!.relayId });
-      this.exits.forward(nowMs, session, claims.exit!.relayId, exit.address, exit.port, packet);
+      this.exits.forward(nowMs, session, claims.exit!.relayId, exit.address, exit.port, this.forwardedOpen(session.proxyProtocol !== 'none', from, packet, open));
       return;
     }
     // Exit role (the ticket names this relay): entries are validated paths, several at once.
-    if (claims.exit !== undefined) session.paths = [{ address: from.address, port: from.port, lastRxMs: nowMs }];
+    if (claims.exit !== undefined) {
+      session.paths = [{ address: from.address, port: from.port, lastRxMs: nowMs }];
+      // The origin header's player address: not an entry relay's, but the one it says (origin-header.ts).
+      const player = peer ? (open.client === undefined ? undefined : splitHostPort(open.client)) : { host: from.address, port: from.port };
+      if (player !== undefined && isIpLiteral(player.host)) {
+        session.openedFromAddress = player.host;
+        session.openedFromPort = player.port;
+      }
+    }
     this.sessions.openUpstream(session, tunnel);
     ctx.out.event({ type: 'sessionStart', kind: 'tunnel', id: idHex, rule: 'tunnel', client: endpointText(from.address, from.port), origin: endpointText(origin.address, origin.port), fecMode });
     ctx.out.sendUnauthenticated(TUNNEL_SOCKET_ID, from, receivedBytes, this.packets.acceptPacket(session));
+  }
+
+  /**
+   * Entry role: the open to forward to the exit (and to re-send: the session's later
+   * opens from the player go as this copy too, session.ts). A `client` the player wrote
+   * is dropped: an exit believes that field from fleet relays. When this relay would
+   * give the origin a header (`says`: `tunnel.proxyProtocol` or the origin's own), it writes its own: the player's address (none for a WebRTC player whose
+   * remote address is unknown), so the exit's origin header names the player. Otherwise
+   * an open without `client` goes as it came (exits before `client` refuse the field).
+   */
+  private forwardedOpen(says: boolean, from: Endpoint, packet: Uint8Array, open: ControlMessageFields['sessionOpen']): Uint8Array {
+    if (!says && open.client === undefined) return packet;
+    const fields = { ...open };
+    delete fields.client;
+    const player = says ? playerEndpoint(from.address, from.port, this.ctx.transportRemotes) : undefined;
+    if (player !== undefined) fields.client = endpointText(player.address, player.port);
+    return buildControlPacket(this.header.sessionIdHigh, this.header.sessionIdLow, { type: 'sessionOpen', ...fields });
   }
 
   /**
@@ -430,7 +458,7 @@ export class TunnelEndpoint {
       const allowed = resolveTicketOrigin(tunnel, session.originName);
       if (allowed === undefined || allowed.address !== session.originAddress || allowed.port !== session.originPort) {
         this.sessions.close(nowMs, session, `origin '${session.originName.slice(0, 64)}' is no longer served by this relay`, ErrorCode.TicketWrongOrigin);
-      }
+      } else session.proxyProtocol = originMode(tunnel, allowed);
     }
     this.sessions.applyLimits(config.limits);
     this.openGate.applyLimits(config.limits);
@@ -444,7 +472,7 @@ export class TunnelEndpoint {
 }
 
 /** The address a ticket's origin name stands for here, or undefined when this relay does not serve it. */
-function resolveTicketOrigin(tunnel: TunnelSpec, name: string): { address: string; port: number } | undefined {
+function resolveTicketOrigin(tunnel: TunnelSpec, name: string): { address: string; port: number; proxyProtocol?: 'none' | 'v2' | 'spp' } | undefined {
   const named = tunnel.origins.get(name);
   if (named) return named;
   const parsed = splitHostPort(name);

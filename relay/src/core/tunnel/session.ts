@@ -19,6 +19,7 @@ import { DropReason } from '../output.js';
 import { admitDown, endpointText, RuleStats, sessionRate, sessionTotals, unlinkChained } from '../session-base.js';
 import { Timer } from '../timers.js';
 import { writeTunnelHeader, type TunnelPackets } from './packets.js';
+import { originHeader } from './origin-header.js';
 import type { TunnelPaths } from './paths.js';
 import type { TunnelSession } from './state.js';
 
@@ -114,7 +115,7 @@ export class TunnelSessions {
       if (receiver !== undefined) {
         // Uncoded data (k = 0) on an FEC session is fine; coded shards go through the receiver.
         if (h.fecDataCount === 0) {
-          out.push(session.id, session.originAddress, session.originPort, undefined, bytes.subarray(HEADER_BYTES));
+          this.toOrigin(session, bytes.subarray(HEADER_BYTES));
           return;
         }
         receiver.handleShard(nowMs, h.sequence, h.fecGroup, h.fecIndex, h.fecDataCount, h.fecParityCount, bytes.subarray(HEADER_BYTES));
@@ -126,7 +127,7 @@ export class TunnelSessions {
         out.drops[DropReason.FecNotNegotiated]++;
         return;
       }
-      out.push(session.id, session.originAddress, session.originPort, undefined, bytes.subarray(HEADER_BYTES));
+      this.toOrigin(session, bytes.subarray(HEADER_BYTES));
       return;
     }
     if (type === PacketType.Control) return this.onControl(nowMs, session, from, bytes);
@@ -147,6 +148,17 @@ export class TunnelSessions {
     out.drops[DropReason.BadControl]++;
   }
 
+  /** Sends `payload` to the session's origin, behind the `tunnel.proxyProtocol` header when there is one (origin-header.ts). */
+  private toOrigin(session: TunnelSession, payload: Uint8Array): void {
+    const tunnel = this.ctx.config.tunnel;
+    const prefix = tunnel === undefined ? undefined : originHeader(session, tunnel, this.ctx.transportRemotes);
+    if (prefix !== undefined && prefix.length + payload.length > DATAGRAM_BYTES_MAX) {
+      this.ctx.out.drops[DropReason.TooLarge]++;
+      return;
+    }
+    this.ctx.out.push(session.id, session.originAddress, session.originPort, prefix, payload);
+  }
+
   /**
    * A control message of a known session from its current address. Not charged to the
    * per-source unauthenticated bucket (a CGNAT address carries many players' keepalives)
@@ -159,14 +171,16 @@ export class TunnelSessions {
       return;
     }
     const exit = session.exit;
+    const decoded = decodeControl(bytes.subarray(HEADER_BYTES));
     if (exit !== undefined) {
-      // Entry role: opens (keepalives, retries) and fecStats are the exit's business; it answers through us.
+      // Entry role: opens (keepalives, retries) and fecStats are the exit's business; it
+      // answers through us. A player's open goes as this entry's copy (endpoint.ts,
+      // forwardedOpen): never with a `client` the player wrote, and with the exit's cookie.
       exit.sent(nowMs);
       if (exit.state === 'opening') exit.lastOpenMs = nowMs;
-      out.push(TUNNEL_SOCKET_ID, exit.address, exit.port, undefined, bytes);
+      out.push(TUNNEL_SOCKET_ID, exit.address, exit.port, undefined, decoded.ok && decoded.message.type === 'sessionOpen' ? exit.open : bytes);
       return;
     }
-    const decoded = decodeControl(bytes.subarray(HEADER_BYTES));
     if (!decoded.ok) {
       out.drops[DropReason.BadControl]++;
       return;
@@ -293,7 +307,7 @@ export class TunnelSessions {
     for (let n = receiver.pollDelivered(this.fecScratch); n >= 0; n = receiver.pollDelivered(this.fecScratch)) {
       const delivered = this.slabs.view(n);
       delivered.set(this.fecScratch.subarray(0, n));
-      this.ctx.out.push(session.id, session.originAddress, session.originPort, undefined, delivered);
+      this.toOrigin(session, delivered);
     }
     // The upstream receiver's interval stats go back to the client: its FEC sender's
     // controller follows the loss of the direction it sends on (the last mile up).

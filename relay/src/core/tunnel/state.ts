@@ -49,6 +49,18 @@ export class TunnelSession extends SessionBase {
   ticketBytesPerSecond = Number.POSITIVE_INFINITY;
   /** The latency budget the client's open asked for, ms; undefined: the relay's `tunnel.fec.latencyBudgetMs`. */
   latencyBudgetMs: number | undefined = undefined;
+  /** The header its origin gets (`tunnel.proxyProtocol`, or the named origin's own): set at open and by a reload. */
+  proxyProtocol: 'none' | 'v2' | 'spp' = 'none';
+  /** The ticket's player id (given to the origin in a PROXY v2 TLV), or undefined. */
+  playerId: string | undefined = undefined;
+  /** Exit role: the address the session was opened from, when it is the player's (undefined when a fleet relay forwarded the open). */
+  openedFromAddress: string | undefined = undefined;
+  openedFromPort = 0;
+  /** The header in front of datagrams to the origin (origin-header.ts), and the mode and address it was built for. */
+  originPrefix: Uint8Array | undefined = undefined;
+  originPrefixMode: string | undefined = undefined;
+  originPrefixAddress: string | undefined = undefined;
+  originPrefixPort = -1;
   constructor(
     id: number,
     source: SourceState,
