@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FecController, type FecControllerInit } from '../src/fec/controller.js';
+import { FEC_SW_TAIL_WINDOW_MS_MIN, FecController, type FecControllerInit } from '../src/fec/controller.js';
 import { bernoulliResidual, fitGilbert, residualDuplicate, residualReedSolomon, stationaryLoss } from '../src/fec/model.js';
 import type { FecIntervalStats } from '../src/fec/receiver.js';
 import { schemeOverhead, type FecScheme } from '../src/fec/scheme.js';
@@ -175,8 +175,8 @@ test('sw family at game rates: the repairs follow loss and burstiness within the
   assert.ok(repairs(at(0.1, 1, { latencyBudgetMs: 30 }).scheme) < repairs(heavy.scheme));
   // A bandwidth cap and no small-flow allowance bound the repairs.
   assert.ok(repairs(at(0.1, 1, { overheadMax: 0.5, smallFlowExtraBytesPerSecond: 0 }).scheme) <= 0.5);
-  // Every window is at least the tail window, or the budget multiples below it.
-  for (const s of [light.scheme, heavy.scheme, bursty5.scheme]) assert.ok(s.mode === 'sw' && s.windowMs <= 100 && s.repairSpacingMs <= 2);
+  // Every window is the tail window (FEC_SW_TAIL_WINDOW_MS_MIN at the default budget) or a budget multiple below it.
+  for (const s of [light.scheme, heavy.scheme, bursty5.scheme]) assert.ok(s.mode === 'sw' && [10, 20, FEC_SW_TAIL_WINDOW_MS_MIN].includes(s.windowMs) && s.repairSpacingMs <= 2, JSON.stringify(s));
 });
 
 test('sw family: a sender with the controller follows it, changing repairs at run time without leaving sw', () => {

@@ -116,7 +116,7 @@ export const FEC_SW_LATE_FRACTION_MAX = 0.003;
  * the window lets it go (the window is 3 budgets, at least this). A longer window costs
  * no bandwidth.
  */
-export const FEC_SW_TAIL_WINDOW_MS_MIN = 100;
+export const FEC_SW_TAIL_WINDOW_MS_MIN = 200;
 /**
  * Redundancy an `sw` flow may spend per unit of loss it fights: extra bytes at most this
  * many times the loss rate the evidence cannot rule out × mean burst (1 % random loss,
@@ -125,7 +125,7 @@ export const FEC_SW_TAIL_WINDOW_MS_MIN = 100;
  * long bursts, which only many repairs outlast, buy more. Applied with the bandwidth cap
  * and the small-flow allowance, whichever is lower.
  */
-export const FEC_SW_REDUNDANCY_PER_LOSS = 30;
+export const FEC_SW_REDUNDANCY_PER_LOSS = 25;
 
 /** Default residual target: 0.1 %, an order below what players notice as "packet loss". */
 export const FEC_TARGET_RESIDUAL_DEFAULT = 0.001;
@@ -603,9 +603,13 @@ export class FecController {
     const bDelivers = b.residual <= this.targetResidual;
     if (aDelivers !== bDelivers) return aDelivers;
     if (aDelivers) {
-      // Both deliver but late: the late limit is out of reach within the cap, so the cheaper.
+      // Both deliver but late: the late limit is out of reach within the cap, so the
+      // redundancy the loss buys goes to fewer late packets (each is a p99 spike a player
+      // feels), then to the cheaper.
+      if (a.late * RESIDUAL_TIE_FACTOR < b.late) return true;
+      if (b.late * RESIDUAL_TIE_FACTOR < a.late) return false;
       if (a.overhead !== b.overhead) return a.overhead < b.overhead;
-      return a.late < b.late;
+      return a.residual < b.residual;
     }
     const sa = shortfall(a);
     const sb = shortfall(b);
