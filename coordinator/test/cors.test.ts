@@ -2,16 +2,19 @@
  * CORS on a real coordinator process (`http.corsOrigins`): a listed page origin gets a
  * preflight answer and `Access-Control-Allow-Origin` on the browser-facing endpoints
  * the browser SDK calls; an origin not listed gets no CORS header; relay, admin and
- * operator endpoints never answer with CORS headers. The config's errors and the `*`
+ * operator endpoints never answer with CORS headers. Real Chromium shows what a page
+ * can read. The config's errors and the `*`
  * list are checked on the parser and the decision function.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ConfigReader } from '../../kit/config.js';
 import { ConfigError } from '../../proto/src/errors.js';
 import { loadSettings } from '../src/config.js';
 import { corsDecision } from '../src/cors.js';
+import { launchChromium, type LaunchedBrowser } from '../scripts/browser.js';
 import { freePort, startCoordinatorProcess, testKeys, writeConfig, type CoordinatorProcess } from './support.js';
 
 const PAGE = 'http://127.0.0.1:5173';
@@ -44,12 +47,21 @@ describe('coordinator CORS (http.corsOrigins) on a real process', () => {
   const keys = testKeys();
   let config: { path: string; cleanup: () => void };
   let coordinator: CoordinatorProcess;
+  /** Serves an empty page: the origin a browser test's page runs on (listed as http://127.0.0.1:port; reached as http://localhost:port it is another origin). */
+  let pages: Server;
+  let pagePort = 0;
+  let launched: LaunchedBrowser | undefined;
   before(async () => {
-    config = writeConfig(keys, ['origins:', '  - { name: eu-game, address: 127.0.0.1:27015 }', 'http:', `  corsOrigins: ['${PAGE}']`].join('\n'));
+    pages = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>game</title>'));
+    await new Promise<void>((resolve) => pages.listen(0, '127.0.0.1', resolve));
+    pagePort = (pages.address() as AddressInfo).port;
+    config = writeConfig(keys, ['origins:', '  - { name: eu-game, address: 127.0.0.1:27015 }', 'http:', `  corsOrigins: ['${PAGE}', 'http://127.0.0.1:${pagePort}']`].join('\n'));
     coordinator = await startCoordinatorProcess(['--config', config.path, '--listen', `127.0.0.1:${await freePort()}`]);
   });
   after(async () => {
+    await launched?.close();
     await coordinator?.stop();
+    pages?.close();
     config?.cleanup();
   });
 
@@ -91,6 +103,26 @@ describe('coordinator CORS (http.corsOrigins) on a real process', () => {
     assert.equal(get.headers['access-control-allow-origin'], undefined);
     const none = await call(`${coordinator.url}/v1/route?origin=eu-game`, 'GET', {});
     assert.equal(none.headers['access-control-allow-origin'], undefined);
+  });
+
+  test('in Chromium: a page from a listed origin reads GET /v1/route and POSTs /v1/reports (preflighted); the browser blocks /v1/fleet, and every call from an origin not listed', async () => {
+    launched = await launchChromium();
+    const page = await launched.context.newPage();
+    /** What the page's fetch calls gave: the status, or the error the browser raised (a CORS refusal is a TypeError). */
+    const calls = async (): Promise<string[]> =>
+      page.evaluate(`(async () => {
+        const base = ${JSON.stringify(coordinator.url)};
+        const tryIt = (path, init) => fetch(base + path, init).then((r) => String(r.status), (e) => e.name);
+        return [
+          await tryIt('/v1/route?origin=eu-game'),
+          await tryIt('/v1/reports', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reports: [] }) }),
+          await tryIt('/v1/fleet'),
+        ];
+      })()`);
+    await page.goto(`http://127.0.0.1:${pagePort}/`);
+    assert.deepEqual(await calls(), ['200', '200', 'TypeError'], 'listed origin: the browser-facing endpoints answer, /v1/fleet is blocked');
+    await page.goto(`http://localhost:${pagePort}/`);
+    assert.deepEqual(await calls(), ['TypeError', 'TypeError', 'TypeError'], 'an origin not listed: every call blocked');
   });
 
   test('relay, admin and operator endpoints never answer with CORS headers, even to a listed origin', async () => {
