@@ -139,6 +139,7 @@ describe('dashboard players view with real relays and a real session', () => {
     assert.equal(perRelay.length, 2, JSON.stringify(perRelay));
     assert.deepEqual(perRelay.map((r) => `${r[1]}/${r[2]}`).sort(), ['0/1', '1/0'], `one relay carries the player, the other holds its backup: ${JSON.stringify(perRelay)}`);
     assert.match((await page.locator('#players tr[data-relay-id] td.loss').first().textContent()) ?? '', /→/);
+    assert.match((await page.locator('#players tr[data-relay-id] td.loss-down').first().textContent()) ?? '', /→/, 'the relays send the downstream loss too');
     for (const id of ['fra-1', 'ams-1']) {
       const row = page.locator(`#l4-rules tr[data-relay-id="${id}"][data-rule="game-udp"]`);
       assert.equal(await row.count(), 1, `${id}: its L4 rule`);

@@ -232,6 +232,71 @@ describe('L4 TCP through a relay process', () => {
   });
 
 
+  test('idle connections closed by the first-byte timeout log one aggregated session_end line per reason, counted one by one in /metrics; a connection that carried bytes keeps its own line', async () => {
+    const origin = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.pipe(socket);
+    });
+    await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+    const { relay, addresses } = await startRelay(
+      [
+        'upstreamBindAddress: 127.0.0.1',
+        'metrics: { listen: 127.0.0.1:0 }',
+        // One interval covers the whole run: every end after the first is only counted.
+        'logAggregateIntervalMs: 600000',
+        'limits: { newSessionsPerSourcePerSecond: 0 }',
+        'tcp: { firstByteTimeoutMs: 1000, silentPerSourceMax: 16 }',
+        'rules:',
+        `  - { name: lobby, protocol: tcp, listen: 127.0.0.1:0, origins: [127.0.0.1:${(origin.address() as net.AddressInfo).port}] }`,
+      ].join('\n'),
+      'first-byte-log',
+    );
+    const IDLE = 48;
+    const clients: net.Socket[] = [];
+    try {
+      const port = addresses.rules.lobby![0]!.port;
+      // A slowloris from 3 addresses (16 silent connections each): the relay closes each after 1 s without a byte.
+      const closed: Promise<void>[] = [];
+      for (let i = 0; i < IDLE; i++) {
+        const socket = net.connect({ port, host: '127.0.0.1', localAddress: `127.0.0.${70 + (i % 3)}` });
+        socket.on('error', () => undefined);
+        clients.push(socket);
+        closed.push(new Promise((resolve) => socket.once('close', () => resolve())));
+      }
+      // A player: bytes both ways, then it leaves.
+      const player = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.75' });
+      player.on('error', () => undefined);
+      const echoed = await new Promise<string>((resolve) => {
+        player.once('connect', () => player.write('hello'));
+        player.once('data', (d: Buffer) => resolve(String(d)));
+        player.once('close', () => resolve('closed'));
+      });
+      assert.equal(echoed, 'hello');
+      const playerPort = player.localPort;
+      player.end();
+      await Promise.all(closed);
+      const metricsPort = addresses.metrics!.port;
+      let counted = 0;
+      for (let waited = 0; counted < IDLE && waited < 10_000; waited += 100) {
+        counted = await metricValue(metricsPort, 'slipstream_relay_events_total', 'event="session_end",reason="no first byte"');
+        if (counted < IDLE) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.equal(counted, IDLE, 'every first-byte timeout is counted in /metrics');
+      const playerEnd = await relay.waitLog((l) => l.event === 'session_end' && l.client === `127.0.0.75:${playerPort}`, 10_000, 'the player\'s session_end');
+      assert.equal(playerEnd.bytesUp, 5);
+      assert.equal(playerEnd.count, undefined, 'a session that carried bytes is a line of its own');
+      const silentLines = relay.lines.filter((l) => l.event === 'session_end' && l.reason === 'no first byte');
+      process.stdout.write(`# ${IDLE} first-byte timeouts: ${silentLines.length} session_end line(s) for them\n`);
+      assert.equal(silentLines.length, 1, `one line for the first (at once), the rest counted into the interval's summary; got ${silentLines.length}`);
+      assert.equal(silentLines[0]!.count, 1);
+      assert.equal(silentLines[0]!.rule, 'lobby', 'the line carries the first end\'s fields');
+    } finally {
+      for (const socket of clients) socket.destroy();
+      signalIfRunning(relay.child, 'SIGKILL');
+      origin.close();
+    }
+  });
+
   test('half-closed 10 MB transfers both ways are byte-exact; each connection ends in the log; SIGTERM then exits at once', async () => {
     const TEN_MB = 10 * 1024 * 1024 + 512 * 1024;
     const orders: Order[] = ['client-first', 'origin-first'];

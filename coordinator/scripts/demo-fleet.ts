@@ -37,12 +37,12 @@ export const DEMO_ORIGIN = { name: 'eu-game', latitude: 50.0, longitude: 8.5 };
  */
 export const DEMO_STATUS: Readonly<Record<string, RelayStatus>> = {
   'fra-1': {
-    origins: [{ origin: DEMO_ORIGIN.name, players: 120, backups: 30, fecRecovered: 42, lossBeforeFec: 0.012, lossAfterFec: 0.0004 }],
+    origins: [{ origin: DEMO_ORIGIN.name, players: 120, backups: 30, fecRecovered: 42, lossBeforeFec: 0.012, lossAfterFec: 0.0004, downLossBeforeFec: 0.021, downLossAfterFec: 0.0009 }],
     otherPlayers: 0,
     otherBackups: 0,
     rules: [{ rule: 'game-udp', protocol: 'udp', listen: '0.0.0.0:27015', group: 'eu-game', sessions: 37, origins: [{ origin: '10.0.1.10:27015', healthy: true }, { origin: '10.0.1.11:27015', healthy: false }] }],
   },
-  'lon-1': { origins: [{ origin: DEMO_ORIGIN.name, players: 40, backups: 110, fecRecovered: 3, lossBeforeFec: 0.002, lossAfterFec: 0 }], otherPlayers: 0, otherBackups: 0, rules: [] },
+  'lon-1': { origins: [{ origin: DEMO_ORIGIN.name, players: 40, backups: 110, fecRecovered: 3, lossBeforeFec: 0.002, lossAfterFec: 0, downLossBeforeFec: 0.004, downLossAfterFec: 0 }], otherPlayers: 0, otherBackups: 0, rules: [] },
   'syd-1': { origins: [{ origin: DEMO_ORIGIN.name, players: 5, backups: 0, fecRecovered: 0, lossBeforeFec: 0, lossAfterFec: 0 }], otherPlayers: 0, otherBackups: 0, rules: [] },
 };
 

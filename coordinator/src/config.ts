@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ConfigReader } from '../../kit/config.js';
+import { readCorsOrigins } from '../../kit/cors.js';
 import { LOG_LEVELS, type LogLevel } from '../../kit/log.js';
 import { ConfigError } from '../../proto/src/errors.js';
 import { SEAL_KEY_BYTES } from '../../proto/src/ticket.js';
@@ -123,6 +124,16 @@ export interface CoordinatorSettings {
     /** `store: memory` only: the file relay identities persist in across restarts. Default none (a restart forgets them). */
     readonly identitiesFile: string | undefined;
   };
+  /** The HTTP listener's browser-facing side (`http` section). */
+  readonly http: {
+    /**
+     * Page origins (`https://game.example.com`, or `*` for any) allowed to call the
+     * browser-facing endpoints from another origin (CORS: `/v1/route`, `/v1/reports`,
+     * `/v1/session`, `/v1/keys`, `/v1/origins`); relay, admin and operator endpoints
+     * never answer with CORS headers. Default none: same-origin pages only.
+     */
+    readonly corsOrigins: readonly string[];
+  };
 }
 
 /** The `clientReports` config section; every field defaults to the constant it names. */
@@ -153,7 +164,7 @@ export interface CoordinatorFlagOverrides {
   leaseMs?: number;
 }
 
-const TOP_KEYS = ['listen', 'store', 'redisKeyPrefix', 'logLevel', 'leaseMs', 'relayRetentionMs', 'measurementStaleMs', 'measurementSmoothingSamples', 'measurementHalfLifeMs', 'historyIntervalMs', 'trustForwardedFor', 'trustedProxies', 'allowedRelayIds', 'clientReports', 'sessions', 'ranking', 'origins', 'keys', 'fleet'];
+const TOP_KEYS = ['listen', 'store', 'redisKeyPrefix', 'logLevel', 'leaseMs', 'relayRetentionMs', 'measurementStaleMs', 'measurementSmoothingSamples', 'measurementHalfLifeMs', 'historyIntervalMs', 'trustForwardedFor', 'trustedProxies', 'allowedRelayIds', 'clientReports', 'sessions', 'ranking', 'origins', 'keys', 'fleet', 'http'];
 const LISTEN_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 const STORE_PATTERN = /^(memory|rediss?:\/\/\S+)$/;
 const NAME_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -267,6 +278,8 @@ export function loadSettings(reader: ConfigReader | undefined, flags: Coordinato
     joinTokenTtlMs: r.number(['fleet', 'joinTokenTtlMs'], { default: JOIN_TOKEN_TTL_MS_DEFAULT, min: JOIN_TOKEN_TTL_MS_MIN, max: JOIN_TOKEN_TTL_MS_MAX, integer: true, unit: 'ms' }),
     identitiesFile,
   };
+  r.rejectUnknownKeys(['http'], ['corsOrigins']);
+  const http = { corsOrigins: readCorsOrigins(r, ['http', 'corsOrigins']) };
   const generated: CoordinatorKeys['generated'][number][] = [];
   const pick = (key: 'ticketSigningSeed' | 'sealKey'): Uint8Array => {
     if (r.has(['keys', key])) return base64Bytes(r, ['keys', key], 32);
@@ -333,5 +346,6 @@ export function loadSettings(reader: ConfigReader | undefined, flags: Coordinato
     origins,
     keys: { ticketSigningSeed, sealKey, fleetSecret, fleetSecretsPrevious, apiKeys, adminKeys, generated },
     fleet,
+    http,
   };
 }

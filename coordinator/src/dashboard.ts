@@ -11,8 +11,10 @@
  *   shared time axis, with the relay's events (up, draining, down, revoked) marked;
  * - the players view: per origin, the players (tunnel sessions that carried game data
  *   since the relay's previous heartbeat; a warm backup session is listed as a backup,
- *   never as a second player), FEC packets rebuilt and the loss before and after FEC
- *   (upstream, over the lives of the sessions open now),
+ *   never as a second player), FEC packets rebuilt, and the loss before and after FEC
+ *   both ways over the lives of the sessions open now: upstream (player → relay, the
+ *   relay's receivers) next to downstream (relay → player, the players' receivers as
+ *   their FEC reports told the relay; "–" from relays that do not send it),
  *   fleet-wide and per relay, from the heartbeats' `status` (proto `RelayStatus`);
  *   stale relays are greyed and left out of the totals;
  * - the L4 rules of every relay with their origins' health (health checks passing or not);
@@ -148,7 +150,7 @@ const PAGE = `<!doctype html>
   <section><h2>Relay-to-relay RTT (ms)</h2><div class="scroll"><table id="matrix"></table></div></section>
   <section class="wide"><h2>Relays</h2><div class="scroll"><table id="relay-table"></table></div></section>
   <section class="wide"><h2>RTT, jitter and loss over the last minutes <span class="dim">(marks: green up, amber draining, red down or revoked)</span></h2><div class="graphs" id="graphs"></div></section>
-  <section class="wide"><h2>Players <span class="dim">(per origin; a warm backup session is not a second player; FEC and loss: player → relay, over the sessions open now)</span></h2><div class="scroll"><table id="players"></table></div></section>
+  <section class="wide"><h2>Players <span class="dim">(per origin; a warm backup session is not a second player; FEC recovered: player → relay; loss before → after FEC, up (player → relay) and down (relay → player), over the sessions open now)</span></h2><div class="scroll"><table id="players"></table></div></section>
   <section class="wide"><h2>L4 rules and their origins' health</h2><div class="scroll"><table id="l4-rules"></table></div></section>
   <section><h2>Origins as the relays' probes see them</h2><div class="scroll"><table id="origin-table"></table></div></section>
   <section><h2>Recent events</h2><div class="scroll"><table id="events"></table></div></section>
@@ -300,18 +302,18 @@ const PAGE = `<!doctype html>
       if (!st) return;
       withStatus++;
       st.origins.forEach(function (o) { (players[o.origin] = players[o.origin] || []).push({ r: r, o: o }); });
-      if (st.otherPlayers + st.otherBackups > 0) (players["(other origins)"] = players["(other origins)"] || []).push({ r: r, o: { origin: "(other origins)", players: st.otherPlayers, backups: st.otherBackups, fecRecovered: 0, lossBeforeFec: 0, lossAfterFec: 0 } });
+      if (st.otherPlayers + st.otherBackups > 0) (players["(other origins)"] = players["(other origins)"] || []).push({ r: r, o: { origin: "(other origins)", players: st.otherPlayers, backups: st.otherBackups, fecRecovered: 0, lossBeforeFec: 0, lossAfterFec: 0, other: true } });
     });
     var prows = Object.keys(players).sort().map(function (name) {
       var list = players[name], sum = { players: 0, backups: 0, rec: 0 };
       list.forEach(function (e) { if (!e.r.stale) { sum.players += e.o.players; sum.backups += e.o.backups; sum.rec += e.o.fecRecovered; } });
-      var total = '<tr class="origin-total" data-origin="' + esc(name) + '" data-players="' + sum.players + '" data-backups="' + sum.backups + '"><td>' + esc(name) + '</td><td class="dim">all live relays</td><td class="num players">' + sum.players + '</td><td class="num backups">' + sum.backups + '</td><td class="num">' + sum.rec + "</td><td></td></tr>";
+      var total = '<tr class="origin-total" data-origin="' + esc(name) + '" data-players="' + sum.players + '" data-backups="' + sum.backups + '"><td>' + esc(name) + '</td><td class="dim">all live relays</td><td class="num players">' + sum.players + '</td><td class="num backups">' + sum.backups + '</td><td class="num">' + sum.rec + "</td><td></td><td></td></tr>";
       return total + list.map(function (e) {
         var o = e.o, tag = e.r.stale ? ' <span class="age">stale · ' + age(e.r.lastHeartbeatAgeMs) + " old</span>" : "";
-        return '<tr class="' + (e.r.stale ? "stale" : "") + '" data-origin="' + esc(name) + '" data-relay-id="' + esc(e.r.relayId) + '" data-players="' + o.players + '" data-backups="' + o.backups + '" data-stale="' + e.r.stale + '"><td></td><td>' + esc(e.r.relayId) + tag + '</td><td class="num">' + o.players + '</td><td class="num">' + o.backups + '</td><td class="num">' + o.fecRecovered + '</td><td class="num loss">' + pct(o.lossBeforeFec) + " → " + pct(o.lossAfterFec) + "</td></tr>";
+        return '<tr class="' + (e.r.stale ? "stale" : "") + '" data-origin="' + esc(name) + '" data-relay-id="' + esc(e.r.relayId) + '" data-players="' + o.players + '" data-backups="' + o.backups + '" data-stale="' + e.r.stale + '"><td></td><td>' + esc(e.r.relayId) + tag + '</td><td class="num">' + o.players + '</td><td class="num">' + o.backups + '</td><td class="num">' + o.fecRecovered + '</td><td class="num loss">' + (o.other ? "–" : pct(o.lossBeforeFec) + " → " + pct(o.lossAfterFec)) + '</td><td class="num loss-down">' + (o.other || typeof o.downLossBeforeFec !== "number" || typeof o.downLossAfterFec !== "number" ? "–" : pct(o.downLossBeforeFec) + " → " + pct(o.downLossAfterFec)) + "</td></tr>";
       }).join("");
     }).join("");
-    document.getElementById("players").innerHTML = '<tr><th>origin</th><th>relay</th><th class="num">players</th><th class="num">backup sessions</th><th class="num">FEC recovered</th><th class="num">loss before → after FEC</th></tr>' + (prows || '<tr><td colspan="6" class="dim">' + (withStatus > 0 ? "no players" : "no relay sends player figures (relays before this version do not)") + "</td></tr>");
+    document.getElementById("players").innerHTML = '<tr><th>origin</th><th>relay</th><th class="num">players</th><th class="num">backup sessions</th><th class="num">FEC recovered</th><th class="num" title="player → relay, as the relay’s FEC receivers saw it: before → after FEC">loss up</th><th class="num" title="relay → player, as the players’ FEC receivers reported it: before → after FEC">loss down</th></tr>' + (prows || '<tr><td colspan="7" class="dim">' + (withStatus > 0 ? "no players" : "no relay sends player figures (relays before this version do not)") + "</td></tr>");
 
     var lrows = [];
     fleet.relays.forEach(function (r) {

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { BODY_BYTES_MAX } from './constants.js';
 import type { CoordinatorSettings } from './config.js';
+import { corsDecision } from './cors.js';
 import { CoordinatorService, type ApiResponse } from './service.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/store.js';
@@ -33,14 +34,14 @@ export interface StartCoordinatorInit {
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
 
-function send(res: ServerResponse, response: ApiResponse): void {
+function send(res: ServerResponse, response: ApiResponse, extraHeaders?: Readonly<Record<string, string>>): void {
   if (res.destroyed) return;
   if (response.text !== undefined) {
-    res.writeHead(response.status, { 'content-type': response.contentType ?? 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+    res.writeHead(response.status, { 'content-type': response.contentType ?? 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...extraHeaders });
     res.end(response.text);
     return;
   }
-  res.writeHead(response.status, JSON_HEADERS);
+  res.writeHead(response.status, { ...JSON_HEADERS, ...extraHeaders });
   res.end(JSON.stringify(response.json ?? null));
 }
 
@@ -138,6 +139,12 @@ export async function startCoordinator(init: StartCoordinatorInit): Promise<Runn
       send(res, BAD_URL);
       return;
     }
+    // CORS (http.corsOrigins) on the browser-facing endpoints only; a preflight is answered here.
+    const cors = corsDecision(settings.http.corsOrigins, req.method ?? 'GET', url.pathname, req.headers.origin);
+    if (cors.preflight !== undefined) {
+      send(res, cors.preflight.response, cors.preflight.headers);
+      return;
+    }
     const response = await service.handle({
       method: req.method ?? 'GET',
       path: url.pathname,
@@ -148,7 +155,7 @@ export async function startCoordinator(init: StartCoordinatorInit): Promise<Runn
       remoteAddress: req.socket.remoteAddress ?? '',
       signal: controller.signal,
     });
-    send(res, response);
+    send(res, response, cors.headers);
   };
   const server: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000 }, (req, res) => {
     // Nothing a request carries may take the process down: anything thrown ends that request only.

@@ -124,6 +124,10 @@ describe('dashboard in headless Chromium', () => {
     await page.waitForSelector('#players tr[data-relay-id="syd-1"][data-stale="true"]', { timeout: 5000 });
     const total = page.locator('#players tr.origin-total[data-origin="eu-game"]');
     assert.deepEqual([await total.getAttribute('data-players'), await total.getAttribute('data-backups')], ['160', '140']);
+    // Loss both ways, upstream next to downstream (fra-1 sends both; syd-1 sends no downstream figures: "–").
+    assert.equal(await page.locator('#players tr[data-relay-id="fra-1"] td.loss').textContent(), '1.2 % → 0.04 %');
+    assert.equal(await page.locator('#players tr[data-relay-id="fra-1"] td.loss-down').textContent(), '2.1 % → 0.09 %');
+    assert.equal(await page.locator('#players tr[data-relay-id="syd-1"] td.loss-down').textContent(), '–');
     assert.equal(await page.locator('#l4-rules tr[data-relay-id="fra-1"] [data-healthy="false"]').count(), 1, 'the down origin of the L4 rule');
     assert.match((await page.locator('#graphs [data-relay-id="syd-1"] .axis').textContent()) ?? '', /now/, 'graphs have a time axis');
     const shot = join(tmpdir(), `slipstream-dashboard-${process.pid}.png`);

@@ -84,7 +84,7 @@ describe('fleet answer', () => {
       const reg = await svc.handle({ method: 'POST', path: '/v1/relays/register', query: new URLSearchParams(), authorization: `Bearer ${keys.fleetSecret}`, body: Buffer.from(JSON.stringify({ relayId: 'fra-1', region: 'eu', latitude: 50, longitude: 8, tunnelAddress: '127.0.0.1:4433', probeAddress: '127.0.0.1:4434', capacitySessions: 10 })), remoteAddress: '127.0.0.1' });
       assert.equal((reg.json as { heartbeatStatus?: boolean }).heartbeatStatus, true, 'the registration answer says status is accepted');
       const status: RelayStatus = {
-        origins: [{ origin: 'eu-game', players: 2, backups: 1, fecRecovered: 7, lossBeforeFec: 0.05, lossAfterFec: 0.001 }],
+        origins: [{ origin: 'eu-game', players: 2, backups: 1, fecRecovered: 7, lossBeforeFec: 0.05, lossAfterFec: 0.001, downLossBeforeFec: 0.08, downLossAfterFec: 0.002 }],
         otherPlayers: 0,
         otherBackups: 0,
         rules: [{ rule: 'game-udp', protocol: 'udp', listen: '0.0.0.0:27015', group: 'game', sessions: 3, origins: [{ origin: '10.0.1.10:27015', healthy: true }, { origin: '10.0.1.11:27015', healthy: false }] }],
@@ -98,6 +98,9 @@ describe('fleet answer', () => {
       const cases: [unknown, string, RegExp][] = [
         [{ ...status, origins: [{ ...status.origins[0]!, lossBeforeFec: 1.5 }] }, 'status.origins[0].lossBeforeFec', /1\.5 is out of range/],
         [{ ...status, origins: [{ ...status.origins[0]!, players: -1 }] }, 'status.origins[0].players', /out of range/],
+        [{ ...status, origins: [{ ...status.origins[0]!, downLossBeforeFec: 2 }] }, 'status.origins[0].downLossBeforeFec', /2 is out of range/],
+        [{ ...status, origins: [{ ...status.origins[0]!, downLossAfterFec: -0.1 }] }, 'status.origins[0].downLossAfterFec', /out of range/],
+        [{ ...status, origins: [{ ...status.origins[0]!, downLossAfterFec: '1 %' }] }, 'status.origins[0].downLossAfterFec', /not a number/],
         [{ ...status, origins: [{ ...status.origins[0]!, players: 1.5 }] }, 'status.origins[0].players', /not an integer/],
         [tooMany, 'status.origins', new RegExp(`has ${RELAY_STATUS_ORIGINS_MAX + 1} items; expected at most ${RELAY_STATUS_ORIGINS_MAX}`)],
         [{ ...status, rules: [{ ...status.rules[0]!, protocol: 'sctp' }] }, 'status.rules[0].protocol', /"udp" or "tcp"/],
@@ -117,6 +120,10 @@ describe('fleet answer', () => {
       const after = (await fleet(svc)).relays.find((r) => r.relayId === 'fra-1')!;
       assert.equal(after.load.sessions, 3, 'a refused heartbeat changed nothing');
       assert.deepEqual(after.load.status, status);
+      // A status without the downstream figures (a relay before them) is accepted as it is.
+      const { downLossBeforeFec: _before, downLossAfterFec: _after, ...upOnly } = status.origins[0]!;
+      await post(svc, '/v1/relays/heartbeat', { relayId: 'fra-1', ...load, status: { ...status, origins: [upOnly] } });
+      assert.deepEqual((await fleet(svc)).relays.find((r) => r.relayId === 'fra-1')!.load.status?.origins, [upOnly]);
       // A heartbeat without status (an older relay) is still accepted, and its figures replace the old ones.
       await post(svc, '/v1/relays/heartbeat', { relayId: 'fra-1', ...load });
       assert.equal((await fleet(svc)).relays.find((r) => r.relayId === 'fra-1')!.load.status, undefined);

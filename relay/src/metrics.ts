@@ -122,7 +122,7 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
   });
   new Counter({
     name: 'slipstream_relay_events_total',
-    help: 'Events a sender can cause once per datagram, which the log shows as one aggregated line per reason per interval: session_refused by error code, udp_flow_unreplied by end reason.',
+    help: 'Events a sender can cause once per datagram, which the log shows as one aggregated line per reason per interval: session_refused by error code, udp_flow_unreplied and session_end (TCP connections that moved no byte) by end reason.',
     labelNames: ['event', 'reason'],
     registers: [registry],
     collect() {

@@ -1,6 +1,7 @@
 /**
  * The relay driver's log lines that a sender could otherwise multiply: refusals,
- * unanswered flows and socket errors go through a {@link LogAggregator} (at most one
+ * unanswered flows, TCP connections that ended without a byte (a slowloris closed by the
+ * first-byte timeout) and socket errors go through a {@link LogAggregator} (at most one
  * line per event and reason per `logAggregateIntervalMs`), and the core's per-packet
  * drop counters become one `dropped` line per reason per interval. Split from relay.ts,
  * which keeps the sockets and the lifecycle.
@@ -20,9 +21,28 @@ export const AGGREGATED_EVENTS = {
   accept_failed: { msg: 'TCP accept failed', level: 'warn' },
   bind_failed: { msg: 'bind failed', level: 'warn' },
   tcp_refused_fd_limit: { msg: 'TCP connections refused: too few file descriptors left (see the fd_limit warning)', level: 'warn' },
+  session_end: { msg: 'TCP connections ended without a byte either way', level: 'info' },
 } as const satisfies Record<string, { msg: string; level: 'info' | 'warn' }>;
 /** One of {@link AGGREGATED_EVENTS}. */
 export type AggregatedEvent = keyof typeof AGGREGATED_EVENTS;
+
+/**
+ * End reasons of a TCP connection that its sender chooses when it never sends a byte
+ * (relay/src/core/l4-tcp.ts and the TCP driver): closed by the first-byte timeout, by
+ * the idle timeout, or by the client itself (a close or a reset). A slowloris or a
+ * connect-and-leave storm causes one per connection.
+ */
+export const SILENT_TCP_END_REASONS: readonly string[] = ['no first byte', 'idle', 'client closed', 'client reset'];
+
+/**
+ * Whether a `sessionEnd` is logged through the aggregator (`session_end` lines with a
+ * `count`, at most one per reason per interval) rather than as a line of its own: a TCP
+ * connection that moved no byte either way and ended for one of
+ * {@link SILENT_TCP_END_REASONS}. Every session that carried data keeps its own line.
+ */
+export function isSilentTcpEnd(event: { readonly kind: string; readonly reason: string; readonly totals: { readonly bytesUp: number; readonly bytesDown: number } }): boolean {
+  return event.kind === 'tcp' && event.totals.bytesUp === 0 && event.totals.bytesDown === 0 && SILENT_TCP_END_REASONS.includes(event.reason);
+}
 
 /** Aggregated event lines and per-interval drop lines for one relay; timers are unref'd. */
 export class RelayLogs {

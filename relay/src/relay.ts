@@ -27,7 +27,7 @@ import { ipLiteralLookup } from '../../kit/udp-lookup.js';
 import { identityOption, type FleetAgent } from './fleet.js';
 import { FleetMembership, fleetMembershipKey } from './fleet-membership.js';
 import { followRevocationFeed, type RevocationFeedFollower } from './revocation-feed.js';
-import { RelayLogs } from './relay-logs.js';
+import { isSilentTcpEnd, RelayLogs } from './relay-logs.js';
 import { REVOCATION_FEED_OVERLAP_MS_DEFAULT, REVOCATION_FEED_WAIT_MS_DEFAULT } from './core/revocation-feed.js';
 import { FeedRevocationKeeper } from './revocation-state.js';
 import { createRelayMetrics, type FleetStatus } from './metrics.js';
@@ -328,6 +328,11 @@ export class Relay {
         return;
       case 'sessionEnd':
         this.webrtc?.onSessionEnd(event.client);
+        // A connection that never moved a byte (a slowloris closed by the first-byte timeout): one line per reason per interval.
+        if (isSilentTcpEnd(event)) {
+          this.logs.aggregate('session_end', event.reason, { kind: event.kind, session: event.id, rule: event.rule, client: event.client, origin: event.origin, durationMs: event.totals.durationMs });
+          return;
+        }
         this.logger.info({ event: 'session_end', kind: event.kind, session: event.id, rule: event.rule, client: event.client, origin: event.origin, reason: event.reason, ...event.totals }, 'session end');
         return;
       case 'sessionMoved':

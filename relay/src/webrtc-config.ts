@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ConfigPath, ConfigReader } from '../../kit/config.js';
+import { readCorsOrigins } from '../../kit/cors.js';
 import { splitHostPort } from './core/addr.js';
 
 /** Peer connections at most, default. */
@@ -46,7 +47,6 @@ export interface WebRtcSpec {
 }
 
 const WEBRTC_KEYS = ['listen', 'udpMuxPort', 'certFile', 'keyFile', 'allowOrigins', 'peerConnectionsMax', 'idleTimeoutMs', 'connectTimeoutMs', 'publicUrl', 'publicIceAddress'];
-const ORIGIN = /^(\*|https?:\/\/[^/\s]+)$/;
 
 /** Parses `tunnel.webrtc`, or undefined when the section is absent. Throws the reader's ConfigError naming the key. */
 export function webrtcSpec(reader: ConfigReader): WebRtcSpec | undefined {
@@ -62,9 +62,7 @@ export function webrtcSpec(reader: ConfigReader): WebRtcSpec | undefined {
   let tls: WebRtcSpec['tls'];
   if (hasCert) tls = { cert: readPem(reader, [...p, 'certFile']), key: readPem(reader, [...p, 'keyFile']) };
   else if (!isLoopback(listen.host)) reader.fail([...p, 'listen'], `plain HTTP signaling on ${listen.host} is refused (browsers on HTTPS pages need HTTPS, and tickets would cross the network in clear); give certFile and keyFile, or listen on loopback (127.0.0.0/8, ::1) for development`);
-  const originCount = reader.sequenceLength([...p, 'allowOrigins'], { optional: true, maxItems: 256 });
-  const allowOrigins: string[] = [];
-  for (let i = 0; i < originCount; i++) allowOrigins.push(reader.string([...p, 'allowOrigins', i], { pattern: ORIGIN, patternText: "a page origin such as https://game.example.com (scheme://host[:port], no path) or '*'" }));
+  const allowOrigins = readCorsOrigins(reader, [...p, 'allowOrigins']);
   let publicIceAddress: WebRtcSpec['publicIceAddress'];
   if (reader.has([...p, 'publicIceAddress'])) {
     const text = reader.string([...p, 'publicIceAddress'], { patternText: 'IP:port of the ICE UDP mux as browsers reach it, e.g. 203.0.113.7:3478' });

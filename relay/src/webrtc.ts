@@ -27,6 +27,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { cleanup as releaseNativeWebRtc, IceUdpMuxListener, PeerConnection, type DataChannel } from 'node-datachannel';
+import { corsAllowHeaders, CORS_PREFLIGHT_MAX_AGE_S } from '../../kit/cors.js';
 import type { Endpoint } from '../../proto/src/transport.js';
 import { TRANSPORT_PORT_BASE } from './core/constants.js';
 import { TUNNEL_SOCKET_ID } from './core/context.js';
@@ -215,16 +216,14 @@ export class WebRtcEntry {
   // ---------------------------------------------------------------- signaling
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const origin = req.headers.origin;
-    const allowed = this.init.spec.allowOrigins;
-    if (origin !== undefined && (allowed.includes('*') || allowed.includes(origin))) {
-      res.setHeader('access-control-allow-origin', allowed.includes('*') ? '*' : origin);
+    const cors = corsAllowHeaders(this.init.spec.allowOrigins, req.headers.origin);
+    if (cors !== undefined) {
+      for (const [name, value] of Object.entries(cors)) res.setHeader(name, value);
       res.setHeader('access-control-expose-headers', 'location');
-      if (!allowed.includes('*')) res.setHeader('vary', 'origin');
     }
     const url = req.url ?? '';
     if (req.method === 'OPTIONS') {
-      res.writeHead(204, { 'access-control-allow-methods': 'POST, DELETE, OPTIONS', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '600' }).end();
+      res.writeHead(204, { 'access-control-allow-methods': 'POST, DELETE, OPTIONS', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': String(CORS_PREFLIGHT_MAX_AGE_S) }).end();
       return;
     }
     if (req.method === 'POST' && url === WEBRTC_SIGNALING_PATH) {

@@ -4,7 +4,8 @@
  * open one that carried none (a warm backup) is a backup, a session from a fleet peer
  * (a two-hop exit) is neither; FEC figures are over the live sessions' lives; the
  * origins are bounded (the busiest RELAY_STATUS_ORIGINS_MAX, the rest folded) and long
- * names cut to what the coordinator accepts. The agent sends it only to a coordinator
+ * names cut to what the coordinator accepts; downstream loss comes from the players'
+ * own fecStats reports, through the real core too. The agent sends it only to a coordinator
  * that offered it at registration.
  */
 import { describe, test } from 'node:test';
@@ -12,6 +13,10 @@ import assert from 'node:assert/strict';
 import { RELAY_STATUS_NAME_CHARS_MAX, RELAY_STATUS_ORIGINS_MAX } from '../../proto/src/api/contract.js';
 import { FleetAgentCore, type FleetAgentSpec, type FleetRequest } from '../src/core/fleet-agent.js';
 import { FleetStatus } from '../src/core/fleet-status.js';
+import { FecSender } from '../../proto/src/fec/index.js';
+import { Rng } from '../../proto/src/rng.js';
+import { buildControlPacket } from '../../proto/src/wire.js';
+import { controlOf, Harness, mintTicket, upstreamShards } from './support.js';
 import type { RuleSpec } from '../src/core/config-types.js';
 import { RuleStats } from '../src/core/session-base.js';
 import type { TunnelSession } from '../src/core/tunnel/state.js';
@@ -24,6 +29,7 @@ interface FakeSession {
   source: { peer: boolean };
   paths: unknown[] | undefined;
   fecReceiver: { totals: { received: number; recovered: number; unrecoverable: number } } | undefined;
+  downFecTotals?: { received: number; recovered: number; unrecoverable: number };
 }
 
 /** `exit`: this relay is the session's two-hop exit (it has validated paths); `peer`: it was opened by a fleet relay. */
@@ -61,6 +67,38 @@ describe('fleet status', () => {
     a.fecReceiver!.totals = { received: 190, recovered: 8, unrecoverable: 2 };
     [o] = status.snapshot(asSessions([a, b]), [], new Map(), []).origins;
     assert.deepEqual([o!.fecRecovered, o!.lossBeforeFec, o!.lossAfterFec], [8, 0.05, 0.01], 'a clean span lowers the session\'s loss');
+    assert.deepEqual([o!.downLossBeforeFec, o!.downLossAfterFec], [0, 0], 'no player reported its downstream: 0');
+  });
+
+  test('downstream loss before and after FEC is the players\' own receivers\' (their fecStats), summed over the sessions open now, apart from upstream', () => {
+    const status = new FleetStatus();
+    const a = session('game', 100);
+    const b = session('game', 50);
+    const silent = session('game', 10);
+    a.downFecTotals = { received: 180, recovered: 15, unrecoverable: 5 };
+    b.downFecTotals = { received: 200, recovered: 0, unrecoverable: 0 };
+    const [o] = status.snapshot(asSessions([a, b, silent]), [], new Map(), []).origins;
+    assert.deepEqual([o!.downLossBeforeFec, o!.downLossAfterFec], [0.05, 0.0125]);
+    assert.deepEqual([o!.lossBeforeFec, o!.lossAfterFec], [0, 0], 'the upstream figures stay the upstream receivers\'');
+  });
+
+  test('through the relay core: a session\'s fecStats reports add up into its origin\'s downstream loss in the heartbeat status', () => {
+    const h = new Harness();
+    const s = mintTicket(new Rng(41));
+    const client = { address: '198.51.100.21', port: 50001 };
+    const answer = h.deliver(h.tunnelId, client, buildControlPacket(s.high, s.low, { type: 'sessionOpen', ticket: s.ticket, fecModes: ['rs', 'off'] }));
+    assert.equal(controlOf(answer[0]!.bytes)?.type, 'sessionAccept');
+    const sender = new FecSender({ scheme: { mode: 'rs', k: 4, r: 2, interleave: 1, holdMs: 8 }, maxPayloadBytes: 1400 });
+    for (const shard of upstreamShards(s, sender, 0, new Uint8Array(40).fill(1))) h.deliver(h.tunnelId, client, shard);
+    const report = (received: number, recovered: number, unrecoverable: number): void => {
+      h.deliver(h.tunnelId, client, buildControlPacket(s.high, s.low, { type: 'fecStats', intervalMs: 1000, received, recovered, unrecoverable, duplicates: 0, parityReceived: 10, wirePackets: received + recovered + unrecoverable, wireLost: recovered + unrecoverable, lossBursts: 1 }));
+    };
+    report(90, 8, 2);
+    report(100, 0, 0);
+    const [o] = h.core.fleetStatus().origins;
+    assert.equal(o!.origin, 'game');
+    assert.equal(o!.players, 1);
+    assert.deepEqual([o!.downLossBeforeFec, o!.downLossAfterFec], [0.05, 0.01]);
   });
 
   test(`at most ${RELAY_STATUS_ORIGINS_MAX} origins, the busiest; the rest folded; long names cut; rules with their group's origins`, () => {

@@ -41,6 +41,8 @@ test('sim run --html: the text report names the crash, the failover and the scri
   const flat = run.stdout.replace(/\s+/g, ' ');
   assert.match(flat, /Worse: longest gap [\d.]+ ms → [\d.]+ ms \(the failover after relay-fra crashed at 25 s/);
   assert.match(flat, /Better: loss [\d.]+ % → [\d.]+ % \(FEC rebuilt what the last mile dropped/);
+  // The relays by their share of the run, not only the one in use at the end.
+  assert.match(flat, /through relay-fra for \d+ % of the run, then relay-ams for \d+ % after relay-fra crashed at 25 s/);
   assert.match(run.stdout, /scripted events:\n\s+25 s {2}crash\s+relay-fra crashes\n\s+40 s {2}restart\s+relay-fra restarts/);
   assert.match(run.stderr, /wrote the HTML report to /);
   assert.ok(existsSync(htmlPath));
@@ -120,6 +122,7 @@ test('demo --html: the same report for the demo run — both paths over time, th
   assert.equal(demo.code, 0, demo.stderr);
   assert.match(demo.stderr, /wrote the HTML report to /);
   assert.match(demo.stdout, /What the player would feel: Better: loss/);
+  assert.match(demo.stdout, /a faster whole path than the direct route: through ams-1 for \d+ s, then lon-1 for \d+ s after ams-1 crashed at 7\.2 s\)/);
   const html = readFileSync(demoPath, 'utf8');
   assert.doesNotMatch(html, /<script|https?:\/\/(?!www\.w3\.org\/2000\/svg)/, 'self-contained: no script, no external reference');
   launched ??= await launchChromium({ width: 1100, height: 900 });

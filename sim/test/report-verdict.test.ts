@@ -1,7 +1,8 @@
 /**
  * The "what players would feel" verdict on synthetic reports, one rule at a time: FEC
  * lowers loss and raises p99; a gap of the blackout's length on both paths is the
- * blackout itself; a longer gap right after a crash is the failover; a direct-path loss
+ * blackout itself; a longer gap right after a crash is the failover; the p50 names the
+ * relays by their share of the run and the crash between them; a direct-path loss
  * spike during a scripted link change is the route the relays avoided; equal figures
  * are "the same". Also: the scripted events' labels from a shipped scenario, and the
  * HTML renderer escaping every text it is given.
@@ -35,18 +36,19 @@ function lossSeries(s: Side): number[] {
   return Array.from({ length: SECONDS }, (_, i) => s.spikes?.[i] ?? s.loss);
 }
 
-/** A two-player report with flat series apart from the spikes. */
-function report(direct: Side, slip: Side, extra: { switches?: number; fecOverhead?: number; name?: string } = {}): QoeReport {
+/** A two-player report with flat series apart from the spikes (`relays`: each player's relay per second, instead of relay-a all along). */
+function report(direct: Side, slip: Side, extra: { switches?: number; fecOverhead?: number; name?: string; relays?: (string | null)[][] } = {}): QoeReport {
   const slipstream = { ...path(slip), switches: extra.switches ?? 0, fecOverhead: extra.fecOverhead ?? 0 };
-  const clients = ['p-1', 'p-2'].map((name) => ({
-    name: extra.name ?? name,
+  const relays = extra.relays ?? [new Array<string>(SECONDS).fill('relay-a'), new Array<string>(SECONDS).fill('relay-a')];
+  const clients = relays.map((series, i) => ({
+    name: extra.name ?? `p-${i + 1}`,
     origin: 'game',
     direct: path(direct),
-    slipstream: { ...slipstream, relay: 'relay-a' },
+    slipstream: { ...slipstream, relay: series[series.length - 1] ?? null },
     series: {
       intervalMs: 1000,
       direct: { loss: lossSeries(direct), latencyMs: new Array<number>(SECONDS).fill(direct.p50) },
-      slipstream: { loss: lossSeries(slip), latencyMs: new Array<number>(SECONDS).fill(slip.p50), relay: new Array<string>(SECONDS).fill('relay-a') },
+      slipstream: { loss: lossSeries(slip), latencyMs: new Array<number>(SECONDS).fill(slip.p50), relay: series },
     },
   }));
   return { scenario: 'synthetic', seed: 1, durationMs: SECONDS * 1000, players: clients.length, direct: path(direct), slipstream, clients };
@@ -118,6 +120,38 @@ test('verdict: equal figures are the same, with no reasons invented', () => {
   const v = verdict(r, []);
   assert.ok(v.points.every((p) => p.change === 'same'), JSON.stringify(v.points));
   assert.match(v.paragraph, /^The same: loss 1\.00 % → 1\.02 %; round trip p50 50\.0 ms → 51\.0 ms; round trip p99 60\.0 ms → 61\.0 ms; longest gap 100\.0 ms → 120\.0 ms\.$/);
+});
+
+/** `seconds` of `relay` per entry, back to back (null: no relay yet). */
+const relayRun = (...spans: [string | null, number][]): (string | null)[] => spans.flatMap(([relay, seconds]) => new Array<string | null>(seconds).fill(relay));
+
+test('verdict: the p50 names the relays by their share of the run, in the order they took over, and the crash that handed over (one player: seconds)', () => {
+  const marks = [mark('crash', 18_000, 'ams-1 killed', undefined, 'ams-1')];
+  const r = report({ loss: 0.04, p50: 60, p99: 63, gap: 54 }, { loss: 0.004, p50: 41, p99: 80, gap: 307 }, { switches: 1, relays: [relayRun([null, 1], ['ams-1', 17], ['lon-1', 42])] });
+  const p50 = change(r, marks, 'latencyP50');
+  assert.equal(p50.change, 'better');
+  assert.equal(p50.text, 'round trip p50 60.0 ms → 41.0 ms (a faster whole path than the direct route: through ams-1 for 17 s, then lon-1 for 42 s after ams-1 crashed at 18 s)');
+  // Without a crash between them, the hand-over is not explained; a longer path says "detour".
+  const detour = change(report({ loss: 0.01, p50: 40, p99: 50, gap: 50 }, { loss: 0.01, p50: 60, p99: 70, gap: 50 }, { relays: [relayRun(['ams-1', 20], ['lon-1', 40])] }), marks.map((m) => ({ ...m, atMs: 50_000 })), 'latencyP50');
+  assert.equal(detour.change, 'worse');
+  assert.equal(detour.text, 'round trip p50 40.0 ms → 60.0 ms (a longer detour than the direct route: through ams-1 for 20 s, then lon-1 for 40 s)');
+});
+
+test('verdict: several players: each relay\'s share of player time; a relay that never carried most of them is named after the others, one under 5 % not at all; more than 3 are summed up', () => {
+  const marks = [mark('crash', 25_000, 'relay-fra crashes', undefined, 'relay-fra')];
+  const relays = [
+    relayRun(['relay-fra', 25], ['relay-ams', 35]),
+    relayRun(['relay-fra', 25], ['relay-ams', 35]),
+    relayRun(['relay-fra', 26], ['relay-ams', 34]),
+    relayRun(['relay-iad', 60]),
+    relayRun(['relay-fra', 25], ['relay-sin', 2], ['relay-ams', 33]),
+  ];
+  const r = report({ loss: 0.01, p50: 80, p99: 90, gap: 50 }, { loss: 0.002, p50: 50, p99: 60, gap: 270 }, { switches: 4, relays });
+  assert.match(change(r, marks, 'latencyP50').text, /\(a faster whole path than the direct route: through relay-fra for 34 % of the run, then relay-ams for 46 % after relay-fra crashed at 25 s, and relay-iad for 20 %\)$/);
+  const many = report({ loss: 0.01, p50: 80, p99: 90, gap: 50 }, { loss: 0.002, p50: 50, p99: 60, gap: 50 }, { relays: ['a', 'b', 'c', 'd'].map((x) => relayRun([`relay-${x}`, 60])) });
+  assert.match(change(many, [], 'latencyP50').text, /through 4 relays, mostly relay-a \(25 % of the run\)\)$/);
+  // One relay all along: just its name.
+  assert.match(change(report({ loss: 0.01, p50: 80, p99: 90, gap: 50 }, { loss: 0.002, p50: 50, p99: 60, gap: 50 }), [], 'latencyP50').text, /\(a faster whole path than the direct route: through relay-a\)$/);
 });
 
 test('timeline marks: the shipped scenarios label their events by what the file said', () => {

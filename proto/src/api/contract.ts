@@ -157,6 +157,14 @@ export interface RelayOriginPlayers {
   readonly lossBeforeFec: number;
   /** The same after FEC (what the game server missed), fraction 0..1. */
   readonly lossAfterFec: number;
+  /**
+   * Downstream loss (relay → player) of the same sessions over their lives, before FEC,
+   * as the players' FEC receivers reported it (their `fecStats`), fraction 0..1; 0 when
+   * no player reported. Absent from relays before it.
+   */
+  readonly downLossBeforeFec?: number;
+  /** The same after FEC (what the players missed), fraction 0..1. Absent from relays before it. */
+  readonly downLossAfterFec?: number;
 }
 
 /** One L4 rule of a relay, with its origins' health. */

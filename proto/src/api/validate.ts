@@ -164,7 +164,7 @@ export const RELAY_STATUS_RULE: FieldRule = {
     origins: {
       type: 'array',
       maxItems: RELAY_STATUS_ORIGINS_MAX,
-      items: { type: 'object', fields: { origin: statusName, players: count, backups: count, fecRecovered: count, lossBeforeFec: fraction, lossAfterFec: fraction } },
+      items: { type: 'object', fields: { origin: statusName, players: count, backups: count, fecRecovered: count, lossBeforeFec: fraction, lossAfterFec: fraction, downLossBeforeFec: { ...fraction, optional: true }, downLossAfterFec: { ...fraction, optional: true } } },
     },
     otherPlayers: count,
     otherBackups: count,

@@ -14,7 +14,9 @@
  * - FEC: packets rebuilt and the loss before and after FEC over the lives of the
  *   sessions open now, from their upstream FEC receivers (player → relay): steady
  *   figures even at a game's packet rate, where one heartbeat's span holds a loss or
- *   none. Sessions without FEC add nothing.
+ *   none. Sessions without FEC add nothing. The downstream direction (relay → player)
+ *   the same way, from the players' own FEC receivers as their `fecStats` reports
+ *   told it (`TunnelSession.downFecTotals`).
  * - Bounded: the {@link RELAY_STATUS_ORIGINS_MAX} busiest origins (players, then
  *   backups, then name), the rest folded into `otherPlayers` / `otherBackups`; the first
  *   {@link RELAY_STATUS_RULES_MAX} rules with the first
@@ -32,6 +34,9 @@ interface OriginSums {
   received: number;
   recovered: number;
   unrecoverable: number;
+  downReceived: number;
+  downRecovered: number;
+  downUnrecoverable: number;
 }
 
 /** `name` cut to what the coordinator accepts (a longer name would cost the whole heartbeat). */
@@ -59,9 +64,15 @@ export class FleetStatus {
       // The exit of a two-hop path, opened through a fleet relay: that entry counts this player.
       if (session.paths !== undefined && session.source.peer) continue;
       let sums = byOrigin.get(session.originName);
-      if (sums === undefined) byOrigin.set(session.originName, (sums = { players: 0, backups: 0, received: 0, recovered: 0, unrecoverable: 0 }));
+      if (sums === undefined) byOrigin.set(session.originName, (sums = { players: 0, backups: 0, received: 0, recovered: 0, unrecoverable: 0, downReceived: 0, downRecovered: 0, downUnrecoverable: 0 }));
       if (session.packetsUp > before) sums.players++;
       else sums.backups++;
+      const down = session.downFecTotals;
+      if (down !== undefined) {
+        sums.downReceived += down.received;
+        sums.downRecovered += down.recovered;
+        sums.downUnrecoverable += down.unrecoverable;
+      }
       const totals = session.fecReceiver?.totals;
       if (totals === undefined) continue;
       sums.received += totals.received;
@@ -71,7 +82,17 @@ export class FleetStatus {
     const ranked = [...byOrigin].sort((a, b) => b[1].players - a[1].players || b[1].backups - a[1].backups || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     const origins: RelayOriginPlayers[] = ranked.slice(0, RELAY_STATUS_ORIGINS_MAX).map(([origin, s]) => {
       const judged = s.received + s.recovered + s.unrecoverable;
-      return { origin: clip(origin), players: s.players, backups: s.backups, fecRecovered: s.recovered, lossBeforeFec: ratio(s.recovered + s.unrecoverable, judged), lossAfterFec: ratio(s.unrecoverable, judged) };
+      const downJudged = s.downReceived + s.downRecovered + s.downUnrecoverable;
+      return {
+        origin: clip(origin),
+        players: s.players,
+        backups: s.backups,
+        fecRecovered: s.recovered,
+        lossBeforeFec: ratio(s.recovered + s.unrecoverable, judged),
+        lossAfterFec: ratio(s.unrecoverable, judged),
+        downLossBeforeFec: ratio(s.downRecovered + s.downUnrecoverable, downJudged),
+        downLossAfterFec: ratio(s.downUnrecoverable, downJudged),
+      };
     });
     let otherPlayers = 0;
     let otherBackups = 0;

@@ -7,7 +7,10 @@
  *   a quarter. Better is put down to FEC when the tunnel carried repair bytes, and to
  *   the route when the direct path's loss was highest during a scripted link change;
  *   worse to a relay crash when Slipstream's loss peaked right after one.
- * - round trip p50 and p99: the same within {@link latencySame} (2 ms or 5 %). A p99
+ * - round trip p50 and p99: the same within {@link latencySame} (2 ms or 5 %). A p50
+ *   that changed names the relays that carried the run by their share of it
+ *   ({@link relaysByShare}: "through ams-1 for 18 s, then lon-1 for 12 s after ams-1
+ *   crashed at 18 s"), not only the one in use at the end. A p99
  *   that grew while FEC was repairing is the repair's wait (a rebuilt packet arrives
  *   with the rest of its block); around a crash it is the failover.
  * - longest gap: the same within 100 ms or 15 %. When the same and a blackout of about
@@ -134,13 +137,75 @@ const LATENCY_BLAME_MIN_MS = 10;
 const at = (m: TimelineMark): string => `at ${secondsText(m.atMs)}`;
 
 /** The relays players were on at the end, most used first: "relay-a", "relay-a and relay-b", or "4 relays". */
-function relaysInUse(report: QoeReport): string | undefined {
+function relaysAtEnd(report: QoeReport): string | undefined {
   const counts = new Map<string, number>();
   for (const c of report.clients) if (c.slipstream.relay !== null) counts.set(c.slipstream.relay, (counts.get(c.slipstream.relay) ?? 0) + 1);
   const names = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map((e) => e[0]);
   if (names.length === 0) return undefined;
   if (names.length > 3) return `${names.length} relays`;
   return names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]!}`;
+}
+
+/** A relay's part of the run: intervals with a player on it, summed over players, and when it first carried most of them. */
+interface RelayShare {
+  readonly relay: string;
+  intervals: number;
+  /** First interval in which it carried more players than any other relay; undefined when it never did. */
+  firstMajority: number | undefined;
+}
+
+/** A relay that carried less than this share of the run and never most of the players is not named, fraction. */
+export const RELAY_SHARE_NAMED_MIN = 0.05;
+/** More relays than this named are summed up as "N relays, mostly X". */
+const RELAYS_NAMED_MAX = 3;
+
+/**
+ * The relays that carried the run, by their share of it, from the per-interval relay
+ * series: in the order they took over most of the players, each with its time (one
+ * player: seconds; several: the share of player time), and the crash that handed over
+ * to the next one, e.g. "ams-1 for 18 s, then lon-1 for 12 s after ams-1 crashed at 18 s"
+ * or "relay-fra for 39 % of the run, then relay-ams for 61 % after relay-fra crashed at 25 s".
+ * Relays under {@link RELAY_SHARE_NAMED_MIN} that never carried most players are left
+ * out. Without relay series, the relays in use at the end ({@link relaysAtEnd}).
+ */
+export function relaysByShare(report: QoeReport, marks: readonly TimelineMark[]): string | undefined {
+  const shares = new Map<string, RelayShare>();
+  const count = Math.max(0, ...report.clients.map((c) => c.series.slipstream.relay.length));
+  let total = 0;
+  for (let i = 0; i < count; i++) {
+    const here = new Map<string, number>();
+    for (const c of report.clients) {
+      const relay = c.series.slipstream.relay[i];
+      if (relay === null || relay === undefined) continue;
+      here.set(relay, (here.get(relay) ?? 0) + 1);
+      let share = shares.get(relay);
+      if (share === undefined) shares.set(relay, (share = { relay, intervals: 0, firstMajority: undefined }));
+      share.intervals++;
+      total++;
+    }
+    const top = [...here].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0];
+    if (top !== undefined) shares.get(top[0])!.firstMajority ??= i;
+  }
+  if (total === 0) return relaysAtEnd(report);
+  const named = [...shares.values()].filter((s) => s.firstMajority !== undefined || s.intervals >= RELAY_SHARE_NAMED_MIN * total);
+  const byShare = [...named].sort((a, b) => b.intervals - a.intervals || (a.relay < b.relay ? -1 : 1));
+  const intervalMs = report.clients[0]?.series.intervalMs ?? 1000;
+  const players = report.clients.length;
+  const time = (s: RelayShare, first = false): string => (players === 1 ? secondsText(s.intervals * intervalMs) : `${Math.round((100 * s.intervals) / total)} %${first ? ' of the run' : ''}`);
+  if (named.length === 1) return named[0]!.relay;
+  if (named.length > RELAYS_NAMED_MAX) return `${named.length} relays, mostly ${byShare[0]!.relay} (${time(byShare[0]!, true)})`;
+  const leaders = named.filter((s) => s.firstMajority !== undefined).sort((a, b) => a.firstMajority! - b.firstMajority!);
+  const parts = leaders.map((s, k) => {
+    if (k === 0) return `${s.relay} for ${time(s, true)}`;
+    // The latest crash of a relay listed before, between the previous leader's start and the end of this one's first interval.
+    const before = leaders.slice(0, k).map((l) => l.relay);
+    const fromMs = leaders[k - 1]!.firstMajority! * intervalMs;
+    const toMs = (s.firstMajority! + 1) * intervalMs;
+    const crash = marks.filter((m) => m.kind === 'crash' && m.relay !== undefined && before.includes(m.relay) && m.atMs >= fromMs && m.atMs <= toMs).pop();
+    return `then ${s.relay} for ${time(s)}${crash !== undefined ? ` after ${crash.relay!} crashed ${at(crash)}` : ''}`;
+  });
+  const others = byShare.filter((s) => s.firstMajority === undefined).map((s) => `${s.relay} for ${time(s)}`);
+  return [...parts, ...(others.length > 0 ? [`and ${others.join(' and ')}`] : [])].join(', ');
 }
 
 function lossPoint(report: QoeReport, agg: AggregateSeries, marks: readonly TimelineMark[]): VerdictPoint {
@@ -165,10 +230,11 @@ function latencyPoints(report: QoeReport, agg: AggregateSeries, marks: readonly 
   const out: VerdictPoint[] = [];
   const d50 = report.direct.latencyMs.p50;
   const s50 = report.slipstream.latencyMs.p50;
-  const relay = relaysInUse(report);
+  const relays = relaysByShare(report, marks);
   if (d50 !== null && s50 !== null) {
     const change = compare(d50, s50, latencySame(d50, s50));
-    const why = change === 'better' ? ` (a faster whole path${relay ? ` through ${relay}` : ''} than the direct route)` : change === 'worse' ? ` (the detour${relay ? ` through ${relay}` : ''} is longer than the direct route)` : '';
+    const through = relays !== undefined ? `: through ${relays}` : '';
+    const why = change === 'better' ? ` (a faster whole path than the direct route${through})` : change === 'worse' ? ` (a longer detour than the direct route${through})` : '';
     out.push({ aspect: 'latencyP50', change, text: `round trip p50 ${ms(d50)} → ${ms(s50)}${why}` });
   }
   const d99 = report.direct.latencyMs.p99;

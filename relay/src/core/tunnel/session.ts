@@ -192,6 +192,11 @@ export class TunnelSessions {
       return;
     }
     if (m.type === 'fecStats') {
+      // The downstream direction as the player saw it, for the heartbeat status (each report is one interval's counts, at most 2^32 - 1 each).
+      const down = (session.downFecTotals ??= { received: 0, recovered: 0, unrecoverable: 0 });
+      down.received += m.received;
+      down.recovered += m.recovered;
+      down.unrecoverable += m.unrecoverable;
       const controller = session.fecController;
       const sender = session.fecSender;
       if (controller === undefined || sender === undefined) return;

@@ -44,6 +44,12 @@ export class TunnelSession extends SessionBase {
   fecDeadlineMs = Number.POSITIVE_INFINITY;
   /** Adaptive downstream protection, driven by the client's `fecStats` (its receiver's loss); undefined = the configured scheme stays. */
   fecController: FecController | undefined = undefined;
+  /**
+   * The client's downstream FEC receiver as its `fecStats` reported it, summed over the
+   * session's life (application packets delivered, rebuilt, lost for good): the
+   * heartbeat status's downstream loss (fleet-status.ts). Undefined until a report.
+   */
+  downFecTotals: { received: number; recovered: number; unrecoverable: number } | undefined = undefined;
   /** The ticket's own limits, kept so a reload can lower the config caps without raising a session above its ticket. */
   ticketPacketsPerSecond = Number.POSITIVE_INFINITY;
   ticketBytesPerSecond = Number.POSITIVE_INFINITY;
