@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCli } from './support/run-cli.js';
 import { addedP99Ratio } from '../bench/relay.js';
+import { findNginx } from '../bench/relay-nginx.js';
 
 /** About 8 s on a quiet machine; generous, for a CI machine running other test files beside it. */
 const BENCH_TIMEOUT_MS = 180_000;
@@ -23,12 +24,18 @@ describe('slipstream bench relay', () => {
   test('--json: latency rows for L4 and tunnel, each with both forwarders and a p99 ratio', async () => {
     const r = await runCli(['bench', 'relay', '--quick', '--json', '--skip-tcp', '--skip-throughput'], BENCH_TIMEOUT_MS);
     assert.equal(r.code, 0, r.stderr);
-    const result = JSON.parse(r.stdout) as { latency: Record<string, number>[]; tunnel: { latency: Record<string, number>[]; udp: unknown[] }; udp: unknown[]; tcp: unknown[] };
+    const result = JSON.parse(r.stdout) as { latency: Record<string, number>[]; tunnel: { latency: Record<string, number>[]; udp: unknown[] }; udp: unknown[]; tcp: unknown[]; nginx: { available: boolean; note?: string } };
     assert.deepEqual([result.udp, result.tcp, result.tunnel.udp], [[], [], []], 'skipped rows are empty');
+    // nginx with the stream module is detected, never required: rows carry its figures when it ran, and a note says why when not.
+    const nginxInstalled = findNginx().ok;
+    assert.equal(result.nginx.available, nginxInstalled, JSON.stringify(result.nginx));
+    if (!nginxInstalled) assert.match(result.nginx.note!, /^nginx rows absent: /);
     for (const rows of [result.latency, result.tunnel.latency]) {
       assert.deepEqual(rows.map((row) => row.sizeBytes), [100, 1200]);
       for (const row of rows) {
         for (const key of ['relayP50AddedUs', 'relayP99AddedUs', 'baselineP50AddedUs', 'baselineP99AddedUs']) assert.equal(typeof row[key], 'number', key);
+        if (nginxInstalled) assert.equal(typeof row.nginxP99AddedUs, 'number', 'nginxP99AddedUs');
+        else assert.equal('nginxP99AddedUs' in row, false, 'no nginx figures without nginx');
         assert.ok(row.p99Ratio === null || (typeof row.p99Ratio === 'number' && row.p99Ratio >= 0), `p99Ratio ${row.p99Ratio}`);
         for (const key of ['relayEchoLossFraction', 'baselineEchoLossFraction']) assert.ok(row[key]! >= 0 && row[key]! <= 1, `${key} ${row[key]}`);
       }
