@@ -31,6 +31,8 @@ export interface ApiRequest {
 export interface ApiResponse {
   readonly status: number;
   readonly json?: unknown;
+  /** `json` already serialized (a cached answer keeps it, so it is not serialized again per request). */
+  readonly jsonText?: string;
   readonly text?: string;
   readonly contentType?: string;
 }

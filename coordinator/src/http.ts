@@ -35,13 +35,16 @@ const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache
 
 function send(res: ServerResponse, response: ApiResponse): void {
   if (res.destroyed) return;
+  // With a Content-Length, Node writes the head and the body in one piece (no chunked
+  // framing): one write per answer, which matters at thousands of routes per second.
   if (response.text !== undefined) {
-    res.writeHead(response.status, { 'content-type': response.contentType ?? 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+    res.writeHead(response.status, { 'content-type': response.contentType ?? 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(response.text) });
     res.end(response.text);
     return;
   }
-  res.writeHead(response.status, JSON_HEADERS);
-  res.end(JSON.stringify(response.json ?? null));
+  const body = response.jsonText ?? JSON.stringify(response.json ?? null);
+  res.writeHead(response.status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
 }
 
 /**
