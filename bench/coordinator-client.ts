@@ -108,7 +108,10 @@ export class RawHttpCaller {
     if (idleAt !== -1) this.idle.splice(idleAt, 1);
     if (this.queueHead < this.queue.length) {
       const pending = this.queue[this.queueHead++]!;
-      if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) this.queue.splice(0, this.queueHead), (this.queueHead = 0);
+      if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
+        this.queue.splice(0, this.queueHead);
+        this.queueHead = 0;
+      }
       this.start(conn, pending);
     } else this.idle.push(conn);
   }

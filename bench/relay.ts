@@ -36,13 +36,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { flagCommand, type Command, type CommandIo } from '../kit/command.js';
-import { bool, flagGiven, num, type FlagSpec } from '../kit/flags.js';
+import { bool, flagGiven, num, str, type FlagSpec } from '../kit/flags.js';
 import { sessionIdToHex } from '../proto/src/header.js';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
 import { BASELINE_SCRIPT } from './relay-baseline.js';
 import { type LoadTicket } from './relay-load.js';
 import { Child, cpuUs, HEALTH_PAYLOAD, measurePps, measureRttTogether, measureTcp, median, Origin, round, runQueueWaitUs, type Target } from './relay-measure.js';
 import { findNginx, startNginx, type NginxProxy } from './relay-nginx.js';
+import { CAPACITY_LOSS_MAX, webrtcRows, type WebRtcRows } from './relay-webrtc.js';
+import { freePort } from '../kit/free-port.js';
+import { CliUsageError } from '../proto/src/errors.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   json: { type: 'boolean', description: 'Print one JSON object instead of tables' },
@@ -55,6 +58,8 @@ const FLAGS: Record<string, FlagSpec> = {
   'skip-l4': { type: 'boolean', description: 'Skip the L4 UDP rows (and TCP): tunnel mode only' },
   'skip-throughput': { type: 'boolean', description: 'Skip the UDP packets/s rows: latency rows only' },
   'skip-nginx': { type: 'boolean', description: 'Do not measure nginx stream even when it is installed' },
+  'skip-webrtc': { type: 'boolean', description: 'Skip the WebRTC (DataChannel) rows' },
+  'webrtc-sessions': { type: 'string', valueName: 'N,N,…', description: 'Capacity steps of the WebRTC rows: concurrent 60 messages/s sessions per step, at most 5 steps of at most 1000 (--quick: 10)', default: '50,100,200' },
 };
 
 const CLI = fileURLToPath(new URL('../cli/slipstream.js', import.meta.url));
@@ -120,6 +125,8 @@ interface Settings {
   l4: boolean;
   throughput: boolean;
   nginx: boolean;
+  /** Capacity steps of the WebRTC rows; undefined: no WebRTC rows. */
+  webrtcSessions: number[] | undefined;
 }
 
 /** Runs `steps` in the order rotated by `round`, so that no forwarder always goes first; results in the original order. */
@@ -193,12 +200,15 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
       `    bench: 127.0.0.1:${origin.udpPort}`,
       '  fec:',
       '    modes: [off]',
+      ...(settings.webrtcSessions
+        ? ['  webrtc:', '    listen: 127.0.0.1:0', `    udpMuxPort: ${await freePort('udp')}`, `    peerConnectionsMax: ${Math.max(...settings.webrtcSessions) + 100}`]
+        : []),
     ].join('\n');
     const configPath = join(dir, 'relay.yaml');
     writeFileSync(configPath, config);
     const relayChild = new Child(spawn(process.execPath, [CLI, 'relay', '--config', configPath, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'inherit'] }));
     children.push(relayChild);
-    const started = JSON.parse(await relayChild.waitFor((l) => l.includes('"relay started"'), 15_000)) as { addresses: { rules: Record<string, { port: number }[]>; tunnel: { port: number }; metrics?: { port: number } } };
+    const started = JSON.parse(await relayChild.waitFor((l) => l.includes('"relay started"'), 15_000)) as { addresses: { rules: Record<string, { port: number }[]>; tunnel: { port: number }; metrics?: { port: number }; webrtc?: { port: number } } };
     const relay: Target = { name: 'relay', pid: relayChild.process.pid!, udpPort: started.addresses.rules['bench-udp']![0]!.port, tcpPort: started.addresses.rules['bench-tcp']![0]!.port };
     const tunnelPort = started.addresses.tunnel.port;
     const baselineChild = new Child(spawn(process.execPath, [BASELINE, '0', '0', String(origin.udpPort), String(origin.tcpPort)], { stdio: ['ignore', 'pipe', 'inherit'] }));
@@ -382,7 +392,10 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
       }
     }
     const tunnel = settings.tunnel ? { udp: settings.throughput ? await udpRows('tunnel') : [], latency: await latencyRows('tunnel') } : undefined;
-    return { udp, latency, tcp, ...(tunnel ? { tunnel } : {}), nginx: nginxInfo, settings };
+    const webrtc = settings.webrtcSessions
+      ? await webrtcRows({ origin, relay, tunnelPort, signalingUrl: `http://127.0.0.1:${started.addresses.webrtc!.port}/webrtc`, tickets, repeat: settings.repeat, durationMs: settings.durationMs, capacitySessions: settings.webrtcSessions, throughput: settings.throughput, progress })
+      : undefined;
+    return { udp, latency, tcp, ...(tunnel ? { tunnel } : {}), ...(webrtc ? { webrtc } : {}), nginx: nginxInfo, settings };
   } finally {
     for (const child of children.reverse()) await child.stop();
     await nginxProxy?.stop();
@@ -444,6 +457,17 @@ function printTables(result: Record<string, unknown>, io: CommandIo): void {
     pps('tunnel', tunnel.udp);
     p99('tunnel', tunnel.latency);
   }
+  const webrtc = result.webrtc as WebRtcRows | undefined;
+  if (webrtc && webrtc.throughput.length > 0) {
+    io.out('\nWebRTC DataChannel forwarding beside the UDP tunnel (max delivered messages/s; relay CPU per message)\n  size B  sessions  webrtc msg/s  tunnel pkt/s  ratio  webrtc µs/msg  tunnel µs/pkt\n');
+    for (const r of webrtc.throughput) io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.sessions).padStart(8)}  ${String(r.webrtcMps).padStart(12)}  ${String(r.tunnelPps).padStart(12)}  ${r.ratio.toFixed(3).padStart(5)}  ${String(r.webrtcCpuUsPerMessage).padStart(13)}  ${String(r.tunnelCpuUsPerPacket).padStart(13)}\n`);
+  }
+  if (webrtc) {
+    const c = webrtc.capacity;
+    io.out(`\nWebRTC sessions at ${c.rateHz} messages/s (${c.sizeBytes} B, echoed)\n  sessions  connected  relay CPU % of a core  µs/message  echo loss  RTT p50 ms  RTT p99 ms\n`);
+    for (const st of c.steps) io.out(`  ${String(st.sessions).padStart(8)}  ${String(st.connected).padStart(9)}  ${(st.relayCpuFraction * 100).toFixed(1).padStart(21)}  ${String(st.relayCpuUsPerMessage).padStart(10)}  ${st.echoLossFraction.toFixed(4).padStart(9)}  ${String(st.rttP50Ms).padStart(10)}  ${String(st.rttP99Ms).padStart(10)}\n`);
+    io.out(c.sessionsPerCore === null ? `  no step held (every session connected, echo loss < ${CAPACITY_LOSS_MAX * 100} %)\n` : `  one relay core holds ≈ ${c.sessionsPerCore} such sessions (extrapolated from the largest step held, ${c.heldSessions ?? 'n/a'} sessions)\n`);
+  }
   if (checks.length > 0) io.out(`\nTargets (relay vs the minimal forwarder, this run)\n${checks.map((c) => `  ${c}\n`).join('')}`);
   // Issue #17's targets against nginx stream (one worker), when it ran.
   const nginxChecks: string[] = [];
@@ -474,6 +498,13 @@ export function addedP99Ratio(relayAddedP99Us: number, baselineAddedP99Us: numbe
   return Math.max(0, relayAddedP99Us) / baselineAddedP99Us;
 }
 
+/** `--webrtc-sessions`: 1 to 5 comma-separated counts, each 1–1000. */
+function parseSessionSteps(text: string): number[] {
+  const steps = text.split(',').map((x) => Number(x.trim()));
+  if (steps.length === 0 || steps.length > 5 || steps.some((n) => !Number.isInteger(n) || n < 1 || n > 1000)) throw new CliUsageError('--webrtc-sessions', `--webrtc-sessions: '${text}' is not 1 to 5 comma-separated session counts of 1–1000`);
+  return steps;
+}
+
 /** The `bench relay` command. */
 export const relayBenchCommand: Command = flagCommand({
   path: 'bench relay',
@@ -490,6 +521,7 @@ export const relayBenchCommand: Command = flagCommand({
       l4: !bool(values, 'skip-l4'),
       throughput: !bool(values, 'skip-throughput'),
       nginx: !bool(values, 'skip-nginx'),
+      webrtcSessions: bool(values, 'skip-webrtc') ? undefined : quick && !flagGiven(argv, 'webrtc-sessions') ? [10] : parseSessionSteps(str(values, 'webrtc-sessions')!),
     };
     const result = await runBench(settings, io, bool(values, 'json'));
     if (bool(values, 'json')) io.out(`${JSON.stringify(result)}\n`);
