@@ -7,7 +7,7 @@
  * unordered `tunnel` DataChannel and a reliable `control` one, the session opened with
  * the same Open frame as over UDP, then Slipstream Data frames. Benchmark-only code.
  *
- * Usage: node dist/bench/relay-webrtc-load.js '<json WebRtcLoadJob>'. Prints
+ * Usage: node dist/bench/relay-webrtc-load.js < job.json (one WebRtcLoadJob). Prints
  * `{"phase":"window"}` when its measured window starts (the parent reads the relay's
  * CPU then), and one JSON {@link WebRtcLoadResult} line at the end.
  * - `blast`: every session sends `sizeBytes` frames as fast as its channel's buffer
@@ -51,6 +51,9 @@ export interface WebRtcLoadResult {
   readonly received: number;
   /** `steady`: round trips through relay and origin, ms. */
   readonly rttMs?: { readonly p50: number; readonly p99: number };
+  /** Sessions that did not open, and the first reason. */
+  readonly failed?: number;
+  readonly firstFailure?: string;
   readonly error?: string;
 }
 
@@ -58,6 +61,8 @@ export interface WebRtcLoadResult {
 const CONNECT_CONCURRENCY = 16;
 /** `blast`: frames queued in a channel's buffer at most, bytes. */
 const BUFFERED_MAX_BYTES = 256 * 1024;
+/** One session may take at most this long to open (the relay's own connectTimeoutMs is 10 s); a stuck one does not hold up its batch. */
+const SESSION_OPEN_MS = 10_000;
 /** How often the Open frame is repeated until the relay answers, ms. */
 const OPEN_RETRY_MS = 200;
 /** `steady`: the pacing timer, ms. */
@@ -141,7 +146,7 @@ async function connectAll(job: WebRtcLoadJob): Promise<{ sessions: Session[]; er
   const errors: string[] = [];
   for (let i = 0; i < job.sessions.length && performance.now() < deadlineMs; i += CONNECT_CONCURRENCY) {
     const batch = job.sessions.slice(i, i + CONNECT_CONCURRENCY);
-    const opened = await Promise.allSettled(batch.map((t, k) => openSession(job, t, i + k, deadlineMs)));
+    const opened = await Promise.allSettled(batch.map((t, k) => openSession(job, t, i + k, Math.min(deadlineMs, performance.now() + SESSION_OPEN_MS))));
     for (const o of opened) {
       if (o.status === 'fulfilled') sessions.push(o.value);
       else errors.push((o.reason as Error).message);
@@ -217,22 +222,33 @@ async function run(job: WebRtcLoadJob): Promise<WebRtcLoadResult> {
   if (sessions.length === 0) return { connected: 0, connectMs, sent: 0, received: 0, error: `no session opened: ${errors[0] ?? 'connect budget spent'}` };
   process.stdout.write(`${JSON.stringify({ phase: 'window', connected: sessions.length })}\n`);
   try {
-    if (job.mode === 'blast') return { connected: sessions.length, connectMs, sent: await blast(sessions, job.durationMs), received: 0 };
+    const failures = errors.length > 0 ? { failed: errors.length, firstFailure: errors[0]! } : {};
+    if (job.mode === 'blast') return { connected: sessions.length, connectMs, sent: await blast(sessions, job.durationMs), received: 0, ...failures };
     const r = await steady(sessions, job.durationMs, job.rateHz);
     const sorted = r.rtts.sort((a, b) => a - b);
     const pick = (q: number): number => Math.round((sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN) * 1000) / 1000;
-    return { connected: sessions.length, connectMs, sent: r.sent, received: r.received, rttMs: { p50: pick(0.5), p99: pick(0.99) } };
+    return { connected: sessions.length, connectMs, sent: r.sent, received: r.received, rttMs: { p50: pick(0.5), p99: pick(0.99) }, ...failures };
   } finally {
     for (const s of sessions) s.pc.close();
   }
+}
+
+function readStdin(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    process.stdin.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+    process.stdin.once('end', () => resolve(text));
+    process.stdin.once('error', reject);
+  });
 }
 
 /** This file, for spawning it (bench/ is compiled only through imports). */
 export const WEBRTC_LOAD_SCRIPT = fileURLToPath(import.meta.url);
 
 if (process.argv[1] === WEBRTC_LOAD_SCRIPT) {
-  const job = JSON.parse(process.argv[2] ?? '{}') as WebRtcLoadJob;
-  run(job).then(
+  readStdin()
+    .then((text) => run(JSON.parse(text) as WebRtcLoadJob))
+    .then(
     (result) => {
       process.stdout.write(`${JSON.stringify(result)}\n`);
       // node-datachannel's threads can hold the process open after the peers closed.

@@ -28,6 +28,8 @@ export const CAPACITY_RATE_HZ = 60;
 const CAPACITY_SIZE_BYTES = 100;
 /** Echo loss under which a capacity step counts as held. */
 export const CAPACITY_LOSS_MAX = 0.01;
+/** Pause between capacity steps, ms. */
+const STEP_PAUSE_MS = 2000;
 /** Frame sizes of the throughput rows, bytes. */
 const SIZES = [100, 1200];
 /** Sessions of the throughput rows. */
@@ -58,6 +60,8 @@ export interface WebRtcCapacityStep {
   rttP50Ms: number;
   rttP99Ms: number;
   connectMs: number;
+  /** Why sessions did not connect (the first failure), when some did not. */
+  firstFailure?: string;
 }
 
 /** The `webrtc` section of the bench's JSON. */
@@ -85,7 +89,9 @@ export interface WebRtcContext {
 
 /** Runs the generator child; `onWindow` at the start of its measured window. */
 async function runWebRtcLoad(job: WebRtcLoadJob, onWindow: () => void): Promise<WebRtcLoadResult> {
-  const child = new Child(spawn(process.execPath, [WEBRTC_LOAD_SCRIPT, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  // The job goes on stdin: hundreds of tickets do not fit in one argument (E2BIG).
+  const child = new Child(spawn(process.execPath, [WEBRTC_LOAD_SCRIPT], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  child.process.stdin!.end(JSON.stringify(job));
   try {
     const limitMs = job.connectBudgetMs + job.durationMs + 30_000;
     const first = await child.waitFor((l) => l.startsWith('{'), limitMs);
@@ -144,6 +150,7 @@ async function capacityStep(ctx: WebRtcContext, sessions: number): Promise<WebRt
       rttP50Ms: result.rttMs?.p50 ?? Number.NaN,
       rttP99Ms: result.rttMs?.p99 ?? Number.NaN,
       connectMs: result.connectMs,
+      ...(result.firstFailure !== undefined ? { firstFailure: result.firstFailure } : {}),
     };
   } finally {
     ctx.origin.echo = false;
@@ -182,8 +189,10 @@ export async function webrtcRows(ctx: WebRtcContext): Promise<WebRtcRows> {
   }
   const steps: WebRtcCapacityStep[] = [];
   for (const sessions of ctx.capacitySessions) {
+    // Let the relay see the previous step's peer connections close before the next connects.
+    await new Promise((resolve) => setTimeout(resolve, STEP_PAUSE_MS));
     const step = await capacityStep(ctx, sessions);
-    ctx.progress(`webrtc capacity ${sessions} sessions × ${CAPACITY_RATE_HZ} msg/s: ${step.connected} connected in ${step.connectMs} ms, relay CPU ${(step.relayCpuFraction * 100).toFixed(1)} % of a core (${step.relayCpuUsPerMessage} µs/message), echo loss ${step.echoLossFraction}, RTT p50/p99 ${step.rttP50Ms}/${step.rttP99Ms} ms\n`);
+    ctx.progress(`webrtc capacity ${sessions} sessions × ${CAPACITY_RATE_HZ} msg/s: ${step.connected} connected in ${step.connectMs} ms, relay CPU ${(step.relayCpuFraction * 100).toFixed(1)} % of a core (${step.relayCpuUsPerMessage} µs/message), echo loss ${step.echoLossFraction}, RTT p50/p99 ${step.rttP50Ms}/${step.rttP99Ms} ms${step.firstFailure ? `; not connected: ${step.firstFailure}` : ''}\n`);
     steps.push(step);
   }
   const good = steps.filter((s) => s.connected === s.sessions && s.echoLossFraction < CAPACITY_LOSS_MAX && s.relayCpuFraction > 0);

@@ -201,7 +201,8 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
       '  fec:',
       '    modes: [off]',
       ...(settings.webrtcSessions
-        ? ['  webrtc:', '    listen: 127.0.0.1:0', `    udpMuxPort: ${await freePort('udp')}`, `    peerConnectionsMax: ${Math.max(...settings.webrtcSessions) + 100}`]
+        ? ['  webrtc:', '    listen: 127.0.0.1:0', `    udpMuxPort: ${await freePort('udp')}`, // Room for every step's peer connections at once: the relay reaps a closed one only when it sees it close.
+            `    peerConnectionsMax: ${settings.webrtcSessions.reduce((a, b) => a + b, 0) + 200}`]
         : []),
     ].join('\n');
     const configPath = join(dir, 'relay.yaml');
