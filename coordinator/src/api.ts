@@ -31,8 +31,8 @@ export interface ApiRequest {
 export interface ApiResponse {
   readonly status: number;
   readonly json?: unknown;
-  /** `json` already serialized (a cached answer keeps it, so it is not serialized again per request). */
-  readonly jsonText?: string;
+  /** `json` already serialized as UTF-8 (a cached route answer keeps only this: no object graph for the GC to walk, no encoding per request). */
+  readonly jsonBody?: Buffer;
   readonly text?: string;
   readonly contentType?: string;
 }

@@ -42,8 +42,8 @@ function send(res: ServerResponse, response: ApiResponse): void {
     res.end(response.text);
     return;
   }
-  const body = response.jsonText ?? JSON.stringify(response.json ?? null);
-  res.writeHead(response.status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body) });
+  const body = response.jsonBody ?? JSON.stringify(response.json ?? null);
+  res.writeHead(response.status, { ...JSON_HEADERS, 'content-length': typeof body === 'string' ? Buffer.byteLength(body) : body.length });
   res.end(body);
 }
 

@@ -55,7 +55,18 @@ export function routeAnswer(req: ApiRequest, ctx: RouteContext): ApiResponse {
   if (!ranking) return fail(404, 'unknown_origin', `origin '${origin}' is not configured here and no relay reports probing it; see GET /v1/origins`, 'origin');
   const json = { origin, clientPrefix: prefix ?? null, generatedAtMs: t, leaseMs: ctx.leaseMs, ...ranking };
   if (!ctx.cache.enabled) return { status: 200, json };
-  const answer: ApiResponse = { status: 200, json, jsonText: JSON.stringify(json) };
+  const answer = cachedAnswer(Buffer.from(JSON.stringify(json), 'utf8'));
   ctx.cache.set(t, prefix ?? '', key, answer);
   return answer;
+}
+
+/** A cached answer: the serialized body only; `json` (for in-process callers, never the HTTP path) is parsed from it when read. */
+function cachedAnswer(jsonBody: Buffer): ApiResponse {
+  return {
+    status: 200,
+    jsonBody,
+    get json(): unknown {
+      return JSON.parse(jsonBody.toString('utf8')) as unknown;
+    },
+  };
 }

@@ -22,6 +22,9 @@
  * Cached answers keep their `generatedAtMs` (when they were ranked). `routeCacheMs: 0`
  * turns the cache off.
  *
+ * Each answer lives between ½ and 1 × `routeCacheMs` (spread by insertion order), so
+ * answers made at the same moment do not all expire, and get re-ranked, at once.
+ *
  * No clock here: the caller passes `nowMs` (the cache is sans-IO like the core, but
  * kept out of core/ since it is a driver concern). Bounded: at most
  * {@link ROUTE_CACHE_ENTRIES_MAX} entries, the oldest dropped first. Clients with no
@@ -34,6 +37,9 @@ export const ROUTE_CACHE_MS_DEFAULT = 1000;
 export const ROUTE_CACHE_MS_MAX = 10_000;
 /** Most answers held; beyond it the oldest is dropped. */
 export const ROUTE_CACHE_ENTRIES_MAX = 50_000;
+
+/** Lifetime spread: an answer lives ttl × (1 − i / (2 × this)) for i = its sequence number modulo this. */
+const LIFETIME_STEPS = 8;
 
 /** What a route answer depends on, besides the fleet (see the module comment). */
 export interface RouteCacheKeyParts {
@@ -61,6 +67,7 @@ export class RouteCache<T> {
   private readonly order: [string, string][] = [];
   private orderHead = 0;
   private entries = 0;
+  private sequence = 0;
   hits = 0;
   misses = 0;
 
@@ -89,7 +96,7 @@ export class RouteCache<T> {
     return undefined;
   }
 
-  /** Keeps `value` for `prefix` under `key` until `nowMs + ttlMs`. */
+  /** Keeps `value` for `prefix` under `key` for between ½ and 1 × `ttlMs` from `nowMs` (see the module comment). */
   set(nowMs: number, prefix: string, key: string, value: T): void {
     if (!this.enabled) return;
     this.remove(prefix, key);
@@ -103,7 +110,11 @@ export class RouteCache<T> {
     }
     let entries = this.byPrefix.get(prefix);
     if (!entries) this.byPrefix.set(prefix, (entries = new Map()));
-    entries.set(key, { value, expiresAtMs: nowMs + this.ttlMs });
+    // Lifetimes spread over (½, 1] × ttlMs: answers made together (a burst of new
+    // prefixes, a cache emptied by a fleet event) would otherwise all expire together,
+    // and their re-ranking would stall the process for every request at that moment.
+    const lifetimeMs = this.ttlMs * (1 - (this.sequence++ % LIFETIME_STEPS) / (2 * LIFETIME_STEPS));
+    entries.set(key, { value, expiresAtMs: nowMs + lifetimeMs });
     this.entries++;
     this.order.push([prefix, key]);
   }

@@ -2,7 +2,7 @@
  * The route cache (coordinator/src/route-cache.ts, issue #17 item 5): `GET /v1/route`
  * answers kept per client prefix and query for `routeCacheMs`. On a service with a
  * hand-moved wall clock (no timing): a second request of the same prefix gets the same
- * answer, another prefix its own, the answer expires after the TTL; a relay that starts
+ * answer, another prefix its own, the answer expires within the TTL; a relay that starts
  * draining is dropped at once (the fleet event empties the cache), and one whose lease
  * runs out is never offered from the cache longer than the TTL. Plus the cache itself
  * on a passed-in clock.
@@ -53,19 +53,20 @@ describe('route cache', () => {
     await heartbeat(svc, 'far');
   };
 
-  test('the same prefix gets the same answer until the TTL; another prefix its own; then it is ranked afresh', async () => {
+  test('the same prefix gets the same answer for at least half the TTL; another prefix its own; after the TTL it is ranked afresh', async () => {
     const svc = service();
     try {
       await fleet(svc);
       const first = await route(svc, '203.0.113.9');
       assert.deepEqual(ids(first), ['far', 'near']);
-      now += ttlMs - 1;
+      // An answer lives at least half the TTL (lifetimes are spread over (½, 1] × routeCacheMs).
+      now += ttlMs / 2;
       const again = await route(svc, '203.0.113.77'); // another host of the same /24
       assert.deepEqual(again, first, 'served from the cache: the very same answer, generatedAtMs included');
       const other = await route(svc, '198.51.100.1');
       assert.equal(other.clientPrefix, '198.51.100.0/24');
       assert.equal(other.generatedAtMs, now, 'another prefix is ranked for itself');
-      now += 1;
+      now += ttlMs / 2;
       const expired = await route(svc, '203.0.113.9');
       assert.equal(expired.generatedAtMs, now, 'after routeCacheMs the answer is ranked again');
     } finally {
@@ -118,13 +119,13 @@ describe('route cache', () => {
     }
   });
 
-  test('RouteCache: hit until the TTL on the passed-in clock, filed by prefix, cleared whole or by prefix, bounded, off at 0', () => {
+  test('RouteCache: hit until its lifetime on the passed-in clock (spread over half to all the TTL), filed by prefix, cleared whole or by prefix, bounded, off at 0', () => {
     const cache = new RouteCache<string>(100, 2);
     const key = routeCacheKey({ origin: 'game', prefix: '203.0.113.0/24', reporter: undefined, region: undefined, lat: 48, lon: 2, limit: 8, twoHop: undefined, exit: undefined });
     assert.notEqual(key, routeCacheKey({ origin: 'game', prefix: '203.0.113.0/24', reporter: '203.0.113.9', region: undefined, lat: 48, lon: 2, limit: 8, twoHop: undefined, exit: undefined }), 'a reporter with its own figures has its own entry');
     const prefix = '203.0.113.0/24';
     cache.set(0, prefix, key, 'a');
-    assert.equal(cache.get(99, prefix, key), 'a');
+    assert.equal(cache.get(50, prefix, key), 'a');
     assert.equal(cache.get(99, '198.51.100.0/24', key), undefined, 'filed by prefix');
     assert.equal(cache.get(100, prefix, key), undefined);
     cache.set(100, prefix, key, 'b');
@@ -138,6 +139,12 @@ describe('route cache', () => {
     assert.equal(cache.size, 2);
     assert.equal(cache.get(201, prefix, 'x'), undefined, 'the oldest entry made room');
     assert.equal(cache.get(201, prefix, 'z'), 'z');
+    // Lifetimes are spread: of 8 answers made at once, the ones that expire before the TTL do so at different times, none before half of it.
+    const spread = new RouteCache<string>(1000);
+    for (let i = 0; i < 8; i++) spread.set(0, prefix, `k${i}`, 'v');
+    const expiry = Array.from({ length: 8 }, (_, i) => [...Array(1001).keys()].find((t) => spread.get(t, prefix, `k${i}`) === undefined)!);
+    assert.ok(expiry.every((t) => t > 500 && t <= 1000), `expiries ${expiry.join(' ')}`);
+    assert.equal(new Set(expiry).size, 8, `expiries ${expiry.join(' ')}`);
     const off = new RouteCache<string>(0);
     off.set(0, prefix, key, 'a');
     assert.equal(off.get(0, prefix, key), undefined);
