@@ -124,6 +124,7 @@ export function runQueueWaitUs(pid: number): number {
   }
 }
 
+/** Runs the load generator child (relay-load.ts) with `job` and returns its result; throws on its error. */
 export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const child = new Child(spawn(process.execPath, [LOAD, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] }));
   const line = await child.waitFor((l) => l.startsWith('{'), job.durationMs + 30_000);
@@ -141,6 +142,7 @@ export interface Target {
   readonly tcpPort: number;
 }
 
+/** Datagrams/s `target` delivers to the origin under a `blast` job, and its CPU per delivered datagram, µs. */
 export async function measurePps(origin: Origin, target: Target, job: Omit<LoadJob, 'port'>): Promise<{ pps: number; cpuUsPerPacket: number }> {
   origin.echo = false;
   const before = origin.received;
@@ -174,6 +176,7 @@ export async function measureRttTogether(origin: Origin, paths: LoadJob['paths']
   throw new Error(`latency run lost nearly every echo ${LATENCY_ATTEMPTS} times (${seen.join(', then ')}): the machine stalled the forwarders; run again when it is quieter`);
 }
 
+/** TCP bulk throughput through the forwarder on `port` with `conns` connections for `durationMs`, Gbit/s. */
 export async function measureTcp(origin: Origin, port: number, conns: number, durationMs: number): Promise<number> {
   const chunk = Buffer.alloc(64 * 1024, 0x42);
   const sockets: net.Socket[] = [];
