@@ -42,7 +42,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'warmup-s': { type: 'number', valueName: 'S', min: 0, max: 60, description: 'Load before measuring starts, s', default: 2 },
   store: { type: 'string', valueName: 'memory|redis|both|redis://…', description: "Stores to measure ('redis' starts a redis-server on a free port)", default: 'both' },
   seed: { type: 'integer', valueName: 'N', min: 0, max: 4294967295, description: 'Seed of relay placement and client positions', default: 1 },
-  'client-prefixes': { type: 'integer', valueName: 'N', min: 1, max: 65_536, description: 'Client networks (/24 each) the route requests come from', default: 2000 },
+  'client-prefixes': { type: 'integer', valueName: 'N', min: 1, max: 65_536, description: 'Client networks (/24 each) the route requests come from (the route cache hit rate follows from it: see coordinator/README.md "Scale")', default: 200 },
   cache: { type: 'string', valueName: 'off|on|both', description: "The route cache: measured off, on (routeCacheMs = --route-cache-ms), or both in turn per store", default: 'both' },
   'route-cache-ms': { type: 'integer', valueName: 'MS', min: 1, max: 10_000, description: 'routeCacheMs of the runs with the cache on, ms', default: 1000 },
   json: { type: 'boolean', description: 'Print one JSON object instead of a table' },
