@@ -7,14 +7,22 @@
  * behind fewer requests), over keep-alive HTTP from this process. Prints route latency
  * percentiles as the client saw them, per store. Every figure is measured in this run.
  *
- * JSON (`--json`): `{ relays, heartbeatIntervalMs, routeRps, durationS, results: [{ store,
- * routeRequests, routeRpsAchieved, heartbeats, heartbeatRpsAchieved, errors,
- * routeLatencyMs: {p50, p90, p99, max}, heartbeatLatencyMs: {p50, p99, max}, candidatesPerRoute }] }`.
+ * Route requests come from `--client-prefixes` simulated client networks (a /24 each,
+ * a random host in it per request, one lat/lon per network), named by
+ * `X-Forwarded-For` (the coordinator runs with `trustForwardedFor`), so the route
+ * cache (`routeCacheMs`, coordinator/src/route-cache.ts) sees as many prefixes as the
+ * flag says. With `--cache both` (default) every store is measured with the cache off
+ * (`routeCacheMs: 0`) and then on, in the same run.
+ *
+ * JSON (`--json`): `{ relays, heartbeatIntervalMs, routeRps, durationS, clientPrefixes, results: [{ store,
+ * routeCacheMs, cacheHitFraction, routeRequests, routeRpsAchieved, heartbeats, heartbeatRpsAchieved, errors,
+ * routeLatencyMs: {p50, p90, p99, max}, heartbeatLatencyMs: {p50, p99, max}, candidatesPerRoute }] }`
+ * (`cacheHitFraction`: of the measured window's route answers, from the coordinator's
+ * `slipstream_coordinator_route_cache_lookups_total`; null with the cache off).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +32,7 @@ import { flagCommand, type Command } from '../kit/command.js';
 import { CliUsageError } from '../proto/src/errors.js';
 import { Rng } from '../proto/src/rng.js';
 import { freePort } from '../kit/free-port.js';
+import { RawHttpCaller } from './coordinator-client.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   relays: { type: 'integer', valueName: 'N', min: 1, max: 10_000, description: 'Relays registered and heartbeating', default: 500 },
@@ -33,6 +42,9 @@ const FLAGS: Record<string, FlagSpec> = {
   'warmup-s': { type: 'number', valueName: 'S', min: 0, max: 60, description: 'Load before measuring starts, s', default: 2 },
   store: { type: 'string', valueName: 'memory|redis|both|redis://…', description: "Stores to measure ('redis' starts a redis-server on a free port)", default: 'both' },
   seed: { type: 'integer', valueName: 'N', min: 0, max: 4294967295, description: 'Seed of relay placement and client positions', default: 1 },
+  'client-prefixes': { type: 'integer', valueName: 'N', min: 1, max: 65_536, description: 'Client networks (/24 each) the route requests come from (the route cache hit rate follows from it: see coordinator/README.md "Scale")', default: 200 },
+  cache: { type: 'string', valueName: 'off|on|both', description: "The route cache: measured off, on (routeCacheMs = --route-cache-ms), or both in turn per store", default: 'both' },
+  'route-cache-ms': { type: 'integer', valueName: 'MS', min: 1, max: 10_000, description: 'routeCacheMs of the runs with the cache on, ms', default: 1000 },
   json: { type: 'boolean', description: 'Print one JSON object instead of a table' },
 };
 
@@ -43,6 +55,8 @@ const REDIS_SERVER = '/usr/bin/redis-server';
 const TICK_MS = 5;
 /** Most requests in flight before the generator counts new ones as errors (overload guard). */
 const IN_FLIGHT_MAX = 2000;
+/** Keep-alive connections of the load generator (one request in flight on each). */
+const CONNECTIONS = 64;
 /** Per-request timeout, ms. */
 const REQUEST_TIMEOUT_MS = 5000;
 
@@ -57,6 +71,10 @@ export interface LatencySummary {
 /** One store's figures. */
 export interface CoordinatorBenchResult {
   store: string;
+  /** The coordinator's routeCacheMs in this run (0: off). */
+  routeCacheMs: number;
+  /** Fraction of the measured route answers served from the cache; null with it off. */
+  cacheHitFraction: number | null;
   routeRequests: number;
   routeRpsAchieved: number;
   heartbeats: number;
@@ -111,40 +129,6 @@ async function waitForLine(child: ChildProcess, stream: 'stdout' | 'stderr', pat
   });
 }
 
-/** A keep-alive HTTP caller that measures each request, ms. */
-class Caller {
-  readonly agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  inFlight = 0;
-  constructor(
-    private readonly port: number,
-    private readonly fleetSecret: string,
-  ) {}
-
-  call(method: string, path: string, body: string | undefined, done: (ok: boolean, ms: number, text: string) => void): void {
-    this.inFlight++;
-    const started = performance.now();
-    const req = request({ host: '127.0.0.1', port: this.port, method, path, agent: this.agent, timeout: REQUEST_TIMEOUT_MS, headers: { authorization: `Bearer ${this.fleetSecret}`, ...(body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => {
-        this.inFlight--;
-        done(res.statusCode === 200, performance.now() - started, text);
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => {
-      this.inFlight--;
-      done(false, performance.now() - started, '');
-    });
-    req.end(body);
-  }
-
-  callAsync(method: string, path: string, body?: string): Promise<{ ok: boolean; ms: number; text: string }> {
-    return new Promise((resolve) => this.call(method, path, body, (ok, ms, text) => resolve({ ok, ms, text })));
-  }
-}
-
 interface BenchOptions {
   relays: number;
   heartbeatMs: number;
@@ -152,19 +136,21 @@ interface BenchOptions {
   durationS: number;
   warmupS: number;
   seed: number;
+  clientPrefixes: number;
 }
 
 /** Runs the load against one store spec (`memory` or a redis URL) and returns its figures. */
-export async function benchOneStore(label: string, storeSpec: string, o: BenchOptions): Promise<CoordinatorBenchResult> {
+export async function benchOneStore(label: string, storeSpec: string, o: BenchOptions, routeCacheMs: number): Promise<CoordinatorBenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'slip-bench-coord-'));
   const fleetSecret = randomBytes(24).toString('base64');
   const configPath = join(dir, 'coordinator.yaml');
-  writeFileSync(configPath, `keys:\n  fleetSecret: ${fleetSecret}\n  apiKeys: [${randomBytes(24).toString('base64')}]\n  ticketSigningSeed: ${randomBytes(32).toString('base64')}\n  sealKey: ${randomBytes(32).toString('base64')}\nredisKeyPrefix: 'bench-${randomBytes(4).toString('hex')}:'\norigins:\n  - name: bench-origin\n    latitude: 50\n    longitude: 8\n`);
+  writeFileSync(configPath, `keys:\n  fleetSecret: ${fleetSecret}\n  apiKeys: [${randomBytes(24).toString('base64')}]\n  ticketSigningSeed: ${randomBytes(32).toString('base64')}\n  sealKey: ${randomBytes(32).toString('base64')}\nredisKeyPrefix: 'bench-${randomBytes(4).toString('hex')}:'\nrouteCacheMs: ${routeCacheMs}\ntrustForwardedFor: true\norigins:\n  - name: bench-origin\n    latitude: 50\n    longitude: 8\n`);
   const port = await freePort();
   const coordinator = spawn(process.execPath, [CLI_PATH, 'coordinator', '--config', configPath, '--listen', `127.0.0.1:${port}`, '--store', storeSpec, '--log-level', 'warn', '--lease-ms', String(Math.max(3 * o.heartbeatMs, 3000))], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const caller = new Caller(port, fleetSecret);
+  let caller: RawHttpCaller | undefined;
   try {
     await waitForLine(coordinator, 'stderr', /listening on http/, 20_000);
+    const http = (caller = new RawHttpCaller(port, fleetSecret, CONNECTIONS, REQUEST_TIMEOUT_MS));
     const rng = new Rng(o.seed);
     const ids = Array.from({ length: o.relays }, (_, i) => `relay-${i}`);
     // Register with bounded concurrency, and give each relay an origin figure.
@@ -173,13 +159,21 @@ export async function benchOneStore(label: string, storeSpec: string, o: BenchOp
         ids.slice(i, i + 50).map(async (relayId) => {
           const lat = -60 + rng.nextFloat() * 130;
           const lon = -180 + rng.nextFloat() * 360;
-          const reg = await caller.callAsync('POST', '/v1/relays/register', JSON.stringify({ relayId, region: `r${Math.floor((lon + 180) / 40)}`, latitude: lat, longitude: lon, tunnelAddress: '127.0.0.1:4433', probeAddress: '127.0.0.1:4434', capacitySessions: 5000 }));
+          const reg = await http.callAsync('POST', '/v1/relays/register', JSON.stringify({ relayId, region: `r${Math.floor((lon + 180) / 40)}`, latitude: lat, longitude: lon, tunnelAddress: '127.0.0.1:4433', probeAddress: '127.0.0.1:4434', capacitySessions: 5000 }));
           if (!reg.ok) throw new Error(`register ${relayId} failed: ${reg.text}`);
-          const rep = await caller.callAsync('POST', '/v1/relays/reports', JSON.stringify({ relayId, reports: [{ origin: 'bench-origin', rttMs: 5 + rng.nextFloat() * 200, jitterMs: rng.nextFloat() * 5, lossFraction: rng.nextFloat() * 0.02, samples: 20 }] }));
+          const rep = await http.callAsync('POST', '/v1/relays/reports', JSON.stringify({ relayId, reports: [{ origin: 'bench-origin', rttMs: 5 + rng.nextFloat() * 200, jitterMs: rng.nextFloat() * 5, lossFraction: rng.nextFloat() * 0.02, samples: 20 }] }));
           if (!rep.ok) throw new Error(`report ${relayId} failed: ${rep.text}`);
         }),
       );
     }
+    // Client networks: 10.x.y.0/24 each, at one place each.
+    const clients = Array.from({ length: o.clientPrefixes }, (_, i) => ({ net: `10.${(i >> 8) & 255}.${i & 255}`, lat: (-60 + rng.nextFloat() * 130).toFixed(2), lon: (-180 + rng.nextFloat() * 360).toFixed(2) }));
+    const cacheLookups = async (): Promise<{ hit: number; miss: number }> => {
+      const text = (await http.callAsync('GET', '/metrics')).text;
+      const pick = (result: string): number => Number(new RegExp(`slipstream_coordinator_route_cache_lookups_total\\{result="${result}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+      return { hit: pick('hit'), miss: pick('miss') };
+    };
+    let lookupsAtMeasureStart: Promise<{ hit: number; miss: number }> | undefined;
     const routeLatencies: number[] = [];
     const heartbeatLatencies: number[] = [];
     let errors = 0;
@@ -203,17 +197,18 @@ export async function benchOneStore(label: string, storeSpec: string, o: BenchOp
         measureStart = performance.now();
         routesAtMeasureStart = routesSent;
         heartbeatsAtMeasureStart = heartbeatsSent;
+        lookupsAtMeasureStart = cacheLookups();
       }
       const routesDue = Math.floor((elapsed / 1000) * o.routeRps);
       for (; routesSent < routesDue; routesSent++) {
-        if (caller.inFlight >= IN_FLIGHT_MAX) {
+        if (http.inFlight >= IN_FLIGHT_MAX) {
           if (measuring) errors++;
           continue;
         }
-        const lat = (-60 + rng.nextFloat() * 130).toFixed(2);
-        const lon = (-180 + rng.nextFloat() * 360).toFixed(2);
+        const client = clients[Math.floor(rng.nextFloat() * clients.length)]!;
+        const host = 1 + Math.floor(rng.nextFloat() * 254);
         const counted = measuring;
-        caller.call('GET', `/v1/route?origin=bench-origin&lat=${lat}&lon=${lon}`, undefined, (ok, ms, text) => {
+        http.call('GET', `/v1/route?origin=bench-origin&lat=${client.lat}&lon=${client.lon}`, undefined, (ok, ms, text) => {
           if (!counted) return;
           if (!ok) errors++;
           else {
@@ -223,12 +218,12 @@ export async function benchOneStore(label: string, storeSpec: string, o: BenchOp
               candidateSamples++;
             }
           }
-        });
+        }, `${client.net}.${host}`);
       }
       const heartbeatsDue = Math.floor((elapsed / o.heartbeatMs) * o.relays);
       for (; heartbeatsSent < heartbeatsDue; heartbeatsSent++) {
         const counted = measuring;
-        caller.call('POST', '/v1/relays/heartbeat', heartbeatBodies[heartbeatsSent % o.relays], (ok, ms) => {
+        http.call('POST', '/v1/relays/heartbeat', heartbeatBodies[heartbeatsSent % o.relays], (ok, ms) => {
           if (!counted) return;
           if (!ok) errors++;
           else heartbeatLatencies.push(ms);
@@ -238,20 +233,26 @@ export async function benchOneStore(label: string, storeSpec: string, o: BenchOp
     }
     const measuredS = (performance.now() - measureStart) / 1000;
     // Let what is in flight finish (bounded).
-    for (let i = 0; i < 200 && caller.inFlight > 0; i++) await sleep(25);
+    for (let i = 0; i < 200 && http.inFlight > 0; i++) await sleep(25);
+    const lookupsStart = (await lookupsAtMeasureStart) ?? { hit: 0, miss: 0 };
+    const lookupsEnd = await cacheLookups();
+    const hits = lookupsEnd.hit - lookupsStart.hit;
+    const lookups = hits + lookupsEnd.miss - lookupsStart.miss;
     return {
       store: label,
+      routeCacheMs,
+      cacheHitFraction: routeCacheMs > 0 && lookups > 0 ? Math.round((hits / lookups) * 1000) / 1000 : null,
       routeRequests: routesSent - routesAtMeasureStart,
       routeRpsAchieved: Math.round(routeLatencies.length / measuredS),
       heartbeats: heartbeatsSent - heartbeatsAtMeasureStart,
       heartbeatRpsAchieved: Math.round(heartbeatLatencies.length / measuredS),
-      errors: errors + caller.inFlight,
+      errors: errors + http.inFlight,
       routeLatencyMs: summarize(routeLatencies),
       heartbeatLatencyMs: summarize(heartbeatLatencies),
       candidatesPerRoute: candidateSamples ? candidates / candidateSamples : 0,
     };
   } finally {
-    caller.agent.destroy();
+    caller?.close();
     await stop(coordinator);
     rmSync(dir, { recursive: true, force: true });
   }
@@ -277,20 +278,25 @@ export const coordinatorBenchCommand: Command = flagCommand({
   async run({ values }, io) {
     const store = str(values, 'store')!;
     if (!/^(memory|redis|both|rediss?:\/\/\S+)$/.test(store)) throw new CliUsageError('--store', `--store: '${store}' is not memory, redis, both or a redis:// URL`);
-    const o: BenchOptions = { relays: num(values, 'relays')!, heartbeatMs: num(values, 'heartbeat-ms')!, routeRps: num(values, 'route-rps')!, durationS: num(values, 'duration-s')!, warmupS: num(values, 'warmup-s')!, seed: num(values, 'seed')! };
+    const cache = str(values, 'cache')!;
+    if (!/^(off|on|both)$/.test(cache)) throw new CliUsageError('--cache', `--cache: '${cache}' is not off, on or both`);
+    const o: BenchOptions = { relays: num(values, 'relays')!, heartbeatMs: num(values, 'heartbeat-ms')!, routeRps: num(values, 'route-rps')!, durationS: num(values, 'duration-s')!, warmupS: num(values, 'warmup-s')!, seed: num(values, 'seed')!, clientPrefixes: num(values, 'client-prefixes')! };
+    const cacheMsList = cache === 'off' ? [0] : cache === 'on' ? [num(values, 'route-cache-ms')!] : [0, num(values, 'route-cache-ms')!];
     const results: CoordinatorBenchResult[] = [];
-    if (store === 'memory' || store === 'both') results.push(await benchOneStore('memory', 'memory', o));
-    if (store === 'redis' || store === 'both') results.push(await withRedis((url) => benchOneStore('redis', url, o)));
-    if (store.startsWith('redis://') || store.startsWith('rediss://')) results.push(await benchOneStore('redis', store, o));
+    for (const cacheMs of cacheMsList) {
+      if (store === 'memory' || store === 'both') results.push(await benchOneStore('memory', 'memory', o, cacheMs));
+      if (store === 'redis' || store === 'both') results.push(await withRedis((url) => benchOneStore('redis', url, o, cacheMs)));
+      if (store.startsWith('redis://') || store.startsWith('rediss://')) results.push(await benchOneStore('redis', store, o, cacheMs));
+    }
     if (bool(values, 'json')) {
-      io.out(`${JSON.stringify({ relays: o.relays, heartbeatIntervalMs: o.heartbeatMs, routeRps: o.routeRps, durationS: o.durationS, results })}\n`);
+      io.out(`${JSON.stringify({ relays: o.relays, heartbeatIntervalMs: o.heartbeatMs, routeRps: o.routeRps, durationS: o.durationS, clientPrefixes: o.clientPrefixes, results })}\n`);
       return 0;
     }
     const lines = [
-      `coordinator at scale: ${o.relays} relays heartbeating every ${o.heartbeatMs} ms + ${o.routeRps} route requests/s, ${o.durationS} s measured after ${o.warmupS} s warm-up (one coordinator process; client-side latency over keep-alive HTTP on 127.0.0.1)`,
+      `coordinator at scale: ${o.relays} relays heartbeating every ${o.heartbeatMs} ms + ${o.routeRps} route requests/s from ${o.clientPrefixes} client /24s, ${o.durationS} s measured after ${o.warmupS} s warm-up (one coordinator process; client-side latency over keep-alive HTTP on 127.0.0.1)`,
       '',
-      'store    routes/s  heartbeats/s  errors  route p50  route p90  route p99  route max  heartbeat p99',
-      ...results.map((r) => `${r.store.padEnd(8)} ${String(r.routeRpsAchieved).padStart(8)}  ${String(r.heartbeatRpsAchieved).padStart(12)}  ${String(r.errors).padStart(6)}  ${r.routeLatencyMs.p50.toFixed(2).padStart(6)} ms  ${r.routeLatencyMs.p90.toFixed(2).padStart(6)} ms  ${r.routeLatencyMs.p99.toFixed(2).padStart(6)} ms  ${r.routeLatencyMs.max.toFixed(1).padStart(6)} ms  ${r.heartbeatLatencyMs.p99.toFixed(2).padStart(10)} ms`),
+      'store    route cache       routes/s  heartbeats/s  errors  route p50  route p90  route p99  route max  heartbeat p99',
+      ...results.map((r) => `${r.store.padEnd(8)} ${(r.routeCacheMs === 0 ? 'off' : `${r.routeCacheMs} ms, ${Math.round((r.cacheHitFraction ?? 0) * 100)}% hit`).padEnd(16)} ${String(r.routeRpsAchieved).padStart(8)}  ${String(r.heartbeatRpsAchieved).padStart(12)}  ${String(r.errors).padStart(6)}  ${r.routeLatencyMs.p50.toFixed(2).padStart(6)} ms  ${r.routeLatencyMs.p90.toFixed(2).padStart(6)} ms  ${r.routeLatencyMs.p99.toFixed(2).padStart(6)} ms  ${r.routeLatencyMs.max.toFixed(1).padStart(6)} ms  ${r.heartbeatLatencyMs.p99.toFixed(2).padStart(10)} ms`),
       '',
     ];
     io.out(lines.join('\n'));

@@ -1,6 +1,7 @@
 /**
  * The baseline `slipstream bench relay` measures the relay against: the smallest
- * useful Node forwarder, a per-client upstream socket for UDP and a pipe for TCP,
+ * useful Node forwarder, a per-client upstream socket connected to the origin for UDP
+ * (as anyone would write it) and a pipe for TCP,
  * with no limits, no metrics and no checks. Benchmark-only code.
  *
  * Usage: node dist/bench/relay-baseline.js <udpListenPort> <tcpListenPort> <udpOriginPort> <tcpOriginPort>
@@ -21,16 +22,30 @@ const [udpPort, tcpPort, originPort, tcpOriginPort] = process.argv.slice(2).map(
 // and upstreamReceiveBufferBytes), so the comparison is of code, not of buffers.
 const RECEIVE_BUFFER_BYTES = 8 << 20;
 const listen = dgram.createSocket({ type: 'udp4', recvBufferSize: RECEIVE_BUFFER_BYTES });
-const upstreams = new Map<string, dgram.Socket>();
+/** Per client flow: its socket connected to the origin, and what arrived before the connect completed. */
+const upstreams = new Map<string, { socket: dgram.Socket; pending: Buffer[] | undefined }>();
 listen.on('message', (msg, from) => {
   const key = `${from.address}:${from.port}`;
   let up = upstreams.get(key);
   if (!up) {
-    up = dgram.createSocket({ type: 'udp4', recvBufferSize: RECEIVE_BUFFER_BYTES });
-    up.on('message', (reply) => listen.send(reply, from.port, from.address));
-    upstreams.set(key, up);
+    // One socket per client flow, connected to the origin: the kernel keeps the
+    // destination, so a send is a plain send() with no address to look up or convert.
+    // dgram refuses a send without an address until the connect completes, so the
+    // first datagrams wait for it.
+    const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: RECEIVE_BUFFER_BYTES });
+    const flow = { socket, pending: [] as Buffer[] | undefined };
+    socket.connect(originPort, '127.0.0.1', () => {
+      for (const queued of flow.pending!) socket.send(queued);
+      flow.pending = undefined;
+    });
+    const clientPort = from.port;
+    const clientAddress = from.address;
+    socket.on('message', (reply) => listen.send(reply, clientPort, clientAddress));
+    upstreams.set(key, flow);
+    up = flow;
   }
-  up.send(msg, originPort, '127.0.0.1');
+  if (up.pending) up.pending.push(msg);
+  else up.socket.send(msg);
 });
 const server = net.createServer((client) => {
   const up = net.connect(tcpOriginPort, '127.0.0.1');

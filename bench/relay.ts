@@ -6,10 +6,17 @@
  * same origin (this process). Every figure is measured in this run.
  *
  * JSON contract (`--json`; later checks depend on it):
- * `{udp: [{sizeBytes, flows, relayPps, baselinePps, ratio, relayCpuUsPerPacket, baselineCpuUsPerPacket}],
- *   latency: [{sizeBytes, relayP50AddedUs, relayP99AddedUs, baselineP50AddedUs, baselineP99AddedUs, p99Ratio}],
- *   tcp: [{conns, relayGbps, baselineGbps, ratio}],
- *   tunnel: {udp: [...same row shape...], latency: [...same row shape...]}, settings: {...}}`
+ * `{udp: [{sizeBytes, flows, relayPps, baselinePps, ratio, relayCpuUsPerPacket, baselineCpuUsPerPacket, nginxPps?, nginxRatio?, nginxCpuUsPerPacket?}],
+ *   latency: [{sizeBytes, relayP50AddedUs, relayP99AddedUs, baselineP50AddedUs, baselineP99AddedUs, p99Ratio, nginxP50AddedUs?, nginxP99AddedUs?, nginxP99Ratio?}],
+ *   tcp: [{conns, relayGbps, baselineGbps, ratio, nginxGbps?, nginxRatio?}],
+ *   tunnel: {udp: [...same row shape...], latency: [...same row shape...]},
+ *   nginx: {available: boolean, note?: string, config?: string},
+ *   webrtc?: {...see bench/relay-webrtc.ts...}, settings: {...}}`
+ * The baseline is the minimal Node forwarder with connected upstream sockets
+ * (relay-baseline.ts). When nginx with the stream module is installed (relay-nginx.ts;
+ * detected, never required) it is a third forwarder measured in the same rounds, and
+ * the `nginx…` fields appear (`nginxRatio` = relay packets/s over nginx's, median of the
+ * per-round ratios); without it they are absent and `nginx.note` says why.
  * `udp`/`latency`/`tcp` are L4 port mapping; `tunnel` repeats the UDP rows through the
  * tunnel port (24-byte Slipstream header inside `sizeBytes`) against the same baseline.
  * Latency rows also carry diagnostics: echo loss fractions, each forwarder's CPU per
@@ -22,21 +29,23 @@
  * {@link addedP99Ratio}); null when no round's baseline added p99 was above 0 µs. The tables end with
  * the issue's targets checked row by row: packets/s ratio ≥ 0.9, p99 ratio ≤ 1.5.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { flagCommand, type Command, type CommandIo } from '../kit/command.js';
-import { bool, flagGiven, num, type FlagSpec } from '../kit/flags.js';
+import { bool, flagGiven, num, str, type FlagSpec } from '../kit/flags.js';
 import { sessionIdToHex } from '../proto/src/header.js';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
 import { BASELINE_SCRIPT } from './relay-baseline.js';
-import { LOAD_SCRIPT, type LoadJob, type LoadResult, type LoadTicket } from './relay-load.js';
+import { type LoadTicket } from './relay-load.js';
+import { Child, cpuUs, HEALTH_PAYLOAD, measurePps, measureRttTogether, measureTcp, median, Origin, round, runQueueWaitUs, type Target } from './relay-measure.js';
+import { findNginx, startNginx, type NginxProxy } from './relay-nginx.js';
+import { CAPACITY_CONNECTED_MIN, CAPACITY_LOSS_MAX, webrtcRows, type WebRtcRows } from './relay-webrtc.js';
+import { freePort } from '../kit/free-port.js';
+import { CliUsageError } from '../proto/src/errors.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   json: { type: 'boolean', description: 'Print one JSON object instead of tables' },
@@ -48,20 +57,17 @@ const FLAGS: Record<string, FlagSpec> = {
   'skip-tcp': { type: 'boolean', description: 'Skip the TCP bulk rows' },
   'skip-l4': { type: 'boolean', description: 'Skip the L4 UDP rows (and TCP): tunnel mode only' },
   'skip-throughput': { type: 'boolean', description: 'Skip the UDP packets/s rows: latency rows only' },
+  'skip-nginx': { type: 'boolean', description: 'Do not measure nginx stream even when it is installed' },
+  'skip-webrtc': { type: 'boolean', description: 'Skip the WebRTC (DataChannel) rows' },
+  'webrtc-sessions': { type: 'string', valueName: 'N,N,…', description: 'Capacity steps of the WebRTC rows: concurrent 60 messages/s sessions per step, at most 5 steps of at most 1000 (--quick: 10)', default: '50,100,200' },
 };
 
 const CLI = fileURLToPath(new URL('../cli/slipstream.js', import.meta.url));
-const LOAD = LOAD_SCRIPT;
 const BASELINE = BASELINE_SCRIPT;
 const SIZES = [100, 1200];
 const FLOWS = [1, 64];
-const LATENCY_RATE_HZ = 10_000;
-/** Latency runs made before a path that lost nearly every echo fails the bench (see measureRttTogether). */
-const LATENCY_ATTEMPTS = 2;
 /** The direct reference path sends on every 10th tick (1,000 packets/s): enough samples, little extra load on the origin. */
 const DIRECT_EVERY = 10;
-const HEALTH_PAYLOAD = Buffer.from('HC');
-const CLOCK_TICKS_PER_SECOND = 100;
 
 /** One UDP throughput row. */
 interface UdpRow {
@@ -72,6 +78,10 @@ interface UdpRow {
   ratio: number;
   relayCpuUsPerPacket: number;
   baselineCpuUsPerPacket: number;
+  /** With nginx installed: its delivered packets/s, the relay's over it (median of per-round ratios), its worker's CPU per packet, µs. */
+  nginxPps?: number;
+  nginxRatio?: number;
+  nginxCpuUsPerPacket?: number;
 }
 /** One latency row. */
 interface LatencyRow {
@@ -82,188 +92,29 @@ interface LatencyRow {
   baselineP99AddedUs: number;
   /** Median over rounds of relay +p99 / baseline +p99, each pair from one round. */
   p99Ratio: number;
+  /** With nginx installed: its added p50/p99, µs, and the relay's +p99 over it (median of per-round ratios). */
+  nginxP50AddedUs?: number;
+  nginxP99AddedUs?: number;
+  nginxP99Ratio?: number;
 }
 /** The targets the tables are checked against: relay packets/s at least this × the baseline's… */
 const PPS_RATIO_MIN = 0.9;
 /** …and relay added p99 latency at most this × the baseline's. */
 const P99_RATIO_MAX = 1.5;
+/** Issue #17's targets against nginx stream with one worker: relay packets/s at least this × nginx's… */
+const NGINX_PPS_RATIO_MIN = 1.3;
+/** …and relay added p99 at most nginx's. */
+const NGINX_P99_RATIO_MAX = 1.0;
 /** One TCP row. */
 interface TcpRow {
   conns: number;
   relayGbps: number;
   baselineGbps: number;
   ratio: number;
+  nginxGbps?: number;
+  nginxRatio?: number;
 }
 
-/** The origin: counts datagrams, echoes when asked, answers health checks; a TCP sink beside it. */
-class Origin {
-  received = 0;
-  echo = false;
-  tcpBytes = 0;
-  private constructor(
-    readonly udp: dgram.Socket,
-    readonly tcp: net.Server,
-  ) {
-    udp.on('message', (message, from) => {
-      if (message.length === HEALTH_PAYLOAD.length && message.equals(HEALTH_PAYLOAD)) return void udp.send(message, from.port, from.address);
-      this.received++;
-      if (this.echo) udp.send(message, from.port, from.address);
-    });
-  }
-  static async start(): Promise<Origin> {
-    const udp = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 << 20 });
-    await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
-    const tcp = net.createServer((socket) => {
-      socket.on('data', (chunk: Buffer) => (origin.tcpBytes += chunk.length));
-      socket.on('error', () => undefined);
-    });
-    const origin = new Origin(udp, tcp);
-    await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
-    return origin;
-  }
-  get udpPort(): number {
-    return this.udp.address().port;
-  }
-  get tcpPort(): number {
-    return (this.tcp.address() as net.AddressInfo).port;
-  }
-  close(): void {
-    this.udp.close();
-    this.tcp.close();
-  }
-}
-
-/** A child process we started, with its stdout lines. */
-class Child {
-  readonly lines: string[] = [];
-  private waiters: { match: (line: string) => boolean; resolve: (line: string) => void }[] = [];
-  constructor(readonly process: ChildProcess) {
-    let buffered = '';
-    process.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      buffered += chunk;
-      for (let nl = buffered.indexOf('\n'); nl !== -1; nl = buffered.indexOf('\n')) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        this.lines.push(line);
-        this.waiters = this.waiters.filter((w) => (w.match(line) ? (w.resolve(line), false) : true));
-      }
-    });
-  }
-  waitFor(match: (line: string) => boolean, timeoutMs: number): Promise<string> {
-    const found = this.lines.find(match);
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`child ${this.process.pid} printed nothing matching within ${timeoutMs} ms; stdout: ${this.lines.slice(-5).join(' | ')}`)), timeoutMs);
-      this.waiters.push({ match, resolve: (line) => (clearTimeout(timer), resolve(line)) });
-      this.process.once('exit', (code) => (clearTimeout(timer), reject(new Error(`child ${this.process.pid} exited with code ${code}; stdout: ${this.lines.slice(-5).join(' | ')}`))));
-    });
-  }
-  stop(): Promise<void> {
-    if (this.process.exitCode !== null) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => this.process.kill('SIGKILL'), 5000);
-      this.process.once('exit', () => (clearTimeout(timer), resolve()));
-      this.process.kill('SIGTERM');
-    });
-  }
-}
-
-/** CPU time (user + system) of a process so far, µs, from /proc (Linux); NaN elsewhere. */
-function cpuUs(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND) * 1e6;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** Time a process has spent runnable but waiting for a CPU so far, µs, from /proc/PID/schedstat (Linux); NaN elsewhere. */
-function runQueueWaitUs(pid: number): number {
-  try {
-    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1000;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-async function runLoad(job: LoadJob): Promise<LoadResult> {
-  const child = new Child(spawn(process.execPath, [LOAD, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] }));
-  const line = await child.waitFor((l) => l.startsWith('{'), job.durationMs + 30_000);
-  await child.stop();
-  const result = JSON.parse(line) as LoadResult;
-  if (result.error) throw new Error(`load generator: ${result.error}`);
-  return result;
-}
-
-interface Target {
-  readonly name: 'relay' | 'baseline';
-  readonly pid: number;
-  readonly udpPort: number;
-  readonly tcpPort: number;
-}
-
-async function measurePps(origin: Origin, target: Target, job: Omit<LoadJob, 'port'>): Promise<{ pps: number; cpuUsPerPacket: number }> {
-  origin.echo = false;
-  const before = origin.received;
-  const cpuBefore = cpuUs(target.pid);
-  await runLoad({ ...job, port: target.udpPort });
-  // Let what is in flight land, so both targets are judged the same way.
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  const delivered = origin.received - before;
-  const cpu = cpuUs(target.pid) - cpuBefore;
-  return { pps: delivered / (job.durationMs / 1000), cpuUsPerPacket: delivered > 0 ? cpu / delivered : Number.NaN };
-}
-
-/**
- * Round trips over several paths at once (see LoadJob.paths); per path, in order.
- * Lost echoes are reported (as lossFraction), not fatal, unless nearly everything was
- * lost on a path: that is a stalled machine (a forwarder descheduled long enough for its
- * socket buffer to overflow), not a figure, so the run is made once more before the
- * bench gives up with what it saw both times.
- */
-async function measureRttTogether(origin: Origin, paths: LoadJob['paths'], count: number): Promise<{ p50: number; p99: number; lossFraction: number }[]> {
-  const seen: string[] = [];
-  for (let attempt = 1; attempt <= LATENCY_ATTEMPTS; attempt++) {
-    origin.echo = true;
-    const result = await runLoad({ mode: 'latency', port: 0, flows: 1, sizeBytes: 0, durationMs: 0, rateHz: LATENCY_RATE_HZ, count, tunnel: undefined, paths });
-    origin.echo = false;
-    const expected = paths!.map((p) => Math.ceil(count / (p.every ?? 1)));
-    const starved = result.rttUsByPath!.findIndex((path, i) => path.received < expected[i]! / 10);
-    if (starved === -1) return result.rttUsByPath!.map((path, i) => ({ p50: path.p50, p99: path.p99, lossFraction: 1 - path.received / expected[i]! }));
-    seen.push(`${result.rttUsByPath![starved]!.received} of ${expected[starved]}`);
-  }
-  throw new Error(`latency run lost nearly every echo ${LATENCY_ATTEMPTS} times (${seen.join(', then ')}): the machine stalled the forwarders; run again when it is quieter`);
-}
-
-async function measureTcp(origin: Origin, port: number, conns: number, durationMs: number): Promise<number> {
-  const chunk = Buffer.alloc(64 * 1024, 0x42);
-  const sockets: net.Socket[] = [];
-  for (let i = 0; i < conns; i++) {
-    const socket = net.connect(port, '127.0.0.1');
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    sockets.push(socket);
-  }
-  const startBytes = origin.tcpBytes;
-  const startMs = performance.now();
-  const endMs = startMs + durationMs;
-  await Promise.all(
-    sockets.map(
-      (socket) =>
-        new Promise<void>((resolve) => {
-          const pump = (): void => {
-            while (performance.now() < endMs) if (!socket.write(chunk)) return void socket.once('drain', pump);
-            resolve();
-          };
-          pump();
-        }),
-    ),
-  );
-  const bytes = origin.tcpBytes - startBytes;
-  const gbps = (bytes * 8) / ((performance.now() - startMs) / 1000) / 1e9;
-  for (const socket of sockets) socket.destroy();
-  return gbps;
-}
 
 interface Settings {
   durationMs: number;
@@ -273,12 +124,29 @@ interface Settings {
   tcp: boolean;
   l4: boolean;
   throughput: boolean;
+  nginx: boolean;
+  /** Capacity steps of the WebRTC rows; undefined: no WebRTC rows. */
+  webrtcSessions: number[] | undefined;
+}
+
+/** Runs `steps` in the order rotated by `round`, so that no forwarder always goes first; results in the original order. */
+async function rotated<T>(round: number, steps: (() => Promise<T>)[]): Promise<T[]> {
+  const results: T[] = new Array<T>(steps.length);
+  for (let i = 0; i < steps.length; i++) {
+    const k = (i + round) % steps.length;
+    results[k] = await steps[k]!();
+  }
+  return results;
 }
 
 async function runBench(settings: Settings, io: CommandIo, json: boolean): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'slipstream-bench-relay-'));
   const origin = await Origin.start();
   const children: Child[] = [];
+  let nginxProxy: NginxProxy | undefined;
+  const progress = (text: string): void => {
+    if (!json) io.err(text);
+  };
   try {
     const seed = randomBytes(32);
     const signingKey = ticketSigningKeyFromSeed(seed);
@@ -332,18 +200,27 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
       `    bench: 127.0.0.1:${origin.udpPort}`,
       '  fec:',
       '    modes: [off]',
+      ...(settings.webrtcSessions
+        ? ['  webrtc:', '    listen: 127.0.0.1:0', `    udpMuxPort: ${await freePort('udp')}`, // Room for every step's peer connections at once: the relay reaps a closed one only when it sees it close.
+            `    peerConnectionsMax: ${settings.webrtcSessions.reduce((a, b) => a + b, 0) + 200}`]
+        : []),
     ].join('\n');
     const configPath = join(dir, 'relay.yaml');
     writeFileSync(configPath, config);
     const relayChild = new Child(spawn(process.execPath, [CLI, 'relay', '--config', configPath, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'inherit'] }));
     children.push(relayChild);
-    const started = JSON.parse(await relayChild.waitFor((l) => l.includes('"relay started"'), 15_000)) as { addresses: { rules: Record<string, { port: number }[]>; tunnel: { port: number }; metrics?: { port: number } } };
+    const started = JSON.parse(await relayChild.waitFor((l) => l.includes('"relay started"'), 15_000)) as { addresses: { rules: Record<string, { port: number }[]>; tunnel: { port: number }; metrics?: { port: number }; webrtc?: { port: number } } };
     const relay: Target = { name: 'relay', pid: relayChild.process.pid!, udpPort: started.addresses.rules['bench-udp']![0]!.port, tcpPort: started.addresses.rules['bench-tcp']![0]!.port };
     const tunnelPort = started.addresses.tunnel.port;
     const baselineChild = new Child(spawn(process.execPath, [BASELINE, '0', '0', String(origin.udpPort), String(origin.tcpPort)], { stdio: ['ignore', 'pipe', 'inherit'] }));
     children.push(baselineChild);
     const ready = (await baselineChild.waitFor((l) => l.startsWith('ready'), 10_000)).split(' ');
     const baseline: Target = { name: 'baseline', pid: baselineChild.process.pid!, udpPort: Number(ready[1]), tcpPort: Number(ready[2]) };
+    const found = settings.nginx ? findNginx() : ({ ok: false, reason: '--skip-nginx given' } as const);
+    if (found.ok) nginxProxy = await startNginx(found, dir, origin.udpPort, origin.tcpPort);
+    const nginx: Target | undefined = nginxProxy ? { name: 'nginx', pid: nginxProxy.workerPid, udpPort: nginxProxy.udpPort, tcpPort: nginxProxy.tcpPort } : undefined;
+    const nginxInfo = nginxProxy ? { available: true, config: readFileSync(join(dir, 'nginx.conf'), 'utf8') } : { available: false, note: `nginx rows absent: ${found.ok ? 'not started' : found.reason}` };
+    if (!nginxProxy) progress(`${nginxInfo.note}\n`);
 
     let ticketCounter = 0;
     const tickets = (n: number): LoadTicket[] =>
@@ -356,15 +233,6 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
         return { ticketBase64: Buffer.from(ticket).toString('base64'), idHigh: idHigh >>> 0, idLow: idLow >>> 0, sessionKeyBase64: sessionKey.toString('base64') };
       });
 
-    const progress = (text: string): void => {
-      if (!json) io.err(text);
-    };
-    const median = (values: number[]): number => {
-      const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
-      if (sorted.length === 0) return Number.NaN;
-      const mid = sorted.length >> 1;
-      return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-    };
     const relayMetricsPort = started.addresses.metrics?.port;
     /** The relay's event-loop delay since the previous call, µs (its /metrics resets the window at each scrape). */
     const relayLoopDelay = async (): Promise<{ p99: number; max: number }> => {
@@ -381,18 +249,17 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
       const rows: UdpRow[] = [];
       for (const sizeBytes of SIZES) {
         for (const flows of FLOWS) {
-          const rounds: { relay: { pps: number; cpuUsPerPacket: number }; baseline: { pps: number; cpuUsPerPacket: number } }[] = [];
+          type Pps = { pps: number; cpuUsPerPacket: number };
+          const rounds: { relay: Pps; baseline: Pps; nginx: Pps | undefined }[] = [];
           for (let r = 0; r < settings.repeat; r++) {
             const job = { mode: 'blast' as const, flows, sizeBytes, durationMs: settings.durationMs, rateHz: 0, count: 0 };
-            const runRelay = (): Promise<{ pps: number; cpuUsPerPacket: number }> => measurePps(origin, mode === 'l4' ? relay : { ...relay, udpPort: tunnelPort }, { ...job, tunnel: mode === 'tunnel' ? tickets(flows) : undefined });
-            const runBaseline = (): Promise<{ pps: number; cpuUsPerPacket: number }> => measurePps(origin, baseline, { ...job, tunnel: undefined });
-            if (r % 2 === 0) {
-              const viaRelay = await runRelay();
-              rounds.push({ relay: viaRelay, baseline: await runBaseline() });
-            } else {
-              const viaBaseline = await runBaseline();
-              rounds.push({ relay: await runRelay(), baseline: viaBaseline });
-            }
+            const steps = [
+              () => measurePps(origin, mode === 'l4' ? relay : { ...relay, udpPort: tunnelPort }, { ...job, tunnel: mode === 'tunnel' ? tickets(flows) : undefined }),
+              () => measurePps(origin, baseline, { ...job, tunnel: undefined }),
+              ...(nginx ? [() => measurePps(origin, nginx, { ...job, tunnel: undefined })] : []),
+            ];
+            const [viaRelay, viaBaseline, viaNginx] = await rotated(r, steps);
+            rounds.push({ relay: viaRelay!, baseline: viaBaseline!, nginx: viaNginx });
           }
           const row = {
             sizeBytes,
@@ -403,8 +270,16 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
             relayCpuUsPerPacket: round(median(rounds.map((x) => x.relay.cpuUsPerPacket)), 2),
             baselineCpuUsPerPacket: round(median(rounds.map((x) => x.baseline.cpuUsPerPacket)), 2),
             roundRatios: rounds.map((x) => round(x.relay.pps / x.baseline.pps, 3)),
+            ...(nginx
+              ? {
+                  nginxPps: Math.round(median(rounds.map((x) => x.nginx!.pps))),
+                  nginxRatio: round(median(rounds.map((x) => x.relay.pps / x.nginx!.pps)), 3),
+                  nginxCpuUsPerPacket: round(median(rounds.map((x) => x.nginx!.cpuUsPerPacket)), 2),
+                  roundNginxRatios: rounds.map((x) => round(x.relay.pps / x.nginx!.pps, 3)),
+                }
+              : {}),
           };
-          progress(`${mode} udp ${sizeBytes} B × ${flows} flows: relay ${row.relayPps} pps, baseline ${row.baselinePps} pps, ratio ${row.ratio} (rounds ${row.roundRatios.join(' ')})\n`);
+          progress(`${mode} udp ${sizeBytes} B × ${flows} flows: relay ${row.relayPps} pps, baseline ${row.baselinePps} pps, ratio ${row.ratio} (rounds ${row.roundRatios.join(' ')})${row.nginxPps !== undefined ? `; nginx ${row.nginxPps} pps, relay/nginx ${row.nginxRatio} (rounds ${row.roundNginxRatios!.join(' ')})` : ''}\n`);
           rows.push(row);
         }
       }
@@ -422,7 +297,7 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
         // in the same instants; added latency is each path's percentile minus the direct
         // path's from the same window. The median over rounds is kept.
         type Rtt = { p50: number; p99: number; lossFraction?: number };
-        const samples: { relay: Rtt; baseline: Rtt; relayLoopP99Us: number; relayLoopMaxUs: number; relaySessions: number; relayCpuUs: number; baselineCpuUs: number; relayWaitUs: number; baselineWaitUs: number }[] = [];
+        const samples: { relay: Rtt; baseline: Rtt; nginx: Rtt | undefined; relayLoopP99Us: number; relayLoopMaxUs: number; relaySessions: number; relayCpuUs: number; baselineCpuUs: number; relayWaitUs: number; baselineWaitUs: number }[] = [];
         for (let r = 0; r < settings.repeat; r++) {
           await relayLoopDelay();
           const cpuBefore = [cpuUs(relay.pid), cpuUs(baseline.pid)];
@@ -431,16 +306,18 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
             { port: origin.udpPort, sizeBytes: mode === 'tunnel' ? sizeBytes - 24 : sizeBytes, every: DIRECT_EVERY },
             { port: mode === 'l4' ? relay.udpPort : tunnelPort, sizeBytes, tunnel: mode === 'tunnel' ? tickets(1)[0] : undefined },
             { port: baseline.udpPort, sizeBytes },
+            ...(nginx ? [{ port: nginx.udpPort, sizeBytes }] : []),
           ];
           // Rotate the order the paths are opened and listed in, round by round.
-          const order = [0, 1, 2].map((i) => (i + r) % 3);
-          const [direct, viaRelay, viaBaseline] = await measureRttTogether(origin, order.map((i) => paths[i]!), settings.latencyPackets).then((rtts) => [0, 1, 2].map((i) => rtts[order.indexOf(i)]!));
+          const order = paths.map((_, i) => (i + r) % paths.length);
+          const [direct, viaRelay, viaBaseline, viaNginx] = await measureRttTogether(origin, order.map((i) => paths[i]!), settings.latencyPackets).then((rtts) => paths.map((_, i) => rtts[order.indexOf(i)]!));
           const cpuAfter = [cpuUs(relay.pid), cpuUs(baseline.pid)];
           const waitAfter = [runQueueWaitUs(relay.pid), runQueueWaitUs(baseline.pid)];
           const relayLoop = await relayLoopDelay();
           samples.push({
             relay: { p50: viaRelay!.p50 - direct!.p50, p99: viaRelay!.p99 - direct!.p99, lossFraction: viaRelay!.lossFraction },
             baseline: { p50: viaBaseline!.p50 - direct!.p50, p99: viaBaseline!.p99 - direct!.p99, lossFraction: viaBaseline!.lossFraction },
+            nginx: viaNginx ? { p50: viaNginx.p50 - direct!.p50, p99: viaNginx.p99 - direct!.p99, lossFraction: viaNginx.lossFraction } : undefined,
             relayLoopP99Us: relayLoop.p99,
             relayLoopMaxUs: relayLoop.max,
             relaySessions: await relaySessionCount(),
@@ -469,8 +346,16 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
           // Time each forwarder was runnable but waiting for a CPU during the round (the shared machine's contention), ms.
           relayRunQueueWaitMs: round(median(samples.map((x) => x.relayWaitUs / 1000)), 1),
           baselineRunQueueWaitMs: round(median(samples.map((x) => x.baselineWaitUs / 1000)), 1),
+          ...(nginx
+            ? {
+                nginxP50AddedUs: round(median(samples.map((x) => x.nginx!.p50)), 1),
+                nginxP99AddedUs: round(median(samples.map((x) => x.nginx!.p99)), 1),
+                nginxP99Ratio: round(median(samples.map((x) => addedP99Ratio(x.relay.p99, x.nginx!.p99))), 3),
+                nginxEchoLossFraction: round(median(samples.map((x) => x.nginx!.lossFraction ?? 0)), 4),
+              }
+            : {}),
         };
-        progress(`${mode} latency ${sizeBytes} B at 10k pps: relay +${row.relayP50AddedUs}/+${row.relayP99AddedUs} µs (p50/p99), baseline +${row.baselineP50AddedUs}/+${row.baselineP99AddedUs} µs; relay loop delay p99 ${row.relayEventLoopDelayP99Us} µs, max ${row.relayEventLoopDelayMaxUs} µs; echo loss relay ${row.relayEchoLossFraction} baseline ${row.baselineEchoLossFraction}; CPU/echo relay ${row.relayCpuUsPerEcho} µs baseline ${row.baselineCpuUsPerEcho} µs; run-queue wait relay ${row.relayRunQueueWaitMs} ms baseline ${row.baselineRunQueueWaitMs} ms; rounds ${row.roundP99AddedUs.map((x) => `${x.relay}/${x.baseline}`).join(' ')}; relay sessions ${row.relaySessionsAfter.join(' ')}\n`);
+        progress(`${mode} latency ${sizeBytes} B at 10k pps: relay +${row.relayP50AddedUs}/+${row.relayP99AddedUs} µs (p50/p99), baseline +${row.baselineP50AddedUs}/+${row.baselineP99AddedUs} µs; relay loop delay p99 ${row.relayEventLoopDelayP99Us} µs, max ${row.relayEventLoopDelayMaxUs} µs; echo loss relay ${row.relayEchoLossFraction} baseline ${row.baselineEchoLossFraction}; CPU/echo relay ${row.relayCpuUsPerEcho} µs baseline ${row.baselineCpuUsPerEcho} µs; run-queue wait relay ${row.relayRunQueueWaitMs} ms baseline ${row.baselineRunQueueWaitMs} ms; rounds ${row.roundP99AddedUs.map((x) => `${x.relay}/${x.baseline}`).join(' ')}; relay sessions ${row.relaySessionsAfter.join(' ')}${row.nginxP99AddedUs !== undefined ? `; nginx +${row.nginxP50AddedUs}/+${row.nginxP99AddedUs} µs, relay/nginx p99 ratio ${row.nginxP99Ratio}` : ''}\n`);
         rows.push(row);
       }
       return rows;
@@ -486,37 +371,40 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
     const tcp: TcpRow[] = [];
     if (settings.tcp && settings.l4) {
       for (const conns of [1, 4]) {
-        const rounds: { relay: number; baseline: number }[] = [];
+        const rounds: { relay: number; baseline: number; nginx: number | undefined }[] = [];
         for (let r = 0; r < settings.repeat; r++) {
-          if (r % 2 === 0) {
-            const viaRelay = await measureTcp(origin, relay.tcpPort, conns, settings.durationMs);
-            rounds.push({ relay: viaRelay, baseline: await measureTcp(origin, baseline.tcpPort, conns, settings.durationMs) });
-          } else {
-            const viaBaseline = await measureTcp(origin, baseline.tcpPort, conns, settings.durationMs);
-            rounds.push({ relay: await measureTcp(origin, relay.tcpPort, conns, settings.durationMs), baseline: viaBaseline });
-          }
+          const steps = [relay, baseline, ...(nginx ? [nginx] : [])].map((target) => () => measureTcp(origin, target.tcpPort, conns, settings.durationMs));
+          const [viaRelay, viaBaseline, viaNginx] = await rotated(r, steps);
+          rounds.push({ relay: viaRelay!, baseline: viaBaseline!, nginx: viaNginx });
         }
         const relayGbps = median(rounds.map((x) => x.relay));
         const baselineGbps = median(rounds.map((x) => x.baseline));
         const ratio = median(rounds.map((x) => x.relay / x.baseline));
-        const row = { conns, relayGbps: round(relayGbps, 3), baselineGbps: round(baselineGbps, 3), ratio: round(ratio, 3), roundRatios: rounds.map((x) => round(x.relay / x.baseline, 3)) };
-        progress(`tcp ${conns} conns: relay ${row.relayGbps} Gbit/s, baseline ${row.baselineGbps} Gbit/s, ratio ${row.ratio} (rounds ${row.roundRatios.join(' ')})\n`);
+        const row = {
+          conns,
+          relayGbps: round(relayGbps, 3),
+          baselineGbps: round(baselineGbps, 3),
+          ratio: round(ratio, 3),
+          roundRatios: rounds.map((x) => round(x.relay / x.baseline, 3)),
+          ...(nginx ? { nginxGbps: round(median(rounds.map((x) => x.nginx!)), 3), nginxRatio: round(median(rounds.map((x) => x.relay / x.nginx!)), 3) } : {}),
+        };
+        progress(`tcp ${conns} conns: relay ${row.relayGbps} Gbit/s, baseline ${row.baselineGbps} Gbit/s, ratio ${row.ratio} (rounds ${row.roundRatios.join(' ')})${row.nginxGbps !== undefined ? `; nginx ${row.nginxGbps} Gbit/s, relay/nginx ${row.nginxRatio}` : ''}\n`);
         tcp.push(row);
       }
     }
     const tunnel = settings.tunnel ? { udp: settings.throughput ? await udpRows('tunnel') : [], latency: await latencyRows('tunnel') } : undefined;
-    return { udp, latency, tcp, ...(tunnel ? { tunnel } : {}), settings };
+    const webrtc = settings.webrtcSessions
+      ? await webrtcRows({ origin, relay, tunnelPort, signalingUrl: `http://127.0.0.1:${started.addresses.webrtc!.port}/webrtc`, tickets, repeat: settings.repeat, durationMs: settings.durationMs, capacitySessions: settings.webrtcSessions, throughput: settings.throughput, progress })
+      : undefined;
+    return { udp, latency, tcp, ...(tunnel ? { tunnel } : {}), ...(webrtc ? { webrtc } : {}), nginx: nginxInfo, settings };
   } finally {
     for (const child of children.reverse()) await child.stop();
+    await nginxProxy?.stop();
     origin.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function round(value: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(value * f) / f;
-}
 
 function printTables(result: Record<string, unknown>, io: CommandIo): void {
   const udp = result.udp as UdpRow[];
@@ -525,19 +413,29 @@ function printTables(result: Record<string, unknown>, io: CommandIo): void {
   const tunnel = result.tunnel as { udp: UdpRow[]; latency: LatencyRow[] } | undefined;
   const udpTable = (title: string, rows: UdpRow[]): void => {
     if (rows.length === 0) return; // skipped (--skip-throughput, --skip-l4)
-    io.out(`\n${title}\n  size B  flows   relay pps  baseline pps  ratio  relay µs/pkt  baseline µs/pkt\n`);
-    for (const r of rows) io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.flows).padStart(5)}  ${String(r.relayPps).padStart(10)}  ${String(r.baselinePps).padStart(12)}  ${r.ratio.toFixed(3).padStart(5)}  ${String(r.relayCpuUsPerPacket).padStart(12)}  ${String(r.baselineCpuUsPerPacket).padStart(15)}\n`);
+    const withNginx = rows[0]!.nginxPps !== undefined;
+    io.out(`\n${title}\n  size B  flows   relay pps  baseline pps  ratio  relay µs/pkt  baseline µs/pkt${withNginx ? '   nginx pps  vs nginx  nginx µs/pkt' : ''}\n`);
+    for (const r of rows) {
+      const nginxCells = withNginx ? `  ${String(r.nginxPps).padStart(10)}  ${r.nginxRatio!.toFixed(3).padStart(8)}  ${String(r.nginxCpuUsPerPacket).padStart(12)}` : '';
+      io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.flows).padStart(5)}  ${String(r.relayPps).padStart(10)}  ${String(r.baselinePps).padStart(12)}  ${r.ratio.toFixed(3).padStart(5)}  ${String(r.relayCpuUsPerPacket).padStart(12)}  ${String(r.baselineCpuUsPerPacket).padStart(15)}${nginxCells}\n`);
+    }
   };
   const latencyTable = (title: string, rows: LatencyRow[]): void => {
     if (rows.length === 0) return;
-    io.out(`\n${title}\n  size B  relay +p50 µs  relay +p99 µs  baseline +p50 µs  baseline +p99 µs  p99 ratio\n`);
-    for (const r of rows) io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.relayP50AddedUs).padStart(13)}  ${String(r.relayP99AddedUs).padStart(13)}  ${String(r.baselineP50AddedUs).padStart(16)}  ${String(r.baselineP99AddedUs).padStart(16)}  ${(Number.isNaN(r.p99Ratio) ? 'n/a' : r.p99Ratio.toFixed(3)).padStart(9)}\n`);
+    const withNginx = rows[0]!.nginxP99AddedUs !== undefined;
+    const ratioText = (ratio: number | null | undefined): string => (ratio === null || ratio === undefined || Number.isNaN(ratio) ? 'n/a' : ratio.toFixed(3));
+    io.out(`\n${title}\n  size B  relay +p50 µs  relay +p99 µs  baseline +p50 µs  baseline +p99 µs  p99 ratio${withNginx ? '  nginx +p50 µs  nginx +p99 µs  p99 vs nginx' : ''}\n`);
+    for (const r of rows) {
+      const nginxCells = withNginx ? `  ${String(r.nginxP50AddedUs).padStart(13)}  ${String(r.nginxP99AddedUs).padStart(13)}  ${ratioText(r.nginxP99Ratio).padStart(12)}` : '';
+      io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.relayP50AddedUs).padStart(13)}  ${String(r.relayP99AddedUs).padStart(13)}  ${String(r.baselineP50AddedUs).padStart(16)}  ${String(r.baselineP99AddedUs).padStart(16)}  ${ratioText(r.p99Ratio).padStart(9)}${nginxCells}\n`);
+    }
   };
   udpTable('L4 UDP forwarding (max delivered packets/s; relay CPU per packet)', udp);
   latencyTable('L4 UDP round-trip latency added at 10,000 packets/s', latency);
   if (tcp.length > 0) {
-    io.out('\nL4 TCP bulk throughput\n  conns  relay Gbit/s  baseline Gbit/s  ratio\n');
-    for (const r of tcp) io.out(`  ${String(r.conns).padStart(5)}  ${String(r.relayGbps).padStart(12)}  ${String(r.baselineGbps).padStart(15)}  ${r.ratio.toFixed(3).padStart(5)}\n`);
+    const withNginx = tcp[0]!.nginxGbps !== undefined;
+    io.out(`\nL4 TCP bulk throughput\n  conns  relay Gbit/s  baseline Gbit/s  ratio${withNginx ? '  nginx Gbit/s  vs nginx' : ''}\n`);
+    for (const r of tcp) io.out(`  ${String(r.conns).padStart(5)}  ${String(r.relayGbps).padStart(12)}  ${String(r.baselineGbps).padStart(15)}  ${r.ratio.toFixed(3).padStart(5)}${withNginx ? `  ${String(r.nginxGbps).padStart(12)}  ${r.nginxRatio!.toFixed(3).padStart(8)}` : ''}\n`);
   }
   if (tunnel) {
     udpTable('Tunnel mode UDP forwarding (tickets; FEC off)', tunnel.udp);
@@ -560,7 +458,33 @@ function printTables(result: Record<string, unknown>, io: CommandIo): void {
     pps('tunnel', tunnel.udp);
     p99('tunnel', tunnel.latency);
   }
+  const webrtc = result.webrtc as WebRtcRows | undefined;
+  if (webrtc && webrtc.throughput.length > 0) {
+    io.out('\nWebRTC DataChannel forwarding beside the UDP tunnel (max delivered messages/s; relay CPU per message)\n  size B  sessions  webrtc msg/s  tunnel pkt/s  ratio  webrtc µs/msg  tunnel µs/pkt\n');
+    for (const r of webrtc.throughput) io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.sessions).padStart(8)}  ${String(r.webrtcMps).padStart(12)}  ${String(r.tunnelPps).padStart(12)}  ${r.ratio.toFixed(3).padStart(5)}  ${String(r.webrtcCpuUsPerMessage).padStart(13)}  ${String(r.tunnelCpuUsPerPacket).padStart(13)}\n`);
+  }
+  if (webrtc) {
+    const c = webrtc.capacity;
+    io.out(`\nWebRTC sessions at ${c.rateHz} messages/s (${c.sizeBytes} B, echoed)\n  sessions  connected  relay CPU % of a core  µs/message  echo loss  RTT p50 ms  RTT p99 ms\n`);
+    for (const st of c.steps) io.out(`  ${String(st.sessions).padStart(8)}  ${String(st.connected).padStart(9)}  ${(st.relayCpuFraction * 100).toFixed(1).padStart(21)}  ${String(st.relayCpuUsPerMessage).padStart(10)}  ${st.echoLossFraction.toFixed(4).padStart(9)}  ${String(st.rttP50Ms).padStart(10)}  ${String(st.rttP99Ms).padStart(10)}\n`);
+    io.out(c.sessionsPerCore === null ? `  no step held (≥ ${CAPACITY_CONNECTED_MIN * 100} % of its sessions connected, echo loss < ${CAPACITY_LOSS_MAX * 100} %)\n` : `  one relay core holds ≈ ${c.sessionsPerCore} such sessions (extrapolated from the largest step held: ${c.heldSessions ?? 'n/a'} sessions connected)\n`);
+  }
   if (checks.length > 0) io.out(`\nTargets (relay vs the minimal forwarder, this run)\n${checks.map((c) => `  ${c}\n`).join('')}`);
+  // Issue #17's targets against nginx stream (one worker), when it ran.
+  const nginxChecks: string[] = [];
+  const vsNginx = (mode: string, udpRows: UdpRow[], latencyRows: LatencyRow[]): void => {
+    for (const r of udpRows) if (r.nginxRatio !== undefined) nginxChecks.push(`${r.nginxRatio >= NGINX_PPS_RATIO_MIN ? 'ok   ' : 'BELOW'} ${mode} ${r.sizeBytes} B × ${r.flows} flows: packets/s vs nginx ${r.nginxRatio.toFixed(3)} (target ≥ ${NGINX_PPS_RATIO_MIN})`);
+    for (const r of latencyRows) {
+      if (r.nginxP99Ratio === undefined) continue;
+      if (r.nginxP99Ratio === null || Number.isNaN(r.nginxP99Ratio)) nginxChecks.push(`n/a   ${mode} ${r.sizeBytes} B: no p99 ratio vs nginx (nginx added no measurable p99 in any round)`);
+      else nginxChecks.push(`${r.nginxP99Ratio <= NGINX_P99_RATIO_MAX ? 'ok   ' : 'ABOVE'} ${mode} ${r.sizeBytes} B: p99 added latency vs nginx ${r.nginxP99Ratio.toFixed(3)} (target ≤ ${NGINX_P99_RATIO_MAX})`);
+    }
+  };
+  vsNginx('L4', udp, latency);
+  if (tunnel) vsNginx('tunnel', tunnel.udp, tunnel.latency);
+  if (nginxChecks.length > 0) io.out(`\nTargets vs nginx stream, one worker (issue #17; this run)\n${nginxChecks.map((c) => `  ${c}\n`).join('')}`);
+  const nginx = result.nginx as { available: boolean; note?: string } | undefined;
+  if (nginx && !nginx.available) io.out(`\n${nginx.note}\n`);
 }
 
 /**
@@ -573,6 +497,13 @@ function printTables(result: Record<string, unknown>, io: CommandIo): void {
 export function addedP99Ratio(relayAddedP99Us: number, baselineAddedP99Us: number): number {
   if (!(baselineAddedP99Us > 0)) return Number.NaN;
   return Math.max(0, relayAddedP99Us) / baselineAddedP99Us;
+}
+
+/** `--webrtc-sessions`: 1 to 5 comma-separated counts, each 1–1000. */
+function parseSessionSteps(text: string): number[] {
+  const steps = text.split(',').map((x) => Number(x.trim()));
+  if (steps.length === 0 || steps.length > 5 || steps.some((n) => !Number.isInteger(n) || n < 1 || n > 1000)) throw new CliUsageError('--webrtc-sessions', `--webrtc-sessions: '${text}' is not 1 to 5 comma-separated session counts of 1–1000`);
+  return steps;
 }
 
 /** The `bench relay` command. */
@@ -590,6 +521,8 @@ export const relayBenchCommand: Command = flagCommand({
       tcp: !bool(values, 'skip-tcp'),
       l4: !bool(values, 'skip-l4'),
       throughput: !bool(values, 'skip-throughput'),
+      nginx: !bool(values, 'skip-nginx'),
+      webrtcSessions: bool(values, 'skip-webrtc') ? undefined : quick && !flagGiven(argv, 'webrtc-sessions') ? [10] : parseSessionSteps(str(values, 'webrtc-sessions')!),
     };
     const result = await runBench(settings, io, bool(values, 'json'));
     if (bool(values, 'json')) io.out(`${JSON.stringify(result)}\n`);

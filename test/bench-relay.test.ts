@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCli } from './support/run-cli.js';
 import { addedP99Ratio } from '../bench/relay.js';
+import { findNginx } from '../bench/relay-nginx.js';
 
 /** About 8 s on a quiet machine; generous, for a CI machine running other test files beside it. */
 const BENCH_TIMEOUT_MS = 180_000;
@@ -21,14 +22,21 @@ describe('slipstream bench relay', () => {
   });
 
   test('--json: latency rows for L4 and tunnel, each with both forwarders and a p99 ratio', async () => {
-    const r = await runCli(['bench', 'relay', '--quick', '--json', '--skip-tcp', '--skip-throughput'], BENCH_TIMEOUT_MS);
+    const r = await runCli(['bench', 'relay', '--quick', '--json', '--skip-tcp', '--skip-throughput', '--skip-webrtc'], BENCH_TIMEOUT_MS);
     assert.equal(r.code, 0, r.stderr);
-    const result = JSON.parse(r.stdout) as { latency: Record<string, number>[]; tunnel: { latency: Record<string, number>[]; udp: unknown[] }; udp: unknown[]; tcp: unknown[] };
+    const result = JSON.parse(r.stdout) as { latency: Record<string, number>[]; tunnel: { latency: Record<string, number>[]; udp: unknown[] }; udp: unknown[]; tcp: unknown[]; nginx: { available: boolean; note?: string } };
     assert.deepEqual([result.udp, result.tcp, result.tunnel.udp], [[], [], []], 'skipped rows are empty');
+    assert.equal('webrtc' in result, false, '--skip-webrtc');
+    // nginx with the stream module is detected, never required: rows carry its figures when it ran, and a note says why when not.
+    const nginxInstalled = findNginx().ok;
+    assert.equal(result.nginx.available, nginxInstalled, JSON.stringify(result.nginx));
+    if (!nginxInstalled) assert.match(result.nginx.note!, /^nginx rows absent: /);
     for (const rows of [result.latency, result.tunnel.latency]) {
       assert.deepEqual(rows.map((row) => row.sizeBytes), [100, 1200]);
       for (const row of rows) {
         for (const key of ['relayP50AddedUs', 'relayP99AddedUs', 'baselineP50AddedUs', 'baselineP99AddedUs']) assert.equal(typeof row[key], 'number', key);
+        if (nginxInstalled) assert.equal(typeof row.nginxP99AddedUs, 'number', 'nginxP99AddedUs');
+        else assert.equal('nginxP99AddedUs' in row, false, 'no nginx figures without nginx');
         assert.ok(row.p99Ratio === null || (typeof row.p99Ratio === 'number' && row.p99Ratio >= 0), `p99Ratio ${row.p99Ratio}`);
         for (const key of ['relayEchoLossFraction', 'baselineEchoLossFraction']) assert.ok(row[key]! >= 0 && row[key]! <= 1, `${key} ${row[key]}`);
       }
@@ -36,12 +44,48 @@ describe('slipstream bench relay', () => {
   });
 
   test('text: the tables, then every target checked (ok, ABOVE with the ratio, or n/a)', async () => {
-    const r = await runCli(['bench', 'relay', '--quick', '--skip-tcp', '--skip-throughput'], BENCH_TIMEOUT_MS);
+    const r = await runCli(['bench', 'relay', '--quick', '--skip-tcp', '--skip-throughput', '--skip-webrtc'], BENCH_TIMEOUT_MS);
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stdout, /UDP forwarding/, 'skipped tables are not printed');
-    assert.match(r.stdout, /Tunnel mode round-trip latency added at 10,000 packets\/s\n {2}size B .* p99 ratio\n/);
-    const targets = r.stdout.slice(r.stdout.indexOf('Targets')).split('\n').filter((l) => l.startsWith('  '));
+    const nginxInstalled = findNginx().ok;
+    assert.match(r.stdout, nginxInstalled ? /Tunnel mode round-trip latency added at 10,000 packets\/s\n {2}size B .* p99 ratio .*nginx \+p99 µs {2}p99 vs nginx\n/ : /Tunnel mode round-trip latency added at 10,000 packets\/s\n {2}size B .* p99 ratio\n/);
+    const section = (title: string): string[] => {
+      const at = r.stdout.indexOf(title);
+      if (at === -1) return [];
+      const lines = r.stdout.slice(at).split('\n').slice(1);
+      const end = lines.findIndex((line) => !line.startsWith('  '));
+      return end === -1 ? lines : lines.slice(0, end);
+    };
+    const targets = section('Targets (relay vs the minimal forwarder');
     assert.equal(targets.length, 4, r.stdout);
     for (const line of targets) assert.match(line, /^ {2}((ok {3}|ABOVE) (L4|tunnel) (100|1200) B: p99 added latency ratio \d+\.\d{3} \(target ≤ 1\.5\)|n\/a {3}(L4|tunnel) (100|1200) B: no p99 ratio .*)$/);
+    // Against nginx (issue #17's targets) when it is installed; otherwise a note says why it is absent.
+    const nginxTargets = section('Targets vs nginx stream');
+    if (nginxInstalled) {
+      assert.equal(nginxTargets.length, 4, r.stdout);
+      for (const line of nginxTargets) assert.match(line, /^ {2}((ok {3}|ABOVE) (L4|tunnel) (100|1200) B: p99 added latency vs nginx \d+\.\d{3} \(target ≤ 1\)|n\/a {3}(L4|tunnel) (100|1200) B: no p99 ratio vs nginx .*)$/);
+    } else {
+      assert.equal(nginxTargets.length, 0);
+      assert.match(r.stdout, /\nnginx rows absent: /);
+    }
+  });
+
+  test('--json, WebRTC only: DataChannel messages/s beside the UDP tunnel per size and session count, and capacity steps at 60 messages/s', async () => {
+    const r = await runCli(['bench', 'relay', '--quick', '--json', '--skip-l4', '--skip-tunnel', '--webrtc-sessions', '4'], BENCH_TIMEOUT_MS);
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout) as { webrtc: { throughput: Record<string, number>[]; capacity: { rateHz: number; steps: Record<string, number>[]; sessionsPerCore: number | null; heldSessions: number | null } }; nginx: { available: boolean } };
+    const { throughput, capacity } = result.webrtc;
+    assert.deepEqual(throughput.map((row) => [row.sizeBytes, row.sessions]), [[100, 1], [100, 16], [1200, 1], [1200, 16]]);
+    for (const row of throughput) {
+      for (const key of ['webrtcMps', 'tunnelPps', 'ratio', 'webrtcCpuUsPerMessage', 'tunnelCpuUsPerPacket']) assert.equal(typeof row[key], 'number', key);
+      assert.ok(row.webrtcMps! > 0, 'DataChannel messages reached the origin through the relay');
+    }
+    assert.equal(capacity.rateHz, 60);
+    assert.equal(capacity.steps.length, 1);
+    const step = capacity.steps[0]!;
+    assert.equal(step.sessions, 4);
+    assert.ok(step.connected! >= 1 && step.connected! <= 4, `connected ${step.connected}`);
+    assert.ok(step.echoLossFraction! >= 0 && step.echoLossFraction! <= 1, `echo loss ${step.echoLossFraction}`);
+    assert.ok(capacity.sessionsPerCore === null || capacity.sessionsPerCore > 0);
   });
 });

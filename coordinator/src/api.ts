@@ -32,6 +32,8 @@ export interface ApiRequest {
 export interface ApiResponse {
   readonly status: number;
   readonly json?: unknown;
+  /** `json` already serialized as UTF-8 (a cached route answer keeps only this: no object graph for the GC to walk, no encoding per request). */
+  readonly jsonBody?: Buffer;
   readonly text?: string;
   readonly contentType?: string;
 }

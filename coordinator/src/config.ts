@@ -3,6 +3,7 @@
  * (`--config`), overridden by flags. Every key, its default and its range are listed
  * in coordinator/README.md; errors name file, line, key and the accepted range.
  */
+import { ROUTE_CACHE_MS_DEFAULT, ROUTE_CACHE_MS_MAX } from './route-cache.js';
 import { randomBytes } from 'node:crypto';
 import { ConfigReader } from '../../kit/config.js';
 import { readCorsOrigins } from '../../kit/cors.js';
@@ -94,6 +95,8 @@ export interface CoordinatorSettings {
   readonly measurementHalfLifeMs: number;
   /** Default {@link HISTORY_INTERVAL_MS_DEFAULT}. */
   readonly historyIntervalMs: number;
+  /** How long a `GET /v1/route` answer is reused for the same client prefix and query, ms; 0 turns the cache off (route-cache.ts). Default {@link ROUTE_CACHE_MS_DEFAULT}. */
+  readonly routeCacheMs: number;
   /**
    * Take the client address from `X-Forwarded-For` (behind a trusted proxy only): the
    * right-most entry that is not in {@link trustedProxies} (entries further left are
@@ -164,7 +167,7 @@ export interface CoordinatorFlagOverrides {
   leaseMs?: number;
 }
 
-const TOP_KEYS = ['listen', 'store', 'redisKeyPrefix', 'logLevel', 'leaseMs', 'relayRetentionMs', 'measurementStaleMs', 'measurementSmoothingSamples', 'measurementHalfLifeMs', 'historyIntervalMs', 'trustForwardedFor', 'trustedProxies', 'allowedRelayIds', 'clientReports', 'sessions', 'ranking', 'origins', 'keys', 'fleet', 'http'];
+const TOP_KEYS = ['listen', 'store', 'redisKeyPrefix', 'logLevel', 'leaseMs', 'relayRetentionMs', 'measurementStaleMs', 'measurementSmoothingSamples', 'measurementHalfLifeMs', 'historyIntervalMs', 'routeCacheMs', 'trustForwardedFor', 'trustedProxies', 'allowedRelayIds', 'clientReports', 'sessions', 'ranking', 'origins', 'keys', 'fleet', 'http'];
 const LISTEN_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 const STORE_PATTERN = /^(memory|rediss?:\/\/\S+)$/;
 const NAME_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -337,6 +340,7 @@ export function loadSettings(reader: ConfigReader | undefined, flags: Coordinato
     measurementSmoothingSamples: r.number(['measurementSmoothingSamples'], { default: MEASUREMENT_SMOOTHING_SAMPLES_DEFAULT, min: 0, max: 100_000, unit: 'samples' }),
     measurementHalfLifeMs: r.number(['measurementHalfLifeMs'], { default: MEASUREMENT_HALF_LIFE_MS_DEFAULT, min: 100, max: 3_600_000, integer: true, unit: 'ms' }),
     historyIntervalMs: r.number(['historyIntervalMs'], { default: HISTORY_INTERVAL_MS_DEFAULT, min: 100, max: 600_000, integer: true, unit: 'ms' }),
+    routeCacheMs: r.number(['routeCacheMs'], { default: ROUTE_CACHE_MS_DEFAULT, min: 0, max: ROUTE_CACHE_MS_MAX, integer: true, unit: 'ms' }),
     trustForwardedFor: r.boolean(['trustForwardedFor'], { default: false }),
     trustedProxies,
     allowedRelayIds,

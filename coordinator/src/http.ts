@@ -36,13 +36,16 @@ const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache
 
 function send(res: ServerResponse, response: ApiResponse, extraHeaders?: Readonly<Record<string, string>>): void {
   if (res.destroyed) return;
+  // With a Content-Length, Node writes the head and the body in one piece (no chunked
+  // framing): one write per answer, which matters at thousands of routes per second.
   if (response.text !== undefined) {
-    res.writeHead(response.status, { 'content-type': response.contentType ?? 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...extraHeaders });
+    res.writeHead(response.status, { 'content-type': response.contentType ?? 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(response.text), ...extraHeaders });
     res.end(response.text);
     return;
   }
-  res.writeHead(response.status, { ...JSON_HEADERS, ...extraHeaders });
-  res.end(JSON.stringify(response.json ?? null));
+  const body = response.jsonBody ?? JSON.stringify(response.json ?? null);
+  res.writeHead(response.status, { ...JSON_HEADERS, 'content-length': typeof body === 'string' ? Buffer.byteLength(body) : body.length, ...extraHeaders });
+  res.end(body);
 }
 
 /**

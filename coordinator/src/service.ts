@@ -30,15 +30,15 @@ import {
   HEARTBEAT_LEASE_FRACTION,
   REVOCATION_WAIT_MS_DEFAULT,
   REVOCATION_WAIT_MS_MAX,
-  ROUTE_LIMIT_DEFAULT,
-  ROUTE_LIMIT_MAX,
   STORE_PRUNE_INTERVAL_MS,
 } from './constants.js';
-import { CLIENT_REPORTS_RULE, decodeURIComponentSafe, fail, invalid, ORIGIN_RULE, parseBody, parseQuery, RELAY_REPORTS_RULE, SESSION_ID, sessionRequestRule, type ApiRequest, type ApiResponse } from './api.js';
+import { CLIENT_REPORTS_RULE, decodeURIComponentSafe, fail, invalid, parseBody, parseQuery, RELAY_REPORTS_RULE, SESSION_ID, sessionRequestRule, type ApiRequest, type ApiResponse } from './api.js';
 import type { CoordinatorSettings } from './config.js';
 import { CoordinatorCore } from './core/coordinator-core.js';
 import { FleetSecretRotation, IDENTITY_SECRET_ID, type AcceptedFleetSecret, type FleetSecretsReport } from './core/fleet-secrets.js';
 import { RelayAuth, type RelayPrincipal } from './relay-auth.js';
+import { routeAnswer } from './route-answer.js';
+import { RouteCache } from './route-cache.js';
 import { clientPrefix, reporterKey } from './core/geo.js';
 import { clientReportSamples, ReportBudget } from './core/report-budget.js';
 import { TicketPolicy, type SessionRequest } from './core/ticket-policy.js';
@@ -118,6 +118,8 @@ export class CoordinatorService {
   private readonly revocationsMade: prom.Counter;
   private readonly reportsTaken: prom.Counter<'kind'>;
   private readonly clientReportsRefused: prom.Counter<'budget'>;
+  /** `GET /v1/route` answers by client prefix and query (route-cache.ts); emptied on every relay health event. */
+  private readonly routeCache: RouteCache<ApiResponse>;
 
   constructor(init: CoordinatorServiceInit) {
     this.settings = init.settings;
@@ -162,6 +164,12 @@ export class CoordinatorService {
     this.reportsTaken = new prom.Counter({ name: 'slipstream_coordinator_path_reports_total', help: 'Path reports taken, by reporter kind', labelNames: ['kind'], registers });
     this.clientReportsRefused = new prom.Counter({ name: 'slipstream_coordinator_client_reports_refused_total', help: 'POST /v1/reports requests refused (429) by the budget they exceeded: reporter (address or IPv6 /64) or prefix (/24, /48)', labelNames: ['budget'], registers });
     for (const budget of ['reporter', 'prefix']) this.clientReportsRefused.inc({ budget }, 0);
+    const routeCache = (this.routeCache = new RouteCache<ApiResponse>(s.routeCacheMs));
+    new prom.Counter({ name: 'slipstream_coordinator_route_cache_lookups_total', help: 'GET /v1/route answers by whether they came from the route cache (routeCacheMs)', labelNames: ['result'], registers, collect() {
+      this.reset();
+      this.inc({ result: 'hit' }, routeCache.hits);
+      this.inc({ result: 'miss' }, routeCache.misses);
+    } });
     const core = this.core;
     const wallNow = this.now;
     const store = this.store;
@@ -578,38 +586,13 @@ export class CoordinatorService {
         if (result.record) this.writeMeasurement(result.record);
       } else skipped.push({ index: i, reason: result.reason === 'unknownRelay' ? `relay '${r.relayId}' is not registered` : 'samples is 0' });
     }
+    if (taken > 0) this.routeCache.clearPrefix(prefix); // its figures (or the reporter's own) may have moved
     this.reportsTaken.inc({ kind: 'client' }, taken);
     return { status: 200, json: { clientPrefix: prefix, taken, skipped } };
   }
 
   private route(req: ApiRequest): ApiResponse {
-    const q = parseQuery<{ origin: string; region?: string; lat?: number; lon?: number; limit?: number; twoHop?: boolean; exit?: string }>(req, {
-      origin: ORIGIN_RULE,
-      region: { type: 'string', maxChars: 64, optional: true },
-      lat: { type: 'number', min: -90, max: 90, optional: true },
-      lon: { type: 'number', min: -180, max: 180, optional: true },
-      limit: { type: 'number', min: 1, max: ROUTE_LIMIT_MAX, integer: true, optional: true },
-      twoHop: { type: 'boolean', optional: true },
-      exit: { type: 'string', maxChars: 64, optional: true, pattern: /^[A-Za-z0-9._-]{1,64}$/, patternText: 'the relay id of the session’s exit (the ticket’s exitRelay)' },
-    });
-    if (!q.ok) return q.response;
-    const v = q.values;
-    if ((v.lat === undefined) !== (v.lon === undefined)) return fail(400, 'invalid_field', 'lat and lon go together', v.lat === undefined ? 'lat' : 'lon');
-    const origin = v.origin;
-    const address = this.clientAddress(req);
-    const prefix = clientPrefix(address);
-    const reporter = reporterKey(address);
-    const t = this.now();
-    const ranking = this.core.route(t, {
-      ...(reporter !== undefined ? { reporter } : {}),
-      origin,
-      client: { ...(prefix ? { prefix } : {}), ...(v.lat !== undefined ? { latitude: v.lat, longitude: v.lon } : {}), ...(v.region !== undefined ? { region: v.region } : {}) },
-      limit: v.limit ?? ROUTE_LIMIT_DEFAULT,
-      twoHop: v.twoHop,
-      ...(v.exit !== undefined ? { exitRelayId: v.exit } : {}),
-    });
-    if (!ranking) return fail(404, 'unknown_origin', `origin '${origin}' is not configured here and no relay reports probing it; see GET /v1/origins`, 'origin');
-    return { status: 200, json: { origin, clientPrefix: prefix ?? null, generatedAtMs: t, leaseMs: this.settings.leaseMs, ...ranking } };
+    return routeAnswer(req, { core: this.core, nowMs: this.now(), clientAddress: this.clientAddress(req), leaseMs: this.settings.leaseMs, cache: this.routeCache });
   }
 
   // ---- game backend -------------------------------------------------------------------
@@ -755,6 +738,7 @@ export class CoordinatorService {
   /** Drains core events into logs and metrics, then re-arms the timer at the core's next deadline (str0m rule). */
   private afterInput(): void {
     for (let e = this.core.pollEvent(); e; e = this.core.pollEvent()) {
+      this.routeCache.clear(); // the fleet changed: no answer may still offer a relay that drained or died
       this.relayEvents.inc({ type: e.type });
       this.noteEvent({ atMs: e.atMs, type: e.type, relayId: e.relayId });
       const level = e.type === 'relayDown' ? 'warn' : 'info';

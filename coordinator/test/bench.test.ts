@@ -10,6 +10,8 @@ import { runCli } from '../../test/support/run-cli.js';
 
 interface Result {
   store: string;
+  routeCacheMs: number;
+  cacheHitFraction: number | null;
   routeRpsAchieved: number;
   heartbeatRpsAchieved: number;
   errors: number;
@@ -17,16 +19,21 @@ interface Result {
   candidatesPerRoute: number;
 }
 
-test('slipstream bench coordinator --json: the contract, every request answered, routes carry candidates', async () => {
+test('slipstream bench coordinator --json: the contract, route cache off then on, every request answered, routes carry candidates', async () => {
   // Behaviour only: latency and achieved rates are the benchmark's to report (see
   // coordinator/README.md), not a test's to assert on a shared, noisy machine.
-  const r = await runCli(['bench', 'coordinator', '--store', 'memory', '--relays', '100', '--heartbeat-ms', '1000', '--route-rps', '200', '--duration-s', '2', '--warmup-s', '1', '--json'], 90_000);
+  // 10 client networks at 200 routes/s: each asks 20 times a second, so with a 1 s cache most answers are hits.
+  const r = await runCli(['bench', 'coordinator', '--store', 'memory', '--relays', '100', '--heartbeat-ms', '1000', '--route-rps', '200', '--duration-s', '2', '--warmup-s', '1', '--client-prefixes', '10', '--json'], 120_000);
   assert.equal(r.code, 0, r.stderr);
-  const memory = (JSON.parse(r.stdout) as { results: Result[] }).results[0]!;
-  assert.equal(memory.store, 'memory');
-  assert.equal(memory.errors, 0);
-  assert.ok(memory.routeRpsAchieved > 0 && memory.heartbeatRpsAchieved > 0);
-  assert.ok(memory.candidatesPerRoute > 0);
-  for (const value of [memory.routeLatencyMs.p50, memory.routeLatencyMs.p99, memory.routeLatencyMs.max]) assert.ok(Number.isFinite(value) && value >= 0);
-  assert.ok(memory.routeLatencyMs.p50 <= memory.routeLatencyMs.p99 && memory.routeLatencyMs.p99 <= memory.routeLatencyMs.max);
+  const results = (JSON.parse(r.stdout) as { clientPrefixes: number; results: Result[] }).results;
+  assert.deepEqual(results.map((x) => [x.store, x.routeCacheMs]), [['memory', 0], ['memory', 1000]]);
+  assert.equal(results[0]!.cacheHitFraction, null, 'no cache, no hit fraction');
+  assert.ok(results[1]!.cacheHitFraction! > 0 && results[1]!.cacheHitFraction! <= 1, `hit fraction ${results[1]!.cacheHitFraction}`);
+  for (const memory of results) {
+    assert.equal(memory.errors, 0);
+    assert.ok(memory.routeRpsAchieved > 0 && memory.heartbeatRpsAchieved > 0);
+    assert.ok(memory.candidatesPerRoute > 0);
+    for (const value of [memory.routeLatencyMs.p50, memory.routeLatencyMs.p99, memory.routeLatencyMs.max]) assert.ok(Number.isFinite(value) && value >= 0);
+    assert.ok(memory.routeLatencyMs.p50 <= memory.routeLatencyMs.p99 && memory.routeLatencyMs.p99 <= memory.routeLatencyMs.max);
+  }
 });

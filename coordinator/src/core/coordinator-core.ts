@@ -228,6 +228,10 @@ export class CoordinatorCore {
     const clientFigures = this.clientFiguresFor(query.client.prefix, query.reporter);
     return rankRoutes({ nowMs, registry: this.registry, measurements: this.measurements, origin, client: query.client, limit: query.limit, twoHop: query.twoHop, ...(query.exitRelayId !== undefined ? { exitRelayId: query.exitRelayId } : {}), ...(clientFigures ? { clientFigures } : {}), weights: this.weights });
   }
+  /** Whether `reporter` (of client prefix `prefix`) has figures of its own, which its own routes are ranked by (so its answers are its own, not its prefix's). */
+  hasOwnFigures(prefix: string, reporter: string): boolean {
+    return this.clientReports.own(node.client(prefix), reporter) !== undefined;
+  }
   /** The prefix's published figures with `reporter`'s own laid over them; undefined when it has none (rank by the prefix's). */
   private clientFiguresFor(prefix: string | undefined, reporter: string | undefined): ReadonlyMap<string, MeasurementRecord> | undefined {
     if (prefix === undefined || reporter === undefined) return undefined;
