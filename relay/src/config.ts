@@ -65,7 +65,11 @@ export interface RelayConfig {
    * without one. Internal: holds the private key, never log it.
    */
   readonly coordinatorIdentity: CoordinatorIdentitySpec | undefined;
-  /** Kernel receive buffer (SO_RCVBUF) for listen and tunnel sockets, bytes (0 = OS default). Read at start only. */
+  /**
+   * Kernel receive buffer (SO_RCVBUF) for listen and tunnel sockets, bytes (0 = OS
+   * default). Default {@link C.SOCKET_RECEIVE_BUFFER_BYTES_DEFAULT} (4 MiB), accepted
+   * 0–2^30; capped by `net.core.rmem_max` (warned at start). Read at start only.
+   */
   readonly socketReceiveBufferBytes: number;
   /**
    * Kernel receive buffer (SO_RCVBUF) for each origin-facing socket (one per UDP flow
@@ -593,7 +597,7 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
     revocationStateFile: reader.has(['tunnel', 'revocationStateFile']) ? reader.string(['tunnel', 'revocationStateFile'], { pattern: /^\S(.*\S)?$/, patternText: 'a file path' }) : undefined,
     revocationPollMs: reader.number(['tunnel', 'revocationPollMs'], { min: 50, max: 600_000, integer: true, unit: 'ms', default: C.REVOCATION_POLL_MS_DEFAULT }),
     coordinatorUrl,
-    socketReceiveBufferBytes: reader.number(['socketReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: 0 }),
+    socketReceiveBufferBytes: reader.number(['socketReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: C.SOCKET_RECEIVE_BUFFER_BYTES_DEFAULT }),
     upstreamReceiveBufferBytes: reader.number(['upstreamReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: 0 }),
     udpIo: reader.string(['udpIo'], { choices: UDP_IO_MODES, default: 'auto' }) as UdpIoMode,
     fleet: fleet(reader, coordinatorUrl !== undefined, budgeted.limits.tunnelSessionsMax!, tunnelSpec?.listenAddress),

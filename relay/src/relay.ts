@@ -190,7 +190,7 @@ export class Relay {
       () => this.fleetStatus(),
       () => this.logs.totals,
     );
-    announceUdpIo(logger, this.registry, this.udpIo);
+    announceUdpIo(logger, this.registry, this.udpIo, this.batched);
   }
 
   /**

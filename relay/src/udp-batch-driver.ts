@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Endpoint } from '../../proto/src/transport.js';
 import { loadUdpBatch, UdpBatch, udpIoModeFromEnv, UDP_IO_ENV, type UdpBatchAddon, type UdpIoMode } from '../../kit/udp-batch.js';
 import type { RelayCore } from './core/relay-core.js';
@@ -23,8 +23,10 @@ export interface UdpIoChoice {
   readonly mode: 'batched' | 'dgram';
   /** The addon, when batched. */
   readonly addon: UdpBatchAddon | undefined;
-  /** Why `dgram` (configured, forced by the environment, or the addon's load error). */
+  /** Why this mode (configured, forced by the environment, or the addon's load error). */
   readonly reason: string;
+  /** `auto` fell back to dgram: the addon could not load. */
+  readonly fellBack: boolean;
 }
 
 /**
@@ -35,17 +37,23 @@ export function chooseUdpIo(configured: UdpIoMode): UdpIoChoice {
   const forced = udpIoModeFromEnv();
   const mode = forced ?? configured;
   const source = forced !== undefined ? `${UDP_IO_ENV}=${forced}` : `udpIo: ${configured}`;
-  if (mode === 'dgram') return { mode: 'dgram', addon: undefined, reason: source };
+  if (mode === 'dgram') return { mode: 'dgram', addon: undefined, reason: source, fellBack: false };
   const loaded = loadUdpBatch();
-  if ('addon' in loaded) return { mode: 'batched', addon: loaded.addon, reason: source };
+  if ('addon' in loaded) return { mode: 'batched', addon: loaded.addon, reason: source, fellBack: false };
   if (mode === 'batched') throw new Error(`${source} but the udp-batch addon cannot be used: ${loaded.error}`);
-  return { mode: 'dgram', addon: undefined, reason: loaded.error };
+  return { mode: 'dgram', addon: undefined, reason: loaded.error, fellBack: true };
 }
 
-/** Logs the choice once (`udp_io`) and exports it as `slipstream_relay_udp_io{mode}` (1 for the running mode). */
-export function announceUdpIo(logger: Logger, registry: Registry, choice: UdpIoChoice): void {
-  if (choice.mode === 'batched') logger.info({ event: 'udp_io', mode: 'batched', reason: choice.reason }, 'udp i/o: batched (recvmmsg/sendmmsg)');
-  else logger.warn({ event: 'udp_io', mode: 'dgram', reason: choice.reason }, `udp i/o: dgram (${choice.reason})`);
+/**
+ * Logs the choice once (`udp_io`; a warning when `auto` fell back) and exports it as
+ * `slipstream_relay_udp_io{mode}` (1 for the running mode); when batched, the addon's
+ * refusals as `slipstream_relay_udp_io_errors_total{kind}` (send, receive, truncated).
+ */
+export function announceUdpIo(logger: Logger, registry: Registry, choice: UdpIoChoice, batched: RelayUdpBatch | undefined): void {
+  const line = { event: 'udp_io', mode: choice.mode, reason: choice.reason };
+  if (choice.mode === 'batched') logger.info(line, 'udp i/o: batched (recvmmsg/sendmmsg)');
+  else if (choice.fellBack) logger.warn(line, `udp i/o: dgram, the udp-batch addon is unavailable (${choice.reason})`);
+  else logger.info(line, `udp i/o: dgram (${choice.reason})`);
   new Gauge({
     name: 'slipstream_relay_udp_io',
     help: 'The UDP I/O the relay runs: mode batched (recvmmsg/sendmmsg addon) or dgram (the fallback); 1 for the running one.',
@@ -54,6 +62,20 @@ export function announceUdpIo(logger: Logger, registry: Registry, choice: UdpIoC
     collect() {
       this.set({ mode: 'batched' }, choice.mode === 'batched' ? 1 : 0);
       this.set({ mode: 'dgram' }, choice.mode === 'dgram' ? 1 : 0);
+    },
+  });
+  if (batched === undefined) return;
+  new Counter({
+    name: 'slipstream_relay_udp_io_errors_total',
+    help: 'Batched UDP I/O: datagrams the kernel refused to send (full send buffer, unreachable), receive errors (ICMP reports), datagrams truncated (over 64 KiB); kind send|receive|truncated.',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      const s = batched.stats();
+      this.reset();
+      this.inc({ kind: 'send' }, s.sendErrors + s.queueErrors);
+      this.inc({ kind: 'receive' }, s.receiveErrors);
+      this.inc({ kind: 'truncated' }, s.truncated);
     },
   });
 }
@@ -112,10 +134,9 @@ export class RelayUdpBatch {
     return this.native.size;
   }
 
-  /** Kernel send refusals, truncated datagrams and unsendable addresses, for the relay's socket error count. */
-  get errors(): number {
-    const s = this.io.stats();
-    return s.sendErrors + s.receiveErrors + s.truncated + this.io.queueErrors;
+  /** The addon's counters, and datagrams refused before the kernel (an address that is not an IP literal). */
+  stats(): ReturnType<UdpBatch['stats']> & { queueErrors: number } {
+    return { ...this.io.stats(), queueErrors: this.io.queueErrors };
   }
 
   has(socketId: number): boolean {
