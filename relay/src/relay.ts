@@ -392,7 +392,7 @@ export class Relay {
         // ICMP errors and send failures are conditions of the network: count, never crash.
         socket.on('error', () => this.socketErrors++);
         // Linux reports SO_RCVBUF doubled.
-        this.onUdpBound(kind, rule, socket.address(), receive, Math.floor(socket.getRecvBufferSize() / 2));
+        this.onUdpBound(kind, rule, socket.address(), receive, receive > 0 ? Math.floor(socket.getRecvBufferSize() / 2) : 0);
         resolve();
       });
     });
@@ -403,7 +403,6 @@ export class Relay {
     try {
       const bound = this.batched!.open(socketId, kind, address, port, receive);
       this.onUdpBound(kind, rule, bound, receive, bound.receiveBufferBytes);
-      this.awaitUdpBind(kind, Promise.resolve());
     } catch (error) {
       this.awaitUdpBind(kind, Promise.reject(new Error(`cannot bind udp ${address}:${port}${rule ? ` (rule ${rule})` : ''}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)));
     }

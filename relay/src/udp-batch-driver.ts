@@ -1,8 +1,10 @@
 /**
  * The relay's UDP on the batched addon (kit/udp-batch.ts): each readable event feeds the
  * core a batch of datagrams (one `recvmmsg`), the relay's flush after each datagram
- * copies the core's transmits into the send arena, and the batch's end sends them with
- * one `sendmmsg` per socket. Origin-facing sockets are UDP-connected to their peer, as
+ * copies the core's transmits into the send arena, and they leave with one `sendmmsg`
+ * per socket once every socket readable in this turn of the event loop has been read
+ * (`setImmediate`: the check phase right after the poll phase). So the replies of 64
+ * flows, each read from its own origin-facing socket, leave the listener in one call. Origin-facing sockets are UDP-connected to their peer, as
  * on `dgram` (relay.ts `sendUpstream`), here at once (a native `connect` is synchronous).
  *
  * Which I/O runs is chosen once at start ({@link chooseUdpIo}): `udpIo` in the file,
@@ -107,7 +109,7 @@ export function checkReceiveBuffer(logger: Logger, kind: string, requestedBytes:
 
 /** The relay's sockets on the addon, numbered by the core's socket ids. */
 export class RelayUdpBatch {
-  /** True from a batch's first datagram to its end: the relay's flush then queues and defers sends and closes. */
+  /** True from the first datagram read in a loop turn to that turn's check phase: the relay's flush then queues, and sends and closes wait. */
   inBatch = false;
   private readonly io: UdpBatch;
   /** Core socket id → native socket id. */
@@ -117,6 +119,9 @@ export class RelayUdpBatch {
   /** Native socket ids of origin-facing sockets (connected to their peer). */
   private readonly upstream: boolean[] = [];
   private nowMs = 0;
+  /** A socket's batch ended: the next datagram reads the clock again (one read per batch, not per datagram). */
+  private clockStale = true;
+  private readonly endBound = (): void => this.end();
 
   /**
    * @param flush the relay's drain of the core (events, transmits, closes, timer); called after each datagram and at each batch's end
@@ -126,7 +131,7 @@ export class RelayUdpBatch {
     private readonly core: RelayCore,
     private readonly flush: () => void,
   ) {
-    this.io = new UdpBatch(addon, (id, from, bytes) => this.onDatagram(id, from, bytes), () => this.onBatchEnd());
+    this.io = new UdpBatch(addon, (id, from, bytes) => this.onDatagram(id, from, bytes), () => (this.clockStale = true));
   }
 
   /** Open sockets. */
@@ -176,15 +181,19 @@ export class RelayUdpBatch {
   }
 
   private onDatagram(id: number, from: Endpoint, bytes: Uint8Array): void {
+    if (this.clockStale) {
+      this.clockStale = false;
+      this.nowMs = performance.now();
+    }
     if (!this.inBatch) {
       this.inBatch = true;
-      this.nowMs = performance.now();
+      setImmediate(this.endBound);
     }
     this.core.handleDatagram(this.nowMs, this.coreIds[id]!, from, bytes);
     this.flush();
   }
 
-  private onBatchEnd(): void {
+  private end(): void {
     this.inBatch = false;
     this.flush();
   }
