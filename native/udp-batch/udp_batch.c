@@ -809,8 +809,14 @@ static napi_value Send(napi_env env, napi_callback_info info) {
         continue;
       }
       if (r < 0 && errno == EINTR) continue;
-      // The datagram at `done` failed (EAGAIN: send buffer full; an unreachable peer;
-      // a family mismatch): count it and go on with the next, as dgram would.
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+        // The send buffer is full: the rest for this socket would fail the same way (a
+        // system call each); they are dropped and counted, as the kernel drops on overflow.
+        ctx->send_errors += n - done;
+        break;
+      }
+      // The datagram at `done` failed (an unreachable peer, a family mismatch): count it
+      // and go on with the next, as dgram would.
       ctx->send_errors++;
       done++;
     }

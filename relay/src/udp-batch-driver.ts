@@ -94,6 +94,14 @@ export function readRmemMax(): number | undefined {
 const warnedCapped = new Set<string>();
 
 /**
+ * SO_SNDBUF of batched listen and tunnel sockets, bytes: one commit sends up to the send
+ * arena (1 MiB) through one socket at once, and a full send buffer drops the rest
+ * (counted in `slipstream_relay_udp_io_errors_total{kind="send"}`) where `dgram` would
+ * queue. Capped by `net.core.wmem_max` unless the relay may force it (root).
+ */
+export const BATCHED_SEND_BUFFER_BYTES = 2 * 1024 * 1024;
+
+/**
  * Warns once per socket kind (`socket_buffer_capped`) when the kernel granted less
  * receive buffer than asked: `net.core.rmem_max` caps SO_RCVBUF (relay/README.md says
  * how to raise it). `grantedBytes` is the read-back SO_RCVBUF, halved (Linux doubles it).
@@ -150,7 +158,7 @@ export class RelayUdpBatch {
 
   /** Binds the core's socket `socketId`; returns the bound address. Throws (Error with `code`) when the bind fails. */
   open(socketId: number, kind: string, address: string, port: number, receiveBufferBytes: number): Endpoint & { receiveBufferBytes: number } {
-    const socket = this.io.open(address, port, { receiveBufferBytes });
+    const socket = this.io.open(address, port, { receiveBufferBytes, sendBufferBytes: kind === 'upstream' ? 0 : BATCHED_SEND_BUFFER_BYTES });
     this.native.set(socketId, socket.id);
     this.coreIds[socket.id] = socketId;
     this.upstream[socket.id] = kind === 'upstream';
