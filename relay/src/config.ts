@@ -27,6 +27,7 @@ import { parseCidr, splitHostPort, type Cidr } from './core/addr.js';
 import type { HealthCheckSpec, LimitsSpec, OriginGroupSpec, RelayCoreConfig, RevocationFeedSpec, RuleSpec, TcpLimitsSpec, TunnelFecSpec, TunnelSpec } from './core/config-types.js';
 import * as C from './core/constants.js';
 import { webrtcSpec, type WebRtcSpec } from './webrtc-config.js';
+import { UDP_IO_MODES, type UdpIoMode } from '../../kit/udp-batch.js';
 
 /** Everything `slipstream relay` runs with. */
 export interface RelayConfig {
@@ -64,7 +65,11 @@ export interface RelayConfig {
    * without one. Internal: holds the private key, never log it.
    */
   readonly coordinatorIdentity: CoordinatorIdentitySpec | undefined;
-  /** Kernel receive buffer (SO_RCVBUF) for listen and tunnel sockets, bytes (0 = OS default). Read at start only. */
+  /**
+   * Kernel receive buffer (SO_RCVBUF) for listen and tunnel sockets, bytes (0 = OS
+   * default). Default {@link C.SOCKET_RECEIVE_BUFFER_BYTES_DEFAULT} (4 MiB), accepted
+   * 0–2^30; capped by `net.core.rmem_max` (warned at start). Read at start only.
+   */
   readonly socketReceiveBufferBytes: number;
   /**
    * Kernel receive buffer (SO_RCVBUF) for each origin-facing socket (one per UDP flow
@@ -72,6 +77,12 @@ export interface RelayConfig {
    * accepted 0–2^30. A reload applies it to sockets opened afterwards.
    */
   readonly upstreamReceiveBufferBytes: number;
+  /**
+   * UDP I/O: `auto` (default: batched `recvmmsg`/`sendmmsg` through the udp-batch addon
+   * when it loads, else `dgram`), `batched` (the addon, or the relay does not start),
+   * `dgram`. The environment variable `SLIPSTREAM_UDP_IO` overrides it. Read at start only.
+   */
+  readonly udpIo: UdpIoMode;
   /** Fleet membership (register, heartbeat, probe the mesh and origins), or undefined. */
   readonly fleet: FleetSpec | undefined;
   /** The browser entry (`tunnel.webrtc`: signaling, ICE UDP mux, peer-connection limits), or undefined. Read at start only. */
@@ -119,7 +130,7 @@ export interface FleetSpec {
   readonly originProbe: 'tcp' | 'none';
 }
 
-const TOP_KEYS = ['logLevel', 'logAggregateIntervalMs', 'upstreamBindAddress', 'metrics', 'drain', 'limits', 'tcp', 'originGroups', 'rules', 'tunnel', 'socketReceiveBufferBytes', 'upstreamReceiveBufferBytes', 'fleet'];
+const TOP_KEYS = ['logLevel', 'logAggregateIntervalMs', 'upstreamBindAddress', 'metrics', 'drain', 'limits', 'tcp', 'originGroups', 'rules', 'tunnel', 'socketReceiveBufferBytes', 'upstreamReceiveBufferBytes', 'udpIo', 'fleet'];
 const FLEET_KEYS = ['relayId', 'region', 'latitude', 'longitude', 'tunnelAddress', 'probeAddress', 'capacitySessions', 'heartbeatIntervalMs', 'probeIntervalMs', 'probeTimeoutMs', 'reportIntervalMs', 'meshRefreshMs', 'originProbe'];
 const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'sessionsMax', 'connectTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny', 'connectionBytesPerSecond', 'bytesPerSecond'];
 const HEALTH_KEYS = ['mode', 'intervalMs', 'timeoutMs', 'failuresToDown', 'successesToUp', 'udpPayloadHex'];
@@ -598,8 +609,9 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
     revocationStateFile: reader.has(['tunnel', 'revocationStateFile']) ? reader.string(['tunnel', 'revocationStateFile'], { pattern: /^\S(.*\S)?$/, patternText: 'a file path' }) : undefined,
     revocationPollMs: reader.number(['tunnel', 'revocationPollMs'], { min: 50, max: 600_000, integer: true, unit: 'ms', default: C.REVOCATION_POLL_MS_DEFAULT }),
     coordinatorUrl,
-    socketReceiveBufferBytes: reader.number(['socketReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: 0 }),
+    socketReceiveBufferBytes: reader.number(['socketReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: C.SOCKET_RECEIVE_BUFFER_BYTES_DEFAULT }),
     upstreamReceiveBufferBytes: reader.number(['upstreamReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: 0 }),
+    udpIo: reader.string(['udpIo'], { choices: UDP_IO_MODES, default: 'auto' }) as UdpIoMode,
     fleet: fleet(reader, coordinatorUrl !== undefined, budgeted.limits.tunnelSessionsMax!, tunnelSpec?.listenAddress),
     webrtc: webrtcSpec(reader),
   };

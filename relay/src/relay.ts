@@ -34,6 +34,7 @@ import { createRelayMetrics, type FleetStatus } from './metrics.js';
 import { checkFdLimit, FD_RESERVE, readOpenFileLimit, type OpenFileLimit } from './fd-limit.js';
 import { TcpProxy } from './tcp-proxy.js';
 import type { WebRtcEntry } from './webrtc.js';
+import { announceUdpIo, checkReceiveBuffer, chooseUdpIo, RelayUdpBatch, type UdpIoChoice } from './udp-batch-driver.js';
 
 /**
  * How long start waits for the revocation feed's first answer (or failure) when the relay
@@ -69,6 +70,7 @@ export interface RestartOnlyValues {
   'metrics.listen': string;
   'tunnel.webrtc': string;
   socketReceiveBufferBytes: string;
+  udpIo: string;
   logLevel: string;
 }
 
@@ -80,6 +82,7 @@ export function restartOnlyValues(config: RelayConfig): RestartOnlyValues {
     'metrics.listen': config.metricsListen === undefined ? 'off' : `${config.metricsListen.host}:${config.metricsListen.port}`,
     'tunnel.webrtc': config.webrtc === undefined ? 'none' : JSON.stringify({ ...config.webrtc, tls: config.webrtc.tls !== undefined }),
     socketReceiveBufferBytes: String(config.socketReceiveBufferBytes),
+    udpIo: config.udpIo,
     logLevel: config.logLevel,
   };
 }
@@ -109,6 +112,9 @@ export class Relay {
   /** The state machine (exposed for metrics and tests). */
   readonly core: RelayCore;
   private readonly udp = new Map<number, dgram.Socket>();
+  /** The UDP sockets when `udpIo` runs batched (udp-batch-driver.ts); `udp` stays empty then. */
+  private readonly batched: RelayUdpBatch | undefined;
+  private readonly udpIo: UdpIoChoice;
   /** Origin-facing sockets, connected to the one peer they send to (see {@link sendUpstream}). */
   private readonly upstreams = new Map<number, UpstreamPeer>();
   private readonly tcpServers = new Map<number, net.Server>();
@@ -157,6 +163,8 @@ export class Relay {
     this.restartOnly = restartOnlyValues(init.config);
     const wallClockMs = init.wallClockMs ?? (() => Date.now());
     this.core = new RelayCore(this.coreConfig(init.config), { wallClockMs, randomFill: (out) => void randomFillSync(out) });
+    this.udpIo = chooseUdpIo(init.config.udpIo);
+    if (this.udpIo.addon !== undefined) this.batched = new RelayUdpBatch(this.udpIo.addon, this.core, () => this.flush());
     this.tcp = new TcpProxy(
       this.core,
       () => this.flush(),
@@ -182,6 +190,7 @@ export class Relay {
       () => this.fleetStatus(),
       () => this.logs.totals,
     );
+    announceUdpIo(logger, this.registry, this.udpIo, this.batched);
   }
 
   /**
@@ -200,7 +209,7 @@ export class Relay {
    */
   private hasFdRoomForTcp(): boolean {
     if (this.fdLimit === undefined) return true;
-    if (this.udp.size + this.tcp.socketCount + this.tcpServers.size + 2 <= this.fdLimit.soft - FD_RESERVE / 2) return true;
+    if (this.udp.size + (this.batched?.size ?? 0) + this.tcp.socketCount + this.tcpServers.size + 2 <= this.fdLimit.soft - FD_RESERVE / 2) return true;
     this.logs.aggregate('tcp_refused_fd_limit', 'fd_limit', { openFilesSoft: this.fdLimit.soft });
     return false;
   }
@@ -277,6 +286,10 @@ export class Relay {
         this.webrtc?.send(tx.port, tx.prefix, tx.bytes);
         continue;
       }
+      if (this.batched !== undefined) {
+        this.batched.send(tx);
+        continue;
+      }
       const socket = this.udp.get(tx.socketId);
       if (socket === undefined) continue;
       // dgram throws synchronously for a bad destination (ERR_SOCKET_BAD_PORT, a
@@ -290,7 +303,21 @@ export class Relay {
         this.socketErrors++;
       }
     }
+    // Within a batch, sends and closes wait for its end (one sendmmsg per socket).
+    if (this.batched?.inBatch !== true) this.closeSockets();
+    const deadline = core.pollTimeout();
+    if (deadline !== undefined && deadline < this.timerDeadline) {
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      this.timerDeadline = deadline;
+      this.timer = setTimeout(this.onTimerBound, Math.max(0, deadline - performance.now()));
+    }
+  }
+
+  /** Sends what the batched driver queued, then closes the UDP sockets the core closed. */
+  private closeSockets(): void {
+    this.batched?.commit();
     for (const socketId of this.closingUdp) {
+      this.batched?.close(socketId);
       const socket = this.udp.get(socketId);
       if (socket === undefined) continue;
       this.udp.delete(socketId);
@@ -298,12 +325,6 @@ export class Relay {
       socket.close();
     }
     this.closingUdp.length = 0;
-    const deadline = core.pollTimeout();
-    if (deadline !== undefined && deadline < this.timerDeadline) {
-      if (this.timer !== undefined) clearTimeout(this.timer);
-      this.timerDeadline = deadline;
-      this.timer = setTimeout(this.onTimerBound, Math.max(0, deadline - performance.now()));
-    }
   }
 
   private onEvent(event: RelayEvent): void {
@@ -315,7 +336,7 @@ export class Relay {
       case 'closeSocket': {
         // Closed after this flush's datagrams went out: a session's last words (the Close
         // each tunnel client gets at shutdown) are queued before its socket's close.
-        if (this.udp.has(event.socketId)) this.closingUdp.push(event.socketId);
+        if (this.udp.has(event.socketId) || this.batched?.has(event.socketId)) this.closingUdp.push(event.socketId);
         const server = this.tcpServers.get(event.socketId);
         if (server) {
           this.tcpServers.delete(event.socketId);
@@ -363,6 +384,7 @@ export class Relay {
     // replies arriving while the process is stalled once the default (~208 KiB, under
     // 100 datagrams of 1200 B) is full.
     const receive = kind === 'upstream' ? this.config.upstreamReceiveBufferBytes : this.config.socketReceiveBufferBytes;
+    if (this.batched !== undefined) return this.openBatched(socketId, kind, address, port, rule, receive);
     const socket = dgram.createSocket(receive > 0 ? { type, recvBufferSize: receive, lookup: ipLiteralLookup } : { type, lookup: ipLiteralLookup });
     this.udp.set(socketId, socket);
     if (kind === 'upstream') this.upstreams.set(socketId, { id: socketId, socket, address: '', port: 0, state: 'none', pending: undefined });
@@ -374,16 +396,34 @@ export class Relay {
         socket.off('error', onError);
         // ICMP errors and send failures are conditions of the network: count, never crash.
         socket.on('error', () => this.socketErrors++);
-        const bound = socket.address();
-        if (kind === 'listener') (this.bound[rule] ??= []).push({ address: bound.address, port: bound.port });
-        if (kind === 'tunnel') this.tunnelBound = { address: bound.address, port: bound.port };
-        if (kind === 'listener' || kind === 'tunnel') this.logger.info({ event: 'listening', protocol: 'udp', rule, address: bound.address, port: bound.port }, 'listening');
+        // Linux reports SO_RCVBUF doubled.
+        this.onUdpBound(kind, rule, socket.address(), receive, receive > 0 ? Math.floor(socket.getRecvBufferSize() / 2) : 0);
         resolve();
       });
     });
+    this.awaitUdpBind(kind, listening);
+  }
+
+  private openBatched(socketId: number, kind: string, address: string, port: number, rule: string, receive: number): void {
+    try {
+      const bound = this.batched!.open(socketId, kind, address, port, receive);
+      this.onUdpBound(kind, rule, bound, receive, bound.receiveBufferBytes);
+    } catch (error) {
+      this.awaitUdpBind(kind, Promise.reject(new Error(`cannot bind udp ${address}:${port}${rule ? ` (rule ${rule})` : ''}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)));
+    }
+  }
+
+  /** A bind's outcome: start waits for listeners and the tunnel; others' failures (one per flow when out of descriptors, EMFILE) are aggregated. */
+  private awaitUdpBind(kind: string, listening: Promise<void>): void {
     if (this.startupBinds && (kind === 'listener' || kind === 'tunnel')) this.startupBinds.push(listening);
-    // One per flow when out of descriptors (EMFILE): aggregated, not a line each.
     else listening.catch((error: Error) => this.logs.aggregate('bind_failed', 'bind', { err: error.message }));
+  }
+
+  private onUdpBound(kind: string, rule: string, bound: Endpoint, receiveRequested: number, receiveGranted: number): void {
+    if (kind === 'listener') (this.bound[rule] ??= []).push({ address: bound.address, port: bound.port });
+    if (kind === 'tunnel') this.tunnelBound = { address: bound.address, port: bound.port };
+    if (kind === 'listener' || kind === 'tunnel') this.logger.info({ event: 'listening', protocol: 'udp', rule, address: bound.address, port: bound.port }, 'listening');
+    checkReceiveBuffer(this.logger, kind, receiveRequested, receiveGranted);
   }
 
   /**
@@ -716,6 +756,7 @@ export class Relay {
     this.membership?.close();
     for (const socket of this.udp.values()) socket.close();
     this.udp.clear();
+    this.batched?.closeAll();
     this.upstreams.clear();
     for (const server of this.tcpServers.values()) server.close();
     this.tcpServers.clear();

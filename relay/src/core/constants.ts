@@ -71,6 +71,15 @@ export const SOURCE_IDLE_MS = 60_000;
  * flood of refusable packets cannot inflate the log, ms.
  */
 export const LOG_AGGREGATE_INTERVAL_MS_DEFAULT = 10_000;
+
+/**
+ * SO_RCVBUF of listen and tunnel sockets by default, bytes (`socketReceiveBufferBytes`):
+ * a cold burst of 15,000 new flows/s (5,000 datagrams) into one listener lost 1,077–4,282
+ * of them at the OS default (208 KiB), 0–87 at 1 MiB and none at 4 MiB, on dgram and
+ * batched alike (loopback, 2 busy vCPUs). The kernel caps it at `net.core.rmem_max`; the
+ * relay warns at start when it got less (relay/README.md says how to raise it).
+ */
+export const SOCKET_RECEIVE_BUFFER_BYTES_DEFAULT = 4 * 1024 * 1024;
 /** How often the revocation file is checked for changes. */
 export const REVOCATION_POLL_MS_DEFAULT = 1_000;
 /**
