@@ -2,7 +2,7 @@
  * Prometheus metrics for a relay. Nothing here runs per packet: the core keeps plain
  * counters, and each metric reads them at scrape time (prom-client `collect`).
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { dropReasonNames, type RelayCore, type RuleStats } from './core/relay-core.js';
 import { semiSpaceBytes } from './gc-tuning.js';
@@ -212,7 +212,45 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
       this.set(semiSpaceBytes());
     },
   });
+  watchGarbageCollections();
+  new Counter({
+    name: 'slipstream_relay_gc_total',
+    help: "V8 garbage collections since start by kind: minor (scavenge), major (mark-compact of the whole heap: the one to watch; relay/src/gc-tuning.ts keeps bulk TCP from causing them), incremental, weakcb.",
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [kind, n] of gcCounts) this.inc({ kind }, n);
+    },
+  });
   return registry;
+}
+
+/** Collections seen by the process's one 'gc' observer, by kind (see {@link watchGarbageCollections}). */
+const gcCounts = new Map<string, number>([
+  ['minor', 0],
+  ['major', 0],
+  ['incremental', 0],
+  ['weakcb', 0],
+]);
+let gcObserver: PerformanceObserver | undefined;
+
+/** Starts counting garbage collections (once per process: every relay's registry reads the same counts). */
+function watchGarbageCollections(): void {
+  if (gcObserver !== undefined) return;
+  const names = new Map<number, string>([
+    [perfConstants.NODE_PERFORMANCE_GC_MINOR, 'minor'],
+    [perfConstants.NODE_PERFORMANCE_GC_MAJOR, 'major'],
+    [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL, 'incremental'],
+    [perfConstants.NODE_PERFORMANCE_GC_WEAKCB, 'weakcb'],
+  ]);
+  gcObserver = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = names.get((entry as { detail?: { kind?: number } }).detail?.kind ?? -1);
+      if (kind !== undefined) gcCounts.set(kind, gcCounts.get(kind)! + 1);
+    }
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
 }
 
 /** Sampling period of the event-loop delay histogram, ms. */
