@@ -135,6 +135,8 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
   });
   new Gauge({
     name: 'slipstream_relay_origin_healthy',
+    // With several workers (workers.ts) the primary aggregates every worker's value: the min.
+    aggregator: 'min',
     help: '1 when the origin passes its health checks, else 0.',
     labelNames: ['group', 'origin'],
     registers: [registry],
@@ -145,6 +147,8 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
   });
   new Gauge({
     name: 'slipstream_relay_draining',
+    // With several workers (workers.ts) the primary aggregates every worker's value: the max.
+    aggregator: 'max',
     help: '1 while the relay drains after SIGTERM.',
     registers: [registry],
     collect() {
@@ -175,6 +179,8 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
   loopDelay.enable();
   new Gauge({
     name: 'slipstream_relay_event_loop_delay_seconds',
+    // With several workers (workers.ts) the primary aggregates every worker's value: the max.
+    aggregator: 'max',
     help: 'Event-loop delay since the previous scrape (quantile 0.5, 0.99 and 1 = max), seconds.',
     labelNames: ['quantile'],
     registers: [registry],
@@ -189,6 +195,8 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
   });
   new Gauge({
     name: 'slipstream_relay_revocations_stale',
+    // With several workers (workers.ts) the primary aggregates every worker's value: the max.
+    aggregator: 'max',
     help: 'Whether the revocation list is older than tunnel.revocationMaxAgeMs (1: new tunnel sessions are refused, or admitted under tunnel.revocationStalePolicy: admit); 0 when current or when no coordinator feed is followed.',
     registers: [registry],
     collect() {
@@ -197,6 +205,8 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
   });
   new Gauge({
     name: 'slipstream_relay_revocations_age_seconds',
+    // With several workers (workers.ts) the primary aggregates every worker's value: the max.
+    aggregator: 'max',
     help: "Age of the revocation list: time since the coordinator's revocation feed last answered (or the persisted list's), seconds; +Inf before any list; 0 when no feed is followed.",
     registers: [registry],
     collect() {
@@ -206,6 +216,8 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
   });
   new Gauge({
     name: 'slipstream_relay_young_generation_bytes',
+    // With several workers (workers.ts) the primary aggregates every worker's value: the max.
+    aggregator: 'max',
     help: "V8's young-generation semi-space capacity, bytes; the relay keeps it at its start-up size (relay/src/gc-tuning.ts), so growth means an operator's V8 flags allowed it.",
     registers: [registry],
     collect() {
