@@ -626,16 +626,20 @@ export class Relay {
         onChanged: () => this.followCoordinator(),
         relay: {
           // Against the tunnel's budget; unreplied L4 flows, shed on demand, do not count (a spoofed flood must not look like a full relay).
-          sessions: () => this.core.fleetLoadSessionCount,
+          // With several workers, the load is the relay's: the other workers' too.
+          sessions: () => this.core.fleetLoadSessionCount + (this.hooks?.otherWorkersLoad?.().sessions ?? 0),
           packetsTotal: () => {
-            let n = 0;
+            let n = this.hooks?.otherWorkersLoad?.().packets ?? 0;
             for (const s of this.core.ruleStats.values()) n += s.packetsUp + s.packetsDown;
             return n;
           },
           tunnelBound: () => this.tunnelBound,
           webrtcUrl: () => this.webrtc?.advertisedUrl,
           origins: () => this.config.core.tunnel?.origins ?? new Map(),
-          setPeers: (addresses) => this.core.setPeers(addresses),
+          setPeers: (addresses) => {
+            this.core.setPeers(addresses);
+            this.hooks?.onPeers?.([...addresses]);
+          },
           status: () => this.core.fleetStatus(),
         },
       },

@@ -31,4 +31,8 @@ export interface RelayWorkerHooks {
   metricsText?(): Promise<string>;
   /** The primary's `/health` body over every worker, from its own (else its own). */
   health?(own: RelayHealth): Promise<RelayHealth>;
+  /** The primary's view of the other workers' load for the fleet heartbeat (fleet-load sessions, datagrams since start; refreshed every second). */
+  otherWorkersLoad?(): { readonly sessions: number; readonly packets: number };
+  /** The primary's fleet agent learned the fleet peers' addresses: the other workers exempt them too. */
+  onPeers?(addresses: readonly string[]): void;
 }

@@ -53,5 +53,14 @@ port.on('message', (message: ToWorker) => {
     case 'health':
       post({ type: 'answer', id: message.id, value: r.health() });
       return;
+    case 'load': {
+      let packets = 0;
+      for (const s of r.core.ruleStats.values()) packets += s.packetsUp + s.packetsDown;
+      post({ type: 'answer', id: message.id, value: { sessions: r.core.fleetLoadSessionCount, packets } });
+      return;
+    }
+    case 'peers':
+      r.core.setPeers(message.addresses);
+      return;
   }
 });

@@ -23,7 +23,9 @@
  * can attach it.
  *
  * Limits (`limits.*`, `tcp.*`) apply per worker. The revocation file is read, and the
- * coordinator's revocation feed followed, by every worker.
+ * coordinator's revocation feed followed, by every worker. The fleet heartbeat carries
+ * every worker's load (the threads' refreshed every second), and the fleet peers the
+ * primary's agent learns are sent to every thread.
  */
 import type dgram from 'node:dgram';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
@@ -121,7 +123,16 @@ export function registerWorkerMetrics(registry: Registry, index: number, relay: 
 /** Messages a worker thread sends the primary. */
 export type FromWorker = { type: 'started' } | { type: 'failed'; error: string } | { type: 'drained'; left: number } | { type: 'answer'; id: number; value: unknown } | { type: 'closed' };
 /** Messages the primary sends a worker thread. */
-export type ToWorker = { type: 'reload' } | { type: 'drain'; deadlineMs: number } | { type: 'close' } | { type: 'metrics'; id: number } | { type: 'health'; id: number };
+export type ToWorker = { type: 'reload' } | { type: 'drain'; deadlineMs: number } | { type: 'close' } | { type: 'metrics'; id: number } | { type: 'health'; id: number } | { type: 'load'; id: number } | { type: 'peers'; addresses: string[] };
+
+/** What a worker thread answers to `load`: its fleet-load sessions and datagrams since start. */
+export interface WorkerLoad {
+  readonly sessions: number;
+  readonly packets: number;
+}
+
+/** How often the primary refreshes the other workers' load for the fleet heartbeat, ms. */
+const LOAD_REFRESH_MS = 1000;
 
 /** The primary's side: the worker threads, and the primary relay's hooks. */
 export class RelayWorkers {
@@ -134,6 +145,9 @@ export class RelayWorkers {
   private readonly peers = new Map<number, MessagePort>();
   /** Hand-off ports for the threads, by worker index, then peer index. */
   private readonly threadPorts = new Map<number, Record<number, MessagePort>>();
+  /** The threads' load summed, as of the last refresh. */
+  private threadLoad: WorkerLoad = { sessions: 0, packets: 0 };
+  private loadTimer: NodeJS.Timeout | undefined;
 
   /** Prepares `count` workers (the primary and count-1 threads): every pair gets a MessageChannel. */
   constructor(
@@ -157,6 +171,10 @@ export class RelayWorkers {
       ...workerHooks(0, this.count, this.peers, () => this.primary, this.counters),
       metricsText: () => this.metricsText(),
       health: (own) => this.health(own),
+      otherWorkersLoad: () => this.threadLoad,
+      onPeers: (addresses) => {
+        for (const thread of this.threads) thread.postMessage({ type: 'peers', addresses: [...addresses] } satisfies ToWorker);
+      },
     };
   }
 
@@ -202,6 +220,13 @@ export class RelayWorkers {
       await this.terminate();
       throw error;
     }
+    this.loadTimer = setInterval(() => {
+      void this.ask((id) => ({ type: 'load', id })).then((answers) => {
+        const loads = answers as WorkerLoad[];
+        this.threadLoad = { sessions: loads.reduce((n, l) => n + l.sessions, 0), packets: loads.reduce((n, l) => n + l.packets, 0) };
+      });
+    }, LOAD_REFRESH_MS);
+    this.loadTimer.unref();
   }
 
   /** Asks every thread `message` and collects their answers (a thread that does not answer in time is left out). */
@@ -272,6 +297,7 @@ export class RelayWorkers {
 
   /** Stops every thread now. */
   async terminate(): Promise<void> {
+    clearInterval(this.loadTimer);
     for (const port of this.peers.values()) port.close();
     await Promise.all(this.threads.map((thread) => thread.terminate()));
     this.threads.length = 0;
