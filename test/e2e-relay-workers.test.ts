@@ -3,13 +3,15 @@
  * workers carry traffic (tunnel sessions owned by each, per the session id; L4 flows
  * spread by the kernel), a tunnel session whose client moves to new ports keeps
  * flowing wherever the kernel delivers its datagrams (hand-offs between workers), and
- * /metrics and /health answer for the whole relay. Counters, not timing.
+ * /metrics and /health answer for the whole relay; with a fleet section the heartbeat
+ * carries every worker's sessions. Counters, not timing.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,10 +20,13 @@ import { HEADER_BYTES, PacketHeader, PacketType, parseHeader, sessionIdToHex } f
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
 import { buildControlPacket, buildPacket, buildPathResponse } from '../proto/src/wire.js';
 import { signalIfRunning } from '../kit/child-signal.js';
+import { CoordinatorClient } from '../kit/coordinator-client.js';
 import { sessionOwner } from '../relay/src/worker-steering.js';
+import { CliProcess } from './support/cli-process.js';
 import { JsonLogProcess } from './support/json-lines.js';
+import { fleetRelayYaml } from './support/local-fleet.js';
 import { CLI_PATH } from './support/run-cli.js';
-import { until } from './support/wait.js';
+import { eventually, until } from './support/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-e2e-relay-workers-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -149,6 +154,64 @@ describe('relay workers', () => {
     } finally {
       signalIfRunning(relay.child, 'SIGKILL');
       for (const s of sockets) s.close();
+      origin.close();
+    }
+  });
+
+  test('with a fleet section, the heartbeat carries the load of every worker: a session owned by the worker thread counts at the coordinator', async () => {
+    const seed = randomBytes(32);
+    const sealKey = randomBytes(32);
+    const fleetSecret = randomBytes(24).toString('base64');
+    const origin = net.createServer((s) => s.destroy());
+    await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+    const originPort = (origin.address() as net.AddressInfo).port;
+    const coordinatorPath = join(dir, 'coordinator.yaml');
+    writeFileSync(
+      coordinatorPath,
+      ['listen: 127.0.0.1:0', 'store: memory', 'logLevel: warn', 'origins:', `  - { name: game, address: 127.0.0.1:${originPort} }`, 'keys:', `  ticketSigningSeed: ${seed.toString('base64')}`, `  sealKey: ${sealKey.toString('base64')}`, `  fleetSecret: ${fleetSecret}`].join('\n'),
+    );
+    const coordinator = CliProcess.start(['coordinator', '--config', coordinatorPath]);
+    const path = join(dir, 'fleet-relay.yaml');
+    const fleetKeys = ['capacitySessions: 500', 'heartbeatIntervalMs: 300'];
+    let relay: CliProcess | undefined;
+    const client = dgram.createSocket('udp4');
+    try {
+      const url = await eventually(() => /listening on (http:\/\/\S+)/.exec(coordinator.output)?.[1], 15_000, 'the coordinator to listen');
+      writeFileSync(path, `${fleetRelayYaml({ relayId: 'fra-w', latitude: 50.1, longitude: 8.7, seed, sealKeyBase64: sealKey.toString('base64'), originPort, coordinatorUrl: url, fleetSecret: { inline: fleetSecret }, fleetKeys })}\nworkers: 2\n`);
+      relay = CliProcess.start(['relay', '--config', path]);
+      const started = JSON.parse((await relay.waitFor(/^.*"relay started".*$/m, 'stdout', 20_000))[0]) as { workers: number; addresses: { tunnel: { port: number } } };
+      assert.equal(started.workers, 2);
+      const fleet = new CoordinatorClient({ baseUrl: url });
+      await eventually(async () => ((await fleet.fleet()).relays.some((r) => r.relayId === 'fra-w') ? true : undefined), 15_000, 'the relay registered');
+      // Session low id 43: owned by worker 1, the thread (the primary owns even ids).
+      const high = 0x7e000003;
+      const low = 43;
+      const signingKey = ticketSigningKeyFromSeed(seed);
+      const ticket = issueTicket(
+        { sessionId: sessionIdToHex(high, low), origin: 'game', issuedAtMs: Date.now(), expiresAtMs: Date.now() + 600_000, limits: { packetsPerSecond: 0, bytesPerSecond: 0 }, sessionKey: randomBytes(32), sealNonce: randomBytes(12) },
+        signingKey,
+        sealKey,
+      );
+      const replies: Buffer[] = [];
+      client.on('message', (m) => replies.push(m));
+      await new Promise<void>((resolve) => client.bind(0, '127.0.0.15', resolve));
+      client.send(buildControlPacket(high, low, { type: 'sessionOpen', ticket, fecModes: ['off'] }), started.addresses.tunnel.port, '127.0.0.1');
+      await until(() => replies.length > 0, 5000, 'an answer to sessionOpen');
+      const accept = decodeControl(replies[0]!.subarray(HEADER_BYTES));
+      assert.ok(accept.ok && accept.message.type === 'sessionAccept', 'the session is open');
+      const load = await eventually(
+        async () => {
+          const r = (await fleet.fleet()).relays.find((x) => x.relayId === 'fra-w');
+          return r !== undefined && r.load.sessions === 1 ? r.load : undefined;
+        },
+        10_000,
+        "the coordinator to see the worker thread's session in the relay's heartbeat",
+      );
+      assert.equal(load.sessions, 1);
+    } finally {
+      client.close();
+      await relay?.stop();
+      await coordinator.stop();
       origin.close();
     }
   });
