@@ -30,7 +30,8 @@
  *   (~16 MiB over ~12 MiB live), no larger than the young generation (2 × 8 MiB), and V8
  *   then starts a marking after every scavenge (`Start (allocation limit)`): a
  *   mark-compact per ~8 MiB moved. A fixed growing factor of 4× (V8's largest) keeps
- *   the room at ~36 MiB whatever the load (costs ≤ ~40 MiB of heap).
+ *   the room at ~36 MiB whatever the load (the cost: up to 4× the live old generation
+ *   between full collections, within V8's heap limit).
  *
  * `--max-semi-space-size` works only when given at process start, but V8 reads
  * `--semi-space-growth-factor` and `--parallel-scavenge` at each collection, and
