@@ -3,7 +3,8 @@
  * workers carry traffic (tunnel sessions owned by each, per the session id; L4 flows
  * spread by the kernel), a tunnel session whose client moves to new ports keeps
  * flowing wherever the kernel delivers its datagrams (hand-offs between workers), and
- * /metrics and /health answer for the whole relay; with a fleet section the heartbeat
+ * /metrics and /health answer for the whole relay, SIGHUP and SIGTERM reach every
+ * worker; with a fleet section the heartbeat
  * carries every worker's sessions. Counters, not timing.
  */
 import { after, describe, test } from 'node:test';
@@ -12,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeControl } from '../proto/src/control.js';
@@ -147,10 +148,15 @@ describe('relay workers', () => {
       const health = (await (await fetch(`http://127.0.0.1:${addresses.metrics.port}/health`)).json()) as { tunnelSessions: number; udpFlows: number };
       assert.equal(health.tunnelSessions, 2);
       assert.equal(health.udpFlows, 16);
+      // SIGHUP reaches every worker: origin `game` leaves tunnel.origins, so both tunnel
+      // sessions end, the one on the worker thread too.
+      writeFileSync(path, readFileSync(path, 'utf8').replace(/origins: \{ game: [^}]*\}/, 'origins: { other: 127.0.0.1:9 }'));
+      relay.child.kill('SIGHUP');
+      await until(() => sessions.every((s) => relay.lines.some((l) => l.event === 'session_end' && l.kind === 'tunnel' && l.session === sessionIdToHex(high, s.low))), 10_000, 'both tunnel sessions ended by the reload');
       relay.child.kill('SIGTERM');
       assert.deepEqual(await relay.exited, { code: 0, signal: null });
       const stopped = relay.lines.find((l) => l.event === 'stopped');
-      assert.equal(stopped?.sessionsCut, 18, 'the drain counts both workers\' sessions');
+      assert.equal(stopped?.sessionsCut, 16, "the drain counts both workers' L4 flows");
     } finally {
       signalIfRunning(relay.child, 'SIGKILL');
       for (const s of sockets) s.close();
