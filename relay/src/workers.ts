@@ -120,6 +120,12 @@ export function registerWorkerMetrics(registry: Registry, index: number, relay: 
   });
 }
 
+/** Whether Node `version` (e.g. `24.1.0`) binds `net` and `dgram` sockets with `reusePort` (added in 22.12 and 23.1). */
+export function reusePortSupported(version: string): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  return major >= 24 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+}
+
 /** Messages a worker thread sends the primary. */
 export type FromWorker = { type: 'started' } | { type: 'failed'; error: string } | { type: 'drained'; left: number } | { type: 'answer'; id: number; value: unknown } | { type: 'closed' };
 /** Messages the primary sends a worker thread. */
@@ -184,6 +190,7 @@ export class RelayWorkers {
    * stopped those started, when one fails to start.
    */
   async start(relay: Relay, configPath: string, logLevel: string, logFormat: string | undefined): Promise<void> {
+    if (!reusePortSupported(process.versions.node)) throw new Error(`workers: ${this.count} needs SO_REUSEPORT from Node (22.12+, 23.1+ or 24+); this is Node ${process.versions.node}: upgrade Node or set workers: 1`);
     this.primary = relay;
     registerWorkerMetrics(relay.metrics, 0, () => this.primary, this.counters);
     const addresses = relay.addresses();

@@ -2,7 +2,8 @@
  * The tunnel session's owner among relay workers (relay/src/worker-steering.ts), and the
  * classic BPF program a native addon would attach to the reuseport group: run here by a
  * small cBPF interpreter (the instructions it uses), it picks the same worker as the
- * userspace hand-off for every tunnel packet and leaves other datagrams to the kernel's hash.
+ * userspace hand-off for every tunnel packet and leaves other datagrams to the kernel's hash;
+ * and which Node versions have SO_REUSEPORT (workers need it).
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { PacketType } from '../../proto/src/header.js';
 import { buildPacket } from '../../proto/src/wire.js';
 import { sessionOwner, steeringProgram, type CbpfInstruction } from '../src/worker-steering.js';
+import { reusePortSupported } from '../src/workers.js';
 
 /** Runs `program` on `packet` (the UDP payload) as the kernel would; returns the `ret` value. */
 function runCbpf(program: readonly CbpfInstruction[], packet: Uint8Array): number {
@@ -67,5 +69,10 @@ describe('relay worker steering', () => {
         assert.equal(runCbpf(program, other), 0xffffffff);
       }
     }
+  });
+
+  test('workers need SO_REUSEPORT from Node: 22.12+, 23.1+, 24+', () => {
+    for (const v of ['22.12.0', '22.20.1', '23.1.0', '24.0.0', '25.2.1']) assert.equal(reusePortSupported(v), true, v);
+    for (const v of ['22.11.0', '23.0.0', '20.18.0']) assert.equal(reusePortSupported(v), false, v);
   });
 });
