@@ -35,7 +35,7 @@ import type { Endpoint } from '../../proto/src/transport.js';
 import type { RelayConfig } from './config.js';
 import type { Relay } from './relay.js';
 import type { RelayHealth, RelayWorkerHooks } from './worker-hooks.js';
-import { sessionOwner } from './worker-steering.js';
+import { sessionOwner, steeringProgram, type ReusePortSteering } from './worker-steering.js';
 
 /** How long the primary waits for a worker to start or answer a scrape, ms. */
 const WORKER_START_TIMEOUT_MS = 20_000;
@@ -155,10 +155,17 @@ export class RelayWorkers {
   private threadLoad: WorkerLoad = { sessions: 0, packets: 0 };
   private loadTimer: NodeJS.Timeout | undefined;
 
-  /** Prepares `count` workers (the primary and count-1 threads): every pair gets a MessageChannel. */
+  /**
+   * Prepares `count` workers (the primary and count-1 threads): every pair gets a
+   * MessageChannel. With `steering` (the native addon's SO_ATTACH_REUSEPORT_CBPF, where
+   * it loads; none is passed today) the primary attaches {@link steeringProgram} to the
+   * tunnel port's reuseport group once its socket is bound, and the kernel then delivers
+   * each tunnel datagram to its session's owner (hand-offs remain for what it misses).
+   */
   constructor(
     readonly count: number,
     private readonly logger: Logger,
+    private readonly steering?: ReusePortSteering,
   ) {
     for (let i = 1; i < count; i++) this.threadPorts.set(i, {});
     for (let a = 0; a < count; a++) {
@@ -175,6 +182,14 @@ export class RelayWorkers {
   primaryHooks(): RelayWorkerHooks {
     return {
       ...workerHooks(0, this.count, this.peers, () => this.primary, this.counters),
+      onTunnelSocket: (socket) => {
+        if (this.steering === undefined) return;
+        try {
+          this.steering.attachReusePortCbpf(socket, steeringProgram(this.count));
+        } catch (error) {
+          this.logger.warn({ event: 'worker_steering_unavailable', err: (error as Error).message }, 'kernel steering of tunnel datagrams not attached; workers hand them over');
+        }
+      },
       metricsText: () => this.metricsText(),
       health: (own) => this.health(own),
       otherWorkersLoad: () => this.threadLoad,
