@@ -154,6 +154,8 @@ export class RelayWorkers {
   /** The threads' load summed, as of the last refresh. */
   private threadLoad: WorkerLoad = { sessions: 0, packets: 0 };
   private loadTimer: NodeJS.Timeout | undefined;
+  /** Set once drain or terminate began: threads exiting then are expected. */
+  private stopping = false;
 
   /**
    * Prepares `count` workers (the primary and count-1 threads): every pair gets a
@@ -237,6 +239,11 @@ export class RelayWorkers {
           this.logger.fatal({ event: 'worker_failed', worker: index, err: error.message }, 'relay worker failed; exiting');
           process.exit(1);
         });
+        thread.on('exit', (code) => {
+          if (this.stopping) return;
+          this.logger.fatal({ event: 'worker_failed', worker: index, exitCode: code }, 'relay worker exited; exiting');
+          process.exit(1);
+        });
       }
     } catch (error) {
       await this.terminate();
@@ -298,6 +305,7 @@ export class RelayWorkers {
 
   /** SIGTERM: every thread drains with `deadlineMs` and closes; resolves with the sessions they cut. */
   async drain(deadlineMs: number): Promise<number> {
+    this.stopping = true;
     const lefts = await Promise.all(
       this.threads.map(
         (thread) =>
@@ -319,6 +327,7 @@ export class RelayWorkers {
 
   /** Stops every thread now. */
   async terminate(): Promise<void> {
+    this.stopping = true;
     clearInterval(this.loadTimer);
     for (const port of this.peers.values()) port.close();
     await Promise.all(this.threads.map((thread) => thread.terminate()));
