@@ -15,6 +15,7 @@ import { loadRelayConfig, type RelayConfig } from './config.js';
 import { tuneGarbageCollector } from './gc-tuning.js';
 import { Relay } from './relay.js';
 import { joinFailure, prepareJoin } from './join.js';
+import { RelayWorkers } from './workers.js';
 
 const FLAGS: Record<string, FlagSpec> = {
   config: { type: 'string', valueName: 'FILE', description: 'Relay configuration (YAML); see relay/README.md' },
@@ -81,8 +82,18 @@ export const relayCommand: Command = flagCommand({
     // Before the sockets open: see gc-tuning.ts for the pauses these settings remove.
     const gc = tuneGarbageCollector();
     let relay: Relay;
+    // workers ≥ 2: this thread is the primary (worker 0); the others are threads on the same ports (workers.ts).
+    const workers = config.workers > 1 ? new RelayWorkers(config.workers, logger) : undefined;
     try {
-      relay = await Relay.start({ config: withFallback(config), logger });
+      relay = await Relay.start({ config: withFallback(config), logger, ...(workers !== undefined ? { worker: workers.primaryHooks() } : {}) });
+      if (workers !== undefined) {
+        try {
+          await workers.start(relay, path, level, str(values, 'log-format'));
+        } catch (error) {
+          relay.close();
+          throw error;
+        }
+      }
     } catch (error) {
       logger.fatal({ event: 'start_failed', err: (error as Error).message }, 'relay failed to start');
       io.err(`slipstream relay: ${(error as Error).message}\n`);
@@ -99,6 +110,7 @@ export const relayCommand: Command = flagCommand({
       const onHup = (): void => {
         try {
           const needsRestart = relay.reload(withFallback(loadRelayConfig(path)));
+          workers?.reload();
           logger.info({ event: 'reloaded', config: path, sessions: relay.core.sessionCount, needsRestart }, 'configuration reloaded');
         } catch (error) {
           const message = error instanceof ConfigError ? error.message : String(error);
@@ -116,7 +128,8 @@ export const relayCommand: Command = flagCommand({
           }
         })();
         logger.info({ event: 'draining', signal, sessions: relay.core.sessionCount, deadlineMs: latest }, 'draining');
-        void relay.drain(latest).then(async (left) => {
+        void Promise.all([relay.drain(latest), workers?.drain(latest) ?? 0]).then(async ([primaryLeft, workersLeft]) => {
+          const left = primaryLeft + workersLeft;
           logger.info({ event: 'stopped', sessionsCut: left }, 'relay stopped');
           // libdatachannel's threads would keep the process alive (loaded only with tunnel.webrtc).
           if (config.webrtc !== undefined) (await import('./webrtc.js')).releaseWebRtc();
@@ -131,7 +144,7 @@ export const relayCommand: Command = flagCommand({
       process.on('SIGINT', onTerm);
       // Announced only now: whoever waits for this line (systemd, tests, scripts) may signal
       // at once, and a signal before the handlers would kill the relay outright.
-      logger.info({ event: 'started', config: path, rules: config.core.rules.map((r) => r.name), tunnel: config.core.tunnel !== undefined, addresses: relay.addresses(), gc }, 'relay started');
+      logger.info({ event: 'started', config: path, rules: config.core.rules.map((r) => r.name), tunnel: config.core.tunnel !== undefined, addresses: relay.addresses(), gc, workers: config.workers }, 'relay started');
     });
   },
 });

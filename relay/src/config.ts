@@ -83,6 +83,12 @@ export interface RelayConfig {
    * `dgram`. The environment variable `SLIPSTREAM_UDP_IO` overrides it. Read at start only.
    */
   readonly udpIo: UdpIoMode;
+  /**
+   * Relay workers: threads that each run the relay on the same ports (SO_REUSEPORT;
+   * relay/src/workers.ts), so a relay uses that many cores. Default 1 (one thread, as
+   * before), accepted 1–{@link WORKERS_MAX}. Read at start only.
+   */
+  readonly workers: number;
   /** Fleet membership (register, heartbeat, probe the mesh and origins), or undefined. */
   readonly fleet: FleetSpec | undefined;
   /** The browser entry (`tunnel.webrtc`: signaling, ICE UDP mux, peer-connection limits), or undefined. Read at start only. */
@@ -130,7 +136,10 @@ export interface FleetSpec {
   readonly originProbe: 'tcp' | 'none';
 }
 
-const TOP_KEYS = ['logLevel', 'logAggregateIntervalMs', 'upstreamBindAddress', 'metrics', 'drain', 'limits', 'tcp', 'originGroups', 'rules', 'tunnel', 'socketReceiveBufferBytes', 'upstreamReceiveBufferBytes', 'udpIo', 'fleet'];
+/** Most relay workers `workers:` accepts (threads; more than the cores only adds hand-offs). */
+export const WORKERS_MAX = 64;
+
+const TOP_KEYS = ['logLevel', 'logAggregateIntervalMs', 'upstreamBindAddress', 'metrics', 'drain', 'limits', 'tcp', 'originGroups', 'rules', 'tunnel', 'socketReceiveBufferBytes', 'upstreamReceiveBufferBytes', 'udpIo', 'fleet', 'workers'];
 const FLEET_KEYS = ['relayId', 'region', 'latitude', 'longitude', 'tunnelAddress', 'probeAddress', 'capacitySessions', 'heartbeatIntervalMs', 'probeIntervalMs', 'probeTimeoutMs', 'reportIntervalMs', 'meshRefreshMs', 'originProbe'];
 const RULE_KEYS = ['name', 'protocol', 'listen', 'group', 'origins', 'healthCheck', 'idleTimeoutMs', 'sessionsMax', 'connectTimeoutMs', 'proxyProtocol', 'hashKey', 'allow', 'deny', 'connectionBytesPerSecond', 'bytesPerSecond'];
 const HEALTH_KEYS = ['mode', 'intervalMs', 'timeoutMs', 'failuresToDown', 'successesToUp', 'udpPayloadHex'];
@@ -612,6 +621,7 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
     socketReceiveBufferBytes: reader.number(['socketReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: C.SOCKET_RECEIVE_BUFFER_BYTES_DEFAULT }),
     upstreamReceiveBufferBytes: reader.number(['upstreamReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: 0 }),
     udpIo: reader.string(['udpIo'], { choices: UDP_IO_MODES, default: 'auto' }) as UdpIoMode,
+    workers: reader.number(['workers'], { min: 1, max: WORKERS_MAX, integer: true, unit: 'relay workers (threads on the same ports)', default: 1 }),
     fleet: fleet(reader, coordinatorUrl !== undefined, budgeted.limits.tunnelSessionsMax!, tunnelSpec?.listenAddress),
     webrtc: webrtcSpec(reader),
   };

@@ -2,7 +2,7 @@
  * Prometheus metrics for a relay. Nothing here runs per packet: the core keeps plain
  * counters, and each metric reads them at scrape time (prom-client `collect`).
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { dropReasonNames, type RelayCore, type RuleStats } from './core/relay-core.js';
 import { semiSpaceBytes } from './gc-tuning.js';
@@ -135,6 +135,8 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
   });
   new Gauge({
     name: 'slipstream_relay_origin_healthy',
+    // With several workers (workers.ts) the primary aggregates every worker's value: the min.
+    aggregator: 'min',
     help: '1 when the origin passes its health checks, else 0.',
     labelNames: ['group', 'origin'],
     registers: [registry],
@@ -145,6 +147,8 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
   });
   new Gauge({
     name: 'slipstream_relay_draining',
+    // With several workers (workers.ts) the primary aggregates every worker's value: the max.
+    aggregator: 'max',
     help: '1 while the relay drains after SIGTERM.',
     registers: [registry],
     collect() {
@@ -175,6 +179,8 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
   loopDelay.enable();
   new Gauge({
     name: 'slipstream_relay_event_loop_delay_seconds',
+    // With several workers (workers.ts) the primary aggregates every worker's value: the max.
+    aggregator: 'max',
     help: 'Event-loop delay since the previous scrape (quantile 0.5, 0.99 and 1 = max), seconds.',
     labelNames: ['quantile'],
     registers: [registry],
@@ -189,6 +195,8 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
   });
   new Gauge({
     name: 'slipstream_relay_revocations_stale',
+    // With several workers (workers.ts) the primary aggregates every worker's value: the max.
+    aggregator: 'max',
     help: 'Whether the revocation list is older than tunnel.revocationMaxAgeMs (1: new tunnel sessions are refused, or admitted under tunnel.revocationStalePolicy: admit); 0 when current or when no coordinator feed is followed.',
     registers: [registry],
     collect() {
@@ -197,6 +205,8 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
   });
   new Gauge({
     name: 'slipstream_relay_revocations_age_seconds',
+    // With several workers (workers.ts) the primary aggregates every worker's value: the max.
+    aggregator: 'max',
     help: "Age of the revocation list: time since the coordinator's revocation feed last answered (or the persisted list's), seconds; +Inf before any list; 0 when no feed is followed.",
     registers: [registry],
     collect() {
@@ -206,13 +216,53 @@ export function createRelayMetrics(core: () => RelayCore, fleet: () => FleetStat
   });
   new Gauge({
     name: 'slipstream_relay_young_generation_bytes',
+    // With several workers (workers.ts) the primary aggregates every worker's value: the max.
+    aggregator: 'max',
     help: "V8's young-generation semi-space capacity, bytes; the relay keeps it at its start-up size (relay/src/gc-tuning.ts), so growth means an operator's V8 flags allowed it.",
     registers: [registry],
     collect() {
       this.set(semiSpaceBytes());
     },
   });
+  watchGarbageCollections();
+  new Counter({
+    name: 'slipstream_relay_gc_total',
+    help: "V8 garbage collections since start by kind: minor (scavenge), major (mark-compact of the whole heap: the one to watch; relay/src/gc-tuning.ts keeps bulk TCP from causing them), incremental, weakcb.",
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [kind, n] of gcCounts) this.inc({ kind }, n);
+    },
+  });
   return registry;
+}
+
+/** Collections seen by the process's one 'gc' observer, by kind (see {@link watchGarbageCollections}). */
+const gcCounts = new Map<string, number>([
+  ['minor', 0],
+  ['major', 0],
+  ['incremental', 0],
+  ['weakcb', 0],
+]);
+let gcObserver: PerformanceObserver | undefined;
+
+/** Starts counting garbage collections (once per process: every relay's registry reads the same counts). */
+function watchGarbageCollections(): void {
+  if (gcObserver !== undefined) return;
+  const names = new Map<number, string>([
+    [perfConstants.NODE_PERFORMANCE_GC_MINOR, 'minor'],
+    [perfConstants.NODE_PERFORMANCE_GC_MAJOR, 'major'],
+    [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL, 'incremental'],
+    [perfConstants.NODE_PERFORMANCE_GC_WEAKCB, 'weakcb'],
+  ]);
+  gcObserver = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = names.get((entry as { detail?: { kind?: number } }).detail?.kind ?? -1);
+      if (kind !== undefined) gcCounts.set(kind, gcCounts.get(kind)! + 1);
+    }
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
 }
 
 /** Sampling period of the event-loop delay histogram, ms. */

@@ -35,6 +35,7 @@ import { checkFdLimit, FD_RESERVE, readOpenFileLimit, type OpenFileLimit } from 
 import { TcpProxy } from './tcp-proxy.js';
 import type { WebRtcEntry } from './webrtc.js';
 import { announceUdpIo, checkReceiveBuffer, chooseUdpIo, RelayUdpBatch, type UdpIoChoice } from './udp-batch-driver.js';
+import type { RelayHealth, RelayWorkerHooks } from './worker-hooks.js';
 
 /**
  * How long start waits for the revocation feed's first answer (or failure) when the relay
@@ -95,6 +96,8 @@ export interface RelayInit {
   readonly logger: Logger;
   /** Wall clock for ticket expiry, Unix ms. Default `Date.now`. */
   readonly wallClockMs?: () => number;
+  /** One of several relay workers on the same ports (relay/src/workers.ts); absent for a relay of one. */
+  readonly worker?: RelayWorkerHooks;
 }
 
 /** Addresses the relay bound, for logs and tests (ports asked as 0 show the real one). */
@@ -154,16 +157,21 @@ export class Relay {
   private readonly fdLimit: OpenFileLimit | undefined = readOpenFileLimit();
   /** Refusals, unanswered flows and drops, logged as one line per reason per interval (see relay-logs.ts). */
   private readonly logs: RelayLogs;
+  /** Multi-worker wiring (undefined for a relay of one). */
+  private readonly hooks: RelayWorkerHooks | undefined;
+  /** The tunnel socket's id once opened (hand-offs from other workers arrive there). */
+  private tunnelSocketId: number | undefined;
 
   private constructor(
     init: RelayInit,
     private readonly logger: Logger,
   ) {
     this.config = init.config;
+    this.hooks = init.worker;
     this.restartOnly = restartOnlyValues(init.config);
     const wallClockMs = init.wallClockMs ?? (() => Date.now());
     this.core = new RelayCore(this.coreConfig(init.config), { wallClockMs, randomFill: (out) => void randomFillSync(out) });
-    this.udpIo = chooseUdpIo(init.config.udpIo);
+    this.udpIo = chooseUdpIo(init.config.udpIo, init.config.workers);
     if (this.udpIo.addon !== undefined) this.batched = new RelayUdpBatch(this.udpIo.addon, this.core, () => this.flush());
     this.tcp = new TcpProxy(
       this.core,
@@ -385,10 +393,15 @@ export class Relay {
     // 100 datagrams of 1200 B) is full.
     const receive = kind === 'upstream' ? this.config.upstreamReceiveBufferBytes : this.config.socketReceiveBufferBytes;
     if (this.batched !== undefined) return this.openBatched(socketId, kind, address, port, rule, receive);
-    const socket = dgram.createSocket(receive > 0 ? { type, recvBufferSize: receive, lookup: ipLiteralLookup } : { type, lookup: ipLiteralLookup });
+    const reusePort = this.hooks?.reusePort === true && kind !== 'upstream';
+    const socket = dgram.createSocket({ type, lookup: ipLiteralLookup, ...(receive > 0 ? { recvBufferSize: receive } : {}), ...(reusePort ? { reusePort } : {}) });
     this.udp.set(socketId, socket);
     if (kind === 'upstream') this.upstreams.set(socketId, { id: socketId, socket, address: '', port: 0, state: 'none', pending: undefined });
-    socket.on('message', (message, rinfo) => this.onMessage(socketId, message, rinfo));
+    const hooks = this.hooks;
+    if (kind === 'tunnel') this.tunnelSocketId = socketId;
+    // A tunnel datagram for a session another worker owns goes there (workers.ts).
+    if (kind === 'tunnel' && hooks !== undefined) socket.on('message', (message, rinfo) => hooks.tunnelIntake(message, rinfo) || this.onMessage(socketId, message, rinfo));
+    else socket.on('message', (message, rinfo) => this.onMessage(socketId, message, rinfo));
     const listening = new Promise<void>((resolve, reject) => {
       const onError = (error: Error): void => reject(new Error(`cannot bind udp ${address}:${port}${rule ? ` (rule ${rule})` : ''}: ${(error as NodeJS.ErrnoException).code ?? error.message}`));
       socket.once('error', onError);
@@ -398,6 +411,7 @@ export class Relay {
         socket.on('error', () => this.socketErrors++);
         // Linux reports SO_RCVBUF doubled.
         this.onUdpBound(kind, rule, socket.address(), receive, receive > 0 ? Math.floor(socket.getRecvBufferSize() / 2) : 0);
+        if (kind === 'tunnel') this.hooks?.onTunnelSocket?.(socket);
         resolve();
       });
     });
@@ -478,7 +492,7 @@ export class Relay {
     const listening = new Promise<void>((resolve, reject) => {
       const onError = (error: Error): void => reject(new Error(`cannot bind tcp ${address}:${port} (rule ${rule}): ${(error as NodeJS.ErrnoException).code ?? error.message}`));
       server.once('error', onError);
-      server.listen(port, address, () => {
+      server.listen({ port, host: address, ...(this.hooks?.reusePort === true ? { reusePort: true } : {}) }, () => {
         server.off('error', onError);
         // Accept errors (EMFILE when out of descriptors) repeat per connection attempt: aggregated.
         server.on('error', (error: NodeJS.ErrnoException) => {
@@ -517,17 +531,18 @@ export class Relay {
     if (!listen) return;
     const server = createServer((request, response) => {
       if (request.url === '/metrics') {
-        this.registry.metrics().then(
+        (this.hooks?.metricsText?.() ?? this.registry.metrics()).then(
           (text) => response.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
           () => response.writeHead(500).end(),
         );
         return;
       }
       if (request.url === '/health' || request.url === '/healthz') {
-        const draining = this.core.isDraining;
-        const body = { status: draining ? 'draining' : 'ok', sessions: this.core.sessionCount, udpFlows: this.core.udpFlowCount, udpFlowsUnreplied: this.core.unrepliedFlowCount, tcpConnections: this.core.tcpConnectionCount, tunnelSessions: this.core.tunnelSessionCount, origins: this.core.originHealth() };
         // 503 while draining, so load balancers and the coordinator stop sending players here.
-        response.writeHead(draining ? 503 : 200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+        const reply = (body: RelayHealth): void => void response.writeHead(body.status === 'draining' ? 503 : 200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+        const own = this.health();
+        if (this.hooks?.health === undefined) reply(own);
+        else this.hooks.health(own).then(reply, () => response.writeHead(500).end());
         return;
       }
       response.writeHead(404).end();
@@ -540,6 +555,17 @@ export class Relay {
     const bound = server.address() as net.AddressInfo;
     this.metricsBound = { address: bound.address, port: bound.port };
     this.logger.info({ event: 'listening', protocol: 'http', rule: 'metrics', address: bound.address, port: bound.port }, 'listening');
+  }
+
+  /** What `/health` says of this relay (of this worker, with several). */
+  health(): RelayHealth {
+    const core = this.core;
+    return { status: core.isDraining ? 'draining' : 'ok', sessions: core.sessionCount, udpFlows: core.udpFlowCount, udpFlowsUnreplied: core.unrepliedFlowCount, tcpConnections: core.tcpConnectionCount, tunnelSessions: core.tunnelSessionCount, origins: core.originHealth() };
+  }
+
+  /** A tunnel datagram another worker received for a session this one owns: handled as if it arrived on this tunnel socket. */
+  deliverTunnel(message: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.tunnelSocketId !== undefined && !this.closed) this.onMessage(this.tunnelSocketId, message, rinfo);
   }
 
   // ---------------------------------------------------------------- revocations
@@ -638,16 +664,20 @@ export class Relay {
         onChanged: () => this.followCoordinator(),
         relay: {
           // Against the tunnel's budget; unreplied L4 flows, shed on demand, do not count (a spoofed flood must not look like a full relay).
-          sessions: () => this.core.fleetLoadSessionCount,
+          // With several workers, the load is the relay's: the other workers' too.
+          sessions: () => this.core.fleetLoadSessionCount + (this.hooks?.otherWorkersLoad?.().sessions ?? 0),
           packetsTotal: () => {
-            let n = 0;
+            let n = this.hooks?.otherWorkersLoad?.().packets ?? 0;
             for (const s of this.core.ruleStats.values()) n += s.packetsUp + s.packetsDown;
             return n;
           },
           tunnelBound: () => this.tunnelBound,
           webrtcUrl: () => this.webrtc?.advertisedUrl,
           origins: () => this.config.core.tunnel?.origins ?? new Map(),
-          setPeers: (addresses) => this.core.setPeers(addresses),
+          setPeers: (addresses) => {
+            this.core.setPeers(addresses);
+            this.hooks?.onPeers?.([...addresses]);
+          },
           status: () => this.core.fleetStatus(),
         },
       },

@@ -33,13 +33,20 @@ export interface UdpIoChoice {
 
 /**
  * Picks the relay's UDP I/O from `configured` (the file's `udpIo`) and the environment
- * ({@link UDP_IO_ENV} wins). Throws when `batched` is required and the addon cannot load.
+ * ({@link UDP_IO_ENV} wins): `dgram` with more than one of `workers` (default 1). Throws
+ * when `batched` is required and the addon cannot load or several workers run.
  */
-export function chooseUdpIo(configured: UdpIoMode): UdpIoChoice {
+export function chooseUdpIo(configured: UdpIoMode, workers = 1): UdpIoChoice {
   const forced = udpIoModeFromEnv();
   const mode = forced ?? configured;
   const source = forced !== undefined ? `${UDP_IO_ENV}=${forced}` : `udpIo: ${configured}`;
   if (mode === 'dgram') return { mode: 'dgram', addon: undefined, reason: source, fellBack: false };
+  // Several workers hand tunnel datagrams to each other from `dgram` sockets (workers.ts);
+  // the batched driver does not take part in that yet.
+  if (workers > 1) {
+    if (mode === 'batched') throw new Error(`${source} with workers: ${workers}: batched UDP I/O runs with one worker only (set udpIo: auto or dgram, or workers: 1)`);
+    return { mode: 'dgram', addon: undefined, reason: `workers: ${workers} (batched UDP I/O runs with one worker only)`, fellBack: false };
+  }
   const loaded = loadUdpBatch();
   if ('addon' in loaded) return { mode: 'batched', addon: loaded.addon, reason: source, fellBack: false };
   if (mode === 'batched') throw new Error(`${source} but the udp-batch addon cannot be used: ${loaded.error}`);

@@ -33,6 +33,14 @@ test('the example in deploy/examples/relay.yaml is valid and documents every sec
   assert.equal(config.core.tunnel?.origins.get('eu-game')?.port, 27015);
   assert.equal(config.revocationFile, '/etc/slipstream/revoked.txt');
   assert.deepEqual(config.core.tcp, { connectionsPerSourceMax: 128, silentPerSourceMax: 16, firstByteTimeoutMs: 10_000 });
+  assert.equal(config.workers, 2);
+});
+
+test('workers: default 1; 0, a fraction or more than 64 is refused by name', () => {
+  const rules = 'rules:\n  - { name: u, protocol: udp, listen: 0.0.0.0:7000, origins: [10.0.0.5:7000] }';
+  assert.equal(parse(rules).workers, 1);
+  assert.equal(parse(`workers: 8\n${rules}`).workers, 8);
+  for (const bad of ['workers: 0', 'workers: 1.5', 'workers: 65']) assert.match(failure(`${bad}\n${rules}`), /workers/);
 });
 
 test('tcp: per-source caps default when absent; a first-byte timeout under a second is refused by name', () => {

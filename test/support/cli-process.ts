@@ -41,9 +41,12 @@ export class CliProcess {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
 
-  /** Spawns the CLI with `args` (stdin ignored, stdout and stderr piped); `env` replaces the environment when given. */
-  static start(args: readonly string[], env?: NodeJS.ProcessEnv): CliProcess {
-    return new CliProcess(spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) }));
+  /**
+   * Spawns the CLI with `args` (stdin ignored, stdout and stderr piped); `env` replaces
+   * the environment when given; `nodeArgs` go to node before the script (V8 flags).
+   */
+  static start(args: readonly string[], env?: NodeJS.ProcessEnv, nodeArgs: readonly string[] = []): CliProcess {
+    return new CliProcess(spawn(process.execPath, [...nodeArgs, CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) }));
   }
 
   /**
