@@ -38,6 +38,7 @@ tar --create --gzip --file "$archive" \
   --transform "s,^,slipstream-$version/," \
   package.json package-lock.json \
   dist/cli dist/proto dist/kit dist/relay dist/coordinator dist/sdk dist/sim dist/bench \
+  native/udp-batch/binding.gyp native/udp-batch/udp_batch.c native/udp-batch/build.mjs native/udp-batch/udp-batch.d.ts \
   relay/README.md coordinator/README.md sim/README.md \
   deploy
 (cd "$out" && sha256sum "$(basename "$archive")" > "$(basename "$archive").sha256")
