@@ -69,6 +69,8 @@ const OPEN_RETRY_MS = 200;
 const TICK_MS = 5;
 /** Echoes still arriving after the window are waited for this long, ms. */
 const LINGER_MS = 300;
+/** At the end, the relay's acknowledgements of the sessions' channel closes are waited for this long at most, ms. */
+const CLOSE_WAIT_MS = 3000;
 
 interface Session {
   readonly pc: PeerConnection;
@@ -155,6 +157,31 @@ async function connectAll(job: WebRtcLoadJob): Promise<{ sessions: Session[]; er
   return { sessions, errors };
 }
 
+/**
+ * Closes every session so that the relay hears it: each tunnel channel is closed (an
+ * SCTP stream reset, which the relay answers by closing its peer connection) and its
+ * close awaited, {@link CLOSE_WAIT_MS} at most for all, before the peer connections
+ * close. A loaded generator that exits right after \`pc.close()\` leaves the relay
+ * holding peer connections until they are reaped, and the next step's clients can get
+ * their ports.
+ */
+async function closeAll(sessions: Session[]): Promise<void> {
+  const closed = sessions.map(
+    (s) =>
+      new Promise<void>((resolve) => {
+        s.tunnel.onClosed(resolve);
+        if (!s.tunnel.isOpen()) return resolve();
+        try {
+          s.tunnel.close();
+        } catch {
+          resolve();
+        }
+      }),
+  );
+  await within(Promise.all(closed), CLOSE_WAIT_MS, 'channel closes').catch(() => undefined);
+  for (const s of sessions) s.pc.close();
+}
+
 async function blast(sessions: Session[], durationMs: number): Promise<number> {
   let sent = 0;
   const endMs = performance.now() + durationMs;
@@ -229,7 +256,7 @@ async function run(job: WebRtcLoadJob): Promise<WebRtcLoadResult> {
     const pick = (q: number): number => Math.round((sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN) * 1000) / 1000;
     return { connected: sessions.length, connectMs, sent: r.sent, received: r.received, rttMs: { p50: pick(0.5), p99: pick(0.99) }, ...failures };
   } finally {
-    for (const s of sessions) s.pc.close();
+    await closeAll(sessions);
   }
 }
 

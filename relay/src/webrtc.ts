@@ -20,7 +20,9 @@
  * exit-relay behaviour are the core's. The reliable ordered channel (`control`) is
  * accepted and its messages are fed to the core the same way (a Close or open sent
  * reliably). When the core ends the session, or the peer connection fails, closes or
- * stays idle (`idleTimeoutMs`) or unconnected (`connectTimeoutMs`), it is reaped.
+ * stays idle (`idleTimeoutMs`) or unconnected (`connectTimeoutMs`), it is reaped; an
+ * offer that names, at its sender's IP, the client address of a connected peer connection
+ * replaces that stale one first (`address reused`: the mux would route its checks there).
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -54,6 +56,8 @@ const REQUEST_TIMEOUT_MS = 5000;
 const SIGNALING_CONNECTIONS_MAX = 1024;
 /** A peer connection whose ICE reports `disconnected` (consent lost, maybe briefly) is closed if it has not reconnected after this long, ms. */
 const DISCONNECTED_GRACE_MS = 5000;
+/** A stale peer connection closed because a new offer names its client address is given this long to leave the ICE mux before the answer, ms. */
+const STALE_CLOSE_WAIT_MS = 1000;
 
 interface Peer {
   readonly id: number;
@@ -70,6 +74,10 @@ interface Peer {
   state: string;
   /** Whether the core was given the peer's remote ICE address (for the tunnel origin header). */
   remoteKnown: boolean;
+  /** `address:port` of the selected candidate pair's remote end once connected (the key the ICE mux routes the client's datagrams by). */
+  remoteKey: string | undefined;
+  /** Called once libdatachannel reports the peer connection closed (its ICE agent gone from the mux). */
+  onNativeClosed: (() => void) | undefined;
 }
 
 /** What the entry needs from the relay that runs it. */
@@ -87,6 +95,8 @@ export interface WebRtcEntryInit {
 export class WebRtcEntry {
   /** Peer connections by endpoint port. */
   private readonly peers = new Map<number, Peer>();
+  /** Connected peer connections by their client's ICE address (`address:port`), see {@link staleAt}. */
+  private readonly byRemote = new Map<string, Peer>();
   private nextId = 0;
   private closed = false;
   private readonly reaper: NodeJS.Timeout;
@@ -266,6 +276,8 @@ export class WebRtcEntry {
     // One peer connection per session: signaling again with a ticket (a reload, a
     // second tab) replaces the earlier one, so one ticket cannot pile them up.
     for (const other of this.peers.values()) if (other.sessionId === verdict.sessionId) this.closePeer(other, 'replaced');
+    await this.closeStale(offer, address);
+    if (this.closed) return this.refuse(res, 503, 'closing', 'this relay is shutting down');
     const id = this.nextId++;
     const endpoint = { address, port: TRANSPORT_PORT_BASE + id };
     const spec = this.init.spec;
@@ -277,13 +289,16 @@ export class WebRtcEntry {
     }
     this.created++;
     const now = performance.now();
-    const peer: Peer = { id, endpoint, pc, sessionId: verdict.sessionId, tunnel: undefined, control: undefined, createdMs: now, lastRxMs: now, connected: false, closing: false, state: 'new', remoteKnown: false };
+    const peer: Peer = { id, endpoint, pc, sessionId: verdict.sessionId, tunnel: undefined, control: undefined, createdMs: now, lastRxMs: now, connected: false, closing: false, state: 'new', remoteKnown: false, remoteKey: undefined, onNativeClosed: undefined };
     this.peers.set(endpoint.port, peer);
     pc.onDataChannel((channel) => this.onChannel(peer, channel));
     pc.onStateChange((state) => {
       peer.state = state;
-      if (state === 'connected') peer.connected = true;
-      else if (state === 'failed' || state === 'closed') setImmediate(() => this.closePeer(peer, `peer connection ${state}`));
+      if (state === 'closed') peer.onNativeClosed?.();
+      if (state === 'connected') {
+        peer.connected = true;
+        this.noteRemoteKey(peer);
+      } else if (state === 'failed' || state === 'closed') setImmediate(() => this.closePeer(peer, `peer connection ${state}`));
       else if (state === 'disconnected') setTimeout(() => peer.state === 'disconnected' && this.closePeer(peer, 'peer connection disconnected'), DISCONNECTED_GRACE_MS).unref();
     });
     try {
@@ -335,9 +350,58 @@ export class WebRtcEntry {
     this.init.core.setTransportRemote(peer.endpoint.port, { address: remote.address, port: remote.port });
   }
 
+  /**
+   * The ICE UDP mux routes every datagram from a client address it has seen to the ICE
+   * agent that first saw it, before looking at a STUN username. A peer connection whose
+   * client vanished without a close (a killed tab or process, a lost network) keeps its
+   * agent, and so its address, until it is reaped; a new client that gets the same
+   * address:port (an ephemeral port reused, a NAT mapping reused) then has its ICE
+   * checks delivered to the dead peer's agent, and its own never connects. An address
+   * is held by one socket at a time, so a connected peer at an address the new offer
+   * names as its own is stale: it is closed (`address reused`) and its agent given up to
+   * {@link STALE_CLOSE_WAIT_MS} to leave the mux before the new one is created. Only
+   * candidates at the requester's own IP count, so an offer can displace only peer
+   * connections from its own address.
+   */
+  private async closeStale(offer: string, requester: string): Promise<void> {
+    const stale = offeredAddresses(offer, requester)
+      .map((key) => this.byRemote.get(key))
+      .filter((p): p is Peer => p !== undefined);
+    if (stale.length === 0) return;
+    const gone = stale.map(
+      (peer) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, STALE_CLOSE_WAIT_MS);
+          peer.onNativeClosed = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          this.closePeer(peer, 'address reused');
+          if (peer.state === 'closed') resolve();
+        }),
+    );
+    await Promise.all(gone);
+  }
+
+  /** Records a connected peer's client ICE address (see {@link closeStale}). */
+  private noteRemoteKey(peer: Peer): void {
+    let remote: { address: string; port: number } | undefined;
+    try {
+      remote = peer.pc.getSelectedCandidatePair()?.remote;
+    } catch {
+      remote = undefined;
+    }
+    if (remote === undefined || this.peers.get(peer.endpoint.port) !== peer) return;
+    const key = addressKey(remote.address, remote.port);
+    if (peer.remoteKey !== undefined && this.byRemote.get(peer.remoteKey) === peer) this.byRemote.delete(peer.remoteKey);
+    peer.remoteKey = key;
+    this.byRemote.set(key, peer);
+  }
+
   private closePeer(peer: Peer, reason: string): void {
     if (this.peers.get(peer.endpoint.port) !== peer) return;
     this.peers.delete(peer.endpoint.port);
+    if (peer.remoteKey !== undefined && this.byRemote.get(peer.remoteKey) === peer) this.byRemote.delete(peer.remoteKey);
     this.init.core.setTransportRemote(peer.endpoint.port, undefined);
     this.reaped.set(reason, (this.reaped.get(reason) ?? 0) + 1);
     try {
@@ -430,6 +494,28 @@ async function readBody(req: IncomingMessage, bytesMax: number): Promise<string 
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** `address:port` as {@link offeredAddresses} and the mux see it (IPv4-mapped IPv6 unwrapped, lower case). */
+function addressKey(address: string, port: number): string {
+  const lower = address.toLowerCase();
+  return `${lower.startsWith('::ffff:') && lower.includes('.') ? lower.slice(7) : lower}:${port}`;
+}
+
+/**
+ * The UDP addresses (`address:port`) an offer's ICE candidates name at `requester`'s IP:
+ * where its checks will come from. mDNS (`.local`) and other hosts' addresses are left out.
+ */
+export function offeredAddresses(offer: string, requester: string): string[] {
+  const own = addressKey(requester, 0).slice(0, -2);
+  const keys: string[] = [];
+  for (const line of offer.split(/\r?\n/)) {
+    const candidate = /^a=candidate:\S+ \d+ (\S+) \d+ (\S+) (\d+) /.exec(line);
+    if (candidate === null || candidate[1]!.toLowerCase() !== 'udp') continue;
+    const key = addressKey(candidate[2]!, Number(candidate[3]));
+    if (key.slice(0, key.lastIndexOf(':')) === own) keys.push(key);
+  }
+  return keys;
 }
 
 /**
