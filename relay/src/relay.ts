@@ -150,7 +150,7 @@ export class Relay {
     this.restartOnly = restartOnlyValues(init.config);
     const wallClockMs = init.wallClockMs ?? (() => Date.now());
     this.core = new RelayCore(this.coreConfig(init.config), { wallClockMs, randomFill: (out) => void randomFillSync(out) });
-    this.udpIo = chooseUdpIo(init.config.udpIo, init.config.workers);
+    this.udpIo = chooseUdpIo(init.config.udpIo);
     if (this.udpIo.addon !== undefined) this.batched = new RelayUdpBatch(this.udpIo.addon, this.core, () => this.flush());
     this.tcp = new TcpProxy(
       this.core,
@@ -346,13 +346,13 @@ export class Relay {
     // replies arriving while the process is stalled once the default (~208 KiB, under
     // 100 datagrams of 1200 B) is full.
     const receive = kind === 'upstream' ? this.config.upstreamReceiveBufferBytes : this.config.socketReceiveBufferBytes;
-    if (this.batched !== undefined) return this.openBatched(socketId, kind, address, port, rule, receive);
     const reusePort = this.hooks?.reusePort === true && kind !== 'upstream';
+    if (kind === 'tunnel') this.tunnelSocketId = socketId;
+    if (this.batched !== undefined) return this.openBatched(socketId, kind, address, port, rule, receive, reusePort);
     const socket = dgram.createSocket({ type, lookup: ipLiteralLookup, ...(receive > 0 ? { recvBufferSize: receive } : {}), ...(reusePort ? { reusePort } : {}) });
     this.udp.set(socketId, socket);
     if (kind === 'upstream') this.upstreams.set(socketId, { id: socketId, socket, address: '', port: 0, state: 'none', pending: undefined });
     const hooks = this.hooks;
-    if (kind === 'tunnel') this.tunnelSocketId = socketId;
     // A tunnel datagram for a session another worker owns goes there (workers.ts).
     if (kind === 'tunnel' && hooks !== undefined) socket.on('message', (message, rinfo) => hooks.tunnelIntake(message, rinfo) || this.onMessage(socketId, message, rinfo));
     else socket.on('message', (message, rinfo) => this.onMessage(socketId, message, rinfo));
@@ -365,17 +365,24 @@ export class Relay {
         socket.on('error', () => this.socketErrors++);
         // Linux reports SO_RCVBUF doubled.
         this.onUdpBound(kind, rule, socket.address(), receive, receive > 0 ? Math.floor(socket.getRecvBufferSize() / 2) : 0);
-        if (kind === 'tunnel') this.hooks?.onTunnelSocket?.(socket);
+        if (kind === 'tunnel') this.hooks?.onTunnelSocket?.(undefined);
         resolve();
       });
     });
     this.awaitUdpBind(kind, listening);
   }
 
-  private openBatched(socketId: number, kind: string, address: string, port: number, rule: string, receive: number): void {
+  private openBatched(socketId: number, kind: string, address: string, port: number, rule: string, receive: number, reusePort: boolean): void {
+    const batched = this.batched!;
     try {
-      const bound = this.batched!.open(socketId, kind, address, port, receive);
+      const bound = batched.open(socketId, kind, address, port, receive, reusePort);
       this.onUdpBound(kind, rule, bound, receive, bound.receiveBufferBytes);
+      const hooks = this.hooks;
+      if (kind === 'tunnel' && hooks !== undefined) {
+        // Workers: misdelivered datagrams are handed over; the primary steers the group by session id (workers.ts).
+        batched.setTunnelIntake(socketId, (bytes, from) => hooks.tunnelIntake(bytes, from));
+        hooks.onTunnelSocket?.((program) => batched.attachReuseportCbpf(socketId, program));
+      }
     } catch (error) {
       this.awaitUdpBind(kind, Promise.reject(new Error(`cannot bind udp ${address}:${port}${rule ? ` (rule ${rule})` : ''}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)));
     }
@@ -518,8 +525,10 @@ export class Relay {
   }
 
   /** A tunnel datagram another worker received for a session this one owns: handled as if it arrived on this tunnel socket. */
-  deliverTunnel(message: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (this.tunnelSocketId !== undefined && !this.closed) this.onMessage(this.tunnelSocketId, message, rinfo);
+  deliverTunnel(bytes: Uint8Array, from: Endpoint): void {
+    if (this.tunnelSocketId === undefined || this.closed) return;
+    this.core.handleDatagram(performance.now(), this.tunnelSocketId, from, bytes);
+    this.flush();
   }
 
   /**
