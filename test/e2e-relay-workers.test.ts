@@ -222,6 +222,7 @@ async function twoWorkers(udpIo: 'dgram' | 'batched'): Promise<void> {
     const packets = metricValues(metrics, 'slipstream_relay_worker_packets_total');
     assert.ok((beforeL4.get('worker="0"') ?? 0) > 0 && (beforeL4.get('worker="1"') ?? 0) > 0, `both workers handled tunnel datagrams: ${JSON.stringify([...beforeL4])}`);
     for (const w of ['worker="0"', 'worker="1"']) assert.ok((packets.get(w) ?? 0) > (beforeL4.get(w) ?? 0), `L4 flows reached ${w}: ${JSON.stringify([...beforeL4])} → ${JSON.stringify([...packets])}`);
+    assert.deepEqual([...metricValues(metrics, 'slipstream_relay_udp_io')].sort(), [['mode="batched"', udpIo === 'batched' ? 1 : 0], ['mode="dgram"', udpIo === 'dgram' ? 1 : 0]], 'the relay says which udp i/o it runs, once over both workers');
     const handoffs = metricValues(metrics, 'slipstream_relay_worker_handoffs_total');
     const out = (handoffs.get('worker="0",direction="out"') ?? 0) + (handoffs.get('worker="1",direction="out"') ?? 0);
     const handedIn = (handoffs.get('worker="0",direction="in"') ?? 0) + (handoffs.get('worker="1",direction="in"') ?? 0);

@@ -64,6 +64,8 @@ export function announceUdpIo(logger: Logger, registry: Registry, choice: UdpIoC
     help: 'The UDP I/O the relay runs: mode batched (recvmmsg/sendmmsg addon) or dgram (the fallback); 1 for the running one.',
     labelNames: ['mode'],
     registers: [registry],
+    // Relay workers each run a choice: 1 where any of them runs that mode, not the count of workers.
+    aggregator: 'max',
     collect() {
       this.set({ mode: 'batched' }, choice.mode === 'batched' ? 1 : 0);
       this.set({ mode: 'dgram' }, choice.mode === 'dgram' ? 1 : 0);
