@@ -1,6 +1,6 @@
 /**
  * The production driver of {@link RelayCore}: real `dgram`/`net` sockets, one timer,
- * the `/metrics` and `/health` HTTP endpoint, the revocation file watcher, and the
+ * the `/metrics` and `/health` HTTP endpoint, the revocation sources (revocation-sources.ts), and the
  * lifecycle (reload, drain, close). Thin on purpose: every decision is the core's.
  *
  * Hot path: a datagram arrives → `core.handleDatagram` → drain events and transmits →
@@ -12,39 +12,26 @@
  */
 import { randomFillSync } from 'node:crypto';
 import dgram from 'node:dgram';
-import { readFile, stat } from 'node:fs/promises';
 import { createServer, type Server as HttpServer } from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Endpoint } from '../../proto/src/transport.js';
-import { CoordinatorClient } from '../../kit/coordinator-client.js';
 import type { RelayConfig } from './config.js';
 import type { RelayCoreConfig } from './core/config-types.js';
 import { dropReasonNames, RelayCore, TRANSPORT_PORT_BASE, type RelayEvent } from './core/relay-core.js';
 import { ipLiteralLookup } from '../../kit/udp-lookup.js';
-import { identityOption, type FleetAgent } from './fleet.js';
+import type { FleetAgent } from './fleet.js';
 import { FleetMembership, fleetMembershipKey } from './fleet-membership.js';
-import { followRevocationFeed, type RevocationFeedFollower } from './revocation-feed.js';
 import { isSilentTcpEnd, RelayLogs } from './relay-logs.js';
-import { REVOCATION_FEED_OVERLAP_MS_DEFAULT, REVOCATION_FEED_WAIT_MS_DEFAULT } from './core/revocation-feed.js';
-import { FeedRevocationKeeper } from './revocation-state.js';
+import { RelayRevocations } from './revocation-sources.js';
 import { createRelayMetrics, type FleetStatus } from './metrics.js';
 import { checkFdLimit, FD_RESERVE, readOpenFileLimit, type OpenFileLimit } from './fd-limit.js';
 import { TcpProxy } from './tcp-proxy.js';
 import type { WebRtcEntry } from './webrtc.js';
 import { announceUdpIo, checkReceiveBuffer, chooseUdpIo, RelayUdpBatch, type UdpIoChoice } from './udp-batch-driver.js';
 import type { RelayHealth, RelayWorkerHooks } from './worker-hooks.js';
-
-/**
- * How long start waits for the revocation feed's first answer (or failure) when the relay
- * holds no current list, ms: with a reachable coordinator the relay is ready to admit
- * sessions when `relay started` is logged; an unreachable one costs at most this.
- */
-const REVOCATION_FIRST_ANSWER_WAIT_MS = 3000;
-/** How often the revocation list's staleness is checked for the log, ms. */
-const REVOCATION_STALE_CHECK_MS = 1000;
 
 /** Datagrams an origin-facing socket holds while its UDP connect completes (about one tick). */
 const UPSTREAM_PENDING_MAX = 256;
@@ -136,16 +123,8 @@ export class Relay {
   private http: HttpServer | undefined;
   private webrtc: WebRtcEntry | undefined; // tunnel.webrtc; its native module is loaded only then
   private readonly registry: Registry;
-  private revocationTimer: NodeJS.Timeout | undefined;
-  private revocationStamp = '';
-  private follower: RevocationFeedFollower | undefined;
-  /** The feed's revocation list across restarts (`tunnel.revocationStateFile`) and its staleness log. */
-  private readonly feedRevocations: FeedRevocationKeeper;
-  private staleCheckTimer: NodeJS.Timeout | undefined;
-  /** Called at the feed's next answer or failure (start waits for the first). */
-  private feedHeard: (() => void) | undefined;
-  /** The coordinator URL and fleet secret the revocation feed follows with ('' when none). */
-  private followedKey = '';
+  /** The revocation file, the coordinator's feed and its kept list (revocation-sources.ts). */
+  private readonly revocations: RelayRevocations;
   private config: RelayConfig;
   /** Fleet membership across reloads (undefined until started). */
   private membership: FleetMembership | undefined;
@@ -171,7 +150,7 @@ export class Relay {
     this.restartOnly = restartOnlyValues(init.config);
     const wallClockMs = init.wallClockMs ?? (() => Date.now());
     this.core = new RelayCore(this.coreConfig(init.config), { wallClockMs, randomFill: (out) => void randomFillSync(out) });
-    this.udpIo = chooseUdpIo(init.config.udpIo, init.config.workers);
+    this.udpIo = chooseUdpIo(init.config.udpIo);
     if (this.udpIo.addon !== undefined) this.batched = new RelayUdpBatch(this.udpIo.addon, this.core, () => this.flush());
     this.tcp = new TcpProxy(
       this.core,
@@ -179,20 +158,7 @@ export class Relay {
       () => this.hasFdRoomForTcp(),
     );
     this.logs = new RelayLogs(logger, init.config.logAggregateIntervalMs, () => this.core.drops, dropReasonNames);
-    this.feedRevocations = new FeedRevocationKeeper({
-      logger,
-      wallClockMs,
-      nowMs: () => performance.now(),
-      stateFile: () => (this.config.coordinatorUrl === undefined ? undefined : this.config.revocationStateFile),
-      revoke: (id, expiresAtMs) => this.core.revoke(performance.now(), [id], expiresAtMs),
-      setCurrent: (wallMs) => this.core.setRevocationsCurrent(wallMs),
-      feedState: () => {
-        const feed = this.config.core.tunnel?.revocationFeed;
-        if (feed === undefined) return undefined;
-        const state = this.core.revocationFeedState;
-        return { ...state, policy: feed.stalePolicy, maxAgeMs: feed.maxAgeMs };
-      },
-    });
+    this.revocations = new RelayRevocations({ core: this.core, logger, wallClockMs, config: () => this.config, flush: () => this.flush(), closed: () => this.closed });
     this.registry = createRelayMetrics(
       () => this.core,
       () => this.fleetStatus(),
@@ -227,7 +193,7 @@ export class Relay {
     const relay = new Relay(init, init.logger);
     // The list the relay last held, before the tunnel opens: a ticket revoked before a
     // restart stays refused while the coordinator is unreachable.
-    relay.feedRevocations.load();
+    relay.revocations.load();
     relay.core.start(performance.now());
     relay.flush();
     try {
@@ -239,19 +205,7 @@ export class Relay {
       relay.close();
       throw error;
     }
-    relay.watchRevocations();
-    const heard = new Promise<void>((resolve) => (relay.feedHeard = resolve));
-    relay.followCoordinator();
-    if (relay.core.revocationFeedState.stale) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([heard, new Promise<void>((resolve) => (timer = setTimeout(resolve, REVOCATION_FIRST_ANSWER_WAIT_MS)))]);
-      clearTimeout(timer);
-    }
-    relay.feedHeard = undefined;
-    // Says before `relay started` whether new sessions are refused (or admitted) for a stale list.
-    relay.feedRevocations.check();
-    relay.staleCheckTimer = setInterval(() => relay.feedRevocations.check(), REVOCATION_STALE_CHECK_MS);
-    relay.staleCheckTimer.unref();
+    await relay.revocations.start();
     try {
       relay.membership = await relay.joinFleet(relay.config);
     } catch (error) {
@@ -392,13 +346,13 @@ export class Relay {
     // replies arriving while the process is stalled once the default (~208 KiB, under
     // 100 datagrams of 1200 B) is full.
     const receive = kind === 'upstream' ? this.config.upstreamReceiveBufferBytes : this.config.socketReceiveBufferBytes;
-    if (this.batched !== undefined) return this.openBatched(socketId, kind, address, port, rule, receive);
     const reusePort = this.hooks?.reusePort === true && kind !== 'upstream';
+    if (kind === 'tunnel') this.tunnelSocketId = socketId;
+    if (this.batched !== undefined) return this.openBatched(socketId, kind, address, port, rule, receive, reusePort);
     const socket = dgram.createSocket({ type, lookup: ipLiteralLookup, ...(receive > 0 ? { recvBufferSize: receive } : {}), ...(reusePort ? { reusePort } : {}) });
     this.udp.set(socketId, socket);
     if (kind === 'upstream') this.upstreams.set(socketId, { id: socketId, socket, address: '', port: 0, state: 'none', pending: undefined });
     const hooks = this.hooks;
-    if (kind === 'tunnel') this.tunnelSocketId = socketId;
     // A tunnel datagram for a session another worker owns goes there (workers.ts).
     if (kind === 'tunnel' && hooks !== undefined) socket.on('message', (message, rinfo) => hooks.tunnelIntake(message, rinfo) || this.onMessage(socketId, message, rinfo));
     else socket.on('message', (message, rinfo) => this.onMessage(socketId, message, rinfo));
@@ -411,17 +365,24 @@ export class Relay {
         socket.on('error', () => this.socketErrors++);
         // Linux reports SO_RCVBUF doubled.
         this.onUdpBound(kind, rule, socket.address(), receive, receive > 0 ? Math.floor(socket.getRecvBufferSize() / 2) : 0);
-        if (kind === 'tunnel') this.hooks?.onTunnelSocket?.(socket);
+        if (kind === 'tunnel') this.hooks?.onTunnelSocket?.(undefined);
         resolve();
       });
     });
     this.awaitUdpBind(kind, listening);
   }
 
-  private openBatched(socketId: number, kind: string, address: string, port: number, rule: string, receive: number): void {
+  private openBatched(socketId: number, kind: string, address: string, port: number, rule: string, receive: number, reusePort: boolean): void {
+    const batched = this.batched!;
     try {
-      const bound = this.batched!.open(socketId, kind, address, port, receive);
+      const bound = batched.open(socketId, kind, address, port, receive, reusePort);
       this.onUdpBound(kind, rule, bound, receive, bound.receiveBufferBytes);
+      const hooks = this.hooks;
+      if (kind === 'tunnel' && hooks !== undefined) {
+        // Workers: misdelivered datagrams are handed over; the primary steers the group by session id (workers.ts).
+        batched.setTunnelIntake(socketId, (bytes, from) => hooks.tunnelIntake(bytes, from));
+        hooks.onTunnelSocket?.((program) => batched.attachReuseportCbpf(socketId, program));
+      }
     } catch (error) {
       this.awaitUdpBind(kind, Promise.reject(new Error(`cannot bind udp ${address}:${port}${rule ? ` (rule ${rule})` : ''}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)));
     }
@@ -564,91 +525,10 @@ export class Relay {
   }
 
   /** A tunnel datagram another worker received for a session this one owns: handled as if it arrived on this tunnel socket. */
-  deliverTunnel(message: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (this.tunnelSocketId !== undefined && !this.closed) this.onMessage(this.tunnelSocketId, message, rinfo);
-  }
-
-  // ---------------------------------------------------------------- revocations
-
-  private watchRevocations(): void {
-    const file = this.config.revocationFile;
-    if (this.revocationTimer) clearInterval(this.revocationTimer);
-    this.revocationTimer = undefined;
-    if (!file) return;
-    // Every failure (missing, a directory, unreadable, a read error) keeps the previous
-    // list with one warning per distinct problem: never an unhandled rejection.
-    const unreadable = (error: unknown): void => {
-      const code = (error as NodeJS.ErrnoException | undefined)?.code ?? (error instanceof Error ? error.message : String(error));
-      const stamp = `unreadable/${code}`;
-      if (this.revocationStamp !== stamp) this.logger.warn({ event: 'revocations', file, err: code }, 'revocation file not readable; keeping the previous list');
-      this.revocationStamp = stamp;
-    };
-    const check = (): void => {
-      stat(file)
-        .then(async (info) => {
-          if (!info.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTFILE' });
-          const stamp = `${info.mtimeMs}/${info.size}`;
-          if (stamp === this.revocationStamp) return;
-          const text = await readFile(file, 'utf8');
-          this.revocationStamp = stamp;
-          const ids = new Set<string>();
-          for (const raw of text.split('\n')) {
-            const line = raw.replace(/#.*/, '').trim().toLowerCase();
-            if (/^[0-9a-f]{16}$/.test(line)) ids.add(line);
-          }
-          if (this.closed) return;
-          const before = this.core.tunnelSessionCount;
-          this.core.setRevoked(performance.now(), ids);
-          this.flush();
-          this.logger.info({ event: 'revocations', file, revoked: ids.size, sessionsEnded: before - this.core.tunnelSessionCount }, 'revocation list loaded');
-        })
-        .catch(unreadable);
-    };
-    check();
-    this.revocationTimer = setInterval(check, this.config.revocationPollMs);
-    this.revocationTimer.unref();
-  }
-
-  /** Follows the coordinator's revocation feed (long poll) when configured; revocations end live sessions at once. */
-  private followCoordinator(): void {
-    const url = this.config.coordinatorUrl ?? '';
-    // A new secret restarts the feed too (a rotation: the coordinator may soon refuse the old one).
-    const key = url === '' ? '' : JSON.stringify([url, this.config.coordinatorFleetSecret ?? '', this.config.coordinatorIdentity?.privateKeyPem ?? '', this.config.core.tunnel?.revocationFeed?.maxAgeMs]);
-    if (key === this.followedKey) return;
-    this.follower?.close();
-    this.follower = undefined;
-    this.followedKey = key;
-    if (url === '') return;
-    const client = new CoordinatorClient({ baseUrl: url, fleetSecret: this.config.coordinatorFleetSecret, ...identityOption(this.config.coordinatorIdentity) });
-    const maxAgeMs = this.config.core.tunnel?.revocationFeed?.maxAgeMs;
-    this.follower = followRevocationFeed(
-      client,
-      (entries) => {
-        if (this.closed || entries.length === 0) return;
-        const before = this.core.tunnelSessionCount;
-        for (const entry of entries) {
-          this.core.revoke(performance.now(), [entry.sessionId], entry.expiresAtMs);
-          this.feedRevocations.onRevoked(entry.sessionId, entry.expiresAtMs);
-        }
-        this.flush();
-        this.logger.info({ event: 'revocations', source: url, revoked: entries.length, sessionsEnded: before - this.core.tunnelSessionCount }, 'revocations received');
-      },
-      (reason) => {
-        this.logger.warn({ event: 'revocation_feed_error', source: url, err: reason }, 'revocation feed unreachable; retrying');
-        this.feedHeard?.();
-      },
-      {
-        // From the persisted cursor, rewound as after a failure: another replica may answer now.
-        sinceMs: Math.max(0, this.feedRevocations.startCursorMs - REVOCATION_FEED_OVERLAP_MS_DEFAULT),
-        // An idle feed answers once per wait: well within the list's allowed age.
-        waitMs: maxAgeMs === undefined ? REVOCATION_FEED_WAIT_MS_DEFAULT : Math.min(REVOCATION_FEED_WAIT_MS_DEFAULT, Math.floor(maxAgeMs / 4)),
-      },
-      (wallNowMs, cursorMs) => {
-        if (this.closed) return;
-        this.feedRevocations.onAnswered(wallNowMs, cursorMs);
-        this.feedHeard?.();
-      },
-    );
+  deliverTunnel(bytes: Uint8Array, from: Endpoint): void {
+    if (this.tunnelSocketId === undefined || this.closed) return;
+    this.core.handleDatagram(performance.now(), this.tunnelSocketId, from, bytes);
+    this.flush();
   }
 
   /**
@@ -661,7 +541,7 @@ export class Relay {
       {
         logger: this.logger,
         bindAddress: () => this.config.core.upstreamBindAddress,
-        onChanged: () => this.followCoordinator(),
+        onChanged: () => this.revocations.follow(),
         relay: {
           // Against the tunnel's budget; unreplied L4 flows, shed on demand, do not count (a spoofed flood must not look like a full relay).
           // With several workers, the load is the relay's: the other workers' too.
@@ -728,18 +608,15 @@ export class Relay {
         `reload cannot apply ${pending.map((p) => `${p.key} (running ${p.running}, file ${p.configured})`).join(', ')}: restart the relay for ${pending.length === 1 ? 'this change' : 'these changes'}`,
       );
     }
-    const fileChanged = config.revocationFile !== this.config.revocationFile || config.revocationPollMs !== this.config.revocationPollMs;
+    const previous = this.config;
     this.config = config;
     this.core.reconfigure(performance.now(), this.coreConfig(config));
     this.flush();
     this.logs.setIntervalMs(config.logAggregateIntervalMs);
-    if (fileChanged) {
-      this.revocationStamp = '';
-      this.watchRevocations();
-    }
+    this.revocations.reload(previous, config);
     // A fleet member's revocation feed moves with its membership (once the coordinator
     // accepted the new settings); otherwise it follows the file at once.
-    if (fleetMembershipKey(config) === '' || this.membership?.isRunning(config) === true) this.followCoordinator();
+    if (fleetMembershipKey(config) === '' || this.membership?.isRunning(config) === true) this.revocations.follow();
     this.membership?.reload(config);
     return pending.map((p) => p.key);
   }
@@ -778,11 +655,8 @@ export class Relay {
     this.flush();
     this.webrtc?.close();
     if (this.timer) clearTimeout(this.timer);
-    if (this.revocationTimer) clearInterval(this.revocationTimer);
     this.logs.close();
-    if (this.staleCheckTimer) clearInterval(this.staleCheckTimer);
-    this.follower?.close();
-    this.feedRevocations.close();
+    this.revocations.close();
     this.membership?.close();
     for (const socket of this.udp.values()) socket.close();
     this.udp.clear();

@@ -19,6 +19,7 @@ import type { Endpoint } from '../../proto/src/transport.js';
 import { loadUdpBatch, UdpBatch, udpIoModeFromEnv, UDP_IO_ENV, type UdpBatchAddon, type UdpIoMode } from '../../kit/udp-batch.js';
 import type { RelayCore } from './core/relay-core.js';
 import type { Transmit } from './core/output.js';
+import type { CbpfInstruction } from './worker-steering.js';
 
 /** The UDP I/O a relay runs, and why. */
 export interface UdpIoChoice {
@@ -33,20 +34,15 @@ export interface UdpIoChoice {
 
 /**
  * Picks the relay's UDP I/O from `configured` (the file's `udpIo`) and the environment
- * ({@link UDP_IO_ENV} wins): `dgram` with more than one of `workers` (default 1). Throws
- * when `batched` is required and the addon cannot load or several workers run.
+ * ({@link UDP_IO_ENV} wins). Throws when `batched` is required and the addon cannot load.
+ * (Each relay worker chooses for itself; with several, the batched sockets join the
+ * ports' reuseport groups and the tunnel's is steered by session id, see workers.ts.)
  */
-export function chooseUdpIo(configured: UdpIoMode, workers = 1): UdpIoChoice {
+export function chooseUdpIo(configured: UdpIoMode): UdpIoChoice {
   const forced = udpIoModeFromEnv();
   const mode = forced ?? configured;
   const source = forced !== undefined ? `${UDP_IO_ENV}=${forced}` : `udpIo: ${configured}`;
   if (mode === 'dgram') return { mode: 'dgram', addon: undefined, reason: source, fellBack: false };
-  // Several workers hand tunnel datagrams to each other from `dgram` sockets (workers.ts);
-  // the batched driver does not take part in that yet.
-  if (workers > 1) {
-    if (mode === 'batched') throw new Error(`${source} with workers: ${workers}: batched UDP I/O runs with one worker only (set udpIo: auto or dgram, or workers: 1)`);
-    return { mode: 'dgram', addon: undefined, reason: `workers: ${workers} (batched UDP I/O runs with one worker only)`, fellBack: false };
-  }
   const loaded = loadUdpBatch();
   if ('addon' in loaded) return { mode: 'batched', addon: loaded.addon, reason: source, fellBack: false };
   if (mode === 'batched') throw new Error(`${source} but the udp-batch addon cannot be used: ${loaded.error}`);
@@ -68,6 +64,8 @@ export function announceUdpIo(logger: Logger, registry: Registry, choice: UdpIoC
     help: 'The UDP I/O the relay runs: mode batched (recvmmsg/sendmmsg addon) or dgram (the fallback); 1 for the running one.',
     labelNames: ['mode'],
     registers: [registry],
+    // Relay workers each run a choice: 1 where any of them runs that mode, not the count of workers.
+    aggregator: 'max',
     collect() {
       this.set({ mode: 'batched' }, choice.mode === 'batched' ? 1 : 0);
       this.set({ mode: 'dgram' }, choice.mode === 'dgram' ? 1 : 0);
@@ -133,6 +131,9 @@ export class RelayUdpBatch {
   private readonly coreIds: number[] = [];
   /** Native socket ids of origin-facing sockets (connected to their peer). */
   private readonly upstream: boolean[] = [];
+  /** The tunnel socket's native id when a worker's intake hook sees its datagrams first (-1: none). */
+  private tunnelNative = -1;
+  private tunnelIntake: ((bytes: Uint8Array, from: Endpoint) => boolean) | undefined;
   private nowMs = 0;
   /** A socket's batch ended: the next datagram reads the clock again (one read per batch, not per datagram). */
   private clockStale = true;
@@ -163,13 +164,32 @@ export class RelayUdpBatch {
     return this.native.has(socketId);
   }
 
-  /** Binds the core's socket `socketId`; returns the bound address. Throws (Error with `code`) when the bind fails. */
-  open(socketId: number, kind: string, address: string, port: number, receiveBufferBytes: number): Endpoint & { receiveBufferBytes: number } {
-    const socket = this.io.open(address, port, { receiveBufferBytes, sendBufferBytes: kind === 'upstream' ? 0 : BATCHED_SEND_BUFFER_BYTES });
+  /**
+   * Binds the core's socket `socketId` (with SO_REUSEPORT when `reusePort`: relay
+   * workers on one port); returns the bound address. Throws (Error with `code`) when the bind fails.
+   */
+  open(socketId: number, kind: string, address: string, port: number, receiveBufferBytes: number, reusePort = false): Endpoint & { receiveBufferBytes: number } {
+    const socket = this.io.open(address, port, { receiveBufferBytes, sendBufferBytes: kind === 'upstream' ? 0 : BATCHED_SEND_BUFFER_BYTES, reusePort });
     this.native.set(socketId, socket.id);
     this.coreIds[socket.id] = socketId;
     this.upstream[socket.id] = kind === 'upstream';
     return { address: socket.address, port: socket.port, receiveBufferBytes: socket.receiveBufferBytes };
+  }
+
+  /**
+   * Relay workers: every datagram of the core's socket `socketId` (the tunnel's) goes to
+   * `intake` first, which takes those another worker owns (see worker-hooks.ts).
+   */
+  setTunnelIntake(socketId: number, intake: (bytes: Uint8Array, from: Endpoint) => boolean): void {
+    this.tunnelNative = this.native.get(socketId) ?? -1;
+    this.tunnelIntake = intake;
+  }
+
+  /** Attaches a classic BPF program to the reuseport group of the core's socket `socketId` (throws when the kernel refuses it). */
+  attachReuseportCbpf(socketId: number, program: readonly CbpfInstruction[]): void {
+    const id = this.native.get(socketId);
+    if (id === undefined) throw new Error(`no batched socket ${socketId}`);
+    this.io.attachReuseportCbpf(id, program);
   }
 
   /** Queues a transmit of the core (copied now; sent at {@link commit}). */
@@ -188,6 +208,7 @@ export class RelayUdpBatch {
     const id = this.native.get(socketId);
     if (id === undefined) return;
     this.native.delete(socketId);
+    if (id === this.tunnelNative) this.tunnelNative = -1;
     this.io.close(id);
   }
 
@@ -196,6 +217,8 @@ export class RelayUdpBatch {
   }
 
   private onDatagram(id: number, from: Endpoint, bytes: Uint8Array): void {
+    // Another worker's session: handed over (copied), nothing queued here.
+    if (id === this.tunnelNative && this.tunnelIntake!(bytes, from)) return;
     if (this.clockStale) {
       this.clockStale = false;
       this.nowMs = performance.now();

@@ -2,7 +2,8 @@
  * What a {@link Relay} needs to run as one of several relay workers on the same ports
  * (relay/src/workers.ts): kept apart so relay.ts only calls these hooks.
  */
-import type dgram from 'node:dgram';
+import type { Endpoint } from '../../proto/src/transport.js';
+import type { CbpfInstruction } from './worker-steering.js';
 
 /** The `/health` body of a relay (summed over workers by the primary). */
 export interface RelayHealth {
@@ -21,12 +22,18 @@ export interface RelayWorkerHooks {
   /** Bind listeners and the tunnel port with SO_REUSEPORT (every worker binds the same ports). */
   readonly reusePort: boolean;
   /**
-   * A datagram arrived on the tunnel port: returns true when it was handed to the worker
-   * that owns its session (the relay then does nothing more with it), false to handle it here.
+   * A datagram arrived on the tunnel port (`bytes` and `from` valid during the call only:
+   * the batched driver reuses them): returns true when it was handed (copied) to the
+   * worker that owns its session (the relay then does nothing more with it), false to
+   * handle it here. Allocates nothing when this worker owns it.
    */
-  tunnelIntake(message: Buffer, rinfo: dgram.RemoteInfo): boolean;
-  /** The tunnel socket is bound (where a kernel steering program would be attached). */
-  onTunnelSocket?(socket: dgram.Socket): void;
+  tunnelIntake(bytes: Uint8Array, from: Endpoint): boolean;
+  /**
+   * The tunnel socket is bound: `attachReuseportCbpf` attaches a classic BPF program to
+   * its reuseport group (the batched driver's socket; undefined on `dgram`, whose sockets
+   * cannot take one). The primary attaches the session-id steering program there.
+   */
+  onTunnelSocket?(attachReuseportCbpf: ((program: readonly CbpfInstruction[]) => void) | undefined): void;
   /** The primary's `/metrics` text over every worker (else the relay's own registry). */
   metricsText?(): Promise<string>;
   /** The primary's `/health` body over every worker, from its own (else its own). */

@@ -1,5 +1,5 @@
 /**
- * Which relay worker owns a tunnel session, and the kernel program that would steer its
+ * Which relay worker owns a tunnel session, and the kernel program that steers its
  * datagrams there directly.
  *
  * Session ids are minted by the coordinator (64 random bits) and carried in every tunnel
@@ -8,12 +8,12 @@
  * the worker count. The kernel's SO_REUSEPORT hash spreads datagrams by 4-tuple, so a
  * session's datagrams may land on any worker (and move when the client's address does);
  * the worker that receives one for a session it does not own hands it to the owner
- * (workers.ts, userspace, always available). Where a native addon can attach a classic
- * BPF program to the reuseport group (SO_ATTACH_REUSEPORT_CBPF), {@link steeringProgram}
- * does the same choice in the kernel and the hand-off is then rarely taken; that addon is
- * not part of this module: {@link ReusePortSteering} is the seam it plugs into.
+ * (workers.ts, userspace, always available). With batched UDP I/O the primary attaches
+ * {@link steeringProgram} to the tunnel port's reuseport group through the udp-batch
+ * addon (SO_ATTACH_REUSEPORT_CBPF): the kernel then makes the same choice and delivers
+ * each tunnel datagram to its owner, and the hand-off is left for what the program does
+ * not steer (datagrams before it is attached or before every worker bound).
  */
-import type dgram from 'node:dgram';
 import { HEADER_BYTES, HEADER_MAGIC, readU32 } from '../../proto/src/header.js';
 
 /** Offset of the session id's low 32 bits in a tunnel header (big-endian). */
@@ -54,13 +54,4 @@ export function steeringProgram(workers: number): CbpfInstruction[] {
     i(0x16, 0), // ret a
     i(0x06, 0xffffffff), // ret #-1: the kernel's hash
   ];
-}
-
-/**
- * The seam for kernel steering: attaches `program` to the reuseport group of `socket`
- * (any socket of it). Provided by the native UDP addon where it loads; absent, the
- * userspace hand-off alone steers.
- */
-export interface ReusePortSteering {
-  attachReusePortCbpf(socket: dgram.Socket, program: readonly CbpfInstruction[]): void;
 }

@@ -18,16 +18,16 @@
  * from another relay (switching): its owner is derived from its session id
  * (worker-steering.ts), and a worker that receives a tunnel datagram for a session it
  * does not own hands it to the owner over a MessagePort; the owner answers from its
- * own socket on the same port. A kernel steering program (SO_ATTACH_REUSEPORT_CBPF)
- * would make hand-offs rare; worker-steering.ts has it and the seam for the addon that
- * can attach it.
+ * own socket on the same port. With batched UDP I/O (the udp-batch addon) the primary
+ * attaches a kernel steering program (SO_ATTACH_REUSEPORT_CBPF, worker-steering.ts) to
+ * the tunnel port's reuseport group, so the kernel delivers each session's datagrams to
+ * its owner and hand-offs are rare; on `dgram` every misdelivered datagram is handed off.
  *
  * Limits (`limits.*`, `tcp.*`) apply per worker. The revocation file is read, and the
  * coordinator's revocation feed followed, by every worker. The fleet heartbeat carries
  * every worker's load (the threads' refreshed every second), and the fleet peers the
  * primary's agent learns are sent to every thread.
  */
-import type dgram from 'node:dgram';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, Counter, type Registry } from 'prom-client';
@@ -35,7 +35,7 @@ import type { Endpoint } from '../../proto/src/transport.js';
 import type { RelayConfig } from './config.js';
 import type { Relay } from './relay.js';
 import type { RelayHealth, RelayWorkerHooks } from './worker-hooks.js';
-import { sessionOwner, steeringProgram, type ReusePortSteering } from './worker-steering.js';
+import { sessionOwner, steeringProgram } from './worker-steering.js';
 
 /** How long the primary waits for a worker to start or answer a scrape, ms. */
 const WORKER_START_TIMEOUT_MS = 20_000;
@@ -55,7 +55,7 @@ export interface WorkerData {
 }
 
 /** A hand-off: a tunnel datagram for the receiving worker's session, and where it came from. */
-type HandOff = [bytes: Uint8Array, address: string, port: number, family: string];
+type HandOff = [bytes: Uint8Array, address: string, port: number];
 
 /** Counters of one worker, for `slipstream_relay_worker_*`. */
 export class WorkerCounters {
@@ -70,23 +70,23 @@ export class WorkerCounters {
  */
 export function workerHooks(index: number, count: number, peers: ReadonlyMap<number, MessagePort>, relay: () => Relay | undefined, counters: WorkerCounters): RelayWorkerHooks {
   for (const port of peers.values()) {
-    port.on('message', ([bytes, address, port2, family]: HandOff) => {
+    port.on('message', ([bytes, address, port2]: HandOff) => {
       counters.handedIn++;
-      relay()?.deliverTunnel(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { address, port: port2, family: family as 'IPv4' | 'IPv6', size: bytes.byteLength });
+      relay()?.deliverTunnel(bytes, { address, port: port2 });
     });
     port.unref();
   }
   return {
     reusePort: true,
-    tunnelIntake(message: Buffer, rinfo: dgram.RemoteInfo): boolean {
+    tunnelIntake(message: Uint8Array, from: Endpoint): boolean {
       const owner = sessionOwner(message, count);
       if (owner === undefined || owner === index) return false;
       const peer = peers.get(owner);
       if (peer === undefined) return false;
-      // A copy: a received Buffer's memory may be shared, and is transferred, not cloned.
+      // A copy: a received Buffer's memory may be shared (a batched arena is reused), and is transferred, not cloned.
       const bytes = new Uint8Array(message);
       counters.handedOut++;
-      peer.postMessage([bytes, rinfo.address, rinfo.port, rinfo.family] satisfies HandOff, [bytes.buffer]);
+      peer.postMessage([bytes, from.address, from.port] satisfies HandOff, [bytes.buffer]);
       return true;
     },
   };
@@ -159,15 +159,15 @@ export class RelayWorkers {
 
   /**
    * Prepares `count` workers (the primary and count-1 threads): every pair gets a
-   * MessageChannel. With `steering` (the native addon's SO_ATTACH_REUSEPORT_CBPF, where
-   * it loads; none is passed today) the primary attaches {@link steeringProgram} to the
-   * tunnel port's reuseport group once its socket is bound, and the kernel then delivers
-   * each tunnel datagram to its session's owner (hand-offs remain for what it misses).
+   * MessageChannel. When the primary's tunnel socket is the batched driver's, the
+   * primary attaches {@link steeringProgram} to the tunnel port's reuseport group once
+   * it is bound (before the threads bind theirs), and the kernel then delivers each
+   * tunnel datagram to its session's owner (hand-offs remain for what it misses); the
+   * `worker_steering` log line says which.
    */
   constructor(
     readonly count: number,
     private readonly logger: Logger,
-    private readonly steering?: ReusePortSteering,
   ) {
     for (let i = 1; i < count; i++) this.threadPorts.set(i, {});
     for (let a = 0; a < count; a++) {
@@ -184,12 +184,16 @@ export class RelayWorkers {
   primaryHooks(): RelayWorkerHooks {
     return {
       ...workerHooks(0, this.count, this.peers, () => this.primary, this.counters),
-      onTunnelSocket: (socket) => {
-        if (this.steering === undefined) return;
+      onTunnelSocket: (attach) => {
+        if (attach === undefined) {
+          this.logger.info({ event: 'worker_steering', kernel: false, reason: 'dgram' }, 'tunnel datagrams reach their session\'s worker by hand-off (udp i/o dgram: no kernel steering program)');
+          return;
+        }
         try {
-          this.steering.attachReusePortCbpf(socket, steeringProgram(this.count));
+          attach(steeringProgram(this.count));
+          this.logger.info({ event: 'worker_steering', kernel: true }, 'kernel steering of tunnel datagrams to their session\'s worker attached (SO_ATTACH_REUSEPORT_CBPF)');
         } catch (error) {
-          this.logger.warn({ event: 'worker_steering_unavailable', err: (error as Error).message }, 'kernel steering of tunnel datagrams not attached; workers hand them over');
+          this.logger.warn({ event: 'worker_steering', kernel: false, err: (error as Error).message }, 'kernel steering of tunnel datagrams not attached; workers hand them over');
         }
       },
       metricsText: () => this.metricsText(),
