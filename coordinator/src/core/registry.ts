@@ -41,6 +41,16 @@ export interface RelayEntry {
   readonly longitudeRad: number;
   /** cos(latitude). */
   readonly cosLatitude: number;
+  /**
+   * The relay's position as a unit vector (x toward 0°N 0°E, z toward the north pole):
+   * the ranking bounds great-circle distances from below by the chord between two such
+   * vectors (no trigonometry per relay) and skips relays the bound rules out.
+   */
+  readonly unitX: number;
+  /** See {@link unitX}. */
+  readonly unitY: number;
+  /** See {@link unitX}. */
+  readonly unitZ: number;
 }
 
 /** A health transition, for logs, metrics and the dashboard. */
@@ -186,14 +196,23 @@ export class Registry {
     this.relays.set(record.relayId, record);
     const previous = this.entries.get(record.relayId);
     const moved = !previous || previous.record.latitude !== record.latitude || previous.record.longitude !== record.longitude;
-    const latitudeRad = moved ? (record.latitude * Math.PI) / 180 : previous.latitudeRad;
-    this.entries.set(record.relayId, {
-      record,
-      nodeName: previous?.nodeName ?? `relay:${record.relayId}`,
-      latitudeRad,
-      longitudeRad: moved ? (record.longitude * Math.PI) / 180 : previous.longitudeRad,
-      cosLatitude: moved ? Math.cos(latitudeRad) : previous.cosLatitude,
-    });
+    if (moved) {
+      const latitudeRad = (record.latitude * Math.PI) / 180;
+      const longitudeRad = (record.longitude * Math.PI) / 180;
+      const cosLatitude = Math.cos(latitudeRad);
+      this.entries.set(record.relayId, {
+        record,
+        nodeName: previous?.nodeName ?? `relay:${record.relayId}`,
+        latitudeRad,
+        longitudeRad,
+        cosLatitude,
+        unitX: cosLatitude * Math.cos(longitudeRad),
+        unitY: cosLatitude * Math.sin(longitudeRad),
+        unitZ: Math.sin(latitudeRad),
+      });
+    } else {
+      this.entries.set(record.relayId, { ...previous, record });
+    }
     this.noteHealth(nowMs, record);
     const due = nowMs - record.lastHeartbeatAtMs < this.leaseMs ? record.lastHeartbeatAtMs + this.leaseMs : record.lastHeartbeatAtMs + this.retentionMs;
     if (this.nextSweepMs === undefined || due < this.nextSweepMs) this.nextSweepMs = due;
