@@ -136,4 +136,49 @@ describe('route ranking: fast path = straightforward ranking', () => {
       { numRuns: 15 },
     );
   });
+
+  test('identical answers while the fleet and its figures change between requests (held origin legs follow)', () => {
+    // Operations on one registry and one table, ranking after each: what the held
+    // relay→origin legs depend on (membership, positions, regions, probes, staleness,
+    // expiry) and what they must not hold (load, health).
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('heartbeat' as const), relay: fc.nat(), sessions: fc.constantFrom(0, 50, 100), cpuFraction: fc.double({ min: 0, max: 1, noNaN: true }), draining: fc.boolean() }),
+      fc.record({ kind: fc.constant('register' as const), relay: fc.nat(), where: position, region: fc.constantFrom('eu', 'us') }),
+      fc.record({ kind: fc.constant('originProbe' as const), relay: fc.nat(), f: figures }),
+      fc.record({ kind: fc.constant('meshProbe' as const), relay: fc.nat(), to: fc.nat(), f: figures }),
+      fc.record({ kind: fc.constant('clientFigure' as const), relay: fc.nat(), f: figures }),
+      fc.record({ kind: fc.constant('advance' as const), ms: fc.constantFrom(1, 1000, LEASE_MS, STALE_MS / 2, STALE_MS) }),
+      fc.record({ kind: fc.constant('sweep' as const) }),
+      fc.record({ kind: fc.constant('expire' as const) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 1, maxLength: 40 }), fc.array(position, { minLength: 1, maxLength: 3 }), fc.option(fc.constantFrom('eu', 'us')), fc.integer({ min: 1, max: 8 }), (ops, clients, originRegion, limit) => {
+        const registry = new Registry({ leaseMs: LEASE_MS, retentionMs: LEASE_MS * 2 });
+        const measurements = new MeasurementTable({ staleMs: STALE_MS });
+        const prefix = '198.51.100.0/24';
+        const origin = { name: 'game', ...(originRegion !== null ? { region: originRegion } : { latitude: 50, longitude: 8 }) };
+        let nowMs = NOW_MS;
+        const id = (i: number): string => `relay-${i % 12}`;
+        for (let i = 0; i < 12; i++) registry.register(nowMs, { relayId: id(i), region: i % 2 ? 'eu' : 'us', latitude: i * 7 - 40, longitude: i * 29 - 170, tunnelAddress: 'a:1', probeAddress: 'a:2', capacitySessions: 100 });
+        const record = (from: string, to: string, f: { rttMs: number; jitterMs: number; lossFraction: number; samples: number; ageMs: number }): MeasurementRecord => ({ from, to, rttMs: f.rttMs, jitterMs: f.jitterMs, lossFraction: f.lossFraction, samples: f.samples, reports: 1, updatedAtMs: nowMs - f.ageMs });
+        for (const o of ops) {
+          if (o.kind === 'heartbeat') registry.heartbeat(nowMs, id(o.relay), { sessions: o.sessions, packetsPerSecond: 0, cpuFraction: o.cpuFraction, draining: o.draining });
+          else if (o.kind === 'register') registry.register(nowMs, { relayId: id(o.relay), region: o.region, ...o.where, tunnelAddress: 'a:1', probeAddress: 'a:2', capacitySessions: 100 });
+          else if (o.kind === 'originProbe') measurements.replace(record(node.relay(id(o.relay)), node.origin('game'), o.f));
+          else if (o.kind === 'meshProbe') measurements.replace(record(node.relay(id(o.relay)), node.relay(id(o.to)), o.f));
+          else if (o.kind === 'clientFigure') measurements.replace(record(node.client(prefix), node.relay(id(o.relay)), o.f));
+          else if (o.kind === 'advance') nowMs += o.ms;
+          else if (o.kind === 'sweep') registry.handleTimeout(nowMs);
+          else measurements.expire(nowMs);
+          for (const where of clients) {
+            for (const client of [where, { ...where, prefix }]) {
+              const input: RankInput = { nowMs, registry, measurements, origin, client, limit };
+              assert.deepEqual(rankRoutes(input), rankRoutesPlain(input));
+            }
+          }
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
 });

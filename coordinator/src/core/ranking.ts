@@ -36,6 +36,7 @@ import {
 } from './constants.js';
 import { geoRttFloorMs, geoRttMs, greatCircleKm, greatCircleKmRad } from './geo.js';
 import { node, type MeasurementRecord, type MeasurementTable } from './measurements.js';
+import { originView } from './origin-view.js';
 import type { Registry, RelayRecord } from './registry.js';
 import type { ExcludedRelay, LegEstimate, LegSource, RouteCandidate, RouteOrigin, RouteRanking } from '../../../proto/src/api/contract.js';
 export type { ExcludedRelay, LegEstimate, LegSource, RouteCandidate, RouteOrigin, RouteRanking };
@@ -370,19 +371,16 @@ export function rankRoutes(input: RankInput): RouteRanking {
   const { nowMs, registry, measurements, origin, client } = input;
   const excluded: ExcludedRelay[] = [];
   let excludedCount = 0;
-  // Hoisted out of the per-relay loop: the client's reports and the origin's node name.
+  // Hoisted out of the per-relay loop: the client's reports, and every relay's origin leg (held between requests).
   const clientReports = input.clientFigures ?? (client.prefix !== undefined ? measurements.from(node.client(client.prefix)) : undefined);
-  const originNode = node.origin(origin.name);
+  const view = originView(nowMs, registry, measurements, origin, w);
   const clientGeo = hasCoordinates(client) ? client : undefined;
-  const originGeo = hasCoordinates(origin) ? origin : undefined;
   const rad = Math.PI / 180;
   const cLatRad = clientGeo ? clientGeo.latitude * rad : 0;
   const cLonRad = clientGeo ? clientGeo.longitude * rad : 0;
   const cCos = Math.cos(cLatRad);
-  const oLatRad = originGeo ? originGeo.latitude * rad : 0;
-  const oLonRad = originGeo ? originGeo.longitude * rad : 0;
-  const oCos = Math.cos(oLatRad);
   const clientRegion = client.region !== undefined && client.region !== '' ? client.region : undefined;
+  const originGeo = hasCoordinates(origin) ? origin : undefined;
   const originRegion = origin.region !== undefined && origin.region !== '' ? origin.region : undefined;
   const twoHop = input.twoHop !== false;
   const top: Scored[] = [];
@@ -397,7 +395,9 @@ export function rankRoutes(input: RankInput): RouteRanking {
   // The floor is sound when no penalty term can be negative (config allows only ≥ 0 weights).
   const mayPrune = clientGeo !== undefined && w.jitterWeight >= 0 && w.lossPenaltyMsPerPercent >= 0;
   let eligible = 0;
-  for (const entry of registry.listEntries()) {
+  const list = registry.entryArray();
+  for (let i = 0; i < list.length; i++) {
+    const entry = list[i]!;
     const record = entry.record;
     const health = registry.health(nowMs, record);
     let why: string | undefined;
@@ -412,12 +412,11 @@ export function rankRoutes(input: RankInput): RouteRanking {
     eligible++;
     // Figures as plain numbers first; objects are built only for relays that make one of the short lists.
     const relayNode = entry.nodeName;
-    let probed = measurements.from(relayNode)?.get(originNode);
-    if (probed !== undefined && nowMs - probed.updatedAtMs >= measurements.staleMs) probed = undefined;
-    const oRtt = probed ? probed.rttMs : originGeo ? geoRttMs(greatCircleKmRad(entry.latitudeRad, entry.longitudeRad, entry.cosLatitude, oLatRad, oLonRad, oCos)) : originRegion !== undefined ? (originRegion === record.region ? REGION_SAME_RTT_MS : REGION_OTHER_RTT_MS) : UNKNOWN_RTT_MS;
-    const oJit = probed ? probed.jitterMs : 0;
-    const oLoss = probed ? probed.lossFraction : 0;
-    const originLegCost = oRtt + w.jitterWeight * oJit + w.lossPenaltyMsPerPercent * oLoss * 100;
+    const probed = view.probed[i];
+    const oRtt = view.rttMs[i]!;
+    const oJit = view.jitterMs[i]!;
+    const oLoss = view.lossFraction[i]!;
+    const originLegCost = view.legCostMs[i]!;
     const loadPenalty = loadPenaltyMs(loadFraction(record), w);
     let reported = clientReports?.get(relayNode);
     if (reported !== undefined && nowMs - reported.updatedAtMs >= measurements.staleMs) reported = undefined;
