@@ -17,7 +17,17 @@
  * compounds (1 − Π(1 − pᵢ)). Every candidate carries its legs with source,
  * confidence and age (for the SDK's hysteresis) and a reason string.
  *
- * Pure function of its inputs; sans-IO.
+ * Answers are a pure function of the inputs; sans-IO. The fast path (issue #17 item 5:
+ * a route cache miss must stay cheap at thousands of routes per second) ranks exactly
+ * like {@link rankRoutesPlain}, the straightforward ranking kept as its specification,
+ * and is tested against it over random fleets (`ranking-equivalence.test.ts`), by:
+ * - relay→origin legs held between requests per origin (origin-view.ts: they do not
+ *   depend on the client; load and health are read fresh);
+ * - short lists (top `limit`, best 8 entries, best 8 exits) instead of sorting all;
+ * - a distance floor: once the lists are full, a relay whose chord-distance lower bound
+ *   already puts it behind all of them is skipped before its exact great-circle
+ *   distance, its objects or its reason are worked out (most of a 500-relay fleet);
+ * - mesh figures looked up once per entry and exit, not per pair.
  */
 import {
   GEO_CONFIDENCE,
