@@ -16,7 +16,7 @@
  *
  * JSON (`--json`): `{ relays, heartbeatIntervalMs, routeRps, durationS, clientPrefixes, results: [{ store,
  * routeCacheMs, cacheHitFraction, routeRequests, routeRpsAchieved, heartbeats, heartbeatRpsAchieved, errors,
- * routeLatencyMs: {p50, p90, p99, max}, heartbeatLatencyMs: {p50, p99, max}, candidatesPerRoute }] }`
+ * routeLatencyMs: {p50, p90, p99, max}, heartbeatLatencyMs: {p50, p99, max}, candidatesPerRoute, coordinatorCpuUsPerRoute }] }`
  * (`cacheHitFraction`: of the measured window's route answers, from the coordinator's
  * `slipstream_coordinator_route_cache_lookups_total`; null with the cache off).
  */
@@ -83,6 +83,13 @@ export interface CoordinatorBenchResult {
   routeLatencyMs: LatencySummary;
   heartbeatLatencyMs: LatencySummary;
   candidatesPerRoute: number;
+  /**
+   * The coordinator process's CPU time (user + system, from its
+   * `process_cpu_seconds_total`) over the measured window per route answered in it, µs;
+   * the window's heartbeats are in it too. Robust where latency is not: on a shared
+   * machine a saturated process's latency tells mostly how busy the neighbours are.
+   */
+  coordinatorCpuUsPerRoute: number | null;
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -168,12 +175,12 @@ export async function benchOneStore(label: string, storeSpec: string, o: BenchOp
     }
     // Client networks: 10.x.y.0/24 each, at one place each.
     const clients = Array.from({ length: o.clientPrefixes }, (_, i) => ({ net: `10.${(i >> 8) & 255}.${i & 255}`, lat: (-60 + rng.nextFloat() * 130).toFixed(2), lon: (-180 + rng.nextFloat() * 360).toFixed(2) }));
-    const cacheLookups = async (): Promise<{ hit: number; miss: number }> => {
+    const cacheLookups = async (): Promise<{ hit: number; miss: number; cpuS: number }> => {
       const text = (await http.callAsync('GET', '/metrics')).text;
       const pick = (result: string): number => Number(new RegExp(`slipstream_coordinator_route_cache_lookups_total\\{result="${result}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
-      return { hit: pick('hit'), miss: pick('miss') };
+      return { hit: pick('hit'), miss: pick('miss'), cpuS: Number(/slipstream_coordinator_process_cpu_seconds_total ([\d.e+-]+)/.exec(text)?.[1] ?? Number.NaN) };
     };
-    let lookupsAtMeasureStart: Promise<{ hit: number; miss: number }> | undefined;
+    let lookupsAtMeasureStart: Promise<{ hit: number; miss: number; cpuS: number }> | undefined;
     const routeLatencies: number[] = [];
     const heartbeatLatencies: number[] = [];
     let errors = 0;
@@ -234,7 +241,7 @@ export async function benchOneStore(label: string, storeSpec: string, o: BenchOp
     const measuredS = (performance.now() - measureStart) / 1000;
     // Let what is in flight finish (bounded).
     for (let i = 0; i < 200 && http.inFlight > 0; i++) await sleep(25);
-    const lookupsStart = (await lookupsAtMeasureStart) ?? { hit: 0, miss: 0 };
+    const lookupsStart = (await lookupsAtMeasureStart) ?? { hit: 0, miss: 0, cpuS: Number.NaN };
     const lookupsEnd = await cacheLookups();
     const hits = lookupsEnd.hit - lookupsStart.hit;
     const lookups = hits + lookupsEnd.miss - lookupsStart.miss;
@@ -250,6 +257,7 @@ export async function benchOneStore(label: string, storeSpec: string, o: BenchOp
       routeLatencyMs: summarize(routeLatencies),
       heartbeatLatencyMs: summarize(heartbeatLatencies),
       candidatesPerRoute: candidateSamples ? candidates / candidateSamples : 0,
+      coordinatorCpuUsPerRoute: routeLatencies.length > 0 ? Math.round(((lookupsEnd.cpuS - lookupsStart.cpuS) * 1e6) / routeLatencies.length) : null,
     };
   } finally {
     caller?.close();
@@ -295,8 +303,8 @@ export const coordinatorBenchCommand: Command = flagCommand({
     const lines = [
       `coordinator at scale: ${o.relays} relays heartbeating every ${o.heartbeatMs} ms + ${o.routeRps} route requests/s from ${o.clientPrefixes} client /24s, ${o.durationS} s measured after ${o.warmupS} s warm-up (one coordinator process; client-side latency over keep-alive HTTP on 127.0.0.1)`,
       '',
-      'store    route cache       routes/s  heartbeats/s  errors  route p50  route p90  route p99  route max  heartbeat p99',
-      ...results.map((r) => `${r.store.padEnd(8)} ${(r.routeCacheMs === 0 ? 'off' : `${r.routeCacheMs} ms, ${Math.round((r.cacheHitFraction ?? 0) * 100)}% hit`).padEnd(16)} ${String(r.routeRpsAchieved).padStart(8)}  ${String(r.heartbeatRpsAchieved).padStart(12)}  ${String(r.errors).padStart(6)}  ${r.routeLatencyMs.p50.toFixed(2).padStart(6)} ms  ${r.routeLatencyMs.p90.toFixed(2).padStart(6)} ms  ${r.routeLatencyMs.p99.toFixed(2).padStart(6)} ms  ${r.routeLatencyMs.max.toFixed(1).padStart(6)} ms  ${r.heartbeatLatencyMs.p99.toFixed(2).padStart(10)} ms`),
+      'store    route cache       routes/s  heartbeats/s  errors  route p50  route p90  route p99  route max  heartbeat p99  CPU/route',
+      ...results.map((r) => `${r.store.padEnd(8)} ${(r.routeCacheMs === 0 ? 'off' : `${r.routeCacheMs} ms, ${Math.round((r.cacheHitFraction ?? 0) * 100)}% hit`).padEnd(16)} ${String(r.routeRpsAchieved).padStart(8)}  ${String(r.heartbeatRpsAchieved).padStart(12)}  ${String(r.errors).padStart(6)}  ${r.routeLatencyMs.p50.toFixed(2).padStart(6)} ms  ${r.routeLatencyMs.p90.toFixed(2).padStart(6)} ms  ${r.routeLatencyMs.p99.toFixed(2).padStart(6)} ms  ${r.routeLatencyMs.max.toFixed(1).padStart(6)} ms  ${r.heartbeatLatencyMs.p99.toFixed(2).padStart(10)} ms  ${String(r.coordinatorCpuUsPerRoute ?? '—').padStart(6)} µs`),
       '',
     ];
     io.out(lines.join('\n'));

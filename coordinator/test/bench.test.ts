@@ -17,6 +17,7 @@ interface Result {
   errors: number;
   routeLatencyMs: { p50: number; p99: number; max: number };
   candidatesPerRoute: number;
+  coordinatorCpuUsPerRoute: number | null;
 }
 
 test('slipstream bench coordinator --json: the contract, route cache off then on, every request answered, routes carry candidates', async () => {
@@ -33,6 +34,7 @@ test('slipstream bench coordinator --json: the contract, route cache off then on
     assert.equal(memory.errors, 0);
     assert.ok(memory.routeRpsAchieved > 0 && memory.heartbeatRpsAchieved > 0);
     assert.ok(memory.candidatesPerRoute > 0);
+    assert.ok(memory.coordinatorCpuUsPerRoute !== null && memory.coordinatorCpuUsPerRoute > 0, `coordinator CPU per route ${memory.coordinatorCpuUsPerRoute}`);
     for (const value of [memory.routeLatencyMs.p50, memory.routeLatencyMs.p99, memory.routeLatencyMs.max]) assert.ok(Number.isFinite(value) && value >= 0);
     assert.ok(memory.routeLatencyMs.p50 <= memory.routeLatencyMs.p99 && memory.routeLatencyMs.p99 <= memory.routeLatencyMs.max);
   }

@@ -32,6 +32,17 @@ export function geoRttMs(distanceKm: number): number {
   return GEO_BASE_RTT_MS + (2 * distanceKm * GEO_PATH_STRETCH) / GEO_FIBRE_KM_PER_MS;
 }
 
+/**
+ * A lower bound of {@link geoRttMs} between two points whose unit vectors (x, y, z on
+ * the unit sphere) are `chord` apart, |u₁ − u₂|: the great-circle distance is
+ * 2R·asin(chord / 2) ≥ R·chord, and the RTT grows with distance. Costs no
+ * trigonometry, so the ranking can rule out far relays before computing their
+ * distance exactly. Ms (not padded for rounding: the caller leaves a margin).
+ */
+export function geoRttFloorMs(chord: number): number {
+  return geoRttMs(EARTH_RADIUS_KM * chord);
+}
+
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
 function ipv4Prefix(address: string): string | undefined {

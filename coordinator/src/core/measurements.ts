@@ -112,12 +112,22 @@ export class MeasurementTable {
   private readonly clientPrefixesMax: number;
   /** `client:*` measuring ends held, least recently written first (bounded by `clientPrefixesMax`). */
   private readonly clientFroms = new Set<string>();
+  private relayVersion = 0;
 
   constructor(init: MeasurementTableInit = {}) {
     this.staleMs = init.staleMs ?? MEASUREMENT_STALE_MS_DEFAULT;
     this.smoothingSamples = init.smoothingSamples ?? MEASUREMENT_SMOOTHING_SAMPLES_DEFAULT;
     this.halfLifeMs = init.halfLifeMs ?? MEASUREMENT_HALF_LIFE_MS_DEFAULT;
     this.clientPrefixesMax = Math.max(1, init.clientPrefixesMax ?? CLIENT_PREFIXES_MAX);
+  }
+
+  /**
+   * Changes whenever a figure measured by a relay (relay→origin, relay→relay) is added,
+   * replaced or dropped, and when stale figures are dropped; client figures leave it
+   * alone. Caches of relay figures (the ranking's origin views) compare it.
+   */
+  get relayFiguresVersion(): number {
+    return this.relayVersion;
   }
 
   /** Client prefixes with figures held (at most `clientPrefixesMax`). */
@@ -221,11 +231,13 @@ export class MeasurementTable {
       if (inner.size === 0) this.dropFrom(from);
     }
     this.count -= dropped;
+    if (dropped > 0) this.relayVersion++;
     return dropped;
   }
 
   /** Drops every figure from or to `name` (a forgotten relay). */
   forget(name: string): void {
+    this.relayVersion++;
     const inner = this.byFrom.get(name);
     if (inner) {
       this.count -= inner.size;
@@ -242,6 +254,7 @@ export class MeasurementTable {
   }
 
   private dropFrom(from: string): void {
+    if (!from.startsWith('client:')) this.relayVersion++;
     this.byFrom.delete(from);
     this.clientFroms.delete(from);
   }
@@ -258,7 +271,7 @@ export class MeasurementTable {
         }
       }
       this.clientFroms.add(record.from);
-    }
+    } else this.relayVersion++;
     let inner = this.byFrom.get(record.from);
     if (!inner) {
       inner = new Map();

@@ -17,7 +17,17 @@
  * compounds (1 − Π(1 − pᵢ)). Every candidate carries its legs with source,
  * confidence and age (for the SDK's hysteresis) and a reason string.
  *
- * Pure function of its inputs; sans-IO.
+ * Answers are a pure function of the inputs; sans-IO. The fast path (issue #17 item 5:
+ * a route cache miss must stay cheap at thousands of routes per second) ranks exactly
+ * like {@link rankRoutesPlain}, the straightforward ranking kept as its specification,
+ * and is tested against it over random fleets (`ranking-equivalence.test.ts`), by:
+ * - relay→origin legs held between requests per origin (origin-view.ts: they do not
+ *   depend on the client; load and health are read fresh);
+ * - short lists (top `limit`, best 8 entries, best 8 exits) instead of sorting all;
+ * - a distance floor: once the lists are full, a relay whose chord-distance lower bound
+ *   already puts it behind all of them is skipped before its exact great-circle
+ *   distance, its objects or its reason are worked out (most of a 500-relay fleet);
+ * - mesh figures looked up once per entry and exit, not per pair.
  */
 import {
   GEO_CONFIDENCE,
@@ -34,8 +44,9 @@ import {
   TWO_HOP_GAIN_MS_MIN_DEFAULT,
   UNKNOWN_RTT_MS,
 } from './constants.js';
-import { geoRttMs, greatCircleKm, greatCircleKmRad } from './geo.js';
+import { geoRttFloorMs, geoRttMs, greatCircleKm, greatCircleKmRad } from './geo.js';
 import { node, type MeasurementRecord, type MeasurementTable } from './measurements.js';
+import { originView } from './origin-view.js';
 import type { Registry, RelayRecord } from './registry.js';
 import type { ExcludedRelay, LegEstimate, LegSource, RouteCandidate, RouteOrigin, RouteRanking } from '../../../proto/src/api/contract.js';
 export type { ExcludedRelay, LegEstimate, LegSource, RouteCandidate, RouteOrigin, RouteRanking };
@@ -289,16 +300,23 @@ function byCost(a: Scored, b: Scored): number {
 const EXIT_ROUTE_POOL = 10_000;
 
 /**
+ * Rounding margin of the distance floor, ms: costs are sums of a few terms below 10⁶ ms,
+ * so their rounding errors are below 10⁻⁹ ms; the floor is lowered by this much more
+ * than that before a relay is ruled out by it.
+ */
+const FLOOR_MARGIN_MS = 1e-6;
+
+/**
  * Ranking for a session with a fixed exit: each eligible entry's client leg (as the
  * direct ranking finds it), plus entry→exit (mesh probes, else the relays' geography),
  * plus the exit's origin leg. An exit that is not healthy leaves the direct ranking as
  * it is: the entries will serve such sessions themselves.
  */
-function rankViaExit(input: RankInput, exitRelayId: string): RouteRanking {
+function rankViaExit(input: RankInput, exitRelayId: string, rankDirect: (input: RankInput) => RouteRanking): RouteRanking {
   const w = input.weights ?? DEFAULT_WEIGHTS;
   const limit = input.limit ?? ROUTE_LIMIT_DEFAULT;
   const { nowMs, registry, measurements } = input;
-  const direct = rankRoutes({ ...input, exitRelayId: undefined, twoHop: false, limit: EXIT_ROUTE_POOL });
+  const direct = rankDirect({ ...input, exitRelayId: undefined, twoHop: false, limit: EXIT_ROUTE_POOL });
   const exit = registry.get(exitRelayId);
   if (exit === undefined || registry.health(nowMs, exit) !== 'healthy') return { ...direct, candidates: direct.candidates.slice(0, limit) };
   const exitOrigin = originLeg(nowMs, measurements, exit, input.origin);
@@ -314,6 +332,36 @@ function rankViaExit(input: RankInput, exitRelayId: string): RouteRanking {
   return { candidates: best ? top.map((s, i) => toCandidate(s, i + 1, best)) : [], excluded: direct.excluded.slice(0, limit), excludedCount: direct.excludedCount };
 }
 
+/**
+ * Two-hop routes: each of the best entries (by client leg) through each of the best
+ * exits (by origin leg) where the mesh measured entry↔exit, kept in `top` when it beats
+ * the entry's direct route by `twoHopGainMsMin`. Each relay's mesh figures are looked up
+ * once, not once per pair.
+ */
+function addTwoHops(nowMs: number, measurements: MeasurementTable, entries: readonly Scored[], exits: readonly Scored[], top: Scored[], limit: number, w: RankingWeights): void {
+  const staleMs = measurements.staleMs;
+  const exitNodes = exits.map((x) => node.relay(x.entry.relayId));
+  const exitFroms = exitNodes.map((n) => measurements.from(n));
+  for (const e of entries) {
+    const entryNode = node.relay(e.entry.relayId);
+    const entryFrom = measurements.from(entryNode);
+    for (let i = 0; i < exits.length; i++) {
+      const x = exits[i]!;
+      if (e.entry === x.entry) continue;
+      // meshLeg's lookup: entry→exit, else exit→entry (RTT is symmetric).
+      let record = entryFrom?.get(exitNodes[i]!);
+      if (record !== undefined && nowMs - record.updatedAtMs >= staleMs) record = undefined;
+      if (record === undefined) {
+        record = exitFroms[i]?.get(entryNode);
+        if (record !== undefined && nowMs - record.updatedAtMs >= staleMs) record = undefined;
+      }
+      if (record === undefined) continue;
+      const s = score(e.entry, x.entry, e.client, measuredLeg(nowMs, measurements, record), x.origin, w);
+      if (s.costMs <= e.costMs - w.twoHopGainMsMin) keepBest(top, s, limit, byCost);
+    }
+  }
+}
+
 function keepBest(best: Scored[], s: Scored, k: number, order: (a: Scored, b: Scored) => number): void {
   if (best.length === k && order(s, best[k - 1]!) >= 0) return;
   let i = best.length === k ? k - 1 : best.length;
@@ -327,25 +375,22 @@ function keepBest(best: Scored[], s: Scored, k: number, order: (a: Scored, b: Sc
  * `origin`. Deterministic: ties break by relay id.
  */
 export function rankRoutes(input: RankInput): RouteRanking {
-  if (input.exitRelayId !== undefined) return rankViaExit(input, input.exitRelayId);
+  if (input.exitRelayId !== undefined) return rankViaExit(input, input.exitRelayId, rankRoutes);
   const w = input.weights ?? DEFAULT_WEIGHTS;
   const limit = input.limit ?? ROUTE_LIMIT_DEFAULT;
   const { nowMs, registry, measurements, origin, client } = input;
   const excluded: ExcludedRelay[] = [];
   let excludedCount = 0;
-  // Hoisted out of the per-relay loop: the client's reports and the origin's node name.
+  // Hoisted out of the per-relay loop: the client's reports, and every relay's origin leg (held between requests).
   const clientReports = input.clientFigures ?? (client.prefix !== undefined ? measurements.from(node.client(client.prefix)) : undefined);
-  const originNode = node.origin(origin.name);
+  const view = originView(nowMs, registry, measurements, origin, w);
   const clientGeo = hasCoordinates(client) ? client : undefined;
-  const originGeo = hasCoordinates(origin) ? origin : undefined;
   const rad = Math.PI / 180;
   const cLatRad = clientGeo ? clientGeo.latitude * rad : 0;
   const cLonRad = clientGeo ? clientGeo.longitude * rad : 0;
   const cCos = Math.cos(cLatRad);
-  const oLatRad = originGeo ? originGeo.latitude * rad : 0;
-  const oLonRad = originGeo ? originGeo.longitude * rad : 0;
-  const oCos = Math.cos(oLatRad);
   const clientRegion = client.region !== undefined && client.region !== '' ? client.region : undefined;
+  const originGeo = hasCoordinates(origin) ? origin : undefined;
   const originRegion = origin.region !== undefined && origin.region !== '' ? origin.region : undefined;
   const twoHop = input.twoHop !== false;
   const top: Scored[] = [];
@@ -353,8 +398,16 @@ export function rankRoutes(input: RankInput): RouteRanking {
   const exits: Scored[] = [];
   const byClientLeg = (a: Scored, b: Scored): number => a.clientLegCost - b.clientLegCost || byCost(a, b);
   const byOriginLeg = (a: Scored, b: Scored): number => a.originLegCost - b.originLegCost || byCost(a, b);
+  // Client position as a unit vector, for the distance floor that skips far relays.
+  const cX = cCos * Math.cos(cLonRad);
+  const cY = cCos * Math.sin(cLonRad);
+  const cZ = Math.sin(cLatRad);
+  // The floor is sound when no penalty term can be negative (config allows only ≥ 0 weights).
+  const mayPrune = clientGeo !== undefined && w.jitterWeight >= 0 && w.lossPenaltyMsPerPercent >= 0;
   let eligible = 0;
-  for (const entry of registry.listEntries()) {
+  const list = registry.entryArray();
+  for (let i = 0; i < list.length; i++) {
+    const entry = list[i]!;
     const record = entry.record;
     const health = registry.health(nowMs, record);
     let why: string | undefined;
@@ -369,19 +422,30 @@ export function rankRoutes(input: RankInput): RouteRanking {
     eligible++;
     // Figures as plain numbers first; objects are built only for relays that make one of the short lists.
     const relayNode = entry.nodeName;
+    const probed = view.probed[i];
+    const oRtt = view.rttMs[i]!;
+    const oJit = view.jitterMs[i]!;
+    const oLoss = view.lossFraction[i]!;
+    const originLegCost = view.legCostMs[i]!;
+    const loadPenalty = loadPenaltyMs(loadFraction(record), w);
     let reported = clientReports?.get(relayNode);
     if (reported !== undefined && nowMs - reported.updatedAtMs >= measurements.staleMs) reported = undefined;
+    if (reported === undefined && mayPrune && limit > 0 && top.length === limit && (!twoHop || (entries.length === TWO_HOP_CANDIDATES && exits.length === TWO_HOP_CANDIDATES))) {
+      // Every list is full: a relay whose distance floor already puts it behind all of
+      // them is skipped before its exact distance is computed. Its exact figures would
+      // be at least these (client leg = geography RTT, no jitter or loss), so skipping
+      // it cannot change the answer; the margin absorbs rounding.
+      const dx = entry.unitX - cX;
+      const dy = entry.unitY - cY;
+      const dz = entry.unitZ - cZ;
+      const cRttFloor = geoRttFloorMs(Math.sqrt(dx * dx + dy * dy + dz * dz)) - FLOOR_MARGIN_MS;
+      if (cRttFloor + originLegCost + loadPenalty > top[limit - 1]!.costMs && (!twoHop || (cRttFloor > entries[TWO_HOP_CANDIDATES - 1]!.clientLegCost && originLegCost > exits[TWO_HOP_CANDIDATES - 1]!.originLegCost))) continue;
+    }
     const cRtt = reported ? reported.rttMs : clientGeo ? geoRttMs(greatCircleKmRad(cLatRad, cLonRad, cCos, entry.latitudeRad, entry.longitudeRad, entry.cosLatitude)) : clientRegion !== undefined ? (clientRegion === record.region ? REGION_SAME_RTT_MS : REGION_OTHER_RTT_MS) : UNKNOWN_RTT_MS;
     const cJit = reported ? reported.jitterMs : 0;
     const cLoss = reported ? reported.lossFraction : 0;
-    let probed = measurements.from(relayNode)?.get(originNode);
-    if (probed !== undefined && nowMs - probed.updatedAtMs >= measurements.staleMs) probed = undefined;
-    const oRtt = probed ? probed.rttMs : originGeo ? geoRttMs(greatCircleKmRad(entry.latitudeRad, entry.longitudeRad, entry.cosLatitude, oLatRad, oLonRad, oCos)) : originRegion !== undefined ? (originRegion === record.region ? REGION_SAME_RTT_MS : REGION_OTHER_RTT_MS) : UNKNOWN_RTT_MS;
-    const oJit = probed ? probed.jitterMs : 0;
-    const oLoss = probed ? probed.lossFraction : 0;
-    const costMs = pathCost(cRtt, cJit, cLoss, 0, 0, 0, oRtt, oJit, oLoss, loadPenaltyMs(loadFraction(record), w), 0, w);
+    const costMs = pathCost(cRtt, cJit, cLoss, 0, 0, 0, oRtt, oJit, oLoss, loadPenalty, 0, w);
     const clientLegCost = cRtt + w.jitterWeight * cJit + w.lossPenaltyMsPerPercent * cLoss * 100;
-    const originLegCost = oRtt + w.jitterWeight * oJit + w.lossPenaltyMsPerPercent * oLoss * 100;
     const forTop = top.length < limit || costMs <= top[top.length - 1]!.costMs;
     const forEntries = twoHop && (entries.length < TWO_HOP_CANDIDATES || clientLegCost <= entries[entries.length - 1]!.clientLegCost);
     const forExits = twoHop && (exits.length < TWO_HOP_CANDIDATES || originLegCost <= exits[exits.length - 1]!.originLegCost);
@@ -393,17 +457,70 @@ export function rankRoutes(input: RankInput): RouteRanking {
     if (forEntries) keepBest(entries, scored, TWO_HOP_CANDIDATES, byClientLeg);
     if (forExits) keepBest(exits, scored, TWO_HOP_CANDIDATES, byOriginLeg);
   }
-  if (twoHop && eligible > 1) {
+  if (twoHop && eligible > 1) addTwoHops(nowMs, measurements, entries, exits, top, limit, w);
+  const best = top[0];
+  return { candidates: best ? top.map((s, i) => toCandidate(s, i + 1, best)) : [], excluded, excludedCount };
+}
+
+
+/**
+ * The straightforward ranking {@link rankRoutes} must agree with, answer for answer:
+ * every eligible relay's legs built and scored, every list fully sorted, no short
+ * lists, no distance floor. The specification of the fast path (the equivalence test
+ * compares the two over random fleets and clients); not used to serve routes. Same
+ * input and output as {@link rankRoutes}.
+ */
+export function rankRoutesPlain(input: RankInput): RouteRanking {
+  if (input.exitRelayId !== undefined) return rankViaExit(input, input.exitRelayId, rankRoutesPlain);
+  const w = input.weights ?? DEFAULT_WEIGHTS;
+  const limit = input.limit ?? ROUTE_LIMIT_DEFAULT;
+  const { nowMs, registry, measurements, origin, client } = input;
+  const excluded: ExcludedRelay[] = [];
+  let excludedCount = 0;
+  const clientReports = input.clientFigures ?? (client.prefix !== undefined ? measurements.from(node.client(client.prefix)) : undefined);
+  const rad = Math.PI / 180;
+  const all: Scored[] = [];
+  for (const entry of registry.listEntries()) {
+    const record = entry.record;
+    const health = registry.health(nowMs, record);
+    let why: string | undefined;
+    if (health === 'unhealthy') why = `no heartbeat for ${f1((nowMs - record.lastHeartbeatAtMs) / 1000)} s (lease ${f1(registry.leaseMs / 1000)} s)`;
+    else if (health === 'draining') why = 'draining: takes no new clients';
+    else if (record.load.sessions >= record.capacitySessions) why = `full: ${record.load.sessions} of ${record.capacitySessions} sessions`;
+    if (why !== undefined) {
+      excludedCount++;
+      if (excluded.length < limit) excluded.push({ relayId: record.relayId, reason: why });
+      continue;
+    }
+    const reported = clientReports?.get(node.relay(record.relayId));
+    let cLeg: LegEstimate;
+    if (reported !== undefined && nowMs - reported.updatedAtMs < measurements.staleMs) cLeg = measuredLeg(nowMs, measurements, reported);
+    else if (hasCoordinates(client)) cLeg = geoLegOf(geoRttMs(greatCircleKmRad(client.latitude * rad, client.longitude * rad, Math.cos(client.latitude * rad), entry.latitudeRad, entry.longitudeRad, entry.cosLatitude)));
+    else if (client.region !== undefined && client.region !== '') cLeg = regionLeg(client.region === record.region);
+    else cLeg = UNKNOWN_LEG;
+    const probed = measurements.fresh(nowMs, node.relay(record.relayId), node.origin(origin.name));
+    let oLeg: LegEstimate;
+    if (probed) oLeg = measuredLeg(nowMs, measurements, probed);
+    else if (hasCoordinates(origin)) oLeg = geoLegOf(geoRttMs(greatCircleKmRad(entry.latitudeRad, entry.longitudeRad, entry.cosLatitude, origin.latitude * rad, origin.longitude * rad, Math.cos(origin.latitude * rad))));
+    else if (origin.region !== undefined && origin.region !== '') oLeg = regionLeg(origin.region === record.region);
+    else oLeg = UNKNOWN_LEG;
+    all.push(score(record, undefined, cLeg, undefined, oLeg, w));
+  }
+  const routes = [...all];
+  if (input.twoHop !== false && all.length > 1) {
+    const entries = [...all].sort((a, b) => a.clientLegCost - b.clientLegCost || byCost(a, b)).slice(0, TWO_HOP_CANDIDATES);
+    const exits = [...all].sort((a, b) => a.originLegCost - b.originLegCost || byCost(a, b)).slice(0, TWO_HOP_CANDIDATES);
     for (const e of entries) {
       for (const x of exits) {
         if (e.entry === x.entry) continue;
         const mesh = meshLeg(nowMs, measurements, e.entry.relayId, x.entry.relayId);
         if (!mesh) continue;
         const s = score(e.entry, x.entry, e.client, mesh, x.origin, w);
-        if (s.costMs <= e.costMs - w.twoHopGainMsMin) keepBest(top, s, limit, byCost);
+        if (s.costMs <= e.costMs - w.twoHopGainMsMin) routes.push(s);
       }
     }
   }
+  const top = routes.sort(byCost).slice(0, limit);
   const best = top[0];
   return { candidates: best ? top.map((s, i) => toCandidate(s, i + 1, best)) : [], excluded, excludedCount };
 }

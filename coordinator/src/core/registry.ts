@@ -41,6 +41,16 @@ export interface RelayEntry {
   readonly longitudeRad: number;
   /** cos(latitude). */
   readonly cosLatitude: number;
+  /**
+   * The relay's position as a unit vector (x toward 0°N 0°E, z toward the north pole):
+   * the ranking bounds great-circle distances from below by the chord between two such
+   * vectors (no trigonometry per relay) and skips relays the bound rules out.
+   */
+  readonly unitX: number;
+  /** See {@link unitX}. */
+  readonly unitY: number;
+  /** See {@link unitX}. */
+  readonly unitZ: number;
 }
 
 /** A health transition, for logs, metrics and the dashboard. */
@@ -76,6 +86,10 @@ export class Registry {
   private readonly reported = new Map<string, RelayHealth>();
   private readonly events: RegistryEvent[] = [];
   private nextSweepMs: number | undefined = undefined;
+  private membership = 0;
+  /** {@link entryArray}'s array (undefined: to rebuild) and each relay's index in it. */
+  private array: RelayEntry[] | undefined = undefined;
+  private readonly arrayIndex = new Map<string, number>();
   private lastSweepMs = Number.NEGATIVE_INFINITY;
 
   constructor(init: RegistryInit = {}) {
@@ -141,6 +155,29 @@ export class Registry {
     return this.entries.values();
   }
 
+  /**
+   * Changes when a relay is added, forgotten, moves or changes region (not on
+   * heartbeats): the positions in {@link entryArray} and each relay's coordinates and
+   * region stay the same while it does not.
+   */
+  get membershipVersion(): number {
+    return this.membership;
+  }
+
+  /**
+   * Every relay with its derived values as an array, in {@link listEntries} order; a
+   * relay keeps its index while {@link membershipVersion} does not change (its entry
+   * object is replaced in place on each heartbeat). Read-only for the caller.
+   */
+  entryArray(): readonly RelayEntry[] {
+    if (this.array === undefined) {
+      this.array = [...this.entries.values()];
+      this.arrayIndex.clear();
+      this.array.forEach((e, i) => this.arrayIndex.set(e.record.relayId, i));
+    }
+    return this.array;
+  }
+
   /** Health of `record` at `nowMs`: unhealthy once `nowMs − lastHeartbeatAtMs ≥ leaseMs`. */
   health(nowMs: number, record: RelayRecord): RelayHealth {
     if (nowMs - record.lastHeartbeatAtMs >= this.leaseMs) return 'unhealthy';
@@ -156,6 +193,7 @@ export class Registry {
       if (silentMs >= this.retentionMs) {
         this.relays.delete(relayId);
         this.entries.delete(relayId);
+        this.membershipChanged();
         this.reported.delete(relayId);
         this.events.push({ type: 'relayForgotten', relayId, atMs: nowMs });
         continue;
@@ -186,17 +224,34 @@ export class Registry {
     this.relays.set(record.relayId, record);
     const previous = this.entries.get(record.relayId);
     const moved = !previous || previous.record.latitude !== record.latitude || previous.record.longitude !== record.longitude;
-    const latitudeRad = moved ? (record.latitude * Math.PI) / 180 : previous.latitudeRad;
-    this.entries.set(record.relayId, {
-      record,
-      nodeName: previous?.nodeName ?? `relay:${record.relayId}`,
-      latitudeRad,
-      longitudeRad: moved ? (record.longitude * Math.PI) / 180 : previous.longitudeRad,
-      cosLatitude: moved ? Math.cos(latitudeRad) : previous.cosLatitude,
-    });
+    if (moved || previous.record.region !== record.region) this.membershipChanged();
+    if (moved) {
+      const latitudeRad = (record.latitude * Math.PI) / 180;
+      const longitudeRad = (record.longitude * Math.PI) / 180;
+      const cosLatitude = Math.cos(latitudeRad);
+      this.entries.set(record.relayId, {
+        record,
+        nodeName: previous?.nodeName ?? `relay:${record.relayId}`,
+        latitudeRad,
+        longitudeRad,
+        cosLatitude,
+        unitX: cosLatitude * Math.cos(longitudeRad),
+        unitY: cosLatitude * Math.sin(longitudeRad),
+        unitZ: Math.sin(latitudeRad),
+      });
+    } else {
+      const entry: RelayEntry = { ...previous, record };
+      this.entries.set(record.relayId, entry);
+      if (this.array !== undefined) this.array[this.arrayIndex.get(record.relayId)!] = entry;
+    }
     this.noteHealth(nowMs, record);
     const due = nowMs - record.lastHeartbeatAtMs < this.leaseMs ? record.lastHeartbeatAtMs + this.leaseMs : record.lastHeartbeatAtMs + this.retentionMs;
     if (this.nextSweepMs === undefined || due < this.nextSweepMs) this.nextSweepMs = due;
+  }
+
+  private membershipChanged(): void {
+    this.membership++;
+    this.array = undefined;
   }
 
   private noteHealth(nowMs: number, record: RelayRecord): void {
