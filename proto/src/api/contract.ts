@@ -171,6 +171,7 @@ export interface RelayOriginPlayers {
 export interface RelayRuleStatus {
   /** The rule's name. */
   readonly rule: string;
+  /** What it forwards: UDP datagrams or TCP connections. */
   readonly protocol: 'udp' | 'tcp';
   /** Where it listens, `address:port` or `address:port-portEnd`. */
   readonly listen: string;
@@ -193,8 +194,9 @@ export interface RelayRuleStatus {
 export interface RelayStatus {
   /** Tunnel players per origin, busiest first. */
   readonly origins: readonly RelayOriginPlayers[];
-  /** Players and backups of the origins left out of `origins`. */
+  /** Players of the origins left out of `origins` (counted as {@link RelayOriginPlayers.players}). */
   readonly otherPlayers: number;
+  /** Backups of the origins left out of `origins` (counted as {@link RelayOriginPlayers.backups}). */
   readonly otherBackups: number;
   /** The relay's L4 rules. */
   readonly rules: readonly RelayRuleStatus[];

@@ -10,6 +10,7 @@ import { ErrorCode, SlipstreamError } from '../../../proto/src/errors.js';
 
 /** A relay the browser can reach: its id, its signaling URL and the coordinator's figures. */
 export interface BrowserCandidate {
+  /** The relay's id, as the coordinator names it. */
   readonly id: string;
   /** The relay's WebRTC signaling URL (`webrtcUrl` in the route answer). */
   readonly webrtcUrl: string;
@@ -21,10 +22,15 @@ export interface BrowserCandidate {
 
 /** The question: origin, hints, the ticket's exit relay. */
 export interface RouteQuestion {
+  /** Origin name, as the coordinator knows it. */
   readonly origin: string;
+  /** Region hint for the ranking. Default none. */
   readonly region?: string;
+  /** Client latitude, degrees (with `longitude`, or neither). Default none. */
   readonly latitude?: number;
+  /** Client longitude, degrees (with `latitude`, or neither). Default none. */
   readonly longitude?: number;
+  /** The ticket's exit relay: candidates are ranked by the path through it. Default none. */
   readonly exitRelay?: string;
 }
 
