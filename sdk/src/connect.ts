@@ -29,7 +29,7 @@ import { dirname } from 'node:path';
 import { CoordinatorApiError, CoordinatorClient, type RouteAnswer } from '../../kit/coordinator-client.js';
 import { UdpTransport, type UdpTransportInit } from './udp-transport.js';
 import type { Endpoint } from '../../proto/src/transport.js';
-import { CANDIDATES_REFRESH_MS_DEFAULT, TICKET_PROVIDER_TIMEOUT_MS_DEFAULT } from './core/constants.js';
+import { CANDIDATES_REFRESH_MS_DEFAULT, COORDINATOR_TIMEOUT_MS_DEFAULT, TICKET_PROVIDER_TIMEOUT_MS_DEFAULT } from './core/constants.js';
 import type { ConnectOptionsBase, TicketGrant } from './core/connect-options.js';
 import { nodeHmacSha256 } from '../../proto/src/wire.js';
 import { TunnelClient, type PathInfo, type PathReport, type TunnelCandidate, type TunnelStats } from './core/tunnel-client.js';
@@ -427,7 +427,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     const problem = bufferSizeProblem(options[key]);
     if (problem !== undefined) throw new TypeError(`connect: ${key} ${problem}`);
   }
-  const coordinator = new CoordinatorClient({ baseUrl: options.coordinator, timeoutMs: options.coordinatorTimeoutMs ?? 3000 });
+  const coordinator = new CoordinatorClient({ baseUrl: options.coordinator, timeoutMs: options.coordinatorTimeoutMs ?? COORDINATOR_TIMEOUT_MS_DEFAULT });
   let candidates: TunnelCandidate[];
   const skipped: SlipstreamError[] = [];
   try {

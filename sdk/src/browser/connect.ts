@@ -27,7 +27,7 @@
  */
 import { ErrorCode, SlipstreamError } from '../../../proto/src/errors.js';
 import type { HmacSha256 } from '../../../proto/src/session-mac.js';
-import { CANDIDATES_REFRESH_MS_DEFAULT, TICKET_PROVIDER_TIMEOUT_MS_DEFAULT } from '../core/constants.js';
+import { CANDIDATES_REFRESH_MS_DEFAULT, COORDINATOR_TIMEOUT_MS_DEFAULT, TICKET_PROVIDER_TIMEOUT_MS_DEFAULT } from '../core/constants.js';
 import type { ConnectOptionsBase, TicketGrant } from '../core/connect-options.js';
 import { TunnelClient, type PathInfo, type PathReport, type TunnelCandidate, type TunnelStats } from '../core/tunnel-client.js';
 import { browserCandidatesFromRoute, fetchRoute, postReports, type BrowserCandidate } from './coordinator-fetch.js';
@@ -222,7 +222,7 @@ export class BrowserConnection extends Emitter<BrowserConnectionEvents> {
 
   private scheduleRefresh(): void {
     this.refreshTimer = setTimeout(() => {
-      fetchRoute(this.options.coordinator, { ...this.options, exitRelay: this.exitRelay }, this.options.coordinatorTimeoutMs ?? 3000)
+      fetchRoute(this.options.coordinator, { ...this.options, exitRelay: this.exitRelay }, this.options.coordinatorTimeoutMs ?? COORDINATOR_TIMEOUT_MS_DEFAULT)
         .then((answer) => {
           if (this.isClosed) return;
           const candidates = browserCandidatesFromRoute(answer, this.exitRelay);
@@ -239,7 +239,7 @@ export class BrowserConnection extends Emitter<BrowserConnectionEvents> {
   }
 
   private report(reports: readonly PathReport[]): void {
-    postReports(this.options.coordinator, reports, this.options.coordinatorTimeoutMs ?? 3000).catch(() => {
+    postReports(this.options.coordinator, reports, this.options.coordinatorTimeoutMs ?? COORDINATOR_TIMEOUT_MS_DEFAULT).catch(() => {
       // Reports are best effort: selection does not need the coordinator.
     });
   }
@@ -301,7 +301,7 @@ export async function connect(options: BrowserConnectOptions): Promise<BrowserCo
   const createPeerConnection = options.createPeerConnection ?? browserPeerConnectionFactory();
   if (createPeerConnection === undefined) throw new TypeError('connect: this runtime has no RTCPeerConnection; give createPeerConnection');
   const hmac = options.hmac ?? webCryptoHmacSha256();
-  const timeoutMs = options.coordinatorTimeoutMs ?? 3000;
+  const timeoutMs = options.coordinatorTimeoutMs ?? COORDINATOR_TIMEOUT_MS_DEFAULT;
   const skipped: string[] = [];
   let candidates = browserCandidatesFromRoute(await fetchRoute(options.coordinator, options, timeoutMs), undefined, skipped);
   if (candidates.length === 0) throw new SlipstreamError(ErrorCode.NoRelay, `the coordinator at ${options.coordinator} has no healthy relay with a browser entry (tunnel.webrtc) for origin '${options.origin}'${skipped.length > 0 ? `; without one: ${skipped.join(', ')}` : ''}`);
