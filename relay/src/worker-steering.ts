@@ -16,7 +16,7 @@
  */
 import { HEADER_BYTES, HEADER_MAGIC, readU32 } from '../../proto/src/header.js';
 
-/** Offset of the session id's low 32 bits in a tunnel header (big-endian). */
+/** Offset of the session id's low 32 bits in a tunnel header, bytes (big-endian). */
 export const SESSION_ID_LOW_OFFSET = 8;
 
 /**
