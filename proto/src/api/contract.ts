@@ -343,6 +343,18 @@ export interface RouteQuestion {
   readonly exit?: string;
 }
 
+/** The `GET /v1/route` query string (no `?`) asking `question`: the fields given, as `origin`, `region`, `lat`, `lon`, `limit`, `twoHop`, `exit`. */
+export function routeQuery(question: RouteQuestion): string {
+  const q = new URLSearchParams({ origin: question.origin });
+  if (question.region !== undefined) q.set('region', question.region);
+  if (question.latitude !== undefined) q.set('lat', String(question.latitude));
+  if (question.longitude !== undefined) q.set('lon', String(question.longitude));
+  if (question.limit !== undefined) q.set('limit', String(question.limit));
+  if (question.twoHop !== undefined) q.set('twoHop', String(question.twoHop));
+  if (question.exit !== undefined) q.set('exit', question.exit);
+  return q.toString();
+}
+
 /** Answer of `CoordinatorClient.route`: candidates best first, each with legs, confidence, age and reason. */
 export interface RouteAnswer extends RouteRanking {
   readonly origin: string;
