@@ -20,7 +20,7 @@ import type { QoeReport } from '../sim/src/scenario/run.js';
 import { renderHtmlReport } from '../sim/src/report/html.js';
 import type { TimelineMark } from '../sim/src/report/timeline.js';
 import { verdict } from '../sim/src/report/verdict.js';
-import { cannotWrite, unwritable } from '../sim/src/cli/run-command.js';
+import { cannotWrite, htmlTargetWritable } from '../sim/src/cli/run-command.js';
 import type { Command } from '../kit/command.js';
 import { bool, formatHelp, num, parseFlags, str, type FlagSpec } from '../kit/flags.js';
 
@@ -184,12 +184,7 @@ export const demoCommand: Command = {
       return 0;
     }
     const html = str(values, 'html');
-    // Checked before the run, as `sim run --html` does.
-    const problem = html === undefined ? undefined : unwritable(html);
-    if (problem !== undefined) {
-      io.err(cannotWrite(html!, problem));
-      return 1;
-    }
+    if (!htmlTargetWritable(html, io)) return 1;
     const report = runDemo(num(values, 'seed')!, num(values, 'seconds')!, num(values, 'loss')!);
     if (html !== undefined) {
       try {

@@ -34,6 +34,7 @@ import { signRelayRequest } from '../proto/src/api/relay-identity.js';
 import { describeNetworkError, systemErrorOf } from './system-error.js';
 import {
   API_PATHS,
+  routeQuery,
   REVOCATION_CURSOR_OVERLAP_MS,
   REVOCATION_WAIT_MS_DEFAULT,
   type ApiErrorBody,
@@ -196,14 +197,7 @@ export class CoordinatorClient {
 
   /** SDK: relays to try for `origin`, best first (`GET /v1/route`). */
   route(question: RouteQuestion): Promise<RouteAnswer> {
-    const q = new URLSearchParams({ origin: question.origin });
-    if (question.region !== undefined) q.set('region', question.region);
-    if (question.latitude !== undefined) q.set('lat', String(question.latitude));
-    if (question.longitude !== undefined) q.set('lon', String(question.longitude));
-    if (question.limit !== undefined) q.set('limit', String(question.limit));
-    if (question.twoHop !== undefined) q.set('twoHop', String(question.twoHop));
-    if (question.exit !== undefined) q.set('exit', question.exit);
-    return this.call('GET', `${API_PATHS.route}?${q.toString()}`, 'none');
+    return this.call('GET', `${API_PATHS.route}?${routeQuery(question)}`, 'none');
   }
 
   /** Game backend: a signed ticket for one session (`POST /v1/session`, API key). */

@@ -13,8 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { launchChromium } from '../coordinator/scripts/browser.js';
-import { PAGE_HELPERS, startBrowserFleet } from './support/browser-fleet.js';
+import { openFleetPage, startBrowserFleet } from './support/browser-fleet.js';
 import { CliProcess } from './support/cli-process.js';
 import { freePort } from './support/sockets.js';
 import { eventually } from './support/wait.js';
@@ -42,14 +41,7 @@ test('Chromium: 10 % loss both ways on the browser side, FEC holds delivered los
   });
   const api = (await proxy.waitFor(/"api":"(http:\/\/[0-9.:]+)/, 'stdout', 15_000))[1]!;
   const fleet = await startBrowserFleet(join(dir, 'fleet'), [{ id: 'web-1', muxPort, webrtc: [`publicIceAddress: 127.0.0.1:${proxyPort}`] }]);
-  const launched = await launchChromium();
-  after(() => launched.close());
-  const page = await launched.context.newPage();
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-  await page.goto(fleet.pageUrl);
-  await page.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true, undefined, { timeout: 15_000 });
-  await page.evaluate(PAGE_HELPERS);
+  const { page, problems } = await openFleetPage(fleet);
 
   const opened = (await page.evaluate('window.start({})')) as { relayId: string; fecMode: string };
   assert.equal(opened.relayId, 'web-1');

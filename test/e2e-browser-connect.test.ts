@@ -16,8 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { launchChromium } from '../coordinator/scripts/browser.js';
-import { PAGE_HELPERS, startBrowserFleet } from './support/browser-fleet.js';
+import { openFleetPage, startBrowserFleet } from './support/browser-fleet.js';
 import { eventually } from './support/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-browser-connect-'));
@@ -40,14 +39,7 @@ interface Summary {
 
 test('Chromium: connect() refuses a forged ticket and an unknown origin; through real relays every echo at 60/s arrives, failover to the warm backup keeps the session, revocation ends it', { timeout: 90_000 }, async () => {
   const fleet = await startBrowserFleet(join(dir, 'fleet'), [{ id: 'web-a' }, { id: 'web-b' }]);
-  const launched = await launchChromium();
-  after(() => launched.close());
-  const page = await launched.context.newPage();
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-  await page.goto(fleet.pageUrl);
-  await page.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true, undefined, { timeout: 15_000 });
-  await page.evaluate(PAGE_HELPERS);
+  const { page, problems } = await openFleetPage(fleet);
   const summary = async (): Promise<Summary> => (await page.evaluate('window.summary()')) as Summary;
 
   // Refusals first: connect() rejects with the stable codes.

@@ -23,7 +23,7 @@ import { parsePlayerDatagram } from '../proto/src/origin.js';
 import { CliProcess } from './support/cli-process.js';
 import { announcedRelayYaml, announceRelay, fleetKeys, startCoordinator, startTunnelRelay } from './support/local-fleet.js';
 import { freePort, udpSocket } from './support/sockets.js';
-import { startUdpGame } from './support/udp-game.js';
+import { startUdpGame, type UdpGame } from './support/udp-game.js';
 import { until } from './support/wait.js';
 import { WebRtcTunnel } from './support/webrtc-client.js';
 
@@ -75,13 +75,23 @@ describe('tunnel origin header end to end', () => {
     clearInterval(exitBeat);
   });
 
-  test("the origin sees the player's address and the ticket's player id on every datagram; echoes come back", async () => {
-    const grant = await new CoordinatorClient({ baseUrl: coordinatorUrl, apiKey: keys.apiKey }).issueSession({ origin: 'game', playerId: 'player-7' });
-    const grantFile = join(dir, 'grant.json');
+  /**
+   * A player through `slipstream connect`: a ticket from the game backend (with
+   * `playerId`, and `exitRelay` when given) in a grant file, the connect process on a
+   * free UDP port and a UDP game sending through it; `name` keeps the files apart.
+   */
+  async function connectPlayer(name: string, session: { readonly playerId: string; readonly exitRelay?: string }): Promise<{ proxy: CliProcess; game: UdpGame }> {
+    const grant = await new CoordinatorClient({ baseUrl: coordinatorUrl, apiKey: keys.apiKey }).issueSession({ origin: 'game', ...session });
+    const grantFile = join(dir, `grant-${name}.json`);
     writeFileSync(grantFile, JSON.stringify(grant));
     const udpPort = await freePort('udp');
-    const proxy = CliProcess.start(['connect', '--coordinator', coordinatorUrl, '--origin', 'game', '--listen', `udp:127.0.0.1:${udpPort}`, '--ticket-file', grantFile, '--bind', '127.0.0.1', '--cache', join(dir, 'cache.json')]);
+    const proxy = CliProcess.start(['connect', '--coordinator', coordinatorUrl, '--origin', 'game', '--listen', `udp:127.0.0.1:${udpPort}`, '--ticket-file', grantFile, '--bind', '127.0.0.1', '--cache', join(dir, `cache-${name}.json`)]);
     const game = await startUdpGame(udpPort);
+    return { proxy, game };
+  }
+
+  test("the origin sees the player's address and the ticket's player id on every datagram; echoes come back", async () => {
+    const { proxy, game } = await connectPlayer('direct', { playerId: 'player-7' });
     try {
       await proxy.waitFor(/listening: /, 'stdout', 15_000);
       await until(() => game.arrivals.length >= 25, 10_000, 'echoes through the relay');
@@ -118,12 +128,7 @@ describe('tunnel origin header end to end', () => {
     const exit = await startTunnelRelay(config);
     const fleet = new CoordinatorClient({ baseUrl: coordinatorUrl, fleetSecret: keys.fleetSecret });
     exitBeat = await announceRelay(fleet, { relayId: 'exit', tunnelAddress: `127.0.0.4:${exit.tunnelPort}`, originRttMs: 1, capacitySessions: 1, sessions: 1, heartbeatNow: true });
-    const grant = await new CoordinatorClient({ baseUrl: coordinatorUrl, apiKey: keys.apiKey }).issueSession({ origin: 'game', exitRelay: 'exit', playerId: 'player-9' });
-    const grantFile = join(dir, 'grant-exit.json');
-    writeFileSync(grantFile, JSON.stringify(grant));
-    const udpPort = await freePort('udp');
-    const proxy = CliProcess.start(['connect', '--coordinator', coordinatorUrl, '--origin', 'game', '--listen', `udp:127.0.0.1:${udpPort}`, '--ticket-file', grantFile, '--bind', '127.0.0.1', '--cache', join(dir, 'cache-exit.json')]);
-    const game = await startUdpGame(udpPort);
+    const { proxy, game } = await connectPlayer('exit', { playerId: 'player-9', exitRelay: 'exit' });
     try {
       await proxy.waitFor(/listening: /, 'stdout', 15_000);
       await until(() => game.arrivals.length >= 25, 10_000, 'echoes through the entry and the exit');

@@ -439,6 +439,7 @@ export function parseProxyHeader(bytes: Uint8Array): ProxyParseResult {
 
 /** A player's datagram as an origin behind relays gets it ({@link parsePlayerDatagram}). */
 export interface PlayerDatagram {
+  /** Always true: the datagram carried a valid header (a datagram without one is a {@link PlayerDatagramFailure}). */
   readonly ok: true;
   /** The header it came with. */
   readonly format: ProxyFormat;

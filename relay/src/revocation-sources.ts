@@ -28,7 +28,9 @@ const REVOCATION_STALE_CHECK_MS = 1000;
 
 /** What {@link RelayRevocations} needs of its relay. */
 export interface RelayRevocationsHost {
+  /** The core whose revocation list the file and the feed fill. */
   readonly core: RelayCore;
+  /** Where the watch and feed events are logged. */
   readonly logger: Logger;
   /** Unix ms. */
   readonly wallClockMs: () => number;
@@ -53,6 +55,7 @@ export class RelayRevocations {
   /** The coordinator URL and fleet secret the revocation feed follows with ('' when none). */
   private followedKey = '';
 
+  /** Sets up the feed's kept list only; the file watch and the feed start later, as the configuration says. */
   constructor(private readonly host: RelayRevocationsHost) {
     const core = host.core;
     this.feedRevocations = new FeedRevocationKeeper({

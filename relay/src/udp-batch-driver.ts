@@ -23,6 +23,7 @@ import type { CbpfInstruction } from './worker-steering.js';
 
 /** The UDP I/O a relay runs, and why. */
 export interface UdpIoChoice {
+  /** `batched`: the udp-batch addon (recvmmsg/sendmmsg); `dgram`: Node's sockets. */
   readonly mode: 'batched' | 'dgram';
   /** The addon, when batched. */
   readonly addon: UdpBatchAddon | undefined;
@@ -160,6 +161,7 @@ export class RelayUdpBatch {
     return { ...this.io.stats(), queueErrors: this.io.queueErrors };
   }
 
+  /** Whether the core socket `socketId` runs on the addon (a batched socket). */
   has(socketId: number): boolean {
     return this.native.has(socketId);
   }
@@ -212,6 +214,7 @@ export class RelayUdpBatch {
     this.io.close(id);
   }
 
+  /** Closes every batched socket this relay opened. */
   closeAll(): void {
     for (const socketId of [...this.native.keys()]) this.close(socketId);
   }

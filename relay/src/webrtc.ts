@@ -339,12 +339,7 @@ export class WebRtcEntry {
    * it, never the endpoint's synthetic port. Without a selected pair the header has no address.
    */
   private noteRemote(peer: Peer): void {
-    let remote: { address: string; port: number } | undefined;
-    try {
-      remote = peer.pc.getSelectedCandidatePair()?.remote;
-    } catch {
-      remote = undefined;
-    }
+    const remote = selectedRemote(peer);
     if (remote === undefined) return;
     peer.remoteKnown = true;
     this.init.core.setTransportRemote(peer.endpoint.port, { address: remote.address, port: remote.port });
@@ -385,12 +380,7 @@ export class WebRtcEntry {
 
   /** Records a connected peer's client ICE address (see {@link closeStale}). */
   private noteRemoteKey(peer: Peer): void {
-    let remote: { address: string; port: number } | undefined;
-    try {
-      remote = peer.pc.getSelectedCandidatePair()?.remote;
-    } catch {
-      remote = undefined;
-    }
+    const remote = selectedRemote(peer);
     if (remote === undefined || this.peers.get(peer.endpoint.port) !== peer) return;
     const key = addressKey(remote.address, remote.port);
     if (peer.remoteKey !== undefined && this.byRemote.get(peer.remoteKey) === peer) this.byRemote.delete(peer.remoteKey);
@@ -494,6 +484,15 @@ async function readBody(req: IncomingMessage, bytesMax: number): Promise<string 
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The client end of a peer's selected ICE candidate pair, or undefined before one is selected (or when the native call throws). */
+function selectedRemote(peer: Peer): { address: string; port: number } | undefined {
+  try {
+    return peer.pc.getSelectedCandidatePair()?.remote;
+  } catch {
+    return undefined;
+  }
 }
 
 /** `address:port` as {@link offeredAddresses} and the mux see it (IPv4-mapped IPv6 unwrapped, lower case). */

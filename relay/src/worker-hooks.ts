@@ -9,11 +9,17 @@ import type { CbpfInstruction } from './worker-steering.js';
 export interface RelayHealth {
   /** `draining` once SIGTERM arrived (the endpoint then answers 503). */
   readonly status: 'ok' | 'draining';
+  /** Sessions open now: UDP flows, TCP connections and tunnel sessions. */
   readonly sessions: number;
+  /** UDP flows open now (L4 rules). */
   readonly udpFlows: number;
+  /** UDP flows whose origin has not answered yet. */
   readonly udpFlowsUnreplied: number;
+  /** TCP connections open now (L4 rules). */
   readonly tcpConnections: number;
+  /** Tunnel sessions open now. */
   readonly tunnelSessions: number;
+  /** Every origin of every group, with whether its health checks pass. */
   readonly origins: readonly { group: string; origin: string; healthy: boolean }[];
 }
 

@@ -16,7 +16,7 @@
  */
 import { HEADER_BYTES, HEADER_MAGIC, readU32 } from '../../proto/src/header.js';
 
-/** Offset of the session id's low 32 bits in a tunnel header (big-endian). */
+/** Offset of the session id's low 32 bits in a tunnel header, bytes (big-endian). */
 export const SESSION_ID_LOW_OFFSET = 8;
 
 /**
@@ -30,9 +30,13 @@ export function sessionOwner(datagram: Uint8Array, workers: number): number | un
 
 /** One classic BPF instruction (`struct sock_filter`). */
 export interface CbpfInstruction {
+  /** Opcode (`BPF_LD | BPF_W | BPF_ABS`, …), 16 bits. */
   readonly code: number;
+  /** Instructions to skip when a jump's test is true, 0–255. */
   readonly jt: number;
+  /** Instructions to skip when it is false, 0–255. */
   readonly jf: number;
+  /** The operand (offset, constant), 32 bits. */
   readonly k: number;
 }
 

@@ -43,12 +43,17 @@ const WORKER_ANSWER_TIMEOUT_MS = 5_000;
 
 /** What the primary hands each worker thread (`workerData`). */
 export interface WorkerData {
+  /** This worker's index, 1 to `count` - 1 (the primary is 0). */
   readonly index: number;
+  /** Relay workers in all, the primary included (`workers:`). */
   readonly count: number;
+  /** The relay's configuration file, read again by the worker (and on each reload). */
   readonly configPath: string;
   /** Ports bound by the primary where the file asks for 0: per rule name, and the tunnel's. */
   readonly ports: { readonly rules: Record<string, number[]>; readonly tunnel: number | undefined };
+  /** The primary's log level, so the worker logs alike. */
   readonly logLevel: string;
+  /** The primary's log format, or undefined for the default. */
   readonly logFormat: string | undefined;
   /** Hand-off ports to the other workers, by worker index (its own absent). */
   readonly peers: Record<number, MessagePort>;
@@ -59,7 +64,9 @@ type HandOff = [bytes: Uint8Array, address: string, port: number];
 
 /** Counters of one worker, for `slipstream_relay_worker_*`. */
 export class WorkerCounters {
+  /** Tunnel datagrams this worker received for a session another worker owns and handed to it. */
   handedOut = 0;
+  /** Tunnel datagrams other workers handed to this one (its sessions'). */
   handedIn = 0;
 }
 
@@ -133,7 +140,9 @@ export type ToWorker = { type: 'reload' } | { type: 'drain'; deadlineMs: number 
 
 /** What a worker thread answers to `load`: its fleet-load sessions and datagrams since start. */
 export interface WorkerLoad {
+  /** Sessions open now, as the fleet heartbeat counts them. */
   readonly sessions: number;
+  /** Packets its rules carried both ways since the worker started (its `ruleStats`, as the fleet load counts them). */
   readonly packets: number;
 }
 

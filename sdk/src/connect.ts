@@ -28,10 +28,9 @@ import { isIP } from 'node:net';
 import { dirname } from 'node:path';
 import { CoordinatorApiError, CoordinatorClient, type RouteAnswer } from '../../kit/coordinator-client.js';
 import { UdpTransport, type UdpTransportInit } from './udp-transport.js';
-import type { SlidingWindowParameters } from '../../proto/src/fec/index.js';
 import type { Endpoint } from '../../proto/src/transport.js';
-import { CANDIDATES_REFRESH_MS_DEFAULT, TICKET_PROVIDER_TIMEOUT_MS_DEFAULT } from './core/constants.js';
-import type { RelaySelectorInit } from './core/relay-selector.js';
+import { CANDIDATES_REFRESH_MS_DEFAULT, COORDINATOR_TIMEOUT_MS_DEFAULT, TICKET_PROVIDER_TIMEOUT_MS_DEFAULT } from './core/constants.js';
+import type { ConnectOptionsBase, TicketGrant } from './core/connect-options.js';
 import { nodeHmacSha256 } from '../../proto/src/wire.js';
 import { TunnelClient, type PathInfo, type PathReport, type TunnelCandidate, type TunnelStats } from './core/tunnel-client.js';
 import { ErrorCode } from '../../proto/src/errors.js';
@@ -39,39 +38,12 @@ import { SlipstreamError } from './errors.js';
 import { ProbeTraceTap, type RecordOptions } from './trace-record.js';
 import { bufferSizeProblem, SOCKET_BUFFER_BYTES_DEFAULT, type SocketBufferSizes } from './socket-buffers.js';
 
-/** What the game backend hands the client: the coordinator's `POST /v1/session` answer fits as it is. */
-export interface TicketGrant {
-  /** 16 lowercase hex digits. */
-  readonly sessionId: string;
-  /** Ticket bytes, or base64. */
-  readonly ticket: Uint8Array | string;
-  /** 32-byte session key, or base64. */
-  readonly sessionKey: Uint8Array | string;
-  /**
-   * The exit relay the ticket names, if any (the coordinator's answer carries it as
-   * `exitRelay`). Only ranking uses it: candidates are then ranked by the path through
-   * the exit. The relays read the exit from the ticket itself.
-   */
-  readonly exitRelay?: string;
-}
+export type { TicketGrant } from './core/connect-options.js';
 
 /** Options of {@link connect}. */
-export interface ConnectOptions {
+export interface ConnectOptions extends ConnectOptionsBase {
   /** Coordinator base URL, e.g. `http://127.0.0.1:7400`. */
   readonly coordinator: string;
-  /** Origin name, as the coordinator and relays know it. */
-  readonly origin: string;
-  /** A ticket obtained already. Give this or `ticketProvider`. */
-  readonly ticket?: TicketGrant;
-  /** Called once to obtain a ticket (normally from the game's backend). */
-  readonly ticketProvider?: () => Promise<TicketGrant>;
-  /** Reject with `SLIP_ERR_TICKET_PROVIDER` when the provider has not answered after this long, ms. Default 10 000. */
-  readonly ticketProviderTimeoutMs?: number;
-  /** Region hint for the coordinator's first ranking. */
-  readonly region?: string;
-  /** Client coordinates for the first ranking, degrees (both or neither). */
-  readonly latitude?: number;
-  readonly longitude?: number;
   /** JSON file caching the last candidate list, used when the coordinator is unreachable. Default: none. */
   readonly cacheFile?: string;
   /** Local address of the tunnel socket. Default `0.0.0.0`. */
@@ -86,25 +58,6 @@ export interface ConnectOptions {
   readonly socketSendBufferBytes?: number;
   /** Give up when no session opens within this long, ms. Default 5000. */
   readonly connectTimeoutMs?: number;
-  /** Coordinator request timeout, ms. Default 3000. */
-  readonly coordinatorTimeoutMs?: number;
-  /** FEC modes offered, best first. Default `['sw', 'dup', 'rs', 'off']` (the adaptive sliding window, then spaced copies for relays that predate it). */
-  readonly fecModes?: readonly string[];
-  /**
-   * The session's FEC latency budget, ms (0–1000): both directions' `sw` controllers keep
-   * the packets they rebuild later than this under 0.3 %. Sent to the relay, so only
-   * relays of this version or later accept the open. Default: none sent (the
-   * controller's 10 ms upstream, the relay's `tunnel.fec.latencyBudgetMs` downstream).
-   */
-  readonly latencyBudgetMs?: number;
-  /** Fixed upstream `sw` settings instead of the adaptive controller (see sdk/README.md). Default none (adaptive). */
-  readonly slidingWindow?: Partial<SlidingWindowParameters>;
-  /** Selection rule tuning (see sdk/README.md). */
-  readonly selector?: RelaySelectorInit;
-  /** Probe period of the current relay, ms (bounds failover detection). Default 100. */
-  readonly probeCurrentIntervalMs?: number;
-  /** Re-ask the coordinator for candidates this often, ms. Default 60 000. */
-  readonly refreshMs?: number;
   /**
    * Record what the connection measures on the path in use (RTT, loss, jitter per
    * interval) as a Slipstream trace, line by line, for the simulator and the impairment
@@ -474,7 +427,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
     const problem = bufferSizeProblem(options[key]);
     if (problem !== undefined) throw new TypeError(`connect: ${key} ${problem}`);
   }
-  const coordinator = new CoordinatorClient({ baseUrl: options.coordinator, timeoutMs: options.coordinatorTimeoutMs ?? 3000 });
+  const coordinator = new CoordinatorClient({ baseUrl: options.coordinator, timeoutMs: options.coordinatorTimeoutMs ?? COORDINATOR_TIMEOUT_MS_DEFAULT });
   let candidates: TunnelCandidate[];
   const skipped: SlipstreamError[] = [];
   try {

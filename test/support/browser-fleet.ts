@@ -15,6 +15,8 @@ import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { after } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Page } from 'playwright-core';
+import { launchChromium } from '../../coordinator/scripts/browser.js';
 import { CoordinatorClient } from '../../kit/coordinator-client.js';
 import { CliProcess } from './cli-process.js';
 import { fleetKeys, fleetRelayYaml, startCoordinator, type FleetKeys } from './local-fleet.js';
@@ -176,3 +178,26 @@ export const PAGE_HELPERS = `
   window.arrivals = (from, count) => { const out = []; for (let i = from; i < from + count; i++) { const t = window.log.echoes.get(i); if (t !== undefined) out.push(t); } return out.sort((a, b) => a - b); };
   window.summary = () => { const s = window.conn.stats(); return { relayId: s.relayId, backupId: s.backupId, failovers: s.failovers, switches: s.switches, fecMode: s.fecMode, upstreamScheme: s.upstreamScheme, lossBeforeFec: s.lossBeforeFec, lossAfterFec: s.lossAfterFec, recovered: s.recovered, sessionId: window.conn.sessionId, closed: window.conn.closed, closeReason: window.log.closeReason, paths: window.log.paths, errors: window.log.errors, peerConnections: window.conn.peerConnections, nowMs: performance.now() }; };
 `;
+
+/** A Chromium page on a fleet's page, ready for {@link PAGE_HELPERS}' `window.start`. */
+export interface FleetPage {
+  readonly page: Page;
+  /** The page's uncaught errors (`pageerror: …`), for a test to assert empty. */
+  readonly problems: string[];
+}
+
+/**
+ * Launches Chromium (closed after the test file), opens `fleet.pageUrl`, waits up to
+ * 15 s for the bundle to load (`window.ready`) and installs {@link PAGE_HELPERS}.
+ */
+export async function openFleetPage(fleet: BrowserFleet): Promise<FleetPage> {
+  const launched = await launchChromium();
+  after(() => launched.close());
+  const page = await launched.context.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  await page.goto(fleet.pageUrl);
+  await page.waitForFunction(() => (globalThis as { ready?: boolean }).ready === true, undefined, { timeout: 15_000 });
+  await page.evaluate(PAGE_HELPERS);
+  return { page, problems };
+}

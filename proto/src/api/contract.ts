@@ -171,6 +171,7 @@ export interface RelayOriginPlayers {
 export interface RelayRuleStatus {
   /** The rule's name. */
   readonly rule: string;
+  /** What it forwards: UDP datagrams or TCP connections. */
   readonly protocol: 'udp' | 'tcp';
   /** Where it listens, `address:port` or `address:port-portEnd`. */
   readonly listen: string;
@@ -193,8 +194,9 @@ export interface RelayRuleStatus {
 export interface RelayStatus {
   /** Tunnel players per origin, busiest first. */
   readonly origins: readonly RelayOriginPlayers[];
-  /** Players and backups of the origins left out of `origins`. */
+  /** Players of the origins left out of `origins` (counted as {@link RelayOriginPlayers.players}). */
   readonly otherPlayers: number;
+  /** Backups of the origins left out of `origins` (counted as {@link RelayOriginPlayers.backups}). */
   readonly otherBackups: number;
   /** The relay's L4 rules. */
   readonly rules: readonly RelayRuleStatus[];
@@ -339,6 +341,18 @@ export interface RouteQuestion {
   readonly twoHop?: boolean;
   /** The session's exit relay (its ticket's `exitRelay`): entries are ranked by the path through it. */
   readonly exit?: string;
+}
+
+/** The `GET /v1/route` query string (no `?`) asking `question`: the fields given, as `origin`, `region`, `lat`, `lon`, `limit`, `twoHop`, `exit`. */
+export function routeQuery(question: RouteQuestion): string {
+  const q = new URLSearchParams({ origin: question.origin });
+  if (question.region !== undefined) q.set('region', question.region);
+  if (question.latitude !== undefined) q.set('lat', String(question.latitude));
+  if (question.longitude !== undefined) q.set('lon', String(question.longitude));
+  if (question.limit !== undefined) q.set('limit', String(question.limit));
+  if (question.twoHop !== undefined) q.set('twoHop', String(question.twoHop));
+  if (question.exit !== undefined) q.set('exit', question.exit);
+  return q.toString();
 }
 
 /** Answer of `CoordinatorClient.route`: candidates best first, each with legs, confidence, age and reason. */

@@ -26,10 +26,9 @@
  * `SlipstreamError`s with the Node SDK's codes.
  */
 import { ErrorCode, SlipstreamError } from '../../../proto/src/errors.js';
-import type { SlidingWindowParameters } from '../../../proto/src/fec/index.js';
 import type { HmacSha256 } from '../../../proto/src/session-mac.js';
-import { CANDIDATES_REFRESH_MS_DEFAULT, TICKET_PROVIDER_TIMEOUT_MS_DEFAULT } from '../core/constants.js';
-import type { RelaySelectorInit } from '../core/relay-selector.js';
+import { CANDIDATES_REFRESH_MS_DEFAULT, COORDINATOR_TIMEOUT_MS_DEFAULT, TICKET_PROVIDER_TIMEOUT_MS_DEFAULT } from '../core/constants.js';
+import type { ConnectOptionsBase, TicketGrant } from '../core/connect-options.js';
 import { TunnelClient, type PathInfo, type PathReport, type TunnelCandidate, type TunnelStats } from '../core/tunnel-client.js';
 import { browserCandidatesFromRoute, fetchRoute, postReports, type BrowserCandidate } from './coordinator-fetch.js';
 import { Emitter } from './emitter.js';
@@ -37,17 +36,7 @@ import { browserPeerConnectionFactory, type PeerConnectionFactory, type RtcConfi
 import { serveMacJobs, webCryptoHmacSha256 } from './webcrypto-hmac.js';
 import { WebRtcTransport, type SignalingRefusal } from './webrtc-transport.js';
 
-/** What the game backend hands the page: the coordinator's `POST /v1/session` answer fits as it is. */
-export interface TicketGrant {
-  /** 16 lowercase hex digits. */
-  readonly sessionId: string;
-  /** Ticket bytes, or base64. */
-  readonly ticket: Uint8Array | string;
-  /** 32-byte session key, or base64. */
-  readonly sessionKey: Uint8Array | string;
-  /** The exit relay the ticket names, if any (ranking only, as in the Node SDK). */
-  readonly exitRelay?: string;
-}
+export type { TicketGrant } from '../core/connect-options.js';
 
 /** Relays a browser connection opens peer connections to (and probes), default. */
 export const BROWSER_RELAYS_MAX_DEFAULT = 3;
@@ -55,42 +44,15 @@ export const BROWSER_RELAYS_MAX_DEFAULT = 3;
 const CLOSE_LINGER_MS = 200;
 
 /** Options of the browser {@link connect}. */
-export interface BrowserConnectOptions {
+export interface BrowserConnectOptions extends ConnectOptionsBase {
   /** Coordinator base URL, e.g. `https://coordinator.example.com` (same origin as the page, or CORS). */
   readonly coordinator: string;
-  /** Origin name, as the coordinator and relays know it. */
-  readonly origin: string;
-  /** A ticket obtained already. Give this or `ticketProvider`. */
-  readonly ticket?: TicketGrant;
-  /** Called once to obtain a ticket (normally from the game's backend). */
-  readonly ticketProvider?: () => Promise<TicketGrant>;
-  /** Reject with `SLIP_ERR_TICKET_PROVIDER` when the provider has not answered after this long, ms. Default 10 000. */
-  readonly ticketProviderTimeoutMs?: number;
-  /** Region hint for the coordinator's first ranking. */
-  readonly region?: string;
-  /** Client coordinates for the first ranking, degrees (both or neither). */
-  readonly latitude?: number;
-  readonly longitude?: number;
   /** Peer connections opened (and relays probed) at most: the coordinator's first N relays with a browser entry. Default 3 (1 = no warm backup). */
   readonly relaysMax?: number;
   /** Give up when no session opens within this long, ms. Default 10 000 (ICE, DTLS and SCTP come first). */
   readonly connectTimeoutMs?: number;
   /** A peer connection whose tunnel channel has not opened this long after its offer is dropped (and retried later), ms. Default 5000. */
   readonly peerConnectionTimeoutMs?: number;
-  /** Coordinator request timeout, ms. Default 3000. */
-  readonly coordinatorTimeoutMs?: number;
-  /** FEC modes offered, best first. Default `['sw', 'dup', 'rs', 'off']`, as the Node SDK. */
-  readonly fecModes?: readonly string[];
-  /** The session's FEC latency budget, ms (0–1000); see the Node SDK's option. Default: none sent. */
-  readonly latencyBudgetMs?: number;
-  /** Fixed upstream `sw` settings instead of the adaptive controller. Default none (adaptive). */
-  readonly slidingWindow?: Partial<SlidingWindowParameters>;
-  /** Selection rule tuning (sdk/README.md), as the Node SDK. */
-  readonly selector?: RelaySelectorInit;
-  /** Probe period of the current relay, ms (bounds failover detection). Default 100. */
-  readonly probeCurrentIntervalMs?: number;
-  /** Re-ask the coordinator for candidates this often, ms. Default 60 000. */
-  readonly refreshMs?: number;
   /** ICE servers for the peer connections (STUN/TURN). Default none: relays have public addresses. */
   readonly iceServers?: RtcConfigurationLike['iceServers'];
   /** Makes the peer connections. Default: the browser's `RTCPeerConnection`. */
@@ -260,7 +222,7 @@ export class BrowserConnection extends Emitter<BrowserConnectionEvents> {
 
   private scheduleRefresh(): void {
     this.refreshTimer = setTimeout(() => {
-      fetchRoute(this.options.coordinator, { ...this.options, exitRelay: this.exitRelay }, this.options.coordinatorTimeoutMs ?? 3000)
+      fetchRoute(this.options.coordinator, { ...this.options, exitRelay: this.exitRelay }, this.options.coordinatorTimeoutMs ?? COORDINATOR_TIMEOUT_MS_DEFAULT)
         .then((answer) => {
           if (this.isClosed) return;
           const candidates = browserCandidatesFromRoute(answer, this.exitRelay);
@@ -277,7 +239,7 @@ export class BrowserConnection extends Emitter<BrowserConnectionEvents> {
   }
 
   private report(reports: readonly PathReport[]): void {
-    postReports(this.options.coordinator, reports, this.options.coordinatorTimeoutMs ?? 3000).catch(() => {
+    postReports(this.options.coordinator, reports, this.options.coordinatorTimeoutMs ?? COORDINATOR_TIMEOUT_MS_DEFAULT).catch(() => {
       // Reports are best effort: selection does not need the coordinator.
     });
   }
@@ -339,7 +301,7 @@ export async function connect(options: BrowserConnectOptions): Promise<BrowserCo
   const createPeerConnection = options.createPeerConnection ?? browserPeerConnectionFactory();
   if (createPeerConnection === undefined) throw new TypeError('connect: this runtime has no RTCPeerConnection; give createPeerConnection');
   const hmac = options.hmac ?? webCryptoHmacSha256();
-  const timeoutMs = options.coordinatorTimeoutMs ?? 3000;
+  const timeoutMs = options.coordinatorTimeoutMs ?? COORDINATOR_TIMEOUT_MS_DEFAULT;
   const skipped: string[] = [];
   let candidates = browserCandidatesFromRoute(await fetchRoute(options.coordinator, options, timeoutMs), undefined, skipped);
   if (candidates.length === 0) throw new SlipstreamError(ErrorCode.NoRelay, `the coordinator at ${options.coordinator} has no healthy relay with a browser entry (tunnel.webrtc) for origin '${options.origin}'${skipped.length > 0 ? `; without one: ${skipped.join(', ')}` : ''}`);

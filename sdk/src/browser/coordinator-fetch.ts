@@ -5,11 +5,12 @@
  * reports. The page must be allowed to call the coordinator: same origin (a reverse
  * proxy in front of both), or CORS on the coordinator's side.
  */
-import { API_PATHS, type ClientPathReport, type RouteAnswer } from '../../../proto/src/api/contract.js';
+import { API_PATHS, routeQuery, type ClientPathReport, type RouteAnswer } from '../../../proto/src/api/contract.js';
 import { ErrorCode, SlipstreamError } from '../../../proto/src/errors.js';
 
 /** A relay the browser can reach: its id, its signaling URL and the coordinator's figures. */
 export interface BrowserCandidate {
+  /** The relay's id, as the coordinator names it. */
   readonly id: string;
   /** The relay's WebRTC signaling URL (`webrtcUrl` in the route answer). */
   readonly webrtcUrl: string;
@@ -21,10 +22,15 @@ export interface BrowserCandidate {
 
 /** The question: origin, hints, the ticket's exit relay. */
 export interface RouteQuestion {
+  /** Origin name, as the coordinator knows it. */
   readonly origin: string;
+  /** Region hint for the ranking. Default none. */
   readonly region?: string;
+  /** Client latitude, degrees (with `longitude`, or neither). Default none. */
   readonly latitude?: number;
+  /** Client longitude, degrees (with `latitude`, or neither). Default none. */
   readonly longitude?: number;
+  /** The ticket's exit relay: candidates are ranked by the path through it. Default none. */
   readonly exitRelay?: string;
 }
 
@@ -71,12 +77,8 @@ async function call(base: string, path: string, timeoutMs: number, init: { metho
 
 /** `GET /v1/route` (direct routes; through `exitRelay` when given). Rejects with a `SlipstreamError` (`SLIP_ERR_UNKNOWN_ORIGIN`, `SLIP_ERR_COORDINATOR_UNREACHABLE`). */
 export async function fetchRoute(base: string, question: RouteQuestion, timeoutMs: number): Promise<RouteAnswer> {
-  const q = new URLSearchParams({ origin: question.origin, twoHop: 'false' });
-  if (question.region !== undefined) q.set('region', question.region);
-  if (question.latitude !== undefined) q.set('lat', String(question.latitude));
-  if (question.longitude !== undefined) q.set('lon', String(question.longitude));
-  if (question.exitRelay !== undefined) q.set('exit', question.exitRelay);
-  const answer = (await call(base, `${API_PATHS.route}?${q.toString()}`, timeoutMs)) as RouteAnswer | undefined;
+  const query = routeQuery({ origin: question.origin, region: question.region, latitude: question.latitude, longitude: question.longitude, twoHop: false, exit: question.exitRelay });
+  const answer = (await call(base, `${API_PATHS.route}?${query}`, timeoutMs)) as RouteAnswer | undefined;
   if (answer === undefined || !Array.isArray(answer.candidates)) throw new SlipstreamError(ErrorCode.CoordinatorUnreachable, `the coordinator at ${base} answered GET ${API_PATHS.route} without a candidate list`);
   return answer;
 }

@@ -33,11 +33,15 @@ export const PEER_RETRY_MS_MAX = 10_000;
 
 /** A signaling refusal: the relay's status and its JSON body's `error`, `code` (`SLIP_ERR_*`, for ticket refusals) and `message`. */
 export interface SignalingRefusal {
+  /** The relay that refused, by the coordinator's id. */
   readonly relayId: string;
   /** HTTP status (0: the request failed: relay unreachable, CORS, timeout). */
   readonly status: number;
+  /** The body's `error` (a short reason), or the request's failure. */
   readonly error: string;
+  /** The body's `code` (`SLIP_ERR_*`) for ticket refusals; undefined otherwise. */
   readonly code: string | undefined;
+  /** The body's `message`, for people. */
   readonly message: string;
 }
 
@@ -94,6 +98,7 @@ export class WebRtcTransport implements TunnelFrameTransport {
   /** Peer connections created. */
   peerConnections = 0;
 
+  /** Opens nothing yet: peer connections open on {@link open} or on the first send to a relay. */
   constructor(private readonly init: WebRtcTransportInit) {
     this.bearer = base64url(init.ticket);
   }
@@ -143,6 +148,12 @@ export class WebRtcTransport implements TunnelFrameTransport {
     return (peer.opening ??= this.connect(peer).finally(() => (peer.opening = undefined)));
   }
 
+  /**
+   * Sends one tunnel frame to the relay at `to` (its placeholder endpoint) over its tunnel
+   * channel. Never throws: with no open channel, or more than
+   * {@link CHANNEL_BUFFERED_BYTES_MAX} buffered, the frame is dropped (counted in
+   * `dropped`), as a datagram would be lost.
+   */
   send(bytes: Uint8Array, to: Endpoint): void {
     if (this.closed) return;
     const peer = this.byEndpoint.get(`${to.address}|${to.port}`);
@@ -166,6 +177,7 @@ export class WebRtcTransport implements TunnelFrameTransport {
     }
   }
 
+  /** Sets the one handler of frames from every relay's tunnel channel (with that relay's placeholder endpoint). */
   onReceive(handler: ReceiveHandler): void {
     this.handler = handler;
   }

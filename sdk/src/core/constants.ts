@@ -68,6 +68,8 @@ export const UPSTREAM_FEC_OVERHEAD_MAX = 2;
 export const TICKET_PROVIDER_TIMEOUT_MS_DEFAULT = 10_000;
 /** Candidate list refresh period while connected, ms. */
 export const CANDIDATES_REFRESH_MS_DEFAULT = 60_000;
+/** Coordinator request timeout of `connect()` (`coordinatorTimeoutMs`), ms. */
+export const COORDINATOR_TIMEOUT_MS_DEFAULT = 3_000;
 
 /** Shortest probe period of a relay judged dead (silent, or its session failed), ms: the first re-probes come this soon. */
 export const RECOVERY_PROBE_INTERVAL_MS_MIN = 250;

@@ -14,7 +14,7 @@
  */
 import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { flagCommand, type Command } from '../../../kit/command.js';
+import { flagCommand, type Command, type CommandIo } from '../../../kit/command.js';
 import { bool, num, str, type FlagSpec } from '../../../kit/flags.js';
 import { CliUsageError } from '../../../proto/src/errors.js';
 import { loadScenario } from '../scenario/load.js';
@@ -92,8 +92,8 @@ function speedLine(report: QoeReport, wallMs: number, events: number): string {
   return `ran ${(simulatedMs / 1000).toFixed(0)} simulated s in ${(wallMs / 1000).toFixed(2)} s of wall time (${(simulatedMs / Math.max(1, wallMs)).toFixed(1)}× real time, ${events} events)`;
 }
 
-/** Why `path` cannot be created or overwritten, or undefined when it can (also `slipstream demo --html`). */
-export function unwritable(path: string): string | undefined {
+/** Why `path` cannot be created or overwritten, or undefined when it can (see {@link htmlTargetWritable}). */
+function unwritable(path: string): string | undefined {
   const full = resolve(path);
   if (existsSync(full)) {
     if (statSync(full).isDirectory()) return 'it is a directory; expected a file name such as report.html';
@@ -117,6 +117,18 @@ export function unwritable(path: string): string | undefined {
 /** The one line printed when the `--html` report cannot be written. */
 export const cannotWrite = (path: string, reason: string): string => `slipstream: --html ${path}: cannot write the report: ${reason}\n`;
 
+/**
+ * Checks `--html FILE` before a run, so a typo in the path costs no simulated minute:
+ * false, with the {@link cannotWrite} line printed, when the file cannot be written;
+ * true when it can or no report was asked for (also `slipstream demo --html`).
+ */
+export function htmlTargetWritable(html: string | undefined, io: Pick<CommandIo, 'err'>): boolean {
+  const problem = html === undefined ? undefined : unwritable(html);
+  if (problem === undefined) return true;
+  io.err(cannotWrite(html!, problem));
+  return false;
+}
+
 /** The `sim run` command. */
 export const runCommand: Command = flagCommand({
   path: 'sim run',
@@ -134,12 +146,7 @@ export const runCommand: Command = flagCommand({
       return 0;
     }
     const html = str(values, 'html');
-    // Checked before the run, so a typo in the path costs no simulated minute.
-    const problem = html === undefined ? undefined : unwritable(html);
-    if (problem !== undefined) {
-      io.err(cannotWrite(html!, problem));
-      return 1;
-    }
+    if (!htmlTargetWritable(html, io)) return 1;
     const seed = num(values, 'seed') ?? scenario.seed;
     const started = performance.now();
     const { report, events } = runScenario(scenario, seed);

@@ -83,6 +83,7 @@ export interface SdkScenarioInit {
 
 /** Both paths' packet logs of an {@link SdkScenario} with a direct route (absolute virtual times, ms). */
 export interface ScenarioPathLogs {
+  /** Over the direct route: each datagram's arrival at the origin, and each echo's at the client. */
   readonly direct: PathLog;
   /** Through Slipstream: the first copy the origin got of each datagram, and the first echo the client got. */
   readonly tunnel: PathLog;

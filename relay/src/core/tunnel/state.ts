@@ -61,11 +61,15 @@ export class TunnelSession extends SessionBase {
   playerId: string | undefined = undefined;
   /** Exit role: the address the session was opened from, when it is the player's (undefined when a fleet relay forwarded the open). */
   openedFromAddress: string | undefined = undefined;
+  /** Exit role: the port the session was opened from, with `openedFromAddress` (0: none). */
   openedFromPort = 0;
   /** The header in front of datagrams to the origin (origin-header.ts), and the mode and address it was built for. */
   originPrefix: Uint8Array | undefined = undefined;
+  /** The `proxyProtocol` mode `originPrefix` was built for (undefined: not built yet). */
   originPrefixMode: string | undefined = undefined;
+  /** The player address `originPrefix` was built for (undefined: unknown). */
   originPrefixAddress: string | undefined = undefined;
+  /** The player port `originPrefix` was built for (-1: not built yet). */
   originPrefixPort = -1;
   constructor(
     id: number,
