@@ -158,7 +158,13 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
     };
     if (udpIoInfo.note) progress(`${udpIoInfo.note}\n`);
     // The workers row's relay: `workers: N`, the same `udpIo` (with several workers the relay may run dgram; it says which).
-    const workersRelay = settings.workers > 1 && settings.l4 && settings.throughput ? await startBenchRelay('workers', dir, relayConfig(settings.udpIo, settings.workers, []), {}, children) : undefined;
+    // A relay that refuses to start with workers (e.g. `--udp-io batched` while batched runs with one worker only) leaves the row out, saying why.
+    let workersStartError: string | undefined;
+    const workersRelay =
+      settings.workers > 1 && settings.l4 && settings.throughput
+        ? await startBenchRelay('workers', dir, relayConfig(settings.udpIo, settings.workers, []), {}, children).catch((err: unknown) => void (workersStartError = err instanceof Error ? err.message : String(err)))
+        : undefined;
+    if (workersStartError !== undefined) progress(`workers row absent: the relay with workers: ${settings.workers} did not start: ${workersStartError}\n`);
     const baselineChild = new Child(spawn(process.execPath, [BASELINE, '0', '0', String(origin.udpPort), String(origin.tcpPort)], { stdio: ['ignore', 'pipe', 'inherit'] }));
     children.push(baselineChild);
     const ready = (await baselineChild.waitFor((l) => l.startsWith('ready'), 10_000)).split(' ');
@@ -400,7 +406,7 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
       : undefined;
     const workers = workersRelay
       ? { available: true, count: settings.workers, udpIo: workersRelay.udpIo.mode, reason: workersRelay.udpIo.reason, rows: workersRows }
-      : { available: false, note: `workers row absent: ${settings.workers <= 1 ? `--workers ${settings.workers}` : '--skip-l4 or --skip-throughput given'}`, rows: [] };
+      : { available: false, note: `workers row absent: ${workersStartError !== undefined ? `the relay with workers: ${settings.workers} did not start: ${workersStartError}` : settings.workers <= 1 ? `--workers ${settings.workers}` : '--skip-l4 or --skip-throughput given'}`, rows: [] };
     return { udp, latency, tcp, ...(tunnel ? { tunnel } : {}), ...(webrtc ? { webrtc } : {}), nginx: nginxInfo, udpIo: udpIoInfo, workers, settings };
   } finally {
     for (const child of children.reverse()) await child.stop();
