@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { LOAD_SCRIPT as LOAD, type LoadJob, type LoadResult } from './relay-load.js';
@@ -105,10 +105,10 @@ export class Child {
   }
 }
 
-/** CPU time (user + system) of a process so far, µs, from /proc (Linux); NaN elsewhere. */
-export function cpuUs(pid: number): number {
+/** CPU time (user + system) of a process so far, µs, from /proc (Linux; `statPath`: another stat file of the same format, a thread's); NaN elsewhere. */
+export function cpuUs(pid: number, statPath = `/proc/${pid}/stat`): number {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const fields = readFileSync(statPath, 'utf8').split(') ')[1]!.split(' ');
     return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND) * 1e6;
   } catch {
     return Number.NaN;
@@ -136,23 +136,48 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
 
 /** A forwarder under measurement: its ports and the process whose CPU counts (nginx: its worker). */
 export interface Target {
-  readonly name: 'relay' | 'baseline' | 'nginx';
+  readonly name: 'relay' | 'dgram' | 'workers' | 'baseline' | 'nginx';
   readonly pid: number;
   readonly udpPort: number;
   readonly tcpPort: number;
 }
 
+/** CPU time (user + system) of each thread of a process so far, µs, by thread id, from /proc/PID/task (Linux); empty elsewhere. */
+export function threadCpuUs(pid: number): Map<number, number> {
+  const byThread = new Map<number, number>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const us = cpuUs(Number(tid), `/proc/${pid}/task/${tid}/stat`);
+      if (!Number.isNaN(us)) byThread.set(Number(tid), us);
+    }
+  } catch {
+    // not Linux, or the process is gone: no per-thread figures
+  }
+  return byThread;
+}
+
+/** A `blast` measurement: delivered datagrams/s, the target's CPU per delivered datagram (µs), its CPU time over the offered-load time (1.0 = one core busy) and each thread's (busiest first). */
+export interface PpsResult {
+  pps: number;
+  cpuUsPerPacket: number;
+  cpuCores: number;
+  threadCores: number[];
+}
+
 /** Datagrams/s `target` delivers to the origin under a `blast` job, and its CPU per delivered datagram, µs. */
-export async function measurePps(origin: Origin, target: Target, job: Omit<LoadJob, 'port'>): Promise<{ pps: number; cpuUsPerPacket: number }> {
+export async function measurePps(origin: Origin, target: Target, job: Omit<LoadJob, 'port'>): Promise<PpsResult> {
   origin.echo = false;
   const before = origin.received;
   const cpuBefore = cpuUs(target.pid);
+  const threadsBefore = threadCpuUs(target.pid);
   await runLoad({ ...job, port: target.udpPort });
   // Let what is in flight land, so both targets are judged the same way.
   await new Promise((resolve) => setTimeout(resolve, 100));
   const delivered = origin.received - before;
   const cpu = cpuUs(target.pid) - cpuBefore;
-  return { pps: delivered / (job.durationMs / 1000), cpuUsPerPacket: delivered > 0 ? cpu / delivered : Number.NaN };
+  const wallUs = job.durationMs * 1000;
+  const threadCores = [...threadCpuUs(target.pid)].map(([tid, us]) => (us - (threadsBefore.get(tid) ?? 0)) / wallUs).sort((a, b) => b - a);
+  return { pps: delivered / (job.durationMs / 1000), cpuUsPerPacket: delivered > 0 ? cpu / delivered : Number.NaN, cpuCores: cpu / wallUs, threadCores };
 }
 
 /**

@@ -1,17 +1,33 @@
 /**
  * `slipstream bench relay`: starts a real relay process (every feature on: rate limits,
- * metrics endpoint, UDP health checks, tickets in tunnel mode; FEC off) and, in the
- * same run, the minimal Node forwarder of `relay-baseline.ts`, and measures both on
- * 127.0.0.1 with the same load generator (`relay-load.ts`, its own process) and the
- * same origin (this process). Every figure is measured in this run.
+ * metrics endpoint, UDP health checks, tickets in tunnel mode; FEC off; `udpIo` from
+ * `--udp-io`, default `auto`: batched when the addon loads) and, in the same run, the
+ * same relay forced onto `dgram` (when the first runs batched), a relay with
+ * `workers: N` (`--workers`), and the minimal Node forwarder of `relay-baseline.ts`, and
+ * measures them on 127.0.0.1 with the same load generator (`relay-load.ts`, its own
+ * process) and the same origin (this process). Every figure is measured in this run.
  *
  * JSON contract (`--json`; later checks depend on it):
- * `{udp: [{sizeBytes, flows, relayPps, baselinePps, ratio, relayCpuUsPerPacket, baselineCpuUsPerPacket, nginxPps?, nginxRatio?, nginxCpuUsPerPacket?}],
- *   latency: [{sizeBytes, relayP50AddedUs, relayP99AddedUs, baselineP50AddedUs, baselineP99AddedUs, p99Ratio, nginxP50AddedUs?, nginxP99AddedUs?, nginxP99Ratio?}],
+ * `{udp: [{sizeBytes, flows, relayUdpIo, relayPps, baselinePps, ratio, relayCpuUsPerPacket, baselineCpuUsPerPacket, nginxPps?, nginxRatio?, nginxCpuUsPerPacket?,
+ *          dgramPps?, dgramRatio?, dgramCpuUsPerPacket?, relayOverDgramRatio?, dgramNginxRatio?}],
+ *   latency: [{sizeBytes, relayP50AddedUs, relayP99AddedUs, baselineP50AddedUs, baselineP99AddedUs, p99Ratio, nginxP50AddedUs?, nginxP99AddedUs?, nginxP99Ratio?,
+ *              dgramP50AddedUs?, dgramP99AddedUs?, dgramNginxP99Ratio?}],
  *   tcp: [{conns, relayGbps, baselineGbps, ratio, nginxGbps?, nginxRatio?}],
  *   tunnel: {udp: [...same row shape...], latency: [...same row shape...]},
  *   nginx: {available: boolean, note?: string, config?: string},
+ *   udpIo: {relay: 'batched'|'dgram', reason: string, dgramRows: boolean, note?: string},
+ *   workers: {available: boolean, count?, udpIo?, reason?, note?: string, rows: [{mode, sizeBytes, flows, workers, workersUdpIo, workersPps, workersCpuCores,
+ *             workersThreadCores: number[], workersCpuUsPerPacket, relayPps, relayCpuCores, ratio, dgramPps?, dgramCpuCores?, dgramRatio?, nginxPps?, nginxRatio?}]},
  *   webrtc?: {...see bench/relay-webrtc.ts...}, settings: {...}}`
+ * `relay…` is the relay as run (`relayUdpIo` says which I/O: `batched`, or `dgram` when
+ * the addon cannot load or `dgram` was asked for — then `udpIo.note` says why and no
+ * `dgram…` fields appear); `dgram…` the same relay on the `dgram` fallback, measured in
+ * the same rounds (`dgramRatio` ÷ baseline, `dgramNginxRatio` ÷ nginx,
+ * `relayOverDgramRatio` batched ÷ dgram). The workers rows (L4 and tunnel, 100 B × 64
+ * flows, in the same rounds as that UDP row) give the `workers: N` relay's packets/s and
+ * CPU time over the offered-load time (`…CpuCores`; above 1.0 more than one core was
+ * busy; `workersThreadCores` its busiest N + 1 threads), beside workers: 1 (`relay…`,
+ * `ratio` = workers ÷ it) and the dgram relay (`dgramRatio` = workers ÷ it).
  * The baseline is the minimal Node forwarder with connected upstream sockets
  * (relay-baseline.ts). When nginx with the stream module is installed (relay-nginx.ts;
  * detected, never required) it is a third forwarder measured in the same rounds, and
@@ -27,25 +43,30 @@
  * `p99Ratio` is the median over rounds of the two forwarders' added p99s divided, each
  * pair measured together in one round (as `ratio` is for packets/s; see
  * {@link addedP99Ratio}); null when no round's baseline added p99 was above 0 µs. The tables end with
- * the issue's targets checked row by row: packets/s ratio ≥ 0.9, p99 ratio ≤ 1.5.
+ * the targets against the minimal forwarder checked row by row (packets/s ratio ≥ 0.9,
+ * p99 ratio ≤ 1.5), then issue #17's with this run's figures (bench/relay-report.ts).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { flagCommand, type Command, type CommandIo } from '../kit/command.js';
 import { bool, flagGiven, num, str, type FlagSpec } from '../kit/flags.js';
 import { sessionIdToHex } from '../proto/src/header.js';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
 import { BASELINE_SCRIPT } from './relay-baseline.js';
 import { type LoadTicket } from './relay-load.js';
-import { Child, cpuUs, HEALTH_PAYLOAD, measurePps, measureRttTogether, measureTcp, median, Origin, round, runQueueWaitUs, type Target } from './relay-measure.js';
+import { Child, cpuUs, measurePps, measureRttTogether, measureTcp, median, Origin, round, runQueueWaitUs, type PpsResult, type Target } from './relay-measure.js';
 import { findNginx, startNginx, type NginxProxy } from './relay-nginx.js';
-import { CAPACITY_CONNECTED_MIN, CAPACITY_LOSS_MAX, webrtcRows, type WebRtcRows } from './relay-webrtc.js';
+import { relayConfigText, startBenchRelay, UDP_IO_ENV, type BenchRelay, type BenchUdpIo } from './relay-procs.js';
+import { printTables, type LatencyRow, type TcpRow, type UdpRow, type WorkersRow } from './relay-report.js';
+import { webrtcRows } from './relay-webrtc.js';
 import { freePort } from '../kit/free-port.js';
 import { CliUsageError } from '../proto/src/errors.js';
+
+/** `--workers` when not given: 2 on a machine with at least 2 cores, else 0 (no workers row). */
+const DEFAULT_WORKERS = availableParallelism() >= 2 ? 2 : 0;
 
 const FLAGS: Record<string, FlagSpec> = {
   json: { type: 'boolean', description: 'Print one JSON object instead of tables' },
@@ -59,61 +80,21 @@ const FLAGS: Record<string, FlagSpec> = {
   'skip-throughput': { type: 'boolean', description: 'Skip the UDP packets/s rows: latency rows only' },
   'skip-nginx': { type: 'boolean', description: 'Do not measure nginx stream even when it is installed' },
   'skip-webrtc': { type: 'boolean', description: 'Skip the WebRTC (DataChannel) rows' },
+  'udp-io': { type: 'string', valueName: 'MODE', choices: ['auto', 'batched', 'dgram'], description: 'udpIo of the measured relay and of the workers row\'s relay (auto: batched when the addon loads); SLIPSTREAM_UDP_IO in the environment overrides it', default: 'auto' },
+  'skip-dgram': { type: 'boolean', description: 'Do not measure the dgram relay beside the batched one' },
+  workers: { type: 'integer', valueName: 'N', min: 0, max: 64, description: `Workers of the workers row (a relay with workers: N beside workers: 1, L4 and tunnel 100 B × 64 flows); 0 or 1: no workers row (default: 2 on a machine with ≥ 2 cores, else 0; here ${DEFAULT_WORKERS})` },
   'webrtc-sessions': { type: 'string', valueName: 'N,N,…', description: 'Capacity steps of the WebRTC rows: concurrent 60 messages/s sessions per step, at most 5 steps of at most 1000 (--quick: 10)', default: '50,100,200' },
 };
 
-const CLI = fileURLToPath(new URL('../cli/slipstream.js', import.meta.url));
 const BASELINE = BASELINE_SCRIPT;
 const SIZES = [100, 1200];
 const FLOWS = [1, 64];
+/** The UDP row the workers row rides on: 100 B × 64 flows (many flows, so the kernel spreads them over the workers). */
+const WORKERS_SIZE_BYTES = 100;
+const WORKERS_FLOWS = 64;
 /** The direct reference path sends on every 10th tick (1,000 packets/s): enough samples, little extra load on the origin. */
 const DIRECT_EVERY = 10;
 
-/** One UDP throughput row. */
-interface UdpRow {
-  sizeBytes: number;
-  flows: number;
-  relayPps: number;
-  baselinePps: number;
-  ratio: number;
-  relayCpuUsPerPacket: number;
-  baselineCpuUsPerPacket: number;
-  /** With nginx installed: its delivered packets/s, the relay's over it (median of per-round ratios), its worker's CPU per packet, µs. */
-  nginxPps?: number;
-  nginxRatio?: number;
-  nginxCpuUsPerPacket?: number;
-}
-/** One latency row. */
-interface LatencyRow {
-  sizeBytes: number;
-  relayP50AddedUs: number;
-  relayP99AddedUs: number;
-  baselineP50AddedUs: number;
-  baselineP99AddedUs: number;
-  /** Median over rounds of relay +p99 / baseline +p99, each pair from one round. */
-  p99Ratio: number;
-  /** With nginx installed: its added p50/p99, µs, and the relay's +p99 over it (median of per-round ratios). */
-  nginxP50AddedUs?: number;
-  nginxP99AddedUs?: number;
-  nginxP99Ratio?: number;
-}
-/** The targets the tables are checked against: relay packets/s at least this × the baseline's… */
-const PPS_RATIO_MIN = 0.9;
-/** …and relay added p99 latency at most this × the baseline's. */
-const P99_RATIO_MAX = 1.5;
-/** Issue #17's targets against nginx stream with one worker: relay packets/s at least this × nginx's… */
-const NGINX_PPS_RATIO_MIN = 1.3;
-/** …and relay added p99 at most nginx's. */
-const NGINX_P99_RATIO_MAX = 1.0;
-/** One TCP row. */
-interface TcpRow {
-  conns: number;
-  relayGbps: number;
-  baselineGbps: number;
-  ratio: number;
-  nginxGbps?: number;
-  nginxRatio?: number;
-}
 
 
 interface Settings {
@@ -125,6 +106,12 @@ interface Settings {
   l4: boolean;
   throughput: boolean;
   nginx: boolean;
+  /** The measured relay's `udpIo` (and the workers relay's). */
+  udpIo: BenchUdpIo;
+  /** Measure the dgram relay beside a batched one. */
+  dgram: boolean;
+  /** Workers of the workers row; ≤ 1: none. */
+  workers: number;
   /** Capacity steps of the WebRTC rows; undefined: no WebRTC rows. */
   webrtcSessions: number[] | undefined;
 }
@@ -151,67 +138,33 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
     const seed = randomBytes(32);
     const signingKey = ticketSigningKeyFromSeed(seed);
     const sealKey = randomBytes(32);
-    const config = [
-      'logLevel: warn',
-      'upstreamBindAddress: 127.0.0.1',
-      'socketReceiveBufferBytes: 8388608',
-      // Origin-facing sockets too (the baseline's upstream sockets get the same): with
-      // the OS default (~208 KiB) a stall of a few ms at 10,000 packets/s of 1200 B
-      // overflows them, and echoes are lost in both forwarders.
-      'upstreamReceiveBufferBytes: 8388608',
-      'metrics:',
-      '  listen: 127.0.0.1:0',
-      'limits:',
-      // Every limit on, set above what the bench offers so that it measures their cost, not their effect.
-      '  sessionsMax: 100000',
-      '  sessionsPerSourceMax: 1000',
-      '  newSessionsPerSourcePerSecond: 1000',
-      '  sourcePacketsPerSecond: 10000000',
-      '  sourceBytesPerSecond: 10000000000',
-      '  sessionPacketsPerSecond: 10000000',
-      '  sessionBytesPerSecond: 10000000000',
-      '  unauthenticatedPacketsPerSecond: 1000',
-      '  ticketVerificationsPerSecond: 100000',
-      '  ticketVerificationsPerSourcePerSecond: 100000',
-      'originGroups:',
-      '  bench:',
-      `    origins: [127.0.0.1:${origin.udpPort}]`,
-      '    healthCheck:',
-      '      mode: udp',
-      '      intervalMs: 1000',
-      '      timeoutMs: 500',
-      `      udpPayloadHex: '${HEALTH_PAYLOAD.toString('hex')}'`,
-      '  benchTcp:',
-      `    origins: [127.0.0.1:${origin.tcpPort}]`,
-      'rules:',
-      '  - name: bench-udp',
-      '    protocol: udp',
-      '    listen: 127.0.0.1:0',
-      '    group: bench',
-      '  - name: bench-tcp',
-      '    protocol: tcp',
-      '    listen: 127.0.0.1:0',
-      '    group: benchTcp',
-      'tunnel:',
-      '  listen: 127.0.0.1:0',
-      `  ticketPublicKey: ${Buffer.from(rawPublicKey(signingKey)).toString('base64')}`,
-      `  sealKey: ${sealKey.toString('base64')}`,
-      '  origins:',
-      `    bench: 127.0.0.1:${origin.udpPort}`,
-      '  fec:',
-      '    modes: [off]',
-      ...(settings.webrtcSessions
-        ? ['  webrtc:', '    listen: 127.0.0.1:0', `    udpMuxPort: ${await freePort('udp')}`, // Room for every step's peer connections at once: the relay reaps a closed one only when it sees it close.
-            `    peerConnectionsMax: ${settings.webrtcSessions.reduce((a, b) => a + b, 0) + 200}`]
-        : []),
-    ].join('\n');
-    const configPath = join(dir, 'relay.yaml');
-    writeFileSync(configPath, config);
-    const relayChild = new Child(spawn(process.execPath, [CLI, 'relay', '--config', configPath, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'inherit'] }));
-    children.push(relayChild);
-    const started = JSON.parse(await relayChild.waitFor((l) => l.includes('"relay started"'), 15_000)) as { addresses: { rules: Record<string, { port: number }[]>; tunnel: { port: number }; metrics?: { port: number }; webrtc?: { port: number } } };
-    const relay: Target = { name: 'relay', pid: relayChild.process.pid!, udpPort: started.addresses.rules['bench-udp']![0]!.port, tcpPort: started.addresses.rules['bench-tcp']![0]!.port };
-    const tunnelPort = started.addresses.tunnel.port;
+    const relayConfig = (udpIo: BenchUdpIo, workers: number, webrtcLines: string[]): string =>
+      relayConfigText({ originUdpPort: origin.udpPort, originTcpPort: origin.tcpPort, ticketPublicKeyBase64: Buffer.from(rawPublicKey(signingKey)).toString('base64'), sealKeyBase64: sealKey.toString('base64'), udpIo, workers, webrtcLines });
+    const webrtcLines = settings.webrtcSessions
+      ? ['  webrtc:', '    listen: 127.0.0.1:0', `    udpMuxPort: ${await freePort('udp')}`, // Room for every step's peer connections at once: the relay reaps a closed one only when it sees it close.
+          `    peerConnectionsMax: ${settings.webrtcSessions.reduce((a, b) => a + b, 0) + 200}`]
+      : [];
+    // The relay as configured (batched when the addon loads, with the default `auto`)…
+    const main = await startBenchRelay('relay', dir, relayConfig(settings.udpIo, 1, webrtcLines), {}, children);
+    const relay = main.target;
+    const tunnelPort = main.tunnelPort;
+    // …and, when that one runs batched, the same relay on the dgram fallback, in the same rounds.
+    const dgramRelay = main.udpIo.mode === 'batched' && settings.dgram ? await startBenchRelay('dgram', dir, relayConfig('dgram', 1, []), { [UDP_IO_ENV]: 'dgram' }, children) : undefined;
+    const udpIoInfo = {
+      relay: main.udpIo.mode,
+      reason: main.udpIo.reason,
+      dgramRows: dgramRelay !== undefined,
+      ...(dgramRelay ? {} : { note: main.udpIo.mode === 'batched' ? 'dgram rows absent: --skip-dgram given' : `dgram only: the relay runs dgram (${main.udpIo.reason}), so its rows are the dgram path's and no batched rows exist` }),
+    };
+    if (udpIoInfo.note) progress(`${udpIoInfo.note}\n`);
+    // The workers row's relay: `workers: N`, the same `udpIo` (with several workers the relay may run dgram; it says which).
+    // A relay that refuses to start with workers (e.g. `--udp-io batched` while batched runs with one worker only) leaves the row out, saying why.
+    let workersStartError: string | undefined;
+    const workersRelay =
+      settings.workers > 1 && settings.l4 && settings.throughput
+        ? await startBenchRelay('workers', dir, relayConfig(settings.udpIo, settings.workers, []), {}, children).catch((err: unknown) => void (workersStartError = err instanceof Error ? err.message : String(err)))
+        : undefined;
+    if (workersStartError !== undefined) progress(`workers row absent: the relay with workers: ${settings.workers} did not start: ${workersStartError}\n`);
     const baselineChild = new Child(spawn(process.execPath, [BASELINE, '0', '0', String(origin.udpPort), String(origin.tcpPort)], { stdio: ['ignore', 'pipe', 'inherit'] }));
     children.push(baselineChild);
     const ready = (await baselineChild.waitFor((l) => l.startsWith('ready'), 10_000)).split(' ');
@@ -233,7 +186,7 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
         return { ticketBase64: Buffer.from(ticket).toString('base64'), idHigh: idHigh >>> 0, idLow: idLow >>> 0, sessionKeyBase64: sessionKey.toString('base64') };
       });
 
-    const relayMetricsPort = started.addresses.metrics?.port;
+    const relayMetricsPort = main.metricsPort;
     /** The relay's event-loop delay since the previous call, µs (its /metrics resets the window at each scrape). */
     const relayLoopDelay = async (): Promise<{ p99: number; max: number }> => {
       if (relayMetricsPort === undefined) return { p99: Number.NaN, max: Number.NaN };
@@ -245,42 +198,84 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
     // alternating between rounds, so that a busy moment of the shared machine hits both
     // alike; rows report the median over rounds (ratios: the median of the per-round
     // ratios, each from one adjacent relay/baseline pair).
+    const workersRows: WorkersRow[] = [];
+    /** A relay's target in `mode`: its rule port (L4) or its tunnel port. */
+    const relayIn = (mode: 'l4' | 'tunnel', r: BenchRelay): Target => (mode === 'l4' ? r.target : { ...r.target, udpPort: r.tunnelPort });
     const udpRows = async (mode: 'l4' | 'tunnel'): Promise<UdpRow[]> => {
       const rows: UdpRow[] = [];
       for (const sizeBytes of SIZES) {
         for (const flows of FLOWS) {
-          type Pps = { pps: number; cpuUsPerPacket: number };
-          const rounds: { relay: Pps; baseline: Pps; nginx: Pps | undefined }[] = [];
+          const withWorkers = workersRelay !== undefined && sizeBytes === WORKERS_SIZE_BYTES && flows === WORKERS_FLOWS;
+          // Every forwarder of the row, measured back to back in each round, the order rotating.
+          const targets: { target: Target; tunnel: boolean }[] = [
+            { target: relayIn(mode, main), tunnel: mode === 'tunnel' },
+            ...(dgramRelay ? [{ target: relayIn(mode, dgramRelay), tunnel: mode === 'tunnel' }] : []),
+            { target: baseline, tunnel: false },
+            ...(nginx ? [{ target: nginx, tunnel: false }] : []),
+            ...(withWorkers ? [{ target: relayIn(mode, workersRelay), tunnel: mode === 'tunnel' }] : []),
+          ];
+          const rounds: Partial<Record<Target['name'], PpsResult>>[] = [];
           for (let r = 0; r < settings.repeat; r++) {
             const job = { mode: 'blast' as const, flows, sizeBytes, durationMs: settings.durationMs, rateHz: 0, count: 0 };
-            const steps = [
-              () => measurePps(origin, mode === 'l4' ? relay : { ...relay, udpPort: tunnelPort }, { ...job, tunnel: mode === 'tunnel' ? tickets(flows) : undefined }),
-              () => measurePps(origin, baseline, { ...job, tunnel: undefined }),
-              ...(nginx ? [() => measurePps(origin, nginx, { ...job, tunnel: undefined })] : []),
-            ];
-            const [viaRelay, viaBaseline, viaNginx] = await rotated(r, steps);
-            rounds.push({ relay: viaRelay!, baseline: viaBaseline!, nginx: viaNginx });
+            const results = await rotated(r, targets.map(({ target, tunnel }) => () => measurePps(origin, target, { ...job, tunnel: tunnel ? tickets(flows) : undefined })));
+            rounds.push(Object.fromEntries(targets.map(({ target }, i) => [target.name, results[i]!])));
           }
+          /** The median over rounds of `f` applied to each round's results of `a` (and `b`). */
+          const med = (a: Target['name'], f: (x: PpsResult) => number): number => median(rounds.map((x) => f(x[a]!)));
+          const ratio = (a: Target['name'], b: Target['name']): number => round(median(rounds.map((x) => x[a]!.pps / x[b]!.pps)), 3);
+          const roundRatios = (a: Target['name'], b: Target['name']): number[] => rounds.map((x) => round(x[a]!.pps / x[b]!.pps, 3));
           const row = {
             sizeBytes,
             flows,
-            relayPps: Math.round(median(rounds.map((x) => x.relay.pps))),
-            baselinePps: Math.round(median(rounds.map((x) => x.baseline.pps))),
-            ratio: round(median(rounds.map((x) => x.relay.pps / x.baseline.pps)), 3),
-            relayCpuUsPerPacket: round(median(rounds.map((x) => x.relay.cpuUsPerPacket)), 2),
-            baselineCpuUsPerPacket: round(median(rounds.map((x) => x.baseline.cpuUsPerPacket)), 2),
-            roundRatios: rounds.map((x) => round(x.relay.pps / x.baseline.pps, 3)),
+            relayUdpIo: main.udpIo.mode,
+            relayPps: Math.round(med('relay', (x) => x.pps)),
+            baselinePps: Math.round(med('baseline', (x) => x.pps)),
+            ratio: ratio('relay', 'baseline'),
+            relayCpuUsPerPacket: round(med('relay', (x) => x.cpuUsPerPacket), 2),
+            baselineCpuUsPerPacket: round(med('baseline', (x) => x.cpuUsPerPacket), 2),
+            roundRatios: roundRatios('relay', 'baseline'),
             ...(nginx
               ? {
-                  nginxPps: Math.round(median(rounds.map((x) => x.nginx!.pps))),
-                  nginxRatio: round(median(rounds.map((x) => x.relay.pps / x.nginx!.pps)), 3),
-                  nginxCpuUsPerPacket: round(median(rounds.map((x) => x.nginx!.cpuUsPerPacket)), 2),
-                  roundNginxRatios: rounds.map((x) => round(x.relay.pps / x.nginx!.pps, 3)),
+                  nginxPps: Math.round(med('nginx', (x) => x.pps)),
+                  nginxRatio: ratio('relay', 'nginx'),
+                  nginxCpuUsPerPacket: round(med('nginx', (x) => x.cpuUsPerPacket), 2),
+                  roundNginxRatios: roundRatios('relay', 'nginx'),
+                }
+              : {}),
+            ...(dgramRelay
+              ? {
+                  dgramPps: Math.round(med('dgram', (x) => x.pps)),
+                  dgramRatio: ratio('dgram', 'baseline'),
+                  dgramCpuUsPerPacket: round(med('dgram', (x) => x.cpuUsPerPacket), 2),
+                  relayOverDgramRatio: ratio('relay', 'dgram'),
+                  ...(nginx ? { dgramNginxRatio: ratio('dgram', 'nginx') } : {}),
                 }
               : {}),
           };
-          progress(`${mode} udp ${sizeBytes} B × ${flows} flows: relay ${row.relayPps} pps, baseline ${row.baselinePps} pps, ratio ${row.ratio} (rounds ${row.roundRatios.join(' ')})${row.nginxPps !== undefined ? `; nginx ${row.nginxPps} pps, relay/nginx ${row.nginxRatio} (rounds ${row.roundNginxRatios!.join(' ')})` : ''}\n`);
+          progress(`${mode} udp ${sizeBytes} B × ${flows} flows: relay (${main.udpIo.mode}) ${row.relayPps} pps, baseline ${row.baselinePps} pps, ratio ${row.ratio} (rounds ${row.roundRatios.join(' ')})${row.nginxPps !== undefined ? `; nginx ${row.nginxPps} pps, relay/nginx ${row.nginxRatio} (rounds ${row.roundNginxRatios!.join(' ')})` : ''}${row.dgramPps !== undefined ? `; dgram relay ${row.dgramPps} pps, ratio ${row.dgramRatio}${row.dgramNginxRatio !== undefined ? `, /nginx ${row.dgramNginxRatio}` : ''}` : ''}\n`);
           rows.push(row);
+          if (withWorkers) {
+            const cores = (name: Target['name']): number => round(med(name, (x) => x.cpuCores), 2);
+            const threads = Array.from({ length: settings.workers + 1 }, (_, i) => round(median(rounds.map((x) => x.workers!.threadCores[i] ?? 0)), 2));
+            const w: WorkersRow = {
+              mode,
+              sizeBytes,
+              flows,
+              workers: settings.workers,
+              workersUdpIo: workersRelay.udpIo.mode,
+              workersPps: Math.round(med('workers', (x) => x.pps)),
+              workersCpuCores: cores('workers'),
+              workersThreadCores: threads,
+              workersCpuUsPerPacket: round(med('workers', (x) => x.cpuUsPerPacket), 2),
+              relayPps: row.relayPps,
+              relayCpuCores: cores('relay'),
+              ratio: ratio('workers', 'relay'),
+              ...(dgramRelay ? { dgramPps: row.dgramPps!, dgramCpuCores: cores('dgram'), dgramRatio: ratio('workers', 'dgram') } : {}),
+              ...(nginx ? { nginxPps: row.nginxPps!, nginxRatio: ratio('workers', 'nginx') } : {}),
+            };
+            progress(`${mode} workers: ${w.workers} (${w.workersUdpIo}) ${sizeBytes} B × ${flows} flows: ${w.workersPps} pps, ${w.workersCpuCores} cores busy (threads ${w.workersThreadCores.join(' ')}); workers: 1 ${w.relayPps} pps, ${w.relayCpuCores} cores; ratio ${w.ratio}${w.dgramRatio !== undefined ? `, ÷ dgram ${w.dgramRatio}` : ''}\n`);
+            workersRows.push(w);
+          }
         }
       }
       return rows;
@@ -297,20 +292,24 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
         // in the same instants; added latency is each path's percentile minus the direct
         // path's from the same window. The median over rounds is kept.
         type Rtt = { p50: number; p99: number; lossFraction?: number };
-        const samples: { relay: Rtt; baseline: Rtt; nginx: Rtt | undefined; relayLoopP99Us: number; relayLoopMaxUs: number; relaySessions: number; relayCpuUs: number; baselineCpuUs: number; relayWaitUs: number; baselineWaitUs: number }[] = [];
+        const samples: { relay: Rtt; baseline: Rtt; nginx: Rtt | undefined; dgram: Rtt | undefined; relayLoopP99Us: number; relayLoopMaxUs: number; relaySessions: number; relayCpuUs: number; baselineCpuUs: number; relayWaitUs: number; baselineWaitUs: number }[] = [];
         for (let r = 0; r < settings.repeat; r++) {
           await relayLoopDelay();
           const cpuBefore = [cpuUs(relay.pid), cpuUs(baseline.pid)];
           const waitBefore = [runQueueWaitUs(relay.pid), runQueueWaitUs(baseline.pid)];
           const paths = [
             { port: origin.udpPort, sizeBytes: mode === 'tunnel' ? sizeBytes - 24 : sizeBytes, every: DIRECT_EVERY },
-            { port: mode === 'l4' ? relay.udpPort : tunnelPort, sizeBytes, tunnel: mode === 'tunnel' ? tickets(1)[0] : undefined },
+            { port: relayIn(mode, main).udpPort, sizeBytes, tunnel: mode === 'tunnel' ? tickets(1)[0] : undefined },
             { port: baseline.udpPort, sizeBytes },
             ...(nginx ? [{ port: nginx.udpPort, sizeBytes }] : []),
+            ...(dgramRelay ? [{ port: relayIn(mode, dgramRelay).udpPort, sizeBytes, tunnel: mode === 'tunnel' ? tickets(1)[0] : undefined }] : []),
           ];
           // Rotate the order the paths are opened and listed in, round by round.
           const order = paths.map((_, i) => (i + r) % paths.length);
-          const [direct, viaRelay, viaBaseline, viaNginx] = await measureRttTogether(origin, order.map((i) => paths[i]!), settings.latencyPackets).then((rtts) => paths.map((_, i) => rtts[order.indexOf(i)]!));
+          const rtts = await measureRttTogether(origin, order.map((i) => paths[i]!), settings.latencyPackets).then((all) => paths.map((_, i) => all[order.indexOf(i)]!));
+          const [direct, viaRelay, viaBaseline] = rtts;
+          const viaNginx = nginx ? rtts[3] : undefined;
+          const viaDgram = dgramRelay ? rtts[nginx ? 4 : 3] : undefined;
           const cpuAfter = [cpuUs(relay.pid), cpuUs(baseline.pid)];
           const waitAfter = [runQueueWaitUs(relay.pid), runQueueWaitUs(baseline.pid)];
           const relayLoop = await relayLoopDelay();
@@ -318,6 +317,7 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
             relay: { p50: viaRelay!.p50 - direct!.p50, p99: viaRelay!.p99 - direct!.p99, lossFraction: viaRelay!.lossFraction },
             baseline: { p50: viaBaseline!.p50 - direct!.p50, p99: viaBaseline!.p99 - direct!.p99, lossFraction: viaBaseline!.lossFraction },
             nginx: viaNginx ? { p50: viaNginx.p50 - direct!.p50, p99: viaNginx.p99 - direct!.p99, lossFraction: viaNginx.lossFraction } : undefined,
+            dgram: viaDgram ? { p50: viaDgram.p50 - direct!.p50, p99: viaDgram.p99 - direct!.p99, lossFraction: viaDgram.lossFraction } : undefined,
             relayLoopP99Us: relayLoop.p99,
             relayLoopMaxUs: relayLoop.max,
             relaySessions: await relaySessionCount(),
@@ -354,8 +354,16 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
                 nginxEchoLossFraction: round(median(samples.map((x) => x.nginx!.lossFraction ?? 0)), 4),
               }
             : {}),
+          ...(dgramRelay
+            ? {
+                dgramP50AddedUs: round(median(samples.map((x) => x.dgram!.p50)), 1),
+                dgramP99AddedUs: round(median(samples.map((x) => x.dgram!.p99)), 1),
+                dgramEchoLossFraction: round(median(samples.map((x) => x.dgram!.lossFraction ?? 0)), 4),
+                ...(nginx ? { dgramNginxP99Ratio: round(median(samples.map((x) => addedP99Ratio(x.dgram!.p99, x.nginx!.p99))), 3) } : {}),
+              }
+            : {}),
         };
-        progress(`${mode} latency ${sizeBytes} B at 10k pps: relay +${row.relayP50AddedUs}/+${row.relayP99AddedUs} µs (p50/p99), baseline +${row.baselineP50AddedUs}/+${row.baselineP99AddedUs} µs; relay loop delay p99 ${row.relayEventLoopDelayP99Us} µs, max ${row.relayEventLoopDelayMaxUs} µs; echo loss relay ${row.relayEchoLossFraction} baseline ${row.baselineEchoLossFraction}; CPU/echo relay ${row.relayCpuUsPerEcho} µs baseline ${row.baselineCpuUsPerEcho} µs; run-queue wait relay ${row.relayRunQueueWaitMs} ms baseline ${row.baselineRunQueueWaitMs} ms; rounds ${row.roundP99AddedUs.map((x) => `${x.relay}/${x.baseline}`).join(' ')}; relay sessions ${row.relaySessionsAfter.join(' ')}${row.nginxP99AddedUs !== undefined ? `; nginx +${row.nginxP50AddedUs}/+${row.nginxP99AddedUs} µs, relay/nginx p99 ratio ${row.nginxP99Ratio}` : ''}\n`);
+        progress(`${mode} latency ${sizeBytes} B at 10k pps: relay +${row.relayP50AddedUs}/+${row.relayP99AddedUs} µs (p50/p99), baseline +${row.baselineP50AddedUs}/+${row.baselineP99AddedUs} µs; relay loop delay p99 ${row.relayEventLoopDelayP99Us} µs, max ${row.relayEventLoopDelayMaxUs} µs; echo loss relay ${row.relayEchoLossFraction} baseline ${row.baselineEchoLossFraction}; CPU/echo relay ${row.relayCpuUsPerEcho} µs baseline ${row.baselineCpuUsPerEcho} µs; run-queue wait relay ${row.relayRunQueueWaitMs} ms baseline ${row.baselineRunQueueWaitMs} ms; rounds ${row.roundP99AddedUs.map((x) => `${x.relay}/${x.baseline}`).join(' ')}; relay sessions ${row.relaySessionsAfter.join(' ')}${row.nginxP99AddedUs !== undefined ? `; nginx +${row.nginxP50AddedUs}/+${row.nginxP99AddedUs} µs, relay/nginx p99 ratio ${row.nginxP99Ratio}` : ''}${row.dgramP99AddedUs !== undefined ? `; dgram relay +${row.dgramP50AddedUs}/+${row.dgramP99AddedUs} µs` : ''}\n`);
         rows.push(row);
       }
       return rows;
@@ -394,9 +402,12 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
     }
     const tunnel = settings.tunnel ? { udp: settings.throughput ? await udpRows('tunnel') : [], latency: await latencyRows('tunnel') } : undefined;
     const webrtc = settings.webrtcSessions
-      ? await webrtcRows({ origin, relay, tunnelPort, signalingUrl: `http://127.0.0.1:${started.addresses.webrtc!.port}/webrtc`, tickets, repeat: settings.repeat, durationMs: settings.durationMs, capacitySessions: settings.webrtcSessions, throughput: settings.throughput, progress })
+      ? await webrtcRows({ origin, relay, tunnelPort, signalingUrl: `http://127.0.0.1:${main.webrtcPort!}/webrtc`, tickets, repeat: settings.repeat, durationMs: settings.durationMs, capacitySessions: settings.webrtcSessions, throughput: settings.throughput, progress })
       : undefined;
-    return { udp, latency, tcp, ...(tunnel ? { tunnel } : {}), ...(webrtc ? { webrtc } : {}), nginx: nginxInfo, settings };
+    const workers = workersRelay
+      ? { available: true, count: settings.workers, udpIo: workersRelay.udpIo.mode, reason: workersRelay.udpIo.reason, rows: workersRows }
+      : { available: false, note: `workers row absent: ${workersStartError !== undefined ? `the relay with workers: ${settings.workers} did not start: ${workersStartError}` : settings.workers <= 1 ? `--workers ${settings.workers}` : '--skip-l4 or --skip-throughput given'}`, rows: [] };
+    return { udp, latency, tcp, ...(tunnel ? { tunnel } : {}), ...(webrtc ? { webrtc } : {}), nginx: nginxInfo, udpIo: udpIoInfo, workers, settings };
   } finally {
     for (const child of children.reverse()) await child.stop();
     await nginxProxy?.stop();
@@ -405,87 +416,6 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
   }
 }
 
-
-function printTables(result: Record<string, unknown>, io: CommandIo): void {
-  const udp = result.udp as UdpRow[];
-  const latency = result.latency as LatencyRow[];
-  const tcp = result.tcp as TcpRow[];
-  const tunnel = result.tunnel as { udp: UdpRow[]; latency: LatencyRow[] } | undefined;
-  const udpTable = (title: string, rows: UdpRow[]): void => {
-    if (rows.length === 0) return; // skipped (--skip-throughput, --skip-l4)
-    const withNginx = rows[0]!.nginxPps !== undefined;
-    io.out(`\n${title}\n  size B  flows   relay pps  baseline pps  ratio  relay µs/pkt  baseline µs/pkt${withNginx ? '   nginx pps  vs nginx  nginx µs/pkt' : ''}\n`);
-    for (const r of rows) {
-      const nginxCells = withNginx ? `  ${String(r.nginxPps).padStart(10)}  ${r.nginxRatio!.toFixed(3).padStart(8)}  ${String(r.nginxCpuUsPerPacket).padStart(12)}` : '';
-      io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.flows).padStart(5)}  ${String(r.relayPps).padStart(10)}  ${String(r.baselinePps).padStart(12)}  ${r.ratio.toFixed(3).padStart(5)}  ${String(r.relayCpuUsPerPacket).padStart(12)}  ${String(r.baselineCpuUsPerPacket).padStart(15)}${nginxCells}\n`);
-    }
-  };
-  const latencyTable = (title: string, rows: LatencyRow[]): void => {
-    if (rows.length === 0) return;
-    const withNginx = rows[0]!.nginxP99AddedUs !== undefined;
-    const ratioText = (ratio: number | null | undefined): string => (ratio === null || ratio === undefined || Number.isNaN(ratio) ? 'n/a' : ratio.toFixed(3));
-    io.out(`\n${title}\n  size B  relay +p50 µs  relay +p99 µs  baseline +p50 µs  baseline +p99 µs  p99 ratio${withNginx ? '  nginx +p50 µs  nginx +p99 µs  p99 vs nginx' : ''}\n`);
-    for (const r of rows) {
-      const nginxCells = withNginx ? `  ${String(r.nginxP50AddedUs).padStart(13)}  ${String(r.nginxP99AddedUs).padStart(13)}  ${ratioText(r.nginxP99Ratio).padStart(12)}` : '';
-      io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.relayP50AddedUs).padStart(13)}  ${String(r.relayP99AddedUs).padStart(13)}  ${String(r.baselineP50AddedUs).padStart(16)}  ${String(r.baselineP99AddedUs).padStart(16)}  ${ratioText(r.p99Ratio).padStart(9)}${nginxCells}\n`);
-    }
-  };
-  udpTable('L4 UDP forwarding (max delivered packets/s; relay CPU per packet)', udp);
-  latencyTable('L4 UDP round-trip latency added at 10,000 packets/s', latency);
-  if (tcp.length > 0) {
-    const withNginx = tcp[0]!.nginxGbps !== undefined;
-    io.out(`\nL4 TCP bulk throughput\n  conns  relay Gbit/s  baseline Gbit/s  ratio${withNginx ? '  nginx Gbit/s  vs nginx' : ''}\n`);
-    for (const r of tcp) io.out(`  ${String(r.conns).padStart(5)}  ${String(r.relayGbps).padStart(12)}  ${String(r.baselineGbps).padStart(15)}  ${r.ratio.toFixed(3).padStart(5)}${withNginx ? `  ${String(r.nginxGbps).padStart(12)}  ${r.nginxRatio!.toFixed(3).padStart(8)}` : ''}\n`);
-  }
-  if (tunnel) {
-    udpTable('Tunnel mode UDP forwarding (tickets; FEC off)', tunnel.udp);
-    latencyTable('Tunnel mode round-trip latency added at 10,000 packets/s', tunnel.latency);
-  }
-  // The issue's targets, row by row, so a reader need not compare columns by eye.
-  const checks: string[] = [];
-  const pps = (mode: string, rows: UdpRow[]): void => {
-    for (const r of rows) checks.push(`${r.ratio >= PPS_RATIO_MIN ? 'ok   ' : 'BELOW'} ${mode} ${r.sizeBytes} B × ${r.flows} flows: packets/s ratio ${r.ratio.toFixed(3)} (target ≥ ${PPS_RATIO_MIN})`);
-  };
-  const p99 = (mode: string, rows: LatencyRow[]): void => {
-    for (const r of rows) {
-      if (Number.isNaN(r.p99Ratio)) checks.push(`n/a   ${mode} ${r.sizeBytes} B: no p99 ratio (the baseline added no measurable p99 in any round)`);
-      else checks.push(`${r.p99Ratio <= P99_RATIO_MAX ? 'ok   ' : 'ABOVE'} ${mode} ${r.sizeBytes} B: p99 added latency ratio ${r.p99Ratio.toFixed(3)} (target ≤ ${P99_RATIO_MAX})`);
-    }
-  };
-  pps('L4', udp);
-  p99('L4', latency);
-  if (tunnel) {
-    pps('tunnel', tunnel.udp);
-    p99('tunnel', tunnel.latency);
-  }
-  const webrtc = result.webrtc as WebRtcRows | undefined;
-  if (webrtc && webrtc.throughput.length > 0) {
-    io.out('\nWebRTC DataChannel forwarding beside the UDP tunnel (max delivered messages/s; relay CPU per message)\n  size B  sessions  webrtc msg/s  tunnel pkt/s  ratio  webrtc µs/msg  tunnel µs/pkt\n');
-    for (const r of webrtc.throughput) io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.sessions).padStart(8)}  ${String(r.webrtcMps).padStart(12)}  ${String(r.tunnelPps).padStart(12)}  ${r.ratio.toFixed(3).padStart(5)}  ${String(r.webrtcCpuUsPerMessage).padStart(13)}  ${String(r.tunnelCpuUsPerPacket).padStart(13)}\n`);
-  }
-  if (webrtc) {
-    const c = webrtc.capacity;
-    io.out(`\nWebRTC sessions at ${c.rateHz} messages/s (${c.sizeBytes} B, echoed)\n  sessions  connected  relay CPU % of a core  µs/message  echo loss  RTT p50 ms  RTT p99 ms\n`);
-    for (const st of c.steps) io.out(`  ${String(st.sessions).padStart(8)}  ${String(st.connected).padStart(9)}  ${(st.relayCpuFraction * 100).toFixed(1).padStart(21)}  ${String(st.relayCpuUsPerMessage).padStart(10)}  ${st.echoLossFraction.toFixed(4).padStart(9)}  ${String(st.rttP50Ms).padStart(10)}  ${String(st.rttP99Ms).padStart(10)}\n`);
-    io.out(c.sessionsPerCore === null ? `  no step held (≥ ${CAPACITY_CONNECTED_MIN * 100} % of its sessions connected, echo loss < ${CAPACITY_LOSS_MAX * 100} %)\n` : `  one relay core holds ≈ ${c.sessionsPerCore} such sessions (extrapolated from the largest step held: ${c.heldSessions ?? 'n/a'} sessions connected)\n`);
-  }
-  if (checks.length > 0) io.out(`\nTargets (relay vs the minimal forwarder, this run)\n${checks.map((c) => `  ${c}\n`).join('')}`);
-  // Issue #17's targets against nginx stream (one worker), when it ran.
-  const nginxChecks: string[] = [];
-  const vsNginx = (mode: string, udpRows: UdpRow[], latencyRows: LatencyRow[]): void => {
-    for (const r of udpRows) if (r.nginxRatio !== undefined) nginxChecks.push(`${r.nginxRatio >= NGINX_PPS_RATIO_MIN ? 'ok   ' : 'BELOW'} ${mode} ${r.sizeBytes} B × ${r.flows} flows: packets/s vs nginx ${r.nginxRatio.toFixed(3)} (target ≥ ${NGINX_PPS_RATIO_MIN})`);
-    for (const r of latencyRows) {
-      if (r.nginxP99Ratio === undefined) continue;
-      if (r.nginxP99Ratio === null || Number.isNaN(r.nginxP99Ratio)) nginxChecks.push(`n/a   ${mode} ${r.sizeBytes} B: no p99 ratio vs nginx (nginx added no measurable p99 in any round)`);
-      else nginxChecks.push(`${r.nginxP99Ratio <= NGINX_P99_RATIO_MAX ? 'ok   ' : 'ABOVE'} ${mode} ${r.sizeBytes} B: p99 added latency vs nginx ${r.nginxP99Ratio.toFixed(3)} (target ≤ ${NGINX_P99_RATIO_MAX})`);
-    }
-  };
-  vsNginx('L4', udp, latency);
-  if (tunnel) vsNginx('tunnel', tunnel.udp, tunnel.latency);
-  if (nginxChecks.length > 0) io.out(`\nTargets vs nginx stream, one worker (issue #17; this run)\n${nginxChecks.map((c) => `  ${c}\n`).join('')}`);
-  const nginx = result.nginx as { available: boolean; note?: string } | undefined;
-  if (nginx && !nginx.available) io.out(`\n${nginx.note}\n`);
-}
 
 /**
  * One round's p99 ratio: the relay's added p99 over the baseline's, both µs against the
@@ -509,7 +439,7 @@ function parseSessionSteps(text: string): number[] {
 /** The `bench relay` command. */
 export const relayBenchCommand: Command = flagCommand({
   path: 'bench relay',
-  summary: 'Relay vs a minimal Node forwarder on loopback: UDP pps, added latency, TCP throughput, L4 and tunnel mode.',
+  summary: 'Relay (batched and dgram UDP I/O, workers) vs a minimal Node forwarder and nginx on loopback: UDP pps, added latency, TCP throughput, L4 and tunnel mode.',
   flags: FLAGS,
   async run({ values }, io, argv) {
     const quick = bool(values, 'quick');
@@ -522,6 +452,9 @@ export const relayBenchCommand: Command = flagCommand({
       l4: !bool(values, 'skip-l4'),
       throughput: !bool(values, 'skip-throughput'),
       nginx: !bool(values, 'skip-nginx'),
+      udpIo: str(values, 'udp-io') as BenchUdpIo,
+      dgram: !bool(values, 'skip-dgram'),
+      workers: flagGiven(argv, 'workers') ? num(values, 'workers')! : DEFAULT_WORKERS,
       webrtcSessions: bool(values, 'skip-webrtc') ? undefined : quick && !flagGiven(argv, 'webrtc-sessions') ? [10] : parseSessionSteps(str(values, 'webrtc-sessions')!),
     };
     const result = await runBench(settings, io, bool(values, 'json'));

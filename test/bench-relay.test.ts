@@ -1,15 +1,36 @@
 /**
- * `slipstream bench relay` end to end, CI-sized (`--quick`, latency rows only): it starts
- * a real relay and the minimal forwarder, and its output keeps the documented shape —
- * the JSON contract of bench/relay.ts with the per-round p99 ratio, and in text the
- * tables followed by every target checked. Figures are not judged here (tests check
- * behaviour, not timing): only that each is a measured number.
+ * `slipstream bench relay` end to end, CI-sized (`--quick`, short rounds): it starts
+ * a real relay (batched, and the same relay on dgram beside it when the addon loads; one
+ * with workers for the workers row) and the minimal forwarder, and its output keeps the
+ * documented shape — the JSON contract of bench/relay.ts with the per-round p99 ratio,
+ * and in text the tables followed by every target checked and issue #17's summary.
+ * Figures are not judged here (tests check behaviour, not timing): only that each is a
+ * measured number.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCli } from './support/run-cli.js';
 import { addedP99Ratio } from '../bench/relay.js';
 import { findNginx } from '../bench/relay-nginx.js';
+
+interface UdpIoInfo {
+  relay: string;
+  reason: string;
+  dgramRows: boolean;
+  note?: string;
+}
+
+/** The `udpIo` block: batched with dgram rows beside it, or dgram only with a note saying why; true when batched. */
+function checkUdpIo(udpIo: UdpIoInfo): boolean {
+  assert.ok(['batched', 'dgram'].includes(udpIo.relay), JSON.stringify(udpIo));
+  assert.equal(typeof udpIo.reason, 'string');
+  if (udpIo.relay === 'batched') assert.deepEqual([udpIo.dgramRows, udpIo.note], [true, undefined], JSON.stringify(udpIo));
+  else {
+    assert.equal(udpIo.dgramRows, false);
+    assert.match(udpIo.note!, /^dgram only: the relay runs dgram \(.+\)/);
+  }
+  return udpIo.relay === 'batched';
+}
 
 /** About 8 s on a quiet machine; generous, for a CI machine running other test files beside it. */
 const BENCH_TIMEOUT_MS = 180_000;
@@ -24,8 +45,12 @@ describe('slipstream bench relay', () => {
   test('--json: latency rows for L4 and tunnel, each with both forwarders and a p99 ratio', async () => {
     const r = await runCli(['bench', 'relay', '--quick', '--json', '--skip-tcp', '--skip-throughput', '--skip-webrtc'], BENCH_TIMEOUT_MS);
     assert.equal(r.code, 0, r.stderr);
-    const result = JSON.parse(r.stdout) as { latency: Record<string, number>[]; tunnel: { latency: Record<string, number>[]; udp: unknown[] }; udp: unknown[]; tcp: unknown[]; nginx: { available: boolean; note?: string } };
+    const result = JSON.parse(r.stdout) as { latency: Record<string, number>[]; tunnel: { latency: Record<string, number>[]; udp: unknown[] }; udp: unknown[]; tcp: unknown[]; nginx: { available: boolean; note?: string }; udpIo: UdpIoInfo; workers: { available: boolean; note?: string; rows: unknown[] } };
     assert.deepEqual([result.udp, result.tcp, result.tunnel.udp], [[], [], []], 'skipped rows are empty');
+    assert.deepEqual([result.workers.available, result.workers.rows], [false, []], 'no workers row without the throughput rows');
+    assert.match(result.workers.note!, /^workers row absent: /);
+    // The batched relay and the dgram fallback side by side when the addon loaded; otherwise dgram only, and a note says why.
+    const batched = checkUdpIo(result.udpIo);
     assert.equal('webrtc' in result, false, '--skip-webrtc');
     // nginx with the stream module is detected, never required: rows carry its figures when it ran, and a note says why when not.
     const nginxInstalled = findNginx().ok;
@@ -38,6 +63,8 @@ describe('slipstream bench relay', () => {
         if (nginxInstalled) assert.equal(typeof row.nginxP99AddedUs, 'number', 'nginxP99AddedUs');
         else assert.equal('nginxP99AddedUs' in row, false, 'no nginx figures without nginx');
         assert.ok(row.p99Ratio === null || (typeof row.p99Ratio === 'number' && row.p99Ratio >= 0), `p99Ratio ${row.p99Ratio}`);
+        if (batched) assert.equal(typeof row.dgramP99AddedUs, 'number', 'dgramP99AddedUs');
+        else assert.equal('dgramP99AddedUs' in row, false, 'no dgram figures when the relay itself runs dgram');
         for (const key of ['relayEchoLossFraction', 'baselineEchoLossFraction']) assert.ok(row[key]! >= 0 && row[key]! <= 1, `${key} ${row[key]}`);
       }
     }
@@ -48,7 +75,8 @@ describe('slipstream bench relay', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stdout, /UDP forwarding/, 'skipped tables are not printed');
     const nginxInstalled = findNginx().ok;
-    assert.match(r.stdout, nginxInstalled ? /Tunnel mode round-trip latency added at 10,000 packets\/s\n {2}size B .* p99 ratio .*nginx \+p99 µs {2}p99 vs nginx\n/ : /Tunnel mode round-trip latency added at 10,000 packets\/s\n {2}size B .* p99 ratio\n/);
+    // The dgram relay's columns follow when the relay ran batched.
+    assert.match(r.stdout, nginxInstalled ? /Tunnel mode round-trip latency added at 10,000 packets\/s\n {2}size B .* p99 ratio .*nginx \+p99 µs {2}p99 vs nginx( {2}dgram \+p50 µs {2}dgram \+p99 µs)?\n/ : /Tunnel mode round-trip latency added at 10,000 packets\/s\n {2}size B .* p99 ratio( {2}dgram \+p50 µs {2}dgram \+p99 µs)?\n/);
     const section = (title: string): string[] => {
       const at = r.stdout.indexOf(title);
       if (at === -1) return [];
@@ -59,15 +87,43 @@ describe('slipstream bench relay', () => {
     const targets = section('Targets (relay vs the minimal forwarder');
     assert.equal(targets.length, 4, r.stdout);
     for (const line of targets) assert.match(line, /^ {2}((ok {3}|ABOVE) (L4|tunnel) (100|1200) B: p99 added latency ratio \d+\.\d{3} \(target ≤ 1\.5\)|n\/a {3}(L4|tunnel) (100|1200) B: no p99 ratio .*)$/);
-    // Against nginx (issue #17's targets) when it is installed; otherwise a note says why it is absent.
-    const nginxTargets = section('Targets vs nginx stream');
-    if (nginxInstalled) {
-      assert.equal(nginxTargets.length, 4, r.stdout);
-      for (const line of nginxTargets) assert.match(line, /^ {2}((ok {3}|ABOVE) (L4|tunnel) (100|1200) B: p99 added latency vs nginx \d+\.\d{3} \(target ≤ 1\)|n\/a {3}(L4|tunnel) (100|1200) B: no p99 ratio vs nginx .*)$/);
-    } else {
-      assert.equal(nginxTargets.length, 0);
-      assert.match(r.stdout, /\nnginx rows absent: /);
+    // Issue #17's targets with this run's figures: against nginx when it is installed; otherwise n/a, and a note says why it is absent.
+    const issueTargets = section('Issue #17 targets, this run');
+    assert.equal(issueTargets.length, 4, r.stdout);
+    for (const line of issueTargets) {
+      if (nginxInstalled) assert.match(line, /^ {2}((ok {3}|ABOVE) (L4|tunnel) (100|1200) B: added p99 relay -?\d+(\.\d)? µs vs nginx -?\d+(\.\d)? µs = \d+\.\d\d× \(target ≤ 1×\)|n\/a {3}(L4|tunnel) (100|1200) B: relay added p99 .* nginx added no measurable p99 .*)(; dgram -?\d+(\.\d)? µs)?$/);
+      else assert.match(line, /^ {2}n\/a {3}(L4|tunnel) (100|1200) B: relay added p99 -?\d+(\.\d)? µs; no nginx in this run \(target ≤ nginx's\)$/);
     }
+    if (!nginxInstalled) assert.match(r.stdout, /\nnginx rows absent: /);
+  });
+
+  test('--json, L4 packets/s: every UDP row has the relay as run and, when batched, the dgram relay; the workers row beside workers: 1', async () => {
+    const r = await runCli(['bench', 'relay', '--quick', '--json', '--skip-tcp', '--skip-tunnel', '--skip-webrtc', '--duration-ms', '200', '--latency-packets', '500', '--workers', '2'], BENCH_TIMEOUT_MS);
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout) as { udp: Record<string, unknown>[]; udpIo: UdpIoInfo; workers: { available: boolean; count: number; udpIo: string; rows: Record<string, unknown>[] } };
+    const batched = checkUdpIo(result.udpIo);
+    assert.deepEqual(result.udp.map((row) => [row.sizeBytes, row.flows]), [[100, 1], [100, 64], [1200, 1], [1200, 64]]);
+    for (const row of result.udp) {
+      assert.equal(row.relayUdpIo, result.udpIo.relay);
+      for (const key of ['relayPps', 'baselinePps', 'ratio', 'relayCpuUsPerPacket']) assert.equal(typeof row[key], 'number', key);
+      for (const key of ['dgramPps', 'dgramRatio', 'dgramCpuUsPerPacket', 'relayOverDgramRatio']) assert.equal(typeof row[key], batched ? 'number' : 'undefined', key);
+    }
+    if (process.env.SLIPSTREAM_UDP_IO === 'batched') {
+      // Forced batched: a relay with workers refuses to start today, and the row is left out saying so.
+      assert.equal(result.workers.available, false);
+      assert.match((result.workers as unknown as { note: string }).note, /^workers row absent: the relay with workers: 2 did not start: /);
+      return;
+    }
+    assert.equal(result.workers.available, true);
+    assert.equal(result.workers.count, 2);
+    assert.ok(['batched', 'dgram'].includes(result.workers.udpIo), result.workers.udpIo);
+    assert.equal(result.workers.rows.length, 1, 'L4 only (--skip-tunnel)');
+    const w = result.workers.rows[0]!;
+    assert.deepEqual([w.mode, w.sizeBytes, w.flows, w.workers, w.relayPps], ['l4', 100, 64, 2, result.udp[1]!.relayPps]);
+    assert.ok((w.workersPps as number) > 0, 'datagrams reached the origin through the relay with two workers');
+    for (const key of ['workersCpuCores', 'relayCpuCores', 'ratio']) assert.ok(typeof w[key] === 'number' && w[key] >= 0, `${key} ${w[key]}`);
+    assert.equal((w.workersThreadCores as number[]).length, 3, 'the busiest threads: N + 1');
+    assert.equal(typeof w.dgramRatio, batched ? 'number' : 'undefined');
   });
 
   test('--json, WebRTC only: DataChannel messages/s beside the UDP tunnel per size and session count, and capacity steps at 60 messages/s', async () => {
