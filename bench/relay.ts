@@ -158,7 +158,7 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
     };
     if (udpIoInfo.note) progress(`${udpIoInfo.note}\n`);
     // The workers row's relay: `workers: N`, the same `udpIo` (with several workers the relay may run dgram; it says which).
-    // A relay that refuses to start with workers (e.g. `--udp-io batched` while batched runs with one worker only) leaves the row out, saying why.
+    // A relay that refuses to start with workers (a bind or config error) leaves the row out, saying why.
     let workersStartError: string | undefined;
     const workersRelay =
       settings.workers > 1 && settings.l4 && settings.throughput
