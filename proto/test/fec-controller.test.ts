@@ -198,3 +198,12 @@ test('sw family: a sender with the controller follows it, changing repairs at ru
   assert.equal(sender.scheme.mode, 'sw');
   assert.ok(repairs(sender.scheme) >= 2, JSON.stringify(sender.scheme));
 });
+
+test('sw family on a clean path: the floor of repairs covers every packet between two repairs (insurance against loss the reports have not shown yet)', () => {
+  const d = new Driver(60, { family: 'sw' });
+  d.run(40_000, 0, 1);
+  const s = d.controller.scheme;
+  assert.ok(s.mode === 'sw' && repairs(s) > 0, JSON.stringify(s));
+  // One repair every 1/rate packets must reach back over all of them, or a loss between two repairs is never rebuilt.
+  assert.ok(s.mode === 'sw' && s.windowPackets >= Math.ceil(1 / s.repairsPerSource), `window of ${s.mode === 'sw' ? s.windowPackets : 0} packets for a repair every ${(1 / repairs(s)).toFixed(1)}: ${JSON.stringify(s)}`);
+});
