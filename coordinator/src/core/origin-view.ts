@@ -15,7 +15,8 @@ import { REGION_OTHER_RTT_MS, REGION_SAME_RTT_MS, UNKNOWN_RTT_MS } from './const
 import { geoRttMs, greatCircleKmRad } from './geo.js';
 import { node, type MeasurementRecord, type MeasurementTable } from './measurements.js';
 import type { Registry } from './registry.js';
-import type { RankingWeights, RouteOrigin } from './ranking.js';
+import type { RouteOrigin } from '../../../proto/src/api/contract.js';
+import type { RankingWeights } from './ranking-weights.js';
 
 /** Relay→origin legs of every relay, by its index in `Registry.entryArray()`. */
 export interface OriginView {

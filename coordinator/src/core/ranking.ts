@@ -47,6 +47,7 @@ import {
 import { geoRttFloorMs, geoRttMs, greatCircleKm, greatCircleKmRad } from './geo.js';
 import { node, type MeasurementRecord, type MeasurementTable } from './measurements.js';
 import { originView } from './origin-view.js';
+import type { RankingWeights } from './ranking-weights.js';
 import type { Registry, RelayRecord } from './registry.js';
 import type { ExcludedRelay, LegEstimate, LegSource, RouteCandidate, RouteOrigin, RouteRanking } from '../../../proto/src/api/contract.js';
 export type { ExcludedRelay, LegEstimate, LegSource, RouteCandidate, RouteOrigin, RouteRanking };
@@ -63,21 +64,7 @@ export interface RouteClient {
   readonly region?: string;
 }
 
-/** Ranking weights; defaults in constants.ts. */
-export interface RankingWeights {
-  /** Ms of cost per 1 % of path loss. Default {@link LOSS_PENALTY_MS_PER_PERCENT_DEFAULT}. */
-  readonly lossPenaltyMsPerPercent: number;
-  /** Cost per ms of path jitter. Default {@link JITTER_WEIGHT_DEFAULT}. */
-  readonly jitterWeight: number;
-  /** Load fraction where the load penalty starts. Default {@link LOAD_KNEE_FRACTION_DEFAULT}. */
-  readonly loadKneeFraction: number;
-  /** Load penalty at full load, ms. Default {@link LOAD_PENALTY_MS_AT_FULL_DEFAULT}. */
-  readonly loadPenaltyMsAtFull: number;
-  /** Cost of an extra relay hop, ms. Default {@link HOP_PENALTY_MS_DEFAULT}. */
-  readonly hopPenaltyMs: number;
-  /** Least gain for a two-hop route over its entry's direct route, ms. Default {@link TWO_HOP_GAIN_MS_MIN_DEFAULT}. */
-  readonly twoHopGainMsMin: number;
-}
+export type { RankingWeights } from './ranking-weights.js';
 
 /** The default {@link RankingWeights}. */
 export const DEFAULT_WEIGHTS: RankingWeights = Object.freeze({
