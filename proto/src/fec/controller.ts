@@ -126,7 +126,7 @@ export const FEC_SW_LATE_FRACTION_MAX = 0.003;
  * no bandwidth. 200, not 100: the encoder drops sources older than the window by its own
  * clock, so on a busy host a repair held back a packet interval or two no longer covers
  * the packet it was for — with 100 ms, real processes at 1 % loss lost about one round
- * trip in 4,000, five times the model's figure.
+ * trip in 4,000 where the model gives 1 in 50,000 (part of it the floor's window, see SW_INSURANCE_LOSS).
  */
 export const FEC_SW_TAIL_WINDOW_MS_MIN = 200;
 /**
