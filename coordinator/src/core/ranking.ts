@@ -396,11 +396,7 @@ export function rankRoutes(input: RankInput): RouteRanking {
   for (let i = 0; i < list.length; i++) {
     const entry = list[i]!;
     const record = entry.record;
-    const health = registry.health(nowMs, record);
-    let why: string | undefined;
-    if (health === 'unhealthy') why = `no heartbeat for ${f1((nowMs - record.lastHeartbeatAtMs) / 1000)} s (lease ${f1(registry.leaseMs / 1000)} s)`;
-    else if (health === 'draining') why = 'draining: takes no new clients';
-    else if (record.load.sessions >= record.capacitySessions) why = `full: ${record.load.sessions} of ${record.capacitySessions} sessions`;
+    const why = exclusionReason(nowMs, registry, record);
     if (why !== undefined) {
       excludedCount++;
       if (excluded.length < limit) excluded.push({ relayId: record.relayId, reason: why });
@@ -450,6 +446,15 @@ export function rankRoutes(input: RankInput): RouteRanking {
 }
 
 
+/** Why `record` takes no new client now (no heartbeat within the lease, draining, full), or undefined when it may. */
+function exclusionReason(nowMs: number, registry: Registry, record: RelayRecord): string | undefined {
+  const health = registry.health(nowMs, record);
+  if (health === 'unhealthy') return `no heartbeat for ${f1((nowMs - record.lastHeartbeatAtMs) / 1000)} s (lease ${f1(registry.leaseMs / 1000)} s)`;
+  if (health === 'draining') return 'draining: takes no new clients';
+  if (record.load.sessions >= record.capacitySessions) return `full: ${record.load.sessions} of ${record.capacitySessions} sessions`;
+  return undefined;
+}
+
 /**
  * The straightforward ranking {@link rankRoutes} must agree with, answer for answer:
  * every eligible relay's legs built and scored, every list fully sorted, no short
@@ -469,11 +474,7 @@ export function rankRoutesPlain(input: RankInput): RouteRanking {
   const all: Scored[] = [];
   for (const entry of registry.listEntries()) {
     const record = entry.record;
-    const health = registry.health(nowMs, record);
-    let why: string | undefined;
-    if (health === 'unhealthy') why = `no heartbeat for ${f1((nowMs - record.lastHeartbeatAtMs) / 1000)} s (lease ${f1(registry.leaseMs / 1000)} s)`;
-    else if (health === 'draining') why = 'draining: takes no new clients';
-    else if (record.load.sessions >= record.capacitySessions) why = `full: ${record.load.sessions} of ${record.capacitySessions} sessions`;
+    const why = exclusionReason(nowMs, registry, record);
     if (why !== undefined) {
       excludedCount++;
       if (excluded.length < limit) excluded.push({ relayId: record.relayId, reason: why });
