@@ -107,6 +107,31 @@ describe('tunnel origin header end to end', () => {
     }
   });
 
+  test('`connect --api-key --player-id`: the ticket connect asks for carries the player id to the origin; a bad id or one without --api-key is a usage error', async () => {
+    const udpPort = await freePort('udp');
+    const base = ['connect', '--coordinator', coordinatorUrl, '--origin', 'game', '--listen', `udp:127.0.0.1:${udpPort}`, '--bind', '127.0.0.1', '--cache', join(dir, 'cache-api.json')];
+    for (const [extra, message] of [
+      [['--api-key', keys.apiKey, '--player-id', 'has space'], /--player-id: expected 1–128 printable ASCII characters without spaces/],
+      [['--ticket-file', join(dir, 'absent.json'), '--player-id', 'p-1'], /--player-id: needs --api-key/],
+    ] as const) {
+      const refused = CliProcess.start([...base, ...extra]);
+      await refused.waitFor(message, 'stderr', 15_000);
+      assert.equal(await refused.exited, 2, refused.stderr);
+    }
+    const proxy = CliProcess.start([...base, '--api-key', keys.apiKey, '--player-id', 'player-api']);
+    const game = await startUdpGame(udpPort);
+    try {
+      await proxy.waitFor(/listening: /, 'stdout', 15_000);
+      await until(() => game.arrivals.length >= 10, 10_000, 'echoes through the relay');
+      assert.ok([...seen.keys()].some((key) => key.endsWith(' player-api')), `the origin saw ${[...seen.keys()].join(', ')}`);
+      assert.equal(unparsed, 0);
+    } finally {
+      game.stop();
+      proxy.kill('SIGTERM');
+      await proxy.exited;
+    }
+  });
+
   test('a WebRTC player: the origin sees its ICE address and port and its player id', async () => {
     const grant = await new CoordinatorClient({ baseUrl: coordinatorUrl, apiKey: keys.apiKey }).issueSession({ origin: 'game', playerId: 'browser-1' });
     const t = await WebRtcTunnel.connect(signalingUrl, { sessionId: grant.sessionId, ticket: Buffer.from(grant.ticket, 'base64'), sessionKey: Buffer.from(grant.sessionKey, 'base64') });

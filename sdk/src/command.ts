@@ -24,6 +24,7 @@ import { num, str, type FlagSpec } from '../../kit/flags.js';
 import { CoordinatorClient } from '../../kit/coordinator-client.js';
 import { describeNetworkError } from '../../kit/system-error.js';
 import { CliUsageError, ErrorCode } from '../../proto/src/errors.js';
+import { PLAYER_ID_CHARS_MAX, PLAYER_ID_PATTERN } from '../../proto/src/proxy-protocol.js';
 import { connect, type Connection, type TicketGrant } from './connect.js';
 import { SlipstreamError } from './errors.js';
 import type { PathInfo } from './core/tunnel-client.js';
@@ -39,6 +40,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'ticket-file': { type: 'string', valueName: 'FILE', description: "JSON ticket grant {sessionId, ticket, sessionKey} (the coordinator's POST /v1/session answer)" },
   'api-key': { type: 'string', valueName: 'KEY', description: 'Instead of --ticket-file: ask the coordinator for a ticket with this API key (development; also $SLIPSTREAM_API_KEY)' },
   'exit-relay': { type: 'string', valueName: 'ID|auto', description: "With --api-key: ask for a ticket whose session leaves through this exit relay (or 'auto'), so the origin sees one source address across relay switches" },
+  'player-id': { type: 'string', valueName: 'ID', description: 'With --api-key: the player id signed into the ticket (1–128 printable ASCII characters, no spaces); relays with tunnel.proxyProtocol give it to the origin with each datagram' },
   'relay-tcp-port': { type: 'integer', valueName: 'PORT', min: 1, max: 65535, description: "Port of the relays' L4 TCP rule for this origin (needed for tcp:)" },
   cache: { type: 'string', valueName: 'FILE', description: 'Candidate cache used when the coordinator is unreachable [default ~/.cache/slipstream/candidates-<hash>.json]' },
   'status-interval-ms': { type: 'integer', valueName: 'MS', min: 500, max: 600_000, default: STATUS_INTERVAL_MS_DEFAULT, description: 'Status line period, ms' },
@@ -116,6 +118,9 @@ export const connectCommand: Command = flagCommand({
     const exitRelay = str(values, 'exit-relay');
     if (exitRelay !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(exitRelay)) throw new CliUsageError('--exit-relay', "--exit-relay: expected a relay id (letters, digits, . _ -) or 'auto'");
     if (exitRelay !== undefined && apiKey === undefined) throw new CliUsageError('--exit-relay', '--exit-relay: needs --api-key (a ticket file already names its exit, if any)');
+    const playerId = str(values, 'player-id');
+    if (playerId !== undefined && !PLAYER_ID_PATTERN.test(playerId)) throw new CliUsageError('--player-id', `--player-id: expected 1–${PLAYER_ID_CHARS_MAX} printable ASCII characters without spaces`);
+    if (playerId !== undefined && apiKey === undefined) throw new CliUsageError('--player-id', '--player-id: needs --api-key (a ticket file already carries its player id, if any)');
     const statusMs = num(values, 'status-interval-ms')!;
     const recordFile = str(values, 'record');
     let recordFd: number | undefined;
@@ -184,7 +189,7 @@ export const connectCommand: Command = flagCommand({
           : {
               ticketProvider: async () => {
                 try {
-                  return await new CoordinatorClient({ baseUrl: coordinator, apiKey, timeoutMs: 3000 }).issueSession({ origin, ...(exitRelay !== undefined ? { exitRelay } : {}) });
+                  return await new CoordinatorClient({ baseUrl: coordinator, apiKey, timeoutMs: 3000 }).issueSession({ origin, ...(exitRelay !== undefined ? { exitRelay } : {}), ...(playerId !== undefined ? { playerId } : {}) });
                 } catch (error) {
                   throw new Error(`POST ${coordinator}/v1/session: ${(error as Error).message}`);
                 }
