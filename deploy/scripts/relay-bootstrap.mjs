@@ -240,6 +240,8 @@ file(
     '# too), then `systemctl reload slipstream-relay`.',
     'logLevel: info',
     'socketReceiveBufferBytes: 8388608',
+    '# one relay worker per core (threads on the same ports); limits hold per worker',
+    'workers: auto',
     'metrics:',
     `  listen: ${values['metrics-listen']}`,
     'drain:',

@@ -7,6 +7,7 @@
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { accessSync, constants as fsConstants, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { ConfigReader, type ConfigPath } from '../../kit/config.js';
 import { LOG_LEVELS, type LogLevel } from '../../kit/log.js';
 import { ticketVerifyKeyFromRaw, SEAL_KEY_BYTES, TICKET_CLOCK_SKEW_MS } from '../../proto/src/ticket.js';
@@ -86,7 +87,7 @@ export interface RelayConfig {
   /**
    * Relay workers: threads that each run the relay on the same ports (SO_REUSEPORT;
    * relay/src/workers.ts), so a relay uses that many cores. Default 1 (one thread, as
-   * before), accepted 1–{@link WORKERS_MAX}. Read at start only.
+   * before), accepted 1–{@link WORKERS_MAX} or `auto` (the core count). Read at start only.
    */
   readonly workers: number;
   /** Fleet membership (register, heartbeat, probe the mesh and origins), or undefined. */
@@ -138,6 +139,16 @@ export interface FleetSpec {
 
 /** Most relay workers `workers:` accepts (threads; more than the cores only adds hand-offs). */
 export const WORKERS_MAX = 64;
+
+/**
+ * `workers:` as a count: a number 1–{@link WORKERS_MAX}, or `auto` for the cores this
+ * process may run on (`os.availableParallelism()`, which follows the CPU affinity and
+ * cgroup-restricted sets Node sees), capped at {@link WORKERS_MAX}. Default 1.
+ */
+function workersCount(reader: ConfigReader): number {
+  if (reader.get(['workers']) === 'auto') return Math.min(WORKERS_MAX, Math.max(1, availableParallelism()));
+  return reader.number(['workers'], { min: 1, max: WORKERS_MAX, integer: true, unit: "relay workers (threads on the same ports), or 'auto' for the core count", default: 1 });
+}
 
 const TOP_KEYS = ['logLevel', 'logAggregateIntervalMs', 'upstreamBindAddress', 'metrics', 'drain', 'limits', 'tcp', 'originGroups', 'rules', 'tunnel', 'socketReceiveBufferBytes', 'upstreamReceiveBufferBytes', 'udpIo', 'fleet', 'workers'];
 const FLEET_KEYS = ['relayId', 'region', 'latitude', 'longitude', 'tunnelAddress', 'probeAddress', 'capacitySessions', 'heartbeatIntervalMs', 'probeIntervalMs', 'probeTimeoutMs', 'reportIntervalMs', 'meshRefreshMs', 'originProbe'];
@@ -621,7 +632,7 @@ export function parseRelayConfig(reader: ConfigReader): RelayConfig {
     socketReceiveBufferBytes: reader.number(['socketReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: C.SOCKET_RECEIVE_BUFFER_BYTES_DEFAULT }),
     upstreamReceiveBufferBytes: reader.number(['upstreamReceiveBufferBytes'], { min: 0, max: 1 << 30, integer: true, unit: 'bytes (0 = OS default)', default: 0 }),
     udpIo: reader.string(['udpIo'], { choices: UDP_IO_MODES, default: 'auto' }) as UdpIoMode,
-    workers: reader.number(['workers'], { min: 1, max: WORKERS_MAX, integer: true, unit: 'relay workers (threads on the same ports)', default: 1 }),
+    workers: workersCount(reader),
     fleet: fleet(reader, coordinatorUrl !== undefined, budgeted.limits.tunnelSessionsMax!, tunnelSpec?.listenAddress),
     webrtc: webrtcSpec(reader),
   };

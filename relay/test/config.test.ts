@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ConfigReader } from '../../kit/config.js';
 import { ConfigError } from '../../proto/src/errors.js';
@@ -36,11 +37,12 @@ test('the example in deploy/examples/relay.yaml is valid and documents every sec
   assert.equal(config.workers, 2);
 });
 
-test('workers: default 1; 0, a fraction or more than 64 is refused by name', () => {
+test("workers: default 1; 'auto' is the core count; 0, a fraction, more than 64 or another word is refused by name", () => {
   const rules = 'rules:\n  - { name: u, protocol: udp, listen: 0.0.0.0:7000, origins: [10.0.0.5:7000] }';
   assert.equal(parse(rules).workers, 1);
   assert.equal(parse(`workers: 8\n${rules}`).workers, 8);
-  for (const bad of ['workers: 0', 'workers: 1.5', 'workers: 65']) assert.match(failure(`${bad}\n${rules}`), /workers/);
+  assert.equal(parse(`workers: auto\n${rules}`).workers, Math.min(64, availableParallelism()));
+  for (const bad of ['workers: 0', 'workers: 1.5', 'workers: 65', 'workers: all']) assert.match(failure(`${bad}\n${rules}`), /workers/);
 });
 
 test('tcp: per-source caps default when absent; a first-byte timeout under a second is refused by name', () => {
