@@ -20,7 +20,7 @@ import { sessionIdToHex } from '../proto/src/header.js';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
 import { CliProcess } from './support/cli-process.js';
 import { freePort } from './support/sockets.js';
-import { writeWebrtcRelayConfig } from './support/webrtc-client.js';
+import { writeWebrtcRelayConfig } from './support/webrtc-relay-config.js';
 
 /** How long one client may take to open its tunnel channel, ms (loopback: milliseconds; a loaded host: a second or two). */
 const OPEN_MS = 8000;

@@ -20,7 +20,7 @@ import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/sr
 import { buildControlPacket, buildPacket } from '../proto/src/wire.js';
 import { CliProcess } from './support/cli-process.js';
 import { udpEchoOrigin } from './support/sockets.js';
-import { writeWebrtcRelayConfig } from './support/webrtc-client.js';
+import { writeWebrtcRelayConfig } from './support/webrtc-relay-config.js';
 
 const DATA_PACKETS = 30;
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-webrtc-chromium-'));

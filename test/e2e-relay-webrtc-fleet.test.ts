@@ -17,10 +17,11 @@ import { CliProcess } from './support/cli-process.js';
 import { fleetRelayYaml } from './support/local-fleet.js';
 import { freePort } from './support/sockets.js';
 import { eventually } from './support/wait.js';
-import { offerer, postOffer } from './support/webrtc-client.js';
+import { offerer, postOffer, releaseWebRtc } from './support/webrtc-client.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-webrtc-fleet-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
+after(releaseWebRtc);
 
 test('the signaling URL reaches the coordinator with the relay addresses and comes back in route candidates', { timeout: 40_000 }, async () => {
   const seed = randomBytes(32);
@@ -74,8 +75,8 @@ test('the signaling URL reaches the coordinator with the relay addresses and com
     assert.equal(route.candidates.find((c) => c.relayId === 'udp-1')?.webrtcUrl, undefined);
 
     // The advertised URL is the relay's signaling endpoint: a forged ticket gets its 403 there.
-    const { pc, offer } = await offerer('fleet-check');
-    pc.close();
+    const { offer, close } = await offerer('fleet-check');
+    close();
     const reply = await postOffer(route.candidates.find((c) => c.relayId === 'web-1')!.webrtcUrl!, randomBytes(64), offer);
     assert.equal(reply.status, 403, reply.body);
   } finally {

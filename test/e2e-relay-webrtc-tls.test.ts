@@ -17,10 +17,12 @@ import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/sr
 import { CliProcess } from './support/cli-process.js';
 import { udpEchoOrigin } from './support/sockets.js';
 import { until } from './support/wait.js';
-import { offerer, WebRtcTunnel, writeWebrtcRelayConfig } from './support/webrtc-client.js';
+import { offerer, releaseWebRtc, WebRtcTunnel } from './support/webrtc-client.js';
+import { writeWebrtcRelayConfig } from './support/webrtc-relay-config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-webrtc-tls-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
+after(releaseWebRtc);
 
 test('HTTPS signaling with the configured certificate: a trusting client connects and echoes, an untrusting one fails TLS', { timeout: 40_000 }, async () => {
   const cert = join(dir, 'cert.pem');
@@ -42,8 +44,8 @@ test('HTTPS signaling with the configured certificate: a trusting client connect
     const ticket = issueTicket({ sessionId, origin: 'game', issuedAtMs: now, expiresAtMs: now + 600_000, limits: { packetsPerSecond: 0, bytesPerSecond: 0 }, sessionKey, sealNonce: randomBytes(12) }, signingKey, sealKey);
 
     // Not trusted (fetch checks against the system roots): the TLS handshake fails.
-    const { pc, offer } = await offerer('untrusting');
-    pc.close();
+    const { offer, close } = await offerer('untrusting');
+    close();
     await assert.rejects(fetch(url, { method: 'POST', headers: { authorization: `Bearer ${Buffer.from(ticket).toString('base64url')}` }, body: offer }));
     // Plain HTTP to the HTTPS port gets no signaling answer.
     await assert.rejects(async () => {

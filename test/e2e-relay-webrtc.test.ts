@@ -21,7 +21,7 @@ import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/sr
 import { CliProcess } from './support/cli-process.js';
 import { freePort, udpEchoOrigin, type UdpEchoOrigin } from './support/sockets.js';
 import { eventually, until } from './support/wait.js';
-import { offerer, postOffer, WebRtcTunnel } from './support/webrtc-client.js';
+import { offerer, postOffer, releaseWebRtc, WebRtcTunnel } from './support/webrtc-client.js';
 
 const PEER_CONNECTIONS_MAX = 2;
 /** `tunnel.webrtc.connectTimeoutMs` here: loopback connects take milliseconds, a loaded host a second or two. */
@@ -95,6 +95,7 @@ before(async () => {
 
 after(async () => {
   for (const t of tunnels) t.close();
+  releaseWebRtc();
   relay.kill('SIGKILL');
   await relay.exited;
   rmSync(dir, { recursive: true, force: true });
@@ -118,7 +119,7 @@ test('a valid ticket: SDP answer, a tunnel session over the DataChannel, every m
 
 test('a forged ticket, or none, is refused before any peer connection exists', { timeout: 20_000 }, async () => {
   const createdBefore = await metric('slipstream_relay_webrtc_peer_connections_created_total');
-  const { pc, offer } = await offerer('forger');
+  const { offer, close } = await offerer('forger');
   try {
     const forged = await postOffer(signalingUrl, mint(ticketSigningKeyFromSeed(randomBytes(32))).ticket, offer);
     assert.equal(forged.status, 403, forged.body);
@@ -128,7 +129,7 @@ test('a forged ticket, or none, is refused before any peer connection exists', {
     const junk = await postOffer(signalingUrl, randomBytes(40), offer);
     assert.equal(junk.status, 403, junk.body);
   } finally {
-    pc.close();
+    close();
   }
   assert.equal(await metric('slipstream_relay_webrtc_peer_connections_created_total'), createdBefore, 'no peer connection created for a refused ticket');
   assert.ok((await metric('slipstream_relay_webrtc_signaling_refused_total', '{reason="ticket"}')) >= 2);
@@ -154,11 +155,11 @@ test('bad signaling requests get clear errors and never hurt the relay: a reset 
   assert.equal(big.status, 413, big.body);
   assert.equal((await fetch(signalingUrl.replace('/webrtc', '/other'), { method: 'POST', body: 'v=0' })).status, 404);
   // Still serving.
-  const { pc, offer } = await offerer('after-junk');
+  const { offer, close } = await offerer('after-junk');
   try {
     assert.equal((await postOffer(signalingUrl, mint(ticketSigningKeyFromSeed(randomBytes(32))).ticket, offer)).status, 403);
   } finally {
-    pc.close();
+    close();
   }
   assert.equal(relay.child.exitCode, null, 'the relay is still running');
 });
@@ -169,13 +170,13 @@ test(`the peer-connection cap (${PEER_CONNECTIONS_MAX}) refuses the next with 50
   for (let i = 0; i < PEER_CONNECTIONS_MAX; i++) held.push(await WebRtcTunnel.connect(signalingUrl, mint()));
   tunnels.push(...held);
   const createdBefore = await metric('slipstream_relay_webrtc_peer_connections_created_total');
-  const { pc, offer } = await offerer('over-cap');
+  const { offer, close } = await offerer('over-cap');
   try {
     const reply = await postOffer(signalingUrl, mint().ticket, offer);
     assert.equal(reply.status, 503, reply.body);
     assert.equal((JSON.parse(reply.body) as { error: string }).error, 'peer_connections_max');
   } finally {
-    pc.close();
+    close();
   }
   assert.equal(await metric('slipstream_relay_webrtc_peer_connections_created_total'), createdBefore);
   for (const t of held) t.close();
@@ -185,7 +186,7 @@ test(`the peer-connection cap (${PEER_CONNECTIONS_MAX}) refuses the next with 50
 test('a peer connection whose client never takes the answer is reaped after connectTimeoutMs', { timeout: 30_000 }, async () => {
   await eventually(async () => ((await metric('slipstream_relay_webrtc_peer_connections')) === 0 ? true : undefined), 15_000, 'no peer connection left from earlier tests');
   const reapedBefore = await metric('slipstream_relay_webrtc_peer_connections_closed_total', '{reason="connect timeout"}');
-  const { pc, offer } = await offerer('never-answers');
+  const { offer, close } = await offerer('never-answers');
   try {
     const reply = await postOffer(signalingUrl, mint().ticket, offer);
     assert.equal(reply.status, 201, reply.body);
@@ -194,7 +195,7 @@ test('a peer connection whose client never takes the answer is reaped after conn
     await eventually(async () => ((await metric('slipstream_relay_webrtc_peer_connections')) === 0 ? true : undefined), CONNECT_TIMEOUT_MS + 10_000, 'the unconnected peer connection reaped');
     assert.equal(await metric('slipstream_relay_webrtc_peer_connections_closed_total', '{reason="connect timeout"}'), reapedBefore + 1);
   } finally {
-    pc.close();
+    close();
   }
 });
 
@@ -210,19 +211,19 @@ test('a revoked ticket ends the session and its peer connection', { timeout: 30_
   const closedText = (await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).split('\n').filter((l) => l.startsWith('slipstream_relay_webrtc_peer_connections_closed_total'));
   assert.ok((await metric('slipstream_relay_webrtc_peer_connections_closed_total', '{reason="session ended"}')) >= 1, closedText.join('\n'));
   // And the revoked ticket cannot signal again.
-  const { pc, offer } = await offerer('revoked');
+  const { offer, close } = await offerer('revoked');
   try {
     const reply = await postOffer(signalingUrl, ticket.ticket, offer);
     assert.equal(reply.status, 403, reply.body);
     assert.equal((JSON.parse(reply.body) as { code: string }).code, 'SLIP_ERR_TICKET_REVOKED');
   } finally {
-    pc.close();
+    close();
   }
 });
 
 test('a flood of signaling requests from one source is rate-limited: verifications stay within the per-source budget, no peer connection is created', { timeout: 30_000 }, async () => {
-  const { pc, offer } = await offerer('flooder');
-  pc.close();
+  const { offer, close } = await offerer('flooder');
+  close();
   const forged = mint(ticketSigningKeyFromSeed(randomBytes(32))).ticket;
   const createdBefore = await metric('slipstream_relay_webrtc_peer_connections_created_total');
   const verificationsBefore = await metric('slipstream_relay_ticket_verifications_total');
@@ -271,7 +272,7 @@ test('drain (SIGTERM): signaling answers 503 draining, the live browser session 
   tunnels.push(t);
   await until(() => t.isOpen, 10_000, 'the tunnel session open');
   relay.kill('SIGTERM');
-  const { pc, offer } = await offerer('while-draining');
+  const { offer, close } = await offerer('while-draining');
   try {
     const reply = await eventually(async () => {
       const r = await postOffer(signalingUrl, mint().ticket, offer);
@@ -279,7 +280,7 @@ test('drain (SIGTERM): signaling answers 503 draining, the live browser session 
     }, 5_000, 'signaling refused while draining');
     assert.equal((JSON.parse(reply.body) as { error: string; code: string }).code, 'SLIP_ERR_RELAY_DRAINING');
   } finally {
-    pc.close();
+    close();
   }
   // At the drain deadline the session ends with an authenticated Close on its DataChannel, or the peer connection closes.
   await until(() => t.events.some((e) => e.type === 'failed' || e.type === 'path') && (!t.isOpen || t.pc.state() !== 'connected'), 10_000, 'the browser session told of the drain');

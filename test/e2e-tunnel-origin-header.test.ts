@@ -25,10 +25,11 @@ import { announcedRelayYaml, announceRelay, fleetKeys, startCoordinator, startTu
 import { freePort, udpSocket } from './support/sockets.js';
 import { startUdpGame, type UdpGame } from './support/udp-game.js';
 import { until } from './support/wait.js';
-import { WebRtcTunnel } from './support/webrtc-client.js';
+import { releaseWebRtc, WebRtcTunnel } from './support/webrtc-client.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slipstream-e2e-origin-header-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
+after(releaseWebRtc);
 
 const keys = fleetKeys();
 

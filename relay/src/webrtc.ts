@@ -210,7 +210,11 @@ export class WebRtcEntry {
     }
     channel.onMessage((message) => this.onChannelMessage(peer, message));
     // The client closing its tunnel channel (or its peer connection) ends the peer connection now.
+    // The control channel gets a close handler too: node-datachannel frees a channel's
+    // callbacks (which hold the event loop) only when it reports the close to one, so
+    // without it a closed relay (close(), as embedded) would keep its process alive.
     if (label === WEBRTC_TUNNEL_LABEL) channel.onClosed(() => setImmediate(() => this.closePeer(peer, 'channel closed')));
+    else channel.onClosed(() => {});
   }
 
   private onChannelMessage(peer: Peer, message: string | Buffer | ArrayBuffer): void {

@@ -5,13 +5,11 @@
  * sans-IO `TunnelClient` runs over the unreliable channel exactly as over UDP — every
  * transmit leaves on the channel, every message is a datagram from the relay.
  */
-import { writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { PeerConnection, type DataChannel } from 'node-datachannel';
+import { cleanup, PeerConnection, type DataChannel } from 'node-datachannel';
 import { TunnelClient } from '../../sdk/src/core/tunnel-client.js';
 import { nodeHmacSha256 } from '../../proto/src/wire.js';
 import type { TunnelClientEvent } from '../../sdk/src/core/tunnel/types.js';
-import { freePort } from './sockets.js';
 
 /** Where the relay appears to the TunnelClient (a placeholder: the channel is the path). */
 const RELAY_ENDPOINT = { address: '127.0.0.1', port: 9 };
@@ -42,16 +40,49 @@ export async function postOffer(url: string, ticket: Uint8Array | undefined, off
   return { status: res.status, body: await res.text(), location: res.headers.get('location') };
 }
 
+/**
+ * Ends every node-datachannel peer connection and channel in this process and stops
+ * libdatachannel's threads: for an after() hook of each test file that opens peer
+ * connections (offerer, WebRtcTunnel), after it closed them, so its process can exit.
+ */
+export function releaseWebRtc(): void {
+  cleanup();
+}
+
+/** A client peer connection from {@link offerer}: its two channels, its offer, and how to close it all. */
+export interface Offerer {
+  readonly pc: PeerConnection;
+  readonly tunnel: DataChannel;
+  readonly control: DataChannel;
+  /** The complete SDP offer (no trickle). */
+  readonly offer: string;
+  /**
+   * Closes both channels, then the peer connection; idempotent. Only this releases them:
+   * node-datachannel frees a peer connection's or a channel's callbacks (which hold the
+   * event loop) when it reports the close to a handler (each gets one here), and a
+   * channel not closed itself is never reported closed once the peer connection was
+   * up for a moment.
+   */
+  close(): void;
+}
+
 /** A peer connection with the two channels the relay expects, and its complete offer (no trickle). */
-export async function offerer(name: string): Promise<{ pc: PeerConnection; tunnel: DataChannel; control: DataChannel; offer: string }> {
+export async function offerer(name: string): Promise<Offerer> {
   const pc = new PeerConnection(name, { iceServers: [], bindAddress: '127.0.0.1' });
+  pc.onStateChange(() => {});
   const tunnel = pc.createDataChannel('tunnel', { unordered: true, maxRetransmits: 0 });
   const control = pc.createDataChannel('control');
+  for (const channel of [tunnel, control]) channel.onClosed(() => {});
   await new Promise<void>((resolve) => {
     pc.onGatheringStateChange((state) => state === 'complete' && resolve());
     if (pc.gatheringState() === 'complete') resolve();
   });
-  return { pc, tunnel, control, offer: pc.localDescription()!.sdp };
+  const close = (): void => {
+    tunnel.close();
+    control.close();
+    pc.close();
+  };
+  return { pc, tunnel, control, offer: pc.localDescription()!.sdp, close };
 }
 
 /** A TunnelClient session over a DataChannel; see the module comment. */
@@ -70,6 +101,8 @@ export class WebRtcTunnel {
      */
     readonly control: DataChannel,
     readonly client: TunnelClient,
+    /** Closes both channels and the peer connection ({@link Offerer.close}). */
+    private readonly closePeer: () => void,
   ) {}
 
   /**
@@ -78,24 +111,27 @@ export class WebRtcTunnel {
    */
   static async connect(url: string, init: { sessionId: string; ticket: Uint8Array; sessionKey: Uint8Array }, options: { openTimeoutMs?: number; ca?: Buffer } = {}): Promise<WebRtcTunnel> {
     const openTimeoutMs = options.openTimeoutMs ?? 10_000;
-    const { pc, tunnel, control, offer } = await offerer(`client-${init.sessionId}`);
+    const { pc, tunnel, control, offer, close } = await offerer(`client-${init.sessionId}`);
     const reply = await postOffer(url, init.ticket, offer, options.ca);
     if (reply.status !== 201) {
-      pc.close();
+      close();
       throw new Error(`signaling refused: ${reply.status} ${reply.body}`);
     }
     try {
       try {
       pc.setRemoteDescription(reply.body, 'answer');
     } catch (error) {
-      pc.close();
+      close();
       throw new Error(`the answer was not accepted (peer connection ${pc.state()}): ${(error as Error).message}`);
     }
     } catch (error) {
       throw new Error(`${(error as Error).message}; state ${pc.state()}, ice ${pc.iceState()}, signaling ${pc.signalingState()}, gathering ${pc.gatheringState()}; answer: ${JSON.stringify(reply.body)}`);
     }
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the tunnel DataChannel did not open')), openTimeoutMs);
+      const timer = setTimeout(() => {
+        close();
+        reject(new Error('the tunnel DataChannel did not open'));
+      }, openTimeoutMs);
       tunnel.onOpen(() => {
         clearTimeout(timer);
         resolve();
@@ -106,7 +142,7 @@ export class WebRtcTunnel {
       }
     });
     const client = new TunnelClient({ ...init, hmac: nodeHmacSha256, fecModes: ['off'], warmBackup: false });
-    const self = new WebRtcTunnel(pc, tunnel, control, client);
+    const self = new WebRtcTunnel(pc, tunnel, control, client, close);
     tunnel.onMessage((message) => {
       if (typeof message === 'string' || self.closed) return;
       client.handleDatagram(performance.now(), RELAY_ENDPOINT, message instanceof ArrayBuffer ? new Uint8Array(message) : message);
@@ -136,7 +172,7 @@ export class WebRtcTunnel {
     this.drain();
     this.closed = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
-    this.pc.close();
+    this.closePeer();
   }
 
   private drain(): void {
@@ -159,28 +195,4 @@ export class WebRtcTunnel {
     this.client.handleTimeout(performance.now());
     this.drain();
   }
-}
-
-/**
- * Writes a relay config with a tunnel serving origin `game` on 127.0.0.1:`originPort`
- * and a WebRTC entry on loopback (signaling on an ephemeral port, the UDP mux on a free
- * one); `top` lines go first (top-level keys), `webrtc` lines into `tunnel.webrtc`.
- */
-export async function writeWebrtcRelayConfig(path: string, keys: { readonly ticketPublicKey: Uint8Array; readonly sealKey: Uint8Array }, originPort: number, extra: { readonly top?: readonly string[]; readonly webrtc?: readonly string[] } = {}): Promise<void> {
-  writeFileSync(
-    path,
-    [
-      'upstreamBindAddress: 127.0.0.1',
-      ...(extra.top ?? []),
-      'tunnel:',
-      '  listen: 127.0.0.1:0',
-      `  ticketPublicKey: ${Buffer.from(keys.ticketPublicKey).toString('base64')}`,
-      `  sealKey: ${Buffer.from(keys.sealKey).toString('base64')}`,
-      `  origins: { game: 127.0.0.1:${originPort} }`,
-      '  webrtc:',
-      '    listen: 127.0.0.1:0',
-      `    udpMuxPort: ${await freePort('udp')}`,
-      ...(extra.webrtc ?? []).map((line) => `    ${line}`),
-    ].join('\n'),
-  );
 }
