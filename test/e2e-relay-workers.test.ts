@@ -63,7 +63,7 @@ describe('relay workers', () => {
     test(`workers: 2, udp i/o ${udpIo} — sessions owned by each worker flow, a session whose client moves to new ports keeps flowing (${how}), L4 flows spread, metrics and health cover both`, { skip: udpIo === 'batched' ? batchedSkip : false }, () => twoWorkers(udpIo));
   }
 
-  test('with a fleet section, the heartbeat carries the load of every worker: a session owned by the worker thread counts at the coordinator', async () => {
+  test('with a fleet section, the heartbeat carries the load and players of every worker: a session owned by the worker thread counts at the coordinator, in the load and as a player in the status', async () => {
     const seed = randomBytes(32);
     const sealKey = randomBytes(32);
     const fleetSecret = randomBytes(24).toString('base64');
@@ -104,15 +104,27 @@ describe('relay workers', () => {
       await until(() => replies.length > 0, 5000, 'an answer to sessionOpen');
       const accept = decodeControl(replies[0]!.subarray(HEADER_BYTES));
       assert.ok(accept.ok && accept.message.type === 'sessionAccept', 'the session is open');
-      const load = await eventually(
-        async () => {
-          const r = (await fleet.fleet()).relays.find((x) => x.relayId === 'fra-w');
-          return r !== undefined && r.load.sessions === 1 ? r.load : undefined;
-        },
-        10_000,
-        "the coordinator to see the worker thread's session in the relay's heartbeat",
-      );
-      assert.equal(load.sessions, 1);
+      // Game data up the session, so the worker's tally counts a player (a session without data is a warm backup).
+      let seq = 1;
+      const data = setInterval(() => client.send(buildPacket(PacketType.Data, high, low, seq++, Buffer.from('game')), started.addresses.tunnel.port, '127.0.0.1'), 50);
+      try {
+        const load = await eventually(
+          async () => {
+            const r = (await fleet.fleet()).relays.find((x) => x.relayId === 'fra-w');
+            return r !== undefined && r.load.sessions === 1 && r.load.status?.origins.some((o) => o.origin === 'game' && o.players === 1) ? r.load : undefined;
+          },
+          10_000,
+          "the coordinator to see the worker thread's session in the relay's heartbeat, as a player of game in its status",
+        );
+        assert.equal(load.sessions, 1);
+        assert.deepEqual(
+          load.status!.origins.map((o) => [o.origin, o.players, o.backups]),
+          [['game', 1, 0]],
+          "the status counts the thread's player once",
+        );
+      } finally {
+        clearInterval(data);
+      }
     } finally {
       client.close();
       await relay?.stop();

@@ -558,7 +558,8 @@ export class Relay {
             this.core.setPeers(addresses);
             this.hooks?.onPeers?.([...addresses]);
           },
-          status: () => this.core.fleetStatus(),
+          // With several workers, the threads' players and flows are added in.
+          status: () => this.core.fleetStatus(this.hooks?.otherWorkersLoad === undefined ? [] : [this.hooks.otherWorkersLoad().status]),
         },
       },
       config,

@@ -4,6 +4,7 @@
  */
 import type { Endpoint } from '../../proto/src/transport.js';
 import type { CbpfInstruction } from './worker-steering.js';
+import type { StatusTally } from './core/fleet-status.js';
 
 /** The `/health` body of a relay (summed over workers by the primary). */
 export interface RelayHealth {
@@ -44,8 +45,8 @@ export interface RelayWorkerHooks {
   metricsText?(): Promise<string>;
   /** The primary's `/health` body over every worker, from its own (else its own). */
   health?(own: RelayHealth): Promise<RelayHealth>;
-  /** The primary's view of the other workers' load for the fleet heartbeat (fleet-load sessions, datagrams since start; refreshed every second). */
-  otherWorkersLoad?(): { readonly sessions: number; readonly packets: number };
+  /** The primary's view of the other workers' load for the fleet heartbeat (fleet-load sessions, datagrams since start, the `status` tally; refreshed every second). */
+  otherWorkersLoad?(): { readonly sessions: number; readonly packets: number; readonly status: StatusTally };
   /** The primary's fleet agent learned the fleet peers' addresses: the other workers exempt them too. */
   onPeers?(addresses: readonly string[]): void;
 }

@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger, type LogFormat, type LogLevel } from '../../kit/log.js';
 import { loadRelayConfig } from './config.js';
 import { Relay } from './relay.js';
-import { registerWorkerMetrics, workerConfig, workerHooks, WorkerCounters, type FromWorker, type ToWorker, type WorkerData } from './workers.js';
+import { registerWorkerMetrics, workerConfig, workerHooks, WorkerCounters, type FromWorker, type ToWorker, type WorkerData, type WorkerLoad } from './workers.js';
 
 const data = workerData as WorkerData;
 const port = parentPort!;
@@ -56,7 +56,7 @@ port.on('message', (message: ToWorker) => {
     case 'load': {
       let packets = 0;
       for (const s of r.core.ruleStats.values()) packets += s.packetsUp + s.packetsDown;
-      post({ type: 'answer', id: message.id, value: { sessions: r.core.fleetLoadSessionCount, packets } });
+      post({ type: 'answer', id: message.id, value: { sessions: r.core.fleetLoadSessionCount, packets, status: r.core.fleetStatusTally() } satisfies WorkerLoad });
       return;
     }
     case 'peers':

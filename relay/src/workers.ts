@@ -25,7 +25,7 @@
  *
  * Limits (`limits.*`, `tcp.*`) apply per worker. The revocation file is read, and the
  * coordinator's revocation feed followed, by every worker. The fleet heartbeat carries
- * every worker's load (the threads' refreshed every second), and the fleet peers the
+ * every worker's load and players (`status`; the threads' refreshed every second), and the fleet peers the
  * primary's agent learns are sent to every thread.
  */
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
@@ -36,6 +36,7 @@ import type { RelayConfig } from './config.js';
 import type { Relay } from './relay.js';
 import type { RelayHealth, RelayWorkerHooks } from './worker-hooks.js';
 import { sessionOwner, steeringProgram } from './worker-steering.js';
+import { mergeStatusTallies, type StatusTally } from './core/fleet-status.js';
 
 /** How long the primary waits for a worker to start or answer a scrape, ms. */
 const WORKER_START_TIMEOUT_MS = 20_000;
@@ -144,6 +145,8 @@ export interface WorkerLoad {
   readonly sessions: number;
   /** Packets its rules carried both ways since the worker started (its `ruleStats`, as the fleet load counts them). */
   readonly packets: number;
+  /** Its players, FEC counters and L4 flows for the heartbeat's `status` (since its previous answer). */
+  readonly status: StatusTally;
 }
 
 /** How often the primary refreshes the other workers' load for the fleet heartbeat, ms. */
@@ -161,7 +164,7 @@ export class RelayWorkers {
   /** Hand-off ports for the threads, by worker index, then peer index. */
   private readonly threadPorts = new Map<number, Record<number, MessagePort>>();
   /** The threads' load summed, as of the last refresh. */
-  private threadLoad: WorkerLoad = { sessions: 0, packets: 0 };
+  private threadLoad: WorkerLoad = { sessions: 0, packets: 0, status: { origins: {}, ruleSessions: {} } };
   private loadTimer: NodeJS.Timeout | undefined;
   /** Set once drain or terminate began: threads exiting then are expected. */
   private stopping = false;
@@ -265,7 +268,11 @@ export class RelayWorkers {
     this.loadTimer = setInterval(() => {
       void this.ask((id) => ({ type: 'load', id })).then((answers) => {
         const loads = answers as WorkerLoad[];
-        this.threadLoad = { sessions: loads.reduce((n, l) => n + l.sessions, 0), packets: loads.reduce((n, l) => n + l.packets, 0) };
+        this.threadLoad = {
+          sessions: loads.reduce((n, l) => n + l.sessions, 0),
+          packets: loads.reduce((n, l) => n + l.packets, 0),
+          status: loads.reduce((sum, l) => mergeStatusTallies(sum, l.status), { origins: {}, ruleSessions: {} }),
+        };
       });
     }, LOAD_REFRESH_MS);
     this.loadTimer.unref();

@@ -27,8 +27,8 @@ import type { RuleSpec } from './config-types.js';
 import type { RuleStats } from './session-base.js';
 import type { TunnelSession } from './tunnel/state.js';
 
-/** Per-origin sums while a snapshot is taken. */
-interface OriginSums {
+/** One origin's players, backups and FEC counters, summed over sessions (and over relay workers). */
+export interface OriginSums {
   players: number;
   backups: number;
   received: number;
@@ -38,6 +38,30 @@ interface OriginSums {
   downRecovered: number;
   downUnrecoverable: number;
 }
+
+/**
+ * The counters behind a {@link RelayStatus}, before ranking and ratios: what one relay
+ * worker tallies of its own sessions and flows, so that several workers' tallies add up
+ * ({@link mergeStatusTallies}) to the relay's status. Plain objects (structured-cloneable).
+ */
+export interface StatusTally {
+  /** Per origin name. */
+  readonly origins: Record<string, OriginSums>;
+  /** Flows or connections open now, per L4 rule name. */
+  readonly ruleSessions: Record<string, number>;
+}
+
+/** `into` plus `other`, in place (another worker's tally); returns `into`. */
+export function mergeStatusTallies(into: StatusTally, other: StatusTally): StatusTally {
+  for (const [origin, o] of Object.entries(other.origins)) {
+    const sums = (into.origins[origin] ??= emptySums());
+    for (const key of Object.keys(o) as (keyof OriginSums)[]) sums[key] += o[key];
+  }
+  for (const [rule, n] of Object.entries(other.ruleSessions)) into.ruleSessions[rule] = (into.ruleSessions[rule] ?? 0) + n;
+  return into;
+}
+
+const emptySums = (): OriginSums => ({ players: 0, backups: 0, received: 0, recovered: 0, unrecoverable: 0, downReceived: 0, downRecovered: 0, downUnrecoverable: 0 });
 
 /** `name` cut to what the coordinator accepts (a longer name would cost the whole heartbeat). */
 const clip = (name: string): string => (name.length > RELAY_STATUS_NAME_CHARS_MAX ? `${name.slice(0, RELAY_STATUS_NAME_CHARS_MAX - 1)}…` : name);
@@ -49,22 +73,20 @@ export class FleetStatus {
   private readonly seen = new WeakMap<TunnelSession, number>();
 
   /**
-   * The status now; marks every session's counters as seen.
+   * The counters now; marks every session's counters as seen (a session is a player when
+   * data came up since the previous tally).
    * @param sessions the live tunnel sessions
-   * @param rules the configured L4 rules
    * @param ruleStats counters by rule name (flows open now)
-   * @param originHealth every origin by group with its health (`OriginGroups.originHealth`)
    */
-  snapshot(sessions: Iterable<TunnelSession>, rules: readonly RuleSpec[], ruleStats: ReadonlyMap<string, RuleStats>, originHealth: readonly { group: string; origin: string; healthy: boolean }[]): RelayStatus {
-    const byOrigin = new Map<string, OriginSums>();
+  tally(sessions: Iterable<TunnelSession>, ruleStats: ReadonlyMap<string, RuleStats>): StatusTally {
+    const origins: Record<string, OriginSums> = {};
     for (const session of sessions) {
       if (session.closed) continue;
       const before = this.seen.get(session) ?? 0;
       this.seen.set(session, session.packetsUp);
       // The exit of a two-hop path, opened through a fleet relay: that entry counts this player.
       if (session.paths !== undefined && session.source.peer) continue;
-      let sums = byOrigin.get(session.originName);
-      if (sums === undefined) byOrigin.set(session.originName, (sums = { players: 0, backups: 0, received: 0, recovered: 0, unrecoverable: 0, downReceived: 0, downRecovered: 0, downUnrecoverable: 0 }));
+      const sums = (origins[session.originName] ??= emptySums());
       if (session.packetsUp > before) sums.players++;
       else sums.backups++;
       const down = session.downFecTotals;
@@ -79,38 +101,60 @@ export class FleetStatus {
       sums.recovered += totals.recovered;
       sums.unrecoverable += totals.unrecoverable;
     }
-    const ranked = [...byOrigin].sort((a, b) => b[1].players - a[1].players || b[1].backups - a[1].backups || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    const origins: RelayOriginPlayers[] = ranked.slice(0, RELAY_STATUS_ORIGINS_MAX).map(([origin, s]) => {
-      const judged = s.received + s.recovered + s.unrecoverable;
-      const downJudged = s.downReceived + s.downRecovered + s.downUnrecoverable;
-      return {
-        origin: clip(origin),
-        players: s.players,
-        backups: s.backups,
-        fecRecovered: s.recovered,
-        lossBeforeFec: ratio(s.recovered + s.unrecoverable, judged),
-        lossAfterFec: ratio(s.unrecoverable, judged),
-        downLossBeforeFec: ratio(s.downRecovered + s.downUnrecoverable, downJudged),
-        downLossAfterFec: ratio(s.downUnrecoverable, downJudged),
-      };
-    });
-    let otherPlayers = 0;
-    let otherBackups = 0;
-    for (const [, s] of ranked.slice(RELAY_STATUS_ORIGINS_MAX)) {
-      otherPlayers += s.players;
-      otherBackups += s.backups;
-    }
-    const ruleStatus: RelayRuleStatus[] = rules.slice(0, RELAY_STATUS_RULES_MAX).map((rule) => ({
-      rule: clip(rule.name),
-      protocol: rule.protocol,
-      listen: clip(`${rule.listenAddress.includes(':') ? `[${rule.listenAddress}]` : rule.listenAddress}:${rule.listenPort}${rule.listenPortEnd !== rule.listenPort ? `-${rule.listenPortEnd}` : ''}`),
-      group: clip(rule.group),
-      sessions: ruleStats.get(rule.name)?.sessionsActive ?? 0,
-      origins: originHealth
-        .filter((o) => o.group === rule.group)
-        .slice(0, RELAY_STATUS_RULE_ORIGINS_MAX)
-        .map((o) => ({ origin: clip(o.origin), healthy: o.healthy })),
-    }));
-    return { origins, otherPlayers, otherBackups, rules: ruleStatus };
+    const ruleSessions: Record<string, number> = {};
+    for (const [name, stats] of ruleStats) ruleSessions[name] = stats.sessionsActive;
+    return { origins, ruleSessions };
   }
+
+  /**
+   * The status now ({@link tally}, plus `others`: the other relay workers' tallies).
+   * @param sessions the live tunnel sessions
+   * @param rules the configured L4 rules
+   * @param ruleStats counters by rule name (flows open now)
+   * @param originHealth every origin by group with its health (`OriginGroups.originHealth`)
+   * @param others tallies of the relay's other workers (default none)
+   */
+  snapshot(sessions: Iterable<TunnelSession>, rules: readonly RuleSpec[], ruleStats: ReadonlyMap<string, RuleStats>, originHealth: readonly { group: string; origin: string; healthy: boolean }[], others: readonly StatusTally[] = []): RelayStatus {
+    const tally = this.tally(sessions, ruleStats);
+    for (const other of others) mergeStatusTallies(tally, other);
+    return formatStatus(tally, rules, originHealth);
+  }
+}
+
+/** A tally as the heartbeat's bounded {@link RelayStatus} (busiest origins first, ratios). */
+function formatStatus(tally: StatusTally, rules: readonly RuleSpec[], originHealth: readonly { group: string; origin: string; healthy: boolean }[]): RelayStatus {
+  const byOrigin = Object.entries(tally.origins);
+  const ranked = byOrigin.sort((a, b) => b[1].players - a[1].players || b[1].backups - a[1].backups || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const origins: RelayOriginPlayers[] = ranked.slice(0, RELAY_STATUS_ORIGINS_MAX).map(([origin, s]) => {
+    const judged = s.received + s.recovered + s.unrecoverable;
+    const downJudged = s.downReceived + s.downRecovered + s.downUnrecoverable;
+    return {
+      origin: clip(origin),
+      players: s.players,
+      backups: s.backups,
+      fecRecovered: s.recovered,
+      lossBeforeFec: ratio(s.recovered + s.unrecoverable, judged),
+      lossAfterFec: ratio(s.unrecoverable, judged),
+      downLossBeforeFec: ratio(s.downRecovered + s.downUnrecoverable, downJudged),
+      downLossAfterFec: ratio(s.downUnrecoverable, downJudged),
+    };
+  });
+  let otherPlayers = 0;
+  let otherBackups = 0;
+  for (const [, s] of ranked.slice(RELAY_STATUS_ORIGINS_MAX)) {
+    otherPlayers += s.players;
+    otherBackups += s.backups;
+  }
+  const ruleStatus: RelayRuleStatus[] = rules.slice(0, RELAY_STATUS_RULES_MAX).map((rule) => ({
+    rule: clip(rule.name),
+    protocol: rule.protocol,
+    listen: clip(`${rule.listenAddress.includes(':') ? `[${rule.listenAddress}]` : rule.listenAddress}:${rule.listenPort}${rule.listenPortEnd !== rule.listenPort ? `-${rule.listenPortEnd}` : ''}`),
+    group: clip(rule.group),
+    sessions: tally.ruleSessions[rule.name] ?? 0,
+    origins: originHealth
+      .filter((o) => o.group === rule.group)
+      .slice(0, RELAY_STATUS_RULE_ORIGINS_MAX)
+      .map((o) => ({ origin: clip(o.origin), healthy: o.healthy })),
+  }));
+  return { origins, otherPlayers, otherBackups, rules: ruleStatus };
 }

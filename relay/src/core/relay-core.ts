@@ -95,7 +95,7 @@ import { TunnelPackets } from './tunnel/packets.js';
 import { TunnelPaths } from './tunnel/paths.js';
 import { TunnelSessions } from './tunnel/session.js';
 
-import { FleetStatus } from './fleet-status.js';
+import { FleetStatus, type StatusTally } from './fleet-status.js';
 import type { RelayStatus } from '../../../proto/src/api/contract.js';
 export { DropReason, dropReasonNames, Transmit, type DropReasonValue, type RelayEvent, type SessionTotals, type SocketKind } from './output.js';
 export type { RelayCoreComponents } from './context.js';
@@ -253,9 +253,14 @@ export class RelayCore {
    * The players per origin (a warm backup not counted as a player), FEC figures and L4
    * rules with their origins' health since the previous call, for the heartbeat's
    * `status` (fleet-status.ts): call once per heartbeat.
+   * @param otherWorkers the relay's other workers' tallies ({@link fleetStatusTally}), added in (default none)
    */
-  fleetStatus(): RelayStatus {
-    return this.status.snapshot(this.sessions.byId.values(), this.ctx.config.rules, this.ruleStats, this.origins.originHealth());
+  fleetStatus(otherWorkers: readonly StatusTally[] = []): RelayStatus {
+    return this.status.snapshot(this.sessions.byId.values(), this.ctx.config.rules, this.ruleStats, this.origins.originHealth(), otherWorkers);
+  }
+  /** This worker's players, FEC counters and L4 flows since the previous call, for the primary worker's {@link fleetStatus} (a relay worker thread's side). */
+  fleetStatusTally(): StatusTally {
+    return this.status.tally(this.sessions.byId.values(), this.ruleStats);
   }
   /** Where a tunnel session's client is now (`address:port`), or undefined: for tests and tooling. */
   tunnelSessionClient(sessionIdHex: string): string | undefined {
