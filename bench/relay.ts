@@ -5,20 +5,36 @@
  * same relay forced onto `dgram` (when the first runs batched), a relay with
  * `workers: N` (`--workers`), and the minimal Node forwarder of `relay-baseline.ts`, and
  * measures them on 127.0.0.1 with the same load generator (`relay-load.ts`, its own
- * process) and the same origin (this process). Every figure is measured in this run.
+ * process) and the same origin (`relay-origin.ts`, its own process). Every figure is
+ * measured in this run.
+ *
+ * The tools are built so that the forwarder measured is the bottleneck, not them: the
+ * generator blasts with `sendmmsg` and the origin reads with `recvmmsg` (the udp-batch
+ * addon, `--tools-udp-io`; `dgram` when it cannot load, ~5–7 µs of CPU per datagram,
+ * which on 2 cores capped every forwarder near 100k packets/s), and TCP runs between
+ * `iperf3 -c` and `iperf3 -s` when installed (`--tcp-tools`; else a Node sender and the
+ * origin's Node sink, each in its own process). Which tools ran is in `tools`, and
+ * every row gives the tools' CPU beside the forwarders' so a reader can see who was busy.
  *
  * JSON contract (`--json`; later checks depend on it):
- * `{udp: [{sizeBytes, flows, relayUdpIo, relayPps, baselinePps, ratio, relayCpuUsPerPacket, baselineCpuUsPerPacket, nginxPps?, nginxRatio?, nginxCpuUsPerPacket?,
- *          dgramPps?, dgramRatio?, dgramCpuUsPerPacket?, relayOverDgramRatio?, dgramNginxRatio?}],
+ * `{udp: [{sizeBytes, flows, relayUdpIo, relayPps, baselinePps, ratio, relayCpuUsPerPacket, baselineCpuUsPerPacket, relayCpuCores, baselineCpuCores,
+ *          offeredPps, generatorCpuCores, originCpuCores, nginxPps?, nginxRatio?, nginxCpuUsPerPacket?, nginxCpuCores?,
+ *          dgramPps?, dgramRatio?, dgramCpuUsPerPacket?, dgramCpuCores?, relayOverDgramRatio?, dgramNginxRatio?}],
  *   latency: [{sizeBytes, relayP50AddedUs, relayP99AddedUs, baselineP50AddedUs, baselineP99AddedUs, p99Ratio, nginxP50AddedUs?, nginxP99AddedUs?, nginxP99Ratio?,
  *              dgramP50AddedUs?, dgramP99AddedUs?, dgramNginxP99Ratio?}],
- *   tcp: [{conns, relayGbps, baselineGbps, ratio, nginxGbps?, nginxRatio?}],
+ *   tcp: [{conns, relayGbps, baselineGbps, ratio, relayCpuCores, baselineCpuCores, senderCpuCores, sinkCpuCores, nginxGbps?, nginxRatio?, nginxCpuCores?}],
  *   tunnel: {udp: [...same row shape...], latency: [...same row shape...]},
  *   nginx: {available: boolean, note?: string, config?: string},
  *   udpIo: {relay: 'batched'|'dgram', reason: string, dgramRows: boolean, note?: string},
  *   workers: {available: boolean, count?, udpIo?, reason?, note?: string, rows: [{mode, sizeBytes, flows, workers, workersUdpIo, workersPps, workersCpuCores,
  *             workersThreadCores: number[], workersCpuUsPerPacket, relayPps, relayCpuCores, ratio, dgramPps?, dgramCpuCores?, dgramRatio?, nginxPps?, nginxRatio?}]},
+ *   tools: {udp: 'batched'|'dgram', udpReason: string, tcp: 'iperf3'|'node', tcpReason: string},
  *   webrtc?: {...see bench/relay-webrtc.ts...}, settings: {...}}`
+ * `…CpuCores` is a process's CPU time (user + system, /proc) over the offered-load time
+ * (1.0 = one core busy; the TCP rows' over the sink's transfer time); `offeredPps` the
+ * datagrams/s the generator sent, `generatorCpuCores` and `originCpuCores` the tools'
+ * own, each the median over every measurement of the row (all forwarders); TCP
+ * `senderCpuCores`/`sinkCpuCores` likewise (iperf3's own figures when it runs).
  * `relay…` is the relay as run (`relayUdpIo` says which I/O: `batched`, or `dgram` when
  * the addon cannot load or `dgram` was asked for — then `udpIo.note` says why and no
  * `dgram…` fields appear); `dgram…` the same relay on the `dgram` fallback, measured in
