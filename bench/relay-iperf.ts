@@ -10,7 +10,8 @@
  *
  * iperf3 takes whole seconds: a measurement lasts `durationMs` rounded up to seconds.
  * It opens a control connection beside its `conns` data connections, all through the
- * forwarder; its figures are the receiver's bytes over the receiver's time.
+ * forwarder; its figures are the receiver's bytes over the receiver's time. The server's
+ * own complaints (stderr) are dropped: a failed run is retried and reported by the client.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import net from 'node:net';
@@ -49,7 +50,7 @@ async function freeTcpPort(): Promise<number> {
 /** Starts `iperf3 -s` (pushed onto `children` at once, so the caller stops it) and waits until it accepts connections. */
 export async function startIperf3Server(found: { path: string; version: string }, children: Child[]): Promise<Iperf3Server> {
   const port = await freeTcpPort();
-  const child = new Child(spawn(found.path, ['-s', '-B', '127.0.0.1', '-p', String(port), '--forceflush'], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const child = new Child(spawn(found.path, ['-s', '-B', '127.0.0.1', '-p', String(port), '--forceflush'], { stdio: ['ignore', 'pipe', 'ignore'] }));
   children.push(child);
   await child.waitFor((l) => l.includes('Server listening'), 10_000);
   return { ...found, port, child };
@@ -61,8 +62,29 @@ interface Iperf3Json {
   end?: { sum_received?: { bytes: number; seconds: number }; cpu_utilization_percent?: { host_total: number; remote_total: number } };
 }
 
-/** TCP bulk throughput through `target`'s TCP port: one `iperf3 -c` run with `conns` parallel connections (see the module comment). */
+/** Runs of `iperf3 -c` a measurement makes before it fails (see {@link measureTcpIperf3}). */
+const IPERF3_ATTEMPTS = 3;
+
+/**
+ * TCP bulk throughput through `target`'s TCP port: one `iperf3 -c` run with `conns`
+ * parallel connections (see the module comment). A run that fails before its transfer
+ * (on a loaded machine iperf3's control connection was seen reset through a forwarder
+ * while the server finished the previous test) is made again after 500 ms, up to
+ * {@link IPERF3_ATTEMPTS} runs; then the bench fails with what iperf3 said.
+ */
 export async function measureTcpIperf3(server: Iperf3Server, target: Target, conns: number, durationMs: number): Promise<TcpResult> {
+  const errors: string[] = [];
+  for (let attempt = 1; attempt <= IPERF3_ATTEMPTS; attempt++) {
+    const result = await iperf3Once(server, target, conns, durationMs);
+    if (typeof result !== 'string') return result;
+    errors.push(result);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new Error(`iperf3 through ${target.name} (port ${target.tcpPort}) failed ${IPERF3_ATTEMPTS} times: ${errors.join('; ')}`);
+}
+
+/** One `iperf3 -c` run: its figures, or what went wrong. */
+async function iperf3Once(server: Iperf3Server, target: Target, conns: number, durationMs: number): Promise<TcpResult | string> {
   const seconds = Math.max(1, Math.ceil(durationMs / 1000));
   const cpuBefore = cpuUs(target.pid);
   const child = spawn(server.path, ['-c', '127.0.0.1', '-p', String(target.tcpPort), '-t', String(seconds), '-P', String(conns), '-J'], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -75,9 +97,9 @@ export async function measureTcpIperf3(server: Iperf3Server, target: Target, con
   try {
     result = JSON.parse(out) as Iperf3Json;
   } catch {
-    throw new Error(`iperf3 -c printed no JSON (exit ${child.exitCode}): ${out.slice(0, 200)}`);
+    return `iperf3 -c printed no JSON (exit ${child.exitCode}): ${out.slice(0, 200)}`;
   }
-  if (result.error !== undefined || result.end?.sum_received === undefined) throw new Error(`iperf3 through port ${target.tcpPort}: ${result.error ?? 'no sum_received in its output'}`);
+  if (result.error !== undefined || result.end?.sum_received === undefined) return result.error ?? 'no sum_received in its output';
   const received = result.end.sum_received;
   const cpu = result.end.cpu_utilization_percent;
   return {
