@@ -96,6 +96,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'skip-tcp': { type: 'boolean', description: 'Skip the TCP bulk rows' },
   'skip-l4': { type: 'boolean', description: 'Skip the L4 UDP rows (and TCP): tunnel mode only' },
   'skip-throughput': { type: 'boolean', description: 'Skip the UDP packets/s rows: latency rows only' },
+  'skip-latency': { type: 'boolean', description: 'Skip the round-trip latency rows (on a crowded machine they can fail the run: a path that lost nearly every echo)' },
   'skip-nginx': { type: 'boolean', description: 'Do not measure nginx stream even when it is installed' },
   'skip-webrtc': { type: 'boolean', description: 'Skip the WebRTC (DataChannel) rows' },
   'udp-io': { type: 'string', valueName: 'MODE', choices: ['auto', 'batched', 'dgram'], description: 'udpIo of the measured relay and of the workers row\'s relay (auto: batched when the addon loads); SLIPSTREAM_UDP_IO in the environment overrides it', default: 'auto' },
@@ -125,6 +126,8 @@ interface Settings {
   tcp: boolean;
   l4: boolean;
   throughput: boolean;
+  /** Measure the latency rows (`--skip-latency`: not). */
+  latency: boolean;
   nginx: boolean;
   /** The measured relay's `udpIo` (and the workers relay's). */
   udpIo: BenchUdpIo;
@@ -421,7 +424,7 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
     };
 
     const udp = settings.l4 && settings.throughput ? await udpRows('l4') : [];
-    const latency = settings.l4 ? await latencyRows('l4') : [];
+    const latency = settings.l4 && settings.latency ? await latencyRows('l4') : [];
     const tcp: TcpRow[] = [];
     if (settings.tcp && settings.l4) {
       for (const conns of [1, 4]) {
@@ -450,7 +453,7 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
         tcp.push(row);
       }
     }
-    const tunnel = settings.tunnel ? { udp: settings.throughput ? await udpRows('tunnel') : [], latency: await latencyRows('tunnel') } : undefined;
+    const tunnel = settings.tunnel ? { udp: settings.throughput ? await udpRows('tunnel') : [], latency: settings.latency ? await latencyRows('tunnel') : [] } : undefined;
     const webrtc = settings.webrtcSessions
       ? await webrtcRows({ origin, relay, tunnelPort, signalingUrl: `http://127.0.0.1:${main.webrtcPort!}/webrtc`, tickets, repeat: settings.repeat, durationMs: settings.durationMs, capacitySessions: settings.webrtcSessions, throughput: settings.throughput, progress })
       : undefined;
@@ -500,6 +503,7 @@ export const relayBenchCommand: Command = flagCommand({
       tcp: !bool(values, 'skip-tcp'),
       l4: !bool(values, 'skip-l4'),
       throughput: !bool(values, 'skip-throughput'),
+      latency: !bool(values, 'skip-latency'),
       nginx: !bool(values, 'skip-nginx'),
       udpIo: str(values, 'udp-io') as BenchUdpIo,
       toolsUdpIo: udpIoModeFromEnv() ?? (str(values, 'tools-udp-io') as BenchUdpIo),
