@@ -101,12 +101,14 @@ async function iperf3Once(server: Iperf3Server, target: Target, conns: number, d
   }
   if (result.error !== undefined || result.end?.sum_received === undefined) return result.error ?? 'no sum_received in its output';
   const received = result.end.sum_received;
-  const cpu = result.end.cpu_utilization_percent;
+  const utilization = result.end.cpu_utilization_percent;
+  // The forwarder's CPU over the whole run (control connection and setup included).
+  const cpu = cpuUs(target.pid) - cpuBefore;
   return {
     gbps: (received.bytes * 8) / received.seconds / 1e9,
-    // The forwarder's CPU over the whole run (control connection and setup included) as a share of the transfer time.
-    cpuCores: (cpuUs(target.pid) - cpuBefore) / (received.seconds * 1e6),
-    senderCpuCores: cpu ? cpu.host_total / 100 : Number.NaN,
-    sinkCpuCores: cpu ? cpu.remote_total / 100 : Number.NaN,
+    cpuCores: cpu / (received.seconds * 1e6),
+    cpuUsPerMiB: received.bytes > 0 ? cpu / (received.bytes / (1 << 20)) : Number.NaN,
+    senderCpuCores: utilization ? utilization.host_total / 100 : Number.NaN,
+    sinkCpuCores: utilization ? utilization.remote_total / 100 : Number.NaN,
   };
 }

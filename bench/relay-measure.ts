@@ -10,6 +10,8 @@ import { ORIGIN_SCRIPT as ORIGIN, type OriginCounts, type OriginReady } from './
 
 export { HEALTH_PAYLOAD } from './relay-origin.js';
 
+const MIB = 1 << 20;
+
 /** Packets per second of each latency path (the direct reference sends on every DIRECT_EVERY-th tick). */
 export const LATENCY_RATE_HZ = 10_000;
 /** Latency runs made before a path that lost nearly every echo fails the bench (see measureRttTogether). */
@@ -246,6 +248,8 @@ export async function measureRttTogether(origin: Origin, paths: LoadJob['paths']
 export interface TcpResult {
   gbps: number;
   cpuCores: number;
+  /** The forwarder's CPU per MiB carried, µs (cores ÷ throughput: comparable however busy the machine was). */
+  cpuUsPerMiB: number;
   senderCpuCores: number;
   sinkCpuCores: number;
 }
@@ -273,9 +277,11 @@ export async function measureTcp(origin: Origin, target: Target, conns: number, 
   // The forwarder's and the sink's CPU over the whole measurement (connects and drain
   // included: a slight overstatement) as a share of the longer of the two windows.
   const busyUs = Math.max(windowUs, sinkMs * 1000);
+  const cpu = cpuUs(target.pid) - cpuBefore;
   return {
     gbps: sinkMs > 0 ? (after.tcpBytes * 8) / (sinkMs / 1000) / 1e9 : Number.NaN,
-    cpuCores: (cpuUs(target.pid) - cpuBefore) / busyUs,
+    cpuCores: cpu / busyUs,
+    cpuUsPerMiB: after.tcpBytes > 0 ? cpu / (after.tcpBytes / MIB) : Number.NaN,
     senderCpuCores: (load.cpuUs ?? Number.NaN) / windowUs,
     sinkCpuCores: (after.cpuUs - before.cpuUs) / busyUs,
   };

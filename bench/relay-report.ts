@@ -65,6 +65,10 @@ export interface TcpRow {
   relayCpuCores: number;
   baselineCpuCores: number;
   nginxCpuCores?: number;
+  /** The forwarders' CPU per MiB carried, µs. */
+  relayCpuUsPerMiB: number;
+  baselineCpuUsPerMiB: number;
+  nginxCpuUsPerMiB?: number;
   senderCpuCores: number;
   sinkCpuCores: number;
   nginxGbps?: number;
@@ -151,8 +155,8 @@ export function printTables(result: Record<string, unknown>, io: CommandIo): voi
   latencyTable('L4 UDP round-trip latency added at 10,000 packets/s', latency);
   if (tcp.length > 0) {
     const withNginx = tcp[0]!.nginxGbps !== undefined;
-    io.out(`\nL4 TCP bulk throughput (cores: CPU time ÷ transfer time)\n  conns  relay Gbit/s  baseline Gbit/s  ratio${withNginx ? '  nginx Gbit/s  vs nginx' : ''}  relay cores  baseline cores${withNginx ? '  nginx cores' : ''}  sender  sink\n`);
-    for (const r of tcp) io.out(`  ${String(r.conns).padStart(5)}  ${String(r.relayGbps).padStart(12)}  ${String(r.baselineGbps).padStart(15)}  ${r.ratio.toFixed(3).padStart(5)}${withNginx ? `  ${String(r.nginxGbps).padStart(12)}  ${r.nginxRatio!.toFixed(3).padStart(8)}` : ''}  ${fixed(r.relayCpuCores, 2).padStart(11)}  ${fixed(r.baselineCpuCores, 2).padStart(14)}${withNginx ? `  ${fixed(r.nginxCpuCores, 2).padStart(11)}` : ''}  ${fixed(r.senderCpuCores, 2).padStart(6)}  ${fixed(r.sinkCpuCores, 2).padStart(4)}\n`);
+    io.out(`\nL4 TCP bulk throughput (cores: CPU time ÷ transfer time)\n  conns  relay Gbit/s  baseline Gbit/s  ratio${withNginx ? '  nginx Gbit/s  vs nginx' : ''}  relay cores  baseline cores${withNginx ? '  nginx cores' : ''}  sender  sink  relay µs/MiB  baseline µs/MiB${withNginx ? '  nginx µs/MiB' : ''}\n`);
+    for (const r of tcp) io.out(`  ${String(r.conns).padStart(5)}  ${String(r.relayGbps).padStart(12)}  ${String(r.baselineGbps).padStart(15)}  ${r.ratio.toFixed(3).padStart(5)}${withNginx ? `  ${String(r.nginxGbps).padStart(12)}  ${r.nginxRatio!.toFixed(3).padStart(8)}` : ''}  ${fixed(r.relayCpuCores, 2).padStart(11)}  ${fixed(r.baselineCpuCores, 2).padStart(14)}${withNginx ? `  ${fixed(r.nginxCpuCores, 2).padStart(11)}` : ''}  ${fixed(r.senderCpuCores, 2).padStart(6)}  ${fixed(r.sinkCpuCores, 2).padStart(4)}  ${fixed(r.relayCpuUsPerMiB, 1).padStart(12)}  ${fixed(r.baselineCpuUsPerMiB, 1).padStart(15)}${withNginx ? `  ${fixed(r.nginxCpuUsPerMiB, 1).padStart(12)}` : ''}\n`);
   }
   if (tunnel) {
     udpTable('Tunnel mode UDP forwarding (tickets; FEC off)', tunnel.udp);

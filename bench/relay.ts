@@ -22,7 +22,8 @@
  *          dgramPps?, dgramRatio?, dgramCpuUsPerPacket?, dgramCpuCores?, relayOverDgramRatio?, dgramNginxRatio?}],
  *   latency: [{sizeBytes, relayP50AddedUs, relayP99AddedUs, baselineP50AddedUs, baselineP99AddedUs, p99Ratio, nginxP50AddedUs?, nginxP99AddedUs?, nginxP99Ratio?,
  *              dgramP50AddedUs?, dgramP99AddedUs?, dgramNginxP99Ratio?}],
- *   tcp: [{conns, relayGbps, baselineGbps, ratio, relayCpuCores, baselineCpuCores, senderCpuCores, sinkCpuCores, nginxGbps?, nginxRatio?, nginxCpuCores?}],
+ *   tcp: [{conns, relayGbps, baselineGbps, ratio, relayCpuCores, baselineCpuCores, relayCpuUsPerMiB, baselineCpuUsPerMiB, senderCpuCores, sinkCpuCores,
+ *          nginxGbps?, nginxRatio?, nginxCpuCores?, nginxCpuUsPerMiB?}],
  *   tunnel: {udp: [...same row shape...], latency: [...same row shape...]},
  *   nginx: {available: boolean, note?: string, config?: string},
  *   udpIo: {relay: 'batched'|'dgram', reason: string, dgramRows: boolean, note?: string},
@@ -31,7 +32,8 @@
  *   tools: {udp: 'batched'|'dgram', udpReason: string, tcp: 'iperf3'|'node', tcpReason: string},
  *   webrtc?: {...see bench/relay-webrtc.ts...}, settings: {...}}`
  * `…CpuCores` is a process's CPU time (user + system, /proc) over the offered-load time
- * (1.0 = one core busy; the TCP rows' over the sink's transfer time); `offeredPps` the
+ * (1.0 = one core busy; the TCP rows' over the sink's transfer time; `…CpuUsPerMiB` the
+ * forwarder's CPU per MiB carried, µs, which a busy machine disturbs less); `offeredPps` the
  * datagrams/s the generator sent, `generatorCpuCores` and `originCpuCores` the tools'
  * own, each the median over every measurement of the row (all forwarders); TCP
  * `senderCpuCores`/`sinkCpuCores` likewise (iperf3's own figures when it runs).
@@ -444,12 +446,14 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
           roundRatios: rounds.map((x) => round(x.relay.gbps / x.baseline.gbps, 3)),
           relayCpuCores: med((x) => x.relay.cpuCores, 2),
           baselineCpuCores: med((x) => x.baseline.cpuCores, 2),
+          relayCpuUsPerMiB: med((x) => x.relay.cpuUsPerMiB, 1),
+          baselineCpuUsPerMiB: med((x) => x.baseline.cpuUsPerMiB, 1),
           // The tools, over every measurement of the row.
           senderCpuCores: round(median(all.map((x) => x.senderCpuCores)), 2),
           sinkCpuCores: round(median(all.map((x) => x.sinkCpuCores)), 2),
-          ...(nginx ? { nginxGbps: med((x) => x.nginx!.gbps, 3), nginxRatio: med((x) => x.relay.gbps / x.nginx!.gbps, 3), nginxCpuCores: med((x) => x.nginx!.cpuCores, 2) } : {}),
+          ...(nginx ? { nginxGbps: med((x) => x.nginx!.gbps, 3), nginxRatio: med((x) => x.relay.gbps / x.nginx!.gbps, 3), nginxCpuCores: med((x) => x.nginx!.cpuCores, 2), nginxCpuUsPerMiB: med((x) => x.nginx!.cpuUsPerMiB, 1) } : {}),
         };
-        progress(`tcp ${conns} conns: relay ${row.relayGbps} Gbit/s (${row.relayCpuCores} cores), baseline ${row.baselineGbps} Gbit/s (${row.baselineCpuCores} cores), sender ${row.senderCpuCores} / sink ${row.sinkCpuCores} cores, ratio ${row.ratio} (rounds ${row.roundRatios.join(' ')})${row.nginxGbps !== undefined ? `; nginx ${row.nginxGbps} Gbit/s, relay/nginx ${row.nginxRatio}` : ''}\n`);
+        progress(`tcp ${conns} conns: relay ${row.relayGbps} Gbit/s (${row.relayCpuCores} cores, ${row.relayCpuUsPerMiB} µs/MiB), baseline ${row.baselineGbps} Gbit/s (${row.baselineCpuCores} cores, ${row.baselineCpuUsPerMiB} µs/MiB), sender ${row.senderCpuCores} / sink ${row.sinkCpuCores} cores, ratio ${row.ratio} (rounds ${row.roundRatios.join(' ')})${row.nginxGbps !== undefined ? `; nginx ${row.nginxGbps} Gbit/s, relay/nginx ${row.nginxRatio}` : ''}\n`);
         tcp.push(row);
       }
     }

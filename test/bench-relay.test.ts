@@ -134,7 +134,7 @@ describe('slipstream bench relay', () => {
       assert.deepEqual(result.tcp.map((row) => row.conns), [1, 4]);
       for (const row of result.tcp) {
         for (const key of ['relayGbps', 'baselineGbps']) assert.ok((row[key] as number) > 0, `bytes reached the sink through each forwarder: ${key} ${row[key]}`);
-        for (const key of ['ratio', 'relayCpuCores', 'baselineCpuCores', 'senderCpuCores', 'sinkCpuCores']) assert.equal(typeof row[key], 'number', key);
+        for (const key of ['ratio', 'relayCpuCores', 'baselineCpuCores', 'relayCpuUsPerMiB', 'baselineCpuUsPerMiB', 'senderCpuCores', 'sinkCpuCores']) assert.equal(typeof row[key], 'number', key);
       }
       // The origin echoed through every forwarder (its echo and health answers run on the chosen tools).
       assert.deepEqual(result.latency.map((row) => [row.sizeBytes, typeof row.relayP99AddedUs, typeof row.baselineP99AddedUs]), [[100, 'number', 'number'], [1200, 'number', 'number']]);
