@@ -17,6 +17,15 @@ export interface UdpRow {
   ratio: number;
   relayCpuUsPerPacket: number;
   baselineCpuUsPerPacket: number;
+  /** CPU time over the offered-load time (1.0 = one core busy): the relay, the baseline, nginx's worker, the dgram relay. */
+  relayCpuCores: number;
+  baselineCpuCores: number;
+  nginxCpuCores?: number;
+  dgramCpuCores?: number;
+  /** The tools, median over the row's measurements: datagrams/s the generator offered, its CPU and the origin's (cores). */
+  offeredPps: number;
+  generatorCpuCores: number;
+  originCpuCores: number;
   /** With nginx installed: its delivered packets/s, the relay's over it (median of per-round ratios), its worker's CPU per packet, µs. */
   nginxPps?: number;
   nginxRatio?: number;
@@ -52,6 +61,16 @@ export interface TcpRow {
   relayGbps: number;
   baselineGbps: number;
   ratio: number;
+  /** CPU time over the transfer time (cores): the forwarders, and the TCP sender and sink (iperf3's own figures when it runs). */
+  relayCpuCores: number;
+  baselineCpuCores: number;
+  nginxCpuCores?: number;
+  /** The forwarders' CPU per MiB carried, µs. */
+  relayCpuUsPerMiB: number;
+  baselineCpuUsPerMiB: number;
+  nginxCpuUsPerMiB?: number;
+  senderCpuCores: number;
+  sinkCpuCores: number;
   nginxGbps?: number;
   nginxRatio?: number;
 }
@@ -113,7 +132,14 @@ export function printTables(result: Record<string, unknown>, io: CommandIo): voi
       const dgramCells = withDgram ? `  ${String(r.dgramPps).padStart(10)}  ${fixed(r.dgramRatio).padStart(11)}  ${fixed(r.dgramNginxRatio).padStart(14)}  ${String(r.dgramCpuUsPerPacket).padStart(12)}` : '';
       io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.flows).padStart(5)}  ${String(r.relayPps).padStart(10)}  ${String(r.baselinePps).padStart(12)}  ${r.ratio.toFixed(3).padStart(5)}  ${String(r.relayCpuUsPerPacket).padStart(12)}  ${String(r.baselineCpuUsPerPacket).padStart(15)}${nginxCells}${dgramCells}\n`);
     }
+    // Who was busy: when the generator offered far more than a forwarder delivered, the forwarder was the bottleneck.
+    io.out(`  CPU cores busy (process CPU time ÷ load time)\n  size B  flows  offered pps  generator  origin  relay  baseline${withNginx ? '  nginx' : ''}${withDgram ? '  dgram' : ''}\n`);
+    for (const r of rows) {
+      io.out(`  ${String(r.sizeBytes).padStart(6)}  ${String(r.flows).padStart(5)}  ${String(r.offeredPps).padStart(11)}  ${fixed(r.generatorCpuCores, 2).padStart(9)}  ${fixed(r.originCpuCores, 2).padStart(6)}  ${fixed(r.relayCpuCores, 2).padStart(5)}  ${fixed(r.baselineCpuCores, 2).padStart(8)}${withNginx ? `  ${fixed(r.nginxCpuCores, 2).padStart(5)}` : ''}${withDgram ? `  ${fixed(r.dgramCpuCores, 2).padStart(5)}` : ''}\n`);
+    }
   };
+  const tools = result.tools as { udp: string; udpReason: string; tcp: string; tcpReason: string } | undefined;
+  if (tools) io.out(`Tools: load generator and origin on ${tools.udp} UDP (${tools.udpReason}); TCP sender and sink ${tools.tcp} (${tools.tcpReason})\n`);
   const latencyTable = (title: string, rows: LatencyRow[]): void => {
     if (rows.length === 0) return;
     const withNginx = rows[0]!.nginxP99AddedUs !== undefined;
@@ -129,8 +155,8 @@ export function printTables(result: Record<string, unknown>, io: CommandIo): voi
   latencyTable('L4 UDP round-trip latency added at 10,000 packets/s', latency);
   if (tcp.length > 0) {
     const withNginx = tcp[0]!.nginxGbps !== undefined;
-    io.out(`\nL4 TCP bulk throughput\n  conns  relay Gbit/s  baseline Gbit/s  ratio${withNginx ? '  nginx Gbit/s  vs nginx' : ''}\n`);
-    for (const r of tcp) io.out(`  ${String(r.conns).padStart(5)}  ${String(r.relayGbps).padStart(12)}  ${String(r.baselineGbps).padStart(15)}  ${r.ratio.toFixed(3).padStart(5)}${withNginx ? `  ${String(r.nginxGbps).padStart(12)}  ${r.nginxRatio!.toFixed(3).padStart(8)}` : ''}\n`);
+    io.out(`\nL4 TCP bulk throughput (cores: CPU time ÷ transfer time)\n  conns  relay Gbit/s  baseline Gbit/s  ratio${withNginx ? '  nginx Gbit/s  vs nginx' : ''}  relay cores  baseline cores${withNginx ? '  nginx cores' : ''}  sender  sink  relay µs/MiB  baseline µs/MiB${withNginx ? '  nginx µs/MiB' : ''}\n`);
+    for (const r of tcp) io.out(`  ${String(r.conns).padStart(5)}  ${String(r.relayGbps).padStart(12)}  ${String(r.baselineGbps).padStart(15)}  ${r.ratio.toFixed(3).padStart(5)}${withNginx ? `  ${String(r.nginxGbps).padStart(12)}  ${r.nginxRatio!.toFixed(3).padStart(8)}` : ''}  ${fixed(r.relayCpuCores, 2).padStart(11)}  ${fixed(r.baselineCpuCores, 2).padStart(14)}${withNginx ? `  ${fixed(r.nginxCpuCores, 2).padStart(11)}` : ''}  ${fixed(r.senderCpuCores, 2).padStart(6)}  ${fixed(r.sinkCpuCores, 2).padStart(4)}  ${fixed(r.relayCpuUsPerMiB, 1).padStart(12)}  ${fixed(r.baselineCpuUsPerMiB, 1).padStart(15)}${withNginx ? `  ${fixed(r.nginxCpuUsPerMiB, 1).padStart(12)}` : ''}\n`);
   }
   if (tunnel) {
     udpTable('Tunnel mode UDP forwarding (tickets; FEC off)', tunnel.udp);

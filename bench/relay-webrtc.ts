@@ -113,22 +113,23 @@ function connectBudgetMs(sessions: number): number {
 
 /** DataChannel messages/s delivered to the origin and relay CPU per message, one blast. */
 async function measureWebRtcMps(ctx: WebRtcContext, sizeBytes: number, sessions: number): Promise<{ mps: number; cpuUsPerMessage: number }> {
-  ctx.origin.echo = false;
-  let before = 0;
+  await ctx.origin.setEcho(false);
+  let before: Promise<number> = Promise.resolve(0);
   let cpuBefore = 0;
   await runWebRtcLoad({ mode: 'blast', signalingUrl: ctx.signalingUrl, sessions: ctx.tickets(sessions), sizeBytes, durationMs: ctx.durationMs, rateHz: 0, connectBudgetMs: connectBudgetMs(sessions) }, () => {
-    before = ctx.origin.received;
+    // The origin is a child process: its count is asked for at once (a pipe round trip, well under a ms).
+    before = ctx.origin.counts().then((c) => c.received);
     cpuBefore = cpuUs(ctx.relay.pid);
   });
   await new Promise((resolve) => setTimeout(resolve, 100));
-  const delivered = ctx.origin.received - before;
+  const delivered = (await ctx.origin.counts()).received - (await before);
   const cpu = cpuUs(ctx.relay.pid) - cpuBefore;
   return { mps: delivered / (ctx.durationMs / 1000), cpuUsPerMessage: delivered > 0 ? cpu / delivered : Number.NaN };
 }
 
 /** One capacity step: `sessions` at 60 messages/s, echoed. */
 async function capacityStep(ctx: WebRtcContext, sessions: number): Promise<WebRtcCapacityStep> {
-  ctx.origin.echo = true;
+  await ctx.origin.setEcho(true);
   let cpuBefore = 0;
   let startMs = 0;
   try {
@@ -155,7 +156,7 @@ async function capacityStep(ctx: WebRtcContext, sessions: number): Promise<WebRt
       ...(result.firstFailure !== undefined ? { firstFailure: result.firstFailure } : {}),
     };
   } finally {
-    ctx.origin.echo = false;
+    await ctx.origin.setEcho(false);
   }
 }
 

@@ -5,20 +5,38 @@
  * same relay forced onto `dgram` (when the first runs batched), a relay with
  * `workers: N` (`--workers`), and the minimal Node forwarder of `relay-baseline.ts`, and
  * measures them on 127.0.0.1 with the same load generator (`relay-load.ts`, its own
- * process) and the same origin (this process). Every figure is measured in this run.
+ * process) and the same origin (`relay-origin.ts`, its own process). Every figure is
+ * measured in this run.
+ *
+ * The tools are built so that the forwarder measured is the bottleneck, not them: the
+ * generator blasts with `sendmmsg` and the origin reads with `recvmmsg` (the udp-batch
+ * addon, `--tools-udp-io`; `dgram` when it cannot load, ~5–7 µs of CPU per datagram,
+ * which on 2 cores capped every forwarder near 100k packets/s), and TCP runs between
+ * `iperf3 -c` and `iperf3 -s` when installed (`--tcp-tools`; else a Node sender and the
+ * origin's Node sink, each in its own process). Which tools ran is in `tools`, and
+ * every row gives the tools' CPU beside the forwarders' so a reader can see who was busy.
  *
  * JSON contract (`--json`; later checks depend on it):
- * `{udp: [{sizeBytes, flows, relayUdpIo, relayPps, baselinePps, ratio, relayCpuUsPerPacket, baselineCpuUsPerPacket, nginxPps?, nginxRatio?, nginxCpuUsPerPacket?,
- *          dgramPps?, dgramRatio?, dgramCpuUsPerPacket?, relayOverDgramRatio?, dgramNginxRatio?}],
+ * `{udp: [{sizeBytes, flows, relayUdpIo, relayPps, baselinePps, ratio, relayCpuUsPerPacket, baselineCpuUsPerPacket, relayCpuCores, baselineCpuCores,
+ *          offeredPps, generatorCpuCores, originCpuCores, nginxPps?, nginxRatio?, nginxCpuUsPerPacket?, nginxCpuCores?,
+ *          dgramPps?, dgramRatio?, dgramCpuUsPerPacket?, dgramCpuCores?, relayOverDgramRatio?, dgramNginxRatio?}],
  *   latency: [{sizeBytes, relayP50AddedUs, relayP99AddedUs, baselineP50AddedUs, baselineP99AddedUs, p99Ratio, nginxP50AddedUs?, nginxP99AddedUs?, nginxP99Ratio?,
  *              dgramP50AddedUs?, dgramP99AddedUs?, dgramNginxP99Ratio?}],
- *   tcp: [{conns, relayGbps, baselineGbps, ratio, nginxGbps?, nginxRatio?}],
+ *   tcp: [{conns, relayGbps, baselineGbps, ratio, relayCpuCores, baselineCpuCores, relayCpuUsPerMiB, baselineCpuUsPerMiB, senderCpuCores, sinkCpuCores,
+ *          nginxGbps?, nginxRatio?, nginxCpuCores?, nginxCpuUsPerMiB?}],
  *   tunnel: {udp: [...same row shape...], latency: [...same row shape...]},
  *   nginx: {available: boolean, note?: string, config?: string},
  *   udpIo: {relay: 'batched'|'dgram', reason: string, dgramRows: boolean, note?: string},
  *   workers: {available: boolean, count?, udpIo?, reason?, note?: string, rows: [{mode, sizeBytes, flows, workers, workersUdpIo, workersPps, workersCpuCores,
  *             workersThreadCores: number[], workersCpuUsPerPacket, relayPps, relayCpuCores, ratio, dgramPps?, dgramCpuCores?, dgramRatio?, nginxPps?, nginxRatio?}]},
+ *   tools: {udp: 'batched'|'dgram', udpReason: string, tcp: 'iperf3'|'node', tcpReason: string},
  *   webrtc?: {...see bench/relay-webrtc.ts...}, settings: {...}}`
+ * `…CpuCores` is a process's CPU time (user + system, /proc) over the offered-load time
+ * (1.0 = one core busy; the TCP rows' over the sink's transfer time; `…CpuUsPerMiB` the
+ * forwarder's CPU per MiB carried, µs, which a busy machine disturbs less); `offeredPps` the
+ * datagrams/s the generator sent, `generatorCpuCores` and `originCpuCores` the tools'
+ * own, each the median over every measurement of the row (all forwarders); TCP
+ * `senderCpuCores`/`sinkCpuCores` likewise (iperf3's own figures when it runs).
  * `relay…` is the relay as run (`relayUdpIo` says which I/O: `batched`, or `dgram` when
  * the addon cannot load or `dgram` was asked for — then `udpIo.note` says why and no
  * `dgram…` fields appear); `dgram…` the same relay on the `dgram` fallback, measured in
@@ -57,12 +75,14 @@ import { sessionIdToHex } from '../proto/src/header.js';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
 import { BASELINE_SCRIPT } from './relay-baseline.js';
 import { type LoadTicket } from './relay-load.js';
-import { Child, cpuUs, measurePps, measureRttTogether, measureTcp, median, Origin, round, runQueueWaitUs, type PpsResult, type Target } from './relay-measure.js';
+import { Child, cpuUs, measurePps, measureRttTogether, measureTcp, median, Origin, round, runQueueWaitUs, type BenchTools, type PpsResult, type TcpResult, type Target } from './relay-measure.js';
+import { findIperf3, measureTcpIperf3, startIperf3Server } from './relay-iperf.js';
 import { findNginx, startNginx, type NginxProxy } from './relay-nginx.js';
 import { relayConfigText, startBenchRelay, UDP_IO_ENV, type BenchRelay, type BenchUdpIo } from './relay-procs.js';
 import { printTables, type LatencyRow, type TcpRow, type UdpRow, type WorkersRow } from './relay-report.js';
 import { webrtcRows } from './relay-webrtc.js';
 import { freePort } from '../kit/free-port.js';
+import { udpIoModeFromEnv } from '../kit/udp-batch.js';
 import { CliUsageError } from '../proto/src/errors.js';
 
 /** `--workers` when not given: 2 on a machine with at least 2 cores, else 0 (no workers row). */
@@ -78,9 +98,12 @@ const FLAGS: Record<string, FlagSpec> = {
   'skip-tcp': { type: 'boolean', description: 'Skip the TCP bulk rows' },
   'skip-l4': { type: 'boolean', description: 'Skip the L4 UDP rows (and TCP): tunnel mode only' },
   'skip-throughput': { type: 'boolean', description: 'Skip the UDP packets/s rows: latency rows only' },
+  'skip-latency': { type: 'boolean', description: 'Skip the round-trip latency rows (on a crowded machine they can fail the run: a path that lost nearly every echo)' },
   'skip-nginx': { type: 'boolean', description: 'Do not measure nginx stream even when it is installed' },
   'skip-webrtc': { type: 'boolean', description: 'Skip the WebRTC (DataChannel) rows' },
   'udp-io': { type: 'string', valueName: 'MODE', choices: ['auto', 'batched', 'dgram'], description: 'udpIo of the measured relay and of the workers row\'s relay (auto: batched when the addon loads); SLIPSTREAM_UDP_IO in the environment overrides it', default: 'auto' },
+  'tools-udp-io': { type: 'string', valueName: 'MODE', choices: ['auto', 'batched', 'dgram'], description: 'UDP I/O of the bench\'s own load generator and origin (auto: the udp-batch addon when it loads, else dgram); SLIPSTREAM_UDP_IO in the environment overrides it', default: 'auto' },
+  'tcp-tools': { type: 'string', valueName: 'TOOLS', choices: ['auto', 'iperf3', 'node'], description: 'TCP sender and sink of the TCP rows: iperf3 (client and server, whole seconds per measurement) or the bench\'s Node child processes; auto: iperf3 when installed', default: 'auto' },
   'skip-dgram': { type: 'boolean', description: 'Do not measure the dgram relay beside the batched one' },
   workers: { type: 'integer', valueName: 'N', min: 0, max: 64, description: `Workers of the workers row (a relay with workers: N beside workers: 1, L4 and tunnel 100 B × 64 flows); 0 or 1: no workers row (default: 2 on a machine with ≥ 2 cores, else 0; here ${DEFAULT_WORKERS})` },
   'webrtc-sessions': { type: 'string', valueName: 'N,N,…', description: 'Capacity steps of the WebRTC rows: concurrent 60 messages/s sessions per step, at most 5 steps of at most 1000 (--quick: 10)', default: '50,100,200' },
@@ -105,9 +128,15 @@ interface Settings {
   tcp: boolean;
   l4: boolean;
   throughput: boolean;
+  /** Measure the latency rows (`--skip-latency`: not). */
+  latency: boolean;
   nginx: boolean;
   /** The measured relay's `udpIo` (and the workers relay's). */
   udpIo: BenchUdpIo;
+  /** UDP I/O of the load generator and the origin. */
+  toolsUdpIo: BenchUdpIo;
+  /** TCP sender and sink: iperf3 when installed (`auto`), or `node`. */
+  tcpTools: 'auto' | 'iperf3' | 'node';
   /** Measure the dgram relay beside a batched one. */
   dgram: boolean;
   /** Workers of the workers row; ≤ 1: none. */
@@ -128,18 +157,31 @@ async function rotated<T>(round: number, steps: (() => Promise<T>)[]): Promise<T
 
 async function runBench(settings: Settings, io: CommandIo, json: boolean): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'slipstream-bench-relay-'));
-  const origin = await Origin.start();
   const children: Child[] = [];
   let nginxProxy: NginxProxy | undefined;
   const progress = (text: string): void => {
     if (!json) io.err(text);
   };
   try {
+    // The origin first (the relays' configs name its ports); stopped last (children stop in reverse).
+    const origin = await Origin.start(settings.toolsUdpIo, children);
+    // TCP: iperf3 when installed (and the TCP rows run), else the Node sender and sink.
+    const foundIperf = settings.tcp && settings.l4 && settings.tcpTools !== 'node' ? findIperf3() : ({ ok: false, reason: settings.tcpTools === 'node' ? '--tcp-tools node given' : 'no TCP rows' } as const);
+    if (settings.tcpTools === 'iperf3' && !foundIperf.ok) throw new CliUsageError('--tcp-tools', `--tcp-tools iperf3: ${foundIperf.reason}`);
+    const iperf = foundIperf.ok ? await startIperf3Server(foundIperf, children) : undefined;
+    const tcpOriginPort = iperf ? iperf.port : origin.tcpPort;
+    const tools: BenchTools = {
+      udp: origin.ready.udp,
+      udpReason: origin.ready.reason,
+      tcp: iperf ? 'iperf3' : 'node',
+      tcpReason: iperf ? iperf.version : foundIperf.ok ? '' : foundIperf.reason,
+    };
+    progress(`tools: load generator and origin on ${tools.udp} UDP (${tools.udpReason}); TCP sender and sink: ${tools.tcp} (${tools.tcpReason})\n`);
     const seed = randomBytes(32);
     const signingKey = ticketSigningKeyFromSeed(seed);
     const sealKey = randomBytes(32);
     const relayConfig = (udpIo: BenchUdpIo, workers: number, webrtcLines: string[]): string =>
-      relayConfigText({ originUdpPort: origin.udpPort, originTcpPort: origin.tcpPort, ticketPublicKeyBase64: Buffer.from(rawPublicKey(signingKey)).toString('base64'), sealKeyBase64: sealKey.toString('base64'), udpIo, workers, webrtcLines });
+      relayConfigText({ originUdpPort: origin.udpPort, originTcpPort: tcpOriginPort, ticketPublicKeyBase64: Buffer.from(rawPublicKey(signingKey)).toString('base64'), sealKeyBase64: sealKey.toString('base64'), udpIo, workers, webrtcLines });
     const webrtcLines = settings.webrtcSessions
       ? ['  webrtc:', '    listen: 127.0.0.1:0', `    udpMuxPort: ${await freePort('udp')}`, // Room for every step's peer connections at once: the relay reaps a closed one only when it sees it close.
           `    peerConnectionsMax: ${settings.webrtcSessions.reduce((a, b) => a + b, 0) + 200}`]
@@ -165,12 +207,12 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
         ? await startBenchRelay('workers', dir, relayConfig(settings.udpIo, settings.workers, []), {}, children).catch((err: unknown) => void (workersStartError = err instanceof Error ? err.message : String(err)))
         : undefined;
     if (workersStartError !== undefined) progress(`workers row absent: the relay with workers: ${settings.workers} did not start: ${workersStartError}\n`);
-    const baselineChild = new Child(spawn(process.execPath, [BASELINE, '0', '0', String(origin.udpPort), String(origin.tcpPort)], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    const baselineChild = new Child(spawn(process.execPath, [BASELINE, '0', '0', String(origin.udpPort), String(tcpOriginPort)], { stdio: ['ignore', 'pipe', 'inherit'] }));
     children.push(baselineChild);
     const ready = (await baselineChild.waitFor((l) => l.startsWith('ready'), 10_000)).split(' ');
     const baseline: Target = { name: 'baseline', pid: baselineChild.process.pid!, udpPort: Number(ready[1]), tcpPort: Number(ready[2]) };
     const found = settings.nginx ? findNginx() : ({ ok: false, reason: '--skip-nginx given' } as const);
-    if (found.ok) nginxProxy = await startNginx(found, dir, origin.udpPort, origin.tcpPort);
+    if (found.ok) nginxProxy = await startNginx(found, dir, origin.udpPort, tcpOriginPort);
     const nginx: Target | undefined = nginxProxy ? { name: 'nginx', pid: nginxProxy.workerPid, udpPort: nginxProxy.udpPort, tcpPort: nginxProxy.tcpPort } : undefined;
     const nginxInfo = nginxProxy ? { available: true, config: readFileSync(join(dir, 'nginx.conf'), 'utf8') } : { available: false, note: `nginx rows absent: ${found.ok ? 'not started' : found.reason}` };
     if (!nginxProxy) progress(`${nginxInfo.note}\n`);
@@ -216,7 +258,7 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
           ];
           const rounds: Partial<Record<Target['name'], PpsResult>>[] = [];
           for (let r = 0; r < settings.repeat; r++) {
-            const job = { mode: 'blast' as const, flows, sizeBytes, durationMs: settings.durationMs, rateHz: 0, count: 0 };
+            const job = { mode: 'blast' as const, udp: settings.toolsUdpIo, flows, sizeBytes, durationMs: settings.durationMs, rateHz: 0, count: 0 };
             const results = await rotated(r, targets.map(({ target, tunnel }) => () => measurePps(origin, target, { ...job, tunnel: tunnel ? tickets(flows) : undefined })));
             rounds.push(Object.fromEntries(targets.map(({ target }, i) => [target.name, results[i]!])));
           }
@@ -224,6 +266,7 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
           const med = (a: Target['name'], f: (x: PpsResult) => number): number => median(rounds.map((x) => f(x[a]!)));
           const ratio = (a: Target['name'], b: Target['name']): number => round(median(rounds.map((x) => x[a]!.pps / x[b]!.pps)), 3);
           const roundRatios = (a: Target['name'], b: Target['name']): number[] => rounds.map((x) => round(x[a]!.pps / x[b]!.pps, 3));
+          const tool = (f: (x: PpsResult) => number): number => median(rounds.flatMap((x) => Object.values(x).map(f)));
           const row = {
             sizeBytes,
             flows,
@@ -233,12 +276,19 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
             ratio: ratio('relay', 'baseline'),
             relayCpuUsPerPacket: round(med('relay', (x) => x.cpuUsPerPacket), 2),
             baselineCpuUsPerPacket: round(med('baseline', (x) => x.cpuUsPerPacket), 2),
+            relayCpuCores: round(med('relay', (x) => x.cpuCores), 2),
+            baselineCpuCores: round(med('baseline', (x) => x.cpuCores), 2),
             roundRatios: roundRatios('relay', 'baseline'),
+            // The tools, over every measurement of the row: what the generator offered and what it and the origin cost.
+            offeredPps: Math.round(tool((x) => x.offeredPps)),
+            generatorCpuCores: round(tool((x) => x.generatorCpuCores), 2),
+            originCpuCores: round(tool((x) => x.originCpuCores), 2),
             ...(nginx
               ? {
                   nginxPps: Math.round(med('nginx', (x) => x.pps)),
                   nginxRatio: ratio('relay', 'nginx'),
                   nginxCpuUsPerPacket: round(med('nginx', (x) => x.cpuUsPerPacket), 2),
+                  nginxCpuCores: round(med('nginx', (x) => x.cpuCores), 2),
                   roundNginxRatios: roundRatios('relay', 'nginx'),
                 }
               : {}),
@@ -247,12 +297,13 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
                   dgramPps: Math.round(med('dgram', (x) => x.pps)),
                   dgramRatio: ratio('dgram', 'baseline'),
                   dgramCpuUsPerPacket: round(med('dgram', (x) => x.cpuUsPerPacket), 2),
+                  dgramCpuCores: round(med('dgram', (x) => x.cpuCores), 2),
                   relayOverDgramRatio: ratio('relay', 'dgram'),
                   ...(nginx ? { dgramNginxRatio: ratio('dgram', 'nginx') } : {}),
                 }
               : {}),
           };
-          progress(`${mode} udp ${sizeBytes} B × ${flows} flows: relay (${main.udpIo.mode}) ${row.relayPps} pps, baseline ${row.baselinePps} pps, ratio ${row.ratio} (rounds ${row.roundRatios.join(' ')})${row.nginxPps !== undefined ? `; nginx ${row.nginxPps} pps, relay/nginx ${row.nginxRatio} (rounds ${row.roundNginxRatios!.join(' ')})` : ''}${row.dgramPps !== undefined ? `; dgram relay ${row.dgramPps} pps, ratio ${row.dgramRatio}${row.dgramNginxRatio !== undefined ? `, /nginx ${row.dgramNginxRatio}` : ''}` : ''}\n`);
+          progress(`${mode} udp ${sizeBytes} B × ${flows} flows: offered ${row.offeredPps} pps (generator ${row.generatorCpuCores} cores, origin ${row.originCpuCores}); relay (${main.udpIo.mode}) ${row.relayPps} pps ${row.relayCpuCores} cores ${row.relayCpuUsPerPacket} µs/pkt, baseline ${row.baselinePps} pps, ratio ${row.ratio} (rounds ${row.roundRatios.join(' ')})${row.nginxPps !== undefined ? `; nginx ${row.nginxPps} pps ${row.nginxCpuCores} cores ${row.nginxCpuUsPerPacket} µs/pkt, relay/nginx ${row.nginxRatio} (rounds ${row.roundNginxRatios!.join(' ')})` : ''}${row.dgramPps !== undefined ? `; dgram relay ${row.dgramPps} pps, ratio ${row.dgramRatio}${row.dgramNginxRatio !== undefined ? `, /nginx ${row.dgramNginxRatio}` : ''}` : ''}\n`);
           rows.push(row);
           if (withWorkers) {
             const cores = (name: Target['name']): number => round(med(name, (x) => x.cpuCores), 2);
@@ -375,43 +426,48 @@ async function runBench(settings: Settings, io: CommandIo, json: boolean): Promi
     };
 
     const udp = settings.l4 && settings.throughput ? await udpRows('l4') : [];
-    const latency = settings.l4 ? await latencyRows('l4') : [];
+    const latency = settings.l4 && settings.latency ? await latencyRows('l4') : [];
     const tcp: TcpRow[] = [];
     if (settings.tcp && settings.l4) {
       for (const conns of [1, 4]) {
-        const rounds: { relay: number; baseline: number; nginx: number | undefined }[] = [];
+        const rounds: { relay: TcpResult; baseline: TcpResult; nginx: TcpResult | undefined }[] = [];
         for (let r = 0; r < settings.repeat; r++) {
-          const steps = [relay, baseline, ...(nginx ? [nginx] : [])].map((target) => () => measureTcp(origin, target.tcpPort, conns, settings.durationMs));
+          const steps = [relay, baseline, ...(nginx ? [nginx] : [])].map((target) => () => (iperf ? measureTcpIperf3(iperf, target, conns, settings.durationMs) : measureTcp(origin, target, conns, settings.durationMs)));
           const [viaRelay, viaBaseline, viaNginx] = await rotated(r, steps);
           rounds.push({ relay: viaRelay!, baseline: viaBaseline!, nginx: viaNginx });
         }
-        const relayGbps = median(rounds.map((x) => x.relay));
-        const baselineGbps = median(rounds.map((x) => x.baseline));
-        const ratio = median(rounds.map((x) => x.relay / x.baseline));
+        const med = (f: (x: (typeof rounds)[number]) => number, digits: number): number => round(median(rounds.map(f)), digits);
+        const all = rounds.flatMap((x) => [x.relay, x.baseline, ...(x.nginx ? [x.nginx] : [])]);
         const row = {
           conns,
-          relayGbps: round(relayGbps, 3),
-          baselineGbps: round(baselineGbps, 3),
-          ratio: round(ratio, 3),
-          roundRatios: rounds.map((x) => round(x.relay / x.baseline, 3)),
-          ...(nginx ? { nginxGbps: round(median(rounds.map((x) => x.nginx!)), 3), nginxRatio: round(median(rounds.map((x) => x.relay / x.nginx!)), 3) } : {}),
+          relayGbps: med((x) => x.relay.gbps, 3),
+          baselineGbps: med((x) => x.baseline.gbps, 3),
+          ratio: med((x) => x.relay.gbps / x.baseline.gbps, 3),
+          roundRatios: rounds.map((x) => round(x.relay.gbps / x.baseline.gbps, 3)),
+          relayCpuCores: med((x) => x.relay.cpuCores, 2),
+          baselineCpuCores: med((x) => x.baseline.cpuCores, 2),
+          relayCpuUsPerMiB: med((x) => x.relay.cpuUsPerMiB, 1),
+          baselineCpuUsPerMiB: med((x) => x.baseline.cpuUsPerMiB, 1),
+          // The tools, over every measurement of the row.
+          senderCpuCores: round(median(all.map((x) => x.senderCpuCores)), 2),
+          sinkCpuCores: round(median(all.map((x) => x.sinkCpuCores)), 2),
+          ...(nginx ? { nginxGbps: med((x) => x.nginx!.gbps, 3), nginxRatio: med((x) => x.relay.gbps / x.nginx!.gbps, 3), nginxCpuCores: med((x) => x.nginx!.cpuCores, 2), nginxCpuUsPerMiB: med((x) => x.nginx!.cpuUsPerMiB, 1) } : {}),
         };
-        progress(`tcp ${conns} conns: relay ${row.relayGbps} Gbit/s, baseline ${row.baselineGbps} Gbit/s, ratio ${row.ratio} (rounds ${row.roundRatios.join(' ')})${row.nginxGbps !== undefined ? `; nginx ${row.nginxGbps} Gbit/s, relay/nginx ${row.nginxRatio}` : ''}\n`);
+        progress(`tcp ${conns} conns: relay ${row.relayGbps} Gbit/s (${row.relayCpuCores} cores, ${row.relayCpuUsPerMiB} µs/MiB), baseline ${row.baselineGbps} Gbit/s (${row.baselineCpuCores} cores, ${row.baselineCpuUsPerMiB} µs/MiB), sender ${row.senderCpuCores} / sink ${row.sinkCpuCores} cores, ratio ${row.ratio} (rounds ${row.roundRatios.join(' ')})${row.nginxGbps !== undefined ? `; nginx ${row.nginxGbps} Gbit/s, relay/nginx ${row.nginxRatio}` : ''}\n`);
         tcp.push(row);
       }
     }
-    const tunnel = settings.tunnel ? { udp: settings.throughput ? await udpRows('tunnel') : [], latency: await latencyRows('tunnel') } : undefined;
+    const tunnel = settings.tunnel ? { udp: settings.throughput ? await udpRows('tunnel') : [], latency: settings.latency ? await latencyRows('tunnel') : [] } : undefined;
     const webrtc = settings.webrtcSessions
       ? await webrtcRows({ origin, relay, tunnelPort, signalingUrl: `http://127.0.0.1:${main.webrtcPort!}/webrtc`, tickets, repeat: settings.repeat, durationMs: settings.durationMs, capacitySessions: settings.webrtcSessions, throughput: settings.throughput, progress })
       : undefined;
     const workers = workersRelay
       ? { available: true, count: settings.workers, udpIo: workersRelay.udpIo.mode, reason: workersRelay.udpIo.reason, rows: workersRows }
       : { available: false, note: `workers row absent: ${workersStartError !== undefined ? `the relay with workers: ${settings.workers} did not start: ${workersStartError}` : settings.workers <= 1 ? `--workers ${settings.workers}` : '--skip-l4 or --skip-throughput given'}`, rows: [] };
-    return { udp, latency, tcp, ...(tunnel ? { tunnel } : {}), ...(webrtc ? { webrtc } : {}), nginx: nginxInfo, udpIo: udpIoInfo, workers, settings };
+    return { udp, latency, tcp, ...(tunnel ? { tunnel } : {}), ...(webrtc ? { webrtc } : {}), nginx: nginxInfo, udpIo: udpIoInfo, workers, tools, settings };
   } finally {
     for (const child of children.reverse()) await child.stop();
     await nginxProxy?.stop();
-    origin.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -451,8 +507,11 @@ export const relayBenchCommand: Command = flagCommand({
       tcp: !bool(values, 'skip-tcp'),
       l4: !bool(values, 'skip-l4'),
       throughput: !bool(values, 'skip-throughput'),
+      latency: !bool(values, 'skip-latency'),
       nginx: !bool(values, 'skip-nginx'),
       udpIo: str(values, 'udp-io') as BenchUdpIo,
+      toolsUdpIo: udpIoModeFromEnv() ?? (str(values, 'tools-udp-io') as BenchUdpIo),
+      tcpTools: str(values, 'tcp-tools') as Settings['tcpTools'],
       dgram: !bool(values, 'skip-dgram'),
       workers: flagGiven(argv, 'workers') ? num(values, 'workers')! : DEFAULT_WORKERS,
       webrtcSessions: bool(values, 'skip-webrtc') ? undefined : quick && !flagGiven(argv, 'webrtc-sessions') ? [10] : parseSessionSteps(str(values, 'webrtc-sessions')!),

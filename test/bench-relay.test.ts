@@ -11,6 +11,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCli } from './support/run-cli.js';
 import { addedP99Ratio } from '../bench/relay.js';
+import { findIperf3 } from '../bench/relay-iperf.js';
 import { findNginx } from '../bench/relay-nginx.js';
 
 interface UdpIoInfo {
@@ -100,12 +101,15 @@ describe('slipstream bench relay', () => {
   test('--json, L4 packets/s: every UDP row has the relay as run and, when batched, the dgram relay; the workers row beside workers: 1', async () => {
     const r = await runCli(['bench', 'relay', '--quick', '--json', '--skip-tcp', '--skip-tunnel', '--skip-webrtc', '--duration-ms', '200', '--latency-packets', '500', '--workers', '2'], BENCH_TIMEOUT_MS);
     assert.equal(r.code, 0, r.stderr);
-    const result = JSON.parse(r.stdout) as { udp: Record<string, unknown>[]; udpIo: UdpIoInfo; workers: { available: boolean; count: number; udpIo: string; rows: Record<string, unknown>[] } };
+    const result = JSON.parse(r.stdout) as { udp: Record<string, unknown>[]; udpIo: UdpIoInfo; tools: Record<string, unknown>; workers: { available: boolean; count: number; udpIo: string; rows: Record<string, unknown>[] } };
     const batched = checkUdpIo(result.udpIo);
+    // The bench's own generator and origin: on the addon when the relay's batched path loads (the same addon).
+    assert.equal(result.tools.udp, batched ? 'batched' : 'dgram', JSON.stringify(result.tools));
     assert.deepEqual(result.udp.map((row) => [row.sizeBytes, row.flows]), [[100, 1], [100, 64], [1200, 1], [1200, 64]]);
     for (const row of result.udp) {
       assert.equal(row.relayUdpIo, result.udpIo.relay);
-      for (const key of ['relayPps', 'baselinePps', 'ratio', 'relayCpuUsPerPacket']) assert.equal(typeof row[key], 'number', key);
+      for (const key of ['relayPps', 'baselinePps', 'ratio', 'relayCpuUsPerPacket', 'relayCpuCores', 'baselineCpuCores', 'generatorCpuCores', 'originCpuCores']) assert.equal(typeof row[key], 'number', key);
+      assert.ok((row.offeredPps as number) > 0, `the generator sent: ${row.offeredPps}`);
       for (const key of ['dgramPps', 'dgramRatio', 'dgramCpuUsPerPacket', 'relayOverDgramRatio']) assert.equal(typeof row[key], batched ? 'number' : 'undefined', key);
     }
     assert.equal(result.workers.available, true);
@@ -119,6 +123,23 @@ describe('slipstream bench relay', () => {
     assert.equal((w.workersThreadCores as number[]).length, 3, 'the busiest threads: N + 1');
     assert.equal(typeof w.dgramRatio, batched ? 'number' : 'undefined');
   });
+
+  for (const tools of [['--tools-udp-io', 'dgram', '--tcp-tools', 'node'], []]) {
+    test(`--json, TCP rows and latency rows on ${tools.length > 0 ? 'the fallback tools (dgram generator and origin, Node TCP sender and sink)' : 'the default tools (iperf3 for TCP when installed)'}`, async () => {
+      const r = await runCli(['bench', 'relay', '--quick', '--json', '--skip-tunnel', '--skip-webrtc', '--skip-throughput', '--workers', '0', '--duration-ms', '300', '--latency-packets', '500', ...tools], BENCH_TIMEOUT_MS);
+      assert.equal(r.code, 0, r.stderr);
+      const result = JSON.parse(r.stdout) as { tcp: Record<string, unknown>[]; latency: Record<string, unknown>[]; tools: { udp: string; udpReason: string; tcp: string; tcpReason: string } };
+      if (tools.length > 0) assert.deepEqual([result.tools.udp, result.tools.udpReason, result.tools.tcp, result.tools.tcpReason], ['dgram', 'dgram asked for', 'node', '--tcp-tools node given']);
+      else assert.equal(result.tools.tcp, findIperf3().ok ? 'iperf3' : 'node', JSON.stringify(result.tools));
+      assert.deepEqual(result.tcp.map((row) => row.conns), [1, 4]);
+      for (const row of result.tcp) {
+        for (const key of ['relayGbps', 'baselineGbps']) assert.ok((row[key] as number) > 0, `bytes reached the sink through each forwarder: ${key} ${row[key]}`);
+        for (const key of ['ratio', 'relayCpuCores', 'baselineCpuCores', 'relayCpuUsPerMiB', 'baselineCpuUsPerMiB', 'senderCpuCores', 'sinkCpuCores']) assert.equal(typeof row[key], 'number', key);
+      }
+      // The origin echoed through every forwarder (its echo and health answers run on the chosen tools).
+      assert.deepEqual(result.latency.map((row) => [row.sizeBytes, typeof row.relayP99AddedUs, typeof row.baselineP99AddedUs]), [[100, 'number', 'number'], [1200, 'number', 'number']]);
+    });
+  }
 
   test('--json, WebRTC only: DataChannel messages/s beside the UDP tunnel per size and session count, and capacity steps at 60 messages/s', async () => {
     const r = await runCli(['bench', 'relay', '--quick', '--json', '--skip-l4', '--skip-tunnel', '--webrtc-sessions', '4'], BENCH_TIMEOUT_MS);
