@@ -116,6 +116,18 @@ describe('udp-batch addon', { skip }, () => {
     const gsoDatagrams = after.gsoDatagrams - before.gsoDatagrams;
     const gsoMessages = after.gsoMessages - before.gsoMessages;
     if (Number(release().split('.')[0]) >= 5) assert.ok(gsoDatagrams > 2 * gsoMessages && gsoMessages >= 6, `GSO used: ${gsoMessages} messages for ${gsoDatagrams} datagrams`);
+    // A dual-stack socket's run to an IPv4 peer (an IPv4-mapped destination) arrives the same.
+    const dual = io.open('::', 0);
+    opened.push(() => io.close(dual.id));
+    peers[0]!.got.length = 0;
+    for (let i = 0; i < 20; i++) io.queue(dual.id, '127.0.0.1', peers[0]!.address().port, undefined, Buffer.from(`dual-${String(i).padStart(2, '0')}`));
+    io.commit();
+    await until(() => peers[0]!.got.length >= 20, 5000, 'the dual-stack run');
+    assert.deepEqual(
+      peers[0]!.got.map((m) => m.toString()),
+      Array.from({ length: 20 }, (_, i) => `dual-${String(i).padStart(2, '0')}`),
+    );
+    assert.equal(io.stats().sendErrors, before.sendErrors);
   });
 
   test('echo: a prefix and the bytes leave as one datagram to the sender; unsendable addresses are counted, not thrown', async () => {
