@@ -7,9 +7,10 @@
  * made per datagram); sends are copied into the send arena and leave in one `sendmmsg`
  * per socket at {@link UdpBatch.commit}.
  *
- * Lifetimes: a received view is valid during the callback only (the next batch reuses
- * the arena); the Endpoint is rewritten for the next datagram (copy its fields, never
- * keep it). Queued bytes are copied at once, so callers may reuse theirs.
+ * Lifetimes: a received view is valid until the batch's `onBatchEnd` returns (the next
+ * `recvmmsg` reuses the arena), so a caller may queue it for sending at the batch's
+ * end; the Endpoint is rewritten for the next datagram (copy its fields, never keep
+ * it). Queued bytes are copied at once, so callers may reuse theirs.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -76,7 +77,7 @@ export interface UdpBatchOpenOptions {
 
 /**
  * Called per received datagram: `socketId` as {@link UdpBatch.open} returned it, `from`
- * reused (see the module comment), `bytes` valid during the call only.
+ * reused (see the module comment), `bytes` valid until the batch's end (`onBatchEnd` returned).
  */
 export type UdpBatchDatagramHandler = (socketId: number, from: Endpoint, bytes: Uint8Array) => void;
 

@@ -1,7 +1,8 @@
 /**
  * End-to-end: the relay's UDP I/O modes (`udpIo`, `SLIPSTREAM_UDP_IO`) on real relay
  * processes. Each mode forwards the same traffic (IPv4 and IPv6 listeners, several
- * flows, an echo origin in this process) and says once which I/O it runs (`udp_io` log
+ * flows, an echo origin in this process; bursts mixing new and established flows come
+ * back in order) and says once which I/O it runs (`udp_io` log
  * line, `slipstream_relay_udp_io` metric); a receive buffer the kernel caps is warned
  * about at start (`socket_buffer_capped`).
  */
@@ -28,15 +29,16 @@ after(() => {
 
 const batchedSkip = process.platform !== 'linux' ? 'Linux only' : udpIoModeFromEnv() === 'dgram' ? 'SLIPSTREAM_UDP_IO=dgram' : 'error' in loadUdpBatch() ? 'the udp-batch addon is not built' : false;
 
-function bound(type: 'udp4' | 'udp6', address: string): Promise<dgram.Socket> {
-  const socket = dgram.createSocket(type);
+function bound(type: 'udp4' | 'udp6', address: string, recvBufferSize?: number): Promise<dgram.Socket> {
+  const socket = dgram.createSocket({ type, recvBufferSize });
   sockets.push(socket);
   return new Promise((resolve) => socket.bind(0, address, () => resolve(socket)));
 }
 
 /** An echo origin: answers every datagram with `echo:` and the bytes. */
 async function echoOrigin(): Promise<number> {
-  const origin = await bound('udp4', '127.0.0.1');
+  // Room for a burst (the kernel caps it at net.core.rmem_max).
+  const origin = await bound('udp4', '127.0.0.1', 4 << 20);
   origin.on('message', (m, r) => origin.send([Buffer.from('echo:'), m], r.port, r.address));
   return origin.address().port;
 }
@@ -83,6 +85,39 @@ async function forwardsTraffic(ports: { v4: number; v6: number }): Promise<void>
   );
 }
 
+/**
+ * Bursts on both listeners at once, new flows starting among established ones, sizes
+ * mixed (runs of one size, shorter and longer ones between): every datagram comes back
+ * to its own client intact and in the order it was sent (a batched relay reads a burst
+ * as batches mixing flows and drains the core once per batch).
+ */
+async function burstsInOrder(ports: { v4: number; v6: number }): Promise<void> {
+  const client = async (v6: boolean): Promise<{ s: dgram.Socket; port: number; host: string; sent: string[]; got: string[] }> => {
+    const s = await bound(v6 ? 'udp6' : 'udp4', v6 ? '::1' : '127.0.0.1');
+    const c = { s, port: v6 ? ports.v6 : ports.v4, host: v6 ? '::1' : '127.0.0.1', sent: [] as string[], got: [] as string[] };
+    s.on('message', (m) => c.got.push(m.toString()));
+    return c;
+  };
+  const established = await Promise.all([false, false, false, true, true, true].map(client));
+  const late = await Promise.all([false, false, true, true].map(client));
+  for (const c of established) c.s.send('hello', c.port, c.host);
+  await until(() => established.every((c) => c.got.length === 1), 5000, 'the established flows answered');
+  for (const c of established) c.got.length = 0;
+  const send = (c: (typeof established)[number], i: number, j: number): void => {
+    const size = j % 7 === 6 ? 20 : j % 11 === 10 ? 1100 : 300;
+    const text = `b${i}-${j}-`.padEnd(size, 'x');
+    c.sent.push(`echo:${text}`);
+    c.s.send(text, c.port, c.host);
+  };
+  for (let j = 0; j < 40; j++) {
+    established.forEach((c, i) => send(c, i, j));
+    if (j >= 10) late.forEach((c, i) => send(c, 100 + i, j));
+  }
+  const all = [...established, ...late];
+  await until(() => all.every((c) => c.got.length >= c.sent.length), 10_000, 'every echo of the burst');
+  for (const c of all) assert.deepEqual(c.got, c.sent);
+}
+
 async function udpIoMetric(port: number): Promise<string> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   return text
@@ -93,9 +128,10 @@ async function udpIoMetric(port: number): Promise<string> {
 }
 
 describe('relay UDP I/O modes', () => {
-  test('udpIo: dgram forwards IPv4 and IPv6 flows, and says once that it runs dgram', async () => {
+  test('udpIo: dgram forwards IPv4 and IPv6 flows, bursts in order, and says once that it runs dgram', async () => {
     const { relay, ports } = await startRelay('dgram', config(await echoOrigin(), ['udpIo: dgram']));
     await forwardsTraffic(ports);
+    await burstsInOrder(ports);
     const said = relay.lines.filter((l) => l.event === 'udp_io');
     assert.deepEqual(
       said.map((l) => [l.mode, l.reason]),
@@ -104,9 +140,10 @@ describe('relay UDP I/O modes', () => {
     assert.equal(await udpIoMetric(ports.metrics), 'slipstream_relay_udp_io{mode="batched"} 0\nslipstream_relay_udp_io{mode="dgram"} 1');
   });
 
-  test('udpIo: batched forwards the same traffic on the addon, and says so', { skip: batchedSkip }, async () => {
+  test('udpIo: batched forwards the same traffic on the addon, bursts in order, and says so', { skip: batchedSkip }, async () => {
     const { relay, ports } = await startRelay('batched', config(await echoOrigin(), ['udpIo: batched']));
     await forwardsTraffic(ports);
+    await burstsInOrder(ports);
     assert.deepEqual(
       relay.lines.filter((l) => l.event === 'udp_io').map((l) => l.mode),
       ['batched'],

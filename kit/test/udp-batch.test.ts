@@ -1,13 +1,14 @@
 /**
  * The udp-batch addon on loopback: batches received with `recvmmsg` and sent with
  * `sendmmsg`, address ids (stable per peer, reassigned when the table is full), IPv6
- * and dual-stack sockets, connected sends, and a reuseport BPF program steering by
- * payload. Runs wherever the addon is built (Linux with a toolchain: `.ci/run` installs
+ * and dual-stack sockets, connected sends, UDP GSO runs, and a reuseport BPF program
+ * steering by payload. Runs wherever the addon is built (Linux with a toolchain: `.ci/run` installs
  * one); skipped only off Linux or when SLIPSTREAM_UDP_IO=dgram says it is unavailable.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import { release } from 'node:os';
 import { loadUdpBatch, UdpBatch, udpIoModeFromEnv, type UdpBatchAddon } from '../udp-batch.js';
 import { until } from '../../test/support/wait.js';
 
@@ -72,6 +73,61 @@ describe('udp-batch addon', { skip }, () => {
     for (const g of got) assert.deepEqual([g.socketId, g.address, g.port], [rx.id, '127.0.0.1', tx.port]);
     // All were queued in the kernel before the first read: full batches.
     assert.deepEqual(batches.slice(0, 2), [64, 64]);
+  });
+
+  test('UDP GSO: runs of one size to one peer leave as one message each and arrive as the datagrams queued, intact and in order', async () => {
+    const { io } = recorder();
+    const tx = io.open('127.0.0.1', 0);
+    opened.push(() => io.close(tx.id));
+    // Plain dgram receivers (no UDP_GRO): the kernel hands them each datagram alone.
+    const peers = await Promise.all([0, 1].map(async () => {
+      const socket = Object.assign(dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 }), { got: [] as Buffer[] });
+      socket.on('message', (m) => socket.got.push(m));
+      await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+      opened.push(() => socket.close());
+      return socket;
+    }));
+    const expected: Buffer[][] = [[], []];
+    const queue = (peer: number, size: number): void => {
+      const bytes = Buffer.alloc(size, 0x61 + (expected[peer]!.length % 26));
+      if (size >= 4) bytes.writeUInt32BE(expected[peer]!.length);
+      expected[peer]!.push(bytes);
+      assert.equal(io.queue(tx.id, '127.0.0.1', peers[peer]!.address().port, undefined, bytes), true);
+    };
+    const sizes = [
+      ...Array<number>(10).fill(100), 37, // a run, ended by a shorter datagram (its last segment)
+      ...Array<number>(5).fill(100), ...Array<number>(3).fill(200), // a longer one starts a new run
+      0, 0, 5, // empty datagrams are never segments
+      ...Array<number>(70).fill(10), // more than 64 segments: two messages
+      ...Array<number>(61).fill(1000), // more than 60,000 bytes: two messages
+    ];
+    // The other peer's datagrams between runs: a run is of consecutive datagrams to one destination.
+    sizes.forEach((size, i) => {
+      if (i === 0 || size > sizes[i - 1]!) queue(1, 300);
+      queue(0, size);
+    });
+    const before = io.stats();
+    io.commit();
+    await until(() => peers.every((p, i) => p.got.length >= expected[i]!.length), 5000, 'every datagram');
+    peers.forEach((p, i) => assert.deepEqual(p.got, expected[i]));
+    const after = io.stats();
+    assert.equal(after.sendErrors, before.sendErrors);
+    // UDP GSO is in Linux since 4.18: here it is used (fewer messages than datagrams).
+    const gsoDatagrams = after.gsoDatagrams - before.gsoDatagrams;
+    const gsoMessages = after.gsoMessages - before.gsoMessages;
+    if (Number(release().split('.')[0]) >= 5) assert.ok(gsoDatagrams > 2 * gsoMessages && gsoMessages >= 6, `GSO used: ${gsoMessages} messages for ${gsoDatagrams} datagrams`);
+    // A dual-stack socket's run to an IPv4 peer (an IPv4-mapped destination) arrives the same.
+    const dual = io.open('::', 0);
+    opened.push(() => io.close(dual.id));
+    peers[0]!.got.length = 0;
+    for (let i = 0; i < 20; i++) io.queue(dual.id, '127.0.0.1', peers[0]!.address().port, undefined, Buffer.from(`dual-${String(i).padStart(2, '0')}`));
+    io.commit();
+    await until(() => peers[0]!.got.length >= 20, 5000, 'the dual-stack run');
+    assert.deepEqual(
+      peers[0]!.got.map((m) => m.toString()),
+      Array.from({ length: 20 }, (_, i) => `dual-${String(i).padStart(2, '0')}`),
+    );
+    assert.equal(io.stats().sendErrors, before.sendErrors);
   });
 
   test('echo: a prefix and the bytes leave as one datagram to the sender; unsendable addresses are counted, not thrown', async () => {

@@ -18,8 +18,15 @@
  * Send: write each message's bytes into `sendArena` and its entry into `sendMeta`
  * (`[4i]` socket id, `[4i+1]` offset, `[4i+2]` length, `[4i+3]` destination address id
  * or -1 for the socket's connected peer), then {@link UdpBatchAddon.send}: one
- * `sendmmsg` per socket. A message the kernel refuses (full send buffer, unreachable,
- * wrong family) is counted in `stats().sendErrors` and skipped, as `dgram` would.
+ * `sendmmsg` per socket. A run of consecutive entries of one socket to one destination,
+ * all of one length but the last (which may be shorter), leaves as one UDP GSO message
+ * (`UDP_SEGMENT`, Linux ≥ 4.18; up to 64 datagrams and 60,000 bytes): the kernel builds
+ * and routes one buffer and cuts it into the same datagrams, which a receiver gets one
+ * by one, in order. Where the kernel or the route refuses GSO (no checksum offload,
+ * IPsec, a segment over the path MTU) the run is sent again datagram by datagram and
+ * that socket stops using GSO. A message the kernel refuses (full send buffer,
+ * unreachable, wrong family) is counted in `stats().sendErrors` (per datagram) and
+ * skipped, as `dgram` would.
  *
  * Address ids index a table of `addressCapacity` entries (address + port). A full table
  * evicts the oldest entry not used since the last `send` (second-chance clock), so an
@@ -119,5 +126,15 @@ export interface UdpBatchAddon {
   /** The socket's file descriptor (diagnostics; the addon owns and closes it). */
   fd(ctx: object, socketId: number): number;
   /** Counters since the context was created. */
-  stats(ctx: object): { truncated: number; receiveErrors: number; sendErrors: number; addressEvictions: number; addressTableFull: number; addresses: number };
+  stats(ctx: object): {
+    truncated: number;
+    receiveErrors: number;
+    sendErrors: number;
+    addressEvictions: number;
+    addressTableFull: number;
+    addresses: number;
+    /** UDP GSO messages the kernel took, and the datagrams they carried. */
+    gsoMessages: number;
+    gsoDatagrams: number;
+  };
 }

@@ -10,6 +10,10 @@
 //             (re)assigned by this receive, then those ids (JS asks their text once).
 //   sendMeta: per message i, [4i] socket id, [4i+1] offset in sendArena, [4i+2] length,
 //             [4i+3] address id, or -1 for "the socket's connected peer".
+// Send: a run of messages on one socket to one destination, all of one length (the last
+//       may be shorter), leaves as one UDP GSO message (UDP_SEGMENT: the kernel builds
+//       and routes one buffer and splits it into the same datagrams on the wire) where
+//       the kernel and route take it; otherwise each message alone.
 // Address ids: a fixed-capacity table (hash chains) of sockaddrs. When full, a clock
 // evicts the oldest entry not used in the current epoch (an epoch ends at each send()),
 // so ids handed out in one batch stay valid until that batch's transmits are sent.
@@ -27,6 +31,14 @@
 #include <unistd.h>
 #include <uv.h>
 #include <linux/filter.h>
+#include <netinet/udp.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
 
 #ifndef SO_ATTACH_REUSEPORT_CBPF
 #define SO_ATTACH_REUSEPORT_CBPF 51
@@ -34,6 +46,10 @@
 
 #define SOCKETS_MAX 65536
 #define SEND_MAX 1024
+// UDP GSO: segments per message (the kernel's UDP_MAX_SEGMENTS was 64 until 6.x), and
+// bytes per message (under IPv4's 65,507-byte datagram limit).
+#define GSO_SEGMENTS_MAX 64
+#define GSO_BYTES_MAX 60000
 
 typedef struct {
   struct sockaddr_storage sa;
@@ -53,6 +69,7 @@ typedef struct {
   int id;
   int family;
   int polling;
+  int gso_off;  // the kernel or route refused UDP GSO (EIO, EOPNOTSUPP): single messages only
 } Sock;
 
 typedef struct Ctx {
@@ -73,6 +90,9 @@ typedef struct Ctx {
   struct mmsghdr smsgs[SEND_MAX];
   struct iovec siovs[SEND_MAX];
   struct sockaddr_storage saddrs[SEND_MAX];
+  int segs[SEND_MAX];   // datagrams carried by smsgs[n] (> 1: a GSO message)
+  char sctrl[SEND_MAX][CMSG_SPACE(sizeof(uint16_t))];
+  double gso_messages, gso_datagrams;
   uint8_t* sent_mark;
   // address table
   AddrEntry* entries;
@@ -756,8 +776,53 @@ static napi_value Connect(napi_env env, napi_callback_info info) {
   return v;
 }
 
-// send(ctx, count) -> messages the kernel took. Messages are grouped per socket, one
-// sendmmsg per socket (order kept within a socket). Ends the address table's epoch.
+// Sends msgs[0..n) on s (one sendmmsg, more when the kernel takes part); segs[k] is the
+// number of datagrams msgs[k] carries (> 1: a GSO message). Counts what is refused:
+// a full send buffer drops the rest (each would fail the same way, a system call each),
+// as the kernel drops on overflow; any other refusal (an unreachable peer, a family
+// mismatch) drops that message and goes on, as dgram would. A GSO message the kernel
+// refuses is sent again as its datagrams one by one, so a refusal costs what it would
+// without GSO; when the refusal is GSO's own (no checksum offload, a route through
+// IPsec, a segment over the path MTU), the socket stops using GSO.
+static void send_messages(Ctx* ctx, Sock* s, struct mmsghdr* msgs, const int* segs, int n) {
+  int done = 0;
+  while (done < n) {
+    int r = sendmmsg(s->fd, msgs + done, (unsigned)(n - done), MSG_DONTWAIT);
+    if (r > 0) {
+      done += r;
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+      for (int k = done; k < n; k++) ctx->send_errors += segs == NULL ? 1 : segs[k];
+      break;
+    }
+    int e = errno;
+    if (segs != NULL && segs[done] > 1) {
+      if (e == EIO || e == EINVAL || e == EMSGSIZE || e == EOPNOTSUPP || e == ENOPROTOOPT) s->gso_off = 1;
+      struct msghdr* g = &msgs[done].msg_hdr;
+      struct mmsghdr single[GSO_SEGMENTS_MAX];
+      int m = (int)g->msg_iovlen;
+      for (int k = 0; k < m; k++) {
+        memset(&single[k], 0, sizeof single[k]);
+        single[k].msg_hdr.msg_name = g->msg_name;
+        single[k].msg_hdr.msg_namelen = g->msg_namelen;
+        single[k].msg_hdr.msg_iov = &g->msg_iov[k];
+        single[k].msg_hdr.msg_iovlen = 1;
+      }
+      ctx->gso_messages--;
+      ctx->gso_datagrams -= m;
+      send_messages(ctx, s, single, NULL, m);
+    } else {
+      ctx->send_errors++;
+    }
+    done++;
+  }
+}
+
+// send(ctx, count) -> messages attempted. Messages are grouped per socket, one sendmmsg
+// per socket (order kept within a socket); a run of them to one destination, of one
+// length (the last may be shorter), becomes one GSO message. Ends the address table's epoch.
 static napi_value Send(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -776,7 +841,13 @@ static napi_value Send(napi_env env, napi_callback_info info) {
     if (ctx->sent_mark[first]) continue;
     int32_t sid = meta[4 * first];
     Sock* s = (sid >= 0 && sid < ctx->socks_len) ? ctx->socks[sid] : NULL;
-    int n = 0;
+    int n = 0;  // messages (smsgs)
+    int v = 0;  // datagrams (siovs)
+    // The open GSO run of smsgs[n - 1]: its destination, segment size, bytes, and
+    // whether it still takes segments (a shorter one ends it).
+    int32_t run_aid = 0;
+    size_t run_size = 0, run_bytes = 0;
+    int run_open = 0;
     for (int i = first; i < count; i++) {
       if (ctx->sent_mark[i] || meta[4 * i] != sid) continue;
       ctx->sent_mark[i] = 1;
@@ -789,43 +860,52 @@ static napi_value Send(napi_env env, napi_callback_info info) {
         ctx->send_errors++;
         continue;
       }
+      ctx->siovs[v].iov_base = ctx->send_arena + off;
+      ctx->siovs[v].iov_len = (size_t)len;
+      v++;
+      if (run_open && aid == run_aid && len > 0 && (size_t)len <= run_size && ctx->segs[n - 1] < GSO_SEGMENTS_MAX && run_bytes + (size_t)len <= GSO_BYTES_MAX) {
+        ctx->smsgs[n - 1].msg_hdr.msg_iovlen++;
+        ctx->segs[n - 1]++;
+        run_bytes += (size_t)len;
+        if ((size_t)len < run_size) run_open = 0;
+        continue;
+      }
       struct msghdr* h = &ctx->smsgs[n].msg_hdr;
       memset(h, 0, sizeof *h);
-      ctx->siovs[n].iov_base = ctx->send_arena + off;
-      ctx->siovs[n].iov_len = (size_t)len;
-      h->msg_iov = &ctx->siovs[n];
+      h->msg_iov = &ctx->siovs[v - 1];
       h->msg_iovlen = 1;
       if (aid >= 0) {
         h->msg_name = &ctx->saddrs[n];
         h->msg_namelen = dest_for(s->family, &ctx->entries[aid], &ctx->saddrs[n]);
       }
+      ctx->segs[n] = 1;
       n++;
+      run_open = !s->gso_off && len > 0 && 2 * (size_t)len <= GSO_BYTES_MAX;
+      run_aid = aid;
+      run_size = (size_t)len;
+      run_bytes = (size_t)len;
     }
-    int done = 0;
-    while (done < n) {
-      int r = sendmmsg(s->fd, ctx->smsgs + done, (unsigned)(n - done), MSG_DONTWAIT);
-      if (r > 0) {
-        done += r;
-        continue;
-      }
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
-        // The send buffer is full: the rest for this socket would fail the same way (a
-        // system call each); they are dropped and counted, as the kernel drops on overflow.
-        ctx->send_errors += n - done;
-        break;
-      }
-      // The datagram at `done` failed (an unreachable peer, a family mismatch): count it
-      // and go on with the next, as dgram would.
-      ctx->send_errors++;
-      done++;
+    for (int k = 0; k < n; k++) {
+      if (ctx->segs[k] < 2) continue;
+      struct msghdr* h = &ctx->smsgs[k].msg_hdr;
+      h->msg_control = ctx->sctrl[k];
+      h->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+      struct cmsghdr* cm = CMSG_FIRSTHDR(h);
+      cm->cmsg_level = SOL_UDP;
+      cm->cmsg_type = UDP_SEGMENT;
+      cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      uint16_t size = (uint16_t)h->msg_iov[0].iov_len;
+      memcpy(CMSG_DATA(cm), &size, sizeof size);
+      ctx->gso_messages++;
+      ctx->gso_datagrams += ctx->segs[k];
     }
-    sent_total += n;
+    if (n > 0) send_messages(ctx, s, ctx->smsgs, ctx->segs, n);
+    sent_total += v;
   }
   ctx->epoch++;
   if (ctx->epoch == 0) ctx->epoch = 1;
   napi_value r;
-  napi_create_int32(env, sent_total - 0, &r);
+  napi_create_int32(env, sent_total, &r);
   return r;
 }
 
@@ -898,6 +978,8 @@ static napi_value Stats(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, o, "addressEvictions", num(env, ctx->evictions));
   napi_set_named_property(env, o, "addressTableFull", num(env, ctx->table_full));
   napi_set_named_property(env, o, "addresses", num(env, ctx->count));
+  napi_set_named_property(env, o, "gsoMessages", num(env, ctx->gso_messages));
+  napi_set_named_property(env, o, "gsoDatagrams", num(env, ctx->gso_datagrams));
   return o;
 }
 

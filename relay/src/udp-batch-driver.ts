@@ -1,9 +1,12 @@
 /**
  * The relay's UDP on the batched addon (kit/udp-batch.ts): each readable event feeds the
- * core a batch of datagrams (one `recvmmsg`), the relay's flush after each datagram
- * copies the core's transmits into the send arena, and they leave with one `sendmmsg`
- * per socket once every socket readable in this turn of the event loop has been read
- * (`setImmediate`: the check phase right after the poll phase). So the replies of 64
+ * core a batch of datagrams (one `recvmmsg`), the relay's flush after the batch (once,
+ * not per datagram: the core queues every input's events and transmits, and a received
+ * datagram's bytes stay valid until the next `recvmmsg`) copies the core's transmits
+ * into the send arena, and they leave with one `sendmmsg` per socket (runs of one size
+ * to one peer as one UDP GSO message, see native/udp-batch) once every socket readable
+ * in this turn of the event loop has been read (`setImmediate`: the check phase right
+ * after the poll phase). So the replies of 64
  * flows, each read from its own origin-facing socket, leave the listener in one call. Origin-facing sockets are UDP-connected to their peer, as
  * on `dgram` (relay.ts `sendUpstream`), here at once (a native `connect` is synchronous).
  *
@@ -138,17 +141,19 @@ export class RelayUdpBatch {
   private nowMs = 0;
   /** A socket's batch ended: the next datagram reads the clock again (one read per batch, not per datagram). */
   private clockStale = true;
+  /** The core took a datagram of this batch: drain it at the batch's end. */
+  private fed = false;
   private readonly endBound = (): void => this.end();
 
   /**
-   * @param flush the relay's drain of the core (events, transmits, closes, timer); called after each datagram and at each batch's end
+   * @param flush the relay's drain of the core (events, transmits, closes, timer); called after each socket's batch and once more in the check phase
    */
   constructor(
     addon: UdpBatchAddon,
     private readonly core: RelayCore,
     private readonly flush: () => void,
   ) {
-    this.io = new UdpBatch(addon, (id, from, bytes) => this.onDatagram(id, from, bytes), () => (this.clockStale = true));
+    this.io = new UdpBatch(addon, (id, from, bytes) => this.onDatagram(id, from, bytes), () => this.onBatchEnd());
   }
 
   /** Open sockets. */
@@ -231,6 +236,19 @@ export class RelayUdpBatch {
       setImmediate(this.endBound);
     }
     this.core.handleDatagram(this.nowMs, this.coreIds[id]!, from, bytes);
+    this.fed = true;
+  }
+
+  /**
+   * A socket's batch ended: the core's output of the whole batch is drained now, before
+   * the next `recvmmsg` reuses the arena its transmits' bytes point into. (Draining after
+   * every datagram instead changes nothing but the cost: events still come before the
+   * transmits they announce sockets for, and sends and closes wait for the check phase.)
+   */
+  private onBatchEnd(): void {
+    this.clockStale = true;
+    if (!this.fed) return;
+    this.fed = false;
     this.flush();
   }
 
