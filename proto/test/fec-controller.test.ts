@@ -207,3 +207,34 @@ test('sw family on a clean path: the floor of repairs covers every packet betwee
   // One repair every 1/rate packets must reach back over all of them, or a loss between two repairs is never rebuilt.
   assert.ok(s.mode === 'sw' && s.windowPackets >= Math.ceil(1 / s.repairsPerSource), `window of ${s.mode === 'sw' ? s.windowPackets : 0} packets for a repair every ${(1 / repairs(s)).toFixed(1)}: ${JSON.stringify(s)}`);
 });
+
+test('sw family: host stalls do not move the protection (the packet rate is a median over 2 s, not the last report interval)', () => {
+  // A 60 packets/s game of 100 B on a path losing 30 % (congested-looking: the cap is quartered, so the allowance
+  // the packet rate sets binds). Every 5 s the host stalls 600 ms: the interval over the stall counts the packets
+  // sent before it, the next one the backlog too (204 packets/s read for 60; once 127 in real processes).
+  const controller = new FecController({ family: 'sw' });
+  const rng = new Rng(11);
+  let now = 0;
+  let sinceReportMs = 0;
+  const report = (packets: number, intervalMs: number): void => {
+    for (let i = 0; i < packets; i++) controller.handlePacket(now, 100);
+    now += intervalMs;
+    const wire = Math.round(packets * (1 + schemeOverhead(controller.scheme)));
+    let lost = 0;
+    for (let i = 0; i < wire; i++) if (rng.chance(0.3)) lost++;
+    controller.handleStats(now, { startMs: now - intervalMs, endMs: now, received: packets, recovered: 0, unrecoverable: 0, duplicates: 0, parityReceived: 0, wirePackets: wire, wireLost: lost, lossBursts: lost, lossRate: wire ? lost / wire : 0, meanBurstPackets: lost ? 1 : 0 }, 40);
+  };
+  for (let i = 0; i < 80; i++) report(15, REPORT_MS);
+  const steady = controller.scheme;
+  const seen = new Set<string>();
+  for (let stall = 0; stall < 12; stall++) {
+    report(15, REPORT_MS + 600); // the stall: the packets sent before it
+    report(15 + 36, REPORT_MS); // the backlog with this interval's own
+    for (sinceReportMs = 0; sinceReportMs < 4000; sinceReportMs += REPORT_MS) {
+      report(15, REPORT_MS);
+      seen.add(JSON.stringify(controller.scheme));
+    }
+  }
+  assert.equal(steady.mode, 'sw');
+  assert.deepEqual([...seen], [JSON.stringify(steady)], `steady ${JSON.stringify(steady)}; after stalls ${[...seen].join(', ')}`);
+});

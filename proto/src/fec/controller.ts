@@ -146,6 +146,8 @@ export const FEC_OVERHEAD_MAX_DEFAULT = 1;
 /** Default latency budget: 20 ms, about one frame at 60 Hz. */
 export const FEC_LATENCY_BUDGET_MS_DEFAULT = 20;
 
+/** Window of the packet-rate estimate, ms: the median of the rates between reports in it (see `FecController.updateRate`). */
+const RATE_WINDOW_MS = 2000;
 /** Protection switches on only when estimated loss exceeds the target by this factor. */
 const ENABLE_FACTOR = 1.5;
 /** How many standard deviations the fast window must exceed the slow one by to count as a change. */
@@ -249,6 +251,10 @@ export class FecController {
   private readonly longCounts: WindowCounts = { judged: 0, lost: 0, bursts: 0 };
   private packetsSinceReport = 0;
   private lastRateSampleMs = Number.NaN;
+  /** The rate between consecutive reports over the last {@link RATE_WINDOW_MS}: [reportMs, packets/s] pairs, oldest first. */
+  private readonly rateSamples: number[] = [];
+  /** Scratch of {@link updateRate}'s median. */
+  private readonly rateScratch: number[] = [];
   private ratePps = 0;
   private decision: FecDecision | undefined;
   private readonly sizes = new Uint16Array(SIZE_SAMPLES);
@@ -321,12 +327,7 @@ export class FecController {
    */
   handleStats(now: number, stats: FecIntervalStats, rttMs?: number): void {
     if (rttMs !== undefined && rttMs >= 0) this.rttMs = rttMs;
-    if (!Number.isNaN(this.lastRateSampleMs) && now > this.lastRateSampleMs) {
-      const sample = (this.packetsSinceReport * 1000) / (now - this.lastRateSampleMs);
-      this.ratePps = this.ratePps === 0 ? sample : 0.5 * this.ratePps + 0.5 * sample;
-    }
-    this.lastRateSampleMs = now;
-    this.packetsSinceReport = 0;
+    this.updateRate(now);
 
     const history = this.history;
     history.push(now, stats.wirePackets, stats.wireLost, stats.lossBursts);
@@ -389,6 +390,36 @@ export class FecController {
       modelLate: modelled.late,
       scheme: this.current,
     };
+  }
+
+  /**
+   * The packet rate: the median of the rates between consecutive reports (packets sent
+   * in between ÷ time in between) over the last {@link RATE_WINDOW_MS}. A median because
+   * each interval's count moves with the host's timing: after a stall of a few hundred
+   * ms the backlog is sent and reported at once, and the rate over one interval read
+   * 127 packets/s for a 60 packets/s game (35 after a lull), twice in a row when
+   * averaged. The small-flow allowance follows the rate, so the controller dropped to
+   * half a repair per packet on a path losing 30 % and lost round trips in bunches, or
+   * climbed past its cap and stayed. A stall disturbs one or two intervals; the median
+   * of the eight or so in the window ignores them, and a real change of rate shows
+   * within half the window.
+   */
+  private updateRate(now: number): void {
+    if (!Number.isNaN(this.lastRateSampleMs) && now <= this.lastRateSampleMs) return; // no time has passed: count these packets in the next interval
+    if (!Number.isNaN(this.lastRateSampleMs)) this.rateSamples.push(now, (this.packetsSinceReport * 1000) / (now - this.lastRateSampleMs));
+    this.lastRateSampleMs = now;
+    this.packetsSinceReport = 0;
+    const samples = this.rateSamples;
+    let drop = 0;
+    while (samples.length - drop > 2 && samples[drop] <= now - RATE_WINDOW_MS) drop += 2;
+    if (drop > 0) samples.splice(0, drop);
+    const n = samples.length / 2;
+    if (n === 0) return;
+    const rates = this.rateScratch;
+    rates.length = 0;
+    for (let i = 1; i < samples.length; i += 2) rates.push(samples[i]);
+    rates.sort((a, b) => a - b);
+    this.ratePps = n % 2 === 1 ? rates[(n - 1) / 2] : (rates[n / 2 - 1] + rates[n / 2]) / 2;
   }
 
   /**
