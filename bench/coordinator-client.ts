@@ -12,7 +12,7 @@
  * Answers are read as bytes: the head is found and its Content-Length parsed, the body
  * is counted and kept as received, and decoded only when the caller asks
  * ({@link Answer.text}); the bench reads few bodies, and decoding every 8 kB route
- * answer cost the generator more CPU than the rest of its work on a request.
+ * answer was about a seventh of the generator's CPU at 5,000 routes/s (V8 profile).
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
