@@ -23,7 +23,9 @@
  * and is tested against it over random fleets (`ranking-equivalence.test.ts`), by:
  * - relay→origin legs held between requests per origin (origin-view.ts: they do not
  *   depend on the client; load and health are read fresh);
- * - short lists (top `limit`, best 8 entries, best 8 exits) instead of sorting all;
+ * - short lists (top `limit`, best 8 entries) instead of sorting all; the best 8 exits
+ *   (by relay→origin leg, which does not depend on the client) chosen first from plain
+ *   numbers, so the distance floor below need not wait for an exits list to fill;
  * - a distance floor: once the lists are full, a relay whose chord-distance lower bound
  *   already puts it behind all of them is skipped before its exact great-circle
  *   distance, its objects or its reason are worked out (most of a 500-relay fleet);
@@ -382,27 +384,42 @@ export function rankRoutes(input: RankInput): RouteRanking {
   const twoHop = input.twoHop !== false;
   const top: Scored[] = [];
   const entries: Scored[] = [];
-  const exits: Scored[] = [];
   const byClientLeg = (a: Scored, b: Scored): number => a.clientLegCost - b.clientLegCost || byCost(a, b);
-  const byOriginLeg = (a: Scored, b: Scored): number => a.originLegCost - b.originLegCost || byCost(a, b);
+  const list = registry.entryArray();
+  // Who may take a new client, and (for two-hop) the exits' origin-leg cost threshold:
+  // the TWO_HOP_CANDIDATES-th smallest among eligible relays. Exits are picked by their
+  // relay→origin leg, which does not depend on the client, so they are chosen here from
+  // plain numbers (objects only for the few at or under the threshold, after the loop),
+  // and the loop below needs to keep only two short lists — which lets its distance
+  // floor skip relays sooner.
+  const eligibleFlags = eligibleScratch(list.length);
+  const exitCosts: number[] = [];
+  let eligible = 0;
+  for (let i = 0; i < list.length; i++) {
+    const record = list[i]!.record;
+    const why = exclusionReason(nowMs, registry, record);
+    if (why !== undefined) {
+      eligibleFlags[i] = 0;
+      excludedCount++;
+      if (excluded.length < limit) excluded.push({ relayId: record.relayId, reason: why });
+      continue;
+    }
+    eligibleFlags[i] = 1;
+    eligible++;
+    if (twoHop) keepSmallest(exitCosts, view.legCostMs[i]!, TWO_HOP_CANDIDATES);
+  }
+  const exitThreshold = exitCosts.length === TWO_HOP_CANDIDATES ? exitCosts[TWO_HOP_CANDIDATES - 1]! : Number.POSITIVE_INFINITY;
   // Client position as a unit vector, for the distance floor that skips far relays.
   const cX = cCos * Math.cos(cLonRad);
   const cY = cCos * Math.sin(cLonRad);
   const cZ = Math.sin(cLatRad);
   // The floor is sound when no penalty term can be negative (config allows only ≥ 0 weights).
   const mayPrune = clientGeo !== undefined && w.jitterWeight >= 0 && w.lossPenaltyMsPerPercent >= 0;
-  let eligible = 0;
-  const list = registry.entryArray();
+  const exitPool: Scored[] = [];
   for (let i = 0; i < list.length; i++) {
+    if (eligibleFlags[i] === 0) continue;
     const entry = list[i]!;
     const record = entry.record;
-    const why = exclusionReason(nowMs, registry, record);
-    if (why !== undefined) {
-      excludedCount++;
-      if (excluded.length < limit) excluded.push({ relayId: record.relayId, reason: why });
-      continue;
-    }
-    eligible++;
     // Figures as plain numbers first; objects are built only for relays that make one of the short lists.
     const relayNode = entry.nodeName;
     const probed = view.probed[i];
@@ -413,7 +430,8 @@ export function rankRoutes(input: RankInput): RouteRanking {
     const loadPenalty = loadPenaltyMs(loadFraction(record), w);
     let reported = clientReports?.get(relayNode);
     if (reported !== undefined && nowMs - reported.updatedAtMs >= measurements.staleMs) reported = undefined;
-    if (reported === undefined && mayPrune && limit > 0 && top.length === limit && (!twoHop || (entries.length === TWO_HOP_CANDIDATES && exits.length === TWO_HOP_CANDIDATES))) {
+    const forExitPool = twoHop && originLegCost <= exitThreshold;
+    if (!forExitPool && reported === undefined && mayPrune && limit > 0 && top.length === limit && (!twoHop || entries.length === TWO_HOP_CANDIDATES)) {
       // Every list is full: a relay whose distance floor already puts it behind all of
       // them is skipped before its exact distance is computed. Its exact figures would
       // be at least these (client leg = geography RTT, no jitter or loss), so skipping
@@ -422,7 +440,7 @@ export function rankRoutes(input: RankInput): RouteRanking {
       const dy = entry.unitY - cY;
       const dz = entry.unitZ - cZ;
       const cRttFloor = geoRttFloorMs(Math.sqrt(dx * dx + dy * dy + dz * dz)) - FLOOR_MARGIN_MS;
-      if (cRttFloor + originLegCost + loadPenalty > top[limit - 1]!.costMs && (!twoHop || (cRttFloor > entries[TWO_HOP_CANDIDATES - 1]!.clientLegCost && originLegCost > exits[TWO_HOP_CANDIDATES - 1]!.originLegCost))) continue;
+      if (cRttFloor + originLegCost + loadPenalty > top[limit - 1]!.costMs && (!twoHop || cRttFloor > entries[TWO_HOP_CANDIDATES - 1]!.clientLegCost)) continue;
     }
     const cRtt = reported ? reported.rttMs : clientGeo ? geoRttMs(greatCircleKmRad(cLatRad, cLonRad, cCos, entry.latitudeRad, entry.longitudeRad, entry.cosLatitude)) : clientRegion !== undefined ? (clientRegion === record.region ? REGION_SAME_RTT_MS : REGION_OTHER_RTT_MS) : UNKNOWN_RTT_MS;
     const cJit = reported ? reported.jitterMs : 0;
@@ -431,20 +449,40 @@ export function rankRoutes(input: RankInput): RouteRanking {
     const clientLegCost = cRtt + w.jitterWeight * cJit + w.lossPenaltyMsPerPercent * cLoss * 100;
     const forTop = top.length < limit || costMs <= top[top.length - 1]!.costMs;
     const forEntries = twoHop && (entries.length < TWO_HOP_CANDIDATES || clientLegCost <= entries[entries.length - 1]!.clientLegCost);
-    const forExits = twoHop && (exits.length < TWO_HOP_CANDIDATES || originLegCost <= exits[exits.length - 1]!.originLegCost);
-    if (!forTop && !forEntries && !forExits) continue;
+    if (!forTop && !forEntries && !forExitPool) continue;
     const cLeg = reported ? measuredLeg(nowMs, measurements, reported) : clientGeo ? geoLegOf(cRtt) : clientRegion !== undefined ? regionLeg(clientRegion === record.region) : UNKNOWN_LEG;
     const oLeg = probed ? measuredLeg(nowMs, measurements, probed) : originGeo ? geoLegOf(oRtt) : originRegion !== undefined ? regionLeg(originRegion === record.region) : UNKNOWN_LEG;
     const scored = score(record, undefined, cLeg, undefined, oLeg, w);
     if (forTop) keepBest(top, scored, limit, byCost);
     if (forEntries) keepBest(entries, scored, TWO_HOP_CANDIDATES, byClientLeg);
-    if (forExits) keepBest(exits, scored, TWO_HOP_CANDIDATES, byOriginLeg);
+    if (forExitPool) exitPool.push(scored);
   }
-  if (twoHop && eligible > 1) addTwoHops(nowMs, measurements, entries, exits, top, limit, w);
+  if (twoHop && eligible > 1) {
+    // The pool holds every eligible relay at or under the threshold (more than
+    // TWO_HOP_CANDIDATES when costs tie); ties are broken as everywhere, by byCost.
+    const exits = exitPool.sort((a, b) => a.originLegCost - b.originLegCost || byCost(a, b)).slice(0, TWO_HOP_CANDIDATES);
+    addTwoHops(nowMs, measurements, entries, exits, top, limit, w);
+  }
   const best = top[0];
   return { candidates: best ? top.map((s, i) => toCandidate(s, i + 1, best)) : [], excluded, excludedCount };
 }
 
+
+/** A reused flag array of at least `n` entries (the ranking is synchronous, so one serves every call). */
+let eligibleBuffer = new Uint8Array(0);
+function eligibleScratch(n: number): Uint8Array {
+  if (eligibleBuffer.length < n) eligibleBuffer = new Uint8Array(Math.max(n, 2 * eligibleBuffer.length));
+  return eligibleBuffer;
+}
+
+/** Inserts `x` into `smallest` (ascending, at most `k` long) if it is among the `k` smallest seen. */
+function keepSmallest(smallest: number[], x: number, k: number): void {
+  if (smallest.length === k && x >= smallest[k - 1]!) return;
+  let i = smallest.length === k ? k - 1 : smallest.length;
+  if (smallest.length < k) smallest.push(x);
+  for (; i > 0 && x < smallest[i - 1]!; i--) smallest[i] = smallest[i - 1]!;
+  smallest[i] = x;
+}
 
 /** Why `record` takes no new client now (no heartbeat within the lease, draining, full), or undefined when it may. */
 function exclusionReason(nowMs: number, registry: Registry, record: RelayRecord): string | undefined {
