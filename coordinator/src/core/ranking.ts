@@ -26,6 +26,8 @@
  * - short lists (top `limit`, best 8 entries) instead of sorting all; the best 8 exits
  *   (by relay→origin leg, which does not depend on the client) chosen first from plain
  *   numbers, so the distance floor below need not wait for an exits list to fill;
+ * - the short lists hold plain figures while the loop runs; legs and scored objects are
+ *   built at the end, only for the relays still on a list;
  * - a distance floor: once the lists are full, a relay whose chord-distance lower bound
  *   already puts it behind all of them is skipped before its exact great-circle
  *   distance, its objects or its reason are worked out (most of a 500-relay fleet);
@@ -351,7 +353,7 @@ function addTwoHops(nowMs: number, measurements: MeasurementTable, entries: read
   }
 }
 
-function keepBest(best: Scored[], s: Scored, k: number, order: (a: Scored, b: Scored) => number): void {
+function keepBest<T>(best: T[], s: T, k: number, order: (a: T, b: T) => number): void {
   if (best.length === k && order(s, best[k - 1]!) >= 0) return;
   let i = best.length === k ? k - 1 : best.length;
   if (best.length < k) best.push(s);
@@ -382,9 +384,10 @@ export function rankRoutes(input: RankInput): RouteRanking {
   const originGeo = hasCoordinates(origin) ? origin : undefined;
   const originRegion = origin.region !== undefined && origin.region !== '' ? origin.region : undefined;
   const twoHop = input.twoHop !== false;
-  const top: Scored[] = [];
-  const entries: Scored[] = [];
-  const byClientLeg = (a: Scored, b: Scored): number => a.clientLegCost - b.clientLegCost || byCost(a, b);
+  // The short lists hold plain figures (Lite) while the loop runs; the Scored objects,
+  // with their legs, are built after it for the few relays that stay on a list.
+  const topLite: Lite[] = [];
+  const entriesLite: Lite[] = [];
   const list = registry.entryArray();
   // Who may take a new client, and (for two-hop) the exits' origin-leg cost threshold:
   // the TWO_HOP_CANDIDATES-th smallest among eligible relays. Exits are picked by their
@@ -415,14 +418,13 @@ export function rankRoutes(input: RankInput): RouteRanking {
   const cZ = Math.sin(cLatRad);
   // The floor is sound when no penalty term can be negative (config allows only ≥ 0 weights).
   const mayPrune = clientGeo !== undefined && w.jitterWeight >= 0 && w.lossPenaltyMsPerPercent >= 0;
-  const exitPool: Scored[] = [];
+  const exitPool: Lite[] = [];
   for (let i = 0; i < list.length; i++) {
     if (eligibleFlags[i] === 0) continue;
     const entry = list[i]!;
     const record = entry.record;
     // Figures as plain numbers first; objects are built only for relays that make one of the short lists.
     const relayNode = entry.nodeName;
-    const probed = view.probed[i];
     const oRtt = view.rttMs[i]!;
     const oJit = view.jitterMs[i]!;
     const oLoss = view.lossFraction[i]!;
@@ -431,7 +433,7 @@ export function rankRoutes(input: RankInput): RouteRanking {
     let reported = clientReports?.get(relayNode);
     if (reported !== undefined && nowMs - reported.updatedAtMs >= measurements.staleMs) reported = undefined;
     const forExitPool = twoHop && originLegCost <= exitThreshold;
-    if (!forExitPool && reported === undefined && mayPrune && limit > 0 && top.length === limit && (!twoHop || entries.length === TWO_HOP_CANDIDATES)) {
+    if (!forExitPool && reported === undefined && mayPrune && limit > 0 && topLite.length === limit && (!twoHop || entriesLite.length === TWO_HOP_CANDIDATES)) {
       // Every list is full: a relay whose distance floor already puts it behind all of
       // them is skipped before its exact distance is computed. Its exact figures would
       // be at least these (client leg = geography RTT, no jitter or loss), so skipping
@@ -440,33 +442,69 @@ export function rankRoutes(input: RankInput): RouteRanking {
       const dy = entry.unitY - cY;
       const dz = entry.unitZ - cZ;
       const cRttFloor = geoRttFloorMs(Math.sqrt(dx * dx + dy * dy + dz * dz)) - FLOOR_MARGIN_MS;
-      if (cRttFloor + originLegCost + loadPenalty > top[limit - 1]!.costMs && (!twoHop || cRttFloor > entries[TWO_HOP_CANDIDATES - 1]!.clientLegCost)) continue;
+      if (cRttFloor + originLegCost + loadPenalty > topLite[limit - 1]!.costMs && (!twoHop || cRttFloor > entriesLite[TWO_HOP_CANDIDATES - 1]!.clientLegCost)) continue;
     }
     const cRtt = reported ? reported.rttMs : clientGeo ? geoRttMs(greatCircleKmRad(cLatRad, cLonRad, cCos, entry.latitudeRad, entry.longitudeRad, entry.cosLatitude)) : clientRegion !== undefined ? (clientRegion === record.region ? REGION_SAME_RTT_MS : REGION_OTHER_RTT_MS) : UNKNOWN_RTT_MS;
     const cJit = reported ? reported.jitterMs : 0;
     const cLoss = reported ? reported.lossFraction : 0;
     const costMs = pathCost(cRtt, cJit, cLoss, 0, 0, 0, oRtt, oJit, oLoss, loadPenalty, 0, w);
     const clientLegCost = cRtt + w.jitterWeight * cJit + w.lossPenaltyMsPerPercent * cLoss * 100;
-    const forTop = top.length < limit || costMs <= top[top.length - 1]!.costMs;
-    const forEntries = twoHop && (entries.length < TWO_HOP_CANDIDATES || clientLegCost <= entries[entries.length - 1]!.clientLegCost);
+    const forTop = topLite.length < limit || costMs <= topLite[topLite.length - 1]!.costMs;
+    const forEntries = twoHop && (entriesLite.length < TWO_HOP_CANDIDATES || clientLegCost <= entriesLite[entriesLite.length - 1]!.clientLegCost);
     if (!forTop && !forEntries && !forExitPool) continue;
-    const cLeg = reported ? measuredLeg(nowMs, measurements, reported) : clientGeo ? geoLegOf(cRtt) : clientRegion !== undefined ? regionLeg(clientRegion === record.region) : UNKNOWN_LEG;
-    const oLeg = probed ? measuredLeg(nowMs, measurements, probed) : originGeo ? geoLegOf(oRtt) : originRegion !== undefined ? regionLeg(originRegion === record.region) : UNKNOWN_LEG;
-    const scored = score(record, undefined, cLeg, undefined, oLeg, w);
-    if (forTop) keepBest(top, scored, limit, byCost);
-    if (forEntries) keepBest(entries, scored, TWO_HOP_CANDIDATES, byClientLeg);
-    if (forExitPool) exitPool.push(scored);
+    const lite: Lite = { index: i, relayId: record.relayId, costMs, clientLegCost, cRtt, reported, scored: undefined };
+    if (forTop) keepBest(topLite, lite, limit, liteByCost);
+    if (forEntries) keepBest(entriesLite, lite, TWO_HOP_CANDIDATES, liteByClientLeg);
+    if (forExitPool) exitPool.push(lite);
   }
+  // The Scored objects of the relays that stayed on a list: the same legs and figures the
+  // loop ranked them by (score() recomputes costMs and clientLegCost with the same formula, to the bit).
+  const scoredOf = (lite: Lite): Scored => {
+    if (lite.scored !== undefined) return lite.scored;
+    const i = lite.index;
+    const record = list[i]!.record;
+    const reported = lite.reported;
+    const probed = view.probed[i];
+    const cLeg = reported ? measuredLeg(nowMs, measurements, reported) : clientGeo ? geoLegOf(lite.cRtt) : clientRegion !== undefined ? regionLeg(clientRegion === record.region) : UNKNOWN_LEG;
+    const oLeg = probed ? measuredLeg(nowMs, measurements, probed) : originGeo ? geoLegOf(view.rttMs[i]!) : originRegion !== undefined ? regionLeg(originRegion === record.region) : UNKNOWN_LEG;
+    return (lite.scored = score(record, undefined, cLeg, undefined, oLeg, w));
+  };
+  const top = topLite.map(scoredOf);
   if (twoHop && eligible > 1) {
+    const entries = entriesLite.map(scoredOf);
     // The pool holds every eligible relay at or under the threshold (more than
     // TWO_HOP_CANDIDATES when costs tie); ties are broken as everywhere, by byCost.
-    const exits = exitPool.sort((a, b) => a.originLegCost - b.originLegCost || byCost(a, b)).slice(0, TWO_HOP_CANDIDATES);
+    const exits = exitPool.map(scoredOf).sort((a, b) => a.originLegCost - b.originLegCost || byCost(a, b)).slice(0, TWO_HOP_CANDIDATES);
     addTwoHops(nowMs, measurements, entries, exits, top, limit, w);
   }
   const best = top[0];
   return { candidates: best ? top.map((s, i) => toCandidate(s, i + 1, best)) : [], excluded, excludedCount };
 }
 
+
+/** A relay on one of rankRoutes' short lists, as plain figures until it gets its Scored object. */
+interface Lite {
+  /** Index in `Registry.entryArray()`. */
+  readonly index: number;
+  readonly relayId: string;
+  readonly costMs: number;
+  readonly clientLegCost: number;
+  /** Client leg RTT, ms (the client's figure's, or geography's, region's, the flat guess). */
+  readonly cRtt: number;
+  /** The client's fresh figure for this relay, if any. */
+  readonly reported: MeasurementRecord | undefined;
+  scored: Scored | undefined;
+}
+
+/** {@link byCost} for direct routes held as {@link Lite}: cost, then relay id. */
+function liteByCost(a: Lite, b: Lite): number {
+  return a.costMs - b.costMs || (a.relayId < b.relayId ? -1 : a.relayId > b.relayId ? 1 : 0);
+}
+
+/** The entries' order (client leg cost, then {@link liteByCost}). */
+function liteByClientLeg(a: Lite, b: Lite): number {
+  return a.clientLegCost - b.clientLegCost || liteByCost(a, b);
+}
 
 /** A reused flag array of at least `n` entries (the ranking is synchronous, so one serves every call). */
 let eligibleBuffer = new Uint8Array(0);
