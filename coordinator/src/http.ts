@@ -67,7 +67,8 @@ const PLAIN_TARGET = /^\/(?:[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*\/?)?(?:\?[\x21\x
 export function parseTarget(target: string): { path: string; query: URLSearchParams } | undefined {
   if (PLAIN_TARGET.test(target)) {
     const q = target.indexOf('?');
-    return q === -1 ? { path: target, query: new URLSearchParams() } : { path: target.slice(0, q), query: new URLSearchParams(target.slice(q + 1)) };
+    // The '?' is passed along: URLSearchParams drops one leading '?', and a query may start with another ('/x??a').
+    return q === -1 ? { path: target, query: new URLSearchParams() } : { path: target.slice(0, q), query: new URLSearchParams(target.slice(q)) };
   }
   try {
     const url = new URL(target, 'http://coordinator');

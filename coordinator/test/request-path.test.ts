@@ -30,7 +30,7 @@ function viaParseTarget(target: string): { path: string; query: [string, string]
 
 describe('parseTarget', () => {
   test('plain targets: path and query as new URL gives them', () => {
-    for (const target of ['/', '/v1/route', '/v1/route?origin=game&lat=48.5&lon=-2', '/v1/route/', '/v1/session/0123456789abcdef', '/v1/route?origin=a+b&x=%41%zz&&y', '/v1/route?', '/metrics?a="b"']) {
+    for (const target of ['/', '/v1/route', '/v1/route?origin=game&lat=48.5&lon=-2', '/v1/route/', '/v1/session/0123456789abcdef', '/v1/route?origin=a+b&x=%41%zz&&y', '/v1/route?', '/v1/route??origin=x', '/metrics?a="b"']) {
       assert.deepEqual(viaParseTarget(target), viaUrl(target), target);
     }
   });
