@@ -232,8 +232,8 @@ export class RedisStore implements Store {
     // replays both from the outbox, and plain commands join ioredis' auto-pipeline, so the
     // writes of every heartbeat answered in one event-loop turn leave in one socket write
     // (a MULTI per heartbeat was four commands and a socket write of its own: with 500
-    // relays and 5,000 routes/s the store's code took 13 % of the coordinator's CPU in a
-    // V8 profile, 6 % this way; coordinator/README.md "Scale").
+    // relays and 5,000 routes/s the store's code took 18 % of the coordinator's CPU time
+    // in a V8 profile, 9 % this way; coordinator/README.md "Scale").
     const op: Op = () => Promise.all([this.redis.hset(hash, field, JSON.stringify(envelope)), this.redis.publish(this.keys.channel, `${this.handleId}|${JSON.stringify(change)}`)]);
     if (!this.ok || this.outbox.size > 0) {
       this.enqueue(outboxKey, op);
