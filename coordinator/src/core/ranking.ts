@@ -28,6 +28,8 @@
  *   numbers, so the distance floor below need not wait for an exits list to fill;
  * - the short lists hold plain figures while the loop runs; legs and scored objects are
  *   built at the end, only for the relays still on a list;
+ * - health, load and position come from the registry's contiguous arrays
+ *   (`Registry.figures()`), so a skipped relay's objects are never touched;
  * - a distance floor: once the lists are full, a relay whose chord-distance lower bound
  *   already puts it behind all of them is skipped before its exact great-circle
  *   distance, its objects or its reason are worked out (most of a 500-relay fleet);
@@ -398,7 +400,17 @@ export function rankRoutes(input: RankInput): RouteRanking {
   const eligibleFlags = eligibleScratch(list.length);
   const exitCosts: number[] = [];
   let eligible = 0;
+  // Health, draining and fullness from the registry's contiguous figures (exclusionReason's
+  // tests, on the same numbers); a relay's objects are read only when it is excluded.
+  const fig = registry.figures();
+  const leaseMs = registry.leaseMs;
   for (let i = 0; i < list.length; i++) {
+    if (nowMs - fig.lastHeartbeatAtMs[i]! < leaseMs && fig.draining[i] === 0 && !(fig.sessions[i]! >= fig.capacitySessions[i]!)) {
+      eligibleFlags[i] = 1;
+      eligible++;
+      if (twoHop) keepSmallest(exitCosts, view.legCostMs[i]!, TWO_HOP_CANDIDATES);
+      continue;
+    }
     const record = list[i]!.record;
     const why = exclusionReason(nowMs, registry, record);
     if (why !== undefined) {
@@ -421,16 +433,16 @@ export function rankRoutes(input: RankInput): RouteRanking {
   const exitPool: Lite[] = [];
   for (let i = 0; i < list.length; i++) {
     if (eligibleFlags[i] === 0) continue;
-    const entry = list[i]!;
-    const record = entry.record;
-    // Figures as plain numbers first; objects are built only for relays that make one of the short lists.
-    const relayNode = entry.nodeName;
+    // Figures as plain numbers first (loadFraction's, from the contiguous figures); objects
+    // are read only for relays the floor does not skip, and built only for those that make
+    // one of the short lists.
     const oRtt = view.rttMs[i]!;
     const oJit = view.jitterMs[i]!;
     const oLoss = view.lossFraction[i]!;
     const originLegCost = view.legCostMs[i]!;
-    const loadPenalty = loadPenaltyMs(loadFraction(record), w);
-    let reported = clientReports?.get(relayNode);
+    const capacity = fig.capacitySessions[i]!;
+    const loadPenalty = loadPenaltyMs(Math.max(capacity > 0 ? fig.sessions[i]! / capacity : 1, fig.cpuFraction[i]!), w);
+    let reported = clientReports?.get(list[i]!.nodeName);
     if (reported !== undefined && nowMs - reported.updatedAtMs >= measurements.staleMs) reported = undefined;
     const forExitPool = twoHop && originLegCost <= exitThreshold;
     if (!forExitPool && reported === undefined && mayPrune && limit > 0 && topLite.length === limit && (!twoHop || entriesLite.length === TWO_HOP_CANDIDATES)) {
@@ -438,12 +450,14 @@ export function rankRoutes(input: RankInput): RouteRanking {
       // them is skipped before its exact distance is computed. Its exact figures would
       // be at least these (client leg = geography RTT, no jitter or loss), so skipping
       // it cannot change the answer; the margin absorbs rounding.
-      const dx = entry.unitX - cX;
-      const dy = entry.unitY - cY;
-      const dz = entry.unitZ - cZ;
+      const dx = fig.unitX[i]! - cX;
+      const dy = fig.unitY[i]! - cY;
+      const dz = fig.unitZ[i]! - cZ;
       const cRttFloor = geoRttFloorMs(Math.sqrt(dx * dx + dy * dy + dz * dz)) - FLOOR_MARGIN_MS;
       if (cRttFloor + originLegCost + loadPenalty > topLite[limit - 1]!.costMs && (!twoHop || cRttFloor > entriesLite[TWO_HOP_CANDIDATES - 1]!.clientLegCost)) continue;
     }
+    const entry = list[i]!;
+    const record = entry.record;
     const cRtt = reported ? reported.rttMs : clientGeo ? geoRttMs(greatCircleKmRad(cLatRad, cLonRad, cCos, entry.latitudeRad, entry.longitudeRad, entry.cosLatitude)) : clientRegion !== undefined ? (clientRegion === record.region ? REGION_SAME_RTT_MS : REGION_OTHER_RTT_MS) : UNKNOWN_RTT_MS;
     const cJit = reported ? reported.jitterMs : 0;
     const cLoss = reported ? reported.lossFraction : 0;
