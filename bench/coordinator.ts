@@ -215,13 +215,13 @@ export async function benchOneStore(label: string, storeSpec: string, o: BenchOp
         const client = clients[Math.floor(rng.nextFloat() * clients.length)]!;
         const host = 1 + Math.floor(rng.nextFloat() * 254);
         const counted = measuring;
-        http.call('GET', `/v1/route?origin=bench-origin&lat=${client.lat}&lon=${client.lon}`, undefined, (ok, ms, text) => {
+        http.call('GET', `/v1/route?origin=bench-origin&lat=${client.lat}&lon=${client.lon}`, undefined, (ok, ms, answer) => {
           if (!counted) return;
           if (!ok) errors++;
           else {
             routeLatencies.push(ms);
             if (candidateSamples < 100) {
-              candidates += (JSON.parse(text) as { candidates: unknown[] }).candidates.length;
+              candidates += (JSON.parse(answer.text()) as { candidates: unknown[] }).candidates.length;
               candidateSamples++;
             }
           }

@@ -37,6 +37,7 @@ import type { CoordinatorSettings } from './config.js';
 import { CoordinatorCore } from './core/coordinator-core.js';
 import { FleetSecretRotation, IDENTITY_SECRET_ID, type AcceptedFleetSecret, type FleetSecretsReport } from './core/fleet-secrets.js';
 import { RelayAuth, type RelayPrincipal } from './relay-auth.js';
+import { RequestMetrics } from './request-metrics.js';
 import { routeAnswer } from './route-answer.js';
 import { RouteCache } from './route-cache.js';
 import { clientPrefix, reporterKey } from './core/geo.js';
@@ -109,8 +110,7 @@ export class CoordinatorService {
   private pruneTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly startedAtMs: number;
-  private readonly requests: prom.Counter<'route' | 'status'>;
-  private readonly durations: prom.Histogram<'route'>;
+  private readonly requestMetrics: RequestMetrics;
   private readonly relayEvents: prom.Counter<'type'>;
   /** The last {@link FLEET_EVENTS_MAX} relay events, oldest first, for the dashboard's list and graph marks. */
   private readonly recentEvents: FleetEvent[] = [];
@@ -156,8 +156,7 @@ export class CoordinatorService {
     }
 
     const registers = [this.metrics];
-    this.requests = new prom.Counter({ name: 'slipstream_coordinator_http_requests_total', help: 'HTTP requests by route template and status', labelNames: ['route', 'status'], registers });
-    this.durations = new prom.Histogram({ name: 'slipstream_coordinator_http_request_duration_seconds', help: 'Time to answer, by route template (long polls excluded)', labelNames: ['route'], buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1], registers });
+    this.requestMetrics = new RequestMetrics(this.metrics, 'slipstream_coordinator_');
     this.relayEvents = new prom.Counter({ name: 'slipstream_coordinator_relay_events_total', help: 'Relay health transitions', labelNames: ['type'], registers });
     this.sessionsIssued = new prom.Counter({ name: 'slipstream_coordinator_sessions_issued_total', help: 'Tickets issued', registers });
     this.revocationsMade = new prom.Counter({ name: 'slipstream_coordinator_revocations_total', help: 'Sessions revoked through this replica', registers });
@@ -235,7 +234,7 @@ export class CoordinatorService {
 
   /** Answers one request. Never throws: an unexpected error is a logged 500. */
   async handle(req: ApiRequest): Promise<ApiResponse> {
-    const started = process.hrtime.bigint();
+    const startedMs = performance.now();
     let route = 'unmatched';
     let response: ApiResponse;
     try {
@@ -246,8 +245,7 @@ export class CoordinatorService {
       this.logger.error({ event: 'handlerError', route, err: error }, 'unexpected error answering a request');
       response = { status: 500, json: { error: { code: 'internal', reason: 'unexpected error; see the coordinator log', message: 'unexpected error; see the coordinator log' } } };
     }
-    this.requests.inc({ route, status: String(response.status) });
-    if (route !== 'GET /v1/revocations') this.durations.observe({ route }, Number(process.hrtime.bigint() - started) / 1e9);
+    this.requestMetrics.record(route, response.status, route !== 'GET /v1/revocations' ? (performance.now() - startedMs) / 1000 : undefined);
     return response;
   }
 

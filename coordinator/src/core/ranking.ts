@@ -23,7 +23,13 @@
  * and is tested against it over random fleets (`ranking-equivalence.test.ts`), by:
  * - relay→origin legs held between requests per origin (origin-view.ts: they do not
  *   depend on the client; load and health are read fresh);
- * - short lists (top `limit`, best 8 entries, best 8 exits) instead of sorting all;
+ * - short lists (top `limit`, best 8 entries) instead of sorting all; the best 8 exits
+ *   (by relay→origin leg, which does not depend on the client) chosen first from plain
+ *   numbers, so the distance floor below need not wait for an exits list to fill;
+ * - the short lists hold plain figures while the loop runs; legs and scored objects are
+ *   built at the end, only for the relays still on a list;
+ * - health, load and position come from the registry's contiguous arrays
+ *   (`Registry.figures()`), so a skipped relay's objects are never touched;
  * - a distance floor: once the lists are full, a relay whose chord-distance lower bound
  *   already puts it behind all of them is skipped before its exact great-circle
  *   distance, its objects or its reason are worked out (most of a 500-relay fleet);
@@ -349,7 +355,7 @@ function addTwoHops(nowMs: number, measurements: MeasurementTable, entries: read
   }
 }
 
-function keepBest(best: Scored[], s: Scored, k: number, order: (a: Scored, b: Scored) => number): void {
+function keepBest<T>(best: T[], s: T, k: number, order: (a: T, b: T) => number): void {
   if (best.length === k && order(s, best[k - 1]!) >= 0) return;
   let i = best.length === k ? k - 1 : best.length;
   if (best.length < k) best.push(s);
@@ -380,71 +386,155 @@ export function rankRoutes(input: RankInput): RouteRanking {
   const originGeo = hasCoordinates(origin) ? origin : undefined;
   const originRegion = origin.region !== undefined && origin.region !== '' ? origin.region : undefined;
   const twoHop = input.twoHop !== false;
-  const top: Scored[] = [];
-  const entries: Scored[] = [];
-  const exits: Scored[] = [];
-  const byClientLeg = (a: Scored, b: Scored): number => a.clientLegCost - b.clientLegCost || byCost(a, b);
-  const byOriginLeg = (a: Scored, b: Scored): number => a.originLegCost - b.originLegCost || byCost(a, b);
+  // The short lists hold plain figures (Lite) while the loop runs; the Scored objects,
+  // with their legs, are built after it for the few relays that stay on a list.
+  const topLite: Lite[] = [];
+  const entriesLite: Lite[] = [];
+  const list = registry.entryArray();
+  // Who may take a new client, and (for two-hop) the exits' origin-leg cost threshold:
+  // the TWO_HOP_CANDIDATES-th smallest among eligible relays. Exits are picked by their
+  // relay→origin leg, which does not depend on the client, so they are chosen here from
+  // plain numbers (objects only for the few at or under the threshold, after the loop),
+  // and the loop below needs to keep only two short lists — which lets its distance
+  // floor skip relays sooner.
+  const eligibleFlags = eligibleScratch(list.length);
+  const exitCosts: number[] = [];
+  let eligible = 0;
+  // Health, draining and fullness from the registry's contiguous figures (exclusionReason's
+  // tests, on the same numbers); a relay's objects are read only when it is excluded.
+  const fig = registry.figures();
+  const leaseMs = registry.leaseMs;
+  for (let i = 0; i < list.length; i++) {
+    if (nowMs - fig.lastHeartbeatAtMs[i]! < leaseMs && fig.draining[i] === 0 && !(fig.sessions[i]! >= fig.capacitySessions[i]!)) {
+      eligibleFlags[i] = 1;
+      eligible++;
+      if (twoHop) keepSmallest(exitCosts, view.legCostMs[i]!, TWO_HOP_CANDIDATES);
+      continue;
+    }
+    const record = list[i]!.record;
+    const why = exclusionReason(nowMs, registry, record);
+    if (why !== undefined) {
+      eligibleFlags[i] = 0;
+      excludedCount++;
+      if (excluded.length < limit) excluded.push({ relayId: record.relayId, reason: why });
+      continue;
+    }
+    eligibleFlags[i] = 1;
+    eligible++;
+    if (twoHop) keepSmallest(exitCosts, view.legCostMs[i]!, TWO_HOP_CANDIDATES);
+  }
+  const exitThreshold = exitCosts.length === TWO_HOP_CANDIDATES ? exitCosts[TWO_HOP_CANDIDATES - 1]! : Number.POSITIVE_INFINITY;
   // Client position as a unit vector, for the distance floor that skips far relays.
   const cX = cCos * Math.cos(cLonRad);
   const cY = cCos * Math.sin(cLonRad);
   const cZ = Math.sin(cLatRad);
   // The floor is sound when no penalty term can be negative (config allows only ≥ 0 weights).
   const mayPrune = clientGeo !== undefined && w.jitterWeight >= 0 && w.lossPenaltyMsPerPercent >= 0;
-  let eligible = 0;
-  const list = registry.entryArray();
+  const exitPool: Lite[] = [];
   for (let i = 0; i < list.length; i++) {
-    const entry = list[i]!;
-    const record = entry.record;
-    const why = exclusionReason(nowMs, registry, record);
-    if (why !== undefined) {
-      excludedCount++;
-      if (excluded.length < limit) excluded.push({ relayId: record.relayId, reason: why });
-      continue;
-    }
-    eligible++;
-    // Figures as plain numbers first; objects are built only for relays that make one of the short lists.
-    const relayNode = entry.nodeName;
-    const probed = view.probed[i];
+    if (eligibleFlags[i] === 0) continue;
+    // Figures as plain numbers first (loadFraction's, from the contiguous figures); objects
+    // are read only for relays the floor does not skip, and built only for those that make
+    // one of the short lists.
     const oRtt = view.rttMs[i]!;
     const oJit = view.jitterMs[i]!;
     const oLoss = view.lossFraction[i]!;
     const originLegCost = view.legCostMs[i]!;
-    const loadPenalty = loadPenaltyMs(loadFraction(record), w);
-    let reported = clientReports?.get(relayNode);
+    const capacity = fig.capacitySessions[i]!;
+    const loadPenalty = loadPenaltyMs(Math.max(capacity > 0 ? fig.sessions[i]! / capacity : 1, fig.cpuFraction[i]!), w);
+    let reported = clientReports?.get(list[i]!.nodeName);
     if (reported !== undefined && nowMs - reported.updatedAtMs >= measurements.staleMs) reported = undefined;
-    if (reported === undefined && mayPrune && limit > 0 && top.length === limit && (!twoHop || (entries.length === TWO_HOP_CANDIDATES && exits.length === TWO_HOP_CANDIDATES))) {
+    const forExitPool = twoHop && originLegCost <= exitThreshold;
+    if (!forExitPool && reported === undefined && mayPrune && limit > 0 && topLite.length === limit && (!twoHop || entriesLite.length === TWO_HOP_CANDIDATES)) {
       // Every list is full: a relay whose distance floor already puts it behind all of
       // them is skipped before its exact distance is computed. Its exact figures would
       // be at least these (client leg = geography RTT, no jitter or loss), so skipping
       // it cannot change the answer; the margin absorbs rounding.
-      const dx = entry.unitX - cX;
-      const dy = entry.unitY - cY;
-      const dz = entry.unitZ - cZ;
+      const dx = fig.unitX[i]! - cX;
+      const dy = fig.unitY[i]! - cY;
+      const dz = fig.unitZ[i]! - cZ;
       const cRttFloor = geoRttFloorMs(Math.sqrt(dx * dx + dy * dy + dz * dz)) - FLOOR_MARGIN_MS;
-      if (cRttFloor + originLegCost + loadPenalty > top[limit - 1]!.costMs && (!twoHop || (cRttFloor > entries[TWO_HOP_CANDIDATES - 1]!.clientLegCost && originLegCost > exits[TWO_HOP_CANDIDATES - 1]!.originLegCost))) continue;
+      if (cRttFloor + originLegCost + loadPenalty > topLite[limit - 1]!.costMs && (!twoHop || cRttFloor > entriesLite[TWO_HOP_CANDIDATES - 1]!.clientLegCost)) continue;
     }
+    const entry = list[i]!;
+    const record = entry.record;
     const cRtt = reported ? reported.rttMs : clientGeo ? geoRttMs(greatCircleKmRad(cLatRad, cLonRad, cCos, entry.latitudeRad, entry.longitudeRad, entry.cosLatitude)) : clientRegion !== undefined ? (clientRegion === record.region ? REGION_SAME_RTT_MS : REGION_OTHER_RTT_MS) : UNKNOWN_RTT_MS;
     const cJit = reported ? reported.jitterMs : 0;
     const cLoss = reported ? reported.lossFraction : 0;
     const costMs = pathCost(cRtt, cJit, cLoss, 0, 0, 0, oRtt, oJit, oLoss, loadPenalty, 0, w);
     const clientLegCost = cRtt + w.jitterWeight * cJit + w.lossPenaltyMsPerPercent * cLoss * 100;
-    const forTop = top.length < limit || costMs <= top[top.length - 1]!.costMs;
-    const forEntries = twoHop && (entries.length < TWO_HOP_CANDIDATES || clientLegCost <= entries[entries.length - 1]!.clientLegCost);
-    const forExits = twoHop && (exits.length < TWO_HOP_CANDIDATES || originLegCost <= exits[exits.length - 1]!.originLegCost);
-    if (!forTop && !forEntries && !forExits) continue;
-    const cLeg = reported ? measuredLeg(nowMs, measurements, reported) : clientGeo ? geoLegOf(cRtt) : clientRegion !== undefined ? regionLeg(clientRegion === record.region) : UNKNOWN_LEG;
-    const oLeg = probed ? measuredLeg(nowMs, measurements, probed) : originGeo ? geoLegOf(oRtt) : originRegion !== undefined ? regionLeg(originRegion === record.region) : UNKNOWN_LEG;
-    const scored = score(record, undefined, cLeg, undefined, oLeg, w);
-    if (forTop) keepBest(top, scored, limit, byCost);
-    if (forEntries) keepBest(entries, scored, TWO_HOP_CANDIDATES, byClientLeg);
-    if (forExits) keepBest(exits, scored, TWO_HOP_CANDIDATES, byOriginLeg);
+    const forTop = topLite.length < limit || costMs <= topLite[topLite.length - 1]!.costMs;
+    const forEntries = twoHop && (entriesLite.length < TWO_HOP_CANDIDATES || clientLegCost <= entriesLite[entriesLite.length - 1]!.clientLegCost);
+    if (!forTop && !forEntries && !forExitPool) continue;
+    const lite: Lite = { index: i, relayId: record.relayId, costMs, clientLegCost, cRtt, reported, scored: undefined };
+    if (forTop) keepBest(topLite, lite, limit, liteByCost);
+    if (forEntries) keepBest(entriesLite, lite, TWO_HOP_CANDIDATES, liteByClientLeg);
+    if (forExitPool) exitPool.push(lite);
   }
-  if (twoHop && eligible > 1) addTwoHops(nowMs, measurements, entries, exits, top, limit, w);
+  // The Scored objects of the relays that stayed on a list: the same legs and figures the
+  // loop ranked them by (score() recomputes costMs and clientLegCost with the same formula, to the bit).
+  const scoredOf = (lite: Lite): Scored => {
+    if (lite.scored !== undefined) return lite.scored;
+    const i = lite.index;
+    const record = list[i]!.record;
+    const reported = lite.reported;
+    const probed = view.probed[i];
+    const cLeg = reported ? measuredLeg(nowMs, measurements, reported) : clientGeo ? geoLegOf(lite.cRtt) : clientRegion !== undefined ? regionLeg(clientRegion === record.region) : UNKNOWN_LEG;
+    const oLeg = probed ? measuredLeg(nowMs, measurements, probed) : originGeo ? geoLegOf(view.rttMs[i]!) : originRegion !== undefined ? regionLeg(originRegion === record.region) : UNKNOWN_LEG;
+    return (lite.scored = score(record, undefined, cLeg, undefined, oLeg, w));
+  };
+  const top = topLite.map(scoredOf);
+  if (twoHop && eligible > 1) {
+    const entries = entriesLite.map(scoredOf);
+    // The pool holds every eligible relay at or under the threshold (more than
+    // TWO_HOP_CANDIDATES when costs tie); ties are broken as everywhere, by byCost.
+    const exits = exitPool.map(scoredOf).sort((a, b) => a.originLegCost - b.originLegCost || byCost(a, b)).slice(0, TWO_HOP_CANDIDATES);
+    addTwoHops(nowMs, measurements, entries, exits, top, limit, w);
+  }
   const best = top[0];
   return { candidates: best ? top.map((s, i) => toCandidate(s, i + 1, best)) : [], excluded, excludedCount };
 }
 
+
+/** A relay on one of rankRoutes' short lists, as plain figures until it gets its Scored object. */
+interface Lite {
+  /** Index in `Registry.entryArray()`. */
+  readonly index: number;
+  readonly relayId: string;
+  readonly costMs: number;
+  readonly clientLegCost: number;
+  /** Client leg RTT, ms (the client's figure's, or geography's, region's, the flat guess). */
+  readonly cRtt: number;
+  /** The client's fresh figure for this relay, if any. */
+  readonly reported: MeasurementRecord | undefined;
+  scored: Scored | undefined;
+}
+
+/** {@link byCost} for direct routes held as {@link Lite}: cost, then relay id. */
+function liteByCost(a: Lite, b: Lite): number {
+  return a.costMs - b.costMs || (a.relayId < b.relayId ? -1 : a.relayId > b.relayId ? 1 : 0);
+}
+
+/** The entries' order (client leg cost, then {@link liteByCost}). */
+function liteByClientLeg(a: Lite, b: Lite): number {
+  return a.clientLegCost - b.clientLegCost || liteByCost(a, b);
+}
+
+/** A reused flag array of at least `n` entries (the ranking is synchronous, so one serves every call). */
+let eligibleBuffer = new Uint8Array(0);
+function eligibleScratch(n: number): Uint8Array {
+  if (eligibleBuffer.length < n) eligibleBuffer = new Uint8Array(Math.max(n, 2 * eligibleBuffer.length));
+  return eligibleBuffer;
+}
+
+/** Inserts `x` into `smallest` (ascending, at most `k` long) if it is among the `k` smallest seen. */
+function keepSmallest(smallest: number[], x: number, k: number): void {
+  if (smallest.length === k && x >= smallest[k - 1]!) return;
+  let i = smallest.length === k ? k - 1 : smallest.length;
+  if (smallest.length < k) smallest.push(x);
+  for (; i > 0 && x < smallest[i - 1]!; i--) smallest[i] = smallest[i - 1]!;
+  smallest[i] = x;
+}
 
 /** Why `record` takes no new client now (no heartbeat within the lease, draining, full), or undefined when it may. */
 function exclusionReason(nowMs: number, registry: Registry, record: RelayRecord): string | undefined {

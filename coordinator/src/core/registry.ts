@@ -53,6 +53,31 @@ export interface RelayEntry {
   readonly unitZ: number;
 }
 
+/**
+ * The figures the ranking reads for every relay on every route, in arrays indexed like
+ * {@link Registry.entryArray} (contiguous, so a 500-relay pass does not chase 1,500
+ * objects scattered over the heap): updated in place on each heartbeat, rebuilt with
+ * the array. Read-only for the caller.
+ */
+export interface RelayFigures {
+  /** Latest heartbeat (or registration), ms. */
+  readonly lastHeartbeatAtMs: Float64Array;
+  /** `load.sessions`. */
+  readonly sessions: Float64Array;
+  /** `capacitySessions`. */
+  readonly capacitySessions: Float64Array;
+  /** `load.cpuFraction`. */
+  readonly cpuFraction: Float64Array;
+  /** 1 when `load.draining`, else 0. */
+  readonly draining: Uint8Array;
+  /** {@link RelayEntry.unitX}. */
+  readonly unitX: Float64Array;
+  /** {@link RelayEntry.unitY}. */
+  readonly unitY: Float64Array;
+  /** {@link RelayEntry.unitZ}. */
+  readonly unitZ: Float64Array;
+}
+
 /** A health transition, for logs, metrics and the dashboard. */
 export interface RegistryEvent {
   readonly type: 'relayUp' | 'relayDraining' | 'relayDown' | 'relayForgotten';
@@ -89,6 +114,8 @@ export class Registry {
   private membership = 0;
   /** {@link entryArray}'s array (undefined: to rebuild) and each relay's index in it. */
   private array: RelayEntry[] | undefined = undefined;
+  /** {@link figures}, built with {@link array}. */
+  private arrayFigures: RelayFigures | undefined = undefined;
   private readonly arrayIndex = new Map<string, number>();
   private lastSweepMs = Number.NEGATIVE_INFINITY;
 
@@ -171,11 +198,34 @@ export class Registry {
    */
   entryArray(): readonly RelayEntry[] {
     if (this.array === undefined) {
-      this.array = [...this.entries.values()];
+      const array = (this.array = [...this.entries.values()]);
+      const n = array.length;
+      const figures: RelayFigures = (this.arrayFigures = {
+        lastHeartbeatAtMs: new Float64Array(n),
+        sessions: new Float64Array(n),
+        capacitySessions: new Float64Array(n),
+        cpuFraction: new Float64Array(n),
+        draining: new Uint8Array(n),
+        unitX: new Float64Array(n),
+        unitY: new Float64Array(n),
+        unitZ: new Float64Array(n),
+      });
       this.arrayIndex.clear();
-      this.array.forEach((e, i) => this.arrayIndex.set(e.record.relayId, i));
+      array.forEach((e, i) => {
+        this.arrayIndex.set(e.record.relayId, i);
+        figures.unitX[i] = e.unitX;
+        figures.unitY[i] = e.unitY;
+        figures.unitZ[i] = e.unitZ;
+        setFigures(figures, i, e.record);
+      });
     }
     return this.array;
+  }
+
+  /** The ranking's per-relay figures, indexed like {@link entryArray} (see {@link RelayFigures}). */
+  figures(): RelayFigures {
+    this.entryArray();
+    return this.arrayFigures!;
   }
 
   /** Health of `record` at `nowMs`: unhealthy once `nowMs − lastHeartbeatAtMs ≥ leaseMs`. */
@@ -242,7 +292,11 @@ export class Registry {
     } else {
       const entry: RelayEntry = { ...previous, record };
       this.entries.set(record.relayId, entry);
-      if (this.array !== undefined) this.array[this.arrayIndex.get(record.relayId)!] = entry;
+      if (this.array !== undefined) {
+        const i = this.arrayIndex.get(record.relayId)!;
+        this.array[i] = entry;
+        setFigures(this.arrayFigures!, i, record);
+      }
     }
     this.noteHealth(nowMs, record);
     const due = nowMs - record.lastHeartbeatAtMs < this.leaseMs ? record.lastHeartbeatAtMs + this.leaseMs : record.lastHeartbeatAtMs + this.retentionMs;
@@ -252,6 +306,7 @@ export class Registry {
   private membershipChanged(): void {
     this.membership++;
     this.array = undefined;
+    this.arrayFigures = undefined;
   }
 
   private noteHealth(nowMs: number, record: RelayRecord): void {
@@ -261,4 +316,12 @@ export class Registry {
     const type = health === 'healthy' ? 'relayUp' : health === 'draining' ? 'relayDraining' : 'relayDown';
     this.events.push({ type, relayId: record.relayId, atMs: nowMs });
   }
+}
+
+function setFigures(f: RelayFigures, i: number, record: RelayRecord): void {
+  f.lastHeartbeatAtMs[i] = record.lastHeartbeatAtMs;
+  f.sessions[i] = record.load.sessions;
+  f.capacitySessions[i] = record.capacitySessions;
+  f.cpuFraction[i] = record.load.cpuFraction;
+  f.draining[i] = record.load.draining ? 1 : 0;
 }
