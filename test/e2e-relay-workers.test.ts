@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { decodeControl } from '../proto/src/control.js';
 import { HEADER_BYTES, PacketHeader, PacketType, parseHeader, sessionIdToHex } from '../proto/src/header.js';
 import { issueTicket, rawPublicKey, ticketSigningKeyFromSeed } from '../proto/src/ticket.js';
-import { buildControlPacket, buildPacket, buildPathResponse } from '../proto/src/wire.js';
+import { buildClientClose, buildControlPacket, buildPacket, buildPathResponse } from '../proto/src/wire.js';
 import { signalIfRunning } from '../kit/child-signal.js';
 import { CoordinatorClient } from '../kit/coordinator-client.js';
 import { loadUdpBatch, udpIoModeFromEnv } from '../kit/udp-batch.js';
@@ -28,6 +28,7 @@ import { sessionOwner } from '../relay/src/worker-steering.js';
 import { CliProcess } from './support/cli-process.js';
 import { JsonLogProcess } from './support/json-lines.js';
 import { fleetRelayYaml } from './support/local-fleet.js';
+import { freePort } from './support/sockets.js';
 import { CLI_PATH } from './support/run-cli.js';
 import { eventually, until } from './support/wait.js';
 
@@ -63,7 +64,7 @@ describe('relay workers', () => {
     test(`workers: 2, udp i/o ${udpIo} — sessions owned by each worker flow, a session whose client moves to new ports keeps flowing (${how}), L4 flows spread, metrics and health cover both`, { skip: udpIo === 'batched' ? batchedSkip : false }, () => twoWorkers(udpIo));
   }
 
-  test('with a fleet section, the heartbeat carries the load and players of every worker: a session owned by the worker thread counts at the coordinator, in the load and as a player in the status', async () => {
+  test("with a fleet section, the heartbeat carries the load and players of every worker: a session owned by the worker thread counts at the coordinator, in the load and as a player in the status; SIGTERM drains the whole relay: the primary answers /health 503 and stays draining until the thread's session ends, then exits 0", async () => {
     const seed = randomBytes(32);
     const sealKey = randomBytes(32);
     const fleetSecret = randomBytes(24).toString('base64');
@@ -82,7 +83,10 @@ describe('relay workers', () => {
     const client = dgram.createSocket('udp4');
     try {
       const url = await eventually(() => /listening on (http:\/\/\S+)/.exec(coordinator.output)?.[1], 15_000, 'the coordinator to listen');
-      writeFileSync(path, `${fleetRelayYaml({ relayId: 'fra-w', latitude: 50.1, longitude: 8.7, seed, sealKeyBase64: sealKey.toString('base64'), originPort, coordinatorUrl: url, fleetSecret: { inline: fleetSecret }, fleetKeys })}\nworkers: 2\n`);
+      const metricsPort = await freePort('tcp');
+      // A long drain: the thread's live session must keep the whole relay draining.
+      const yaml = fleetRelayYaml({ relayId: 'fra-w', latitude: 50.1, longitude: 8.7, seed, sealKeyBase64: sealKey.toString('base64'), originPort, coordinatorUrl: url, fleetSecret: { inline: fleetSecret }, fleetKeys, metricsPort }).replace('drain: { timeoutMs: 200 }', 'drain: { timeoutMs: 60000 }');
+      writeFileSync(path, `${yaml}\nworkers: 2\n`);
       relay = CliProcess.start(['relay', '--config', path]);
       const started = JSON.parse((await relay.waitFor(/^.*"relay started".*$/m, 'stdout', 20_000))[0]) as { workers: number; addresses: { tunnel: { port: number } } };
       assert.equal(started.workers, 2);
@@ -92,8 +96,9 @@ describe('relay workers', () => {
       const high = 0x7e000003;
       const low = 43;
       const signingKey = ticketSigningKeyFromSeed(seed);
+      const sessionKey = randomBytes(32);
       const ticket = issueTicket(
-        { sessionId: sessionIdToHex(high, low), origin: 'game', issuedAtMs: Date.now(), expiresAtMs: Date.now() + 600_000, limits: { packetsPerSecond: 0, bytesPerSecond: 0 }, sessionKey: randomBytes(32), sealNonce: randomBytes(12) },
+        { sessionId: sessionIdToHex(high, low), origin: 'game', issuedAtMs: Date.now(), expiresAtMs: Date.now() + 600_000, limits: { packetsPerSecond: 0, bytesPerSecond: 0 }, sessionKey, sealNonce: randomBytes(12) },
         signingKey,
         sealKey,
       );
@@ -125,6 +130,22 @@ describe('relay workers', () => {
       } finally {
         clearInterval(data);
       }
+
+      // SIGTERM with the only session on the worker thread: the relay drains as a whole.
+      // The primary, though it has no session, keeps answering /health (503, draining)
+      // and tells the coordinator it drains until the thread's session ends; then the
+      // relay exits 0 with no session cut.
+      relay.kill('SIGTERM');
+      await relay.waitFor(/"event":"draining"/, 'stdout', 10_000);
+      await eventually(async () => ((await fleet.fleet()).relays.find((x) => x.relayId === 'fra-w')?.health === 'draining' ? true : undefined), 10_000, 'the coordinator to list the relay as draining');
+      // Past the primary's own (empty) drain: it must still be there.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const health = await fetch(`http://127.0.0.1:${metricsPort}/health`);
+      assert.equal(health.status, 503, 'the relay still answers /health, draining, while the thread serves its session');
+      assert.equal(((await health.json()) as { tunnelSessions: number }).tunnelSessions, 1);
+      client.send(buildClientClose(sessionKey, high, low), started.addresses.tunnel.port, '127.0.0.1');
+      assert.equal(await relay.exited, 0, 'the relay exits 0 once the last session ended');
+      assert.match(relay.stdout, /"event":"stopped"[^\n]*"sessionsCut":0/);
     } finally {
       client.close();
       await relay?.stop();

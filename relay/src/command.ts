@@ -128,7 +128,9 @@ export const relayCommand: Command = flagCommand({
           }
         })();
         logger.info({ event: 'draining', signal, sessions: relay.core.sessionCount, deadlineMs: latest }, 'draining');
-        void Promise.all([relay.drain(latest), workers?.drain(latest) ?? 0]).then(async ([primaryLeft, workersLeft]) => {
+        // The primary stays open (health, fleet membership) until the other workers have drained too.
+        const workersDrained = workers?.drain(latest) ?? Promise.resolve(0);
+        void Promise.all([relay.drain(latest, workersDrained), workersDrained]).then(async ([primaryLeft, workersLeft]) => {
           const left = primaryLeft + workersLeft;
           logger.info({ event: 'stopped', sessionsCut: left }, 'relay stopped');
           // libdatachannel's threads would keep the process alive (loaded only with tunnel.webrtc).

@@ -628,14 +628,18 @@ export class Relay {
    * close: sessions left at the deadline end as `drain deadline`, each tunnel client told
    * by an authenticated Close (`SLIP_ERR_RELAY_DRAINING`). Resolves with the sessions
    * still open at the deadline (0 = clean).
+   * @param othersDrained with relay workers, the primary's: settles when the other workers have drained. Until then (or the deadline) the primary stays open even with no session of its own, since it is the relay the operator and the coordinator see: /health answers `draining`, the fleet membership says draining, and the tunnel port's reuseport group keeps its first socket.
    */
-  async drain(deadlineMs: number): Promise<number> {
+  async drain(deadlineMs: number, othersDrained?: Promise<unknown>): Promise<number> {
     this.core.drain();
+    let othersDone = othersDrained === undefined;
+    const done = (): void => void (othersDone = true);
+    othersDrained?.then(done, done);
     // The coordinator hears it first, so no new players are sent here while we drain.
     await this.membership?.setDraining();
     for (const server of this.tcpServers.values()) server.close();
     const until = performance.now() + deadlineMs;
-    while (this.core.sessionCount > 0 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(1, until - performance.now()))));
+    while ((this.core.sessionCount > 0 || !othersDone) && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(1, until - performance.now()))));
     const left = this.core.sessionCount;
     if (left > 0 && !this.closed) {
       // The deadline passed with sessions left: each tunnel client gets an authenticated
