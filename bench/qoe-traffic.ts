@@ -9,9 +9,12 @@
  * (u16 BE), bytes 4–7 sequence number (u32 BE), bytes 8–15 send time (f64 BE, ms on
  * this process's monotonic clock).
  */
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
 import { performance } from 'node:perf_hooks';
+
+/** UDP ports {@link startEchoOrigin} tries before giving up (each a fresh pick of the kernel's). */
+const ECHO_ORIGIN_PORT_ATTEMPTS = 20;
 
 /** Bytes of every game datagram. */
 export const PACKET_BYTES = 100;
@@ -51,8 +54,7 @@ export async function startEchoOrigin(answer: 'every' | 'first' = 'every', ignor
     if (c === undefined) byKey.set(key, (c = { sources: new Set(), arrivals: new Map() }));
     return c;
   };
-  const udp = createSocket('udp4');
-  udp.on('message', (bytes, from) => {
+  const onMessage = (bytes: Buffer, from: RemoteInfo): void => {
     if (ignore?.(bytes) === true) return;
     if (bytes.length >= 16) {
       const c = countsOf(bytes.readUInt16BE(2) * 256 + bytes[0]!);
@@ -63,15 +65,28 @@ export async function startEchoOrigin(answer: 'every' | 'first' = 'every', ignor
       if (answer === 'first' && seen > 0) return;
     }
     udp.send(bytes, from.port, from.address);
-  });
-  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
-  const port = udp.address().port;
-  // The relays probe their origin with a TCP connect; answer it on the same port number.
+  };
+  let udp = createSocket('udp4');
+  udp.on('message', onMessage);
+  // The relays probe their origin with a TCP connect; it is answered on the same port
+  // number. The UDP port is the kernel's pick, and its number may be taken on TCP (by
+  // another process's connection or listener): then another UDP port is tried.
   const tcp: Server = createServer((s) => s.destroy());
-  await new Promise<void>((resolve, reject) => {
-    tcp.once('error', reject);
-    tcp.listen(port, '127.0.0.1', resolve);
-  });
+  let port = 0;
+  for (let attempt = 1; ; attempt++) {
+    await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+    port = udp.address().port;
+    const listened = await new Promise<Error | undefined>((resolve) => {
+      tcp.once('error', resolve);
+      tcp.listen(port, '127.0.0.1', () => resolve(undefined));
+    });
+    if (listened === undefined) break;
+    await new Promise<void>((resolve) => udp.close(() => resolve()));
+    if (attempt === ECHO_ORIGIN_PORT_ATTEMPTS) throw new Error(`echo origin: no port free on both UDP and TCP after ${attempt} tries (last: ${listened.message})`);
+    udp = createSocket('udp4');
+    udp.on('message', onMessage);
+  }
+  tcp.removeAllListeners('error');
   return {
     port,
     counts: (caseNumber, pathTag) => countsOf(caseNumber * 256 + pathTag),

@@ -69,10 +69,21 @@ export async function bundleBrowserEntry(outfile: string): Promise<void> {
 export async function startBrowserFleet(dir: string, relays: readonly { readonly id: string; readonly muxPort?: number; readonly webrtc?: readonly string[] }[]): Promise<BrowserFleet> {
   mkdirSync(dir, { recursive: true });
   const keys = fleetKeys();
-  const origin = await udpEchoOrigin();
-  // The relays' origin probe is a TCP connect to the origin's address.
+  // The relays' origin probe is a TCP connect to the origin's address: a TCP listener on
+  // the UDP origin's port number (taken on TCP now and then: another pick then).
   const tcp = net.createServer((s) => s.destroy());
-  await new Promise<void>((ok) => tcp.listen(origin.port, '127.0.0.1', ok));
+  let origin = await udpEchoOrigin();
+  for (let attempt = 1; ; attempt++) {
+    const failed = await new Promise<Error | undefined>((ok) => {
+      tcp.once('error', ok);
+      tcp.listen(origin.port, '127.0.0.1', () => ok(undefined));
+    });
+    if (failed === undefined) break;
+    origin.socket.close();
+    if (attempt === 20) throw failed;
+    origin = await udpEchoOrigin();
+  }
+  tcp.removeAllListeners('error');
   const coordinator = await startCoordinator(dir, keys, origin.port);
   const started: BrowserRelay[] = [];
   const procs: CliProcess[] = [coordinator.proc];
