@@ -243,7 +243,8 @@ export class DataPath {
 
   /** A Data or Parity packet from `link`; its header is the context's, `bytes` is the whole datagram. */
   onData(nowMs: number, link: RelayLink, bytes: Uint8Array): void {
-    if (link.sessionState !== 'open') return;
+    // A session closed on a failover still delivers what its relay had sent (relay-link.ts, closeSession).
+    if (link.sessionState !== 'open' && !(link.sessionState === 'closed' && nowMs < link.drainUntilMs)) return;
     const h = this.ctx.header;
     const payload = bytes.subarray(HEADER_BYTES);
     if (h.fecDataCount === 0 || link.receiver === undefined) {

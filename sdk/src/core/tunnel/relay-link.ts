@@ -127,6 +127,7 @@ export class RelayLinks {
   /** Starts opening `link`'s session unless it is open, opening or retrying a refusal; it no longer lingers. */
   ensureSession(nowMs: number, link: RelayLink): void {
     link.lingerUntilMs = Number.POSITIVE_INFINITY;
+    this.endDrain(link);
     if (link.sessionState === 'open' || link.sessionState === 'opening' || link.sessionState === 'refused') return;
     link.sessionState = 'opening';
     link.openAttempts = 0;
@@ -160,13 +161,25 @@ export class RelayLinks {
     }
   }
 
-  /** Ends `link`'s session (an authenticated Close when it was open or opening). */
-  closeSession(link: RelayLink): void {
+  /**
+   * Ends `link`'s session (an authenticated Close when it was open or opening). With
+   * `drainUntilMs` (an open session only), the data the relay sent before the Close
+   * reached it is still delivered until then (see {@link RelayLink.drainUntilMs}).
+   */
+  closeSession(link: RelayLink, drainUntilMs?: number): void {
     const ctx = this.ctx;
+    const draining = drainUntilMs !== undefined && link.sessionState === 'open';
     if (link.sessionState === 'open' || link.sessionState === 'opening') ctx.macs.sendClose(link.tunnel);
     if (link.sessionState !== 'refused') link.sessionState = 'closed';
-    link.receiver = undefined;
     link.nextOpenMs = Number.POSITIVE_INFINITY;
+    if (draining) link.drainUntilMs = drainUntilMs;
+    else this.endDrain(link);
+  }
+
+  /** Stops delivering a closed session's late data (and drops its receiver). */
+  private endDrain(link: RelayLink): void {
+    link.drainUntilMs = Number.NEGATIVE_INFINITY;
+    if (link.sessionState !== 'open') link.receiver = undefined;
   }
 
   /** Ends every open or opening session. */
@@ -267,7 +280,7 @@ export class RelayLinks {
       return;
     }
     link.sessionState = 'closed';
-    link.receiver = undefined;
+    this.endDrain(link);
     if (reason === ErrorCode.TicketRevoked) {
       this.fail(reason, `relay ${link.id} ended the session: the ticket was revoked (${message})`);
       return;
@@ -303,8 +316,9 @@ export class RelayLinks {
 
   // ------------------------------------------------------------------ per-relay timers
 
-  /** Closes `link`'s session when its linger ran out and it is neither current nor backup. */
+  /** Ends `link`'s drain when its time is up; closes its session when its linger ran out and it is neither current nor backup. */
   expireLinger(nowMs: number, link: RelayLink): void {
+    if (link.drainUntilMs <= nowMs && link.drainUntilMs !== Number.NEGATIVE_INFINITY) this.endDrain(link);
     if (link.lingerUntilMs > nowMs) return;
     link.lingerUntilMs = Number.POSITIVE_INFINITY;
     if (link.id !== this.ctx.currentId && link.id !== this.ctx.backupId) this.closeSession(link);
@@ -333,6 +347,7 @@ export class RelayLinks {
     if (link.sessionState === 'opening' || link.sessionState === 'refused') at = earlier(at, link.nextOpenMs, after);
     if (link.sessionState === 'open') at = earlier(at, link.lastTxMs + C.KEEPALIVE_MS, after);
     at = earlier(at, link.lingerUntilMs, after);
+    if (link.drainUntilMs !== Number.NEGATIVE_INFINITY) at = earlier(at, link.drainUntilMs, after);
     if (link.receiver !== undefined) at = earlier(at, link.receiver.pollTimeout(), after);
     return at;
   }

@@ -1,0 +1,97 @@
+/**
+ * The sans-IO {@link TunnelClient} in virtual time against two scripted relays: after a
+ * failover, the datagrams the old relay had already sent (in flight, or held in a
+ * stalled last-mile queue) are still delivered once they arrive, for
+ * {@link LINGER_MS}, and no longer after it. UDP would deliver them late; a game
+ * prefers late data to none.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeControl } from '../../proto/src/control.js';
+import { HEADER_BYTES, PacketHeader, PacketType, parseHeader } from '../../proto/src/header.js';
+import { buildControlPacket, buildPacket, nodeHmacSha256 } from '../../proto/src/wire.js';
+import type { Endpoint } from '../../proto/src/transport.js';
+import { LINGER_MS } from '../src/core/constants.js';
+import { TunnelClient, type TunnelClientEvent } from '../src/core/tunnel-client.js';
+
+const HIGH = 0x01234567;
+const LOW = 0x89abcdef;
+const RELAYS: Record<string, Endpoint> = { A: { address: '10.0.0.1', port: 4433 }, B: { address: '10.0.0.2', port: 4433 } };
+
+test('after a failover, data the old relay already sent is still delivered while its session lingers, and not after', () => {
+  const c = new TunnelClient({ sessionId: '0123456789abcdef', ticket: new Uint8Array(100), sessionKey: new Uint8Array(32).fill(7), hmac: nodeHmacSha256, fecModes: ['off'] });
+  const events: TunnelClientEvent[] = [];
+  const h = new PacketHeader();
+  const dead = new Set<string>();
+  const closesTo: string[] = [];
+  const idOf = (to: Endpoint): string => Object.keys(RELAYS).find((id) => RELAYS[id].address === to.address)!;
+  /** Drains the client; live relays answer probes and opens at once (a 0 ms path). */
+  const pump = (now: number): void => {
+    for (let i = 0; i < 1000; i++) {
+      for (let e = c.pollEvent(); e; e = c.pollEvent()) events.push(e);
+      const t = c.pollTransmit();
+      if (t === undefined) return;
+      const id = idOf(t.to);
+      parseHeader(t.bytes, h);
+      if (h.type === PacketType.Close) closesTo.push(id);
+      if (dead.has(id)) continue;
+      if (h.type === PacketType.Probe) {
+        const r = new Uint8Array(t.bytes);
+        r[2] = PacketType.ProbeReply;
+        c.handleDatagram(now, RELAYS[id], r);
+      } else if (h.type === PacketType.Control) {
+        const m = decodeControl(t.bytes.subarray(HEADER_BYTES));
+        if (m.ok && m.message.type === 'sessionOpen') c.handleDatagram(now, RELAYS[id], buildControlPacket(HIGH, LOW, { type: 'sessionAccept', sessionId: '0123456789abcdef', fecMode: 'off' }));
+      }
+    }
+  };
+  const messages = (): string[] => events.flatMap((e) => (e.type === 'message' ? [new TextDecoder().decode(e.bytes)] : []));
+  let seq = 0;
+  const fromRelay = (now: number, id: string, text: string): void => {
+    c.handleDatagram(now, RELAYS[id], buildPacket(PacketType.Data, HIGH, LOW, ++seq, new TextEncoder().encode(text)));
+    pump(now);
+  };
+
+  c.setCandidates(0, [
+    { id: 'A', tunnel: RELAYS.A, probe: RELAYS.A },
+    { id: 'B', tunnel: RELAYS.B, probe: RELAYS.B },
+  ]);
+  let now = 0;
+  pump(now);
+  // Both relays answer for a while: the client opens a session, picks a current relay and warms the other as its backup.
+  for (; now <= 5000; now += 5) {
+    c.handleTimeout(now);
+    pump(now);
+  }
+  assert.ok(c.isOpen, 'the session opened');
+  const old = c.current!;
+  const other = old === 'A' ? 'B' : 'A';
+  fromRelay(now, old, 'before');
+  assert.deepEqual(messages(), ['before']);
+
+  // The current relay falls silent (its last-mile queue stalls); the backup keeps answering.
+  dead.add(old);
+  const failover = (): boolean => events.some((e) => e.type === 'path' && e.info.reason === 'failover');
+  for (const until = now + 3000; now <= until && !failover(); now += 5) {
+    c.handleTimeout(now);
+    pump(now);
+  }
+  assert.ok(failover(), 'the client failed over');
+  assert.equal(c.current, other);
+  assert.ok(closesTo.includes(old), 'the old session was closed at the relay (it stops sending)');
+
+  // The stalled queue releases what the old relay had sent before it heard the Close.
+  for (let i = 0; i < 28; i++) fromRelay(now + i, old, `in flight ${i}`);
+  assert.equal(messages().filter((m) => m.startsWith('in flight')).length, 28, 'every in-flight datagram of the old relay is delivered');
+
+  // Once the linger is over, the old session is gone: nothing from it is delivered.
+  const after = now + LINGER_MS + 100;
+  for (now += 30; now <= after; now += 5) {
+    c.handleTimeout(now);
+    pump(now);
+  }
+  fromRelay(now, old, 'stale');
+  assert.ok(!messages().includes('stale'), 'data after the linger is dropped');
+  fromRelay(now, other, 'new');
+  assert.ok(messages().includes('new'), 'the new relay delivers');
+});
