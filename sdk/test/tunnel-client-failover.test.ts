@@ -95,3 +95,65 @@ test('after a failover, data the old relay already sent is still delivered while
   fromRelay(now, other, 'new');
   assert.ok(messages().includes('new'), 'the new relay delivers');
 });
+
+test('sliding-window FEC upstream: after a move to another relay, the first sources sent there are covered by as many repairs as any', () => {
+  const c = new TunnelClient({ sessionId: '0123456789abcdef', ticket: new Uint8Array(100), sessionKey: new Uint8Array(32).fill(7), hmac: nodeHmacSha256, fecModes: ['sw'] });
+  const h = new PacketHeader();
+  const dead = new Set<string>();
+  /** Upstream sw shards each relay received: sources by seq, repairs by covered range. */
+  const got: Record<string, { sources: number[]; repairs: [number, number][] }> = { A: { sources: [], repairs: [] }, B: { sources: [], repairs: [] } };
+  const idOf = (to: Endpoint): string => Object.keys(RELAYS).find((id) => RELAYS[id].address === to.address)!;
+  const pump = (now: number): void => {
+    for (let i = 0; i < 1000; i++) {
+      for (let e = c.pollEvent(); e; e = c.pollEvent());
+      const t = c.pollTransmit();
+      if (t === undefined) return;
+      const id = idOf(t.to);
+      if (dead.has(id)) continue;
+      parseHeader(t.bytes, h);
+      if (h.type === PacketType.Probe) {
+        const r = new Uint8Array(t.bytes);
+        r[2] = PacketType.ProbeReply;
+        c.handleDatagram(now, RELAYS[id], r);
+      } else if (h.type === PacketType.Control) {
+        const m = decodeControl(t.bytes.subarray(HEADER_BYTES));
+        if (m.ok && m.message.type === 'sessionOpen') c.handleDatagram(now, RELAYS[id], buildControlPacket(HIGH, LOW, { type: 'sessionAccept', sessionId: '0123456789abcdef', fecMode: 'sw' }));
+      } else if (h.type === PacketType.Data && h.fecIndex === 0 && h.fecDataCount === 1) {
+        got[id].sources.push(h.fecGroup);
+      } else if (h.type === PacketType.Parity && h.fecIndex === 255) {
+        got[id].repairs.push([h.fecGroup, h.fecGroup + h.fecDataCount - 1]);
+      }
+    }
+  };
+  c.setCandidates(0, [
+    { id: 'A', tunnel: RELAYS.A, probe: RELAYS.A },
+    { id: 'B', tunnel: RELAYS.B, probe: RELAYS.B },
+  ]);
+  let now = 0;
+  let n = 0;
+  /** Runs `ms` of a 60 datagrams/s game. */
+  const play = (ms: number): void => {
+    for (const until = now + ms; now < until; now += 1) {
+      if (now % 16 === 0 && c.isOpen) c.send(now, new Uint8Array([n++ & 255, 1, 2, 3]));
+      c.handleTimeout(now);
+      pump(now);
+    }
+  };
+  play(3000);
+  assert.ok(c.isOpen);
+  const old = c.current!;
+  const other = old === 'A' ? 'B' : 'A';
+  const before = got[other].sources.length;
+  dead.add(old);
+  play(3000);
+  assert.equal(c.current, other, 'the client failed over');
+  const moved = got[other].sources.slice(before);
+  assert.ok(moved.length > 100, `${moved.length} sources went to the new relay`);
+  // Repairs covering each source sent there (a straddling repair is never sent): the first
+  // sources after the move must be protected like any other, not by 1, 2, 3… repairs.
+  const coverage = moved.map((seq) => got[other].repairs.filter(([first, last]) => first <= seq && seq <= last).length);
+  const steady = coverage[Math.floor(moved.length / 2)];
+  assert.ok(steady >= 2, `a source in mid-run is covered by ${steady} repairs`);
+  const weak = coverage.slice(0, moved.length - 40).map((k, i) => ({ seq: moved[i], k })).filter((x) => x.k < steady / 2);
+  assert.deepEqual(weak, [], `sources covered by fewer than half the ${steady} repairs of a mid-run source`);
+});

@@ -260,6 +260,19 @@ export class SlidingWindowEncoder {
   }
 
   /**
+   * Command: the sources sent so far go elsewhere than the next ones (the tunnel moved
+   * them to another relay): the repairs still scheduled go out now, over the window as
+   * it is, and the window starts afresh, so later repairs cover only later sources.
+   * Without it every repair for the next `windowPackets` sources would straddle the move
+   * and be useless to either side.
+   */
+  restartWindow(nowMs: number): void {
+    for (let i = 0; i < this.dueCount; i++) this.emitRepair(nowMs);
+    this.dueCount = 0;
+    this.trimWindow(nowMs, 0);
+  }
+
+  /**
    * Output: the next shard to send. Writes its payload into `out` (which must hold
    * {@link maxShardBytes}) and returns its header fields in a reused object, or
    * undefined when nothing is queued.
