@@ -423,9 +423,10 @@ export class TunnelClient {
       this.probing.hurry(nowMs, link);
       // It may also have lost our session (a crash and restart, where a keepalive would
       // re-create it under a fresh downstream numbering our receiver would reject): drop
-      // ours now, so that choosing it again opens a fresh one. What it sent before our
-      // Close reached it (held up in a stalled queue, say) is still delivered for
-      // LINGER_MS: UDP would deliver it late, and a game prefers late data to none.
+      // ours now, so that choosing it again opens a fresh one. It drains for LINGER_MS,
+      // and only then gets our Close: what it still sends (the origin's answers to what it
+      // carried, held up in a stalled queue, say) is delivered — UDP would deliver it
+      // late, and a game prefers late data to none.
       if (link.id !== ctx.currentId && (link.sessionState === 'open' || link.sessionState === 'opening') && ctx.selector.isUnreachable(link.id)) this.links.closeSession(link, nowMs + LINGER_MS);
     }
     this.links.lingerUnused(nowMs);

@@ -40,6 +40,8 @@ export class RelayLink {
    * not draining.
    */
   drainUntilMs = Number.NEGATIVE_INFINITY;
+  /** While draining: our Close is still to be sent (at the drain's end, or when the connection closes). */
+  closeOwed = false;
   /** Plain (k = 0) downstream/upstream numbering when FEC is off. */
   plainSequence = 0;
   /** Application packets delivered from this relay's session. */
