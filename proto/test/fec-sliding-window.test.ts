@@ -416,6 +416,37 @@ test('the decoder gives up a missing source windowMs after it learnt of it, and 
   assert.equal(decoder.totals.rebuilt, 0);
 });
 
+test('after a stall, shards that arrive past a source\'s deadline but before the timeout still rebuild it (only the timeout gives up)', () => {
+  const { payloads, times } = gameStream(4);
+  const { shards } = encodeStream({ parameters: { repairsPerSource: 1, repairSpacingMs: 30, windowPackets: 4, windowMs: 1000 } }, payloads, times);
+  const { decoder, delivered, receive, tick } = makeDecoder({ windowMs: 25 });
+  const sources = shards.filter((s) => s.kind === SlidingWindowShardKind.Source);
+  const repair = shards.find((s) => s.kind === SlidingWindowShardKind.Repair && s.seq <= 1 && s.seq + s.count - 1 >= 2)!;
+  receive(sources[0], 0);
+  receive(sources[2], 33.4); // source 1 is missing from here on; its deadline is 58.4
+  // The process stalls; at 400 ms its driver feeds what the socket queued (a source, then the repair) before the late timeout.
+  receive(sources[3], 400);
+  receive(repair, 400);
+  tick(400);
+  assert.deepEqual(delivered.map((d) => d.seq).sort(), [0, 1, 2, 3]);
+  assert.equal(decoder.totals.lost, 0);
+});
+
+test('a burst of sources faster than the repair spacing: every source is covered by a repair, and isolated losses are rebuilt', () => {
+  // 40 sources at the same instant (a backlog released after a stall), repairs 2 ms apart, an 8-source window.
+  const n = 40;
+  const payloads = Array.from({ length: n }, (_, i) => new Uint8Array([i, i + 1, i + 2]));
+  const { shards } = encodeStream({ parameters: { repairsPerSource: 1, repairSpacingMs: 2, windowPackets: 8, windowMs: 200 } }, payloads, new Array<number>(n).fill(1000));
+  const repairs = shards.filter((s) => s.kind === SlidingWindowShardKind.Repair);
+  assert.equal(repairs.length, n, 'one repair per source, as without the burst');
+  const uncovered = payloads.map((_, seq) => seq).filter((seq) => !repairs.some((r) => r.seq <= seq && seq < r.seq + r.count));
+  assert.deepEqual(uncovered, [], 'sources no repair covers');
+  // One loss in every 8 sources: each is rebuilt.
+  const { delivered, receive } = makeDecoder({ windowMs: 300 });
+  for (const s of shards) if (!(s.kind === SlidingWindowShardKind.Source && s.seq % 8 === 3)) receive(s, 1000);
+  assert.equal(delivered.length, n);
+});
+
 test('the decoder gives up a missing source once it leaves the tracked seqs, and drops shards older than them', () => {
   const { payloads, times } = gameStream(12);
   const { shards } = encodeStream({ parameters: { repairsPerSource: 0 } }, payloads, times);

@@ -18,6 +18,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Endpoint } from '../../proto/src/transport.js';
+import { LateTimer } from '../../kit/late-timer.js';
 import type { RelayConfig } from './config.js';
 import type { RelayCoreConfig } from './core/config-types.js';
 import { dropReasonNames, RelayCore, TRANSPORT_PORT_BASE, type RelayEvent } from './core/relay-core.js';
@@ -117,9 +118,8 @@ export class Relay {
   private readonly bound: Record<string, Endpoint[]> = {};
   private tunnelBound: Endpoint | undefined;
   private metricsBound: Endpoint | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private timerDeadline = Number.POSITIVE_INFINITY;
-  private readonly onTimerBound = (): void => this.onTimer();
+  /** The core's timer; after a stall it lets the datagrams queued meanwhile in first (kit/late-timer.ts). */
+  private readonly timer = new LateTimer({ run: () => this.onTimer(), now: () => performance.now() });
   private http: HttpServer | undefined;
   private webrtc: WebRtcEntry | undefined; // tunnel.webrtc; its native module is loaded only then
   private readonly registry: Registry;
@@ -151,7 +151,10 @@ export class Relay {
     const wallClockMs = init.wallClockMs ?? (() => Date.now());
     this.core = new RelayCore(this.coreConfig(init.config), { wallClockMs, randomFill: (out) => void randomFillSync(out) });
     this.udpIo = chooseUdpIo(init.config.udpIo);
-    if (this.udpIo.addon !== undefined) this.batched = new RelayUdpBatch(this.udpIo.addon, this.core, () => this.flush());
+    if (this.udpIo.addon !== undefined) this.batched = new RelayUdpBatch(this.udpIo.addon, this.core, () => {
+        this.timer.noteInput();
+        this.flush();
+      });
     this.tcp = new TcpProxy(
       this.core,
       () => this.flush(),
@@ -228,13 +231,12 @@ export class Relay {
   // ---------------------------------------------------------------- driver loop
 
   private onMessage(socketId: number, message: Buffer, rinfo: dgram.RemoteInfo): void {
+    this.timer.noteInput();
     this.core.handleDatagram(performance.now(), socketId, rinfo, message);
     this.flush();
   }
 
   private onTimer(): void {
-    this.timer = undefined;
-    this.timerDeadline = Number.POSITIVE_INFINITY;
     this.core.handleTimeout(performance.now());
     this.flush();
   }
@@ -268,11 +270,7 @@ export class Relay {
     // Within a batch, sends and closes wait for its end (one sendmmsg per socket).
     if (this.batched?.inBatch !== true) this.closeSockets();
     const deadline = core.pollTimeout();
-    if (deadline !== undefined && deadline < this.timerDeadline) {
-      if (this.timer !== undefined) clearTimeout(this.timer);
-      this.timerDeadline = deadline;
-      this.timer = setTimeout(this.onTimerBound, Math.max(0, deadline - performance.now()));
-    }
+    if (deadline !== undefined && deadline < this.timer.deadline) this.timer.arm(deadline);
   }
 
   /** Sends what the batched driver queued, then closes the UDP sockets the core closed. */
@@ -659,7 +657,7 @@ export class Relay {
     this.core.close(performance.now());
     this.flush();
     this.webrtc?.close();
-    if (this.timer) clearTimeout(this.timer);
+    this.timer.stop();
     this.logs.close();
     this.revocations.close();
     this.membership?.close();

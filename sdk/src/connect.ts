@@ -28,6 +28,7 @@ import { isIP } from 'node:net';
 import { dirname } from 'node:path';
 import { CoordinatorApiError, CoordinatorClient, type RouteAnswer } from '../../kit/coordinator-client.js';
 import { UdpTransport, type UdpTransportInit } from './udp-transport.js';
+import { LateTimer } from '../../kit/late-timer.js';
 import type { Endpoint } from '../../proto/src/transport.js';
 import { CANDIDATES_REFRESH_MS_DEFAULT, COORDINATOR_TIMEOUT_MS_DEFAULT, TICKET_PROVIDER_TIMEOUT_MS_DEFAULT } from './core/constants.js';
 import type { ConnectOptionsBase, TicketGrant } from './core/connect-options.js';
@@ -196,7 +197,8 @@ async function lookup(client: CoordinatorClient, options: ConnectOptions, skippe
 
 /** A live tunnel; see {@link connect}. */
 export class Connection extends EventEmitter<ConnectionEvents> {
-  private timer: NodeJS.Timeout | undefined;
+  /** The core's timer; after a stall it lets the datagrams queued meanwhile in first (kit/late-timer.ts). */
+  private readonly timer = new LateTimer({ run: () => this.onTimer(), now: () => this.now() });
   private refreshTimer: NodeJS.Timeout | undefined;
   private isClosed = false;
   private readonly startedAt = performance.now();
@@ -282,7 +284,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   private shutdown(): void {
     this.isClosed = true;
-    clearTimeout(this.timer);
+    this.timer.stop();
     clearTimeout(this.refreshTimer);
     clearInterval(this.recordTimer);
     this.tap?.finish();
@@ -298,6 +300,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     transport.onReceive((bytes, from) => {
       if (this.transport !== transport || this.isClosed) return;
       this.tap?.received(this.now(), bytes);
+      this.timer.noteInput();
       this.core.handleDatagram(this.now(), from, bytes);
       this.flush();
     });
@@ -384,9 +387,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       this.emit('close');
       return;
     }
-    const at = this.core.pollTimeout();
-    clearTimeout(this.timer);
-    if (at !== undefined) this.timer = setTimeout(() => this.onTimer(), Math.max(0, at - this.now()));
+    this.timer.arm(this.core.pollTimeout());
   }
 
   private shutdownAfterFlush = false;

@@ -284,7 +284,7 @@ export class FecReceiver {
    * kept). Bad fields are counted in `totals.malformed`, never thrown.
    */
   handleShard(now: number, seq: number, groupId: number, index: number, k: number, r: number, payload: Uint8Array): void {
-    this.advance(now);
+    this.advance(now, false);
     const verdict = this.wire.record(seq);
     if (verdict === SequenceVerdict.Duplicate) {
       // The network duplicated this datagram: it is not news for the group either.
@@ -316,7 +316,7 @@ export class FecReceiver {
 
   /** Input: a deadline from {@link pollTimeout} has passed. */
   handleTimeout(now: number): void {
-    this.advance(now);
+    this.advance(now, true);
   }
 
   /**
@@ -587,7 +587,13 @@ export class FecReceiver {
   }
 
   /** Expires old groups and closes stats intervals up to `now`. */
-  private advance(now: number): void {
+  /**
+   * Retires expired groups and closes the stats interval when due. Only a timeout
+   * (`giveUp`) makes the sliding-window decoder give sources up: a shard never does, so
+   * that after a stall of the process the shards queued meanwhile (a repair, a late
+   * source) all count before the late timeout (see sliding-window-decoder.ts).
+   */
+  private advance(now: number, giveUp: boolean): void {
     if (Number.isNaN(this.nextStatsMs)) {
       this.statsStartMs = now;
       this.nextStatsMs = now + this.statsIntervalMs;
@@ -601,7 +607,7 @@ export class FecReceiver {
       this.expiresAtMs = this.expiresAtMs.slice(this.expiryHead);
       this.expiryHead = 0;
     }
-    if (this.slidingWindow !== undefined && now >= this.nextStatsMs) {
+    if (giveUp && this.slidingWindow !== undefined && now >= this.nextStatsMs) {
       // Sources given up by now count in the interval that closes.
       this.slidingWindow.handleTimeout(now);
       this.drainSlidingWindow();

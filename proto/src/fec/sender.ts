@@ -264,6 +264,15 @@ export class FecSender {
   }
 
   /**
+   * Command (mode `sw`; a no-op otherwise): the next sources go to another receiver than
+   * the previous ones; the repairs scheduled go out now and later repairs cover only
+   * later sources (see {@link SlidingWindowEncoder.restartWindow}).
+   */
+  restartWindow(now: number): void {
+    this.slidingWindow?.restartWindow(now);
+  }
+
+  /**
    * Input: the receiver's stats for one interval, as relayed back by the tunnel. Passed
    * to the controller (if any), whose decision takes effect at once.
    * @param rttMs the current round-trip estimate, when the driver has one

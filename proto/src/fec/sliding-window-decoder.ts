@@ -17,8 +17,12 @@
  *
  * Window: the decoder tracks the last `windowPackets` source seqs (those up to the
  * highest seq any shard has shown it). A missing source is given up — counted lost,
- * never delivered afterwards — `windowMs` after the decoder learnt it existed (the
- * latency budget), or when it leaves the tracked seqs. A given-up source stays an
+ * never delivered afterwards — by the first {@link SlidingWindowDecoder.handleTimeout}
+ * at or after `windowMs` from when the decoder learnt it existed (the latency budget,
+ * {@link SlidingWindowDecoder.pollTimeout}), or when it leaves the tracked seqs. Shards
+ * never give anything up by their arrival time: after a stall of the process the
+ * driver feeds what its socket queued meanwhile (a repair, a late source) before the
+ * late timeout, and those still count. A given-up source stays an
  * unknown of the system until it leaves, so repairs that cover it still help rebuild
  * the others. A shard older than the tracked seqs is dropped as late.
  *
@@ -196,7 +200,6 @@ export class SlidingWindowDecoder {
    * `payload` is read during the call only. Bad lengths are counted, never thrown.
    */
   handleSource(nowMs: number, seq: number, payload: Uint8Array): void {
-    this.advanceTime(nowMs);
     seq >>>= 0;
     if (payload.length > this.maxPayloadBytes) {
       this.totals.malformed++;
@@ -243,7 +246,6 @@ export class SlidingWindowDecoder {
    * counted, never thrown.
    */
   handleRepair(nowMs: number, firstSeq: number, count: number, seed: number, payload: Uint8Array): void {
-    this.advanceTime(nowMs);
     firstSeq >>>= 0;
     this.totals.repairsReceived++;
     if (!Number.isInteger(count) || count < 1 || count > SLIDING_WINDOW_PACKETS_MAX || payload.length < FEC_LENGTH_PREFIX_BYTES || payload.length > this.maxPayloadBytes + FEC_LENGTH_PREFIX_BYTES) {
@@ -294,7 +296,7 @@ export class SlidingWindowDecoder {
     this.drainSolved();
   }
 
-  /** Input: a deadline from {@link pollTimeout} has passed (calling early is harmless). */
+  /** Input: a deadline from {@link pollTimeout} has passed (calling early is harmless); the only input that gives sources up. */
   handleTimeout(nowMs: number): void {
     this.advanceTime(nowMs);
   }

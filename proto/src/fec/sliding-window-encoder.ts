@@ -14,8 +14,10 @@
  * What goes on the wire: a source packet leaves at once, unchanged, with the next
  * source seq. Each source earns `repairsPerSource` repairs (fractional rates add up: 0.5
  * is one repair every second source); the i-th repair earned by a source is due
- * i·`repairSpacingMs` after it (0: right behind it). A repair covers the window as it
- * is when the repair is due: the newest sources, at most `windowPackets` of them and
+ * i·`repairSpacingMs` after it (0: right behind it), or earlier in a burst: the
+ * repairs still scheduled when the window is full go out before the next source, which
+ * would otherwise evict sources no repair has covered yet. A repair covers the window as
+ * it is when the repair goes out: the newest sources, at most `windowPackets` of them and
  * none sent more than `windowMs` ago (the latency budget: a source older than that is
  * not worth rebuilding). So an isolated loss is repaired by the next repair, a few ms
  * later, rather than by the next source packet.
@@ -221,6 +223,7 @@ export class SlidingWindowEncoder {
     const length = payload.length;
     if (length > this.maxPayloadBytes) throw new RangeError(`FEC payload of ${length} bytes exceeds maxPayloadBytes ${this.maxPayloadBytes}`);
     this.runDue(nowMs);
+    this.flushBeforeEviction(nowMs);
     const seq = this.nextSourceSeq;
     this.nextSourceSeq = (seq + 1) >>> 0;
     const id = this.pool.acquire();
@@ -257,6 +260,19 @@ export class SlidingWindowEncoder {
   }
 
   /**
+   * Command: the sources sent so far go elsewhere than the next ones (the tunnel moved
+   * them to another relay): the repairs still scheduled go out now, over the window as
+   * it is, and the window starts afresh, so later repairs cover only later sources.
+   * Without it every repair for the next `windowPackets` sources would straddle the move
+   * and be useless to either side.
+   */
+  restartWindow(nowMs: number): void {
+    for (let i = 0; i < this.dueCount; i++) this.emitRepair(nowMs);
+    this.dueCount = 0;
+    this.trimWindow(nowMs, 0);
+  }
+
+  /**
    * Output: the next shard to send. Writes its payload into `out` (which must hold
    * {@link maxShardBytes}) and returns its header fields in a reused object, or
    * undefined when nothing is queued.
@@ -290,6 +306,23 @@ export class SlidingWindowEncoder {
   /** Output: when {@link handleTimeout} should next be called (ms), or undefined when no repair is scheduled. */
   pollTimeout(): number | undefined {
     return this.dueCount > 0 ? this.dueMs[0] : undefined;
+  }
+
+  /**
+   * A burst — sources faster than the repair spacing, such as a backlog released after a
+   * stall of the sender or of the path before it — would push sources out of the window
+   * before the repairs they earned go out, and those sources would have no repair at all
+   * (seen: 28 of a 40-answer burst uncovered, 7 of them lost at 30 % loss). So when the
+   * window is full and repairs are still scheduled, they go out now, over the window as
+   * it is, before the next source evicts the oldest. At game rates the repairs are long
+   * gone by the next source, and nothing changes.
+   */
+  private flushBeforeEviction(nowMs: number): void {
+    if (this.dueCount === 0) return;
+    this.trimWindow(nowMs, this.params.windowPackets);
+    if (this.windowCount < this.params.windowPackets) return;
+    for (let i = 0; i < this.dueCount; i++) this.emitRepair(nowMs);
+    this.dueCount = 0;
   }
 
   /** Emits every repair due by `nowMs`, in due order. */

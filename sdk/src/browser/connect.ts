@@ -42,6 +42,10 @@ export type { TicketGrant } from '../core/connect-options.js';
 export const BROWSER_RELAYS_MAX_DEFAULT = 3;
 /** How long the Close frames get to leave before the peer connections close, ms. */
 const CLOSE_LINGER_MS = 200;
+/** A timer this late (ms) was held up by a busy page: its timeout waits for the messages queued meanwhile (see kit/late-timer.ts, the Node drivers' version). */
+const LATE_TIMER_MS = 5;
+/** Tasks a late timeout waits at most while messages keep arriving. */
+const LATE_TIMER_DEFERRALS_MAX = 8;
 
 /** Options of the browser {@link connect}. */
 export interface BrowserConnectOptions extends ConnectOptionsBase {
@@ -96,6 +100,11 @@ function toBytes(value: Uint8Array | string, what: string, bytes?: number): Uint
 /** A live tunnel from the page; see {@link connect}. */
 export class BrowserConnection extends Emitter<BrowserConnectionEvents> {
   private timer: ReturnType<typeof setTimeout> | undefined;
+  private timerDeadlineMs = Number.POSITIVE_INFINITY;
+  /** Messages fed to the core (a late timeout waits while they keep coming). */
+  private inputs = 0;
+  /** A late timeout is waiting for queued messages (re-arming waits for it). */
+  private deferring = false;
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private isClosed = false;
   private lastPath: PathInfo | undefined;
@@ -116,6 +125,7 @@ export class BrowserConnection extends Emitter<BrowserConnectionEvents> {
     super();
     transport.onReceive((bytes, from) => {
       if (this.isClosed) return;
+      this.inputs++;
       this.core.handleDatagram(performance.now(), from, bytes);
       this.flush();
     });
@@ -276,13 +286,29 @@ export class BrowserConnection extends Emitter<BrowserConnectionEvents> {
     }
     for (let tx = core.pollTransmit(); tx !== undefined; tx = core.pollTransmit()) this.transport.send(tx.bytes, tx.to);
     serveMacJobs(core, this.hmac, () => performance.now(), () => this.isClosed || this.flush());
+    if (this.deferring) return;
     const at = core.pollTimeout();
     clearTimeout(this.timer);
+    this.timerDeadlineMs = at ?? Number.POSITIVE_INFINITY;
     if (at !== undefined) this.timer = setTimeout(() => this.onTimer(), Math.max(0, at - performance.now()));
   }
 
-  private onTimer(): void {
+  /**
+   * The core's timer. One that fired more than {@link LATE_TIMER_MS} late (the page was
+   * busy) first yields a task, and again while messages arrived meanwhile (up to
+   * {@link LATE_TIMER_DEFERRALS_MAX}), so that the data channels' queued messages (an FEC
+   * repair, say) reach the core before it gives anything up. Best effort: a browser
+   * orders its timer and network tasks as it likes.
+   */
+  private onTimer(turns = 0, inputsBefore = 0): void {
     if (this.isClosed) return;
+    if ((turns === 0 && performance.now() - this.timerDeadlineMs > LATE_TIMER_MS) || (turns > 0 && this.inputs !== inputsBefore && turns < LATE_TIMER_DEFERRALS_MAX)) {
+      this.deferring = true;
+      const inputs = this.inputs;
+      this.timer = setTimeout(() => this.onTimer(turns + 1, inputs), 0);
+      return;
+    }
+    this.deferring = false;
     this.core.handleTimeout(performance.now());
     this.flush();
   }

@@ -77,6 +77,7 @@ import { ErrorCode } from '../../../proto/src/errors.js';
 import { HEADER_BYTES, PacketType, parseHeader, sessionIdFromHex } from '../../../proto/src/header.js';
 import type { Endpoint } from '../../../proto/src/transport.js';
 import { fecStatsFromMessage } from '../../../proto/src/wire-frames.js';
+import { LINGER_MS } from './constants.js';
 import { RelaySelector, type SelectionEvent } from './relay-selector.js';
 import { TunnelContext } from './tunnel/context.js';
 import { DataPath } from './tunnel/data-path.js';
@@ -422,8 +423,11 @@ export class TunnelClient {
       this.probing.hurry(nowMs, link);
       // It may also have lost our session (a crash and restart, where a keepalive would
       // re-create it under a fresh downstream numbering our receiver would reject): drop
-      // ours now, so that choosing it again opens a fresh one.
-      if (link.id !== ctx.currentId && (link.sessionState === 'open' || link.sessionState === 'opening') && ctx.selector.isUnreachable(link.id)) this.links.closeSession(link);
+      // ours now, so that choosing it again opens a fresh one. It drains for LINGER_MS,
+      // and only then gets our Close: what it still sends (the origin's answers to what it
+      // carried, held up in a stalled queue, say) is delivered — UDP would deliver it
+      // late, and a game prefers late data to none.
+      if (link.id !== ctx.currentId && (link.sessionState === 'open' || link.sessionState === 'opening') && ctx.selector.isUnreachable(link.id)) this.links.closeSession(link, nowMs + LINGER_MS);
     }
     this.links.lingerUnused(nowMs);
   }

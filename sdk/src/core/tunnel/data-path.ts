@@ -44,6 +44,8 @@ export class DataPath {
   /** The upstream adaptive controller, made with the sender (its family follows the session's mode); undefined while fixed or not started. */
   private controller: FecController | undefined = undefined;
   private sender: FecSender | undefined = undefined;
+  /** The relay the latest FEC-coded source went to (a change restarts the sliding window). */
+  private sourceTarget: RelayLink | undefined = undefined;
   /** Datagrams the app sent / received. */
   packetsSent = 0;
   packetsReceived = 0;
@@ -119,6 +121,18 @@ export class DataPath {
     const sender = this.sender;
     if (sender !== undefined && payload.length <= sender.maxPayloadBytes) {
       this.controller?.handlePacket(nowMs, payload.length);
+      // Sources move to another relay (a failover, a switch, a tentative move and back):
+      // the repairs owed to the earlier ones leave now, to their relay, and the window
+      // restarts, so the next sources' repairs reach the relay that has their sources
+      // (repairs that straddle a move are not sent at all, see shardLink).
+      const target = this.target(nowMs);
+      if (target !== this.sourceTarget) {
+        if (this.sourceTarget !== undefined) {
+          sender.restartWindow(nowMs);
+          this.drainSender(nowMs);
+        }
+        this.sourceTarget = target;
+      }
       sender.push(nowMs, payload);
       this.drainSender(nowMs);
       return;
@@ -243,7 +257,8 @@ export class DataPath {
 
   /** A Data or Parity packet from `link`; its header is the context's, `bytes` is the whole datagram. */
   onData(nowMs: number, link: RelayLink, bytes: Uint8Array): void {
-    if (link.sessionState !== 'open') return;
+    // A session closed on a failover still delivers what its relay had sent (relay-link.ts, closeSession).
+    if (link.sessionState !== 'open' && !(link.sessionState === 'closed' && nowMs < link.drainUntilMs)) return;
     const h = this.ctx.header;
     const payload = bytes.subarray(HEADER_BYTES);
     if (h.fecDataCount === 0 || link.receiver === undefined) {

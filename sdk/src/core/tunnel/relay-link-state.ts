@@ -33,6 +33,15 @@ export class RelayLink {
   nextProbeMs = 0;
   initialProbesLeft = C.PROBE_INITIAL_COUNT;
   lingerUntilMs = Number.POSITIVE_INFINITY;
+  /**
+   * Until when (ms) the data of a session we closed on failing over away from this relay
+   * is still delivered: what the relay sent before our Close reached it (in flight, or
+   * held up in a stalled queue) arrives late, and UDP would have delivered it. −∞ when
+   * not draining.
+   */
+  drainUntilMs = Number.NEGATIVE_INFINITY;
+  /** While draining: our Close is still to be sent (at the drain's end, or when the connection closes). */
+  closeOwed = false;
   /** Plain (k = 0) downstream/upstream numbering when FEC is off. */
   plainSequence = 0;
   /** Application packets delivered from this relay's session. */

@@ -81,7 +81,7 @@ export class RelayLinks {
     const listed = new Set(chosen.map((c) => c.id));
     for (const [id, link] of relays) {
       if (listed.has(id) || id === this.ctx.currentId || id === this.ctx.backupId) continue;
-      if (link.sessionState === 'open' || link.sessionState === 'opening') this.closeSession(link);
+      if (link.sessionState === 'open' || link.sessionState === 'opening' || link.closeOwed) this.closeSession(link);
       relays.delete(id);
       this.forgetEndpoints(link);
     }
@@ -127,6 +127,7 @@ export class RelayLinks {
   /** Starts opening `link`'s session unless it is open, opening or retrying a refusal; it no longer lingers. */
   ensureSession(nowMs: number, link: RelayLink): void {
     link.lingerUntilMs = Number.POSITIVE_INFINITY;
+    this.endDrain(link);
     if (link.sessionState === 'open' || link.sessionState === 'opening' || link.sessionState === 'refused') return;
     link.sessionState = 'opening';
     link.openAttempts = 0;
@@ -160,18 +161,38 @@ export class RelayLinks {
     }
   }
 
-  /** Ends `link`'s session (an authenticated Close when it was open or opening). */
-  closeSession(link: RelayLink): void {
+  /**
+   * Ends `link`'s session (an authenticated Close when it was open or opening, or owed).
+   * With `drainUntilMs` (an open session only) it drains instead: the session is closed
+   * here, but the data the relay still sends is delivered until then (see
+   * {@link RelayLink.drainUntilMs}), and our Close goes at the drain's end — until the
+   * relay reads it, it forwards the origin's answers to what it carried (in flight, or
+   * held while the relay or its path was stalled), which a Close sent now would drop.
+   */
+  closeSession(link: RelayLink, drainUntilMs?: number): void {
     const ctx = this.ctx;
-    if (link.sessionState === 'open' || link.sessionState === 'opening') ctx.macs.sendClose(link.tunnel);
-    if (link.sessionState !== 'refused') link.sessionState = 'closed';
-    link.receiver = undefined;
     link.nextOpenMs = Number.POSITIVE_INFINITY;
+    if (drainUntilMs !== undefined && link.sessionState === 'open') {
+      link.sessionState = 'closed';
+      link.drainUntilMs = drainUntilMs;
+      link.closeOwed = true;
+      return;
+    }
+    if (link.sessionState === 'open' || link.sessionState === 'opening' || link.closeOwed) ctx.macs.sendClose(link.tunnel);
+    if (link.sessionState !== 'refused') link.sessionState = 'closed';
+    this.endDrain(link);
+  }
+
+  /** Stops delivering a closed session's late data (and drops its receiver); a Close still owed is no longer (the caller sends it or the session goes on). */
+  private endDrain(link: RelayLink): void {
+    link.drainUntilMs = Number.NEGATIVE_INFINITY;
+    link.closeOwed = false;
+    if (link.sessionState !== 'open') link.receiver = undefined;
   }
 
   /** Ends every open or opening session. */
   closeAll(): void {
-    for (const link of this.ctx.relays.values()) if (link.sessionState === 'open' || link.sessionState === 'opening') this.closeSession(link);
+    for (const link of this.ctx.relays.values()) if (link.sessionState === 'open' || link.sessionState === 'opening' || link.closeOwed) this.closeSession(link);
   }
 
   /** The connection cannot continue: end every session and say why (`code` is a stable `SLIP_ERR_*`). Once only. */
@@ -267,7 +288,7 @@ export class RelayLinks {
       return;
     }
     link.sessionState = 'closed';
-    link.receiver = undefined;
+    this.endDrain(link);
     if (reason === ErrorCode.TicketRevoked) {
       this.fail(reason, `relay ${link.id} ended the session: the ticket was revoked (${message})`);
       return;
@@ -303,8 +324,12 @@ export class RelayLinks {
 
   // ------------------------------------------------------------------ per-relay timers
 
-  /** Closes `link`'s session when its linger ran out and it is neither current nor backup. */
+  /** Ends `link`'s drain when its time is up; closes its session when its linger ran out and it is neither current nor backup. */
   expireLinger(nowMs: number, link: RelayLink): void {
+    if (link.drainUntilMs <= nowMs && link.drainUntilMs !== Number.NEGATIVE_INFINITY) {
+      if (link.closeOwed) this.ctx.macs.sendClose(link.tunnel);
+      this.endDrain(link);
+    }
     if (link.lingerUntilMs > nowMs) return;
     link.lingerUntilMs = Number.POSITIVE_INFINITY;
     if (link.id !== this.ctx.currentId && link.id !== this.ctx.backupId) this.closeSession(link);
@@ -333,6 +358,7 @@ export class RelayLinks {
     if (link.sessionState === 'opening' || link.sessionState === 'refused') at = earlier(at, link.nextOpenMs, after);
     if (link.sessionState === 'open') at = earlier(at, link.lastTxMs + C.KEEPALIVE_MS, after);
     at = earlier(at, link.lingerUntilMs, after);
+    if (link.drainUntilMs !== Number.NEGATIVE_INFINITY) at = earlier(at, link.drainUntilMs, after);
     if (link.receiver !== undefined) at = earlier(at, link.receiver.pollTimeout(), after);
     return at;
   }
