@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeControl } from '../../proto/src/control.js';
@@ -20,18 +19,14 @@ import { HEADER_BYTES, PacketHeader, PacketType, parseHeader, writeHeader } from
 import { buildControlPacket } from '../../proto/src/wire.js';
 import { SLIDING_WINDOW_RECEIVER_WAIT_MS_MIN } from '../../proto/src/fec/receiver.js';
 import { connect } from '../src/connect.js';
+import { freePort } from '../../kit/free-port.js';
 
 const HIGH = 0x01234567;
 const LOW = 0x89abcdef;
 const grant = { sessionId: '0123456789abcdef', ticket: new Uint8Array(100), sessionKey: new Uint8Array(32) };
 
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/** A TCP port on 127.0.0.1 nothing listens on (it was free a moment ago). */
+const closedPort = (): Promise<number> => freePort('tcp');
 
 interface Shard {
   readonly bytes: Uint8Array;

@@ -9,7 +9,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,14 +16,10 @@ import type { RouteAnswer } from '../../kit/coordinator-client.js';
 import { ErrorCode } from '../../proto/src/errors.js';
 import { candidatesFromRoute, connect } from '../src/connect.js';
 import { SlipstreamError } from '../src/errors.js';
+import { freePort } from '../../kit/free-port.js';
 
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/** A TCP port on 127.0.0.1 nothing listens on (it was free a moment ago). */
+const closedPort = (): Promise<number> => freePort('tcp');
 
 async function withCache(candidates: unknown[]): Promise<{ coordinator: string; cacheFile: string; cleanup: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), 'slipstream-sdk-connect-'));
