@@ -267,8 +267,7 @@ export class SlidingWindowEncoder {
    * and be useless to either side.
    */
   restartWindow(nowMs: number): void {
-    for (let i = 0; i < this.dueCount; i++) this.emitRepair(nowMs);
-    this.dueCount = 0;
+    this.emitAllDue(nowMs);
     this.trimWindow(nowMs, 0);
   }
 
@@ -317,12 +316,17 @@ export class SlidingWindowEncoder {
    * it is, before the next source evicts the oldest. At game rates the repairs are long
    * gone by the next source, and nothing changes.
    */
+  /** Sends every repair still scheduled now, over the window as it is. */
+  private emitAllDue(nowMs: number): void {
+    for (let i = 0; i < this.dueCount; i++) this.emitRepair(nowMs);
+    this.dueCount = 0;
+  }
+
   private flushBeforeEviction(nowMs: number): void {
     if (this.dueCount === 0) return;
     this.trimWindow(nowMs, this.params.windowPackets);
     if (this.windowCount < this.params.windowPackets) return;
-    for (let i = 0; i < this.dueCount; i++) this.emitRepair(nowMs);
-    this.dueCount = 0;
+    this.emitAllDue(nowMs);
   }
 
   /** Emits every repair due by `nowMs`, in due order. */

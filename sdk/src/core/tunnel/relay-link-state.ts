@@ -41,7 +41,9 @@ export class RelayLink {
    */
   drainUntilMs = Number.NEGATIVE_INFINITY;
   /** While draining: our Close is still to be sent (at the drain's end, or when the connection closes). */
-  closeOwed = false;
+  get closeOwed(): boolean {
+    return this.drainUntilMs !== Number.NEGATIVE_INFINITY;
+  }
   /** Plain (k = 0) downstream/upstream numbering when FEC is off. */
   plainSequence = 0;
   /** Application packets delivered from this relay's session. */

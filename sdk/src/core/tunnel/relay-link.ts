@@ -175,7 +175,6 @@ export class RelayLinks {
     if (drainUntilMs !== undefined && link.sessionState === 'open') {
       link.sessionState = 'closed';
       link.drainUntilMs = drainUntilMs;
-      link.closeOwed = true;
       return;
     }
     if (link.sessionState === 'open' || link.sessionState === 'opening' || link.closeOwed) ctx.macs.sendClose(link.tunnel);
@@ -186,7 +185,6 @@ export class RelayLinks {
   /** Stops delivering a closed session's late data (and drops its receiver); a Close still owed is no longer (the caller sends it or the session goes on). */
   private endDrain(link: RelayLink): void {
     link.drainUntilMs = Number.NEGATIVE_INFINITY;
-    link.closeOwed = false;
     if (link.sessionState !== 'open') link.receiver = undefined;
   }
 
@@ -326,7 +324,7 @@ export class RelayLinks {
 
   /** Ends `link`'s drain when its time is up; closes its session when its linger ran out and it is neither current nor backup. */
   expireLinger(nowMs: number, link: RelayLink): void {
-    if (link.drainUntilMs <= nowMs && link.drainUntilMs !== Number.NEGATIVE_INFINITY) {
+    if (link.closeOwed && link.drainUntilMs <= nowMs) {
       if (link.closeOwed) this.ctx.macs.sendClose(link.tunnel);
       this.endDrain(link);
     }
@@ -358,7 +356,7 @@ export class RelayLinks {
     if (link.sessionState === 'opening' || link.sessionState === 'refused') at = earlier(at, link.nextOpenMs, after);
     if (link.sessionState === 'open') at = earlier(at, link.lastTxMs + C.KEEPALIVE_MS, after);
     at = earlier(at, link.lingerUntilMs, after);
-    if (link.drainUntilMs !== Number.NEGATIVE_INFINITY) at = earlier(at, link.drainUntilMs, after);
+    if (link.closeOwed) at = earlier(at, link.drainUntilMs, after);
     if (link.receiver !== undefined) at = earlier(at, link.receiver.pollTimeout(), after);
     return at;
   }
